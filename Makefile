@@ -73,7 +73,35 @@ test: deps
 asan:
 	$(MAKE) BUILD=build-asan CC=clang OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	    ZG_ASAN=1 unit integration
+	    EXTRA_CFLAGS=-DZG_DEBUG ZG_ASAN=1 unit integration
+
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_SECONDS ?= 20
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 \
+	    SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
+	    EXTRA_CFLAGS=-DZG_DEBUG build-fuzz/libzg.a fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libzg.a
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libzg.a $(LDLIBS)
+
+fuzz-smoke: fuzz
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  mkdir -p build-fuzz/corpus-$$n; \
+	  dict=""; [ -f tests/fuzz/$$n.dict ] && dict="-dict=tests/fuzz/$$n.dict"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
+	      build-fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; done
+
+microbench: $(BUILD)/libzg.a
+	$(CC) $(CFLAGS) -o $(BUILD)/microbench bench/microbench.c $(BUILD)/libzg.a $(LDLIBS)
+	$(BUILD)/microbench
+
+bench: deps all
+	sh bench/run.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -1,0 +1,47 @@
+/* zg_limit_conn.h — concurrent requests per key in a shared zone (nginx's limit_conn),
+ * with per-worker shares so a dead worker's counts can be given back. */
+#ifndef ZG_LIMIT_CONN_H
+#define ZG_LIMIT_CONN_H
+
+#include "zg_conf.h"
+#include "zg_vars.h"
+#include "zg_zone.h"
+
+/* the worker slot (0..ZG_MAX_WORKERS-1) this process counts its holds under;
+ * set by the master right after fork */
+extern int zg_worker_slot;
+
+int zg_limit_conn_zone_init(zg_zone_t *zone, void *old_data);
+
+typedef struct {
+    zg_zone_t *zone;
+    void *node;          /* private: the held entry */
+} zg_limit_conn_hold_t;
+
+/* Takes one slot per limit of limits[0..n) in order.  On ZG_OK holds[0..*nholds)
+ * must later be given to zg_limit_conn_release (exactly once).  If a limit is
+ * over its count: everything taken is given back and ZG_BUSY is returned (or, with
+ * dry_run, the request passes holding nothing more for that limit and *status says
+ * REJECTED_DRY_RUN).  ZG_ERROR: zone full after expiry ("could not allocate node").
+ * *status gets ZG_LIMIT_PASSED / REJECTED / REJECTED_DRY_RUN. */
+int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run,
+                          int log_level, const zg_var_ctx_t *ctx,
+                          zg_limit_conn_hold_t *holds, int *nholds, int *status);
+
+void zg_limit_conn_release(zg_limit_conn_hold_t *holds, int nholds);
+
+/* master: give back every count that worker `slot` held in this zone (it died) */
+void zg_limit_conn_forget_worker(zg_zone_t *zone, int slot);
+
+typedef struct {
+    uint64_t passed, rejected, rejected_dry_run;
+    uint64_t current;    /* requests held now, all keys */
+    uint64_t entries;
+    uint64_t alloc_fails;
+} zg_limit_conn_stats_t;
+
+void zg_limit_conn_stats(zg_zone_t *zone, zg_limit_conn_stats_t *out);
+/* current count for a key (tests); 0 if absent */
+uint32_t zg_limit_conn_count(zg_zone_t *zone, const void *key, size_t len);
+
+#endif

@@ -1,0 +1,50 @@
+/* zg_limit_req.h — leaky bucket per key in a shared zone (nginx's limit_req). */
+#ifndef ZG_LIMIT_REQ_H
+#define ZG_LIMIT_REQ_H
+
+#include "zg_conf.h"
+#include "zg_vars.h"
+#include "zg_zone.h"
+
+/* zone->init for ZG_ZONE_LIMIT_REQ zones (zone->conf is the zg_limit_req_zone_conf_t).
+ * A reused zone whose key or rate changed is refused: ZG_ERROR, logged. */
+int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data);
+
+/* Outcome of all limit_req of a location for one request. */
+typedef struct {
+    int status;          /* ZG_LIMIT_PASSED / DELAYED / REJECTED / *_DRY_RUN */
+    zg_msec_t delay;     /* > 0: wait this long, then go on (DELAYED) */
+    int limit;           /* index of the limit that decided a rejection or the delay */
+    /* for limit_req_headers (the limit with the least remaining) */
+    uint64_t policy_q;   /* burst + 1 requests ... per policy_w seconds */
+    uint64_t policy_w;
+    uint64_t remaining;  /* whole requests left before rejection */
+    uint64_t reset;      /* seconds until the bucket is empty */
+    uint64_t retry_after;/* seconds, >= 1, on rejection */
+    const char *zone_name;
+} zg_limit_req_result_t;
+
+/* Runs limits[0..n) in order exactly as nginx's handler does (every limit is looked
+ * up, only a request all pass is charged; the longest delay wins).  Keys are
+ * evaluated against ctx; an empty key is not limited.  `now` is zg_time_msec().
+ * Returns ZG_OK (pass or delay: see res->delay), ZG_BUSY (reject: answer
+ * limit_req_status) or ZG_ERROR (zone full even after expiry: also answer
+ * limit_req_status; logged "could not allocate node").  Dry run: never rejects or
+ * delays, but res->status says what would have happened.  Logs rejections and
+ * delays at log_level (delays one level lower) with zone and key. */
+int zg_limit_req_check(const zg_limit_req_conf_t *limits, int n, int dry_run,
+                       int log_level, const zg_var_ctx_t *ctx, zg_msec_t now,
+                       zg_limit_req_result_t *res);
+
+/* Counters kept in each zone's shared root (all workers) */
+typedef struct {
+    uint64_t passed, delayed, rejected, delayed_dry_run, rejected_dry_run;
+    uint64_t entries;    /* nodes in the tree now */
+    uint64_t evicted;    /* nodes expired by LRU to make room */
+    uint64_t alloc_fails;
+} zg_limit_req_stats_t;
+
+/* copies the zone's counters under its lock */
+void zg_limit_req_stats(zg_zone_t *zone, zg_limit_req_stats_t *out);
+
+#endif
