@@ -1,0 +1,139 @@
+/* zg_http.h — HTTP/1.x parsing (llhttp) plus zonegate's own strictness checks, and
+ * small response writers.  A zg_http_in_t turns the bytes of one client connection
+ * into requests: heads (kept in memory while the request lives), body pieces
+ * (decoded: chunked framing removed), and ends of messages.  zg_http_resp_t does the
+ * same for an upstream's responses. */
+#ifndef ZG_HTTP_H
+#define ZG_HTTP_H
+
+#include "zg_core.h"
+
+#define ZG_HTTP_MAX_HEADERS 128
+
+typedef struct {
+    zg_str_t method;            /* "GET" */
+    int method_id;              /* llhttp_method_t */
+    zg_str_t target;            /* request-target as received: "/a/b?x=1" */
+    zg_str_t path;              /* "/a/b" */
+    zg_str_t args;              /* "x=1" (empty when no '?') */
+    zg_str_t request_line;      /* without CRLF */
+    int http_major, http_minor;
+    zg_str_t names[ZG_HTTP_MAX_HEADERS];
+    zg_str_t values[ZG_HTTP_MAX_HEADERS]; /* OWS trimmed */
+    size_t nhdrs;
+    zg_str_t host;              /* Host value lowercased, port stripped (points into
+                                   a private copy); empty if none */
+    int64_t content_length;     /* -1: none */
+    size_t head_len;            /* bytes of request line + headers + CRLF */
+    unsigned chunked : 1;       /* Transfer-Encoding: chunked */
+    unsigned keepalive : 1;     /* connection may be reused after this request */
+    unsigned expect_continue : 1;
+    unsigned has_body : 1;      /* content_length > 0 or chunked */
+} zg_http_req_t;
+
+typedef struct zg_http_in_s zg_http_in_t;
+
+typedef struct {
+    /* head parsed and checked; req valid until zg_http_in_next() */
+    void (*on_head)(void *data, zg_http_req_t *req);
+    /* a piece of the request body (decoded); p valid only during the call */
+    void (*on_body)(void *data, const char *p, size_t n);
+    /* the request (head and body) is complete */
+    void (*on_done)(void *data);
+} zg_http_in_handlers_t;
+
+typedef struct {
+    size_t line_max;            /* request line longer -> 414 (large_client_header_buffers size) */
+    size_t head_max;            /* whole head larger -> 431 (number * size) */
+    int64_t body_max;           /* Content-Length or chunked total over -> 413; 0 = no limit */
+} zg_http_limits_t;
+
+/* Creates the parser of one client connection.  NULL on malloc failure. */
+zg_http_in_t *zg_http_in_create(const zg_http_limits_t *limits,
+                                const zg_http_in_handlers_t *h, void *data);
+void zg_http_in_destroy(zg_http_in_t *in);
+
+/* Buffer for the next read (libuv alloc_cb): returns where to read, *len its size. */
+char *zg_http_in_buffer(zg_http_in_t *in, size_t *len);
+
+/* Parses n bytes just read into that buffer, calling the handlers.  After on_head
+ * and after on_done the parser stops (does not parse further bytes, which stay
+ * buffered) until zg_http_in_resume() (after on_head: go on with the body) or
+ * zg_http_in_next() (after on_done: the request is finished, drop its head and go
+ * on with the next pipelined request).  Returns ZG_OK (wants more bytes), ZG_AGAIN
+ * (stopped as above), or an HTTP status >= 400 for bad input (400, 408 never,
+ * 413, 414, 431, 501 for unknown Transfer-Encoding...): answer it and close. */
+int zg_http_in_feed(zg_http_in_t *in, size_t n);
+
+/* Continue parsing buffered bytes (after a stop).  Same returns as feed. */
+int zg_http_in_resume(zg_http_in_t *in);
+int zg_http_in_next(zg_http_in_t *in);
+
+/* 1 if the client sent bytes of a next request already (pipelining) */
+int zg_http_in_pending(const zg_http_in_t *in);
+/* the connection closed (EOF) while a request was partly read: 1; idle EOF: 0 */
+int zg_http_in_eof(zg_http_in_t *in);
+/* reason text of the last error status (for the error log) */
+const char *zg_http_in_error(const zg_http_in_t *in);
+
+/* ---- upstream responses ---- */
+
+typedef struct {
+    int status;
+    int http_major, http_minor;
+    zg_str_t reason;
+    zg_str_t names[ZG_HTTP_MAX_HEADERS];
+    zg_str_t values[ZG_HTTP_MAX_HEADERS];
+    size_t nhdrs;
+    int64_t content_length;     /* -1: none */
+    unsigned chunked : 1;
+    unsigned keepalive : 1;     /* upstream connection reusable after the body */
+    unsigned no_body : 1;       /* HEAD request, 1xx, 204, 304 */
+    unsigned until_close : 1;   /* body ends when the upstream closes */
+} zg_http_resp_head_t;
+
+typedef struct zg_http_resp_s zg_http_resp_t;
+
+typedef struct {
+    void (*on_head)(void *data, zg_http_resp_head_t *head); /* valid until next head */
+    void (*on_body)(void *data, const char *p, size_t n);   /* decoded body piece */
+    void (*on_done)(void *data);                            /* response complete */
+} zg_http_resp_handlers_t;
+
+/* head_max: response head larger -> error.  Returns NULL on malloc failure. */
+zg_http_resp_t *zg_http_resp_create(size_t head_max, const zg_http_resp_handlers_t *h,
+                                    void *data);
+void zg_http_resp_destroy(zg_http_resp_t *r);
+/* Ready for a new response; head_request = the request was HEAD (no body). */
+void zg_http_resp_reset(zg_http_resp_t *r, int head_request);
+char *zg_http_resp_buffer(zg_http_resp_t *r, size_t *len);
+/* Parses n bytes just read.  ZG_OK (more wanted), ZG_DONE (response complete; bytes
+ * after it are an error: the upstream sent more than one response), ZG_ERROR
+ * (malformed: 502 if no head was passed on, else abort). */
+int zg_http_resp_feed(zg_http_resp_t *r, size_t n);
+/* the upstream closed: ZG_DONE if that ends the body (until_close), else ZG_ERROR */
+int zg_http_resp_eof(zg_http_resp_t *r);
+
+/* ---- writers ---- */
+
+const char *zg_http_reason(int status);
+
+/* Writes a complete response with a small body into buf (snprintf semantics):
+ * "HTTP/1.1 429 Too Many Requests\r\nServer: zonegate\r\nDate: ...\r\n
+ * Content-Type: text/html\r\nContent-Length: N\r\nConnection: keep-alive|close\r\n
+ * <extra>\r\n<body>".  extra: extra header lines, each ending in CRLF, may be NULL.
+ * body NULL: nginx-like HTML error page for the status (none for 204/304). */
+size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
+                              const char *extra, const char *content_type,
+                              const char *body, size_t body_len, int head_request);
+
+/* current "Date" value, "Wed, 25 Nov 2026 06:12:01 GMT", cached per second */
+const char *zg_http_date(void);
+
+/* 1 if the header is hop-by-hop (Connection, Keep-Alive, Proxy-Connection, TE,
+ * Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate? no) */
+int zg_http_hop_by_hop(const zg_str_t *name);
+/* case-insensitive header name equality */
+int zg_http_name_eq(const zg_str_t *name, const char *lit, size_t litlen);
+
+#endif
