@@ -7,6 +7,29 @@
 #include <string.h>
 #include <unistd.h>
 
+/* getpid() is a system call since glibc 2.25: cache it, reset in a fork child */
+static pid_t zg_shmtx_pid;
+static pthread_once_t zg_shmtx_once = PTHREAD_ONCE_INIT;
+
+static void zg_shmtx_forked(void)
+{
+    zg_shmtx_pid = getpid();
+}
+
+static void zg_shmtx_setup(void)
+{
+    zg_shmtx_pid = getpid();
+    pthread_atfork(NULL, NULL, zg_shmtx_forked);
+}
+
+static inline pid_t zg_shmtx_self(void)
+{
+    if (zg_shmtx_pid == 0) {
+        pthread_once(&zg_shmtx_once, zg_shmtx_setup);
+    }
+    return zg_shmtx_pid;
+}
+
 int zg_shmtx_init(zg_shmtx_sh_t *m)
 {
     pthread_mutexattr_t attr;
@@ -50,7 +73,7 @@ static int zg_shmtx_taken(zg_shmtx_sh_t *m, int rc)
         fprintf(stderr, "zg_shmtx: pthread_mutex_lock() failed: %s\n", strerror(rc));
         abort();
     }
-    m->owner = getpid();
+    m->owner = zg_shmtx_self();
     return 1;
 }
 

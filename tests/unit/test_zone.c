@@ -1,0 +1,262 @@
+/* test_zone.c — declaring zones, mapping them, reuse on reload. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "zg_zone.h"
+
+#define PAGE ZG_SLAB_PAGE_SIZE
+
+static void test_declare(void **state)
+{
+    zg_zone_list_t l = { NULL };
+    zg_zone_t *a, *b, *u;
+    char err[256], name[100];
+
+    (void)state;
+    err[0] = '\0';
+    a = zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_REQ, 10 * PAGE + 1, err, sizeof(err));
+    assert_non_null(a);
+    assert_string_equal(a->name, "one");
+    assert_int_equal(a->kind, ZG_ZONE_LIMIT_REQ);
+    assert_int_equal(a->size, 11 * PAGE);          /* rounded up */
+    assert_null(a->addr);
+    assert_int_equal(a->reused, 0);
+
+    /* same name: the same zone, sizes compared after rounding */
+    assert_ptr_equal(zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_REQ, 11 * PAGE, err, sizeof(err)), a);
+    assert_ptr_equal(zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_REQ, 10 * PAGE + 100, err,
+                                     sizeof(err)), a);
+    assert_ptr_equal(zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_REQ, 0, err, sizeof(err)), a);
+    assert_int_equal(a->size, 11 * PAGE);
+
+    /* conflicts */
+    err[0] = '\0';
+    assert_null(zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_CONN, 11 * PAGE, err, sizeof(err)));
+    assert_non_null(strstr(err, "one"));
+    assert_non_null(strstr(err, "limit_req"));
+    err[0] = '\0';
+    assert_null(zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_REQ, 12 * PAGE, err, sizeof(err)));
+    assert_non_null(strstr(err, "one"));
+
+    /* too small, bad names */
+    err[0] = '\0';
+    assert_null(zg_zone_declare(&l, "small", ZG_ZONE_LIMIT_CONN, 7 * PAGE, err, sizeof(err)));
+    assert_non_null(strstr(err, "too small"));
+    assert_null(zg_zone_find(&l, "small"));
+    assert_non_null(zg_zone_declare(&l, "eight", ZG_ZONE_LIMIT_CONN, 7 * PAGE + 1, err,
+                                    sizeof(err)));
+    assert_int_equal(zg_zone_find(&l, "eight")->size, 8 * PAGE);
+    assert_null(zg_zone_declare(&l, "", ZG_ZONE_LIMIT_CONN, 8 * PAGE, err, sizeof(err)));
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    assert_null(zg_zone_declare(&l, name, ZG_ZONE_LIMIT_CONN, 8 * PAGE, err, sizeof(err)));
+    assert_null(zg_zone_declare(&l, "x", ZG_ZONE_LIMIT_CONN, SIZE_MAX, err, sizeof(err)));
+    /* a NULL err is fine */
+    assert_null(zg_zone_declare(&l, "one", ZG_ZONE_UPSTREAM, 0, NULL, 0));
+
+    /* an upstream's zone: declared by use before its size is known */
+    u = zg_zone_declare(&l, "backend", ZG_ZONE_UPSTREAM, 0, err, sizeof(err));
+    assert_non_null(u);
+    assert_int_equal(u->size, 0);
+    assert_ptr_equal(zg_zone_declare(&l, "backend", ZG_ZONE_UPSTREAM, 64 * 1024, err,
+                                     sizeof(err)), u);
+    assert_int_equal(u->size, 64 * 1024);
+
+    b = zg_zone_find(&l, "eight");
+    assert_non_null(b);
+    assert_ptr_equal(zg_zone_find(&l, "one"), a);
+    assert_ptr_equal(zg_zone_find(&l, "backend"), u);
+    assert_null(zg_zone_find(&l, "none"));
+    /* declaration order is kept */
+    assert_ptr_equal(l.head, a);
+    assert_ptr_equal(a->next, b);
+    assert_ptr_equal(b->next, u);
+    assert_null(u->next);
+
+    zg_zone_list_free(&l);
+    assert_null(l.head);
+}
+
+typedef struct {
+    uint64_t generation;
+    uint64_t counter;
+} root_t;
+
+static int init_calls;
+static void *init_old[8];
+
+static int root_init(zg_zone_t *zone, void *old_data)
+{
+    root_t *r;
+
+    init_old[init_calls++ % 8] = old_data;
+    if (old_data != NULL) {
+        r = old_data;
+        r->generation++;
+        zone->data = r;
+        return ZG_OK;
+    }
+    r = zg_slab_calloc(zone->pool, sizeof(root_t));
+    if (r == NULL) {
+        return ZG_ERROR;
+    }
+    r->generation = 1;
+    zone->data = r;
+    return ZG_OK;
+}
+
+static int failing_init(zg_zone_t *zone, void *old_data)
+{
+    (void)zone;
+    (void)old_data;
+    return ZG_ERROR;
+}
+
+static void test_map_and_reuse(void **state)
+{
+    zg_zone_list_t one = { NULL }, two = { NULL };
+    zg_zone_t *a, *b, *c, *a2, *b2, *c2, *d2;
+    root_t *ra, *rb, *rc;
+    char err[256];
+
+    (void)state;
+    a = zg_zone_declare(&one, "a", ZG_ZONE_LIMIT_REQ, 16 * PAGE, err, sizeof(err));
+    b = zg_zone_declare(&one, "b", ZG_ZONE_LIMIT_CONN, 16 * PAGE, err, sizeof(err));
+    c = zg_zone_declare(&one, "c", ZG_ZONE_UPSTREAM, 16 * PAGE, err, sizeof(err));
+    a->init = b->init = c->init = root_init;
+    init_calls = 0;
+    assert_int_equal(zg_zone_map_all(&one, NULL, err, sizeof(err)), ZG_OK);
+    assert_int_equal(init_calls, 3);
+    assert_null(init_old[0]);
+    for (zg_zone_t *z = one.head; z != NULL; z = z->next) {
+        assert_non_null(z->addr);
+        assert_ptr_equal(z->pool, z->addr);
+        assert_int_equal(z->reused, 0);
+        assert_non_null(z->data);
+        assert_ptr_equal(z->pool->data, z->data);
+        assert_ptr_equal(z->pool->end, (unsigned char *)z->addr + z->size);
+        assert_int_equal(zg_slab_validate(z->pool), ZG_OK);
+    }
+    ra = a->data;
+    rb = b->data;
+    rc = c->data;
+    ra->counter = 11;
+    rb->counter = 22;
+    rc->counter = 33;
+
+    /* reload: a unchanged, b resized, c changes kind, d new */
+    a2 = zg_zone_declare(&two, "a", ZG_ZONE_LIMIT_REQ, 16 * PAGE, err, sizeof(err));
+    b2 = zg_zone_declare(&two, "b", ZG_ZONE_LIMIT_CONN, 32 * PAGE, err, sizeof(err));
+    c2 = zg_zone_declare(&two, "c", ZG_ZONE_LIMIT_CONN, 16 * PAGE, err, sizeof(err));
+    d2 = zg_zone_declare(&two, "d", ZG_ZONE_LIMIT_REQ, 8 * PAGE, err, sizeof(err));
+    a2->init = b2->init = c2->init = d2->init = root_init;
+    init_calls = 0;
+    assert_int_equal(zg_zone_map_all(&two, &one, err, sizeof(err)), ZG_OK);
+    assert_int_equal(init_calls, 4);
+    assert_ptr_equal(init_old[0], ra);
+    assert_null(init_old[1]);
+    assert_null(init_old[2]);
+    assert_null(init_old[3]);
+
+    assert_int_equal(a2->reused, 1);
+    assert_ptr_equal(a2->addr, a->addr);
+    assert_ptr_equal(a2->data, ra);
+    assert_int_equal(ra->counter, 11);          /* contents kept */
+    assert_int_equal(ra->generation, 2);
+    assert_int_equal(zg_slab_validate(a2->pool), ZG_OK);
+    assert_int_equal(a2->pool->stats[1].used, 1);   /* the root, a 16-byte slot */
+
+    assert_int_equal(b2->reused, 0);
+    assert_ptr_not_equal(b2->addr, b->addr);
+    assert_int_equal(((root_t *)b2->data)->counter, 0);
+    assert_int_equal(((root_t *)b2->data)->generation, 1);
+    assert_int_equal(c2->reused, 0);
+    assert_ptr_not_equal(c2->addr, c->addr);
+    assert_int_equal(d2->reused, 0);
+
+    /* the old zones are still mapped and intact */
+    assert_int_equal(rb->counter, 22);
+    assert_int_equal(rc->counter, 33);
+
+    zg_zone_unmap_unused(&one, &two);
+    assert_null(a->addr);
+    assert_null(b->addr);
+    /* a's mapping is alive through two */
+    assert_int_equal(ra->counter, 11);
+    ra->counter++;
+
+    zg_zone_recover_locks(&two, 12345);         /* nobody holds them: no-op */
+    zg_shmtx_lock(&a2->pool->mutex);
+    zg_shmtx_unlock(&a2->pool->mutex);
+
+    zg_zone_unmap_all(&two);
+    assert_null(a2->addr);
+    zg_zone_list_free(&one);
+    zg_zone_list_free(&two);
+}
+
+static void test_map_errors(void **state)
+{
+    zg_zone_list_t one = { NULL }, two = { NULL };
+    zg_zone_t *a, *a2, *b2;
+    root_t *ra;
+    char err[256];
+
+    (void)state;
+    /* a zone without size */
+    zg_zone_declare(&one, "up", ZG_ZONE_UPSTREAM, 0, err, sizeof(err));
+    err[0] = '\0';
+    assert_int_equal(zg_zone_map_all(&one, NULL, err, sizeof(err)), ZG_ERROR);
+    assert_non_null(strstr(err, "up"));
+    assert_null(one.head->addr);
+    zg_zone_list_free(&one);
+
+    a = zg_zone_declare(&one, "a", ZG_ZONE_LIMIT_REQ, 8 * PAGE, err, sizeof(err));
+    a->init = root_init;
+    assert_int_equal(zg_zone_map_all(&one, NULL, err, sizeof(err)), ZG_OK);
+    ra = a->data;
+    ra->counter = 5;
+
+    /* a failing init: nothing of the new list stays mapped, old untouched */
+    a2 = zg_zone_declare(&two, "a", ZG_ZONE_LIMIT_REQ, 8 * PAGE, err, sizeof(err));
+    b2 = zg_zone_declare(&two, "b", ZG_ZONE_LIMIT_REQ, 8 * PAGE, err, sizeof(err));
+    a2->init = root_init;
+    b2->init = failing_init;
+    err[0] = '\0';
+    assert_int_equal(zg_zone_map_all(&two, &one, err, sizeof(err)), ZG_ERROR);
+    assert_non_null(strstr(err, "\"b\""));
+    assert_null(a2->addr);
+    assert_null(b2->addr);
+    assert_non_null(a->addr);
+    assert_int_equal(ra->counter, 5);
+    zg_zone_list_free(&two);
+
+    /* a zone without init callback is mapped with an empty pool */
+    b2 = zg_zone_declare(&two, "plain", ZG_ZONE_LIMIT_CONN, 8 * PAGE, err, sizeof(err));
+    assert_int_equal(zg_zone_map_all(&two, &one, err, sizeof(err)), ZG_OK);
+    assert_non_null(b2->pool);
+    assert_null(b2->data);
+    assert_int_equal(b2->pool->pages_free, b2->pool->pages_total);
+
+    zg_zone_unmap_unused(&one, &two);           /* a is not taken over: unmapped */
+    assert_null(a->addr);
+    zg_zone_unmap_all(&two);
+    zg_zone_list_free(&one);
+    zg_zone_list_free(&two);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_declare),
+        cmocka_unit_test(test_map_and_reuse),
+        cmocka_unit_test(test_map_errors),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
