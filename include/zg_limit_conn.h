@@ -16,21 +16,27 @@ int zg_limit_conn_zone_init(zg_zone_t *zone, void *old_data);
 typedef struct {
     zg_zone_t *zone;
     void *node;          /* private: the held entry */
+    int slot;            /* private: the zg_worker_slot it is counted under */
 } zg_limit_conn_hold_t;
 
-/* Takes one slot per limit of limits[0..n) in order.  On ZG_OK holds[0..*nholds)
- * must later be given to zg_limit_conn_release (exactly once).  If a limit is
- * over its count: everything taken is given back and ZG_BUSY is returned (or, with
- * dry_run, the request passes holding nothing more for that limit and *status says
- * REJECTED_DRY_RUN).  ZG_ERROR: zone full after expiry ("could not allocate node").
- * *status gets ZG_LIMIT_PASSED / REJECTED / REJECTED_DRY_RUN. */
+/* Takes one slot per limit of limits[0..n) in order (holds has room for n).
+ * On ZG_OK holds[0..*nholds) must later be given to zg_limit_conn_release
+ * (exactly once).  Keys: empty = not limited; longer than 255 bytes: logged,
+ * not limited (nginx).  If a limit is over its count: everything taken is given
+ * back and ZG_BUSY is returned; with dry_run, as nginx, everything taken is given
+ * back too, no further limit is looked at, ZG_OK with *nholds == 0 and *status
+ * REJECTED_DRY_RUN.  ZG_ERROR: no memory for a new entry (limit_conn has no LRU
+ * to expire; logged "could not allocate node"): handled like a rejection.
+ * *status gets NONE (no key) / ZG_LIMIT_PASSED / REJECTED / REJECTED_DRY_RUN. */
 int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run,
                           int log_level, const zg_var_ctx_t *ctx,
                           zg_limit_conn_hold_t *holds, int *nholds, int *status);
 
 void zg_limit_conn_release(zg_limit_conn_hold_t *holds, int nholds);
 
-/* master: give back every count that worker `slot` held in this zone (it died) */
+/* master: give back every count that worker `slot` held in this zone (it died);
+ * entries left with no holds are freed.  Holds of that slot must not be released
+ * afterwards. */
 void zg_limit_conn_forget_worker(zg_zone_t *zone, int slot);
 
 typedef struct {

@@ -14,7 +14,7 @@ int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data);
 typedef struct {
     int status;          /* ZG_LIMIT_PASSED / DELAYED / REJECTED / *_DRY_RUN */
     zg_msec_t delay;     /* > 0: wait this long, then go on (DELAYED) */
-    int limit;           /* index of the limit that decided a rejection or the delay */
+    int limit;           /* index of the limit that decided a rejection or the delay; -1 */
     /* for limit_req_headers (the limit with the least remaining) */
     uint64_t policy_q;   /* burst + 1 requests ... per policy_w seconds */
     uint64_t policy_w;
@@ -30,8 +30,11 @@ typedef struct {
  * Returns ZG_OK (pass or delay: see res->delay), ZG_BUSY (reject: answer
  * limit_req_status) or ZG_ERROR (zone full even after expiry: also answer
  * limit_req_status; logged "could not allocate node").  Dry run: never rejects or
- * delays, but res->status says what would have happened.  Logs rejections and
- * delays at log_level (delays one level lower) with zone and key. */
+ * delays, but res->status says what would have happened; as in nginx a request
+ * that would be rejected is charged to no zone, one that would be delayed is
+ * charged.  Keys over 65535 bytes are logged and not limited (nginx).  Logs
+ * rejections at log_level and delays one level lower (nginx's text plus
+ * ", client: ADDR").  No limit with a key: ZG_OK, res->status ZG_LIMIT_NONE. */
 int zg_limit_req_check(const zg_limit_req_conf_t *limits, int n, int dry_run,
                        int log_level, const zg_var_ctx_t *ctx, zg_msec_t now,
                        zg_limit_req_result_t *res);
@@ -44,7 +47,15 @@ typedef struct {
     uint64_t alloc_fails;
 } zg_limit_req_stats_t;
 
-/* copies the zone's counters under its lock */
+/* copies the zone's counters under its lock.  Each request is counted at most
+ * once per zone: passed or delayed (its own limit wanted a delay) in every zone
+ * it was charged to, rejected in the zone that rejected it (zones looked up
+ * before a rejection are not charged and count nothing); *_dry_run likewise.
+ * evicted counts every entry _expire removed (idle and drained, or the LRU
+ * one by force); alloc_fails the lookups answered "could not allocate node". */
 void zg_limit_req_stats(zg_zone_t *zone, zg_limit_req_stats_t *out);
+
+/* bytes one entry takes for a key of key_len bytes (64 for a 4-byte key) */
+size_t zg_limit_req_node_size(size_t key_len);
 
 #endif

@@ -1,0 +1,711 @@
+/* zg_limit_req.c — leaky bucket per key in a shared zone (nginx's limit_req). */
+#include "zg_limit_req.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "zg_log.h"
+#include "zg_queue.h"
+#include "zg_rbtree.h"
+
+#define ZG_LIMIT_REQ_KEY_MAX 65535
+#define ZG_LIMIT_REQ_FRESH UINT32_MAX           /* node->excess: never accounted */
+#define ZG_LIMIT_REQ_EXCESS_MAX (UINT32_MAX - 1)
+#define ZG_LIMIT_REQ_REBASE ((uint64_t)1 << 31) /* node->last must stay below 2^32 */
+#define ZG_LIMIT_REQ_STACK 8
+
+/*
+ * A node starts at its zg_rbtree_node_t (key = hash) and continues at the
+ * tree node's color byte, as nginx lays it out: with a 4-byte key the whole
+ * entry is 32 + 28 + 4 = 64 bytes, one 64-byte slab slot.
+ */
+typedef struct {
+    unsigned char color;   /* the tree node's */
+    uint8_t count;         /* lookups between lookup and account (processes in the handler) */
+    uint16_t len;
+    uint32_t excess;       /* thousandths of a request; FRESH = never accounted */
+    zg_queue_t queue;      /* LRU: head = most recently used */
+    uint32_t last;         /* msec since sh->epoch */
+    unsigned char data[];
+} zg_limit_req_node_t;
+
+typedef struct {
+    zg_rbtree_t rbtree;
+    zg_rbtree_node_t sentinel;
+    zg_queue_t queue;
+    zg_limit_req_stats_t stats;
+    uint64_t rate;         /* requests per 1000 s: 1 corresponds to 0.001 r/s */
+    uint64_t epoch;        /* msec: node->last counts from here */
+    size_t key_len;
+    size_t rate_len;
+    char text[];           /* key text, then rate text */
+} zg_limit_req_sh_t;
+
+typedef struct {
+    zg_limit_req_node_t *node; /* held (count++) between lookup and account */
+    uint64_t excess;           /* after this request, for the RateLimit fields */
+    int used;
+} zg_limit_req_state_t;
+
+typedef struct {
+    const char *data;
+    size_t len;
+} zg_limit_req_key_t;
+
+_Static_assert(2 * ZG_MAX_WORKERS < UINT8_MAX, "node->count must hold every process");
+
+static inline zg_limit_req_node_t *zg_limit_req_of(const zg_rbtree_node_t *n)
+{
+    return (zg_limit_req_node_t *)(void *)&((zg_rbtree_node_t *)n)->color;
+}
+
+static inline zg_rbtree_node_t *zg_limit_req_tree_node(zg_limit_req_node_t *lr)
+{
+    return (zg_rbtree_node_t *)(void *)((char *)lr - offsetof(zg_rbtree_node_t, color));
+}
+
+size_t zg_limit_req_node_size(size_t key_len)
+{
+    return offsetof(zg_rbtree_node_t, color) + offsetof(zg_limit_req_node_t, data) + key_len;
+}
+
+static int zg_limit_req_cmp(const zg_rbtree_node_t *n, const void *arg)
+{
+    const zg_limit_req_node_t *lr = zg_limit_req_of(n);
+    const zg_limit_req_key_t *k = arg;
+    size_t len = zg_min((size_t)lr->len, k->len);
+    int rc;
+
+    rc = memcmp(lr->data, k->data, len);
+    if (rc != 0) {
+        return rc;
+    }
+    return lr->len < k->len ? -1 : lr->len > k->len ? 1 : 0;
+}
+
+/* "10r/s" or "30r/m" for a rate in requests per 1000 s */
+static void zg_limit_req_rate_text(uint64_t rate, char *buf, size_t len)
+{
+    if (rate % 1000 == 0) {
+        snprintf(buf, len, "%llur/s", (unsigned long long)(rate / 1000));
+    } else {
+        snprintf(buf, len, "%llur/m", (unsigned long long)(rate * 60 / 1000));
+    }
+}
+
+/* the client address as nginx's $remote_addr prints it */
+static const char *zg_limit_req_client(const zg_var_ctx_t *ctx, char *buf, size_t len)
+{
+    const struct sockaddr *sa = ctx != NULL ? ctx->remote : NULL;
+
+    if (sa == NULL) {
+        return "-";
+    }
+    switch (sa->sa_family) {
+    case AF_INET:
+        if (inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+                      (socklen_t)len) != NULL) {
+            return buf;
+        }
+        break;
+    case AF_INET6:
+        if (inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
+                      (socklen_t)len) != NULL) {
+            return buf;
+        }
+        break;
+    case AF_UNIX:
+        return "unix:";
+    }
+    return "-";
+}
+
+int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data)
+{
+    zg_limit_req_zone_conf_t *zc = zone->conf;
+    zg_limit_req_sh_t *sh;
+    const char *key, *rate_text;
+    char rbuf[64];
+    size_t key_len, rate_len;
+
+    if (zc == NULL || zone->pool == NULL) {
+        zg_log_error(ZG_LOG_EMERG, 0, "limit_req_zone \"%s\" has no configuration", zone->name);
+        return ZG_ERROR;
+    }
+
+    key = zc->key_text != NULL ? zc->key_text : "";
+    key_len = strlen(key);
+    if (zc->rate_text != NULL) {
+        rate_text = zc->rate_text;
+    } else {
+        zg_limit_req_rate_text(zc->rate, rbuf, sizeof(rbuf));
+        rate_text = rbuf;
+    }
+    rate_len = strlen(rate_text);
+
+    if (old_data != NULL) {
+        sh = old_data;
+        if (sh->key_len != key_len || memcmp(sh->text, key, key_len) != 0) {
+            zg_log_error(ZG_LOG_EMERG, 0,
+                         "limit_req_zone \"%s\" uses the \"%s\" key while previously it "
+                         "used the \"%.*s\" key",
+                         zone->name, key, (int)sh->key_len, sh->text);
+            return ZG_ERROR;
+        }
+        if (sh->rate != zc->rate) {
+            zg_log_error(ZG_LOG_EMERG, 0,
+                         "limit_req_zone \"%s\" uses the \"%s\" rate while previously it "
+                         "used the \"%.*s\" rate",
+                         zone->name, rate_text, (int)sh->rate_len, sh->text + sh->key_len);
+            return ZG_ERROR;
+        }
+        zone->data = sh;
+        zone->pool->data = sh;
+        return ZG_OK;
+    }
+
+    sh = zg_slab_calloc(zone->pool, sizeof(zg_limit_req_sh_t) + key_len + rate_len + 1);
+    if (sh == NULL) {
+        zg_log_error(ZG_LOG_EMERG, 0, "limit_req_zone \"%s\": no memory for the zone root",
+                     zone->name);
+        return ZG_ERROR;
+    }
+
+    zg_rbtree_init(&sh->rbtree, &sh->sentinel, zg_rbtree_insert_value);
+    zg_queue_init(&sh->queue);
+    sh->rate = zc->rate;
+    sh->epoch = 0;
+    sh->key_len = key_len;
+    sh->rate_len = rate_len;
+    memcpy(sh->text, key, key_len);
+    memcpy(sh->text + key_len, rate_text, rate_len);
+
+    zone->pool->data = sh;
+    zone->data = sh;
+    return ZG_OK;
+}
+
+/* node->last as an absolute msec */
+static inline int64_t zg_limit_req_last(zg_limit_req_sh_t *sh, zg_limit_req_node_t *lr)
+{
+    return (int64_t)(sh->epoch + lr->last);
+}
+
+static inline uint32_t zg_limit_req_rel(zg_limit_req_sh_t *sh, zg_msec_t now)
+{
+    return now > sh->epoch ? (uint32_t)zg_min(now - sh->epoch, (uint64_t)UINT32_MAX) : 0;
+}
+
+/* Keeps node->last (32 bits) exact: once now is 2^31 ms past the epoch the
+ * epoch moves to now - 2^30 and every node is re-based (older ones clamp to
+ * the new epoch: 12 days idle, long drained).  Lock held. */
+static void zg_limit_req_rebase(zg_limit_req_sh_t *sh, zg_msec_t now)
+{
+    zg_limit_req_node_t *lr;
+    zg_queue_t *q;
+    uint64_t epoch, abs;
+
+    if (now < sh->epoch || now - sh->epoch < ZG_LIMIT_REQ_REBASE) {
+        return;
+    }
+    epoch = now - ZG_LIMIT_REQ_REBASE / 2;
+    for (q = zg_queue_head(&sh->queue); q != zg_queue_sentinel(&sh->queue);
+         q = zg_queue_next(q)) {
+        lr = zg_queue_data(q, zg_limit_req_node_t, queue);
+        abs = sh->epoch + lr->last;
+        lr->last = abs > epoch ? (uint32_t)(abs - epoch) : 0;
+    }
+    sh->epoch = epoch;
+}
+
+/* rate * ms / 1000 without overflow (saturates) */
+static inline uint64_t zg_limit_req_drain(uint64_t rate, int64_t ms)
+{
+    if (ms <= 0) {
+        return 0;
+    }
+    if (rate > UINT64_MAX / (uint64_t)ms) {
+        return UINT64_MAX;
+    }
+    return rate * (uint64_t)ms / 1000;
+}
+
+/* nginx: excess = node->excess - rate * ms / 1000 + 1000, at least 0, where a
+ * clock that went back by up to 60 s counts as 0 ms and further back as 1 ms.
+ * Sets *msp to the ms used. */
+static uint64_t zg_limit_req_excess(zg_limit_req_sh_t *sh, zg_limit_req_node_t *lr,
+                                    zg_msec_t now, int64_t *msp)
+{
+    int64_t ms;
+    uint64_t drain;
+
+    ms = (int64_t)now - zg_limit_req_last(sh, lr);
+    if (ms < -60000) {
+        ms = 1;
+    } else if (ms < 0) {
+        ms = 0;
+    }
+    *msp = ms;
+
+    if (lr->excess == ZG_LIMIT_REQ_FRESH) {
+        /* nginx's last = 0: infinitely long ago */
+        return 0;
+    }
+    drain = zg_limit_req_drain(sh->rate, ms);
+    if (drain >= (uint64_t)lr->excess + 1000) {
+        return 0;
+    }
+    return (uint64_t)lr->excess + 1000 - drain;
+}
+
+static inline uint32_t zg_limit_req_store(uint64_t excess)
+{
+    return (uint32_t)zg_min(excess, (uint64_t)ZG_LIMIT_REQ_EXCESS_MAX);
+}
+
+static void zg_limit_req_free_node(zg_zone_t *zone, zg_limit_req_sh_t *sh,
+                                   zg_limit_req_node_t *lr)
+{
+    zg_queue_remove(&lr->queue);
+    zg_rbtree_delete(&sh->rbtree, zg_limit_req_tree_node(lr));
+    zg_slab_free_locked(zone->pool, zg_limit_req_tree_node(lr));
+    sh->stats.entries--;
+    sh->stats.evicted++;
+}
+
+/* nginx's _expire: n == 1 frees one or two LRU entries that are idle for 60 s
+ * and drained; n == 0 frees the LRU entry by force, then up to two such.
+ * Stops at an entry some lookup holds.  Lock held. */
+static void zg_limit_req_expire(zg_zone_t *zone, zg_limit_req_sh_t *sh, zg_msec_t now,
+                                unsigned n)
+{
+    zg_limit_req_node_t *lr;
+    zg_queue_t *q;
+    int64_t ms;
+
+    while (n < 3) {
+        if (zg_queue_empty(&sh->queue)) {
+            return;
+        }
+        q = zg_queue_last(&sh->queue);
+        lr = zg_queue_data(q, zg_limit_req_node_t, queue);
+        if (lr->count) {
+            return;
+        }
+        if (n++ != 0 && lr->excess != ZG_LIMIT_REQ_FRESH) {
+            ms = (int64_t)now - zg_limit_req_last(sh, lr);
+            if (ms < 0) {
+                ms = -ms;
+            }
+            if (ms < 60000) {
+                return;
+            }
+            if (zg_limit_req_drain(sh->rate, ms) < lr->excess) {
+                return;
+            }
+        }
+        zg_limit_req_free_node(zone, sh, lr);
+    }
+}
+
+/* counts a request charged to this zone: delayed if its own limit delays it */
+static void zg_limit_req_count_pass(zg_limit_req_sh_t *sh, const zg_limit_req_conf_t *limit,
+                                    uint64_t excess, int dry_run)
+{
+    if (excess > limit->delay) {
+        if (dry_run) {
+            sh->stats.delayed_dry_run++;
+        } else {
+            sh->stats.delayed++;
+        }
+    } else {
+        sh->stats.passed++;
+    }
+}
+
+/* nginx's _lookup.  Lock held.  ZG_OK: accounted (the last limit); ZG_AGAIN:
+ * found or made, held in st->node for account; ZG_BUSY: over burst;
+ * ZG_ERROR: no memory even after expiry.  *ep gets the excess. */
+static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
+                               const zg_limit_req_key_t *key, zg_msec_t now, int account,
+                               int dry_run, uint64_t *ep, zg_limit_req_state_t *st)
+{
+    zg_zone_t *zone = limit->zone->zone;
+    zg_limit_req_sh_t *sh = zone->data;
+    zg_rbtree_node_t *node;
+    zg_limit_req_node_t *lr;
+    uint64_t excess;
+    int64_t ms;
+    size_t size;
+
+    zg_limit_req_rebase(sh, now);
+
+    node = zg_rbtree_lookup(&sh->rbtree, hash, zg_limit_req_cmp, key);
+    if (node != NULL) {
+        lr = zg_limit_req_of(node);
+        zg_queue_remove(&lr->queue);
+        zg_queue_insert_head(&sh->queue, &lr->queue);
+
+        excess = zg_limit_req_excess(sh, lr, now, &ms);
+        *ep = excess;
+        st->excess = excess;
+
+        if (excess > limit->burst) {
+            if (dry_run) {
+                sh->stats.rejected_dry_run++;
+            } else {
+                sh->stats.rejected++;
+            }
+            return ZG_BUSY;
+        }
+        if (account) {
+            lr->excess = zg_limit_req_store(excess);
+            if (ms) {
+                lr->last = zg_limit_req_rel(sh, now);
+            }
+            zg_limit_req_count_pass(sh, limit, excess, dry_run);
+            return ZG_OK;
+        }
+        lr->count++;
+        st->node = lr;
+        return ZG_AGAIN;
+    }
+
+    *ep = 0;
+    st->excess = 0;
+    size = zg_limit_req_node_size(key->len);
+
+    zg_limit_req_expire(zone, sh, now, 1);
+    node = zg_slab_alloc_locked(zone->pool, size);
+    if (node == NULL) {
+        zg_limit_req_expire(zone, sh, now, 0);
+        node = zg_slab_alloc_locked(zone->pool, size);
+        if (node == NULL) {
+            sh->stats.alloc_fails++;
+            if (dry_run) {
+                sh->stats.rejected_dry_run++;
+            } else {
+                sh->stats.rejected++;
+            }
+            return ZG_ERROR;
+        }
+    }
+
+    node->key = hash;
+    lr = zg_limit_req_of(node);
+    lr->len = (uint16_t)key->len;
+    memcpy(lr->data, key->data, key->len);
+    zg_rbtree_insert_keyed(&sh->rbtree, node, zg_limit_req_cmp, key);
+    zg_queue_insert_head(&sh->queue, &lr->queue);
+    sh->stats.entries++;
+
+    if (account) {
+        lr->excess = 0;
+        lr->last = zg_limit_req_rel(sh, now);
+        lr->count = 0;
+        zg_limit_req_count_pass(sh, limit, 0, dry_run);
+        return ZG_OK;
+    }
+    lr->excess = ZG_LIMIT_REQ_FRESH;
+    lr->last = 0;
+    lr->count = 1;
+    st->node = lr;
+    return ZG_AGAIN;
+}
+
+/* nginx's _account: charges the held nodes of limits[0..n) and returns the
+ * longest delay over them and *limit (whose excess is *ep). */
+static zg_msec_t zg_limit_req_account(const zg_limit_req_conf_t *limits, int n,
+                                      zg_limit_req_state_t *st, zg_msec_t now, int dry_run,
+                                      uint64_t *ep, int *limit)
+{
+    const zg_limit_req_conf_t *lim;
+    zg_limit_req_node_t *lr;
+    zg_limit_req_sh_t *sh;
+    zg_zone_t *zone;
+    zg_msec_t delay, max_delay;
+    uint64_t excess;
+    int64_t ms;
+
+    lim = &limits[*limit];
+    excess = *ep;
+    if (excess <= lim->delay) {
+        max_delay = 0;
+    } else {
+        max_delay = (excess - lim->delay) * 1000 / zg_max(lim->zone->rate, 1);
+    }
+
+    while (n--) {
+        lr = st[n].node;
+        if (lr == NULL) {
+            continue;
+        }
+        lim = &limits[n];
+        zone = lim->zone->zone;
+        sh = zone->data;
+
+        zg_shmtx_lock(&zone->pool->mutex);
+        excess = zg_limit_req_excess(sh, lr, now, &ms);
+        if (ms || lr->excess == ZG_LIMIT_REQ_FRESH) {
+            lr->last = zg_limit_req_rel(sh, now);
+        }
+        lr->excess = zg_limit_req_store(excess);
+        lr->count--;
+        zg_limit_req_count_pass(sh, lim, excess, dry_run);
+        zg_shmtx_unlock(&zone->pool->mutex);
+
+        st[n].node = NULL;
+        st[n].excess = excess;
+
+        if (excess <= lim->delay) {
+            continue;
+        }
+        delay = (excess - lim->delay) * 1000 / zg_max(lim->zone->rate, 1);
+        if (delay > max_delay) {
+            max_delay = delay;
+            *ep = excess;
+            *limit = n;
+        }
+    }
+    return max_delay;
+}
+
+/* gives back the nodes held by limits[0..n) without charging them */
+static void zg_limit_req_unlock(const zg_limit_req_conf_t *limits, int n,
+                                zg_limit_req_state_t *st)
+{
+    zg_zone_t *zone;
+
+    while (n--) {
+        if (st[n].node == NULL) {
+            continue;
+        }
+        zone = limits[n].zone->zone;
+        zg_shmtx_lock(&zone->pool->mutex);
+        st[n].node->count--;
+        zg_shmtx_unlock(&zone->pool->mutex);
+        st[n].node = NULL;
+        st[n].used = 0;
+    }
+}
+
+static inline uint64_t zg_div_ceil(uint64_t a, uint64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+/*
+ * RateLimit fields from the limit with the least remaining.  The policy is
+ * the bucket itself: q = burst + 1 requests may come at once (remaining
+ * counts down from burst after the first), and w = the seconds the bucket
+ * takes to drain those q requests, ceil((burst + 1) / rate), at least 1:
+ * 1r/s -> q=1 w=1; 30r/m -> q=1 w=2; 10r/s burst=5 -> q=6 w=1.
+ */
+static void zg_limit_req_fields(const zg_limit_req_conf_t *limits, int n,
+                                const zg_limit_req_state_t *st, int rejected,
+                                zg_limit_req_result_t *res)
+{
+    const zg_limit_req_conf_t *lim;
+    uint64_t remaining, reset, rate, best_rem = UINT64_MAX, best_reset = 0;
+    int i, best = -1;
+
+    if (rejected >= 0) {
+        best = rejected;
+    } else {
+        for (i = 0; i < n; i++) {
+            if (!st[i].used) {
+                continue;
+            }
+            lim = &limits[i];
+            rate = zg_max(lim->zone->rate, 1);
+            remaining = lim->burst >= st[i].excess ? (lim->burst - st[i].excess) / 1000 : 0;
+            reset = zg_div_ceil(st[i].excess, rate);
+            if (best < 0 || remaining < best_rem || (remaining == best_rem && reset > best_reset)) {
+                best = i;
+                best_rem = remaining;
+                best_reset = reset;
+            }
+        }
+    }
+    if (best < 0) {
+        return;
+    }
+
+    lim = &limits[best];
+    rate = zg_max(lim->zone->rate, 1);
+    res->zone_name = lim->zone->zone->name;
+    res->policy_q = lim->burst / 1000 + 1;
+    res->policy_w = zg_max(zg_div_ceil(lim->burst + 1000, rate), 1);
+    res->remaining = lim->burst >= st[best].excess && rejected < 0
+                         ? (lim->burst - st[best].excess) / 1000
+                         : 0;
+    res->reset = zg_div_ceil(st[best].excess, rate);
+    if (rejected >= 0) {
+        res->retry_after =
+            st[best].excess > lim->burst ? zg_div_ceil(st[best].excess - lim->burst, rate) : 0;
+        res->retry_after = zg_max(res->retry_after, 1);
+    }
+}
+
+int zg_limit_req_check(const zg_limit_req_conf_t *limits, int n, int dry_run,
+                       int log_level, const zg_var_ctx_t *ctx, zg_msec_t now,
+                       zg_limit_req_result_t *res)
+{
+    zg_limit_req_state_t stack[ZG_LIMIT_REQ_STACK], *st;
+    const zg_limit_req_zone_conf_t *zc;
+    zg_limit_req_key_t key;
+    zg_zone_t *zone;
+    zg_msec_t delay;
+    uint64_t excess;
+    char buf[256], *heap, addr[64];
+    size_t len;
+    uint32_t hash;
+    int i, rc, limit, delay_level;
+
+    memset(res, 0, sizeof(*res));
+    res->status = ZG_LIMIT_NONE;
+    res->limit = -1;
+    if (n <= 0) {
+        return ZG_OK;
+    }
+
+    if (n <= ZG_LIMIT_REQ_STACK) {
+        st = stack;
+        memset(st, 0, sizeof(stack));
+    } else {
+        st = calloc((size_t)n, sizeof(zg_limit_req_state_t));
+        if (st == NULL) {
+            zg_log_error(ZG_LOG_ALERT, 0, "limit_req: no memory");
+            return ZG_ERROR;
+        }
+    }
+
+    excess = 0;
+    rc = ZG_DECLINED;
+
+    for (i = 0; i < n; i++) {
+        zc = limits[i].zone;
+        zone = zc->zone;
+
+        heap = NULL;
+        len = zg_cv_eval(zc->key, ctx, 0, buf, sizeof(buf));
+        key.data = buf;
+        if (len == 0) {
+            continue;
+        }
+        if (len > ZG_LIMIT_REQ_KEY_MAX) {
+            zg_log_error(ZG_LOG_ERR, 0,
+                         "the value of the \"%s\" key is more than 65535 bytes: \"%.*s...\"",
+                         zc->key_text != NULL ? zc->key_text : "", (int)sizeof(buf), buf);
+            continue;
+        }
+        if (len > sizeof(buf)) {
+            heap = malloc(len);
+            if (heap == NULL) {
+                zg_log_error(ZG_LOG_ALERT, 0, "limit_req: no memory for a %zu-byte key", len);
+                zg_limit_req_unlock(limits, i, st);
+                rc = ZG_ERROR;
+                goto done;
+            }
+            zg_cv_eval(zc->key, ctx, 0, heap, len);
+            key.data = heap;
+        }
+        key.len = len;
+        hash = zg_hash32(key.data, key.len);
+        st[i].used = 1;
+
+        zg_shmtx_lock(&zone->pool->mutex);
+        rc = zg_limit_req_lookup(&limits[i], hash, &key, now, i == n - 1, dry_run, &excess,
+                                 &st[i]);
+        zg_shmtx_unlock(&zone->pool->mutex);
+        free(heap);
+
+        if (rc == ZG_ERROR) {
+            zg_log_error(ZG_LOG_ALERT, 0, "could not allocate node in limit_req zone \"%s\"",
+                         zone->name);
+        }
+        if (rc != ZG_AGAIN) {
+            break;
+        }
+    }
+
+    if (rc == ZG_DECLINED) {
+        rc = ZG_OK;
+        goto done;
+    }
+
+    if (rc == ZG_BUSY || rc == ZG_ERROR) {
+        if (rc == ZG_BUSY) {
+            zg_log(log_level,
+                   "limiting requests%s, excess: %llu.%03llu by zone \"%s\", client: %s",
+                   dry_run ? ", dry run" : "", (unsigned long long)(excess / 1000),
+                   (unsigned long long)(excess % 1000), limits[i].zone->zone->name,
+                   zg_limit_req_client(ctx, addr, sizeof(addr)));
+        }
+        zg_limit_req_unlock(limits, i, st);
+        res->limit = i;
+        zg_limit_req_fields(limits, n, st, i, res);
+        if (dry_run) {
+            res->status = ZG_LIMIT_REJECTED_DRY_RUN;
+            rc = ZG_OK;
+        } else {
+            res->status = ZG_LIMIT_REJECTED;
+        }
+        goto done;
+    }
+
+    /* rc == ZG_AGAIN (the last limits had empty keys) || rc == ZG_OK */
+
+    if (rc == ZG_AGAIN) {
+        excess = 0;
+        limit = n - 1;
+    } else {
+        limit = i;
+    }
+
+    delay = zg_limit_req_account(limits, i, st, now, dry_run, &excess, &limit);
+    zg_limit_req_fields(limits, n, st, -1, res);
+    rc = ZG_OK;
+
+    if (delay == 0) {
+        res->status = ZG_LIMIT_PASSED;
+        goto done;
+    }
+
+    delay_level = log_level >= ZG_LOG_INFO ? ZG_LOG_INFO : log_level + 1;
+    zg_log(delay_level, "delaying request%s, excess: %llu.%03llu, by zone \"%s\", client: %s",
+           dry_run ? ", dry run" : "", (unsigned long long)(excess / 1000),
+           (unsigned long long)(excess % 1000), limits[limit].zone->zone->name,
+           zg_limit_req_client(ctx, addr, sizeof(addr)));
+
+    res->limit = limit;
+    if (dry_run) {
+        res->status = ZG_LIMIT_DELAYED_DRY_RUN;
+    } else {
+        res->status = ZG_LIMIT_DELAYED;
+        res->delay = delay;
+    }
+
+done:
+    if (st != stack) {
+        free(st);
+    }
+    return rc;
+}
+
+void zg_limit_req_stats(zg_zone_t *zone, zg_limit_req_stats_t *out)
+{
+    zg_limit_req_sh_t *sh = zone->data;
+
+    if (sh == NULL || zone->pool == NULL) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    *out = sh->stats;
+    zg_shmtx_unlock(&zone->pool->mutex);
+}
