@@ -1,0 +1,427 @@
+/* zg_upstream.c — smooth weighted round-robin over an upstream's peers, with
+ * nginx's max_fails/fail_timeout ("checked"), max_conns, backup and down. */
+#include "zg_upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "zg_log.h"
+
+#define ZG_UPSTREAM_MAGIC 0x7a677570u /* "zgup" */
+
+/* one server: its configuration (to recognise an identical list on reload)
+ * and its state; lives in the zone or in process memory */
+typedef struct {
+    char text[64];
+    socklen_t socklen;
+    int weight;
+    int max_fails;
+    int max_conns;
+    zg_msec_t fail_timeout;
+    uint8_t backup;
+    uint8_t down;
+
+    int current_weight;
+    int effective_weight;
+    int fails;              /* counted against max_fails; reset by a passed check */
+    uint32_t conns;         /* active picks, all workers */
+    zg_msec_t accessed;     /* last failure */
+    zg_msec_t checked;      /* last failure, or start of the current check window */
+    uint64_t requests;
+    uint64_t fails_total;
+} zg_upstream_peer_sh_t;
+
+typedef struct zg_upstream_sh_s zg_upstream_sh_t;
+struct zg_upstream_sh_s {
+    uint32_t magic;
+    int nservers;
+    int nbackup;
+    int single;             /* one primary and no backup: never marked failed */
+    zg_upstream_sh_t *prev; /* previous generation, still used by old workers */
+    zg_upstream_peer_sh_t peer[];
+};
+
+static inline int zg_upstream_tried(const zg_upstream_pick_t *pk, int i)
+{
+    return (pk->tried[i / 64] >> (i % 64)) & 1;
+}
+
+static inline void zg_upstream_set_tried(zg_upstream_pick_t *pk, int i)
+{
+    pk->tried[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+/* now - t > timeout, safe when a caller's clock went backwards */
+static inline int zg_upstream_elapsed(zg_msec_t now, zg_msec_t t, zg_msec_t timeout)
+{
+    return now > t && now - t > timeout;
+}
+
+static inline void zg_upstream_lock(zg_upstream_conf_t *u)
+{
+    if (u->zone != NULL) {
+        zg_shmtx_lock(&u->zone->pool->mutex);
+    }
+}
+
+static inline void zg_upstream_unlock(zg_upstream_conf_t *u)
+{
+    if (u->zone != NULL) {
+        zg_shmtx_unlock(&u->zone->pool->mutex);
+    }
+}
+
+static size_t zg_upstream_sh_size(int n)
+{
+    return sizeof(zg_upstream_sh_t) + (size_t)n * sizeof(zg_upstream_peer_sh_t);
+}
+
+static int zg_upstream_check(const zg_upstream_conf_t *u)
+{
+    int i, nprimary = 0;
+
+    if (u->nservers <= 0 || u->nservers > ZG_MAX_PEERS) {
+        zg_log_error(ZG_LOG_EMERG, 0, "no servers or too many servers in upstream \"%s\"",
+                     u->name);
+        return ZG_ERROR;
+    }
+    for (i = 0; i < u->nservers; i++) {
+        if (!u->servers[i].backup) {
+            nprimary++;
+        }
+    }
+    if (nprimary == 0) {
+        zg_log_error(ZG_LOG_EMERG, 0, "no servers in upstream \"%s\"", u->name);
+        return ZG_ERROR;
+    }
+    return ZG_OK;
+}
+
+static void zg_upstream_sh_fill(zg_upstream_sh_t *sh, const zg_upstream_conf_t *u)
+{
+    const zg_upstream_server_t *s;
+    zg_upstream_peer_sh_t *p;
+    int i;
+
+    memset(sh, 0, zg_upstream_sh_size(u->nservers));
+    sh->magic = ZG_UPSTREAM_MAGIC;
+    sh->nservers = u->nservers;
+
+    for (i = 0; i < u->nservers; i++) {
+        s = &u->servers[i];
+        p = &sh->peer[i];
+        memcpy(p->text, s->addr.text, sizeof(p->text));
+        p->text[sizeof(p->text) - 1] = '\0';
+        p->socklen = s->addr.socklen;
+        p->weight = s->weight > 0 ? s->weight : 1;
+        p->max_fails = s->max_fails;
+        p->max_conns = s->max_conns;
+        p->fail_timeout = s->fail_timeout;
+        p->backup = s->backup;
+        p->down = s->down;
+        p->effective_weight = p->weight;
+        if (s->backup) {
+            sh->nbackup++;
+        }
+    }
+    sh->single = (u->nservers == 1);
+}
+
+/* 1 if sh was made from a server list identical to u's */
+static int zg_upstream_sh_same(const zg_upstream_sh_t *sh, const zg_upstream_conf_t *u)
+{
+    const zg_upstream_server_t *s;
+    const zg_upstream_peer_sh_t *p;
+    int i;
+
+    if (sh->magic != ZG_UPSTREAM_MAGIC || sh->nservers != u->nservers) {
+        return 0;
+    }
+    for (i = 0; i < u->nservers; i++) {
+        s = &u->servers[i];
+        p = &sh->peer[i];
+        if (strncmp(p->text, s->addr.text, sizeof(p->text) - 1) != 0
+            || p->socklen != s->addr.socklen
+            || p->weight != (s->weight > 0 ? s->weight : 1)
+            || p->max_fails != s->max_fails || p->max_conns != s->max_conns
+            || p->fail_timeout != s->fail_timeout || p->backup != s->backup
+            || p->down != s->down)
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int zg_upstream_zone_init(zg_zone_t *zone, void *old_data)
+{
+    zg_upstream_conf_t *u = zone->conf;
+    zg_upstream_sh_t *sh, *old = old_data;
+    zg_slab_pool_t *pool = zone->pool;
+
+    if (u == NULL || zg_upstream_check(u) != ZG_OK) {
+        return ZG_ERROR;
+    }
+
+    zg_shmtx_lock(&pool->mutex);
+
+    if (old != NULL && old->magic == ZG_UPSTREAM_MAGIC && zg_upstream_sh_same(old, u)) {
+        sh = old;
+
+    } else {
+        /* workers of the previous generation may still use `old`: keep it one
+         * more generation and drop the one before it */
+        if (old != NULL && old->magic == ZG_UPSTREAM_MAGIC && old->prev != NULL) {
+            zg_slab_free_locked(pool, old->prev);
+            old->prev = NULL;
+        }
+
+        sh = zg_slab_alloc_locked(pool, zg_upstream_sh_size(u->nservers));
+        if (sh == NULL) {
+            zg_shmtx_unlock(&pool->mutex);
+            zg_log_error(ZG_LOG_EMERG, 0,
+                         "zone \"%s\" is too small for the %d servers of upstream \"%s\"",
+                         zone->name, u->nservers, u->name);
+            return ZG_ERROR;
+        }
+        zg_upstream_sh_fill(sh, u);
+        sh->prev = (old != NULL && old->magic == ZG_UPSTREAM_MAGIC) ? old : NULL;
+    }
+
+    pool->data = sh;
+    zone->data = sh;
+    u->peers = sh;
+
+    zg_shmtx_unlock(&pool->mutex);
+    return ZG_OK;
+}
+
+int zg_upstream_init(zg_upstream_conf_t *u)
+{
+    zg_upstream_sh_t *sh;
+
+    if (u->zone != NULL) {
+        if (u->zone->pool == NULL || u->zone->pool->data == NULL) {
+            zg_log_error(ZG_LOG_EMERG, 0, "zone \"%s\" of upstream \"%s\" is not mapped",
+                         u->zone->name, u->name);
+            return ZG_ERROR;
+        }
+        u->peers = u->zone->pool->data;
+        return ZG_OK;
+    }
+
+    if (zg_upstream_check(u) != ZG_OK) {
+        return ZG_ERROR;
+    }
+
+    sh = malloc(zg_upstream_sh_size(u->nservers));
+    if (sh == NULL) {
+        zg_log_error(ZG_LOG_EMERG, 0, "upstream \"%s\": out of memory", u->name);
+        return ZG_ERROR;
+    }
+    zg_upstream_sh_fill(sh, u);
+
+    free(u->peers);
+    u->peers = sh;
+    return ZG_OK;
+}
+
+void zg_upstream_cleanup(zg_upstream_conf_t *u)
+{
+    if (u->zone == NULL) {
+        free(u->peers);
+    }
+    u->peers = NULL;
+}
+
+void zg_upstream_pick_init(zg_upstream_pick_t *pk)
+{
+    memset(pk, 0, sizeof(*pk));
+    pk->peer = -1;
+}
+
+/* nginx's ngx_http_upstream_get_peer over the primaries (backup = 0) or the
+ * backups: the usable peer with the highest current_weight wins and gives
+ * back the total.  Returns its index or -1. */
+static int zg_upstream_swrr(zg_upstream_sh_t *sh, zg_upstream_pick_t *pk, int backup,
+                            zg_msec_t now)
+{
+    zg_upstream_peer_sh_t *p, *best = NULL;
+    int i, b = -1, total = 0;
+
+    for (i = 0; i < sh->nservers; i++) {
+        p = &sh->peer[i];
+
+        if (p->backup != backup || zg_upstream_tried(pk, i) || p->down) {
+            continue;
+        }
+        if (p->max_fails && p->fails >= p->max_fails
+            && !zg_upstream_elapsed(now, p->checked, p->fail_timeout))
+        {
+            continue;
+        }
+        if (p->max_conns && p->conns >= (uint32_t)p->max_conns) {
+            continue;
+        }
+
+        p->current_weight += p->effective_weight;
+        total += p->effective_weight;
+
+        if (p->effective_weight < p->weight) {
+            p->effective_weight++;
+        }
+
+        if (best == NULL || p->current_weight > best->current_weight) {
+            best = p;
+            b = i;
+        }
+    }
+
+    if (best == NULL) {
+        return -1;
+    }
+
+    best->current_weight -= total;
+
+    /* a failed peer past fail_timeout gets this one request as its check */
+    if (zg_upstream_elapsed(now, best->checked, best->fail_timeout)) {
+        best->checked = now;
+    }
+
+    return b;
+}
+
+int zg_upstream_get(zg_upstream_conf_t *u, zg_upstream_pick_t *pk, zg_msec_t now)
+{
+    zg_upstream_sh_t *sh = u->peers;
+    zg_upstream_peer_sh_t *p;
+    int i = -1;
+
+    if (sh == NULL) {
+        return ZG_ERROR;
+    }
+
+    zg_upstream_lock(u);
+
+    if (sh->single) {
+        p = &sh->peer[0];
+        if (!p->down && !zg_upstream_tried(pk, 0)
+            && !(p->max_conns && p->conns >= (uint32_t)p->max_conns))
+        {
+            i = 0;
+        }
+
+    } else {
+        if (!pk->backup) {
+            i = zg_upstream_swrr(sh, pk, 0, now);
+            if (i < 0 && sh->nbackup > 0) {
+                pk->backup = 1;
+            }
+        }
+        if (i < 0 && pk->backup) {
+            i = zg_upstream_swrr(sh, pk, 1, now);
+        }
+    }
+
+    if (i < 0) {
+        zg_upstream_unlock(u);
+        return ZG_BUSY;
+    }
+
+    p = &sh->peer[i];
+    p->conns++;
+    p->requests++;
+
+    zg_upstream_unlock(u);
+
+    zg_upstream_set_tried(pk, i);
+    pk->tries++;
+    pk->peer = i;
+    pk->addr = &u->servers[i].addr;
+    return ZG_OK;
+}
+
+void zg_upstream_free(zg_upstream_conf_t *u, zg_upstream_pick_t *pk, int failed,
+                      zg_msec_t now)
+{
+    zg_upstream_sh_t *sh = u->peers;
+    zg_upstream_peer_sh_t *p;
+    int disabled = 0;
+
+    if (sh == NULL || pk->peer < 0 || pk->peer >= sh->nservers) {
+        return;
+    }
+
+    zg_upstream_lock(u);
+
+    p = &sh->peer[pk->peer];
+
+    if (p->conns > 0) {
+        p->conns--;
+    }
+    if (failed) {
+        p->fails_total++;
+    }
+
+    if (!sh->single) {
+        if (failed) {
+            p->fails++;
+            p->accessed = now;
+            p->checked = now;
+
+            if (p->max_fails) {
+                p->effective_weight -= p->weight / p->max_fails;
+                disabled = (p->fails >= p->max_fails);
+            }
+            if (p->effective_weight < 0) {
+                p->effective_weight = 0;
+            }
+
+        } else if (p->accessed < p->checked) {
+            /* the check after fail_timeout passed */
+            p->fails = 0;
+        }
+    }
+
+    zg_upstream_unlock(u);
+
+    if (disabled) {
+        zg_log(ZG_LOG_WARN, "upstream server temporarily disabled: %s in upstream \"%s\"",
+               u->servers[pk->peer].addr.text, u->name);
+    }
+
+    pk->peer = -1;
+    pk->addr = NULL;
+}
+
+int zg_upstream_peer_stats(zg_upstream_conf_t *u, int i, zg_upstream_peer_stats_t *out,
+                           zg_msec_t now)
+{
+    zg_upstream_sh_t *sh = u->peers;
+    zg_upstream_peer_sh_t *p;
+
+    if (sh == NULL || i < 0 || i >= u->nservers || i >= sh->nservers) {
+        return ZG_ERROR;
+    }
+
+    memset(out, 0, sizeof(*out));
+    out->addr = &u->servers[i].addr;
+
+    zg_upstream_lock(u);
+
+    p = &sh->peer[i];
+    out->requests = p->requests;
+    out->fails = p->fails_total;
+    out->active = p->conns;
+    out->weight = p->weight;
+    out->recent_fails = p->fails;
+    out->effective_weight = p->effective_weight;
+    out->current_weight = p->current_weight;
+    out->backup = p->backup;
+    out->down = p->down;
+    out->unavailable = !sh->single && p->max_fails && p->fails >= p->max_fails
+                       && !zg_upstream_elapsed(now, p->checked, p->fail_timeout);
+
+    zg_upstream_unlock(u);
+    return ZG_OK;
+}
