@@ -240,8 +240,15 @@ char *zg_conf_strdup(zg_conf_t *conf, const char *s, size_t len);
 int64_t zg_conf_parse_size(const char *s, size_t len);
 /* "500ms" "10s" "1m" "2h" "1d", bare number = seconds; ZG_UNSET_MSEC on error */
 zg_msec_t zg_conf_parse_time(const char *s, size_t len);
-/* "127.0.0.1:8080", "localhost:80", "[::1]:81", "8080" (= 0.0.0.0:8080 for listen) */
+/* "127.0.0.1:8080", "localhost:80", "[::1]:81", "8080" (= 0.0.0.0:8080 for listen),
+ * "*:80"; a name takes its first IPv4 address, else its first IPv6 one.  Without a
+ * port, default_port (< 1 = a port is required).  ZG_OK, ZG_DECLINED (host not
+ * found) or ZG_ERROR (bad syntax or port). */
 int zg_conf_parse_addr(const char *s, size_t len, int default_port, zg_addr_t *out);
+
+/* tests and fuzzing: when set, names other than "localhost" are not looked up
+ * (they are "host not found") */
+extern int zg_conf_no_resolve;
 
 /* server for a Host on a listen address (exact name, then the default server) */
 zg_server_conf_t *zg_conf_find_server(const zg_listen_t *ls, const char *host, size_t len);

@@ -1,0 +1,95 @@
+/* zg_worker.h — one worker process: a libuv loop, the client connections it
+ * accepted, and the output queues both sides of a proxied request write through. */
+#ifndef ZG_WORKER_H
+#define ZG_WORKER_H
+
+#include <uv.h>
+
+#include "zg_conf.h"
+#include "zg_http.h"
+#include "zg_queue.h"
+
+typedef struct zg_request_s zg_request_t;
+
+/* Bytes to write to a stream, in order.  Appends go to `buf`; zg_outq_flush writes
+ * what it can at once (uv_try_write) and queues a copy of the rest. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    size_t inflight;      /* bytes queued in uv_write requests not yet done */
+    uv_stream_t *stream;
+    void (*drained)(void *data); /* called when inflight drops to 0 (may be NULL) */
+    void (*failed)(void *data, int status); /* a queued write failed */
+    void *data;
+} zg_outq_t;
+
+void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data);
+int zg_outq_append(zg_outq_t *q, const void *p, size_t n);
+int zg_outq_printf(zg_outq_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ZG_OK (all written or queued) or ZG_ERROR (write error: the stream is broken) */
+int zg_outq_flush(zg_outq_t *q);
+size_t zg_outq_pending(const zg_outq_t *q);
+void zg_outq_free(zg_outq_t *q);
+
+typedef struct zg_worker_s zg_worker_t;
+
+typedef struct zg_conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;           /* header / keep-alive / body / send deadline */
+    uv_shutdown_t shutdown;
+    zg_worker_t *w;
+    zg_listen_t *ls;
+    struct sockaddr_storage peer;
+    zg_http_in_t *in;
+    zg_request_t *req;          /* the request being served (one at a time) */
+    zg_request_t *rmem;         /* its memory, reused by the next request */
+    zg_outq_t out;
+    zg_queue_t link;            /* in the worker's list of connections */
+    uint64_t serial;
+    uint64_t nrequests;
+    int handles;                /* open uv handles; freed when 0 */
+    unsigned reading : 1;       /* uv_read_start active */
+    unsigned closing : 1;
+    unsigned close_after : 1;   /* close once the output is written */
+    unsigned idle : 1;          /* between requests */
+    unsigned lingering : 1;     /* write side shut, draining the client's bytes */
+    unsigned in_parser : 1;     /* inside zg_http_in_* (handlers must not re-enter) */
+    unsigned want_resume : 1;
+    unsigned want_next : 1;
+    char addr_text[64];
+} zg_conn_t;
+
+struct zg_worker_s {
+    uv_loop_t *loop;
+    zg_conf_t *conf;
+    int slot;
+    uv_tcp_t *listeners;
+    int nlisteners;
+    uv_signal_t sig_term, sig_int, sig_quit, sig_usr1, sig_hup;
+    uv_timer_t quit_timer;
+    zg_queue_t conns;
+    int nconns;
+    uint64_t serial;
+    unsigned quitting : 1;
+    void *keepalive;            /* upstream keep-alive pool (zg_proxy.c) */
+};
+
+extern zg_worker_t *zg_worker; /* this process's worker */
+
+/* Runs a worker on conf's already-open listening sockets; returns the exit code. */
+int zg_worker_run(zg_conf_t *conf, int slot);
+
+/* Reading from the client on/off (backpressure, delays). */
+void zg_conn_read(zg_conn_t *c, int on);
+/* Closes the connection (aborting its request if any). */
+void zg_conn_close(zg_conn_t *c);
+/* The request finished and its response is queued: keep-alive or close. */
+void zg_conn_request_done(zg_conn_t *c, int keepalive);
+/* Go on parsing the request body (after on_head); safe inside parser handlers. */
+void zg_conn_body(zg_conn_t *c);
+/* the client's address as text */
+const char *zg_conn_addr_text(zg_conn_t *c);
+/* (Re)arms the connection deadline; 0 stops it. */
+void zg_conn_timer(zg_conn_t *c, zg_msec_t ms);
+
+#endif

@@ -1,0 +1,891 @@
+/* zg_proxy.c — one proxied request: pick a peer, connect (or reuse a kept-alive
+ * connection), send the rewritten head and stream the body up, stream the response
+ * down; on error or timeout go to the next peer while nothing was sent to the
+ * client, else 502 / 504; give the connection back to the per-worker pool. */
+#include "zg_proxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zg_log.h"
+#include "zg_upstream.h"
+
+#define ZG_PROXY_RETAIN (64 * 1024)   /* request body kept for a retry */
+#define ZG_PROXY_HIGH (256 * 1024)    /* queued bytes that pause the other side */
+#define ZG_PROXY_HEAD_MAX (64 * 1024) /* upstream response head */
+#define ZG_PROXY_IDLE_MSEC 60000      /* idle kept-alive upstream connection */
+
+typedef struct zg_upconn_s zg_upconn_t;
+
+struct zg_upconn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_connect_t connect;
+    zg_proxy_t *p;              /* owner; NULL while idle in the pool */
+    zg_upstream_conf_t *u;
+    int peer;
+    zg_outq_t out;
+    zg_http_resp_t *resp;
+    zg_queue_t link;            /* in the pool while idle */
+    uint64_t received;          /* response bytes on this use */
+    int handles;
+    unsigned connected : 1;
+    unsigned closing : 1;
+    unsigned reused : 1;        /* came from the pool */
+    unsigned reading : 1;
+};
+
+typedef struct {
+    zg_queue_t idle;
+    int nidle;
+} zg_proxy_pool_t;
+
+struct zg_proxy_s {
+    zg_request_t *r;
+    zg_upstream_conf_t *u;
+    zg_upstream_pick_t pick;
+    zg_upconn_t *uc;
+    char *head;
+    size_t head_len;
+    char *body;                 /* body bytes (encoded for upstream) not yet dropped */
+    size_t body_len, body_cap, body_off;
+    zg_msec_t attempt_start;
+    int error_status;           /* 502 or 504 of the last failed attempt */
+    unsigned body_done : 1;     /* the client's body is complete */
+    unsigned body_end_sent : 1;
+    unsigned body_overflow : 1; /* retained copy dropped: no retry after sending */
+    unsigned chunked_up : 1;
+    unsigned chunked_out : 1;
+    unsigned resp_head_sent : 1;
+    unsigned resp_keepalive : 1;/* the client may keep the connection */
+    unsigned retried_stale : 1; /* a stale pooled connection was replaced once */
+    unsigned client_paused : 1;
+    unsigned up_paused : 1;
+    unsigned done : 1;
+    unsigned retry_status : 1;  /* this attempt's response asks for the next peer */
+    unsigned up_keepalive : 1;  /* the upstream may keep the connection */
+};
+
+static void zg_proxy_connect(zg_proxy_t *p);
+static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what);
+static void zg_upconn_read(zg_upconn_t *uc, int on);
+
+/* ---- upstream connections ---- */
+
+static void zg_upconn_free_cb(uv_handle_t *h)
+{
+    zg_upconn_t *uc = h->data;
+    if (--uc->handles == 0) {
+        zg_http_resp_destroy(uc->resp);
+        zg_outq_free(&uc->out);
+        free(uc);
+    }
+}
+
+static void zg_upconn_close(zg_upconn_t *uc)
+{
+    if (uc->closing) {
+        return;
+    }
+    uc->closing = 1;
+    uc->p = NULL;
+    uc->out.drained = NULL;
+    uc->out.failed = NULL;
+    uv_close((uv_handle_t *)&uc->timer, zg_upconn_free_cb);
+    uv_close((uv_handle_t *)&uc->tcp, zg_upconn_free_cb);
+}
+
+static void zg_pool_idle_close(zg_upconn_t *uc)
+{
+    zg_proxy_pool_t *pool = zg_worker->keepalive;
+    zg_queue_remove(&uc->link);
+    pool->nidle--;
+    zg_upconn_close(uc);
+}
+
+static void zg_pool_idle_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread != 0) {
+        /* the upstream closed it, or sent bytes nobody asked for */
+        zg_pool_idle_close(s->data);
+    }
+}
+
+static void zg_pool_idle_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char scratch[512];
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void zg_pool_idle_timeout(uv_timer_t *t)
+{
+    zg_pool_idle_close(t->data);
+}
+
+static void zg_pool_put(zg_upconn_t *uc)
+{
+    zg_proxy_pool_t *pool = zg_worker->keepalive;
+    if (zg_worker->quitting || uc->u->keepalive <= 0) {
+        zg_upconn_close(uc);
+        return;
+    }
+    int n = 0;
+    zg_upconn_t *oldest = NULL;
+    for (zg_queue_t *q = zg_queue_head(&pool->idle); q != zg_queue_sentinel(&pool->idle);
+         q = zg_queue_next(q)) {
+        zg_upconn_t *o = zg_queue_data(q, zg_upconn_t, link);
+        if (o->u == uc->u) {
+            n++;
+            oldest = o; /* the list is newest first */
+        }
+    }
+    if (n >= uc->u->keepalive && oldest) {
+        zg_pool_idle_close(oldest);
+    }
+    uc->p = NULL;
+    uc->reading = 0;
+    uv_read_stop((uv_stream_t *)&uc->tcp);
+    uv_read_start((uv_stream_t *)&uc->tcp, zg_pool_idle_alloc, zg_pool_idle_read);
+    uv_timer_start(&uc->timer, zg_pool_idle_timeout, ZG_PROXY_IDLE_MSEC, 0);
+    zg_queue_insert_head(&pool->idle, &uc->link);
+    pool->nidle++;
+}
+
+static zg_upconn_t *zg_pool_get(zg_upstream_conf_t *u, int peer)
+{
+    zg_proxy_pool_t *pool = zg_worker->keepalive;
+    for (zg_queue_t *q = zg_queue_head(&pool->idle); q != zg_queue_sentinel(&pool->idle);
+         q = zg_queue_next(q)) {
+        zg_upconn_t *uc = zg_queue_data(q, zg_upconn_t, link);
+        if (uc->u == u && uc->peer == peer) {
+            zg_queue_remove(&uc->link);
+            pool->nidle--;
+            uv_read_stop((uv_stream_t *)&uc->tcp);
+            uv_timer_stop(&uc->timer);
+            uc->reused = 1;
+            return uc;
+        }
+    }
+    return NULL;
+}
+
+void zg_proxy_pool_init(zg_worker_t *w)
+{
+    zg_proxy_pool_t *pool = calloc(1, sizeof(*pool));
+    zg_queue_init(&pool->idle);
+    w->keepalive = pool;
+}
+
+void zg_proxy_pool_close(zg_worker_t *w)
+{
+    zg_proxy_pool_t *pool = w->keepalive;
+    if (pool == NULL) {
+        return;
+    }
+    while (!zg_queue_empty(&pool->idle)) {
+        zg_pool_idle_close(zg_queue_data(zg_queue_head(&pool->idle), zg_upconn_t, link));
+    }
+}
+
+/* ---- the request head for the upstream ---- */
+
+static int zg_proxy_token_in(const zg_str_t *list, const zg_str_t *name)
+{
+    const char *p = list->data, *end = list->data + list->len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+        const char *s = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t') {
+            p++;
+        }
+        zg_str_t tok = {(size_t)(p - s), s};
+        if (tok.len && zg_http_name_eq(name, tok.data, tok.len)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int zg_proxy_build_head(zg_proxy_t *p)
+{
+    zg_request_t *r = p->r;
+    zg_http_req_t *h = r->h;
+    zg_location_t *loc = r->loc;
+    zg_settings_t *s = &loc->s;
+    zg_outq_t q;
+    char tmp[4096];
+    zg_outq_init(&q, NULL, NULL);
+
+    zg_outq_append(&q, h->method.data, h->method.len);
+    zg_outq_append(&q, " ", 1);
+    if (loc->proxy_uri) {
+        size_t skip = zg_min(loc->path_len, h->path.len);
+        zg_outq_append(&q, loc->proxy_uri, loc->proxy_uri_len);
+        zg_outq_append(&q, h->path.data + skip, h->path.len - skip);
+        if (h->args.len) {
+            zg_outq_append(&q, "?", 1);
+            zg_outq_append(&q, h->args.data, h->args.len);
+        }
+    } else {
+        zg_outq_append(&q, h->target.data, h->target.len);
+    }
+    zg_outq_append(&q, " HTTP/1.1\r\n", 11);
+
+    /* the client's headers, less hop-by-hop ones and those zonegate sets */
+    zg_str_t conn_tokens = {0, ""};
+    const zg_str_t *xff = NULL, *host = NULL;
+    for (size_t i = 0; i < h->nhdrs; i++) {
+        if (zg_http_name_eq(&h->names[i], "connection", 10)) {
+            conn_tokens = h->values[i];
+        }
+    }
+    for (size_t i = 0; i < h->nhdrs; i++) {
+        const zg_str_t *n = &h->names[i];
+        if (zg_http_hop_by_hop(n) || zg_http_name_eq(n, "content-length", 14) ||
+            zg_http_name_eq(n, "expect", 6) || zg_http_name_eq(n, "x-real-ip", 9) ||
+            (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))) {
+            continue;
+        }
+        if (zg_http_name_eq(n, "x-forwarded-for", 15)) {
+            xff = &h->values[i];
+            continue;
+        }
+        if (zg_http_name_eq(n, "host", 4)) {
+            host = &h->values[i];
+            continue;
+        }
+        int overridden = 0;
+        for (int k = 0; k < s->nset_headers; k++) {
+            if (zg_http_name_eq(n, s->set_headers[k].name.data, s->set_headers[k].name.len)) {
+                overridden = 1;
+                break;
+            }
+        }
+        if (overridden) {
+            continue;
+        }
+        zg_outq_append(&q, n->data, n->len);
+        zg_outq_append(&q, ": ", 2);
+        zg_outq_append(&q, h->values[i].data, h->values[i].len);
+        zg_outq_append(&q, "\r\n", 2);
+    }
+
+    int host_set = 0, xff_set = 0, xri_set = 0;
+    for (int k = 0; k < s->nset_headers; k++) {
+        zg_header_conf_t *hc = &s->set_headers[k];
+        size_t n = zg_cv_eval(hc->value, &r->ctx, 0, tmp, sizeof(tmp));
+        n = zg_min(n, sizeof(tmp));
+        if (zg_http_name_eq(&hc->name, "host", 4)) {
+            host_set = 1;
+        } else if (zg_http_name_eq(&hc->name, "x-forwarded-for", 15)) {
+            xff_set = 1;
+        } else if (zg_http_name_eq(&hc->name, "x-real-ip", 9)) {
+            xri_set = 1;
+        }
+        if (n == 0) {
+            continue; /* an empty value removes the header */
+        }
+        zg_outq_append(&q, hc->name.data, hc->name.len);
+        zg_outq_append(&q, ": ", 2);
+        zg_outq_append(&q, tmp, n);
+        zg_outq_append(&q, "\r\n", 2);
+    }
+    if (!host_set) {
+        if (host) {
+            zg_outq_printf(&q, "Host: %.*s\r\n", (int)host->len, host->data);
+        } else {
+            zg_outq_printf(&q, "Host: %s\r\n",
+                           p->u->implicit ? p->u->servers[0].addr.text : p->u->name);
+        }
+    }
+    const char *addr = zg_conn_addr_text(r->c);
+    if (!xff_set) {
+        if (xff) {
+            zg_outq_printf(&q, "X-Forwarded-For: %.*s, %s\r\n", (int)xff->len, xff->data, addr);
+        } else {
+            zg_outq_printf(&q, "X-Forwarded-For: %s\r\n", addr);
+        }
+    }
+    if (!xri_set) {
+        zg_outq_printf(&q, "X-Real-IP: %s\r\n", addr);
+    }
+    if (h->chunked) {
+        p->chunked_up = 1;
+        zg_outq_append(&q, "Transfer-Encoding: chunked\r\n", 28);
+    } else if (h->content_length >= 0) {
+        zg_outq_printf(&q, "Content-Length: %lld\r\n", (long long)h->content_length);
+    }
+    if (p->u->keepalive > 0) {
+        zg_outq_append(&q, "Connection: keep-alive\r\n\r\n", 26);
+    } else {
+        zg_outq_append(&q, "Connection: close\r\n\r\n", 21);
+    }
+    if (q.buf == NULL) {
+        return ZG_ERROR;
+    }
+    p->head = q.buf;
+    p->head_len = q.len;
+    return ZG_OK;
+}
+
+/* ---- the response, down to the client ---- */
+
+static void zg_proxy_note_upstream(zg_proxy_t *p, int status)
+{
+    zg_request_t *r = p->r;
+    char *a = r->upstream_addr, *st = r->upstream_status, *t = r->upstream_time;
+    size_t al = strlen(a), sl = strlen(st), tl = strlen(t);
+    zg_msec_t ms = zg_time_msec() - p->attempt_start;
+    snprintf(a + al, sizeof(r->upstream_addr) - al, "%s%s", al ? ", " : "",
+             p->pick.addr ? p->pick.addr->text : "-");
+    if (status) {
+        snprintf(st + sl, sizeof(r->upstream_status) - sl, "%s%d", sl ? ", " : "", status);
+    } else {
+        snprintf(st + sl, sizeof(r->upstream_status) - sl, "%s-", sl ? ", " : "");
+    }
+    snprintf(t + tl, sizeof(r->upstream_time) - tl, "%s%llu.%03llu", tl ? ", " : "",
+             (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
+    r->ctx.upstream_addr.data = a;
+    r->ctx.upstream_addr.len = strlen(a);
+    r->ctx.upstream_status.data = st;
+    r->ctx.upstream_status.len = strlen(st);
+    r->ctx.upstream_response_time.data = t;
+    r->ctx.upstream_response_time.len = strlen(t);
+}
+
+static int zg_proxy_next_on(zg_proxy_t *p, int status)
+{
+    int mask = p->r->loc->s.proxy_next_upstream;
+    return (status == 502 && (mask & ZG_NEXT_HTTP_502)) ||
+           (status == 503 && (mask & ZG_NEXT_HTTP_503)) ||
+           (status == 504 && (mask & ZG_NEXT_HTTP_504));
+}
+
+static int zg_proxy_can_retry(zg_proxy_t *p)
+{
+    zg_settings_t *s = &p->r->loc->s;
+    if (p->resp_head_sent || p->body_overflow || (s->proxy_next_upstream & ZG_NEXT_OFF)) {
+        return 0;
+    }
+    if (s->proxy_next_upstream_tries && p->pick.tries >= s->proxy_next_upstream_tries) {
+        return 0;
+    }
+    return 1;
+}
+
+static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
+{
+    zg_upconn_t *uc = data;
+    zg_proxy_t *p = uc->p;
+    if (p == NULL || p->done) {
+        return;
+    }
+    zg_request_t *r = p->r;
+    zg_outq_t *q = &r->c->out;
+
+    p->up_keepalive = rh->keepalive;
+    if (zg_proxy_next_on(p, rh->status) && zg_proxy_can_retry(p)) {
+        p->error_status = rh->status;
+        p->retry_status = 1;
+        return; /* the caller sees no head sent and fails the attempt */
+    }
+    zg_proxy_note_upstream(p, rh->status);
+    p->resp_head_sent = 1;
+    r->resp_started = 1;
+    r->ctx.status = rh->status;
+
+    int client11 = r->h->http_minor >= 1;
+    int keepalive = r->keepalive && !zg_worker->quitting;
+    p->chunked_out = 0;
+    if (!rh->no_body) {
+        if (rh->chunked) {
+            if (client11) {
+                p->chunked_out = 1;
+            } else {
+                keepalive = 0;
+            }
+        } else if (rh->content_length < 0) {
+            keepalive = 0; /* until close */
+        }
+    }
+    p->resp_keepalive = keepalive;
+
+    size_t start = q->len;
+    zg_outq_printf(q, "HTTP/1.1 %d %.*s\r\n", rh->status, (int)rh->reason.len,
+                   rh->reason.data);
+    zg_str_t conn_tokens = {0, ""};
+    for (size_t i = 0; i < rh->nhdrs; i++) {
+        if (zg_http_name_eq(&rh->names[i], "connection", 10)) {
+            conn_tokens = rh->values[i];
+        }
+    }
+    for (size_t i = 0; i < rh->nhdrs; i++) {
+        const zg_str_t *n = &rh->names[i];
+        if (zg_http_hop_by_hop(n) || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))) {
+            continue;
+        }
+        zg_outq_append(q, n->data, n->len);
+        zg_outq_append(q, ": ", 2);
+        zg_outq_append(q, rh->values[i].data, rh->values[i].len);
+        zg_outq_append(q, "\r\n", 2);
+    }
+    if (p->chunked_out) {
+        zg_outq_append(q, "Transfer-Encoding: chunked\r\n", 28);
+    }
+    zg_request_ratelimit_headers(r, q);
+    if (keepalive) {
+        zg_outq_append(q, "Connection: keep-alive\r\n\r\n", 26);
+    } else {
+        zg_outq_append(q, "Connection: close\r\n\r\n", 21);
+    }
+    r->ctx.bytes_sent += q->len - start;
+}
+
+static void zg_resp_on_body(void *data, const char *b, size_t n)
+{
+    zg_upconn_t *uc = data;
+    zg_proxy_t *p = uc->p;
+    if (p == NULL || !p->resp_head_sent || p->done) {
+        return;
+    }
+    zg_request_t *r = p->r;
+    zg_outq_t *q = &r->c->out;
+    if (p->chunked_out) {
+        zg_outq_printf(q, "%zx\r\n", n);
+        zg_outq_append(q, b, n);
+        zg_outq_append(q, "\r\n", 2);
+    } else {
+        zg_outq_append(q, b, n);
+    }
+    r->ctx.body_bytes_sent += n;
+    r->ctx.bytes_sent += n;
+}
+
+static void zg_resp_on_done(void *data)
+{
+    zg_upconn_t *uc = data;
+    zg_proxy_t *p = uc->p;
+    if (p == NULL || !p->resp_head_sent || p->done) {
+        return;
+    }
+    if (p->chunked_out) {
+        zg_outq_append(&p->r->c->out, "0\r\n\r\n", 5);
+        p->r->ctx.bytes_sent += 5;
+    }
+}
+
+static const zg_http_resp_handlers_t zg_resp_handlers = {zg_resp_on_head, zg_resp_on_body,
+                                                         zg_resp_on_done};
+
+static void zg_proxy_free(zg_proxy_t *p)
+{
+    free(p->head);
+    free(p->body);
+    free(p);
+}
+
+/* the response is complete: the connection goes back to the pool if it can */
+static void zg_proxy_finish(zg_proxy_t *p, int upstream_keepalive)
+{
+    zg_request_t *r = p->r;
+    zg_upconn_t *uc = p->uc;
+    p->done = 1;
+    p->uc = NULL;
+    if (uc) {
+        uv_timer_stop(&uc->timer);
+        if (upstream_keepalive && p->body_end_sent && uc->out.inflight == 0 && !uc->closing) {
+            zg_pool_put(uc);
+        } else {
+            zg_upconn_close(uc);
+        }
+    }
+    zg_upstream_free(p->u, &p->pick, 0, zg_time_msec());
+    int keepalive = p->resp_keepalive;
+    r->proxy = NULL;
+    zg_proxy_free(p);
+    if (zg_outq_flush(&r->c->out) != ZG_OK) {
+        keepalive = 0;
+    }
+    zg_request_response_done(r, keepalive);
+}
+
+/* ---- reading the upstream ---- */
+
+static void zg_upconn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    zg_upconn_t *uc = h->data;
+    size_t len = 0;
+    char *b = zg_http_resp_buffer(uc->resp, &len);
+    *buf = uv_buf_init(b, (unsigned)len);
+}
+
+static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    zg_upconn_t *uc = s->data;
+    zg_proxy_t *p = uc->p;
+    if (p == NULL || nread == 0) {
+        return;
+    }
+    int rc;
+    if (nread < 0) {
+        rc = nread == UV_EOF ? zg_http_resp_eof(uc->resp) : ZG_ERROR;
+        if (rc != ZG_DONE) {
+            zg_proxy_fail(p, 0, nread == UV_EOF ? "upstream prematurely closed connection"
+                                                : "recv() failed");
+            return;
+        }
+        if (zg_outq_flush(&p->r->c->out) != ZG_OK) {
+            /* the client is gone: finish anyway, the close follows */
+        }
+        zg_proxy_finish(p, 0);
+        return;
+    }
+    uc->received += (uint64_t)nread;
+    rc = zg_http_resp_feed(uc->resp, (size_t)nread);
+    if (p->retry_status) {
+        /* proxy_next_upstream http_5xx */
+        p->retry_status = 0;
+        zg_proxy_note_upstream(p, p->error_status);
+        zg_upstream_free(p->u, &p->pick, 1, zg_time_msec());
+        zg_upconn_close(uc);
+        p->uc = NULL;
+        zg_proxy_connect(p);
+        return;
+    }
+    if (rc == ZG_ERROR) {
+        zg_proxy_fail(p, 0, "upstream sent an invalid response");
+        return;
+    }
+    zg_request_t *r = p->r;
+    if (rc == ZG_DONE) {
+        zg_proxy_finish(p, p->up_keepalive);
+        return;
+    }
+    uv_timer_again(&uc->timer);
+    if (zg_outq_flush(&r->c->out) != ZG_OK) {
+        return; /* the connection's write failure closes everything */
+    }
+    if (zg_outq_pending(&r->c->out) > ZG_PROXY_HIGH) {
+        p->up_paused = 1;
+        zg_upconn_read(uc, 0);
+    }
+}
+
+static void zg_upconn_read(zg_upconn_t *uc, int on)
+{
+    if (on && !uc->reading) {
+        uc->reading = 1;
+        uv_read_start((uv_stream_t *)&uc->tcp, zg_upconn_alloc, zg_upconn_on_read);
+    } else if (!on && uc->reading) {
+        uc->reading = 0;
+        uv_read_stop((uv_stream_t *)&uc->tcp);
+    }
+}
+
+void zg_proxy_client_drained(zg_proxy_t *p)
+{
+    if (p->up_paused && p->uc) {
+        p->up_paused = 0;
+        zg_upconn_read(p->uc, 1);
+    }
+}
+
+static void zg_upconn_timeout(uv_timer_t *t)
+{
+    zg_upconn_t *uc = t->data;
+    if (uc->p) {
+        zg_proxy_fail(uc->p, 1, uc->connected ? "upstream timed out" : "connect timed out");
+    }
+}
+
+/* ---- sending the request ---- */
+
+static void zg_upconn_drained(void *data)
+{
+    zg_upconn_t *uc = data;
+    zg_proxy_t *p = uc->p;
+    if (p && p->client_paused) {
+        p->client_paused = 0;
+        zg_conn_body(p->r->c);
+    }
+}
+
+static void zg_upconn_write_failed(void *data, int status)
+{
+    zg_upconn_t *uc = data;
+    (void)status;
+    if (uc->p) {
+        zg_proxy_fail(uc->p, 0, "send() failed");
+    }
+}
+
+static void zg_proxy_send_body(zg_proxy_t *p)
+{
+    zg_upconn_t *uc = p->uc;
+    if (uc == NULL || !uc->connected) {
+        if (p->body_len > ZG_PROXY_HIGH && !p->client_paused) {
+            p->client_paused = 1;
+            zg_conn_read(p->r->c, 0);
+        }
+        return;
+    }
+    if (p->body_off < p->body_len) {
+        zg_outq_append(&uc->out, p->body + p->body_off, p->body_len - p->body_off);
+        p->body_off = p->body_len;
+    }
+    if (p->body_done && !p->body_end_sent) {
+        if (p->chunked_up) {
+            zg_outq_append(&uc->out, "0\r\n\r\n", 5);
+        }
+        p->body_end_sent = 1;
+    }
+    if (p->body_len > ZG_PROXY_RETAIN) {
+        p->body_overflow = 1;
+        p->body_len = p->body_off = 0;
+    }
+    if (zg_outq_flush(&uc->out) != ZG_OK) {
+        zg_proxy_fail(p, 0, "send() failed");
+        return;
+    }
+    if (zg_outq_pending(&uc->out) > ZG_PROXY_HIGH && !p->client_paused && !p->body_done) {
+        p->client_paused = 1;
+        zg_conn_read(p->r->c, 0);
+    }
+}
+
+static int zg_proxy_body_append(zg_proxy_t *p, const char *data, size_t n)
+{
+    if (p->body_len + n > p->body_cap) {
+        size_t cap = p->body_cap ? p->body_cap : 16384;
+        while (cap < p->body_len + n) {
+            cap *= 2;
+        }
+        char *b = realloc(p->body, cap);
+        if (b == NULL) {
+            return ZG_ERROR;
+        }
+        p->body = b;
+        p->body_cap = cap;
+    }
+    memcpy(p->body + p->body_len, data, n);
+    p->body_len += n;
+    return ZG_OK;
+}
+
+void zg_proxy_body(zg_proxy_t *p, const char *data, size_t n)
+{
+    if (n == 0 || p->done) {
+        return;
+    }
+    if (p->chunked_up) {
+        char line[32];
+        int l = snprintf(line, sizeof(line), "%zx\r\n", n);
+        zg_proxy_body_append(p, line, (size_t)l);
+        zg_proxy_body_append(p, data, n);
+        zg_proxy_body_append(p, "\r\n", 2);
+    } else {
+        zg_proxy_body_append(p, data, n);
+    }
+    zg_proxy_send_body(p);
+}
+
+void zg_proxy_body_done(zg_proxy_t *p)
+{
+    p->body_done = 1;
+    if (!p->done) {
+        zg_proxy_send_body(p);
+    }
+}
+
+static void zg_proxy_send(zg_proxy_t *p)
+{
+    zg_upconn_t *uc = p->uc;
+    zg_settings_t *s = &p->r->loc->s;
+    zg_outq_append(&uc->out, p->head, p->head_len);
+    p->body_off = 0;
+    p->body_end_sent = 0;
+    zg_http_resp_reset(uc->resp, p->r->h->method_id == 2);
+    uc->received = 0;
+    uv_timer_start(&uc->timer, zg_upconn_timeout, zg_max(s->proxy_read_timeout, 1),
+                   zg_max(s->proxy_read_timeout, 1));
+    zg_upconn_read(uc, 1);
+    zg_proxy_send_body(p);
+}
+
+static void zg_upconn_connected(uv_connect_t *req, int status)
+{
+    zg_upconn_t *uc = req->data;
+    zg_proxy_t *p = uc->p;
+    if (status == UV_ECANCELED || p == NULL) {
+        return;
+    }
+    if (status < 0) {
+        char what[128];
+        snprintf(what, sizeof(what), "connect() failed (%s)", uv_strerror(status));
+        zg_proxy_fail(p, 0, what);
+        return;
+    }
+    uc->connected = 1;
+    uv_tcp_nodelay(&uc->tcp, 1);
+    zg_proxy_send(p);
+}
+
+static zg_upconn_t *zg_upconn_new(zg_proxy_t *p)
+{
+    zg_upconn_t *uc = calloc(1, sizeof(*uc));
+    if (uc == NULL) {
+        return NULL;
+    }
+    uc->resp = zg_http_resp_create(ZG_PROXY_HEAD_MAX, &zg_resp_handlers, uc);
+    if (uc->resp == NULL) {
+        free(uc);
+        return NULL;
+    }
+    uv_tcp_init(zg_worker->loop, &uc->tcp);
+    uv_timer_init(zg_worker->loop, &uc->timer);
+    uc->tcp.data = uc->timer.data = uc->connect.data = uc;
+    uc->handles = 2;
+    uc->u = p->u;
+    uc->peer = p->pick.peer;
+    uc->p = p;
+    zg_outq_init(&uc->out, (uv_stream_t *)&uc->tcp, uc);
+    uc->out.drained = zg_upconn_drained;
+    uc->out.failed = zg_upconn_write_failed;
+    return uc;
+}
+
+static void zg_proxy_connect(zg_proxy_t *p)
+{
+    zg_request_t *r = p->r;
+    zg_settings_t *s = &r->loc->s;
+    zg_msec_t now = zg_time_msec();
+
+    if (zg_upstream_get(p->u, &p->pick, now) != ZG_OK) {
+        if (p->pick.tries == 0) {
+            zg_log_error(ZG_LOG_ERR, 0, "no live upstreams while connecting to upstream \"%s\"",
+                         p->u->name);
+        }
+        goto no_peer;
+    }
+    p->attempt_start = now;
+    p->retried_stale = 0;
+    p->uc = zg_pool_get(p->u, p->pick.peer);
+    if (p->uc) {
+        p->uc->p = p;
+        p->uc->connected = 1;
+        zg_proxy_send(p);
+        return;
+    }
+    p->uc = zg_upconn_new(p);
+    if (p->uc == NULL) {
+        zg_proxy_fail(p, 0, "out of memory");
+        return;
+    }
+    uv_timer_start(&p->uc->timer, zg_upconn_timeout, zg_max(s->proxy_connect_timeout, 1), 0);
+    int rc = uv_tcp_connect(&p->uc->connect, &p->uc->tcp,
+                            (const struct sockaddr *)&p->pick.addr->sa, zg_upconn_connected);
+    if (rc != 0) {
+        zg_proxy_fail(p, 0, uv_strerror(rc));
+    }
+    return;
+
+no_peer:;
+    int status = p->error_status ? p->error_status : 502;
+    r->proxy = NULL;
+    zg_proxy_free(p);
+    zg_request_respond(r, status, NULL, NULL, NULL, 0);
+}
+
+/* An attempt failed.  Before the response head went out: the next peer, or 502/504.
+ * After: the client's response cannot be completed, close it. */
+static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
+{
+    zg_request_t *r = p->r;
+    zg_upconn_t *uc = p->uc;
+    int stale = uc && uc->reused && uc->received == 0 && !timeout && !p->retried_stale;
+    int connected = uc && uc->connected;
+    if (uc) {
+        zg_upconn_close(uc);
+        p->uc = NULL;
+    }
+    if (stale && !p->resp_head_sent && !p->body_overflow) {
+        /* a kept-alive connection the upstream had closed: once more, fresh */
+        p->retried_stale = 1;
+        p->uc = zg_upconn_new(p);
+        if (p->uc) {
+            zg_settings_t *s = &r->loc->s;
+            uv_timer_start(&p->uc->timer, zg_upconn_timeout,
+                           zg_max(s->proxy_connect_timeout, 1), 0);
+            if (uv_tcp_connect(&p->uc->connect, &p->uc->tcp,
+                               (const struct sockaddr *)&p->pick.addr->sa,
+                               zg_upconn_connected) == 0) {
+                return;
+            }
+            zg_upconn_close(p->uc);
+            p->uc = NULL;
+        }
+    }
+    zg_log_error(ZG_LOG_ERR, 0, "%s while %s upstream, client: %s, upstream: \"%s\"", what,
+                 connected ? (p->resp_head_sent ? "reading" : "reading response header from")
+                           : "connecting to",
+                 zg_conn_addr_text(r->c), p->pick.addr ? p->pick.addr->text : "-");
+    zg_proxy_note_upstream(p, 0);
+    zg_upstream_free(p->u, &p->pick, 1, zg_time_msec());
+    if (p->resp_head_sent) {
+        p->done = 1;
+        r->proxy = NULL;
+        zg_proxy_free(p);
+        zg_outq_flush(&r->c->out);
+        zg_request_response_abort(r);
+        return;
+    }
+    p->error_status = timeout ? 504 : 502;
+    int mask = r->loc->s.proxy_next_upstream;
+    if ((timeout && !(mask & ZG_NEXT_TIMEOUT)) || (!timeout && !(mask & ZG_NEXT_ERROR)) ||
+        !zg_proxy_can_retry(p)) {
+        r->proxy = NULL;
+        zg_proxy_free(p);
+        zg_request_respond(r, timeout ? 504 : 502, NULL, NULL, NULL, 0);
+        return;
+    }
+    zg_proxy_connect(p);
+}
+
+void zg_proxy_start(zg_request_t *r)
+{
+    zg_proxy_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        zg_request_respond(r, 500, NULL, NULL, NULL, 0);
+        return;
+    }
+    p->r = r;
+    p->u = r->loc->upstream;
+    zg_upstream_pick_init(&p->pick);
+    r->proxy = p;
+    p->body_done = r->body_done;
+    if (zg_proxy_build_head(p) != ZG_OK) {
+        r->proxy = NULL;
+        zg_proxy_free(p);
+        zg_request_respond(r, 500, NULL, NULL, NULL, 0);
+        return;
+    }
+    zg_proxy_connect(p);
+}
+
+void zg_proxy_abort(zg_proxy_t *p)
+{
+    if (p->uc) {
+        zg_upconn_close(p->uc);
+        p->uc = NULL;
+        zg_upstream_free(p->u, &p->pick, 0, zg_time_msec());
+    }
+    zg_proxy_free(p);
+}

@@ -1,0 +1,665 @@
+/* zg_worker.c — a worker process: libuv loop (created after fork), accepting on the
+ * master's listening sockets, client connection lifetime and deadlines, output
+ * queues, and graceful / fast shutdown. */
+#include "zg_worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "zg_admin.h"
+#include "zg_log.h"
+#include "zg_proxy.h"
+#include "zg_request.h"
+#include "zg_upstream.h"
+
+zg_worker_t *zg_worker;
+
+/* ---- output queue ---- */
+
+typedef struct {
+    uv_write_t req;
+    zg_outq_t *q;
+    size_t len;
+    char data[];
+} zg_outq_write_t;
+
+void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data)
+{
+    memset(q, 0, sizeof(*q));
+    q->stream = s;
+    q->data = data;
+}
+
+int zg_outq_append(zg_outq_t *q, const void *p, size_t n)
+{
+    if (q->len + n > q->cap) {
+        size_t cap = q->cap ? q->cap : 4096;
+        while (cap < q->len + n) {
+            cap *= 2;
+        }
+        char *b = realloc(q->buf, cap);
+        if (b == NULL) {
+            return ZG_ERROR;
+        }
+        q->buf = b;
+        q->cap = cap;
+    }
+    memcpy(q->buf + q->len, p, n);
+    q->len += n;
+    return ZG_OK;
+}
+
+int zg_outq_printf(zg_outq_t *q, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return ZG_ERROR;
+    }
+    if ((size_t)n < sizeof(tmp)) {
+        return zg_outq_append(q, tmp, (size_t)n);
+    }
+    char *big = malloc((size_t)n + 1);
+    if (big == NULL) {
+        return ZG_ERROR;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = zg_outq_append(q, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+static void zg_outq_written(uv_write_t *req, int status)
+{
+    zg_outq_write_t *w = zg_data_of(req, zg_outq_write_t, req);
+    zg_outq_t *q = w->q;
+    size_t len = w->len;
+    free(w);
+    if (q == NULL) {
+        return; /* the queue was freed while the write was in flight */
+    }
+    q->inflight -= len;
+    if (status < 0) {
+        if (q->failed) {
+            q->failed(q->data, status);
+        }
+        return;
+    }
+    if (q->inflight == 0 && q->drained) {
+        q->drained(q->data);
+    }
+}
+
+int zg_outq_flush(zg_outq_t *q)
+{
+    if (q->len == 0) {
+        return ZG_OK;
+    }
+    size_t off = 0;
+    if (q->inflight == 0) {
+        uv_buf_t b = uv_buf_init(q->buf, (unsigned)q->len);
+        int n = uv_try_write(q->stream, &b, 1);
+        if (n > 0) {
+            off = (size_t)n;
+        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+            q->len = 0;
+            return ZG_ERROR;
+        }
+    }
+    if (off < q->len) {
+        size_t rest = q->len - off;
+        zg_outq_write_t *w = malloc(sizeof(*w) + rest);
+        if (w == NULL) {
+            return ZG_ERROR;
+        }
+        memcpy(w->data, q->buf + off, rest);
+        w->q = q;
+        w->len = rest;
+        uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
+        if (uv_write(&w->req, q->stream, &b, 1, zg_outq_written) != 0) {
+            free(w);
+            q->len = 0;
+            return ZG_ERROR;
+        }
+        q->inflight += rest;
+    }
+    q->len = 0;
+    if (q->cap > 65536) {
+        free(q->buf);
+        q->buf = NULL;
+        q->cap = 0;
+    }
+    return ZG_OK;
+}
+
+size_t zg_outq_pending(const zg_outq_t *q)
+{
+    return q->inflight + q->len;
+}
+
+void zg_outq_free(zg_outq_t *q)
+{
+    free(q->buf);
+    q->buf = NULL;
+    q->len = q->cap = 0;
+    q->drained = NULL;
+    q->failed = NULL;
+}
+
+/* ---- connections ---- */
+
+static void zg_conn_free_cb(uv_handle_t *h)
+{
+    zg_conn_t *c = h->data;
+    if (--c->handles == 0) {
+        zg_worker_t *w = c->w;
+        zg_queue_remove(&c->link);
+        w->nconns--;
+        zg_http_in_destroy(c->in);
+        zg_outq_free(&c->out);
+        free(c);
+        if (w->quitting && w->nconns == 0) {
+            uv_stop(w->loop);
+        }
+    }
+}
+
+void zg_conn_close(zg_conn_t *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = 1;
+    if (c->req) {
+        zg_request_abort(c->req);
+    }
+    /* queued writes are cancelled by the close: they must not touch c->out */
+    c->out.drained = NULL;
+    c->out.failed = NULL;
+    uv_close((uv_handle_t *)&c->timer, zg_conn_free_cb);
+    uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
+}
+
+/* Lingering close: shut our side once the output is sent, then read and drop what
+ * the client still sends for a moment, so that closing with unread bytes does not
+ * reset the connection before the client has read our answer. */
+static void zg_linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char scratch[16384];
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void zg_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0) {
+        zg_conn_close(s->data);
+    }
+}
+
+static void zg_linger_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+static void zg_linger_timeout(uv_timer_t *t)
+{
+    zg_conn_close(t->data);
+}
+
+static void zg_conn_linger(zg_conn_t *c)
+{
+    if (c->closing || c->lingering) {
+        return;
+    }
+    c->lingering = 1;
+    c->out.drained = NULL;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, zg_linger_shutdown) != 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, zg_linger_alloc, zg_linger_read) != 0) {
+        zg_conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, zg_linger_timeout, 2000, 0);
+}
+
+static void zg_conn_timeout(uv_timer_t *t)
+{
+    zg_conn_t *c = t->data;
+    zg_request_t *r = c->req;
+    if (r && !r->resp_started && !r->finalized && r->proxy == NULL && !r->delayed) {
+        /* body read timed out before an answer */
+        zg_request_respond(r, 408, NULL, NULL, NULL, 0);
+        c->close_after = 1;
+        return;
+    }
+    if (r == NULL && !c->idle) {
+        /* the head did not arrive in time: 408 as nginx closes, but say why */
+        char buf[512];
+        size_t n = zg_http_write_response(buf, sizeof(buf), 408, 0, NULL, NULL, NULL, 0, 0);
+        uv_buf_t b = uv_buf_init(buf, (unsigned)zg_min(n, sizeof(buf)));
+        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+    zg_conn_close(c);
+}
+
+void zg_conn_timer(zg_conn_t *c, zg_msec_t ms)
+{
+    if (c->closing) {
+        return;
+    }
+    if (ms == 0) {
+        uv_timer_stop(&c->timer);
+    } else {
+        uv_timer_start(&c->timer, zg_conn_timeout, ms, 0);
+    }
+}
+
+static void zg_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    zg_conn_t *c = h->data;
+    size_t len = 0;
+    char *p = zg_http_in_buffer(c->in, &len);
+    *buf = uv_buf_init(p, (unsigned)len);
+}
+
+static void zg_conn_bad_request(zg_conn_t *c, int status)
+{
+    zg_log(ZG_LOG_INFO, "client sent invalid request (%d: %s)", status,
+           zg_http_in_error(c->in));
+    zg_conn_read(c, 0);
+    if (c->req && !c->req->finalized) {
+        zg_request_t *r = c->req;
+        c->close_after = 1;
+        r->keepalive = 0;
+        if (!r->resp_started) {
+            r->body_done = 1;
+            zg_request_respond(r, status, NULL, NULL, NULL, 0);
+        } else {
+            zg_request_response_abort(r);
+        }
+        return;
+    }
+    char buf[1024];
+    size_t n = zg_http_write_response(buf, sizeof(buf), status, 0, NULL, NULL, NULL, 0, 0);
+    zg_outq_append(&c->out, buf, zg_min(n, sizeof(buf)));
+    c->close_after = 1;
+    if (zg_outq_flush(&c->out) != ZG_OK) {
+        zg_conn_close(c);
+        return;
+    }
+    zg_conn_linger(c);
+}
+
+enum { ZG_PARSE_FEED, ZG_PARSE_RESUME, ZG_PARSE_NEXT };
+
+/* Every call into the parser goes through here, so that handlers that want to
+ * resume or go to the next request while the parser is running only leave a note. */
+static void zg_conn_parse(zg_conn_t *c, int op, size_t n)
+{
+    if (c->in_parser) {
+        if (op == ZG_PARSE_NEXT) {
+            c->want_next = 1;
+        } else if (op == ZG_PARSE_RESUME) {
+            c->want_resume = 1;
+        }
+        return;
+    }
+    c->in_parser = 1;
+    int rc = op == ZG_PARSE_FEED     ? zg_http_in_feed(c->in, n)
+             : op == ZG_PARSE_RESUME ? zg_http_in_resume(c->in)
+                                     : zg_http_in_next(c->in);
+    while (rc == ZG_OK || rc == ZG_AGAIN) {
+        if (c->closing) {
+            break;
+        }
+        if (c->want_next) {
+            c->want_next = 0;
+            c->want_resume = 0;
+            rc = zg_http_in_next(c->in);
+        } else if (c->want_resume) {
+            c->want_resume = 0;
+            rc = zg_http_in_resume(c->in);
+        } else {
+            break;
+        }
+    }
+    c->in_parser = 0;
+    if (rc >= 400 && !c->closing) {
+        zg_conn_bad_request(c, rc);
+    }
+}
+
+void zg_conn_body(zg_conn_t *c)
+{
+    zg_conn_read(c, 1);
+    zg_conn_parse(c, ZG_PARSE_RESUME, 0);
+}
+
+const char *zg_conn_addr_text(zg_conn_t *c)
+{
+    if (c->addr_text[0] == '\0') {
+        if (c->peer.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&c->peer, c->addr_text, sizeof(c->addr_text));
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&c->peer, c->addr_text, sizeof(c->addr_text));
+        }
+    }
+    return c->addr_text;
+}
+
+static void zg_conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    zg_conn_t *c = s->data;
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        /* EOF or error: a request being proxied is aborted (nginx's 499) */
+        zg_conn_close(c);
+        return;
+    }
+    if (c->idle) {
+        c->idle = 0;
+        zg_conn_timer(c, c->ls->default_server->s.client_header_timeout);
+    }
+    zg_conn_parse(c, ZG_PARSE_FEED, (size_t)nread);
+}
+
+void zg_conn_read(zg_conn_t *c, int on)
+{
+    if (c->closing || c->close_after) {
+        return;
+    }
+    if (on && !c->reading) {
+        c->reading = 1;
+        uv_read_start((uv_stream_t *)&c->tcp, zg_conn_alloc, zg_conn_on_read);
+    } else if (!on && c->reading) {
+        c->reading = 0;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
+static void zg_conn_set_idle(zg_conn_t *c)
+{
+    zg_settings_t *s = &c->ls->default_server->s;
+    c->idle = 1;
+    zg_msec_t t = s->keepalive_timeout;
+    if (zg_worker->quitting) {
+        t = zg_min(t, 1000);
+    }
+    zg_conn_timer(c, t);
+}
+
+void zg_conn_request_done(zg_conn_t *c, int keepalive)
+{
+    c->req = NULL;
+    if (c->closing) {
+        return;
+    }
+    if (!keepalive || c->close_after) {
+        c->close_after = 1;
+        zg_conn_linger(c);
+        return;
+    }
+    if (zg_http_in_pending(c->in)) {
+        zg_conn_timer(c, c->ls->default_server->s.client_header_timeout);
+        c->idle = 0;
+    } else {
+        zg_conn_set_idle(c);
+    }
+    zg_conn_read(c, 1);
+    zg_conn_parse(c, ZG_PARSE_NEXT, 0);
+}
+
+static void zg_conn_drained(void *data)
+{
+    zg_conn_t *c = data;
+    if (c->req && c->req->proxy) {
+        zg_proxy_client_drained(c->req->proxy);
+    }
+}
+
+static void zg_conn_write_failed(void *data, int status)
+{
+    (void)status;
+    zg_conn_close(data);
+}
+
+static void zg_on_head(void *data, zg_http_req_t *req)
+{
+    zg_conn_t *c = data;
+    c->nrequests++;
+    zg_request_start(c, req);
+}
+
+static void zg_on_body(void *data, const char *p, size_t n)
+{
+    zg_conn_t *c = data;
+    if (c->req) {
+        zg_request_body(c->req, p, n);
+    }
+}
+
+static void zg_on_done(void *data)
+{
+    zg_conn_t *c = data;
+    if (c->req) {
+        zg_request_body_done(c->req);
+    }
+}
+
+static const zg_http_in_handlers_t zg_conn_handlers = {zg_on_head, zg_on_body, zg_on_done};
+
+static void zg_on_connection(uv_stream_t *server, int status)
+{
+    zg_worker_t *w = zg_worker;
+    zg_listen_t *ls = server->data;
+    if (status < 0) {
+        zg_log_error(ZG_LOG_ERR, 0, "accept() failed (%s)", uv_strerror(status));
+        return;
+    }
+    zg_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return;
+    }
+    uv_tcp_init(w->loop, &c->tcp);
+    c->tcp.data = c;
+    c->w = w;
+    c->ls = ls;
+    c->handles = 2;
+    uv_timer_init(w->loop, &c->timer);
+    c->timer.data = c;
+    zg_queue_insert_tail(&w->conns, &c->link);
+    w->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        /* another worker took it, or out of descriptors */
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->timer, zg_conn_free_cb);
+        uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
+        return;
+    }
+    if (zg_proc_stats) {
+        __atomic_add_fetch(&zg_proc_stats->connections, 1, __ATOMIC_RELAXED);
+    }
+    int len = sizeof(c->peer);
+    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len);
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->serial = ++w->serial;
+    zg_settings_t *s = &ls->default_server->s;
+    zg_http_limits_t lim = {(size_t)s->large_header_size,
+                            (size_t)s->large_header_size * (size_t)s->large_header_buffers, 0};
+    c->in = zg_http_in_create(&lim, &zg_conn_handlers, c);
+    if (c->in == NULL) {
+        zg_conn_close(c);
+        return;
+    }
+    zg_outq_init(&c->out, (uv_stream_t *)&c->tcp, c);
+    c->out.drained = zg_conn_drained;
+    c->out.failed = zg_conn_write_failed;
+    zg_conn_timer(c, s->client_header_timeout);
+    zg_conn_read(c, 1);
+}
+
+/* ---- shutdown ---- */
+
+static void zg_close_listeners(zg_worker_t *w)
+{
+    for (int i = 0; i < w->nlisteners; i++) {
+        if (!uv_is_closing((uv_handle_t *)&w->listeners[i])) {
+            uv_close((uv_handle_t *)&w->listeners[i], NULL);
+        }
+    }
+}
+
+static void zg_walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void zg_worker_quit(uv_signal_t *s, int sig)
+{
+    zg_worker_t *w = s->data;
+    (void)sig;
+    if (w->quitting) {
+        return;
+    }
+    w->quitting = 1;
+    zg_close_listeners(w);
+    zg_proxy_pool_close(w);
+    /* idle keep-alive connections get a short grace, busy ones finish their request
+     * and are answered with "Connection: close" */
+    zg_queue_t *q = zg_queue_head(&w->conns);
+    while (q != zg_queue_sentinel(&w->conns)) {
+        zg_conn_t *c = zg_queue_data(q, zg_conn_t, link);
+        q = zg_queue_next(q);
+        if (c->idle && c->req == NULL) {
+            zg_conn_timer(c, 200);
+        }
+    }
+    uv_close((uv_handle_t *)&w->sig_quit, NULL);
+    uv_close((uv_handle_t *)&w->sig_hup, NULL);
+    if (w->nconns == 0) {
+        uv_stop(w->loop);
+    }
+}
+
+static void zg_worker_term(uv_signal_t *s, int sig)
+{
+    zg_worker_t *w = s->data;
+    (void)sig;
+    w->quitting = 1;
+    uv_stop(w->loop);
+}
+
+static void zg_worker_reopen(uv_signal_t *s, int sig)
+{
+    zg_worker_t *w = s->data;
+    (void)sig;
+    zg_log_reopen();
+    for (zg_access_log_t *l = w->conf->access_logs; l; l = l->next) {
+        zg_access_log_reopen(l);
+    }
+}
+
+static void zg_worker_ignore(uv_signal_t *s, int sig)
+{
+    (void)s;
+    (void)sig;
+}
+
+int zg_worker_run(zg_conf_t *conf, int slot)
+{
+    static zg_worker_t w;
+    zg_worker = &w;
+    w.conf = conf;
+    w.slot = slot;
+    zg_worker_slot = slot;
+    zg_queue_init(&w.conns);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (conf->worker_rlimit_nofile > 0) {
+        struct rlimit rl = {(rlim_t)conf->worker_rlimit_nofile,
+                            (rlim_t)conf->worker_rlimit_nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            zg_log_error(ZG_LOG_ALERT, errno, "setrlimit(RLIMIT_NOFILE) failed");
+        }
+    }
+    for (zg_upstream_conf_t *u = conf->upstreams; u; u = u->next) {
+        if (u->zone == NULL && zg_upstream_init(u) != ZG_OK) {
+            return 2;
+        }
+    }
+
+    w.loop = malloc(sizeof(uv_loop_t));
+    if (w.loop == NULL || uv_loop_init(w.loop) != 0) {
+        zg_log_error(ZG_LOG_EMERG, 0, "uv_loop_init() failed");
+        return 2;
+    }
+    zg_proxy_pool_init(&w);
+
+    uv_signal_init(w.loop, &w.sig_term);
+    uv_signal_init(w.loop, &w.sig_int);
+    uv_signal_init(w.loop, &w.sig_quit);
+    uv_signal_init(w.loop, &w.sig_usr1);
+    uv_signal_init(w.loop, &w.sig_hup);
+    w.sig_term.data = w.sig_int.data = w.sig_quit.data = w.sig_usr1.data = w.sig_hup.data = &w;
+    uv_signal_start(&w.sig_term, zg_worker_term, SIGTERM);
+    uv_signal_start(&w.sig_int, zg_worker_term, SIGINT);
+    uv_signal_start(&w.sig_quit, zg_worker_quit, SIGQUIT);
+    uv_signal_start(&w.sig_usr1, zg_worker_reopen, SIGUSR1);
+    uv_signal_start(&w.sig_hup, zg_worker_ignore, SIGHUP);
+
+    w.listeners = calloc((size_t)conf->nlistens, sizeof(uv_tcp_t));
+    if (w.listeners == NULL) {
+        return 2;
+    }
+    w.nlisteners = conf->nlistens;
+    for (int i = 0; i < conf->nlistens; i++) {
+        uv_tcp_t *t = &w.listeners[i];
+        uv_tcp_init(w.loop, t);
+        t->data = &conf->listens[i];
+        if (uv_tcp_open(t, conf->listens[i].fd) != 0 ||
+            uv_listen((uv_stream_t *)t, 4096, zg_on_connection) != 0) {
+            zg_log_error(ZG_LOG_EMERG, 0, "cannot listen on %s", conf->listens[i].addr.text);
+            return 2;
+        }
+    }
+
+    uv_run(w.loop, UV_RUN_DEFAULT);
+
+    /* fast stop, or graceful stop done: close everything and exit */
+    zg_queue_t *q = zg_queue_head(&w.conns);
+    while (q != zg_queue_sentinel(&w.conns)) {
+        zg_conn_t *c = zg_queue_data(q, zg_conn_t, link);
+        q = zg_queue_next(q);
+        zg_conn_close(c);
+    }
+    zg_proxy_pool_close(&w);
+    uv_walk(w.loop, zg_walk_close, NULL);
+    uv_run(w.loop, UV_RUN_DEFAULT);
+    uv_loop_close(w.loop);
+    free(w.loop);
+    free(w.listeners);
+    return 0;
+}

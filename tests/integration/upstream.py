@@ -1,0 +1,156 @@
+"""A real HTTP/1.1 upstream for the integration tests (threaded, keep-alive).
+
+Paths:
+  /                 200 "ok NAME"            (NAME = --name)
+  /echo             200 JSON: method, path, headers, body length and sha256
+  /big?n=N[&chunked=1]   N bytes of a fixed pattern (Content-Length or chunked)
+  /slow?ms=M        answers after M ms
+  /status?code=C    answers with status C
+  /close            closes the connection without answering
+  /hang             never answers (holds the connection)
+  /partial          promises 100000 bytes, sends 10, closes
+Every request is counted; GET /__count answers the count (not counted itself),
+GET /__conns the number of connections accepted before this one."""
+import hashlib
+import json
+import socketserver
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+PATTERN = bytes(range(256)) * 64
+
+
+def pattern(n):
+    out = bytearray()
+    while len(out) < n:
+        out += PATTERN[: n - len(out)]
+    return bytes(out)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "upstream"
+
+    def log_message(self, *a):
+        pass
+
+    def setup(self):
+        super().setup()
+        with self.server.lock:
+            self.server.conns += 1
+
+    def read_body(self):
+        te = self.headers.get("Transfer-Encoding", "")
+        if "chunked" in te.lower():
+            body = bytearray()
+            while True:
+                line = self.rfile.readline()
+                size = int(line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            return bytes(body)
+        n = int(self.headers.get("Content-Length", "0") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def send(self, code, body, ctype="text/plain", chunked=False, extra=None):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("X-Upstream", self.server.name)
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if self.command != "HEAD":
+                for i in range(0, len(body), 65536):
+                    part = body[i:i + 65536]
+                    self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+        else:
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+    def handle_any(self):
+        u = urlsplit(self.path)
+        q = {k: v[0] for k, v in parse_qs(u.query).items()}
+        if u.path == "/__count":
+            self.read_body()
+            return self.send(200, str(self.server.count).encode())
+        if u.path == "/__conns":
+            self.read_body()
+            return self.send(200, str(self.server.conns - 1).encode())
+        with self.server.lock:
+            self.server.count += 1
+        body = self.read_body()
+        p = u.path
+        if p == "/echo" or p.startswith("/echo/"):
+            info = {
+                "method": self.command,
+                "path": self.path,
+                "version": self.request_version,
+                "headers": [[k, v] for k, v in self.headers.items()],
+                "length": len(body),
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "name": self.server.name,
+            }
+            return self.send(200, json.dumps(info).encode(), "application/json")
+        if p == "/big":
+            n = int(q.get("n", "1000"))
+            return self.send(200, pattern(n), "application/octet-stream",
+                             chunked=q.get("chunked") == "1")
+        if p == "/slow":
+            time.sleep(int(q.get("ms", "1000")) / 1000.0)
+            return self.send(200, b"slow " + self.server.name.encode())
+        if p == "/status":
+            return self.send(int(q.get("code", "200")), b"status " + self.server.name.encode())
+        if p == "/close":
+            self.close_connection = True
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
+        if p == "/hang":
+            time.sleep(3600)
+            return
+        if p == "/partial":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        return self.send(200, b"ok " + self.server.name.encode())
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = handle_any
+
+
+class Server(socketserver.ThreadingMixIn, HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 512
+
+
+def main():
+    port = int(sys.argv[1])
+    name = sys.argv[2] if len(sys.argv) > 2 else "u%d" % port
+    srv = Server(("127.0.0.1", port), Handler)
+    srv.name = name
+    srv.count = 0
+    srv.conns = 0
+    srv.lock = threading.Lock()
+    print("ready", flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
