@@ -902,8 +902,8 @@ static int zg_cp_read_file(zg_cp_t *cp, const char *path, zg_cf_t *cf)
     if (!S_ISREG(st.st_mode) || st.st_size > ZG_CONF_MAX_FILE) {
         close(fd);
         return cp->cf == NULL
-                   ? zg_cp_err_at(cp, NULL, 0, "cannot read \"%s\"", path)
-                   : zg_cp_err(cp, "cannot read \"%s\"", path);
+                   ? zg_cp_err_at(cp, NULL, 0, "\"%s\" is not a regular file of at most 16M", path)
+                   : zg_cp_err(cp, "\"%s\" is not a regular file of at most 16M", path);
     }
     buf = zg_conf_alloc(cp->conf, ZG_CONF_MAX_FILE + 1 < (size_t)st.st_size + 4096
                                       ? ZG_CONF_MAX_FILE + 1
@@ -931,8 +931,9 @@ static int zg_cp_read_file(zg_cp_t *cp, const char *path, zg_cf_t *cf)
     }
     close(fd);
     if (len > ZG_CONF_MAX_FILE) {
-        return cp->cf == NULL ? zg_cp_err_at(cp, NULL, 0, "cannot read \"%s\"", path)
-                              : zg_cp_err(cp, "cannot read \"%s\"", path);
+        return cp->cf == NULL
+                   ? zg_cp_err_at(cp, NULL, 0, "\"%s\" is not a regular file of at most 16M", path)
+                   : zg_cp_err(cp, "\"%s\" is not a regular file of at most 16M", path);
     }
     cf->file = zg_conf_strdup(cp->conf, path, strlen(path));
     if (cf->file == NULL) {

@@ -499,11 +499,10 @@ static inline uint64_t zg_div_ceil(uint64_t a, uint64_t b)
 }
 
 /*
- * RateLimit fields from the limit with the least remaining.  The policy is
- * the bucket itself: q = burst + 1 requests may come at once (remaining
- * counts down from burst after the first), and w = the seconds the bucket
- * takes to drain those q requests, ceil((burst + 1) / rate), at least 1:
- * 1r/s -> q=1 w=1; 30r/m -> q=1 w=2; 10r/s burst=5 -> q=6 w=1.
+ * RateLimit fields from the limit with the least remaining.  The policy is the
+ * zone's rate as a quota q per window w seconds (10r/s -> q=10;w=1, 30r/m ->
+ * q=30;w=60); r = whole requests left in the burst, t = seconds until the bucket
+ * is empty; Retry-After = seconds until the excess is back within the burst.
  */
 static void zg_limit_req_fields(const zg_limit_req_conf_t *limits, int n,
                                 const zg_limit_req_state_t *st, int rejected,
@@ -538,8 +537,14 @@ static void zg_limit_req_fields(const zg_limit_req_conf_t *limits, int n,
     lim = &limits[best];
     rate = zg_max(lim->zone->rate, 1);
     res->zone_name = lim->zone->zone->name;
-    res->policy_q = lim->burst / 1000 + 1;
-    res->policy_w = zg_max(zg_div_ceil(lim->burst + 1000, rate), 1);
+    /* the zone's rate as a quota per window: 10r/s -> q=10;w=1, 30r/m -> q=30;w=60 */
+    if (rate % 1000 == 0) {
+        res->policy_q = rate / 1000;
+        res->policy_w = 1;
+    } else {
+        res->policy_q = zg_max(rate * 60 / 1000, 1);
+        res->policy_w = 60;
+    }
     res->remaining = lim->burst >= st[best].excess && rejected < 0
                          ? (lim->burst - st[best].excess) / 1000
                          : 0;

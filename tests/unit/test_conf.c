@@ -680,6 +680,12 @@ static void test_include_errors(void **state)
     assert_int_equal(conf->upstreams->implicit, 0);
     zg_conf_free(conf);
 
+    text = "include /dev/null;\n";
+    assert_null(zg_conf_load_string(path, text, strlen(text), err, sizeof(err)));
+    snprintf(want, sizeof(want),
+             "\"/dev/null\" is not a regular file of at most 16M in %s:1", path);
+    assert_string_equal(err, want);
+
     snprintf(path, sizeof(path), "%s/nope.conf", tmpdir);
     assert_null(zg_conf_load(path, err, sizeof(err)));
     snprintf(want, sizeof(want), "open() \"%s\" failed (2: No such file or directory)", path);

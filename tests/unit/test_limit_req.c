@@ -723,8 +723,8 @@ static void test_ratelimit_fields(void **state)
     l = limit(&z, 5, NODELAY);
     assert_int_equal(zg_limit_req_check(&l, 1, 0, ZG_LOG_ERR, &ctx, T0, &res), ZG_OK);
     assert_string_equal(res.zone_name, "one");
-    assert_int_equal(res.policy_q, 6);
-    assert_int_equal(res.policy_w, 6);
+    assert_int_equal(res.policy_q, 1); /* 1r/s: q=1;w=1 */
+    assert_int_equal(res.policy_w, 1);
     assert_int_equal(res.remaining, 5);
     assert_int_equal(res.reset, 0);
     assert_int_equal(res.retry_after, 0);
@@ -743,8 +743,8 @@ static void test_ratelimit_fields(void **state)
     zone_make(&m, "perminute", 64 * 1024, "$binary_remote_addr", RPM(30));
     l = limit(&m, 0, 0);
     assert_int_equal(zg_limit_req_check(&l, 1, 0, ZG_LOG_ERR, &ctx, T0, &res), ZG_OK);
-    assert_int_equal(res.policy_q, 1);
-    assert_int_equal(res.policy_w, 2);
+    assert_int_equal(res.policy_q, 30); /* 30r/m: q=30;w=60 */
+    assert_int_equal(res.policy_w, 60);
     assert_int_equal(zg_limit_req_check(&l, 1, 0, ZG_LOG_ERR, &ctx, T0, &res), ZG_BUSY);
     assert_int_equal(res.retry_after, 2);  /* 1000 over at 500 per second */
     assert_int_equal(res.reset, 2);
@@ -758,7 +758,7 @@ static void test_ratelimit_fields(void **state)
     assert_int_equal(zg_limit_req_check(two, 2, 0, ZG_LOG_ERR, &ctx, T0, &res), ZG_OK);
     assert_string_equal(res.zone_name, "tight");
     assert_int_equal(res.remaining, 1);
-    assert_int_equal(res.policy_q, 3);
+    assert_int_equal(res.policy_q, 10);
     assert_int_equal(res.policy_w, 1);
     two[0] = limit(&z, 1, NODELAY);
     assert_int_equal(zg_limit_req_check(two, 2, 0, ZG_LOG_ERR, &ctx, T0, &res), ZG_BUSY);
