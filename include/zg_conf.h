@@ -129,6 +129,7 @@ typedef struct {
     /* client */
     zg_msec_t client_header_timeout; /* 60000 */
     zg_msec_t client_body_timeout;   /* 60000 */
+    zg_msec_t send_timeout;          /* 60000: a client that reads nothing for so long is closed */
     zg_msec_t keepalive_timeout;     /* 75000; 0 disables keep-alive */
     int64_t client_max_body_size;    /* 1m; 0 = unlimited */
     int large_header_buffers;        /* large_client_header_buffers 4 8k */

@@ -1137,6 +1137,7 @@ static void zg_settings_init(zg_settings_t *s)
     s->proxy_next_upstream_tries = ZG_UNSET;
     s->client_header_timeout = ZG_UNSET_MSEC;
     s->client_body_timeout = ZG_UNSET_MSEC;
+    s->send_timeout = ZG_UNSET_MSEC;
     s->keepalive_timeout = ZG_UNSET_MSEC;
     s->client_max_body_size = ZG_UNSET_SIZE;
     s->large_header_buffers = ZG_UNSET;
@@ -2201,6 +2202,8 @@ static const zg_cp_cmd_t zg_cp_cmds[] = {
       ZG_S(client_header_timeout) },
     { "client_body_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_set_msec,
       ZG_S(client_body_timeout) },
+    { "send_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_set_msec,
+      ZG_S(send_timeout) },
     { "keepalive_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_set_msec, ZG_S(keepalive_timeout) },
     { "client_max_body_size", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_set_size,
       ZG_S(client_max_body_size) },
@@ -2331,6 +2334,7 @@ static void zg_settings_merge(zg_settings_t *s, const zg_settings_t *p)
     ZG_MERGE(proxy_next_upstream_tries, ZG_UNSET);
     ZG_MERGE(client_header_timeout, ZG_UNSET_MSEC);
     ZG_MERGE(client_body_timeout, ZG_UNSET_MSEC);
+    ZG_MERGE(send_timeout, ZG_UNSET_MSEC);
     ZG_MERGE(keepalive_timeout, ZG_UNSET_MSEC);
     ZG_MERGE(client_max_body_size, ZG_UNSET_SIZE);
     if (s->large_header_buffers == ZG_UNSET) {
@@ -2372,6 +2376,7 @@ static void zg_settings_defaults(zg_settings_t *d)
     d->proxy_next_upstream_tries = 0;
     d->client_header_timeout = 60000;
     d->client_body_timeout = 60000;
+    d->send_timeout = 60000;
     d->keepalive_timeout = 75000;
     d->client_max_body_size = 1024 * 1024;
     d->large_header_buffers = 4;

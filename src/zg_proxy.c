@@ -574,8 +574,10 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         return; /* the connection's write failure closes everything */
     }
     if (zg_outq_pending(&r->c->out) > ZG_PROXY_HIGH) {
+        /* the client reads slower than the upstream sends */
         p->up_paused = 1;
         zg_upconn_read(uc, 0);
+        zg_conn_timer(r->c, r->loc->s.send_timeout);
     }
 }
 
@@ -595,6 +597,9 @@ void zg_proxy_client_drained(zg_proxy_t *p)
     if (p->up_paused && p->uc) {
         p->up_paused = 0;
         zg_upconn_read(p->uc, 1);
+        if (p->r->body_done) {
+            zg_conn_timer(p->r->c, 0);
+        }
     }
 }
 

@@ -190,8 +190,8 @@ void zg_request_body(zg_request_t *r, const char *p, size_t n)
         }
         return;
     }
+    zg_conn_timer(r->c, s->client_body_timeout);
     if (r->discard_body) {
-        zg_conn_timer(r->c, s->client_body_timeout);
         return;
     }
     if (r->proxy) {
@@ -202,6 +202,7 @@ void zg_request_body(zg_request_t *r, const char *p, size_t n)
 void zg_request_body_done(zg_request_t *r)
 {
     r->body_done = 1;
+    zg_conn_timer(r->c, 0);
     if (r->discard_body || r->resp_done) {
         zg_request_finalize(r);
         return;

@@ -371,6 +371,11 @@ static void zg_conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0) {
         return;
     }
+    if (nread == UV_ENOBUFS) {
+        /* pipelined bytes fill the buffer: read again when this request is done */
+        zg_conn_read(c, 0);
+        return;
+    }
     if (nread < 0) {
         /* EOF or error: a request being proxied is aborted (nginx's 499) */
         zg_conn_close(c);
