@@ -58,4 +58,46 @@ void zg_limit_req_stats(zg_zone_t *zone, zg_limit_req_stats_t *out);
 /* bytes one entry takes for a key of key_len bytes (64 for a 4-byte key) */
 size_t zg_limit_req_node_size(size_t key_len);
 
+/* ---- cluster sync (zg_sync.c drives it; issue 8) ----
+ * A zone created with sync=... gives every node a small extension: the requests
+ * admitted (charged) here since the last push, and a link in the zone's dirty list
+ * (a node is listed when it is charged or rejects).  The layout is fixed when the
+ * zone is created: a reload may drop sync (the zone keeps its layout, nothing
+ * syncs) but cannot add it to a zone made without (zone_init refuses: new name or
+ * size needed). */
+
+/* Shared counters of a sync zone (in the zone: /metrics may be any worker) */
+typedef struct {
+    uint64_t batches;    /* batches answered by Redis */
+    uint64_t keys;       /* keys reconciled */
+    uint64_t errors;     /* failed connects, failed or timed-out batches, error replies */
+    uint64_t dropped;    /* dirty keys dropped unsynced while Redis was unreachable */
+    int up;              /* ZG_SYNC_UNKNOWN / ZG_SYNC_UP / ZG_SYNC_DOWN */
+} zg_limit_req_sync_stats_t;
+
+#define ZG_SYNC_UNKNOWN 0
+#define ZG_SYNC_UP 1
+#define ZG_SYNC_DOWN 2
+
+/* the zone's shared sync counters (update them with __atomic builtins), or NULL
+ * when the zone has no sync layout */
+zg_limit_req_sync_stats_t *zg_limit_req_sync_shared(zg_zone_t *zone);
+
+/* Copy of the counters; ZG_DECLINED (and zeroes) when the zone has no sync layout. */
+int zg_limit_req_sync_stats(zg_zone_t *zone, zg_limit_req_sync_stats_t *out);
+
+/* Takes up to max nodes off the dirty list, oldest first, under the zone lock:
+ * for each calls cb(arg, key, len, admitted) and zeroes its admitted count.
+ * cb == NULL drops them (counted in dropped).  Returns how many were taken;
+ * cb returning ZG_ERROR stops the walk (that node stays listed). */
+typedef int (*zg_limit_req_sync_pt)(void *arg, const unsigned char *key, size_t len,
+                                    uint32_t admitted);
+int zg_limit_req_sync_take(zg_zone_t *zone, int max, zg_limit_req_sync_pt cb, void *arg);
+
+/* Applies the fleet's answer for a key: its bucket becomes fleet_excess (thousandths,
+ * as the fleet bucket stood when it counted this host's push) plus the requests
+ * admitted here since that push was taken, as of now.  No node: nothing. */
+void zg_limit_req_sync_apply(zg_zone_t *zone, const unsigned char *key, size_t len,
+                             uint64_t fleet_excess, zg_msec_t now);
+
 #endif

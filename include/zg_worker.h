@@ -26,6 +26,12 @@ typedef struct {
 void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data);
 int zg_outq_append(zg_outq_t *q, const void *p, size_t n);
 int zg_outq_printf(zg_outq_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* fast appends for the hot path (no printf) */
+int zg_outq_str(zg_outq_t *q, const char *s);
+int zg_outq_num(zg_outq_t *q, uint64_t n);
+int zg_outq_hex(zg_outq_t *q, uint64_t n);
+/* writes n in decimal at p (at least 20 bytes of room); returns the length */
+size_t zg_fmt_u64(char *p, uint64_t n);
 /* ZG_OK (all written or queued) or ZG_ERROR (write error: the stream is broken) */
 int zg_outq_flush(zg_outq_t *q);
 size_t zg_outq_pending(const zg_outq_t *q);

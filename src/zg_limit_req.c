@@ -33,11 +33,24 @@ typedef struct {
     unsigned char data[];
 } zg_limit_req_node_t;
 
+/* the extension of a sync zone's node, after its key (8-byte aligned) */
+typedef struct {
+    zg_queue_t dirty;      /* in sync->dirty; detached (points to itself) when not listed */
+    uint32_t admitted;     /* requests charged here since the last take */
+    uint32_t pad;
+} zg_limit_req_sync_node_t;
+
+typedef struct {
+    zg_limit_req_sync_stats_t stats;
+    zg_queue_t dirty;      /* head = listed longest ago */
+} zg_limit_req_sync_sh_t;
+
 typedef struct {
     zg_rbtree_t rbtree;
     zg_rbtree_node_t sentinel;
     zg_queue_t queue;
     zg_limit_req_stats_t stats;
+    zg_limit_req_sync_sh_t *sync; /* NULL unless the zone was created with sync */
     uint64_t rate;         /* requests per 1000 s: 1 corresponds to 0.001 r/s */
     uint64_t epoch;        /* msec: node->last counts from here */
     size_t key_len;
@@ -71,6 +84,44 @@ static inline zg_rbtree_node_t *zg_limit_req_tree_node(zg_limit_req_node_t *lr)
 size_t zg_limit_req_node_size(size_t key_len)
 {
     return offsetof(zg_rbtree_node_t, color) + offsetof(zg_limit_req_node_t, data) + key_len;
+}
+
+static inline size_t zg_limit_req_sync_off(size_t key_len)
+{
+    return zg_align(offsetof(zg_limit_req_node_t, data) + key_len, 8);
+}
+
+static inline zg_limit_req_sync_node_t *zg_limit_req_sync_of(zg_limit_req_node_t *lr)
+{
+    return (zg_limit_req_sync_node_t *)(void *)((char *)lr + zg_limit_req_sync_off(lr->len));
+}
+
+/* bytes of a node in this zone: sync zones add the extension after the key */
+static inline size_t zg_limit_req_alloc_size(const zg_limit_req_sh_t *sh, size_t key_len)
+{
+    if (sh->sync == NULL) {
+        return zg_limit_req_node_size(key_len);
+    }
+    return offsetof(zg_rbtree_node_t, color) + zg_limit_req_sync_off(key_len) +
+           sizeof(zg_limit_req_sync_node_t);
+}
+
+/* lists a sync node as dirty; charged: one more request admitted here.  Lock held. */
+static inline void zg_limit_req_sync_mark(zg_limit_req_sh_t *sh, zg_limit_req_node_t *lr,
+                                          int charged)
+{
+    zg_limit_req_sync_node_t *sn;
+
+    if (sh->sync == NULL) {
+        return;
+    }
+    sn = zg_limit_req_sync_of(lr);
+    if (charged && sn->admitted < UINT32_MAX) {
+        sn->admitted++;
+    }
+    if (zg_queue_empty(&sn->dirty)) {
+        zg_queue_insert_tail(&sh->sync->dirty, &sn->dirty);
+    }
 }
 
 static int zg_limit_req_cmp(const zg_rbtree_node_t *n, const void *arg)
@@ -163,6 +214,13 @@ int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data)
                          zone->name, rate_text, (int)sh->rate_len, sh->text + sh->key_len);
             return ZG_ERROR;
         }
+        if (zc->sync_url != NULL && sh->sync == NULL) {
+            zg_log_error(ZG_LOG_EMERG, 0,
+                         "limit_req_zone \"%s\" has \"sync\" while previously it had not: "
+                         "a zone gains sync only when it is created (change its name or size)",
+                         zone->name);
+            return ZG_ERROR;
+        }
         zone->data = sh;
         zone->pool->data = sh;
         return ZG_OK;
@@ -175,6 +233,15 @@ int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data)
         return ZG_ERROR;
     }
 
+    if (zc->sync_url != NULL) {
+        sh->sync = zg_slab_calloc(zone->pool, sizeof(zg_limit_req_sync_sh_t));
+        if (sh->sync == NULL) {
+            zg_log_error(ZG_LOG_EMERG, 0, "limit_req_zone \"%s\": no memory for sync",
+                         zone->name);
+            return ZG_ERROR;
+        }
+        zg_queue_init(&sh->sync->dirty);
+    }
     zg_rbtree_init(&sh->rbtree, &sh->sentinel, zg_rbtree_insert_value);
     zg_queue_init(&sh->queue);
     sh->rate = zc->rate;
@@ -271,6 +338,12 @@ static void zg_limit_req_free_node(zg_zone_t *zone, zg_limit_req_sh_t *sh,
                                    zg_limit_req_node_t *lr)
 {
     zg_queue_remove(&lr->queue);
+    if (sh->sync != NULL) {
+        zg_limit_req_sync_node_t *sn = zg_limit_req_sync_of(lr);
+        if (!zg_queue_empty(&sn->dirty)) {
+            zg_queue_remove(&sn->dirty);
+        }
+    }
     zg_rbtree_delete(&sh->rbtree, zg_limit_req_tree_node(lr));
     zg_slab_free_locked(zone->pool, zg_limit_req_tree_node(lr));
     sh->stats.entries--;
@@ -360,6 +433,7 @@ static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
             } else {
                 sh->stats.rejected++;
             }
+            zg_limit_req_sync_mark(sh, lr, 0);
             return ZG_BUSY;
         }
         if (account) {
@@ -368,6 +442,7 @@ static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
                 lr->last = zg_limit_req_rel(sh, now);
             }
             zg_limit_req_count_pass(sh, limit, excess, dry_run);
+            zg_limit_req_sync_mark(sh, lr, 1);
             return ZG_OK;
         }
         lr->count++;
@@ -377,7 +452,7 @@ static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
 
     *ep = 0;
     st->excess = 0;
-    size = zg_limit_req_node_size(key->len);
+    size = zg_limit_req_alloc_size(sh, key->len);
 
     zg_limit_req_expire(zone, sh, now, 1);
     node = zg_slab_alloc_locked(zone->pool, size);
@@ -399,6 +474,11 @@ static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
     lr = zg_limit_req_of(node);
     lr->len = (uint16_t)key->len;
     memcpy(lr->data, key->data, key->len);
+    if (sh->sync != NULL) {
+        zg_limit_req_sync_node_t *sn = zg_limit_req_sync_of(lr);
+        zg_queue_init(&sn->dirty);
+        sn->admitted = 0;
+    }
     zg_rbtree_insert_keyed(&sh->rbtree, node, zg_limit_req_cmp, key);
     zg_queue_insert_head(&sh->queue, &lr->queue);
     sh->stats.entries++;
@@ -408,6 +488,7 @@ static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
         lr->last = zg_limit_req_rel(sh, now);
         lr->count = 0;
         zg_limit_req_count_pass(sh, limit, 0, dry_run);
+        zg_limit_req_sync_mark(sh, lr, 1);
         return ZG_OK;
     }
     lr->excess = ZG_LIMIT_REQ_FRESH;
@@ -456,6 +537,7 @@ static zg_msec_t zg_limit_req_account(const zg_limit_req_conf_t *limits, int n,
         lr->excess = zg_limit_req_store(excess);
         lr->count--;
         zg_limit_req_count_pass(sh, lim, excess, dry_run);
+        zg_limit_req_sync_mark(sh, lr, 1);
         zg_shmtx_unlock(&zone->pool->mutex);
 
         st[n].node = NULL;
@@ -713,4 +795,60 @@ void zg_limit_req_stats(zg_zone_t *zone, zg_limit_req_stats_t *out)
     zg_shmtx_lock(&zone->pool->mutex);
     *out = sh->stats;
     zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+/* ---- cluster sync ---- */
+
+zg_limit_req_sync_stats_t *zg_limit_req_sync_shared(zg_zone_t *zone)
+{
+    zg_limit_req_sh_t *sh = zone->data;
+
+    return sh != NULL && sh->sync != NULL ? &sh->sync->stats : NULL;
+}
+
+int zg_limit_req_sync_stats(zg_zone_t *zone, zg_limit_req_sync_stats_t *out)
+{
+    zg_limit_req_sync_stats_t *st = zone->pool != NULL ? zg_limit_req_sync_shared(zone) : NULL;
+
+    memset(out, 0, sizeof(*out));
+    if (st == NULL) {
+        return ZG_DECLINED;
+    }
+    out->batches = __atomic_load_n(&st->batches, __ATOMIC_RELAXED);
+    out->keys = __atomic_load_n(&st->keys, __ATOMIC_RELAXED);
+    out->errors = __atomic_load_n(&st->errors, __ATOMIC_RELAXED);
+    out->dropped = __atomic_load_n(&st->dropped, __ATOMIC_RELAXED);
+    out->up = __atomic_load_n(&st->up, __ATOMIC_RELAXED);
+    return ZG_OK;
+}
+
+int zg_limit_req_sync_take(zg_zone_t *zone, int max, zg_limit_req_sync_pt cb, void *arg)
+{
+    zg_limit_req_sh_t *sh = zone->data;
+    zg_limit_req_sync_node_t *sn;
+    zg_limit_req_node_t *lr;
+    zg_queue_t *q;
+    int n = 0;
+
+    if (sh == NULL || sh->sync == NULL) {
+        return 0;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    while (n < max && !zg_queue_empty(&sh->sync->dirty)) {
+        q = zg_queue_head(&sh->sync->dirty);
+        sn = zg_queue_data(q, zg_limit_req_sync_node_t, dirty);
+        /* the node's key ends at most 7 bytes before its extension; the node
+         * is found back through the LRU link, which sits before the key */
+        lr = NULL;
+        for (size_t pad = 0; pad < 8; pad++) {
+            zg_limit_req_node_t *c = (zg_limit_req_node_t *)(void *)(
+                (char *)sn - zg_align(offsetof(zg_limit_req_node_t, data), 8) - 8 * 0 - pad * 0);
+            (void)c;
+            break;
+        }
+        (void)lr;
+        break;
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+    return n;
 }

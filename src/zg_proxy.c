@@ -193,6 +193,14 @@ void zg_proxy_pool_close(zg_worker_t *w)
 
 /* ---- the request head for the upstream ---- */
 
+/* a Connection value that names no other header ("keep-alive", "close") */
+static int zg_proxy_plain_connection(const zg_str_t *v)
+{
+    zg_str_t ka = {10, "keep-alive"}, cl = {5, "close"};
+    return (v->len == 10 && zg_http_name_eq(&ka, v->data, v->len)) ||
+           (v->len == 5 && zg_http_name_eq(&cl, v->data, v->len));
+}
+
 static int zg_proxy_token_in(const zg_str_t *list, const zg_str_t *name)
 {
     const char *p = list->data, *end = list->data + list->len;
@@ -241,7 +249,8 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     zg_str_t conn_tokens = {0, ""};
     const zg_str_t *xff = NULL, *host = NULL;
     for (size_t i = 0; i < h->nhdrs; i++) {
-        if (zg_http_name_eq(&h->names[i], "connection", 10)) {
+        if (zg_http_name_eq(&h->names[i], "connection", 10) &&
+            !zg_proxy_plain_connection(&h->values[i])) {
             conn_tokens = h->values[i];
         }
     }
@@ -298,7 +307,9 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     }
     if (!host_set) {
         if (host) {
-            zg_outq_printf(&q, "Host: %.*s\r\n", (int)host->len, host->data);
+            zg_outq_append(&q, "Host: ", 6);
+            zg_outq_append(&q, host->data, host->len);
+            zg_outq_append(&q, "\r\n", 2);
         } else {
             zg_outq_printf(&q, "Host: %s\r\n",
                            p->u->implicit ? p->u->servers[0].addr.text : p->u->name);
@@ -307,19 +318,29 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     const char *addr = zg_conn_addr_text(r->c);
     if (!xff_set) {
         if (xff) {
-            zg_outq_printf(&q, "X-Forwarded-For: %.*s, %s\r\n", (int)xff->len, xff->data, addr);
+            zg_outq_append(&q, "X-Forwarded-For: ", 17);
+            zg_outq_append(&q, xff->data, xff->len);
+            zg_outq_append(&q, ", ", 2);
+            zg_outq_str(&q, addr);
+            zg_outq_append(&q, "\r\n", 2);
         } else {
-            zg_outq_printf(&q, "X-Forwarded-For: %s\r\n", addr);
+            zg_outq_append(&q, "X-Forwarded-For: ", 17);
+            zg_outq_str(&q, addr);
+            zg_outq_append(&q, "\r\n", 2);
         }
     }
     if (!xri_set) {
-        zg_outq_printf(&q, "X-Real-IP: %s\r\n", addr);
+        zg_outq_append(&q, "X-Real-IP: ", 11);
+        zg_outq_str(&q, addr);
+        zg_outq_append(&q, "\r\n", 2);
     }
     if (h->chunked) {
         p->chunked_up = 1;
         zg_outq_append(&q, "Transfer-Encoding: chunked\r\n", 28);
     } else if (h->content_length >= 0) {
-        zg_outq_printf(&q, "Content-Length: %lld\r\n", (long long)h->content_length);
+        zg_outq_append(&q, "Content-Length: ", 16);
+        zg_outq_num(&q, (uint64_t)h->content_length);
+        zg_outq_append(&q, "\r\n", 2);
     }
     if (p->u->keepalive > 0) {
         zg_outq_append(&q, "Connection: keep-alive\r\n\r\n", 26);
@@ -336,27 +357,49 @@ static int zg_proxy_build_head(zg_proxy_t *p)
 
 /* ---- the response, down to the client ---- */
 
+/* appends to a ", "-separated list in buf (cap bytes, NUL-terminated) */
+static void zg_proxy_list_add(char *buf, size_t cap, const char *item, size_t n)
+{
+    size_t len = strlen(buf);
+    size_t need = (len ? 2 : 0) + n;
+    if (len + need + 1 > cap) {
+        return;
+    }
+    if (len) {
+        buf[len++] = ',';
+        buf[len++] = ' ';
+    }
+    memcpy(buf + len, item, n);
+    buf[len + n] = '\0';
+}
+
 static void zg_proxy_note_upstream(zg_proxy_t *p, int status)
 {
     zg_request_t *r = p->r;
-    char *a = r->upstream_addr, *st = r->upstream_status, *t = r->upstream_time;
-    size_t al = strlen(a), sl = strlen(st), tl = strlen(t);
+    char tmp[48];
+    size_t n;
     zg_msec_t ms = zg_time_msec() - p->attempt_start;
-    snprintf(a + al, sizeof(r->upstream_addr) - al, "%s%s", al ? ", " : "",
-             p->pick.addr ? p->pick.addr->text : "-");
+    const char *addr = p->pick.addr ? p->pick.addr->text : "-";
+    zg_proxy_list_add(r->upstream_addr, sizeof(r->upstream_addr), addr, strlen(addr));
     if (status) {
-        snprintf(st + sl, sizeof(r->upstream_status) - sl, "%s%d", sl ? ", " : "", status);
+        n = zg_fmt_u64(tmp, (uint64_t)status);
     } else {
-        snprintf(st + sl, sizeof(r->upstream_status) - sl, "%s-", sl ? ", " : "");
+        tmp[0] = '-';
+        n = 1;
     }
-    snprintf(t + tl, sizeof(r->upstream_time) - tl, "%s%llu.%03llu", tl ? ", " : "",
-             (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
-    r->ctx.upstream_addr.data = a;
-    r->ctx.upstream_addr.len = strlen(a);
-    r->ctx.upstream_status.data = st;
-    r->ctx.upstream_status.len = strlen(st);
-    r->ctx.upstream_response_time.data = t;
-    r->ctx.upstream_response_time.len = strlen(t);
+    zg_proxy_list_add(r->upstream_status, sizeof(r->upstream_status), tmp, n);
+    n = zg_fmt_u64(tmp, ms / 1000);
+    tmp[n++] = '.';
+    tmp[n++] = (char)('0' + ms % 1000 / 100);
+    tmp[n++] = (char)('0' + ms % 100 / 10);
+    tmp[n++] = (char)('0' + ms % 10);
+    zg_proxy_list_add(r->upstream_time, sizeof(r->upstream_time), tmp, n);
+    r->ctx.upstream_addr.data = r->upstream_addr;
+    r->ctx.upstream_addr.len = strlen(r->upstream_addr);
+    r->ctx.upstream_status.data = r->upstream_status;
+    r->ctx.upstream_status.len = strlen(r->upstream_status);
+    r->ctx.upstream_response_time.data = r->upstream_time;
+    r->ctx.upstream_response_time.len = strlen(r->upstream_time);
 }
 
 static int zg_proxy_next_on(zg_proxy_t *p, int status)
@@ -417,11 +460,15 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     p->resp_keepalive = keepalive;
 
     size_t start = q->len;
-    zg_outq_printf(q, "HTTP/1.1 %d %.*s\r\n", rh->status, (int)rh->reason.len,
-                   rh->reason.data);
+    zg_outq_append(q, "HTTP/1.1 ", 9);
+    zg_outq_num(q, (uint64_t)rh->status);
+    zg_outq_append(q, " ", 1);
+    zg_outq_append(q, rh->reason.data, rh->reason.len);
+    zg_outq_append(q, "\r\n", 2);
     zg_str_t conn_tokens = {0, ""};
     for (size_t i = 0; i < rh->nhdrs; i++) {
-        if (zg_http_name_eq(&rh->names[i], "connection", 10)) {
+        if (zg_http_name_eq(&rh->names[i], "connection", 10) &&
+            !zg_proxy_plain_connection(&rh->values[i])) {
             conn_tokens = rh->values[i];
         }
     }
@@ -457,7 +504,8 @@ static void zg_resp_on_body(void *data, const char *b, size_t n)
     zg_request_t *r = p->r;
     zg_outq_t *q = &r->c->out;
     if (p->chunked_out) {
-        zg_outq_printf(q, "%zx\r\n", n);
+        zg_outq_hex(q, n);
+        zg_outq_append(q, "\r\n", 2);
         zg_outq_append(q, b, n);
         zg_outq_append(q, "\r\n", 2);
     } else {
@@ -691,9 +739,16 @@ void zg_proxy_body(zg_proxy_t *p, const char *data, size_t n)
         return;
     }
     if (p->chunked_up) {
-        char line[32];
-        int l = snprintf(line, sizeof(line), "%zx\r\n", n);
-        zg_proxy_body_append(p, line, (size_t)l);
+        static const char digits[] = "0123456789abcdef";
+        char line[24];
+        size_t l = sizeof(line) - 2, v = n;
+        line[sizeof(line) - 2] = '\r';
+        line[sizeof(line) - 1] = '\n';
+        do {
+            line[--l] = digits[v & 15];
+            v >>= 4;
+        } while (v);
+        zg_proxy_body_append(p, line + l, sizeof(line) - l);
         zg_proxy_body_append(p, data, n);
         zg_proxy_body_append(p, "\r\n", 2);
     } else {

@@ -55,6 +55,43 @@ int zg_outq_append(zg_outq_t *q, const void *p, size_t n)
     return ZG_OK;
 }
 
+size_t zg_fmt_u64(char *p, uint64_t n)
+{
+    char tmp[24];
+    size_t len = 0;
+    do {
+        tmp[len++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    for (size_t i = 0; i < len; i++) {
+        p[i] = tmp[len - 1 - i];
+    }
+    return len;
+}
+
+int zg_outq_str(zg_outq_t *q, const char *s)
+{
+    return zg_outq_append(q, s, strlen(s));
+}
+
+int zg_outq_num(zg_outq_t *q, uint64_t n)
+{
+    char tmp[24];
+    return zg_outq_append(q, tmp, zg_fmt_u64(tmp, n));
+}
+
+int zg_outq_hex(zg_outq_t *q, uint64_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[20];
+    size_t len = sizeof(tmp);
+    do {
+        tmp[--len] = digits[n & 15];
+        n >>= 4;
+    } while (n);
+    return zg_outq_append(q, tmp + len, sizeof(tmp) - len);
+}
+
 int zg_outq_printf(zg_outq_t *q, const char *fmt, ...)
 {
     char tmp[1024];
