@@ -13,7 +13,9 @@
 typedef struct {
     zg_str_t method;            /* "GET" */
     int method_id;              /* llhttp_method_t */
-    zg_str_t target;            /* request-target as received: "/a/b?x=1" */
+    zg_str_t target;            /* request-target as received: "/a/b?x=1"; for an
+                                   absolute-form target ("http://h:81/p?q") its
+                                   origin-form part "/p?q" (host taken from it) */
     zg_str_t path;              /* "/a/b" */
     zg_str_t args;              /* "x=1" (empty when no '?') */
     zg_str_t request_line;      /* without CRLF */
@@ -53,7 +55,10 @@ zg_http_in_t *zg_http_in_create(const zg_http_limits_t *limits,
                                 const zg_http_in_handlers_t *h, void *data);
 void zg_http_in_destroy(zg_http_in_t *in);
 
-/* Buffer for the next read (libuv alloc_cb): returns where to read, *len its size. */
+/* Buffer for the next read (libuv alloc_cb): returns where to read, *len its size
+ * (at least 4 KiB, except: while stopped (see feed) bytes are only buffered, and
+ * once that space is full *len is 0 (libuv then reports UV_ENOBUFS): stop reading
+ * until resume/next).  No allocation once the buffer has grown to fit the heads. */
 char *zg_http_in_buffer(zg_http_in_t *in, size_t *len);
 
 /* Parses n bytes just read into that buffer, calling the handlers.  After on_head
@@ -61,12 +66,30 @@ char *zg_http_in_buffer(zg_http_in_t *in, size_t *len);
  * buffered) until zg_http_in_resume() (after on_head: go on with the body) or
  * zg_http_in_next() (after on_done: the request is finished, drop its head and go
  * on with the next pipelined request).  Returns ZG_OK (wants more bytes), ZG_AGAIN
- * (stopped as above), or an HTTP status >= 400 for bad input (400, 408 never,
- * 413, 414, 431, 501 for unknown Transfer-Encoding...): answer it and close. */
+ * (stopped as above), or an HTTP status >= 400 for bad input: answer it and close.
+ * The error sticks: later calls return it again.  Statuses:
+ *   400 malformed (llhttp errors, obs-fold, bare LF or CR, control bytes, space
+ *       before ':', Content-Length bad/duplicate/with Transfer-Encoding, chunked not
+ *       the final coding or twice, Transfer-Encoding in HTTP/1.0, Host missing in
+ *       HTTP/1.1 / duplicate / invalid, HTTP/0.9, target not origin-, absolute- or
+ *       "*"-form, bad chunk size or overflow, trailers over head_max),
+ *   405 CONNECT, 413 body over body_max (Content-Length: before on_head; chunked:
+ *       when the chunk that crosses it starts), 414 request line over line_max,
+ *   431 head over head_max (counted as bytes arrive) or over ZG_HTTP_MAX_HEADERS,
+ *   501 a coding before the final chunked ("gzip, chunked"),
+ *   505 HTTP version not 1.0/1.1, HTTP/2 preface; 500 out of memory.
+ * zg_http_in_error() gives the reason.  The handlers may call resume/next (and
+ * destroy): from inside a handler these only note what to do and return ZG_OK; the
+ * outer feed/resume/next then goes on and returns the result. */
 int zg_http_in_feed(zg_http_in_t *in, size_t n);
 
-/* Continue parsing buffered bytes (after a stop).  Same returns as feed. */
+/* Continue parsing buffered bytes after the stop at on_head.  Same returns as feed
+ * (ZG_AGAIN also when not stopped at on_head). */
 int zg_http_in_resume(zg_http_in_t *in);
+/* After on_done: drops the finished request (its zg_http_req_t is invalid from now
+ * on), moves pipelined bytes to the start and parses them, so it may call on_head
+ * (and, for a request without body, nothing more) before returning.  Same returns
+ * as feed; ZG_ERROR if on_done was not called yet. */
 int zg_http_in_next(zg_http_in_t *in);
 
 /* 1 if the client sent bytes of a next request already (pipelining) */
@@ -108,9 +131,15 @@ void zg_http_resp_destroy(zg_http_resp_t *r);
 void zg_http_resp_reset(zg_http_resp_t *r, int head_request);
 char *zg_http_resp_buffer(zg_http_resp_t *r, size_t *len);
 /* Parses n bytes just read.  ZG_OK (more wanted), ZG_DONE (response complete; bytes
- * after it are an error: the upstream sent more than one response), ZG_ERROR
- * (malformed: 502 if no head was passed on, else abort). */
+ * after it are an error: the upstream sent more than one response, so the
+ * connection is not reusable: see zg_http_resp_reusable), ZG_ERROR (malformed,
+ * head over head_max, 101, or bytes fed after ZG_DONE without a reset: 502 if no
+ * head was passed on, else abort).  1xx interim responses (100, 102, 103) are
+ * skipped; on_head sees the final response only.  Obs-fold in a head is an error. */
 int zg_http_resp_feed(zg_http_resp_t *r, size_t n);
+/* 1 if the response completed (ZG_DONE), its head allowed keep-alive, and no bytes
+ * followed it: the upstream connection may go back to the keepalive pool. */
+int zg_http_resp_reusable(const zg_http_resp_t *r);
 /* the upstream closed: ZG_DONE if that ends the body (until_close), else ZG_ERROR */
 int zg_http_resp_eof(zg_http_resp_t *r);
 

@@ -73,6 +73,7 @@ typedef struct {
     uint64_t errors;     /* failed connects, failed or timed-out batches, error replies */
     uint64_t dropped;    /* dirty keys dropped unsynced while Redis was unreachable */
     int up;              /* ZG_SYNC_UNKNOWN / ZG_SYNC_UP / ZG_SYNC_DOWN */
+    int owner;           /* pid of the worker that syncs the zone; 0 = none */
 } zg_limit_req_sync_stats_t;
 
 #define ZG_SYNC_UNKNOWN 0

@@ -40,6 +40,7 @@ struct zg_request_s {
     unsigned keepalive : 1;     /* the connection may serve another request */
     unsigned finalized : 1;
     unsigned sent_continue : 1;
+    unsigned rl_done : 1;       /* RateLimit headers already in the extra headers */
 };
 
 /* called by the connection when a head arrived */

@@ -571,6 +571,48 @@ static void zg_admin_metrics_process(zg_admin_buf_t *b, const zg_conf_t *conf)
                     codes[0], NULL);
 }
 
+/* cluster sync (issue 8): only the zones created with sync=... */
+static void zg_admin_metrics_sync(zg_admin_buf_t *b, const zg_conf_t *conf)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        { "zonegate_sync_up", "gauge", "1 when the zone's last exchange with Redis succeeded." },
+        { "zonegate_sync_batches_total", "counter", "Batches answered by Redis." },
+        { "zonegate_sync_keys_total", "counter", "Keys reconciled with Redis." },
+        { "zonegate_sync_errors_total", "counter",
+          "Failed connects, failed or timed-out batches, error replies." },
+        { "zonegate_sync_dropped_total", "counter",
+          "Dirty keys forgotten unsynced while Redis was unreachable." },
+    };
+    zg_limit_req_sync_stats_t st;
+    zg_zone_t *z;
+    uint64_t v;
+    size_t f;
+
+    if (zg_admin_zones_of(conf, ZG_ZONE_LIMIT_REQ) == 0) {
+        return;
+    }
+    for (f = 0; f < zg_nelems(fam); f++) {
+        int header = 0;
+
+        for (z = conf->zones.head; z != NULL; z = z->next) {
+            if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_REQ || z->conf == NULL ||
+                ((const zg_limit_req_zone_conf_t *)z->conf)->sync_url == NULL ||
+                zg_limit_req_sync_stats(z, &st) != ZG_OK) {
+                continue;
+            }
+            if (!header) {
+                zg_admin_family(b, fam[f].name, fam[f].type, fam[f].help);
+                header = 1;
+            }
+            v = f == 0 ? (uint64_t)(st.up == ZG_SYNC_UP) : f == 1 ? st.batches
+                : f == 2 ? st.keys : f == 3 ? st.errors : st.dropped;
+            zg_admin_sample(b, fam[f].name, v, "zone", z->name, NULL);
+        }
+    }
+}
+
 /* Each group renders whole families (HELP, TYPE, then every sample), reading
  * its counters when called.  The cluster-sync counters (issue 8) go in a group
  * of their own: add zg_admin_metrics_sync() to this table. */
@@ -580,6 +622,7 @@ static void (*const zg_admin_metric_groups[])(zg_admin_buf_t *b, const zg_conf_t
     zg_admin_metrics_zones,
     zg_admin_metrics_upstreams,
     zg_admin_metrics_process,
+    zg_admin_metrics_sync,
 };
 
 char *zg_admin_metrics(const zg_conf_t *conf, size_t *len)

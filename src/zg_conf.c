@@ -1250,7 +1250,8 @@ static int zg_cp_zone(zg_cp_t *cp, const char *name, size_t nlen, const zg_str_t
     zname[nlen] = '\0';
     size = zg_conf_parse_size(size_text, size_len);
     if (size < 0) {
-        return zg_cp_err(cp, "invalid zone size \"%s\"", size_arg->data);
+        return zg_cp_err(cp, "invalid zone size \"%s\" in \"%s\" directive", size_arg->data,
+                         cp->name);
     }
     if (size == 0) {
         return zg_cp_err(cp, "zero size shared memory zone \"%s\"", zname);
@@ -1284,7 +1285,8 @@ static int zg_cp_zone_param(zg_cp_t *cp, const zg_str_t *v, int kind, zg_zone_t 
 
     colon = memchr(name, ':', v->len - 5);
     if (colon == NULL) {
-        return zg_cp_err(cp, "invalid zone size \"%s\"", v->data);
+        return zg_cp_err(cp, "invalid zone size \"%s\" in \"%s\" directive", v->data,
+                         cp->name);
     }
     return zg_cp_zone(cp, name, (size_t)(colon - name), v, colon + 1,
                       (size_t)(v->data + v->len - colon - 1), v, kind, out);
@@ -1367,11 +1369,13 @@ static int zg_cp_limit_req_zone(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a
             } else if (len > 3 && memcmp(r + len - 3, "r/m", 3) == 0) {
                 scale = 60;
             } else {
-                return zg_cp_err(cp, "invalid rate \"%s\"", a[i].data);
+                return zg_cp_err(cp, "invalid rate \"%s\" in \"%s\" directive", a[i].data,
+                                 cp->name);
             }
             rate = zg_cp_atoi(r, len - 3);
             if (rate <= 0) {
-                return zg_cp_err(cp, "invalid rate \"%s\"", a[i].data);
+                return zg_cp_err(cp, "invalid rate \"%s\" in \"%s\" directive", a[i].data,
+                                 cp->name);
             }
             rate_text = r;
         } else if (zg_cp_prefix(&a[i], "sync=")) {
@@ -2240,7 +2244,7 @@ static int zg_cp_resolve_refs(zg_cp_t *cp)
                 }
             }
             if (z == NULL) {
-                return zg_cp_err_at(cp, r->file, r->line, "unknown limit_conn_zone \"%s\"",
+                return zg_cp_err_at(cp, r->file, r->line, "unknown limit_conn_zone \"%s\" in \"limit_conn\" directive",
                                     r->name);
             }
             for (int k = 0; k < r->idx; k++) {
@@ -2258,7 +2262,7 @@ static int zg_cp_resolve_refs(zg_cp_t *cp)
                 }
             }
             if (z == NULL) {
-                return zg_cp_err_at(cp, r->file, r->line, "unknown limit_req_zone \"%s\"",
+                return zg_cp_err_at(cp, r->file, r->line, "unknown limit_req_zone \"%s\" in \"limit_req\" directive",
                                     r->name);
             }
             for (int k = 0; k < r->idx; k++) {

@@ -5,17 +5,17 @@
  * is complete.  Before they are made the buffer is grown if needed so that at least
  * ZG_HTTP_READ_MIN bytes are free after the head: the body (and pipelined requests)
  * are then read into the space after the head, which never moves the head. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include <time.h>
 
 #include <llhttp.h>
 
 #include "zg_http.h"
 
-#define ZG_HTTP_READ_MIN  4096
-#define ZG_HTTP_BUF_INIT  8192
+#define ZG_HTTP_READ_MIN 4096
+#define ZG_HTTP_BUF_INIT 8192
 
 enum { ZG_IN_HEAD, ZG_IN_HEAD_STOP, ZG_IN_BODY, ZG_IN_DONE, ZG_IN_ERROR };
 enum { ZG_PAUSE_NONE, ZG_PAUSE_HEAD, ZG_PAUSE_DONE };
@@ -30,15 +30,15 @@ struct zg_http_in_s {
     void *data;
     zg_http_limits_t lim;
     char *buf;
-    size_t cap, len, pos;       /* unparsed bytes: [pos, len) */
-    size_t he;                  /* end of the head (0 while reading it) */
+    size_t cap, len, pos; /* unparsed bytes: [pos, len) */
+    size_t he;            /* end of the head (0 while reading it) */
     int state;
     int paused;
     int status;
     const char *err;
-    int busy;                   /* inside a handler called by feed/resume/next */
-    unsigned dead : 1;          /* destroyed from a handler */
-    unsigned started : 1;       /* method seen */
+    int busy;             /* inside a handler called by feed/resume/next */
+    unsigned dead : 1;    /* destroyed from a handler */
+    unsigned started : 1; /* method seen */
     unsigned rl_done : 1;
     unsigned in_value : 1;
     unsigned have_version : 1;
@@ -53,95 +53,79 @@ struct zg_http_in_s {
 
 static const char zg_http_tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
-    ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
-    ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
-    ['7'] = 1, ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
-    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
-    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
-    ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
-    ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
-    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
-    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+    ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1,  ['|'] = 1,
+    ['~'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,  ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1,  ['C'] = 1,
+    ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,  ['J'] = 1,
+    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,  ['Q'] = 1,
+    ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1,  ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,  ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,  ['s'] = 1,
+    ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1,  ['z'] = 1,
 };
 
-static int
-zg_http_lower(int c)
+static int zg_http_lower(int c)
 {
     return (c >= 'A' && c <= 'Z') ? c | 0x20 : c;
 }
 
-static int
-zg_http_ieq(const char *a, const char *lit, size_t n)
+static int zg_http_ieq(const char *a, const char *lit, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (zg_http_lower((unsigned char) a[i]) != lit[i]) {
+        if (zg_http_lower((unsigned char)a[i]) != lit[i]) {
             return 0;
         }
     }
     return 1;
 }
 
-int
-zg_http_name_eq(const zg_str_t *name, const char *lit, size_t litlen)
+int zg_http_name_eq(const zg_str_t *name, const char *lit, size_t litlen)
 {
     if (name->len != litlen) {
         return 0;
     }
     for (size_t i = 0; i < litlen; i++) {
-        if (zg_http_lower((unsigned char) name->data[i])
-            != zg_http_lower((unsigned char) lit[i])) {
+        if (zg_http_lower((unsigned char)name->data[i]) !=
+            zg_http_lower((unsigned char)lit[i])) {
             return 0;
         }
     }
     return 1;
 }
 
-#define zg_http_is(s, lit) \
+#define zg_http_is(s, lit)                                                               \
     ((s)->len == sizeof(lit) - 1 && zg_http_ieq((s)->data, lit, sizeof(lit) - 1))
 
-static void
-zg_http_span(zg_http_span_t *s, const char *base, const char *at, size_t n)
+static void zg_http_span(zg_http_span_t *s, const char *base, const char *at, size_t n)
 {
     if (s->len == 0) {
-        s->off = (uint32_t) (at - base);
+        s->off = (uint32_t)(at - base);
     }
-    s->len = (uint32_t) (at + n - base - s->off);
+    s->len = (uint32_t)(at + n - base - s->off);
 }
 
-/* One pass over the raw head: bare LF, obs-fold, CR without LF, control bytes.
+/* The raw head, line ends only: bare LF and obs-fold (CVE-2024-27982), which llhttp
+ * 8.1.0 in its default mode lets through.  Control bytes, NUL and a CR without LF in
+ * the request line, names and values llhttp rejects itself (test_http checks each).
  * Returns NULL or the reason. */
-static const char *
-zg_http_scan_head(const char *p, size_t n, int allow_bare_lf)
+static const char *zg_http_scan_head(const char *p, size_t n, int allow_bare_lf)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char) p[i];
+    const char *s = p, *e = p + n, *lf;
 
-        if (c >= 0x20 && c != 0x7f) {
-            continue;
+    while ((lf = memchr(s, '\n', (size_t)(e - s))) != NULL) {
+        if (!allow_bare_lf && (lf == p || lf[-1] != '\r')) {
+            return "bare LF in head";
         }
-        if (c == '\n') {
-            if (!allow_bare_lf && (i == 0 || p[i - 1] != '\r')) {
-                return "bare LF in head";
-            }
-            if (i + 1 < n && (p[i + 1] == ' ' || p[i + 1] == '\t')) {
-                return "obs-fold in head";
-            }
-        } else if (c == '\r') {
-            if (i + 1 >= n || p[i + 1] != '\n') {
-                return "CR without LF in head";
-            }
-        } else if (c != '\t') {
-            return "control character in head";
+        s = lf + 1;
+        if (s < e && (*s == ' ' || *s == '\t')) {
+            return "obs-fold in head";
         }
     }
     return NULL;
 }
 
-static zg_str_t
-zg_http_trim(const char *p, size_t n)
+static zg_str_t zg_http_trim(const char *p, size_t n)
 {
     zg_str_t s;
 
@@ -183,8 +167,7 @@ static const llhttp_settings_t zg_http_in_settings = {
     .on_message_complete = zg_http_in_on_message_complete,
 };
 
-static int
-zg_http_in_fail(zg_http_in_t *in, int status, const char *reason)
+static int zg_http_in_fail(zg_http_in_t *in, int status, const char *reason)
 {
     if (in->status == 0) {
         in->status = status;
@@ -193,15 +176,13 @@ zg_http_in_fail(zg_http_in_t *in, int status, const char *reason)
     return -1;
 }
 
-static int
-zg_http_in_bad(zg_http_in_t *in, int status, const char *reason)
+static int zg_http_in_bad(zg_http_in_t *in, int status, const char *reason)
 {
     zg_http_in_fail(in, status, reason);
     return in->status;
 }
 
-static int
-zg_http_in_on_method(llhttp_t *p, const char *at, size_t n)
+static int zg_http_in_on_method(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_in_t *in = p->data;
 
@@ -213,8 +194,7 @@ zg_http_in_on_method(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-zg_http_in_on_url(llhttp_t *p, const char *at, size_t n)
+static int zg_http_in_on_url(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_in_t *in = p->data;
 
@@ -222,8 +202,7 @@ zg_http_in_on_url(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-zg_http_in_on_version(llhttp_t *p, const char *at, size_t n)
+static int zg_http_in_on_version(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_in_t *in = p->data;
 
@@ -232,8 +211,7 @@ zg_http_in_on_version(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-zg_http_in_on_version_complete(llhttp_t *p)
+static int zg_http_in_on_version_complete(llhttp_t *p)
 {
     zg_http_in_t *in = p->data;
 
@@ -241,8 +219,7 @@ zg_http_in_on_version_complete(llhttp_t *p)
     return 0;
 }
 
-static int
-zg_http_in_on_header_field(llhttp_t *p, const char *at, size_t n)
+static int zg_http_in_on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_in_t *in = p->data;
 
@@ -267,8 +244,7 @@ zg_http_in_on_header_field(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-zg_http_in_on_header_value(llhttp_t *p, const char *at, size_t n)
+static int zg_http_in_on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_in_t *in = p->data;
 
@@ -284,13 +260,12 @@ zg_http_in_on_header_value(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-zg_http_in_on_headers_complete(llhttp_t *p)
+static int zg_http_in_on_headers_complete(llhttp_t *p)
 {
     zg_http_in_t *in = p->data;
 
     if (in->state != ZG_IN_HEAD) {
-        return 0;               /* end of trailers */
+        return 0; /* end of trailers */
     }
     /* no protocol switch: Upgrade is a hop-by-hop header the proxy drops */
     p->upgrade = 0;
@@ -298,15 +273,14 @@ zg_http_in_on_headers_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static int
-zg_http_in_on_body(llhttp_t *p, const char *at, size_t n)
+static int zg_http_in_on_body(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_in_t *in = p->data;
 
     if (in->dead) {
         return -1;
     }
-    in->body_total += (int64_t) n;
+    in->body_total += (int64_t)n;
     if (in->h.on_body) {
         in->busy++;
         in->h.on_body(in->data, at, n);
@@ -315,22 +289,19 @@ zg_http_in_on_body(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-zg_http_in_on_chunk_header(llhttp_t *p)
+static int zg_http_in_on_chunk_header(llhttp_t *p)
 {
     zg_http_in_t *in = p->data;
 
-    if (in->lim.body_max > 0
-        && (p->content_length > (uint64_t) in->lim.body_max
-            || in->body_total + (int64_t) p->content_length > in->lim.body_max))
-    {
+    if (in->lim.body_max > 0 &&
+        (p->content_length > (uint64_t)in->lim.body_max ||
+         in->body_total + (int64_t)p->content_length > in->lim.body_max)) {
         return zg_http_in_fail(in, 413, "chunked body too large");
     }
     return 0;
 }
 
-static int
-zg_http_in_on_message_complete(llhttp_t *p)
+static int zg_http_in_on_message_complete(llhttp_t *p)
 {
     zg_http_in_t *in = p->data;
 
@@ -338,8 +309,7 @@ zg_http_in_on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static void
-zg_http_in_clear(zg_http_in_t *in)
+static void zg_http_in_clear(zg_http_in_t *in)
 {
     llhttp_reset(&in->p);
     in->he = 0;
@@ -355,9 +325,8 @@ zg_http_in_clear(zg_http_in_t *in)
     in->trailer_bytes = 0;
 }
 
-zg_http_in_t *
-zg_http_in_create(const zg_http_limits_t *limits, const zg_http_in_handlers_t *h,
-                  void *data)
+zg_http_in_t *zg_http_in_create(const zg_http_limits_t *limits,
+                                const zg_http_in_handlers_t *h, void *data)
 {
     zg_http_in_t *in = malloc(sizeof(*in));
 
@@ -385,8 +354,7 @@ zg_http_in_create(const zg_http_limits_t *limits, const zg_http_in_handlers_t *h
     return in;
 }
 
-void
-zg_http_in_destroy(zg_http_in_t *in)
+void zg_http_in_destroy(zg_http_in_t *in)
 {
     if (in == NULL) {
         return;
@@ -399,8 +367,7 @@ zg_http_in_destroy(zg_http_in_t *in)
     free(in);
 }
 
-static int
-zg_http_in_grow(zg_http_in_t *in, size_t want)
+static int zg_http_in_grow(zg_http_in_t *in, size_t want)
 {
     char *nb = realloc(in->buf, want);
 
@@ -412,8 +379,7 @@ zg_http_in_grow(zg_http_in_t *in, size_t want)
     return ZG_OK;
 }
 
-char *
-zg_http_in_buffer(zg_http_in_t *in, size_t *len)
+char *zg_http_in_buffer(zg_http_in_t *in, size_t *len)
 {
     size_t cap_max = in->lim.head_max + ZG_HTTP_READ_MIN;
 
@@ -447,8 +413,7 @@ zg_http_in_buffer(zg_http_in_t *in, size_t *len)
 
 /* absolute-form "http://host[:port]/path": host taken from it, target made the
  * origin-form part */
-static int
-zg_http_in_host(zg_http_in_t *in, const char *s, size_t n)
+static int zg_http_in_host(zg_http_in_t *in, const char *s, size_t n)
 {
     size_t i = 0, d = 0;
     int dot = 0;
@@ -460,11 +425,10 @@ zg_http_in_host(zg_http_in_t *in, const char *s, size_t n)
     }
     if (s[0] == '[') {
         for (i = 1; i < n && s[i] != ']'; i++) {
-            int c = zg_http_lower((unsigned char) s[i]);
+            int c = zg_http_lower((unsigned char)s[i]);
 
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == ':'
-                  || c == '.'))
-            {
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == ':' ||
+                  c == '.')) {
                 return ZG_ERROR;
             }
         }
@@ -472,22 +436,21 @@ zg_http_in_host(zg_http_in_t *in, const char *s, size_t n)
             return ZG_ERROR;
         }
         for (d = 0; d <= i; d++) {
-            in->host[d] = (char) zg_http_lower((unsigned char) s[d]);
+            in->host[d] = (char)zg_http_lower((unsigned char)s[d]);
         }
         i++;
 
     } else {
         for (; i < n && s[i] != ':'; i++) {
-            int c = zg_http_lower((unsigned char) s[i]);
+            int c = zg_http_lower((unsigned char)s[i]);
 
             if (c == '.') {
                 if (dot || d == 0) {
                     return ZG_ERROR;
                 }
                 dot = 1;
-            } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
-                       || c == '_')
-            {
+            } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                       c == '_') {
                 dot = 0;
             } else {
                 return ZG_ERROR;
@@ -495,7 +458,7 @@ zg_http_in_host(zg_http_in_t *in, const char *s, size_t n)
             if (d == sizeof(in->host)) {
                 return ZG_ERROR;
             }
-            in->host[d++] = (char) c;
+            in->host[d++] = (char)c;
         }
         if (dot) {
             d--;
@@ -519,8 +482,7 @@ zg_http_in_host(zg_http_in_t *in, const char *s, size_t n)
     return ZG_OK;
 }
 
-static int
-zg_http_in_te(zg_http_in_t *in, const zg_str_t *v, int *chunked, int *other)
+static int zg_http_in_te(zg_http_in_t *in, const zg_str_t *v, int *chunked, int *other)
 {
     size_t i = 0;
 
@@ -541,11 +503,10 @@ zg_http_in_te(zg_http_in_t *in, const zg_str_t *v, int *chunked, int *other)
                 *chunked = 1;
             } else {
                 for (size_t k = 0; k < tok.len; k++) {
-                    unsigned char c = (unsigned char) tok.data[k];
+                    unsigned char c = (unsigned char)tok.data[k];
 
-                    if (!zg_http_tchar[c] && c != ';' && c != '=' && c != ' '
-                        && c != '\t' && c != '"')
-                    {
+                    if (!zg_http_tchar[c] && c != ';' && c != '=' && c != ' ' &&
+                        c != '\t' && c != '"') {
                         zg_http_in_fail(in, 400, "bad Transfer-Encoding");
                         return ZG_ERROR;
                     }
@@ -559,8 +520,7 @@ zg_http_in_te(zg_http_in_t *in, const zg_str_t *v, int *chunked, int *other)
 }
 
 /* checks a complete head [0, he) and fills in->req; 0 or an error status */
-static int
-zg_http_in_head(zg_http_in_t *in)
+static int zg_http_in_head(zg_http_in_t *in)
 {
     zg_http_req_t *r = &in->req;
     llhttp_t *p = &in->p;
@@ -571,8 +531,8 @@ zg_http_in_head(zg_http_in_t *in)
     const zg_str_t *host = NULL;
 
     hs = in->method.off;
-    rl_end = in->have_version ? in->version.off + in->version.len
-                              : in->url.off + in->url.len;
+    rl_end =
+        in->have_version ? in->version.off + in->version.len : in->url.off + in->url.len;
     if (rl_end - hs > in->lim.line_max) {
         return zg_http_in_bad(in, 414, "request line too long");
     }
@@ -623,12 +583,9 @@ zg_http_in_head(zg_http_in_t *in)
         if (in->hv[i].len == 0) {
             v->data = n->data + n->len;
         }
-        for (size_t k = 0; k < n->len; k++) {
-            if (!zg_http_tchar[(unsigned char) n->data[k]]) {
-                return zg_http_in_bad(in, 400, "bad header name");
-            }
-        }
-        if (n->len == 0 || n->data[n->len] != ':') {
+        /* llhttp checked the name's characters but lets "Name :" through, with the
+         * space in the name */
+        if (n->len == 0 || !zg_http_tchar[(unsigned char)n->data[n->len - 1]]) {
             return zg_http_in_bad(in, 400, "bad header name");
         }
 
@@ -640,9 +597,8 @@ zg_http_in_head(zg_http_in_t *in)
             }
             break;
         case 6:
-            if (zg_http_is(n, "expect") && zg_http_is(v, "100-continue")
-                && p->http_minor == 1)
-            {
+            if (zg_http_is(n, "expect") && zg_http_is(v, "100-continue") &&
+                p->http_minor == 1) {
                 r->expect_continue = 1;
             }
             break;
@@ -656,12 +612,12 @@ zg_http_in_head(zg_http_in_t *in)
                 }
                 cl = 0;
                 for (size_t k = 0; k < v->len; k++) {
-                    unsigned d = (unsigned char) v->data[k] - '0';
+                    unsigned d = (unsigned char)v->data[k] - '0';
 
                     if (d > 9) {
                         return zg_http_in_bad(in, 400, "bad Content-Length");
                     }
-                    if (cl > (INT64_MAX - (int64_t) d) / 10) {
+                    if (cl > (INT64_MAX - (int64_t)d) / 10) {
                         return zg_http_in_bad(in, 400, "Content-Length overflow");
                     }
                     cl = cl * 10 + d;
@@ -706,9 +662,8 @@ zg_http_in_head(zg_http_in_t *in)
     /* target: origin-form, "*" (OPTIONS) or absolute-form */
     if (r->target.len && r->target.data[0] == '/') {
         /* origin-form */
-    } else if (r->target.len == 1 && r->target.data[0] == '*'
-               && p->method == HTTP_OPTIONS)
-    {
+    } else if (r->target.len == 1 && r->target.data[0] == '*' &&
+               p->method == HTTP_OPTIONS) {
         r->path = r->target;
         r->args.data = r->target.data + 1;
         r->args.len = 0;
@@ -730,7 +685,7 @@ zg_http_in_head(zg_http_in_t *in)
             }
             t++;
         }
-        if (zg_http_in_host(in, a, (size_t) (t - a)) != ZG_OK || r->host.len == 0) {
+        if (zg_http_in_host(in, a, (size_t)(t - a)) != ZG_OK || r->host.len == 0) {
             return zg_http_in_bad(in, 400, "invalid host in request target");
         }
         if (t == e) {
@@ -740,7 +695,7 @@ zg_http_in_head(zg_http_in_t *in)
             r->target.len = 1;
         } else {
             r->target.data = t;
-            r->target.len = (size_t) (e - t);
+            r->target.len = (size_t)(e - t);
         }
     }
     {
@@ -748,7 +703,7 @@ zg_http_in_head(zg_http_in_t *in)
 
         r->path.data = r->target.data;
         if (q) {
-            r->path.len = (size_t) (q - r->target.data);
+            r->path.len = (size_t)(q - r->target.data);
             r->args.data = q + 1;
             r->args.len = r->target.len - r->path.len - 1;
         } else {
@@ -769,14 +724,13 @@ target_done:
     if (p->http_minor == 1) {
         r->keepalive = !(p->flags & F_CONNECTION_CLOSE);
     } else {
-        r->keepalive = (p->flags & F_CONNECTION_KEEP_ALIVE)
-                       && !(p->flags & F_CONNECTION_CLOSE);
+        r->keepalive =
+            (p->flags & F_CONNECTION_KEEP_ALIVE) && !(p->flags & F_CONNECTION_CLOSE);
     }
     return 0;
 }
 
-static int
-zg_http_in_llhttp_status(zg_http_in_t *in, llhttp_errno_t e)
+static int zg_http_in_llhttp_status(zg_http_in_t *in, llhttp_errno_t e)
 {
     const char *reason = llhttp_get_error_reason(&in->p);
 
@@ -787,11 +741,10 @@ zg_http_in_llhttp_status(zg_http_in_t *in, llhttp_errno_t e)
     if (e == HPE_PAUSED_H2_UPGRADE) {
         in->err = "HTTP/2 connection preface";
         in->status = 505;
-    } else if (e == HPE_INVALID_VERSION && reason
-               && (strcmp(reason, "Invalid HTTP version") == 0
-                   || strcmp(reason, "Invalid major version") == 0
-                   || strcmp(reason, "Invalid minor version") == 0))
-    {
+    } else if (e == HPE_INVALID_VERSION && reason &&
+               (strcmp(reason, "Invalid HTTP version") == 0 ||
+                strcmp(reason, "Invalid major version") == 0 ||
+                strcmp(reason, "Invalid minor version") == 0)) {
         in->status = 505;
     } else {
         in->status = 400;
@@ -799,8 +752,7 @@ zg_http_in_llhttp_status(zg_http_in_t *in, llhttp_errno_t e)
     return in->status;
 }
 
-static int
-zg_http_in_error_state(zg_http_in_t *in, int status)
+static int zg_http_in_error_state(zg_http_in_t *in, int status)
 {
     in->state = ZG_IN_ERROR;
     if (in->status == 0) {
@@ -810,8 +762,7 @@ zg_http_in_error_state(zg_http_in_t *in, int status)
 }
 
 /* destroyed from a handler: free once the outermost call unwinds */
-static int
-zg_http_in_reap(zg_http_in_t *in)
+static int zg_http_in_reap(zg_http_in_t *in)
 {
     if (in->busy == 0) {
         free(in->buf);
@@ -822,8 +773,7 @@ zg_http_in_reap(zg_http_in_t *in)
 
 /* returns a feed result; on_head and on_done are called from here, outside llhttp,
  * so that they may call resume/next (which then only mark the parser to go on) */
-static int
-zg_http_in_parse(zg_http_in_t *in)
+static int zg_http_in_parse(zg_http_in_t *in)
 {
     llhttp_errno_t e;
     int rc;
@@ -860,7 +810,7 @@ zg_http_in_parse(zg_http_in_t *in)
             return zg_http_in_error_state(in, zg_http_in_llhttp_status(in, e));
         }
 
-        in->pos = (size_t) (llhttp_get_error_pos(&in->p) - in->buf);
+        in->pos = (size_t)(llhttp_get_error_pos(&in->p) - in->buf);
         llhttp_resume(&in->p);
 
         if (in->paused == ZG_PAUSE_HEAD) {
@@ -889,8 +839,7 @@ zg_http_in_parse(zg_http_in_t *in)
     }
 }
 
-int
-zg_http_in_feed(zg_http_in_t *in, size_t n)
+int zg_http_in_feed(zg_http_in_t *in, size_t n)
 {
     in->len += n;
     if (in->len > in->cap) {
@@ -902,8 +851,7 @@ zg_http_in_feed(zg_http_in_t *in, size_t n)
     return zg_http_in_parse(in);
 }
 
-int
-zg_http_in_resume(zg_http_in_t *in)
+int zg_http_in_resume(zg_http_in_t *in)
 {
     if (in->state != ZG_IN_HEAD_STOP) {
         return in->state == ZG_IN_ERROR ? in->status : ZG_AGAIN;
@@ -915,8 +863,7 @@ zg_http_in_resume(zg_http_in_t *in)
     return zg_http_in_parse(in);
 }
 
-int
-zg_http_in_next(zg_http_in_t *in)
+int zg_http_in_next(zg_http_in_t *in)
 {
     size_t rest;
 
@@ -936,14 +883,12 @@ zg_http_in_next(zg_http_in_t *in)
     return zg_http_in_parse(in);
 }
 
-int
-zg_http_in_pending(const zg_http_in_t *in)
+int zg_http_in_pending(const zg_http_in_t *in)
 {
     return in->state == ZG_IN_DONE && in->pos < in->len;
 }
 
-int
-zg_http_in_eof(zg_http_in_t *in)
+int zg_http_in_eof(zg_http_in_t *in)
 {
     switch (in->state) {
     case ZG_IN_HEAD:
@@ -958,8 +903,7 @@ zg_http_in_eof(zg_http_in_t *in)
     }
 }
 
-const char *
-zg_http_in_error(const zg_http_in_t *in)
+const char *zg_http_in_error(const zg_http_in_t *in)
 {
     return in->err ? in->err : "";
 }
@@ -975,7 +919,7 @@ struct zg_http_resp_s {
     size_t head_max;
     char *buf;
     size_t cap, len, pos;
-    size_t hs, he;              /* current head [hs, he); spans are relative to hs */
+    size_t hs, he; /* current head [hs, he); spans are relative to hs */
     int state;
     int paused;
     int busy;
@@ -990,8 +934,7 @@ struct zg_http_resp_s {
     zg_http_resp_head_t head;
 };
 
-static int
-zg_http_resp_on_status(llhttp_t *p, const char *at, size_t n)
+static int zg_http_resp_on_status(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_resp_t *r = p->data;
 
@@ -999,8 +942,7 @@ zg_http_resp_on_status(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-zg_http_resp_on_header_field(llhttp_t *p, const char *at, size_t n)
+static int zg_http_resp_on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_resp_t *r = p->data;
 
@@ -1021,8 +963,7 @@ zg_http_resp_on_header_field(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-zg_http_resp_on_header_value(llhttp_t *p, const char *at, size_t n)
+static int zg_http_resp_on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_resp_t *r = p->data;
 
@@ -1035,8 +976,7 @@ zg_http_resp_on_header_value(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-zg_http_resp_on_headers_complete(llhttp_t *p)
+static int zg_http_resp_on_headers_complete(llhttp_t *p)
 {
     zg_http_resp_t *r = p->data;
     int st = p->status_code;
@@ -1052,8 +992,7 @@ zg_http_resp_on_headers_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static int
-zg_http_resp_on_body(llhttp_t *p, const char *at, size_t n)
+static int zg_http_resp_on_body(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_resp_t *r = p->data;
 
@@ -1068,8 +1007,7 @@ zg_http_resp_on_body(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static int
-zg_http_resp_on_message_complete(llhttp_t *p)
+static int zg_http_resp_on_message_complete(llhttp_t *p)
 {
     zg_http_resp_t *r = p->data;
 
@@ -1086,8 +1024,7 @@ static const llhttp_settings_t zg_http_resp_settings = {
     .on_message_complete = zg_http_resp_on_message_complete,
 };
 
-static void
-zg_http_resp_clear(zg_http_resp_t *r)
+static void zg_http_resp_clear(zg_http_resp_t *r)
 {
     llhttp_reset(&r->p);
     r->paused = ZG_PAUSE_NONE;
@@ -1097,8 +1034,8 @@ zg_http_resp_clear(zg_http_resp_t *r)
     r->trailer_bytes = 0;
 }
 
-zg_http_resp_t *
-zg_http_resp_create(size_t head_max, const zg_http_resp_handlers_t *h, void *data)
+zg_http_resp_t *zg_http_resp_create(size_t head_max, const zg_http_resp_handlers_t *h,
+                                    void *data)
 {
     zg_http_resp_t *r = malloc(sizeof(*r));
 
@@ -1118,8 +1055,7 @@ zg_http_resp_create(size_t head_max, const zg_http_resp_handlers_t *h, void *dat
     return r;
 }
 
-void
-zg_http_resp_destroy(zg_http_resp_t *r)
+void zg_http_resp_destroy(zg_http_resp_t *r)
 {
     if (r == NULL) {
         return;
@@ -1132,8 +1068,7 @@ zg_http_resp_destroy(zg_http_resp_t *r)
     free(r);
 }
 
-void
-zg_http_resp_reset(zg_http_resp_t *r, int head_request)
+void zg_http_resp_reset(zg_http_resp_t *r, int head_request)
 {
     zg_http_resp_clear(r);
     r->head_request = head_request ? 1 : 0;
@@ -1142,8 +1077,7 @@ zg_http_resp_reset(zg_http_resp_t *r, int head_request)
     r->fail = 0;
 }
 
-static int
-zg_http_resp_grow(zg_http_resp_t *r, size_t want)
+static int zg_http_resp_grow(zg_http_resp_t *r, size_t want)
 {
     char *nb = realloc(r->buf, want);
 
@@ -1155,8 +1089,7 @@ zg_http_resp_grow(zg_http_resp_t *r, size_t want)
     return ZG_OK;
 }
 
-char *
-zg_http_resp_buffer(zg_http_resp_t *r, size_t *len)
+char *zg_http_resp_buffer(zg_http_resp_t *r, size_t *len)
 {
     if (r->state == ZG_RESP_HEAD) {
         if (r->cap - r->len < ZG_HTTP_READ_MIN && r->hs > 0) {
@@ -1182,8 +1115,7 @@ zg_http_resp_buffer(zg_http_resp_t *r, size_t *len)
     return r->buf + r->len;
 }
 
-static int
-zg_http_resp_head(zg_http_resp_t *r)
+static int zg_http_resp_head(zg_http_resp_t *r)
 {
     zg_http_resp_head_t *hd = &r->head;
     llhttp_t *p = &r->p;
@@ -1217,8 +1149,8 @@ zg_http_resp_head(zg_http_resp_t *r)
     }
     hd->no_body = (p->flags & F_SKIPBODY) ? 1 : 0;
     hd->chunked = (!hd->no_body && (p->flags & F_CHUNKED)) ? 1 : 0;
-    hd->content_length = (p->flags & F_CONTENT_LENGTH) && !hd->chunked
-                         ? (int64_t) p->content_length : -1;
+    hd->content_length =
+        (p->flags & F_CONTENT_LENGTH) && !hd->chunked ? (int64_t)p->content_length : -1;
     if (hd->content_length < -1) {
         return ZG_ERROR;
     }
@@ -1226,8 +1158,8 @@ zg_http_resp_head(zg_http_resp_t *r)
     if (p->http_minor >= 1) {
         hd->keepalive = !(p->flags & F_CONNECTION_CLOSE);
     } else {
-        hd->keepalive = (p->flags & F_CONNECTION_KEEP_ALIVE)
-                        && !(p->flags & F_CONNECTION_CLOSE);
+        hd->keepalive =
+            (p->flags & F_CONNECTION_KEEP_ALIVE) && !(p->flags & F_CONNECTION_CLOSE);
     }
     if (hd->until_close) {
         hd->keepalive = 0;
@@ -1236,8 +1168,7 @@ zg_http_resp_head(zg_http_resp_t *r)
 }
 
 /* after a handler: 1 if the parser was destroyed from it */
-static int
-zg_http_resp_gone(zg_http_resp_t *r)
+static int zg_http_resp_gone(zg_http_resp_t *r)
 {
     if (r->dead && r->busy == 0) {
         free(r->buf);
@@ -1247,8 +1178,7 @@ zg_http_resp_gone(zg_http_resp_t *r)
     return 0;
 }
 
-static int
-zg_http_resp_done(zg_http_resp_t *r)
+static int zg_http_resp_done(zg_http_resp_t *r)
 {
     r->state = ZG_RESP_DONE;
     if (r->h.on_done) {
@@ -1262,8 +1192,7 @@ zg_http_resp_done(zg_http_resp_t *r)
     return ZG_DONE;
 }
 
-int
-zg_http_resp_feed(zg_http_resp_t *r, size_t n)
+int zg_http_resp_feed(zg_http_resp_t *r, size_t n)
 {
     llhttp_errno_t e;
 
@@ -1288,22 +1217,21 @@ zg_http_resp_feed(zg_http_resp_t *r, size_t n)
             r->state = ZG_RESP_ERROR;
             return ZG_ERROR;
         }
-        r->pos = (size_t) (llhttp_get_error_pos(&r->p) - r->buf);
+        r->pos = (size_t)(llhttp_get_error_pos(&r->p) - r->buf);
         llhttp_resume(&r->p);
 
         if (r->paused == ZG_PAUSE_DONE) {
             r->paused = ZG_PAUSE_NONE;
             if (r->pos < r->len) {
-                r->head.keepalive = 0;  /* more than one response */
+                r->head.keepalive = 0; /* more than one response */
             }
             return zg_http_resp_done(r);
         }
 
         r->paused = ZG_PAUSE_NONE;
         r->he = r->pos;
-        if (r->p.status_code >= 100 && r->p.status_code < 200
-            && r->p.status_code != 101)
-        {
+        if (r->p.status_code >= 100 && r->p.status_code < 200 &&
+            r->p.status_code != 101) {
             /* interim response: skip it, parse the real one */
             if (r->he - r->hs > r->head_max) {
                 r->state = ZG_RESP_ERROR;
@@ -1329,8 +1257,7 @@ zg_http_resp_feed(zg_http_resp_t *r, size_t n)
     }
 }
 
-int
-zg_http_resp_eof(zg_http_resp_t *r)
+int zg_http_resp_eof(zg_http_resp_t *r)
 {
     llhttp_errno_t e;
 
@@ -1350,62 +1277,116 @@ zg_http_resp_eof(zg_http_resp_t *r)
     return zg_http_resp_done(r);
 }
 
+int zg_http_resp_reusable(const zg_http_resp_t *r)
+{
+    return r->state == ZG_RESP_DONE && r->head.keepalive;
+}
+
 /* ---- writers ---- */
 
-const char *
-zg_http_reason(int status)
+const char *zg_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Moved Temporarily";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Not Allowed";
-    case 406: return "Not Acceptable";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Time-out";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Request Entity Too Large";
-    case 414: return "Request-URI Too Large";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Requested Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Entity";
-    case 423: return "Locked";
-    case 424: return "Failed Dependency";
-    case 425: return "Too Early";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Temporarily Unavailable";
-    case 504: return "Gateway Time-out";
-    case 505: return "HTTP Version Not Supported";
-    case 507: return "Insufficient Storage";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 203:
+        return "Non-Authoritative Information";
+    case 204:
+        return "No Content";
+    case 205:
+        return "Reset Content";
+    case 206:
+        return "Partial Content";
+    case 300:
+        return "Multiple Choices";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Moved Temporarily";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 407:
+        return "Proxy Authentication Required";
+    case 408:
+        return "Request Time-out";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Request Entity Too Large";
+    case 414:
+        return "Request-URI Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Requested Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 421:
+        return "Misdirected Request";
+    case 422:
+        return "Unprocessable Entity";
+    case 423:
+        return "Locked";
+    case 424:
+        return "Failed Dependency";
+    case 425:
+        return "Too Early";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Temporarily Unavailable";
+    case 504:
+        return "Gateway Time-out";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 507:
+        return "Insufficient Storage";
     default:
         if (status >= 500) {
             return "Internal Server Error";
@@ -1428,8 +1409,7 @@ typedef struct {
     size_t len, n;
 } zg_http_out_t;
 
-static void
-zg_http_put(zg_http_out_t *o, const char *s, size_t n)
+static void zg_http_put(zg_http_out_t *o, const char *s, size_t n)
 {
     if (o->n < o->len) {
         size_t room = o->len - o->n;
@@ -1439,30 +1419,27 @@ zg_http_put(zg_http_out_t *o, const char *s, size_t n)
     o->n += n;
 }
 
-static void
-zg_http_puts(zg_http_out_t *o, const char *s)
+static void zg_http_puts(zg_http_out_t *o, const char *s)
 {
     zg_http_put(o, s, strlen(s));
 }
 
-static void
-zg_http_putn(zg_http_out_t *o, uint64_t v)
+static void zg_http_putn(zg_http_out_t *o, uint64_t v)
 {
     char tmp[24];
     size_t i = sizeof(tmp);
 
     do {
-        tmp[--i] = (char) ('0' + v % 10);
+        tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
     zg_http_put(o, tmp + i, sizeof(tmp) - i);
 }
 
 /* the nginx-like error page; returns its length, writes it when o != NULL */
-static size_t
-zg_http_page(zg_http_out_t *o, int status)
+static size_t zg_http_page(zg_http_out_t *o, int status)
 {
-    zg_http_out_t cnt = { NULL, 0, 0 };
+    zg_http_out_t cnt = {NULL, 0, 0};
     const char *reason = zg_http_reason(status);
 
     if (o == NULL) {
@@ -1471,11 +1448,11 @@ zg_http_page(zg_http_out_t *o, int status)
     size_t start = o->n;
 
     zg_http_puts(o, "<html>\r\n<head><title>");
-    zg_http_putn(o, (uint64_t) status);
+    zg_http_putn(o, (uint64_t)status);
     zg_http_put(o, " ", 1);
     zg_http_puts(o, reason);
     zg_http_puts(o, "</title></head>\r\n<body>\r\n<center><h1>");
-    zg_http_putn(o, (uint64_t) status);
+    zg_http_putn(o, (uint64_t)status);
     zg_http_put(o, " ", 1);
     zg_http_puts(o, reason);
     zg_http_puts(o, "</h1></center>\r\n<hr><center>zonegate</center>\r\n"
@@ -1483,12 +1460,11 @@ zg_http_page(zg_http_out_t *o, int status)
     return o->n - start;
 }
 
-size_t
-zg_http_write_response(char *buf, size_t len, int status, int keepalive,
-                       const char *extra, const char *content_type,
-                       const char *body, size_t body_len, int head_request)
+size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
+                              const char *extra, const char *content_type,
+                              const char *body, size_t body_len, int head_request)
 {
-    zg_http_out_t o = { buf, len, 0 };
+    zg_http_out_t o = {buf, len, 0};
     int empty = status == 204 || status == 304 || (status >= 100 && status < 200);
     int page = body == NULL && !empty;
 
@@ -1499,7 +1475,7 @@ zg_http_write_response(char *buf, size_t len, int status, int keepalive,
     }
 
     zg_http_puts(&o, "HTTP/1.1 ");
-    zg_http_putn(&o, (uint64_t) status);
+    zg_http_putn(&o, (uint64_t)status);
     zg_http_put(&o, " ", 1);
     zg_http_puts(&o, zg_http_reason(status));
     zg_http_puts(&o, "\r\nServer: zonegate\r\nDate: ");
@@ -1530,14 +1506,13 @@ zg_http_write_response(char *buf, size_t len, int status, int keepalive,
     return o.n;
 }
 
-const char *
-zg_http_date(void)
+const char *zg_http_date(void)
 {
-    static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     static char cached[32];
-    static time_t cached_sec = (time_t) -1;
+    static time_t cached_sec = (time_t)-1;
     time_t now = time(NULL);
     struct tm tm;
 
@@ -1551,8 +1526,7 @@ zg_http_date(void)
     return cached;
 }
 
-int
-zg_http_hop_by_hop(const zg_str_t *name)
+int zg_http_hop_by_hop(const zg_str_t *name)
 {
     switch (name->len) {
     case 2:
@@ -1560,8 +1534,8 @@ zg_http_hop_by_hop(const zg_str_t *name)
     case 7:
         return zg_http_name_eq(name, "trailer", 7) || zg_http_name_eq(name, "upgrade", 7);
     case 10:
-        return zg_http_name_eq(name, "connection", 10)
-               || zg_http_name_eq(name, "keep-alive", 10);
+        return zg_http_name_eq(name, "connection", 10) ||
+               zg_http_name_eq(name, "keep-alive", 10);
     case 16:
         return zg_http_name_eq(name, "proxy-connection", 16);
     case 17:

@@ -37,7 +37,7 @@ typedef struct {
 typedef struct {
     zg_queue_t dirty;      /* in sync->dirty; detached (points to itself) when not listed */
     uint32_t admitted;     /* requests charged here since the last take */
-    uint32_t pad;
+    uint32_t len;          /* the node's key length: leads back to the node */
 } zg_limit_req_sync_node_t;
 
 typedef struct {
@@ -478,6 +478,7 @@ static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
         zg_limit_req_sync_node_t *sn = zg_limit_req_sync_of(lr);
         zg_queue_init(&sn->dirty);
         sn->admitted = 0;
+        sn->len = (uint32_t)key->len;
     }
     zg_rbtree_insert_keyed(&sh->rbtree, node, zg_limit_req_cmp, key);
     zg_queue_insert_head(&sh->queue, &lr->queue);
@@ -819,6 +820,7 @@ int zg_limit_req_sync_stats(zg_zone_t *zone, zg_limit_req_sync_stats_t *out)
     out->errors = __atomic_load_n(&st->errors, __ATOMIC_RELAXED);
     out->dropped = __atomic_load_n(&st->dropped, __ATOMIC_RELAXED);
     out->up = __atomic_load_n(&st->up, __ATOMIC_RELAXED);
+    out->owner = __atomic_load_n(&st->owner, __ATOMIC_RELAXED);
     return ZG_OK;
 }
 
@@ -827,7 +829,6 @@ int zg_limit_req_sync_take(zg_zone_t *zone, int max, zg_limit_req_sync_pt cb, vo
     zg_limit_req_sh_t *sh = zone->data;
     zg_limit_req_sync_node_t *sn;
     zg_limit_req_node_t *lr;
-    zg_queue_t *q;
     int n = 0;
 
     if (sh == NULL || sh->sync == NULL) {
@@ -835,20 +836,46 @@ int zg_limit_req_sync_take(zg_zone_t *zone, int max, zg_limit_req_sync_pt cb, vo
     }
     zg_shmtx_lock(&zone->pool->mutex);
     while (n < max && !zg_queue_empty(&sh->sync->dirty)) {
-        q = zg_queue_head(&sh->sync->dirty);
-        sn = zg_queue_data(q, zg_limit_req_sync_node_t, dirty);
-        /* the node's key ends at most 7 bytes before its extension; the node
-         * is found back through the LRU link, which sits before the key */
-        lr = NULL;
-        for (size_t pad = 0; pad < 8; pad++) {
-            zg_limit_req_node_t *c = (zg_limit_req_node_t *)(void *)(
-                (char *)sn - zg_align(offsetof(zg_limit_req_node_t, data), 8) - 8 * 0 - pad * 0);
-            (void)c;
-            break;
+        sn = zg_queue_data(zg_queue_head(&sh->sync->dirty), zg_limit_req_sync_node_t, dirty);
+        lr = (zg_limit_req_node_t *)(void *)((char *)sn - zg_limit_req_sync_off(sn->len));
+        if (cb != NULL) {
+            if (cb(arg, lr->data, lr->len, sn->admitted) != ZG_OK) {
+                break;
+            }
+        } else {
+            sh->sync->stats.dropped++;
         }
-        (void)lr;
-        break;
+        sn->admitted = 0;
+        zg_queue_remove(&sn->dirty);
+        zg_queue_init(&sn->dirty);
+        n++;
     }
     zg_shmtx_unlock(&zone->pool->mutex);
     return n;
+}
+
+void zg_limit_req_sync_apply(zg_zone_t *zone, const unsigned char *key, size_t len,
+                             uint64_t fleet_excess, zg_msec_t now)
+{
+    zg_limit_req_sh_t *sh = zone->data;
+    zg_limit_req_key_t k = { (const char *)key, len };
+    zg_limit_req_sync_node_t *sn;
+    zg_limit_req_node_t *lr;
+    zg_rbtree_node_t *node;
+    uint64_t excess;
+
+    if (sh == NULL || sh->sync == NULL) {
+        return;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    zg_limit_req_rebase(sh, now);
+    node = zg_rbtree_lookup(&sh->rbtree, zg_hash32(key, len), zg_limit_req_cmp, &k);
+    if (node != NULL) {
+        lr = zg_limit_req_of(node);
+        sn = zg_limit_req_sync_of(lr);
+        excess = fleet_excess + (uint64_t)sn->admitted * 1000;
+        lr->excess = zg_limit_req_store(excess);
+        lr->last = zg_limit_req_rel(sh, now);
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
 }

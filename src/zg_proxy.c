@@ -64,7 +64,6 @@ struct zg_proxy_s {
     unsigned up_paused : 1;
     unsigned done : 1;
     unsigned retry_status : 1;  /* this attempt's response asks for the next peer */
-    unsigned up_keepalive : 1;  /* the upstream may keep the connection */
 };
 
 static void zg_proxy_connect(zg_proxy_t *p);
@@ -432,7 +431,6 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     zg_request_t *r = p->r;
     zg_outq_t *q = &r->c->out;
 
-    p->up_keepalive = rh->keepalive;
     if (zg_proxy_next_on(p, rh->status) && zg_proxy_can_retry(p)) {
         p->error_status = rh->status;
         p->retry_status = 1;
@@ -614,7 +612,7 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
     }
     zg_request_t *r = p->r;
     if (rc == ZG_DONE) {
-        zg_proxy_finish(p, p->up_keepalive);
+        zg_proxy_finish(p, zg_http_resp_reusable(uc->resp));
         return;
     }
     uv_timer_again(&uc->timer);
@@ -897,7 +895,7 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
                  connected ? (p->resp_head_sent ? "reading" : "reading response header from")
                            : "connecting to",
                  zg_conn_addr_text(r->c), p->pick.addr ? p->pick.addr->text : "-");
-    zg_proxy_note_upstream(p, 0);
+    zg_proxy_note_upstream(p, p->resp_head_sent ? 0 : (timeout ? 504 : 502));
     zg_upstream_free(p->u, &p->pick, 1, zg_time_msec());
     if (p->resp_head_sent) {
         p->done = 1;

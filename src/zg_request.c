@@ -113,23 +113,44 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
     if (zg_worker->quitting) {
         r->keepalive = 0;
     }
+    char rl[1024];
+    if (extra == NULL || !r->rl_done) {
+        /* limit_req_headers on answers zonegate makes itself, too */
+        size_t m = zg_request_ratelimit_text(r, rl, sizeof(rl), 0);
+        if (m) {
+            size_t e = extra ? strlen(extra) : 0;
+            if (e + m < sizeof(rl)) {
+                memmove(rl + e, rl, m + 1);
+                if (e) {
+                    memcpy(rl, extra, e);
+                }
+                extra = rl;
+            }
+        }
+    }
     int head = r->h->method_id == 2; /* HTTP_HEAD */
     size_t n = zg_http_write_response(stack, sizeof(stack), status, r->keepalive, extra, ctype,
                                       body, len, head);
+    size_t hlen = n;
     if (n < sizeof(stack)) {
+        const char *e = memmem(stack, n, "\r\n\r\n", 4);
+        hlen = e ? (size_t)(e + 4 - stack) : n;
         zg_outq_append(&c->out, stack, n);
     } else {
         char *big = malloc(n + 1);
         if (big) {
             zg_http_write_response(big, n + 1, status, r->keepalive, extra, ctype, body, len,
                                    head);
+            const char *e = memmem(big, n, "\r\n\r\n", 4);
+            hlen = e ? (size_t)(e + 4 - big) : n;
             zg_outq_append(&c->out, big, n);
             free(big);
         }
     }
     r->ctx.status = status;
     r->ctx.bytes_sent = n;
-    r->ctx.body_bytes_sent = head ? 0 : (body ? len : 0);
+    /* the generated error page counts as body, as nginx counts it */
+    r->ctx.body_bytes_sent = head ? 0 : n - hlen;
     if (zg_outq_flush(&c->out) != ZG_OK) {
         r->keepalive = 0;
     }
@@ -284,6 +305,7 @@ static void zg_request_limits(zg_request_t *r)
         r->ctx.limit_req_status = r->lr.status;
         if (rc == ZG_BUSY || rc == ZG_ERROR) {
             size_t n = zg_request_ratelimit_text(r, extra, sizeof(extra), 1);
+            r->rl_done = 1;
             zg_request_respond(r, s->limit_req_status, n ? extra : NULL, NULL, NULL, 0);
             return;
         }

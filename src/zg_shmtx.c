@@ -2,6 +2,7 @@
 #include "zg_shmtx.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,38 @@
 static pid_t zg_shmtx_pid;
 static pthread_once_t zg_shmtx_once = PTHREAD_ONCE_INIT;
 
+#ifdef ZG_DEBUG
+static int zg_shmtx_child;      /* a forked process (a worker), not the master */
+#endif
+
 static void zg_shmtx_forked(void)
 {
     zg_shmtx_pid = getpid();
+#ifdef ZG_DEBUG
+    zg_shmtx_child = 1;
+#endif
 }
+
+#ifdef ZG_DEBUG
+/* Fault injection for the chaos tests: with ZG_DEBUG_LOCK_KILL=FILE in the
+ * environment, the first worker that takes any lock after FILE appears removes
+ * FILE and dies by SIGKILL while holding that lock. */
+static void zg_shmtx_debug_kill(void)
+{
+    static const char *path;
+    static int checked;
+
+    if (!checked) {
+        path = getenv("ZG_DEBUG_LOCK_KILL");
+        checked = 1;
+    }
+    if (path != NULL && zg_shmtx_child && unlink(path) == 0) {
+        raise(SIGKILL);
+    }
+}
+#else
+#define zg_shmtx_debug_kill()
+#endif
 
 static void zg_shmtx_setup(void)
 {
@@ -74,6 +103,7 @@ static int zg_shmtx_taken(zg_shmtx_sh_t *m, int rc)
         abort();
     }
     m->owner = zg_shmtx_self();
+    zg_shmtx_debug_kill();
     return 1;
 }
 

@@ -16,6 +16,7 @@
 #include "zg_log.h"
 #include "zg_proxy.h"
 #include "zg_request.h"
+#include "zg_sync.h"
 #include "zg_upstream.h"
 
 zg_worker_t *zg_worker;
@@ -205,6 +206,7 @@ static void zg_conn_free_cb(uv_handle_t *h)
         w->nconns--;
         zg_http_in_destroy(c->in);
         zg_outq_free(&c->out);
+        free(c->rmem);
         free(c);
         if (w->quitting && w->nconns == 0) {
             uv_stop(w->loop);
@@ -226,6 +228,10 @@ void zg_conn_close(zg_conn_t *c)
     c->out.failed = NULL;
     uv_close((uv_handle_t *)&c->timer, zg_conn_free_cb);
     uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
+    if (c->rmem) {
+        /* the request's delay timer (zg_request_start counted it in c->handles) */
+        uv_close((uv_handle_t *)&c->rmem->delay_timer, zg_conn_free_cb);
+    }
 }
 
 /* Lingering close: shut our side once the output is sent, then read and drop what
@@ -366,13 +372,14 @@ static void zg_conn_parse(zg_conn_t *c, int op, size_t n)
         if (c->closing) {
             break;
         }
-        if (c->want_next) {
-            c->want_next = 0;
-            c->want_resume = 0;
-            rc = zg_http_in_next(c->in);
-        } else if (c->want_resume) {
+        if (c->want_resume) {
+            /* first let the parser reach the end of the message (a handler that
+             * answered at once asked for both) */
             c->want_resume = 0;
             rc = zg_http_in_resume(c->in);
+        } else if (c->want_next) {
+            c->want_next = 0;
+            rc = zg_http_in_next(c->in);
         } else {
             break;
         }
@@ -688,7 +695,12 @@ int zg_worker_run(zg_conf_t *conf, int slot)
         }
     }
 
+    if (zg_worker_first) {
+        zg_sync_start(w.loop, conf);
+    }
+
     uv_run(w.loop, UV_RUN_DEFAULT);
+    zg_sync_stop();
 
     /* fast stop, or graceful stop done: close everything and exit */
     zg_queue_t *q = zg_queue_head(&w.conns);

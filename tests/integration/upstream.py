@@ -13,6 +13,7 @@ Every request is counted; GET /__count answers the count (not counted itself),
 GET /__conns the number of connections accepted before this one."""
 import hashlib
 import json
+import socket
 import socketserver
 import sys
 import threading
@@ -39,6 +40,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.lock:
             self.server.conns += 1
 

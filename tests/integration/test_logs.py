@@ -1,0 +1,334 @@
+"""Access and error logs: variables of passed / delayed / rejected requests, the
+combined format, access_log off, error_log levels, limit messages, reopen under load
+(issue 5)."""
+import http.client
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+from zg import BIN, Upstream, Zonegate, free_port, get, raw, request, wait_for
+
+TIME_LOCAL = r"\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}"
+ERR_HEAD = r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[%s\] \d+#0: "
+
+VARS = """
+worker_processes 2;
+error_log {dir}/error.log {level};
+http {{
+    log_format t '$status|$limit_req_status|$limit_conn_status|$upstream_addr|'
+                 '$upstream_status|$request_time|$body_bytes_sent|$request';
+    limit_req_zone $http_x_key zone=lr:64k rate=2r/s;
+    limit_conn_zone $http_x_conn zone=lc:64k;
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        access_log {dir}/access.log t;
+        {server_extra}
+        location /p {{ limit_req zone=lr burst=1; limit_conn lc 1; proxy_pass http://app; }}
+        location = /ret {{ return 200 "ret"; }}
+        location = /off {{ access_log off; return 200 "off"; }}
+        location = /comb {{ access_log {dir}/combined.log; return 200 "c"; }}
+    }}
+}}
+"""
+
+
+def start(level="info", server_extra=""):
+    up = Upstream("a")
+    port = free_port()
+    z = Zonegate(VARS, wait_ports=[port], port=port, up=up.addr, level=level,
+                 server_extra=server_extra)
+    return z, port, up
+
+
+def lines(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    assert data == b"" or data.endswith(b"\n"), data[-200:]
+    return data.decode().split("\n")[:-1]
+
+
+def test_access_log_variables_passed_delayed_rejected():
+    z, port, up = start()
+    log = os.path.join(z.dir, "access.log")
+    res = {}
+    # rate 2r/s burst 1: the first passes, the second waits ~500 ms, the third
+    # (sent while the second waits) is rejected
+    assert request(port, "GET", "/p", headers={"X-Key": "a"})[0] == 200
+    t = threading.Thread(target=lambda: res.update(
+        d=request(port, "GET", "/p", headers={"X-Key": "a"})))
+    t.start()
+    time.sleep(0.1)
+    st, _, rej_body = request(port, "GET", "/p", headers={"X-Key": "a"})
+    assert st == 503
+    t.join(5)
+    assert res["d"][0] == 200
+    assert get(port, "/ret")[2] == b"ret"
+    assert get(port, "/off")[2] == b"off"
+    got = wait_for(lambda: len(lines(log)) >= 4 and lines(log), 3)
+    assert len(got) == 4, got
+    fields = [ln.split("|") for ln in got]
+    u = up.addr
+    p, rj, d, ret = fields[0], fields[1], fields[2], fields[3]
+    # passed: upstream answered "ok a" (4 bytes)
+    assert p[:5] == ["200", "PASSED", "-", u, "200"], p
+    assert p[6:] == ["4", "GET /p HTTP/1.1"], p
+    assert re.match(r"^\d+\.\d{3}$", p[5]) and float(p[5]) < 0.4, p
+    # rejected: never reached the upstream; the bytes are the error page's
+    assert rj[:5] == ["503", "REJECTED", "-", "-", "-"], rj
+    assert rj[6] == str(len(rej_body)), (rj, rej_body)
+    assert float(rj[5]) < 0.2, rj
+    # delayed: logged when it ended, its request time holds the delay
+    assert d[:5] == ["200", "DELAYED", "-", u, "200"], d
+    assert d[6:] == ["4", "GET /p HTTP/1.1"], d
+    assert 0.3 <= float(d[5]) < 1.5, d
+    # a location without limits and upstream
+    assert ret == ["200", "-", "-", "-", "-", ret[5], "3", "GET /ret HTTP/1.1"], ret
+    z.stop()
+
+
+def test_access_log_limit_conn_and_upstream_error():
+    dead = free_port()
+    z, port, up = start(server_extra="location /s/ { limit_conn lc 1; proxy_pass http://app/; }"
+                        " location = /dead { proxy_pass http://127.0.0.1:%d; }" % dead)
+    log = os.path.join(z.dir, "access.log")
+    res = {}
+    # limit_conn 1 on X-Conn: a slow request holds the slot, the next is rejected
+    t = threading.Thread(target=lambda: res.update(
+        s=request(port, "GET", "/s/slow?ms=600", headers={"X-Conn": "c"})))
+    t.start()
+    time.sleep(0.25)
+    st, _, rej_body = request(port, "GET", "/s/x", headers={"X-Conn": "c"})
+    assert st == 503
+    t.join(5)
+    assert res["s"][0] == 200
+    assert get(port, "/dead")[0] == 502
+    got = wait_for(lambda: len(lines(log)) >= 3 and lines(log), 3)
+    assert len(got) == 3, got
+    rj, held, dd = [ln.split("|") for ln in got]
+    assert rj[:5] == ["503", "-", "REJECTED", "-", "-"], rj
+    assert rj[6:] == [str(len(rej_body)), "GET /s/x HTTP/1.1"], rj
+    assert held[:5] == ["200", "-", "PASSED", up.addr, "200"], held
+    assert held[6:] == [str(len(b"slow a")), "GET /s/slow?ms=600 HTTP/1.1"], held
+    assert 0.5 <= float(held[5]) < 2, held
+    assert dd[:5] == ["502", "-", "-", "127.0.0.1:%d" % dead, "502"], dd
+    z.stop()
+
+
+def test_combined_format_and_access_log_off():
+    z, port, up = start()
+    comb = os.path.join(z.dir, "combined.log")
+    st, _, _ = request(port, "GET", "/comb?x=1&y=%20", headers={
+        "Referer": "http://ref.example/a?b", "User-Agent": 'agent/1.0 "quoted"'})
+    assert st == 200
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.putrequest("GET", "/comb", skip_accept_encoding=True)
+    c.endheaders()
+    assert c.getresponse().read() == b"c"
+    c.close()
+    assert get(port, "/off")[0] == 200
+    got = wait_for(lambda: len(lines(comb)) == 2 and lines(comb), 3)
+    assert got, lines(comb)
+    assert re.match(r'^127\.0\.0\.1 - - \[%s\] "GET /comb\?x=1&y=%%20 HTTP/1\.1" 200 1 '
+                    r'"http://ref\.example/a\?b" "agent/1\.0 \\x22quoted\\x22"$' % TIME_LOCAL,
+                    got[0]), got[0]
+    assert re.match(r'^127\.0\.0\.1 - - \[%s\] "GET /comb HTTP/1\.1" 200 1 "-" "-"$'
+                    % TIME_LOCAL, got[1]), got[1]
+    # the combined requests are not in the server's log; /off is in none
+    acc = lines(os.path.join(z.dir, "access.log"))
+    assert acc == [], acc
+    assert not any("/off" in ln for ln in lines(comb))
+    z.stop()
+
+
+LEVELS = """
+worker_processes 1;
+error_log {dir}/error.log {level};
+http {{
+    limit_req_zone $binary_remote_addr zone=lr:64k rate=2r/s;
+    limit_conn_zone $binary_remote_addr zone=lc:64k;
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        limit_req_log_level {lr_level};
+        limit_conn_log_level {lc_level};
+        location /r {{ limit_req zone=lr burst=1; return 200 "r"; }}
+        location /c {{ limit_conn lc 1; proxy_pass http://app; }}
+    }}
+}}
+"""
+
+
+def test_error_log_levels_and_limit_messages():
+    up = Upstream("a")
+    port = free_port()
+    tmpl = LEVELS.replace("location /c {{", "location /slow {{")
+    for level, lr_level, lc_level, want, not_want in (
+            ("info", "warn", "notice",
+             ["warn", "notice", "notice"], []),
+            ("warn", "warn", "notice",
+             ["warn", None, None], ["notice"]),
+            ("error", "error", "error",
+             ["error", None, "error"], ["notice", "warn"])):
+        z = Zonegate(tmpl, wait_ports=[port], port=port, up=up.addr, level=level,
+                     lr_level=lr_level, lc_level=lc_level)
+        assert get(port, "/r")[0] == 200
+        res = {}
+        t = threading.Thread(target=lambda: res.update(d=get(port, "/r")))
+        t.start()
+        time.sleep(0.1)
+        assert get(port, "/r")[0] == 503
+        t.join(5)
+        assert res["d"][0] == 200
+        t = threading.Thread(target=lambda: res.update(s=get(port, "/slow?ms=600")))
+        t.start()
+        time.sleep(0.25)
+        assert get(port, "/slow?ms=1")[0] == 503
+        t.join(5)
+        assert res["s"][0] == 200
+        z.stop()
+        log = z.error_log()
+        rej = re.search((ERR_HEAD % r"(\w+)") + r'limiting requests, excess: 1\.\d{3} by zone '
+                        r'"lr", client: 127\.0\.0\.1$', log, re.M)
+        dly = re.search((ERR_HEAD % r"(\w+)") + r'delaying request, excess: 0\.\d{3}, by zone '
+                        r'"lr", client: 127\.0\.0\.1$', log, re.M)
+        con = re.search((ERR_HEAD % r"(\w+)") + r'limiting connections by zone "lc", '
+                        r'client: 127\.0\.0\.1$', log, re.M)
+        # rejections at their level; a delay one level below (never below info)
+        for m, lvl, what in ((rej, want[0], "reject"), (dly, want[1], "delay"),
+                             (con, want[2], "conn")):
+            if lvl is None:
+                assert m is None, (level, what, log)
+            else:
+                assert m and m.group(1) == lvl, (level, what, lvl, log)
+        for lvl in not_want:
+            assert "[%s]" % lvl not in log, (level, lvl, log)
+        if level == "info":
+            assert "[notice]" in log and "started" in log
+        else:
+            assert "started" not in log, log
+
+
+def test_error_log_info_client_errors():
+    z, port, up = start(level="info")
+    out, _ = raw(port, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400"), out[:100]
+    assert wait_for(lambda: re.search((ERR_HEAD % "info") + "client sent invalid request",
+                                      z.error_log(), re.M), 3), z.error_log()
+    z.stop()
+    z, port, up = start(level="notice")
+    out, _ = raw(port, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400")
+    time.sleep(0.2)
+    assert "invalid request" not in z.error_log()
+    z.stop()
+
+
+# ---- reopen ----
+
+REOPEN = """
+worker_processes 2;
+error_log {dir}/error.log info;
+http {{
+    log_format t '$request_uri $status $body_bytes_sent "$http_x_pad"';
+    server {{
+        listen 127.0.0.1:{port};
+        access_log {dir}/access.log t;
+        location / {{ return 200 "x"; }}
+    }}
+}}
+"""
+
+LINE = re.compile(r'^/r\?id=(\d+)-(\d+) 200 1 "(p+)"$')
+
+
+def test_reopen_under_load_loses_and_splits_nothing():
+    port = free_port()
+    z = Zonegate(REOPEN, wait_ports=[port], port=port)
+    acc = os.path.join(z.dir, "access.log")
+    err = os.path.join(z.dir, "error.log")
+    stop = threading.Event()
+    sent = []
+    errors = []
+
+    def client(tid):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        i = 0
+        # long and varied lines, so that a split or interleaved write shows
+        pad = "p" * (200 + 150 * tid)
+        while not stop.is_set():
+            try:
+                c.request("GET", "/r?id=%d-%d" % (tid, i), headers={"X-Pad": pad})
+                r = c.getresponse()
+                if r.read() != b"x" or r.status != 200:
+                    errors.append(r.status)
+                sent.append((tid, i))
+            except (OSError, http.client.HTTPException) as e:
+                errors.append(repr(e))
+                c.close()
+            i += 1
+            if i % 50 == 0:
+                c.close()  # new connections land on either worker
+        c.close()
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.4)
+    os.rename(acc, acc + ".1")
+    os.rename(err, err + ".1")
+    z.kill(signal.SIGUSR1)
+    time.sleep(0.4)
+    os.rename(acc, acc + ".2")
+    os.rename(err, err + ".2")
+    rc = subprocess.run([BIN, "-c", z.conf, "-s", "reopen"], timeout=10).returncode
+    assert rc == 0
+    time.sleep(0.4)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert not errors, errors[:5]
+    assert len(sent) > 300, len(sent)
+
+    files = [acc + ".1", acc + ".2", acc]
+    per_file = [lines(f) for f in files]
+    for name, ls in zip(files, per_file):
+        assert ls, "nothing in %s" % name
+        for ln in ls:
+            m = LINE.match(ln)
+            assert m, (name, ln[:300])
+            assert len(m.group(3)) == 200 + 150 * int(m.group(1)), (name, ln[:300])
+    ids = [tuple(int(x) for x in LINE.match(ln).groups()[:2]) for ls in per_file for ln in ls]
+    assert len(ids) == len(sent), (len(ids), len(sent))
+    assert sorted(ids) == sorted(sent)
+    # each file holds a stretch of every client's requests, in order
+    for tid in range(4):
+        last = -1
+        for ls in per_file:
+            mine = [int(LINE.match(ln).group(2)) for ln in ls if
+                    LINE.match(ln).group(1) == str(tid)]
+            if mine:
+                assert min(mine) > last, (tid, last, mine[:5])
+                last = max(mine)
+
+    # after the reopen: new requests (either worker) go to the new file only
+    n_old = [len(ls) for ls in per_file[:2]]
+    for i in range(10):
+        assert get(port, "/r?id=9-%d" % i, headers={"X-Pad": "pp"})[0] == 200
+    assert [len(lines(f)) for f in files[:2]] == n_old
+    assert len(lines(acc)) == len(per_file[2]) + 10
+    # the error log was reopened by master and workers alike
+    raw(port, b"BAD\r\n\r\n")
+    assert wait_for(lambda: "invalid request" in open(err).read(), 3)
+    for f in (err + ".1", err + ".2"):
+        assert "invalid request" not in open(f).read()
+    assert "started" in open(err + ".1").read()
+    z.kill(signal.SIGHUP)
+    assert wait_for(lambda: "reconfiguring" in open(err).read(), 3)
+    z.stop()

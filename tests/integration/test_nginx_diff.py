@@ -1,0 +1,194 @@
+"""Differential test: the same limit configuration and the same scripted traffic
+against Debian's nginx and against zonegate must give the same statuses and the
+same $limit_req_status / $limit_conn_status in the access log (issue 4).
+
+Every location proxies to the same upstream: nginx runs `return` in its rewrite
+phase, before limit_req and limit_conn (preaccess), so a `return` location is never
+limited by nginx while zonegate limits it (a documented difference).
+
+Rates are per minute so that the scripted pauses (>= 1 s) decide the outcome with
+hundreds of milliseconds of margin either way; both servers run at the same time,
+each driven by its own thread."""
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import zg
+from limits_util import one, parallel, read_lines
+from zg import Upstream, Zonegate, free_port, wait_port
+
+NGINX = "/usr/sbin/nginx"
+
+COMMON = """
+    limit_req_zone $binary_remote_addr zone=z1:1m rate=30r/m;
+    limit_req_zone $http_x_key zone=z2:1m rate=60r/m;
+    limit_req_zone $http_x_key zone=z3:1m rate=30r/m;
+    limit_req_zone $binary_remote_addr zone=z4:1m rate=30r/m;
+    limit_req_zone $http_x_key zone=z5:1m rate=30r/m;
+    limit_conn_zone $http_x_key zone=c1:1m;
+    log_format lim '$uri $status $limit_req_status $limit_conn_status $http_x_key';
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        access_log {dir}/access.log lim;
+        limit_req_status 429;
+        location /a {{ limit_req zone=z1 burst=3 nodelay; proxy_pass http://app; }}
+        location /k {{ limit_req zone=z3 burst=1 nodelay; proxy_pass http://app; }}
+        location /m {{
+            limit_req zone=z3 burst=1 nodelay;
+            limit_req zone=z4 burst=3 nodelay;
+            proxy_pass http://app;
+        }}
+        location /d {{ limit_req zone=z2 burst=2; limit_req_status 503; proxy_pass http://app; }}
+        location /dry {{ limit_req zone=z5 burst=1; limit_req_dry_run on; proxy_pass http://app; }}
+        location /slow {{ limit_conn c1 2; proxy_pass http://app; proxy_read_timeout 10s; }}
+    }}
+"""
+
+ZG_CONF = "worker_processes 2;\nhttp {{\n" + COMMON + "}}\n"
+
+NGINX_CONF = """
+user root;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+""" + COMMON + "}}\n"
+
+
+class Nginx:
+    def __init__(self, conf, port, **kw):
+        self.dir = tempfile.mkdtemp(prefix="zgnginx-")
+        os.chmod(self.dir, 0o755)
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf.format(dir=self.dir, port=port, **kw))
+        g = ("daemon off; master_process on; worker_processes 2; pid %s/nginx.pid; "
+             "error_log %s/error.log info;" % (self.dir, self.dir))
+        self.proc = subprocess.Popen([NGINX, "-p", self.dir + "/", "-c", self.conf, "-g", g],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        zg.PROCS.append(self.proc)
+        try:
+            wait_port(port, proc=self.proc)
+        except RuntimeError:
+            raise RuntimeError("nginx did not start: %s" % self.error_log())
+
+    def error_log(self):
+        try:
+            with open(os.path.join(self.dir, "error.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return self.proc.stderr.read().decode(errors="replace") if self.proc.poll() else ""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def seq(port, path, n, key=None):
+    h = {"X-Key": key} if key else {}
+    return [one(port, path, h)[0] for _ in range(n)]
+
+
+def script(port):
+    """the traffic; returns [(step, statuses)]"""
+    out = []
+    # 1. z1 burst=3 nodelay: 4 pass, the rest is refused
+    out.append(("a burst", seq(port, "/a", 6)))
+    # z3 keyed on X-Key, shared by /k (burst=1) and /m
+    out.append(("k burst", seq(port, "/k", 3, "p")))
+    # 2. two limits in one location, keys X-Key (z3 burst=1) and the address (z4 burst=3);
+    # a request one limit refuses is charged to neither
+    m = []
+    for key, n in (("a", 3), ("b", 3), ("c", 2), (None, 1)):
+        m += seq(port, "/m", n, key)
+    out.append(("multi", m))
+    # 3. dry run: all pass, the log tells
+    out.append(("dry", seq(port, "/dry", 4, "dry")))
+    # 4. pause 2.5 s: 30r/m drains 1.25 requests, one more fits, the next does not
+    #    (anything from 2 to 4 s gives the same answers)
+    time.sleep(2.5)
+    out.append(("a drained", seq(port, "/a", 2)))
+    out.append(("k drained", seq(port, "/k", 2, "p")))
+    # 5. z2 60r/m burst=2 without nodelay: four requests 100 ms apart ->
+    #    now, +0.9 s, +1.8 s, refused (excess 2.7 > 2)
+    res = parallel(port, [("/d", {"X-Key": "d"})] * 4, stagger=0.1)
+    out.append(("delay", [st for st, _, _ in res]))
+    # 6. limit_conn 2 per X-Key with a slow upstream: 3 at once -> one refused
+    res = parallel(port, [("/slow?ms=1200", {"X-Key": "s"})] * 3
+                   + [("/slow?ms=1200", {"X-Key": "s2"})] * 2)
+    out.append(("conn s", sorted(st for st, _, _ in res[:3])))
+    out.append(("conn s2", [st for st, _, _ in res[3:]]))
+    # and the slots are back once they are done
+    res = parallel(port, [("/slow?ms=300", {"X-Key": "s"})] * 2)
+    out.append(("conn again", [st for st, _, _ in res]))
+    return out
+
+
+EXPECTED = {  # what nginx's arithmetic gives; nginx itself is the reference
+    "a burst": [200, 200, 200, 200, 429, 429],
+    "k burst": [200, 200, 429],
+    "multi": [200, 200, 429, 200, 200, 429, 429, 429, 429],
+    "dry": [200, 200, 200, 200],
+    "a drained": [200, 429],
+    "k drained": [200, 429],
+    "delay": [200, 200, 200, 503],
+    "conn s": [200, 200, 503],
+    "conn s2": [200, 200],
+    "conn again": [200, 200],
+}
+
+
+def test_same_statuses_as_nginx():
+    if not os.path.exists(NGINX):
+        print("SKIP test_nginx_diff: %s is missing (scripts/deps.sh installs nginx)" % NGINX)
+        return
+    u = Upstream("a")
+    zport, nport = free_port(), free_port()
+    z = Zonegate(ZG_CONF, wait_ports=[zport], port=zport, up=u.addr)
+    n = Nginx(NGINX_CONF, nport, up=u.addr)
+    got = {}
+
+    def run(name, port):
+        try:
+            got[name] = script(port)
+        except Exception as e:  # noqa: B902
+            got[name] = e
+
+    ths = [threading.Thread(target=run, args=a) for a in (("zonegate", zport), ("nginx", nport))]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join(60)
+    for name in ("zonegate", "nginx"):
+        if isinstance(got.get(name), Exception):
+            raise got[name]
+    zs, ns = dict(got["zonegate"]), dict(got["nginx"])
+    for step, _ in got["nginx"]:
+        print("%-10s nginx %s zonegate %s" % (step, ns[step], zs[step]))
+    assert zs == ns, (zs, ns)
+    assert ns == EXPECTED, ns  # the script really exercises the limits
+
+    # the access logs: the same lines (as a multiset: a worker writes its line after
+    # the answer is out, so two workers may log consecutive requests either way)
+    zlog, nlog = os.path.join(z.dir, "access.log"), os.path.join(n.dir, "access.log")
+    total = sum(len(v) for v in ns.values())
+    assert zg.wait_for(lambda: len(read_lines(zlog)) == total and
+                       len(read_lines(nlog)) == total, 5), (read_lines(zlog), read_lines(nlog))
+    zl, nl = read_lines(zlog), read_lines(nlog)
+    assert sorted(zl) == sorted(nl), "\n".join(["zonegate:"] + zl + ["nginx:"] + nl)
+    dry = [x.split()[2] for x in nl if x.startswith("/dry ")]
+    assert dry == ["PASSED", "DELAYED_DRY_RUN", "REJECTED_DRY_RUN", "REJECTED_DRY_RUN"], dry
+    n.stop()
+    z.stop()

@@ -1,0 +1,439 @@
+"""The master process: -t / -v / -h / -s, respawn, reload under load, graceful and
+fast stop, daemon mode (issue 3)."""
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from zg import (BIN, Upstream, Zonegate, free_port, get, wait_for, wait_port,
+                zonegate_t)
+
+GOOD = """
+worker_processes 2;
+error_log {dir}/error.log info;
+http {{
+    limit_req_zone $binary_remote_addr zone=one:1m rate=10r/s;
+    limit_conn_zone $binary_remote_addr zone=conns:1m;
+    upstream app {{ zone app 64k; server 127.0.0.1:9; keepalive 4; }}
+    server {{
+        listen 127.0.0.1:1;
+        location / {{
+            limit_req zone=one burst=5 nodelay;
+            limit_conn conns 10;
+            proxy_pass http://app;
+        }}
+    }}
+}}
+"""
+
+# (name, config text, line of the error, what the message must name)
+BAD = [
+    ("unknown directive", "worker_processes 1;\nhttp {{\n    frobnicate on;\n}}\n", 3,
+     "frobnicate"),
+    ("bad arg count", "worker_processes 1 2;\n", 1, "worker_processes"),
+    ("bad size", "http {{\n  limit_req_zone $binary_remote_addr zone=one:10q rate=1r/s;\n}}\n",
+     2, "limit_req_zone"),
+    ("bad rate", "http {{\n\n  limit_req_zone $binary_remote_addr zone=one:1m rate=fast;\n}}\n",
+     3, "limit_req_zone"),
+    ("unknown zone", "http {{\n  server {{\n    listen 127.0.0.1:1;\n"
+     "    location / {{\n      limit_req zone=nope;\n    }}\n  }}\n}}\n", 5, "limit_req"),
+    ("missing include", "http {{\n  include {dir}/nonexistent.conf;\n}}\n", 2,
+     "nonexistent.conf"),
+    ("unclosed block", "http {{\n  server {{\n    listen 127.0.0.1:1;\n", 4, '"}"'),
+]
+
+BASE = """
+worker_processes {workers};
+http {{
+    upstream app {{ server {up}; keepalive 8; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://app; proxy_read_timeout 5s; }}
+        location = /ver {{ return 200 "{ver}"; }}
+        location = /metrics {{ metrics; }}
+        {extra}
+    }}
+}}
+"""
+
+
+def run(*args, timeout=20):
+    p = subprocess.run([BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace")
+
+
+def start(workers=2, ver="v1", extra="", up=None, **kw):
+    up = up or Upstream("a")
+    port = free_port()
+    z = Zonegate(BASE, wait_ports=[port], port=port, workers=workers, ver=ver, extra=extra,
+                 up=up.addr, **kw)
+    z.port, z.up = port, up
+    wait_for(lambda: len(z.workers()) == workers, 5)
+    return z, port
+
+
+def metric(port, name):
+    body = get(port, "/metrics")[2].decode()
+    m = re.search(r"^%s (\d+)$" % re.escape(name), body, re.M)
+    assert m, (name, body)
+    return int(m.group(1))
+
+
+def gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+# ---- command line ----
+
+def test_t_good_config():
+    rc, out, path = zonegate_t(GOOD)
+    assert rc == 0, out
+    assert "syntax is ok" in out and "test is successful" in out, out
+    assert path in out
+
+
+def test_t_bad_configs_name_file_line_directive():
+    bad = []
+    for name, text, line, what in BAD:
+        rc, out, path = zonegate_t(text)
+        assert rc == 1, (name, rc, out)
+        assert "test failed" in out, (name, out)
+        assert "%s:%d" % (path, line) in out, (name, out)
+        # the directive as a word of its own ("limit_req" is not "limit_req_zone")
+        if not re.search(r"(?<![\w$])%s(?!\w)" % re.escape(what), out):
+            bad.append((name, what, out.split("\n")[0]))
+    assert not bad, bad
+
+
+def test_v_and_h():
+    rc, out = run("-v")
+    assert rc == 0 and re.match(r"^zonegate version: zonegate/\d+\.\d+\.\d+\n$", out), out
+    rc, out = run("-h")
+    assert rc == 0 and out.startswith("usage: zonegate") and "-s SIG" in out, out
+    rc, out = run("-x")
+    assert rc == 1 and "usage" in out, out
+    rc, out = run("-c", "/nonexistent/zonegate.conf", "-s", "reload")
+    assert rc == 1 and "/nonexistent/zonegate.conf" in out, out
+
+
+def test_s_without_running_master():
+    rc, out, path = zonegate_t("pid {dir}/zonegate.pid;\n")
+    rc, out = run("-c", path, "-s", "reload")
+    assert rc == 1 and "zonegate.pid" in out, out
+    rc, out = run("-c", path, "-s", "bogus")
+    assert rc == 1 and "bogus" in out, out
+
+
+def test_s_reload():
+    z, port = start(ver="v1")
+    old = z.workers()
+    assert get(port, "/ver")[2] == b"v1"
+    z.rewrite(BASE, port=port, workers=2, ver="v2", extra="", up=z.up.addr)
+    rc, out = run("-c", z.conf, "-s", "reload")
+    assert rc == 0, out
+    assert wait_for(lambda: get(port, "/ver")[2] == b"v2", 5)
+    assert wait_for(lambda: all(gone(p) for p in old), 5), z.workers()
+    assert len(z.workers()) == 2 and not set(z.workers()) & set(old)
+    assert metric(port, "zonegate_reloads_total") == 1
+    assert "reconfiguring" in z.error_log()
+    z.stop()
+
+
+def test_s_stop():
+    z, port = start()
+    with open(z.pid_file) as f:
+        assert int(f.read()) == z.proc.pid
+    rc, out = run("-c", z.conf, "-s", "stop")
+    assert rc == 0, out
+    z.proc.wait(5)
+    assert z.proc.returncode == 0
+    assert not os.path.exists(z.pid_file)
+    assert wait_for(lambda: not z.workers(), 3)
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        assert False, "still listening"
+    except OSError:
+        pass
+
+
+def test_s_quit_is_graceful():
+    z, port = start()
+    res = {}
+    t = threading.Thread(target=lambda: res.update(r=get(port, "/slow?ms=800")))
+    t.start()
+    time.sleep(0.3)
+    rc, out = run("-c", z.conf, "-s", "quit")
+    assert rc == 0, out
+    t.join(5)
+    assert res["r"][0] == 200 and res["r"][2] == b"slow a", res
+    z.proc.wait(5)
+    assert z.proc.returncode == 0
+
+
+def test_s_reopen():
+    z, port = start()
+    os.rename(z.log, z.log + ".1")
+    rc, out = run("-c", z.conf, "-s", "reopen")
+    assert rc == 0, out
+    assert wait_for(lambda: os.path.exists(z.log), 3)
+    # the master writes to the new file after the reopen
+    z.reload()
+    assert wait_for(lambda: "reconfiguring" in z.error_log(), 3)
+    with open(z.log + ".1") as f:
+        assert "reconfiguring" not in f.read()
+    z.stop()
+
+
+# ---- respawn ----
+
+def test_kill9_worker_respawns():
+    z, port = start()
+    old = z.workers()
+    assert len(old) == 2
+    assert metric(port, "zonegate_worker_restarts_total") == 0
+    os.kill(old[0], signal.SIGKILL)
+    assert wait_for(lambda: len(z.workers()) == 2 and old[0] not in z.workers(), 5), \
+        z.workers()
+    new = z.workers()
+    assert old[1] in new
+    assert re.search(r"\[alert\] \d+#0: worker process %d exited on signal 9" % old[0],
+                     z.error_log()), z.error_log()
+    for _ in range(20):
+        st, _, body = get(port, "/")
+        assert st == 200 and body == b"ok a"
+    assert metric(port, "zonegate_worker_restarts_total") == 1
+    os.kill(new[1], signal.SIGKILL)
+    assert wait_for(lambda: len(z.workers()) == 2 and new[1] not in z.workers(), 5)
+    assert metric(port, "zonegate_worker_restarts_total") == 2
+    assert z.proc.poll() is None
+    z.stop()
+
+
+# ---- reload ----
+
+class Client(threading.Thread):
+    """A keep-alive client on its own connection, as a real client library: a request
+    that was never answered (the server closed the idle connection before our request
+    was read, or we could not send it) is sent again on a new connection; a reset
+    after the request was sent, or any answer other than the expected one, is a
+    failure."""
+
+    def __init__(self, port, until, path="/"):
+        super().__init__(daemon=True)
+        self.port, self.until, self.path = port, until, path
+        self.ok = self.failed = self.retried = 0
+        self.errors = []
+
+    def once(self, conn):
+        for _ in range(5):
+            try:
+                conn.request("GET", self.path)
+            except OSError:
+                conn.close()  # nothing was sent: send it again
+                self.retried += 1
+                continue
+            try:
+                r = conn.getresponse()
+                body = r.read()
+            except http.client.RemoteDisconnected:
+                conn.close()  # closed without a byte of answer: idempotent, again
+                self.retried += 1
+                continue
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                return "error %r" % e
+            if r.status != 200 or body != b"ok a":
+                return "answer %d %r" % (r.status, body[:100])
+            return None
+        return "never answered"
+
+    def run(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        while time.time() < self.until:
+            err = self.once(conn)
+            if err:
+                self.failed += 1
+                self.errors.append(err)
+            else:
+                self.ok += 1
+        conn.close()
+
+
+def test_sighup_under_load_loses_nothing():
+    z, port = start(ver="v0")
+    first = z.workers()
+    clients = [Client(port, time.time() + 3.0) for _ in range(4)]
+    for c in clients:
+        c.start()
+    seen = set(first)
+    for i in range(1, 6):
+        time.sleep(0.45)
+        z.rewrite(BASE, port=port, workers=2, ver="v%d" % i, extra="", up=z.up.addr)
+        z.reload()
+        wait_for(lambda: get(port, "/ver")[2] == b"v%d" % i, 3)
+        seen.update(z.workers())
+    for c in clients:
+        c.join(10)
+    ok = sum(c.ok for c in clients)
+    failed = sum(c.failed for c in clients)
+    errors = [e for c in clients for e in c.errors]
+    retried = sum(c.retried for c in clients)
+    print("sighup: %d ok, %d resent, %d failed" % (ok, retried, failed))
+    assert failed == 0, (failed, ok, errors[:10])
+    assert ok > 200, ok
+    assert get(port, "/ver")[2] == b"v5"
+    assert wait_for(lambda: len(z.workers()) == 2, 5)
+    now = z.workers()
+    assert not set(now) & set(first), (first, now)
+    assert len(seen) >= 2 * 5, seen  # every reload started new workers
+    assert metric(port, "zonegate_reloads_total") == 5
+    assert "[alert]" not in z.error_log(), z.error_log()
+    z.stop()
+
+
+def test_bad_reload_keeps_old_config():
+    z, port = start(ver="v1")
+    old = z.workers()
+    with open(z.conf, "a") as f:
+        f.write("\nbogus_directive on;\n")
+    z.reload()
+    assert wait_for(lambda: "reload failed" in z.error_log(), 3), z.error_log()
+    assert 'unknown directive "bogus_directive"' in z.error_log()
+    time.sleep(0.2)
+    assert z.workers() == old
+    for _ in range(10):
+        st, _, body = get(port, "/ver")
+        assert (st, body) == (200, b"v1")
+    assert get(port, "/")[2] == b"ok a"
+    assert metric(port, "zonegate_reload_failures_total") == 1
+    assert metric(port, "zonegate_reloads_total") == 0
+    # a port that cannot be bound fails the reload as well, and nothing changes
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    z.rewrite(BASE, port=port, workers=2, ver="v2", up=z.up.addr,
+              extra="} server { listen 127.0.0.1:%d;" % busy.getsockname()[1])
+    z.reload()
+    assert wait_for(lambda: z.error_log().count("reload failed") == 2, 3), z.error_log()
+    assert "bind() to 127.0.0.1:%d failed" % busy.getsockname()[1] in z.error_log()
+    assert get(port, "/ver")[2] == b"v1"
+    assert z.workers() == old
+    busy.close()
+    z.stop()
+
+
+def test_reload_adds_and_moves_listen_ports():
+    z, port = start(ver="v1")
+    p2 = free_port()
+    # same port kept, a second one added
+    z.rewrite(BASE, port=port, workers=2, ver="v2", up=z.up.addr,
+              extra="} server { listen 127.0.0.1:%d; location / { return 200 \"two\"; }"
+              % p2)
+    z.reload()
+    wait_port(p2, 5)
+    assert get(p2, "/")[2] == b"two"
+    assert wait_for(lambda: get(port, "/ver")[2] == b"v2", 3)
+    # the main server moves to a new port: the old one stops answering
+    p3 = free_port()
+    z.rewrite(BASE, port=p3, workers=2, ver="v3", up=z.up.addr, extra="")
+    z.reload()
+    wait_port(p3, 5)
+    assert get(p3, "/ver")[2] == b"v3"
+    assert get(p3, "/")[2] == b"ok a"
+
+    def closed(p):
+        try:
+            socket.create_connection(("127.0.0.1", p), timeout=1).close()
+            return False
+        except OSError:
+            return True
+    assert wait_for(lambda: closed(port) and closed(p2), 5)
+    assert z.proc.poll() is None
+    z.stop()
+
+
+# ---- stop ----
+
+def test_sigquit_finishes_inflight_request():
+    z, port = start()
+    res = {}
+
+    def slow():
+        res["r"] = get(port, "/slow?ms=1000")
+        res["t"] = time.time()
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)
+    z.kill(signal.SIGQUIT)
+    t.join(5)
+    assert res.get("r") and res["r"][0] == 200 and res["r"][2] == b"slow a", res
+    z.proc.wait(5)
+    assert z.proc.returncode == 0
+    # the master waited for the request: it exited after the answer was sent
+    assert time.time() >= res["t"]
+    assert "exit" in z.error_log()
+    assert wait_for(lambda: not z.workers(), 2)
+
+
+def test_sigterm_exits_quickly():
+    z, port = start()
+    # a request hanging on the upstream does not hold a fast stop
+    t = threading.Thread(target=lambda: _ignore(get, port, "/hang", timeout=10), daemon=True)
+    t.start()
+    time.sleep(0.3)
+    t0 = time.time()
+    z.kill(signal.SIGTERM)
+    z.proc.wait(5)
+    assert time.time() - t0 < 3, time.time() - t0
+    assert z.proc.returncode == 0
+    assert not os.path.exists(z.pid_file)
+
+
+def _ignore(f, *a, **kw):
+    try:
+        f(*a, **kw)
+    except Exception:
+        pass
+
+
+def test_daemon_mode():
+    port = free_port()
+    up = Upstream("a")
+    d = tempfile.mkdtemp(prefix="zgtest-")
+    conf = os.path.join(d, "zonegate.conf")
+    pid_file = os.path.join(d, "zonegate.pid")
+    with open(conf, "w") as f:
+        f.write("daemon on;\nerror_log %s/error.log info;\npid %s;\n" % (d, pid_file))
+        f.write(BASE.format(port=port, workers=2, ver="d", extra="", up=up.addr))
+    t0 = time.time()
+    p = subprocess.run([BIN, "-c", conf], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=10)
+    assert p.returncode == 0, p.stdout
+    assert time.time() - t0 < 2
+    assert wait_for(lambda: os.path.exists(pid_file) and open(pid_file).read().strip(), 3)
+    pid = int(open(pid_file).read())
+    try:
+        wait_port(port, 5)
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        assert fields[0] != "Z"
+        assert int(fields[3]) == pid  # a session leader: setsid()
+        assert get(port, "/ver")[2] == b"d"
+        assert get(port, "/")[2] == b"ok a"
+        rc, out = run("-c", conf, "-s", "stop")
+        assert rc == 0, out
+        assert wait_for(lambda: gone(pid), 5), "daemon did not stop"
+        assert not os.path.exists(pid_file)
+    finally:
+        if not gone(pid):
+            os.kill(pid, signal.SIGKILL)
