@@ -21,6 +21,7 @@
 #include "zg_admin.h"
 #include "zg_limit_conn.h"
 #include "zg_log.h"
+#include "zg_sync.h"
 #include "zg_worker.h"
 #include "zg_zone.h"
 
@@ -34,6 +35,7 @@ typedef struct {
     pid_t pid;                  /* 0: slot free */
     zg_gen_t *gen;
     unsigned quitting : 1;      /* told to stop: do not respawn */
+    unsigned first : 1;         /* the generation's first worker: runs the Redis sync */
 } zg_wproc_t;
 
 static zg_wproc_t zg_procs[ZG_MAX_WORKERS];
@@ -172,7 +174,7 @@ static void zg_signals_default(void)
     sigprocmask(SIG_SETMASK, &set, NULL);
 }
 
-static int zg_spawn(zg_gen_t *gen, int slot)
+static int zg_spawn(zg_gen_t *gen, int slot, int first)
 {
     pid_t master = getpid();
     pid_t pid = fork();
@@ -192,12 +194,14 @@ static int zg_spawn(zg_gen_t *gen, int slot)
                 zg_listen_close(g->conf);
             }
         }
+        zg_worker_first = first;
         int rc = zg_worker_run(gen->conf, slot);
         _exit(rc);
     }
     zg_procs[slot].pid = pid;
     zg_procs[slot].gen = gen;
     zg_procs[slot].quitting = 0;
+    zg_procs[slot].first = first ? 1 : 0;
     gen->live++;
     return ZG_OK;
 }
@@ -220,7 +224,7 @@ static void zg_spawn_workers(zg_gen_t *gen)
             zg_log_error(ZG_LOG_ALERT, 0, "no free worker slot (max %d)", ZG_MAX_WORKERS);
             return;
         }
-        zg_spawn(gen, slot);
+        zg_spawn(gen, slot, i == 0);
     }
 }
 
@@ -305,6 +309,7 @@ static void zg_reap(int shutting_down)
         }
         zg_worker_cleanup(gen, pid, slot);
         int respawn = !p->quitting && !shutting_down && gen == zg_gens;
+        int first = p->first;
         p->pid = 0;
         p->gen = NULL;
         gen->live--;
@@ -312,7 +317,7 @@ static void zg_reap(int shutting_down)
             if (zg_proc_stats) {
                 __atomic_add_fetch(&zg_proc_stats->worker_restarts, 1, __ATOMIC_RELAXED);
             }
-            zg_spawn(gen, slot);
+            zg_spawn(gen, slot, first);
         } else {
             zg_gen_release(gen);
         }
