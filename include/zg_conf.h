@@ -45,6 +45,7 @@ struct zg_upstream_conf_s {
     const char *file;
     int line;
     void *peers;       /* runtime state, owned by zg_upstream.c */
+    void *pool;        /* this worker's idle keep-alive connections, owned by zg_proxy.c */
     zg_upstream_conf_t *next;
 };
 

@@ -97,8 +97,9 @@ int zg_limit_req_sync_take(zg_zone_t *zone, int max, zg_limit_req_sync_pt cb, vo
 
 /* Applies the fleet's answer for a key: its bucket becomes fleet_excess (thousandths,
  * as the fleet bucket stood when it counted this host's push) plus the requests
- * admitted here since that push was taken, as of now.  No node: nothing. */
+ * admitted here since the push was taken (at `taken`), less what the zone's rate
+ * drained of those since then, as of now.  No node: nothing. */
 void zg_limit_req_sync_apply(zg_zone_t *zone, const unsigned char *key, size_t len,
-                             uint64_t fleet_excess, zg_msec_t now);
+                             uint64_t fleet_excess, zg_msec_t taken, zg_msec_t now);
 
 #endif

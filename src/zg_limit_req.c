@@ -855,25 +855,27 @@ int zg_limit_req_sync_take(zg_zone_t *zone, int max, zg_limit_req_sync_pt cb, vo
 }
 
 void zg_limit_req_sync_apply(zg_zone_t *zone, const unsigned char *key, size_t len,
-                             uint64_t fleet_excess, zg_msec_t now)
+                             uint64_t fleet_excess, zg_msec_t taken, zg_msec_t now)
 {
     zg_limit_req_sh_t *sh = zone->data;
     zg_limit_req_key_t k = { (const char *)key, len };
     zg_limit_req_sync_node_t *sn;
     zg_limit_req_node_t *lr;
     zg_rbtree_node_t *node;
-    uint64_t excess;
+    uint64_t excess, since, drain;
 
     if (sh == NULL || sh->sync == NULL) {
         return;
     }
+    drain = zg_limit_req_drain(sh->rate, now > taken ? (int64_t)(now - taken) : 0);
     zg_shmtx_lock(&zone->pool->mutex);
     zg_limit_req_rebase(sh, now);
     node = zg_rbtree_lookup(&sh->rbtree, zg_hash32(key, len), zg_limit_req_cmp, &k);
     if (node != NULL) {
         lr = zg_limit_req_of(node);
         sn = zg_limit_req_sync_of(lr);
-        excess = fleet_excess + (uint64_t)sn->admitted * 1000;
+        since = (uint64_t)sn->admitted * 1000;
+        excess = fleet_excess + (since > drain ? since - drain : 0);
         lr->excess = zg_limit_req_store(excess);
         lr->last = zg_limit_req_rel(sh, now);
     }

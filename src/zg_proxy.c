@@ -27,18 +27,29 @@ struct zg_upconn_s {
     int peer;
     zg_outq_t out;
     zg_http_resp_t *resp;
-    zg_queue_t link;            /* in the pool while idle */
+    zg_queue_t link;            /* in its upstream's idle LRU while idle */
+    zg_queue_t plink;           /* in its peer's idle list while idle */
+    uint64_t idle_since;        /* uv_now() when it went idle */
     uint64_t received;          /* response bytes on this use */
     int handles;
     unsigned connected : 1;
     unsigned closing : 1;
     unsigned reused : 1;        /* came from the pool */
     unsigned reading : 1;
+    unsigned pooled : 1;        /* idle in the keep-alive pool */
 };
 
+/* the idle connections of one upstream in this worker */
 typedef struct {
-    zg_queue_t idle;
+    zg_queue_t lru;             /* newest first */
+    zg_queue_t *peer_idle;      /* per peer, newest first */
     int nidle;
+    zg_queue_t link;            /* in the worker's list of pools */
+} zg_upool_t;
+
+typedef struct {
+    zg_queue_t pools;
+    uv_timer_t sweep;           /* closes connections idle for too long */
 } zg_proxy_pool_t;
 
 struct zg_proxy_s {
@@ -97,85 +108,98 @@ static void zg_upconn_close(zg_upconn_t *uc)
 
 static void zg_pool_idle_close(zg_upconn_t *uc)
 {
-    zg_proxy_pool_t *pool = zg_worker->keepalive;
+    zg_upool_t *up = uc->u->pool;
     zg_queue_remove(&uc->link);
-    pool->nidle--;
+    zg_queue_remove(&uc->plink);
+    up->nidle--;
+    uc->pooled = 0;
     zg_upconn_close(uc);
 }
 
-static void zg_pool_idle_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void zg_pool_sweep(uv_timer_t *t)
 {
-    (void)buf;
-    if (nread != 0) {
-        /* the upstream closed it, or sent bytes nobody asked for */
-        zg_pool_idle_close(s->data);
+    zg_proxy_pool_t *pool = t->data;
+    uint64_t now = uv_now(t->loop);
+    for (zg_queue_t *q = zg_queue_head(&pool->pools); q != zg_queue_sentinel(&pool->pools);
+         q = zg_queue_next(q)) {
+        zg_upool_t *up = zg_queue_data(q, zg_upool_t, link);
+        while (!zg_queue_empty(&up->lru)) {
+            zg_upconn_t *uc = zg_queue_data(zg_queue_last(&up->lru), zg_upconn_t, link);
+            if (now - uc->idle_since < ZG_PROXY_IDLE_MSEC) {
+                break;
+            }
+            zg_pool_idle_close(uc);
+        }
     }
 }
 
-static void zg_pool_idle_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static zg_upool_t *zg_pool_of(zg_upstream_conf_t *u)
 {
-    static char scratch[512];
-    (void)h;
-    (void)suggested;
-    *buf = uv_buf_init(scratch, sizeof(scratch));
-}
-
-static void zg_pool_idle_timeout(uv_timer_t *t)
-{
-    zg_pool_idle_close(t->data);
+    zg_proxy_pool_t *pool = zg_worker->keepalive;
+    if (u->pool == NULL) {
+        zg_upool_t *up = calloc(1, sizeof(*up));
+        if (up == NULL) {
+            return NULL;
+        }
+        up->peer_idle = calloc((size_t)u->nservers, sizeof(zg_queue_t));
+        if (up->peer_idle == NULL) {
+            free(up);
+            return NULL;
+        }
+        zg_queue_init(&up->lru);
+        for (int i = 0; i < u->nservers; i++) {
+            zg_queue_init(&up->peer_idle[i]);
+        }
+        zg_queue_insert_tail(&pool->pools, &up->link);
+        u->pool = up;
+    }
+    return u->pool;
 }
 
 static void zg_pool_put(zg_upconn_t *uc)
 {
-    zg_proxy_pool_t *pool = zg_worker->keepalive;
-    if (zg_worker->quitting || uc->u->keepalive <= 0) {
+    zg_upool_t *up;
+    if (zg_worker->quitting || uc->u->keepalive <= 0 || (up = zg_pool_of(uc->u)) == NULL) {
         zg_upconn_close(uc);
         return;
     }
-    int n = 0;
-    zg_upconn_t *oldest = NULL;
-    for (zg_queue_t *q = zg_queue_head(&pool->idle); q != zg_queue_sentinel(&pool->idle);
-         q = zg_queue_next(q)) {
-        zg_upconn_t *o = zg_queue_data(q, zg_upconn_t, link);
-        if (o->u == uc->u) {
-            n++;
-            oldest = o; /* the list is newest first */
-        }
+    if (up->nidle >= uc->u->keepalive) {
+        zg_pool_idle_close(zg_queue_data(zg_queue_last(&up->lru), zg_upconn_t, link));
     }
-    if (n >= uc->u->keepalive && oldest) {
-        zg_pool_idle_close(oldest);
-    }
+    /* it keeps reading while idle (no epoll changes per request): the read
+     * callback closes it if the upstream closes or sends anything */
     uc->p = NULL;
-    uc->reading = 0;
-    uv_read_stop((uv_stream_t *)&uc->tcp);
-    uv_read_start((uv_stream_t *)&uc->tcp, zg_pool_idle_alloc, zg_pool_idle_read);
-    uv_timer_start(&uc->timer, zg_pool_idle_timeout, ZG_PROXY_IDLE_MSEC, 0);
-    zg_queue_insert_head(&pool->idle, &uc->link);
-    pool->nidle++;
+    uc->pooled = 1;
+    uc->idle_since = uv_now(zg_worker->loop);
+    zg_upconn_read(uc, 1);
+    zg_queue_insert_head(&up->lru, &uc->link);
+    zg_queue_insert_head(&up->peer_idle[uc->peer], &uc->plink);
+    up->nidle++;
 }
 
 static zg_upconn_t *zg_pool_get(zg_upstream_conf_t *u, int peer)
 {
-    zg_proxy_pool_t *pool = zg_worker->keepalive;
-    for (zg_queue_t *q = zg_queue_head(&pool->idle); q != zg_queue_sentinel(&pool->idle);
-         q = zg_queue_next(q)) {
-        zg_upconn_t *uc = zg_queue_data(q, zg_upconn_t, link);
-        if (uc->u == u && uc->peer == peer) {
-            zg_queue_remove(&uc->link);
-            pool->nidle--;
-            uv_read_stop((uv_stream_t *)&uc->tcp);
-            uv_timer_stop(&uc->timer);
-            uc->reused = 1;
-            return uc;
-        }
+    zg_upool_t *up = u->pool;
+    if (up == NULL || zg_queue_empty(&up->peer_idle[peer])) {
+        return NULL;
     }
-    return NULL;
+    zg_upconn_t *uc = zg_queue_data(zg_queue_head(&up->peer_idle[peer]), zg_upconn_t, plink);
+    zg_queue_remove(&uc->link);
+    zg_queue_remove(&uc->plink);
+    up->nidle--;
+    uc->pooled = 0;
+    uc->reused = 1;
+    return uc;
 }
 
 void zg_proxy_pool_init(zg_worker_t *w)
 {
     zg_proxy_pool_t *pool = calloc(1, sizeof(*pool));
-    zg_queue_init(&pool->idle);
+    zg_queue_init(&pool->pools);
+    uv_timer_init(w->loop, &pool->sweep);
+    pool->sweep.data = pool;
+    uv_timer_start(&pool->sweep, zg_pool_sweep, 5000, 5000);
+    uv_unref((uv_handle_t *)&pool->sweep);
     w->keepalive = pool;
 }
 
@@ -185,8 +209,12 @@ void zg_proxy_pool_close(zg_worker_t *w)
     if (pool == NULL) {
         return;
     }
-    while (!zg_queue_empty(&pool->idle)) {
-        zg_pool_idle_close(zg_queue_data(zg_queue_head(&pool->idle), zg_upconn_t, link));
+    for (zg_queue_t *q = zg_queue_head(&pool->pools); q != zg_queue_sentinel(&pool->pools);
+         q = zg_queue_next(q)) {
+        zg_upool_t *up = zg_queue_data(q, zg_upool_t, link);
+        while (!zg_queue_empty(&up->lru)) {
+            zg_pool_idle_close(zg_queue_data(zg_queue_head(&up->lru), zg_upconn_t, link));
+        }
     }
 }
 
@@ -565,9 +593,14 @@ static void zg_proxy_finish(zg_proxy_t *p, int upstream_keepalive)
 
 static void zg_upconn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
+    static char scratch[512];
     (void)suggested;
     zg_upconn_t *uc = h->data;
     size_t len = 0;
+    if (uc->p == NULL) {
+        *buf = uv_buf_init(scratch, sizeof(scratch));
+        return;
+    }
     char *b = zg_http_resp_buffer(uc->resp, &len);
     *buf = uv_buf_init(b, (unsigned)len);
 }
@@ -577,7 +610,14 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
     (void)buf;
     zg_upconn_t *uc = s->data;
     zg_proxy_t *p = uc->p;
-    if (p == NULL || nread == 0) {
+    if (nread == 0) {
+        return;
+    }
+    if (p == NULL) {
+        if (uc->pooled) {
+            /* the upstream closed an idle connection, or sent bytes nobody asked for */
+            zg_pool_idle_close(uc);
+        }
         return;
     }
     int rc;

@@ -90,6 +90,7 @@ typedef struct {
 struct zg_sync_batch_s {
     zg_sync_zone_t *z;
     redisAsyncContext *ac;
+    zg_msec_t taken;      /* the keys were taken off the dirty list */
     zg_msec_t sent;
     int n;
     int retried;          /* resent with EVAL after NOSCRIPT */
@@ -483,7 +484,8 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
         }
         zg_limit_req_sync_apply(z->zone,
                                 (const unsigned char *)b->buf + b->off[3 + i] + z->prefix_len,
-                                b->argvlen[3 + i] - z->prefix_len, (uint64_t)e->integer, now);
+                                b->argvlen[3 + i] - z->prefix_len, (uint64_t)e->integer,
+                                b->taken, now);
     }
     __atomic_add_fetch(&z->st->batches, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&z->st->keys, (uint64_t)b->n, __ATOMIC_RELAXED);
@@ -510,6 +512,7 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
         goto fail;
     }
     b->argc = 3;  /* command, script, numkeys: filled below */
+    b->taken = zg_time_msec();
     n = zg_limit_req_sync_take(z->zone, ZG_SYNC_BATCH, zg_sync_batch_key, b);
     if (n == 0) {
         zg_sync_batch_free(b);
