@@ -37,7 +37,7 @@ $(BUILD)/obj/%.o: src/%.c
 
 $(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -w -c $< -o $@
+	$(CC) $(CFLAGS_BASE) -DLLHTTP_STRICT_MODE=1 -w -c $< -o $@
 
 $(BUILD)/libzg.a: $(OBJ) $(LLHTTP_OBJ)
 	@rm -f $@

@@ -76,6 +76,7 @@ struct zg_worker_s {
     zg_queue_t conns;
     int nconns;
     uint64_t serial;
+    uint64_t fd_limit;          /* RLIMIT_NOFILE, 0 = unknown */
     unsigned quitting : 1;
     void *keepalive;            /* upstream keep-alive pool (zg_proxy.c) */
 };

@@ -583,6 +583,10 @@ static int zg_http_in_head(zg_http_in_t *in)
         if (in->hv[i].len == 0) {
             v->data = n->data + n->len;
         }
+        /* one header line must fit one large_client_header_buffers buffer */
+        if (in->hn[i].len + in->hv[i].len + 4 > in->lim.line_max) {
+            return zg_http_in_bad(in, 431, "header line too long");
+        }
         /* llhttp checked the name's characters but lets "Name :" through, with the
          * space in the name */
         if (n->len == 0 || !zg_http_tchar[(unsigned char)n->data[n->len - 1]]) {

@@ -74,6 +74,7 @@ struct zg_proxy_s {
     unsigned client_paused : 1;
     unsigned up_paused : 1;
     unsigned done : 1;
+    unsigned waiting_body : 1;  /* not connected yet: the body is being buffered */
     unsigned retry_status : 1;  /* this attempt's response asks for the next peer */
 };
 
@@ -792,12 +793,24 @@ void zg_proxy_body(zg_proxy_t *p, const char *data, size_t n)
     } else {
         zg_proxy_body_append(p, data, n);
     }
+    if (p->waiting_body) {
+        if (p->body_len >= ZG_PROXY_RETAIN) {
+            p->waiting_body = 0;
+            zg_proxy_connect(p);
+        }
+        return;
+    }
     zg_proxy_send_body(p);
 }
 
 void zg_proxy_body_done(zg_proxy_t *p)
 {
     p->body_done = 1;
+    if (p->waiting_body) {
+        p->waiting_body = 0;
+        zg_proxy_connect(p);
+        return;
+    }
     if (!p->done) {
         zg_proxy_send_body(p);
     }
@@ -973,6 +986,12 @@ void zg_proxy_start(zg_request_t *r)
         r->proxy = NULL;
         zg_proxy_free(p);
         zg_request_respond(r, 500, NULL, NULL, NULL, 0);
+        return;
+    }
+    if (!r->body_done) {
+        /* a body up to ZG_PROXY_RETAIN is read (and its framing checked) before the
+         * upstream sees anything; a larger one streams from there on */
+        p->waiting_body = 1;
         return;
     }
     zg_proxy_connect(p);

@@ -285,10 +285,18 @@ static void zg_conn_timeout(uv_timer_t *t)
 {
     zg_conn_t *c = t->data;
     zg_request_t *r = c->req;
-    if (r && !r->resp_started && !r->finalized && r->proxy == NULL && !r->delayed) {
-        /* body read timed out before an answer */
-        zg_request_respond(r, 408, NULL, NULL, NULL, 0);
+    if (r && !r->resp_started && !r->finalized && !r->delayed) {
+        /* the body stalled before an answer: 408, and the upstream is let go */
+        if (r->proxy) {
+            zg_proxy_abort(r->proxy);
+            r->proxy = NULL;
+        }
+        zg_log(ZG_LOG_INFO, "client timed out reading the request body, client: %s",
+               zg_conn_addr_text(c));
+        r->keepalive = 0;
+        r->body_done = 1;
         c->close_after = 1;
+        zg_request_respond(r, 408, NULL, NULL, NULL, 0);
         return;
     }
     if (r == NULL && !c->idle) {
@@ -517,12 +525,38 @@ static void zg_on_done(void *data)
 
 static const zg_http_in_handlers_t zg_conn_handlers = {zg_on_head, zg_on_body, zg_on_done};
 
+/* libuv sheds connections silently when accept() hits EMFILE; warn (once a second)
+ * while this worker's descriptors are nearly all in use, so that it is seen */
+static void zg_worker_fd_check(zg_worker_t *w, zg_conn_t *c)
+{
+    static uint64_t last;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || w->fd_limit == 0 ||
+        (uint64_t)fd + 16 < w->fd_limit) {
+        return;
+    }
+    uint64_t now = uv_now(w->loop);
+    if (now - last >= 1000 || last == 0) {
+        last = now;
+        zg_log_error(ZG_LOG_WARN, 0,
+                     "%d worker connections use descriptors up to %d of %llu: new "
+                     "connections will be refused (accept: too many open files)",
+                     w->nconns, fd, (unsigned long long)w->fd_limit);
+        if (zg_proc_stats) {
+            __atomic_add_fetch(&zg_proc_stats->accept_errors, 1, __ATOMIC_RELAXED);
+        }
+    }
+}
+
 static void zg_on_connection(uv_stream_t *server, int status)
 {
     zg_worker_t *w = zg_worker;
     zg_listen_t *ls = server->data;
     if (status < 0) {
         zg_log_error(ZG_LOG_ERR, 0, "accept() failed (%s)", uv_strerror(status));
+        if (zg_proc_stats) {
+            __atomic_add_fetch(&zg_proc_stats->accept_errors, 1, __ATOMIC_RELAXED);
+        }
         return;
     }
     zg_conn_t *c = calloc(1, sizeof(*c));
@@ -538,8 +572,15 @@ static void zg_on_connection(uv_stream_t *server, int status)
     c->timer.data = c;
     zg_queue_insert_tail(&w->conns, &c->link);
     w->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    int arc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (arc != 0) {
         /* another worker took it, or out of descriptors */
+        if (arc != UV_EAGAIN) {
+            zg_log_error(ZG_LOG_ERR, 0, "accept() failed (%s)", uv_strerror(arc));
+            if (zg_proc_stats) {
+                __atomic_add_fetch(&zg_proc_stats->accept_errors, 1, __ATOMIC_RELAXED);
+            }
+        }
         c->closing = 1;
         uv_close((uv_handle_t *)&c->timer, zg_conn_free_cb);
         uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
@@ -548,6 +589,7 @@ static void zg_on_connection(uv_stream_t *server, int status)
     if (zg_proc_stats) {
         __atomic_add_fetch(&zg_proc_stats->connections, 1, __ATOMIC_RELAXED);
     }
+    zg_worker_fd_check(w, c);
     int len = sizeof(c->peer);
     uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len);
     uv_tcp_nodelay(&c->tcp, 1);
@@ -653,6 +695,10 @@ int zg_worker_run(zg_conf_t *conf, int slot)
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
             zg_log_error(ZG_LOG_ALERT, errno, "setrlimit(RLIMIT_NOFILE) failed");
         }
+    }
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+        w.fd_limit = (uint64_t)nofile.rlim_cur;
     }
     for (zg_upstream_conf_t *u = conf->upstreams; u; u = u->next) {
         if (u->zone == NULL && zg_upstream_init(u) != ZG_OK) {

@@ -127,7 +127,8 @@ def test_next_upstream_http_502():
 
 def test_big_bodies_both_ways():
     a = Upstream("a")
-    z, port = start(["server %s;" % a.addr], extra="client_max_body_size 20m;")
+    z, port = start(["server %s;" % a.addr], read_timeout="60s",
+                    extra="client_max_body_size 20m;")
     body = os.urandom(10 * 1024 * 1024)
     st, _, resp = request(port, "POST", "/echo", body=body, timeout=60)
     info = json.loads(resp)
