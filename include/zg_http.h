@@ -156,6 +156,10 @@ size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
                               const char *extra, const char *content_type,
                               const char *body, size_t body_len, int head_request);
 
+/* bytes of body zg_http_write_response writes for these arguments */
+size_t zg_http_response_body_len(int status, const char *body, size_t body_len,
+                                 int head_request);
+
 /* current "Date" value, "Wed, 25 Nov 2026 06:12:01 GMT", cached per second */
 const char *zg_http_date(void);
 

@@ -53,6 +53,8 @@ typedef struct zg_conn_s {
     zg_queue_t link;            /* in the worker's list of connections */
     uint64_t serial;
     uint64_t nrequests;
+    uint64_t deadline;          /* uv_now() ms when the connection times out, 0 = none */
+    uint64_t timer_due;         /* when `timer` fires, 0 = not armed */
     int handles;                /* open uv handles; freed when 0 */
     unsigned reading : 1;       /* uv_read_start active */
     unsigned closing : 1;

@@ -1440,28 +1440,56 @@ static void zg_http_putn(zg_http_out_t *o, uint64_t v)
     zg_http_put(o, tmp + i, sizeof(tmp) - i);
 }
 
-/* the nginx-like error page; returns its length, writes it when o != NULL */
-static size_t zg_http_page(zg_http_out_t *o, int status)
+/* the nginx-like error page and the status line of a status, built once */
+typedef struct {
+    char *line;                 /* "HTTP/1.1 503 Service Temporarily Unavailable\r\n" */
+    size_t line_len;
+    char *page;
+    size_t page_len;
+} zg_http_status_cache_t;
+
+static zg_http_status_cache_t zg_http_cache[500];
+
+static const zg_http_status_cache_t *zg_http_status_cache(int status)
 {
-    zg_http_out_t cnt = {NULL, 0, 0};
-    const char *reason = zg_http_reason(status);
-
-    if (o == NULL) {
-        o = &cnt;
+    static zg_http_status_cache_t none;
+    if (status < 100 || status > 599) {
+        return &none;
     }
-    size_t start = o->n;
+    zg_http_status_cache_t *c = &zg_http_cache[status - 100];
+    if (c->line == NULL) {
+        const char *reason = zg_http_reason(status);
+        char line[128], page[512];
+        int ln = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason);
+        int pn = snprintf(page, sizeof(page),
+                          "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                          "<center><h1>%d %s</h1></center>\r\n<hr><center>zonegate</center>\r\n"
+                          "</body>\r\n</html>\r\n",
+                          status, reason, status, reason);
+        char *l = malloc((size_t)ln + 1), *pg = malloc((size_t)pn + 1);
+        if (l == NULL || pg == NULL) {
+            free(l);
+            free(pg);
+            return &none;
+        }
+        memcpy(l, line, (size_t)ln + 1);
+        memcpy(pg, page, (size_t)pn + 1);
+        c->line_len = (size_t)ln;
+        c->page = pg;
+        c->page_len = (size_t)pn;
+        c->line = l;
+    }
+    return c;
+}
 
-    zg_http_puts(o, "<html>\r\n<head><title>");
-    zg_http_putn(o, (uint64_t)status);
-    zg_http_put(o, " ", 1);
-    zg_http_puts(o, reason);
-    zg_http_puts(o, "</title></head>\r\n<body>\r\n<center><h1>");
-    zg_http_putn(o, (uint64_t)status);
-    zg_http_put(o, " ", 1);
-    zg_http_puts(o, reason);
-    zg_http_puts(o, "</h1></center>\r\n<hr><center>zonegate</center>\r\n"
-                    "</body>\r\n</html>\r\n");
-    return o->n - start;
+size_t zg_http_response_body_len(int status, const char *body, size_t body_len,
+                                 int head_request)
+{
+    int empty = status == 204 || status == 304 || (status >= 100 && status < 200);
+    if (head_request || (body == NULL && empty)) {
+        return 0;
+    }
+    return body ? body_len : zg_http_status_cache(status)->page_len;
 }
 
 size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
@@ -1471,35 +1499,45 @@ size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
     zg_http_out_t o = {buf, len, 0};
     int empty = status == 204 || status == 304 || (status >= 100 && status < 200);
     int page = body == NULL && !empty;
+    const zg_http_status_cache_t *c = zg_http_status_cache(status);
 
     if (page) {
-        body_len = zg_http_page(NULL, status);
+        body_len = c->page_len;
     } else if (body == NULL) {
         body_len = 0;
     }
 
-    zg_http_puts(&o, "HTTP/1.1 ");
-    zg_http_putn(&o, (uint64_t)status);
-    zg_http_put(&o, " ", 1);
-    zg_http_puts(&o, zg_http_reason(status));
-    zg_http_puts(&o, "\r\nServer: zonegate\r\nDate: ");
-    zg_http_puts(&o, zg_http_date());
-    zg_http_puts(&o, "\r\n");
-    if (!empty || body) {
-        zg_http_puts(&o, "Content-Type: ");
-        zg_http_puts(&o, content_type ? content_type : "text/html");
-        zg_http_puts(&o, "\r\nContent-Length: ");
-        zg_http_putn(&o, body_len);
-        zg_http_puts(&o, "\r\n");
+    if (c->line) {
+        zg_http_put(&o, c->line, c->line_len);
+    } else {
+        zg_http_puts(&o, "HTTP/1.1 ");
+        zg_http_putn(&o, (uint64_t)status);
+        zg_http_put(&o, " ", 1);
+        zg_http_puts(&o, zg_http_reason(status));
+        zg_http_put(&o, "\r\n", 2);
     }
-    zg_http_puts(&o, keepalive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+    zg_http_put(&o, "Server: zonegate\r\nDate: ", 24);
+    zg_http_put(&o, zg_http_date(), 29);
+    zg_http_put(&o, "\r\n", 2);
+    if (!empty || body) {
+        zg_http_put(&o, "Content-Type: ", 14);
+        zg_http_puts(&o, content_type ? content_type : "text/html");
+        zg_http_put(&o, "\r\nContent-Length: ", 18);
+        zg_http_putn(&o, body_len);
+        zg_http_put(&o, "\r\n", 2);
+    }
+    if (keepalive) {
+        zg_http_put(&o, "Connection: keep-alive\r\n", 24);
+    } else {
+        zg_http_put(&o, "Connection: close\r\n", 19);
+    }
     if (extra) {
         zg_http_puts(&o, extra);
     }
-    zg_http_puts(&o, "\r\n");
+    zg_http_put(&o, "\r\n", 2);
     if (!head_request) {
         if (page) {
-            zg_http_page(&o, status);
+            zg_http_put(&o, c->page, c->page_len);
         } else if (body) {
             zg_http_put(&o, body, body_len);
         }

@@ -30,6 +30,9 @@ struct zg_upconn_s {
     zg_queue_t link;            /* in its upstream's idle LRU while idle */
     zg_queue_t plink;           /* in its peer's idle list while idle */
     uint64_t idle_since;        /* uv_now() when it went idle */
+    uint64_t deadline;          /* uv_now() ms of the current timeout, 0 = none */
+    uint64_t timer_due;         /* when `timer` fires, 0 = not armed */
+    zg_msec_t read_timeout;     /* re-armed by every read */
     uint64_t received;          /* response bytes on this use */
     int handles;
     unsigned connected : 1;
@@ -573,7 +576,7 @@ static void zg_proxy_finish(zg_proxy_t *p, int upstream_keepalive)
     p->done = 1;
     p->uc = NULL;
     if (uc) {
-        uv_timer_stop(&uc->timer);
+        uc->deadline = 0;
         if (upstream_keepalive && p->body_end_sent && uc->out.inflight == 0 && !uc->closing) {
             zg_pool_put(uc);
         } else {
@@ -656,7 +659,7 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         zg_proxy_finish(p, zg_http_resp_reusable(uc->resp));
         return;
     }
-    uv_timer_again(&uc->timer);
+    uc->deadline = uv_now(zg_worker->loop) + uc->read_timeout;
     if (zg_outq_flush(&r->c->out) != ZG_OK) {
         return; /* the connection's write failure closes everything */
     }
@@ -690,9 +693,36 @@ void zg_proxy_client_drained(zg_proxy_t *p)
     }
 }
 
+static void zg_upconn_timeout(uv_timer_t *t);
+
+/* lazy deadline, as the client connection's */
+static void zg_upconn_deadline(zg_upconn_t *uc, zg_msec_t ms)
+{
+    if (ms == 0) {
+        uc->deadline = 0;
+        return;
+    }
+    uc->deadline = uv_now(zg_worker->loop) + ms;
+    if (uc->timer_due == 0 || uc->timer_due > uc->deadline) {
+        uc->timer_due = uc->deadline;
+        uv_timer_start(&uc->timer, zg_upconn_timeout, ms, 0);
+    }
+}
+
 static void zg_upconn_timeout(uv_timer_t *t)
 {
     zg_upconn_t *uc = t->data;
+    uc->timer_due = 0;
+    if (uc->deadline == 0) {
+        return;
+    }
+    uint64_t now = uv_now(t->loop);
+    if (now < uc->deadline) {
+        uc->timer_due = uc->deadline;
+        uv_timer_start(&uc->timer, zg_upconn_timeout, uc->deadline - now, 0);
+        return;
+    }
+    uc->deadline = 0;
     if (uc->p) {
         zg_proxy_fail(uc->p, 1, uc->connected ? "upstream timed out" : "connect timed out");
     }
@@ -747,9 +777,16 @@ static void zg_proxy_send_body(zg_proxy_t *p)
         zg_proxy_fail(p, 0, "send() failed");
         return;
     }
-    if (zg_outq_pending(&uc->out) > ZG_PROXY_HIGH && !p->client_paused && !p->body_done) {
-        p->client_paused = 1;
-        zg_conn_read(p->r->c, 0);
+    if (zg_outq_pending(&uc->out) > ZG_PROXY_HIGH) {
+        if (!p->client_paused && !p->body_done) {
+            p->client_paused = 1;
+            zg_conn_read(p->r->c, 0);
+        }
+    } else if (p->client_paused) {
+        /* paused while connecting, and all of it went out at once: no drain
+         * callback will come */
+        p->client_paused = 0;
+        zg_conn_body(p->r->c);
     }
 }
 
@@ -825,8 +862,8 @@ static void zg_proxy_send(zg_proxy_t *p)
     p->body_end_sent = 0;
     zg_http_resp_reset(uc->resp, p->r->h->method_id == 2);
     uc->received = 0;
-    uv_timer_start(&uc->timer, zg_upconn_timeout, zg_max(s->proxy_read_timeout, 1),
-                   zg_max(s->proxy_read_timeout, 1));
+    uc->read_timeout = zg_max(s->proxy_read_timeout, 1);
+    zg_upconn_deadline(uc, uc->read_timeout);
     zg_upconn_read(uc, 1);
     zg_proxy_send_body(p);
 }
@@ -900,7 +937,7 @@ static void zg_proxy_connect(zg_proxy_t *p)
         zg_proxy_fail(p, 0, "out of memory");
         return;
     }
-    uv_timer_start(&p->uc->timer, zg_upconn_timeout, zg_max(s->proxy_connect_timeout, 1), 0);
+    zg_upconn_deadline(p->uc, zg_max(s->proxy_connect_timeout, 1));
     int rc = uv_tcp_connect(&p->uc->connect, &p->uc->tcp,
                             (const struct sockaddr *)&p->pick.addr->sa, zg_upconn_connected);
     if (rc != 0) {
@@ -933,8 +970,7 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
         p->uc = zg_upconn_new(p);
         if (p->uc) {
             zg_settings_t *s = &r->loc->s;
-            uv_timer_start(&p->uc->timer, zg_upconn_timeout,
-                           zg_max(s->proxy_connect_timeout, 1), 0);
+            zg_upconn_deadline(p->uc, zg_max(s->proxy_connect_timeout, 1));
             if (uv_tcp_connect(&p->uc->connect, &p->uc->tcp,
                                (const struct sockaddr *)&p->pick.addr->sa,
                                zg_upconn_connected) == 0) {

@@ -131,18 +131,13 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
     int head = r->h->method_id == 2; /* HTTP_HEAD */
     size_t n = zg_http_write_response(stack, sizeof(stack), status, r->keepalive, extra, ctype,
                                       body, len, head);
-    size_t hlen = n;
     if (n < sizeof(stack)) {
-        const char *e = memmem(stack, n, "\r\n\r\n", 4);
-        hlen = e ? (size_t)(e + 4 - stack) : n;
         zg_outq_append(&c->out, stack, n);
     } else {
         char *big = malloc(n + 1);
         if (big) {
             zg_http_write_response(big, n + 1, status, r->keepalive, extra, ctype, body, len,
                                    head);
-            const char *e = memmem(big, n, "\r\n\r\n", 4);
-            hlen = e ? (size_t)(e + 4 - big) : n;
             zg_outq_append(&c->out, big, n);
             free(big);
         }
@@ -150,7 +145,7 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
     r->ctx.status = status;
     r->ctx.bytes_sent = n;
     /* the generated error page counts as body, as nginx counts it */
-    r->ctx.body_bytes_sent = head ? 0 : n - hlen;
+    r->ctx.body_bytes_sent = zg_http_response_body_len(status, body, len, head);
     if (zg_outq_flush(&c->out) != ZG_OK) {
         r->keepalive = 0;
     }

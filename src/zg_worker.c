@@ -278,12 +278,27 @@ static void zg_conn_linger(zg_conn_t *c)
         zg_conn_close(c);
         return;
     }
+    c->deadline = 0;
+    c->timer_due = 0;
     uv_timer_start(&c->timer, zg_linger_timeout, 2000, 0);
 }
 
+/* Lazy deadline (as nginx's timers): moving the deadline later costs a store; the
+ * uv timer only fires at the earliest deadline ever scheduled and re-arms itself. */
 static void zg_conn_timeout(uv_timer_t *t)
 {
     zg_conn_t *c = t->data;
+    c->timer_due = 0;
+    if (c->deadline == 0) {
+        return;
+    }
+    uint64_t now = uv_now(t->loop);
+    if (now < c->deadline) {
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, zg_conn_timeout, c->deadline - now, 0);
+        return;
+    }
+    c->deadline = 0;
     zg_request_t *r = c->req;
     if (r && !r->resp_started && !r->finalized && !r->delayed) {
         /* the body stalled before an answer: 408, and the upstream is let go */
@@ -315,8 +330,12 @@ void zg_conn_timer(zg_conn_t *c, zg_msec_t ms)
         return;
     }
     if (ms == 0) {
-        uv_timer_stop(&c->timer);
-    } else {
+        c->deadline = 0;
+        return;
+    }
+    c->deadline = uv_now(c->w->loop) + ms;
+    if (c->timer_due == 0 || c->timer_due > c->deadline) {
+        c->timer_due = c->deadline;
         uv_timer_start(&c->timer, zg_conn_timeout, ms, 0);
     }
 }

@@ -164,15 +164,27 @@ static void test_apply(void **state)
     assert_int_equal(zg_limit_req_sync_take(z.zone, 512, take_cb, &t), 1);
     assert_int_equal(check(&l, 0), ZG_LIMIT_PASSED); /* admitted after the take */
     /* other hosts used 5 more: fleet excess 6000 (ours 1 + theirs 5) + our 1 since = 7000 */
-    zg_limit_req_sync_apply(z.zone, key, 4, 6000, T0);
+    zg_limit_req_sync_apply(z.zone, key, 4, 6000, T0, T0);
     assert_int_equal(check(&l, 0), ZG_LIMIT_REJECTED);
     /* 300 ms later 3 requests have drained: 4000 + 1000 <= burst again */
     assert_int_equal(check(&l, 299), ZG_LIMIT_REJECTED);
     assert_int_equal(check(&l, 300), ZG_LIMIT_PASSED);
     assert_int_equal(check(&l, 300), ZG_LIMIT_REJECTED);
+    /* what was admitted since the take drains from the take on: 3 requests
+     * admitted, the answer comes 200 ms (2 drained) after the take */
+    assert_int_equal(check(&l, 2000), ZG_LIMIT_PASSED);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(zg_limit_req_sync_take(z.zone, 512, take_cb, &t), 1);
+    assert_int_equal(check(&l, 2000), ZG_LIMIT_PASSED);
+    assert_int_equal(check(&l, 2000), ZG_LIMIT_PASSED);
+    assert_int_equal(check(&l, 2000), ZG_LIMIT_PASSED);
+    zg_limit_req_sync_apply(z.zone, key, 4, 3000, T0 + 2000, T0 + 2200);
+    /* 3000 + (3000 - 2000) = 4000: one more fits (5000), not two */
+    assert_int_equal(check(&l, 2200), ZG_LIMIT_PASSED);
+    assert_int_equal(check(&l, 2200), ZG_LIMIT_REJECTED);
     /* an unknown key is ignored */
     key[0] ^= 0xff;
-    zg_limit_req_sync_apply(z.zone, key, 4, 99000, T0);
+    zg_limit_req_sync_apply(z.zone, key, 4, 99000, T0, T0);
     zone_free(&z, 1);
 }
 
