@@ -35,7 +35,7 @@ $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+$(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -DLLHTTP_STRICT_MODE=1 -w -c $< -o $@
 
