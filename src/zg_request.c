@@ -1,6 +1,7 @@
-/* zg_request.c — the data path of one request, in order:
- *   server/location -> allow/deny -> limit_req (pass, delay, reject) -> limit_conn
- *   -> handler (return, slab_stat, metrics, proxy) -> finalize.
+/* zg_request.c — the data path of one request, in nginx's phase order:
+ *   server/location -> client_max_body_size -> `return` (rewrite phase: before any
+ *   limit) -> limit_req (pass, delay, reject) -> limit_conn -> allow/deny ->
+ *   handler (slab_stat, metrics, proxy) -> finalize.
  * zg_request_finalize is the one exit: it runs once, however the request ended. */
 #include "zg_request.h"
 
@@ -314,6 +315,30 @@ static void zg_request_limits(zg_request_t *r)
     zg_request_handler(r);
 }
 
+/* `return`, as nginx's rewrite phase: before limits and access rules */
+static void zg_request_return(zg_request_t *r)
+{
+    zg_location_t *loc = r->loc;
+    char tmp[2048];
+    size_t n = 0;
+    int code = loc->return_code;
+    if (loc->return_text) {
+        n = zg_cv_eval(loc->return_text, &r->ctx, 0, tmp, sizeof(tmp));
+        n = zg_min(n, sizeof(tmp) - 1);
+    }
+    if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
+        char extra[2200];
+        snprintf(extra, sizeof(extra), "Location: %.*s\r\n", (int)n, tmp);
+        zg_request_respond(r, code, loc->return_text ? extra : NULL, NULL, NULL, 0);
+    } else if (loc->return_text) {
+        zg_request_respond(r, code, NULL, "text/plain", tmp, n);
+    } else if (code < 300) {
+        zg_request_respond(r, code, NULL, "text/plain", "", 0);
+    } else {
+        zg_request_error(r, code);
+    }
+}
+
 static void zg_request_handler(zg_request_t *r)
 {
     zg_settings_t *s = zg_request_settings(r);
@@ -328,6 +353,13 @@ static void zg_request_handler(zg_request_t *r)
             zg_request_error(r, s->limit_conn_status);
             return;
         }
+    }
+
+    /* allow/deny after the limits, as nginx's access phase follows preaccess */
+    if (!zg_request_access(r)) {
+        zg_log(ZG_LOG_ERR, "access forbidden by rule, client: %s", zg_conn_addr_text(r->c));
+        zg_request_error(r, 403);
+        return;
     }
 
     zg_location_t *loc = r->loc;
@@ -348,27 +380,6 @@ static void zg_request_handler(zg_request_t *r)
             zg_conn_body(r->c);
         }
         return;
-    case ZG_HANDLER_RETURN: {
-        char tmp[2048];
-        size_t n = 0;
-        int code = loc->return_code;
-        if (loc->return_text) {
-            n = zg_cv_eval(loc->return_text, &r->ctx, 0, tmp, sizeof(tmp));
-            n = zg_min(n, sizeof(tmp) - 1);
-        }
-        if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
-            char extra[2200];
-            snprintf(extra, sizeof(extra), "Location: %.*s\r\n", (int)n, tmp);
-            zg_request_respond(r, code, loc->return_text ? extra : NULL, NULL, NULL, 0);
-        } else if (loc->return_text) {
-            zg_request_respond(r, code, NULL, "text/plain", tmp, n);
-        } else if (code < 300) {
-            zg_request_respond(r, code, NULL, "text/plain", "", 0);
-        } else {
-            zg_request_error(r, code);
-        }
-        return;
-    }
     case ZG_HANDLER_SLAB_STAT:
     case ZG_HANDLER_METRICS: {
         size_t len = 0;
@@ -443,17 +454,15 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
     zg_settings_t *s = zg_request_settings(r);
     r->keepalive = h->keepalive && s->keepalive_timeout > 0 && !zg_worker->quitting;
 
-    if (!zg_request_access(r)) {
-        zg_log(ZG_LOG_ERR, "access forbidden by rule, client: %s",
-               zg_conn_addr_text(c));
-        zg_request_error(r, 403);
-        return;
-    }
     if (s->client_max_body_size && h->content_length > s->client_max_body_size) {
         zg_log(ZG_LOG_ERR, "client intended to send too large body: %lld bytes",
                (long long)h->content_length);
         r->keepalive = 0;
         zg_request_error(r, 413);
+        return;
+    }
+    if (r->loc && r->loc->handler == ZG_HANDLER_RETURN) {
+        zg_request_return(r);
         return;
     }
     zg_request_limits(r);
