@@ -3,6 +3,7 @@
 #ifndef ZG_WORKER_H
 #define ZG_WORKER_H
 
+#include <string.h>
 #include <uv.h>
 
 #include "zg_conf.h"
@@ -24,7 +25,17 @@ typedef struct {
 } zg_outq_t;
 
 void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data);
-int zg_outq_append(zg_outq_t *q, const void *p, size_t n);
+int zg_outq_grow(zg_outq_t *q, size_t n);
+
+static inline int zg_outq_append(zg_outq_t *q, const void *p, size_t n)
+{
+    if (q->len + n > q->cap && zg_outq_grow(q, n) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    memcpy(q->buf + q->len, p, n);
+    q->len += n;
+    return ZG_OK;
+}
 int zg_outq_printf(zg_outq_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* fast appends for the hot path (no printf) */
 int zg_outq_str(zg_outq_t *q, const char *s);

@@ -61,7 +61,7 @@ struct zg_proxy_s {
     zg_upstream_pick_t pick;
     zg_upconn_t *uc;
     char *head;
-    size_t head_len;
+    size_t head_len, head_cap;
     char *body;                 /* body bytes (encoded for upstream) not yet dropped */
     size_t body_len, body_cap, body_off;
     zg_msec_t attempt_start;
@@ -260,6 +260,8 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     zg_outq_t q;
     char tmp[4096];
     zg_outq_init(&q, NULL, NULL);
+    q.buf = p->head;            /* reuse the buffer of a recycled proxy */
+    q.cap = p->head_cap;
 
     zg_outq_append(&q, h->method.data, h->method.len);
     zg_outq_append(&q, " ", 1);
@@ -383,6 +385,7 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     }
     p->head = q.buf;
     p->head_len = q.len;
+    p->head_cap = q.cap;
     return ZG_OK;
 }
 
@@ -407,6 +410,9 @@ static void zg_proxy_list_add(char *buf, size_t cap, const char *item, size_t n)
 static void zg_proxy_note_upstream(zg_proxy_t *p, int status)
 {
     zg_request_t *r = p->r;
+    if (r->loc->s.access_log == NULL) {
+        return; /* $upstream_* are for the access log */
+    }
     char tmp[48];
     size_t n;
     zg_msec_t ms = zg_time_msec() - p->attempt_start;
@@ -561,10 +567,34 @@ static void zg_resp_on_done(void *data)
 static const zg_http_resp_handlers_t zg_resp_handlers = {zg_resp_on_head, zg_resp_on_body,
                                                          zg_resp_on_done};
 
+/* finished proxies are kept (with their head buffer) for the next request */
+#define ZG_PROXY_CACHE 64
+static zg_proxy_t *zg_proxy_cache[ZG_PROXY_CACHE];
+static int zg_proxy_ncache;
+
+static zg_proxy_t *zg_proxy_alloc(void)
+{
+    if (zg_proxy_ncache == 0) {
+        return calloc(1, sizeof(zg_proxy_t));
+    }
+    zg_proxy_t *p = zg_proxy_cache[--zg_proxy_ncache];
+    char *head = p->head;
+    size_t cap = p->head_cap;
+    memset(p, 0, sizeof(*p));
+    p->head = head;
+    p->head_cap = cap;
+    return p;
+}
+
 static void zg_proxy_free(zg_proxy_t *p)
 {
-    free(p->head);
     free(p->body);
+    p->body = NULL;
+    if (zg_proxy_ncache < ZG_PROXY_CACHE && p->head_cap <= 16384) {
+        zg_proxy_cache[zg_proxy_ncache++] = p;
+        return;
+    }
+    free(p->head);
     free(p);
 }
 
@@ -1008,7 +1038,7 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
 
 void zg_proxy_start(zg_request_t *r)
 {
-    zg_proxy_t *p = calloc(1, sizeof(*p));
+    zg_proxy_t *p = zg_proxy_alloc();
     if (p == NULL) {
         zg_request_respond(r, 500, NULL, NULL, NULL, 0);
         return;

@@ -37,22 +37,18 @@ void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data)
     q->data = data;
 }
 
-int zg_outq_append(zg_outq_t *q, const void *p, size_t n)
+int zg_outq_grow(zg_outq_t *q, size_t n)
 {
-    if (q->len + n > q->cap) {
-        size_t cap = q->cap ? q->cap : 4096;
-        while (cap < q->len + n) {
-            cap *= 2;
-        }
-        char *b = realloc(q->buf, cap);
-        if (b == NULL) {
-            return ZG_ERROR;
-        }
-        q->buf = b;
-        q->cap = cap;
+    size_t cap = q->cap ? q->cap : 4096;
+    while (cap < q->len + n) {
+        cap *= 2;
     }
-    memcpy(q->buf + q->len, p, n);
-    q->len += n;
+    char *b = realloc(q->buf, cap);
+    if (b == NULL) {
+        return ZG_ERROR;
+    }
+    q->buf = b;
+    q->cap = cap;
     return ZG_OK;
 }
 
