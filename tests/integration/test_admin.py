@@ -25,10 +25,19 @@ http {{
         limit_conn_status 503;
         location = /slab_stat {{ slab_stat; }}
         location = /metrics {{ metrics; }}
-        location = /lr {{ limit_req zone=one burst=5 nodelay; return 200 "lr"; }}
+        location = /lr {{
+            limit_req zone=one burst=5 nodelay;
+            proxy_pass http://127.0.0.1:{back};
+        }}
         location = /keyed {{ limit_req zone=keyed burst=2 nodelay; proxy_pass http://app; }}
         location /lc/ {{ limit_conn conns 1; proxy_pass http://app/; }}
         location / {{ proxy_pass http://app; }}
+    }}
+    # /lr's backend: `return` answers before any limit (nginx's rewrite phase), so a
+    # limited location proxies; a plain address is an implicit upstream, no zone
+    server {{
+        listen 127.0.0.1:{back};
+        location / {{ return 200 "lr"; }}
     }}
 }}
 """
@@ -43,8 +52,9 @@ LAYOUT = [
 
 def start(workers=2):
     up = Upstream("a")
-    port = free_port()
-    z = Zonegate(ZONES, wait_ports=[port], port=port, workers=workers, up=up.addr)
+    port, back = free_port(), free_port()
+    z = Zonegate(ZONES, wait_ports=[port, back], port=port, back=back, workers=workers,
+                 up=up.addr)
     wait_for(lambda: len(z.workers()) == workers, 5)
     return z, port, up
 
@@ -362,17 +372,31 @@ def test_metrics_format_strict_and_promtool():
 
 # ---- allow / deny ----
 
+# allow/deny run in nginx's access phase, after `return` (rewrite phase): the checked
+# locations proxy to a backend server of the same zonegate, or are admin handlers
 ACCESS = """
 worker_processes 1;
 http {{
     server {{
         listen 127.0.0.1:{port};
         {listen6}
-        location = /a {{ {rules} return 200 "a"; }}
-        location = /open {{ return 200 "open"; }}
+        location = /a {{ {rules} proxy_pass http://127.0.0.1:{back}; }}
+        location = /m {{ {rules} metrics; }}
+        location = /open {{ proxy_pass http://127.0.0.1:{back}; }}
+    }}
+    server {{
+        listen 127.0.0.1:{back};
+        location / {{ return 200 "a"; }}
     }}
 }}
 """
+
+
+def access_zonegate(rules, listen6=""):
+    port, back = free_port(), free_port()
+    z = Zonegate(ACCESS, wait_ports=[port, back], port=port, back=back, listen6=listen6,
+                 rules=rules)
+    return z, port
 
 
 def has_ipv6():
@@ -410,11 +434,12 @@ def test_allow_deny_ipv4():
         ("allow ::1; deny all;", 403),             # an IPv6 rule never matches IPv4
     ]
     for rules, want in cases:
-        port = free_port()
-        z = Zonegate(ACCESS, wait_ports=[port], port=port, listen6="", rules=rules)
+        z, port = access_zonegate(rules)
         st, _, body = get(port, "/a")
         assert st == want, (rules, st, body)
-        assert get(port, "/open")[0] == 200
+        assert (body == b"a") if want == 200 else (b"403" in body), (rules, body)
+        assert get(port, "/m")[0] == want, rules
+        assert get(port, "/open")[:3:2] == (200, b"a")
         z.stop()
 
 
@@ -431,11 +456,13 @@ def test_allow_deny_ipv6():
         ("deny all;", 403, 403),
     ]
     for rules, want6, want4 in cases:
-        port, port6 = free_port(), free_port()
-        z = Zonegate(ACCESS, wait_ports=[port], port=port, rules=rules,
-                     listen6="listen [::1]:%d;" % port6)
+        port6 = free_port()
+        z, port = access_zonegate(rules, "listen [::1]:%d;" % port6)
         st, body = get6(port6, "/a")
         assert st == want6, (rules, "v6", st, body)
-        assert get6(port6, "/open")[0] == 200
+        assert (body == b"a") if want6 == 200 else (b"403" in body), (rules, body)
+        assert get6(port6, "/m")[0] == want6, (rules, "v6")
+        assert get6(port6, "/open") == (200, b"a")
         assert get(port, "/a")[0] == want4, (rules, "v4")
+        assert get(port, "/m")[0] == want4, (rules, "v4")
         z.stop()

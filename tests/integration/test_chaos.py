@@ -383,13 +383,14 @@ http {{
     limit_req_zone $http_x_key zone=tiny:32k rate=1r/m;
     limit_conn_zone $http_x_key zone=tinyc:32k;
     upstream app {{ server {up}; keepalive 8; }}
+    upstream back {{ server 127.0.0.1:{back}; keepalive 8; }}
     server {{
         listen 127.0.0.1:{port};
         limit_req_status 429;
         limit_conn_status 499;
         location / {{
             limit_req zone=tiny;
-            return 200 "ok";
+            proxy_pass http://back;
         }}
         location /slow {{
             limit_conn tinyc 1;
@@ -397,6 +398,11 @@ http {{
         }}
         location = /slab_stat {{ slab_stat; }}
         location = /metrics {{ metrics; }}
+    }}
+    # a fast backend for /: `return` would answer before limit_req (nginx's order)
+    server {{
+        listen 127.0.0.1:{back};
+        location / {{ return 200 "ok"; }}
     }}
 }}
 """
@@ -409,8 +415,8 @@ def metric(text, name, zone):
 
 def test_zone_exhaustion_evicts_then_refuses_then_recovers():
     u = Upstream("a")
-    port = free_port()
-    z = Zonegate(TINY, wait_ports=[port], port=port, up=u.addr)
+    port, back = free_port(), free_port()
+    z = Zonegate(TINY, wait_ports=[port, back], port=port, back=back, up=u.addr)
     # limit_req: 3000 distinct keys through a 32k zone (room for far fewer): the
     # least recently used entries are evicted, every new key still passes
     statuses = {}

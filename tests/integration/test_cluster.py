@@ -17,13 +17,20 @@ worker_processes 2;
 http {{
     limit_req_zone $binary_remote_addr zone=fleet:1m rate={rate}r/s {sync};
     limit_req_status 429;
+    upstream back {{ server 127.0.0.1:{back}; keepalive 8; }}
     server {{
         listen 127.0.0.1:{port};
         location / {{
             limit_req zone=fleet burst={burst} nodelay;
-            return 200 "ok";
+            proxy_pass http://back;
         }}
         location = /metrics {{ metrics; }}
+    }}
+    # a fast backend: `return` answers before limit_req (nginx's order), so the
+    # limited location proxies
+    server {{
+        listen 127.0.0.1:{back};
+        location / {{ return 200 "ok"; }}
     }}
 }}
 """
@@ -70,10 +77,10 @@ def has_redis_conn(pid, port):
 def hosts(n, redis, rate, burst, interval="50ms"):
     out = []
     for _ in range(n):
-        port = free_port()
+        port, back = free_port(), free_port()
         sync = "sync=redis://127.0.0.1:%d sync_interval=%s" % (redis.port, interval)
-        out.append((Zonegate(CONF, wait_ports=[port], port=port, rate=rate, burst=burst,
-                             sync=sync), port))
+        out.append((Zonegate(CONF, wait_ports=[port, back], port=port, back=back, rate=rate,
+                             burst=burst, sync=sync), port))
     return out
 
 

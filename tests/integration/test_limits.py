@@ -13,10 +13,25 @@ WORKERS = 4
 
 
 def start(conf, **kw):
+    """conf may use {back}: a port for a backend server block of the same zonegate"""
     port = free_port()
     kw.setdefault("workers", WORKERS)
-    z = Zonegate(conf, wait_ports=[port], port=port, **kw)
+    kw.setdefault("back", free_port())
+    waits = [port] + ([kw["back"]] if "{back}" in conf else [])
+    z = Zonegate(conf, wait_ports=waits, port=port, **kw)
     return z, port
+
+
+# `return` answers in nginx's rewrite phase, before limit_req, limit_conn and
+# allow/deny: a limited location proxies, here to a backend server block of the same
+# zonegate (a keep-alive upstream without a zone, so no shared memory is added)
+BACKEND = """
+    upstream back {{ server 127.0.0.1:{back}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{back};
+        location / {{ return 200 "%s"; }}
+    }}
+"""
 
 
 def log_field_counts(lines, col):
@@ -38,9 +53,9 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         limit_req_status 429;
-        location / {{ limit_req zone=fast burst=50 nodelay; return 200 "ok"; }}
+        location / {{ limit_req zone=fast burst=50 nodelay; proxy_pass http://back; }}
         location = /metrics {{ metrics; }}
-    }}
+    }}""" + BACKEND % "ok" + """
 }}
 """
 
@@ -141,6 +156,100 @@ def test_rate_100rs_burst50_across_workers():
 
 
 # ---------------------------------------------------------------------------
+# nginx's phase order: `return` (rewrite) -> limit_req, limit_conn (preaccess) ->
+# allow/deny (access) -> handler
+
+ORDER_CONF = """
+worker_processes {workers};
+http {{
+    limit_req_zone $http_x_key zone=ord:64k rate=1r/m;
+    limit_conn_zone $http_x_key zone=ordc:64k;
+    log_format lim '$uri $http_x_key $status $limit_req_status $limit_conn_status';
+    limit_req_status 429;
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        access_log {dir}/access.log lim;
+        location /ret {{
+            limit_req zone=ord burst=2 nodelay;
+            limit_conn ordc 1;
+            deny all;
+            return 200 "ret";
+        }}
+        location /px/ {{
+            limit_req zone=ord burst=2 nodelay;
+            limit_conn ordc 1;
+            proxy_pass http://app/;
+        }}
+        location /deny {{
+            limit_req zone=ord burst=2 nodelay;
+            limit_conn ordc 1;
+            deny all;
+            proxy_pass http://app;
+        }}
+        location = /metrics {{ metrics; }}
+    }}
+}}
+"""
+
+
+def test_return_answers_before_limits_and_access():
+    """A `return` location with limit_req, limit_conn and deny all answers its return
+    for every request and charges no zone; the same limits on a proxied location
+    limit it (1r/m burst=2: three pass, then 429; limit_conn 1: 503), and deny
+    comes after both limits (a denied request is charged to limit_req)."""
+    u = Upstream("a")
+    z, port = start(ORDER_CONF, up=u.addr)
+    k = {"X-Key": "k"}
+    c = Client(port)
+    for _ in range(10):
+        assert c.request("/ret", k)[::2] == (200, b"ret")
+    c.close()
+    res = parallel(port, [("/ret", k)] * 6)
+    assert [st for st, _, _ in res] == [200] * 6, res
+    m = lambda name, **kw: metric(port, name, **kw)  # noqa: E731
+    assert m("zonegate_limit_req_requests_total", zone="ord") == 0
+    assert m("zonegate_limit_conn_requests_total", zone="ordc") == 0
+
+    # the proxied location with the same limits, for the same key: limit_conn 1
+    # with three slow requests at once (all three within limit_req's burst), while
+    # /ret with the key whose slot is held still answers
+    box = {}
+    th = threading.Thread(target=lambda: box.setdefault(
+        "res", parallel(port, [("/px/slow?ms=800", k)] * 3)))
+    th.start()
+    assert wait_for(lambda: m("zonegate_limit_conn_current", zone="ordc") == 1, 3)
+    assert one(port, "/ret", k)[::2] == (200, b"ret")
+    th.join(10)
+    assert sorted(st for st, _, _ in box["res"]) == [200, 503, 503], box["res"]
+    # limit_req: k is at its burst now; /ret still answers
+    assert seq(port, "/px/", k, 2) == [429, 429]
+    assert one(port, "/ret", k)[::2] == (200, b"ret")
+    # deny all after the limits: three pass limit_req and are denied, then 429
+    assert seq(port, "/deny", {"X-Key": "d"}, 5) == [403, 403, 403, 429, 429]
+    # and no X-Key (not limited): denied
+    assert seq(port, "/deny", {}, 2) == [403, 403]
+
+    assert m("zonegate_limit_req_requests_total", zone="ord", result="passed") == 3 + 3
+    assert m("zonegate_limit_req_requests_total", zone="ord", result="rejected") == 2 + 2
+    assert m("zonegate_limit_conn_requests_total", zone="ordc", result="passed") == 1 + 3
+    assert m("zonegate_limit_conn_requests_total", zone="ordc", result="rejected") == 2
+    log = z.dir + "/access.log"
+    mine = lambda: [x for x in read_lines(log) if not x.startswith("/metrics ")]  # noqa: E731
+    assert wait_for(lambda: len(mine()) == 30, 3), mine()
+    lines = mine()
+    ret = [x for x in lines if x.startswith("/ret ")]
+    assert len(ret) == 18 and set(ret) == {"/ret k 200 - -"}, ret
+    deny = [x for x in lines if x.startswith("/deny ")]
+    assert deny == ["/deny d 403 PASSED PASSED"] * 3 + ["/deny d 429 REJECTED -"] * 2 + \
+        ["/deny - 403 - -"] * 2, deny
+    assert u.count() == 1  # only the one /px request that passed both limits
+    err = z.error_log()
+    assert err.count("access forbidden by rule") == 5, err
+    z.stop()
+
+
+# ---------------------------------------------------------------------------
 # limit_conn
 
 CONN_CONF = """
@@ -214,10 +323,10 @@ http {{
         access_log {dir}/access.log lim;
         limit_req_dry_run on;
         limit_conn_dry_run on;
-        location /r {{ limit_req zone=dr burst=1; return 200 "r"; }}
+        location /r {{ limit_req zone=dr burst=1; proxy_pass http://back; }}
         location /slow {{ limit_conn dc 1; proxy_pass http://app; }}
         location = /metrics {{ metrics; }}
-    }}
+    }}""" + BACKEND % "r" + """
 }}
 """
 
@@ -267,8 +376,8 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         access_log {dir}/access.log lim;
-        location / {{ limit_req zone=d burst=5; return 200 "ok"; }}
-    }}
+        location / {{ limit_req zone=d burst=5; proxy_pass http://back; }}
+    }}""" + BACKEND % "ok" + """
 }}
 """
 
@@ -415,7 +524,7 @@ http {{
     upstream app {{ server {up}; }}
     server {{
         listen 127.0.0.1:{p1};
-        location / {{ return 200 "a"; }}
+        location / {{ proxy_pass http://app; }}
         location /slow {{ proxy_pass http://app; }}
     }}
     server {{
@@ -423,12 +532,16 @@ http {{
         limit_req zone=s nodelay;
         limit_req_status 509;
         limit_conn_status 507;
-        location / {{ return 200 "b"; }}
-        location /own {{ limit_req zone=l burst=2 nodelay; limit_req_status 418; return 200; }}
+        location / {{ proxy_pass http://app; }}
+        location /own {{
+            limit_req zone=l burst=2 nodelay;
+            limit_req_status 418;
+            proxy_pass http://app;
+        }}
         location /multi {{
             limit_req zone=m1 burst=3 nodelay;
             limit_req zone=m2 burst=1 nodelay;
-            return 200;
+            proxy_pass http://app;
         }}
         location /slow {{ limit_conn c2 2; proxy_pass http://app; }}
     }}
@@ -500,10 +613,11 @@ http {{
     limit_req_zone $http_x_key zone=tiny:32k rate=1r/m;
     server {{
         listen 127.0.0.1:{port};
-        location / {{ limit_req zone=tiny nodelay; limit_req_status 429; return 200 "ok"; }}
+        location / {{ limit_req zone=tiny nodelay; limit_req_status 429;
+                      proxy_pass http://back; }}
         location = /slab_stat {{ slab_stat; }}
         location = /metrics {{ metrics; }}
-    }}
+    }}""" + BACKEND % "ok" + """
 }}
 """
 
@@ -562,10 +676,10 @@ http {{
     limit_req_status 429;
     server {{
         listen 127.0.0.1:{port};
-        location / {{ limit_req zone=rz nodelay; return 200 "ok"; }}
+        location / {{ limit_req zone=rz nodelay; proxy_pass http://back; }}
         location = /ver {{ return 200 "{ver}"; }}
         location = /metrics {{ metrics; }}
-    }}
+    }}""" + BACKEND % "ok" + """
 }}
 """
 
@@ -578,11 +692,12 @@ def version(port):
 
 
 def test_reload_keeps_zone_state_and_refuses_key_change():
-    z, port = start(RELOAD_CONF, key="$http_x_key", ver="v1")
+    back = free_port()
+    z, port = start(RELOAD_CONF, key="$http_x_key", ver="v1", back=back)
     assert wait_for(lambda: len(z.workers()) == WORKERS, 10)
     old = z.workers()
     assert seq(port, "/", {"X-Key": "k"}, 2) == [200, 429]
-    z.rewrite(RELOAD_CONF, port=port, workers=WORKERS, key="$http_x_key", ver="v2")
+    z.rewrite(RELOAD_CONF, port=port, back=back, workers=WORKERS, key="$http_x_key", ver="v2")
     z.reload()
     assert wait_for(lambda: all(version(port) == "v2" for _ in range(8)), 10)
     assert wait_for(lambda: not set(old) & set(z.workers()) and len(z.workers()) == WORKERS,
@@ -592,7 +707,7 @@ def test_reload_keeps_zone_state_and_refuses_key_change():
     assert seq(port, "/", {"X-Key": "k2"}, 2) == [200, 429]
 
     cur = z.workers()
-    z.rewrite(RELOAD_CONF, port=port, workers=WORKERS, key="$http_x_other", ver="v3")
+    z.rewrite(RELOAD_CONF, port=port, back=back, workers=WORKERS, key="$http_x_other", ver="v3")
     z.reload()
     assert wait_for(lambda: "reload failed" in z.error_log(), 10), z.error_log()
     err = z.error_log()

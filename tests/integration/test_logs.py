@@ -158,7 +158,7 @@ http {{
         listen 127.0.0.1:{port};
         limit_req_log_level {lr_level};
         limit_conn_log_level {lc_level};
-        location /r {{ limit_req zone=lr burst=1; return 200 "r"; }}
+        location /r {{ limit_req zone=lr burst=1; proxy_pass http://app; }}
         location /c {{ limit_conn lc 1; proxy_pass http://app; }}
     }}
 }}

@@ -2,9 +2,11 @@
 against Debian's nginx and against zonegate must give the same statuses and the
 same $limit_req_status / $limit_conn_status in the access log (issue 4).
 
-Every location proxies to the same upstream: nginx runs `return` in its rewrite
-phase, before limit_req and limit_conn (preaccess), so a `return` location is never
-limited by nginx while zonegate limits it (a documented difference).
+The limited locations proxy to the same upstream.  Both servers run `return` in the
+rewrite phase, before limit_req and limit_conn (preaccess) and allow/deny (access):
+/ret has limits and `deny all` yet answers every request, and is charged to no zone;
+/rpx has the same limits and rules on a proxied location: the first request passes
+limit_req and is denied (403), the next ones are refused by limit_req (429).
 
 Rates are per minute so that the scripted pauses (>= 1 s) decide the outcome with
 hundreds of milliseconds of margin either way; both servers run at the same time,
@@ -28,7 +30,9 @@ COMMON = """
     limit_req_zone $http_x_key zone=z3:1m rate=30r/m;
     limit_req_zone $binary_remote_addr zone=z4:1m rate=30r/m;
     limit_req_zone $http_x_key zone=z5:1m rate=30r/m;
+    limit_req_zone $http_x_key zone=z6:1m rate=30r/m;
     limit_conn_zone $http_x_key zone=c1:1m;
+    limit_conn_zone $http_x_key zone=c2:1m;
     log_format lim '$uri $status $limit_req_status $limit_conn_status $http_x_key';
     upstream app {{ server {up}; }}
     server {{
@@ -45,6 +49,10 @@ COMMON = """
         location /d {{ limit_req zone=z2 burst=2; limit_req_status 503; proxy_pass http://app; }}
         location /dry {{ limit_req zone=z5 burst=1; limit_req_dry_run on; proxy_pass http://app; }}
         location /slow {{ limit_conn c1 2; proxy_pass http://app; proxy_read_timeout 10s; }}
+        location /ret {{ limit_req zone=z6 nodelay; limit_conn c2 1; deny all; return 200 "r"; }}
+        location /rpx {{
+            limit_req zone=z6 nodelay; limit_conn c2 1; deny all; proxy_pass http://app;
+        }}
     }}
 """
 
@@ -116,6 +124,10 @@ def script(port):
     out.append(("multi", m))
     # 3. dry run: all pass, the log tells
     out.append(("dry", seq(port, "/dry", 4, "dry")))
+    # 3b. `return` before the limits and allow/deny; then the same key on a proxied
+    #     location with the same limits and rules: limit_req first, then deny
+    out.append(("return", seq(port, "/ret", 4, "r")))
+    out.append(("ret proxy", seq(port, "/rpx", 3, "r")))
     # 4. pause 2.5 s: 30r/m drains 1.25 requests, one more fits, the next does not
     #    (anything from 2 to 4 s gives the same answers)
     time.sleep(2.5)
@@ -141,6 +153,8 @@ EXPECTED = {  # what nginx's arithmetic gives; nginx itself is the reference
     "k burst": [200, 200, 429],
     "multi": [200, 200, 429, 200, 200, 429, 429, 429, 429],
     "dry": [200, 200, 200, 200],
+    "return": [200, 200, 200, 200],
+    "ret proxy": [403, 429, 429],
     "a drained": [200, 429],
     "k drained": [200, 429],
     "delay": [200, 200, 200, 503],
@@ -190,5 +204,8 @@ def test_same_statuses_as_nginx():
     assert sorted(zl) == sorted(nl), "\n".join(["zonegate:"] + zl + ["nginx:"] + nl)
     dry = [x.split()[2] for x in nl if x.startswith("/dry ")]
     assert dry == ["PASSED", "DELAYED_DRY_RUN", "REJECTED_DRY_RUN", "REJECTED_DRY_RUN"], dry
+    ret = [x for x in nl if x.startswith(("/ret ", "/rpx "))]
+    assert ret == ["/ret 200 - - r"] * 4 + ["/rpx 403 PASSED PASSED r"] + \
+        ["/rpx 429 REJECTED - r"] * 2, ret
     n.stop()
     z.stop()
