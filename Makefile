@@ -100,6 +100,13 @@ microbench: $(BUILD)/libzg.a
 	$(CC) $(CFLAGS) -o $(BUILD)/microbench bench/microbench.c $(BUILD)/libzg.a $(LDLIBS)
 	$(BUILD)/microbench
 
+SOAK_SECONDS ?= 300
+soak:
+	$(MAKE) BUILD=build-asan CC=clang OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    EXTRA_CFLAGS=-DZG_DEBUG build-asan/zonegate
+	ZG_BIN=build-asan/zonegate SOAK_SECONDS=$(SOAK_SECONDS) $(PYTHON) tests/soak/soak.py
+
 bench: deps all
 	sh bench/run.sh
 

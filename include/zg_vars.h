@@ -49,6 +49,10 @@ typedef struct zg_var_ctx_s {
 
 typedef struct zg_cv_s zg_cv_t;
 
+/* The client address as $remote_addr prints it, written into buf (at least 64
+ * bytes); returns buf, "unix:", or "-" when there is none. */
+const char *zg_var_client(const zg_var_ctx_t *ctx, char *buf, size_t len);
+
 /* Compiles text such as "$binary_remote_addr:$uri".  Known variables:
  * $binary_remote_addr $remote_addr $remote_port $http_NAME $arg_NAME $uri
  * $request_uri $args $host $server_name $request_method $request $status

@@ -50,32 +50,6 @@ static int zg_limit_conn_cmp(const zg_rbtree_node_t *n, const void *arg)
     return lc->len < k->len ? -1 : lc->len > k->len ? 1 : 0;
 }
 
-static const char *zg_limit_conn_client(const zg_var_ctx_t *ctx, char *buf, size_t len)
-{
-    const struct sockaddr *sa = ctx != NULL ? ctx->remote : NULL;
-
-    if (sa == NULL) {
-        return "-";
-    }
-    switch (sa->sa_family) {
-    case AF_INET:
-        if (inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
-                      (socklen_t)len) != NULL) {
-            return buf;
-        }
-        break;
-    case AF_INET6:
-        if (inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
-                      (socklen_t)len) != NULL) {
-            return buf;
-        }
-        break;
-    case AF_UNIX:
-        return "unix:";
-    }
-    return "-";
-}
-
 int zg_limit_conn_zone_init(zg_zone_t *zone, void *old_data)
 {
     zg_limit_conn_zone_conf_t *zc = zone->conf;
@@ -250,7 +224,7 @@ int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run
                 zg_shmtx_unlock(&zone->pool->mutex);
                 zg_log(log_level, "limiting connections%s by zone \"%s\", client: %s",
                        dry_run ? ", dry run," : "", zone->name,
-                       zg_limit_conn_client(ctx, addr, sizeof(addr)));
+                       zg_var_client(ctx, addr, sizeof(addr)));
                 zg_limit_conn_rollback(holds, nholds);
                 if (dry_run) {
                     *status = ZG_LIMIT_REJECTED_DRY_RUN;

@@ -148,33 +148,6 @@ static void zg_limit_req_rate_text(uint64_t rate, char *buf, size_t len)
     }
 }
 
-/* the client address as nginx's $remote_addr prints it */
-static const char *zg_limit_req_client(const zg_var_ctx_t *ctx, char *buf, size_t len)
-{
-    const struct sockaddr *sa = ctx != NULL ? ctx->remote : NULL;
-
-    if (sa == NULL) {
-        return "-";
-    }
-    switch (sa->sa_family) {
-    case AF_INET:
-        if (inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
-                      (socklen_t)len) != NULL) {
-            return buf;
-        }
-        break;
-    case AF_INET6:
-        if (inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
-                      (socklen_t)len) != NULL) {
-            return buf;
-        }
-        break;
-    case AF_UNIX:
-        return "unix:";
-    }
-    return "-";
-}
-
 int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data)
 {
     zg_limit_req_zone_conf_t *zc = zone->conf;
@@ -732,7 +705,7 @@ int zg_limit_req_check(const zg_limit_req_conf_t *limits, int n, int dry_run,
                    "limiting requests%s, excess: %llu.%03llu by zone \"%s\", client: %s",
                    dry_run ? ", dry run" : "", (unsigned long long)(excess / 1000),
                    (unsigned long long)(excess % 1000), limits[i].zone->zone->name,
-                   zg_limit_req_client(ctx, addr, sizeof(addr)));
+                   zg_var_client(ctx, addr, sizeof(addr)));
         }
         zg_limit_req_unlock(limits, i, st);
         res->limit = i;
@@ -768,7 +741,7 @@ int zg_limit_req_check(const zg_limit_req_conf_t *limits, int n, int dry_run,
     zg_log(delay_level, "delaying request%s, excess: %llu.%03llu, by zone \"%s\", client: %s",
            dry_run ? ", dry run" : "", (unsigned long long)(excess / 1000),
            (unsigned long long)(excess % 1000), limits[limit].zone->zone->name,
-           zg_limit_req_client(ctx, addr, sizeof(addr)));
+           zg_var_client(ctx, addr, sizeof(addr)));
 
     res->limit = limit;
     if (dry_run) {

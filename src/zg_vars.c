@@ -731,3 +731,29 @@ size_t zg_cv_eval(const zg_cv_t *cv, const zg_var_ctx_t *ctx, int escape, char *
     }
     return o.pos;
 }
+
+const char *zg_var_client(const zg_var_ctx_t *ctx, char *buf, size_t len)
+{
+    const struct sockaddr *sa = ctx != NULL ? ctx->remote : NULL;
+
+    if (sa == NULL) {
+        return "-";
+    }
+    switch (sa->sa_family) {
+    case AF_INET:
+        if (inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+                      (socklen_t)len) != NULL) {
+            return buf;
+        }
+        break;
+    case AF_INET6:
+        if (inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
+                      (socklen_t)len) != NULL) {
+            return buf;
+        }
+        break;
+    case AF_UNIX:
+        return "unix:";
+    }
+    return "-";
+}
