@@ -107,8 +107,29 @@ static int zg_shmtx_taken(zg_shmtx_sh_t *m, int rc)
     return 1;
 }
 
+static inline void zg_cpu_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 void zg_shmtx_lock(zg_shmtx_sh_t *m)
 {
+    /* critical sections are short: spin a little (as nginx's shmtx does) before
+     * sleeping in the kernel */
+    for (int i = 0; i < 32; i++) {
+        if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == 0) {
+            int rc = pthread_mutex_trylock(&m->mutex);
+            if (rc != EBUSY) {
+                zg_shmtx_taken(m, rc);
+                return;
+            }
+        }
+        for (int k = 0; k < 32; k++) {
+            zg_cpu_pause();
+        }
+    }
     zg_shmtx_taken(m, pthread_mutex_lock(&m->mutex));
 }
 
