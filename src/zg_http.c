@@ -219,16 +219,27 @@ static int zg_http_in_on_version_complete(llhttp_t *p)
     return 0;
 }
 
+/* trailers of a chunked body are counted (bounded) and dropped: 0 or -1 (error) for
+ * trailer bytes, 1 for bytes of the head */
+static int zg_http_in_trailer(zg_http_in_t *in, size_t n)
+{
+    if (in->state == ZG_IN_HEAD) {
+        return 1;
+    }
+    in->trailer_bytes += n;
+    if (in->trailer_bytes > in->lim.head_max) {
+        return zg_http_in_fail(in, 400, "trailer too large");
+    }
+    return 0;
+}
+
 static int zg_http_in_on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_in_t *in = p->data;
+    int rc = zg_http_in_trailer(in, n);
 
-    if (in->state != ZG_IN_HEAD) {
-        in->trailer_bytes += n;
-        if (in->trailer_bytes > in->lim.head_max) {
-            return zg_http_in_fail(in, 400, "trailer too large");
-        }
-        return 0;
+    if (rc != 1) {
+        return rc;
     }
     in->rl_done = 1;
     if (in->nh == 0 || in->in_value) {
@@ -247,13 +258,10 @@ static int zg_http_in_on_header_field(llhttp_t *p, const char *at, size_t n)
 static int zg_http_in_on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_in_t *in = p->data;
+    int rc = zg_http_in_trailer(in, n);
 
-    if (in->state != ZG_IN_HEAD) {
-        in->trailer_bytes += n;
-        if (in->trailer_bytes > in->lim.head_max) {
-            return zg_http_in_fail(in, 400, "trailer too large");
-        }
-        return 0;
+    if (rc != 1) {
+        return rc;
     }
     in->in_value = 1;
     zg_http_span(&in->hv[in->nh - 1], in->buf, at, n);
