@@ -14,6 +14,7 @@ typedef struct {
     pthread_mutex_t mutex;
     volatile pid_t owner;
     volatile uint32_t recovered;
+    volatile uint32_t taken;    /* acquisitions, for the master's watchdog */
 } zg_shmtx_sh_t;
 
 /* Initialises m as a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST mutex.
@@ -35,5 +36,16 @@ void zg_shmtx_unlock(zg_shmtx_sh_t *m);
  * over, makes it consistent and releases it.  Returns 1 if it recovered the
  * lock, 0 if `dead` did not own it (or another process already took over). */
 int zg_shmtx_recover(zg_shmtx_sh_t *m, pid_t dead);
+
+/* The master's watchdog state for one lock. */
+typedef struct {
+    pid_t owner;
+    uint32_t taken;
+    int ticks;
+} zg_shmtx_watch_t;
+
+/* Call about once a second: returns the pid that has held m, without releasing
+ * it, for `ticks` calls in a row (a frozen or looping holder), else 0. */
+pid_t zg_shmtx_stuck(zg_shmtx_sh_t *m, zg_shmtx_watch_t *w, int ticks);
 
 #endif

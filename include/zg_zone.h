@@ -36,6 +36,7 @@ struct zg_zone_s {
     void *conf;                 /* owning module's config */
     void *data;                 /* module's root in the zone, = pool->data */
     int reused;                 /* mapping taken over from the previous list */
+    zg_shmtx_watch_t watch;     /* the master's watchdog state for the zone lock */
     zg_zone_t *next;
 };
 

@@ -281,6 +281,36 @@ static void zg_worker_cleanup(zg_gen_t *gen, pid_t pid, int slot)
     }
 }
 
+/* Once a second: a worker that has held a zone lock for ZG_LOCK_STUCK seconds without
+ * releasing it (frozen, stopped, looping) would wedge every other worker; kill it, so
+ * that the reaper recovers the lock and respawns the worker. */
+#define ZG_LOCK_STUCK 3
+
+static void zg_watchdog(void)
+{
+    for (zg_gen_t *g = zg_gens; g; g = g->next) {
+        for (zg_zone_t *z = g->conf->zones.head; z; z = z->next) {
+            if (z->pool == NULL) {
+                continue;
+            }
+            pid_t pid = zg_shmtx_stuck(&z->pool->mutex, &z->watch, ZG_LOCK_STUCK);
+            if (pid <= 0) {
+                continue;
+            }
+            for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+                if (zg_procs[i].pid == pid) {
+                    zg_log_error(ZG_LOG_ALERT, 0,
+                                 "worker process %d has held the lock of zone \"%s\" for "
+                                 "%ds: killing it",
+                                 (int)pid, z->name, ZG_LOCK_STUCK);
+                    kill(pid, SIGKILL);
+                    z->watch.ticks = 0;
+                }
+            }
+        }
+    }
+}
+
 static void zg_reap(int shutting_down)
 {
     int status;
@@ -484,6 +514,7 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
     zg_log_error(ZG_LOG_NOTICE, 0, "zonegate/" ZG_VERSION " started, %d workers",
                  conf->worker_processes);
     zg_spawn_workers(zg_gens);
+    alarm(1);
 
     int stopping = 0, killed = 0;
     for (;;) {
@@ -514,6 +545,9 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
             if (stopping == 2 && !killed) {
                 killed = 1;
                 zg_signal_workers(NULL, SIGKILL);
+            } else if (!stopping) {
+                zg_watchdog();
+                alarm(1);
             }
         }
         if (stopping) {

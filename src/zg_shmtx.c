@@ -41,8 +41,25 @@ static void zg_shmtx_debug_kill(void)
         raise(SIGKILL);
     }
 }
+
+/* ZG_DEBUG_LOCK_STOP=FILE: the same, but the worker stops (SIGSTOP) holding the
+ * lock: a frozen holder, for the master's watchdog */
+static void zg_shmtx_debug_stop(void)
+{
+    static const char *path;
+    static int checked;
+
+    if (!checked) {
+        path = getenv("ZG_DEBUG_LOCK_STOP");
+        checked = 1;
+    }
+    if (path != NULL && zg_shmtx_child && unlink(path) == 0) {
+        raise(SIGSTOP);
+    }
+}
 #else
 #define zg_shmtx_debug_kill()
+#define zg_shmtx_debug_stop()
 #endif
 
 static void zg_shmtx_setup(void)
@@ -103,7 +120,9 @@ static int zg_shmtx_taken(zg_shmtx_sh_t *m, int rc)
         abort();
     }
     m->owner = zg_shmtx_self();
+    m->taken++;
     zg_shmtx_debug_kill();
+    zg_shmtx_debug_stop();
     return 1;
 }
 
@@ -166,4 +185,18 @@ int zg_shmtx_recover(zg_shmtx_sh_t *m, pid_t dead)
         return 0;
     }
     return 0;
+}
+
+pid_t zg_shmtx_stuck(zg_shmtx_sh_t *m, zg_shmtx_watch_t *w, int ticks)
+{
+    pid_t owner = m->owner;
+    uint32_t taken = m->taken;
+
+    if (owner == 0 || owner != w->owner || taken != w->taken) {
+        w->owner = owner;
+        w->taken = taken;
+        w->ticks = 0;
+        return 0;
+    }
+    return ++w->ticks >= ticks ? owner : 0;
 }
