@@ -397,12 +397,37 @@ static void test_master_recover(void **state)
     zg_zone_list_free(&l);
 }
 
+/* the master's watchdog: a lock held without release for N ticks names its holder;
+ * any release and re-take (or no holder) starts the count again */
+static void test_stuck_holder(void **state)
+{
+    zg_shmtx_sh_t m;
+    zg_shmtx_watch_t w = {0, 0, 0};
+    (void)state;
+
+    assert_int_equal(zg_shmtx_init(&m), ZG_OK);
+    assert_int_equal(zg_shmtx_stuck(&m, &w, 3), 0); /* free */
+    zg_shmtx_lock(&m);
+    assert_int_equal(zg_shmtx_stuck(&m, &w, 3), 0); /* first sight */
+    assert_int_equal(zg_shmtx_stuck(&m, &w, 3), 0);
+    assert_int_equal(zg_shmtx_stuck(&m, &w, 3), 0);
+    assert_int_equal(zg_shmtx_stuck(&m, &w, 3), getpid()); /* held 3 ticks */
+    zg_shmtx_unlock(&m);
+    zg_shmtx_lock(&m);  /* released and taken again: a busy holder, not a stuck one */
+    assert_int_equal(zg_shmtx_stuck(&m, &w, 3), 0);
+    assert_int_equal(zg_shmtx_stuck(&m, &w, 3), 0);
+    zg_shmtx_unlock(&m);
+    assert_int_equal(zg_shmtx_stuck(&m, &w, 3), 0);
+    pthread_mutex_destroy(&m.mutex);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hammer),
         cmocka_unit_test(test_killed_holder),
         cmocka_unit_test(test_master_recover),
+        cmocka_unit_test(test_stuck_holder),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
