@@ -58,6 +58,8 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra,
 void zg_request_response_done(zg_request_t *r, int keepalive);
 /* The response cannot be completed: close the client connection after what is queued. */
 void zg_request_response_abort(zg_request_t *r);
+/* Gives back the request's limit_conn slots now (finalize does it too, once). */
+void zg_request_release(zg_request_t *r);
 /* Adds limit_req_headers (RateLimit-*) to the head being written, if enabled. */
 void zg_request_ratelimit_headers(zg_request_t *r, zg_outq_t *q);
 

@@ -617,6 +617,7 @@ static void zg_proxy_finish(zg_proxy_t *p, int upstream_keepalive)
     int keepalive = p->resp_keepalive;
     r->proxy = NULL;
     zg_proxy_free(p);
+    zg_request_release(r);
     if (zg_outq_flush(&r->c->out) != ZG_OK) {
         keepalive = 0;
     }

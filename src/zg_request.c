@@ -145,6 +145,8 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
     }
     r->ctx.status = status;
     r->ctx.bytes_sent = n;
+    /* the slots are free before the client can see the answer and come back */
+    zg_request_release(r);
     /* the generated error page counts as body, as nginx counts it */
     r->ctx.body_bytes_sent = zg_http_response_body_len(status, body, len, head);
     if (zg_outq_flush(&c->out) != ZG_OK) {
@@ -156,6 +158,14 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
 static void zg_request_error(zg_request_t *r, int status)
 {
     zg_request_respond(r, status, NULL, NULL, NULL, 0);
+}
+
+void zg_request_release(zg_request_t *r)
+{
+    if (r->nholds) {
+        zg_limit_conn_release(r->holds, r->nholds);
+        r->nholds = 0;
+    }
 }
 
 void zg_request_response_done(zg_request_t *r, int keepalive)
@@ -253,10 +263,7 @@ static void zg_request_finalize(zg_request_t *r)
         zg_proxy_abort(r->proxy);
         r->proxy = NULL;
     }
-    if (r->nholds) {
-        zg_limit_conn_release(r->holds, r->nholds);
-        r->nholds = 0;
-    }
+    zg_request_release(r);
     zg_settings_t *s = zg_request_settings(r);
     if (s->access_log) {
         zg_access_log_write(s->access_log, &r->ctx);
