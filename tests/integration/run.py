@@ -46,7 +46,7 @@ def main():
         print("missing binary %s" % zg.BIN)
         return 1
     signal.signal(signal.SIGALRM, on_alarm)
-    passed = failed = 0
+    passed = failed = skipped = 0
     failures = []
     for path in files:
         name = os.path.splitext(os.path.basename(path))[0]
@@ -66,6 +66,10 @@ def main():
                 signal.alarm(0)
                 passed += 1
                 print("PASS %s (%.1fs)" % (full, time.time() - start), flush=True)
+            except zg.Skip as e:
+                signal.alarm(0)
+                skipped += 1
+                print("SKIP %s: %s" % (full, e), flush=True)
             except BaseException as e:  # noqa: B902
                 signal.alarm(0)
                 if isinstance(e, KeyboardInterrupt):
@@ -78,7 +82,7 @@ def main():
                 cleanup()
     if failures:
         print("failed: " + " ".join(failures))
-    print("%d passed, %d failed" % (passed, failed))
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 
 

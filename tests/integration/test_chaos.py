@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 
-from zg import (BIN, Upstream, Zonegate, free_port, get, raw, request, status_of,
+from zg import (BIN, Skip, Upstream, Zonegate, free_port, get, raw, request, status_of,
                 wait_for)
 
 
@@ -221,8 +221,7 @@ def test_worker_killed_holding_zone_lock():
     """a worker dies (SIGKILL) right after taking a zone lock: the others do not wedge,
     the dead one is respawned and the zone is still valid"""
     if not debug_build():
-        print("  skipped: needs a -DZG_DEBUG build (make asan) for ZG_DEBUG_LOCK_KILL")
-        return
+        raise Skip("needs a -DZG_DEBUG build (make asan) for ZG_DEBUG_LOCK_KILL")
     trigger = os.path.join(tempfile.mkdtemp(prefix="zgkill-"), "kill")
     u, z, port = start_app(workers=2, env={"ZG_DEBUG_LOCK_KILL": trigger})
     load = Load(port, n=4, headers={"X-Key": "k"}, keepalive=True)
@@ -253,8 +252,7 @@ def test_worker_frozen_holding_zone_lock():
     sees the lock held without release for 3 s, kills that worker, the lock is
     recovered and service resumes; the killing is logged"""
     if not debug_build():
-        print("  skipped: needs a -DZG_DEBUG build (make asan) for ZG_DEBUG_LOCK_STOP")
-        return
+        raise Skip("needs a -DZG_DEBUG build (make asan) for ZG_DEBUG_LOCK_STOP")
     trigger = os.path.join(tempfile.mkdtemp(prefix="zgstop-"), "stop")
     u, z, port = start_app(workers=2, env={"ZG_DEBUG_LOCK_STOP": trigger})
     load = Load(port, n=4, headers={"X-Key": "k"}, keepalive=True)

@@ -20,7 +20,7 @@ import time
 
 import zg
 from limits_util import one, parallel, read_lines
-from zg import Upstream, Zonegate, free_port, wait_port
+from zg import Skip, Upstream, Zonegate, free_port, wait_port
 
 NGINX = "/usr/sbin/nginx"
 
@@ -166,8 +166,7 @@ EXPECTED = {  # what nginx's arithmetic gives; nginx itself is the reference
 
 def test_same_statuses_as_nginx():
     if not os.path.exists(NGINX):
-        print("SKIP test_nginx_diff: %s is missing (scripts/deps.sh installs nginx)" % NGINX)
-        return
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % NGINX)
     u = Upstream("a")
     zport, nport = free_port(), free_port()
     z = Zonegate(ZG_CONF, wait_ports=[zport], port=zport, up=u.addr)

@@ -18,6 +18,10 @@ BIN = os.path.join(ROOT, os.environ.get("ZG_BIN", "build/zonegate"))
 PROCS = []  # everything started by a test; the runner cleans up
 
 
+class Skip(Exception):
+    """raised by a test that cannot run here (counted as skipped, not passed)"""
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
