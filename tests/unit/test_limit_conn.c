@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "zg_test.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -20,17 +22,6 @@ typedef struct {
     zg_zone_t *zone;
     zg_limit_conn_zone_conf_t zc;
 } lc_zone_t;
-
-static struct sockaddr_in client;
-static zg_var_ctx_t ctx;
-
-static void set_ip(uint32_t ip)
-{
-    memset(&client, 0, sizeof(client));
-    client.sin_family = AF_INET;
-    client.sin_addr.s_addr = htonl(ip);
-    ctx.remote = (const struct sockaddr *)&client;
-}
 
 static void set_args(const char *args)
 {
@@ -397,19 +388,6 @@ static void test_reload(void **state)
     zone_free(&z3, 0);
     zone_free(&z2, 0);
     zone_free(&z1, 1);
-}
-
-static char *read_file(const char *path)
-{
-    static char buf[65536];
-    FILE *f = fopen(path, "r");
-    size_t n;
-
-    assert_non_null(f);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
 }
 
 static void test_log_lines(void **state)

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "zg_test.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -26,18 +28,6 @@ typedef struct {
     zg_zone_t *zone;
     zg_limit_req_zone_conf_t zc;
 } lr_zone_t;
-
-static struct sockaddr_in client;
-static zg_var_ctx_t ctx;
-
-static void set_ip(uint32_t ip)
-{
-    memset(&client, 0, sizeof(client));
-    client.sin_family = AF_INET;
-    client.sin_addr.s_addr = htonl(ip);
-    client.sin_port = htons(40000);
-    ctx.remote = (const struct sockaddr *)&client;
-}
 
 static void set_args(const char *args)
 {
@@ -767,19 +757,6 @@ static void test_ratelimit_fields(void **state)
     zone_free(&z, 1);
     zone_free(&m, 1);
     zone_free(&tight, 1);
-}
-
-static char *read_file(const char *path)
-{
-    static char buf[65536];
-    FILE *f = fopen(path, "r");
-    size_t n;
-
-    assert_non_null(f);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
 }
 
 static void test_log_lines(void **state)

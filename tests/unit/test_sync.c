@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "zg_test.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -23,17 +25,6 @@ typedef struct {
     zg_zone_t *zone;
     zg_limit_req_zone_conf_t zc;
 } lr_zone_t;
-
-static struct sockaddr_in client;
-static zg_var_ctx_t ctx;
-
-static void set_ip(uint32_t ip)
-{
-    memset(&client, 0, sizeof(client));
-    client.sin_family = AF_INET;
-    client.sin_addr.s_addr = htonl(ip);
-    ctx.remote = (const struct sockaddr *)&client;
-}
 
 static int zone_make_ex(lr_zone_t *z, const char *name, size_t size, int sync,
                         zg_zone_list_t *old)
