@@ -239,3 +239,32 @@ def test_upstream_closes_before_head_502():
     st, _, _ = get(port, "/close")
     assert st == 502
     z.stop()
+
+
+def test_send_timeout_closes_a_client_that_stops_reading():
+    """a client that asks for 20 MB and reads nothing is closed after send_timeout,
+    with the rest of the body never sent, and the worker keeps serving"""
+    a = Upstream("a")
+    z, port = start(["server %s;" % a.addr], extra="send_timeout 1s;")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.connect(("127.0.0.1", port))
+    n = 20 * 1024 * 1024
+    s.sendall(b"GET /big?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % n)
+    time.sleep(3)  # read nothing: the proxy's output backs up past its mark
+    s.settimeout(5)
+    got, closed = 0, False
+    try:
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                closed = True
+                break
+            got += len(b)
+    except (ConnectionResetError, socket.timeout):
+        closed = True
+    s.close()
+    assert closed and got < n, (closed, got)
+    st, _, body = get(port, "/")
+    assert st == 200 and body == b"ok a"
+    z.stop()
