@@ -1,6 +1,7 @@
 # zonegate — handwritten Makefile.  `make` builds build/zonegate.
-#   make run      install deps, build, start on conf/zonegate.conf (demo upstream inside)
-#   make test     install deps, build, run unit (cmocka) + integration tests
+#   make run      install run deps, build, start on conf/zonegate.conf (demo upstream inside)
+#   make test     install test deps, build, run unit (cmocka) + integration tests
+#   make smoke    start `make run` in the background, curl it, stop it
 #   make asan     the same tests against an ASan+UBSan build (clang)
 #   make fuzz / fuzz-smoke   libFuzzer targets / a bounded run of each
 #   make bench    side-by-side benchmarks with nginx (bench/README.md)
@@ -24,12 +25,19 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOLS_SRC = $(wildcard tests/tools/*.c)
 TOOLS_BIN = $(TOOLS_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps run test unit integration asan clean fuzz fuzz-smoke bench microbench soak
+.PHONY: all deps run test smoke unit integration asan clean fuzz fuzz-smoke bench microbench soak
 
 all: $(BUILD)/zonegate $(UNIT_BIN) $(TOOLS_BIN)
 
+# `run`, `test` and `bench` install their packages first and only then re-invoke make
+# for the rest: make reads directories (e.g. the llhttp sources) once, so no rule may
+# be looked at before the packages that provide its files exist.
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh test
+
+$(LLHTTP_DIR)/%.c:
+	@echo "missing $@: install the packages first (make deps, or make run / make test)" >&2
+	@exit 1
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -54,9 +62,16 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libzg.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libzg.a $(LDLIBS)
 
-run: deps $(BUILD)/zonegate
+RUN_CMD = $(BUILD)/zonegate -c conf/zonegate.conf
+
+run:
+	@sh scripts/deps.sh run
+	@$(MAKE) --no-print-directory $(BUILD)/zonegate
 	@echo "zonegate on conf/zonegate.conf — try: curl -i http://127.0.0.1:8080/"
-	exec $(BUILD)/zonegate -c conf/zonegate.conf
+	exec $(RUN_CMD)
+
+smoke:
+	@sh scripts/smoke.sh
 
 unit: all
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
@@ -64,7 +79,8 @@ unit: all
 integration: all
 	ZG_BIN=$(BUILD)/zonegate ZG_TOOLS=$(BUILD)/tools $(PYTHON) tests/integration/run.py
 
-test: deps
+test:
+	@sh scripts/deps.sh test
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) asan
@@ -107,7 +123,9 @@ soak:
 	    EXTRA_CFLAGS=-DZG_DEBUG build-asan/zonegate
 	ZG_BIN=build-asan/zonegate SOAK_SECONDS=$(SOAK_SECONDS) $(PYTHON) tests/soak/soak.py
 
-bench: deps all
+bench:
+	@sh scripts/deps.sh bench
+	$(MAKE) all
 	sh bench/run.sh
 
 clean:
