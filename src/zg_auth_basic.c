@@ -23,6 +23,12 @@
 
 int zg_auth_basic_cache_on = 1;
 
+/* the cache's key is drawn when a user file is read (in the master, before fork):
+ * a sandboxed worker makes no getrandom(2) call; without a key there is no cache */
+static unsigned char zg_auth_cache_key[32];
+static int zg_auth_cache_ready;
+static unsigned char zg_auth_cache[ZG_AUTH_CACHE_SIZE][32];
+
 /* ------------------------------------------------------------ user file */
 
 static int zg_auth_basic_cmp(const void *a, const void *b)
@@ -58,6 +64,11 @@ zg_auth_basic_file_t *zg_auth_basic_file_parse(zg_conf_t *conf, const char *path
     const char *p = text, *end = text + len, *eol, *colon, *h;
     int line = 0, n = 0, cap = 0, k;
 
+    if (!zg_auth_cache_ready
+        && getrandom(zg_auth_cache_key, sizeof(zg_auth_cache_key), GRND_NONBLOCK)
+               == (ssize_t)sizeof(zg_auth_cache_key)) {
+        zg_auth_cache_ready = 1;
+    }
     f = zg_conf_alloc(conf, sizeof(*f));
     if (f == NULL || (f->path = zg_conf_strdup(conf, path, strlen(path))) == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -458,12 +469,9 @@ int zg_auth_basic_verify(const char *pw, size_t pwlen, const char *hash)
 
 /* ------------------------------------------------ verification cache */
 
-static unsigned char zg_auth_cache_key[32];
-static int zg_auth_cache_ready;
-static unsigned char zg_auth_cache[ZG_AUTH_CACHE_SIZE][32];
 
 /* a keyed digest of (user, stored hash, password): equal only for the same triple;
- * the key is random per process tree, so the table is no offline-guessing aid */
+ * the key is random per start of the master, so the table is no offline-guessing aid */
 static int zg_auth_cache_digest(const zg_auth_basic_user_t *u, const char *pw, size_t pwlen,
                                 unsigned char *out)
 {
@@ -471,11 +479,7 @@ static int zg_auth_cache_digest(const zg_auth_basic_user_t *u, const char *pw, s
     int ok;
 
     if (!zg_auth_cache_ready) {
-        if (getrandom(zg_auth_cache_key, sizeof(zg_auth_cache_key), GRND_NONBLOCK)
-            != (ssize_t)sizeof(zg_auth_cache_key)) {
-            return ZG_ERROR;
-        }
-        zg_auth_cache_ready = 1;
+        return ZG_ERROR;
     }
     ctx = EVP_MD_CTX_new();
     ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1
