@@ -533,7 +533,7 @@ static int zg_http_in_head(zg_http_in_t *in)
     zg_http_req_t *r = &in->req;
     llhttp_t *p = &in->p;
     const char *b, *reason;
-    size_t i, hs, rl_end, nhost = 0, ncl = 0, nte = 0;
+    size_t i, hs, rl_end, nhost = 0, ncl = 0, nte = 0, nauth = 0;
     int chunked = 0, other = 0;
     int64_t cl = -1;
     const zg_str_t *host = NULL;
@@ -612,6 +612,12 @@ static int zg_http_in_head(zg_http_in_t *in)
             if (zg_http_is(n, "expect") && zg_http_is(v, "100-continue") &&
                 p->http_minor == 1) {
                 r->expect_continue = 1;
+            }
+            break;
+        case 13:
+            /* as nginx: auth_basic must not check one and the upstream use another */
+            if (zg_http_is(n, "authorization") && ++nauth > 1) {
+                return zg_http_in_bad(in, 400, "duplicate Authorization");
             }
             break;
         case 14:

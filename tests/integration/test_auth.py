@@ -6,7 +6,7 @@ import http.client
 import os
 import tempfile
 
-from zg import Upstream, Zonegate, free_port, get, wait_for, zonegate_t
+from zg import Upstream, Zonegate, free_port, get, raw, status_of, wait_for, zonegate_t
 
 # openssl passwd -apr1 / -6 -salt Zg5alt01 'correct horse'; bcrypt (cost 4) from crypt(3)
 HTPASSWD = """# admin users
@@ -190,3 +190,17 @@ def test_config_errors():
         "directive in %s:6" % path in out, out
     rc, out, _ = zonegate_t("http {{ satisfy maybe; }}\n")
     assert rc == 1 and "invalid value \"maybe\" in \"satisfy\" directive" in out, out
+
+
+def test_duplicate_authorization_is_400():
+    """as nginx: two Authorization headers are refused before any location is asked
+    (the proxy must not check one while the upstream reads the other)"""
+    z, port, _ = start()
+    a = basic("alice", PW)["Authorization"]
+    out, _ = raw(port, ("GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: %s\r\n"
+                        "Authorization: Basic Ym9iOng=\r\nConnection: close\r\n\r\n" % a).encode())
+    assert status_of(out) == 400, out
+    out, _ = raw(port, ("GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: %s\r\n"
+                        "Connection: close\r\n\r\n" % a).encode())
+    assert status_of(out) == 200, out
+    z.stop()
