@@ -116,7 +116,7 @@ zg_auth_basic_file_t *zg_auth_basic_file_parse(zg_conf_t *conf, const char *path
             return NULL;
         }
         if (!zg_auth_basic_known(u->hash)) {
-            zg_log(ZG_LOG_WARN,
+            zg_log(ZG_LOG_ERR,
                    "user \"%s\" in line %d of \"%s\" has a password hash of an unknown "
                    "scheme: the user cannot log in",
                    u->user, line, path);

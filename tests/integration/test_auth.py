@@ -204,3 +204,13 @@ def test_duplicate_authorization_is_400():
                         "Connection: close\r\n\r\n" % a).encode())
     assert status_of(out) == 200, out
     z.stop()
+
+
+def test_unknown_hash_is_reported_by_t():
+    d = tempfile.mkdtemp(prefix="zgauth-")
+    write(os.path.join(d, "h"), "a:{PLAIN}x\neve:!locked\n")
+    rc, out, _ = zonegate_t("http {{ server {{ listen 127.0.0.1:1; location / {{ "
+                            "auth_basic x; auth_basic_user_file {d}/h; }} }} }}\n", d=d)
+    assert rc == 0, out
+    assert 'user "eve" in line 2 of "%s/h" has a password hash of an unknown scheme' % d \
+        in out, out
