@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "zg_auth_basic.h"
 #include "zg_core.h"
 #include "zg_zone.h"
 
@@ -116,6 +117,10 @@ enum {
 #define ZG_UNSET_SIZE ((int64_t)-1)
 #define ZG_LIMIT_REQ_NODELAY UINT64_MAX
 
+/* satisfy all|any */
+#define ZG_SATISFY_ALL 0
+#define ZG_SATISFY_ANY 1
+
 /* Settings valid at http, server and location level.  After loading, every
  * field of every location is merged (no ZG_UNSET left). */
 typedef struct {
@@ -151,6 +156,8 @@ typedef struct {
     /* access */
     zg_access_rule_t *rules;
     int nrules;                      /* -1 = unset */
+    int satisfy;                     /* ZG_SATISFY_ALL */
+    zg_auth_basic_conf_t auth_basic; /* zg_auth_basic.c */
     /* logs */
     zg_access_log_t *access_log;     /* NULL = off */
     int access_log_set;              /* 0 = inherit */
@@ -216,6 +223,7 @@ typedef struct zg_conf_s {
     int nlimit_conn_zones;
     zg_log_format_t *log_formats;
     zg_access_log_t *access_logs; /* every distinct open access log, for reopen */
+    zg_auth_basic_file_t *auth_basic_files; /* read at load, shared by name */
     zg_zone_list_t zones;
 
     void *arena;          /* private: allocations of this config */

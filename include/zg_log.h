@@ -52,7 +52,7 @@ struct zg_access_log_s {
     struct zg_access_log_s *next;
 };
 
-/* combined: $remote_addr - - [$time_local] "$request" $status $body_bytes_sent
+/* combined: $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
  *           "$http_referer" "$http_user_agent" */
 extern const char zg_log_combined[];
 

@@ -1,5 +1,6 @@
 /* zg_request.h — one request through the pipeline, in nginx's phase order:
- *   find server/location -> `return` -> limit_req -> limit_conn -> allow/deny ->
+ *   find server/location -> `return` -> limit_req -> limit_conn -> allow/deny and
+ *   auth_basic (satisfy all|any) ->
  *   handler (slab_stat, metrics, proxy) -> finalize.
  * Finalize runs exactly once whatever ends the request; it gives back the
  * limit_conn slots, reports the peer, writes the access log. */

@@ -1152,6 +1152,7 @@ static void zg_settings_init(zg_settings_t *s)
     s->limit_conn_log_level = ZG_UNSET;
     s->limit_conn_dry_run = ZG_UNSET;
     s->nrules = -1;
+    s->satisfy = ZG_UNSET;
 }
 
 static int zg_cp_server(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a, int n)
@@ -2118,6 +2119,58 @@ static int zg_cp_access_rule(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a, i
     return ZG_OK;
 }
 
+static int zg_cp_satisfy(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a, int n)
+{
+    (void)cmd;
+    (void)n;
+    if (cp->s->satisfy != ZG_UNSET) {
+        return zg_cp_duplicate(cp);
+    }
+    if (zg_cp_eq(&a[1], "all") || zg_cp_eq(&a[1], "any")) {
+        cp->s->satisfy = a[1].data[1] == 'l' ? ZG_SATISFY_ALL : ZG_SATISFY_ANY;
+        return ZG_OK;
+    }
+    return zg_cp_invalid(cp, &a[1]);
+}
+
+static int zg_cp_auth_basic(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a, int n)
+{
+    (void)cmd;
+    (void)n;
+    if (cp->s->auth_basic.realm != NULL) {
+        return zg_cp_duplicate(cp);
+    }
+    cp->s->auth_basic.realm = zg_cp_cv(cp, a[1].data, a[1].len);
+    return cp->s->auth_basic.realm != NULL ? ZG_OK : ZG_ERROR;
+}
+
+/* the file is read now, not per request (zg_auth_basic.h) */
+static int zg_cp_auth_basic_user_file(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a, int n)
+{
+    char err[512], *path;
+
+    (void)cmd;
+    (void)n;
+    if (cp->s->auth_basic.file != NULL) {
+        return zg_cp_duplicate(cp);
+    }
+    if (memchr(a[1].data, '$', a[1].len) != NULL) {
+        return zg_cp_err(cp, "variables are not supported in \"%s\" directive: the file "
+                         "is read when the configuration is loaded", cp->name);
+    }
+    path = zg_cp_path(cp, &a[1]);
+    if (path == NULL) {
+        return zg_cp_nomem(cp);
+    }
+    err[0] = '\0';
+    cp->s->auth_basic.file = zg_auth_basic_file_load(cp->conf, &cp->conf->auth_basic_files,
+                                                     path, err, sizeof(err));
+    if (cp->s->auth_basic.file == NULL) {
+        return zg_cp_err(cp, "%s in \"%s\" directive", err, cp->name);
+    }
+    return ZG_OK;
+}
+
 static int zg_cp_access_log(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a, int n)
 {
     zg_log_format_t *fmt;
@@ -2227,6 +2280,9 @@ static const zg_cp_cmd_t zg_cp_cmds[] = {
     { "allow", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_access_rule, 0 },
     { "deny", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_access_rule, 0 },
     { "access_log", ZG_CTX_SETTINGS, 0, 1, 2, zg_cp_access_log, 0 },
+    { "satisfy", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_satisfy, 0 },
+    { "auth_basic", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_auth_basic, 0 },
+    { "auth_basic_user_file", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_auth_basic_user_file, 0 },
     { NULL, 0, 0, 0, 0, NULL, 0 }
 };
 
@@ -2364,6 +2420,8 @@ static void zg_settings_merge(zg_settings_t *s, const zg_settings_t *p)
         s->rules = p->rules;
         s->nrules = p->nrules;
     }
+    ZG_MERGE(satisfy, ZG_UNSET);
+    zg_auth_basic_merge(&s->auth_basic, &p->auth_basic);
     if (!s->access_log_set) {
         s->access_log = p->access_log;
         s->access_log_set = 1;
@@ -2389,6 +2447,7 @@ static void zg_settings_defaults(zg_settings_t *d)
     d->limit_req_log_level = ZG_LOG_ERR;
     d->limit_conn_status = 503;
     d->limit_conn_log_level = ZG_LOG_ERR;
+    d->satisfy = ZG_SATISFY_ALL;
     /* access_log: off unless configured (nginx would write logs/access.log) */
     d->access_log = NULL;
     d->access_log_set = 1;

@@ -1,6 +1,7 @@
 /* zg_request.c — the data path of one request, in nginx's phase order:
  *   server/location -> client_max_body_size -> `return` (rewrite phase: before any
- *   limit) -> limit_req (pass, delay, reject) -> limit_conn -> allow/deny ->
+ *   limit) -> limit_req (pass, delay, reject) -> limit_conn -> allow/deny, auth_basic
+ *   (satisfy all|any) ->
  *   handler (slab_stat, metrics, proxy) -> finalize.
  * zg_request_finalize is the one exit: it runs once, however the request ended. */
 #include "zg_request.h"
@@ -11,18 +12,20 @@
 #include <time.h>
 
 #include "zg_admin.h"
+#include "zg_auth_basic.h"
 #include "zg_log.h"
 #include "zg_proxy.h"
 
 static void zg_request_handler(zg_request_t *r);
 static void zg_request_finalize(zg_request_t *r);
+static void zg_request_error(zg_request_t *r, int status);
 
 static zg_settings_t *zg_request_settings(zg_request_t *r)
 {
     return r->loc ? &r->loc->s : &r->srv->s;
 }
 
-/* 1 if allowed by the location's allow/deny rules (first match wins) */
+/* allow/deny, first match wins: ZG_OK (allow), 403 (deny), ZG_DECLINED (no rule matched) */
 static int zg_request_access(zg_request_t *r)
 {
     zg_settings_t *s = zg_request_settings(r);
@@ -59,7 +62,44 @@ static int zg_request_access(zg_request_t *r)
                 continue;
             }
         }
-        return !rule->deny;
+        return rule->deny ? 403 : ZG_OK;
+    }
+    return ZG_DECLINED;
+}
+
+/* nginx's access phase: allow/deny, then auth_basic.  With `satisfy all` the first
+ * refusal answers; with `satisfy any` one pass is enough, and if none passes a 401
+ * wins over a 403.  Returns 1 to go on to the content handler. */
+static int zg_request_access_phase(zg_request_t *r)
+{
+    zg_settings_t *s = zg_request_settings(r);
+    char www[ZG_AUTH_BASIC_HEADER_MAX];
+    int rc, code = 0;
+
+    rc = zg_request_access(r);
+    if (s->satisfy == ZG_SATISFY_ANY && rc == ZG_OK) {
+        return 1;
+    }
+    if (rc == 403) {
+        if (s->satisfy == ZG_SATISFY_ALL) {
+            zg_log(ZG_LOG_ERR, "access forbidden by rule, client: %s", zg_conn_addr_text(r->c));
+            zg_request_error(r, 403);
+            return 0;
+        }
+        code = 403;
+    }
+    rc = zg_auth_basic_check(&s->auth_basic, &r->ctx, www);
+    if (rc == ZG_OK && s->satisfy == ZG_SATISFY_ANY) {
+        return 1;
+    }
+    if (rc == 401) {
+        zg_request_respond(r, 401, www, NULL, NULL, 0);
+        return 0;
+    }
+    if (code == 403) {
+        zg_log(ZG_LOG_ERR, "access forbidden by rule, client: %s", zg_conn_addr_text(r->c));
+        zg_request_error(r, 403);
+        return 0;
     }
     return 1;
 }
@@ -362,10 +402,9 @@ static void zg_request_handler(zg_request_t *r)
         }
     }
 
-    /* allow/deny after the limits, as nginx's access phase follows preaccess */
-    if (!zg_request_access(r)) {
-        zg_log(ZG_LOG_ERR, "access forbidden by rule, client: %s", zg_conn_addr_text(r->c));
-        zg_request_error(r, 403);
+    /* allow/deny and auth_basic after the limits, as nginx's access phase follows
+     * preaccess */
+    if (!zg_request_access_phase(r)) {
         return;
     }
 
