@@ -266,14 +266,26 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     zg_outq_append(&q, h->method.data, h->method.len);
     zg_outq_append(&q, " ", 1);
     if (loc->proxy_uri) {
+        /* as nginx: the normalised path with the location's prefix replaced,
+         * escaped again if it was sent escaped (a decoded '?' stays in the path) */
         size_t skip = zg_min(loc->path_len, h->path.len);
+        const char *rest = h->path.data + skip;
+        size_t rlen = h->path.len - skip;
         zg_outq_append(&q, loc->proxy_uri, loc->proxy_uri_len);
-        zg_outq_append(&q, h->path.data + skip, h->path.len - skip);
+        if (h->quoted) {
+            for (size_t k = 0; k < rlen; k += sizeof(tmp) / 3) {
+                size_t m = zg_min(rlen - k, sizeof(tmp) / 3);
+                zg_outq_append(&q, tmp, zg_http_escape_uri(tmp, rest + k, m));
+            }
+        } else {
+            zg_outq_append(&q, rest, rlen);
+        }
         if (h->args.len) {
             zg_outq_append(&q, "?", 1);
             zg_outq_append(&q, h->args.data, h->args.len);
         }
     } else {
+        /* as nginx: the target as received */
         zg_outq_append(&q, h->target.data, h->target.len);
     }
     zg_outq_append(&q, " HTTP/1.1\r\n", 11);
@@ -339,7 +351,12 @@ static int zg_proxy_build_head(zg_proxy_t *p)
         zg_outq_append(&q, "\r\n", 2);
     }
     if (!host_set) {
-        if (host) {
+        if (h->authority.len) {
+            /* an absolute-form target's authority replaces Host (RFC 9112 3.2.2) */
+            zg_outq_append(&q, "Host: ", 6);
+            zg_outq_append(&q, h->authority.data, h->authority.len);
+            zg_outq_append(&q, "\r\n", 2);
+        } else if (host) {
             zg_outq_append(&q, "Host: ", 6);
             zg_outq_append(&q, host->data, host->len);
             zg_outq_append(&q, "\r\n", 2);
