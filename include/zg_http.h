@@ -94,6 +94,11 @@ int zg_http_uri_complex(const char *in, size_t n);
  * %XX (nginx's NGX_ESCAPE_URI); out NULL: only counts.  Returns the length. */
 size_t zg_http_escape_uri(char *out, const char *p, size_t n);
 
+/* Makes p[0, n) (in a buffer of cap bytes) safe as a header value: control bytes
+ * but HTAB (a decoded "%0d%0a" in $uri) become %XX, so no variable can add a
+ * header line.  Returns the new length, at most cap (the end may be cut). */
+size_t zg_http_header_safe(char *p, size_t n, size_t cap);
+
 /* Creates the parser of one client connection.  NULL on malloc failure. */
 zg_http_in_t *zg_http_in_create(const zg_http_limits_t *limits,
                                 const zg_http_in_handlers_t *h, void *data);

@@ -351,6 +351,46 @@ size_t zg_http_escape_uri(char *out, const char *p, size_t n)
     return k;
 }
 
+size_t zg_http_header_safe(char *p, size_t n, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t bad = 0, len, i, o;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+
+        bad += (c < 0x20 && c != '\t') || c == 0x7f;
+    }
+    if (bad == 0) {
+        return n;
+    }
+    /* from the end, so that nothing is overwritten before it is read */
+    len = zg_min(n + 2 * bad, cap);
+    o = n + 2 * bad;
+    for (i = n; i-- > 0;) {
+        unsigned char c = (unsigned char)p[i];
+
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            o -= 3;
+            if (o + 2 < cap) {
+                p[o + 2] = hex[c & 0xf];
+            }
+            if (o + 1 < cap) {
+                p[o + 1] = hex[c >> 4];
+            }
+            if (o < cap) {
+                p[o] = '%';
+            }
+        } else {
+            o--;
+            if (o < cap) {
+                p[o] = (char)c;
+            }
+        }
+    }
+    return len;
+}
+
 /* ---- client side ---- */
 
 static int zg_http_in_on_method(llhttp_t *p, const char *at, size_t n);

@@ -334,7 +334,7 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     for (int k = 0; k < s->nset_headers; k++) {
         zg_header_conf_t *hc = &s->set_headers[k];
         size_t n = zg_cv_eval(hc->value, &r->ctx, 0, tmp, sizeof(tmp));
-        n = zg_min(n, sizeof(tmp));
+        n = zg_http_header_safe(tmp, zg_min(n, sizeof(tmp)), sizeof(tmp));
         if (zg_http_name_eq(&hc->name, "host", 4)) {
             host_set = 1;
         } else if (zg_http_name_eq(&hc->name, "x-forwarded-for", 15)) {

@@ -179,6 +179,8 @@ http {{
         client_max_headers 6;
         location /echo {{ proxy_pass http://app; }}
         location /v {{ return 200 "[$http_x_a|$http_x_b_c]"; }}
+        location /r {{ return 302 http://x$uri; }}
+        location /hdr/ {{ proxy_set_header X-Uri $uri; proxy_pass http://app/echo/; }}
         location / {{ return 200 "$uri"; }}
     }}
     server {{
@@ -237,6 +239,14 @@ def test_header_names_and_slashes_directives():
     six = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(5))
     assert status_of(raw(port, six + b"Connection: close\r\n\r\n")[0]) == 431
     assert status_of(raw(port, six + b"\r\n", read_all=False)[0]) == 200
+    # a decoded CR LF in $uri adds no header line (nginx would let it through)
+    out, _ = raw(port, b"GET /r%0d%0aSet-Cookie:%20a=b HTTP/1.0\r\n\r\n")
+    head = out.split(b"\r\n\r\n")[0].lower()
+    assert b"\r\nlocation: http://x/r%0d%0aset-cookie: a=b" in head, out
+    assert b"\r\nset-cookie" not in head, out
+    out, _ = raw(port, b"GET /hdr/%0d%0aX-Evil:%201 HTTP/1.0\r\n\r\n")
+    hdrs = json.loads(body_of(out))["headers"]
+    assert ["X-Uri", "/hdr/%0D%0AX-Evil: 1"] in hdrs and "X-Evil" not in dict(hdrs), hdrs
     # HTTP/1.2 is served as HTTP/1.1
     out, closed = raw(port, b"GET /a HTTP/1.2\r\nHost: x\r\n\r\n", timeout=1)
     assert status_of(out) == 200 and not closed, out

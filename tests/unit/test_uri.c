@@ -181,6 +181,24 @@ static void test_escape(void **state)
     assert_int_equal(n, strlen("/a%20b%23c%25d%3Fe%01%7F%FF/~+"));
 }
 
+/* a decoded CR LF in $uri must not start a header line of its own */
+static void test_header_safe(void **state)
+{
+    char b[64] = "/a\r\nSet-Cookie: x\t\x7f";
+    size_t n = zg_http_header_safe(b, strlen(b), sizeof(b));
+
+    (void)state;
+    assert_int_equal(n, strlen("/a%0D%0ASet-Cookie: x\t%7F"));
+    assert_memory_equal(b, "/a%0D%0ASet-Cookie: x\t%7F", n);
+    strcpy(b, "plain");
+    assert_int_equal(zg_http_header_safe(b, 5, sizeof(b)), 5);
+    /* cut at the buffer's end, never past it */
+    memcpy(b, "ab\ncd", 5);
+    memset(b + 5, '#', 4);
+    assert_int_equal(zg_http_header_safe(b, 5, 6), 6);
+    assert_memory_equal(b, "ab%0Ac###", 9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_unmerged),
         cmocka_unit_test(test_complex),
         cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_header_safe),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
