@@ -150,7 +150,8 @@ static const unsigned char zg_uri_stop[256] = {
     ['/'] = 1, ['%'] = 1, ['#'] = 1, ['?'] = 1,
 };
 
-int zg_http_uri_complex(const char *in, size_t n)
+/* 1 if in[0, n) needs the normaliser; else 0 and *q = the offset of '?' (n if none) */
+static int zg_http_uri_scan(const char *in, size_t n, size_t *q)
 {
     const unsigned char *p = (const unsigned char *)in;
 
@@ -165,12 +166,21 @@ int zg_http_uri_complex(const char *in, size_t n)
             }
             break;
         case '?':
+            *q = i;
             return memchr(p + i + 1, '#', n - i - 1) != NULL;
         default: /* '%', '#' */
             return 1;
         }
     }
+    *q = n;
     return 0;
+}
+
+int zg_http_uri_complex(const char *in, size_t n)
+{
+    size_t q;
+
+    return zg_http_uri_scan(in, n, &q);
 }
 
 static int zg_http_hex(int c)
@@ -850,7 +860,7 @@ static int zg_http_in_head(zg_http_in_t *in)
     zg_http_req_t *r = &in->req;
     llhttp_t *p = &in->p;
     const char *b, *reason;
-    size_t i, hs, rl_end, nhost = 0, ncl = 0, nte = 0;
+    size_t i, hs, rl_end, q, nhost = 0, ncl = 0, nte = 0;
     int chunked = 0, other = 0, minor;
     int64_t cl = -1;
     const zg_str_t *host = NULL;
@@ -1032,20 +1042,12 @@ static int zg_http_in_head(zg_http_in_t *in)
             r->target.len = (size_t)(e - t);
         }
     }
-    if (r->target.data[0] == '/' && !zg_http_uri_complex(r->target.data, r->target.len)) {
+    if (r->target.data[0] == '/' && !zg_http_uri_scan(r->target.data, r->target.len, &q)) {
         /* the fast path: the path is the target up to '?' */
-        const char *q = memchr(r->target.data, '?', r->target.len);
-
         r->path.data = r->target.data;
-        if (q) {
-            r->path.len = (size_t)(q - r->target.data);
-            r->args.data = q + 1;
-            r->args.len = r->target.len - r->path.len - 1;
-        } else {
-            r->path.len = r->target.len;
-            r->args.data = r->target.data + r->target.len;
-            r->args.len = 0;
-        }
+        r->path.len = q;
+        r->args.data = r->target.data + zg_min(q + 1, r->target.len);
+        r->args.len = q < r->target.len ? r->target.len - q - 1 : 0;
     } else {
         zg_http_uri_t u;
 

@@ -285,7 +285,10 @@ static int zg_proxy_build_head(zg_proxy_t *p)
             zg_outq_append(&q, h->args.data, h->args.len);
         }
     } else {
-        /* as nginx: the target as received */
+        /* as nginx: the target as received ("http://h?q" has no path: "/?q") */
+        if (h->target.data[0] == '?') {
+            zg_outq_append(&q, "/", 1);
+        }
         zg_outq_append(&q, h->target.data, h->target.len);
     }
     zg_outq_append(&q, " HTTP/1.1\r\n", 11);
