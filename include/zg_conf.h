@@ -140,6 +140,10 @@ typedef struct {
     int64_t client_max_body_size;    /* 1m; 0 = unlimited */
     int large_header_buffers;        /* large_client_header_buffers 4 8k */
     int64_t large_header_size;
+    int max_headers;                 /* client_max_headers 128 (zonegate) */
+    int merge_slashes;               /* on */
+    int underscores_in_headers;      /* off */
+    int ignore_invalid_headers;      /* on */
     /* limit_req */
     zg_limit_req_conf_t *limit_req;
     int nlimit_req;                  /* -1 = unset */

@@ -1142,6 +1142,10 @@ static void zg_settings_init(zg_settings_t *s)
     s->client_max_body_size = ZG_UNSET_SIZE;
     s->large_header_buffers = ZG_UNSET;
     s->large_header_size = ZG_UNSET_SIZE;
+    s->max_headers = ZG_UNSET;
+    s->merge_slashes = ZG_UNSET;
+    s->underscores_in_headers = ZG_UNSET;
+    s->ignore_invalid_headers = ZG_UNSET;
     s->nlimit_req = -1;
     s->limit_req_status = ZG_UNSET;
     s->limit_req_log_level = ZG_UNSET;
@@ -1997,6 +2001,25 @@ static int zg_cp_large_buffers(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a,
     return ZG_OK;
 }
 
+/* client_max_headers N: header lines a request may have (zonegate; nginx bounds
+ * them only by large_client_header_buffers) */
+static int zg_cp_max_headers(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a, int n)
+{
+    int v;
+
+    (void)cmd;
+    (void)n;
+    if (cp->s->max_headers != ZG_UNSET) {
+        return zg_cp_duplicate(cp);
+    }
+    v = zg_cp_atoi(a[1].data, a[1].len);
+    if (v <= 0 || v > 65536) {
+        return zg_cp_invalid(cp, &a[1]);
+    }
+    cp->s->max_headers = v;
+    return ZG_OK;
+}
+
 static int zg_cp_zone_ref(zg_cp_t *cp, int conn, int idx, const char *name, size_t len)
 {
     zg_cp_zone_ref_t *r = zg_cp_push(cp, cp->refs, cp->nrefs);
@@ -2265,6 +2288,12 @@ static const zg_cp_cmd_t zg_cp_cmds[] = {
     { "client_max_body_size", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_set_size,
       ZG_S(client_max_body_size) },
     { "large_client_header_buffers", ZG_CTX_SETTINGS, 0, 2, 2, zg_cp_large_buffers, 0 },
+    { "client_max_headers", ZG_CTX_HTTP | ZG_CTX_SRV, 0, 1, 1, zg_cp_max_headers, 0 },
+    { "merge_slashes", ZG_CTX_HTTP | ZG_CTX_SRV, 0, 1, 1, zg_cp_set_flag, ZG_S(merge_slashes) },
+    { "underscores_in_headers", ZG_CTX_HTTP | ZG_CTX_SRV, 0, 1, 1, zg_cp_set_flag,
+      ZG_S(underscores_in_headers) },
+    { "ignore_invalid_headers", ZG_CTX_HTTP | ZG_CTX_SRV, 0, 1, 1, zg_cp_set_flag,
+      ZG_S(ignore_invalid_headers) },
     { "limit_req", ZG_CTX_SETTINGS, 0, 1, 3, zg_cp_limit_req, 0 },
     { "limit_req_status", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_set_status, ZG_S(limit_req_status) },
     { "limit_req_log_level", ZG_CTX_SETTINGS, 0, 1, 1, zg_cp_set_level,
@@ -2401,6 +2430,10 @@ static void zg_settings_merge(zg_settings_t *s, const zg_settings_t *p)
         s->large_header_buffers = p->large_header_buffers;
         s->large_header_size = p->large_header_size;
     }
+    ZG_MERGE(max_headers, ZG_UNSET);
+    ZG_MERGE(merge_slashes, ZG_UNSET);
+    ZG_MERGE(underscores_in_headers, ZG_UNSET);
+    ZG_MERGE(ignore_invalid_headers, ZG_UNSET);
     if (s->nlimit_req < 0) {
         s->limit_req = p->limit_req;
         s->nlimit_req = p->nlimit_req;
@@ -2443,6 +2476,10 @@ static void zg_settings_defaults(zg_settings_t *d)
     d->client_max_body_size = 1024 * 1024;
     d->large_header_buffers = 4;
     d->large_header_size = 8192;
+    d->max_headers = 128;
+    d->merge_slashes = 1;
+    d->underscores_in_headers = 0;
+    d->ignore_invalid_headers = 1;
     d->limit_req_status = 503;
     d->limit_req_log_level = ZG_LOG_ERR;
     d->limit_conn_status = 503;

@@ -375,6 +375,7 @@ static void zg_request_return(zg_request_t *r)
     }
     if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
         char extra[2200];
+        n = zg_http_header_safe(tmp, n, sizeof(tmp) - 1);
         snprintf(extra, sizeof(extra), "Location: %.*s\r\n", (int)n, tmp);
         zg_request_respond(r, code, loc->return_text ? extra : NULL, NULL, NULL, 0);
     } else if (loc->return_text) {
@@ -473,6 +474,7 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
     x->method = h->method;
     x->uri = h->path;
     x->args = h->args;
+    x->request_uri = h->target;
     x->request_line = h->request_line;
     x->host = h->host;
     x->protocol.data = h->http_minor ? "HTTP/1.1" : "HTTP/1.0";

@@ -470,6 +470,10 @@ static void test_defaults(void **state)
     assert_int_equal(l->s.client_max_body_size, 1024 * 1024);
     assert_int_equal(l->s.large_header_buffers, 4);
     assert_int_equal(l->s.large_header_size, 8192);
+    assert_int_equal(l->s.max_headers, 128);
+    assert_int_equal(l->s.merge_slashes, 1);
+    assert_int_equal(l->s.underscores_in_headers, 0);
+    assert_int_equal(l->s.ignore_invalid_headers, 1);
     assert_int_equal(l->s.nlimit_req, 0);
     assert_int_equal(l->s.limit_req_status, 503);
     assert_int_equal(l->s.limit_req_log_level, ZG_LOG_ERR);
@@ -492,6 +496,27 @@ static void test_defaults(void **state)
     conf = load("worker_processes auto;\n");
     assert_true(conf->worker_processes >= 1 && conf->worker_processes <= ZG_MAX_WORKERS / 2);
     assert_int_equal(conf->nservers, 0);
+    zg_conf_free(conf);
+}
+
+/* the head-parsing options: http, then server */
+static void test_header_options(void **state)
+{
+    zg_conf_t *conf;
+
+    (void)state;
+    conf = load("http { merge_slashes off; client_max_headers 20;\n"
+                " server { listen 81; location / { return 200; } }\n"
+                " server { listen 82; merge_slashes on; underscores_in_headers on;\n"
+                "   ignore_invalid_headers off; client_max_headers 7;\n"
+                "   location / { return 200; } } }");
+    assert_int_equal(conf->servers[0].locations[0].s.merge_slashes, 0);
+    assert_int_equal(conf->servers[0].locations[0].s.max_headers, 20);
+    assert_int_equal(conf->servers[0].s.underscores_in_headers, 0);
+    assert_int_equal(conf->servers[1].s.merge_slashes, 1);
+    assert_int_equal(conf->servers[1].s.underscores_in_headers, 1);
+    assert_int_equal(conf->servers[1].s.ignore_invalid_headers, 0);
+    assert_int_equal(conf->servers[1].locations[0].s.max_headers, 7);
     zg_conf_free(conf);
 }
 
@@ -723,6 +748,14 @@ static const struct {
       "invalid value \"http_500\" in \"proxy_next_upstream\" directive in /x/z.conf:2" },
     { "http {\n large_client_header_buffers 4 0;\n}",
       "invalid value \"0\" in \"large_client_header_buffers\" directive in /x/z.conf:2" },
+    { "http {\n client_max_headers 0;\n}",
+      "invalid value \"0\" in \"client_max_headers\" directive in /x/z.conf:2" },
+    { "http {\n merge_slashes maybe;\n}",
+      "invalid value \"maybe\" in \"merge_slashes\" directive, it must be \"on\" or \"off\" in /x/z.conf:2" },
+    { "http {\n server {\n location / {\n merge_slashes off;\n }\n }\n}",
+      "\"merge_slashes\" directive is not allowed here in /x/z.conf:4" },
+    { "http {\n server {\n location / {\n underscores_in_headers on;\n }\n }\n}",
+      "\"underscores_in_headers\" directive is not allowed here in /x/z.conf:4" },
     { "daemon maybe;",
       "invalid value \"maybe\" in \"daemon\" directive, it must be \"on\" or \"off\" in /x/z.conf:1" },
     { "daemon on;\ndaemon off;", "\"daemon\" directive is duplicate in /x/z.conf:2" },
@@ -898,6 +931,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_header_options),
         cmocka_unit_test(test_inherit_access_log_and_lists),
         cmocka_unit_test(test_tokenizer),
         cmocka_unit_test(test_values),
