@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,21 @@ static zg_location_t *loc_by_path(zg_server_conf_t *srv, const char *path, int e
     }
     fail_msg("no location %s", path);
     return NULL;
+}
+
+/* 1 if the system resolves "localhost" to 127.0.0.1 (a bare debootstrap root has no
+ * /etc/hosts, and then name resolution is not what these tests are about) */
+static int localhost_resolves(void)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int ok = getaddrinfo("localhost", NULL, &hints, &res) == 0;
+    if (res != NULL) {
+        freeaddrinfo(res);
+    }
+    if (!ok) {
+        fprintf(stderr, "note: \"localhost\" does not resolve here; name lookups not tested\n");
+    }
+    return ok;
 }
 
 static const char *cv_text(const zg_cv_t *cv)
@@ -181,7 +197,16 @@ static void test_full(void **state)
     snprintf(path, sizeof(path), "%s/inc", tmpdir);
     mkdir(path, 0700);
     write_file("inc/server.conf", "server_name inc.test;\nlocation /inc { return 200 inc; }\n");
-    write_file("zonegate.conf", full_conf);
+    if (localhost_resolves()) {
+        write_file("zonegate.conf", full_conf);
+    } else {
+        /* a bare root without /etc/hosts: keep the test, not the name */
+        char *text = strdup(full_conf), *at = strstr(text, "localhost:9003");
+        assert_non_null(at);
+        memcpy(at, "127.0.0.1:9003", 14);
+        write_file("zonegate.conf", text);
+        free(text);
+    }
     snprintf(path, sizeof(path), "%s/zonegate.conf", tmpdir);
     conf = zg_conf_load(path, err, sizeof(err));
     if (conf == NULL) {
@@ -626,8 +651,10 @@ static void test_values(void **state)
     assert_int_equal(zg_conf_parse_addr("[::1]:81", 8, 80, &a), ZG_OK);
     assert_string_equal(a.text, "[::1]:81");
     assert_int_equal(a.sa.ss_family, AF_INET6);
-    assert_int_equal(zg_conf_parse_addr("localhost:80", 12, 0, &a), ZG_OK);
-    assert_string_equal(a.text, "127.0.0.1:80");
+    if (localhost_resolves()) {
+        assert_int_equal(zg_conf_parse_addr("localhost:80", 12, 0, &a), ZG_OK);
+        assert_string_equal(a.text, "127.0.0.1:80");
+    }
     assert_int_equal(zg_conf_parse_addr("10.0.0.1", 8, 80, &a), ZG_OK);
     assert_string_equal(a.text, "10.0.0.1:80");
     assert_int_equal(zg_conf_parse_addr("*:81", 4, 80, &a), ZG_OK);
