@@ -3,7 +3,8 @@
 # Idempotent; called first by `make run`, `make test` and `make bench`.
 set -e
 PKGS="build-essential pkg-config libuv1-dev node-llhttp libcmocka-dev curl wrk nginx \
-python3 clang libclang-rt-14-dev redis-server libhiredis-dev procps prometheus"
+python3 clang libclang-rt-14-dev redis-server libhiredis-dev procps prometheus \
+libseccomp-dev"
 [ "${ZG_DEPS_EXTRA:-}" ] && PKGS="$PKGS $ZG_DEPS_EXTRA"
 missing=""
 for p in $PKGS; do
