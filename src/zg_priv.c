@@ -153,6 +153,13 @@ static const char *const zg_sandbox_allow[] = {
 #endif
 };
 
+static struct scmp_arg_cmp zg_arg(unsigned arg, enum scmp_compare op, scmp_datum_t a,
+                                  scmp_datum_t b)
+{
+    struct scmp_arg_cmp c = {arg, op, a, b};
+    return c;
+}
+
 static int zg_sandbox_rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
                            unsigned n, const struct scmp_arg_cmp *args)
 {
@@ -196,12 +203,12 @@ int zg_sandbox_enter(const zg_conf_t *conf)
 
     /* files: read-only opens (resolver configuration); never write or create */
     const scmp_datum_t wr = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND;
-    struct scmp_arg_cmp open_ro = SCMP_A1(SCMP_CMP_MASKED_EQ, wr, 0);
-    struct scmp_arg_cmp openat_ro = SCMP_A2(SCMP_CMP_MASKED_EQ, wr, 0);
+    struct scmp_arg_cmp open_ro = zg_arg(1, SCMP_CMP_MASKED_EQ, wr, 0);
+    struct scmp_arg_cmp openat_ro = zg_arg(2, SCMP_CMP_MASKED_EQ, wr, 0);
     /* threads only: a clone without CLONE_THREAD is a fork */
-    struct scmp_arg_cmp thread = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
+    struct scmp_arg_cmp thread = zg_arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
     /* signals to itself only (raise, abort) */
-    struct scmp_arg_cmp to_self = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self);
+    struct scmp_arg_cmp to_self = zg_arg(0, SCMP_CMP_EQ, (scmp_datum_t)self, 0);
     /* sockets: IP (clients, upstreams, Redis, DNS), unix (nscd) and netlink
      * (getaddrinfo's address configuration) */
     static const int domains[] = {AF_INET, AF_INET6, AF_UNIX, AF_NETLINK};
@@ -217,14 +224,14 @@ int zg_sandbox_enter(const zg_conf_t *conf)
         goto failed;
     }
     for (size_t i = 0; i < zg_nelems(domains); i++) {
-        struct scmp_arg_cmp d = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i]);
+        struct scmp_arg_cmp d = zg_arg(0, SCMP_CMP_EQ, (scmp_datum_t)domains[i], 0);
         if (zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "socket", 1, &d) != 0) {
             goto failed;
         }
     }
 #ifndef ZG_SANDBOX_ASAN
     for (size_t i = 0; i < zg_nelems(ioctls); i++) {
-        struct scmp_arg_cmp d = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)ioctls[i]);
+        struct scmp_arg_cmp d = zg_arg(1, SCMP_CMP_EQ, (scmp_datum_t)ioctls[i], 0);
         if (zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &d) != 0) {
             goto failed;
         }
@@ -233,7 +240,7 @@ int zg_sandbox_enter(const zg_conf_t *conf)
     (void)ioctls;
     /* ASan's symbolizer is a child process: let the fork fail, not kill the worker
      * in the middle of a report (execve stays denied) */
-    struct scmp_arg_cmp fork_ = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0);
+    struct scmp_arg_cmp fork_ = zg_arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0);
     if (zg_sandbox_rule(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, &fork_) != 0 ||
         zg_sandbox_rule(ctx, SCMP_ACT_ERRNO(EPERM), "fork", 0, NULL) != 0 ||
         zg_sandbox_rule(ctx, SCMP_ACT_ERRNO(EPERM), "vfork", 0, NULL) != 0) {
