@@ -195,6 +195,12 @@ int zg_sandbox_enter(const zg_conf_t *conf)
         zg_log_error(ZG_LOG_EMERG, 0, "seccomp_init() failed");
         return ZG_ERROR;
     }
+    /* every thread of the worker, should one exist already */
+    rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+    if (rc < 0) {
+        zg_log_error(ZG_LOG_EMERG, -rc, "seccomp_attr_set(TSYNC) failed");
+        goto failed;
+    }
     for (size_t i = 0; i < zg_nelems(zg_sandbox_allow); i++) {
         if (zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, zg_sandbox_allow[i], 0, NULL) != 0) {
             goto failed;
