@@ -259,3 +259,35 @@ def test_user_ignored_when_not_root():
     finally:
         p.terminate()
         p.wait(10)
+
+
+SYNC = """
+worker_processes 2;
+http {{
+    limit_req_zone $binary_remote_addr zone=fleet:1m rate=100r/s
+                   sync=redis://localhost:{redis} sync_interval=50ms;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ limit_req zone=fleet burst=10 nodelay; return 200 "ok"; }}
+    }}
+}}
+"""
+
+
+def test_redis_link_resolves_a_name_inside_the_sandbox():
+    """the sync link looks "localhost" up (libuv's resolver thread reads /etc/hosts,
+    talks netlink) and connects, all as nobody inside the sandbox"""
+    need_root()
+    from test_cluster import Redis
+    redis = Redis()
+    port = free_port()
+    z = Zonegate(SYNC, wait_ports=[port], port=port, redis=redis.port)
+    assert wait_for(lambda: 'localhost:%d is up' % redis.port in z.error_log()
+                    or "signal 31" in z.error_log(), 10), z.error_log()[-2000:]
+    for _ in range(5):
+        assert get(port, "/")[0] == 200
+    assert "signal 31" not in z.error_log(), z.error_log()[-2000:]
+    for pid in z.workers():
+        assert status(pid)["Seccomp"] == ["2"]
+    z.stop()
+    redis.kill()
