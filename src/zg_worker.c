@@ -693,7 +693,8 @@ static void zg_worker_channel(uv_poll_t *p, int status, int events)
 #ifdef ZG_DEBUG
 /* Test hook: with ZG_DEBUG_USR2="write:PATH" a SIGUSR2 makes the worker try to open
  * PATH for writing, "exec:PATH" to execve PATH; the outcome is logged (or, inside the
- * sandbox, the worker is killed by SIGSYS). */
+ * sandbox, the worker is killed by SIGSYS).  "overflow" reads past a heap block, for
+ * an ASan report from inside the sandbox. */
 static void zg_worker_debug_usr2(uv_signal_t *s, int sig)
 {
     const char *what = getenv("ZG_DEBUG_USR2");
@@ -712,6 +713,10 @@ static void zg_worker_debug_usr2(uv_signal_t *s, int sig)
                          what + 6);
             close(fd);
         }
+    } else if (strcmp(what, "overflow") == 0) {
+        volatile char *p = malloc(8);
+        zg_log_error(ZG_LOG_ALERT, 0, "debug: read past a heap block: %d", p[8]);
+        free((void *)p);
     } else if (strncmp(what, "exec:", 5) == 0) {
         char *argv[] = {(char *)(what + 5), NULL};
         char *envp[] = {NULL};

@@ -291,3 +291,23 @@ def test_redis_link_resolves_a_name_inside_the_sandbox():
         assert status(pid)["Seccomp"] == ["2"]
     z.stop()
     redis.kill()
+
+
+def test_asan_report_from_inside_the_sandbox():
+    """ASan build: a worker's memory error is reported in full (the sandbox lets the
+    report through, only the symbolizer's fork fails) and the worker exits 1, not 31"""
+    need_debug()
+    if not (os.environ.get("ZG_ASAN") or "asan" in BIN):
+        raise Skip("needs the ASan build")
+    z, port = start(workers=1, env={"ZG_DEBUG_USR2": "overflow"})
+    pid = z.workers()[0]
+    os.kill(pid, signal.SIGUSR2)
+    line = "worker process %d exited with code 1" % pid
+    assert wait_for(lambda: line in z.error_log(), 10), z.error_log()[-2000:]
+    assert wait_for(lambda: len(z.workers()) == 1 and z.workers() != [pid], 5)
+    assert get(port, "/")[0] == 200
+    z.stop()
+    out = z.proc.stdout.read().decode(errors="replace")
+    assert "ERROR: AddressSanitizer: heap-buffer-overflow" in out, out[-3000:]
+    assert "SUMMARY: AddressSanitizer" in out, out[-3000:]
+    assert "signal 31" not in z.error_log()
