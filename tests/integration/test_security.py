@@ -311,3 +311,37 @@ def test_asan_report_from_inside_the_sandbox():
     assert "ERROR: AddressSanitizer: heap-buffer-overflow" in out, out[-3000:]
     assert "SUMMARY: AddressSanitizer" in out, out[-3000:]
     assert "signal 31" not in z.error_log()
+
+
+def test_failed_drop_is_fatal_and_logged():
+    """a root master without CAP_SETUID (setpriv): the workers' setuid fails, each
+    logs why and exits 2, and the master does not respawn them (as nginx)"""
+    need_root()
+    setpriv = "/usr/bin/setpriv"
+    if not os.path.exists(setpriv):
+        raise Skip("needs setpriv (util-linux)")
+    d = tempfile.mkdtemp(prefix="zgsec-")
+    port = free_port()
+    conf = os.path.join(d, "zonegate.conf")
+    with open(conf, "w") as f:
+        f.write("error_log %s/error.log info;\n" % d)
+        f.write(CONF.format(head="", port=port, dir=d))
+    p = subprocess.Popen([setpriv, "--bounding-set=-setuid", "--", BIN, "-c", conf],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from zg import PROCS
+    PROCS.append(p)
+    log = os.path.join(d, "error.log")
+
+    def text():
+        try:
+            return open(log).read()
+        except OSError:
+            return ""
+    try:
+        assert wait_for(lambda: text().count("cannot be respawned") == 2, 10), text()
+        assert text().count("setuid(%d) failed (1: Operation not permitted)"
+                            % NOBODY.pw_uid) == 2, text()
+        assert p.poll() is None  # the master itself goes on
+    finally:
+        p.terminate()
+        p.wait(10)
