@@ -6,6 +6,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "zg_auth_basic.h"
 #include "zg_core.h"
@@ -214,6 +215,12 @@ typedef struct zg_conf_s {
     int error_log_level;
     int daemon;           /* default off (foreground) */
     int worker_rlimit_nofile; /* 0 = unchanged */
+    char *user;           /* "user USER [GROUP];" NULL = none given (nobody when root) */
+    char *group;          /* NULL = the user's primary group */
+    uid_t user_uid;       /* resolved at load when "user" is given */
+    gid_t user_gid;
+    int worker_sandbox;   /* seccomp allow-list in workers; default on */
+    int drop_privileges;  /* set by the master: it is root, workers become user */
 
     zg_settings_t http;   /* http-level settings */
     zg_server_conf_t *servers;

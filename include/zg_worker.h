@@ -85,6 +85,11 @@ struct zg_worker_s {
     uv_tcp_t *listeners;
     int nlisteners;
     uv_signal_t sig_term, sig_int, sig_quit, sig_usr1, sig_hup;
+#ifdef ZG_DEBUG
+    uv_signal_t sig_debug;
+#endif
+    int chan;                   /* the master's log channel (zg_priv.h) */
+    uv_poll_t chan_poll;
     uv_timer_t quit_timer;
     zg_queue_t conns;
     int nconns;
@@ -96,8 +101,10 @@ struct zg_worker_s {
 
 extern zg_worker_t *zg_worker; /* this process's worker */
 
-/* Runs a worker on conf's already-open listening sockets; returns the exit code. */
-int zg_worker_run(zg_conf_t *conf, int slot);
+/* Runs a worker on conf's already-open listening sockets, chan being its end of the
+ * master's log channel; drops privileges and enters the sandbox (zg_priv.h).
+ * Returns the exit code: 2 = could not set up, not to be respawned. */
+int zg_worker_run(zg_conf_t *conf, int slot, int chan);
 
 /* Reading from the client on/off (backpressure, delays). */
 void zg_conn_read(zg_conn_t *c, int on);

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <grp.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1046,6 +1048,52 @@ static int zg_cp_daemon(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a, int n)
         return zg_cp_duplicate(cp);
     }
     return zg_cp_flag(cp, &a[1], &cp->conf->daemon);
+}
+
+/* user USER [GROUP]: both must exist (also under -t, also when not root) */
+static int zg_cp_user(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a, int n)
+{
+    struct passwd *pw;
+    struct group *gr;
+
+    (void)cmd;
+    if (cp->conf->user != NULL) {
+        return zg_cp_duplicate(cp);
+    }
+    errno = 0;
+    pw = getpwnam(a[1].data);
+    if (pw == NULL) {
+        return zg_cp_err(cp, "unknown user \"%s\" in \"%s\" directive (getpwnam() failed)",
+                         a[1].data, cp->name);
+    }
+    cp->conf->user_uid = pw->pw_uid;
+    cp->conf->user_gid = pw->pw_gid;
+    if (n == 3) {
+        errno = 0;
+        gr = getgrnam(a[2].data);
+        if (gr == NULL) {
+            return zg_cp_err(cp,
+                             "unknown group \"%s\" in \"%s\" directive (getgrnam() failed)",
+                             a[2].data, cp->name);
+        }
+        cp->conf->user_gid = gr->gr_gid;
+        cp->conf->group = zg_conf_strdup(cp->conf, a[2].data, a[2].len);
+        if (cp->conf->group == NULL) {
+            return zg_cp_nomem(cp);
+        }
+    }
+    cp->conf->user = zg_conf_strdup(cp->conf, a[1].data, a[1].len);
+    return cp->conf->user != NULL ? ZG_OK : zg_cp_nomem(cp);
+}
+
+static int zg_cp_worker_sandbox(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a, int n)
+{
+    (void)cmd;
+    (void)n;
+    if (cp->conf->worker_sandbox != ZG_UNSET) {
+        return zg_cp_duplicate(cp);
+    }
+    return zg_cp_flag(cp, &a[1], &cp->conf->worker_sandbox);
 }
 
 static int zg_cp_pid(zg_cp_t *cp, const zg_cp_cmd_t *cmd, zg_str_t *a, int n)
@@ -2248,6 +2296,8 @@ static const zg_cp_cmd_t zg_cp_cmds[] = {
     { "pid", ZG_CTX_MAIN, 0, 1, 1, zg_cp_pid, 0 },
     { "error_log", ZG_CTX_MAIN, 0, 1, 2, zg_cp_error_log, 0 },
     { "daemon", ZG_CTX_MAIN, 0, 1, 1, zg_cp_daemon, 0 },
+    { "user", ZG_CTX_MAIN, 0, 1, 2, zg_cp_user, 0 },
+    { "worker_sandbox", ZG_CTX_MAIN, 0, 1, 1, zg_cp_worker_sandbox, 0 },
     { "events", ZG_CTX_MAIN, 1, 0, 0, zg_cp_events, 0 },
     { "http", ZG_CTX_MAIN, 1, 0, 0, zg_cp_http, 0 },
 
@@ -2510,6 +2560,9 @@ static int zg_cp_finish(zg_cp_t *cp)
     if (conf->daemon == ZG_UNSET) {
         conf->daemon = 0;
     }
+    if (conf->worker_sandbox == ZG_UNSET) {
+        conf->worker_sandbox = 1;
+    }
     if (conf->error_log_file == NULL) {
         conf->error_log_file = zg_conf_strdup(conf, "stderr", 6);
         conf->error_log_level = ZG_LOG_ERR;
@@ -2620,6 +2673,7 @@ static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cf_t *cf, char *err, size_t 
     conf->worker_connections = ZG_UNSET;
     conf->worker_rlimit_nofile = ZG_UNSET;
     conf->daemon = ZG_UNSET;
+    conf->worker_sandbox = ZG_UNSET;
     zg_settings_init(&conf->http);
     if (err != NULL && errlen > 0) {
         err[0] = '\0';

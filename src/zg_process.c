@@ -21,6 +21,7 @@
 #include "zg_admin.h"
 #include "zg_limit_conn.h"
 #include "zg_log.h"
+#include "zg_priv.h"
 #include "zg_sync.h"
 #include "zg_worker.h"
 #include "zg_zone.h"
@@ -34,6 +35,7 @@ typedef struct zg_gen_s {
 typedef struct {
     pid_t pid;                  /* 0: slot free */
     zg_gen_t *gen;
+    int chan;                   /* our end of the worker's log channel */
     unsigned quitting : 1;      /* told to stop: do not respawn */
     unsigned first : 1;         /* the generation's first worker: runs the Redis sync */
 } zg_wproc_t;
@@ -177,9 +179,16 @@ static void zg_signals_default(void)
 static int zg_spawn(zg_gen_t *gen, int slot, int first)
 {
     pid_t master = getpid();
+    int chan[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, chan) == -1) {
+        zg_log_error(ZG_LOG_ALERT, errno, "socketpair() failed");
+        return ZG_ERROR;
+    }
     pid_t pid = fork();
     if (pid == -1) {
         zg_log_error(ZG_LOG_ALERT, errno, "fork() failed");
+        close(chan[0]);
+        close(chan[1]);
         return ZG_ERROR;
     }
     if (pid == 0) {
@@ -188,6 +197,12 @@ static int zg_spawn(zg_gen_t *gen, int slot, int first)
         if (getppid() != master) {
             _exit(0);
         }
+        close(chan[0]);
+        for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+            if (zg_procs[i].pid && zg_procs[i].chan >= 0) {
+                close(zg_procs[i].chan);
+            }
+        }
         /* listeners of older generations stay with the master only */
         for (zg_gen_t *g = zg_gens; g; g = g->next) {
             if (g != gen) {
@@ -195,9 +210,11 @@ static int zg_spawn(zg_gen_t *gen, int slot, int first)
             }
         }
         zg_worker_first = first;
-        int rc = zg_worker_run(gen->conf, slot);
+        int rc = zg_worker_run(gen->conf, slot, chan[1]);
         _exit(rc);
     }
+    close(chan[1]);
+    zg_procs[slot].chan = chan[0];
     zg_log_error(ZG_LOG_NOTICE, 0, "start worker process %d", (int)pid);
     zg_procs[slot].pid = pid;
     zg_procs[slot].gen = gen;
@@ -341,6 +358,15 @@ static void zg_reap(int shutting_down)
         zg_worker_cleanup(gen, pid, slot);
         int respawn = !p->quitting && !shutting_down && gen == zg_gens;
         int first = p->first;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && respawn) {
+            /* as nginx: a worker that could not set itself up would fail again */
+            zg_log_error(ZG_LOG_ALERT, 0,
+                         "worker process %d exited with fatal code 2 and cannot be "
+                         "respawned", (int)pid);
+            respawn = 0;
+        }
+        close(p->chan);
+        p->chan = -1;
         p->pid = 0;
         p->gen = NULL;
         gen->live--;
@@ -363,6 +389,10 @@ static void zg_reload(void)
     zg_conf_t *conf = zg_conf_load(zg_conf_path, err, sizeof(err));
     if (conf == NULL) {
         zg_log_error(ZG_LOG_EMERG, 0, "%s", err);
+        goto failed;
+    }
+    if (zg_priv_conf(conf) != ZG_OK) {
+        zg_conf_free(conf);
         goto failed;
     }
     if (zg_zone_map_all(&conf->zones, &cur->conf->zones, err, sizeof(err)) != ZG_OK) {
@@ -409,15 +439,33 @@ failed:
     }
 }
 
+/* as nginx: a reopened (maybe new) log file belongs to the workers' user */
+static void zg_log_chown(int fd, const zg_conf_t *conf)
+{
+    if (fd >= 0 && conf->drop_privileges && fchown(fd, conf->user_uid, (gid_t)-1) == -1) {
+        zg_log_error(ZG_LOG_ALERT, errno, "fchown() of a log file to uid %d failed",
+                     (int)conf->user_uid);
+    }
+}
+
+/* The master opens the files anew and hands each worker the new descriptors over
+ * its channel: a worker, running as "user" inside its sandbox, opens no file. */
 static void zg_reopen(void)
 {
     zg_log_reopen();
+    zg_log_chown(zg_log_fileno(), zg_gens->conf);
     for (zg_gen_t *g = zg_gens; g; g = g->next) {
         for (zg_access_log_t *l = g->conf->access_logs; l; l = l->next) {
-            zg_access_log_reopen(l);
+            if (zg_access_log_reopen(l) == ZG_OK) {
+                zg_log_chown(l->fd, g->conf);
+            }
         }
     }
-    zg_signal_workers(NULL, SIGUSR1);
+    for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+        if (zg_procs[i].pid && zg_procs[i].chan >= 0) {
+            zg_chan_send_logs(zg_procs[i].chan, zg_procs[i].gen->conf);
+        }
+    }
 }
 
 static int zg_write_pid(const char *file)
@@ -472,6 +520,9 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
     if (zg_log_open(conf->error_log_file, conf->error_log_level) != ZG_OK) {
         return 1;
     }
+    if (zg_priv_conf(conf) != ZG_OK) {
+        return 1;
+    }
     if (zg_proc_stats_init() != ZG_OK) {
         return 1;
     }
@@ -489,6 +540,9 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
         return 1;
     }
     zg_gens->conf = conf;
+    for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+        zg_procs[i].chan = -1;
+    }
 
     if (conf->daemon && zg_daemonize() != ZG_OK) {
         return 1;
