@@ -1,21 +1,25 @@
-/* zg_conf.h — the parsed configuration: nginx syntax in, these structs out.
- * Everything hangs off one zg_conf_t and is freed with it.  Settings inherit
- * http -> server -> location (scalars when unset, lists when the level has none). */
+/* zg_conf.h — the config core: nginx syntax in, each module's conf structs out.
+ *
+ * A module (zg_module_t) owns a command table (zg_command_t: directive name,
+ * contexts, argument count, setter, offset) and the create/merge hooks of its conf
+ * structs.  The core tokenizes, finds each directive in the tables of the modules
+ * listed in zg_modules.c, calls its setter, merges the http -> server -> location
+ * levels and reports errors as "message in FILE:LINE".  It knows no module.
+ * Everything hangs off one zg_conf_t and is freed with it. */
 #ifndef ZG_CONF_H
 #define ZG_CONF_H
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "zg_buf.h"
 #include "zg_core.h"
 #include "zg_zone.h"
 
 #define ZG_MAX_WORKERS 64 /* worker slots, both generations during a reload */
-#define ZG_MAX_PEERS 256  /* servers in one upstream */
+#define ZG_MAX_MODULES 32
 
 typedef struct zg_cv_s zg_cv_t; /* compiled "text with $variables" (zg_vars.h) */
-typedef struct zg_log_format_s zg_log_format_t;
-typedef struct zg_access_log_s zg_access_log_t;
 
 typedef struct {
     struct sockaddr_storage sa;
@@ -23,209 +27,131 @@ typedef struct {
     char text[64]; /* "127.0.0.1:8080", "[::1]:80" */
 } zg_addr_t;
 
-/* upstream { server ...; } */
-typedef struct {
-    zg_addr_t addr;
-    int weight;          /* default 1 */
-    int max_fails;       /* default 1; 0 = never mark down */
-    zg_msec_t fail_timeout; /* default 10000 */
-    int max_conns;       /* 0 = unlimited */
-    unsigned backup : 1;
-    unsigned down : 1;
-} zg_upstream_server_t;
-
-typedef struct zg_upstream_conf_s zg_upstream_conf_t;
-struct zg_upstream_conf_s {
-    char name[64];
-    zg_upstream_server_t *servers;
-    int nservers;
-    int keepalive;     /* idle upstream connections cached per worker; 0 = none */
-    zg_zone_t *zone;   /* `zone NAME SIZE;` — shared peer state; NULL = per worker */
-    unsigned implicit : 1; /* made from proxy_pass http://HOST:PORT */
-    const char *file;
-    int line;
-    void *peers;       /* runtime state, owned by zg_upstream.c */
-    void *pool;        /* this worker's idle keep-alive connections, owned by zg_proxy.c */
-    zg_upstream_conf_t *next;
-};
-
-/* limit_req_zone KEY zone=NAME:SIZE rate=R [sync=redis://H:P[/DB]] [sync_interval=T] */
-typedef struct {
-    zg_zone_t *zone;
-    zg_cv_t *key;
-    char *key_text;      /* as written, e.g. "$binary_remote_addr": a reload must keep it */
-    uint64_t rate;       /* requests per 1000 s: 1 corresponds to 0.001 r/s */
-    char *rate_text;     /* "10r/s" */
-    char *sync_url;      /* NULL = local only */
-    char sync_host[256];
-    int sync_port;
-    int sync_db;
-    zg_msec_t sync_interval; /* default 100 */
-} zg_limit_req_zone_conf_t;
-
-typedef struct {
-    zg_limit_req_zone_conf_t *zone;
-    uint64_t burst;      /* thousandths of a request (burst=5 -> 5000) */
-    uint64_t delay;      /* thousandths; UINT64_MAX = nodelay; 0 = delay everything (default) */
-} zg_limit_req_conf_t;
-
-/* limit_conn_zone KEY zone=NAME:SIZE */
-typedef struct {
-    zg_zone_t *zone;
-    zg_cv_t *key;
-    char *key_text;
-} zg_limit_conn_zone_conf_t;
-
-typedef struct {
-    zg_limit_conn_zone_conf_t *zone;
-    uint32_t conn;
-} zg_limit_conn_conf_t;
-
-/* allow / deny */
-typedef struct {
-    int family;          /* AF_INET, AF_INET6, or 0 for "all" */
-    unsigned char addr[16];
-    unsigned char mask[16];
-    unsigned deny : 1;
-} zg_access_rule_t;
-
-/* proxy_set_header NAME VALUE (an empty VALUE removes the header) */
-typedef struct {
-    zg_str_t name;
-    zg_cv_t *value;
-} zg_header_conf_t;
-
-enum {
-    ZG_HANDLER_NONE = 0, /* no handler: 404 */
-    ZG_HANDLER_PROXY,
-    ZG_HANDLER_RETURN,
-    ZG_HANDLER_SLAB_STAT,
-    ZG_HANDLER_METRICS,
-};
-
-/* proxy_next_upstream bits */
-#define ZG_NEXT_ERROR 0x01
-#define ZG_NEXT_TIMEOUT 0x02
-#define ZG_NEXT_HTTP_502 0x04
-#define ZG_NEXT_HTTP_503 0x08
-#define ZG_NEXT_HTTP_504 0x10
-#define ZG_NEXT_OFF 0x80
-
 #define ZG_UNSET -1
 #define ZG_UNSET_MSEC ((zg_msec_t)-1)
 #define ZG_UNSET_SIZE ((int64_t)-1)
-#define ZG_LIMIT_REQ_NODELAY UINT64_MAX
-
-/* Settings valid at http, server and location level.  After loading, every
- * field of every location is merged (no ZG_UNSET left). */
-typedef struct {
-    /* proxy */
-    zg_header_conf_t *set_headers;
-    int nset_headers;            /* -1 = unset (inherit) */
-    zg_msec_t proxy_connect_timeout; /* 60000 */
-    zg_msec_t proxy_read_timeout;    /* 60000 */
-    zg_msec_t proxy_send_timeout;    /* 60000 */
-    int proxy_next_upstream;         /* ZG_NEXT_*; default ERROR|TIMEOUT */
-    int proxy_next_upstream_tries;   /* 0 = unlimited */
-    /* client */
-    zg_msec_t client_header_timeout; /* 60000 */
-    zg_msec_t client_body_timeout;   /* 60000 */
-    zg_msec_t send_timeout;          /* 60000: a client that reads nothing for so long is closed */
-    zg_msec_t keepalive_timeout;     /* 75000; 0 disables keep-alive */
-    int64_t client_max_body_size;    /* 1m; 0 = unlimited */
-    int large_header_buffers;        /* large_client_header_buffers 4 8k */
-    int64_t large_header_size;
-    /* limit_req */
-    zg_limit_req_conf_t *limit_req;
-    int nlimit_req;                  /* -1 = unset */
-    int limit_req_status;            /* 503 */
-    int limit_req_log_level;         /* ZG_LOG_ERR; delays logged one level lower */
-    int limit_req_dry_run;           /* 0 */
-    int limit_req_headers;           /* 0; zonegate extension */
-    /* limit_conn */
-    zg_limit_conn_conf_t *limit_conn;
-    int nlimit_conn;
-    int limit_conn_status;           /* 503 */
-    int limit_conn_log_level;        /* ZG_LOG_ERR */
-    int limit_conn_dry_run;
-    /* access */
-    zg_access_rule_t *rules;
-    int nrules;                      /* -1 = unset */
-    /* logs */
-    zg_access_log_t *access_log;     /* NULL = off */
-    int access_log_set;              /* 0 = inherit */
-} zg_settings_t;
-
-typedef struct zg_server_conf_s zg_server_conf_t;
-
-typedef struct {
-    char *path;           /* prefix, or the exact URI when exact */
-    size_t path_len;
-    unsigned exact : 1;
-    int handler;          /* ZG_HANDLER_* */
-    zg_upstream_conf_t *upstream;
-    char *proxy_uri;      /* proxy_pass http://up/URI: replaces the matched prefix; NULL = pass URI as is */
-    size_t proxy_uri_len;
-    int return_code;
-    zg_cv_t *return_text; /* body, or the Location for 301/302/303/307/308; NULL = none */
-    zg_settings_t s;
-    zg_server_conf_t *server;
-    const char *file;
-    int line;
-} zg_location_t;
-
-struct zg_server_conf_s {
-    char **names;         /* server_name list; "" matches a missing Host */
-    int nnames;
-    zg_location_t *locations; /* in config order */
-    int nlocations;
-    zg_settings_t s;      /* server-level settings, merged from http */
-    const char *file;
-    int line;
-};
-
-/* one listening address, shared by the servers that listen on it */
-typedef struct {
-    zg_addr_t addr;
-    zg_server_conf_t **servers;
-    int nservers;
-    zg_server_conf_t *default_server; /* first, or the one with `default_server` */
-    int fd;               /* opened by the master; -1 before */
-} zg_listen_t;
 
 typedef struct zg_conf_s {
     char *file;
     char *prefix;         /* directory of the main file: relative paths resolve here */
-    int worker_processes; /* "auto" = number of CPUs */
-    int worker_connections; /* 10240 */
-    char *pid_file;       /* NULL = none */
-    char *error_log_file; /* "stderr" or a path */
-    int error_log_level;
-    int daemon;           /* default off (foreground) */
-    int worker_rlimit_nofile; /* 0 = unchanged */
-
-    zg_settings_t http;   /* http-level settings */
-    zg_server_conf_t *servers;
-    int nservers;
-    zg_listen_t *listens;
-    int nlistens;
-    zg_upstream_conf_t *upstreams;
-    zg_limit_req_zone_conf_t **limit_req_zones;
-    int nlimit_req_zones;
-    zg_limit_conn_zone_conf_t **limit_conn_zones;
-    int nlimit_conn_zones;
-    zg_log_format_t *log_formats;
-    zg_access_log_t *access_logs; /* every distinct open access log, for reopen */
+    void *main_conf[ZG_MAX_MODULES]; /* each module's main conf, by zg_module_t.index */
     zg_zone_list_t zones;
-
     void *arena;          /* private: allocations of this config */
 } zg_conf_t;
+
+/* contexts: where a directive may appear */
+#define ZG_CTX_MAIN 0x01
+#define ZG_CTX_EVENTS 0x02
+#define ZG_CTX_HTTP 0x04
+#define ZG_CTX_SRV 0x08
+#define ZG_CTX_LOC 0x10
+#define ZG_CTX_UPS 0x20
+#define ZG_CTX_SETTINGS (ZG_CTX_HTTP | ZG_CTX_SRV | ZG_CTX_LOC)
+#define ZG_CTX_ANY 0x3f
+
+/* which of its module's structs a command's setter gets */
+#define ZG_MAIN_CONF 0 /* the module's main conf */
+#define ZG_LOC_CONF 1  /* the module's conf of the http, server or location level */
+
+typedef struct zg_cf_s zg_cf_t;
+typedef struct zg_command_s zg_command_t;
+typedef struct zg_module_s zg_module_t;
+
+typedef int (*zg_conf_set_pt)(zg_cf_t *cf, const zg_command_t *cmd, void *conf);
+
+struct zg_command_s {
+    const char *name;
+    int ctx;             /* ZG_CTX_* where it is allowed */
+    int block;           /* `name args { ... }` */
+    int min, max;        /* arguments after the name; max -1 = any */
+    zg_conf_set_pt set;
+    int conf;            /* ZG_MAIN_CONF or ZG_LOC_CONF */
+    size_t offset;       /* of the field, for the generic setters */
+    const void *post;    /* setter specific (zg_conf_enum_t table, ...) */
+};
+
+#define ZG_NULL_COMMAND { NULL, 0, 0, 0, 0, NULL, 0, 0, NULL }
+
+typedef struct zg_request_s zg_request_t; /* http/zg_request.h */
+typedef struct zg_worker_s zg_worker_t;   /* http/zg_worker.h */
+
+/* request phases, run in this order by the request core (zg_request.c) */
+enum {
+    ZG_PHASE_NONE = 0,
+    ZG_PHASE_REWRITE,    /* `return` */
+    ZG_PHASE_PREACCESS,  /* limit_req, limit_conn */
+    ZG_PHASE_ACCESS,     /* allow/deny */
+    ZG_PHASE_LAST
+};
+
+/* a phase handler returns ZG_DECLINED (go on), ZG_DONE (the request was answered),
+ * or ZG_AGAIN (it suspended the request: zg_request_sleep) */
+typedef int (*zg_phase_handler_pt)(zg_request_t *r);
+
+struct zg_module_s {
+    const char *name;
+    const zg_command_t *commands;            /* ends with ZG_NULL_COMMAND; may be NULL */
+
+    /* config: every hook may be NULL */
+    void *(*create_main_conf)(zg_conf_t *conf);
+    int (*init_main_conf)(zg_cf_t *cf, void *conf); /* after parsing: defaults, references */
+    void *(*create_loc_conf)(zg_conf_t *conf);      /* http, server, location level */
+    int (*merge_loc_conf)(zg_cf_t *cf, void *parent, void *child);
+
+    /* processes */
+    int (*init_master)(zg_conf_t *conf);      /* master, before the workers start */
+    void (*exit_master)(zg_conf_t *conf);     /* the configuration is retired */
+    void (*reopen)(zg_conf_t *conf);          /* USR1, master and workers */
+    int (*init_worker)(zg_worker_t *w);       /* in a worker, its loop created */
+    void (*quit_worker)(zg_worker_t *w);      /* graceful stop begins (QUIT) */
+    void (*exit_worker)(zg_worker_t *w);      /* the worker's loop has stopped */
+    void (*worker_gone)(zg_conf_t *conf, int slot); /* master: a worker died */
+
+    /* requests */
+    int phase;                                /* ZG_PHASE_* of handler */
+    zg_phase_handler_pt handler;
+    void (*release)(zg_request_t *r);         /* give back what the request holds */
+    void (*log)(zg_request_t *r);             /* once, when the request is finalized */
+    /* extra response header lines for the request (limit_req_headers) */
+    size_t (*headers)(zg_request_t *r, char *buf, size_t len, int rejected);
+    size_t ctx_size;                          /* per-request state, zeroed per request */
+
+    /* /metrics: whole families of the module's counters */
+    void (*metrics)(zg_buf_t *b, const zg_conf_t *conf);
+
+    /* set by zg_modules_init */
+    int index;
+    size_t ctx_offset;
+};
+
+/* zg_modules.c: every module, in order (NULL-terminated) */
+extern zg_module_t *const zg_modules[];
+/* numbers the modules; called by zg_conf_load* (idempotent) */
+void zg_modules_init(void);
+
+/* the parse state, as nginx's ngx_conf_t */
+struct zg_cf_s {
+    zg_conf_t *conf;
+    zg_str_t *args;      /* the directive being handled: args[0] is its name */
+    int nargs;
+    const char *name;    /* args[0].data */
+    const char *file;    /* where it is; NULL after parsing */
+    int line;
+    int ctx;             /* ZG_CTX_* of the block being read */
+    void **loc_conf;     /* per-module confs of the current http/server/location level */
+    void *block;         /* the enclosing block's own struct (server, location, upstream) */
+    /* private */
+    void *priv;
+};
+
+/* a module's conf of a level / the main conf */
+#define zg_conf_module(confs, m) ((confs)[(m).index])
+#define zg_main_conf_of(conf, m) ((conf)->main_conf[(m).index])
 
 /* Reads FILE (and its includes) into a new configuration.  On error returns
  * NULL and writes one line to err, naming file, line and directive:
  *   unknown directive "foo" in /etc/zonegate.conf:12
- * Zones are declared (zg_zone_declare) but not mapped; access logs are not
- * opened.  Listen sockets are not opened. */
+ * Zones are declared (zg_zone_declare) but not mapped; no file or socket is opened. */
 zg_conf_t *zg_conf_load(const char *file, char *err, size_t errlen);
 
 /* Parses a configuration held in memory (tests, fuzzing); name is the "file" in errors. */
@@ -238,6 +164,64 @@ void zg_conf_free(zg_conf_t *conf);
 void *zg_conf_alloc(zg_conf_t *conf, size_t size);
 char *zg_conf_strdup(zg_conf_t *conf, const char *s, size_t len);
 
+/* grows arr (of *n elements) so one more fits, counts it; NULL if no memory */
+void *zg_conf_grow(zg_conf_t *conf, void *arr, int *n, size_t size);
+#define zg_conf_push(conf, arr, n)                                                     \
+    (((arr) = zg_conf_grow((conf), (arr), &(n), sizeof(*(arr)))) == NULL ? NULL        \
+                                                                           : &(arr)[(n) - 1])
+
+/* Reads a block's directives with ctx, loc_conf and block set for it. */
+int zg_conf_block(zg_cf_t *cf, int ctx, void **loc_conf, void *block);
+/* New per-module confs for a level (create_loc_conf of every module); NULL = no memory */
+void **zg_conf_create_loc_confs(zg_cf_t *cf);
+/* merges every module's conf of a level with its parent's */
+int zg_conf_merge_loc_confs(zg_cf_t *cf, void **parent, void **child);
+
+/* errors: always return ZG_ERROR.  zg_conf_error appends " in FILE:LINE" of the
+ * directive being handled, zg_conf_error_at that of file:line (none if file is NULL). */
+int zg_conf_error(zg_cf_t *cf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int zg_conf_error_at(zg_cf_t *cf, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int zg_conf_nomem(zg_cf_t *cf);
+int zg_conf_invalid(zg_cf_t *cf, const zg_str_t *v);   /* invalid value "V" in "D" directive */
+int zg_conf_duplicate(zg_cf_t *cf);                    /* "D" directive is duplicate */
+int zg_conf_bad_param(zg_cf_t *cf, const zg_str_t *v); /* invalid parameter "V" in "D" ... */
+
+/* values */
+int zg_conf_prefix(const zg_str_t *v, const char *p);
+int zg_conf_eq(const zg_str_t *v, const char *p);
+/* non-negative decimal up to INT_MAX; -1 on error */
+int zg_conf_atoi(const char *s, size_t len);
+/* "on" / "off" into *out; an error naming the directive otherwise */
+int zg_conf_flag(zg_cf_t *cf, const zg_str_t *v, int *out);
+/* PATH made absolute against the main file's directory; NULL = no memory */
+char *zg_conf_path(zg_cf_t *cf, const zg_str_t *v);
+/* compiles text with $variables; freed with the config; NULL after an error */
+zg_cv_t *zg_conf_cv(zg_cf_t *cf, const char *text, size_t len);
+/* declares a zone NAME of SIZE for kind (a zone kind's name), with the errors
+ * nginx gives: invalid name or size, zero size, another kind, duplicate */
+int zg_conf_zone(zg_cf_t *cf, const char *name, size_t nlen, const zg_str_t *name_arg,
+                 const char *size_text, size_t size_len, const zg_str_t *size_arg,
+                 const zg_zone_kind_t *kind, zg_zone_t **out);
+/* "zone=NAME:SIZE" */
+int zg_conf_zone_param(zg_cf_t *cf, const zg_str_t *v, const zg_zone_kind_t *kind,
+                       zg_zone_t **out);
+
+/* generic setters: the field at cmd->offset of conf; each rejects a second setting */
+int zg_conf_set_msec(zg_cf_t *cf, const zg_command_t *cmd, void *conf);   /* zg_msec_t */
+int zg_conf_set_size(zg_cf_t *cf, const zg_command_t *cmd, void *conf);   /* int64_t */
+int zg_conf_set_num(zg_cf_t *cf, const zg_command_t *cmd, void *conf);    /* int >= 0 */
+int zg_conf_set_flag(zg_cf_t *cf, const zg_command_t *cmd, void *conf);   /* int on/off */
+int zg_conf_set_status(zg_cf_t *cf, const zg_command_t *cmd, void *conf); /* int 400-599 */
+int zg_conf_set_level(zg_cf_t *cf, const zg_command_t *cmd, void *conf);  /* log level */
+
+#define ZG_CONF_MERGE(c, p, f, unset)                                                  \
+    do {                                                                               \
+        if ((c)->f == (unset)) {                                                       \
+            (c)->f = (p)->f;                                                           \
+        }                                                                              \
+    } while (0)
+
 /* "10k" -> 10240, "1m" ...; -1 on error */
 int64_t zg_conf_parse_size(const char *s, size_t len);
 /* "500ms" "10s" "1m" "2h" "1d", bare number = seconds; ZG_UNSET_MSEC on error */
@@ -247,15 +231,11 @@ zg_msec_t zg_conf_parse_time(const char *s, size_t len);
  * port, default_port (< 1 = a port is required).  ZG_OK, ZG_DECLINED (host not
  * found) or ZG_ERROR (bad syntax or port). */
 int zg_conf_parse_addr(const char *s, size_t len, int default_port, zg_addr_t *out);
+int zg_addr_eq(const zg_addr_t *a, const zg_addr_t *b);
+int zg_addr_set(zg_addr_t *out, int family, const void *ip, int port);
 
 /* tests and fuzzing: when set, names other than "localhost" are not looked up
  * (they are "host not found") */
 extern int zg_conf_no_resolve;
-
-/* server for a Host on a listen address (exact name, then the default server) */
-zg_server_conf_t *zg_conf_find_server(const zg_listen_t *ls, const char *host, size_t len);
-/* location for a path: an exact match first, else the longest matching prefix; NULL = none */
-zg_location_t *zg_conf_find_location(const zg_server_conf_t *srv, const char *path,
-                                     size_t len);
 
 #endif

@@ -1,9 +1,8 @@
-/* zg_log.h — the error log and access logs. */
+/* zg_log.h — the error log. */
 #ifndef ZG_LOG_H
 #define ZG_LOG_H
 
 #include "zg_core.h"
-#include "zg_vars.h"
 
 enum {
     ZG_LOG_EMERG = 0,
@@ -37,29 +36,7 @@ void zg_log_error(int level, int err, const char *fmt, ...)
             zg_log_error(level, 0, __VA_ARGS__);                                       \
     } while (0)
 
-/* log_format NAME '...' ; the predefined "combined" exists in every config */
-struct zg_log_format_s {
-    char name[64];
-    zg_cv_t *cv;
-    struct zg_log_format_s *next;
-};
-
-/* access_log PATH [FORMAT]; one per distinct path+format */
-struct zg_access_log_s {
-    char *path;
-    struct zg_log_format_s *format;
-    int fd;                    /* -1 until opened */
-    struct zg_access_log_s *next;
-};
-
-/* combined: $remote_addr - - [$time_local] "$request" $status $body_bytes_sent
- *           "$http_referer" "$http_user_agent" */
-extern const char zg_log_combined[];
-
-int zg_access_log_open(struct zg_access_log_s *log);   /* ZG_OK / ZG_ERROR (logged) */
-int zg_access_log_reopen(struct zg_access_log_s *log); /* opens the path anew, swaps fds */
-void zg_access_log_close(struct zg_access_log_s *log);
-/* Formats one line for ctx and appends it with a single write(2). */
-void zg_access_log_write(struct zg_access_log_s *log, const zg_var_ctx_t *ctx);
+/* opens path for appending (O_APPEND|O_CLOEXEC, 0644); -1 with errno on error */
+int zg_log_open_file(const char *path);
 
 #endif

@@ -31,6 +31,7 @@ typedef struct {
     unsigned keepalive : 1;     /* connection may be reused after this request */
     unsigned expect_continue : 1;
     unsigned has_body : 1;      /* content_length > 0 or chunked */
+    unsigned head : 1;          /* a HEAD request: answers carry no body */
 } zg_http_req_t;
 
 typedef struct zg_http_in_s zg_http_in_t;

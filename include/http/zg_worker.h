@@ -6,11 +6,12 @@
 #include <string.h>
 #include <uv.h>
 
+#include "zg_buf.h"
 #include "zg_conf.h"
 #include "zg_http.h"
+#include "zg_http_core.h"
 #include "zg_queue.h"
 
-typedef struct zg_request_s zg_request_t;
 
 /* Bytes to write to a stream, in order.  Appends go to `buf`; zg_outq_flush writes
  * what it can at once (uv_try_write) and queues a copy of the rest. */
@@ -41,14 +42,11 @@ int zg_outq_printf(zg_outq_t *q, const char *fmt, ...) __attribute__((format(pri
 int zg_outq_str(zg_outq_t *q, const char *s);
 int zg_outq_num(zg_outq_t *q, uint64_t n);
 int zg_outq_hex(zg_outq_t *q, uint64_t n);
-/* writes n in decimal at p (at least 20 bytes of room); returns the length */
-size_t zg_fmt_u64(char *p, uint64_t n);
 /* ZG_OK (all written or queued) or ZG_ERROR (write error: the stream is broken) */
 int zg_outq_flush(zg_outq_t *q);
 size_t zg_outq_pending(const zg_outq_t *q);
 void zg_outq_free(zg_outq_t *q);
 
-typedef struct zg_worker_s zg_worker_t;
 
 typedef struct zg_conn_s {
     uv_tcp_t tcp;
@@ -91,12 +89,11 @@ struct zg_worker_s {
     uint64_t serial;
     uint64_t fd_limit;          /* RLIMIT_NOFILE, 0 = unknown */
     unsigned quitting : 1;
-    void *keepalive;            /* upstream keep-alive pool (zg_proxy.c) */
 };
 
-extern zg_worker_t *zg_worker; /* this process's worker */
-
-/* Runs a worker on conf's already-open listening sockets; returns the exit code. */
+/* Runs a worker on conf's already-open listening sockets; returns the exit code.
+ * The modules' init_worker hooks run once the loop and the listeners are ready,
+ * quit_worker when a graceful stop begins, exit_worker after the loop stopped. */
 int zg_worker_run(zg_conf_t *conf, int slot);
 
 /* Reading from the client on/off (backpressure, delays). */

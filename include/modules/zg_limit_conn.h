@@ -4,12 +4,53 @@
 #define ZG_LIMIT_CONN_H
 
 #include "zg_conf.h"
+#include "zg_proc.h"
 #include "zg_vars.h"
 #include "zg_zone.h"
 
+/* limit_conn_zone KEY zone=NAME:SIZE */
+typedef struct {
+    zg_zone_t *zone;
+    zg_cv_t *key;
+    char *key_text;
+} zg_limit_conn_zone_conf_t;
+
+/* limit_conn NAME N */
+typedef struct {
+    zg_limit_conn_zone_conf_t *zone;
+    uint32_t conn;
+} zg_limit_conn_conf_t;
+
+typedef struct {
+    zg_limit_conn_zone_conf_t **zones;
+    int nzones;
+    /* private: limit_conn naming a zone that may be declared later */
+    void *refs;
+    int nrefs;
+} zg_limit_conn_main_conf_t;
+
+typedef struct {
+    zg_limit_conn_conf_t *limits;
+    int nlimits;                 /* -1 = unset */
+    int status;                  /* limit_conn_status 503 */
+    int log_level;               /* ZG_LOG_ERR */
+    int dry_run;
+} zg_limit_conn_loc_conf_t;
+
+extern zg_module_t zg_limit_conn_module;
+extern const zg_zone_kind_t zg_limit_conn_zone_kind;
+#define ZG_ZONE_LIMIT_CONN (&zg_limit_conn_zone_kind)
+
+#define zg_limit_conn_main_conf(conf)                                                  \
+    ((zg_limit_conn_main_conf_t *)zg_main_conf_of(conf, zg_limit_conn_module))
+#define zg_limit_conn_loc_conf(confs)                                                  \
+    ((zg_limit_conn_loc_conf_t *)zg_conf_module(confs, zg_limit_conn_module))
+
+/* a request holds at most this many limit_conn slots */
+#define ZG_LIMIT_CONN_MAX_HOLDS 16
+
 /* the worker slot (0..ZG_MAX_WORKERS-1) this process counts its holds under;
  * set by the master right after fork */
-extern int zg_worker_slot;
 
 int zg_limit_conn_zone_init(zg_zone_t *zone, void *old_data);
 

@@ -6,6 +6,56 @@
 #include "zg_vars.h"
 #include "zg_zone.h"
 
+/* limit_req_zone KEY zone=NAME:SIZE rate=R [sync=redis://H:P[/DB]] [sync_interval=T] */
+typedef struct {
+    zg_zone_t *zone;
+    zg_cv_t *key;
+    char *key_text;      /* as written, e.g. "$binary_remote_addr": a reload must keep it */
+    uint64_t rate;       /* requests per 1000 s: 1 corresponds to 0.001 r/s */
+    char *rate_text;     /* "10r/s" */
+    char *sync_url;      /* NULL = local only */
+    char sync_host[256];
+    int sync_port;
+    int sync_db;
+    zg_msec_t sync_interval; /* default 100 */
+} zg_limit_req_zone_conf_t;
+
+/* limit_req zone=NAME [burst=N] [nodelay | delay=N] */
+typedef struct {
+    zg_limit_req_zone_conf_t *zone;
+    uint64_t burst;      /* thousandths of a request (burst=5 -> 5000) */
+    uint64_t delay;      /* thousandths; UINT64_MAX = nodelay; 0 = delay everything (default) */
+} zg_limit_req_conf_t;
+
+#define ZG_LIMIT_REQ_NODELAY UINT64_MAX
+
+typedef struct {
+    zg_limit_req_zone_conf_t **zones;
+    int nzones;
+    /* private: limit_req naming a zone that may be declared later */
+    void *refs;
+    int nrefs;
+} zg_limit_req_main_conf_t;
+
+/* limit_req and its settings, at http, server and location level */
+typedef struct {
+    zg_limit_req_conf_t *limits;
+    int nlimits;                 /* -1 = unset */
+    int status;                  /* limit_req_status 503 */
+    int log_level;               /* ZG_LOG_ERR; delays logged one level lower */
+    int dry_run;                 /* 0 */
+    int headers;                 /* limit_req_headers 0; zonegate extension */
+} zg_limit_req_loc_conf_t;
+
+extern zg_module_t zg_limit_req_module;
+extern const zg_zone_kind_t zg_limit_req_zone_kind;
+#define ZG_ZONE_LIMIT_REQ (&zg_limit_req_zone_kind)
+
+#define zg_limit_req_main_conf(conf)                                                   \
+    ((zg_limit_req_main_conf_t *)zg_main_conf_of(conf, zg_limit_req_module))
+#define zg_limit_req_loc_conf(confs)                                                   \
+    ((zg_limit_req_loc_conf_t *)zg_conf_module(confs, zg_limit_req_module))
+
 /* zone->init for ZG_ZONE_LIMIT_REQ zones (zone->conf is the zg_limit_req_zone_conf_t).
  * A reused zone whose key or rate changed is refused: ZG_ERROR, logged. */
 int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data);

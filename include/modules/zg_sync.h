@@ -22,7 +22,7 @@
 
 /* 1 in the worker that runs the sync (the lowest slot of the current
  * generation; set by the master before it forks); default 1. */
-extern int zg_worker_first;
+extern zg_module_t zg_sync_module;
 
 /* Starts syncing every zone of conf that has sync, on loop: one Redis
  * connection per distinct URL.  Never blocks (names are resolved with

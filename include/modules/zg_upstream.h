@@ -7,6 +7,52 @@
 #include "zg_conf.h"
 #include "zg_zone.h"
 
+#define ZG_MAX_PEERS 256  /* servers in one upstream */
+
+/* upstream { server ...; } */
+typedef struct {
+    zg_addr_t addr;
+    int weight;          /* default 1 */
+    int max_fails;       /* default 1; 0 = never mark down */
+    zg_msec_t fail_timeout; /* default 10000 */
+    int max_conns;       /* 0 = unlimited */
+    unsigned backup : 1;
+    unsigned down : 1;
+} zg_upstream_server_t;
+
+typedef struct zg_upstream_conf_s zg_upstream_conf_t;
+struct zg_upstream_conf_s {
+    char name[64];
+    zg_upstream_server_t *servers;
+    int nservers;
+    int keepalive;     /* idle upstream connections cached per worker; 0 = none */
+    zg_zone_t *zone;   /* `zone NAME SIZE;` — shared peer state; NULL = per worker */
+    unsigned implicit : 1; /* made from proxy_pass http://HOST:PORT */
+    const char *file;
+    int line;
+    void *peers;       /* runtime state, owned by zg_upstream.c */
+    void *pool;        /* this worker's idle keep-alive connections, owned by zg_proxy.c */
+    zg_upstream_conf_t *next;
+};
+
+typedef struct {
+    zg_upstream_conf_t *upstreams;
+    zg_upstream_conf_t **tail;
+} zg_upstream_main_conf_t;
+
+extern zg_module_t zg_upstream_module;
+extern const zg_zone_kind_t zg_upstream_zone_kind;
+#define ZG_ZONE_UPSTREAM (&zg_upstream_zone_kind)
+
+#define zg_upstream_main_conf(conf)                                                    \
+    ((zg_upstream_main_conf_t *)zg_main_conf_of(conf, zg_upstream_module))
+
+/* the upstream NAME (implicit: one made by proxy_pass http://HOST:PORT); NULL = none */
+zg_upstream_conf_t *zg_upstream_find(zg_conf_t *conf, const char *name, int implicit);
+/* the implicit upstream of one server at addr, made on first use; NULL = no memory */
+zg_upstream_conf_t *zg_upstream_implicit(zg_cf_t *cf, const char *name, const zg_addr_t *addr,
+                                         const char *file, int line);
+
 /* zone->init for ZG_ZONE_UPSTREAM zones (zone->conf is the zg_upstream_conf_t) */
 int zg_upstream_zone_init(zg_zone_t *zone, void *old_data);
 

@@ -11,12 +11,6 @@
 #include "zg_core.h"
 #include "zg_slab.h"
 
-enum {
-    ZG_ZONE_LIMIT_REQ = 1,
-    ZG_ZONE_LIMIT_CONN = 2,
-    ZG_ZONE_UPSTREAM = 3
-};
-
 #define ZG_ZONE_MIN_PAGES 8
 
 typedef struct zg_zone_s zg_zone_t;
@@ -26,9 +20,17 @@ typedef struct zg_zone_s zg_zone_t;
  * Returns ZG_OK or ZG_ERROR. */
 typedef int (*zg_zone_init_pt)(zg_zone_t *zone, void *old_data);
 
+/* What a zone is used for: each module that keeps state in zones defines one
+ * (its name shows in errors, /metrics and the API; the same kind, name and size
+ * lets a reload keep a zone). */
+typedef struct {
+    const char *name;           /* "limit_req" */
+    zg_zone_init_pt init;       /* copied to every zone of the kind */
+} zg_zone_kind_t;
+
 struct zg_zone_s {
     char name[64];
-    int kind;
+    const zg_zone_kind_t *kind;
     size_t size;                /* bytes, a page multiple; 0 = not known yet */
     void *addr;                 /* the mapping, NULL until mapped */
     zg_slab_pool_t *pool;       /* == addr */
@@ -49,8 +51,8 @@ typedef struct {
  * up to a page multiple; 0 means "given by another declaration".  Errors
  * (NULL, message in err): bad name, size below ZG_ZONE_MIN_PAGES pages,
  * another kind or another non-zero size than an earlier declaration, no memory. */
-zg_zone_t *zg_zone_declare(zg_zone_list_t *l, const char *name, int kind, size_t size,
-                           char *err, size_t errlen);
+zg_zone_t *zg_zone_declare(zg_zone_list_t *l, const char *name, const zg_zone_kind_t *kind,
+                           size_t size, char *err, size_t errlen);
 
 /* The zone of that name, NULL if none. */
 zg_zone_t *zg_zone_find(zg_zone_list_t *l, const char *name);

@@ -1,6 +1,8 @@
 /* zg_vars.c — variables and complex values ("text with $variables"). */
 #include "zg_vars.h"
 
+#include "zg_buf.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -346,21 +348,6 @@ static void zg_cv_put_escaped(zg_cv_out_t *o, const char *p, size_t n)
         esc[3] = zg_hex[c & 0xf];
         zg_cv_put(o, esc, 4);
     }
-}
-
-static size_t zg_fmt_u64(char *p, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0, i;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (i = 0; i < n; i++) {
-        p[i] = tmp[n - 1 - i];
-    }
-    return n;
 }
 
 static int zg_remote_port(const struct sockaddr *sa)

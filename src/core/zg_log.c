@@ -11,11 +11,6 @@
 #include <unistd.h>
 
 #define ZG_LOG_MAX_LINE    2048
-#define ZG_ACCESS_LOG_BUF  4096
-
-const char zg_log_combined[] =
-    "$remote_addr - - [$time_local] \"$request\" $status $body_bytes_sent "
-    "\"$http_referer\" \"$http_user_agent\"";
 
 static const char *zg_log_levels[] = {
     "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
@@ -47,7 +42,7 @@ const char *zg_log_level_name(int level)
     return zg_log_levels[level];
 }
 
-static int zg_log_open_file(const char *path)
+int zg_log_open_file(const char *path)
 {
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 }
@@ -201,96 +196,4 @@ void zg_log_error(int level, int err, const char *fmt, ...)
 
     zg_log_write_fd(zg_log_fd, line, n);
     errno = saved;
-}
-
-/* Opens log->path for appending.  ZG_OK, or ZG_ERROR (logged). */
-int zg_access_log_open(struct zg_access_log_s *log)
-{
-    int fd;
-
-    fd = zg_log_open_file(log->path);
-    if (fd == -1) {
-        zg_log_error(ZG_LOG_EMERG, errno, "open() \"%s\" failed", log->path);
-        return ZG_ERROR;
-    }
-    if (log->fd >= 0) {
-        close(log->fd);
-    }
-    log->fd = fd;
-    return ZG_OK;
-}
-
-/* Opens log->path anew and puts it on log->fd's number (dup3), so a writer never
- * sees a closed descriptor.  ZG_OK, or ZG_ERROR (logged) keeping the old file. */
-int zg_access_log_reopen(struct zg_access_log_s *log)
-{
-    int fd, err;
-
-    if (log->fd < 0) {
-        return zg_access_log_open(log);
-    }
-    fd = zg_log_open_file(log->path);
-    if (fd == -1) {
-        zg_log_error(ZG_LOG_ALERT, errno, "reopen() \"%s\" failed", log->path);
-        return ZG_ERROR;
-    }
-    if (dup3(fd, log->fd, O_CLOEXEC) == -1) {
-        err = errno;
-        close(fd);
-        zg_log_error(ZG_LOG_ALERT, err, "dup3() \"%s\" failed", log->path);
-        return ZG_ERROR;
-    }
-    close(fd);
-    return ZG_OK;
-}
-
-/* Closes the log's descriptor, if open. */
-void zg_access_log_close(struct zg_access_log_s *log)
-{
-    if (log->fd >= 0) {
-        close(log->fd);
-        log->fd = -1;
-    }
-}
-
-/* Formats one line for ctx (escaped as nginx does) and appends it with one
- * write(2), so lines of concurrent workers never interleave. */
-void zg_access_log_write(struct zg_access_log_s *log, const zg_var_ctx_t *ctx)
-{
-    char stack[ZG_ACCESS_LOG_BUF], *p;
-    size_t n, total;
-    ssize_t rc;
-
-    if (log == NULL || log->fd < 0 || log->format == NULL || log->format->cv == NULL) {
-        return;
-    }
-
-    p = stack;
-    n = zg_cv_eval(log->format->cv, ctx, 1, p, sizeof(stack) - 1);
-    if (n > sizeof(stack) - 1) {
-        p = malloc(n + 1);
-        if (p == NULL) {
-            zg_log_error(ZG_LOG_ALERT, ENOMEM, "access log line of %zu bytes dropped", n);
-            return;
-        }
-        total = zg_cv_eval(log->format->cv, ctx, 1, p, n);
-        n = zg_min(n, total); /* $msec and $request_time may change length */
-    }
-    p[n] = '\n';
-    total = n + 1;
-
-    do {
-        rc = write(log->fd, p, total);
-    } while (rc == -1 && errno == EINTR);
-
-    if (rc == -1) {
-        zg_log_error(ZG_LOG_ALERT, errno, "write() to \"%s\" failed", log->path);
-    } else if ((size_t)rc != total) {
-        zg_log_error(ZG_LOG_ALERT, 0, "write() to \"%s\" was incomplete: %zd of %zu",
-                     log->path, rc, total);
-    }
-
-    if (p != stack) {
-        free(p);
-    }
 }

@@ -570,6 +570,7 @@ static int zg_http_in_head(zg_http_in_t *in)
     r->method.data = b + in->method.off;
     r->method.len = in->method.len;
     r->method_id = p->method;
+    r->head = p->method == HTTP_HEAD;
     r->target.data = b + in->url.off;
     r->target.len = in->url.len;
     r->request_line.data = b + hs;

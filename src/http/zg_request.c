@@ -1,8 +1,11 @@
 /* zg_request.c — the data path of one request, in nginx's phase order:
- *   server/location -> client_max_body_size -> `return` (rewrite phase: before any
- *   limit) -> limit_req (pass, delay, reject) -> limit_conn -> allow/deny ->
- *   handler (slab_stat, metrics, proxy) -> finalize.
- * zg_request_finalize is the one exit: it runs once, however the request ended. */
+ *   server/location -> client_max_body_size -> rewrite (`return`: before any
+ *   limit) -> preaccess (limit_req: pass, delay, reject; limit_conn) -> access
+ *   (allow/deny) -> the location's content handler (slab_stat, metrics, proxy)
+ *   -> finalize.
+ * The phase handlers are the modules' (zg_modules.c order within a phase); this
+ * file names none of them.  zg_request_finalize is the one exit: it runs once,
+ * however the request ended. */
 #include "zg_request.h"
 
 #include <stdio.h>
@@ -10,89 +13,70 @@
 #include <string.h>
 #include <time.h>
 
-#include "zg_admin.h"
 #include "zg_log.h"
-#include "zg_proxy.h"
+#include "zg_proc.h"
 
-static void zg_request_handler(zg_request_t *r);
 static void zg_request_finalize(zg_request_t *r);
 
-static zg_settings_t *zg_request_settings(zg_request_t *r)
-{
-    return r->loc ? &r->loc->s : &r->srv->s;
-}
+/* the modules' hooks, gathered once from zg_modules */
+static struct {
+    int ready;
+    zg_phase_handler_pt phase[ZG_MAX_MODULES];
+    int nphase;
+    zg_module_t *release[ZG_MAX_MODULES];
+    int nrelease;
+    zg_module_t *log[ZG_MAX_MODULES];
+    int nlog;
+    zg_module_t *headers[ZG_MAX_MODULES];
+    int nheaders;
+    size_t ctx_size;
+} zg_hooks;
 
-/* 1 if allowed by the location's allow/deny rules (first match wins) */
-static int zg_request_access(zg_request_t *r)
+static void zg_request_hooks_init(void)
 {
-    zg_settings_t *s = zg_request_settings(r);
-    const struct sockaddr *sa = (const struct sockaddr *)&r->c->peer;
-    const unsigned char *a = NULL;
-    size_t alen = 0;
-    int family = sa->sa_family;
-    if (family == AF_INET) {
-        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
-        alen = 4;
-    } else if (family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        a = s6->sin6_addr.s6_addr;
-        alen = 16;
-        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-            family = AF_INET;
-            a += 12;
-            alen = 4;
-        }
-    }
-    for (int i = 0; i < s->nrules; i++) {
-        zg_access_rule_t *rule = &s->rules[i];
-        if (rule->family != 0) {
-            if (rule->family != family || a == NULL) {
-                continue;
-            }
-            size_t k;
-            for (k = 0; k < alen; k++) {
-                if ((a[k] & rule->mask[k]) != rule->addr[k]) {
-                    break;
-                }
-            }
-            if (k < alen) {
-                continue;
+    zg_modules_init();
+    for (int p = ZG_PHASE_NONE + 1; p < ZG_PHASE_LAST; p++) {
+        for (int i = 0; zg_modules[i] != NULL; i++) {
+            if (zg_modules[i]->phase == p && zg_modules[i]->handler != NULL) {
+                zg_hooks.phase[zg_hooks.nphase++] = zg_modules[i]->handler;
             }
         }
-        return !rule->deny;
     }
-    return 1;
-}
-
-static size_t zg_request_ratelimit_text(zg_request_t *r, char *buf, size_t len, int rejected)
-{
-    zg_settings_t *s = zg_request_settings(r);
-    if (!s->limit_req_headers || r->lr.zone_name == NULL) {
-        return 0;
-    }
-    int n = snprintf(buf, len,
-                     "RateLimit-Policy: \"%s\";q=%llu;w=%llu\r\n"
-                     "RateLimit: \"%s\";r=%llu;t=%llu\r\n",
-                     r->lr.zone_name, (unsigned long long)r->lr.policy_q,
-                     (unsigned long long)r->lr.policy_w, r->lr.zone_name,
-                     (unsigned long long)r->lr.remaining, (unsigned long long)r->lr.reset);
-    if (n < 0 || (size_t)n >= len) {
-        return 0;
-    }
-    if (rejected) {
-        int m = snprintf(buf + n, len - (size_t)n, "Retry-After: %llu\r\n",
-                         (unsigned long long)zg_max(r->lr.retry_after, 1));
-        if (m > 0 && (size_t)m < len - (size_t)n) {
-            n += m;
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        zg_module_t *m = zg_modules[i];
+        if (m->release != NULL) {
+            zg_hooks.release[zg_hooks.nrelease++] = m;
         }
+        if (m->log != NULL) {
+            zg_hooks.log[zg_hooks.nlog++] = m;
+        }
+        if (m->headers != NULL) {
+            zg_hooks.headers[zg_hooks.nheaders++] = m;
+        }
+        zg_hooks.ctx_size = m->ctx_offset + zg_align(m->ctx_size, sizeof(void *));
     }
-    return (size_t)n;
+    zg_hooks.ready = 1;
 }
 
-void zg_request_ratelimit_headers(zg_request_t *r, zg_outq_t *q)
+static zg_http_core_loc_conf_t *zg_request_core(zg_request_t *r)
+{
+    return zg_http_core_loc_conf(r->loc_conf);
+}
+
+static size_t zg_request_headers_text(zg_request_t *r, char *buf, size_t len, int rejected)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < zg_hooks.nheaders; i++) {
+        n += zg_hooks.headers[i]->headers(r, buf + n, len - n, rejected);
+    }
+    return n;
+}
+
+void zg_request_extra_headers(zg_request_t *r, zg_outq_t *q)
 {
     char buf[512];
-    size_t n = zg_request_ratelimit_text(r, buf, sizeof(buf), 0);
+    size_t n = zg_request_headers_text(r, buf, sizeof(buf), 0);
     if (n) {
         zg_outq_append(q, buf, n);
     }
@@ -111,14 +95,15 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
     if (r->h->has_body && !r->body_done && r->h->expect_continue && !r->sent_continue) {
         r->keepalive = 0;
     }
-    if (zg_worker->quitting) {
+    if (c->w->quitting) {
         r->keepalive = 0;
     }
     char rl[1024];
-    if (extra == NULL || !r->rl_done) {
-        /* limit_req_headers on answers zonegate makes itself, too */
-        size_t m = zg_request_ratelimit_text(r, rl, sizeof(rl), 0);
+    if (extra == NULL || !r->headers_done) {
+        /* the modules' headers go on answers zonegate makes itself, too */
+        size_t m = zg_request_headers_text(r, rl, sizeof(rl) - 1, 0);
         if (m) {
+            rl[m] = '\0';
             size_t e = extra ? strlen(extra) : 0;
             if (e + m < sizeof(rl)) {
                 memmove(rl + e, rl, m + 1);
@@ -129,7 +114,7 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
             }
         }
     }
-    int head = r->h->method_id == 2; /* HTTP_HEAD */
+    int head = r->h->head;
     size_t n = zg_http_write_response(stack, sizeof(stack), status, r->keepalive, extra, ctype,
                                       body, len, head);
     if (n < sizeof(stack)) {
@@ -145,7 +130,8 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
     }
     r->ctx.status = status;
     r->ctx.bytes_sent = n;
-    /* the slots are free before the client can see the answer and come back */
+    /* what the request holds is given back before the client can see the answer
+     * and come back */
     zg_request_release(r);
     /* the generated error page counts as body, as nginx counts it */
     r->ctx.body_bytes_sent = zg_http_response_body_len(status, body, len, head);
@@ -162,9 +148,8 @@ static void zg_request_error(zg_request_t *r, int status)
 
 void zg_request_release(zg_request_t *r)
 {
-    if (r->nholds) {
-        zg_limit_conn_release(r->holds, r->nholds);
-        r->nholds = 0;
+    for (int i = 0; i < zg_hooks.nrelease; i++) {
+        zg_hooks.release[i]->release(r);
     }
 }
 
@@ -188,7 +173,7 @@ void zg_request_response_done(zg_request_t *r, int keepalive)
     }
     /* read and drop the rest of the body, then go on with the connection */
     r->discard_body = 1;
-    zg_conn_timer(c, zg_request_settings(r)->client_body_timeout);
+    zg_conn_timer(c, zg_request_core(r)->client_body_timeout);
     zg_conn_body(c);
 }
 
@@ -201,28 +186,36 @@ void zg_request_response_abort(zg_request_t *r)
     zg_request_finalize(r);
 }
 
+/* the content handler stops: it is told once, and no more */
+static void zg_request_content_abort(zg_request_t *r)
+{
+    const zg_content_ops_t *ops = r->content;
+
+    if (ops != NULL) {
+        r->content = NULL;
+        ops->abort(r);
+    }
+}
+
 void zg_request_body(zg_request_t *r, const char *p, size_t n)
 {
-    zg_settings_t *s = zg_request_settings(r);
+    zg_http_core_loc_conf_t *clcf = zg_request_core(r);
     r->ctx.request_length += n;
-    if (s->client_max_body_size && r->h->chunked &&
-        r->ctx.request_length - r->h->head_len > (uint64_t)s->client_max_body_size) {
+    if (clcf->client_max_body_size && r->h->chunked &&
+        r->ctx.request_length - r->h->head_len > (uint64_t)clcf->client_max_body_size) {
         if (!r->resp_started) {
-            if (r->proxy) {
-                zg_proxy_abort(r->proxy);
-                r->proxy = NULL;
-            }
+            zg_request_content_abort(r);
             r->keepalive = 0;
             zg_request_error(r, 413);
         }
         return;
     }
-    zg_conn_timer(r->c, s->client_body_timeout);
+    zg_conn_timer(r->c, clcf->client_body_timeout);
     if (r->discard_body) {
         return;
     }
-    if (r->proxy) {
-        zg_proxy_body(r->proxy, p, n);
+    if (r->content) {
+        r->content->body(r, p, n);
     }
 }
 
@@ -234,22 +227,62 @@ void zg_request_body_done(zg_request_t *r)
         zg_request_finalize(r);
         return;
     }
-    if (r->proxy) {
-        zg_proxy_body_done(r->proxy);
+    if (r->content) {
+        r->content->body_done(r);
     }
 }
 
 void zg_request_abort(zg_request_t *r)
 {
-    if (r->proxy) {
-        zg_proxy_abort(r->proxy);
-        r->proxy = NULL;
-    }
+    zg_request_content_abort(r);
     if (!r->resp_started) {
         r->ctx.status = 499;
     }
     r->keepalive = 0;
     zg_request_finalize(r);
+}
+
+int zg_request_timeout(zg_request_t *r)
+{
+    if (r->resp_started || r->finalized || r->sleeping) {
+        return ZG_DECLINED;
+    }
+    /* the body stalled before an answer: 408, and the content handler is let go */
+    zg_request_content_abort(r);
+    zg_log(ZG_LOG_INFO, "client timed out reading the request body, client: %s",
+           zg_conn_addr_text(r->c));
+    r->keepalive = 0;
+    r->body_done = 1;
+    r->c->close_after = 1;
+    zg_request_respond(r, 408, NULL, NULL, NULL, 0);
+    return ZG_OK;
+}
+
+void zg_request_bad(zg_request_t *r, int status)
+{
+    if (r->finalized) {
+        return;
+    }
+    r->c->close_after = 1;
+    r->keepalive = 0;
+    if (!r->resp_started) {
+        r->body_done = 1;
+        zg_request_respond(r, status, NULL, NULL, NULL, 0);
+    } else {
+        zg_request_response_abort(r);
+    }
+}
+
+void zg_request_drained(zg_request_t *r)
+{
+    if (r->content && r->content->drained) {
+        r->content->drained(r);
+    }
+}
+
+int zg_request_sleeping(const zg_request_t *r)
+{
+    return r->sleeping;
 }
 
 static void zg_request_finalize(zg_request_t *r)
@@ -259,171 +292,86 @@ static void zg_request_finalize(zg_request_t *r)
         return;
     }
     r->finalized = 1;
-    if (r->proxy) {
-        zg_proxy_abort(r->proxy);
-        r->proxy = NULL;
-    }
+    zg_request_content_abort(r);
     zg_request_release(r);
-    zg_settings_t *s = zg_request_settings(r);
-    if (s->access_log) {
-        zg_access_log_write(s->access_log, &r->ctx);
+    for (int i = 0; i < zg_hooks.nlog; i++) {
+        zg_hooks.log[i]->log(r);
     }
-    if (zg_proc_stats) {
-        int cls = r->ctx.status / 100;
-        __atomic_add_fetch(&zg_proc_stats->requests, 1, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&zg_proc_stats->responses[cls >= 1 && cls <= 5 ? cls : 0], 1,
-                           __ATOMIC_RELAXED);
-    }
+    zg_proc_count_request(r->ctx.status);
     int keepalive = r->keepalive && !c->closing;
-    if (r->delayed) {
-        r->delayed = 0;
-        uv_timer_stop(&r->delay_timer);
+    if (r->sleeping) {
+        r->sleeping = 0;
+        uv_timer_stop(&r->sleep_timer);
     }
     zg_conn_request_done(c, keepalive);
 }
 
-/* ---- the pipeline ---- */
+/* ---- the phases ---- */
 
-static void zg_request_delayed(uv_timer_t *t)
+static void zg_request_run_phases(zg_request_t *r)
 {
-    zg_conn_t *c = t->data;
-    zg_request_t *r = c->req;
-    if (r == NULL || !r->delayed) {
-        return;
-    }
-    r->delayed = 0;
-    zg_conn_read(r->c, 1);
-    zg_request_handler(r);
-}
-
-static void zg_request_limits(zg_request_t *r)
-{
-    zg_settings_t *s = zg_request_settings(r);
-    zg_conn_t *c = r->c;
-    char extra[512];
-
-    if (s->nlimit_req > 0) {
-        int rc = zg_limit_req_check(s->limit_req, s->nlimit_req, s->limit_req_dry_run,
-                                    s->limit_req_log_level, &r->ctx, zg_time_msec(), &r->lr);
-        r->ctx.limit_req_status = r->lr.status;
-        if (rc == ZG_BUSY || rc == ZG_ERROR) {
-            size_t n = zg_request_ratelimit_text(r, extra, sizeof(extra), 1);
-            r->rl_done = 1;
-            zg_request_respond(r, s->limit_req_status, n ? extra : NULL, NULL, NULL, 0);
+    while (r->phase < zg_hooks.nphase) {
+        int rc = zg_hooks.phase[r->phase++](r);
+        if (rc == ZG_DONE || rc == ZG_AGAIN) {
             return;
         }
-        if (r->lr.delay > 0) {
-            r->delayed = 1;
-            uv_timer_start(&r->delay_timer, zg_request_delayed, r->lr.delay, 0);
-            zg_conn_read(c, 0);
-            return;
-        }
-    }
-    zg_request_handler(r);
-}
-
-/* `return`, as nginx's rewrite phase: before limits and access rules */
-static void zg_request_return(zg_request_t *r)
-{
-    zg_location_t *loc = r->loc;
-    char tmp[2048];
-    size_t n = 0;
-    int code = loc->return_code;
-    if (loc->return_text) {
-        n = zg_cv_eval(loc->return_text, &r->ctx, 0, tmp, sizeof(tmp));
-        n = zg_min(n, sizeof(tmp) - 1);
-    }
-    if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
-        char extra[2200];
-        snprintf(extra, sizeof(extra), "Location: %.*s\r\n", (int)n, tmp);
-        zg_request_respond(r, code, loc->return_text ? extra : NULL, NULL, NULL, 0);
-    } else if (loc->return_text) {
-        zg_request_respond(r, code, NULL, "text/plain", tmp, n);
-    } else if (code < 300) {
-        zg_request_respond(r, code, NULL, "text/plain", "", 0);
-    } else {
-        zg_request_error(r, code);
-    }
-}
-
-static void zg_request_handler(zg_request_t *r)
-{
-    zg_settings_t *s = zg_request_settings(r);
-
-    if (s->nlimit_conn > 0) {
-        int status = 0;
-        int rc = zg_limit_conn_acquire(s->limit_conn, s->nlimit_conn, s->limit_conn_dry_run,
-                                       s->limit_conn_log_level, &r->ctx, r->holds,
-                                       &r->nholds, &status);
-        r->ctx.limit_conn_status = status;
-        if (rc == ZG_BUSY || rc == ZG_ERROR) {
-            zg_request_error(r, s->limit_conn_status);
-            return;
-        }
-    }
-
-    /* allow/deny after the limits, as nginx's access phase follows preaccess */
-    if (!zg_request_access(r)) {
-        zg_log(ZG_LOG_ERR, "access forbidden by rule, client: %s", zg_conn_addr_text(r->c));
-        zg_request_error(r, 403);
-        return;
-    }
-
-    zg_location_t *loc = r->loc;
-    switch (loc ? loc->handler : ZG_HANDLER_NONE) {
-    case ZG_HANDLER_PROXY:
-        if (r->h->expect_continue && r->h->has_body) {
-            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            zg_outq_append(&r->c->out, cont, sizeof(cont) - 1);
-            zg_outq_flush(&r->c->out);
-            r->sent_continue = 1;
-        }
-        uint64_t serial = r->c->nrequests;
-        zg_proxy_start(r);
-        /* the proxy may have answered already (no live peer), and a pipelined
-         * request may have taken the request memory since */
-        if (r->c->nrequests == serial && !r->finalized && !r->body_done && r->proxy) {
-            zg_conn_timer(r->c, s->client_body_timeout);
-            zg_conn_body(r->c);
-        }
-        return;
-    case ZG_HANDLER_SLAB_STAT:
-    case ZG_HANDLER_METRICS: {
-        size_t len = 0;
-        int slab = loc->handler == ZG_HANDLER_SLAB_STAT;
-        char *text = slab ? zg_admin_slab_stat(zg_worker->conf, &len)
-                          : zg_admin_metrics(zg_worker->conf, &len);
-        if (text == NULL) {
+        if (rc == ZG_ERROR) {
             zg_request_error(r, 500);
             return;
         }
-        zg_request_respond(r, 200, NULL,
-                           slab ? "text/plain" : "text/plain; version=0.0.4; charset=utf-8",
-                           text, len);
-        free(text);
-        return;
     }
-    default:
+    zg_phase_handler_pt content = r->loc ? zg_request_core(r)->handler : NULL;
+    if (content == NULL) {
         zg_request_error(r, 404);
         return;
     }
+    content(r);
+}
+
+static void zg_request_wake(uv_timer_t *t)
+{
+    zg_conn_t *c = t->data;
+    zg_request_t *r = c->req;
+    if (r == NULL || !r->sleeping) {
+        return;
+    }
+    r->sleeping = 0;
+    zg_conn_read(r->c, 1);
+    zg_request_run_phases(r);
+}
+
+int zg_request_sleep(zg_request_t *r, zg_msec_t ms)
+{
+    r->sleeping = 1;
+    uv_timer_start(&r->sleep_timer, zg_request_wake, ms, 0);
+    zg_conn_read(r->c, 0);
+    return ZG_AGAIN;
+}
+
+void zg_request_close(zg_request_t *r, uv_close_cb cb)
+{
+    uv_close((uv_handle_t *)&r->sleep_timer, cb);
 }
 
 void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
 {
     zg_request_t *r = c->rmem;
     if (r == NULL) {
-        r = malloc(sizeof(*r));
+        if (!zg_hooks.ready) {
+            zg_request_hooks_init();
+        }
+        r = malloc(sizeof(*r) + zg_hooks.ctx_size);
         if (r == NULL) {
             zg_conn_close(c);
             return;
         }
-        uv_timer_init(c->w->loop, &r->delay_timer);
-        r->delay_timer.data = c;
+        uv_timer_init(c->w->loop, &r->sleep_timer);
+        r->sleep_timer.data = c;
         c->rmem = r;
         c->handles++;
     }
-    memset((char *)r + offsetof(zg_request_t, c), 0, sizeof(*r) - offsetof(zg_request_t, c));
+    memset((char *)r + offsetof(zg_request_t, c), 0,
+           sizeof(*r) - offsetof(zg_request_t, c) + zg_hooks.ctx_size);
     r->c = c;
     r->h = h;
     c->req = r;
@@ -452,25 +400,22 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
         zg_conn_body(c);
     }
 
-    r->srv = zg_conf_find_server(c->ls, h->host.data, h->host.len);
+    r->srv = zg_http_find_server(c->ls, h->host.data, h->host.len);
     if (r->srv->nnames > 0) {
         x->server_name.data = r->srv->names[0];
         x->server_name.len = strlen(r->srv->names[0]);
     }
-    r->loc = zg_conf_find_location(r->srv, h->path.data, h->path.len);
-    zg_settings_t *s = zg_request_settings(r);
-    r->keepalive = h->keepalive && s->keepalive_timeout > 0 && !zg_worker->quitting;
+    r->loc = zg_http_find_location(r->srv, h->path.data, h->path.len);
+    r->loc_conf = r->loc ? r->loc->loc_conf : r->srv->loc_conf;
+    zg_http_core_loc_conf_t *clcf = zg_request_core(r);
+    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !c->w->quitting;
 
-    if (s->client_max_body_size && h->content_length > s->client_max_body_size) {
+    if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {
         zg_log(ZG_LOG_ERR, "client intended to send too large body: %lld bytes",
                (long long)h->content_length);
         r->keepalive = 0;
         zg_request_error(r, 413);
         return;
     }
-    if (r->loc && r->loc->handler == ZG_HANDLER_RETURN) {
-        zg_request_return(r);
-        return;
-    }
-    zg_request_limits(r);
+    zg_request_run_phases(r);
 }

@@ -12,14 +12,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "zg_admin.h"
+#include "zg_http_core.h"
 #include "zg_log.h"
-#include "zg_proxy.h"
+#include "zg_proc.h"
 #include "zg_request.h"
-#include "zg_sync.h"
-#include "zg_upstream.h"
 
-zg_worker_t *zg_worker;
+#define ZG_LISTEN_BACKLOG 4096
 
 /* ---- output queue ---- */
 
@@ -50,20 +48,6 @@ int zg_outq_grow(zg_outq_t *q, size_t n)
     q->buf = b;
     q->cap = cap;
     return ZG_OK;
-}
-
-size_t zg_fmt_u64(char *p, uint64_t n)
-{
-    char tmp[24];
-    size_t len = 0;
-    do {
-        tmp[len++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    for (size_t i = 0; i < len; i++) {
-        p[i] = tmp[len - 1 - i];
-    }
-    return len;
 }
 
 int zg_outq_str(zg_outq_t *q, const char *s)
@@ -225,8 +209,8 @@ void zg_conn_close(zg_conn_t *c)
     uv_close((uv_handle_t *)&c->timer, zg_conn_free_cb);
     uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
     if (c->rmem) {
-        /* the request's delay timer (zg_request_start counted it in c->handles) */
-        uv_close((uv_handle_t *)&c->rmem->delay_timer, zg_conn_free_cb);
+        /* the request's timer (zg_request_start counted it in c->handles) */
+        zg_request_close(c->rmem, zg_conn_free_cb);
     }
 }
 
@@ -296,18 +280,7 @@ static void zg_conn_timeout(uv_timer_t *t)
     }
     c->deadline = 0;
     zg_request_t *r = c->req;
-    if (r && !r->resp_started && !r->finalized && !r->delayed) {
-        /* the body stalled before an answer: 408, and the upstream is let go */
-        if (r->proxy) {
-            zg_proxy_abort(r->proxy);
-            r->proxy = NULL;
-        }
-        zg_log(ZG_LOG_INFO, "client timed out reading the request body, client: %s",
-               zg_conn_addr_text(c));
-        r->keepalive = 0;
-        r->body_done = 1;
-        c->close_after = 1;
-        zg_request_respond(r, 408, NULL, NULL, NULL, 0);
+    if (r && zg_request_timeout(r) == ZG_OK) {
         return;
     }
     if (r == NULL && !c->idle) {
@@ -350,16 +323,8 @@ static void zg_conn_bad_request(zg_conn_t *c, int status)
     zg_log(ZG_LOG_INFO, "client sent invalid request (%d: %s)", status,
            zg_http_in_error(c->in));
     zg_conn_read(c, 0);
-    if (c->req && !c->req->finalized) {
-        zg_request_t *r = c->req;
-        c->close_after = 1;
-        r->keepalive = 0;
-        if (!r->resp_started) {
-            r->body_done = 1;
-            zg_request_respond(r, status, NULL, NULL, NULL, 0);
-        } else {
-            zg_request_response_abort(r);
-        }
+    if (c->req) {
+        zg_request_bad(c->req, status);
         return;
     }
     char buf[1024];
@@ -450,7 +415,7 @@ static void zg_conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->idle) {
         c->idle = 0;
-        zg_conn_timer(c, c->ls->default_server->s.client_header_timeout);
+        zg_conn_timer(c, zg_http_core_loc_conf(c->ls->default_server->loc_conf)->client_header_timeout);
     }
     zg_conn_parse(c, ZG_PARSE_FEED, (size_t)nread);
 }
@@ -471,10 +436,10 @@ void zg_conn_read(zg_conn_t *c, int on)
 
 static void zg_conn_set_idle(zg_conn_t *c)
 {
-    zg_settings_t *s = &c->ls->default_server->s;
+    zg_http_core_loc_conf_t *s = zg_http_core_loc_conf(c->ls->default_server->loc_conf);
     c->idle = 1;
     zg_msec_t t = s->keepalive_timeout;
-    if (zg_worker->quitting) {
+    if (c->w->quitting) {
         t = zg_min(t, 1000);
     }
     zg_conn_timer(c, t);
@@ -492,7 +457,7 @@ void zg_conn_request_done(zg_conn_t *c, int keepalive)
         return;
     }
     if (zg_http_in_pending(c->in)) {
-        zg_conn_timer(c, c->ls->default_server->s.client_header_timeout);
+        zg_conn_timer(c, zg_http_core_loc_conf(c->ls->default_server->loc_conf)->client_header_timeout);
         c->idle = 0;
     } else {
         zg_conn_set_idle(c);
@@ -504,8 +469,8 @@ void zg_conn_request_done(zg_conn_t *c, int keepalive)
 static void zg_conn_drained(void *data)
 {
     zg_conn_t *c = data;
-    if (c->req && c->req->proxy) {
-        zg_proxy_client_drained(c->req->proxy);
+    if (c->req) {
+        zg_request_drained(c->req);
     }
 }
 
@@ -557,21 +522,17 @@ static void zg_worker_fd_check(zg_worker_t *w, zg_conn_t *c)
                      "%d worker connections use descriptors up to %d of %llu: new "
                      "connections will be refused (accept: too many open files)",
                      w->nconns, fd, (unsigned long long)w->fd_limit);
-        if (zg_proc_stats) {
-            __atomic_add_fetch(&zg_proc_stats->accept_errors, 1, __ATOMIC_RELAXED);
-        }
+        zg_proc_count(accept_errors);
     }
 }
 
 static void zg_on_connection(uv_stream_t *server, int status)
 {
-    zg_worker_t *w = zg_worker;
+    zg_worker_t *w = server->loop->data;
     zg_listen_t *ls = server->data;
     if (status < 0) {
         zg_log_error(ZG_LOG_ERR, 0, "accept() failed (%s)", uv_strerror(status));
-        if (zg_proc_stats) {
-            __atomic_add_fetch(&zg_proc_stats->accept_errors, 1, __ATOMIC_RELAXED);
-        }
+        zg_proc_count(accept_errors);
         return;
     }
     zg_conn_t *c = calloc(1, sizeof(*c));
@@ -592,24 +553,20 @@ static void zg_on_connection(uv_stream_t *server, int status)
         /* another worker took it, or out of descriptors */
         if (arc != UV_EAGAIN) {
             zg_log_error(ZG_LOG_ERR, 0, "accept() failed (%s)", uv_strerror(arc));
-            if (zg_proc_stats) {
-                __atomic_add_fetch(&zg_proc_stats->accept_errors, 1, __ATOMIC_RELAXED);
-            }
+            zg_proc_count(accept_errors);
         }
         c->closing = 1;
         uv_close((uv_handle_t *)&c->timer, zg_conn_free_cb);
         uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
         return;
     }
-    if (zg_proc_stats) {
-        __atomic_add_fetch(&zg_proc_stats->connections, 1, __ATOMIC_RELAXED);
-    }
+    zg_proc_count(connections);
     zg_worker_fd_check(w, c);
     int len = sizeof(c->peer);
     uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len);
     uv_tcp_nodelay(&c->tcp, 1);
     c->serial = ++w->serial;
-    zg_settings_t *s = &ls->default_server->s;
+    zg_http_core_loc_conf_t *s = zg_http_core_loc_conf(ls->default_server->loc_conf);
     zg_http_limits_t lim = {(size_t)s->large_header_size,
                             (size_t)s->large_header_size * (size_t)s->large_header_buffers, 0};
     c->in = zg_http_in_create(&lim, &zg_conn_handlers, c);
@@ -652,7 +609,11 @@ static void zg_worker_quit(uv_signal_t *s, int sig)
     }
     w->quitting = 1;
     zg_close_listeners(w);
-    zg_proxy_pool_close(w);
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->quit_worker != NULL) {
+            zg_modules[i]->quit_worker(w);
+        }
+    }
     /* idle keep-alive connections get a short grace, busy ones finish their request
      * and are answered with "Connection: close" */
     zg_queue_t *q = zg_queue_head(&w->conns);
@@ -683,8 +644,10 @@ static void zg_worker_reopen(uv_signal_t *s, int sig)
     zg_worker_t *w = s->data;
     (void)sig;
     zg_log_reopen();
-    for (zg_access_log_t *l = w->conf->access_logs; l; l = l->next) {
-        zg_access_log_reopen(l);
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->reopen != NULL) {
+            zg_modules[i]->reopen(w->conf);
+        }
     }
 }
 
@@ -697,28 +660,18 @@ static void zg_worker_ignore(uv_signal_t *s, int sig)
 int zg_worker_run(zg_conf_t *conf, int slot)
 {
     static zg_worker_t w;
-    zg_worker = &w;
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(conf);
+    int i;
+
     w.conf = conf;
     w.slot = slot;
     zg_worker_slot = slot;
     zg_queue_init(&w.conns);
     signal(SIGPIPE, SIG_IGN);
 
-    if (conf->worker_rlimit_nofile > 0) {
-        struct rlimit rl = {(rlim_t)conf->worker_rlimit_nofile,
-                            (rlim_t)conf->worker_rlimit_nofile};
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-            zg_log_error(ZG_LOG_ALERT, errno, "setrlimit(RLIMIT_NOFILE) failed");
-        }
-    }
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
         w.fd_limit = (uint64_t)nofile.rlim_cur;
-    }
-    for (zg_upstream_conf_t *u = conf->upstreams; u; u = u->next) {
-        if (u->zone == NULL && zg_upstream_init(u) != ZG_OK) {
-            return 2;
-        }
     }
 
     w.loop = malloc(sizeof(uv_loop_t));
@@ -726,7 +679,7 @@ int zg_worker_run(zg_conf_t *conf, int slot)
         zg_log_error(ZG_LOG_EMERG, 0, "uv_loop_init() failed");
         return 2;
     }
-    zg_proxy_pool_init(&w);
+    w.loop->data = &w;
 
     uv_signal_init(w.loop, &w.sig_term);
     uv_signal_init(w.loop, &w.sig_int);
@@ -740,28 +693,29 @@ int zg_worker_run(zg_conf_t *conf, int slot)
     uv_signal_start(&w.sig_usr1, zg_worker_reopen, SIGUSR1);
     uv_signal_start(&w.sig_hup, zg_worker_ignore, SIGHUP);
 
-    w.listeners = calloc((size_t)conf->nlistens, sizeof(uv_tcp_t));
+    w.listeners = calloc((size_t)cmcf->nlistens, sizeof(uv_tcp_t));
     if (w.listeners == NULL) {
         return 2;
     }
-    w.nlisteners = conf->nlistens;
-    for (int i = 0; i < conf->nlistens; i++) {
+    w.nlisteners = cmcf->nlistens;
+    for (i = 0; i < cmcf->nlistens; i++) {
         uv_tcp_t *t = &w.listeners[i];
         uv_tcp_init(w.loop, t);
-        t->data = &conf->listens[i];
-        if (uv_tcp_open(t, conf->listens[i].fd) != 0 ||
-            uv_listen((uv_stream_t *)t, 4096, zg_on_connection) != 0) {
-            zg_log_error(ZG_LOG_EMERG, 0, "cannot listen on %s", conf->listens[i].addr.text);
+        t->data = &cmcf->listens[i];
+        if (uv_tcp_open(t, cmcf->listens[i].fd) != 0 ||
+            uv_listen((uv_stream_t *)t, ZG_LISTEN_BACKLOG, zg_on_connection) != 0) {
+            zg_log_error(ZG_LOG_EMERG, 0, "cannot listen on %s", cmcf->listens[i].addr.text);
             return 2;
         }
     }
 
-    if (zg_worker_first) {
-        zg_sync_start(w.loop, conf);
+    for (i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->init_worker != NULL && zg_modules[i]->init_worker(&w) != ZG_OK) {
+            return 2;
+        }
     }
 
     uv_run(w.loop, UV_RUN_DEFAULT);
-    zg_sync_stop();
 
     /* fast stop, or graceful stop done: close everything and exit */
     zg_queue_t *q = zg_queue_head(&w.conns);
@@ -770,7 +724,11 @@ int zg_worker_run(zg_conf_t *conf, int slot)
         q = zg_queue_next(q);
         zg_conn_close(c);
     }
-    zg_proxy_pool_close(&w);
+    for (i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->exit_worker != NULL) {
+            zg_modules[i]->exit_worker(&w);
+        }
+    }
     uv_walk(w.loop, zg_walk_close, NULL);
     uv_run(w.loop, UV_RUN_DEFAULT);
     uv_loop_close(w.loop);

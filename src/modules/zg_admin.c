@@ -1,4 +1,6 @@
-/* zg_admin.c — /slab_stat and /metrics, and the shared process counters. */
+/* zg_admin.c — the admin module: `slab_stat` and `metrics` content handlers.
+ * /metrics renders every module's families (zg_module_t.metrics, in the order of
+ * zg_modules.c), then the zones' memory and the process counters. */
 #include "zg_admin.h"
 
 #include <errno.h>
@@ -10,112 +12,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "zg_limit_conn.h"
-#include "zg_limit_req.h"
+#include "zg_http_core.h"
 #include "zg_log.h"
-#include "zg_upstream.h"
-
-zg_proc_stats_sh_t *zg_proc_stats;
-
-/* a growable text buffer; after a failed allocation every append is a no-op */
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-    int failed;
-} zg_admin_buf_t;
-
-int zg_proc_stats_init(void)
-{
-    long page = sysconf(_SC_PAGESIZE);
-    size_t size = page > 0 ? (size_t)page : 4096;
-    void *p;
-
-    if (zg_proc_stats != NULL) {
-        return ZG_OK;
-    }
-    size = zg_align(sizeof(zg_proc_stats_sh_t), size);
-    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        zg_log_error(ZG_LOG_EMERG, errno, "mmap(%zu) for the process counters failed",
-                     size);
-        return ZG_ERROR;
-    }
-    zg_proc_stats = p;
-    return ZG_OK;
-}
-
-static int zg_admin_reserve(zg_admin_buf_t *b, size_t n)
-{
-    size_t cap;
-    char *p;
-
-    if (b->failed) {
-        return ZG_ERROR;
-    }
-    if (b->len + n + 1 <= b->cap) {
-        return ZG_OK;
-    }
-    cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1) {
-        cap *= 2;
-    }
-    p = realloc(b->data, cap);
-    if (p == NULL) {
-        b->failed = 1;
-        return ZG_ERROR;
-    }
-    b->data = p;
-    b->cap = cap;
-    return ZG_OK;
-}
-
-static void zg_admin_append(zg_admin_buf_t *b, const char *s, size_t n)
-{
-    if (zg_admin_reserve(b, n) != ZG_OK) {
-        return;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void zg_admin_printf(zg_admin_buf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void zg_admin_printf(zg_admin_buf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || zg_admin_reserve(b, (size_t)n) != ZG_OK) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-/* hands the text to the caller: NULL on allocation failure */
-static char *zg_admin_finish(zg_admin_buf_t *b, size_t *len)
-{
-    if (zg_admin_reserve(b, 0) != ZG_OK) {
-        free(b->data);
-        *len = 0;
-        return NULL;
-    }
-    b->data[b->len] = '\0';
-    *len = b->len;
-    return b->data;
-}
+#include "zg_proc.h"
+#include "zg_request.h"
 
 char *zg_admin_slab_stat(const zg_conf_t *conf, size_t *len)
 {
-    zg_admin_buf_t b = { NULL, 0, 0, 0 };
+    zg_buf_t b = ZG_BUF_INIT;
     zg_zone_t *z;
     size_t want, got;
 
@@ -125,7 +29,7 @@ char *zg_admin_slab_stat(const zg_conf_t *conf, size_t *len)
         }
         want = zg_slab_stat_render(z->pool, z->name, NULL, 0);
         for (;;) {
-            if (zg_admin_reserve(&b, want) != ZG_OK) {
+            if (zg_buf_reserve(&b, want) != ZG_OK) {
                 break;
             }
             /* the zone may have changed between the two renderings */
@@ -137,19 +41,19 @@ char *zg_admin_slab_stat(const zg_conf_t *conf, size_t *len)
             want = got;
         }
     }
-    return zg_admin_finish(&b, len);
+    return zg_buf_detach(&b, len);
 }
 
 /* ---- Prometheus text format 0.0.4 ---- */
 
-static void zg_admin_family(zg_admin_buf_t *b, const char *name, const char *type,
+void zg_admin_family(zg_buf_t *b, const char *name, const char *type,
                             const char *help)
 {
-    zg_admin_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    zg_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* a label value with \ " and newline escaped */
-static void zg_admin_label_value(zg_admin_buf_t *b, const char *v)
+static void zg_admin_label_value(zg_buf_t *b, const char *v)
 {
     const char *p, *start = v;
 
@@ -157,160 +61,45 @@ static void zg_admin_label_value(zg_admin_buf_t *b, const char *v)
         const char *esc = *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : *p == '\n' ? "\\n" : NULL;
 
         if (esc != NULL) {
-            zg_admin_append(b, start, (size_t)(p - start));
-            zg_admin_append(b, esc, 2);
+            zg_buf_append(b, start, (size_t)(p - start));
+            zg_buf_append(b, esc, 2);
             start = p + 1;
         }
     }
-    zg_admin_append(b, start, (size_t)(p - start));
+    zg_buf_append(b, start, (size_t)(p - start));
 }
 
 /* name{k1="v1",k2="v2"} value — the labels as (key, value) pairs ending with NULL */
-static void zg_admin_sample(zg_admin_buf_t *b, const char *name, uint64_t value, ...)
+void zg_admin_sample(zg_buf_t *b, const char *name, uint64_t value, ...)
 {
     const char *k, *v;
     va_list ap;
     int first = 1;
 
-    zg_admin_append(b, name, strlen(name));
+    zg_buf_append(b, name, strlen(name));
     va_start(ap, value);
     while ((k = va_arg(ap, const char *)) != NULL) {
         v = va_arg(ap, const char *);
-        zg_admin_printf(b, "%s%s=\"", first ? "{" : ",", k);
+        zg_buf_printf(b, "%s%s=\"", first ? "{" : ",", k);
         zg_admin_label_value(b, v);
-        zg_admin_append(b, "\"", 1);
+        zg_buf_append(b, "\"", 1);
         first = 0;
     }
     va_end(ap);
-    zg_admin_printf(b, "%s %" PRIu64 "\n", first ? "" : "}", value);
+    zg_buf_printf(b, "%s %" PRIu64 "\n", first ? "" : "}", value);
 }
 
-static int zg_admin_zones_of(const zg_conf_t *conf, int kind)
+int zg_admin_zones_of(const zg_conf_t *conf, const zg_zone_kind_t *kind)
 {
     zg_zone_t *z;
     int n = 0;
 
     for (z = conf->zones.head; z != NULL; z = z->next) {
-        if (z->pool != NULL && (kind == 0 || z->kind == kind)) {
+        if (z->pool != NULL && (kind == NULL || z->kind == kind)) {
             n++;
         }
     }
     return n;
-}
-
-static void zg_admin_metrics_limit_req(zg_admin_buf_t *b, const zg_conf_t *conf)
-{
-    static const char *results[] = { "passed", "delayed", "rejected", "delayed_dry_run",
-                                     "rejected_dry_run" };
-    zg_limit_req_stats_t *st;
-    zg_zone_t *z;
-    uint64_t v[5];
-    int i, j, n = zg_admin_zones_of(conf, ZG_ZONE_LIMIT_REQ);
-
-    st = calloc(n ? n : 1, sizeof(*st));
-    if (st == NULL) {
-        b->failed = 1;
-        return;
-    }
-    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
-        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_REQ) {
-            zg_limit_req_stats(z, &st[i++]);
-        }
-    }
-
-    zg_admin_family(b, "zonegate_limit_req_requests_total", "counter",
-                    "Requests checked by limit_req, by zone and outcome.");
-    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
-        if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_REQ) {
-            continue;
-        }
-        v[0] = st[i].passed;
-        v[1] = st[i].delayed;
-        v[2] = st[i].rejected;
-        v[3] = st[i].delayed_dry_run;
-        v[4] = st[i].rejected_dry_run;
-        for (j = 0; j < 5; j++) {
-            zg_admin_sample(b, "zonegate_limit_req_requests_total", v[j], "zone", z->name,
-                            "result", results[j], NULL);
-        }
-        i++;
-    }
-
-    zg_admin_family(b, "zonegate_limit_req_entries", "gauge",
-                    "Keys held in the limit_req zone now.");
-    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
-        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_REQ) {
-            zg_admin_sample(b, "zonegate_limit_req_entries", st[i++].entries, "zone", z->name,
-                            NULL);
-        }
-    }
-
-    zg_admin_family(b, "zonegate_limit_req_evictions_total", "counter",
-                    "Keys dropped from the limit_req zone to make room.");
-    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
-        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_REQ) {
-            zg_admin_sample(b, "zonegate_limit_req_evictions_total", st[i++].evicted, "zone",
-                            z->name, NULL);
-        }
-    }
-
-    free(st);
-}
-
-static void zg_admin_metrics_limit_conn(zg_admin_buf_t *b, const zg_conf_t *conf)
-{
-    static const char *results[] = { "passed", "rejected", "rejected_dry_run" };
-    zg_limit_conn_stats_t *st;
-    zg_zone_t *z;
-    uint64_t v[3];
-    int i, j, n = zg_admin_zones_of(conf, ZG_ZONE_LIMIT_CONN);
-
-    st = calloc(n ? n : 1, sizeof(*st));
-    if (st == NULL) {
-        b->failed = 1;
-        return;
-    }
-    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
-        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_CONN) {
-            zg_limit_conn_stats(z, &st[i++]);
-        }
-    }
-
-    zg_admin_family(b, "zonegate_limit_conn_requests_total", "counter",
-                    "Requests checked by limit_conn, by zone and outcome.");
-    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
-        if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_CONN) {
-            continue;
-        }
-        v[0] = st[i].passed;
-        v[1] = st[i].rejected;
-        v[2] = st[i].rejected_dry_run;
-        for (j = 0; j < 3; j++) {
-            zg_admin_sample(b, "zonegate_limit_conn_requests_total", v[j], "zone", z->name,
-                            "result", results[j], NULL);
-        }
-        i++;
-    }
-
-    zg_admin_family(b, "zonegate_limit_conn_current", "gauge",
-                    "Requests holding a limit_conn slot now, all keys.");
-    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
-        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_CONN) {
-            zg_admin_sample(b, "zonegate_limit_conn_current", st[i++].current, "zone", z->name,
-                            NULL);
-        }
-    }
-
-    zg_admin_family(b, "zonegate_limit_conn_entries", "gauge",
-                    "Keys held in the limit_conn zone now.");
-    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
-        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_CONN) {
-            zg_admin_sample(b, "zonegate_limit_conn_entries", st[i++].entries, "zone", z->name,
-                            NULL);
-        }
-    }
-
-    free(st);
 }
 
 typedef struct {
@@ -319,29 +108,16 @@ typedef struct {
     uint64_t page_fails;
 } zg_admin_pool_snap_t;
 
-static const char *zg_admin_kind(int kind)
-{
-    switch (kind) {
-    case ZG_ZONE_LIMIT_REQ:
-        return "limit_req";
-    case ZG_ZONE_LIMIT_CONN:
-        return "limit_conn";
-    case ZG_ZONE_UPSTREAM:
-        return "upstream";
-    default:
-        return "other";
-    }
-}
 
 /* zone_bytes: total = the zone's size, free = its free pages, used = the rest
  * (so the pool header and page descriptors count as used) */
-static void zg_admin_metrics_zones(zg_admin_buf_t *b, const zg_conf_t *conf)
+static void zg_admin_metrics_zones(zg_buf_t *b, const zg_conf_t *conf)
 {
     zg_admin_pool_snap_t *sn;
     zg_zone_t *z;
     uint64_t sum, total, fr;
     char slot[24];
-    int i, s, n = zg_admin_zones_of(conf, 0);
+    int i, s, n = zg_admin_zones_of(conf, NULL);
 
     sn = calloc(n ? n : 1, sizeof(*sn));
     if (sn == NULL) {
@@ -369,11 +145,11 @@ static void zg_admin_metrics_zones(zg_admin_buf_t *b, const zg_conf_t *conf)
         total = z->size;
         fr = (uint64_t)sn[i].pages_free * ZG_SLAB_PAGE_SIZE;
         zg_admin_sample(b, "zonegate_zone_bytes", total, "zone", z->name, "kind",
-                        zg_admin_kind(z->kind), "type", "total", NULL);
+                        z->kind->name, "type", "total", NULL);
         zg_admin_sample(b, "zonegate_zone_bytes", total > fr ? total - fr : 0, "zone",
-                        z->name, "kind", zg_admin_kind(z->kind), "type", "used", NULL);
+                        z->name, "kind", z->kind->name, "type", "used", NULL);
         zg_admin_sample(b, "zonegate_zone_bytes", fr, "zone", z->name, "kind",
-                        zg_admin_kind(z->kind), "type", "free", NULL);
+                        z->kind->name, "type", "free", NULL);
         i++;
     }
 
@@ -437,101 +213,12 @@ static void zg_admin_metrics_zones(zg_admin_buf_t *b, const zg_conf_t *conf)
     free(sn);
 }
 
-typedef struct {
-    zg_upstream_conf_t *u;
-    int i;
-    char peer[80];
-    zg_upstream_peer_stats_t st;
-} zg_admin_peer_snap_t;
-
-/* the peer label: its address, "#2", "#3" ... on repeats within the upstream */
-static void zg_admin_peer_label(zg_upstream_conf_t *u, int i, char *buf, size_t len)
-{
-    int j, k = 1;
-
-    for (j = 0; j < i; j++) {
-        if (strcmp(u->servers[j].addr.text, u->servers[i].addr.text) == 0) {
-            k++;
-        }
-    }
-    if (k == 1) {
-        snprintf(buf, len, "%s", u->servers[i].addr.text);
-    } else {
-        snprintf(buf, len, "%s#%d", u->servers[i].addr.text, k);
-    }
-}
-
-/* peer_state: one series per state, exactly one of them 1: "down" (configured
- * down), "unavailable" (max_fails reached within fail_timeout), "backup" (a
- * usable backup server), "up" (a usable primary) */
-static void zg_admin_metrics_upstreams(zg_admin_buf_t *b, const zg_conf_t *conf)
-{
-    static const char *states[] = { "up", "down", "unavailable", "backup" };
-    zg_admin_peer_snap_t *ps;
-    zg_upstream_conf_t *u;
-    zg_msec_t now = zg_time_msec();
-    int i, n = 0, np = 0, s, cur;
-
-    for (u = conf->upstreams; u != NULL; u = u->next) {
-        n += u->nservers > 0 ? u->nservers : 0;
-    }
-    ps = calloc(n ? n : 1, sizeof(*ps));
-    if (ps == NULL) {
-        b->failed = 1;
-        return;
-    }
-    for (u = conf->upstreams; u != NULL; u = u->next) {
-        for (i = 0; i < u->nservers; i++) {
-            if (zg_upstream_peer_stats(u, i, &ps[np].st, now) != ZG_OK) {
-                continue;
-            }
-            ps[np].u = u;
-            ps[np].i = i;
-            zg_admin_peer_label(u, i, ps[np].peer, sizeof(ps[np].peer));
-            np++;
-        }
-    }
-
-    zg_admin_family(b, "zonegate_upstream_peer_requests_total", "counter",
-                    "Requests sent to the upstream peer (every pick).");
-    for (i = 0; i < np; i++) {
-        zg_admin_sample(b, "zonegate_upstream_peer_requests_total", ps[i].st.requests,
-                        "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
-    }
-
-    zg_admin_family(b, "zonegate_upstream_peer_failures_total", "counter",
-                    "Requests to the upstream peer that failed.");
-    for (i = 0; i < np; i++) {
-        zg_admin_sample(b, "zonegate_upstream_peer_failures_total", ps[i].st.fails,
-                        "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
-    }
-
-    zg_admin_family(b, "zonegate_upstream_peer_active", "gauge",
-                    "Requests using the upstream peer now.");
-    for (i = 0; i < np; i++) {
-        zg_admin_sample(b, "zonegate_upstream_peer_active", ps[i].st.active, "upstream",
-                        ps[i].u->name, "peer", ps[i].peer, NULL);
-    }
-
-    zg_admin_family(b, "zonegate_upstream_peer_state", "gauge",
-                    "State of the upstream peer: the series of its current state is 1.");
-    for (i = 0; i < np; i++) {
-        cur = ps[i].st.down ? 1 : ps[i].st.unavailable ? 2 : ps[i].st.backup ? 3 : 0;
-        for (s = 0; s < 4; s++) {
-            zg_admin_sample(b, "zonegate_upstream_peer_state", s == cur, "upstream",
-                            ps[i].u->name, "peer", ps[i].peer, "state", states[s], NULL);
-        }
-    }
-
-    free(ps);
-}
-
 static uint64_t zg_admin_load(const uint64_t *p)
 {
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-static void zg_admin_metrics_process(zg_admin_buf_t *b, const zg_conf_t *conf)
+static void zg_admin_metrics_process(zg_buf_t *b, const zg_conf_t *conf)
 {
     static const char *codes[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
     zg_proc_stats_sh_t zero, *ps = zg_proc_stats;
@@ -571,67 +258,62 @@ static void zg_admin_metrics_process(zg_admin_buf_t *b, const zg_conf_t *conf)
                     codes[0], NULL);
 }
 
-/* cluster sync (issue 8): only the zones created with sync=... */
-static void zg_admin_metrics_sync(zg_admin_buf_t *b, const zg_conf_t *conf)
-{
-    static const struct {
-        const char *name, *type, *help;
-    } fam[] = {
-        { "zonegate_sync_up", "gauge", "1 when the zone's last exchange with Redis succeeded." },
-        { "zonegate_sync_batches_total", "counter", "Batches answered by Redis." },
-        { "zonegate_sync_keys_total", "counter", "Keys reconciled with Redis." },
-        { "zonegate_sync_errors_total", "counter",
-          "Failed connects, failed or timed-out batches, error replies." },
-        { "zonegate_sync_dropped_total", "counter",
-          "Dirty keys forgotten unsynced while Redis was unreachable." },
-    };
-    zg_limit_req_sync_stats_t st;
-    zg_zone_t *z;
-    uint64_t v;
-    size_t f;
-
-    if (zg_admin_zones_of(conf, ZG_ZONE_LIMIT_REQ) == 0) {
-        return;
-    }
-    for (f = 0; f < zg_nelems(fam); f++) {
-        int header = 0;
-
-        for (z = conf->zones.head; z != NULL; z = z->next) {
-            if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_REQ || z->conf == NULL ||
-                ((const zg_limit_req_zone_conf_t *)z->conf)->sync_url == NULL ||
-                zg_limit_req_sync_stats(z, &st) != ZG_OK) {
-                continue;
-            }
-            if (!header) {
-                zg_admin_family(b, fam[f].name, fam[f].type, fam[f].help);
-                header = 1;
-            }
-            v = f == 0 ? (uint64_t)(st.up == ZG_SYNC_UP) : f == 1 ? st.batches
-                : f == 2 ? st.keys : f == 3 ? st.errors : st.dropped;
-            zg_admin_sample(b, fam[f].name, v, "zone", z->name, NULL);
-        }
-    }
-}
-
-/* Each group renders whole families (HELP, TYPE, then every sample), reading
- * its counters when called.  The cluster-sync counters (issue 8) go in a group
- * of their own: add zg_admin_metrics_sync() to this table. */
-static void (*const zg_admin_metric_groups[])(zg_admin_buf_t *b, const zg_conf_t *conf) = {
-    zg_admin_metrics_limit_req,
-    zg_admin_metrics_limit_conn,
-    zg_admin_metrics_zones,
-    zg_admin_metrics_upstreams,
-    zg_admin_metrics_process,
-    zg_admin_metrics_sync,
-};
-
 char *zg_admin_metrics(const zg_conf_t *conf, size_t *len)
 {
-    zg_admin_buf_t b = { NULL, 0, 0, 0 };
-    size_t i;
+    zg_buf_t b = ZG_BUF_INIT;
 
-    for (i = 0; i < zg_nelems(zg_admin_metric_groups); i++) {
-        zg_admin_metric_groups[i](&b, conf);
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->metrics != NULL) {
+            zg_modules[i]->metrics(&b, conf);
+        }
     }
-    return zg_admin_finish(&b, len);
+    zg_admin_metrics_zones(&b, conf);
+    zg_admin_metrics_process(&b, conf);
+    return zg_buf_detach(&b, len);
 }
+
+static int zg_admin_respond(zg_request_t *r, char *text, size_t len, const char *ctype)
+{
+    if (text == NULL) {
+        zg_request_respond(r, 500, NULL, NULL, NULL, 0);
+        return ZG_DONE;
+    }
+    zg_request_respond(r, 200, NULL, ctype, text, len);
+    free(text);
+    return ZG_DONE;
+}
+
+static int zg_admin_slab_stat_handler(zg_request_t *r)
+{
+    size_t len = 0;
+    char *text = zg_admin_slab_stat(r->c->w->conf, &len);
+
+    return zg_admin_respond(r, text, len, "text/plain");
+}
+
+static int zg_admin_metrics_handler(zg_request_t *r)
+{
+    size_t len = 0;
+    char *text = zg_admin_metrics(r->c->w->conf, &len);
+
+    return zg_admin_respond(r, text, len, ZG_ADMIN_METRICS_CONTENT_TYPE);
+}
+
+static int zg_admin_set_handler(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    (void)conf;
+    return zg_http_core_set_handler(cf, (zg_phase_handler_pt)cmd->post);
+}
+
+static const zg_command_t zg_admin_commands[] = {
+    { "slab_stat", ZG_CTX_LOC, 0, 0, 0, zg_admin_set_handler, ZG_LOC_CONF, 0,
+      (const void *)zg_admin_slab_stat_handler },
+    { "metrics", ZG_CTX_LOC, 0, 0, 0, zg_admin_set_handler, ZG_LOC_CONF, 0,
+      (const void *)zg_admin_metrics_handler },
+    ZG_NULL_COMMAND
+};
+
+zg_module_t zg_admin_module = {
+    .name = "admin",
+    .commands = zg_admin_commands,
+};

@@ -1,18 +1,20 @@
-/* zg_limit_conn.c — concurrent requests per key in a shared zone (nginx's
- * limit_conn), counted per worker slot so a dead worker's share can be given back. */
+/* zg_limit_conn.c — the limit_conn module: concurrent requests per key in a shared
+ * zone (nginx's limit_conn), counted per worker slot so a dead worker's share can be
+ * given back; its directives, preaccess phase handler, release hook and metrics. */
 #include "zg_limit_conn.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "zg_admin.h"
 #include "zg_log.h"
 #include "zg_rbtree.h"
+#include "zg_request.h"
 
 #define ZG_LIMIT_CONN_KEY_MAX 255
-
-int zg_worker_slot = 0;
 
 /* no LRU: an entry lives while some request holds it */
 typedef struct {
@@ -318,3 +320,304 @@ uint32_t zg_limit_conn_count(zg_zone_t *zone, const void *key, size_t len)
     zg_shmtx_unlock(&zone->pool->mutex);
     return count;
 }
+
+/* ---------------------------------------------------------------- module */
+
+const zg_zone_kind_t zg_limit_conn_zone_kind = { "limit_conn", zg_limit_conn_zone_init };
+
+/* per request: the slots it holds */
+typedef struct {
+    zg_limit_conn_hold_t holds[ZG_LIMIT_CONN_MAX_HOLDS];
+    int nholds;
+} zg_limit_conn_ctx_t;
+
+/* a limit_conn naming a zone that may be declared later */
+typedef struct {
+    zg_limit_conn_loc_conf_t *lc;
+    int idx;
+    const char *name;
+    const char *file;
+    int line;
+} zg_limit_conn_ref_t;
+
+static int zg_limit_conn_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_limit_conn_main_conf_t *lmcf = conf;
+    zg_limit_conn_zone_conf_t *lz, **slot;
+    zg_str_t *a = cf->args, *zone_arg = NULL;
+    zg_zone_t *z = NULL;
+
+    (void)cmd;
+    for (int i = 2; i < cf->nargs; i++) {
+        if (zg_conf_prefix(&a[i], "zone=")) {
+            zone_arg = &a[i];
+        } else {
+            return zg_conf_bad_param(cf, &a[i]);
+        }
+    }
+    if (zone_arg == NULL) {
+        return zg_conf_error(cf, "\"%s\" must have \"zone\" parameter", cf->name);
+    }
+    if (a[1].len == 0) {
+        return zg_conf_invalid(cf, &a[1]);
+    }
+    lz = zg_conf_alloc(cf->conf, sizeof(*lz));
+    if (lz == NULL || (lz->key_text = zg_conf_strdup(cf->conf, a[1].data, a[1].len)) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    if (zg_conf_zone_param(cf, zone_arg, &zg_limit_conn_zone_kind, &z) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    lz->zone = z;
+    z->conf = lz;
+    lz->key = zg_conf_cv(cf, a[1].data, a[1].len);
+    if (lz->key == NULL) {
+        return ZG_ERROR;
+    }
+    slot = zg_conf_push(cf->conf, lmcf->zones, lmcf->nzones);
+    if (slot == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    *slot = lz;
+    return ZG_OK;
+}
+
+static int zg_limit_conn_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_limit_conn_main_conf_t *lmcf = zg_limit_conn_main_conf(cf->conf);
+    zg_limit_conn_loc_conf_t *lc = conf;
+    zg_limit_conn_ref_t *ref, *refs = lmcf->refs;
+    zg_limit_conn_conf_t *l;
+    zg_str_t *a = cf->args;
+    int v;
+
+    (void)cmd;
+    v = zg_conf_atoi(a[2].data, a[2].len);
+    if (v <= 0 || v > 65535) {
+        return zg_conf_error(cf, "invalid number of connections \"%s\"", a[2].data);
+    }
+    if (lc->nlimits >= ZG_LIMIT_CONN_MAX_HOLDS) {
+        return zg_conf_error(cf, "too many \"limit_conn\" directives (the limit is %d)",
+                             ZG_LIMIT_CONN_MAX_HOLDS);
+    }
+    l = zg_conf_push(cf->conf, lc->limits, lc->nlimits);
+    if (l == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    l->conn = (uint32_t)v;
+    ref = zg_conf_push(cf->conf, refs, lmcf->nrefs);
+    lmcf->refs = refs;
+    if (ref == NULL || (ref->name = zg_conf_strdup(cf->conf, a[1].data, a[1].len)) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    ref->lc = lc;
+    ref->idx = lc->nlimits - 1;
+    ref->file = cf->file;
+    ref->line = cf->line;
+    return ZG_OK;
+}
+
+static void *zg_limit_conn_create_main_conf(zg_conf_t *conf)
+{
+    return zg_conf_alloc(conf, sizeof(zg_limit_conn_main_conf_t));
+}
+
+static int zg_limit_conn_init_main_conf(zg_cf_t *cf, void *conf)
+{
+    zg_limit_conn_main_conf_t *lmcf = conf;
+    zg_limit_conn_ref_t *refs = lmcf->refs;
+
+    for (int i = 0; i < lmcf->nrefs; i++) {
+        zg_limit_conn_ref_t *r = &refs[i];
+        zg_limit_conn_zone_conf_t *z = NULL;
+        for (int k = 0; k < lmcf->nzones; k++) {
+            if (strcmp(lmcf->zones[k]->zone->name, r->name) == 0) {
+                z = lmcf->zones[k];
+            }
+        }
+        if (z == NULL) {
+            return zg_conf_error_at(cf, r->file, r->line,
+                                    "unknown limit_conn_zone \"%s\" in \"limit_conn\" directive",
+                                    r->name);
+        }
+        for (int k = 0; k < r->idx; k++) {
+            if (r->lc->limits[k].zone == z) {
+                return zg_conf_error_at(cf, r->file, r->line,
+                                        "\"limit_conn\" directive is duplicate");
+            }
+        }
+        r->lc->limits[r->idx].zone = z;
+    }
+    return ZG_OK;
+}
+
+static void *zg_limit_conn_create_loc_conf(zg_conf_t *conf)
+{
+    zg_limit_conn_loc_conf_t *lc = zg_conf_alloc(conf, sizeof(*lc));
+
+    if (lc == NULL) {
+        return NULL;
+    }
+    lc->nlimits = -1;
+    lc->status = ZG_UNSET;
+    lc->log_level = ZG_UNSET;
+    lc->dry_run = ZG_UNSET;
+    return lc;
+}
+
+static int zg_limit_conn_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
+{
+    zg_limit_conn_loc_conf_t *p = parent, *c = child;
+
+    (void)cf;
+    if (c->nlimits < 0) {
+        c->limits = p->limits;
+        c->nlimits = p->nlimits;
+    }
+    ZG_CONF_MERGE(c, p, status, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, log_level, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, dry_run, ZG_UNSET);
+    if (c->nlimits < 0) {
+        c->limits = NULL;
+        c->nlimits = 0;
+    }
+    if (c->status == ZG_UNSET) {
+        c->status = 503;
+    }
+    if (c->log_level == ZG_UNSET) {
+        c->log_level = ZG_LOG_ERR;
+    }
+    if (c->dry_run == ZG_UNSET) {
+        c->dry_run = 0;
+    }
+    return ZG_OK;
+}
+
+/* preaccess, after limit_req: a rejected request never takes a slot */
+static int zg_limit_conn_handler(zg_request_t *r)
+{
+    zg_limit_conn_loc_conf_t *lc = zg_limit_conn_loc_conf(r->loc_conf);
+    zg_limit_conn_ctx_t *x;
+    int status = 0, rc;
+
+    if (lc->nlimits <= 0) {
+        return ZG_DECLINED;
+    }
+    x = zg_request_ctx(r, zg_limit_conn_module);
+    rc = zg_limit_conn_acquire(lc->limits, lc->nlimits, lc->dry_run, lc->log_level, &r->ctx,
+                               x->holds, &x->nholds, &status);
+    r->ctx.limit_conn_status = status;
+    if (rc == ZG_BUSY || rc == ZG_ERROR) {
+        zg_request_respond(r, lc->status, NULL, NULL, NULL, 0);
+        return ZG_DONE;
+    }
+    return ZG_DECLINED;
+}
+
+static void zg_limit_conn_release_request(zg_request_t *r)
+{
+    zg_limit_conn_ctx_t *x = zg_request_ctx(r, zg_limit_conn_module);
+
+    if (x->nholds) {
+        zg_limit_conn_release(x->holds, x->nholds);
+        x->nholds = 0;
+    }
+}
+
+/* master: a dead worker's slots are given back */
+static void zg_limit_conn_worker_gone(zg_conf_t *conf, int slot)
+{
+    zg_limit_conn_main_conf_t *lmcf = zg_limit_conn_main_conf(conf);
+
+    for (int i = 0; i < lmcf->nzones; i++) {
+        if (lmcf->zones[i]->zone->pool != NULL) {
+            zg_limit_conn_forget_worker(lmcf->zones[i]->zone, slot);
+        }
+    }
+}
+
+static void zg_limit_conn_metrics(zg_buf_t *b, const zg_conf_t *conf)
+{
+    static const char *results[] = { "passed", "rejected", "rejected_dry_run" };
+    zg_limit_conn_stats_t *st;
+    zg_zone_t *z;
+    uint64_t v[3];
+    int i, j, n = zg_admin_zones_of(conf, ZG_ZONE_LIMIT_CONN);
+
+    st = calloc(n ? n : 1, sizeof(*st));
+    if (st == NULL) {
+        b->failed = 1;
+        return;
+    }
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_CONN) {
+            zg_limit_conn_stats(z, &st[i++]);
+        }
+    }
+
+    zg_admin_family(b, "zonegate_limit_conn_requests_total", "counter",
+                    "Requests checked by limit_conn, by zone and outcome.");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_CONN) {
+            continue;
+        }
+        v[0] = st[i].passed;
+        v[1] = st[i].rejected;
+        v[2] = st[i].rejected_dry_run;
+        for (j = 0; j < 3; j++) {
+            zg_admin_sample(b, "zonegate_limit_conn_requests_total", v[j], "zone", z->name,
+                            "result", results[j], NULL);
+        }
+        i++;
+    }
+
+    zg_admin_family(b, "zonegate_limit_conn_current", "gauge",
+                    "Requests holding a limit_conn slot now, all keys.");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_CONN) {
+            zg_admin_sample(b, "zonegate_limit_conn_current", st[i++].current, "zone", z->name,
+                            NULL);
+        }
+    }
+
+    zg_admin_family(b, "zonegate_limit_conn_entries", "gauge",
+                    "Keys held in the limit_conn zone now.");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_CONN) {
+            zg_admin_sample(b, "zonegate_limit_conn_entries", st[i++].entries, "zone", z->name,
+                            NULL);
+        }
+    }
+
+    free(st);
+}
+
+#define ZG_LC(f) offsetof(zg_limit_conn_loc_conf_t, f)
+
+static const zg_command_t zg_limit_conn_commands[] = {
+    { "limit_conn_zone", ZG_CTX_HTTP, 0, 2, -1, zg_limit_conn_zone_directive, ZG_MAIN_CONF, 0,
+      NULL },
+    { "limit_conn", ZG_CTX_SETTINGS, 0, 2, 2, zg_limit_conn_directive, ZG_LOC_CONF, 0, NULL },
+    { "limit_conn_status", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_status, ZG_LOC_CONF,
+      ZG_LC(status), NULL },
+    { "limit_conn_log_level", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_level, ZG_LOC_CONF,
+      ZG_LC(log_level), NULL },
+    { "limit_conn_dry_run", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      ZG_LC(dry_run), NULL },
+    ZG_NULL_COMMAND
+};
+
+zg_module_t zg_limit_conn_module = {
+    .name = "limit_conn",
+    .commands = zg_limit_conn_commands,
+    .create_main_conf = zg_limit_conn_create_main_conf,
+    .init_main_conf = zg_limit_conn_init_main_conf,
+    .create_loc_conf = zg_limit_conn_create_loc_conf,
+    .merge_loc_conf = zg_limit_conn_merge_loc_conf,
+    .worker_gone = zg_limit_conn_worker_gone,
+    .phase = ZG_PHASE_PREACCESS,
+    .handler = zg_limit_conn_handler,
+    .release = zg_limit_conn_release_request,
+    .ctx_size = sizeof(zg_limit_conn_ctx_t),
+    .metrics = zg_limit_conn_metrics,
+};

@@ -1,4 +1,6 @@
-/* zg_limit_req.c — leaky bucket per key in a shared zone (nginx's limit_req). */
+/* zg_limit_req.c — the limit_req module: a leaky bucket per key in a shared zone
+ * (nginx's limit_req), its directives, its preaccess phase handler, its
+ * RateLimit headers and its /metrics families. */
 #include "zg_limit_req.h"
 
 #include <arpa/inet.h>
@@ -8,9 +10,11 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "zg_admin.h"
 #include "zg_log.h"
 #include "zg_queue.h"
 #include "zg_rbtree.h"
+#include "zg_request.h"
 
 #define ZG_LIMIT_REQ_KEY_MAX 65535
 #define ZG_LIMIT_REQ_FRESH UINT32_MAX           /* node->excess: never accounted */
@@ -854,3 +858,422 @@ void zg_limit_req_sync_apply(zg_zone_t *zone, const unsigned char *key, size_t l
     }
     zg_shmtx_unlock(&zone->pool->mutex);
 }
+
+/* ---------------------------------------------------------------- module */
+
+const zg_zone_kind_t zg_limit_req_zone_kind = { "limit_req", zg_limit_req_zone_init };
+
+/* a limit_req naming a zone that may be declared later */
+typedef struct {
+    zg_limit_req_loc_conf_t *lc;
+    int idx;
+    const char *name;
+    const char *file;
+    int line;
+} zg_limit_req_ref_t;
+
+/* redis://HOST:PORT[/DB] */
+static int zg_limit_req_sync_url(zg_cf_t *cf, const zg_str_t *v, zg_limit_req_zone_conf_t *lz)
+{
+    const char *u = v->data + 5, *end = v->data + v->len, *h, *he, *ps, *pe;
+    int port, db = 0;
+
+    if (strncmp(u, "redis://", 8) != 0) {
+        goto bad;
+    }
+    h = u + 8;
+    if (h < end && *h == '[') {
+        he = memchr(h, ']', (size_t)(end - h));
+        if (he == NULL) {
+            goto bad;
+        }
+        h++;
+        ps = he + 1;
+    } else {
+        he = h;
+        while (he < end && *he != ':' && *he != '/') {
+            he++;
+        }
+        ps = he;
+    }
+    if (he == h || (size_t)(he - h) >= sizeof(lz->sync_host) || ps >= end || *ps != ':') {
+        goto bad;
+    }
+    ps++;
+    pe = ps;
+    while (pe < end && *pe != '/') {
+        pe++;
+    }
+    port = zg_conf_atoi(ps, (size_t)(pe - ps));
+    if (port < 1 || port > 65535) {
+        goto bad;
+    }
+    if (pe < end) {
+        db = zg_conf_atoi(pe + 1, (size_t)(end - pe - 1));
+        if (db < 0) {
+            goto bad;
+        }
+    }
+    memcpy(lz->sync_host, h, (size_t)(he - h));
+    lz->sync_host[he - h] = '\0';
+    lz->sync_port = port;
+    lz->sync_db = db;
+    lz->sync_url = zg_conf_strdup(cf->conf, u, (size_t)(end - u));
+    return lz->sync_url != NULL ? ZG_OK : zg_conf_nomem(cf);
+bad:
+    return zg_conf_error(cf, "invalid sync URL \"%s\" in \"%s\" directive", u, cf->name);
+}
+
+static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_limit_req_main_conf_t *lmcf = conf;
+    zg_limit_req_zone_conf_t *lz, **slot;
+    zg_str_t *a = cf->args, *zone_arg = NULL;
+    zg_zone_t *z = NULL;
+    int64_t rate = 1, scale = 1;
+    const char *rate_text = "1r/s";
+
+    (void)cmd;
+    lz = zg_conf_alloc(cf->conf, sizeof(*lz));
+    if (lz == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    lz->sync_interval = 100;
+    for (int i = 2; i < cf->nargs; i++) {
+        if (zg_conf_prefix(&a[i], "zone=")) {
+            zone_arg = &a[i];
+        } else if (zg_conf_prefix(&a[i], "rate=")) {
+            size_t len = a[i].len - 5;
+            const char *r = a[i].data + 5;
+            if (len > 3 && memcmp(r + len - 3, "r/s", 3) == 0) {
+                scale = 1;
+            } else if (len > 3 && memcmp(r + len - 3, "r/m", 3) == 0) {
+                scale = 60;
+            } else {
+                return zg_conf_error(cf, "invalid rate \"%s\" in \"%s\" directive", a[i].data,
+                                     cf->name);
+            }
+            rate = zg_conf_atoi(r, len - 3);
+            if (rate <= 0) {
+                return zg_conf_error(cf, "invalid rate \"%s\" in \"%s\" directive", a[i].data,
+                                     cf->name);
+            }
+            rate_text = r;
+        } else if (zg_conf_prefix(&a[i], "sync=")) {
+            if (zg_limit_req_sync_url(cf, &a[i], lz) != ZG_OK) {
+                return ZG_ERROR;
+            }
+        } else if (zg_conf_prefix(&a[i], "sync_interval=")) {
+            lz->sync_interval = zg_conf_parse_time(a[i].data + 14, a[i].len - 14);
+            if (lz->sync_interval == ZG_UNSET_MSEC || lz->sync_interval == 0) {
+                return zg_conf_bad_param(cf, &a[i]);
+            }
+        } else {
+            return zg_conf_bad_param(cf, &a[i]);
+        }
+    }
+    if (zone_arg == NULL) {
+        return zg_conf_error(cf, "\"%s\" must have \"zone\" parameter", cf->name);
+    }
+    if (a[1].len == 0) {
+        return zg_conf_invalid(cf, &a[1]);
+    }
+    lz->rate = (uint64_t)(rate * 1000 / scale);
+    lz->rate_text = zg_conf_strdup(cf->conf, rate_text, strlen(rate_text));
+    lz->key_text = zg_conf_strdup(cf->conf, a[1].data, a[1].len);
+    if (lz->rate_text == NULL || lz->key_text == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    if (zg_conf_zone_param(cf, zone_arg, &zg_limit_req_zone_kind, &z) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    lz->zone = z;
+    z->conf = lz;
+    lz->key = zg_conf_cv(cf, a[1].data, a[1].len);
+    if (lz->key == NULL) {
+        return ZG_ERROR;
+    }
+    slot = zg_conf_push(cf->conf, lmcf->zones, lmcf->nzones);
+    if (slot == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    *slot = lz;
+    return ZG_OK;
+}
+
+static int zg_limit_req_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(cf->conf);
+    zg_limit_req_loc_conf_t *lc = conf;
+    zg_limit_req_ref_t *ref, *refs = lmcf->refs;
+    zg_limit_req_conf_t *lr;
+    zg_str_t *a = cf->args, *zone = NULL;
+    int v;
+
+    (void)cmd;
+    lr = zg_conf_push(cf->conf, lc->limits, lc->nlimits);
+    if (lr == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    for (int i = 1; i < cf->nargs; i++) {
+        if (zg_conf_prefix(&a[i], "zone=")) {
+            zone = &a[i];
+        } else if (zg_conf_prefix(&a[i], "burst=")) {
+            v = zg_conf_atoi(a[i].data + 6, a[i].len - 6);
+            if (v <= 0) {
+                return zg_conf_error(cf, "invalid burst value \"%s\"", a[i].data);
+            }
+            lr->burst = (uint64_t)v * 1000;
+        } else if (zg_conf_prefix(&a[i], "delay=")) {
+            v = zg_conf_atoi(a[i].data + 6, a[i].len - 6);
+            if (v <= 0) {
+                return zg_conf_error(cf, "invalid delay value \"%s\"", a[i].data);
+            }
+            lr->delay = (uint64_t)v * 1000;
+        } else if (zg_conf_eq(&a[i], "nodelay")) {
+            lr->delay = ZG_LIMIT_REQ_NODELAY;
+        } else {
+            return zg_conf_bad_param(cf, &a[i]);
+        }
+    }
+    if (zone == NULL || zone->len == 5) {
+        return zg_conf_error(cf, "\"%s\" must have \"zone\" parameter", cf->name);
+    }
+    ref = zg_conf_push(cf->conf, refs, lmcf->nrefs);
+    lmcf->refs = refs;
+    if (ref == NULL
+        || (ref->name = zg_conf_strdup(cf->conf, zone->data + 5, zone->len - 5)) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    ref->lc = lc;
+    ref->idx = lc->nlimits - 1;
+    ref->file = cf->file;
+    ref->line = cf->line;
+    return ZG_OK;
+}
+
+static void *zg_limit_req_create_main_conf(zg_conf_t *conf)
+{
+    return zg_conf_alloc(conf, sizeof(zg_limit_req_main_conf_t));
+}
+
+/* every limit_req gets its zone */
+static int zg_limit_req_init_main_conf(zg_cf_t *cf, void *conf)
+{
+    zg_limit_req_main_conf_t *lmcf = conf;
+    zg_limit_req_ref_t *refs = lmcf->refs;
+
+    for (int i = 0; i < lmcf->nrefs; i++) {
+        zg_limit_req_ref_t *r = &refs[i];
+        zg_limit_req_zone_conf_t *z = NULL;
+        for (int k = 0; k < lmcf->nzones; k++) {
+            if (strcmp(lmcf->zones[k]->zone->name, r->name) == 0) {
+                z = lmcf->zones[k];
+            }
+        }
+        if (z == NULL) {
+            return zg_conf_error_at(cf, r->file, r->line,
+                                    "unknown limit_req_zone \"%s\" in \"limit_req\" directive",
+                                    r->name);
+        }
+        for (int k = 0; k < r->idx; k++) {
+            if (r->lc->limits[k].zone == z) {
+                return zg_conf_error_at(cf, r->file, r->line,
+                                        "\"limit_req\" directive is duplicate");
+            }
+        }
+        r->lc->limits[r->idx].zone = z;
+    }
+    return ZG_OK;
+}
+
+static void *zg_limit_req_create_loc_conf(zg_conf_t *conf)
+{
+    zg_limit_req_loc_conf_t *lc = zg_conf_alloc(conf, sizeof(*lc));
+
+    if (lc == NULL) {
+        return NULL;
+    }
+    lc->nlimits = -1;
+    lc->status = ZG_UNSET;
+    lc->log_level = ZG_UNSET;
+    lc->dry_run = ZG_UNSET;
+    lc->headers = ZG_UNSET;
+    return lc;
+}
+
+static int zg_limit_req_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
+{
+    zg_limit_req_loc_conf_t *p = parent, *c = child;
+
+    (void)cf;
+    if (c->nlimits < 0) {
+        c->limits = p->limits;
+        c->nlimits = p->nlimits;
+    }
+    ZG_CONF_MERGE(c, p, status, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, log_level, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, dry_run, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, headers, ZG_UNSET);
+    if (c->nlimits < 0) {
+        c->limits = NULL;
+        c->nlimits = 0;
+    }
+    if (c->status == ZG_UNSET) {
+        c->status = 503;
+    }
+    if (c->log_level == ZG_UNSET) {
+        c->log_level = ZG_LOG_ERR;
+    }
+    if (c->dry_run == ZG_UNSET) {
+        c->dry_run = 0;
+    }
+    if (c->headers == ZG_UNSET) {
+        c->headers = 0;
+    }
+    return ZG_OK;
+}
+
+/* RateLimit-Policy / RateLimit (limit_req_headers on), and Retry-After on rejection */
+static size_t zg_limit_req_headers(zg_request_t *r, char *buf, size_t len, int rejected)
+{
+    zg_limit_req_result_t *lr = zg_request_ctx(r, zg_limit_req_module);
+
+    if (lr->zone_name == NULL || !zg_limit_req_loc_conf(r->loc_conf)->headers) {
+        return 0;
+    }
+    int n = snprintf(buf, len,
+                     "RateLimit-Policy: \"%s\";q=%llu;w=%llu\r\n"
+                     "RateLimit: \"%s\";r=%llu;t=%llu\r\n",
+                     lr->zone_name, (unsigned long long)lr->policy_q,
+                     (unsigned long long)lr->policy_w, lr->zone_name,
+                     (unsigned long long)lr->remaining, (unsigned long long)lr->reset);
+    if (n < 0 || (size_t)n >= len) {
+        return 0;
+    }
+    if (rejected) {
+        int m = snprintf(buf + n, len - (size_t)n, "Retry-After: %llu\r\n",
+                         (unsigned long long)zg_max(lr->retry_after, 1));
+        if (m > 0 && (size_t)m < len - (size_t)n) {
+            n += m;
+        }
+    }
+    return (size_t)n;
+}
+
+/* preaccess: pass, delay (the request sleeps) or reject */
+static int zg_limit_req_handler(zg_request_t *r)
+{
+    zg_limit_req_loc_conf_t *lc = zg_limit_req_loc_conf(r->loc_conf);
+    zg_limit_req_result_t *lr;
+    char extra[512];
+    int rc;
+
+    if (lc->nlimits <= 0) {
+        return ZG_DECLINED;
+    }
+    lr = zg_request_ctx(r, zg_limit_req_module);
+    rc = zg_limit_req_check(lc->limits, lc->nlimits, lc->dry_run, lc->log_level, &r->ctx,
+                            zg_time_msec(), lr);
+    r->ctx.limit_req_status = lr->status;
+    if (rc == ZG_BUSY || rc == ZG_ERROR) {
+        size_t n = zg_limit_req_headers(r, extra, sizeof(extra), 1);
+        r->headers_done = 1;
+        zg_request_respond(r, lc->status, n ? extra : NULL, NULL, NULL, 0);
+        return ZG_DONE;
+    }
+    if (lr->delay > 0) {
+        return zg_request_sleep(r, lr->delay);
+    }
+    return ZG_DECLINED;
+}
+
+static void zg_limit_req_metrics(zg_buf_t *b, const zg_conf_t *conf)
+{
+    static const char *results[] = { "passed", "delayed", "rejected", "delayed_dry_run",
+                                     "rejected_dry_run" };
+    zg_limit_req_stats_t *st;
+    zg_zone_t *z;
+    uint64_t v[5];
+    int i, j, n = zg_admin_zones_of(conf, ZG_ZONE_LIMIT_REQ);
+
+    st = calloc(n ? n : 1, sizeof(*st));
+    if (st == NULL) {
+        b->failed = 1;
+        return;
+    }
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_REQ) {
+            zg_limit_req_stats(z, &st[i++]);
+        }
+    }
+
+    zg_admin_family(b, "zonegate_limit_req_requests_total", "counter",
+                    "Requests checked by limit_req, by zone and outcome.");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_REQ) {
+            continue;
+        }
+        v[0] = st[i].passed;
+        v[1] = st[i].delayed;
+        v[2] = st[i].rejected;
+        v[3] = st[i].delayed_dry_run;
+        v[4] = st[i].rejected_dry_run;
+        for (j = 0; j < 5; j++) {
+            zg_admin_sample(b, "zonegate_limit_req_requests_total", v[j], "zone", z->name,
+                            "result", results[j], NULL);
+        }
+        i++;
+    }
+
+    zg_admin_family(b, "zonegate_limit_req_entries", "gauge",
+                    "Keys held in the limit_req zone now.");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_REQ) {
+            zg_admin_sample(b, "zonegate_limit_req_entries", st[i++].entries, "zone", z->name,
+                            NULL);
+        }
+    }
+
+    zg_admin_family(b, "zonegate_limit_req_evictions_total", "counter",
+                    "Keys dropped from the limit_req zone to make room.");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_REQ) {
+            zg_admin_sample(b, "zonegate_limit_req_evictions_total", st[i++].evicted, "zone",
+                            z->name, NULL);
+        }
+    }
+
+    free(st);
+}
+
+#define ZG_LR(f) offsetof(zg_limit_req_loc_conf_t, f)
+
+static const zg_command_t zg_limit_req_commands[] = {
+    { "limit_req_zone", ZG_CTX_HTTP, 0, 2, -1, zg_limit_req_zone_directive, ZG_MAIN_CONF, 0,
+      NULL },
+    { "limit_req", ZG_CTX_SETTINGS, 0, 1, 3, zg_limit_req_directive, ZG_LOC_CONF, 0, NULL },
+    { "limit_req_status", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_status, ZG_LOC_CONF,
+      ZG_LR(status), NULL },
+    { "limit_req_log_level", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_level, ZG_LOC_CONF,
+      ZG_LR(log_level), NULL },
+    { "limit_req_dry_run", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      ZG_LR(dry_run), NULL },
+    { "limit_req_headers", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      ZG_LR(headers), NULL },
+    ZG_NULL_COMMAND
+};
+
+zg_module_t zg_limit_req_module = {
+    .name = "limit_req",
+    .commands = zg_limit_req_commands,
+    .create_main_conf = zg_limit_req_create_main_conf,
+    .init_main_conf = zg_limit_req_init_main_conf,
+    .create_loc_conf = zg_limit_req_create_loc_conf,
+    .merge_loc_conf = zg_limit_req_merge_loc_conf,
+    .phase = ZG_PHASE_PREACCESS,
+    .handler = zg_limit_req_handler,
+    .headers = zg_limit_req_headers,
+    .ctx_size = sizeof(zg_limit_req_result_t),
+    .metrics = zg_limit_req_metrics,
+};

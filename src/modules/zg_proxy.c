@@ -6,9 +6,12 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 
+#include "zg_access_log.h"
 #include "zg_log.h"
+#include "zg_request.h"
 #include "zg_upstream.h"
 
 #define ZG_PROXY_RETAIN (64 * 1024)   /* request body kept for a retry */
@@ -17,12 +20,14 @@
 #define ZG_PROXY_IDLE_MSEC 60000      /* idle kept-alive upstream connection */
 
 typedef struct zg_upconn_s zg_upconn_t;
+typedef struct zg_proxy_s zg_proxy_t;
 
 struct zg_upconn_s {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_connect_t connect;
     zg_proxy_t *p;              /* owner; NULL while idle in the pool */
+    zg_worker_t *w;
     zg_upstream_conf_t *u;
     int peer;
     zg_outq_t out;
@@ -81,6 +86,32 @@ struct zg_proxy_s {
     unsigned retry_status : 1;  /* this attempt's response asks for the next peer */
 };
 
+/* per request: the proxy state while it runs, and the $upstream_* texts */
+typedef struct {
+    zg_proxy_t *p;
+    char upstream_addr[256], upstream_status[64], upstream_time[64];
+} zg_proxy_ctx_t;
+
+static const zg_content_ops_t zg_proxy_content_ops;
+
+static zg_proxy_t *zg_proxy_of(zg_request_t *r)
+{
+    return ((zg_proxy_ctx_t *)zg_request_ctx(r, zg_proxy_module))->p;
+}
+
+static void zg_proxy_attach(zg_request_t *r, zg_proxy_t *p)
+{
+    ((zg_proxy_ctx_t *)zg_request_ctx(r, zg_proxy_module))->p = p;
+    r->content = &zg_proxy_content_ops;
+}
+
+/* the request no longer talks to the proxy state */
+static void zg_proxy_detach(zg_request_t *r)
+{
+    ((zg_proxy_ctx_t *)zg_request_ctx(r, zg_proxy_module))->p = NULL;
+    r->content = NULL;
+}
+
 static void zg_proxy_connect(zg_proxy_t *p);
 static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what);
 static void zg_upconn_read(zg_upconn_t *uc, int on);
@@ -137,9 +168,12 @@ static void zg_pool_sweep(uv_timer_t *t)
     }
 }
 
+/* this worker's keep-alive pool (one worker per process) */
+static zg_proxy_pool_t *zg_proxy_pool;
+
 static zg_upool_t *zg_pool_of(zg_upstream_conf_t *u)
 {
-    zg_proxy_pool_t *pool = zg_worker->keepalive;
+    zg_proxy_pool_t *pool = zg_proxy_pool;
     if (u->pool == NULL) {
         zg_upool_t *up = calloc(1, sizeof(*up));
         if (up == NULL) {
@@ -163,7 +197,7 @@ static zg_upool_t *zg_pool_of(zg_upstream_conf_t *u)
 static void zg_pool_put(zg_upconn_t *uc)
 {
     zg_upool_t *up;
-    if (zg_worker->quitting || uc->u->keepalive <= 0 || (up = zg_pool_of(uc->u)) == NULL) {
+    if (uc->w->quitting || uc->u->keepalive <= 0 || (up = zg_pool_of(uc->u)) == NULL) {
         zg_upconn_close(uc);
         return;
     }
@@ -174,7 +208,7 @@ static void zg_pool_put(zg_upconn_t *uc)
      * callback closes it if the upstream closes or sends anything */
     uc->p = NULL;
     uc->pooled = 1;
-    uc->idle_since = uv_now(zg_worker->loop);
+    uc->idle_since = uv_now(uc->w->loop);
     zg_upconn_read(uc, 1);
     zg_queue_insert_head(&up->lru, &uc->link);
     zg_queue_insert_head(&up->peer_idle[uc->peer], &uc->plink);
@@ -196,20 +230,26 @@ static zg_upconn_t *zg_pool_get(zg_upstream_conf_t *u, int peer)
     return uc;
 }
 
-void zg_proxy_pool_init(zg_worker_t *w)
+static int zg_proxy_pool_init(zg_worker_t *w)
 {
     zg_proxy_pool_t *pool = calloc(1, sizeof(*pool));
+    if (pool == NULL) {
+        return ZG_ERROR;
+    }
     zg_queue_init(&pool->pools);
     uv_timer_init(w->loop, &pool->sweep);
     pool->sweep.data = pool;
     uv_timer_start(&pool->sweep, zg_pool_sweep, 5000, 5000);
     uv_unref((uv_handle_t *)&pool->sweep);
-    w->keepalive = pool;
+    zg_proxy_pool = pool;
+    return ZG_OK;
 }
 
-void zg_proxy_pool_close(zg_worker_t *w)
+static void zg_proxy_pool_close(zg_worker_t *w)
 {
-    zg_proxy_pool_t *pool = w->keepalive;
+    zg_proxy_pool_t *pool = zg_proxy_pool;
+
+    (void)w;
     if (pool == NULL) {
         return;
     }
@@ -255,8 +295,7 @@ static int zg_proxy_build_head(zg_proxy_t *p)
 {
     zg_request_t *r = p->r;
     zg_http_req_t *h = r->h;
-    zg_location_t *loc = r->loc;
-    zg_settings_t *s = &loc->s;
+    zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(r->loc_conf);
     zg_outq_t q;
     char tmp[4096];
     zg_outq_init(&q, NULL, NULL);
@@ -265,9 +304,9 @@ static int zg_proxy_build_head(zg_proxy_t *p)
 
     zg_outq_append(&q, h->method.data, h->method.len);
     zg_outq_append(&q, " ", 1);
-    if (loc->proxy_uri) {
-        size_t skip = zg_min(loc->path_len, h->path.len);
-        zg_outq_append(&q, loc->proxy_uri, loc->proxy_uri_len);
+    if (s->uri) {
+        size_t skip = zg_min(r->loc->path_len, h->path.len);
+        zg_outq_append(&q, s->uri, s->uri_len);
         zg_outq_append(&q, h->path.data + skip, h->path.len - skip);
         if (h->args.len) {
             zg_outq_append(&q, "?", 1);
@@ -320,7 +359,7 @@ static int zg_proxy_build_head(zg_proxy_t *p)
 
     int host_set = 0, xff_set = 0, xri_set = 0;
     for (int k = 0; k < s->nset_headers; k++) {
-        zg_header_conf_t *hc = &s->set_headers[k];
+        zg_proxy_header_t *hc = &s->set_headers[k];
         size_t n = zg_cv_eval(hc->value, &r->ctx, 0, tmp, sizeof(tmp));
         n = zg_min(n, sizeof(tmp));
         if (zg_http_name_eq(&hc->name, "host", 4)) {
@@ -410,38 +449,39 @@ static void zg_proxy_list_add(char *buf, size_t cap, const char *item, size_t n)
 static void zg_proxy_note_upstream(zg_proxy_t *p, int status)
 {
     zg_request_t *r = p->r;
-    if (r->loc->s.access_log == NULL) {
+    if (!zg_access_log_enabled(r->loc_conf)) {
         return; /* $upstream_* are for the access log */
     }
+    zg_proxy_ctx_t *x = zg_request_ctx(r, zg_proxy_module);
     char tmp[48];
     size_t n;
     zg_msec_t ms = zg_time_msec() - p->attempt_start;
     const char *addr = p->pick.addr ? p->pick.addr->text : "-";
-    zg_proxy_list_add(r->upstream_addr, sizeof(r->upstream_addr), addr, strlen(addr));
+    zg_proxy_list_add(x->upstream_addr, sizeof(x->upstream_addr), addr, strlen(addr));
     if (status) {
         n = zg_fmt_u64(tmp, (uint64_t)status);
     } else {
         tmp[0] = '-';
         n = 1;
     }
-    zg_proxy_list_add(r->upstream_status, sizeof(r->upstream_status), tmp, n);
+    zg_proxy_list_add(x->upstream_status, sizeof(x->upstream_status), tmp, n);
     n = zg_fmt_u64(tmp, ms / 1000);
     tmp[n++] = '.';
     tmp[n++] = (char)('0' + ms % 1000 / 100);
     tmp[n++] = (char)('0' + ms % 100 / 10);
     tmp[n++] = (char)('0' + ms % 10);
-    zg_proxy_list_add(r->upstream_time, sizeof(r->upstream_time), tmp, n);
-    r->ctx.upstream_addr.data = r->upstream_addr;
-    r->ctx.upstream_addr.len = strlen(r->upstream_addr);
-    r->ctx.upstream_status.data = r->upstream_status;
-    r->ctx.upstream_status.len = strlen(r->upstream_status);
-    r->ctx.upstream_response_time.data = r->upstream_time;
-    r->ctx.upstream_response_time.len = strlen(r->upstream_time);
+    zg_proxy_list_add(x->upstream_time, sizeof(x->upstream_time), tmp, n);
+    r->ctx.upstream_addr.data = x->upstream_addr;
+    r->ctx.upstream_addr.len = strlen(x->upstream_addr);
+    r->ctx.upstream_status.data = x->upstream_status;
+    r->ctx.upstream_status.len = strlen(x->upstream_status);
+    r->ctx.upstream_response_time.data = x->upstream_time;
+    r->ctx.upstream_response_time.len = strlen(x->upstream_time);
 }
 
 static int zg_proxy_next_on(zg_proxy_t *p, int status)
 {
-    int mask = p->r->loc->s.proxy_next_upstream;
+    int mask = zg_proxy_loc_conf(p->r->loc_conf)->next_upstream;
     return (status == 502 && (mask & ZG_NEXT_HTTP_502)) ||
            (status == 503 && (mask & ZG_NEXT_HTTP_503)) ||
            (status == 504 && (mask & ZG_NEXT_HTTP_504));
@@ -449,11 +489,11 @@ static int zg_proxy_next_on(zg_proxy_t *p, int status)
 
 static int zg_proxy_can_retry(zg_proxy_t *p)
 {
-    zg_settings_t *s = &p->r->loc->s;
-    if (p->resp_head_sent || p->body_overflow || (s->proxy_next_upstream & ZG_NEXT_OFF)) {
+    zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(p->r->loc_conf);
+    if (p->resp_head_sent || p->body_overflow || (s->next_upstream & ZG_NEXT_OFF)) {
         return 0;
     }
-    if (s->proxy_next_upstream_tries && p->pick.tries >= s->proxy_next_upstream_tries) {
+    if (s->next_upstream_tries && p->pick.tries >= s->next_upstream_tries) {
         return 0;
     }
     return 1;
@@ -480,7 +520,7 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     r->ctx.status = rh->status;
 
     int client11 = r->h->http_minor >= 1;
-    int keepalive = r->keepalive && !zg_worker->quitting;
+    int keepalive = r->keepalive && !r->c->w->quitting;
     p->chunked_out = 0;
     if (!rh->no_body) {
         if (rh->chunked) {
@@ -521,7 +561,7 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     if (p->chunked_out) {
         zg_outq_append(q, "Transfer-Encoding: chunked\r\n", 28);
     }
-    zg_request_ratelimit_headers(r, q);
+    zg_request_extra_headers(r, q);
     if (keepalive) {
         zg_outq_append(q, "Connection: keep-alive\r\n\r\n", 26);
     } else {
@@ -615,7 +655,7 @@ static void zg_proxy_finish(zg_proxy_t *p, int upstream_keepalive)
     }
     zg_upstream_free(p->u, &p->pick, 0, zg_time_msec());
     int keepalive = p->resp_keepalive;
-    r->proxy = NULL;
+    zg_proxy_detach(r);
     zg_proxy_free(p);
     zg_request_release(r);
     if (zg_outq_flush(&r->c->out) != ZG_OK) {
@@ -690,7 +730,7 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         zg_proxy_finish(p, zg_http_resp_reusable(uc->resp));
         return;
     }
-    uc->deadline = uv_now(zg_worker->loop) + uc->read_timeout;
+    uc->deadline = uv_now(uc->w->loop) + uc->read_timeout;
     if (zg_outq_flush(&r->c->out) != ZG_OK) {
         return; /* the connection's write failure closes everything */
     }
@@ -698,7 +738,7 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         /* the client reads slower than the upstream sends */
         p->up_paused = 1;
         zg_upconn_read(uc, 0);
-        zg_conn_timer(r->c, r->loc->s.send_timeout);
+        zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
     }
 }
 
@@ -713,8 +753,10 @@ static void zg_upconn_read(zg_upconn_t *uc, int on)
     }
 }
 
-void zg_proxy_client_drained(zg_proxy_t *p)
+static void zg_proxy_drained(zg_request_t *r)
 {
+    zg_proxy_t *p = zg_proxy_of(r);
+
     if (p->up_paused && p->uc) {
         p->up_paused = 0;
         zg_upconn_read(p->uc, 1);
@@ -733,7 +775,7 @@ static void zg_upconn_deadline(zg_upconn_t *uc, zg_msec_t ms)
         uc->deadline = 0;
         return;
     }
-    uc->deadline = uv_now(zg_worker->loop) + ms;
+    uc->deadline = uv_now(uc->w->loop) + ms;
     if (uc->timer_due == 0 || uc->timer_due > uc->deadline) {
         uc->timer_due = uc->deadline;
         uv_timer_start(&uc->timer, zg_upconn_timeout, ms, 0);
@@ -840,8 +882,10 @@ static int zg_proxy_body_append(zg_proxy_t *p, const char *data, size_t n)
     return ZG_OK;
 }
 
-void zg_proxy_body(zg_proxy_t *p, const char *data, size_t n)
+static void zg_proxy_body(zg_request_t *r, const char *data, size_t n)
 {
+    zg_proxy_t *p = zg_proxy_of(r);
+
     if (n == 0 || p->done) {
         return;
     }
@@ -871,8 +915,10 @@ void zg_proxy_body(zg_proxy_t *p, const char *data, size_t n)
     zg_proxy_send_body(p);
 }
 
-void zg_proxy_body_done(zg_proxy_t *p)
+static void zg_proxy_body_done(zg_request_t *r)
 {
+    zg_proxy_t *p = zg_proxy_of(r);
+
     p->body_done = 1;
     if (p->waiting_body) {
         p->waiting_body = 0;
@@ -887,13 +933,13 @@ void zg_proxy_body_done(zg_proxy_t *p)
 static void zg_proxy_send(zg_proxy_t *p)
 {
     zg_upconn_t *uc = p->uc;
-    zg_settings_t *s = &p->r->loc->s;
+    zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(p->r->loc_conf);
     zg_outq_append(&uc->out, p->head, p->head_len);
     p->body_off = 0;
     p->body_end_sent = 0;
-    zg_http_resp_reset(uc->resp, p->r->h->method_id == 2);
+    zg_http_resp_reset(uc->resp, p->r->h->head);
     uc->received = 0;
-    uc->read_timeout = zg_max(s->proxy_read_timeout, 1);
+    uc->read_timeout = zg_max(s->read_timeout, 1);
     zg_upconn_deadline(uc, uc->read_timeout);
     zg_upconn_read(uc, 1);
     zg_proxy_send_body(p);
@@ -928,8 +974,9 @@ static zg_upconn_t *zg_upconn_new(zg_proxy_t *p)
         free(uc);
         return NULL;
     }
-    uv_tcp_init(zg_worker->loop, &uc->tcp);
-    uv_timer_init(zg_worker->loop, &uc->timer);
+    uc->w = p->r->c->w;
+    uv_tcp_init(uc->w->loop, &uc->tcp);
+    uv_timer_init(uc->w->loop, &uc->timer);
     uc->tcp.data = uc->timer.data = uc->connect.data = uc;
     uc->handles = 2;
     uc->u = p->u;
@@ -944,7 +991,7 @@ static zg_upconn_t *zg_upconn_new(zg_proxy_t *p)
 static void zg_proxy_connect(zg_proxy_t *p)
 {
     zg_request_t *r = p->r;
-    zg_settings_t *s = &r->loc->s;
+    zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(r->loc_conf);
     zg_msec_t now = zg_time_msec();
 
     if (zg_upstream_get(p->u, &p->pick, now) != ZG_OK) {
@@ -968,7 +1015,7 @@ static void zg_proxy_connect(zg_proxy_t *p)
         zg_proxy_fail(p, 0, "out of memory");
         return;
     }
-    zg_upconn_deadline(p->uc, zg_max(s->proxy_connect_timeout, 1));
+    zg_upconn_deadline(p->uc, zg_max(s->connect_timeout, 1));
     int rc = uv_tcp_connect(&p->uc->connect, &p->uc->tcp,
                             (const struct sockaddr *)&p->pick.addr->sa, zg_upconn_connected);
     if (rc != 0) {
@@ -978,7 +1025,7 @@ static void zg_proxy_connect(zg_proxy_t *p)
 
 no_peer:;
     int status = p->error_status ? p->error_status : 502;
-    r->proxy = NULL;
+    zg_proxy_detach(r);
     zg_proxy_free(p);
     zg_request_respond(r, status, NULL, NULL, NULL, 0);
 }
@@ -1000,8 +1047,8 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
         p->retried_stale = 1;
         p->uc = zg_upconn_new(p);
         if (p->uc) {
-            zg_settings_t *s = &r->loc->s;
-            zg_upconn_deadline(p->uc, zg_max(s->proxy_connect_timeout, 1));
+            zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(r->loc_conf);
+            zg_upconn_deadline(p->uc, zg_max(s->connect_timeout, 1));
             if (uv_tcp_connect(&p->uc->connect, &p->uc->tcp,
                                (const struct sockaddr *)&p->pick.addr->sa,
                                zg_upconn_connected) == 0) {
@@ -1019,17 +1066,17 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
     zg_upstream_free(p->u, &p->pick, 1, zg_time_msec());
     if (p->resp_head_sent) {
         p->done = 1;
-        r->proxy = NULL;
+        zg_proxy_detach(r);
         zg_proxy_free(p);
         zg_outq_flush(&r->c->out);
         zg_request_response_abort(r);
         return;
     }
     p->error_status = timeout ? 504 : 502;
-    int mask = r->loc->s.proxy_next_upstream;
+    int mask = zg_proxy_loc_conf(r->loc_conf)->next_upstream;
     if ((timeout && !(mask & ZG_NEXT_TIMEOUT)) || (!timeout && !(mask & ZG_NEXT_ERROR)) ||
         !zg_proxy_can_retry(p)) {
-        r->proxy = NULL;
+        zg_proxy_detach(r);
         zg_proxy_free(p);
         zg_request_respond(r, timeout ? 504 : 502, NULL, NULL, NULL, 0);
         return;
@@ -1037,7 +1084,7 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
     zg_proxy_connect(p);
 }
 
-void zg_proxy_start(zg_request_t *r)
+static void zg_proxy_start(zg_request_t *r)
 {
     zg_proxy_t *p = zg_proxy_alloc();
     if (p == NULL) {
@@ -1045,12 +1092,12 @@ void zg_proxy_start(zg_request_t *r)
         return;
     }
     p->r = r;
-    p->u = r->loc->upstream;
+    p->u = zg_proxy_loc_conf(r->loc_conf)->upstream;
     zg_upstream_pick_init(&p->pick);
-    r->proxy = p;
+    zg_proxy_attach(r, p);
     p->body_done = r->body_done;
     if (zg_proxy_build_head(p) != ZG_OK) {
-        r->proxy = NULL;
+        zg_proxy_detach(r);
         zg_proxy_free(p);
         zg_request_respond(r, 500, NULL, NULL, NULL, 0);
         return;
@@ -1064,8 +1111,11 @@ void zg_proxy_start(zg_request_t *r)
     zg_proxy_connect(p);
 }
 
-void zg_proxy_abort(zg_proxy_t *p)
+static void zg_proxy_abort(zg_request_t *r)
 {
+    zg_proxy_t *p = zg_proxy_of(r);
+
+    zg_proxy_detach(r);
     if (p->uc) {
         zg_upconn_close(p->uc);
         p->uc = NULL;
@@ -1073,3 +1123,253 @@ void zg_proxy_abort(zg_proxy_t *p)
     }
     zg_proxy_free(p);
 }
+
+/* ---------------------------------------------------------------- module */
+
+static const zg_content_ops_t zg_proxy_content_ops = {
+    zg_proxy_body, zg_proxy_body_done, zg_proxy_abort, zg_proxy_drained
+};
+
+/* the content handler of a location with proxy_pass */
+static int zg_proxy_handler(zg_request_t *r)
+{
+    if (r->h->expect_continue && r->h->has_body) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        zg_outq_append(&r->c->out, cont, sizeof(cont) - 1);
+        zg_outq_flush(&r->c->out);
+        r->sent_continue = 1;
+    }
+    uint64_t serial = r->c->nrequests;
+    zg_proxy_start(r);
+    /* the proxy may have answered already (no live peer), and a pipelined
+     * request may have taken the request memory since */
+    if (r->c->nrequests == serial && !r->finalized && !r->body_done && r->content != NULL) {
+        zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->client_body_timeout);
+        zg_conn_body(r->c);
+    }
+    return ZG_DONE;
+}
+
+/* a proxy_pass whose upstream may be declared later */
+typedef struct {
+    zg_proxy_loc_conf_t *plcf;
+    const char *url;     /* as written */
+    const char *host;    /* "name" or "host:port" */
+    const char *file;
+    int line;
+} zg_proxy_pass_t;
+
+typedef struct {
+    zg_proxy_pass_t *passes;
+    int npasses;
+} zg_proxy_main_conf_t;
+
+static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_proxy_main_conf_t *pmcf = zg_main_conf_of(cf->conf, zg_proxy_module);
+    zg_proxy_loc_conf_t *plcf = conf;
+    zg_str_t *a = cf->args;
+    zg_proxy_pass_t *pp;
+    const char *h, *slash, *end = a[1].data + a[1].len;
+
+    (void)cmd;
+    if (a[1].len < 7 || strncasecmp(a[1].data, "http://", 7) != 0) {
+        return zg_conf_error(cf, "invalid URL prefix in \"%s\"", a[1].data);
+    }
+    h = a[1].data + 7;
+    slash = memchr(h, '/', (size_t)(end - h));
+    if (slash == NULL) {
+        slash = end;
+    }
+    if (slash == h || memchr(h, '$', (size_t)(slash - h)) != NULL) {
+        return zg_conf_error(cf, "invalid host in \"%s\"", a[1].data);
+    }
+    if (zg_http_core_set_handler(cf, zg_proxy_handler) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    if (slash < end) {
+        plcf->uri = (char *)slash;
+        plcf->uri_len = (size_t)(end - slash);
+    }
+    pp = zg_conf_push(cf->conf, pmcf->passes, pmcf->npasses);
+    if (pp == NULL || (pp->host = zg_conf_strdup(cf->conf, h, (size_t)(slash - h))) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    pp->plcf = plcf;
+    pp->url = a[1].data;
+    pp->file = cf->file;
+    pp->line = cf->line;
+    return ZG_OK;
+}
+
+static int zg_proxy_set_header(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_proxy_loc_conf_t *plcf = conf;
+    zg_str_t *a = cf->args;
+    zg_proxy_header_t *h;
+
+    (void)cmd;
+    if (a[1].len == 0) {
+        return zg_conf_invalid(cf, &a[1]);
+    }
+    h = zg_conf_push(cf->conf, plcf->set_headers, plcf->nset_headers);
+    if (h == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    h->name.data = a[1].data;
+    h->name.len = a[1].len;
+    h->value = zg_conf_cv(cf, a[2].data, a[2].len);
+    return h->value != NULL ? ZG_OK : ZG_ERROR;
+}
+
+static int zg_proxy_next_upstream(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    static const struct {
+        const char *name;
+        int bit;
+    } vals[] = { { "error", ZG_NEXT_ERROR },       { "timeout", ZG_NEXT_TIMEOUT },
+                 { "http_502", ZG_NEXT_HTTP_502 }, { "http_503", ZG_NEXT_HTTP_503 },
+                 { "http_504", ZG_NEXT_HTTP_504 }, { "off", ZG_NEXT_OFF } };
+    zg_proxy_loc_conf_t *plcf = conf;
+    zg_str_t *a = cf->args;
+    int mask = 0, n = cf->nargs;
+    size_t k;
+
+    (void)cmd;
+    if (plcf->next_upstream != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
+    for (int i = 1; i < n; i++) {
+        for (k = 0; k < zg_nelems(vals); k++) {
+            if (zg_conf_eq(&a[i], vals[k].name)) {
+                break;
+            }
+        }
+        if (k == zg_nelems(vals) || (vals[k].bit == ZG_NEXT_OFF && n > 2)) {
+            return zg_conf_invalid(cf, &a[i]);
+        }
+        mask |= vals[k].bit;
+    }
+    plcf->next_upstream = mask;
+    return ZG_OK;
+}
+
+static void *zg_proxy_create_main_conf(zg_conf_t *conf)
+{
+    return zg_conf_alloc(conf, sizeof(zg_proxy_main_conf_t));
+}
+
+/* every proxy_pass gets its upstream: a named one, else one made for HOST:PORT */
+static int zg_proxy_init_main_conf(zg_cf_t *cf, void *conf)
+{
+    zg_proxy_main_conf_t *pmcf = conf;
+    zg_upstream_conf_t *u;
+    zg_addr_t addr;
+    int rc;
+
+    for (int i = 0; i < pmcf->npasses; i++) {
+        zg_proxy_pass_t *pp = &pmcf->passes[i];
+        u = strchr(pp->host, ':') == NULL ? zg_upstream_find(cf->conf, pp->host, 0) : NULL;
+        if (u == NULL) {
+            rc = zg_conf_parse_addr(pp->host, strlen(pp->host), 80, &addr);
+            if (rc == ZG_DECLINED) {
+                return zg_conf_error_at(cf, pp->file, pp->line,
+                                        "host not found in upstream \"%s\"", pp->host);
+            }
+            if (rc != ZG_OK) {
+                return zg_conf_error_at(cf, pp->file, pp->line, "invalid host in \"%s\"",
+                                        pp->url);
+            }
+            u = zg_upstream_implicit(cf, pp->host, &addr, pp->file, pp->line);
+            if (u == NULL) {
+                return zg_conf_error_at(cf, pp->file, pp->line, "out of memory");
+            }
+        }
+        pp->plcf->upstream = u;
+    }
+    return ZG_OK;
+}
+
+static void *zg_proxy_create_loc_conf(zg_conf_t *conf)
+{
+    zg_proxy_loc_conf_t *c = zg_conf_alloc(conf, sizeof(*c));
+
+    if (c == NULL) {
+        return NULL;
+    }
+    c->nset_headers = -1;
+    c->connect_timeout = ZG_UNSET_MSEC;
+    c->read_timeout = ZG_UNSET_MSEC;
+    c->send_timeout = ZG_UNSET_MSEC;
+    c->next_upstream = ZG_UNSET;
+    c->next_upstream_tries = ZG_UNSET;
+    return c;
+}
+
+static int zg_proxy_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
+{
+    zg_proxy_loc_conf_t *p = parent, *c = child;
+
+    (void)cf;
+    if (c->nset_headers < 0) {
+        c->set_headers = p->set_headers;
+        c->nset_headers = p->nset_headers;
+    }
+    ZG_CONF_MERGE(c, p, connect_timeout, ZG_UNSET_MSEC);
+    ZG_CONF_MERGE(c, p, read_timeout, ZG_UNSET_MSEC);
+    ZG_CONF_MERGE(c, p, send_timeout, ZG_UNSET_MSEC);
+    ZG_CONF_MERGE(c, p, next_upstream, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, next_upstream_tries, ZG_UNSET);
+    if (c->nset_headers < 0) {
+        c->set_headers = NULL;
+        c->nset_headers = 0;
+    }
+    if (c->connect_timeout == ZG_UNSET_MSEC) {
+        c->connect_timeout = 60000;
+    }
+    if (c->read_timeout == ZG_UNSET_MSEC) {
+        c->read_timeout = 60000;
+    }
+    if (c->send_timeout == ZG_UNSET_MSEC) {
+        c->send_timeout = 60000;
+    }
+    if (c->next_upstream == ZG_UNSET) {
+        c->next_upstream = ZG_NEXT_ERROR | ZG_NEXT_TIMEOUT;
+    }
+    if (c->next_upstream_tries == ZG_UNSET) {
+        c->next_upstream_tries = 0;
+    }
+    return ZG_OK;
+}
+
+#define ZG_PX(f) offsetof(zg_proxy_loc_conf_t, f)
+
+static const zg_command_t zg_proxy_commands[] = {
+    { "proxy_pass", ZG_CTX_LOC, 0, 1, 1, zg_proxy_pass, ZG_LOC_CONF, 0, NULL },
+    { "proxy_set_header", ZG_CTX_SETTINGS, 0, 2, 2, zg_proxy_set_header, ZG_LOC_CONF, 0,
+      NULL },
+    { "proxy_connect_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
+      ZG_PX(connect_timeout), NULL },
+    { "proxy_read_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
+      ZG_PX(read_timeout), NULL },
+    { "proxy_send_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
+      ZG_PX(send_timeout), NULL },
+    { "proxy_next_upstream", ZG_CTX_SETTINGS, 0, 1, -1, zg_proxy_next_upstream, ZG_LOC_CONF,
+      0, NULL },
+    { "proxy_next_upstream_tries", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_num, ZG_LOC_CONF,
+      ZG_PX(next_upstream_tries), NULL },
+    ZG_NULL_COMMAND
+};
+
+zg_module_t zg_proxy_module = {
+    .name = "proxy",
+    .commands = zg_proxy_commands,
+    .create_main_conf = zg_proxy_create_main_conf,
+    .init_main_conf = zg_proxy_init_main_conf,
+    .create_loc_conf = zg_proxy_create_loc_conf,
+    .merge_loc_conf = zg_proxy_merge_loc_conf,
+    .init_worker = zg_proxy_pool_init,
+    .quit_worker = zg_proxy_pool_close,
+    .exit_worker = zg_proxy_pool_close,
+    .ctx_size = sizeof(zg_proxy_ctx_t),
+};

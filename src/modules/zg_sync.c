@@ -24,10 +24,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "zg_admin.h"
 #include "zg_limit_req.h"
 #include "zg_log.h"
-
-int zg_worker_first = 1;
+#include "zg_proc.h"
+#include "zg_worker.h"
 
 /* KEYS = the keys; ARGV[1] = rate (thousandths of a request per second),
  * ARGV[2] = the sync interval (ms), ARGV[2 + i] = requests admitted for KEYS[i]
@@ -615,6 +616,7 @@ static void zg_sync_tick(uv_timer_t *t)
 
 int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
 {
+    zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(conf);
     zg_limit_req_zone_conf_t *zc;
     zg_sync_zone_t *z;
     zg_msec_t tick = 0;
@@ -623,8 +625,8 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
     if (zg_sync.running) {
         return ZG_OK;
     }
-    for (i = 0; i < conf->nlimit_req_zones; i++) {
-        zc = conf->limit_req_zones[i];
+    for (i = 0; i < lmcf->nzones; i++) {
+        zc = lmcf->zones[i];
         if (zc->sync_url != NULL && zc->zone != NULL &&
             zg_limit_req_sync_shared(zc->zone) != NULL) {
             n++;
@@ -642,8 +644,8 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
         return ZG_ERROR;
     }
     zg_sync.loop = loop;
-    for (i = 0; i < conf->nlimit_req_zones; i++) {
-        zc = conf->limit_req_zones[i];
+    for (i = 0; i < lmcf->nzones; i++) {
+        zc = lmcf->zones[i];
         if (zc->sync_url == NULL || zc->zone == NULL ||
             zg_limit_req_sync_shared(zc->zone) == NULL) {
             continue;
@@ -713,3 +715,69 @@ void zg_sync_stop(void)
         zg_sync.links = NULL;
     }
 }
+
+/* ---------------------------------------------------------------- module */
+
+/* only the zones created with sync=... */
+static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        { "zonegate_sync_up", "gauge", "1 when the zone's last exchange with Redis succeeded." },
+        { "zonegate_sync_batches_total", "counter", "Batches answered by Redis." },
+        { "zonegate_sync_keys_total", "counter", "Keys reconciled with Redis." },
+        { "zonegate_sync_errors_total", "counter",
+          "Failed connects, failed or timed-out batches, error replies." },
+        { "zonegate_sync_dropped_total", "counter",
+          "Dirty keys forgotten unsynced while Redis was unreachable." },
+    };
+    zg_limit_req_sync_stats_t st;
+    zg_zone_t *z;
+    uint64_t v;
+    size_t f;
+
+    if (zg_admin_zones_of(conf, ZG_ZONE_LIMIT_REQ) == 0) {
+        return;
+    }
+    for (f = 0; f < zg_nelems(fam); f++) {
+        int header = 0;
+
+        for (z = conf->zones.head; z != NULL; z = z->next) {
+            if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_REQ || z->conf == NULL ||
+                ((const zg_limit_req_zone_conf_t *)z->conf)->sync_url == NULL ||
+                zg_limit_req_sync_stats(z, &st) != ZG_OK) {
+                continue;
+            }
+            if (!header) {
+                zg_admin_family(b, fam[f].name, fam[f].type, fam[f].help);
+                header = 1;
+            }
+            v = f == 0 ? (uint64_t)(st.up == ZG_SYNC_UP) : f == 1 ? st.batches
+                : f == 2 ? st.keys : f == 3 ? st.errors : st.dropped;
+            zg_admin_sample(b, fam[f].name, v, "zone", z->name, NULL);
+        }
+    }
+}
+
+/* the first worker of a generation runs the sync for every worker */
+static int zg_sync_init_worker(zg_worker_t *w)
+{
+    if (zg_worker_first) {
+        zg_sync_start(w->loop, w->conf);
+    }
+    return ZG_OK;
+}
+
+static void zg_sync_exit_worker(zg_worker_t *w)
+{
+    (void)w;
+    zg_sync_stop();
+}
+
+zg_module_t zg_sync_module = {
+    .name = "sync",
+    .init_worker = zg_sync_init_worker,
+    .exit_worker = zg_sync_exit_worker,
+    .metrics = zg_sync_metrics,
+};

@@ -2,10 +2,13 @@
  * nginx's max_fails/fail_timeout ("checked"), max_conns, backup and down. */
 #include "zg_upstream.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "zg_admin.h"
 #include "zg_log.h"
+#include "zg_worker.h"
 
 #define ZG_UPSTREAM_MAGIC 0x7a677570u /* "zgup" */
 
@@ -425,3 +428,315 @@ int zg_upstream_peer_stats(zg_upstream_conf_t *u, int i, zg_upstream_peer_stats_
     zg_upstream_unlock(u);
     return ZG_OK;
 }
+
+/* ---------------------------------------------------------------- module */
+
+const zg_zone_kind_t zg_upstream_zone_kind = { "upstream", zg_upstream_zone_init };
+
+zg_upstream_conf_t *zg_upstream_find(zg_conf_t *conf, const char *name, int implicit)
+{
+    for (zg_upstream_conf_t *u = zg_upstream_main_conf(conf)->upstreams; u != NULL;
+         u = u->next) {
+        if ((int)u->implicit == implicit && strcmp(u->name, name) == 0) {
+            return u;
+        }
+    }
+    return NULL;
+}
+
+static zg_upstream_conf_t *zg_upstream_new(zg_cf_t *cf, const char *name, const char *file,
+                                           int line)
+{
+    zg_upstream_main_conf_t *umcf = zg_upstream_main_conf(cf->conf);
+    zg_upstream_conf_t *u = zg_conf_alloc(cf->conf, sizeof(*u));
+
+    if (u == NULL) {
+        return NULL;
+    }
+    snprintf(u->name, sizeof(u->name), "%s", name);
+    u->file = file;
+    u->line = line;
+    *umcf->tail = u;
+    umcf->tail = &u->next;
+    return u;
+}
+
+static void zg_upstream_server_init(zg_upstream_server_t *s, const zg_addr_t *addr)
+{
+    s->addr = *addr;
+    s->weight = 1;
+    s->max_fails = 1;
+    s->fail_timeout = 10000;
+}
+
+zg_upstream_conf_t *zg_upstream_implicit(zg_cf_t *cf, const char *name, const zg_addr_t *addr,
+                                         const char *file, int line)
+{
+    zg_upstream_conf_t *u;
+    zg_upstream_server_t *s;
+
+    for (u = zg_upstream_main_conf(cf->conf)->upstreams; u != NULL; u = u->next) {
+        if (u->implicit && zg_addr_eq(&u->servers[0].addr, addr)) {
+            return u;
+        }
+    }
+    u = zg_upstream_new(cf, name, file, line);
+    if (u == NULL || (s = zg_conf_push(cf->conf, u->servers, u->nservers)) == NULL) {
+        return NULL;
+    }
+    u->implicit = 1;
+    zg_upstream_server_init(s, addr);
+    return u;
+}
+
+static int zg_upstream_block(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_str_t *a = cf->args;
+    zg_upstream_conf_t *u;
+    int rc;
+
+    (void)cmd;
+    (void)conf;
+    if (a[1].len == 0 || a[1].len >= sizeof(u->name)) {
+        return zg_conf_invalid(cf, &a[1]);
+    }
+    if (zg_upstream_find(cf->conf, a[1].data, 0) != NULL) {
+        return zg_conf_error(cf, "duplicate upstream \"%s\"", a[1].data);
+    }
+    u = zg_upstream_new(cf, a[1].data, cf->file, cf->line);
+    if (u == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    rc = zg_conf_block(cf, ZG_CTX_UPS, cf->loc_conf, u);
+    if (rc == ZG_OK && u->nservers == 0) {
+        return zg_conf_error_at(cf, u->file, u->line, "no servers are inside upstream");
+    }
+    return rc;
+}
+
+static int zg_upstream_server(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_upstream_conf_t *u = cf->block;
+    zg_upstream_server_t *s;
+    zg_str_t *a = cf->args;
+    zg_addr_t addr;
+    int rc, v;
+
+    (void)cmd;
+    (void)conf;
+    if (u->nservers >= ZG_MAX_PEERS) {
+        return zg_conf_error(cf, "too many servers in upstream \"%s\" (the limit is %d)",
+                             u->name, ZG_MAX_PEERS);
+    }
+    rc = zg_conf_parse_addr(a[1].data, a[1].len, 80, &addr);
+    if (rc == ZG_DECLINED) {
+        return zg_conf_error(cf, "host not found in upstream \"%s\"", a[1].data);
+    }
+    if (rc != ZG_OK) {
+        return zg_conf_error(cf, "invalid address in upstream \"%s\"", a[1].data);
+    }
+    s = zg_conf_push(cf->conf, u->servers, u->nservers);
+    if (s == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    zg_upstream_server_init(s, &addr);
+    for (int i = 2; i < cf->nargs; i++) {
+        if (zg_conf_prefix(&a[i], "weight=")) {
+            v = zg_conf_atoi(a[i].data + 7, a[i].len - 7);
+            if (v <= 0) {
+                return zg_conf_bad_param(cf, &a[i]);
+            }
+            s->weight = v;
+        } else if (zg_conf_prefix(&a[i], "max_fails=")) {
+            v = zg_conf_atoi(a[i].data + 10, a[i].len - 10);
+            if (v < 0) {
+                return zg_conf_bad_param(cf, &a[i]);
+            }
+            s->max_fails = v;
+        } else if (zg_conf_prefix(&a[i], "fail_timeout=")) {
+            s->fail_timeout = zg_conf_parse_time(a[i].data + 13, a[i].len - 13);
+            if (s->fail_timeout == ZG_UNSET_MSEC) {
+                return zg_conf_bad_param(cf, &a[i]);
+            }
+        } else if (zg_conf_prefix(&a[i], "max_conns=")) {
+            v = zg_conf_atoi(a[i].data + 10, a[i].len - 10);
+            if (v < 0) {
+                return zg_conf_bad_param(cf, &a[i]);
+            }
+            s->max_conns = v;
+        } else if (zg_conf_eq(&a[i], "backup")) {
+            s->backup = 1;
+        } else if (zg_conf_eq(&a[i], "down")) {
+            s->down = 1;
+        } else {
+            return zg_conf_bad_param(cf, &a[i]);
+        }
+    }
+    return ZG_OK;
+}
+
+static int zg_upstream_zone(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_upstream_conf_t *u = cf->block;
+    zg_str_t *a = cf->args;
+    zg_zone_t *z = NULL;
+
+    (void)cmd;
+    (void)conf;
+    if (u->zone != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    if (zg_conf_zone(cf, a[1].data, a[1].len, &a[1], a[2].data, a[2].len, &a[2],
+                     &zg_upstream_zone_kind, &z)
+        != ZG_OK) {
+        return ZG_ERROR;
+    }
+    z->conf = u;
+    u->zone = z;
+    return ZG_OK;
+}
+
+static int zg_upstream_keepalive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_upstream_conf_t *u = cf->block;
+    int v;
+
+    (void)cmd;
+    (void)conf;
+    if (u->keepalive != 0) {
+        return zg_conf_duplicate(cf);
+    }
+    v = zg_conf_atoi(cf->args[1].data, cf->args[1].len);
+    if (v <= 0) {
+        return zg_conf_invalid(cf, &cf->args[1]);
+    }
+    u->keepalive = v;
+    return ZG_OK;
+}
+
+static void *zg_upstream_create_main_conf(zg_conf_t *conf)
+{
+    zg_upstream_main_conf_t *umcf = zg_conf_alloc(conf, sizeof(*umcf));
+
+    if (umcf != NULL) {
+        umcf->tail = &umcf->upstreams;
+    }
+    return umcf;
+}
+
+/* a worker's own peer state for the upstreams without a zone */
+static int zg_upstream_init_worker(zg_worker_t *w)
+{
+    for (zg_upstream_conf_t *u = zg_upstream_main_conf(w->conf)->upstreams; u; u = u->next) {
+        if (u->zone == NULL && zg_upstream_init(u) != ZG_OK) {
+            return ZG_ERROR;
+        }
+    }
+    return ZG_OK;
+}
+
+typedef struct {
+    zg_upstream_conf_t *u;
+    int i;
+    char peer[80];
+    zg_upstream_peer_stats_t st;
+} zg_upstream_peer_snap_t;
+
+/* the peer label: its address, "#2", "#3" ... on repeats within the upstream */
+static void zg_upstream_peer_label(zg_upstream_conf_t *u, int i, char *buf, size_t len)
+{
+    int j, k = 1;
+
+    for (j = 0; j < i; j++) {
+        if (strcmp(u->servers[j].addr.text, u->servers[i].addr.text) == 0) {
+            k++;
+        }
+    }
+    if (k == 1) {
+        snprintf(buf, len, "%s", u->servers[i].addr.text);
+    } else {
+        snprintf(buf, len, "%s#%d", u->servers[i].addr.text, k);
+    }
+}
+
+/* peer_state: one series per state, exactly one of them 1: "down" (configured
+ * down), "unavailable" (max_fails reached within fail_timeout), "backup" (a
+ * usable backup server), "up" (a usable primary) */
+static void zg_upstream_metrics(zg_buf_t *b, const zg_conf_t *conf)
+{
+    static const char *states[] = { "up", "down", "unavailable", "backup" };
+    zg_upstream_peer_snap_t *ps;
+    zg_upstream_conf_t *u;
+    zg_msec_t now = zg_time_msec();
+    int i, n = 0, np = 0, s, cur;
+
+    for (u = zg_upstream_main_conf(conf)->upstreams; u != NULL; u = u->next) {
+        n += u->nservers > 0 ? u->nservers : 0;
+    }
+    ps = calloc(n ? n : 1, sizeof(*ps));
+    if (ps == NULL) {
+        b->failed = 1;
+        return;
+    }
+    for (u = zg_upstream_main_conf(conf)->upstreams; u != NULL; u = u->next) {
+        for (i = 0; i < u->nservers; i++) {
+            if (zg_upstream_peer_stats(u, i, &ps[np].st, now) != ZG_OK) {
+                continue;
+            }
+            ps[np].u = u;
+            ps[np].i = i;
+            zg_upstream_peer_label(u, i, ps[np].peer, sizeof(ps[np].peer));
+            np++;
+        }
+    }
+
+    zg_admin_family(b, "zonegate_upstream_peer_requests_total", "counter",
+                    "Requests sent to the upstream peer (every pick).");
+    for (i = 0; i < np; i++) {
+        zg_admin_sample(b, "zonegate_upstream_peer_requests_total", ps[i].st.requests,
+                        "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
+    }
+
+    zg_admin_family(b, "zonegate_upstream_peer_failures_total", "counter",
+                    "Requests to the upstream peer that failed.");
+    for (i = 0; i < np; i++) {
+        zg_admin_sample(b, "zonegate_upstream_peer_failures_total", ps[i].st.fails,
+                        "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
+    }
+
+    zg_admin_family(b, "zonegate_upstream_peer_active", "gauge",
+                    "Requests using the upstream peer now.");
+    for (i = 0; i < np; i++) {
+        zg_admin_sample(b, "zonegate_upstream_peer_active", ps[i].st.active, "upstream",
+                        ps[i].u->name, "peer", ps[i].peer, NULL);
+    }
+
+    zg_admin_family(b, "zonegate_upstream_peer_state", "gauge",
+                    "State of the upstream peer: the series of its current state is 1.");
+    for (i = 0; i < np; i++) {
+        cur = ps[i].st.down ? 1 : ps[i].st.unavailable ? 2 : ps[i].st.backup ? 3 : 0;
+        for (s = 0; s < 4; s++) {
+            zg_admin_sample(b, "zonegate_upstream_peer_state", s == cur, "upstream",
+                            ps[i].u->name, "peer", ps[i].peer, "state", states[s], NULL);
+        }
+    }
+
+    free(ps);
+}
+
+
+static const zg_command_t zg_upstream_commands[] = {
+    { "upstream", ZG_CTX_HTTP, 1, 1, 1, zg_upstream_block, ZG_MAIN_CONF, 0, NULL },
+    { "server", ZG_CTX_UPS, 0, 1, -1, zg_upstream_server, ZG_MAIN_CONF, 0, NULL },
+    { "zone", ZG_CTX_UPS, 0, 2, 2, zg_upstream_zone, ZG_MAIN_CONF, 0, NULL },
+    { "keepalive", ZG_CTX_UPS, 0, 1, 1, zg_upstream_keepalive, ZG_MAIN_CONF, 0, NULL },
+    ZG_NULL_COMMAND
+};
+
+zg_module_t zg_upstream_module = {
+    .name = "upstream",
+    .commands = zg_upstream_commands,
+    .create_main_conf = zg_upstream_create_main_conf,
+    .init_worker = zg_upstream_init_worker,
+    .metrics = zg_upstream_metrics,
+};

@@ -13,15 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "zg_admin.h"
-#include "zg_limit_conn.h"
+#include "zg_core_module.h"
+#include "zg_http_core.h"
 #include "zg_log.h"
-#include "zg_sync.h"
+#include "zg_proc.h"
 #include "zg_worker.h"
 #include "zg_zone.h"
 
@@ -40,7 +41,7 @@ typedef struct {
 
 static zg_wproc_t zg_procs[ZG_MAX_WORKERS];
 static zg_gen_t *zg_gens;       /* current first */
-static char zg_conf_path[PATH_MAX];
+static char zg_master_conf_file[PATH_MAX];
 
 static volatile sig_atomic_t zg_sig_reap, zg_sig_terminate, zg_sig_quit, zg_sig_reload,
     zg_sig_reopen, zg_sig_alarm;
@@ -99,11 +100,14 @@ static int zg_listen_one(zg_listen_t *ls)
 
 int zg_listen_open(zg_conf_t *conf, zg_conf_t *old)
 {
-    for (int i = 0; i < conf->nlistens; i++) {
-        zg_listen_t *ls = &conf->listens[i];
+    zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
+    zg_http_core_main_conf_t *om = old ? zg_http_core_main_conf(old) : NULL;
+
+    for (int i = 0; i < cm->nlistens; i++) {
+        zg_listen_t *ls = &cm->listens[i];
         ls->fd = -1;
-        for (int j = 0; old && j < old->nlistens; j++) {
-            zg_listen_t *o = &old->listens[j];
+        for (int j = 0; om && j < om->nlistens; j++) {
+            zg_listen_t *o = &om->listens[j];
             if (o->fd != -1 && o->addr.socklen == ls->addr.socklen &&
                 memcmp(&o->addr.sa, &ls->addr.sa, ls->addr.socklen) == 0) {
                 ls->fd = o->fd;
@@ -114,10 +118,10 @@ int zg_listen_open(zg_conf_t *conf, zg_conf_t *old)
         if (ls->fd == -1 && zg_listen_one(ls) != ZG_OK) {
             /* give back what was taken over, close what was opened */
             for (int k = 0; k < i; k++) {
-                zg_listen_t *l = &conf->listens[k];
+                zg_listen_t *l = &cm->listens[k];
                 int taken = 0;
-                for (int j = 0; old && j < old->nlistens; j++) {
-                    zg_listen_t *o = &old->listens[j];
+                for (int j = 0; om && j < om->nlistens; j++) {
+                    zg_listen_t *o = &om->listens[j];
                     if (o->fd == -1 && o->addr.socklen == l->addr.socklen &&
                         memcmp(&o->addr.sa, &l->addr.sa, l->addr.socklen) == 0) {
                         o->fd = l->fd;
@@ -138,25 +142,54 @@ int zg_listen_open(zg_conf_t *conf, zg_conf_t *old)
 
 static void zg_listen_close(zg_conf_t *conf)
 {
-    for (int i = 0; i < conf->nlistens; i++) {
-        if (conf->listens[i].fd != -1) {
-            close(conf->listens[i].fd);
-            conf->listens[i].fd = -1;
+    zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
+
+    for (int i = 0; i < cm->nlistens; i++) {
+        if (cm->listens[i].fd != -1) {
+            close(cm->listens[i].fd);
+            cm->listens[i].fd = -1;
         }
     }
 }
 
-static void zg_access_logs_open(zg_conf_t *conf)
+/* worker_rlimit_nofile, in a new worker before it runs */
+static void zg_worker_rlimit(zg_conf_t *conf)
 {
-    for (zg_access_log_t *l = conf->access_logs; l; l = l->next) {
-        zg_access_log_open(l);
+    int n = zg_core_conf(conf)->worker_rlimit_nofile;
+
+    if (n > 0) {
+        struct rlimit rl = { (rlim_t)n, (rlim_t)n };
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            zg_log_error(ZG_LOG_ALERT, errno, "setrlimit(RLIMIT_NOFILE) failed");
+        }
     }
 }
 
-static void zg_access_logs_close(zg_conf_t *conf)
+/* the modules' files (access logs) of a configuration that starts serving */
+static void zg_modules_open(zg_conf_t *conf)
 {
-    for (zg_access_log_t *l = conf->access_logs; l; l = l->next) {
-        zg_access_log_close(l);
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->init_master != NULL) {
+            zg_modules[i]->init_master(conf);
+        }
+    }
+}
+
+static void zg_modules_close(zg_conf_t *conf)
+{
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->exit_master != NULL) {
+            zg_modules[i]->exit_master(conf);
+        }
+    }
+}
+
+static void zg_modules_reopen(zg_conf_t *conf)
+{
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->reopen != NULL) {
+            zg_modules[i]->reopen(conf);
+        }
     }
 }
 
@@ -195,6 +228,7 @@ static int zg_spawn(zg_gen_t *gen, int slot, int first)
             }
         }
         zg_worker_first = first;
+        zg_worker_rlimit(gen->conf);
         int rc = zg_worker_run(gen->conf, slot);
         _exit(rc);
     }
@@ -218,7 +252,7 @@ static int zg_free_slot(void)
 
 static void zg_spawn_workers(zg_gen_t *gen)
 {
-    for (int i = 0; i < gen->conf->worker_processes; i++) {
+    for (int i = 0; i < zg_core_conf(gen->conf)->worker_processes; i++) {
         int slot = zg_free_slot();
         if (slot == -1) {
             zg_log_error(ZG_LOG_ALERT, 0, "no free worker slot (max %d)", ZG_MAX_WORKERS);
@@ -262,7 +296,7 @@ static void zg_gen_release(zg_gen_t *gen)
         *pp = gen->next;
     }
     zg_zone_unmap_unused(&gen->conf->zones, zg_gens ? &zg_gens->conf->zones : NULL);
-    zg_access_logs_close(gen->conf);
+    zg_modules_close(gen->conf);
     zg_listen_close(gen->conf);
     zg_conf_free(gen->conf);
     free(gen);
@@ -274,9 +308,9 @@ static void zg_worker_cleanup(zg_gen_t *gen, pid_t pid, int slot)
     for (zg_gen_t *g = zg_gens; g; g = g->next) {
         zg_zone_recover_locks(&g->conf->zones, pid);
     }
-    for (zg_zone_t *z = gen->conf->zones.head; z; z = z->next) {
-        if (z->kind == ZG_ZONE_LIMIT_CONN && z->pool) {
-            zg_limit_conn_forget_worker(z, slot);
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->worker_gone != NULL) {
+            zg_modules[i]->worker_gone(gen->conf, slot);
         }
     }
 }
@@ -344,9 +378,7 @@ static void zg_reap(int shutting_down)
         p->gen = NULL;
         gen->live--;
         if (respawn) {
-            if (zg_proc_stats) {
-                __atomic_add_fetch(&zg_proc_stats->worker_restarts, 1, __ATOMIC_RELAXED);
-            }
+            zg_proc_count(worker_restarts);
             zg_spawn(gen, slot, first);
         } else {
             zg_gen_release(gen);
@@ -359,7 +391,7 @@ static void zg_reload(void)
     char err[1024];
     zg_gen_t *cur = zg_gens;
     zg_log_error(ZG_LOG_NOTICE, 0, "reconfiguring");
-    zg_conf_t *conf = zg_conf_load(zg_conf_path, err, sizeof(err));
+    zg_conf_t *conf = zg_conf_load(zg_master_conf_file, err, sizeof(err));
     if (conf == NULL) {
         zg_log_error(ZG_LOG_EMERG, 0, "%s", err);
         goto failed;
@@ -375,7 +407,7 @@ static void zg_reload(void)
         zg_conf_free(conf);
         goto failed;
     }
-    zg_access_logs_open(conf);
+    zg_modules_open(conf);
     zg_gen_t *gen = calloc(1, sizeof(*gen));
     if (gen == NULL) {
         zg_log_error(ZG_LOG_EMERG, errno, "calloc() failed");
@@ -393,9 +425,7 @@ static void zg_reload(void)
     for (zg_gen_t *g = gen->next; g; g = g->next) {
         zg_signal_workers(g, SIGQUIT);
     }
-    if (zg_proc_stats) {
-        __atomic_add_fetch(&zg_proc_stats->reloads, 1, __ATOMIC_RELAXED);
-    }
+    zg_proc_count(reloads);
     for (zg_gen_t *g = gen->next, *next; g; g = next) {
         next = g->next;
         zg_gen_release(g);
@@ -403,18 +433,14 @@ static void zg_reload(void)
     return;
 failed:
     zg_log_error(ZG_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
-    if (zg_proc_stats) {
-        __atomic_add_fetch(&zg_proc_stats->reload_failures, 1, __ATOMIC_RELAXED);
-    }
+    zg_proc_count(reload_failures);
 }
 
 static void zg_reopen(void)
 {
     zg_log_reopen();
     for (zg_gen_t *g = zg_gens; g; g = g->next) {
-        for (zg_access_log_t *l = g->conf->access_logs; l; l = l->next) {
-            zg_access_log_reopen(l);
-        }
+        zg_modules_reopen(g->conf);
     }
     zg_signal_workers(NULL, SIGUSR1);
 }
@@ -452,7 +478,7 @@ static int zg_daemonize(void)
     if (fd != -1) {
         dup2(fd, STDIN_FILENO);
         dup2(fd, STDOUT_FILENO);
-        if (strcmp(zg_gens->conf->error_log_file, "stderr") != 0) {
+        if (strcmp(zg_core_conf(zg_gens->conf)->error_log_file, "stderr") != 0) {
             dup2(fd, STDERR_FILENO);
         }
         if (fd > STDERR_FILENO) {
@@ -465,10 +491,11 @@ static int zg_daemonize(void)
 int zg_master_run(zg_conf_t *conf, const char *conf_file)
 {
     char err[1024];
-    if (realpath(conf_file, zg_conf_path) == NULL) {
-        snprintf(zg_conf_path, sizeof(zg_conf_path), "%s", conf_file);
+    if (realpath(conf_file, zg_master_conf_file) == NULL) {
+        snprintf(zg_master_conf_file, sizeof(zg_master_conf_file), "%s", conf_file);
     }
-    if (zg_log_open(conf->error_log_file, conf->error_log_level) != ZG_OK) {
+    zg_core_conf_t *ccf = zg_core_conf(conf);
+    if (zg_log_open(ccf->error_log_file, ccf->error_log_level) != ZG_OK) {
         return 1;
     }
     if (zg_proc_stats_init() != ZG_OK) {
@@ -481,7 +508,7 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
     if (zg_listen_open(conf, NULL) != ZG_OK) {
         return 1;
     }
-    zg_access_logs_open(conf);
+    zg_modules_open(conf);
 
     zg_gens = calloc(1, sizeof(zg_gen_t));
     if (zg_gens == NULL) {
@@ -489,10 +516,10 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
     }
     zg_gens->conf = conf;
 
-    if (conf->daemon && zg_daemonize() != ZG_OK) {
+    if (zg_core_conf(conf)->daemon && zg_daemonize() != ZG_OK) {
         return 1;
     }
-    if (conf->pid_file && zg_write_pid(conf->pid_file) != ZG_OK) {
+    if (zg_core_conf(conf)->pid_file && zg_write_pid(zg_core_conf(conf)->pid_file) != ZG_OK) {
         return 1;
     }
 
@@ -512,7 +539,7 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
     sigemptyset(&empty);
 
     zg_log_error(ZG_LOG_NOTICE, 0, "zonegate/" ZG_VERSION " started, %d workers",
-                 conf->worker_processes);
+                 zg_core_conf(conf)->worker_processes);
     zg_spawn_workers(zg_gens);
     alarm(1);
 
@@ -564,14 +591,14 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
     }
 
     zg_log_error(ZG_LOG_NOTICE, 0, "exit");
-    if (zg_gens->conf->pid_file) {
-        unlink(zg_gens->conf->pid_file);
+    if (zg_core_conf(zg_gens->conf)->pid_file) {
+        unlink(zg_core_conf(zg_gens->conf)->pid_file);
     }
     while (zg_gens) {
         zg_gen_t *g = zg_gens;
         zg_gens = g->next;
         zg_zone_unmap_all(&g->conf->zones);
-        zg_access_logs_close(g->conf);
+        zg_modules_close(g->conf);
         zg_listen_close(g->conf);
         zg_conf_free(g->conf);
         free(g);

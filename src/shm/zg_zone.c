@@ -23,20 +23,6 @@ static void zg_zone_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static const char *zg_zone_kind_name(int kind)
-{
-    switch (kind) {
-    case ZG_ZONE_LIMIT_REQ:
-        return "limit_req";
-    case ZG_ZONE_LIMIT_CONN:
-        return "limit_conn";
-    case ZG_ZONE_UPSTREAM:
-        return "upstream";
-    default:
-        return "unknown";
-    }
-}
-
 zg_zone_t *zg_zone_find(zg_zone_list_t *l, const char *name)
 {
     zg_zone_t *z;
@@ -49,7 +35,8 @@ zg_zone_t *zg_zone_find(zg_zone_list_t *l, const char *name)
     return NULL;
 }
 
-zg_zone_t *zg_zone_declare(zg_zone_list_t *l, const char *name, int kind, size_t size,
+zg_zone_t *zg_zone_declare(zg_zone_list_t *l, const char *name, const zg_zone_kind_t *kind,
+                           size_t size,
                            char *err, size_t errlen)
 {
     zg_zone_t *z, **tail;
@@ -77,7 +64,7 @@ zg_zone_t *zg_zone_declare(zg_zone_list_t *l, const char *name, int kind, size_t
     if (z != NULL) {
         if (z->kind != kind) {
             zg_zone_err(err, errlen, "zone \"%s\" is already declared for %s", name,
-                        zg_zone_kind_name(z->kind));
+                        z->kind != NULL ? z->kind->name : "unknown");
             return NULL;
         }
         if (size != 0 && z->size != 0 && z->size != size) {
@@ -98,6 +85,7 @@ zg_zone_t *zg_zone_declare(zg_zone_list_t *l, const char *name, int kind, size_t
     }
     memcpy(z->name, name, len + 1);
     z->kind = kind;
+    z->init = kind != NULL ? kind->init : NULL;
     z->size = size;
     for (tail = &l->head; *tail != NULL; tail = &(*tail)->next) {
         /* void */

@@ -12,12 +12,48 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "zg_access.h"
+#include "zg_access_log.h"
 #include "zg_conf.h"
+#include "zg_core_module.h"
+#include "zg_http_core.h"
 #include "zg_limit_conn.h"
 #include "zg_limit_req.h"
 #include "zg_log.h"
+#include "zg_proxy.h"
+#include "zg_rewrite.h"
 #include "zg_upstream.h"
 #include "zg_vars.h"
+
+/* each module's conf of a level (the per-module confs of http, a server or a location) */
+#define CORE(c) zg_http_core_loc_conf(c)
+#define PROXY(c) zg_proxy_loc_conf(c)
+#define LREQ(c) zg_limit_req_loc_conf(c)
+#define LCONN(c) zg_limit_conn_loc_conf(c)
+#define ACC(c) zg_access_loc_conf(c)
+#define ALOG(c) zg_access_log_conf(c)
+#define RW(c) zg_rewrite_loc_conf(c)
+/* main confs */
+#define HC(conf) zg_http_core_main_conf(conf)
+#define HTTP(conf) (HC(conf)->http_conf)
+#define UPS(conf) zg_upstream_main_conf(conf)
+#define LRM(conf) zg_limit_req_main_conf(conf)
+#define LCM(conf) zg_limit_conn_main_conf(conf)
+#define ALM(conf) zg_access_log_main_conf(conf)
+
+/* what answers a location */
+enum { ZG_HANDLER_NONE, ZG_HANDLER_PROXY, ZG_HANDLER_RETURN, ZG_HANDLER_OTHER };
+
+static int handler_of(const zg_location_t *l)
+{
+    if (RW(l->loc_conf)->code != 0) {
+        return ZG_HANDLER_RETURN;
+    }
+    if (CORE(l->loc_conf)->handler == NULL) {
+        return ZG_HANDLER_NONE;
+    }
+    return PROXY(l->loc_conf)->upstream != NULL ? ZG_HANDLER_PROXY : ZG_HANDLER_OTHER;
+}
 
 static char tmpdir[256];
 
@@ -171,7 +207,7 @@ static void test_full(void **state)
 {
     char err[512], path[512];
     zg_conf_t *conf;
-    zg_settings_t *h;
+    void **h;
     zg_server_conf_t *s0, *s1, *s2, *s3;
     zg_location_t *l;
     zg_upstream_conf_t *u, *imp;
@@ -190,103 +226,103 @@ static void test_full(void **state)
     assert_string_equal(conf->prefix, tmpdir);
 
     /* main */
-    assert_int_equal(conf->worker_processes, 2);
-    assert_int_equal(conf->worker_rlimit_nofile, 4096);
-    assert_int_equal(conf->worker_connections, 512);
-    assert_int_equal(conf->daemon, 0);
+    assert_int_equal(zg_core_conf(conf)->worker_processes, 2);
+    assert_int_equal(zg_core_conf(conf)->worker_rlimit_nofile, 4096);
+    assert_int_equal(zg_core_conf(conf)->worker_connections, 512);
+    assert_int_equal(zg_core_conf(conf)->daemon, 0);
     snprintf(path, sizeof(path), "%s/run/zonegate.pid", tmpdir);
-    assert_string_equal(conf->pid_file, path);
+    assert_string_equal(zg_core_conf(conf)->pid_file, path);
     snprintf(path, sizeof(path), "%s/logs/error.log", tmpdir);
-    assert_string_equal(conf->error_log_file, path);
-    assert_int_equal(conf->error_log_level, ZG_LOG_WARN);
+    assert_string_equal(zg_core_conf(conf)->error_log_file, path);
+    assert_int_equal(zg_core_conf(conf)->error_log_level, ZG_LOG_WARN);
 
     /* http level */
-    h = &conf->http;
-    assert_int_equal(h->nset_headers, 1);
-    assert_int_equal(h->set_headers[0].name.len, 6);
-    assert_memory_equal(h->set_headers[0].name.data, "X-Http", 6);
-    assert_string_equal(cv_text(h->set_headers[0].value), "one");
-    assert_int_equal(h->proxy_connect_timeout, 5000);
-    assert_int_equal(h->proxy_read_timeout, 500);
-    assert_int_equal(h->proxy_send_timeout, 120000);
-    assert_int_equal(h->proxy_next_upstream, ZG_NEXT_ERROR | ZG_NEXT_TIMEOUT | ZG_NEXT_HTTP_502
+    h = HTTP(conf);
+    assert_int_equal(PROXY(h)->nset_headers, 1);
+    assert_int_equal(PROXY(h)->set_headers[0].name.len, 6);
+    assert_memory_equal(PROXY(h)->set_headers[0].name.data, "X-Http", 6);
+    assert_string_equal(cv_text(PROXY(h)->set_headers[0].value), "one");
+    assert_int_equal(PROXY(h)->connect_timeout, 5000);
+    assert_int_equal(PROXY(h)->read_timeout, 500);
+    assert_int_equal(PROXY(h)->send_timeout, 120000);
+    assert_int_equal(PROXY(h)->next_upstream, ZG_NEXT_ERROR | ZG_NEXT_TIMEOUT | ZG_NEXT_HTTP_502
                                                  | ZG_NEXT_HTTP_503 | ZG_NEXT_HTTP_504);
-    assert_int_equal(h->proxy_next_upstream_tries, 3);
-    assert_int_equal(h->client_header_timeout, 3600000);
-    assert_int_equal(h->client_body_timeout, 86400000);
-    assert_int_equal(h->keepalive_timeout, 0);
-    assert_int_equal(h->client_max_body_size, 10 * 1024 * 1024);
-    assert_int_equal(h->large_header_buffers, 8);
-    assert_int_equal(h->large_header_size, 16384);
-    assert_int_equal(h->limit_req_status, 429);
-    assert_int_equal(h->limit_req_log_level, ZG_LOG_WARN);
-    assert_int_equal(h->limit_req_dry_run, 1);
-    assert_int_equal(h->limit_req_headers, 1);
-    assert_int_equal(h->limit_conn_status, 429);
-    assert_int_equal(h->limit_conn_log_level, ZG_LOG_NOTICE);
-    assert_int_equal(h->limit_conn_dry_run, 1);
-    assert_int_equal(h->nlimit_req, 1);
-    assert_string_equal(h->limit_req[0].zone->zone->name, "perip");
-    assert_true(h->limit_req[0].burst == 5000);
-    assert_true(h->limit_req[0].delay == ZG_LIMIT_REQ_NODELAY);
-    assert_int_equal(h->nlimit_conn, 1);
-    assert_string_equal(h->limit_conn[0].zone->zone->name, "conns");
-    assert_int_equal(h->limit_conn[0].conn, 10);
-    assert_int_equal(h->nrules, 2);
-    assert_int_equal(h->rules[0].family, AF_INET);
-    assert_int_equal(h->rules[0].deny, 0);
-    assert_memory_equal(h->rules[0].addr, "\x0a\x00\x00\x00", 4);
-    assert_memory_equal(h->rules[0].mask, "\xff\x00\x00\x00", 4);
-    assert_int_equal(h->rules[1].family, 0);
-    assert_int_equal(h->rules[1].deny, 1);
+    assert_int_equal(PROXY(h)->next_upstream_tries, 3);
+    assert_int_equal(CORE(h)->client_header_timeout, 3600000);
+    assert_int_equal(CORE(h)->client_body_timeout, 86400000);
+    assert_int_equal(CORE(h)->keepalive_timeout, 0);
+    assert_int_equal(CORE(h)->client_max_body_size, 10 * 1024 * 1024);
+    assert_int_equal(CORE(h)->large_header_buffers, 8);
+    assert_int_equal(CORE(h)->large_header_size, 16384);
+    assert_int_equal(LREQ(h)->status, 429);
+    assert_int_equal(LREQ(h)->log_level, ZG_LOG_WARN);
+    assert_int_equal(LREQ(h)->dry_run, 1);
+    assert_int_equal(LREQ(h)->headers, 1);
+    assert_int_equal(LCONN(h)->status, 429);
+    assert_int_equal(LCONN(h)->log_level, ZG_LOG_NOTICE);
+    assert_int_equal(LCONN(h)->dry_run, 1);
+    assert_int_equal(LREQ(h)->nlimits, 1);
+    assert_string_equal(LREQ(h)->limits[0].zone->zone->name, "perip");
+    assert_true(LREQ(h)->limits[0].burst == 5000);
+    assert_true(LREQ(h)->limits[0].delay == ZG_LIMIT_REQ_NODELAY);
+    assert_int_equal(LCONN(h)->nlimits, 1);
+    assert_string_equal(LCONN(h)->limits[0].zone->zone->name, "conns");
+    assert_int_equal(LCONN(h)->limits[0].conn, 10);
+    assert_int_equal(ACC(h)->nrules, 2);
+    assert_int_equal(ACC(h)->rules[0].family, AF_INET);
+    assert_int_equal(ACC(h)->rules[0].deny, 0);
+    assert_memory_equal(ACC(h)->rules[0].addr, "\x0a\x00\x00\x00", 4);
+    assert_memory_equal(ACC(h)->rules[0].mask, "\xff\x00\x00\x00", 4);
+    assert_int_equal(ACC(h)->rules[1].family, 0);
+    assert_int_equal(ACC(h)->rules[1].deny, 1);
 
     /* access logs: one, shared, not opened */
-    assert_non_null(h->access_log);
+    assert_non_null(ALOG(h)->log);
     snprintf(path, sizeof(path), "%s/logs/access.log", tmpdir);
-    assert_string_equal(h->access_log->path, path);
-    assert_string_equal(h->access_log->format->name, "main");
-    assert_int_equal(h->access_log->fd, -1);
-    assert_ptr_equal(conf->access_logs, h->access_log);
-    assert_null(conf->access_logs->next);
-    assert_string_equal(conf->log_formats->name, "combined");
-    assert_string_equal(conf->log_formats->next->name, "main");
-    assert_null(conf->log_formats->next->next);
+    assert_string_equal(ALOG(h)->log->path, path);
+    assert_string_equal(ALOG(h)->log->format->name, "main");
+    assert_int_equal(ALOG(h)->log->fd, -1);
+    assert_ptr_equal(ALM(conf)->logs, ALOG(h)->log);
+    assert_null(ALM(conf)->logs->next);
+    assert_string_equal(ALM(conf)->formats->name, "combined");
+    assert_string_equal(ALM(conf)->formats->next->name, "main");
+    assert_null(ALM(conf)->formats->next->next);
 
     /* limit_req zones: r/s and r/m, sync, key text, zone wiring */
-    assert_int_equal(conf->nlimit_req_zones, 3);
-    assert_string_equal(conf->limit_req_zones[0]->zone->name, "perip");
-    assert_true(conf->limit_req_zones[0]->rate == 10000);
-    assert_string_equal(conf->limit_req_zones[0]->rate_text, "10r/s");
-    assert_string_equal(conf->limit_req_zones[0]->key_text, "$binary_remote_addr");
-    assert_non_null(conf->limit_req_zones[0]->key);
-    assert_string_equal(conf->limit_req_zones[0]->sync_url, "redis://127.0.0.1:6379/2");
-    assert_string_equal(conf->limit_req_zones[0]->sync_host, "127.0.0.1");
-    assert_int_equal(conf->limit_req_zones[0]->sync_port, 6379);
-    assert_int_equal(conf->limit_req_zones[0]->sync_db, 2);
-    assert_int_equal(conf->limit_req_zones[0]->sync_interval, 250);
-    assert_true(conf->limit_req_zones[1]->rate == 500);
-    assert_null(conf->limit_req_zones[1]->sync_url);
-    assert_int_equal(conf->limit_req_zones[1]->sync_interval, 100);
-    assert_true(conf->limit_req_zones[2]->rate == 1000);
-    assert_int_equal(conf->nlimit_conn_zones, 1);
-    assert_string_equal(conf->limit_conn_zones[0]->key_text, "$binary_remote_addr");
+    assert_int_equal(LRM(conf)->nzones, 3);
+    assert_string_equal(LRM(conf)->zones[0]->zone->name, "perip");
+    assert_true(LRM(conf)->zones[0]->rate == 10000);
+    assert_string_equal(LRM(conf)->zones[0]->rate_text, "10r/s");
+    assert_string_equal(LRM(conf)->zones[0]->key_text, "$binary_remote_addr");
+    assert_non_null(LRM(conf)->zones[0]->key);
+    assert_string_equal(LRM(conf)->zones[0]->sync_url, "redis://127.0.0.1:6379/2");
+    assert_string_equal(LRM(conf)->zones[0]->sync_host, "127.0.0.1");
+    assert_int_equal(LRM(conf)->zones[0]->sync_port, 6379);
+    assert_int_equal(LRM(conf)->zones[0]->sync_db, 2);
+    assert_int_equal(LRM(conf)->zones[0]->sync_interval, 250);
+    assert_true(LRM(conf)->zones[1]->rate == 500);
+    assert_null(LRM(conf)->zones[1]->sync_url);
+    assert_int_equal(LRM(conf)->zones[1]->sync_interval, 100);
+    assert_true(LRM(conf)->zones[2]->rate == 1000);
+    assert_int_equal(LCM(conf)->nzones, 1);
+    assert_string_equal(LCM(conf)->zones[0]->key_text, "$binary_remote_addr");
 
     z = conf->zones.head;
     assert_string_equal(z->name, "perip");
-    assert_int_equal(z->kind, ZG_ZONE_LIMIT_REQ);
+    assert_ptr_equal(z->kind, ZG_ZONE_LIMIT_REQ);
     assert_int_equal(z->size, 10 * 1024 * 1024);
     assert_ptr_equal(z->init, zg_limit_req_zone_init);
-    assert_ptr_equal(z->conf, conf->limit_req_zones[0]);
+    assert_ptr_equal(z->conf, LRM(conf)->zones[0]);
     z = z->next;
     assert_string_equal(z->name, "slow");
     z = z->next;
     assert_string_equal(z->name, "conns");
-    assert_int_equal(z->kind, ZG_ZONE_LIMIT_CONN);
+    assert_ptr_equal(z->kind, ZG_ZONE_LIMIT_CONN);
     assert_ptr_equal(z->init, zg_limit_conn_zone_init);
-    assert_ptr_equal(z->conf, conf->limit_conn_zones[0]);
+    assert_ptr_equal(z->conf, LCM(conf)->zones[0]);
     z = z->next;
     assert_string_equal(z->name, "backend");
-    assert_int_equal(z->kind, ZG_ZONE_UPSTREAM);
+    assert_ptr_equal(z->kind, ZG_ZONE_UPSTREAM);
     assert_int_equal(z->size, 64 * 1024);
     assert_ptr_equal(z->init, zg_upstream_zone_init);
     z = z->next;
@@ -294,7 +330,7 @@ static void test_full(void **state)
     assert_null(z->next);
 
     /* upstream */
-    u = conf->upstreams;
+    u = UPS(conf)->upstreams;
     assert_string_equal(u->name, "backend");
     assert_int_equal(u->implicit, 0);
     assert_ptr_equal(conf->zones.head->next->next->next->conf, u);
@@ -321,80 +357,82 @@ static void test_full(void **state)
     assert_null(imp->next); /* /direct and /direct2 share it */
 
     /* servers */
-    assert_int_equal(conf->nservers, 4);
-    s0 = &conf->servers[0];
-    s1 = &conf->servers[1];
-    s2 = &conf->servers[2];
-    s3 = &conf->servers[3];
+    assert_int_equal(HC(conf)->nservers, 4);
+    s0 = &HC(conf)->servers[0];
+    s1 = &HC(conf)->servers[1];
+    s2 = &HC(conf)->servers[2];
+    s3 = &HC(conf)->servers[3];
     assert_int_equal(s0->nnames, 2);
     assert_string_equal(s0->names[1], "www.example.org");
     assert_int_equal(s3->nnames, 1);
     assert_string_equal(s3->names[0], "");
     /* server: list overrides, scalar set, rest inherited */
-    assert_int_equal(s0->s.nlimit_req, 1);
-    assert_string_equal(s0->s.limit_req[0].zone->zone->name, "slow");
-    assert_true(s0->s.limit_req[0].burst == 2000);
-    assert_true(s0->s.limit_req[0].delay == 1000);
-    assert_int_equal(s0->s.keepalive_timeout, 10000);
-    assert_int_equal(s0->s.limit_req_status, 429);
-    assert_int_equal(s0->s.nlimit_conn, 1);
-    assert_ptr_equal(s0->s.access_log, h->access_log);
+    assert_int_equal(LREQ(s0->loc_conf)->nlimits, 1);
+    assert_string_equal(LREQ(s0->loc_conf)->limits[0].zone->zone->name, "slow");
+    assert_true(LREQ(s0->loc_conf)->limits[0].burst == 2000);
+    assert_true(LREQ(s0->loc_conf)->limits[0].delay == 1000);
+    assert_int_equal(CORE(s0->loc_conf)->keepalive_timeout, 10000);
+    assert_int_equal(LREQ(s0->loc_conf)->status, 429);
+    assert_int_equal(LCONN(s0->loc_conf)->nlimits, 1);
+    assert_ptr_equal(ALOG(s0->loc_conf)->log, ALOG(h)->log);
 
     /* location inherits from its server */
     l = loc_by_path(s0, "/", 0);
     assert_ptr_equal(l->server, s0);
-    assert_int_equal(l->handler, ZG_HANDLER_PROXY);
-    assert_ptr_equal(l->upstream, u);
-    assert_null(l->proxy_uri);
-    assert_int_equal(l->s.nlimit_req, 1);
-    assert_string_equal(l->s.limit_req[0].zone->zone->name, "slow");
-    assert_int_equal(l->s.keepalive_timeout, 10000);
-    assert_int_equal(l->s.proxy_read_timeout, 500);
-    assert_int_equal(l->s.nrules, 2);
-    assert_int_equal(l->s.nset_headers, 1);
-    assert_int_equal(l->s.large_header_size, 16384);
-    assert_ptr_equal(l->s.access_log, h->access_log);
+    assert_int_equal(handler_of(l), ZG_HANDLER_PROXY);
+    assert_ptr_equal(PROXY(l->loc_conf)->upstream, u);
+    assert_null(PROXY(l->loc_conf)->uri);
+    assert_int_equal(LREQ(l->loc_conf)->nlimits, 1);
+    assert_string_equal(LREQ(l->loc_conf)->limits[0].zone->zone->name, "slow");
+    assert_int_equal(CORE(l->loc_conf)->keepalive_timeout, 10000);
+    assert_int_equal(PROXY(l->loc_conf)->read_timeout, 500);
+    assert_int_equal(ACC(l->loc_conf)->nrules, 2);
+    assert_int_equal(PROXY(l->loc_conf)->nset_headers, 1);
+    assert_int_equal(CORE(l->loc_conf)->large_header_size, 16384);
+    assert_ptr_equal(ALOG(l->loc_conf)->log, ALOG(h)->log);
 
     l = loc_by_path(s0, "/api/", 0);
-    assert_int_equal(l->handler, ZG_HANDLER_PROXY);
-    assert_ptr_equal(l->upstream, u);
-    assert_int_equal(l->proxy_uri_len, 4);
-    assert_memory_equal(l->proxy_uri, "/v1/", 4);
-    assert_int_equal(l->s.nlimit_req, 1);
-    assert_string_equal(l->s.limit_req[0].zone->zone->name, "later");
-    assert_true(l->s.limit_req[0].burst == 0);
-    assert_true(l->s.limit_req[0].delay == 0);
-    assert_int_equal(l->s.proxy_read_timeout, 3000);
-    assert_null(l->s.access_log);
-    assert_int_equal(l->s.nrules, 3);
-    assert_int_equal(l->s.rules[0].family, AF_INET6);
-    assert_memory_equal(l->s.rules[0].mask,
+    assert_int_equal(handler_of(l), ZG_HANDLER_PROXY);
+    assert_ptr_equal(PROXY(l->loc_conf)->upstream, u);
+    assert_int_equal(PROXY(l->loc_conf)->uri_len, 4);
+    assert_memory_equal(PROXY(l->loc_conf)->uri, "/v1/", 4);
+    assert_int_equal(LREQ(l->loc_conf)->nlimits, 1);
+    assert_string_equal(LREQ(l->loc_conf)->limits[0].zone->zone->name, "later");
+    assert_true(LREQ(l->loc_conf)->limits[0].burst == 0);
+    assert_true(LREQ(l->loc_conf)->limits[0].delay == 0);
+    assert_int_equal(PROXY(l->loc_conf)->read_timeout, 3000);
+    assert_null(ALOG(l->loc_conf)->log);
+    assert_int_equal(ACC(l->loc_conf)->nrules, 3);
+    assert_int_equal(ACC(l->loc_conf)->rules[0].family, AF_INET6);
+    assert_memory_equal(ACC(l->loc_conf)->rules[0].mask,
                         "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 16);
-    assert_int_equal(l->s.rules[1].family, AF_INET6);
-    assert_memory_equal(l->s.rules[1].addr, "\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\0", 16);
-    assert_memory_equal(l->s.rules[1].mask, "\xff\xff\xff\xff\0\0\0\0\0\0\0\0\0\0\0\0", 16);
-    assert_int_equal(l->s.rules[2].deny, 1);
-    assert_memory_equal(l->s.rules[2].addr, "\xc0\xa8\x01\x00", 4);
-    assert_memory_equal(l->s.rules[2].mask, "\xff\xff\xff\x00", 4);
+    assert_int_equal(ACC(l->loc_conf)->rules[1].family, AF_INET6);
+    assert_memory_equal(ACC(l->loc_conf)->rules[1].addr, "\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\0", 16);
+    assert_memory_equal(ACC(l->loc_conf)->rules[1].mask, "\xff\xff\xff\xff\0\0\0\0\0\0\0\0\0\0\0\0", 16);
+    assert_int_equal(ACC(l->loc_conf)->rules[2].deny, 1);
+    assert_memory_equal(ACC(l->loc_conf)->rules[2].addr, "\xc0\xa8\x01\x00", 4);
+    assert_memory_equal(ACC(l->loc_conf)->rules[2].mask, "\xff\xff\xff\x00", 4);
 
     l = loc_by_path(s0, "/api/", 1);
-    assert_int_equal(l->handler, ZG_HANDLER_RETURN);
-    assert_int_equal(l->return_code, 204);
-    assert_null(l->return_text);
-    assert_int_equal(loc_by_path(s0, "/slab_stat", 1)->handler, ZG_HANDLER_SLAB_STAT);
-    assert_int_equal(loc_by_path(s0, "/metrics", 1)->handler, ZG_HANDLER_METRICS);
+    assert_int_equal(handler_of(l), ZG_HANDLER_RETURN);
+    assert_int_equal(RW(l->loc_conf)->code, 204);
+    assert_null(RW(l->loc_conf)->text);
+    assert_int_equal(handler_of(loc_by_path(s0, "/slab_stat", 1)), ZG_HANDLER_OTHER);
+    assert_int_equal(handler_of(loc_by_path(s0, "/metrics", 1)), ZG_HANDLER_OTHER);
+    assert_ptr_not_equal(CORE(loc_by_path(s0, "/slab_stat", 1)->loc_conf)->handler,
+                         CORE(loc_by_path(s0, "/metrics", 1)->loc_conf)->handler);
     l = loc_by_path(s0, "/direct", 0);
-    assert_ptr_equal(l->upstream, imp);
-    assert_null(l->proxy_uri);
+    assert_ptr_equal(PROXY(l->loc_conf)->upstream, imp);
+    assert_null(PROXY(l->loc_conf)->uri);
     l = loc_by_path(s0, "/direct2", 0);
-    assert_ptr_equal(l->upstream, imp);
-    assert_int_equal(l->proxy_uri_len, 2);
+    assert_ptr_equal(PROXY(l->loc_conf)->upstream, imp);
+    assert_int_equal(PROXY(l->loc_conf)->uri_len, 2);
     l = loc_by_path(s0, "/redir", 0);
-    assert_int_equal(l->return_code, 302);
-    assert_string_equal(cv_text(l->return_text), "https://example.com/");
+    assert_int_equal(RW(l->loc_conf)->code, 302);
+    assert_string_equal(cv_text(RW(l->loc_conf)->text), "https://example.com/");
     l = loc_by_path(s0, "/text", 0);
-    assert_int_equal(l->return_code, 403);
-    assert_string_equal(cv_text(l->return_text), "forbidden\n");
+    assert_int_equal(RW(l->loc_conf)->code, 403);
+    assert_string_equal(cv_text(RW(l->loc_conf)->text), "forbidden\n");
 
     /* included file, relative to the main file's directory */
     assert_string_equal(s2->names[0], "inc.test");
@@ -402,41 +440,41 @@ static void test_full(void **state)
     snprintf(path, sizeof(path), "%s/inc/server.conf", tmpdir);
     assert_string_equal(l->file, path);
     assert_int_equal(l->line, 2);
-    assert_int_equal(l->s.nlimit_req, 1); /* from http */
-    assert_string_equal(l->s.limit_req[0].zone->zone->name, "perip");
+    assert_int_equal(LREQ(l->loc_conf)->nlimits, 1); /* from http */
+    assert_string_equal(LREQ(l->loc_conf)->limits[0].zone->zone->name, "perip");
 
     /* listens: grouping, default_server, implicit *:80 */
-    assert_int_equal(conf->nlistens, 3);
-    assert_string_equal(conf->listens[0].addr.text, "127.0.0.1:8080");
-    assert_int_equal(conf->listens[0].nservers, 2);
-    assert_ptr_equal(conf->listens[0].servers[0], s0);
-    assert_ptr_equal(conf->listens[0].servers[1], s1);
-    assert_ptr_equal(conf->listens[0].default_server, s1);
-    assert_int_equal(conf->listens[0].fd, -1);
-    assert_string_equal(conf->listens[1].addr.text, "0.0.0.0:8081");
-    assert_ptr_equal(conf->listens[1].default_server, s2);
-    assert_string_equal(conf->listens[2].addr.text, "0.0.0.0:80");
-    assert_ptr_equal(conf->listens[2].default_server, s3);
+    assert_int_equal(HC(conf)->nlistens, 3);
+    assert_string_equal(HC(conf)->listens[0].addr.text, "127.0.0.1:8080");
+    assert_int_equal(HC(conf)->listens[0].nservers, 2);
+    assert_ptr_equal(HC(conf)->listens[0].servers[0], s0);
+    assert_ptr_equal(HC(conf)->listens[0].servers[1], s1);
+    assert_ptr_equal(HC(conf)->listens[0].default_server, s1);
+    assert_int_equal(HC(conf)->listens[0].fd, -1);
+    assert_string_equal(HC(conf)->listens[1].addr.text, "0.0.0.0:8081");
+    assert_ptr_equal(HC(conf)->listens[1].default_server, s2);
+    assert_string_equal(HC(conf)->listens[2].addr.text, "0.0.0.0:80");
+    assert_ptr_equal(HC(conf)->listens[2].default_server, s3);
 
     /* find_server */
-    assert_ptr_equal(zg_conf_find_server(&conf->listens[0], "EXAMPLE.com", 11), s0);
-    assert_ptr_equal(zg_conf_find_server(&conf->listens[0], "www.example.org", 15), s0);
-    assert_ptr_equal(zg_conf_find_server(&conf->listens[0], "other.test:8080", 15), s1);
-    assert_ptr_equal(zg_conf_find_server(&conf->listens[0], "example.co", 10), s1);
-    assert_ptr_equal(zg_conf_find_server(&conf->listens[0], "", 0), s1);
-    assert_ptr_equal(zg_conf_find_server(&conf->listens[1], "example.com", 11), s2);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "EXAMPLE.com", 11), s0);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "www.example.org", 15), s0);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "other.test:8080", 15), s1);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "example.co", 10), s1);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "", 0), s1);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[1], "example.com", 11), s2);
 
     /* find_location: exact first, then longest prefix */
-    assert_int_equal(zg_conf_find_location(s0, "/api/", 5)->exact, 1);
-    l = zg_conf_find_location(s0, "/api/x", 6);
+    assert_int_equal(zg_http_find_location(s0, "/api/", 5)->exact, 1);
+    l = zg_http_find_location(s0, "/api/x", 6);
     assert_int_equal(l->exact, 0);
     assert_string_equal(l->path, "/api/");
-    assert_string_equal(zg_conf_find_location(s0, "/direct2/a", 10)->path, "/direct2");
-    assert_string_equal(zg_conf_find_location(s0, "/directory", 10)->path, "/direct");
-    assert_string_equal(zg_conf_find_location(s0, "/slab_stat/x", 12)->path, "/");
-    assert_string_equal(zg_conf_find_location(s0, "/api", 4)->path, "/");
-    assert_null(zg_conf_find_location(s3, "/", 1));
-    assert_null(zg_conf_find_location(s2, "/", 1));
+    assert_string_equal(zg_http_find_location(s0, "/direct2/a", 10)->path, "/direct2");
+    assert_string_equal(zg_http_find_location(s0, "/directory", 10)->path, "/direct");
+    assert_string_equal(zg_http_find_location(s0, "/slab_stat/x", 12)->path, "/");
+    assert_string_equal(zg_http_find_location(s0, "/api", 4)->path, "/");
+    assert_null(zg_http_find_location(s3, "/", 1));
+    assert_null(zg_http_find_location(s2, "/", 1));
 
     zg_conf_free(conf);
 }
@@ -448,50 +486,50 @@ static void test_defaults(void **state)
 
     (void)state;
     conf = load("http { server { location / { return 200; } } }");
-    assert_int_equal(conf->worker_processes, 1);
-    assert_int_equal(conf->worker_connections, 10240);
-    assert_int_equal(conf->worker_rlimit_nofile, 0);
-    assert_null(conf->pid_file);
-    assert_string_equal(conf->error_log_file, "stderr");
-    assert_int_equal(conf->error_log_level, ZG_LOG_ERR);
-    assert_int_equal(conf->daemon, 0);
+    assert_int_equal(zg_core_conf(conf)->worker_processes, 1);
+    assert_int_equal(zg_core_conf(conf)->worker_connections, 10240);
+    assert_int_equal(zg_core_conf(conf)->worker_rlimit_nofile, 0);
+    assert_null(zg_core_conf(conf)->pid_file);
+    assert_string_equal(zg_core_conf(conf)->error_log_file, "stderr");
+    assert_int_equal(zg_core_conf(conf)->error_log_level, ZG_LOG_ERR);
+    assert_int_equal(zg_core_conf(conf)->daemon, 0);
     assert_string_equal(conf->file, "/x/z.conf");
     assert_string_equal(conf->prefix, "/x");
-    l = &conf->servers[0].locations[0];
-    assert_int_equal(l->s.nset_headers, 0);
-    assert_int_equal(l->s.proxy_connect_timeout, 60000);
-    assert_int_equal(l->s.proxy_read_timeout, 60000);
-    assert_int_equal(l->s.proxy_send_timeout, 60000);
-    assert_int_equal(l->s.proxy_next_upstream, ZG_NEXT_ERROR | ZG_NEXT_TIMEOUT);
-    assert_int_equal(l->s.proxy_next_upstream_tries, 0);
-    assert_int_equal(l->s.client_header_timeout, 60000);
-    assert_int_equal(l->s.client_body_timeout, 60000);
-    assert_int_equal(l->s.keepalive_timeout, 75000);
-    assert_int_equal(l->s.client_max_body_size, 1024 * 1024);
-    assert_int_equal(l->s.large_header_buffers, 4);
-    assert_int_equal(l->s.large_header_size, 8192);
-    assert_int_equal(l->s.nlimit_req, 0);
-    assert_int_equal(l->s.limit_req_status, 503);
-    assert_int_equal(l->s.limit_req_log_level, ZG_LOG_ERR);
-    assert_int_equal(l->s.limit_req_dry_run, 0);
-    assert_int_equal(l->s.limit_req_headers, 0);
-    assert_int_equal(l->s.nlimit_conn, 0);
-    assert_int_equal(l->s.limit_conn_status, 503);
-    assert_int_equal(l->s.limit_conn_log_level, ZG_LOG_ERR);
-    assert_int_equal(l->s.limit_conn_dry_run, 0);
-    assert_int_equal(l->s.nrules, 0);
-    assert_null(l->s.access_log);
-    assert_int_equal(l->s.access_log_set, 1);
-    assert_int_equal(l->return_code, 200);
-    assert_null(conf->access_logs);
-    assert_int_equal(conf->nlistens, 1);
-    assert_string_equal(conf->listens[0].addr.text, "0.0.0.0:80");
+    l = &HC(conf)->servers[0].locations[0];
+    assert_int_equal(PROXY(l->loc_conf)->nset_headers, 0);
+    assert_int_equal(PROXY(l->loc_conf)->connect_timeout, 60000);
+    assert_int_equal(PROXY(l->loc_conf)->read_timeout, 60000);
+    assert_int_equal(PROXY(l->loc_conf)->send_timeout, 60000);
+    assert_int_equal(PROXY(l->loc_conf)->next_upstream, ZG_NEXT_ERROR | ZG_NEXT_TIMEOUT);
+    assert_int_equal(PROXY(l->loc_conf)->next_upstream_tries, 0);
+    assert_int_equal(CORE(l->loc_conf)->client_header_timeout, 60000);
+    assert_int_equal(CORE(l->loc_conf)->client_body_timeout, 60000);
+    assert_int_equal(CORE(l->loc_conf)->keepalive_timeout, 75000);
+    assert_int_equal(CORE(l->loc_conf)->client_max_body_size, 1024 * 1024);
+    assert_int_equal(CORE(l->loc_conf)->large_header_buffers, 4);
+    assert_int_equal(CORE(l->loc_conf)->large_header_size, 8192);
+    assert_int_equal(LREQ(l->loc_conf)->nlimits, 0);
+    assert_int_equal(LREQ(l->loc_conf)->status, 503);
+    assert_int_equal(LREQ(l->loc_conf)->log_level, ZG_LOG_ERR);
+    assert_int_equal(LREQ(l->loc_conf)->dry_run, 0);
+    assert_int_equal(LREQ(l->loc_conf)->headers, 0);
+    assert_int_equal(LCONN(l->loc_conf)->nlimits, 0);
+    assert_int_equal(LCONN(l->loc_conf)->status, 503);
+    assert_int_equal(LCONN(l->loc_conf)->log_level, ZG_LOG_ERR);
+    assert_int_equal(LCONN(l->loc_conf)->dry_run, 0);
+    assert_int_equal(ACC(l->loc_conf)->nrules, 0);
+    assert_null(ALOG(l->loc_conf)->log);
+    assert_int_equal(ALOG(l->loc_conf)->set, 1);
+    assert_int_equal(RW(l->loc_conf)->code, 200);
+    assert_null(ALM(conf)->logs);
+    assert_int_equal(HC(conf)->nlistens, 1);
+    assert_string_equal(HC(conf)->listens[0].addr.text, "0.0.0.0:80");
     zg_conf_free(conf);
 
     /* no http block at all is a valid (empty) configuration */
     conf = load("worker_processes auto;\n");
-    assert_true(conf->worker_processes >= 1 && conf->worker_processes <= ZG_MAX_WORKERS / 2);
-    assert_int_equal(conf->nservers, 0);
+    assert_true(zg_core_conf(conf)->worker_processes >= 1 && zg_core_conf(conf)->worker_processes <= ZG_MAX_WORKERS / 2);
+    assert_int_equal(HC(conf)->nservers, 0);
     zg_conf_free(conf);
 }
 
@@ -511,23 +549,23 @@ static void test_inherit_access_log_and_lists(void **state)
                 "    location /b { }\n"
                 "  }\n"
                 "}\n");
-    s = &conf->servers[0];
-    assert_non_null(conf->http.access_log);
-    assert_string_equal(conf->http.access_log->format->name, "combined");
+    s = &HC(conf)->servers[0];
+    assert_non_null(ALOG(HTTP(conf))->log);
+    assert_string_equal(ALOG(HTTP(conf))->log->format->name, "combined");
     /* same path and format: one shared log */
-    assert_ptr_equal(s->s.access_log, conf->http.access_log);
-    assert_string_equal(s->locations[0].s.access_log->path, "/var/log/b.log");
-    assert_ptr_equal(s->locations[1].s.access_log, conf->http.access_log);
-    assert_non_null(conf->access_logs->next);
-    assert_null(conf->access_logs->next->next);
+    assert_ptr_equal(ALOG(s->loc_conf)->log, ALOG(HTTP(conf))->log);
+    assert_string_equal(ALOG(s->locations[0].loc_conf)->log->path, "/var/log/b.log");
+    assert_ptr_equal(ALOG(s->locations[1].loc_conf)->log, ALOG(HTTP(conf))->log);
+    assert_non_null(ALM(conf)->logs->next);
+    assert_null(ALM(conf)->logs->next->next);
     /* lists: a level with its own list does not add the parent's */
-    assert_int_equal(s->locations[0].s.nset_headers, 1);
-    assert_memory_equal(s->locations[0].s.set_headers[0].name.data, "B", 1);
-    assert_int_equal(s->locations[1].s.nset_headers, 1);
-    assert_memory_equal(s->locations[1].s.set_headers[0].name.data, "A", 1);
-    assert_int_equal(s->locations[1].s.nrules, 1);
-    assert_int_equal(conf->http.nrules, 0);
-    assert_int_equal(conf->http.nset_headers, 0);
+    assert_int_equal(PROXY(s->locations[0].loc_conf)->nset_headers, 1);
+    assert_memory_equal(PROXY(s->locations[0].loc_conf)->set_headers[0].name.data, "B", 1);
+    assert_int_equal(PROXY(s->locations[1].loc_conf)->nset_headers, 1);
+    assert_memory_equal(PROXY(s->locations[1].loc_conf)->set_headers[0].name.data, "A", 1);
+    assert_int_equal(ACC(s->locations[1].loc_conf)->nrules, 1);
+    assert_int_equal(ACC(HTTP(conf))->nrules, 0);
+    assert_int_equal(PROXY(HTTP(conf))->nset_headers, 0);
     zg_conf_free(conf);
 }
 
@@ -547,18 +585,18 @@ static void test_tokenizer(void **state)
                 "line\"; }\n"
                 "  location /v { return 200 ${uri}x; }\n"
                 "}}");
-    assert_int_equal(conf->servers[0].nnames, 3);
-    assert_string_equal(conf->servers[0].names[0], "a#b");
-    assert_string_equal(conf->servers[0].names[1], "q's");
-    assert_string_equal(conf->servers[0].names[2], "");
-    l = &conf->servers[0].locations[0];
-    assert_string_equal(cv_text(l->return_text), "a\"b\\c\n'd\\x");
+    assert_int_equal(HC(conf)->servers[0].nnames, 3);
+    assert_string_equal(HC(conf)->servers[0].names[0], "a#b");
+    assert_string_equal(HC(conf)->servers[0].names[1], "q's");
+    assert_string_equal(HC(conf)->servers[0].names[2], "");
+    l = &HC(conf)->servers[0].locations[0];
+    assert_string_equal(cv_text(RW(l->loc_conf)->text), "a\"b\\c\n'd\\x");
     assert_int_equal(l->line, 3);
-    assert_string_equal(cv_text(conf->servers[0].locations[1].return_text), "it's");
-    assert_int_equal(conf->servers[0].locations[3].line, 7);
-    assert_false(zg_cv_is_const(conf->servers[0].locations[3].return_text));
+    assert_string_equal(cv_text(RW(HC(conf)->servers[0].locations[1].loc_conf)->text), "it's");
+    assert_int_equal(HC(conf)->servers[0].locations[3].line, 7);
+    assert_false(zg_cv_is_const(RW(HC(conf)->servers[0].locations[3].loc_conf)->text));
     /* an empty Host matches server_name "" */
-    assert_ptr_equal(zg_conf_find_server(&conf->listens[0], "", 0), &conf->servers[0]);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "", 0), &HC(conf)->servers[0]);
     zg_conf_free(conf);
 
     /* lines are counted inside multi-line strings */
@@ -618,7 +656,7 @@ static void test_values(void **state)
 static void test_rate_and_burst(void **state)
 {
     zg_conf_t *conf;
-    zg_settings_t *s;
+    void **s;
 
     (void)state;
     conf = load("http {\n"
@@ -629,15 +667,15 @@ static void test_rate_and_burst(void **state)
                 "  limit_req zone=b burst=10 delay=4;\n"
                 "  limit_req zone=c nodelay burst=1;\n"
                 "}\n");
-    assert_true(conf->limit_req_zones[0]->rate == 16); /* 1000 / 60, as nginx */
-    assert_true(conf->limit_req_zones[1]->rate == 7000);
-    assert_true(conf->limit_req_zones[2]->rate == 1000); /* nginx default 1r/s */
-    s = &conf->http;
-    assert_int_equal(s->nlimit_req, 3);
-    assert_true(s->limit_req[0].burst == 0 && s->limit_req[0].delay == 0);
-    assert_true(s->limit_req[1].burst == 10000 && s->limit_req[1].delay == 4000);
-    assert_true(s->limit_req[2].burst == 1000);
-    assert_true(s->limit_req[2].delay == ZG_LIMIT_REQ_NODELAY);
+    assert_true(LRM(conf)->zones[0]->rate == 16); /* 1000 / 60, as nginx */
+    assert_true(LRM(conf)->zones[1]->rate == 7000);
+    assert_true(LRM(conf)->zones[2]->rate == 1000); /* nginx default 1r/s */
+    s = HTTP(conf);
+    assert_int_equal(LREQ(s)->nlimits, 3);
+    assert_true(LREQ(s)->limits[0].burst == 0 && LREQ(s)->limits[0].delay == 0);
+    assert_true(LREQ(s)->limits[1].burst == 10000 && LREQ(s)->limits[1].delay == 4000);
+    assert_true(LREQ(s)->limits[2].burst == 1000);
+    assert_true(LREQ(s)->limits[2].delay == ZG_LIMIT_REQ_NODELAY);
     zg_conf_free(conf);
 }
 
@@ -676,8 +714,8 @@ static void test_include_errors(void **state)
     text = "http {\n server { location / { proxy_pass http://u; } }\n include ups.conf;\n}\n";
     conf = zg_conf_load_string(path, text, strlen(text), err, sizeof(err));
     assert_non_null(conf);
-    assert_ptr_equal(conf->servers[0].locations[0].upstream, conf->upstreams);
-    assert_int_equal(conf->upstreams->implicit, 0);
+    assert_ptr_equal(PROXY(HC(conf)->servers[0].locations[0].loc_conf)->upstream, UPS(conf)->upstreams);
+    assert_int_equal(UPS(conf)->upstreams->implicit, 0);
     zg_conf_free(conf);
 
     text = "include /dev/null;\n";

@@ -309,6 +309,7 @@ typedef struct {
     zg_upstream_conf_t ups[2];
     zg_upstream_server_t servers[4];
     zg_upstream_server_t *many;
+    zg_upstream_main_conf_t umcf;
 } fx_t;
 
 static void server(zg_upstream_server_t *s, int port, int weight)
@@ -326,7 +327,7 @@ static void server(zg_upstream_server_t *s, int port, int weight)
     s->fail_timeout = 10000;
 }
 
-static zg_zone_t *declare(fx_t *f, const char *name, int kind, void *conf,
+static zg_zone_t *declare(fx_t *f, const char *name, const zg_zone_kind_t *kind, void *conf,
                           zg_zone_init_pt init)
 {
     char err[256];
@@ -381,7 +382,9 @@ static fx_t *fx_new(void)
     f->servers[3].down = 1;
     f->ups[1].servers = &f->servers[3];
     f->ups[1].nservers = 1;
-    f->conf.upstreams = &f->ups[0];
+    f->umcf.upstreams = &f->ups[0];
+    zg_modules_init();
+    f->conf.main_conf[zg_upstream_module.index] = &f->umcf;
 
     if (zg_zone_map_all(&f->conf.zones, NULL, err, sizeof(err)) != ZG_OK) {
         fail_msg("zg_zone_map_all: %s", err);
@@ -737,7 +740,7 @@ static void test_from_config(void **state)
     if (zg_zone_map_all(&conf->zones, NULL, err, sizeof(err)) != ZG_OK) {
         fail_msg("zg_zone_map_all: %s", err);
     }
-    for (u = conf->upstreams; u != NULL && strcmp(u->name, "app") != 0; u = u->next) {
+    for (u = zg_upstream_main_conf(conf)->upstreams; u != NULL && strcmp(u->name, "app") != 0; u = u->next) {
     }
     assert_non_null(u);
     assert_int_equal(zg_upstream_init(u), ZG_OK);

@@ -18,6 +18,10 @@
 #include "zg_rbtree.h"
 #include "zg_zone.h"
 
+/* a zone kind as a module defines it */
+static const zg_zone_kind_t kind_req = { "limit_req", NULL };
+#define KIND_REQ (&kind_req)
+
 #define NCHILD 4
 #define ITERS  20000
 #define GUARD  20               /* seconds before a hang kills the test */
@@ -83,7 +87,7 @@ static zg_zone_t *map_zone(zg_zone_list_t *l, size_t size)
     zg_zone_t *z;
 
     l->head = NULL;
-    z = zg_zone_declare(l, "shared", ZG_ZONE_LIMIT_REQ, size, err, sizeof(err));
+    z = zg_zone_declare(l, "shared", KIND_REQ, size, err, sizeof(err));
     assert_non_null(z);
     z->init = root_init;
     assert_int_equal(zg_zone_map_all(l, NULL, err, sizeof(err)), ZG_OK);

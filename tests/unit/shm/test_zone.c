@@ -9,6 +9,14 @@
 
 #include "zg_zone.h"
 
+/* zone kinds as modules define them (the names show in errors) */
+static const zg_zone_kind_t kind_req = { "limit_req", NULL };
+static const zg_zone_kind_t kind_conn = { "limit_conn", NULL };
+static const zg_zone_kind_t kind_ups = { "upstream", NULL };
+#define KIND_REQ (&kind_req)
+#define KIND_CONN (&kind_conn)
+#define KIND_UPS (&kind_ups)
+
 #define PAGE ZG_SLAB_PAGE_SIZE
 
 static void test_declare(void **state)
@@ -19,51 +27,51 @@ static void test_declare(void **state)
 
     (void)state;
     err[0] = '\0';
-    a = zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_REQ, 10 * PAGE + 1, err, sizeof(err));
+    a = zg_zone_declare(&l, "one", KIND_REQ, 10 * PAGE + 1, err, sizeof(err));
     assert_non_null(a);
     assert_string_equal(a->name, "one");
-    assert_int_equal(a->kind, ZG_ZONE_LIMIT_REQ);
+    assert_int_equal(a->kind, KIND_REQ);
     assert_int_equal(a->size, 11 * PAGE);          /* rounded up */
     assert_null(a->addr);
     assert_int_equal(a->reused, 0);
 
     /* same name: the same zone, sizes compared after rounding */
-    assert_ptr_equal(zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_REQ, 11 * PAGE, err, sizeof(err)), a);
-    assert_ptr_equal(zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_REQ, 10 * PAGE + 100, err,
+    assert_ptr_equal(zg_zone_declare(&l, "one", KIND_REQ, 11 * PAGE, err, sizeof(err)), a);
+    assert_ptr_equal(zg_zone_declare(&l, "one", KIND_REQ, 10 * PAGE + 100, err,
                                      sizeof(err)), a);
-    assert_ptr_equal(zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_REQ, 0, err, sizeof(err)), a);
+    assert_ptr_equal(zg_zone_declare(&l, "one", KIND_REQ, 0, err, sizeof(err)), a);
     assert_int_equal(a->size, 11 * PAGE);
 
     /* conflicts */
     err[0] = '\0';
-    assert_null(zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_CONN, 11 * PAGE, err, sizeof(err)));
+    assert_null(zg_zone_declare(&l, "one", KIND_CONN, 11 * PAGE, err, sizeof(err)));
     assert_non_null(strstr(err, "one"));
     assert_non_null(strstr(err, "limit_req"));
     err[0] = '\0';
-    assert_null(zg_zone_declare(&l, "one", ZG_ZONE_LIMIT_REQ, 12 * PAGE, err, sizeof(err)));
+    assert_null(zg_zone_declare(&l, "one", KIND_REQ, 12 * PAGE, err, sizeof(err)));
     assert_non_null(strstr(err, "one"));
 
     /* too small, bad names */
     err[0] = '\0';
-    assert_null(zg_zone_declare(&l, "small", ZG_ZONE_LIMIT_CONN, 7 * PAGE, err, sizeof(err)));
+    assert_null(zg_zone_declare(&l, "small", KIND_CONN, 7 * PAGE, err, sizeof(err)));
     assert_non_null(strstr(err, "too small"));
     assert_null(zg_zone_find(&l, "small"));
-    assert_non_null(zg_zone_declare(&l, "eight", ZG_ZONE_LIMIT_CONN, 7 * PAGE + 1, err,
+    assert_non_null(zg_zone_declare(&l, "eight", KIND_CONN, 7 * PAGE + 1, err,
                                     sizeof(err)));
     assert_int_equal(zg_zone_find(&l, "eight")->size, 8 * PAGE);
-    assert_null(zg_zone_declare(&l, "", ZG_ZONE_LIMIT_CONN, 8 * PAGE, err, sizeof(err)));
+    assert_null(zg_zone_declare(&l, "", KIND_CONN, 8 * PAGE, err, sizeof(err)));
     memset(name, 'n', sizeof(name) - 1);
     name[sizeof(name) - 1] = '\0';
-    assert_null(zg_zone_declare(&l, name, ZG_ZONE_LIMIT_CONN, 8 * PAGE, err, sizeof(err)));
-    assert_null(zg_zone_declare(&l, "x", ZG_ZONE_LIMIT_CONN, SIZE_MAX, err, sizeof(err)));
+    assert_null(zg_zone_declare(&l, name, KIND_CONN, 8 * PAGE, err, sizeof(err)));
+    assert_null(zg_zone_declare(&l, "x", KIND_CONN, SIZE_MAX, err, sizeof(err)));
     /* a NULL err is fine */
-    assert_null(zg_zone_declare(&l, "one", ZG_ZONE_UPSTREAM, 0, NULL, 0));
+    assert_null(zg_zone_declare(&l, "one", KIND_UPS, 0, NULL, 0));
 
     /* an upstream's zone: declared by use before its size is known */
-    u = zg_zone_declare(&l, "backend", ZG_ZONE_UPSTREAM, 0, err, sizeof(err));
+    u = zg_zone_declare(&l, "backend", KIND_UPS, 0, err, sizeof(err));
     assert_non_null(u);
     assert_int_equal(u->size, 0);
-    assert_ptr_equal(zg_zone_declare(&l, "backend", ZG_ZONE_UPSTREAM, 64 * 1024, err,
+    assert_ptr_equal(zg_zone_declare(&l, "backend", KIND_UPS, 64 * 1024, err,
                                      sizeof(err)), u);
     assert_int_equal(u->size, 64 * 1024);
 
@@ -125,9 +133,9 @@ static void test_map_and_reuse(void **state)
     char err[256];
 
     (void)state;
-    a = zg_zone_declare(&one, "a", ZG_ZONE_LIMIT_REQ, 16 * PAGE, err, sizeof(err));
-    b = zg_zone_declare(&one, "b", ZG_ZONE_LIMIT_CONN, 16 * PAGE, err, sizeof(err));
-    c = zg_zone_declare(&one, "c", ZG_ZONE_UPSTREAM, 16 * PAGE, err, sizeof(err));
+    a = zg_zone_declare(&one, "a", KIND_REQ, 16 * PAGE, err, sizeof(err));
+    b = zg_zone_declare(&one, "b", KIND_CONN, 16 * PAGE, err, sizeof(err));
+    c = zg_zone_declare(&one, "c", KIND_UPS, 16 * PAGE, err, sizeof(err));
     a->init = b->init = c->init = root_init;
     init_calls = 0;
     assert_int_equal(zg_zone_map_all(&one, NULL, err, sizeof(err)), ZG_OK);
@@ -150,10 +158,10 @@ static void test_map_and_reuse(void **state)
     rc->counter = 33;
 
     /* reload: a unchanged, b resized, c changes kind, d new */
-    a2 = zg_zone_declare(&two, "a", ZG_ZONE_LIMIT_REQ, 16 * PAGE, err, sizeof(err));
-    b2 = zg_zone_declare(&two, "b", ZG_ZONE_LIMIT_CONN, 32 * PAGE, err, sizeof(err));
-    c2 = zg_zone_declare(&two, "c", ZG_ZONE_LIMIT_CONN, 16 * PAGE, err, sizeof(err));
-    d2 = zg_zone_declare(&two, "d", ZG_ZONE_LIMIT_REQ, 8 * PAGE, err, sizeof(err));
+    a2 = zg_zone_declare(&two, "a", KIND_REQ, 16 * PAGE, err, sizeof(err));
+    b2 = zg_zone_declare(&two, "b", KIND_CONN, 32 * PAGE, err, sizeof(err));
+    c2 = zg_zone_declare(&two, "c", KIND_CONN, 16 * PAGE, err, sizeof(err));
+    d2 = zg_zone_declare(&two, "d", KIND_REQ, 8 * PAGE, err, sizeof(err));
     a2->init = b2->init = c2->init = d2->init = root_init;
     init_calls = 0;
     assert_int_equal(zg_zone_map_all(&two, &one, err, sizeof(err)), ZG_OK);
@@ -209,22 +217,22 @@ static void test_map_errors(void **state)
 
     (void)state;
     /* a zone without size */
-    zg_zone_declare(&one, "up", ZG_ZONE_UPSTREAM, 0, err, sizeof(err));
+    zg_zone_declare(&one, "up", KIND_UPS, 0, err, sizeof(err));
     err[0] = '\0';
     assert_int_equal(zg_zone_map_all(&one, NULL, err, sizeof(err)), ZG_ERROR);
     assert_non_null(strstr(err, "up"));
     assert_null(one.head->addr);
     zg_zone_list_free(&one);
 
-    a = zg_zone_declare(&one, "a", ZG_ZONE_LIMIT_REQ, 8 * PAGE, err, sizeof(err));
+    a = zg_zone_declare(&one, "a", KIND_REQ, 8 * PAGE, err, sizeof(err));
     a->init = root_init;
     assert_int_equal(zg_zone_map_all(&one, NULL, err, sizeof(err)), ZG_OK);
     ra = a->data;
     ra->counter = 5;
 
     /* a failing init: nothing of the new list stays mapped, old untouched */
-    a2 = zg_zone_declare(&two, "a", ZG_ZONE_LIMIT_REQ, 8 * PAGE, err, sizeof(err));
-    b2 = zg_zone_declare(&two, "b", ZG_ZONE_LIMIT_REQ, 8 * PAGE, err, sizeof(err));
+    a2 = zg_zone_declare(&two, "a", KIND_REQ, 8 * PAGE, err, sizeof(err));
+    b2 = zg_zone_declare(&two, "b", KIND_REQ, 8 * PAGE, err, sizeof(err));
     a2->init = root_init;
     b2->init = failing_init;
     err[0] = '\0';
@@ -237,7 +245,7 @@ static void test_map_errors(void **state)
     zg_zone_list_free(&two);
 
     /* a zone without init callback is mapped with an empty pool */
-    b2 = zg_zone_declare(&two, "plain", ZG_ZONE_LIMIT_CONN, 8 * PAGE, err, sizeof(err));
+    b2 = zg_zone_declare(&two, "plain", KIND_CONN, 8 * PAGE, err, sizeof(err));
     assert_int_equal(zg_zone_map_all(&two, &one, err, sizeof(err)), ZG_OK);
     assert_non_null(b2->pool);
     assert_null(b2->data);
