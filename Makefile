@@ -1,6 +1,7 @@
 # zonegate — handwritten Makefile.  `make` builds build/zonegate.
-#   make run      install deps, build, start on conf/zonegate.conf (demo upstream inside)
-#   make test     install deps, build, run unit (cmocka) + integration tests
+#   make run      install run deps, build, start on conf/zonegate.conf (demo upstream inside)
+#   make test     install test deps, build, run unit (cmocka) + integration tests
+#   make smoke    start `make run` in the background, curl it, stop it
 #   make asan     the same tests against an ASan+UBSan build (clang)
 #   make fuzz / fuzz-smoke   libFuzzer targets / a bounded run of each
 #   make bench    side-by-side benchmarks with nginx (bench/README.md)
@@ -13,7 +14,7 @@ LLHTTP_DIR ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread $(INCLUDES) -I$(LLHTTP_INC)
 CFLAGS   = $(CFLAGS_BASE) -Wall -Wextra -Werror -MMD -MP $(EXTRA_CFLAGS)
-LDLIBS   = -luv -lhiredis -lpthread -lm
+LDLIBS   = -luv -lhiredis -lcrypt -lcrypto -lpthread -lm
 PYTHON  ?= python3
 
 # the library, one folder per layer (each uses only the layers listed before it)
@@ -26,12 +27,19 @@ LLHTTP_OBJ = $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp
 UNIT_SRC = $(foreach l,$(LAYERS),$(wildcard tests/unit/$(l)/test_*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit integration asan clean fuzz fuzz-smoke bench microbench soak
+.PHONY: all deps run test smoke unit integration asan clean fuzz fuzz-smoke bench microbench soak
 
 all: $(BUILD)/zonegate $(UNIT_BIN)
 
+# `run`, `test` and `bench` install their packages first and only then re-invoke make
+# for the rest: make reads directories (e.g. the llhttp sources) once, so no rule may
+# be looked at before the packages that provide its files exist.
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh test
+
+$(LLHTTP_DIR)/%.c:
+	@echo "missing $@: install the packages first (make deps, or make run / make test)" >&2
+	@exit 1
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -52,9 +60,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libzg.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libzg.a -lcmocka $(LDLIBS)
 
-run: deps $(BUILD)/zonegate
+RUN_CMD = $(BUILD)/zonegate -c conf/zonegate.conf
+
+run:
+	@sh scripts/deps.sh run
+	@$(MAKE) --no-print-directory $(BUILD)/zonegate
 	@echo "zonegate on conf/zonegate.conf — try: curl -i http://127.0.0.1:8080/"
-	exec $(BUILD)/zonegate -c conf/zonegate.conf
+	exec $(RUN_CMD)
+
+smoke:
+	@sh scripts/smoke.sh
 
 unit: all
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
@@ -62,7 +77,8 @@ unit: all
 integration: all
 	ZG_BIN=$(BUILD)/zonegate $(PYTHON) tests/integration/run.py
 
-test: deps
+test:
+	@sh scripts/deps.sh test
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) asan
@@ -105,7 +121,9 @@ soak:
 	    EXTRA_CFLAGS=-DZG_DEBUG build-asan/zonegate
 	ZG_BIN=build-asan/zonegate SOAK_SECONDS=$(SOAK_SECONDS) $(PYTHON) tests/soak/soak.py
 
-bench: deps all
+bench:
+	@sh scripts/deps.sh bench
+	$(MAKE) all
 	sh bench/run.sh
 
 clean:

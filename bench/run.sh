@@ -6,7 +6,7 @@
 # PROXIES SCENARIOS CAPACITY QUICK (see bench/bench.py); QUICK=1 takes ~2 minutes.
 set -e
 cd "$(dirname "$0")/.."
-ZG_DEPS_EXTRA="haproxy gnuplot-nox" sh scripts/deps.sh
+sh scripts/deps.sh bench
 [ -x build/zonegate ] || make all
 mkdir -p bench/results
 # a private copy: others may rebuild build/ while the benchmark runs

@@ -1,9 +1,21 @@
 #!/bin/sh
-# Installs, with apt-get, only the Debian packages zonegate needs that are missing.
-# Idempotent; called first by `make run`, `make test` and `make bench`.
+# Installs, with apt-get, the Debian packages zonegate needs that are missing.
+# Idempotent.  Usage: deps.sh run|test|bench
+#   run    what building and running need (`make run`)
+#   test   run + the test tools (`make test`)
+#   bench  test + the benchmark tools (`make bench`)
+# ZG_DEPS_EXTRA adds packages.  Works on a bare Debian 12 root with empty apt lists.
 set -e
-PKGS="build-essential pkg-config libuv1-dev node-llhttp libcmocka-dev curl wrk nginx \
-python3 clang libclang-rt-14-dev redis-server libhiredis-dev procps prometheus"
+RUN="make build-essential pkg-config libuv1-dev node-llhttp libhiredis-dev libcrypt-dev \
+libssl-dev curl"
+TEST="$RUN libcmocka-dev python3 procps clang libclang-rt-14-dev nginx redis-server prometheus"
+BENCH="$TEST wrk haproxy gnuplot-nox valgrind strace"
+case "${1:-test}" in
+    run) PKGS="$RUN" ;;
+    test) PKGS="$TEST" ;;
+    bench) PKGS="$BENCH" ;;
+    *) echo "usage: deps.sh run|test|bench" >&2; exit 2 ;;
+esac
 [ "${ZG_DEPS_EXTRA:-}" ] && PKGS="$PKGS $ZG_DEPS_EXTRA"
 missing=""
 for p in $PKGS; do
@@ -20,6 +32,7 @@ echo "deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # services must not start on install (no init here; tests start their own)
-printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
-rm -f /usr/sbin/policy-rc.d

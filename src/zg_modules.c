@@ -4,6 +4,7 @@
 #include "zg_access.h"
 #include "zg_access_log.h"
 #include "zg_admin.h"
+#include "zg_auth_basic.h"
 #include "zg_core_module.h"
 #include "zg_http_core.h"
 #include "zg_limit_conn.h"
@@ -20,6 +21,7 @@ zg_module_t *const zg_modules[] = {
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
     &zg_limit_conn_module, /* preaccess: limit_conn */
     &zg_access_module,     /* access: allow, deny */
+    &zg_auth_basic_module, /* access: auth_basic, after allow/deny */
     &zg_upstream_module,   /* upstream blocks, peers */
     &zg_proxy_module,      /* content: proxy_pass */
     &zg_admin_module,      /* content: slab_stat, metrics */

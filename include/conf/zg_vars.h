@@ -59,7 +59,7 @@ const char *zg_var_client(const zg_var_ctx_t *ctx, char *buf, size_t len);
  * $server_protocol $body_bytes_sent $bytes_sent $request_length $request_time
  * $time_local $time_iso8601 $msec $upstream_addr $upstream_status
  * $upstream_response_time $limit_req_status $limit_conn_status $connection
- * $connection_requests ${name} form too.  An unknown variable is an error
+ * $connection_requests $remote_user ${name} form too.  An unknown variable is an error
  * (NULL, message in err).  The result is malloc'd: free with zg_cv_free. */
 zg_cv_t *zg_cv_compile(const char *text, size_t len, char *err, size_t errlen);
 void zg_cv_free(zg_cv_t *cv);
@@ -72,6 +72,13 @@ zg_str_t zg_cv_const(const zg_cv_t *cv);
  * at most len bytes, no NUL).  $binary_remote_addr is 4 or 16 raw bytes.  With
  * escape != 0 bytes outside printable ASCII, '"' and '\' in variable values are
  * written as \xXX (nginx's access-log escaping). */
+/* The user and password of an "Authorization: Basic ..." request header, decoded
+ * into buf as nginx's ngx_http_auth_basic_user does it: ZG_OK, or ZG_DECLINED when
+ * there is no such header, it does not decode, it has no ':' or an empty user, or
+ * it does not fit in len.  user and passwd point into buf. */
+int zg_var_basic_auth(const zg_var_ctx_t *ctx, char *buf, size_t len, zg_str_t *user,
+                      zg_str_t *passwd);
+
 size_t zg_cv_eval(const zg_cv_t *cv, const zg_var_ctx_t *ctx, int escape, char *buf,
                   size_t len);
 

@@ -8,6 +8,10 @@
 
 typedef struct zg_server_conf_s zg_server_conf_t;
 
+/* satisfy all|any */
+#define ZG_SATISFY_ALL 0
+#define ZG_SATISFY_ANY 1
+
 typedef struct {
     char *path;           /* prefix, or the exact URI when exact */
     size_t path_len;
@@ -60,6 +64,7 @@ typedef struct {
     int64_t client_max_body_size;    /* 1m; 0 = unlimited */
     int large_header_buffers;        /* large_client_header_buffers 4 8k */
     int64_t large_header_size;
+    int satisfy;                     /* ZG_SATISFY_ALL: how the access phase's answers combine */
     /* location level only */
     zg_phase_handler_pt handler;     /* content handler; NULL = 404 */
     unsigned has_handler : 1;        /* a handler or `return` is set */

@@ -1,6 +1,7 @@
 /* zg_request.h — one request through nginx's phases:
  *   find server and location -> rewrite (`return`) -> preaccess (limit_req,
- *   limit_conn) -> access (allow/deny) -> the location's content handler -> finalize.
+ *   limit_conn) -> access (allow/deny, auth_basic; satisfy all|any) -> the
+ *   location's content handler -> finalize.
  * Modules register the phase handlers (zg_module_t.phase/handler, in the order of
  * zg_modules.c); the request core runs them and owns the one finalize path, which
  * runs exactly once whatever ends the request: it calls every module's release and
@@ -35,6 +36,7 @@ struct zg_request_s {
     zg_var_ctx_t ctx;
     const zg_content_ops_t *content; /* set while a content handler runs */
     int phase;                  /* next phase handler to run */
+    int access_code;            /* satisfy any: the refusal so far (401 or 403), 0 = none */
     unsigned sleeping : 1;      /* suspended by zg_request_sleep */
     unsigned body_done : 1;     /* the client's request body fully read */
     unsigned resp_done : 1;     /* the response fully queued to the client */

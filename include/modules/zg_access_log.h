@@ -39,7 +39,7 @@ extern zg_module_t zg_access_log_module;
 #define zg_access_log_conf(confs)                                                      \
     ((zg_access_log_conf_t *)zg_conf_module(confs, zg_access_log_module))
 
-/* combined: $remote_addr - - [$time_local] "$request" $status $body_bytes_sent
+/* combined: $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
  *           "$http_referer" "$http_user_agent" */
 extern const char zg_log_combined[];
 

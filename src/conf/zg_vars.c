@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/un.h>
 
 enum {
@@ -40,6 +41,7 @@ enum {
     ZG_VAR_LIMIT_CONN_STATUS,
     ZG_VAR_CONNECTION,
     ZG_VAR_CONNECTION_REQUESTS,
+    ZG_VAR_REMOTE_USER,
 };
 
 typedef struct {
@@ -74,6 +76,7 @@ static const zg_var_name_t zg_var_names[] = {
     { "limit_conn_status", ZG_VAR_LIMIT_CONN_STATUS },
     { "connection", ZG_VAR_CONNECTION },
     { "connection_requests", ZG_VAR_CONNECTION_REQUESTS },
+    { "remote_user", ZG_VAR_REMOTE_USER },
 };
 
 /* a literal run (off/len into text) or a variable (off/len: $http_/$arg_ name) */
@@ -650,9 +653,93 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
     case ZG_VAR_CONNECTION_REQUESTS:
         v.len = zg_fmt_u64(tmp, ctx->connection_requests);
         return v;
+
+    case ZG_VAR_REMOTE_USER: {
+        /* workers are single-threaded; the value is copied out before the next one */
+        static char ubuf[4096];
+        zg_str_t user, passwd;
+        if (zg_var_basic_auth(ctx, ubuf, sizeof(ubuf), &user, &passwd) == ZG_OK) {
+            v = user;
+        }
+        return v;
+    }
     }
 
     return v;
+}
+
+/* base64 digit value, 64 for a byte outside the alphabet */
+static unsigned char zg_b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return (unsigned char)(c - 'A');
+    }
+    if (c >= 'a' && c <= 'z') {
+        return (unsigned char)(c - 'a' + 26);
+    }
+    if (c >= '0' && c <= '9') {
+        return (unsigned char)(c - '0' + 52);
+    }
+    if (c == '+') {
+        return 62;
+    }
+    if (c == '/') {
+        return 63;
+    }
+    return 64;
+}
+
+int zg_var_basic_auth(const zg_var_ctx_t *ctx, char *buf, size_t len, zg_str_t *user,
+                      zg_str_t *passwd)
+{
+    static const char name[] = "authorization";
+    zg_str_t h = zg_var_header(ctx, name, sizeof(name) - 1);
+    const unsigned char *p = (const unsigned char *)h.data;
+    size_t n = h.len, i, k, out = 0;
+    uint32_t acc = 0;
+
+    if (n < 6 || strncasecmp(h.data, "Basic ", 6) != 0) {
+        return ZG_DECLINED;
+    }
+    p += 6;
+    n -= 6;
+    while (n && *p == ' ') {
+        p++;
+        n--;
+    }
+    /* as ngx_decode_base64: up to the first '=', every byte in the alphabet */
+    for (k = 0; k < n && p[k] != '='; k++) {
+        if (zg_b64_value(p[k]) == 64) {
+            return ZG_DECLINED;
+        }
+    }
+    if (k == 0 || k % 4 == 1 || k / 4 * 3 + 2 > len) {
+        return ZG_DECLINED;
+    }
+    for (i = 0; i < k; i++) {
+        acc = acc << 6 | zg_b64_value(p[i]);
+        if (i % 4 == 3) {
+            buf[out++] = (char)(acc >> 16);
+            buf[out++] = (char)(acc >> 8);
+            buf[out++] = (char)acc;
+            acc = 0;
+        }
+    }
+    if (k % 4 == 2) {
+        buf[out++] = (char)(acc >> 4);
+    } else if (k % 4 == 3) {
+        buf[out++] = (char)(acc >> 10);
+        buf[out++] = (char)(acc >> 2);
+    }
+    char *colon = memchr(buf, ':', out);
+    if (colon == NULL || colon == buf) {
+        return ZG_DECLINED;
+    }
+    user->data = buf;
+    user->len = (size_t)(colon - buf);
+    passwd->data = colon + 1;
+    passwd->len = out - user->len - 1;
+    return ZG_OK;
 }
 
 /* Writes cv for ctx into buf: snprintf semantics without the NUL; with escape,

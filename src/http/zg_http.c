@@ -533,7 +533,7 @@ static int zg_http_in_head(zg_http_in_t *in)
     zg_http_req_t *r = &in->req;
     llhttp_t *p = &in->p;
     const char *b, *reason;
-    size_t i, hs, rl_end, nhost = 0, ncl = 0, nte = 0;
+    size_t i, hs, rl_end, nhost = 0, ncl = 0, nte = 0, nauth = 0;
     int chunked = 0, other = 0;
     int64_t cl = -1;
     const zg_str_t *host = NULL;
@@ -613,6 +613,12 @@ static int zg_http_in_head(zg_http_in_t *in)
             if (zg_http_is(n, "expect") && zg_http_is(v, "100-continue") &&
                 p->http_minor == 1) {
                 r->expect_continue = 1;
+            }
+            break;
+        case 13:
+            /* as nginx: auth_basic must not check one and the upstream use another */
+            if (zg_http_is(n, "authorization") && ++nauth > 1) {
+                return zg_http_in_bad(in, 400, "duplicate Authorization");
             }
             break;
         case 14:
@@ -1468,13 +1474,15 @@ static const zg_http_status_cache_t *zg_http_status_cache(int status)
     zg_http_status_cache_t *c = &zg_http_cache[status - 100];
     if (c->line == NULL) {
         const char *reason = zg_http_reason(status);
+        /* nginx's pages use its status texts, except 401's page title */
+        const char *title = status == 401 ? "Authorization Required" : reason;
         char line[128], page[512];
         int ln = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason);
         int pn = snprintf(page, sizeof(page),
                           "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
                           "<center><h1>%d %s</h1></center>\r\n<hr><center>zonegate</center>\r\n"
                           "</body>\r\n</html>\r\n",
-                          status, reason, status, reason);
+                          status, title, status, title);
         char *l = malloc((size_t)ln + 1), *pg = malloc((size_t)pn + 1);
         if (l == NULL || pg == NULL) {
             free(l);

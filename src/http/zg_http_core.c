@@ -210,6 +210,22 @@ static int zg_http_core_large_buffers(zg_cf_t *cf, const zg_command_t *cmd, void
     return ZG_OK;
 }
 
+static int zg_http_core_satisfy(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_http_core_loc_conf_t *clcf = conf;
+    zg_str_t *v = &cf->args[1];
+
+    (void)cmd;
+    if (clcf->satisfy != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
+    if (zg_conf_eq(v, "all") || zg_conf_eq(v, "any")) {
+        clcf->satisfy = v->data[1] == 'l' ? ZG_SATISFY_ALL : ZG_SATISFY_ANY;
+        return ZG_OK;
+    }
+    return zg_conf_invalid(cf, v);
+}
+
 static void *zg_http_core_create_main_conf(zg_conf_t *conf)
 {
     return zg_conf_alloc(conf, sizeof(zg_http_core_main_conf_t));
@@ -229,6 +245,7 @@ static void *zg_http_core_create_loc_conf(zg_conf_t *conf)
     c->client_max_body_size = ZG_UNSET_SIZE;
     c->large_header_buffers = ZG_UNSET;
     c->large_header_size = ZG_UNSET_SIZE;
+    c->satisfy = ZG_UNSET;
     return c;
 }
 
@@ -246,6 +263,7 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
         c->large_header_buffers = p->large_header_buffers;
         c->large_header_size = p->large_header_size;
     }
+    ZG_CONF_MERGE(c, p, satisfy, ZG_UNSET);
     /* defaults */
     if (c->client_header_timeout == ZG_UNSET_MSEC) {
         c->client_header_timeout = 60000;
@@ -261,6 +279,9 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     }
     if (c->client_max_body_size == ZG_UNSET_SIZE) {
         c->client_max_body_size = 1024 * 1024;
+    }
+    if (c->satisfy == ZG_UNSET) {
+        c->satisfy = ZG_SATISFY_ALL;
     }
     if (c->large_header_buffers == ZG_UNSET) {
         c->large_header_buffers = 4;
@@ -439,6 +460,7 @@ static const zg_command_t zg_http_core_commands[] = {
       ZG_CORE_LOC(client_max_body_size), NULL },
     { "large_client_header_buffers", ZG_CTX_SETTINGS, 0, 2, 2, zg_http_core_large_buffers,
       ZG_LOC_CONF, 0, NULL },
+    { "satisfy", ZG_CTX_SETTINGS, 0, 1, 1, zg_http_core_satisfy, ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };
 

@@ -1,8 +1,8 @@
 /* zg_request.c — the data path of one request, in nginx's phase order:
  *   server/location -> client_max_body_size -> rewrite (`return`: before any
  *   limit) -> preaccess (limit_req: pass, delay, reject; limit_conn) -> access
- *   (allow/deny) -> the location's content handler (slab_stat, metrics, proxy)
- *   -> finalize.
+ *   (allow/deny, auth_basic; satisfy all|any) -> the location's content handler
+ *   (slab_stat, metrics, proxy) -> finalize.
  * The phase handlers are the modules' (zg_modules.c order within a phase); this
  * file names none of them.  zg_request_finalize is the one exit: it runs once,
  * however the request ended. */
@@ -23,6 +23,7 @@ static struct {
     int ready;
     zg_phase_handler_pt phase[ZG_MAX_MODULES];
     int nphase;
+    int access_first, access_end; /* the access phase's handlers: [first, end) */
     zg_module_t *release[ZG_MAX_MODULES];
     int nrelease;
     zg_module_t *log[ZG_MAX_MODULES];
@@ -36,10 +37,16 @@ static void zg_request_hooks_init(void)
 {
     zg_modules_init();
     for (int p = ZG_PHASE_NONE + 1; p < ZG_PHASE_LAST; p++) {
+        if (p == ZG_PHASE_ACCESS) {
+            zg_hooks.access_first = zg_hooks.nphase;
+        }
         for (int i = 0; zg_modules[i] != NULL; i++) {
             if (zg_modules[i]->phase == p && zg_modules[i]->handler != NULL) {
                 zg_hooks.phase[zg_hooks.nphase++] = zg_modules[i]->handler;
             }
+        }
+        if (p == ZG_PHASE_ACCESS) {
+            zg_hooks.access_end = zg_hooks.nphase;
         }
     }
     for (int i = 0; zg_modules[i] != NULL; i++) {
@@ -308,12 +315,58 @@ static void zg_request_finalize(zg_request_t *r)
 
 /* ---- the phases ---- */
 
+/* the access phase refuses the request: 403 (allow/deny) or 401 (auth_basic,
+ * whose header hook adds WWW-Authenticate) */
+static void zg_request_forbid(zg_request_t *r, int status)
+{
+    if (status == 403) {
+        zg_log(ZG_LOG_ERR, "access forbidden by rule, client: %s", zg_conn_addr_text(r->c));
+    }
+    zg_request_error(r, status);
+}
+
+/* An access handler answers ZG_OK (allowed), ZG_DECLINED (nothing to say), or a
+ * refusal (401, 403) that the request core answers, as nginx's access phase: with
+ * `satisfy all` the first refusal answers; with `satisfy any` one ZG_OK is enough,
+ * and if none comes a 401 wins over a 403.  1 = go on, 0 = answered. */
+static int zg_request_access(zg_request_t *r, int rc)
+{
+    int any = zg_request_core(r)->satisfy == ZG_SATISFY_ANY;
+
+    if (rc == ZG_OK && any) {
+        r->access_code = 0;
+        r->phase = zg_hooks.access_end;
+        return 1;
+    }
+    if (rc == 401 || rc == 403) {
+        if (!any) {
+            zg_request_forbid(r, rc);
+            return 0;
+        }
+        if (r->access_code != 401) {
+            r->access_code = rc;
+        }
+    }
+    if (r->phase == zg_hooks.access_end && r->access_code != 0) {
+        zg_request_forbid(r, r->access_code);
+        return 0;
+    }
+    return 1;
+}
+
 static void zg_request_run_phases(zg_request_t *r)
 {
     while (r->phase < zg_hooks.nphase) {
+        int access = r->phase >= zg_hooks.access_first && r->phase < zg_hooks.access_end;
         int rc = zg_hooks.phase[r->phase++](r);
         if (rc == ZG_DONE || rc == ZG_AGAIN) {
             return;
+        }
+        if (access) {
+            if (!zg_request_access(r, rc)) {
+                return;
+            }
+            continue;
         }
         if (rc == ZG_ERROR) {
             zg_request_error(r, 500);

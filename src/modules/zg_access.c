@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-#include "zg_log.h"
 #include "zg_request.h"
 
 static int zg_access_rule(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -81,8 +80,8 @@ static int zg_access_merge_conf(zg_cf_t *cf, void *parent, void *child)
     return ZG_OK;
 }
 
-/* 1 if the client's address is allowed by the rules */
-static int zg_access_allowed(const zg_access_loc_conf_t *alcf, const struct sockaddr *sa)
+/* first match wins: ZG_OK (allow), 403 (deny), ZG_DECLINED (no rule matched) */
+static int zg_access_check(const zg_access_loc_conf_t *alcf, const struct sockaddr *sa)
 {
     const unsigned char *a = NULL;
     size_t alen = 0;
@@ -117,21 +116,20 @@ static int zg_access_allowed(const zg_access_loc_conf_t *alcf, const struct sock
                 continue;
             }
         }
-        return !rule->deny;
+        return rule->deny ? 403 : ZG_OK;
     }
-    return 1;
+    return ZG_DECLINED;
 }
 
+/* access phase: the request core answers a 403 (or combines it, satisfy any) */
 static int zg_access_handler(zg_request_t *r)
 {
     zg_access_loc_conf_t *alcf = zg_access_loc_conf(r->loc_conf);
 
-    if (alcf->nrules == 0 || zg_access_allowed(alcf, r->ctx.remote)) {
+    if (alcf->nrules == 0) {
         return ZG_DECLINED;
     }
-    zg_log(ZG_LOG_ERR, "access forbidden by rule, client: %s", zg_conn_addr_text(r->c));
-    zg_request_respond(r, 403, NULL, NULL, NULL, 0);
-    return ZG_DONE;
+    return zg_access_check(alcf, r->ctx.remote);
 }
 
 static const zg_command_t zg_access_commands[] = {

@@ -14,7 +14,7 @@
 #define ZG_ACCESS_LOG_BUF 4096
 
 const char zg_log_combined[] =
-    "$remote_addr - - [$time_local] \"$request\" $status $body_bytes_sent "
+    "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
     "\"$http_referer\" \"$http_user_agent\"";
 
 /* Opens log->path for appending.  ZG_OK, or ZG_ERROR (logged). */

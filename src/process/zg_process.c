@@ -232,6 +232,7 @@ static int zg_spawn(zg_gen_t *gen, int slot, int first)
         int rc = zg_worker_run(gen->conf, slot);
         _exit(rc);
     }
+    zg_log_error(ZG_LOG_NOTICE, 0, "start worker process %d", (int)pid);
     zg_procs[slot].pid = pid;
     zg_procs[slot].gen = gen;
     zg_procs[slot].quitting = 0;

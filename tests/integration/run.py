@@ -24,15 +24,38 @@ def on_alarm(sig, frame):
     raise Timeout("test exceeded %ds" % TIMEOUT)
 
 
+def killpg(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def cleanup():
-    for p in zg.PROCS:
-        if p.poll() is None:
-            try:
-                p.kill()
-                p.wait(5)
-            except Exception:
-                pass
+    """Stops what the test started, each process with its group (so the workers of a
+    master that died go too): a graceful TERM first, then KILL.  Returns the
+    processes that were still there after that (a test that leaks is a failure)."""
+    procs, pgids = list(zg.PROCS), set()
     del zg.PROCS[:]
+    for p in procs:
+        pgids.add(p.pid)  # spawn() makes each a group leader
+        if p.poll() is None:
+            killpg(p.pid, signal.SIGTERM)
+    end = time.time() + 10
+    for p in procs:
+        try:
+            p.wait(max(0.1, end - time.time()))
+        except Exception:  # noqa: B902
+            pass
+    for g in pgids:
+        killpg(g, signal.SIGKILL)
+    for p in procs:
+        try:
+            p.wait(5)
+        except Exception:  # noqa: B902
+            pass
+    left = zg.wait_for(lambda: not zg.group_members(pgids), 5) or zg.group_members(pgids)
+    return [] if left is True else left
 
 
 def main():
@@ -79,7 +102,12 @@ def main():
                 print("FAIL %s (%.1fs): %s" % (full, time.time() - start, e), flush=True)
                 traceback.print_exc(limit=6)
             finally:
-                cleanup()
+                left = cleanup()
+                if left:
+                    failed += 1
+                    failures.append(full + "(left processes)")
+                    print("FAIL %s: processes left running after cleanup: %s"
+                          % (full, left), flush=True)
     if failures:
         print("failed: " + " ".join(failures))
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))

@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 
+import zg  # noqa: E402
 from zg import PROCS, Zonegate, free_port, get, wait_for, wait_port, zonegate_t
 
 ASAN = bool(os.environ.get("ZG_ASAN")) or "asan" in os.environ.get("ZG_BIN", "")
@@ -42,11 +43,10 @@ class Redis:
         self.start()
 
     def start(self):
-        self.proc = subprocess.Popen(
+        self.proc = zg.spawn(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        PROCS.append(self.proc)
         wait_port(self.port, proc=self.proc)
 
     def clients(self):

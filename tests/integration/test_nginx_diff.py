@@ -79,9 +79,8 @@ class Nginx:
             f.write(conf.format(dir=self.dir, port=port, **kw))
         g = ("daemon off; master_process on; worker_processes 2; pid %s/nginx.pid; "
              "error_log %s/error.log info;" % (self.dir, self.dir))
-        self.proc = subprocess.Popen([NGINX, "-p", self.dir + "/", "-c", self.conf, "-g", g],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        zg.PROCS.append(self.proc)
+        self.proc = zg.spawn([NGINX, "-p", self.dir + "/", "-c", self.conf, "-g", g],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_port(port, proc=self.proc)
         except RuntimeError:
@@ -95,12 +94,14 @@ class Nginx:
             return self.proc.stderr.read().decode(errors="replace") if self.proc.poll() else ""
 
     def stop(self):
+        """TERM to the master, then (if it hangs) KILL to its whole process group, so
+        no worker is left behind"""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
 
 
@@ -201,10 +202,127 @@ def test_same_statuses_as_nginx():
                        len(read_lines(nlog)) == total, 5), (read_lines(zlog), read_lines(nlog))
     zl, nl = read_lines(zlog), read_lines(nlog)
     assert sorted(zl) == sorted(nl), "\n".join(["zonegate:"] + zl + ["nginx:"] + nl)
-    dry = [x.split()[2] for x in nl if x.startswith("/dry ")]
-    assert dry == ["PASSED", "DELAYED_DRY_RUN", "REJECTED_DRY_RUN", "REJECTED_DRY_RUN"], dry
-    ret = [x for x in nl if x.startswith(("/ret ", "/rpx "))]
-    assert ret == ["/ret 200 - - r"] * 4 + ["/rpx 403 PASSED PASSED r"] + \
-        ["/rpx 429 REJECTED - r"] * 2, ret
+    # two workers write these lines in either order: compare as multisets
+    dry = sorted(x.split()[2] for x in nl if x.startswith("/dry "))
+    assert dry == sorted(["PASSED", "DELAYED_DRY_RUN", "REJECTED_DRY_RUN",
+                          "REJECTED_DRY_RUN"]), dry
+    ret = sorted(x for x in nl if x.startswith(("/ret ", "/rpx ")))
+    assert ret == sorted(["/ret 200 - - r"] * 4 + ["/rpx 403 PASSED PASSED r"] +
+                         ["/rpx 429 REJECTED - r"] * 2), ret
+    n.stop()
+    z.stop()
+
+
+# ---- auth_basic: the same user file for both, statuses and WWW-Authenticate ----
+
+AUTH_COMMON = """
+    limit_req_zone $http_x_key zone=a1:1m rate=1r/m;
+    log_format au '$uri $status [$remote_user]';
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        access_log {dir}/access.log au;
+        limit_req_status 429;
+        auth_basic "Admin \\"area\\" \\\\x";
+        auth_basic_user_file {htpasswd};
+        location /p {{ proxy_pass http://app; }}
+        location /off {{ auth_basic off; proxy_pass http://app; }}
+        location /realm {{ auth_basic "other"; proxy_pass http://app; }}
+        location /d {{ deny all; proxy_pass http://app; }}
+        location /any {{ satisfy any; deny all; proxy_pass http://app; }}
+        location /anyallow {{ satisfy any; allow 127.0.0.1; deny all; proxy_pass http://app; }}
+        location /lim {{ limit_req zone=a1 nodelay; proxy_pass http://app; }}
+        location /limd {{ limit_req zone=a1 nodelay; deny all; proxy_pass http://app; }}
+        location /ret {{ return 200 "r"; }}
+    }}
+"""
+
+# openssl passwd -apr1/-1/-5/-6 -salt Zg5alt01; bcrypt cost 4; {SHA}/{SSHA} of the same
+AUTH_HTPASSWD = """# users
+apr:$apr1$Zg5alt01$iJ0brvLcPCG1xNPTFgJQq1
+md5:$1$Zg5alt01$70x6Kq4641cNen1HWG3IP/
+sha256:$5$Zg5alt01$pwcz.ZpsVBgdIQug2hUu24QZxqj.gOIPHUnZt3uPub2
+sha512:$6$Zg5alt01$yfw50JgEulPTGMQIBomcQof0W3XryrhAGPseq4hymHXSPNutLDtlGxKyI7jl3fUtVicVniaTGVDmY.HIsIMJc/
+bcrypt:$2y$05$abcdefghijklmnopqrstuuHNbAKRhpaujgo33bRWs.NLUTJO3lOy2
+sha:{SHA}L55TUjtiq8FBorTWAZ0jy6g129A=
+ssha:{SSHA}CqSATe7bYuyyYJBoKDZVepMkPG0BAgME/g==
+plain:{PLAIN}correct horse
+empty:{PLAIN}
+dup:{PLAIN}first
+dup:{PLAIN}second
+"""
+
+
+def _auth(user, pw):
+    import base64
+    raw = ("%s:%s" % (user, pw)).encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def auth_script(port):
+    """[(step, (status, WWW-Authenticate or None))]"""
+    out = []
+
+    def step(name, path, headers=None):
+        st, h, _ = zg.request(port, "GET", path, headers=headers or {})
+        out.append((name, (st, h.get("www-authenticate"))))
+
+    pw = "correct horse"
+    step("none", "/p")
+    for user in ("apr", "md5", "sha256", "sha512", "bcrypt", "sha", "ssha", "plain"):
+        step("ok " + user, "/p", _auth(user, pw))
+        step("bad " + user, "/p", _auth(user, pw + "!"))
+    step("empty pw", "/p", _auth("empty", ""))
+    step("dup first", "/p", _auth("dup", "first"))
+    step("dup second", "/p", _auth("dup", "second"))
+    step("unknown", "/p", _auth("nobody", pw))
+    step("no colon", "/p", {"Authorization": "Basic YXBy"})
+    step("empty user", "/p", _auth("", pw))
+    step("bad b64", "/p", {"Authorization": "Basic ###"})
+    step("scheme case", "/p", {"Authorization": "bAsIc " + _auth("plain", pw)["Authorization"][6:]})
+    step("bearer", "/p", {"Authorization": "Bearer x"})
+    step("off", "/off")
+    step("realm", "/realm")
+    step("deny", "/d")
+    step("deny creds", "/d", _auth("plain", pw))
+    step("any", "/any")
+    step("any creds", "/any", _auth("plain", pw))
+    step("any bad", "/any", _auth("plain", "x"))
+    step("anyallow", "/anyallow")
+    step("ret", "/ret")
+    # limit_req (preaccess) before auth and deny (access)
+    step("lim 1", "/lim", {"X-Key": "l1"})
+    step("lim 2", "/lim", dict(_auth("plain", pw), **{"X-Key": "l1"}))
+    step("limd 1", "/limd", {"X-Key": "l2"})
+    step("limd 2", "/limd", {"X-Key": "l2"})
+    return out
+
+
+def test_auth_same_as_nginx():
+    if not os.path.exists(NGINX):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % NGINX)
+    d = tempfile.mkdtemp(prefix="zgauth-")
+    os.chmod(d, 0o755)
+    htpasswd = os.path.join(d, "htpasswd")
+    with open(htpasswd, "w") as f:
+        f.write(AUTH_HTPASSWD)
+    u = Upstream("a")
+    zport, nport = free_port(), free_port()
+    z = Zonegate("worker_processes 2;\nhttp {{\n" + AUTH_COMMON + "}}\n", wait_ports=[zport],
+                 port=zport, up=u.addr, htpasswd=htpasswd)
+    n = Nginx(NGINX_CONF.replace(COMMON, AUTH_COMMON), nport, up=u.addr, htpasswd=htpasswd)
+    zs, ns = auth_script(zport), auth_script(nport)
+    for (step, a), (_, b) in zip(ns, zs):
+        print("%-12s nginx %s zonegate %s" % (step, a, b))
+    assert zs == ns, [(a, b) for a, b in zip(ns, zs) if a != b]
+    got = dict(ns)
+    assert got["none"] == (401, 'Basic realm="Admin "area" \\x"'), got["none"]
+    assert got["ok bcrypt"][0] == 200 and got["limd 2"][0] == 429, got
+    # the access logs: the same lines, $remote_user included
+    zlog, nlog = os.path.join(z.dir, "access.log"), os.path.join(n.dir, "access.log")
+    assert zg.wait_for(lambda: len(read_lines(zlog)) == len(ns) and
+                       len(read_lines(nlog)) == len(ns), 5), (read_lines(zlog), read_lines(nlog))
+    assert sorted(read_lines(zlog)) == sorted(read_lines(nlog)), \
+        "\n".join(["zonegate:"] + read_lines(zlog) + ["nginx:"] + read_lines(nlog))
     n.stop()
     z.stop()

@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 
+import zg  # noqa: E402
 from zg import (BIN, Upstream, Zonegate, free_port, get, wait_for, wait_port,
                 zonegate_t)
 
@@ -74,7 +75,7 @@ def start(workers=2, ver="v1", extra="", up=None, **kw):
     z = Zonegate(BASE, wait_ports=[port], port=port, workers=workers, ver=ver, extra=extra,
                  up=up.addr, **kw)
     z.port, z.up = port, up
-    wait_for(lambda: len(z.workers()) == workers, 5)
+    z.wait_workers(workers)
     return z, port
 
 
@@ -142,8 +143,7 @@ def test_s_reload():
     rc, out = run("-c", z.conf, "-s", "reload")
     assert rc == 0, out
     assert wait_for(lambda: get(port, "/ver")[2] == b"v2", 5)
-    assert wait_for(lambda: all(gone(p) for p in old), 5), z.workers()
-    assert len(z.workers()) == 2 and not set(z.workers()) & set(old)
+    z.wait_workers(2, gone=old)
     assert metric(port, "zonegate_reloads_total") == 1
     assert "reconfiguring" in z.error_log()
     z.stop()
@@ -155,7 +155,7 @@ def test_s_stop():
         assert int(f.read()) == z.proc.pid
     rc, out = run("-c", z.conf, "-s", "stop")
     assert rc == 0, out
-    z.proc.wait(5)
+    z.proc.wait(5 * zg.SLOW)
     assert z.proc.returncode == 0
     assert not os.path.exists(z.pid_file)
     assert wait_for(lambda: not z.workers(), 3)
@@ -166,17 +166,23 @@ def test_s_stop():
         pass
 
 
+def in_flight(z, before):
+    """waits until the upstream has received a request after `before` were counted"""
+    assert wait_for(lambda: z.up.count() > before, 5), "the request never reached the upstream"
+
+
 def test_s_quit_is_graceful():
     z, port = start()
     res = {}
+    before = z.up.count()
     t = threading.Thread(target=lambda: res.update(r=get(port, "/slow?ms=800")))
     t.start()
-    time.sleep(0.3)
+    in_flight(z, before)
     rc, out = run("-c", z.conf, "-s", "quit")
     assert rc == 0, out
-    t.join(5)
+    t.join(10 * zg.SLOW)
     assert res["r"][0] == 200 and res["r"][2] == b"slow a", res
-    z.proc.wait(5)
+    z.proc.wait(5 * zg.SLOW)
     assert z.proc.returncode == 0
 
 
@@ -202,9 +208,7 @@ def test_kill9_worker_respawns():
     assert len(old) == 2
     assert metric(port, "zonegate_worker_restarts_total") == 0
     os.kill(old[0], signal.SIGKILL)
-    assert wait_for(lambda: len(z.workers()) == 2 and old[0] not in z.workers(), 5), \
-        z.workers()
-    new = z.workers()
+    new = z.wait_workers(2, gone=[old[0]])
     assert old[1] in new
     assert re.search(r"\[alert\] \d+#0: worker process %d exited on signal 9" % old[0],
                      z.error_log()), z.error_log()
@@ -213,7 +217,7 @@ def test_kill9_worker_respawns():
         assert st == 200 and body == b"ok a"
     assert metric(port, "zonegate_worker_restarts_total") == 1
     os.kill(new[1], signal.SIGKILL)
-    assert wait_for(lambda: len(z.workers()) == 2 and new[1] not in z.workers(), 5)
+    z.wait_workers(2, gone=[new[1]])
     assert metric(port, "zonegate_worker_restarts_total") == 2
     assert z.proc.poll() is None
     z.stop()
@@ -272,30 +276,31 @@ class Client(threading.Thread):
 def test_sighup_under_load_loses_nothing():
     z, port = start(ver="v0")
     first = z.workers()
-    clients = [Client(port, time.time() + 3.0) for _ in range(4)]
+    clients = [Client(port, time.time() + 3.0 * zg.SLOW) for _ in range(4)]
     for c in clients:
         c.start()
-    seen = set(first)
     for i in range(1, 6):
-        time.sleep(0.45)
+        # each reload happens while the clients are busy
+        ok = sum(c.ok for c in clients)
+        assert wait_for(lambda: sum(c.ok for c in clients) >= ok + 20, 5), "no progress"
         z.rewrite(BASE, port=port, workers=2, ver="v%d" % i, extra="", up=z.up.addr)
         z.reload()
-        wait_for(lambda: get(port, "/ver")[2] == b"v%d" % i, 3)
-        seen.update(z.workers())
+        assert wait_for(lambda: get(port, "/ver")[2] == b"v%d" % i, 3)
     for c in clients:
-        c.join(10)
+        c.until = min(c.until, time.time() + 0.3)
+    for c in clients:
+        c.join(10 * zg.SLOW)
     ok = sum(c.ok for c in clients)
     failed = sum(c.failed for c in clients)
     errors = [e for c in clients for e in c.errors]
     retried = sum(c.retried for c in clients)
     print("sighup: %d ok, %d resent, %d failed" % (ok, retried, failed))
     assert failed == 0, (failed, ok, errors[:10])
-    assert ok > 200, ok
+    assert ok >= 5 * 20, ok
     assert get(port, "/ver")[2] == b"v5"
-    assert wait_for(lambda: len(z.workers()) == 2, 5)
-    now = z.workers()
-    assert not set(now) & set(first), (first, now)
-    assert len(seen) >= 2 * 5, seen  # every reload started new workers
+    z.wait_workers(2, gone=first)
+    # every reload started two new workers (the master logs each start)
+    assert z.error_log().count("start worker process") == 2 + 2 * 5, z.error_log()
     assert metric(port, "zonegate_reloads_total") == 5
     assert "[alert]" not in z.error_log(), z.error_log()
     z.stop()
@@ -371,13 +376,14 @@ def test_sigquit_finishes_inflight_request():
     def slow():
         res["r"] = get(port, "/slow?ms=1000")
         res["t"] = time.time()
+    before = z.up.count()
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.3)
+    in_flight(z, before)
     z.kill(signal.SIGQUIT)
-    t.join(5)
+    t.join(10 * zg.SLOW)
     assert res.get("r") and res["r"][0] == 200 and res["r"][2] == b"slow a", res
-    z.proc.wait(5)
+    z.proc.wait(5 * zg.SLOW)
     assert z.proc.returncode == 0
     # the master waited for the request: it exited after the answer was sent
     assert time.time() >= res["t"]
@@ -387,14 +393,13 @@ def test_sigquit_finishes_inflight_request():
 
 def test_sigterm_exits_quickly():
     z, port = start()
-    # a request hanging on the upstream does not hold a fast stop
-    t = threading.Thread(target=lambda: _ignore(get, port, "/hang", timeout=10), daemon=True)
+    # a request hanging on the upstream (for ever) does not hold a fast stop
+    before = z.up.count()
+    t = threading.Thread(target=lambda: _ignore(get, port, "/hang", timeout=120), daemon=True)
     t.start()
-    time.sleep(0.3)
-    t0 = time.time()
+    in_flight(z, before)
     z.kill(signal.SIGTERM)
-    z.proc.wait(5)
-    assert time.time() - t0 < 3, time.time() - t0
+    z.proc.wait(10 * zg.SLOW)  # raises if the stop waits for the request
     assert z.proc.returncode == 0
     assert not os.path.exists(z.pid_file)
 
@@ -415,11 +420,10 @@ def test_daemon_mode():
     with open(conf, "w") as f:
         f.write("daemon on;\nerror_log %s/error.log info;\npid %s;\n" % (d, pid_file))
         f.write(BASE.format(port=port, workers=2, ver="d", extra="", up=up.addr))
-    t0 = time.time()
+    # the command returns (the daemon goes on in the background)
     p = subprocess.run([BIN, "-c", conf], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=10)
+                       timeout=10 * zg.SLOW)
     assert p.returncode == 0, p.stdout
-    assert time.time() - t0 < 2
     assert wait_for(lambda: os.path.exists(pid_file) and open(pid_file).read().strip(), 3)
     pid = int(open(pid_file).read())
     try:

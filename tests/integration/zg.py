@@ -16,6 +16,35 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.join(ROOT, os.environ.get("ZG_BIN", "build/zonegate"))
 PROCS = []  # everything started by a test; the runner cleans up
+ASAN = bool(os.environ.get("ZG_ASAN")) or "asan" in os.environ.get("ZG_BIN", "")
+# Every wait for a condition is bounded by its timeout times SLOW: ASan processes run
+# several times slower, and a busy machine slows both builds.  A wait ends as soon as
+# its condition holds, so the factor costs nothing when things go right.
+SLOW = float(os.environ.get("ZG_TIME_SCALE", "8" if ASAN else "3"))
+
+
+def spawn(argv, **kw):
+    """Popen in a process group of its own (so the runner can stop the process and
+    everything it forked, even if it dies first), registered for cleanup."""
+    p = subprocess.Popen(argv, start_new_session=True, **kw)
+    PROCS.append(p)
+    return p
+
+
+def group_members(pgids):
+    """pids of live (not zombie) processes whose process group is in pgids"""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) in pgids:
+            out.append(int(pid))
+    return out
 
 
 class Skip(Exception):
@@ -31,7 +60,7 @@ def free_port():
 
 
 def wait_port(port, timeout=10.0, proc=None):
-    end = time.time() + timeout
+    end = time.time() + timeout * SLOW
     while time.time() < end:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError("process exited with %s" % proc.returncode)
@@ -47,10 +76,9 @@ class Upstream:
     def __init__(self, name=None, port=None):
         self.port = port or free_port()
         self.name = name or "u%d" % self.port
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [sys.executable, os.path.join(HERE, "upstream.py"), str(self.port), self.name],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        PROCS.append(self.proc)
         line = self.proc.stdout.readline()
         if b"ready" not in line:
             raise RuntimeError("upstream did not start")
@@ -80,9 +108,8 @@ class Zonegate:
         self.log = os.path.join(self.dir, "error.log")
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = subprocess.Popen([BIN, "-c", self.conf], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=e)
-        PROCS.append(self.proc)
+        self.proc = spawn([BIN, "-c", self.conf], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, env=e)
         for p in wait_ports or []:
             wait_port(p, proc=self.proc)
 
@@ -119,6 +146,16 @@ class Zonegate:
             except OSError:
                 pass
         return sorted(out)
+
+    def wait_workers(self, n, gone=(), timeout=10.0):
+        """waits until the master has exactly n workers, none of them in `gone`;
+        returns that list of pids (read once), or fails the test"""
+        def ok():
+            w = self.workers()
+            return w if len(w) == n and not set(w) & set(gone) else None
+        w = wait_for(ok, timeout)
+        assert w, "expected %d workers (not %s), have %s" % (n, list(gone), self.workers())
+        return w
 
     def error_log(self):
         try:
@@ -203,7 +240,9 @@ def status_of(resp_bytes):
 
 
 def wait_for(cond, timeout=10.0, interval=0.05):
-    end = time.time() + timeout
+    """polls cond() until it returns a true value (returned), for timeout * SLOW
+    seconds at most; then returns cond()'s last value"""
+    end = time.time() + timeout * SLOW
     while time.time() < end:
         v = cond()
         if v:
