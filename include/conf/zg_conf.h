@@ -115,19 +115,24 @@ struct zg_module_s {
     /* extra response header lines for the request (limit_req_headers) */
     size_t (*headers)(zg_request_t *r, char *buf, size_t len, int rejected);
     size_t ctx_size;                          /* per-request state, zeroed per request */
+    size_t scratch_size;                      /* per-request memory, not zeroed */
 
     /* /metrics: whole families of the module's counters */
     void (*metrics)(zg_buf_t *b, const zg_conf_t *conf);
 
     /* set by zg_modules_init */
     int index;
-    size_t ctx_offset;
+    size_t ctx_offset;           /* in the request's zeroed module state */
+    size_t scratch_offset;       /* in the scratch memory behind the request */
 };
 
 /* zg_modules.c: every module, in order (NULL-terminated) */
 extern zg_module_t *const zg_modules[];
-/* numbers the modules; called by zg_conf_load* (idempotent) */
+/* numbers the modules and places their per-request state; called by zg_conf_load*
+ * (idempotent) */
 void zg_modules_init(void);
+/* bytes of the modules' per-request state: zeroed, then not zeroed */
+extern size_t zg_modules_ctx_size, zg_modules_scratch_size;
 
 /* the parse state, as nginx's ngx_conf_t */
 struct zg_cf_s {

@@ -42,6 +42,19 @@ char *zg_buf_detach(zg_buf_t *b, size_t *len);
 void zg_buf_free(zg_buf_t *b);
 
 /* writes n in decimal at p (at least 20 bytes of room); returns the length */
-size_t zg_fmt_u64(char *p, uint64_t n);
+static inline size_t zg_fmt_u64(char *p, uint64_t n)
+{
+    char tmp[20];
+    size_t k = 0, i;
+
+    do {
+        tmp[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    for (i = 0; i < k; i++) {
+        p[i] = tmp[k - 1 - i];
+    }
+    return k;
+}
 
 #endif

@@ -15,6 +15,9 @@
 #include "zg_vars.h"
 #include "zg_worker.h"
 
+/* room for every module's zeroed per-request state (zg_modules_init checks it) */
+#define ZG_REQUEST_CTX_MAX 256
+
 /* what a content handler that keeps running (proxy) gets told by the request */
 typedef struct {
     void (*body)(zg_request_t *r, const char *p, size_t n); /* a piece of the request body */
@@ -24,8 +27,11 @@ typedef struct {
 } zg_content_ops_t;
 
 /* One per connection, reused by each of its requests (so a pointer to it stays valid
- * for as long as the connection's callbacks run); everything after `c`, and the
- * modules' per-request state behind the struct, is zeroed when a request starts. */
+ * for as long as the connection's callbacks run); everything after `c`, the modules'
+ * per-request state included (not their scratch memory behind the struct), is
+ * zeroed when a request starts.  A module that holds something for the request
+ * sets `holding`, one that has response headers `want_headers`: the release and
+ * header hooks only run then. */
 struct zg_request_s {
     uv_timer_t sleep_timer;     /* zg_request_sleep; data = the connection */
     zg_conn_t *c;
@@ -46,10 +52,17 @@ struct zg_request_s {
     unsigned finalized : 1;
     unsigned sent_continue : 1;
     unsigned headers_done : 1;  /* the modules' extra headers are in `extra` already */
+    unsigned want_headers : 1;  /* a module has extra headers for the response */
+    unsigned holding : 1;       /* a module holds something its release hook gives back */
+    /* the modules' per-request state (zg_module_t.ctx_size), zeroed with the rest */
+    max_align_t mctx[ZG_REQUEST_CTX_MAX / sizeof(max_align_t)];
 };
 
 /* a module's per-request state (zg_module_t.ctx_size bytes, zeroed per request) */
-#define zg_request_ctx(r, m) ((void *)((char *)((r) + 1) + (m).ctx_offset))
+#define zg_request_ctx(r, m) ((void *)((char *)(r)->mctx + (m).ctx_offset))
+/* a module's per-request memory (zg_module_t.scratch_size bytes behind the request,
+ * not zeroed) */
+#define zg_request_scratch(r, m) ((void *)((char *)((r) + 1) + (m).scratch_offset))
 /* a module's conf for the request's location */
 #define zg_request_conf(r, m) ((r)->loc_conf[(m).index])
 
@@ -83,10 +96,24 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra,
 void zg_request_response_done(zg_request_t *r, int keepalive);
 /* The response cannot be completed: close the client connection after what is queued. */
 void zg_request_response_abort(zg_request_t *r);
+void zg_request_release_hooks(zg_request_t *r);
+void zg_request_headers_add(zg_request_t *r, zg_outq_t *q);
+
 /* Gives back what the request holds (every module's release hook) now; finalize
  * does it too. */
-void zg_request_release(zg_request_t *r);
+static inline void zg_request_release(zg_request_t *r)
+{
+    if (r->holding) {
+        zg_request_release_hooks(r);
+    }
+}
+
 /* Adds the modules' extra header lines (limit_req_headers) to a head being written. */
-void zg_request_extra_headers(zg_request_t *r, zg_outq_t *q);
+static inline void zg_request_extra_headers(zg_request_t *r, zg_outq_t *q)
+{
+    if (r->want_headers) {
+        zg_request_headers_add(r, q);
+    }
+}
 
 #endif

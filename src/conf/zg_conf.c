@@ -63,6 +63,8 @@ typedef struct {
 
 /* ---------------------------------------------------------------- modules */
 
+size_t zg_modules_ctx_size, zg_modules_scratch_size;
+
 void zg_modules_init(void)
 {
     static int done;
@@ -77,6 +79,13 @@ void zg_modules_init(void)
         zg_modules[i]->ctx_offset = off;
         off += zg_align(zg_modules[i]->ctx_size, sizeof(void *));
     }
+    zg_modules_ctx_size = off;
+    off = 0;
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        zg_modules[i]->scratch_offset = off;
+        off += zg_align(zg_modules[i]->scratch_size, sizeof(void *));
+    }
+    zg_modules_scratch_size = off;
 }
 
 /* ---------------------------------------------------------------- arena */

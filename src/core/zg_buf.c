@@ -39,21 +39,6 @@ int zg_buf_str(zg_buf_t *b, const char *s)
     return zg_buf_append(b, s, strlen(s));
 }
 
-size_t zg_fmt_u64(char *p, uint64_t n)
-{
-    char tmp[20];
-    size_t k = 0, i;
-
-    do {
-        tmp[k++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    for (i = 0; i < k; i++) {
-        p[i] = tmp[k - 1 - i];
-    }
-    return k;
-}
-
 int zg_buf_num(zg_buf_t *b, uint64_t n)
 {
     if (zg_buf_reserve(b, 20) != ZG_OK) {

@@ -395,6 +395,9 @@ zg_server_conf_t *zg_http_find_server(const zg_listen_t *ls, const char *host, s
 {
     size_t n = len;
 
+    if (ls->nservers == 1) {
+        return ls->default_server; /* whatever the name, the only server answers */
+    }
     if (host == NULL) {
         n = 0;
     }
@@ -426,14 +429,12 @@ zg_location_t *zg_http_find_location(const zg_server_conf_t *srv, const char *pa
 
     for (int i = 0; i < srv->nlocations; i++) {
         zg_location_t *loc = &srv->locations[i];
-        if (loc->exact && loc->path_len == len && memcmp(loc->path, path, len) == 0) {
-            return loc;
-        }
-    }
-    for (int i = 0; i < srv->nlocations; i++) {
-        zg_location_t *loc = &srv->locations[i];
-        if (!loc->exact && loc->path_len <= len && memcmp(loc->path, path, loc->path_len) == 0
-            && (best == NULL || loc->path_len > best->path_len)) {
+        if (loc->exact) {
+            if (loc->path_len == len && memcmp(loc->path, path, len) == 0) {
+                return loc; /* an exact match wins over any prefix */
+            }
+        } else if (loc->path_len <= len && (best == NULL || loc->path_len > best->path_len)
+                   && memcmp(loc->path, path, loc->path_len) == 0) {
             best = loc;
         }
     }

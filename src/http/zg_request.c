@@ -30,12 +30,16 @@ static struct {
     int nlog;
     zg_module_t *headers[ZG_MAX_MODULES];
     int nheaders;
-    size_t ctx_size;
 } zg_hooks;
 
 static void zg_request_hooks_init(void)
 {
     zg_modules_init();
+    if (zg_modules_ctx_size > ZG_REQUEST_CTX_MAX) {
+        zg_log_error(ZG_LOG_EMERG, 0, "modules' request state of %zu bytes exceeds %d",
+                     zg_modules_ctx_size, ZG_REQUEST_CTX_MAX);
+        abort();
+    }
     for (int p = ZG_PHASE_NONE + 1; p < ZG_PHASE_LAST; p++) {
         if (p == ZG_PHASE_ACCESS) {
             zg_hooks.access_first = zg_hooks.nphase;
@@ -60,7 +64,6 @@ static void zg_request_hooks_init(void)
         if (m->headers != NULL) {
             zg_hooks.headers[zg_hooks.nheaders++] = m;
         }
-        zg_hooks.ctx_size = m->ctx_offset + zg_align(m->ctx_size, sizeof(void *));
     }
     zg_hooks.ready = 1;
 }
@@ -80,7 +83,7 @@ static size_t zg_request_headers_text(zg_request_t *r, char *buf, size_t len, in
     return n;
 }
 
-void zg_request_extra_headers(zg_request_t *r, zg_outq_t *q)
+void zg_request_headers_add(zg_request_t *r, zg_outq_t *q)
 {
     char buf[512];
     size_t n = zg_request_headers_text(r, buf, sizeof(buf), 0);
@@ -106,7 +109,7 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
         r->keepalive = 0;
     }
     char rl[1024];
-    if (extra == NULL || !r->headers_done) {
+    if (r->want_headers && (extra == NULL || !r->headers_done)) {
         /* the modules' headers go on answers zonegate makes itself, too */
         size_t m = zg_request_headers_text(r, rl, sizeof(rl) - 1, 0);
         if (m) {
@@ -153,8 +156,9 @@ static void zg_request_error(zg_request_t *r, int status)
     zg_request_respond(r, status, NULL, NULL, NULL, 0);
 }
 
-void zg_request_release(zg_request_t *r)
+void zg_request_release_hooks(zg_request_t *r)
 {
+    r->holding = 0;
     for (int i = 0; i < zg_hooks.nrelease; i++) {
         zg_hooks.release[i]->release(r);
     }
@@ -354,24 +358,48 @@ static int zg_request_access(zg_request_t *r, int rc)
     return 1;
 }
 
+/* Runs the phase handlers from r->phase on.  A handler that answered (ZG_DONE) may
+ * have finalized the request and a pipelined one may have taken its memory: r is
+ * not touched after that. */
 static void zg_request_run_phases(zg_request_t *r)
 {
-    while (r->phase < zg_hooks.nphase) {
-        int access = r->phase >= zg_hooks.access_first && r->phase < zg_hooks.access_end;
-        int rc = zg_hooks.phase[r->phase++](r);
+    zg_phase_handler_pt *h = zg_hooks.phase;
+    int i = r->phase, end = zg_hooks.access_first, rc;
+
+    for (; i < end; i++) {
+        rc = h[i](r);
+        if (rc == ZG_DECLINED || rc == ZG_OK) {
+            continue;
+        }
+        if (rc == ZG_AGAIN) {
+            r->phase = i + 1; /* zg_request_wake goes on from there */
+        } else if (rc == ZG_ERROR) {
+            zg_request_error(r, 500);
+        }
+        return;
+    }
+    for (end = zg_hooks.access_end; i < end; i++) {
+        r->phase = i + 1;
+        rc = h[i](r);
         if (rc == ZG_DONE || rc == ZG_AGAIN) {
             return;
         }
-        if (access) {
-            if (!zg_request_access(r, rc)) {
-                return;
-            }
-            continue;
-        }
-        if (rc == ZG_ERROR) {
-            zg_request_error(r, 500);
+        if (!zg_request_access(r, rc)) {
             return;
         }
+        i = r->phase - 1; /* satisfy any may skip the rest of the phase */
+    }
+    for (end = zg_hooks.nphase; i < end; i++) {
+        rc = h[i](r);
+        if (rc == ZG_DECLINED || rc == ZG_OK) {
+            continue;
+        }
+        if (rc == ZG_AGAIN) {
+            r->phase = i + 1;
+        } else if (rc == ZG_ERROR) {
+            zg_request_error(r, 500);
+        }
+        return;
     }
     zg_phase_handler_pt content = r->loc ? zg_request_core(r)->handler : NULL;
     if (content == NULL) {
@@ -413,7 +441,7 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
         if (!zg_hooks.ready) {
             zg_request_hooks_init();
         }
-        r = malloc(sizeof(*r) + zg_hooks.ctx_size);
+        r = malloc(sizeof(*r) + zg_modules_scratch_size);
         if (r == NULL) {
             zg_conn_close(c);
             return;
@@ -423,8 +451,7 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
         c->rmem = r;
         c->handles++;
     }
-    memset((char *)r + offsetof(zg_request_t, c), 0,
-           sizeof(*r) - offsetof(zg_request_t, c) + zg_hooks.ctx_size);
+    memset((char *)r + offsetof(zg_request_t, c), 0, sizeof(*r) - offsetof(zg_request_t, c));
     r->c = c;
     r->h = h;
     c->req = r;

@@ -659,6 +659,7 @@ static int zg_auth_basic_handler(zg_request_t *r)
     rc = zg_auth_basic_check(abcf, &r->ctx, zg_auth_basic_www);
     if (rc == 401) {
         ((zg_auth_basic_ctx_t *)zg_request_ctx(r, zg_auth_basic_module))->unauthorized = 1;
+        r->want_headers = 1;
     }
     return rc;
 }

@@ -325,11 +325,19 @@ uint32_t zg_limit_conn_count(zg_zone_t *zone, const void *key, size_t len)
 
 const zg_zone_kind_t zg_limit_conn_zone_kind = { "limit_conn", zg_limit_conn_zone_init };
 
-/* per request: the slots it holds */
+/* per request: how many slots it holds (zeroed), and the slots (scratch) */
 typedef struct {
-    zg_limit_conn_hold_t holds[ZG_LIMIT_CONN_MAX_HOLDS];
     int nholds;
 } zg_limit_conn_ctx_t;
+
+typedef struct {
+    zg_limit_conn_hold_t holds[ZG_LIMIT_CONN_MAX_HOLDS];
+} zg_limit_conn_scratch_t;
+
+static zg_limit_conn_hold_t *zg_limit_conn_holds(zg_request_t *r)
+{
+    return ((zg_limit_conn_scratch_t *)zg_request_scratch(r, zg_limit_conn_module))->holds;
+}
 
 /* a limit_conn naming a zone that may be declared later */
 typedef struct {
@@ -505,8 +513,11 @@ static int zg_limit_conn_handler(zg_request_t *r)
     }
     x = zg_request_ctx(r, zg_limit_conn_module);
     rc = zg_limit_conn_acquire(lc->limits, lc->nlimits, lc->dry_run, lc->log_level, &r->ctx,
-                               x->holds, &x->nholds, &status);
+                               zg_limit_conn_holds(r), &x->nholds, &status);
     r->ctx.limit_conn_status = status;
+    if (x->nholds > 0) {
+        r->holding = 1;
+    }
     if (rc == ZG_BUSY || rc == ZG_ERROR) {
         zg_request_respond(r, lc->status, NULL, NULL, NULL, 0);
         return ZG_DONE;
@@ -519,7 +530,7 @@ static void zg_limit_conn_release_request(zg_request_t *r)
     zg_limit_conn_ctx_t *x = zg_request_ctx(r, zg_limit_conn_module);
 
     if (x->nholds) {
-        zg_limit_conn_release(x->holds, x->nholds);
+        zg_limit_conn_release(zg_limit_conn_holds(r), x->nholds);
         x->nholds = 0;
     }
 }
@@ -619,5 +630,6 @@ zg_module_t zg_limit_conn_module = {
     .handler = zg_limit_conn_handler,
     .release = zg_limit_conn_release_request,
     .ctx_size = sizeof(zg_limit_conn_ctx_t),
+    .scratch_size = sizeof(zg_limit_conn_scratch_t),
     .metrics = zg_limit_conn_metrics,
 };

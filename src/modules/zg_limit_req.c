@@ -1161,12 +1161,22 @@ static size_t zg_limit_req_headers(zg_request_t *r, char *buf, size_t len, int r
     return (size_t)n;
 }
 
+/* the rejection, with Retry-After when limit_req_headers is on */
+static __attribute__((noinline)) int zg_limit_req_reject(zg_request_t *r, int status)
+{
+    char extra[512];
+    size_t n = zg_limit_req_headers(r, extra, sizeof(extra), 1);
+
+    r->headers_done = 1;
+    zg_request_respond(r, status, n ? extra : NULL, NULL, NULL, 0);
+    return ZG_DONE;
+}
+
 /* preaccess: pass, delay (the request sleeps) or reject */
 static int zg_limit_req_handler(zg_request_t *r)
 {
     zg_limit_req_loc_conf_t *lc = zg_limit_req_loc_conf(r->loc_conf);
     zg_limit_req_result_t *lr;
-    char extra[512];
     int rc;
 
     if (lc->nlimits <= 0) {
@@ -1176,11 +1186,11 @@ static int zg_limit_req_handler(zg_request_t *r)
     rc = zg_limit_req_check(lc->limits, lc->nlimits, lc->dry_run, lc->log_level, &r->ctx,
                             zg_time_msec(), lr);
     r->ctx.limit_req_status = lr->status;
+    if (lc->headers && lr->zone_name != NULL) {
+        r->want_headers = 1;
+    }
     if (rc == ZG_BUSY || rc == ZG_ERROR) {
-        size_t n = zg_limit_req_headers(r, extra, sizeof(extra), 1);
-        r->headers_done = 1;
-        zg_request_respond(r, lc->status, n ? extra : NULL, NULL, NULL, 0);
-        return ZG_DONE;
+        return zg_limit_req_reject(r, lc->status);
     }
     if (lr->delay > 0) {
         return zg_request_sleep(r, lr->delay);

@@ -86,11 +86,15 @@ struct zg_proxy_s {
     unsigned retry_status : 1;  /* this attempt's response asks for the next peer */
 };
 
-/* per request: the proxy state while it runs, and the $upstream_* texts */
+/* per request: the proxy state while it runs (zeroed); the $upstream_* texts
+ * (scratch, emptied when the proxy starts) */
 typedef struct {
     zg_proxy_t *p;
-    char upstream_addr[256], upstream_status[64], upstream_time[64];
 } zg_proxy_ctx_t;
+
+typedef struct {
+    char upstream_addr[256], upstream_status[64], upstream_time[64];
+} zg_proxy_scratch_t;
 
 static const zg_content_ops_t zg_proxy_content_ops;
 
@@ -452,7 +456,7 @@ static void zg_proxy_note_upstream(zg_proxy_t *p, int status)
     if (!zg_access_log_enabled(r->loc_conf)) {
         return; /* $upstream_* are for the access log */
     }
-    zg_proxy_ctx_t *x = zg_request_ctx(r, zg_proxy_module);
+    zg_proxy_scratch_t *x = zg_request_scratch(r, zg_proxy_module);
     char tmp[48];
     size_t n;
     zg_msec_t ms = zg_time_msec() - p->attempt_start;
@@ -1092,6 +1096,8 @@ static void zg_proxy_start(zg_request_t *r)
         return;
     }
     p->r = r;
+    zg_proxy_scratch_t *x = zg_request_scratch(r, zg_proxy_module);
+    x->upstream_addr[0] = x->upstream_status[0] = x->upstream_time[0] = '\0';
     p->u = zg_proxy_loc_conf(r->loc_conf)->upstream;
     zg_upstream_pick_init(&p->pick);
     zg_proxy_attach(r, p);
@@ -1372,4 +1378,5 @@ zg_module_t zg_proxy_module = {
     .quit_worker = zg_proxy_pool_close,
     .exit_worker = zg_proxy_pool_close,
     .ctx_size = sizeof(zg_proxy_ctx_t),
+    .scratch_size = sizeof(zg_proxy_scratch_t),
 };

@@ -48,21 +48,13 @@ static void *zg_rewrite_create_conf(zg_conf_t *conf)
     return zg_conf_alloc(conf, sizeof(zg_rewrite_loc_conf_t));
 }
 
-static int zg_rewrite_handler(zg_request_t *r)
+static __attribute__((noinline)) int zg_rewrite_answer(zg_request_t *r,
+                                                        const zg_rewrite_loc_conf_t *rlcf)
 {
-    zg_rewrite_loc_conf_t *rlcf;
     char tmp[2048];
     size_t n = 0;
-    int code;
+    int code = rlcf->code;
 
-    if (r->loc == NULL) {
-        return ZG_DECLINED;
-    }
-    rlcf = zg_request_conf(r, zg_rewrite_module);
-    code = rlcf->code;
-    if (code == 0) {
-        return ZG_DECLINED;
-    }
     if (rlcf->text) {
         n = zg_cv_eval(rlcf->text, &r->ctx, 0, tmp, sizeof(tmp));
         n = zg_min(n, sizeof(tmp) - 1);
@@ -79,6 +71,17 @@ static int zg_rewrite_handler(zg_request_t *r)
         zg_request_respond(r, code, NULL, NULL, NULL, 0);
     }
     return ZG_DONE;
+}
+
+static int zg_rewrite_handler(zg_request_t *r)
+{
+    const zg_rewrite_loc_conf_t *rlcf;
+
+    if (r->loc == NULL) {
+        return ZG_DECLINED;
+    }
+    rlcf = zg_request_conf(r, zg_rewrite_module);
+    return rlcf->code == 0 ? ZG_DECLINED : zg_rewrite_answer(r, rlcf);
 }
 
 static const zg_command_t zg_rewrite_commands[] = {
