@@ -22,8 +22,10 @@ enum {
 typedef struct zg_var_ctx_s {
     const struct sockaddr *remote;   /* client address */
     zg_str_t method;                 /* "GET" */
-    zg_str_t uri;                    /* path, without "?args" (as received) */
+    zg_str_t uri;                    /* the normalised path, without "?args" */
     zg_str_t args;                   /* after '?', without it */
+    zg_str_t request_uri;            /* the target as received ("/a/../x?y#f");
+                                        data NULL: taken from request_line */
     zg_str_t request_line;           /* "GET /x?y HTTP/1.1" */
     zg_str_t host;                   /* Host header without port, lowercased; may be empty */
     zg_str_t server_name;            /* the server's first name */

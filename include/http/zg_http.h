@@ -8,23 +8,31 @@
 
 #include "zg_core.h"
 
+/* request headers kept by default (client_max_headers); the most an upstream's
+ * response head may have */
 #define ZG_HTTP_MAX_HEADERS 128
 
 typedef struct {
     zg_str_t method;            /* "GET" */
     int method_id;              /* llhttp_method_t */
-    zg_str_t target;            /* request-target as received: "/a/b?x=1"; for an
-                                   absolute-form target ("http://h:81/p?q") its
-                                   origin-form part "/p?q" (host taken from it) */
-    zg_str_t path;              /* "/a/b" */
-    zg_str_t args;              /* "x=1" (empty when no '?') */
+    zg_str_t target;            /* request-target as received: "/a/b?x=1#f" ($request_uri);
+                                   for an absolute-form target ("http://h:81/p?q") its
+                                   origin-form part "/p?q" ("/" when it has no path) */
+    zg_str_t path;              /* the normalised path ($uri): %XX decoded, "//"
+                                   merged, "." and ".." resolved, "#..." dropped, as
+                                   nginx's ngx_http_parse_complex_uri; may point into
+                                   a private copy */
+    zg_str_t args;              /* "x=1" as received (empty when no '?'), up to '#' */
+    zg_str_t authority;         /* "Public.Example:81" of an absolute-form target: the
+                                   Host to forward; empty for other targets */
     zg_str_t request_line;      /* without CRLF */
-    int http_major, http_minor;
-    zg_str_t names[ZG_HTTP_MAX_HEADERS];
-    zg_str_t values[ZG_HTTP_MAX_HEADERS]; /* OWS trimmed */
+    int http_major, http_minor; /* HTTP/1.2 .. 1.9 are reported as 1.1 */
+    zg_str_t *names;            /* the headers kept (see underscores_in_headers, */
+    zg_str_t *values;           /* ignore_invalid_headers); values OWS trimmed */
     size_t nhdrs;
-    zg_str_t host;              /* Host value lowercased, port stripped (points into
-                                   a private copy); empty if none */
+    zg_str_t host;              /* Host lowercased, port stripped: from an absolute-form
+                                   target, else the Host header (points into a
+                                   private copy); empty if none */
     int64_t content_length;     /* -1: none */
     size_t head_len;            /* bytes of request line + headers + CRLF */
     unsigned chunked : 1;       /* Transfer-Encoding: chunked */
@@ -32,6 +40,7 @@ typedef struct {
     unsigned expect_continue : 1;
     unsigned has_body : 1;      /* content_length > 0 or chunked */
     unsigned head : 1;          /* a HEAD request: answers carry no body */
+    unsigned quoted : 1;        /* the path had %XX: forward it re-escaped */
 } zg_http_req_t;
 
 typedef struct zg_http_in_s zg_http_in_t;
@@ -45,11 +54,51 @@ typedef struct {
     void (*on_done)(void *data);
 } zg_http_in_handlers_t;
 
+/* Limits and options of a client connection; zero values are the defaults. */
 typedef struct {
     size_t line_max;            /* request line longer -> 414 (large_client_header_buffers size) */
     size_t head_max;            /* whole head larger -> 431 (number * size) */
     int64_t body_max;           /* Content-Length or chunked total over -> 413; 0 = no limit */
+    size_t max_headers;         /* more header lines -> 431 (client_max_headers);
+                                   0 = ZG_HTTP_MAX_HEADERS */
+    unsigned no_merge_slashes : 1;  /* merge_slashes off */
+    unsigned underscores : 1;       /* underscores_in_headers on */
+    unsigned keep_invalid : 1;      /* ignore_invalid_headers off */
 } zg_http_limits_t;
+
+/* ---- request targets ---- */
+
+typedef struct {
+    size_t path_len;            /* bytes of normalised path written to out */
+    size_t args_off, args_len;  /* the raw args, in the input: after '?', up to '#' */
+    unsigned quoted : 1;        /* a %XX was decoded in the path */
+    unsigned has_args : 1;      /* a '?' ended the path */
+} zg_http_uri_t;
+
+/* Normalises the request target in[0, n) (origin-form: "/..." or "?..." for an
+ * absolute-form target without path) as nginx 1.22's ngx_http_parse_complex_uri:
+ * %XX decoded (either case; a decoded '%', '#' or '?' is a path byte, any other
+ * decoded byte counts as if sent raw), "//" merged unless merge_slashes is 0,
+ * "/./" and "/../" (and a trailing "/." or "/..") resolved, '?' starts the args and
+ * '#' the fragment, which is dropped.  Writes the path to out (room for n + 1 bytes;
+ * it is never longer than max(n, 1)) and fills *u.  ZG_OK, or ZG_ERROR (answer 400)
+ * for a bad or truncated %XX, %00, a ".." above the root, or an input that does not
+ * start with '/' or '?'. */
+int zg_http_parse_uri(const char *in, size_t n, int merge_slashes, char *out,
+                      zg_http_uri_t *u);
+
+/* 1 if in[0, n) needs zg_http_parse_uri: it has '%', '#', "//" or "/." (the fast
+ * path otherwise: the path is the bytes before '?') */
+int zg_http_uri_complex(const char *in, size_t n);
+
+/* Writes p[0, n) to out escaping ' ', '#', '%', '?', controls and bytes >= 0x7f as
+ * %XX (nginx's NGX_ESCAPE_URI); out NULL: only counts.  Returns the length. */
+size_t zg_http_escape_uri(char *out, const char *p, size_t n);
+
+/* Makes p[0, n) (in a buffer of cap bytes) safe as a header value: control bytes
+ * but HTAB (a decoded "%0d%0a" in $uri) become %XX, so no variable can add a
+ * header line.  Returns the new length, at most cap (the end may be cut). */
+size_t zg_http_header_safe(char *p, size_t n, size_t cap);
 
 /* Creates the parser of one client connection.  NULL on malloc failure. */
 zg_http_in_t *zg_http_in_create(const zg_http_limits_t *limits,
@@ -72,13 +121,18 @@ char *zg_http_in_buffer(zg_http_in_t *in, size_t *len);
  *   400 malformed (llhttp errors, obs-fold, bare LF or CR, control bytes, space
  *       before ':', Content-Length bad/duplicate/with Transfer-Encoding, chunked not
  *       the final coding or twice, Transfer-Encoding in HTTP/1.0, Host missing in
- *       HTTP/1.1 / duplicate / invalid, HTTP/0.9, target not origin-, absolute- or
- *       "*"-form, bad chunk size or overflow, trailers over head_max),
+ *       HTTP/1.1 / duplicate / invalid, HTTP/0.9 (as soon as its line ends), target
+ *       not origin- or absolute-form (so "OPTIONS *" too, as nginx), a path
+ *       zg_http_parse_uri refuses, bad chunk size or overflow, trailers over head_max),
  *   405 CONNECT, 413 body over body_max (Content-Length: before on_head; chunked:
  *       when the chunk that crosses it starts), 414 request line over line_max,
- *   431 head over head_max (counted as bytes arrive) or over ZG_HTTP_MAX_HEADERS,
+ *   431 head over head_max (counted as bytes arrive) or more than max_headers lines,
  *   501 a coding before the final chunked ("gzip, chunked"),
- *   505 HTTP version not 1.0/1.1, HTTP/2 preface; 500 out of memory.
+ *   505 HTTP major version not 1 (HTTP/1.2 .. 1.9 are served as 1.1), HTTP/2
+ *       preface; 500 out of memory.
+ * Header lines whose name has a byte other than letters, digits and '-' (and '_'
+ * with underscores) are dropped before any is interpreted, unless keep_invalid:
+ * they are not in req->names, so neither forwarded nor seen by $http_NAME.
  * zg_http_in_error() gives the reason.  The handlers may call resume/next (and
  * destroy): from inside a handler these only note what to do and return ZG_OK; the
  * outer feed/resume/next then goes on and returns the result. */

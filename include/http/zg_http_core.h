@@ -65,6 +65,11 @@ typedef struct {
     int large_header_buffers;        /* large_client_header_buffers 4 8k */
     int64_t large_header_size;
     int satisfy;                     /* ZG_SATISFY_ALL: how the access phase's answers combine */
+    /* how a head is read (http and server level; the default server's apply) */
+    int max_headers;                 /* client_max_headers 128 (zonegate) */
+    int merge_slashes;               /* on */
+    int underscores_in_headers;      /* off */
+    int ignore_invalid_headers;      /* on */
     /* location level only */
     zg_phase_handler_pt handler;     /* content handler; NULL = 404 */
     unsigned has_handler : 1;        /* a handler or `return` is set */

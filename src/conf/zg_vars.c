@@ -567,6 +567,9 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
         return ctx->uri;
 
     case ZG_VAR_REQUEST_URI:
+        if (ctx->request_uri.data) {
+            return ctx->request_uri;
+        }
         return zg_var_request_uri(ctx); /* empty: the caller joins uri and args */
 
     case ZG_VAR_ARGS:

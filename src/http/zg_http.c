@@ -43,10 +43,12 @@ struct zg_http_in_s {
     unsigned in_value : 1;
     unsigned have_version : 1;
     zg_http_span_t method, url, version;
-    size_t nh;
-    zg_http_span_t hn[ZG_HTTP_MAX_HEADERS], hv[ZG_HTTP_MAX_HEADERS];
+    size_t nh, hcap;      /* header lines seen; room in hn, hv, req.names, req.values */
+    zg_http_span_t *hn, *hv;
     int64_t body_total;
     size_t trailer_bytes;
+    char *ubuf;           /* the normalised path when it differs from the target */
+    size_t ucap;
     char host[256];
     zg_http_req_t req;
 };
@@ -141,6 +143,264 @@ static zg_str_t zg_http_trim(const char *p, size_t n)
     return s;
 }
 
+/* ---- request targets ---- */
+
+/* bytes that end the fast path's plain run: '/', '%', '#', '?' */
+static const unsigned char zg_uri_stop[256] = {
+    ['/'] = 1, ['%'] = 1, ['#'] = 1, ['?'] = 1,
+};
+
+/* 1 if in[0, n) needs the normaliser; else 0 and *q = the offset of '?' (n if none) */
+static int zg_http_uri_scan(const char *in, size_t n, size_t *q)
+{
+    const unsigned char *p = (const unsigned char *)in;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!zg_uri_stop[p[i]]) {
+            continue;
+        }
+        switch (p[i]) {
+        case '/':
+            if (i + 1 < n && (p[i + 1] == '/' || p[i + 1] == '.')) {
+                return 1;
+            }
+            break;
+        case '?':
+            *q = i;
+            return memchr(p + i + 1, '#', n - i - 1) != NULL;
+        default: /* '%', '#' */
+            return 1;
+        }
+    }
+    *q = n;
+    return 0;
+}
+
+int zg_http_uri_complex(const char *in, size_t n)
+{
+    size_t q;
+
+    return zg_http_uri_scan(in, n, &q);
+}
+
+static int zg_http_hex(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+enum { ZG_URI_USUAL, ZG_URI_SLASH, ZG_URI_DOT, ZG_URI_DOT_DOT };
+
+/* ".." just written after a '/' at out[len - 3]: drop it with the segment before it;
+ * the new length, or -1 if that climbs above the root */
+static ptrdiff_t zg_http_uri_up(const char *out, ptrdiff_t len)
+{
+    ptrdiff_t i = len - 4;
+
+    while (i >= 0 && out[i] != '/') {
+        i--;
+    }
+    return i < 0 ? -1 : i + 1;
+}
+
+/* the end of the path: a pending "." or ".." segment is resolved */
+static ptrdiff_t zg_http_uri_end(const char *out, ptrdiff_t len, int state)
+{
+    if (state == ZG_URI_DOT) {
+        return len - 1;
+    }
+    if (state == ZG_URI_DOT_DOT) {
+        return zg_http_uri_up(out, len);
+    }
+    return len;
+}
+
+int zg_http_parse_uri(const char *in, size_t n, int merge_slashes, char *out,
+                      zg_http_uri_t *u)
+{
+    const unsigned char *p = (const unsigned char *)in, *end = p + n;
+    ptrdiff_t o = 0;
+    int state = ZG_URI_USUAL, c, hi, lo;
+
+    u->path_len = 0;
+    u->args_off = n;
+    u->args_len = 0;
+    u->quoted = 0;
+    u->has_args = 0;
+    if (n == 0 || (p[0] != '/' && p[0] != '?')) {
+        return ZG_ERROR;
+    }
+    if (p[0] == '?') {
+        out[o++] = '/'; /* absolute-form without a path: "http://h?q" */
+        state = ZG_URI_SLASH;
+    }
+
+    while (p < end) {
+        c = *p++;
+
+        if (c == '%') {
+            if (end - p < 2 || (hi = zg_http_hex(p[0])) < 0 || (lo = zg_http_hex(p[1])) < 0) {
+                return ZG_ERROR;
+            }
+            p += 2;
+            u->quoted = 1;
+            c = hi << 4 | lo;
+            if (c == 0) {
+                return ZG_ERROR;
+            }
+            if (c == '%' || c == '#' || c == '?') {
+                /* a path byte, and no "." or ".." segment goes on through it */
+                out[o++] = (char)c;
+                state = ZG_URI_USUAL;
+                continue;
+            }
+            /* any other decoded byte is taken as if sent as it is */
+
+        } else if (c == '?' || c == '#') {
+            o = zg_http_uri_end(out, o, state);
+            if (o < 0) {
+                return ZG_ERROR;
+            }
+            u->path_len = (size_t)o;
+            if (c == '?') {
+                const unsigned char *h = memchr(p, '#', (size_t)(end - p));
+
+                u->has_args = 1;
+                u->args_off = (size_t)(p - (const unsigned char *)in);
+                u->args_len = (size_t)((h ? h : end) - p);
+            }
+            return ZG_OK;
+        }
+
+        switch (state) {
+        case ZG_URI_USUAL:
+            if (c == '/') {
+                state = ZG_URI_SLASH;
+            }
+            out[o++] = (char)c;
+            break;
+
+        case ZG_URI_SLASH:
+            if (c == '/') {
+                if (!merge_slashes) {
+                    out[o++] = '/';
+                }
+                break;
+            }
+            state = c == '.' ? ZG_URI_DOT : ZG_URI_USUAL;
+            out[o++] = (char)c;
+            break;
+
+        case ZG_URI_DOT:
+            if (c == '/') {
+                o--; /* "/./" is "/" */
+                state = ZG_URI_SLASH;
+                break;
+            }
+            state = c == '.' ? ZG_URI_DOT_DOT : ZG_URI_USUAL;
+            out[o++] = (char)c;
+            break;
+
+        default: /* ZG_URI_DOT_DOT */
+            if (c == '/') {
+                o = zg_http_uri_up(out, o);
+                if (o < 0) {
+                    return ZG_ERROR;
+                }
+                state = ZG_URI_SLASH;
+                break;
+            }
+            state = ZG_URI_USUAL;
+            out[o++] = (char)c;
+            break;
+        }
+    }
+
+    o = zg_http_uri_end(out, o, state);
+    if (o < 0) {
+        return ZG_ERROR;
+    }
+    u->path_len = (size_t)o;
+    return ZG_OK;
+}
+
+/* " ", "#", "%", "?", controls, 0x7f and above */
+static int zg_http_uri_escaped(unsigned char c)
+{
+    return c <= 0x20 || c >= 0x7f || c == '#' || c == '%' || c == '?';
+}
+
+size_t zg_http_escape_uri(char *out, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+
+        if (!zg_http_uri_escaped(c)) {
+            if (out) {
+                out[k] = (char)c;
+            }
+            k++;
+            continue;
+        }
+        if (out) {
+            out[k] = '%';
+            out[k + 1] = hex[c >> 4];
+            out[k + 2] = hex[c & 0xf];
+        }
+        k += 3;
+    }
+    return k;
+}
+
+size_t zg_http_header_safe(char *p, size_t n, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t bad = 0, len, i, o;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+
+        bad += (c < 0x20 && c != '\t') || c == 0x7f;
+    }
+    if (bad == 0) {
+        return n;
+    }
+    /* from the end, so that nothing is overwritten before it is read */
+    len = zg_min(n + 2 * bad, cap);
+    o = n + 2 * bad;
+    for (i = n; i-- > 0;) {
+        unsigned char c = (unsigned char)p[i];
+
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            o -= 3;
+            if (o + 2 < cap) {
+                p[o + 2] = hex[c & 0xf];
+            }
+            if (o + 1 < cap) {
+                p[o + 1] = hex[c >> 4];
+            }
+            if (o < cap) {
+                p[o] = '%';
+            }
+        } else {
+            o--;
+            if (o < cap) {
+                p[o] = (char)c;
+            }
+        }
+    }
+    return len;
+}
+
 /* ---- client side ---- */
 
 static int zg_http_in_on_method(llhttp_t *p, const char *at, size_t n);
@@ -233,6 +493,41 @@ static int zg_http_in_trailer(zg_http_in_t *in, size_t n)
     return 0;
 }
 
+/* room for more header lines: doubles up to lim.max_headers; ZG_OK or ZG_ERROR
+ * (status set) */
+static int zg_http_in_more_headers(zg_http_in_t *in)
+{
+    size_t cap = in->hcap ? in->hcap * 2 : 32;
+    zg_http_span_t *sp;
+    zg_str_t *st;
+
+    if (in->hcap >= in->lim.max_headers) {
+        zg_http_in_fail(in, 431, "too many headers");
+        return ZG_ERROR;
+    }
+    cap = zg_min(cap, in->lim.max_headers);
+    sp = malloc(cap * 2 * sizeof(*sp));
+    st = malloc(cap * 2 * sizeof(*st));
+    if (sp == NULL || st == NULL) {
+        free(sp);
+        free(st);
+        zg_http_in_fail(in, 500, "out of memory");
+        return ZG_ERROR;
+    }
+    if (in->nh) {
+        memcpy(sp, in->hn, in->nh * sizeof(*sp));
+        memcpy(sp + cap, in->hv, in->nh * sizeof(*sp));
+    }
+    free(in->hn);
+    free(in->req.names);
+    in->hn = sp;
+    in->hv = sp + cap;
+    in->req.names = st;
+    in->req.values = st + cap;
+    in->hcap = cap;
+    return ZG_OK;
+}
+
 static int zg_http_in_on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_in_t *in = p->data;
@@ -243,8 +538,8 @@ static int zg_http_in_on_header_field(llhttp_t *p, const char *at, size_t n)
     }
     in->rl_done = 1;
     if (in->nh == 0 || in->in_value) {
-        if (in->nh == ZG_HTTP_MAX_HEADERS) {
-            return zg_http_in_fail(in, 431, "too many headers");
+        if (in->nh == in->hcap && zg_http_in_more_headers(in) != ZG_OK) {
+            return -1;
         }
         in->in_value = 0;
         in->hn[in->nh].len = 0;
@@ -348,6 +643,14 @@ zg_http_in_t *zg_http_in_create(const zg_http_limits_t *limits,
     if (in->lim.head_max == 0) {
         in->lim.head_max = 32768;
     }
+    if (in->lim.max_headers == 0) {
+        in->lim.max_headers = ZG_HTTP_MAX_HEADERS;
+    }
+    in->hn = in->hv = NULL;
+    in->hcap = 0;
+    in->req.names = in->req.values = NULL;
+    in->ubuf = NULL;
+    in->ucap = 0;
     in->h = *h;
     in->data = data;
     in->buf = NULL;
@@ -357,9 +660,20 @@ zg_http_in_t *zg_http_in_create(const zg_http_limits_t *limits,
     in->busy = 0;
     in->dead = 0;
     llhttp_init(&in->p, HTTP_REQUEST, &zg_http_in_settings);
+    /* HTTP/1.2 is served as 1.1 (nginx); other versions are refused after the head */
+    in->p.lenient_flags |= LENIENT_VERSION;
     in->p.data = in;
     zg_http_in_clear(in);
     return in;
+}
+
+static void zg_http_in_free(zg_http_in_t *in)
+{
+    free(in->hn);
+    free(in->req.names);
+    free(in->ubuf);
+    free(in->buf);
+    free(in);
 }
 
 void zg_http_in_destroy(zg_http_in_t *in)
@@ -371,8 +685,7 @@ void zg_http_in_destroy(zg_http_in_t *in)
         in->dead = 1;
         return;
     }
-    free(in->buf);
-    free(in);
+    zg_http_in_free(in);
 }
 
 static int zg_http_in_grow(zg_http_in_t *in, size_t want)
@@ -490,6 +803,20 @@ static int zg_http_in_host(zg_http_in_t *in, const char *s, size_t n)
     return ZG_OK;
 }
 
+/* nginx's header name rule: letters, digits and '-', and '_' when allowed */
+static int zg_http_name_valid(const zg_str_t *n, int underscores)
+{
+    for (size_t i = 0; i < n->len; i++) {
+        int c = zg_http_lower((unsigned char)n->data[i]);
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+              (c == '_' && underscores))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int zg_http_in_te(zg_http_in_t *in, const zg_str_t *v, int *chunked, int *other)
 {
     size_t i = 0;
@@ -533,8 +860,8 @@ static int zg_http_in_head(zg_http_in_t *in)
     zg_http_req_t *r = &in->req;
     llhttp_t *p = &in->p;
     const char *b, *reason;
-    size_t i, hs, rl_end, nhost = 0, ncl = 0, nte = 0, nauth = 0;
-    int chunked = 0, other = 0;
+    size_t i, hs, rl_end, q, nhost = 0, ncl = 0, nte = 0, nauth = 0;
+    int chunked = 0, other = 0, minor;
     int64_t cl = -1;
     const zg_str_t *host = NULL;
 
@@ -550,9 +877,10 @@ static int zg_http_in_head(zg_http_in_t *in)
     if (!in->have_version || p->http_major == 0) {
         return zg_http_in_bad(in, 400, "HTTP/0.9 request");
     }
-    if (p->http_major != 1 || p->http_minor > 1) {
+    if (p->http_major != 1) {
         return zg_http_in_bad(in, 505, "unsupported HTTP version");
     }
+    minor = p->http_minor > 1 ? 1 : p->http_minor;
     reason = zg_http_scan_head(in->buf + hs, in->he - hs, 0);
     if (reason) {
         return zg_http_in_bad(in, 400, reason);
@@ -576,15 +904,18 @@ static int zg_http_in_head(zg_http_in_t *in)
     r->request_line.data = b + hs;
     r->request_line.len = rl_end - hs;
     r->http_major = p->http_major;
-    r->http_minor = p->http_minor;
+    r->http_minor = minor;
     r->head_len = in->he - hs;
     r->host.data = in->host;
     r->host.len = 0;
-    r->nhdrs = in->nh;
+    r->nhdrs = 0;
     r->expect_continue = 0;
+    r->authority.data = b;
+    r->authority.len = 0;
+    r->quoted = 0;
 
     for (i = 0; i < in->nh; i++) {
-        zg_str_t *n = &r->names[i], *v = &r->values[i];
+        zg_str_t *n = &r->names[r->nhdrs], *v = &r->values[r->nhdrs];
 
         n->data = b + in->hn[i].off;
         n->len = in->hn[i].len;
@@ -601,6 +932,13 @@ static int zg_http_in_head(zg_http_in_t *in)
         if (n->len == 0 || !zg_http_tchar[(unsigned char)n->data[n->len - 1]]) {
             return zg_http_in_bad(in, 400, "bad header name");
         }
+        /* ignore_invalid_headers: a name with bytes other than letters, digits, '-'
+         * (and '_' with underscores_in_headers) is dropped before it means anything
+         * ("Transfer_Encoding: chunked" is no header at all), as nginx does */
+        if (!in->lim.keep_invalid && !zg_http_name_valid(n, in->lim.underscores)) {
+            continue;
+        }
+        r->nhdrs++;
 
         switch (n->len) {
         case 4:
@@ -610,8 +948,7 @@ static int zg_http_in_head(zg_http_in_t *in)
             }
             break;
         case 6:
-            if (zg_http_is(n, "expect") && zg_http_is(v, "100-continue") &&
-                p->http_minor == 1) {
+            if (zg_http_is(n, "expect") && zg_http_is(v, "100-continue") && minor == 1) {
                 r->expect_continue = 1;
             }
             break;
@@ -655,7 +992,7 @@ static int zg_http_in_head(zg_http_in_t *in)
     }
 
     if (nte) {
-        if (p->http_minor == 0) {
+        if (minor == 0) {
             return zg_http_in_bad(in, 400, "Transfer-Encoding in HTTP/1.0");
         }
         if (ncl) {
@@ -671,23 +1008,15 @@ static int zg_http_in_head(zg_http_in_t *in)
     if (nhost > 1) {
         return zg_http_in_bad(in, 400, "duplicate Host");
     }
-    if (nhost == 0 && p->http_minor == 1) {
+    if (nhost == 0 && minor == 1) {
         return zg_http_in_bad(in, 400, "missing Host");
     }
     if (host && zg_http_in_host(in, host->data, host->len) != ZG_OK) {
         return zg_http_in_bad(in, 400, "invalid Host");
     }
 
-    /* target: origin-form, "*" (OPTIONS) or absolute-form */
-    if (r->target.len && r->target.data[0] == '/') {
-        /* origin-form */
-    } else if (r->target.len == 1 && r->target.data[0] == '*' &&
-               p->method == HTTP_OPTIONS) {
-        r->path = r->target;
-        r->args.data = r->target.data + 1;
-        r->args.len = 0;
-        goto target_done;
-    } else {
+    /* target: origin-form or absolute-form ("OPTIONS *" is refused, as nginx does) */
+    if (r->target.len == 0 || r->target.data[0] != '/') {
         const char *t = r->target.data, *e = t + r->target.len, *a;
 
         if (r->target.len > 7 && zg_http_ieq(t, "http://", 7)) {
@@ -698,8 +1027,8 @@ static int zg_http_in_head(zg_http_in_t *in)
             return zg_http_in_bad(in, 400, "bad request target");
         }
         a = t;
-        while (t < e && *t != '/') {
-            if (*t == '?' || *t == '@' || *t == '#') {
+        while (t < e && *t != '/' && *t != '?') {
+            if (*t == '@' || *t == '#') {
                 return zg_http_in_bad(in, 400, "bad request target");
             }
             t++;
@@ -707,6 +1036,9 @@ static int zg_http_in_head(zg_http_in_t *in)
         if (zg_http_in_host(in, a, (size_t)(t - a)) != ZG_OK || r->host.len == 0) {
             return zg_http_in_bad(in, 400, "invalid host in request target");
         }
+        /* the target's authority replaces Host (RFC 9112 3.2.2) */
+        r->authority.data = a;
+        r->authority.len = (size_t)(t - a);
         if (t == e) {
             static const char slash[] = "/";
 
@@ -717,22 +1049,35 @@ static int zg_http_in_head(zg_http_in_t *in)
             r->target.len = (size_t)(e - t);
         }
     }
-    {
-        const char *q = memchr(r->target.data, '?', r->target.len);
-
+    if (r->target.data[0] == '/' && !zg_http_uri_scan(r->target.data, r->target.len, &q)) {
+        /* the fast path: the path is the target up to '?' */
         r->path.data = r->target.data;
-        if (q) {
-            r->path.len = (size_t)(q - r->target.data);
-            r->args.data = q + 1;
-            r->args.len = r->target.len - r->path.len - 1;
-        } else {
-            r->path.len = r->target.len;
-            r->args.data = r->target.data + r->target.len;
-            r->args.len = 0;
+        r->path.len = q;
+        r->args.data = r->target.data + zg_min(q + 1, r->target.len);
+        r->args.len = q < r->target.len ? r->target.len - q - 1 : 0;
+    } else {
+        zg_http_uri_t u;
+
+        if (in->ucap < r->target.len + 1) {
+            char *nb = realloc(in->ubuf, r->target.len + 1);
+
+            if (nb == NULL) {
+                return zg_http_in_bad(in, 500, "out of memory");
+            }
+            in->ubuf = nb;
+            in->ucap = r->target.len + 1;
         }
+        if (zg_http_parse_uri(r->target.data, r->target.len, !in->lim.no_merge_slashes,
+                              in->ubuf, &u) != ZG_OK) {
+            return zg_http_in_bad(in, 400, "invalid request path");
+        }
+        r->path.data = in->ubuf;
+        r->path.len = u.path_len;
+        r->args.data = r->target.data + u.args_off;
+        r->args.len = u.args_len;
+        r->quoted = u.quoted;
     }
 
-target_done:
 
     if (in->lim.body_max > 0 && cl > in->lim.body_max) {
         return zg_http_in_bad(in, 413, "request body too large");
@@ -740,7 +1085,7 @@ target_done:
     r->content_length = cl;
     r->chunked = chunked;
     r->has_body = chunked || cl > 0;
-    if (p->http_minor == 1) {
+    if (minor == 1) {
         r->keepalive = !(p->flags & F_CONNECTION_CLOSE);
     } else {
         r->keepalive =
@@ -784,8 +1129,7 @@ static int zg_http_in_error_state(zg_http_in_t *in, int status)
 static int zg_http_in_reap(zg_http_in_t *in)
 {
     if (in->busy == 0) {
-        free(in->buf);
-        free(in);
+        zg_http_in_free(in);
     }
     return ZG_ERROR;
 }
@@ -813,6 +1157,14 @@ static int zg_http_in_parse(zg_http_in_t *in)
             if (in->state == ZG_IN_HEAD) {
                 size_t hs = in->started ? in->method.off : 0;
 
+                /* "GET /g\r\n" is HTTP/0.9: llhttp waits for one more byte
+                 * before it says so; answer now, not after client_header_timeout */
+                if (in->started && !in->rl_done && in->url.len &&
+                    in->url.off + in->url.len < in->len &&
+                    in->buf[in->url.off + in->url.len] != ' ') {
+                    zg_http_in_fail(in, 400, "HTTP/0.9 request");
+                    return zg_http_in_error_state(in, 400);
+                }
                 if (!in->rl_done && in->len - hs > in->lim.line_max + 2) {
                     zg_http_in_fail(in, 414, "request line too long");
                     return zg_http_in_error_state(in, 414);

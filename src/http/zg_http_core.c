@@ -210,6 +210,25 @@ static int zg_http_core_large_buffers(zg_cf_t *cf, const zg_command_t *cmd, void
     return ZG_OK;
 }
 
+/* client_max_headers N: header lines a request may have (zonegate; nginx bounds
+ * them only by large_client_header_buffers) */
+static int zg_http_core_max_headers(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_http_core_loc_conf_t *clcf = conf;
+    int v;
+
+    (void)cmd;
+    if (clcf->max_headers != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
+    v = zg_conf_atoi(cf->args[1].data, cf->args[1].len);
+    if (v <= 0 || v > 65536) {
+        return zg_conf_invalid(cf, &cf->args[1]);
+    }
+    clcf->max_headers = v;
+    return ZG_OK;
+}
+
 static int zg_http_core_satisfy(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_http_core_loc_conf_t *clcf = conf;
@@ -246,6 +265,10 @@ static void *zg_http_core_create_loc_conf(zg_conf_t *conf)
     c->large_header_buffers = ZG_UNSET;
     c->large_header_size = ZG_UNSET_SIZE;
     c->satisfy = ZG_UNSET;
+    c->max_headers = ZG_UNSET;
+    c->merge_slashes = ZG_UNSET;
+    c->underscores_in_headers = ZG_UNSET;
+    c->ignore_invalid_headers = ZG_UNSET;
     return c;
 }
 
@@ -264,6 +287,10 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
         c->large_header_size = p->large_header_size;
     }
     ZG_CONF_MERGE(c, p, satisfy, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, max_headers, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, merge_slashes, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, underscores_in_headers, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, ignore_invalid_headers, ZG_UNSET);
     /* defaults */
     if (c->client_header_timeout == ZG_UNSET_MSEC) {
         c->client_header_timeout = 60000;
@@ -282,6 +309,18 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     }
     if (c->satisfy == ZG_UNSET) {
         c->satisfy = ZG_SATISFY_ALL;
+    }
+    if (c->max_headers == ZG_UNSET) {
+        c->max_headers = 128;
+    }
+    if (c->merge_slashes == ZG_UNSET) {
+        c->merge_slashes = 1;
+    }
+    if (c->underscores_in_headers == ZG_UNSET) {
+        c->underscores_in_headers = 0;
+    }
+    if (c->ignore_invalid_headers == ZG_UNSET) {
+        c->ignore_invalid_headers = 1;
     }
     if (c->large_header_buffers == ZG_UNSET) {
         c->large_header_buffers = 4;
@@ -462,6 +501,14 @@ static const zg_command_t zg_http_core_commands[] = {
     { "large_client_header_buffers", ZG_CTX_SETTINGS, 0, 2, 2, zg_http_core_large_buffers,
       ZG_LOC_CONF, 0, NULL },
     { "satisfy", ZG_CTX_SETTINGS, 0, 1, 1, zg_http_core_satisfy, ZG_LOC_CONF, 0, NULL },
+    { "client_max_headers", ZG_CTX_HTTP | ZG_CTX_SRV, 0, 1, 1, zg_http_core_max_headers,
+      ZG_LOC_CONF, 0, NULL },
+    { "merge_slashes", ZG_CTX_HTTP | ZG_CTX_SRV, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      ZG_CORE_LOC(merge_slashes), NULL },
+    { "underscores_in_headers", ZG_CTX_HTTP | ZG_CTX_SRV, 0, 1, 1, zg_conf_set_flag,
+      ZG_LOC_CONF, ZG_CORE_LOC(underscores_in_headers), NULL },
+    { "ignore_invalid_headers", ZG_CTX_HTTP | ZG_CTX_SRV, 0, 1, 1, zg_conf_set_flag,
+      ZG_LOC_CONF, ZG_CORE_LOC(ignore_invalid_headers), NULL },
     ZG_NULL_COMMAND
 };
 

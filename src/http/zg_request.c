@@ -462,6 +462,7 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
     x->method = h->method;
     x->uri = h->path;
     x->args = h->args;
+    x->request_uri = h->target;
     x->request_line = h->request_line;
     x->host = h->host;
     x->protocol.data = h->http_minor ? "HTTP/1.1" : "HTTP/1.0";

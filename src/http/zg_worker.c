@@ -567,8 +567,15 @@ static void zg_on_connection(uv_stream_t *server, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     c->serial = ++w->serial;
     zg_http_core_loc_conf_t *s = zg_http_core_loc_conf(ls->default_server->loc_conf);
-    zg_http_limits_t lim = {(size_t)s->large_header_size,
-                            (size_t)s->large_header_size * (size_t)s->large_header_buffers, 0};
+    /* the default server's, as nginx reads the head before it knows the server */
+    zg_http_limits_t lim = {
+        .line_max = (size_t)s->large_header_size,
+        .head_max = (size_t)s->large_header_size * (size_t)s->large_header_buffers,
+        .max_headers = (size_t)s->max_headers,
+        .no_merge_slashes = !s->merge_slashes,
+        .underscores = s->underscores_in_headers ? 1 : 0,
+        .keep_invalid = !s->ignore_invalid_headers,
+    };
     c->in = zg_http_in_create(&lim, &zg_conn_handlers, c);
     if (c->in == NULL) {
         zg_conn_close(c);

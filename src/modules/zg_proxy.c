@@ -309,14 +309,29 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     zg_outq_append(&q, h->method.data, h->method.len);
     zg_outq_append(&q, " ", 1);
     if (s->uri) {
+        /* as nginx: the normalised path with the location's prefix replaced,
+         * escaped again if it was sent escaped (a decoded '?' stays in the path) */
         size_t skip = zg_min(r->loc->path_len, h->path.len);
+        const char *rest = h->path.data + skip;
+        size_t rlen = h->path.len - skip;
         zg_outq_append(&q, s->uri, s->uri_len);
-        zg_outq_append(&q, h->path.data + skip, h->path.len - skip);
+        if (h->quoted) {
+            for (size_t k = 0; k < rlen; k += sizeof(tmp) / 3) {
+                size_t m = zg_min(rlen - k, sizeof(tmp) / 3);
+                zg_outq_append(&q, tmp, zg_http_escape_uri(tmp, rest + k, m));
+            }
+        } else {
+            zg_outq_append(&q, rest, rlen);
+        }
         if (h->args.len) {
             zg_outq_append(&q, "?", 1);
             zg_outq_append(&q, h->args.data, h->args.len);
         }
     } else {
+        /* as nginx: the target as received ("http://h?q" has no path: "/?q") */
+        if (h->target.data[0] == '?') {
+            zg_outq_append(&q, "/", 1);
+        }
         zg_outq_append(&q, h->target.data, h->target.len);
     }
     zg_outq_append(&q, " HTTP/1.1\r\n", 11);
@@ -365,7 +380,7 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     for (int k = 0; k < s->nset_headers; k++) {
         zg_proxy_header_t *hc = &s->set_headers[k];
         size_t n = zg_cv_eval(hc->value, &r->ctx, 0, tmp, sizeof(tmp));
-        n = zg_min(n, sizeof(tmp));
+        n = zg_http_header_safe(tmp, zg_min(n, sizeof(tmp)), sizeof(tmp));
         if (zg_http_name_eq(&hc->name, "host", 4)) {
             host_set = 1;
         } else if (zg_http_name_eq(&hc->name, "x-forwarded-for", 15)) {
@@ -382,7 +397,12 @@ static int zg_proxy_build_head(zg_proxy_t *p)
         zg_outq_append(&q, "\r\n", 2);
     }
     if (!host_set) {
-        if (host) {
+        if (h->authority.len) {
+            /* an absolute-form target's authority replaces Host (RFC 9112 3.2.2) */
+            zg_outq_append(&q, "Host: ", 6);
+            zg_outq_append(&q, h->authority.data, h->authority.len);
+            zg_outq_append(&q, "\r\n", 2);
+        } else if (host) {
             zg_outq_append(&q, "Host: ", 6);
             zg_outq_append(&q, host->data, host->len);
             zg_outq_append(&q, "\r\n", 2);

@@ -61,6 +61,7 @@ static __attribute__((noinline)) int zg_rewrite_answer(zg_request_t *r,
     }
     if (code == 301 || code == 302 || code == 303 || code == 307 || code == 308) {
         char extra[2200];
+        n = zg_http_header_safe(tmp, n, sizeof(tmp) - 1);
         snprintf(extra, sizeof(extra), "Location: %.*s\r\n", (int)n, tmp);
         zg_request_respond(r, code, rlcf->text ? extra : NULL, NULL, NULL, 0);
     } else if (rlcf->text) {

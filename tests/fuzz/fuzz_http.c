@@ -113,7 +113,7 @@ static int fz_settle(fz_t *f, int rc)
 static void fz_requests(const uint8_t *data, size_t size, size_t split, int nested)
 {
     static const zg_http_in_handlers_t h = {fz_head, fz_body, fz_done};
-    zg_http_limits_t lim = {256, 1024, 4096};
+    zg_http_limits_t lim = {.line_max = 256, .head_max = 1024, .body_max = 4096};
     fz_t f;
     size_t off = 0;
     int rc = ZG_OK;

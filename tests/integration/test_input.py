@@ -105,6 +105,7 @@ BAD = [
     ("bare LF after header", b"GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n", 400),
     ("bare CR in header", b"GET / HTTP/1.1\r\nHost: x\rX-A: b\r\n\r\n", 400),
     ("HTTP/0.9", b"GET /\r\n\r\n", 400),
+    ("HTTP/0.9 line alone", b"GET /g\r\n", 400),
     # bytes that have no place in a head
     ("NUL in header value", GET + b"X-A: a\x00b\r\n\r\n", 400),
     ("DEL in header value", GET + b"X-A: a\x7fb\r\n\r\n", 400),
@@ -145,7 +146,6 @@ BAD = [
      b"fffff\r\n" + b"x" * 2000, 413, BODY),
     # versions and methods
     ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
-    ("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505),
     ("HTTP/2.0", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
     ("HTTP/3.1", b"GET / HTTP/3.1\r\nHost: x\r\n\r\n", 505),
     ("CONNECT", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 405),
@@ -154,6 +154,12 @@ BAD = [
     ("absolute-form bad scheme", b"GET ftp://x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     ("absolute-form userinfo", b"GET http://u@x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     ("asterisk with GET", b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("OPTIONS * (nginx: 400)", b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    # paths (test_uri.py: the accepted spellings, and Transfer_Encoding)
+    ("path above the root", b"GET /../x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("path %2e%2e above the root", b"GET /%2e%2e/x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("path %00", b"GET /a%00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("path bad %XX", b"GET /a%g1 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
 ]
 
 

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 
+import test_uri
 import zg
 from limits_util import one, parallel, read_lines
 from zg import Skip, Upstream, Zonegate, free_port, wait_port
@@ -326,3 +327,49 @@ def test_auth_same_as_nginx():
         "\n".join(["zonegate:"] + read_lines(zlog) + ["nginx:"] + read_lines(nlog))
     n.stop()
     z.stop()
+
+
+# ---- request paths (test_uri.py): every spelling, the same answers as nginx ----
+
+SPELL_NGINX_CONF = """
+user root;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+""" + test_uri.SPELL_COMMON + "}}\n"
+
+
+def test_paths_same_as_nginx():
+    if not os.path.exists(NGINX):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % NGINX)
+    u = Upstream("a")
+    zport, nport = free_port(), free_port()
+    z = Zonegate("worker_processes 2;\nhttp {{\n" + test_uri.SPELL_COMMON + "}}\n",
+                 wait_ports=[zport], port=zport, up=u.addr)
+    n = Nginx(SPELL_NGINX_CONF, nport, up=u.addr)
+    zs, ns = test_uri.spell_script(zport), test_uri.spell_script(nport)
+    for (what, za), (_, na) in zip(zs, ns):
+        print("%-45s nginx %-30s zonegate %s" % (what, na, za))
+    assert zs == ns, [(a, b) for a, b in zip(zs, ns) if a != b]
+    assert ns == test_uri.SPELL_EXPECTED, ns  # the script tests what it means to
+
+    # the access logs as multisets (two workers log in either order); nginx also
+    # logs the requests it refused while parsing the head, zonegate does not
+    zlog, nlog = os.path.join(z.dir, "access.log"), os.path.join(n.dir, "access.log")
+    want = test_uri.spell_log_expected()
+    nbad = sum(1 for _, st, _ in test_uri.SPELLINGS if st == 400)
+
+    def nginx_lines():
+        return [x for x in read_lines(nlog) if not x.endswith(" 400")]
+    assert zg.wait_for(lambda: len(read_lines(zlog)) == len(want) and
+                       len(read_lines(nlog)) == len(want) + nbad, 5), \
+        (read_lines(zlog), read_lines(nlog))
+    assert sorted(read_lines(zlog)) == sorted(nginx_lines()) == want, \
+        "\n".join(["zonegate:"] + read_lines(zlog) + ["nginx:"] + read_lines(nlog))
+    n.stop()
+    z.stop()
+    u.stop()

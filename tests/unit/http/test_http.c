@@ -102,7 +102,7 @@ static void on_done(void *data)
 
 static const zg_http_in_handlers_t handlers = {on_head, on_body, on_done};
 
-static zg_http_limits_t deflim = {4096, 16384, 100000};
+static zg_http_limits_t deflim = {.line_max = 4096, .head_max = 16384, .body_max = 100000};
 
 /* resume/next as the connection code would, until the parser wants bytes */
 static int settle(rec_t *r, int rc)
@@ -348,8 +348,21 @@ static void test_host_and_target(void **state)
                "v=1.1 host=other.org "));
     assert_non_null(strstr(run(S("GET http://h HTTP/1.1\r\nHost: a\r\n\r\n"), 0, NULL),
                            "t=/ p=/ a= "));
-    assert_non_null(
-        strstr(run(S("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 0, NULL), "t=* p=* a= "));
+    /* the target's authority is the host (RFC 9112 3.2.2), Host only a header */
+    assert_non_null(strstr(
+        run(S("GET http://Pub.Example:81/x HTTP/1.1\r\nHost: internal\r\n\r\n"), 0, NULL),
+        "host=pub.example "));
+    assert_non_null(strstr(run(S("GET http://h?q#f HTTP/1.1\r\nHost: a\r\n\r\n"), 0, NULL),
+                           "t=?q#f p=/ a=q "));
+    /* the path is normalised, the target kept as received */
+    assert_non_null(strstr(run(S("GET //a/./b/../%63?x#f HTTP/1.1\r\nHost: a\r\n\r\n"), 0,
+                               NULL),
+                           "t=//a/./b/../%63?x#f p=/a/c a=x "));
+    assert_non_null(strstr(run(S("GET /a/b?x=/../ HTTP/1.1\r\nHost: a\r\n\r\n"), 0, NULL),
+                           "t=/a/b?x=/../ p=/a/b a=x=/../ "));
+    /* HTTP/1.2 is served as 1.1, as nginx does */
+    assert_non_null(strstr(run(S("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), 0, NULL),
+                           "v=1.1 host=a cl=-1 ch=0 ka=1"));
     assert_non_null(
         strstr(run(S("\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n"), 0, NULL), "t=/x"));
 }
@@ -438,7 +451,12 @@ static const bad_t bad[] = {
     BAD_BODY("negative chunk size",
              P11 "Transfer-Encoding: chunked\r\n\r\n-1\r\nx\r\n0\r\n\r\n", 400),
     BAD("HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
-    BAD("HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+    BAD("OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("path above the root", "GET /a/../.. HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("path %00", "GET /a%00 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("path bad %", "GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("absolute path above the root", "GET http://a/%2e%2e/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        400),
     BAD("HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
     BAD("HTTP/3.0", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),
     BAD("CONNECT", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405),
@@ -450,7 +468,7 @@ static const bad_t bad[] = {
     BAD("body over max CL", P11 "Content-Length: 101\r\n\r\n", 413),
 };
 
-static const zg_http_limits_t badlim = {4096, 8192, 100};
+static const zg_http_limits_t badlim = {.line_max = 4096, .head_max = 8192, .body_max = 100};
 
 static void test_bad_requests(void **state)
 {
@@ -470,6 +488,67 @@ static void test_bad_requests(void **state)
             fail_msg("%s: byte by byte differs:\n%s\n--\n%s", t->name, a, b);
         }
     }
+}
+
+/* "GET /g\r\n" alone (HTTP/0.9) is answered at once, not after a timeout */
+static void test_http09_prompt(void **state)
+{
+    static char out[4096];
+
+    (void)state;
+    drive(S("GET /g\r\n"), 0, 0, &badlim, 0, out, sizeof(out));
+    assert_non_null(strstr(out, "ERR 400"));
+    drive(S("GET /g\r\n"), 1, 0, &badlim, 0, out, sizeof(out));
+    assert_non_null(strstr(out, "ERR 400"));
+}
+
+/* ignore_invalid_headers / underscores_in_headers, as nginx */
+static void test_invalid_header_names(void **state)
+{
+    const char *req = "POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n"
+                      "X.Dot: 1\r\nX-Ok: 2\r\n\r\n";
+    zg_http_limits_t lim = deflim;
+
+    (void)state;
+    /* default: both dropped before they mean anything: no body */
+    assert_non_null(strstr(run(req, strlen(req), 0, &lim), "hb=0"));
+    assert_non_null(strstr(run(req, strlen(req), 0, &lim), "[Host=a;X-Ok=2;]"));
+    lim.underscores = 1;
+    assert_non_null(strstr(run(req, strlen(req), 0, &lim),
+                           "hb=0 hl=75 [Host=a;Transfer_Encoding=chunked;X-Ok=2;]"));
+    lim.underscores = 0;
+    lim.keep_invalid = 1;
+    assert_non_null(strstr(run(req, strlen(req), 0, &lim),
+                           "[Host=a;Transfer_Encoding=chunked;X.Dot=1;X-Ok=2;]"));
+    /* a dropped Host is no Host */
+    assert_string_equal(run(S("GET / HTTP/1.1\r\nHost_: a\r\n\r\n"), 0, NULL), "ERR 400\n");
+}
+
+/* client_max_headers */
+static void test_max_headers(void **state)
+{
+    static char big[8192];
+    zg_http_limits_t lim = {.line_max = 1024, .head_max = 8192, .max_headers = 5};
+    size_t n;
+
+    (void)state;
+    n = (size_t)snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 1; i < 5; i++) {
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "X%d: v\r\n", i);
+    }
+    memcpy(big + n, "\r\n", 2);
+    assert_non_null(strstr(run(big, n + 2, 0, &lim), "HEAD"));
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "X5: v\r\n\r\n");
+    assert_string_equal(run(big, n, 0, &lim), "ERR 431\n");
+    /* more than the first allocation holds */
+    lim.max_headers = 300;
+    n = (size_t)snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 1; i < 300; i++) {
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "X%d: v\r\n", i);
+    }
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "\r\n");
+    assert_non_null(strstr(run(big, n, 0, &lim), "X299=v;]"));
+    assert_non_null(strstr(run(big, n, 7, &lim), "X299=v;]"));
 }
 
 static void test_error_is_sticky(void **state)
@@ -496,7 +575,7 @@ static void test_error_is_sticky(void **state)
 
 static void test_line_and_head_limits(void **state)
 {
-    zg_http_limits_t lim = {64, 1024, 0};
+    zg_http_limits_t lim = {.line_max = 64, .head_max = 1024, .body_max = 0};
     static char big[8192];
     size_t n;
 
@@ -526,7 +605,7 @@ static void test_line_and_head_limits(void **state)
         n += (size_t)snprintf(big + n, sizeof(big) - n, "X%d: v\r\n", i);
     }
     n += (size_t)snprintf(big + n, sizeof(big) - n, "\r\n");
-    zg_http_limits_t wide = {1024, 8192, 0};
+    zg_http_limits_t wide = {.line_max = 1024, .head_max = 8192, .body_max = 0};
     assert_string_equal(run(big, n, 0, &wide), "ERR 431\n");
     /* exactly ZG_HTTP_MAX_HEADERS is fine */
     n = (size_t)snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\n");
@@ -551,7 +630,7 @@ static void test_line_and_head_limits(void **state)
 
 static void test_endless_header(void **state)
 {
-    zg_http_limits_t lim = {1024, 8192, 0};
+    zg_http_limits_t lim = {.line_max = 1024, .head_max = 8192, .body_max = 0};
     static rec_t r;
     static char piece[1024];
     size_t total, len;
@@ -615,7 +694,7 @@ static void test_big_head_then_body(void **state)
 {
     /* a head that fills the initial buffer: the body still gets room after it and
      * the head's strings stay intact */
-    zg_http_limits_t lim = {1024, 65536, 0};
+    zg_http_limits_t lim = {.line_max = 1024, .head_max = 65536, .body_max = 0};
     static char big[40000], body[20000];
     static rec_t r;
     size_t n, len, off = 0;
@@ -1036,6 +1115,9 @@ int main(void)
         cmocka_unit_test(test_host_and_target),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_error_is_sticky),
+        cmocka_unit_test(test_http09_prompt),
+        cmocka_unit_test(test_invalid_header_names),
+        cmocka_unit_test(test_max_headers),
         cmocka_unit_test(test_line_and_head_limits),
         cmocka_unit_test(test_endless_header),
         cmocka_unit_test(test_body_max_chunked),
