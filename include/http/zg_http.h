@@ -11,6 +11,8 @@
 /* request headers kept by default (client_max_headers); the most an upstream's
  * response head may have */
 #define ZG_HTTP_MAX_HEADERS 128
+#define ZG_HTTP_LINE_MAX 8192       /* default request line limit (one 8k buffer, as nginx) */
+#define ZG_HTTP_HEAD_MAX 32768      /* default head limit (4 x 8k) */
 
 typedef struct {
     zg_str_t method;            /* "GET" */

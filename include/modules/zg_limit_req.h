@@ -108,7 +108,7 @@ void zg_limit_req_stats(zg_zone_t *zone, zg_limit_req_stats_t *out);
 /* bytes one entry takes for a key of key_len bytes (64 for a 4-byte key) */
 size_t zg_limit_req_node_size(size_t key_len);
 
-/* ---- cluster sync (zg_sync.c drives it; issue 8) ----
+/* ---- cluster sync (the sync module, zg_sync.c, drives it) ----
  * A zone created with sync=... gives every node a small extension: the requests
  * admitted (charged) here since the last push, and a link in the zone's dirty list
  * (a node is listed when it is charged or rejects).  The layout is fixed when the

@@ -638,10 +638,10 @@ zg_http_in_t *zg_http_in_create(const zg_http_limits_t *limits,
     }
     in->lim = *limits;
     if (in->lim.line_max == 0) {
-        in->lim.line_max = 8192;
+        in->lim.line_max = ZG_HTTP_LINE_MAX;
     }
     if (in->lim.head_max == 0) {
-        in->lim.head_max = 32768;
+        in->lim.head_max = ZG_HTTP_HEAD_MAX;
     }
     if (in->lim.max_headers == 0) {
         in->lim.max_headers = ZG_HTTP_MAX_HEADERS;
@@ -1415,7 +1415,7 @@ zg_http_resp_t *zg_http_resp_create(size_t head_max, const zg_http_resp_handlers
     }
     r->h = *h;
     r->data = data;
-    r->head_max = head_max ? head_max : 32768;
+    r->head_max = head_max ? head_max : ZG_HTTP_HEAD_MAX;
     r->buf = NULL;
     r->cap = 0;
     r->busy = 0;

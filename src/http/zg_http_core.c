@@ -3,6 +3,8 @@
  * listen addresses once the config is read. */
 #include "zg_http_core.h"
 
+#include "zg_http.h"
+
 #include <ctype.h>
 #include <limits.h>
 #include <string.h>
@@ -323,8 +325,8 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
         c->ignore_invalid_headers = 1;
     }
     if (c->large_header_buffers == ZG_UNSET) {
-        c->large_header_buffers = 4;
-        c->large_header_size = 8192;
+        c->large_header_buffers = ZG_HTTP_HEAD_MAX / ZG_HTTP_LINE_MAX;
+        c->large_header_size = ZG_HTTP_LINE_MAX;
     }
     return ZG_OK;
 }

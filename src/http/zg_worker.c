@@ -18,6 +18,8 @@
 #include "zg_request.h"
 
 #define ZG_LISTEN_BACKLOG 4096
+#define ZG_OUTQ_KEEP_MAX (64 * 1024) /* a drained output buffer larger than this is freed */
+#define ZG_LINGER_READ (16 * 1024)   /* what a lingering close reads (and drops) at a time */
 
 /* ---- output queue ---- */
 
@@ -153,7 +155,7 @@ int zg_outq_flush(zg_outq_t *q)
         q->inflight += rest;
     }
     q->len = 0;
-    if (q->cap > 65536) {
+    if (q->cap > ZG_OUTQ_KEEP_MAX) {
         free(q->buf);
         q->buf = NULL;
         q->cap = 0;
@@ -219,7 +221,7 @@ void zg_conn_close(zg_conn_t *c)
  * reset the connection before the client has read our answer. */
 static void zg_linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    static char scratch[16384];
+    static char scratch[ZG_LINGER_READ];
     (void)h;
     (void)suggested;
     *buf = uv_buf_init(scratch, sizeof(scratch));

@@ -173,9 +173,9 @@ int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run
         }
         if (len > ZG_LIMIT_CONN_KEY_MAX) {
             zg_log_error(ZG_LOG_ERR, 0,
-                         "the value of the \"%s\" key is more than 255 bytes: \"%.*s...\"",
-                         zc->key_text != NULL ? zc->key_text : "", (int)ZG_LIMIT_CONN_KEY_MAX,
-                         buf);
+                         "the value of the \"%s\" key is more than %d bytes: \"%.*s...\"",
+                         zc->key_text != NULL ? zc->key_text : "", ZG_LIMIT_CONN_KEY_MAX,
+                         ZG_LIMIT_CONN_KEY_MAX, buf);
             continue;
         }
         key.data = buf;

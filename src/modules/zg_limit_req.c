@@ -664,8 +664,9 @@ int zg_limit_req_check(const zg_limit_req_conf_t *limits, int n, int dry_run,
         }
         if (len > ZG_LIMIT_REQ_KEY_MAX) {
             zg_log_error(ZG_LOG_ERR, 0,
-                         "the value of the \"%s\" key is more than 65535 bytes: \"%.*s...\"",
-                         zc->key_text != NULL ? zc->key_text : "", (int)sizeof(buf), buf);
+                         "the value of the \"%s\" key is more than %d bytes: \"%.*s...\"",
+                         zc->key_text != NULL ? zc->key_text : "", ZG_LIMIT_REQ_KEY_MAX,
+                         (int)sizeof(buf), buf);
             continue;
         }
         if (len > sizeof(buf)) {

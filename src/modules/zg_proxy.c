@@ -18,6 +18,8 @@
 #define ZG_PROXY_HIGH (256 * 1024)    /* queued bytes that pause the other side */
 #define ZG_PROXY_HEAD_MAX (64 * 1024) /* upstream response head */
 #define ZG_PROXY_IDLE_MSEC 60000      /* idle kept-alive upstream connection */
+#define ZG_PROXY_KEEP_HEAD (16 * 1024) /* a recycled proxy keeps a head buffer up to this */
+#define ZG_PROXY_BODY_INIT (16 * 1024) /* first size of the retained request body */
 
 typedef struct zg_upconn_s zg_upconn_t;
 typedef struct zg_proxy_s zg_proxy_t;
@@ -654,7 +656,7 @@ static void zg_proxy_free(zg_proxy_t *p)
 {
     free(p->body);
     p->body = NULL;
-    if (zg_proxy_ncache < ZG_PROXY_CACHE && p->head_cap <= 16384) {
+    if (zg_proxy_ncache < ZG_PROXY_CACHE && p->head_cap <= ZG_PROXY_KEEP_HEAD) {
         zg_proxy_cache[zg_proxy_ncache++] = p;
         return;
     }
@@ -890,7 +892,7 @@ static void zg_proxy_send_body(zg_proxy_t *p)
 static int zg_proxy_body_append(zg_proxy_t *p, const char *data, size_t n)
 {
     if (p->body_len + n > p->body_cap) {
-        size_t cap = p->body_cap ? p->body_cap : 16384;
+        size_t cap = p->body_cap ? p->body_cap : ZG_PROXY_BODY_INIT;
         while (cap < p->body_len + n) {
             cap *= 2;
         }

@@ -107,8 +107,8 @@ static int zg_shmtx_taken(zg_shmtx_sh_t *m, int rc)
     case 0:
         break;
     case EOWNERDEAD:
-        /* the state it protected may be half-updated: callers that care
-         * check it (zg_slab_validate) when m->recovered changes */
+        /* the state it protected may be half-updated: counted in m->recovered
+         * (debug builds check a zone's slab pool when the master recovers a lock) */
         pthread_mutex_consistent(&m->mutex);
         __atomic_add_fetch(&m->recovered, 1, __ATOMIC_RELAXED);
         break;

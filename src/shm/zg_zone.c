@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "zg_log.h"
+
 static void zg_zone_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -228,8 +230,16 @@ void zg_zone_recover_locks(zg_zone_list_t *l, pid_t dead)
     zg_zone_t *z;
 
     for (z = l->head; z != NULL; z = z->next) {
-        if (z->pool != NULL) {
-            zg_shmtx_recover(&z->pool->mutex, dead);
+        if (z->pool != NULL && zg_shmtx_recover(&z->pool->mutex, dead)) {
+#ifdef ZG_DEBUG
+            /* the dead holder may have left the pool half-updated */
+            zg_shmtx_lock(&z->pool->mutex);
+            if (zg_slab_validate(z->pool) != ZG_OK) {
+                zg_log_error(ZG_LOG_ALERT, 0, "zone \"%s\": the slab pool is inconsistent "
+                             "after its lock was recovered from pid %d", z->name, (int)dead);
+            }
+            zg_shmtx_unlock(&z->pool->mutex);
+#endif
         }
     }
 }
