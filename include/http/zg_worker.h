@@ -8,6 +8,7 @@
 
 #include "zg_buf.h"
 #include "zg_conf.h"
+#include "zg_deadline.h"
 #include "zg_http.h"
 #include "zg_http_core.h"
 #include "zg_queue.h"
@@ -50,7 +51,7 @@ void zg_outq_free(zg_outq_t *q);
 
 typedef struct zg_conn_s {
     uv_tcp_t tcp;
-    uv_timer_t timer;           /* header / keep-alive / body / send deadline */
+    zg_deadline_t timer;        /* header / keep-alive / body / send deadline */
     uv_shutdown_t shutdown;
     zg_worker_t *w;
     zg_listen_t *ls;
@@ -62,8 +63,6 @@ typedef struct zg_conn_s {
     zg_queue_t link;            /* in the worker's list of connections */
     uint64_t serial;
     uint64_t nrequests;
-    uint64_t deadline;          /* uv_now() ms when the connection times out, 0 = none */
-    uint64_t timer_due;         /* when `timer` fires, 0 = not armed */
     int handles;                /* open uv handles; freed when 0 */
     unsigned reading : 1;       /* uv_read_start active */
     unsigned closing : 1;

@@ -20,6 +20,7 @@
 #define ZG_LISTEN_BACKLOG 4096
 #define ZG_OUTQ_KEEP_MAX (64 * 1024) /* a drained output buffer larger than this is freed */
 #define ZG_LINGER_READ (16 * 1024)   /* what a lingering close reads (and drops) at a time */
+#define ZG_LINGER_MSEC 2000          /* how long a lingering close reads */
 
 /* ---- output queue ---- */
 
@@ -208,7 +209,7 @@ void zg_conn_close(zg_conn_t *c)
     /* queued writes are cancelled by the close: they must not touch c->out */
     c->out.drained = NULL;
     c->out.failed = NULL;
-    uv_close((uv_handle_t *)&c->timer, zg_conn_free_cb);
+    uv_close((uv_handle_t *)&c->timer.timer, zg_conn_free_cb);
     uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
     if (c->rmem) {
         /* the request's timer (zg_request_start counted it in c->handles) */
@@ -260,27 +261,15 @@ static void zg_conn_linger(zg_conn_t *c)
         zg_conn_close(c);
         return;
     }
-    c->deadline = 0;
-    c->timer_due = 0;
-    uv_timer_start(&c->timer, zg_linger_timeout, 2000, 0);
+    c->timer.at = 0;
+    c->timer.due = 0;
+    uv_timer_start(&c->timer.timer, zg_linger_timeout, ZG_LINGER_MSEC, 0);
 }
 
-/* Lazy deadline (as nginx's timers): moving the deadline later costs a store; the
- * uv timer only fires at the earliest deadline ever scheduled and re-arms itself. */
-static void zg_conn_timeout(uv_timer_t *t)
+/* the connection's deadline passed */
+static void zg_conn_timeout(zg_deadline_t *d)
 {
-    zg_conn_t *c = t->data;
-    c->timer_due = 0;
-    if (c->deadline == 0) {
-        return;
-    }
-    uint64_t now = uv_now(t->loop);
-    if (now < c->deadline) {
-        c->timer_due = c->deadline;
-        uv_timer_start(&c->timer, zg_conn_timeout, c->deadline - now, 0);
-        return;
-    }
-    c->deadline = 0;
+    zg_conn_t *c = d->timer.data;
     zg_request_t *r = c->req;
     if (r && zg_request_timeout(r) == ZG_OK) {
         return;
@@ -300,15 +289,7 @@ void zg_conn_timer(zg_conn_t *c, zg_msec_t ms)
     if (c->closing) {
         return;
     }
-    if (ms == 0) {
-        c->deadline = 0;
-        return;
-    }
-    c->deadline = uv_now(c->w->loop) + ms;
-    if (c->timer_due == 0 || c->timer_due > c->deadline) {
-        c->timer_due = c->deadline;
-        uv_timer_start(&c->timer, zg_conn_timeout, ms, 0);
-    }
+    zg_deadline_set(&c->timer, ms);
 }
 
 static void zg_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -546,8 +527,7 @@ static void zg_on_connection(uv_stream_t *server, int status)
     c->w = w;
     c->ls = ls;
     c->handles = 2;
-    uv_timer_init(w->loop, &c->timer);
-    c->timer.data = c;
+    zg_deadline_init(w->loop, &c->timer, zg_conn_timeout, c);
     zg_queue_insert_tail(&w->conns, &c->link);
     w->nconns++;
     int arc = uv_accept(server, (uv_stream_t *)&c->tcp);
@@ -558,7 +538,7 @@ static void zg_on_connection(uv_stream_t *server, int status)
             zg_proc_count(accept_errors);
         }
         c->closing = 1;
-        uv_close((uv_handle_t *)&c->timer, zg_conn_free_cb);
+        uv_close((uv_handle_t *)&c->timer.timer, zg_conn_free_cb);
         uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
         return;
     }

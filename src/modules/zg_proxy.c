@@ -26,7 +26,7 @@ typedef struct zg_proxy_s zg_proxy_t;
 
 struct zg_upconn_s {
     uv_tcp_t tcp;
-    uv_timer_t timer;
+    zg_deadline_t timer;        /* connect / read timeout */
     uv_connect_t connect;
     zg_proxy_t *p;              /* owner; NULL while idle in the pool */
     zg_worker_t *w;
@@ -37,8 +37,6 @@ struct zg_upconn_s {
     zg_queue_t link;            /* in its upstream's idle LRU while idle */
     zg_queue_t plink;           /* in its peer's idle list while idle */
     uint64_t idle_since;        /* uv_now() when it went idle */
-    uint64_t deadline;          /* uv_now() ms of the current timeout, 0 = none */
-    uint64_t timer_due;         /* when `timer` fires, 0 = not armed */
     zg_msec_t read_timeout;     /* re-armed by every read */
     uint64_t received;          /* response bytes on this use */
     int handles;
@@ -143,7 +141,7 @@ static void zg_upconn_close(zg_upconn_t *uc)
     uc->p = NULL;
     uc->out.drained = NULL;
     uc->out.failed = NULL;
-    uv_close((uv_handle_t *)&uc->timer, zg_upconn_free_cb);
+    uv_close((uv_handle_t *)&uc->timer.timer, zg_upconn_free_cb);
     uv_close((uv_handle_t *)&uc->tcp, zg_upconn_free_cb);
 }
 
@@ -672,7 +670,7 @@ static void zg_proxy_finish(zg_proxy_t *p, int upstream_keepalive)
     p->done = 1;
     p->uc = NULL;
     if (uc) {
-        uc->deadline = 0;
+        uc->timer.at = 0;
         if (upstream_keepalive && p->body_end_sent && uc->out.inflight == 0 && !uc->closing) {
             zg_pool_put(uc);
         } else {
@@ -756,7 +754,7 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         zg_proxy_finish(p, zg_http_resp_reusable(uc->resp));
         return;
     }
-    uc->deadline = uv_now(uc->w->loop) + uc->read_timeout;
+    uc->timer.at = uv_now(uc->w->loop) + uc->read_timeout; /* moved later: a store */
     if (zg_outq_flush(&r->c->out) != ZG_OK) {
         return; /* the connection's write failure closes everything */
     }
@@ -792,36 +790,10 @@ static void zg_proxy_drained(zg_request_t *r)
     }
 }
 
-static void zg_upconn_timeout(uv_timer_t *t);
-
-/* lazy deadline, as the client connection's */
-static void zg_upconn_deadline(zg_upconn_t *uc, zg_msec_t ms)
+/* the connect or read timeout passed */
+static void zg_upconn_timeout(zg_deadline_t *d)
 {
-    if (ms == 0) {
-        uc->deadline = 0;
-        return;
-    }
-    uc->deadline = uv_now(uc->w->loop) + ms;
-    if (uc->timer_due == 0 || uc->timer_due > uc->deadline) {
-        uc->timer_due = uc->deadline;
-        uv_timer_start(&uc->timer, zg_upconn_timeout, ms, 0);
-    }
-}
-
-static void zg_upconn_timeout(uv_timer_t *t)
-{
-    zg_upconn_t *uc = t->data;
-    uc->timer_due = 0;
-    if (uc->deadline == 0) {
-        return;
-    }
-    uint64_t now = uv_now(t->loop);
-    if (now < uc->deadline) {
-        uc->timer_due = uc->deadline;
-        uv_timer_start(&uc->timer, zg_upconn_timeout, uc->deadline - now, 0);
-        return;
-    }
-    uc->deadline = 0;
+    zg_upconn_t *uc = d->timer.data;
     if (uc->p) {
         zg_proxy_fail(uc->p, 1, uc->connected ? "upstream timed out" : "connect timed out");
     }
@@ -966,7 +938,7 @@ static void zg_proxy_send(zg_proxy_t *p)
     zg_http_resp_reset(uc->resp, p->r->h->head);
     uc->received = 0;
     uc->read_timeout = zg_max(s->read_timeout, 1);
-    zg_upconn_deadline(uc, uc->read_timeout);
+    zg_deadline_set(&uc->timer, uc->read_timeout);
     zg_upconn_read(uc, 1);
     zg_proxy_send_body(p);
 }
@@ -1002,8 +974,8 @@ static zg_upconn_t *zg_upconn_new(zg_proxy_t *p)
     }
     uc->w = p->r->c->w;
     uv_tcp_init(uc->w->loop, &uc->tcp);
-    uv_timer_init(uc->w->loop, &uc->timer);
-    uc->tcp.data = uc->timer.data = uc->connect.data = uc;
+    zg_deadline_init(uc->w->loop, &uc->timer, zg_upconn_timeout, uc);
+    uc->tcp.data = uc->connect.data = uc;
     uc->handles = 2;
     uc->u = p->u;
     uc->peer = p->pick.peer;
@@ -1041,7 +1013,7 @@ static void zg_proxy_connect(zg_proxy_t *p)
         zg_proxy_fail(p, 0, "out of memory");
         return;
     }
-    zg_upconn_deadline(p->uc, zg_max(s->connect_timeout, 1));
+    zg_deadline_set(&p->uc->timer, zg_max(s->connect_timeout, 1));
     int rc = uv_tcp_connect(&p->uc->connect, &p->uc->tcp,
                             (const struct sockaddr *)&p->pick.addr->sa, zg_upconn_connected);
     if (rc != 0) {
@@ -1074,7 +1046,7 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
         p->uc = zg_upconn_new(p);
         if (p->uc) {
             zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(r->loc_conf);
-            zg_upconn_deadline(p->uc, zg_max(s->connect_timeout, 1));
+            zg_deadline_set(&p->uc->timer, zg_max(s->connect_timeout, 1));
             if (uv_tcp_connect(&p->uc->connect, &p->uc->tcp,
                                (const struct sockaddr *)&p->pick.addr->sa,
                                zg_upconn_connected) == 0) {
