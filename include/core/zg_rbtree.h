@@ -19,6 +19,8 @@
 #ifndef ZG_RBTREE_H
 #define ZG_RBTREE_H
 
+#include <string.h>
+
 #include "zg_core.h"
 
 typedef uint32_t zg_rbtree_key_t;
@@ -39,6 +41,18 @@ typedef void (*zg_rbtree_insert_pt)(zg_rbtree_node_t *root, zg_rbtree_node_t *no
 
 /* <0, 0, >0 as the entry of n compares with the key described by arg */
 typedef int (*zg_rbtree_cmp_pt)(const zg_rbtree_node_t *n, const void *arg);
+
+/* The tie-break of byte-string keys (the limiters'): memcmp over the common
+ * length, then the shorter first. */
+static inline int zg_rbtree_key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    int rc = memcmp(a, b, alen < blen ? alen : blen);
+
+    if (rc != 0) {
+        return rc;
+    }
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
 
 /* the tree and its sentinel live in the same memory as the nodes (a zone) */
 typedef struct {

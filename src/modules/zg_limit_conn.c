@@ -42,14 +42,8 @@ static int zg_limit_conn_cmp(const zg_rbtree_node_t *n, const void *arg)
 {
     const zg_limit_conn_node_t *lc = zg_data_of(n, zg_limit_conn_node_t, node);
     const zg_limit_conn_key_t *k = arg;
-    size_t len = zg_min((size_t)lc->len, k->len);
-    int rc;
 
-    rc = memcmp(lc->data, k->data, len);
-    if (rc != 0) {
-        return rc;
-    }
-    return lc->len < k->len ? -1 : lc->len > k->len ? 1 : 0;
+    return zg_rbtree_key_cmp(lc->data, lc->len, k->data, k->len);
 }
 
 int zg_limit_conn_zone_init(zg_zone_t *zone, void *old_data)

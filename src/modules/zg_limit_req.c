@@ -132,14 +132,8 @@ static int zg_limit_req_cmp(const zg_rbtree_node_t *n, const void *arg)
 {
     const zg_limit_req_node_t *lr = zg_limit_req_of(n);
     const zg_limit_req_key_t *k = arg;
-    size_t len = zg_min((size_t)lr->len, k->len);
-    int rc;
 
-    rc = memcmp(lr->data, k->data, len);
-    if (rc != 0) {
-        return rc;
-    }
-    return lr->len < k->len ? -1 : lr->len > k->len ? 1 : 0;
+    return zg_rbtree_key_cmp(lr->data, lr->len, k->data, k->len);
 }
 
 /* "10r/s" or "30r/m" for a rate in requests per 1000 s */
