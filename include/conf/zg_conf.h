@@ -101,7 +101,10 @@ struct zg_module_s {
     /* processes */
     int (*init_master)(zg_conf_t *conf);      /* master, before the workers start */
     void (*exit_master)(zg_conf_t *conf);     /* the configuration is retired */
-    void (*reopen)(zg_conf_t *conf);          /* USR1, master and workers */
+    void (*reopen)(zg_conf_t *conf);          /* USR1, in the master */
+    /* the i-th descriptor it keeps open for conf (its log files), NULL past the last:
+     * the master hands them to the workers after a reopen */
+    int *(*file)(zg_conf_t *conf, int i);
     int (*init_worker)(zg_worker_t *w);       /* in a worker, its loop created */
     void (*quit_worker)(zg_worker_t *w);      /* graceful stop begins (QUIT) */
     void (*exit_worker)(zg_worker_t *w);      /* the worker's loop has stopped */
@@ -131,6 +134,9 @@ extern zg_module_t *const zg_modules[];
 /* numbers the modules and places their per-request state; called by zg_conf_load*
  * (idempotent) */
 void zg_modules_init(void);
+/* the k-th (from 0) descriptor the modules keep open for conf (zg_module_t.file), NULL
+ * past the last */
+int *zg_modules_file(zg_conf_t *conf, int k);
 /* bytes of the modules' per-request state: zeroed, then not zeroed */
 extern size_t zg_modules_ctx_size, zg_modules_scratch_size;
 

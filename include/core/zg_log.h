@@ -24,6 +24,8 @@ int zg_log_open(const char *path, int level);
 /* Reopens the error log file (SIGUSR1). */
 int zg_log_reopen(void);
 int zg_log_level(void);
+/* The error log file's descriptor; -1 while the log is stderr. */
+int zg_log_fileno(void);
 
 /* One line: "2026/11/25 06:12:01 [error] 1234#0: message (errno text)\n" —
  * written with one write(2).  err = errno to append, 0 for none. */

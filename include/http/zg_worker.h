@@ -82,6 +82,12 @@ struct zg_worker_s {
     uv_tcp_t *listeners;
     int nlisteners;
     uv_signal_t sig_term, sig_int, sig_quit, sig_usr1, sig_hup;
+#ifdef ZG_DEBUG
+    uv_signal_t sig_debug;
+#endif
+    int chan;                   /* the master's log channel */
+    const struct zg_worker_setup_s *setup;
+    uv_poll_t chan_poll;
     uv_timer_t quit_timer;
     zg_queue_t conns;
     int nconns;
@@ -90,10 +96,21 @@ struct zg_worker_s {
     unsigned quitting : 1;
 };
 
-/* Runs a worker on conf's already-open listening sockets; returns the exit code.
- * The modules' init_worker hooks run once the loop and the listeners are ready,
- * quit_worker when a graceful stop begins, exit_worker after the loop stopped. */
-int zg_worker_run(zg_conf_t *conf, int slot);
+/* What the process layer does inside a worker, at the points the worker reaches
+ * them (privilege drop and sandbox: process/zg_priv.c).  Each returns ZG_OK or
+ * ZG_ERROR (logged; the worker then exits with 2). */
+typedef struct zg_worker_setup_s {
+    int (*drop)(const zg_conf_t *conf);         /* first: give up privileges */
+    int (*sandbox)(const zg_conf_t *conf);      /* set up, before the loop runs */
+    int (*logs)(int chan, const zg_conf_t *conf); /* the master sent reopened logs */
+} zg_worker_setup_t;
+
+/* Runs a worker on conf's already-open listening sockets, chan being its end of the
+ * master's log channel.  The modules' init_worker hooks run once the loop and the
+ * listeners are ready, quit_worker when a graceful stop begins, exit_worker after
+ * the loop stopped.  Returns the exit code: 2 = could not set up, not to be
+ * respawned. */
+int zg_worker_run(zg_conf_t *conf, int slot, int chan, const zg_worker_setup_t *setup);
 
 /* Reading from the client on/off (backpressure, delays). */
 void zg_conn_read(zg_conn_t *c, int on);

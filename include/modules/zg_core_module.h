@@ -2,6 +2,8 @@
 #ifndef ZG_CORE_MODULE_H
 #define ZG_CORE_MODULE_H
 
+#include <sys/types.h>
+
 #include "zg_conf.h"
 
 typedef struct {
@@ -12,6 +14,12 @@ typedef struct {
     char *error_log_file;     /* "stderr" or a path */
     int error_log_level;
     int daemon;               /* default off (foreground) */
+    char *user;               /* "user USER [GROUP];" NULL = none given (nobody when root) */
+    char *group;              /* NULL = the user's primary group */
+    uid_t user_uid;           /* resolved at load when "user" is given */
+    gid_t user_gid;
+    int worker_sandbox;       /* seccomp allow-list in workers; default on */
+    int drop_privileges;      /* set by the master: it is root, workers become user */
     int events_seen;
 } zg_core_conf_t;
 

@@ -63,6 +63,25 @@ typedef struct {
 
 /* ---------------------------------------------------------------- modules */
 
+int *zg_modules_file(zg_conf_t *conf, int k)
+{
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->file == NULL) {
+            continue;
+        }
+        for (int j = 0;; j++) {
+            int *fd = zg_modules[i]->file(conf, j);
+            if (fd == NULL) {
+                break;
+            }
+            if (k-- == 0) {
+                return fd;
+            }
+        }
+    }
+    return NULL;
+}
+
 size_t zg_modules_ctx_size, zg_modules_scratch_size;
 
 void zg_modules_init(void)

@@ -130,6 +130,12 @@ int zg_log_reopen(void)
     return ZG_OK;
 }
 
+/* The error log's descriptor, or -1 while it is stderr. */
+int zg_log_fileno(void)
+{
+    return zg_log_fd > STDERR_FILENO ? zg_log_fd : -1;
+}
+
 /* The current error log level. */
 int zg_log_level(void)
 {

@@ -4,6 +4,7 @@
 #include "zg_worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -628,17 +629,52 @@ static void zg_worker_term(uv_signal_t *s, int sig)
     uv_stop(w->loop);
 }
 
-static void zg_worker_reopen(uv_signal_t *s, int sig)
+/* the master reopened the logs: its new descriptors arrive on the channel */
+static void zg_worker_channel(uv_poll_t *p, int status, int events)
 {
-    zg_worker_t *w = s->data;
-    (void)sig;
-    zg_log_reopen();
-    for (int i = 0; zg_modules[i] != NULL; i++) {
-        if (zg_modules[i]->reopen != NULL) {
-            zg_modules[i]->reopen(w->conf);
-        }
+    zg_worker_t *w = p->data;
+    (void)events;
+    if (status < 0 || w->setup->logs(w->chan, w->conf) != ZG_OK) {
+        uv_poll_stop(p);
     }
 }
+
+#ifdef ZG_DEBUG
+/* Test hook: with ZG_DEBUG_USR2="write:PATH" a SIGUSR2 makes the worker try to open
+ * PATH for writing, "exec:PATH" to execve PATH; the outcome is logged (or, inside the
+ * sandbox, the worker is killed by SIGSYS).  "overflow" reads past a heap block, for
+ * an ASan report from inside the sandbox. */
+static void zg_worker_debug_usr2(uv_signal_t *s, int sig)
+{
+    const char *what = getenv("ZG_DEBUG_USR2");
+    (void)s;
+    (void)sig;
+    if (what == NULL) {
+        return;
+    }
+    if (strncmp(what, "write:", 6) == 0) {
+        int fd = open(what + 6, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd == -1) {
+            zg_log_error(ZG_LOG_ALERT, errno, "debug: open() \"%s\" for writing failed",
+                         what + 6);
+        } else {
+            zg_log_error(ZG_LOG_ALERT, 0, "debug: open() \"%s\" for writing succeeded",
+                         what + 6);
+            close(fd);
+        }
+    } else if (strcmp(what, "overflow") == 0) {
+        volatile char *p = malloc(8);
+        zg_log_error(ZG_LOG_ALERT, 0, "debug: read past a heap block: %d", p[8]);
+        free((void *)p);
+    } else if (strncmp(what, "exec:", 5) == 0) {
+        char *argv[] = {(char *)(what + 5), NULL};
+        char *envp[] = {NULL};
+        zg_log_error(ZG_LOG_ALERT, 0, "debug: execve(\"%s\")", what + 5);
+        execve(what + 5, argv, envp);
+        zg_log_error(ZG_LOG_ALERT, errno, "debug: execve(\"%s\") failed", what + 5);
+    }
+}
+#endif
 
 static void zg_worker_ignore(uv_signal_t *s, int sig)
 {
@@ -646,7 +682,7 @@ static void zg_worker_ignore(uv_signal_t *s, int sig)
     (void)sig;
 }
 
-int zg_worker_run(zg_conf_t *conf, int slot)
+int zg_worker_run(zg_conf_t *conf, int slot, int chan, const zg_worker_setup_t *setup)
 {
     static zg_worker_t w;
     zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(conf);
@@ -654,6 +690,8 @@ int zg_worker_run(zg_conf_t *conf, int slot)
 
     w.conf = conf;
     w.slot = slot;
+    w.chan = chan;
+    w.setup = setup;
     zg_worker_slot = slot;
     zg_queue_init(&w.conns);
     signal(SIGPIPE, SIG_IGN);
@@ -661,6 +699,10 @@ int zg_worker_run(zg_conf_t *conf, int slot)
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
         w.fd_limit = (uint64_t)nofile.rlim_cur;
+    }
+    /* the master raised the descriptor limit (which may need root) before */
+    if (setup->drop(conf) != ZG_OK) {
+        return 2;
     }
 
     w.loop = malloc(sizeof(uv_loop_t));
@@ -679,7 +721,14 @@ int zg_worker_run(zg_conf_t *conf, int slot)
     uv_signal_start(&w.sig_term, zg_worker_term, SIGTERM);
     uv_signal_start(&w.sig_int, zg_worker_term, SIGINT);
     uv_signal_start(&w.sig_quit, zg_worker_quit, SIGQUIT);
-    uv_signal_start(&w.sig_usr1, zg_worker_reopen, SIGUSR1);
+    uv_signal_start(&w.sig_usr1, zg_worker_ignore, SIGUSR1);
+#ifdef ZG_DEBUG
+    uv_signal_init(w.loop, &w.sig_debug);
+    uv_signal_start(&w.sig_debug, zg_worker_debug_usr2, SIGUSR2);
+#endif
+    uv_poll_init(w.loop, &w.chan_poll, chan);
+    w.chan_poll.data = &w;
+    uv_poll_start(&w.chan_poll, UV_READABLE, zg_worker_channel);
     uv_signal_start(&w.sig_hup, zg_worker_ignore, SIGHUP);
 
     w.listeners = calloc((size_t)cmcf->nlistens, sizeof(uv_tcp_t));
@@ -702,6 +751,9 @@ int zg_worker_run(zg_conf_t *conf, int slot)
         if (zg_modules[i]->init_worker != NULL && zg_modules[i]->init_worker(&w) != ZG_OK) {
             return 2;
         }
+    }
+    if (setup->sandbox(conf) != ZG_OK) {
+        return 2;
     }
 
     uv_run(w.loop, UV_RUN_DEFAULT);

@@ -299,6 +299,16 @@ static void zg_access_log_reopen_all(zg_conf_t *conf)
     }
 }
 
+static int *zg_access_log_file(zg_conf_t *conf, int i)
+{
+    zg_access_log_t *l = zg_access_log_main_conf(conf)->logs;
+
+    while (l != NULL && i-- > 0) {
+        l = l->next;
+    }
+    return l != NULL ? &l->fd : NULL;
+}
+
 static const zg_command_t zg_access_log_commands[] = {
     { "log_format", ZG_CTX_HTTP, 0, 2, -1, zg_access_log_format, ZG_MAIN_CONF, 0, NULL },
     { "access_log", ZG_CTX_SETTINGS, 0, 1, 2, zg_access_log_set, ZG_LOC_CONF, 0, NULL },
@@ -315,5 +325,6 @@ zg_module_t zg_access_log_module = {
     .init_master = zg_access_log_open_all,
     .exit_master = zg_access_log_close_all,
     .reopen = zg_access_log_reopen_all,
+    .file = zg_access_log_file,
     .log = zg_access_log_handler,
 };

@@ -2,6 +2,9 @@
  * daemon, worker_rlimit_nofile) and the events block. */
 #include "zg_core_module.h"
 
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include "zg_log.h"
@@ -54,6 +57,44 @@ static int zg_core_daemon(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
         return zg_conf_duplicate(cf);
     }
     return zg_conf_flag(cf, &cf->args[1], &cc->daemon);
+}
+
+/* user USER [GROUP]: both must exist (also under -t, also when not root) */
+static int zg_core_user(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_core_conf_t *cc = conf;
+    zg_str_t *a = cf->args;
+    struct passwd *pw;
+    struct group *gr;
+
+    (void)cmd;
+    if (cc->user != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    errno = 0;
+    pw = getpwnam(a[1].data);
+    if (pw == NULL) {
+        return zg_conf_error(cf, "unknown user \"%s\" in \"%s\" directive (getpwnam() failed)",
+                             a[1].data, cf->name);
+    }
+    cc->user_uid = pw->pw_uid;
+    cc->user_gid = pw->pw_gid;
+    if (cf->nargs == 3) {
+        errno = 0;
+        gr = getgrnam(a[2].data);
+        if (gr == NULL) {
+            return zg_conf_error(cf,
+                                 "unknown group \"%s\" in \"%s\" directive (getgrnam() failed)",
+                                 a[2].data, cf->name);
+        }
+        cc->user_gid = gr->gr_gid;
+        cc->group = zg_conf_strdup(cf->conf, a[2].data, a[2].len);
+        if (cc->group == NULL) {
+            return zg_conf_nomem(cf);
+        }
+    }
+    cc->user = zg_conf_strdup(cf->conf, a[1].data, a[1].len);
+    return cc->user != NULL ? ZG_OK : zg_conf_nomem(cf);
 }
 
 static int zg_core_pid(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -119,6 +160,7 @@ static void *zg_core_create_conf(zg_conf_t *conf)
     cc->worker_connections = ZG_UNSET;
     cc->worker_rlimit_nofile = ZG_UNSET;
     cc->daemon = ZG_UNSET;
+    cc->worker_sandbox = ZG_UNSET;
     return cc;
 }
 
@@ -137,6 +179,9 @@ static int zg_core_init_conf(zg_cf_t *cf, void *conf)
     }
     if (cc->daemon == ZG_UNSET) {
         cc->daemon = 0;
+    }
+    if (cc->worker_sandbox == ZG_UNSET) {
+        cc->worker_sandbox = 1;
     }
     if (cc->error_log_file == NULL) {
         cc->error_log_file = zg_conf_strdup(cf->conf, "stderr", 6);
@@ -160,6 +205,9 @@ static const zg_command_t zg_core_commands[] = {
     { "pid", ZG_CTX_MAIN, 0, 1, 1, zg_core_pid, ZG_MAIN_CONF, 0, NULL },
     { "error_log", ZG_CTX_MAIN, 0, 1, 2, zg_core_error_log, ZG_MAIN_CONF, 0, NULL },
     { "daemon", ZG_CTX_MAIN, 0, 1, 1, zg_core_daemon, ZG_MAIN_CONF, 0, NULL },
+    { "user", ZG_CTX_MAIN, 0, 1, 2, zg_core_user, ZG_MAIN_CONF, 0, NULL },
+    { "worker_sandbox", ZG_CTX_MAIN, 0, 1, 1, zg_conf_set_flag, ZG_MAIN_CONF,
+      ZG_CORE(worker_sandbox), NULL },
     { "events", ZG_CTX_MAIN, 1, 0, 0, zg_core_events, ZG_MAIN_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };

@@ -22,6 +22,7 @@
 #include "zg_core_module.h"
 #include "zg_http_core.h"
 #include "zg_log.h"
+#include "zg_priv.h"
 #include "zg_proc.h"
 #include "zg_worker.h"
 #include "zg_zone.h"
@@ -35,11 +36,17 @@ typedef struct zg_gen_s {
 typedef struct {
     pid_t pid;                  /* 0: slot free */
     zg_gen_t *gen;
+    int chan;                   /* our end of the worker's log channel */
     unsigned quitting : 1;      /* told to stop: do not respawn */
     unsigned first : 1;         /* the generation's first worker: runs the Redis sync */
 } zg_wproc_t;
 
 static zg_wproc_t zg_procs[ZG_MAX_WORKERS];
+
+/* what a worker asks of the process layer (zg_priv.c) */
+static const zg_worker_setup_t zg_worker_setup = {
+    zg_priv_drop, zg_sandbox_enter, zg_chan_recv_logs
+};
 static zg_gen_t *zg_gens;       /* current first */
 static char zg_master_conf_file[PATH_MAX];
 
@@ -210,9 +217,16 @@ static void zg_signals_default(void)
 static int zg_spawn(zg_gen_t *gen, int slot, int first)
 {
     pid_t master = getpid();
+    int chan[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, chan) == -1) {
+        zg_log_error(ZG_LOG_ALERT, errno, "socketpair() failed");
+        return ZG_ERROR;
+    }
     pid_t pid = fork();
     if (pid == -1) {
         zg_log_error(ZG_LOG_ALERT, errno, "fork() failed");
+        close(chan[0]);
+        close(chan[1]);
         return ZG_ERROR;
     }
     if (pid == 0) {
@@ -220,6 +234,12 @@ static int zg_spawn(zg_gen_t *gen, int slot, int first)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != master) {
             _exit(0);
+        }
+        close(chan[0]);
+        for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+            if (zg_procs[i].pid && zg_procs[i].chan >= 0) {
+                close(zg_procs[i].chan);
+            }
         }
         /* listeners of older generations stay with the master only */
         for (zg_gen_t *g = zg_gens; g; g = g->next) {
@@ -229,9 +249,11 @@ static int zg_spawn(zg_gen_t *gen, int slot, int first)
         }
         zg_worker_first = first;
         zg_worker_rlimit(gen->conf);
-        int rc = zg_worker_run(gen->conf, slot);
+        int rc = zg_worker_run(gen->conf, slot, chan[1], &zg_worker_setup);
         _exit(rc);
     }
+    close(chan[1]);
+    zg_procs[slot].chan = chan[0];
     zg_log_error(ZG_LOG_NOTICE, 0, "start worker process %d", (int)pid);
     zg_procs[slot].pid = pid;
     zg_procs[slot].gen = gen;
@@ -375,6 +397,15 @@ static void zg_reap(int shutting_down)
         zg_worker_cleanup(gen, pid, slot);
         int respawn = !p->quitting && !shutting_down && gen == zg_gens;
         int first = p->first;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && respawn) {
+            /* as nginx: a worker that could not set itself up would fail again */
+            zg_log_error(ZG_LOG_ALERT, 0,
+                         "worker process %d exited with fatal code 2 and cannot be "
+                         "respawned", (int)pid);
+            respawn = 0;
+        }
+        close(p->chan);
+        p->chan = -1;
         p->pid = 0;
         p->gen = NULL;
         gen->live--;
@@ -395,6 +426,10 @@ static void zg_reload(void)
     zg_conf_t *conf = zg_conf_load(zg_master_conf_file, err, sizeof(err));
     if (conf == NULL) {
         zg_log_error(ZG_LOG_EMERG, 0, "%s", err);
+        goto failed;
+    }
+    if (zg_priv_conf(conf) != ZG_OK) {
+        zg_conf_free(conf);
         goto failed;
     }
     if (zg_zone_map_all(&conf->zones, &cur->conf->zones, err, sizeof(err)) != ZG_OK) {
@@ -437,13 +472,36 @@ failed:
     zg_proc_count(reload_failures);
 }
 
+/* as nginx: a reopened (maybe new) log file belongs to the workers' user */
+static void zg_log_chown(int fd, const zg_conf_t *conf)
+{
+    const zg_core_conf_t *ccf = zg_core_conf(conf);
+
+    if (fd >= 0 && ccf->drop_privileges && fchown(fd, ccf->user_uid, (gid_t)-1) == -1) {
+        zg_log_error(ZG_LOG_ALERT, errno, "fchown() of a log file to uid %d failed",
+                     (int)ccf->user_uid);
+    }
+}
+
+/* The master opens the files anew and hands each worker the new descriptors over
+ * its channel: a worker, running as "user" inside its sandbox, opens no file. */
 static void zg_reopen(void)
 {
+    int *fd;
+
     zg_log_reopen();
+    zg_log_chown(zg_log_fileno(), zg_gens->conf);
     for (zg_gen_t *g = zg_gens; g; g = g->next) {
         zg_modules_reopen(g->conf);
+        for (int k = 0; (fd = zg_modules_file(g->conf, k)) != NULL; k++) {
+            zg_log_chown(*fd, g->conf);
+        }
     }
-    zg_signal_workers(NULL, SIGUSR1);
+    for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+        if (zg_procs[i].pid && zg_procs[i].chan >= 0) {
+            zg_chan_send_logs(zg_procs[i].chan, zg_procs[i].gen->conf);
+        }
+    }
 }
 
 static int zg_write_pid(const char *file)
@@ -499,6 +557,9 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
     if (zg_log_open(ccf->error_log_file, ccf->error_log_level) != ZG_OK) {
         return 1;
     }
+    if (zg_priv_conf(conf) != ZG_OK) {
+        return 1;
+    }
     if (zg_proc_stats_init() != ZG_OK) {
         return 1;
     }
@@ -516,6 +577,9 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
         return 1;
     }
     zg_gens->conf = conf;
+    for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+        zg_procs[i].chan = -1;
+    }
 
     if (zg_core_conf(conf)->daemon && zg_daemonize() != ZG_OK) {
         return 1;

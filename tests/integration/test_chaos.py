@@ -209,6 +209,13 @@ def test_kill9_gives_back_limit_conn():
     z.stop()
 
 
+def trigger_dir(prefix):
+    """a directory the workers (running as nobody) can remove a trigger file from"""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o777)
+    return d
+
+
 def debug_build():
     try:
         with open(BIN, "rb") as f:
@@ -222,7 +229,7 @@ def test_worker_killed_holding_zone_lock():
     the dead one is respawned and the zone is still valid"""
     if not debug_build():
         raise Skip("needs a -DZG_DEBUG build (make asan) for ZG_DEBUG_LOCK_KILL")
-    trigger = os.path.join(tempfile.mkdtemp(prefix="zgkill-"), "kill")
+    trigger = os.path.join(trigger_dir("zgkill-"), "kill")
     u, z, port = start_app(workers=2, env={"ZG_DEBUG_LOCK_KILL": trigger})
     load = Load(port, n=4, headers={"X-Key": "k"}, keepalive=True)
     time.sleep(0.5)
@@ -253,7 +260,7 @@ def test_worker_frozen_holding_zone_lock():
     recovered and service resumes; the killing is logged"""
     if not debug_build():
         raise Skip("needs a -DZG_DEBUG build (make asan) for ZG_DEBUG_LOCK_STOP")
-    trigger = os.path.join(tempfile.mkdtemp(prefix="zgstop-"), "stop")
+    trigger = os.path.join(trigger_dir("zgstop-"), "stop")
     u, z, port = start_app(workers=2, env={"ZG_DEBUG_LOCK_STOP": trigger})
     load = Load(port, n=4, headers={"X-Key": "k"}, keepalive=True)
     time.sleep(0.5)

@@ -991,6 +991,53 @@ static void test_foreign_errors(void **state)
     assert_string_equal(err, "unexpected NUL byte in /x/z.conf:1");
 }
 
+/* user USER [GROUP] and worker_sandbox: names resolved at load, errors name the line */
+static void test_user_and_sandbox(void **state)
+{
+    char err[512];
+    zg_conf_t *conf;
+    const char *text;
+
+    (void)state;
+    conf = load("worker_processes 1;\n");
+    assert_null(zg_core_conf(conf)->user);
+    assert_int_equal(zg_core_conf(conf)->worker_sandbox, 1);
+    zg_conf_free(conf);
+
+    conf = load("user root;\nworker_sandbox off;\n");
+    assert_string_equal(zg_core_conf(conf)->user, "root");
+    assert_null(zg_core_conf(conf)->group);
+    assert_int_equal(zg_core_conf(conf)->user_uid, 0);
+    assert_int_equal(zg_core_conf(conf)->user_gid, 0);
+    assert_int_equal(zg_core_conf(conf)->worker_sandbox, 0);
+    zg_conf_free(conf);
+
+    conf = load("user root root;\n");
+    assert_string_equal(zg_core_conf(conf)->group, "root");
+    zg_conf_free(conf);
+
+    text = "worker_processes 1;\nuser zg-no-such-user;\n";
+    assert_null(zg_conf_load_string("/x/z.conf", text, strlen(text), err, sizeof(err)));
+    assert_string_equal(err, "unknown user \"zg-no-such-user\" in \"user\" directive "
+                             "(getpwnam() failed) in /x/z.conf:2");
+    text = "user root zg-no-such-group;\n";
+    assert_null(zg_conf_load_string("/x/z.conf", text, strlen(text), err, sizeof(err)));
+    assert_string_equal(err, "unknown group \"zg-no-such-group\" in \"user\" directive "
+                             "(getgrnam() failed) in /x/z.conf:1");
+    text = "user root;\nuser root;\n";
+    assert_null(zg_conf_load_string("/x/z.conf", text, strlen(text), err, sizeof(err)));
+    assert_string_equal(err, "\"user\" directive is duplicate in /x/z.conf:2");
+    text = "user a b c;\n";
+    assert_null(zg_conf_load_string("/x/z.conf", text, strlen(text), err, sizeof(err)));
+    assert_non_null(strstr(err, "/x/z.conf:1"));
+    text = "http {\n user root;\n}\n";
+    assert_null(zg_conf_load_string("/x/z.conf", text, strlen(text), err, sizeof(err)));
+    assert_non_null(strstr(err, "/x/z.conf:2"));
+    text = "worker_sandbox maybe;\n";
+    assert_null(zg_conf_load_string("/x/z.conf", text, strlen(text), err, sizeof(err)));
+    assert_non_null(strstr(err, "\"worker_sandbox\" directive"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1003,6 +1050,7 @@ int main(void)
         cmocka_unit_test(test_rate_and_burst),
         cmocka_unit_test(test_include_errors),
         cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_user_and_sandbox),
         cmocka_unit_test(test_foreign_errors),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
