@@ -1,4 +1,5 @@
-/* test_limit_req.c — limit_req against hand-computed nginx answers. */
+/* test_limit_req.c — limit_req against hand-computed nginx answers; the shared-memory
+ * side of cluster sync (dirty list, admitted counts, the fleet's answer, layout). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +36,9 @@ static void set_args(const char *args)
     ctx.args.len = strlen(args);
 }
 
+/* zone_make_ex makes a zone created with sync=... (a cluster-synced layout) */
+static int make_synced;
+
 /* declares, maps and initialises a zone in its own list; old = previous list or NULL */
 static int zone_make_ex(lr_zone_t *z, const char *name, size_t size, const char *key,
                         uint64_t rate, zg_zone_list_t *old)
@@ -49,6 +53,12 @@ static int zone_make_ex(lr_zone_t *z, const char *name, size_t size, const char 
     assert_non_null(z->zc.key);
     z->zc.key_text = strdup(key);
     z->zc.rate = rate;
+    z->zc.sync_interval = 100;
+    if (make_synced) {
+        z->zc.sync_url = "redis://127.0.0.1:6379";
+        strcpy(z->zc.sync_host, "127.0.0.1");
+        z->zc.sync_port = 6379;
+    }
     z->zone->conf = &z->zc;
     z->zone->init = zg_limit_req_zone_init;
     return zg_zone_map_all(&z->list, old, err, sizeof(err));
@@ -884,9 +894,182 @@ static void test_processes(void **state)
     zone_free(&other, 1);
 }
 
+/* ---- cluster sync: the shared-memory side (the sync module drives it) ---- */
+
+/* a zone for "$binary_remote_addr" at 10r/s, created with sync=... or without */
+static int sync_zone_make(lr_zone_t *z, const char *name, size_t size, int sync,
+                          zg_zone_list_t *old)
+{
+    make_synced = sync;
+    int rc = zone_make_ex(z, name, size, "$binary_remote_addr", 10000, old);
+    make_synced = 0;
+    return rc;
+}
+
+typedef struct {
+    int n;
+    unsigned char key[8][16];
+    size_t len[8];
+    uint32_t admitted[8];
+} taken_t;
+
+static int take_cb(void *arg, const unsigned char *key, size_t len, uint32_t admitted)
+{
+    taken_t *t = arg;
+
+    if (t->n == 8) {
+        return ZG_ERROR;
+    }
+    memcpy(t->key[t->n], key, len);
+    t->len[t->n] = len;
+    t->admitted[t->n] = admitted;
+    t->n++;
+    return ZG_OK;
+}
+
+static int sync_check(zg_limit_req_conf_t *l, zg_msec_t at)
+{
+    zg_limit_req_result_t res;
+
+    zg_limit_req_check(l, 1, 0, ZG_LOG_EMERG, &ctx, T0 + at, &res);
+    return res.status;
+}
+
+/* admitted requests are counted per key, listed once, taken in order */
+static void test_take_counts(void **state)
+{
+    lr_zone_t z;
+    zg_limit_req_conf_t l;
+    taken_t t;
+    uint32_t ip;
+
+    (void)state;
+    sync_zone_make(&z, "s", 64 * 1024, 1, NULL);
+    l = (zg_limit_req_conf_t){ &z.zc, 5000, NODELAY };
+    set_ip(0x0a000001);
+    for (int i = 0; i < 8; i++) {
+        sync_check(&l, 0); /* 6 pass (burst 5), 2 rejected */
+    }
+    set_ip(0x0a000002);
+    sync_check(&l, 0);
+
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(zg_limit_req_sync_take(z.zone, 512, take_cb, &t), 2);
+    assert_int_equal(t.n, 2);
+    memcpy(&ip, t.key[0], 4);
+    assert_int_equal(ntohl(ip), 0x0a000001);
+    assert_int_equal(t.admitted[0], 6);
+    assert_int_equal(t.admitted[1], 1);
+    /* nothing more until traffic comes back */
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(zg_limit_req_sync_take(z.zone, 512, take_cb, &t), 0);
+    /* a rejection lists the key too (to pull the fleet's view), with 0 admitted */
+    set_ip(0x0a000001);
+    assert_int_equal(sync_check(&l, 1), ZG_LIMIT_REJECTED);
+    assert_int_equal(zg_limit_req_sync_take(z.zone, 512, take_cb, &t), 1);
+    assert_int_equal(t.admitted[0], 0);
+    /* budget: at most max per take */
+    for (uint32_t i = 0; i < 5; i++) {
+        set_ip(0x0b000000 + i);
+        sync_check(&l, 2);
+    }
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(zg_limit_req_sync_take(z.zone, 3, take_cb, &t), 3);
+    assert_int_equal(zg_limit_req_sync_take(z.zone, 3, NULL, NULL), 2); /* dropped */
+    zg_limit_req_sync_stats_t st;
+    assert_int_equal(zg_limit_req_sync_stats(z.zone, &st), ZG_OK);
+    assert_int_equal(st.dropped, 2);
+    zone_free(&z, 1);
+}
+
+/* the fleet's excess becomes the key's bucket (plus what was admitted since) */
+static void test_apply(void **state)
+{
+    lr_zone_t z;
+    zg_limit_req_conf_t l;
+    unsigned char key[4];
+    uint32_t ip = htonl(0x0a000003);
+    taken_t t;
+
+    (void)state;
+    sync_zone_make(&z, "s", 64 * 1024, 1, NULL);
+    l = (zg_limit_req_conf_t){ &z.zc, 5000, NODELAY };
+    memcpy(key, &ip, 4);
+    set_ip(0x0a000003);
+    assert_int_equal(sync_check(&l, 0), ZG_LIMIT_PASSED);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(zg_limit_req_sync_take(z.zone, 512, take_cb, &t), 1);
+    assert_int_equal(sync_check(&l, 0), ZG_LIMIT_PASSED); /* admitted after the take */
+    /* other hosts used 5 more: fleet excess 6000 (ours 1 + theirs 5) + our 1 since = 7000 */
+    zg_limit_req_sync_apply(z.zone, key, 4, 6000, T0, T0);
+    assert_int_equal(sync_check(&l, 0), ZG_LIMIT_REJECTED);
+    /* 300 ms later 3 requests have drained: 4000 + 1000 <= burst again */
+    assert_int_equal(sync_check(&l, 299), ZG_LIMIT_REJECTED);
+    assert_int_equal(sync_check(&l, 300), ZG_LIMIT_PASSED);
+    assert_int_equal(sync_check(&l, 300), ZG_LIMIT_REJECTED);
+    /* what was admitted since the take drains from the take on: 3 requests
+     * admitted, the answer comes 200 ms (2 drained) after the take */
+    assert_int_equal(sync_check(&l, 2000), ZG_LIMIT_PASSED);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(zg_limit_req_sync_take(z.zone, 512, take_cb, &t), 1);
+    assert_int_equal(sync_check(&l, 2000), ZG_LIMIT_PASSED);
+    assert_int_equal(sync_check(&l, 2000), ZG_LIMIT_PASSED);
+    assert_int_equal(sync_check(&l, 2000), ZG_LIMIT_PASSED);
+    zg_limit_req_sync_apply(z.zone, key, 4, 3000, T0 + 2000, T0 + 2200);
+    /* 3000 + (3000 - 2000) = 4000: one more fits (5000), not two */
+    assert_int_equal(sync_check(&l, 2200), ZG_LIMIT_PASSED);
+    assert_int_equal(sync_check(&l, 2200), ZG_LIMIT_REJECTED);
+    /* an unknown key is ignored */
+    key[0] ^= 0xff;
+    zg_limit_req_sync_apply(z.zone, key, 4, 99000, T0, T0);
+    zone_free(&z, 1);
+}
+
+/* only sync zones grow their nodes; a non-sync zone reports no sync */
+static void test_layout_and_reload(void **state)
+{
+    lr_zone_t a, b;
+    zg_limit_req_conf_t l;
+    zg_limit_req_sync_stats_t st;
+    uint64_t used3, used4;
+
+    (void)state;
+    sync_zone_make(&a, "plain", 64 * 1024, 0, NULL);
+    assert_null(zg_limit_req_sync_shared(a.zone));
+    assert_int_equal(zg_limit_req_sync_stats(a.zone, &st), ZG_DECLINED);
+    l = (zg_limit_req_conf_t){ &a.zc, 0, NODELAY };
+    set_ip(1);
+    used3 = a.zone->pool->stats[3].used;
+    sync_check(&l, 0);
+    assert_int_equal(zg_limit_req_sync_take(a.zone, 10, NULL, NULL), 0);
+    assert_int_equal(a.zone->pool->stats[3].used, used3 + 1); /* one 64-byte slot */
+
+    /* a reload cannot add sync to a zone made without it */
+    assert_int_equal(sync_zone_make(&b, "plain", 64 * 1024, 1, &a.list), ZG_ERROR);
+    zone_free(&b, 0);
+    zone_free(&a, 1);
+
+    sync_zone_make(&a, "synced", 64 * 1024, 1, NULL);
+    assert_non_null(zg_limit_req_sync_shared(a.zone));
+    l = (zg_limit_req_conf_t){ &a.zc, 0, NODELAY };
+    used3 = a.zone->pool->stats[3].used;
+    used4 = a.zone->pool->stats[4].used;
+    sync_check(&l, 0);
+    assert_int_equal(a.zone->pool->stats[3].used, used3);
+    assert_int_equal(a.zone->pool->stats[4].used, used4 + 1); /* 128-byte slot with the extension */
+    /* ... but may drop it: the zone keeps its layout */
+    assert_int_equal(sync_zone_make(&b, "synced", 64 * 1024, 0, &a.list), ZG_OK);
+    assert_non_null(zg_limit_req_sync_shared(b.zone));
+    zone_free(&b, 0);
+    zone_free(&a, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_take_counts),
+        cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_layout_and_reload),
         cmocka_unit_test_setup(test_rate_1rs_burst0, setup),
         cmocka_unit_test_setup(test_burst5_delay_all, setup),
         cmocka_unit_test_setup(test_burst5_nodelay, setup),

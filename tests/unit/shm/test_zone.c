@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "zg_zone.h"
+#include "zg_shm_test.h"
 
 /* zone kinds as modules define them (the names show in errors) */
 static const zg_zone_kind_t kind_req = { "limit_req", NULL };
@@ -258,12 +259,69 @@ static void test_map_errors(void **state)
     zg_zone_list_free(&two);
 }
 
+static void test_hammer(void **state)
+{
+    zg_zone_list_t l;
+    zg_zone_t *z = map_shared_zone(&l, 4 * 1024 * 1024);
+    zg_slab_pool_t *pool = z->pool;
+    shared_root_sh_t *r = z->data;
+    zg_slab_stat_t before[ZG_SLAB_NSLOTS];
+    size_t pages_free = pool->pages_free;
+    pid_t pids[NCHILD];
+    uint64_t reqs = 0;
+    unsigned i;
+
+    (void)state;
+    guard(GUARD);
+    memcpy(before, pool->stats, sizeof(before));
+
+    for (i = 0; i < NCHILD; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            child_run(z, i);
+        }
+    }
+    for (i = 0; i < NCHILD; i++) {
+        wait_ok(pids[i]);
+    }
+
+    assert_int_equal(r->counter, (uint64_t)NCHILD * ITERS);
+    for (i = 0; i < NCHILD; i++) {
+        assert_int_equal(r->inserted[i], ITERS);
+        assert_int_equal(r->deleted[i], ITERS);
+    }
+    assert_int_equal(r->in_tree, 0);
+    assert_null(zg_rbtree_min(&r->tree));
+    assert_true(zg_queue_empty(&r->lru));
+    assert_int_equal(zg_rbtree_validate(&r->tree), ZG_OK);
+    assert_int_equal(pool->mutex.owner, 0);
+    assert_int_equal(pool->mutex.recovered, 0);
+
+    /* no leak: back to the state before the children */
+    assert_int_equal(zg_slab_validate(pool), ZG_OK);
+    assert_int_equal(pool->pages_free, pages_free);
+    for (i = 0; i < ZG_SLAB_NSLOTS; i++) {
+        assert_int_equal(pool->stats[i].used, before[i].used);
+        assert_int_equal(pool->stats[i].total, before[i].total);
+        assert_int_equal(pool->stats[i].fails, 0);
+        reqs += pool->stats[i].reqs - before[i].reqs;
+    }
+    assert_int_equal(reqs, (uint64_t)NCHILD * ITERS);
+    assert_int_equal(pool->bad_frees, 0);
+
+    alarm(0);
+    zg_zone_unmap_all(&l);
+    zg_zone_list_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_declare),
         cmocka_unit_test(test_map_and_reuse),
         cmocka_unit_test(test_map_errors),
+        cmocka_unit_test(test_hammer),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
