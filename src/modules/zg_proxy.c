@@ -19,7 +19,6 @@
 #define ZG_PROXY_HEAD_MAX (64 * 1024) /* upstream response head */
 #define ZG_PROXY_IDLE_MSEC 60000      /* idle kept-alive upstream connection */
 #define ZG_PROXY_KEEP_HEAD (16 * 1024) /* a recycled proxy keeps a head buffer up to this */
-#define ZG_PROXY_BODY_INIT (16 * 1024) /* first size of the retained request body */
 
 typedef struct zg_upconn_s zg_upconn_t;
 typedef struct zg_proxy_s zg_proxy_t;
@@ -67,8 +66,8 @@ struct zg_proxy_s {
     zg_upconn_t *uc;
     char *head;
     size_t head_len, head_cap;
-    char *body;                 /* body bytes (encoded for upstream) not yet dropped */
-    size_t body_len, body_cap, body_off;
+    zg_buf_t body;              /* body bytes (encoded for upstream) not yet dropped */
+    size_t body_off;            /* sent up to here */
     zg_msec_t attempt_start;
     int error_status;           /* 502 or 504 of the last failed attempt */
     unsigned body_done : 1;     /* the client's body is complete */
@@ -652,8 +651,7 @@ static zg_proxy_t *zg_proxy_alloc(void)
 
 static void zg_proxy_free(zg_proxy_t *p)
 {
-    free(p->body);
-    p->body = NULL;
+    zg_buf_free(&p->body);
     if (zg_proxy_ncache < ZG_PROXY_CACHE && p->head_cap <= ZG_PROXY_KEEP_HEAD) {
         zg_proxy_cache[zg_proxy_ncache++] = p;
         return;
@@ -824,15 +822,15 @@ static void zg_proxy_send_body(zg_proxy_t *p)
 {
     zg_upconn_t *uc = p->uc;
     if (uc == NULL || !uc->connected) {
-        if (p->body_len > ZG_PROXY_HIGH && !p->client_paused) {
+        if (p->body.len > ZG_PROXY_HIGH && !p->client_paused) {
             p->client_paused = 1;
             zg_conn_read(p->r->c, 0);
         }
         return;
     }
-    if (p->body_off < p->body_len) {
-        zg_outq_append(&uc->out, p->body + p->body_off, p->body_len - p->body_off);
-        p->body_off = p->body_len;
+    if (p->body_off < p->body.len) {
+        zg_outq_append(&uc->out, p->body.data + p->body_off, p->body.len - p->body_off);
+        p->body_off = p->body.len;
     }
     if (p->body_done && !p->body_end_sent) {
         if (p->chunked_up) {
@@ -840,9 +838,9 @@ static void zg_proxy_send_body(zg_proxy_t *p)
         }
         p->body_end_sent = 1;
     }
-    if (p->body_len > ZG_PROXY_RETAIN) {
+    if (p->body.len > ZG_PROXY_RETAIN) {
         p->body_overflow = 1;
-        p->body_len = p->body_off = 0;
+        p->body.len = p->body_off = 0;
     }
     if (zg_outq_flush(&uc->out) != ZG_OK) {
         zg_proxy_fail(p, 0, "send() failed");
@@ -859,25 +857,6 @@ static void zg_proxy_send_body(zg_proxy_t *p)
         p->client_paused = 0;
         zg_conn_body(p->r->c);
     }
-}
-
-static int zg_proxy_body_append(zg_proxy_t *p, const char *data, size_t n)
-{
-    if (p->body_len + n > p->body_cap) {
-        size_t cap = p->body_cap ? p->body_cap : ZG_PROXY_BODY_INIT;
-        while (cap < p->body_len + n) {
-            cap *= 2;
-        }
-        char *b = realloc(p->body, cap);
-        if (b == NULL) {
-            return ZG_ERROR;
-        }
-        p->body = b;
-        p->body_cap = cap;
-    }
-    memcpy(p->body + p->body_len, data, n);
-    p->body_len += n;
-    return ZG_OK;
 }
 
 static void zg_proxy_body(zg_request_t *r, const char *data, size_t n)
@@ -897,14 +876,14 @@ static void zg_proxy_body(zg_request_t *r, const char *data, size_t n)
             line[--l] = digits[v & 15];
             v >>= 4;
         } while (v);
-        zg_proxy_body_append(p, line + l, sizeof(line) - l);
-        zg_proxy_body_append(p, data, n);
-        zg_proxy_body_append(p, "\r\n", 2);
+        zg_buf_append(&p->body, line + l, sizeof(line) - l);
+        zg_buf_append(&p->body, data, n);
+        zg_buf_append(&p->body, "\r\n", 2);
     } else {
-        zg_proxy_body_append(p, data, n);
+        zg_buf_append(&p->body, data, n);
     }
     if (p->waiting_body) {
-        if (p->body_len >= ZG_PROXY_RETAIN) {
+        if (p->body.len >= ZG_PROXY_RETAIN) {
             p->waiting_body = 0;
             zg_proxy_connect(p);
         }

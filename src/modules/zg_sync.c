@@ -17,7 +17,6 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/adapters/libuv.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -25,6 +24,7 @@
 #include <unistd.h>
 
 #include "zg_admin.h"
+#include "zg_buf.h"
 #include "zg_limit_req.h"
 #include "zg_log.h"
 #include "zg_proc.h"
@@ -95,8 +95,7 @@ struct zg_sync_batch_s {
     zg_msec_t sent;
     int n;
     int retried;          /* resent with EVAL after NOSCRIPT */
-    char *buf;            /* keys, then the numbers */
-    size_t len, cap;
+    zg_buf_t text;        /* keys, then the numbers */
     size_t *off;          /* argv as offsets into buf */
     size_t *argvlen;
     uint32_t *admitted;
@@ -334,7 +333,7 @@ static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now)
 
 static void zg_sync_batch_free(zg_sync_batch_t *b)
 {
-    free(b->buf);
+    zg_buf_free(&b->text);
     free(b->off);
     free(b->argvlen);
     free(b->admitted);
@@ -342,43 +341,19 @@ static void zg_sync_batch_free(zg_sync_batch_t *b)
     free(b);
 }
 
-static int zg_sync_batch_put(zg_sync_batch_t *b, const void *p, size_t n)
-{
-    size_t cap;
-    char *nb;
-
-    if (b->len + n > b->cap) {
-        cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) {
-            cap *= 2;
-        }
-        nb = realloc(b->buf, cap);
-        if (nb == NULL) {
-            return ZG_ERROR;
-        }
-        b->buf = nb;
-        b->cap = cap;
-    }
-    memcpy(b->buf + b->len, p, n);
-    b->len += n;
-    return ZG_OK;
-}
-
 /* one more argv entry: bytes in buf from off to len */
 static void zg_sync_batch_arg(zg_sync_batch_t *b, size_t off)
 {
     b->off[b->argc] = off;
-    b->argvlen[b->argc] = b->len - off;
+    b->argvlen[b->argc] = b->text.len - off;
     b->argc++;
 }
 
 static int zg_sync_batch_num(zg_sync_batch_t *b, uint64_t v)
 {
-    char num[24];
-    size_t off = b->len;
-    int n = snprintf(num, sizeof(num), "%" PRIu64, v);
+    size_t off = b->text.len;
 
-    if (zg_sync_batch_put(b, num, (size_t)n) != ZG_OK) {
+    if (zg_buf_num(&b->text, v) != ZG_OK) {
         return ZG_ERROR;
     }
     zg_sync_batch_arg(b, off);
@@ -389,11 +364,11 @@ static int zg_sync_batch_num(zg_sync_batch_t *b, uint64_t v)
 static int zg_sync_batch_key(void *arg, const unsigned char *key, size_t len, uint32_t admitted)
 {
     zg_sync_batch_t *b = arg;
-    size_t off = b->len;
+    size_t off = b->text.len;
 
-    if (zg_sync_batch_put(b, b->z->prefix, b->z->prefix_len) != ZG_OK ||
-        zg_sync_batch_put(b, key, len) != ZG_OK) {
-        b->len = off;
+    if (zg_buf_append(&b->text, b->z->prefix, b->z->prefix_len) != ZG_OK ||
+        zg_buf_append(&b->text, key, len) != ZG_OK) {
+        b->text.len = off;
         return ZG_ERROR;
     }
     b->admitted[b->n++] = admitted;
@@ -421,7 +396,7 @@ static int zg_sync_batch_send(zg_sync_batch_t *b, redisAsyncContext *ac)
     }
     b->argvlen[0] = strlen(b->argv[0]);
     for (i = 2; i < b->argc; i++) {
-        b->argv[i] = b->buf + b->off[i];
+        b->argv[i] = b->text.data + b->off[i];
     }
     b->ac = ac;
     b->sent = zg_time_msec();
@@ -484,7 +459,7 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
             continue;
         }
         zg_limit_req_sync_apply(z->zone,
-                                (const unsigned char *)b->buf + b->off[3 + i] + z->prefix_len,
+                                (const unsigned char *)b->text.data + b->off[3 + i] + z->prefix_len,
                                 b->argvlen[3 + i] - z->prefix_len, (uint64_t)e->integer,
                                 b->taken, now);
     }
@@ -521,15 +496,13 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
     }
     /* numkeys goes at argv[2]: keys are at 3 .. 3 + n */
     {
-        char num[24];
-        size_t off = b->len;
-        int len = snprintf(num, sizeof(num), "%d", b->n);
+        size_t off = b->text.len;
 
-        if (zg_sync_batch_put(b, num, (size_t)len) != ZG_OK) {
+        if (zg_buf_num(&b->text, (uint64_t)b->n) != ZG_OK) {
             goto fail;
         }
         b->off[2] = off;
-        b->argvlen[2] = (size_t)len;
+        b->argvlen[2] = b->text.len - off;
     }
     if (zg_sync_batch_num(b, z->zc->rate) != ZG_OK ||
         zg_sync_batch_num(b, z->zc->sync_interval) != ZG_OK) {
