@@ -12,22 +12,24 @@ OPT      ?= -O2
 SAN      ?=
 LLHTTP_DIR ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread -Iinclude -I$(LLHTTP_INC)
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread $(INCLUDES) -I$(LLHTTP_INC)
 CFLAGS   = $(CFLAGS_BASE) -Wall -Wextra -Werror -MMD -MP $(EXTRA_CFLAGS)
 LDLIBS   = -luv -lhiredis -lseccomp -lcrypt -lcrypto -lpthread -lm
 PYTHON  ?= python3
 
-SRC      = $(filter-out src/main.c,$(wildcard src/*.c))
+# the library, one folder per layer (each uses only the layers listed before it)
+LAYERS   = core shm conf http modules process
+INCLUDES = -Iinclude $(LAYERS:%=-Iinclude/%)
+
+SRC      = $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c)) $(wildcard src/zg_*.c)
 OBJ      = $(SRC:src/%.c=$(BUILD)/obj/%.o)
 LLHTTP_OBJ = $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
-UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_SRC = $(foreach l,$(LAYERS),$(wildcard tests/unit/$(l)/test_*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-TOOLS_SRC = $(wildcard tests/tools/*.c)
-TOOLS_BIN = $(TOOLS_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all deps run test smoke unit integration asan clean fuzz fuzz-smoke bench microbench soak
 
-all: $(BUILD)/zonegate $(UNIT_BIN) $(TOOLS_BIN)
+all: $(BUILD)/zonegate $(UNIT_BIN)
 
 # `run`, `test` and `bench` install their packages first and only then re-invoke make
 # for the rest: make reads directories (e.g. the llhttp sources) once, so no rule may
@@ -56,11 +58,7 @@ $(BUILD)/zonegate: $(BUILD)/obj/main.o $(BUILD)/libzg.a
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libzg.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libzg.a -lcmocka $(LDLIBS)
-
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libzg.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libzg.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libzg.a -lcmocka $(LDLIBS)
 
 RUN_CMD = $(BUILD)/zonegate -c conf/zonegate.conf
 
@@ -77,7 +75,7 @@ unit: all
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 integration: all
-	ZG_BIN=$(BUILD)/zonegate ZG_TOOLS=$(BUILD)/tools $(PYTHON) tests/integration/run.py
+	ZG_BIN=$(BUILD)/zonegate $(PYTHON) tests/integration/run.py
 
 test:
 	@sh scripts/deps.sh test
@@ -131,4 +129,4 @@ bench:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d $(BUILD)/tools/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/*/*.d $(BUILD)/tests/*/*.d)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "zg_conf.h"
+#include "zg_core_module.h"
 #include "zg_log.h"
 #include "zg_process.h"
 
@@ -36,13 +37,14 @@ static int signal_master(zg_conf_t *conf, const char *name)
         fprintf(stderr, "zonegate: invalid option: \"-s %s\"\n", name);
         return 1;
     }
-    if (conf->pid_file == NULL) {
+    const char *pid_file = zg_core_conf(conf)->pid_file;
+    if (pid_file == NULL) {
         fprintf(stderr, "zonegate: [error] no \"pid\" file in the configuration\n");
         return 1;
     }
-    FILE *f = fopen(conf->pid_file, "r");
+    FILE *f = fopen(pid_file, "r");
     if (f == NULL) {
-        fprintf(stderr, "zonegate: [error] open() \"%s\" failed (%d: %s)\n", conf->pid_file,
+        fprintf(stderr, "zonegate: [error] open() \"%s\" failed (%d: %s)\n", pid_file,
                 errno, strerror(errno));
         return 1;
     }
@@ -50,7 +52,7 @@ static int signal_master(zg_conf_t *conf, const char *name)
     int n = fscanf(f, "%ld", &pid);
     fclose(f);
     if (n != 1 || pid <= 0) {
-        fprintf(stderr, "zonegate: [error] invalid PID number in \"%s\"\n", conf->pid_file);
+        fprintf(stderr, "zonegate: [error] invalid PID number in \"%s\"\n", pid_file);
         return 1;
     }
     if (kill((pid_t)pid, sig) != 0) {

@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "zg_conf.h"
+#include "zg_http_core.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -15,10 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     conf = zg_conf_load_string("/nonexistent/fuzz.conf", (const char *)data, size, err,
                                sizeof(err));
     if (conf != NULL) {
-        for (int i = 0; i < conf->nlistens; i++) {
-            zg_server_conf_t *srv = zg_conf_find_server(&conf->listens[i], "a", 1);
+        zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(conf);
+        for (int i = 0; i < cmcf->nlistens; i++) {
+            zg_server_conf_t *srv = zg_http_find_server(&cmcf->listens[i], "a", 1);
             if (srv != NULL) {
-                (void)zg_conf_find_location(srv, "/a/b", 4);
+                (void)zg_http_find_location(srv, "/a/b", 4);
             }
         }
         zg_conf_free(conf);

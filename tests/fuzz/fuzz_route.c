@@ -14,6 +14,7 @@
 
 #include "zg_conf.h"
 #include "zg_http.h"
+#include "zg_http_core.h"
 
 static const char fz_conf_text[] =
     "http {\n"
@@ -62,8 +63,8 @@ static void fz_head(void *data, zg_http_req_t *r)
 {
     fz_t *f = data;
     const zg_str_t *p = &r->path;
-    zg_server_conf_t *srv = zg_conf_find_server(&fz_conf->listens[0], r->host.data,
-                                                r->host.len);
+    zg_server_conf_t *srv = zg_http_find_server(&zg_http_core_main_conf(fz_conf)->listens[0],
+                                                r->host.data, r->host.len);
     zg_location_t *loc;
 
     f->stopped = 1;
@@ -71,7 +72,7 @@ static void fz_head(void *data, zg_http_req_t *r)
         (f->merge && memmem(p->data, p->len, "//", 2) != NULL)) {
         abort();
     }
-    loc = zg_conf_find_location(srv, p->data, p->len);
+    loc = zg_http_find_location(srv, p->data, p->len);
     if (loc != NULL) {
         if (loc->exact ? (loc->path_len != p->len || memcmp(loc->path, p->data, p->len))
                        : (loc->path_len > p->len || memcmp(loc->path, p->data, loc->path_len))) {
@@ -93,7 +94,7 @@ static void fz_head(void *data, zg_http_req_t *r)
         zg_http_uri_t u;
 
         if (again == NULL || zg_http_parse_uri(p->data, p->len, f->merge, again, &u) != ZG_OK ||
-            zg_conf_find_location(srv, again, u.path_len) != loc) {
+            zg_http_find_location(srv, again, u.path_len) != loc) {
             abort();
         }
         free(again);
@@ -129,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         zg_conf_no_resolve = 1;
         fz_conf = zg_conf_load_string("fuzz_route.conf", fz_conf_text, sizeof(fz_conf_text) - 1,
                                       err, sizeof(err));
-        if (fz_conf == NULL || fz_conf->nlistens != 1) {
+        if (fz_conf == NULL || zg_http_core_main_conf(fz_conf)->nlistens != 1) {
             abort();
         }
     }

@@ -1,0 +1,128 @@
+/* zg_worker.h — one worker process: a libuv loop, the client connections it
+ * accepted, and the output queues both sides of a proxied request write through. */
+#ifndef ZG_WORKER_H
+#define ZG_WORKER_H
+
+#include <string.h>
+#include <uv.h>
+
+#include "zg_buf.h"
+#include "zg_conf.h"
+#include "zg_deadline.h"
+#include "zg_http.h"
+#include "zg_http_core.h"
+#include "zg_queue.h"
+
+
+/* Bytes to write to a stream, in order.  Appends go to `buf`; zg_outq_flush writes
+ * what it can at once (uv_try_write) and queues a copy of the rest. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    size_t inflight;      /* bytes queued in uv_write requests not yet done */
+    uv_stream_t *stream;
+    void (*drained)(void *data); /* called when inflight drops to 0 (may be NULL) */
+    void (*failed)(void *data, int status); /* a queued write failed */
+    void *data;
+} zg_outq_t;
+
+void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data);
+int zg_outq_grow(zg_outq_t *q, size_t n);
+
+static inline int zg_outq_append(zg_outq_t *q, const void *p, size_t n)
+{
+    if (q->len + n > q->cap && zg_outq_grow(q, n) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    memcpy(q->buf + q->len, p, n);
+    q->len += n;
+    return ZG_OK;
+}
+int zg_outq_printf(zg_outq_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* fast appends for the hot path (no printf) */
+int zg_outq_str(zg_outq_t *q, const char *s);
+int zg_outq_num(zg_outq_t *q, uint64_t n);
+int zg_outq_hex(zg_outq_t *q, uint64_t n);
+/* ZG_OK (all written or queued) or ZG_ERROR (write error: the stream is broken) */
+int zg_outq_flush(zg_outq_t *q);
+size_t zg_outq_pending(const zg_outq_t *q);
+void zg_outq_free(zg_outq_t *q);
+
+
+typedef struct zg_conn_s {
+    uv_tcp_t tcp;
+    zg_deadline_t timer;        /* header / keep-alive / body / send deadline */
+    uv_shutdown_t shutdown;
+    zg_worker_t *w;
+    zg_listen_t *ls;
+    struct sockaddr_storage peer;
+    zg_http_in_t *in;
+    zg_request_t *req;          /* the request being served (one at a time) */
+    zg_request_t *rmem;         /* its memory, reused by the next request */
+    zg_outq_t out;
+    zg_queue_t link;            /* in the worker's list of connections */
+    uint64_t serial;
+    uint64_t nrequests;
+    int handles;                /* open uv handles; freed when 0 */
+    unsigned reading : 1;       /* uv_read_start active */
+    unsigned closing : 1;
+    unsigned close_after : 1;   /* close once the output is written */
+    unsigned idle : 1;          /* between requests */
+    unsigned lingering : 1;     /* write side shut, draining the client's bytes */
+    unsigned in_parser : 1;     /* inside zg_http_in_* (handlers must not re-enter) */
+    unsigned want_resume : 1;
+    unsigned want_next : 1;
+    char addr_text[64];
+} zg_conn_t;
+
+struct zg_worker_s {
+    uv_loop_t *loop;
+    zg_conf_t *conf;
+    int slot;
+    uv_tcp_t *listeners;
+    int nlisteners;
+    uv_signal_t sig_term, sig_int, sig_quit, sig_usr1, sig_hup;
+#ifdef ZG_DEBUG
+    uv_signal_t sig_debug;
+#endif
+    int chan;                   /* the master's log channel */
+    const struct zg_worker_setup_s *setup;
+    uv_poll_t chan_poll;
+    uv_timer_t quit_timer;
+    zg_queue_t conns;
+    int nconns;
+    uint64_t serial;
+    uint64_t fd_limit;          /* RLIMIT_NOFILE, 0 = unknown */
+    unsigned quitting : 1;
+};
+
+/* What the process layer does inside a worker, at the points the worker reaches
+ * them (privilege drop and sandbox: process/zg_priv.c).  Each returns ZG_OK or
+ * ZG_ERROR (logged; the worker then exits with 2). */
+typedef struct zg_worker_setup_s {
+    int (*drop)(const zg_conf_t *conf);         /* first: give up privileges */
+    int (*sandbox)(const zg_conf_t *conf);      /* set up, before the loop runs */
+    int (*logs)(int chan, const zg_conf_t *conf); /* the master sent reopened logs */
+} zg_worker_setup_t;
+
+/* Runs a worker on conf's already-open listening sockets, chan being its end of the
+ * master's log channel.  The modules' init_worker hooks run once the loop and the
+ * listeners are ready, quit_worker when a graceful stop begins, exit_worker after
+ * the loop stopped.  Returns the exit code: 2 = could not set up, not to be
+ * respawned. */
+int zg_worker_run(zg_conf_t *conf, int slot, int chan, const zg_worker_setup_t *setup);
+
+/* Reading from the client on/off (backpressure, delays). */
+void zg_conn_read(zg_conn_t *c, int on);
+/* Closes the connection (aborting its request if any). */
+void zg_conn_close(zg_conn_t *c);
+/* The request finished and its response is queued: keep-alive or close. */
+void zg_conn_request_done(zg_conn_t *c, int keepalive);
+/* Go on parsing the request body (after on_head); safe inside parser handlers. */
+void zg_conn_body(zg_conn_t *c);
+/* the client's address as text */
+const char *zg_conn_addr_text(zg_conn_t *c);
+/* (Re)arms the connection deadline; 0 stops it. */
+void zg_conn_timer(zg_conn_t *c, zg_msec_t ms);
+
+#endif

@@ -1,0 +1,55 @@
+/* zg_access_log.h — log_format and access_log: one line per finalized request. */
+#ifndef ZG_ACCESS_LOG_H
+#define ZG_ACCESS_LOG_H
+
+#include "zg_conf.h"
+#include "zg_vars.h"
+
+/* log_format NAME '...' ; the predefined "combined" exists in every config */
+typedef struct zg_log_format_s zg_log_format_t;
+struct zg_log_format_s {
+    char name[64];
+    zg_cv_t *cv;
+    zg_log_format_t *next;
+};
+
+/* access_log PATH [FORMAT]; one per distinct path+format */
+typedef struct zg_access_log_s zg_access_log_t;
+struct zg_access_log_s {
+    char *path;
+    zg_log_format_t *format;
+    int fd;                    /* -1 until opened */
+    zg_access_log_t *next;
+};
+
+typedef struct {
+    zg_log_format_t *formats;
+    zg_access_log_t *logs;     /* every distinct access log, for open and reopen */
+} zg_access_log_main_conf_t;
+
+typedef struct {
+    zg_access_log_t *log;      /* NULL = off */
+    int set;                   /* 0 = inherit */
+} zg_access_log_conf_t;
+
+extern zg_module_t zg_access_log_module;
+
+#define zg_access_log_main_conf(conf)                                                  \
+    ((zg_access_log_main_conf_t *)zg_main_conf_of(conf, zg_access_log_module))
+#define zg_access_log_conf(confs)                                                      \
+    ((zg_access_log_conf_t *)zg_conf_module(confs, zg_access_log_module))
+
+/* combined: $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
+ *           "$http_referer" "$http_user_agent" */
+extern const char zg_log_combined[];
+
+/* 1 if requests of this location are logged (so $upstream_* are worth filling) */
+int zg_access_log_enabled(void **loc_conf);
+
+int zg_access_log_open(zg_access_log_t *log);   /* ZG_OK / ZG_ERROR (logged) */
+int zg_access_log_reopen(zg_access_log_t *log); /* opens the path anew, swaps fds */
+void zg_access_log_close(zg_access_log_t *log);
+/* Formats one line for ctx and appends it with a single write(2). */
+void zg_access_log_write(zg_access_log_t *log, const zg_var_ctx_t *ctx);
+
+#endif

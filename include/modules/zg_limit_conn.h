@@ -1,0 +1,94 @@
+/* zg_limit_conn.h — concurrent requests per key in a shared zone (nginx's limit_conn),
+ * with per-worker shares so a dead worker's counts can be given back. */
+#ifndef ZG_LIMIT_CONN_H
+#define ZG_LIMIT_CONN_H
+
+#include "zg_conf.h"
+#include "zg_proc.h"
+#include "zg_vars.h"
+#include "zg_zone.h"
+
+/* limit_conn_zone KEY zone=NAME:SIZE */
+typedef struct {
+    zg_zone_t *zone;
+    zg_cv_t *key;
+    char *key_text;
+} zg_limit_conn_zone_conf_t;
+
+/* limit_conn NAME N */
+typedef struct {
+    zg_limit_conn_zone_conf_t *zone;
+    uint32_t conn;
+} zg_limit_conn_conf_t;
+
+typedef struct {
+    zg_limit_conn_zone_conf_t **zones;
+    int nzones;
+    /* private: limit_conn naming a zone that may be declared later */
+    void *refs;
+    int nrefs;
+} zg_limit_conn_main_conf_t;
+
+typedef struct {
+    zg_limit_conn_conf_t *limits;
+    int nlimits;                 /* -1 = unset */
+    int status;                  /* limit_conn_status 503 */
+    int log_level;               /* ZG_LOG_ERR */
+    int dry_run;
+} zg_limit_conn_loc_conf_t;
+
+extern zg_module_t zg_limit_conn_module;
+extern const zg_zone_kind_t zg_limit_conn_zone_kind;
+#define ZG_ZONE_LIMIT_CONN (&zg_limit_conn_zone_kind)
+
+#define zg_limit_conn_main_conf(conf)                                                  \
+    ((zg_limit_conn_main_conf_t *)zg_main_conf_of(conf, zg_limit_conn_module))
+#define zg_limit_conn_loc_conf(confs)                                                  \
+    ((zg_limit_conn_loc_conf_t *)zg_conf_module(confs, zg_limit_conn_module))
+
+/* a request holds at most this many limit_conn slots */
+#define ZG_LIMIT_CONN_MAX_HOLDS 16
+
+/* the worker slot (0..ZG_MAX_WORKERS-1) this process counts its holds under;
+ * set by the master right after fork */
+
+int zg_limit_conn_zone_init(zg_zone_t *zone, void *old_data);
+
+typedef struct {
+    zg_zone_t *zone;
+    void *node;          /* private: the held entry */
+    int slot;            /* private: the zg_worker_slot it is counted under */
+} zg_limit_conn_hold_t;
+
+/* Takes one slot per limit of limits[0..n) in order (holds has room for n).
+ * On ZG_OK holds[0..*nholds) must later be given to zg_limit_conn_release
+ * (exactly once).  Keys: empty = not limited; longer than 255 bytes: logged,
+ * not limited (nginx).  If a limit is over its count: everything taken is given
+ * back and ZG_BUSY is returned; with dry_run, as nginx, everything taken is given
+ * back too, no further limit is looked at, ZG_OK with *nholds == 0 and *status
+ * REJECTED_DRY_RUN.  ZG_ERROR: no memory for a new entry (limit_conn has no LRU
+ * to expire; logged "could not allocate node"): handled like a rejection.
+ * *status gets NONE (no key) / ZG_LIMIT_PASSED / REJECTED / REJECTED_DRY_RUN. */
+int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run,
+                          int log_level, const zg_var_ctx_t *ctx,
+                          zg_limit_conn_hold_t *holds, int *nholds, int *status);
+
+void zg_limit_conn_release(zg_limit_conn_hold_t *holds, int nholds);
+
+/* master: give back every count that worker `slot` held in this zone (it died);
+ * entries left with no holds are freed.  Holds of that slot must not be released
+ * afterwards. */
+void zg_limit_conn_forget_worker(zg_zone_t *zone, int slot);
+
+typedef struct {
+    uint64_t passed, rejected, rejected_dry_run;
+    uint64_t current;    /* requests held now, all keys */
+    uint64_t entries;
+    uint64_t alloc_fails;
+} zg_limit_conn_stats_t;
+
+void zg_limit_conn_stats(zg_zone_t *zone, zg_limit_conn_stats_t *out);
+/* current count for a key (tests); 0 if absent */
+uint32_t zg_limit_conn_count(zg_zone_t *zone, const void *key, size_t len);
+
+#endif

@@ -1,0 +1,42 @@
+/* zg_proxy.h — the proxy module: proxy_pass and proxy_* directives; its content
+ * handler forwards a request to an upstream peer and streams the response back;
+ * next peer on error, 502 when none answers, 504 on timeout; keep-alive pool. */
+#ifndef ZG_PROXY_H
+#define ZG_PROXY_H
+
+#include "zg_conf.h"
+#include "zg_upstream.h"
+
+/* proxy_next_upstream bits */
+#define ZG_NEXT_ERROR 0x01
+#define ZG_NEXT_TIMEOUT 0x02
+#define ZG_NEXT_HTTP_502 0x04
+#define ZG_NEXT_HTTP_503 0x08
+#define ZG_NEXT_HTTP_504 0x10
+#define ZG_NEXT_OFF 0x80
+
+/* proxy_set_header NAME VALUE (an empty VALUE removes the header) */
+typedef struct {
+    zg_str_t name;
+    zg_cv_t *value;
+} zg_proxy_header_t;
+
+typedef struct {
+    zg_upstream_conf_t *upstream; /* proxy_pass (location level) */
+    char *uri;            /* proxy_pass http://up/URI: replaces the matched prefix; NULL = pass URI as is */
+    size_t uri_len;
+    zg_proxy_header_t *set_headers;
+    int nset_headers;     /* -1 = unset (inherit) */
+    zg_msec_t connect_timeout; /* 60000 */
+    zg_msec_t read_timeout;    /* 60000 */
+    zg_msec_t send_timeout;    /* 60000 */
+    int next_upstream;         /* ZG_NEXT_*; default ERROR|TIMEOUT */
+    int next_upstream_tries;   /* 0 = unlimited */
+} zg_proxy_loc_conf_t;
+
+extern zg_module_t zg_proxy_module;
+
+#define zg_proxy_loc_conf(confs)                                                       \
+    ((zg_proxy_loc_conf_t *)zg_conf_module(confs, zg_proxy_module))
+
+#endif

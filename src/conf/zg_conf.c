@@ -1,0 +1,1315 @@
+/* zg_conf.c — the config core: tokenizer, dispatch by the modules' command
+ * tables, merge of the http -> server -> location levels, errors. */
+#include "zg_conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "zg_log.h"
+#include "zg_vars.h"
+
+#define ZG_CONF_MAX_INCLUDE_DEPTH 16
+#define ZG_CONF_MAX_FILE (16 * 1024 * 1024)
+
+enum { ZG_TK_WORD = 1, ZG_TK_SEMI, ZG_TK_LBRACE, ZG_TK_RBRACE, ZG_TK_EOF };
+
+int zg_conf_no_resolve;
+
+typedef struct zg_conf_mem_s zg_conf_mem_t;
+struct zg_conf_mem_s {
+    zg_conf_mem_t *next;
+    max_align_t data[];
+};
+
+typedef struct zg_conf_cvs_s zg_conf_cvs_t;
+struct zg_conf_cvs_s {
+    zg_cv_t *cv;
+    zg_conf_cvs_t *next;
+};
+
+typedef struct {
+    zg_conf_mem_t *mem;
+    zg_conf_cvs_t *cvs;
+} zg_conf_arena_t;
+
+/* one file being read */
+typedef struct {
+    const char *file;
+    const char *p, *end;
+    int line;
+} zg_cfile_t;
+
+/* the parse state only the core sees */
+typedef struct {
+    char *err;
+    size_t errlen;
+    zg_cfile_t *in;      /* the file being read */
+    int depth;           /* of includes */
+} zg_cp_priv_t;
+
+#define zg_cp_priv(cp) ((zg_cp_priv_t *)(cp)->priv)
+#define zg_cp_in(cp) (zg_cp_priv(cp)->in)
+
+/* ---------------------------------------------------------------- modules */
+
+int *zg_modules_file(zg_conf_t *conf, int k)
+{
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->file == NULL) {
+            continue;
+        }
+        for (int j = 0;; j++) {
+            int *fd = zg_modules[i]->file(conf, j);
+            if (fd == NULL) {
+                break;
+            }
+            if (k-- == 0) {
+                return fd;
+            }
+        }
+    }
+    return NULL;
+}
+
+size_t zg_modules_ctx_size, zg_modules_scratch_size;
+
+void zg_modules_init(void)
+{
+    static int done;
+    size_t off = 0;
+
+    if (done) {
+        return;
+    }
+    done = 1;
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        zg_modules[i]->index = i;
+        zg_modules[i]->ctx_offset = off;
+        off += zg_align(zg_modules[i]->ctx_size, sizeof(void *));
+    }
+    zg_modules_ctx_size = off;
+    off = 0;
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        zg_modules[i]->scratch_offset = off;
+        off += zg_align(zg_modules[i]->scratch_size, sizeof(void *));
+    }
+    zg_modules_scratch_size = off;
+}
+
+/* ---------------------------------------------------------------- arena */
+
+void *zg_conf_alloc(zg_conf_t *conf, size_t size)
+{
+    zg_conf_arena_t *a = conf->arena;
+    zg_conf_mem_t *m;
+
+    if (size > SIZE_MAX / 2) {
+        return NULL;
+    }
+    m = calloc(1, sizeof(zg_conf_mem_t) + size);
+    if (m == NULL) {
+        return NULL;
+    }
+    m->next = a->mem;
+    a->mem = m;
+    return m->data;
+}
+
+char *zg_conf_strdup(zg_conf_t *conf, const char *s, size_t len)
+{
+    char *p = zg_conf_alloc(conf, len + 1);
+
+    if (p != NULL && len > 0) {
+        memcpy(p, s, len);
+    }
+    return p;
+}
+
+static zg_conf_t *zg_conf_create(void)
+{
+    zg_conf_t *conf = calloc(1, sizeof(zg_conf_t));
+
+    if (conf == NULL) {
+        return NULL;
+    }
+    conf->arena = calloc(1, sizeof(zg_conf_arena_t));
+    if (conf->arena == NULL) {
+        free(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+void zg_conf_free(zg_conf_t *conf)
+{
+    zg_conf_arena_t *a;
+    zg_conf_mem_t *m, *mn;
+    zg_conf_cvs_t *c;
+
+    if (conf == NULL) {
+        return;
+    }
+    a = conf->arena;
+    if (a != NULL) {
+        for (c = a->cvs; c != NULL; c = c->next) {
+            zg_cv_free(c->cv);
+        }
+        for (m = a->mem; m != NULL; m = mn) {
+            mn = m->next;
+            free(m);
+        }
+        free(a);
+    }
+    zg_zone_list_free(&conf->zones);
+    free(conf);
+}
+
+/* grows arr (of *n elements) so one more fits, counts it; NULL if no memory */
+void *zg_conf_grow(zg_conf_t *conf, void *arr, int *n, size_t size)
+{
+    void *na;
+    int cnt = *n < 0 ? 0 : *n;
+
+    if (cnt == 0 || (cnt & (cnt - 1)) == 0) {
+        if (cnt > INT_MAX / 4) {
+            return NULL;
+        }
+        na = zg_conf_alloc(conf, (size_t)(cnt ? cnt * 2 : 1) * size);
+        if (na == NULL) {
+            return NULL;
+        }
+        if (cnt > 0) {
+            memcpy(na, arr, (size_t)cnt * size);
+        }
+        arr = na;
+    }
+    *n = cnt + 1;
+    return arr;
+}
+
+
+/* --------------------------------------------------------------- errors */
+
+static int zg_cp_verr_at(zg_cf_t *cp, const char *file, int line, const char *fmt,
+                         va_list ap)
+{
+    int k;
+
+    if (zg_cp_priv(cp)->err == NULL || zg_cp_priv(cp)->errlen == 0) {
+        return ZG_ERROR;
+    }
+    k = vsnprintf(zg_cp_priv(cp)->err, zg_cp_priv(cp)->errlen, fmt, ap);
+    if (k >= 0 && (size_t)k < zg_cp_priv(cp)->errlen && file != NULL) {
+        snprintf(zg_cp_priv(cp)->err + k, zg_cp_priv(cp)->errlen - (size_t)k, " in %s:%d", file, line);
+    }
+    return ZG_ERROR;
+}
+
+
+/* error at the directive being handled */
+int zg_conf_error(zg_cf_t *cp, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    zg_cp_verr_at(cp, cp->file, cp->line, fmt, ap);
+    va_end(ap);
+    return ZG_ERROR;
+}
+
+int zg_conf_error_at(zg_cf_t *cp, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    zg_cp_verr_at(cp, file, line, fmt, ap);
+    va_end(ap);
+    return ZG_ERROR;
+}
+
+int zg_conf_nomem(zg_cf_t *cp)
+{
+    return zg_conf_error(cp, "out of memory");
+}
+
+int zg_conf_invalid(zg_cf_t *cp, const zg_str_t *v)
+{
+    return zg_conf_error(cp, "invalid value \"%s\" in \"%s\" directive", v->data, cp->name);
+}
+
+int zg_conf_duplicate(zg_cf_t *cp)
+{
+    return zg_conf_error(cp, "\"%s\" directive is duplicate", cp->name);
+}
+
+int zg_conf_bad_param(zg_cf_t *cp, const zg_str_t *v)
+{
+    return zg_conf_error(cp, "invalid parameter \"%s\" in \"%s\" directive", v->data, cp->name);
+}
+
+/* -------------------------------------------------------------- values */
+
+int zg_conf_prefix(const zg_str_t *v, const char *p)
+{
+    size_t n = strlen(p);
+    return v->len >= n && memcmp(v->data, p, n) == 0;
+}
+
+int zg_conf_eq(const zg_str_t *v, const char *p)
+{
+    return v->len == strlen(p) && memcmp(v->data, p, v->len) == 0;
+}
+
+/* non-negative decimal up to INT_MAX; -1 on error */
+int zg_conf_atoi(const char *s, size_t len)
+{
+    int64_t v = 0;
+
+    if (len == 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+        if (v > INT_MAX) {
+            return -1;
+        }
+    }
+    return (int)v;
+}
+
+int64_t zg_conf_parse_size(const char *s, size_t len)
+{
+    int64_t v = 0, scale = 1;
+
+    if (len == 0) {
+        return -1;
+    }
+    switch (s[len - 1]) {
+    case 'k':
+    case 'K':
+        scale = 1024;
+        len--;
+        break;
+    case 'm':
+    case 'M':
+        scale = 1024 * 1024;
+        len--;
+        break;
+    case 'g':
+    case 'G':
+        scale = 1024 * 1024 * 1024;
+        len--;
+        break;
+    }
+    if (len == 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+        if (v > ((int64_t)1 << 50) / scale) {
+            return -1;
+        }
+    }
+    return v * scale;
+}
+
+zg_msec_t zg_conf_parse_time(const char *s, size_t len)
+{
+    zg_msec_t total = 0, v, unit;
+    size_t i = 0;
+    int digits, last_bare = 0;
+
+    if (len == 0) {
+        return ZG_UNSET_MSEC;
+    }
+    while (i < len) {
+        if (last_bare) {
+            return ZG_UNSET_MSEC; /* a bare number only at the end */
+        }
+        v = 0;
+        digits = 0;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            v = v * 10 + (zg_msec_t)(s[i] - '0');
+            if (v > ((zg_msec_t)1 << 40)) {
+                return ZG_UNSET_MSEC;
+            }
+            digits++;
+            i++;
+        }
+        if (digits == 0) {
+            return ZG_UNSET_MSEC;
+        }
+        if (i == len) {
+            unit = 1000;
+            last_bare = 1;
+        } else if (s[i] == 'm' && i + 1 < len && s[i + 1] == 's') {
+            unit = 1;
+            i += 2;
+        } else {
+            switch (s[i]) {
+            case 's':
+                unit = 1000;
+                break;
+            case 'm':
+                unit = 60 * 1000;
+                break;
+            case 'h':
+                unit = 3600 * 1000;
+                break;
+            case 'd':
+                unit = 86400 * 1000;
+                break;
+            case 'w':
+                unit = 7 * 86400 * 1000;
+                break;
+            default:
+                return ZG_UNSET_MSEC;
+            }
+            i++;
+        }
+        if (v > ((zg_msec_t)1 << 50) / unit) {
+            return ZG_UNSET_MSEC;
+        }
+        total += v * unit;
+        if (total > ((zg_msec_t)1 << 50)) {
+            return ZG_UNSET_MSEC;
+        }
+    }
+    return total;
+}
+
+static void zg_addr_text(zg_addr_t *a)
+{
+    char ip[INET6_ADDRSTRLEN];
+
+    if (a->sa.ss_family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->sa;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+        snprintf(a->text, sizeof(a->text), "[%s]:%d", ip, ntohs(sin6->sin6_port));
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&a->sa;
+        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+        snprintf(a->text, sizeof(a->text), "%s:%d", ip, ntohs(sin->sin_port));
+    }
+}
+
+int zg_addr_set(zg_addr_t *out, int family, const void *ip, int port)
+{
+    memset(out, 0, sizeof(*out));
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->sa;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        memcpy(&sin6->sin6_addr, ip, 16);
+        out->socklen = sizeof(struct sockaddr_in6);
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&out->sa;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        memcpy(&sin->sin_addr, ip, 4);
+        out->socklen = sizeof(struct sockaddr_in);
+    }
+    zg_addr_text(out);
+    return ZG_OK;
+}
+
+static int zg_addr_resolve(const char *host, int port, zg_addr_t *out)
+{
+    static const int families[] = { AF_INET, AF_INET6 };
+    unsigned char ip[16];
+    struct addrinfo hints, *res;
+    int rc;
+
+    if (strcmp(host, "*") == 0) {
+        memset(ip, 0, sizeof(ip));
+        return zg_addr_set(out, AF_INET, ip, port);
+    }
+    if (inet_pton(AF_INET, host, ip) == 1) {
+        return zg_addr_set(out, AF_INET, ip, port);
+    }
+    if (inet_pton(AF_INET6, host, ip) == 1) {
+        return zg_addr_set(out, AF_INET6, ip, port);
+    }
+    if (zg_conf_no_resolve && strcasecmp(host, "localhost") != 0) {
+        return ZG_DECLINED;
+    }
+    /* IPv4 first: "localhost" is 127.0.0.1, where sidecar backends listen */
+    for (size_t i = 0; i < zg_nelems(families); i++) {
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = families[i];
+        hints.ai_socktype = SOCK_STREAM;
+        if (getaddrinfo(host, NULL, &hints, &res) != 0) {
+            continue;
+        }
+        rc = ZG_DECLINED;
+        if (res != NULL && res->ai_family == AF_INET) {
+            rc = zg_addr_set(out, AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr,
+                             port);
+        } else if (res != NULL && res->ai_family == AF_INET6) {
+            rc = zg_addr_set(out, AF_INET6,
+                             &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, port);
+        }
+        freeaddrinfo(res);
+        if (rc == ZG_OK) {
+            return ZG_OK;
+        }
+    }
+    return ZG_DECLINED;
+}
+
+int zg_conf_parse_addr(const char *s, size_t len, int default_port, zg_addr_t *out)
+{
+    char host[256];
+    const char *h, *colon = NULL, *ps = NULL;
+    size_t hlen;
+    int port, all_digits = len > 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            all_digits = 0;
+        }
+        if (s[i] == '\0') {
+            return ZG_ERROR;
+        }
+    }
+    if (all_digits) {
+        port = zg_conf_atoi(s, len);
+        if (port < 1 || port > 65535) {
+            return ZG_ERROR;
+        }
+        memset(host, 0, 4);
+        return zg_addr_set(out, AF_INET, host, port);
+    }
+    if (len > 0 && s[0] == '[') {
+        const char *rb = memchr(s, ']', len);
+        if (rb == NULL) {
+            return ZG_ERROR;
+        }
+        h = s + 1;
+        hlen = (size_t)(rb - h);
+        if ((size_t)(rb + 1 - s) < len) {
+            if (rb[1] != ':') {
+                return ZG_ERROR;
+            }
+            ps = rb + 2;
+        }
+    } else {
+        for (size_t i = 0; i < len; i++) {
+            if (s[i] == ':') {
+                if (colon != NULL) {
+                    return ZG_ERROR; /* IPv6 needs [brackets] */
+                }
+                colon = s + i;
+            }
+        }
+        h = s;
+        hlen = colon != NULL ? (size_t)(colon - s) : len;
+        ps = colon != NULL ? colon + 1 : NULL;
+    }
+    if (ps != NULL) {
+        port = zg_conf_atoi(ps, (size_t)(s + len - ps));
+        if (port < 1 || port > 65535) {
+            return ZG_ERROR;
+        }
+    } else {
+        port = default_port;
+        if (port < 1 || port > 65535) {
+            return ZG_ERROR;
+        }
+    }
+    if (hlen == 0 || hlen >= sizeof(host)) {
+        return ZG_ERROR;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if (s[0] == '[') {
+        unsigned char ip[16];
+        if (inet_pton(AF_INET6, host, ip) != 1) {
+            return ZG_ERROR;
+        }
+        return zg_addr_set(out, AF_INET6, ip, port);
+    }
+    return zg_addr_resolve(host, port, out);
+}
+
+int zg_addr_eq(const zg_addr_t *a, const zg_addr_t *b)
+{
+    if (a->sa.ss_family != b->sa.ss_family) {
+        return 0;
+    }
+    if (a->sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)&a->sa, *y = (const void *)&b->sa;
+        return x->sin6_port == y->sin6_port
+               && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+    }
+    const struct sockaddr_in *x = (const void *)&a->sa, *y = (const void *)&b->sa;
+    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+}
+
+/* PATH made absolute against the main file's directory */
+char *zg_conf_path(zg_cf_t *cp, const zg_str_t *v)
+{
+    const char *prefix = cp->conf->prefix;
+    size_t plen;
+    char *p;
+
+    if (v->data[0] == '/' || prefix == NULL) {
+        return zg_conf_strdup(cp->conf, v->data, v->len);
+    }
+    plen = strlen(prefix);
+    p = zg_conf_alloc(cp->conf, plen + 1 + v->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+    memcpy(p, prefix, plen);
+    p[plen] = '/';
+    memcpy(p + plen + 1, v->data, v->len);
+    return p;
+}
+
+zg_cv_t *zg_conf_cv(zg_cf_t *cp, const char *text, size_t len)
+{
+    char cerr[256];
+    zg_conf_arena_t *a = cp->conf->arena;
+    zg_conf_cvs_t *c;
+    zg_cv_t *cv;
+
+    c = zg_conf_alloc(cp->conf, sizeof(*c));
+    if (c == NULL) {
+        zg_conf_nomem(cp);
+        return NULL;
+    }
+    cerr[0] = '\0';
+    cv = zg_cv_compile(text, len, cerr, sizeof(cerr));
+    if (cv == NULL) {
+        zg_conf_error(cp, "%s", cerr[0] ? cerr : "invalid value");
+        return NULL;
+    }
+    c->cv = cv;
+    c->next = a->cvs;
+    a->cvs = c;
+    return cv;
+}
+
+/* ------------------------------------------------------------ tokenizer */
+
+static int zg_cf_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static int zg_cf_copy(zg_cf_t *cp, const char *s, size_t len, zg_str_t *out)
+{
+    char *d = zg_conf_alloc(cp->conf, len + 1);
+    size_t k = 0;
+
+    if (d == NULL) {
+        return zg_conf_nomem(cp);
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\0') {
+            return zg_conf_error_at(cp, zg_cp_in(cp)->file, zg_cp_in(cp)->line, "unexpected NUL byte");
+        }
+        if (s[i] == '\\' && i + 1 < len) {
+            switch (s[i + 1]) {
+            case '"':
+            case '\'':
+            case '\\':
+                d[k++] = s[++i];
+                continue;
+            case 'n':
+                d[k++] = '\n';
+                i++;
+                continue;
+            case 't':
+                d[k++] = '\t';
+                i++;
+                continue;
+            case 'r':
+                d[k++] = '\r';
+                i++;
+                continue;
+            }
+        }
+        d[k++] = s[i];
+    }
+    d[k] = '\0';
+    out->data = d;
+    out->len = k;
+    return ZG_OK;
+}
+
+/* next token of cf: ZG_TK_* (a word in *out), or ZG_ERROR */
+static int zg_cfile_token(zg_cf_t *cp, zg_cfile_t *cf, zg_str_t *out, int *line)
+{
+    const char *start;
+    char q;
+    int var;
+
+    for (;;) {
+        while (cf->p < cf->end && zg_cf_space(*cf->p)) {
+            if (*cf->p == '\n') {
+                cf->line++;
+            }
+            cf->p++;
+        }
+        if (cf->p == cf->end) {
+            return ZG_TK_EOF;
+        }
+        if (*cf->p != '#') {
+            break;
+        }
+        while (cf->p < cf->end && *cf->p != '\n') {
+            cf->p++;
+        }
+    }
+    *line = cf->line;
+    switch (*cf->p) {
+    case ';':
+        cf->p++;
+        return ZG_TK_SEMI;
+    case '{':
+        cf->p++;
+        return ZG_TK_LBRACE;
+    case '}':
+        cf->p++;
+        return ZG_TK_RBRACE;
+    case '"':
+    case '\'':
+        q = *cf->p++;
+        start = cf->p;
+        while (cf->p < cf->end && *cf->p != q) {
+            if (*cf->p == '\\' && cf->p + 1 < cf->end) {
+                cf->p++;
+            }
+            if (*cf->p == '\n') {
+                cf->line++;
+            }
+            cf->p++;
+        }
+        if (cf->p == cf->end) {
+            return zg_conf_error_at(cp, cf->file, cf->line,
+                                "unexpected end of file, expecting \";\" or \"}\"");
+        }
+        if (zg_cf_copy(cp, start, (size_t)(cf->p - start), out) != ZG_OK) {
+            return ZG_ERROR;
+        }
+        cf->p++;
+        if (cf->p < cf->end && !zg_cf_space(*cf->p) && *cf->p != ';' && *cf->p != '{') {
+            if (*cf->p == '\0') {
+                return zg_conf_error_at(cp, cf->file, cf->line, "unexpected NUL byte");
+            }
+            return zg_conf_error_at(cp, cf->file, cf->line, "unexpected \"%c\"", *cf->p);
+        }
+        return ZG_TK_WORD;
+    }
+    start = cf->p;
+    var = 0;
+    while (cf->p < cf->end) {
+        char c = *cf->p;
+        if (c == '{' && var) {
+            cf->p++;
+            continue;
+        }
+        if (c == '\\' && cf->p + 1 < cf->end) {
+            if (cf->p[1] == '\n') {
+                cf->line++;
+            }
+            cf->p += 2;
+            var = 0;
+            continue;
+        }
+        if (zg_cf_space(c) || c == ';' || c == '{') {
+            break;
+        }
+        var = c == '$';
+        cf->p++;
+    }
+    return zg_cf_copy(cp, start, (size_t)(cf->p - start), out) == ZG_OK ? ZG_TK_WORD
+                                                                         : ZG_ERROR;
+}
+
+/* --------------------------------------------------------------- parser */
+
+static int zg_cp_block(zg_cf_t *cp, zg_cfile_t *cf, int in_block);
+
+static int zg_cp_include(zg_cf_t *cp);
+
+static int zg_cp_dispatch(zg_cf_t *cp, zg_str_t *a, int n, int term)
+{
+    const zg_command_t *cmd, *found = NULL;
+    const zg_module_t *m = NULL;
+    void *conf;
+    int known = 0;
+
+    cp->name = a[0].data;
+    cp->args = a;
+    cp->nargs = n;
+    if (zg_conf_eq(&a[0], "include")) {
+        if (term != ZG_TK_SEMI) {
+            return zg_conf_error(cp, "directive \"%s\" is not terminated by \";\"", a[0].data);
+        }
+        if (n != 2) {
+            return zg_conf_error(cp, "invalid number of arguments in \"%s\" directive",
+                                 a[0].data);
+        }
+        return zg_cp_include(cp);
+    }
+    for (int i = 0; found == NULL && zg_modules[i] != NULL; i++) {
+        for (cmd = zg_modules[i]->commands; cmd != NULL && cmd->name != NULL; cmd++) {
+            if (!zg_conf_eq(&a[0], cmd->name)) {
+                continue;
+            }
+            known = 1;
+            if (cmd->ctx & cp->ctx) {
+                found = cmd;
+                m = zg_modules[i];
+                break;
+            }
+        }
+    }
+    if (!known) {
+        return zg_conf_error(cp, "unknown directive \"%s\"", a[0].data);
+    }
+    if (found == NULL) {
+        return zg_conf_error(cp, "\"%s\" directive is not allowed here", a[0].data);
+    }
+    if (found->block && term != ZG_TK_LBRACE) {
+        return zg_conf_error(cp, "directive \"%s\" has no opening \"{\"", a[0].data);
+    }
+    if (!found->block && term != ZG_TK_SEMI) {
+        return zg_conf_error(cp, "directive \"%s\" is not terminated by \";\"", a[0].data);
+    }
+    if (n - 1 < found->min || (found->max >= 0 && n - 1 > found->max)) {
+        return zg_conf_error(cp, "invalid number of arguments in \"%s\" directive",
+                             a[0].data);
+    }
+    if (found->conf == ZG_LOC_CONF) {
+        conf = cp->loc_conf != NULL ? cp->loc_conf[m->index] : NULL;
+    } else {
+        conf = cp->conf->main_conf[m->index];
+    }
+    return found->set(cp, found, conf);
+}
+
+static int zg_cp_block(zg_cf_t *cp, zg_cfile_t *cf, int in_block)
+{
+    zg_cfile_t *saved = zg_cp_in(cp);
+    zg_str_t *args = NULL, w;
+    int nargs, t, line = 0, tline = 0, rc;
+
+    for (;;) {
+        nargs = 0;
+        for (;;) {
+            zg_cp_in(cp) = cf;
+            t = zg_cfile_token(cp, cf, &w, &tline);
+            if (t == ZG_ERROR) {
+                return ZG_ERROR;
+            }
+            if (t != ZG_TK_WORD) {
+                break;
+            }
+            if (nargs == 0) {
+                line = tline;
+            }
+            if (zg_conf_push(cp->conf, args, nargs) == NULL) {
+                return zg_conf_nomem(cp);
+            }
+            args[nargs - 1] = w;
+        }
+        switch (t) {
+        case ZG_TK_EOF:
+            if (nargs > 0) {
+                return zg_conf_error_at(cp, cf->file, cf->line,
+                                    "unexpected end of file, expecting \";\" or \"}\"");
+            }
+            if (in_block) {
+                return zg_conf_error_at(cp, cf->file, cf->line,
+                                    "unexpected end of file, expecting \"}\"");
+            }
+            zg_cp_in(cp) = saved;
+            return ZG_OK;
+        case ZG_TK_RBRACE:
+            if (nargs > 0 || !in_block) {
+                return zg_conf_error_at(cp, cf->file, tline, "unexpected \"}\"");
+            }
+            zg_cp_in(cp) = saved;
+            return ZG_OK;
+        default:
+            if (nargs == 0) {
+                return zg_conf_error_at(cp, cf->file, tline, "unexpected \"%c\"",
+                                    t == ZG_TK_SEMI ? ';' : '{');
+            }
+            cp->line = line;
+            cp->file = cf->file;
+            rc = zg_cp_dispatch(cp, args, nargs, t);
+            if (rc != ZG_OK) {
+                return rc;
+            }
+            args = NULL; /* the handler may keep the strings, not the array */
+        }
+    }
+}
+
+/* reads FILE (already a full path) into the arena */
+static int zg_cp_read_file(zg_cf_t *cp, const char *path, zg_cfile_t *cf)
+{
+    struct stat st;
+    char *buf;
+    ssize_t r;
+    size_t len = 0;
+    int fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1 || fstat(fd, &st) == -1) {
+        int e = errno;
+        if (fd != -1) {
+            close(fd);
+        }
+        if (zg_cp_in(cp) == NULL) {
+            zg_conf_error_at(cp, NULL, 0, "open() \"%s\" failed (%d: %s)", path, e, strerror(e));
+        } else {
+            zg_conf_error(cp, "open() \"%s\" failed (%d: %s)", path, e, strerror(e));
+        }
+        return ZG_ERROR;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > ZG_CONF_MAX_FILE) {
+        close(fd);
+        return zg_cp_in(cp) == NULL
+                   ? zg_conf_error_at(cp, NULL, 0, "\"%s\" is not a regular file of at most 16M", path)
+                   : zg_conf_error(cp, "\"%s\" is not a regular file of at most 16M", path);
+    }
+    buf = zg_conf_alloc(cp->conf, ZG_CONF_MAX_FILE + 1 < (size_t)st.st_size + 4096
+                                      ? ZG_CONF_MAX_FILE + 1
+                                      : (size_t)st.st_size + 4096);
+    if (buf == NULL) {
+        close(fd);
+        return zg_conf_nomem(cp);
+    }
+    for (;;) {
+        size_t cap = (size_t)st.st_size + 4096;
+        if (cap > ZG_CONF_MAX_FILE + 1) {
+            cap = ZG_CONF_MAX_FILE + 1;
+        }
+        if (len == cap) {
+            break;
+        }
+        r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            break;
+        }
+        len += (size_t)r;
+    }
+    close(fd);
+    if (len > ZG_CONF_MAX_FILE) {
+        return zg_cp_in(cp) == NULL
+                   ? zg_conf_error_at(cp, NULL, 0, "\"%s\" is not a regular file of at most 16M", path)
+                   : zg_conf_error(cp, "\"%s\" is not a regular file of at most 16M", path);
+    }
+    cf->file = zg_conf_strdup(cp->conf, path, strlen(path));
+    if (cf->file == NULL) {
+        return zg_conf_nomem(cp);
+    }
+    cf->p = buf;
+    cf->end = buf + len;
+    cf->line = 1;
+    return ZG_OK;
+}
+
+/* --------------------------------------------------------------- blocks */
+
+static int zg_cp_include(zg_cf_t *cp)
+{
+    zg_cfile_t cf;
+    zg_str_t *a = cp->args;
+    const char *file = cp->file;
+    int line = cp->line, rc;
+    char *path;
+
+    if (zg_cp_priv(cp)->depth >= ZG_CONF_MAX_INCLUDE_DEPTH) {
+        return zg_conf_error(cp, "too deep include nesting (more than %d) in \"include\" directive",
+                             ZG_CONF_MAX_INCLUDE_DEPTH);
+    }
+    path = zg_conf_path(cp, &a[1]);
+    if (path == NULL) {
+        return zg_conf_nomem(cp);
+    }
+    if (zg_cp_read_file(cp, path, &cf) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    zg_cp_priv(cp)->depth++;
+    rc = zg_cp_block(cp, &cf, 0);
+    zg_cp_priv(cp)->depth--;
+    cp->file = file;
+    cp->line = line;
+    return rc;
+}
+
+int zg_conf_block(zg_cf_t *cf, int ctx, void **loc_conf, void *block)
+{
+    int saved_ctx = cf->ctx, line = cf->line, rc;
+    void **saved_loc = cf->loc_conf, *saved_block = cf->block;
+    const char *file = cf->file, *name = cf->name;
+    zg_str_t *args = cf->args;
+    int nargs = cf->nargs;
+
+    cf->ctx = ctx;
+    cf->loc_conf = loc_conf;
+    cf->block = block;
+    rc = zg_cp_block(cf, zg_cp_in(cf), 1);
+    cf->ctx = saved_ctx;
+    cf->loc_conf = saved_loc;
+    cf->block = saved_block;
+    /* the block directive is the one being handled again */
+    cf->file = file;
+    cf->line = line;
+    cf->name = name;
+    cf->args = args;
+    cf->nargs = nargs;
+    return rc;
+}
+
+void **zg_conf_create_loc_confs(zg_cf_t *cf)
+{
+    void **confs = zg_conf_alloc(cf->conf, ZG_MAX_MODULES * sizeof(void *));
+
+    if (confs == NULL) {
+        return NULL;
+    }
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->create_loc_conf != NULL) {
+            confs[i] = zg_modules[i]->create_loc_conf(cf->conf);
+            if (confs[i] == NULL) {
+                return NULL;
+            }
+        }
+    }
+    return confs;
+}
+
+int zg_conf_merge_loc_confs(zg_cf_t *cf, void **parent, void **child)
+{
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->merge_loc_conf != NULL
+            && zg_modules[i]->merge_loc_conf(cf, parent[i], child[i]) != ZG_OK) {
+            return ZG_ERROR;
+        }
+    }
+    return ZG_OK;
+}
+
+int zg_conf_flag(zg_cf_t *cp, const zg_str_t *v, int *out)
+{
+    if (zg_conf_eq(v, "on")) {
+        *out = 1;
+    } else if (zg_conf_eq(v, "off")) {
+        *out = 0;
+    } else {
+        return zg_conf_error(cp, "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+                             v->data, cp->name);
+    }
+    return ZG_OK;
+}
+
+/* ----------------------------------------------------------------- zones */
+
+/* "zone=NAME:SIZE" -> name, size; declares the zone */
+int zg_conf_zone(zg_cf_t *cp, const char *name, size_t nlen, const zg_str_t *name_arg,
+                      const char *size_text, size_t size_len, const zg_str_t *size_arg,
+                      const zg_zone_kind_t *kind, zg_zone_t **out)
+{
+    char zname[64], zerr[256];
+    int64_t size;
+    size_t rounded;
+    zg_zone_t *z;
+
+    if (nlen == 0 || nlen >= sizeof(zname)) {
+        return zg_conf_error(cp, "invalid zone name \"%s\"", name_arg->data);
+    }
+    memcpy(zname, name, nlen);
+    zname[nlen] = '\0';
+    size = zg_conf_parse_size(size_text, size_len);
+    if (size < 0) {
+        return zg_conf_error(cp, "invalid zone size \"%s\" in \"%s\" directive", size_arg->data,
+                         cp->name);
+    }
+    if (size == 0) {
+        return zg_conf_error(cp, "zero size shared memory zone \"%s\"", zname);
+    }
+    rounded = zg_align((size_t)size, ZG_SLAB_PAGE_SIZE);
+    z = zg_zone_find(&cp->conf->zones, zname);
+    if (z != NULL && z->kind != kind) {
+        return zg_conf_error(cp, "the shared memory zone \"%s\" is already declared for a different use",
+                         zname);
+    }
+    if (z != NULL && z->size != 0 && z->size != rounded) {
+        return zg_conf_error(cp,
+                         "the size %zu of shared memory zone \"%s\" conflicts with already declared size %zu",
+                         rounded, zname, z->size);
+    }
+    if (z != NULL) {
+        return zg_conf_error(cp, "duplicate zone \"%s\"", zname);
+    }
+    zerr[0] = '\0';
+    z = zg_zone_declare(&cp->conf->zones, zname, kind, (size_t)size, zerr, sizeof(zerr));
+    if (z == NULL) {
+        return zg_conf_error(cp, "%s", zerr[0] ? zerr : "invalid zone");
+    }
+    *out = z;
+    return ZG_OK;
+}
+
+int zg_conf_zone_param(zg_cf_t *cp, const zg_str_t *v, const zg_zone_kind_t *kind,
+                       zg_zone_t **out)
+{
+    const char *name = v->data + 5, *colon;
+
+    colon = memchr(name, ':', v->len - 5);
+    if (colon == NULL) {
+        return zg_conf_error(cp, "invalid zone size \"%s\" in \"%s\" directive", v->data,
+                         cp->name);
+    }
+    return zg_conf_zone(cp, name, (size_t)(colon - name), v, colon + 1,
+                      (size_t)(v->data + v->len - colon - 1), v, kind, out);
+}
+
+/* ----------------------------------------------------- settings setters */
+
+#define ZG_FIELD(conf, cmd, type) ((type *)((char *)(conf) + (cmd)->offset))
+
+int zg_conf_set_msec(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    zg_msec_t *f = ZG_FIELD(conf, cmd, zg_msec_t), v;
+
+    zg_str_t *a = cp->args;
+
+    if (*f != ZG_UNSET_MSEC) {
+        return zg_conf_duplicate(cp);
+    }
+    v = zg_conf_parse_time(a[1].data, a[1].len);
+    if (v == ZG_UNSET_MSEC) {
+        return zg_conf_invalid(cp, &a[1]);
+    }
+    *f = v;
+    return ZG_OK;
+}
+
+int zg_conf_set_size(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int64_t *f = ZG_FIELD(conf, cmd, int64_t), v;
+
+    zg_str_t *a = cp->args;
+
+    if (*f != ZG_UNSET_SIZE) {
+        return zg_conf_duplicate(cp);
+    }
+    v = zg_conf_parse_size(a[1].data, a[1].len);
+    if (v < 0) {
+        return zg_conf_invalid(cp, &a[1]);
+    }
+    *f = v;
+    return ZG_OK;
+}
+
+int zg_conf_set_num(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int *f = ZG_FIELD(conf, cmd, int), v;
+
+    zg_str_t *a = cp->args;
+
+    if (*f != ZG_UNSET) {
+        return zg_conf_duplicate(cp);
+    }
+    v = zg_conf_atoi(a[1].data, a[1].len);
+    if (v < 0) {
+        return zg_conf_invalid(cp, &a[1]);
+    }
+    *f = v;
+    return ZG_OK;
+}
+
+int zg_conf_set_flag(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int *f = ZG_FIELD(conf, cmd, int);
+
+    zg_str_t *a = cp->args;
+
+    if (*f != ZG_UNSET) {
+        return zg_conf_duplicate(cp);
+    }
+    return zg_conf_flag(cp, &a[1], f);
+}
+
+int zg_conf_set_status(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int *f = ZG_FIELD(conf, cmd, int), v;
+
+    zg_str_t *a = cp->args;
+
+    if (*f != ZG_UNSET) {
+        return zg_conf_duplicate(cp);
+    }
+    v = zg_conf_atoi(a[1].data, a[1].len);
+    if (v < 400 || v > 599) {
+        return zg_conf_invalid(cp, &a[1]);
+    }
+    *f = v;
+    return ZG_OK;
+}
+
+int zg_conf_set_level(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int *f = ZG_FIELD(conf, cmd, int), v;
+
+    zg_str_t *a = cp->args;
+
+    if (*f != ZG_UNSET) {
+        return zg_conf_duplicate(cp);
+    }
+    v = zg_log_level_parse(a[1].data, a[1].len);
+    if (v != ZG_LOG_INFO && v != ZG_LOG_NOTICE && v != ZG_LOG_WARN && v != ZG_LOG_ERR) {
+        return zg_conf_invalid(cp, &a[1]);
+    }
+    *f = v;
+    return ZG_OK;
+}
+
+/* ----------------------------------------------------------------- load */
+
+static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size_t errlen)
+{
+    zg_cp_priv_t priv;
+    zg_cf_t cp;
+
+    memset(&priv, 0, sizeof(priv));
+    memset(&cp, 0, sizeof(cp));
+    priv.err = err;
+    priv.errlen = errlen;
+    cp.priv = &priv;
+    cp.conf = conf;
+    cp.ctx = ZG_CTX_MAIN;
+    if (err != NULL && errlen > 0) {
+        err[0] = '\0';
+    }
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->create_main_conf != NULL) {
+            conf->main_conf[i] = zg_modules[i]->create_main_conf(conf);
+            if (conf->main_conf[i] == NULL) {
+                zg_conf_nomem(&cp);
+                goto failed;
+            }
+        }
+    }
+    if (zg_cp_block(&cp, cf, 0) != ZG_OK) {
+        goto failed;
+    }
+    /* after parsing: errors name their own file and line */
+    cp.file = NULL;
+    cp.line = 0;
+    cp.ctx = 0;
+    cp.loc_conf = NULL;
+    cp.block = NULL;
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->init_main_conf != NULL
+            && zg_modules[i]->init_main_conf(&cp, conf->main_conf[i]) != ZG_OK) {
+            goto failed;
+        }
+    }
+    return conf;
+failed:
+    zg_conf_free(conf);
+    return NULL;
+}
+
+static char *zg_conf_dirname(zg_conf_t *conf, const char *file)
+{
+    const char *slash = strrchr(file, '/');
+
+    if (slash == NULL) {
+        return zg_conf_strdup(conf, ".", 1);
+    }
+    if (slash == file) {
+        return zg_conf_strdup(conf, "/", 1);
+    }
+    return zg_conf_strdup(conf, file, (size_t)(slash - file));
+}
+
+zg_conf_t *zg_conf_load(const char *file, char *err, size_t errlen)
+{
+    zg_conf_t *conf;
+    zg_cp_priv_t priv;
+    zg_cf_t cp;
+    zg_cfile_t cf;
+    char *abs;
+
+    zg_modules_init();
+    conf = zg_conf_create();
+    if (conf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    abs = realpath(file, NULL);
+    conf->file = zg_conf_strdup(conf, abs != NULL ? abs : file, strlen(abs != NULL ? abs : file));
+    free(abs);
+    if (conf->file == NULL || (conf->prefix = zg_conf_dirname(conf, conf->file)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        zg_conf_free(conf);
+        return NULL;
+    }
+    memset(&priv, 0, sizeof(priv));
+    memset(&cp, 0, sizeof(cp));
+    priv.err = err;
+    priv.errlen = errlen;
+    cp.priv = &priv;
+    cp.conf = conf;
+    if (zg_cp_read_file(&cp, conf->file, &cf) != ZG_OK) {
+        zg_conf_free(conf);
+        return NULL;
+    }
+    return zg_conf_parse(conf, &cf, err, errlen);
+}
+
+zg_conf_t *zg_conf_load_string(const char *name, const char *text, size_t len, char *err,
+                               size_t errlen)
+{
+    zg_conf_t *conf;
+    zg_cfile_t cf;
+
+    zg_modules_init();
+    conf = zg_conf_create();
+    if (conf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    conf->file = zg_conf_strdup(conf, name, strlen(name));
+    if (conf->file == NULL || (conf->prefix = zg_conf_dirname(conf, conf->file)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        zg_conf_free(conf);
+        return NULL;
+    }
+    cf.file = conf->file;
+    cf.p = text;
+    cf.end = text + len;
+    cf.line = 1;
+    return zg_conf_parse(conf, &cf, err, errlen);
+}

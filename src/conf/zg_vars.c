@@ -1,0 +1,836 @@
+/* zg_vars.c — variables and complex values ("text with $variables"). */
+#include "zg_vars.h"
+
+#include "zg_buf.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+enum {
+    ZG_VAR_LITERAL = 0,
+    ZG_VAR_BINARY_REMOTE_ADDR,
+    ZG_VAR_REMOTE_ADDR,
+    ZG_VAR_REMOTE_PORT,
+    ZG_VAR_HTTP,
+    ZG_VAR_ARG,
+    ZG_VAR_URI,
+    ZG_VAR_REQUEST_URI,
+    ZG_VAR_ARGS,
+    ZG_VAR_HOST,
+    ZG_VAR_SERVER_NAME,
+    ZG_VAR_REQUEST_METHOD,
+    ZG_VAR_REQUEST,
+    ZG_VAR_STATUS,
+    ZG_VAR_SERVER_PROTOCOL,
+    ZG_VAR_BODY_BYTES_SENT,
+    ZG_VAR_BYTES_SENT,
+    ZG_VAR_REQUEST_LENGTH,
+    ZG_VAR_REQUEST_TIME,
+    ZG_VAR_TIME_LOCAL,
+    ZG_VAR_TIME_ISO8601,
+    ZG_VAR_MSEC,
+    ZG_VAR_UPSTREAM_ADDR,
+    ZG_VAR_UPSTREAM_STATUS,
+    ZG_VAR_UPSTREAM_RESPONSE_TIME,
+    ZG_VAR_LIMIT_REQ_STATUS,
+    ZG_VAR_LIMIT_CONN_STATUS,
+    ZG_VAR_CONNECTION,
+    ZG_VAR_CONNECTION_REQUESTS,
+    ZG_VAR_REMOTE_USER,
+};
+
+typedef struct {
+    const char *name;
+    unsigned char id;
+} zg_var_name_t;
+
+static const zg_var_name_t zg_var_names[] = {
+    { "binary_remote_addr", ZG_VAR_BINARY_REMOTE_ADDR },
+    { "remote_addr", ZG_VAR_REMOTE_ADDR },
+    { "remote_port", ZG_VAR_REMOTE_PORT },
+    { "uri", ZG_VAR_URI },
+    { "request_uri", ZG_VAR_REQUEST_URI },
+    { "args", ZG_VAR_ARGS },
+    { "host", ZG_VAR_HOST },
+    { "server_name", ZG_VAR_SERVER_NAME },
+    { "request_method", ZG_VAR_REQUEST_METHOD },
+    { "request", ZG_VAR_REQUEST },
+    { "status", ZG_VAR_STATUS },
+    { "server_protocol", ZG_VAR_SERVER_PROTOCOL },
+    { "body_bytes_sent", ZG_VAR_BODY_BYTES_SENT },
+    { "bytes_sent", ZG_VAR_BYTES_SENT },
+    { "request_length", ZG_VAR_REQUEST_LENGTH },
+    { "request_time", ZG_VAR_REQUEST_TIME },
+    { "time_local", ZG_VAR_TIME_LOCAL },
+    { "time_iso8601", ZG_VAR_TIME_ISO8601 },
+    { "msec", ZG_VAR_MSEC },
+    { "upstream_addr", ZG_VAR_UPSTREAM_ADDR },
+    { "upstream_status", ZG_VAR_UPSTREAM_STATUS },
+    { "upstream_response_time", ZG_VAR_UPSTREAM_RESPONSE_TIME },
+    { "limit_req_status", ZG_VAR_LIMIT_REQ_STATUS },
+    { "limit_conn_status", ZG_VAR_LIMIT_CONN_STATUS },
+    { "connection", ZG_VAR_CONNECTION },
+    { "connection_requests", ZG_VAR_CONNECTION_REQUESTS },
+    { "remote_user", ZG_VAR_REMOTE_USER },
+};
+
+/* a literal run (off/len into text) or a variable (off/len: $http_/$arg_ name) */
+typedef struct {
+    unsigned char type;
+    uint32_t off;
+    uint32_t len;
+} zg_cv_part_t;
+
+struct zg_cv_s {
+    uint32_t nparts;
+    uint32_t nvars;
+    char *text;             /* literal runs and lowercased names, back to back */
+    size_t text_len;
+    zg_cv_part_t parts[];   /* then the text */
+};
+
+typedef struct {
+    char *buf;
+    size_t len;
+    size_t pos;
+} zg_cv_out_t;
+
+static const char zg_hex[] = "0123456789ABCDEF";
+
+static const char *zg_limit_status_names[] = {
+    "", "PASSED", "DELAYED", "REJECTED", "DELAYED_DRY_RUN", "REJECTED_DRY_RUN",
+};
+
+static int zg_var_name_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_';
+}
+
+static unsigned char zg_lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
+}
+
+/* header-name byte as $http_NAME sees it: lowercase, '-' is '_' */
+static unsigned char zg_hdr_char(unsigned char c)
+{
+    return c == '-' ? '_' : zg_lower(c);
+}
+
+static int zg_var_lookup(const char *name, size_t len, unsigned char *id, size_t *skip)
+{
+    size_t i, n;
+    char low[64];
+
+    if (len >= sizeof(low)) {
+        return ZG_DECLINED;
+    }
+    for (i = 0; i < len; i++) {
+        low[i] = (char)zg_lower((unsigned char)name[i]);
+    }
+
+    if (len > 5 && memcmp(low, "http_", 5) == 0) {
+        *id = ZG_VAR_HTTP;
+        *skip = 5;
+        return ZG_OK;
+    }
+    if (len > 4 && memcmp(low, "arg_", 4) == 0) {
+        *id = ZG_VAR_ARG;
+        *skip = 4;
+        return ZG_OK;
+    }
+
+    for (i = 0; i < zg_nelems(zg_var_names); i++) {
+        n = strlen(zg_var_names[i].name);
+        if (n == len && memcmp(zg_var_names[i].name, low, len) == 0) {
+            *id = zg_var_names[i].id;
+            *skip = 0;
+            return ZG_OK;
+        }
+    }
+    return ZG_DECLINED;
+}
+
+/* Returns a compiled value for text, or NULL with a message in err (unknown
+ * variable, bad name, missing '}', no memory). */
+zg_cv_t *zg_cv_compile(const char *text, size_t len, char *err, size_t errlen)
+{
+    size_t i, start, nlen, skip, nparts, tlen, k;
+    const char *name;
+    unsigned char id;
+    zg_cv_part_t *part;
+    zg_cv_t *cv;
+    int brace, pass;
+    char *t;
+
+    if (errlen) {
+        err[0] = '\0';
+    }
+    if (len > UINT32_MAX / 2) {
+        if (errlen) {
+            snprintf(err, errlen, "value is too long");
+        }
+        return NULL;
+    }
+
+    /* pass 0 counts parts, pass 1 fills them in; errors surface in pass 0 */
+    cv = NULL;
+    nparts = 0;
+    for (pass = 0; pass < 2; pass++) {
+        nparts = 0;
+        tlen = 0;
+        part = NULL;
+        t = cv ? cv->text : NULL;
+
+        for (i = 0; i < len;) {
+            if (text[i] != '$') {
+                start = i;
+                while (i < len && text[i] != '$') {
+                    i++;
+                }
+                if (pass == 0) {
+                    nparts++;
+                    tlen += i - start;
+                    continue;
+                }
+                part = &cv->parts[nparts++];
+                part->type = ZG_VAR_LITERAL;
+                part->off = (uint32_t)tlen;
+                part->len = (uint32_t)(i - start);
+                memcpy(t + tlen, text + start, i - start);
+                tlen += i - start;
+                continue;
+            }
+
+            i++;
+            brace = (i < len && text[i] == '{');
+            if (brace) {
+                i++;
+            }
+            start = i;
+            while (i < len && zg_var_name_char((unsigned char)text[i])) {
+                i++;
+            }
+            name = text + start;
+            nlen = i - start;
+
+            if (brace) {
+                if (i >= len || text[i] != '}') {
+                    if (errlen) {
+                        snprintf(err, errlen,
+                                 "the closing bracket in \"%.*s\" variable is missing",
+                                 (int)zg_min(nlen, 64), name);
+                    }
+                    goto failed;
+                }
+                i++;
+            }
+            if (nlen == 0) {
+                if (errlen) {
+                    snprintf(err, errlen, "invalid variable name in \"%.*s\"",
+                             (int)zg_min(len, 128), text);
+                }
+                goto failed;
+            }
+            if (zg_var_lookup(name, nlen, &id, &skip) != ZG_OK) {
+                if (errlen) {
+                    snprintf(err, errlen, "unknown \"%.*s\" variable",
+                             (int)zg_min(nlen, 128), name);
+                }
+                goto failed;
+            }
+
+            if (pass == 0) {
+                nparts++;
+                tlen += nlen - skip;
+                continue;
+            }
+            part = &cv->parts[nparts++];
+            part->type = id;
+            part->off = (uint32_t)tlen;
+            part->len = (uint32_t)(nlen - skip);
+            for (k = skip; k < nlen; k++) {
+                t[tlen++] = (char)zg_lower((unsigned char)name[k]);
+            }
+        }
+
+        if (pass == 0) {
+            cv = malloc(sizeof(zg_cv_t) + nparts * sizeof(zg_cv_part_t) + len + 1);
+            if (cv == NULL) {
+                if (errlen) {
+                    snprintf(err, errlen, "out of memory");
+                }
+                return NULL;
+            }
+            cv->text = (char *)&cv->parts[nparts];
+        }
+    }
+
+    cv->nparts = (uint32_t)nparts;
+    cv->nvars = 0;
+    for (i = 0; i < nparts; i++) {
+        if (cv->parts[i].type != ZG_VAR_LITERAL) {
+            cv->nvars++;
+        }
+    }
+    cv->text_len = tlen;
+    cv->text[tlen] = '\0';
+    return cv;
+
+failed:
+    free(cv);
+    return NULL;
+}
+
+/* Frees a value from zg_cv_compile; NULL is fine. */
+void zg_cv_free(zg_cv_t *cv)
+{
+    free(cv);
+}
+
+/* 1 if cv has no variables. */
+int zg_cv_is_const(const zg_cv_t *cv)
+{
+    return cv->nvars == 0;
+}
+
+/* The text of a constant value (NUL-terminated); empty if cv has variables. */
+zg_str_t zg_cv_const(const zg_cv_t *cv)
+{
+    zg_str_t s = { 0, "" };
+
+    if (cv->nvars == 0) {
+        s.len = cv->text_len;
+        s.data = cv->text;
+    }
+    return s;
+}
+
+static void zg_cv_put(zg_cv_out_t *o, const char *p, size_t n)
+{
+    if (o->pos < o->len && n) {
+        memcpy(o->buf + o->pos, p, zg_min(n, o->len - o->pos));
+    }
+    o->pos += n;
+}
+
+static void zg_cv_put_escaped(zg_cv_out_t *o, const char *p, size_t n)
+{
+    const unsigned char *s, *end;
+    char esc[4];
+    unsigned char c;
+
+    if (n == 0) {
+        return;
+    }
+    s = (const unsigned char *)p;
+    end = s + n;
+
+    while (s < end) {
+        const unsigned char *run = s;
+
+        while (s < end && *s >= 0x20 && *s <= 0x7e && *s != '"' && *s != '\\') {
+            s++;
+        }
+        if (s != run) {
+            zg_cv_put(o, (const char *)run, (size_t)(s - run));
+        }
+        if (s == end) {
+            break;
+        }
+        c = *s++;
+        esc[0] = '\\';
+        esc[1] = 'x';
+        esc[2] = zg_hex[c >> 4];
+        esc[3] = zg_hex[c & 0xf];
+        zg_cv_put(o, esc, 4);
+    }
+}
+
+static int zg_remote_port(const struct sockaddr *sa)
+{
+    if (sa == NULL) {
+        return 0;
+    }
+    if (sa->sa_family == AF_INET) {
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    }
+    if (sa->sa_family == AF_INET6) {
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    }
+    return 0;
+}
+
+static zg_str_t zg_var_header(const zg_var_ctx_t *ctx, const char *name, size_t len)
+{
+    zg_str_t v = { 0, NULL };
+    size_t i, k;
+    const zg_str_t *h;
+
+    for (i = 0; i < ctx->nhdrs; i++) {
+        h = &ctx->hdr_names[i];
+        if (h->len != len) {
+            continue;
+        }
+        for (k = 0; k < len; k++) {
+            if (zg_hdr_char((unsigned char)h->data[k]) != (unsigned char)name[k]) {
+                break;
+            }
+        }
+        if (k == len) {
+            return ctx->hdr_values[i];
+        }
+    }
+    return v;
+}
+
+/* as nginx's ngx_http_arg: "name=" at the start or after '&', case-insensitive */
+static zg_str_t zg_var_arg(const zg_var_ctx_t *ctx, const char *name, size_t len)
+{
+    zg_str_t v = { 0, NULL };
+    const char *p, *end, *q;
+    size_t k;
+
+    if (ctx->args.len <= len) {
+        return v;
+    }
+    p = ctx->args.data;
+    end = p + ctx->args.len;
+    while (p + len < end) {
+        for (k = 0; k < len; k++) {
+            if (zg_lower((unsigned char)p[k]) != (unsigned char)name[k]) {
+                break;
+            }
+        }
+        if (k == len && p[len] == '=') {
+            p += len + 1;
+            for (q = p; q < end && *q != '&'; q++) {
+            }
+            v.data = p;
+            v.len = (size_t)(q - p);
+            return v;
+        }
+        q = memchr(p, '&', (size_t)(end - p));
+        if (q == NULL) {
+            break;
+        }
+        p = q + 1;
+    }
+    return v;
+}
+
+/* "uri?args" as received, taken from the request line when it holds it */
+static zg_str_t zg_var_request_uri(const zg_var_ctx_t *ctx)
+{
+    zg_str_t v = { 0, NULL };
+    const char *p = ctx->request_line.data, *end;
+    size_t m = ctx->method.len, n = ctx->request_line.len;
+
+    if (n <= m + 1 || memcmp(p, ctx->method.data, m) != 0 || p[m] != ' ') {
+        return v;
+    }
+    p += m + 1;
+    end = ctx->request_line.data + n;
+    if (ctx->protocol.len && (size_t)(end - p) > ctx->protocol.len + 1 &&
+        memcmp(end - ctx->protocol.len, ctx->protocol.data, ctx->protocol.len) == 0 &&
+        end[-(ptrdiff_t)ctx->protocol.len - 1] == ' ')
+    {
+        end -= ctx->protocol.len + 1;
+    }
+    v.data = p;
+    v.len = (size_t)(end - p);
+    return v;
+}
+
+static size_t zg_fmt_time_local(char *p, time_t t)
+{
+    static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    struct tm tm;
+    long off;
+
+    localtime_r(&t, &tm);
+    off = tm.tm_gmtoff / 60;
+    return (size_t)snprintf(p, 64, "%02d/%s/%d:%02d:%02d:%02d %c%02ld%02ld", tm.tm_mday,
+                            months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                            tm.tm_sec, off < 0 ? '-' : '+', labs(off) / 60,
+                            labs(off) % 60);
+}
+
+static size_t zg_fmt_time_iso8601(char *p, time_t t)
+{
+    struct tm tm;
+    long off;
+
+    localtime_r(&t, &tm);
+    off = tm.tm_gmtoff / 60;
+    return (size_t)snprintf(p, 64, "%d-%02d-%02dT%02d:%02d:%02d%c%02ld:%02ld",
+                            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                            tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+', labs(off) / 60,
+                            labs(off) % 60);
+}
+
+/* formatted local times are cached per second: logs ask for them on every line */
+typedef struct {
+    time_t t;
+    size_t len;
+    char text[64];
+} zg_time_cache_t;
+
+static _Thread_local zg_time_cache_t zg_cache_local = { (time_t)-1, 0, "" };
+static _Thread_local zg_time_cache_t zg_cache_iso = { (time_t)-1, 0, "" };
+
+static zg_str_t zg_var_time(zg_time_cache_t *c, time_t t, size_t (*fmt)(char *, time_t))
+{
+    zg_str_t v;
+
+    if (c->t != t || c->len == 0) {
+        c->len = fmt(c->text, t);
+        c->t = t;
+    }
+    v.data = c->text;
+    v.len = c->len;
+    return v;
+}
+
+static size_t zg_fmt_msec(char *p, uint64_t ms)
+{
+    size_t n = zg_fmt_u64(p, ms / 1000);
+
+    p[n] = '.';
+    p[n + 1] = (char)('0' + ms % 1000 / 100);
+    p[n + 2] = (char)('0' + ms % 100 / 10);
+    p[n + 3] = (char)('0' + ms % 10);
+    return n + 4;
+}
+
+/* The value of one variable; tmp (64 bytes) holds values built on the fly. */
+static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
+                             const zg_var_ctx_t *ctx, char *tmp)
+{
+    zg_str_t v = { 0, tmp };
+    const struct sockaddr *sa = ctx->remote;
+    struct timespec ts;
+    zg_msec_t now;
+    uint64_t n;
+    int port, st;
+
+    switch (part->type) {
+
+    case ZG_VAR_BINARY_REMOTE_ADDR:
+        if (sa && sa->sa_family == AF_INET) {
+            v.data = (const char *)&((const struct sockaddr_in *)sa)->sin_addr;
+            v.len = 4;
+        } else if (sa && sa->sa_family == AF_INET6) {
+            v.data = (const char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+            v.len = 16;
+        }
+        return v;
+
+    case ZG_VAR_REMOTE_ADDR:
+        if (sa && sa->sa_family == AF_INET) {
+            if (inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, tmp, 64)) {
+                v.len = strlen(tmp);
+            }
+        } else if (sa && sa->sa_family == AF_INET6) {
+            if (inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, tmp,
+                          64))
+            {
+                v.len = strlen(tmp);
+            }
+        } else if (sa && sa->sa_family == AF_UNIX) {
+            v.data = "unix:";
+            v.len = 5;
+        }
+        return v;
+
+    case ZG_VAR_REMOTE_PORT:
+        port = zg_remote_port(sa);
+        if (port > 0) {
+            v.len = zg_fmt_u64(tmp, (uint64_t)port);
+        }
+        return v;
+
+    case ZG_VAR_HTTP:
+        return zg_var_header(ctx, cv->text + part->off, part->len);
+
+    case ZG_VAR_ARG:
+        return zg_var_arg(ctx, cv->text + part->off, part->len);
+
+    case ZG_VAR_URI:
+        return ctx->uri;
+
+    case ZG_VAR_REQUEST_URI:
+        if (ctx->request_uri.data) {
+            return ctx->request_uri;
+        }
+        return zg_var_request_uri(ctx); /* empty: the caller joins uri and args */
+
+    case ZG_VAR_ARGS:
+        return ctx->args;
+
+    case ZG_VAR_HOST:
+        return ctx->host.len ? ctx->host : ctx->server_name;
+
+    case ZG_VAR_SERVER_NAME:
+        return ctx->server_name;
+
+    case ZG_VAR_REQUEST_METHOD:
+        return ctx->method;
+
+    case ZG_VAR_REQUEST:
+        return ctx->request_line;
+
+    case ZG_VAR_STATUS:
+        st = ctx->status;
+        if (st < 0 || st > 999) {
+            st = 0;
+        }
+        tmp[0] = (char)('0' + st / 100);
+        tmp[1] = (char)('0' + st / 10 % 10);
+        tmp[2] = (char)('0' + st % 10);
+        v.len = 3;
+        return v;
+
+    case ZG_VAR_SERVER_PROTOCOL:
+        return ctx->protocol;
+
+    case ZG_VAR_BODY_BYTES_SENT:
+        v.len = zg_fmt_u64(tmp, ctx->body_bytes_sent);
+        return v;
+
+    case ZG_VAR_BYTES_SENT:
+        v.len = zg_fmt_u64(tmp, ctx->bytes_sent);
+        return v;
+
+    case ZG_VAR_REQUEST_LENGTH:
+        v.len = zg_fmt_u64(tmp, ctx->request_length);
+        return v;
+
+    case ZG_VAR_REQUEST_TIME:
+        now = zg_time_msec();
+        n = now > ctx->start_msec ? now - ctx->start_msec : 0;
+        v.len = zg_fmt_msec(tmp, n);
+        return v;
+
+    case ZG_VAR_TIME_LOCAL:
+        return zg_var_time(&zg_cache_local, ctx->start_time, zg_fmt_time_local);
+
+    case ZG_VAR_TIME_ISO8601:
+        return zg_var_time(&zg_cache_iso, ctx->start_time, zg_fmt_time_iso8601);
+
+    case ZG_VAR_MSEC:
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v.len = zg_fmt_msec(tmp, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+        return v;
+
+    case ZG_VAR_UPSTREAM_ADDR:
+        return ctx->upstream_addr;
+
+    case ZG_VAR_UPSTREAM_STATUS:
+        return ctx->upstream_status;
+
+    case ZG_VAR_UPSTREAM_RESPONSE_TIME:
+        return ctx->upstream_response_time;
+
+    case ZG_VAR_LIMIT_REQ_STATUS:
+    case ZG_VAR_LIMIT_CONN_STATUS:
+        st = part->type == ZG_VAR_LIMIT_REQ_STATUS ? ctx->limit_req_status
+                                                   : ctx->limit_conn_status;
+        if (st > ZG_LIMIT_NONE && st <= ZG_LIMIT_REJECTED_DRY_RUN) {
+            v.data = zg_limit_status_names[st];
+            v.len = strlen(v.data);
+        }
+        return v;
+
+    case ZG_VAR_CONNECTION:
+        v.len = zg_fmt_u64(tmp, ctx->connection);
+        return v;
+
+    case ZG_VAR_CONNECTION_REQUESTS:
+        v.len = zg_fmt_u64(tmp, ctx->connection_requests);
+        return v;
+
+    case ZG_VAR_REMOTE_USER: {
+        /* workers are single-threaded; the value is copied out before the next one */
+        static char ubuf[4096];
+        zg_str_t user, passwd;
+        if (zg_var_basic_auth(ctx, ubuf, sizeof(ubuf), &user, &passwd) == ZG_OK) {
+            v = user;
+        }
+        return v;
+    }
+    }
+
+    return v;
+}
+
+/* base64 digit value, 64 for a byte outside the alphabet */
+static unsigned char zg_b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return (unsigned char)(c - 'A');
+    }
+    if (c >= 'a' && c <= 'z') {
+        return (unsigned char)(c - 'a' + 26);
+    }
+    if (c >= '0' && c <= '9') {
+        return (unsigned char)(c - '0' + 52);
+    }
+    if (c == '+') {
+        return 62;
+    }
+    if (c == '/') {
+        return 63;
+    }
+    return 64;
+}
+
+int zg_var_basic_auth(const zg_var_ctx_t *ctx, char *buf, size_t len, zg_str_t *user,
+                      zg_str_t *passwd)
+{
+    static const char name[] = "authorization";
+    zg_str_t h = zg_var_header(ctx, name, sizeof(name) - 1);
+    const unsigned char *p = (const unsigned char *)h.data;
+    size_t n = h.len, i, k, out = 0;
+    uint32_t acc = 0;
+
+    if (n < 6 || strncasecmp(h.data, "Basic ", 6) != 0) {
+        return ZG_DECLINED;
+    }
+    p += 6;
+    n -= 6;
+    while (n && *p == ' ') {
+        p++;
+        n--;
+    }
+    /* as ngx_decode_base64: up to the first '=', every byte in the alphabet */
+    for (k = 0; k < n && p[k] != '='; k++) {
+        if (zg_b64_value(p[k]) == 64) {
+            return ZG_DECLINED;
+        }
+    }
+    if (k == 0 || k % 4 == 1 || k / 4 * 3 + 2 > len) {
+        return ZG_DECLINED;
+    }
+    for (i = 0; i < k; i++) {
+        acc = acc << 6 | zg_b64_value(p[i]);
+        if (i % 4 == 3) {
+            buf[out++] = (char)(acc >> 16);
+            buf[out++] = (char)(acc >> 8);
+            buf[out++] = (char)acc;
+            acc = 0;
+        }
+    }
+    if (k % 4 == 2) {
+        buf[out++] = (char)(acc >> 4);
+    } else if (k % 4 == 3) {
+        buf[out++] = (char)(acc >> 10);
+        buf[out++] = (char)(acc >> 2);
+    }
+    char *colon = memchr(buf, ':', out);
+    if (colon == NULL || colon == buf) {
+        return ZG_DECLINED;
+    }
+    user->data = buf;
+    user->len = (size_t)(colon - buf);
+    passwd->data = colon + 1;
+    passwd->len = out - user->len - 1;
+    return ZG_OK;
+}
+
+/* Writes cv for ctx into buf: snprintf semantics without the NUL; with escape,
+ * variable bytes outside 0x20..0x7e, '"' and '\' become \xXX and an empty
+ * variable value is written as "-", as in nginx's access log. */
+size_t zg_cv_eval(const zg_cv_t *cv, const zg_var_ctx_t *ctx, int escape, char *buf,
+                  size_t len)
+{
+    const zg_cv_part_t *part, *end;
+    zg_cv_out_t o;
+    zg_str_t v;
+    char tmp[64];
+
+    part = cv->parts;
+
+    if (cv->nparts == 1 && part->type == ZG_VAR_BINARY_REMOTE_ADDR && !escape) {
+        v = zg_var_value(cv, part, ctx, tmp);
+        if (v.len && len) {
+            memcpy(buf, v.data, zg_min(v.len, len));
+        }
+        return v.len;
+    }
+
+    o.buf = buf;
+    o.len = len;
+    o.pos = 0;
+
+    for (end = part + cv->nparts; part < end; part++) {
+
+        if (part->type == ZG_VAR_LITERAL) {
+            zg_cv_put(&o, cv->text + part->off, part->len);
+            continue;
+        }
+
+        v = zg_var_value(cv, part, ctx, tmp);
+
+        if (v.len == 0 && part->type == ZG_VAR_REQUEST_URI) {
+            if (escape) {
+                zg_cv_put_escaped(&o, ctx->uri.data, ctx->uri.len);
+            } else {
+                zg_cv_put(&o, ctx->uri.data, ctx->uri.len);
+            }
+            if (ctx->args.len) {
+                zg_cv_put(&o, "?", 1);
+                if (escape) {
+                    zg_cv_put_escaped(&o, ctx->args.data, ctx->args.len);
+                } else {
+                    zg_cv_put(&o, ctx->args.data, ctx->args.len);
+                }
+            } else if (escape && ctx->uri.len == 0) {
+                zg_cv_put(&o, "-", 1);
+            }
+            continue;
+        }
+
+        if (!escape) {
+            zg_cv_put(&o, v.data, v.len);
+        } else if (v.len == 0) {
+            zg_cv_put(&o, "-", 1);
+        } else {
+            zg_cv_put_escaped(&o, v.data, v.len);
+        }
+    }
+    return o.pos;
+}
+
+const char *zg_var_client(const zg_var_ctx_t *ctx, char *buf, size_t len)
+{
+    const struct sockaddr *sa = ctx != NULL ? ctx->remote : NULL;
+
+    if (sa == NULL) {
+        return "-";
+    }
+    switch (sa->sa_family) {
+    case AF_INET:
+        if (inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+                      (socklen_t)len) != NULL) {
+            return buf;
+        }
+        break;
+    case AF_INET6:
+        if (inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
+                      (socklen_t)len) != NULL) {
+            return buf;
+        }
+        break;
+    case AF_UNIX:
+        return "unix:";
+    }
+    return "-";
+}

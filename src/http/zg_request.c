@@ -1,0 +1,502 @@
+/* zg_request.c — the data path of one request, in nginx's phase order:
+ *   server/location -> client_max_body_size -> rewrite (`return`: before any
+ *   limit) -> preaccess (limit_req: pass, delay, reject; limit_conn) -> access
+ *   (allow/deny, auth_basic; satisfy all|any) -> the location's content handler
+ *   (slab_stat, metrics, proxy) -> finalize.
+ * The phase handlers are the modules' (zg_modules.c order within a phase); this
+ * file names none of them.  zg_request_finalize is the one exit: it runs once,
+ * however the request ended. */
+#include "zg_request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "zg_log.h"
+#include "zg_proc.h"
+
+static void zg_request_finalize(zg_request_t *r);
+
+/* the modules' hooks, gathered once from zg_modules */
+static struct {
+    int ready;
+    zg_phase_handler_pt phase[ZG_MAX_MODULES];
+    int nphase;
+    int access_first, access_end; /* the access phase's handlers: [first, end) */
+    zg_module_t *release[ZG_MAX_MODULES];
+    int nrelease;
+    zg_module_t *log[ZG_MAX_MODULES];
+    int nlog;
+    zg_module_t *headers[ZG_MAX_MODULES];
+    int nheaders;
+} zg_hooks;
+
+static void zg_request_hooks_init(void)
+{
+    zg_modules_init();
+    if (zg_modules_ctx_size > ZG_REQUEST_CTX_MAX) {
+        zg_log_error(ZG_LOG_EMERG, 0, "modules' request state of %zu bytes exceeds %d",
+                     zg_modules_ctx_size, ZG_REQUEST_CTX_MAX);
+        abort();
+    }
+    for (int p = ZG_PHASE_NONE + 1; p < ZG_PHASE_LAST; p++) {
+        if (p == ZG_PHASE_ACCESS) {
+            zg_hooks.access_first = zg_hooks.nphase;
+        }
+        for (int i = 0; zg_modules[i] != NULL; i++) {
+            if (zg_modules[i]->phase == p && zg_modules[i]->handler != NULL) {
+                zg_hooks.phase[zg_hooks.nphase++] = zg_modules[i]->handler;
+            }
+        }
+        if (p == ZG_PHASE_ACCESS) {
+            zg_hooks.access_end = zg_hooks.nphase;
+        }
+    }
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        zg_module_t *m = zg_modules[i];
+        if (m->release != NULL) {
+            zg_hooks.release[zg_hooks.nrelease++] = m;
+        }
+        if (m->log != NULL) {
+            zg_hooks.log[zg_hooks.nlog++] = m;
+        }
+        if (m->headers != NULL) {
+            zg_hooks.headers[zg_hooks.nheaders++] = m;
+        }
+    }
+    zg_hooks.ready = 1;
+}
+
+static zg_http_core_loc_conf_t *zg_request_core(zg_request_t *r)
+{
+    return zg_http_core_loc_conf(r->loc_conf);
+}
+
+static size_t zg_request_headers_text(zg_request_t *r, char *buf, size_t len, int rejected)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < zg_hooks.nheaders; i++) {
+        n += zg_hooks.headers[i]->headers(r, buf + n, len - n, rejected);
+    }
+    return n;
+}
+
+void zg_request_headers_add(zg_request_t *r, zg_outq_t *q)
+{
+    char buf[512];
+    size_t n = zg_request_headers_text(r, buf, sizeof(buf), 0);
+    if (n) {
+        zg_outq_append(q, buf, n);
+    }
+}
+
+void zg_request_respond(zg_request_t *r, int status, const char *extra, const char *ctype,
+                        const char *body, size_t len)
+{
+    zg_conn_t *c = r->c;
+    char stack[4096];
+    if (r->resp_started || c->closing) {
+        return;
+    }
+    r->resp_started = 1;
+    /* a body we did not read and the client may not send: close after answering */
+    if (r->h->has_body && !r->body_done && r->h->expect_continue && !r->sent_continue) {
+        r->keepalive = 0;
+    }
+    if (c->w->quitting) {
+        r->keepalive = 0;
+    }
+    char rl[1024];
+    if (r->want_headers && (extra == NULL || !r->headers_done)) {
+        /* the modules' headers go on answers zonegate makes itself, too */
+        size_t m = zg_request_headers_text(r, rl, sizeof(rl) - 1, 0);
+        if (m) {
+            rl[m] = '\0';
+            size_t e = extra ? strlen(extra) : 0;
+            if (e + m < sizeof(rl)) {
+                memmove(rl + e, rl, m + 1);
+                if (e) {
+                    memcpy(rl, extra, e);
+                }
+                extra = rl;
+            }
+        }
+    }
+    int head = r->h->head;
+    size_t n = zg_http_write_response(stack, sizeof(stack), status, r->keepalive, extra, ctype,
+                                      body, len, head);
+    if (n < sizeof(stack)) {
+        zg_outq_append(&c->out, stack, n);
+    } else {
+        char *big = malloc(n + 1);
+        if (big) {
+            zg_http_write_response(big, n + 1, status, r->keepalive, extra, ctype, body, len,
+                                   head);
+            zg_outq_append(&c->out, big, n);
+            free(big);
+        }
+    }
+    r->ctx.status = status;
+    r->ctx.bytes_sent = n;
+    /* what the request holds is given back before the client can see the answer
+     * and come back */
+    zg_request_release(r);
+    /* the generated error page counts as body, as nginx counts it */
+    r->ctx.body_bytes_sent = zg_http_response_body_len(status, body, len, head);
+    if (zg_outq_flush(&c->out) != ZG_OK) {
+        r->keepalive = 0;
+    }
+    zg_request_response_done(r, r->keepalive);
+}
+
+static void zg_request_error(zg_request_t *r, int status)
+{
+    zg_request_respond(r, status, NULL, NULL, NULL, 0);
+}
+
+void zg_request_release_hooks(zg_request_t *r)
+{
+    r->holding = 0;
+    for (int i = 0; i < zg_hooks.nrelease; i++) {
+        zg_hooks.release[i]->release(r);
+    }
+}
+
+void zg_request_response_done(zg_request_t *r, int keepalive)
+{
+    zg_conn_t *c = r->c;
+    r->resp_done = 1;
+    if (!keepalive) {
+        r->keepalive = 0;
+    }
+    if (r->body_done || c->closing) {
+        zg_request_finalize(r);
+        return;
+    }
+    if (!r->keepalive) {
+        /* no need to read what is left of the body */
+        c->close_after = 1;
+        r->body_done = 1;
+        zg_request_finalize(r);
+        return;
+    }
+    /* read and drop the rest of the body, then go on with the connection */
+    r->discard_body = 1;
+    zg_conn_timer(c, zg_request_core(r)->client_body_timeout);
+    zg_conn_body(c);
+}
+
+void zg_request_response_abort(zg_request_t *r)
+{
+    r->keepalive = 0;
+    r->c->close_after = 1;
+    r->resp_done = 1;
+    r->body_done = 1;
+    zg_request_finalize(r);
+}
+
+/* the content handler stops: it is told once, and no more */
+static void zg_request_content_abort(zg_request_t *r)
+{
+    const zg_content_ops_t *ops = r->content;
+
+    if (ops != NULL) {
+        r->content = NULL;
+        ops->abort(r);
+    }
+}
+
+void zg_request_body(zg_request_t *r, const char *p, size_t n)
+{
+    zg_http_core_loc_conf_t *clcf = zg_request_core(r);
+    r->ctx.request_length += n;
+    if (clcf->client_max_body_size && r->h->chunked &&
+        r->ctx.request_length - r->h->head_len > (uint64_t)clcf->client_max_body_size) {
+        if (!r->resp_started) {
+            zg_request_content_abort(r);
+            r->keepalive = 0;
+            zg_request_error(r, 413);
+        }
+        return;
+    }
+    zg_conn_timer(r->c, clcf->client_body_timeout);
+    if (r->discard_body) {
+        return;
+    }
+    if (r->content) {
+        r->content->body(r, p, n);
+    }
+}
+
+void zg_request_body_done(zg_request_t *r)
+{
+    r->body_done = 1;
+    zg_conn_timer(r->c, 0);
+    if (r->discard_body || r->resp_done) {
+        zg_request_finalize(r);
+        return;
+    }
+    if (r->content) {
+        r->content->body_done(r);
+    }
+}
+
+void zg_request_abort(zg_request_t *r)
+{
+    zg_request_content_abort(r);
+    if (!r->resp_started) {
+        r->ctx.status = 499;
+    }
+    r->keepalive = 0;
+    zg_request_finalize(r);
+}
+
+int zg_request_timeout(zg_request_t *r)
+{
+    if (r->resp_started || r->finalized || r->sleeping) {
+        return ZG_DECLINED;
+    }
+    /* the body stalled before an answer: 408, and the content handler is let go */
+    zg_request_content_abort(r);
+    zg_log(ZG_LOG_INFO, "client timed out reading the request body, client: %s",
+           zg_conn_addr_text(r->c));
+    r->keepalive = 0;
+    r->body_done = 1;
+    r->c->close_after = 1;
+    zg_request_respond(r, 408, NULL, NULL, NULL, 0);
+    return ZG_OK;
+}
+
+void zg_request_bad(zg_request_t *r, int status)
+{
+    if (r->finalized) {
+        return;
+    }
+    r->c->close_after = 1;
+    r->keepalive = 0;
+    if (!r->resp_started) {
+        r->body_done = 1;
+        zg_request_respond(r, status, NULL, NULL, NULL, 0);
+    } else {
+        zg_request_response_abort(r);
+    }
+}
+
+void zg_request_drained(zg_request_t *r)
+{
+    if (r->content && r->content->drained) {
+        r->content->drained(r);
+    }
+}
+
+int zg_request_sleeping(const zg_request_t *r)
+{
+    return r->sleeping;
+}
+
+static void zg_request_finalize(zg_request_t *r)
+{
+    zg_conn_t *c = r->c;
+    if (r->finalized) {
+        return;
+    }
+    r->finalized = 1;
+    zg_request_content_abort(r);
+    zg_request_release(r);
+    for (int i = 0; i < zg_hooks.nlog; i++) {
+        zg_hooks.log[i]->log(r);
+    }
+    zg_proc_count_request(r->ctx.status);
+    int keepalive = r->keepalive && !c->closing;
+    if (r->sleeping) {
+        r->sleeping = 0;
+        uv_timer_stop(&r->sleep_timer);
+    }
+    zg_conn_request_done(c, keepalive);
+}
+
+/* ---- the phases ---- */
+
+/* the access phase refuses the request: 403 (allow/deny) or 401 (auth_basic,
+ * whose header hook adds WWW-Authenticate) */
+static void zg_request_forbid(zg_request_t *r, int status)
+{
+    if (status == 403) {
+        zg_log(ZG_LOG_ERR, "access forbidden by rule, client: %s", zg_conn_addr_text(r->c));
+    }
+    zg_request_error(r, status);
+}
+
+/* An access handler answers ZG_OK (allowed), ZG_DECLINED (nothing to say), or a
+ * refusal (401, 403) that the request core answers, as nginx's access phase: with
+ * `satisfy all` the first refusal answers; with `satisfy any` one ZG_OK is enough,
+ * and if none comes a 401 wins over a 403.  1 = go on, 0 = answered. */
+static int zg_request_access(zg_request_t *r, int rc)
+{
+    int any = zg_request_core(r)->satisfy == ZG_SATISFY_ANY;
+
+    if (rc == ZG_OK && any) {
+        r->access_code = 0;
+        r->phase = zg_hooks.access_end;
+        return 1;
+    }
+    if (rc == 401 || rc == 403) {
+        if (!any) {
+            zg_request_forbid(r, rc);
+            return 0;
+        }
+        if (r->access_code != 401) {
+            r->access_code = rc;
+        }
+    }
+    if (r->phase == zg_hooks.access_end && r->access_code != 0) {
+        zg_request_forbid(r, r->access_code);
+        return 0;
+    }
+    return 1;
+}
+
+/* Runs the phase handlers from r->phase on.  A handler that answered (ZG_DONE) may
+ * have finalized the request and a pipelined one may have taken its memory: r is
+ * not touched after that. */
+static void zg_request_run_phases(zg_request_t *r)
+{
+    zg_phase_handler_pt *h = zg_hooks.phase;
+    int i = r->phase, end = zg_hooks.access_first, rc;
+
+    for (; i < end; i++) {
+        rc = h[i](r);
+        if (rc == ZG_DECLINED || rc == ZG_OK) {
+            continue;
+        }
+        if (rc == ZG_AGAIN) {
+            r->phase = i + 1; /* zg_request_wake goes on from there */
+        } else if (rc == ZG_ERROR) {
+            zg_request_error(r, 500);
+        }
+        return;
+    }
+    for (end = zg_hooks.access_end; i < end; i++) {
+        r->phase = i + 1;
+        rc = h[i](r);
+        if (rc == ZG_DONE || rc == ZG_AGAIN) {
+            return;
+        }
+        if (!zg_request_access(r, rc)) {
+            return;
+        }
+        i = r->phase - 1; /* satisfy any may skip the rest of the phase */
+    }
+    for (end = zg_hooks.nphase; i < end; i++) {
+        rc = h[i](r);
+        if (rc == ZG_DECLINED || rc == ZG_OK) {
+            continue;
+        }
+        if (rc == ZG_AGAIN) {
+            r->phase = i + 1;
+        } else if (rc == ZG_ERROR) {
+            zg_request_error(r, 500);
+        }
+        return;
+    }
+    zg_phase_handler_pt content = r->loc ? zg_request_core(r)->handler : NULL;
+    if (content == NULL) {
+        zg_request_error(r, 404);
+        return;
+    }
+    content(r);
+}
+
+static void zg_request_wake(uv_timer_t *t)
+{
+    zg_conn_t *c = t->data;
+    zg_request_t *r = c->req;
+    if (r == NULL || !r->sleeping) {
+        return;
+    }
+    r->sleeping = 0;
+    zg_conn_read(r->c, 1);
+    zg_request_run_phases(r);
+}
+
+int zg_request_sleep(zg_request_t *r, zg_msec_t ms)
+{
+    r->sleeping = 1;
+    uv_timer_start(&r->sleep_timer, zg_request_wake, ms, 0);
+    zg_conn_read(r->c, 0);
+    return ZG_AGAIN;
+}
+
+void zg_request_close(zg_request_t *r, uv_close_cb cb)
+{
+    uv_close((uv_handle_t *)&r->sleep_timer, cb);
+}
+
+void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
+{
+    zg_request_t *r = c->rmem;
+    if (r == NULL) {
+        if (!zg_hooks.ready) {
+            zg_request_hooks_init();
+        }
+        r = malloc(sizeof(*r) + zg_modules_scratch_size);
+        if (r == NULL) {
+            zg_conn_close(c);
+            return;
+        }
+        uv_timer_init(c->w->loop, &r->sleep_timer);
+        r->sleep_timer.data = c;
+        c->rmem = r;
+        c->handles++;
+    }
+    memset((char *)r + offsetof(zg_request_t, c), 0, sizeof(*r) - offsetof(zg_request_t, c));
+    r->c = c;
+    r->h = h;
+    c->req = r;
+    zg_conn_timer(c, 0);
+
+    zg_var_ctx_t *x = &r->ctx;
+    x->remote = (const struct sockaddr *)&c->peer;
+    x->method = h->method;
+    x->uri = h->path;
+    x->args = h->args;
+    x->request_uri = h->target;
+    x->request_line = h->request_line;
+    x->host = h->host;
+    x->protocol.data = h->http_minor ? "HTTP/1.1" : "HTTP/1.0";
+    x->protocol.len = 8;
+    x->hdr_names = h->names;
+    x->hdr_values = h->values;
+    x->nhdrs = h->nhdrs;
+    x->start_msec = zg_time_msec();
+    x->start_time = time(NULL);
+    x->connection = c->serial;
+    x->connection_requests = c->nrequests;
+    x->request_length = h->head_len;
+    r->body_done = !h->has_body;
+    if (!h->has_body) {
+        /* let the parser reach the end of this bodiless message */
+        zg_conn_body(c);
+    }
+
+    r->srv = zg_http_find_server(c->ls, h->host.data, h->host.len);
+    if (r->srv->nnames > 0) {
+        x->server_name.data = r->srv->names[0];
+        x->server_name.len = strlen(r->srv->names[0]);
+    }
+    r->loc = zg_http_find_location(r->srv, h->path.data, h->path.len);
+    r->loc_conf = r->loc ? r->loc->loc_conf : r->srv->loc_conf;
+    zg_http_core_loc_conf_t *clcf = zg_request_core(r);
+    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !c->w->quitting;
+
+    if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {
+        zg_log(ZG_LOG_ERR, "client intended to send too large body: %lld bytes",
+               (long long)h->content_length);
+        r->keepalive = 0;
+        zg_request_error(r, 413);
+        return;
+    }
+    zg_request_run_phases(r);
+}

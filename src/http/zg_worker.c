@@ -1,0 +1,785 @@
+/* zg_worker.c — a worker process: libuv loop (created after fork), accepting on the
+ * master's listening sockets, client connection lifetime and deadlines, output
+ * queues, and graceful / fast shutdown. */
+#include "zg_worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "zg_http_core.h"
+#include "zg_log.h"
+#include "zg_proc.h"
+#include "zg_request.h"
+
+#define ZG_LISTEN_BACKLOG 4096
+#define ZG_OUTQ_KEEP_MAX (64 * 1024) /* a drained output buffer larger than this is freed */
+#define ZG_LINGER_READ (16 * 1024)   /* what a lingering close reads (and drops) at a time */
+#define ZG_LINGER_MSEC 2000          /* how long a lingering close reads */
+
+/* ---- output queue ---- */
+
+typedef struct {
+    uv_write_t req;
+    zg_outq_t *q;
+    size_t len;
+    char data[];
+} zg_outq_write_t;
+
+void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data)
+{
+    memset(q, 0, sizeof(*q));
+    q->stream = s;
+    q->data = data;
+}
+
+int zg_outq_grow(zg_outq_t *q, size_t n)
+{
+    size_t cap = q->cap ? q->cap : 4096;
+    while (cap < q->len + n) {
+        cap *= 2;
+    }
+    char *b = realloc(q->buf, cap);
+    if (b == NULL) {
+        return ZG_ERROR;
+    }
+    q->buf = b;
+    q->cap = cap;
+    return ZG_OK;
+}
+
+int zg_outq_str(zg_outq_t *q, const char *s)
+{
+    return zg_outq_append(q, s, strlen(s));
+}
+
+int zg_outq_num(zg_outq_t *q, uint64_t n)
+{
+    char tmp[24];
+    return zg_outq_append(q, tmp, zg_fmt_u64(tmp, n));
+}
+
+int zg_outq_hex(zg_outq_t *q, uint64_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[20];
+    size_t len = sizeof(tmp);
+    do {
+        tmp[--len] = digits[n & 15];
+        n >>= 4;
+    } while (n);
+    return zg_outq_append(q, tmp + len, sizeof(tmp) - len);
+}
+
+int zg_outq_printf(zg_outq_t *q, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return ZG_ERROR;
+    }
+    if ((size_t)n < sizeof(tmp)) {
+        return zg_outq_append(q, tmp, (size_t)n);
+    }
+    char *big = malloc((size_t)n + 1);
+    if (big == NULL) {
+        return ZG_ERROR;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = zg_outq_append(q, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+static void zg_outq_written(uv_write_t *req, int status)
+{
+    zg_outq_write_t *w = zg_data_of(req, zg_outq_write_t, req);
+    zg_outq_t *q = w->q;
+    size_t len = w->len;
+    free(w);
+    if (q == NULL) {
+        return; /* the queue was freed while the write was in flight */
+    }
+    q->inflight -= len;
+    if (status < 0) {
+        if (q->failed) {
+            q->failed(q->data, status);
+        }
+        return;
+    }
+    if (q->inflight == 0 && q->drained) {
+        q->drained(q->data);
+    }
+}
+
+int zg_outq_flush(zg_outq_t *q)
+{
+    if (q->len == 0) {
+        return ZG_OK;
+    }
+    size_t off = 0;
+    if (q->inflight == 0) {
+        uv_buf_t b = uv_buf_init(q->buf, (unsigned)q->len);
+        int n = uv_try_write(q->stream, &b, 1);
+        if (n > 0) {
+            off = (size_t)n;
+        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+            q->len = 0;
+            return ZG_ERROR;
+        }
+    }
+    if (off < q->len) {
+        size_t rest = q->len - off;
+        zg_outq_write_t *w = malloc(sizeof(*w) + rest);
+        if (w == NULL) {
+            return ZG_ERROR;
+        }
+        memcpy(w->data, q->buf + off, rest);
+        w->q = q;
+        w->len = rest;
+        uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
+        if (uv_write(&w->req, q->stream, &b, 1, zg_outq_written) != 0) {
+            free(w);
+            q->len = 0;
+            return ZG_ERROR;
+        }
+        q->inflight += rest;
+    }
+    q->len = 0;
+    if (q->cap > ZG_OUTQ_KEEP_MAX) {
+        free(q->buf);
+        q->buf = NULL;
+        q->cap = 0;
+    }
+    return ZG_OK;
+}
+
+size_t zg_outq_pending(const zg_outq_t *q)
+{
+    return q->inflight + q->len;
+}
+
+void zg_outq_free(zg_outq_t *q)
+{
+    free(q->buf);
+    q->buf = NULL;
+    q->len = q->cap = 0;
+    q->drained = NULL;
+    q->failed = NULL;
+}
+
+/* ---- connections ---- */
+
+static void zg_conn_free_cb(uv_handle_t *h)
+{
+    zg_conn_t *c = h->data;
+    if (--c->handles == 0) {
+        zg_worker_t *w = c->w;
+        zg_queue_remove(&c->link);
+        w->nconns--;
+        zg_http_in_destroy(c->in);
+        zg_outq_free(&c->out);
+        free(c->rmem);
+        free(c);
+        if (w->quitting && w->nconns == 0) {
+            uv_stop(w->loop);
+        }
+    }
+}
+
+void zg_conn_close(zg_conn_t *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = 1;
+    if (c->req) {
+        zg_request_abort(c->req);
+    }
+    /* queued writes are cancelled by the close: they must not touch c->out */
+    c->out.drained = NULL;
+    c->out.failed = NULL;
+    uv_close((uv_handle_t *)&c->timer.timer, zg_conn_free_cb);
+    uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
+    if (c->rmem) {
+        /* the request's timer (zg_request_start counted it in c->handles) */
+        zg_request_close(c->rmem, zg_conn_free_cb);
+    }
+}
+
+/* Lingering close: shut our side once the output is sent, then read and drop what
+ * the client still sends for a moment, so that closing with unread bytes does not
+ * reset the connection before the client has read our answer. */
+static void zg_linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char scratch[ZG_LINGER_READ];
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void zg_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0) {
+        zg_conn_close(s->data);
+    }
+}
+
+static void zg_linger_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+static void zg_linger_timeout(uv_timer_t *t)
+{
+    zg_conn_close(t->data);
+}
+
+static void zg_conn_linger(zg_conn_t *c)
+{
+    if (c->closing || c->lingering) {
+        return;
+    }
+    c->lingering = 1;
+    c->out.drained = NULL;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, zg_linger_shutdown) != 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, zg_linger_alloc, zg_linger_read) != 0) {
+        zg_conn_close(c);
+        return;
+    }
+    c->timer.at = 0;
+    c->timer.due = 0;
+    uv_timer_start(&c->timer.timer, zg_linger_timeout, ZG_LINGER_MSEC, 0);
+}
+
+/* the connection's deadline passed */
+static void zg_conn_timeout(zg_deadline_t *d)
+{
+    zg_conn_t *c = d->timer.data;
+    zg_request_t *r = c->req;
+    if (r && zg_request_timeout(r) == ZG_OK) {
+        return;
+    }
+    if (r == NULL && !c->idle) {
+        /* the head did not arrive in time: 408 as nginx closes, but say why */
+        char buf[512];
+        size_t n = zg_http_write_response(buf, sizeof(buf), 408, 0, NULL, NULL, NULL, 0, 0);
+        uv_buf_t b = uv_buf_init(buf, (unsigned)zg_min(n, sizeof(buf)));
+        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+    zg_conn_close(c);
+}
+
+void zg_conn_timer(zg_conn_t *c, zg_msec_t ms)
+{
+    if (c->closing) {
+        return;
+    }
+    zg_deadline_set(&c->timer, ms);
+}
+
+static void zg_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    zg_conn_t *c = h->data;
+    size_t len = 0;
+    char *p = zg_http_in_buffer(c->in, &len);
+    *buf = uv_buf_init(p, (unsigned)len);
+}
+
+static void zg_conn_bad_request(zg_conn_t *c, int status)
+{
+    zg_log(ZG_LOG_INFO, "client sent invalid request (%d: %s)", status,
+           zg_http_in_error(c->in));
+    zg_conn_read(c, 0);
+    if (c->req) {
+        zg_request_bad(c->req, status);
+        return;
+    }
+    char buf[1024];
+    size_t n = zg_http_write_response(buf, sizeof(buf), status, 0, NULL, NULL, NULL, 0, 0);
+    zg_outq_append(&c->out, buf, zg_min(n, sizeof(buf)));
+    c->close_after = 1;
+    if (zg_outq_flush(&c->out) != ZG_OK) {
+        zg_conn_close(c);
+        return;
+    }
+    zg_conn_linger(c);
+}
+
+enum { ZG_PARSE_FEED, ZG_PARSE_RESUME, ZG_PARSE_NEXT };
+
+/* Every call into the parser goes through here, so that handlers that want to
+ * resume or go to the next request while the parser is running only leave a note. */
+static void zg_conn_parse(zg_conn_t *c, int op, size_t n)
+{
+    if (c->in_parser) {
+        if (op == ZG_PARSE_NEXT) {
+            c->want_next = 1;
+        } else if (op == ZG_PARSE_RESUME) {
+            c->want_resume = 1;
+        }
+        return;
+    }
+    c->in_parser = 1;
+    int rc = op == ZG_PARSE_FEED     ? zg_http_in_feed(c->in, n)
+             : op == ZG_PARSE_RESUME ? zg_http_in_resume(c->in)
+                                     : zg_http_in_next(c->in);
+    while (rc == ZG_OK || rc == ZG_AGAIN) {
+        if (c->closing) {
+            break;
+        }
+        if (c->want_resume) {
+            /* first let the parser reach the end of the message (a handler that
+             * answered at once asked for both) */
+            c->want_resume = 0;
+            rc = zg_http_in_resume(c->in);
+        } else if (c->want_next) {
+            c->want_next = 0;
+            rc = zg_http_in_next(c->in);
+        } else {
+            break;
+        }
+    }
+    c->in_parser = 0;
+    if (rc >= 400 && !c->closing) {
+        zg_conn_bad_request(c, rc);
+    }
+}
+
+void zg_conn_body(zg_conn_t *c)
+{
+    zg_conn_read(c, 1);
+    zg_conn_parse(c, ZG_PARSE_RESUME, 0);
+}
+
+const char *zg_conn_addr_text(zg_conn_t *c)
+{
+    if (c->addr_text[0] == '\0') {
+        if (c->peer.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&c->peer, c->addr_text, sizeof(c->addr_text));
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&c->peer, c->addr_text, sizeof(c->addr_text));
+        }
+    }
+    return c->addr_text;
+}
+
+static void zg_conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    zg_conn_t *c = s->data;
+    if (nread == 0) {
+        return;
+    }
+    if (nread == UV_ENOBUFS) {
+        /* pipelined bytes fill the buffer: read again when this request is done */
+        zg_conn_read(c, 0);
+        return;
+    }
+    if (nread < 0) {
+        /* EOF or error: a request being proxied is aborted (nginx's 499) */
+        zg_conn_close(c);
+        return;
+    }
+    if (c->idle) {
+        c->idle = 0;
+        zg_conn_timer(c, zg_http_core_loc_conf(c->ls->default_server->loc_conf)->client_header_timeout);
+    }
+    zg_conn_parse(c, ZG_PARSE_FEED, (size_t)nread);
+}
+
+void zg_conn_read(zg_conn_t *c, int on)
+{
+    if (c->closing || c->close_after) {
+        return;
+    }
+    if (on && !c->reading) {
+        c->reading = 1;
+        uv_read_start((uv_stream_t *)&c->tcp, zg_conn_alloc, zg_conn_on_read);
+    } else if (!on && c->reading) {
+        c->reading = 0;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
+static void zg_conn_set_idle(zg_conn_t *c)
+{
+    zg_http_core_loc_conf_t *s = zg_http_core_loc_conf(c->ls->default_server->loc_conf);
+    c->idle = 1;
+    zg_msec_t t = s->keepalive_timeout;
+    if (c->w->quitting) {
+        t = zg_min(t, 1000);
+    }
+    zg_conn_timer(c, t);
+}
+
+void zg_conn_request_done(zg_conn_t *c, int keepalive)
+{
+    c->req = NULL;
+    if (c->closing) {
+        return;
+    }
+    if (!keepalive || c->close_after) {
+        c->close_after = 1;
+        zg_conn_linger(c);
+        return;
+    }
+    if (zg_http_in_pending(c->in)) {
+        zg_conn_timer(c, zg_http_core_loc_conf(c->ls->default_server->loc_conf)->client_header_timeout);
+        c->idle = 0;
+    } else {
+        zg_conn_set_idle(c);
+    }
+    zg_conn_read(c, 1);
+    zg_conn_parse(c, ZG_PARSE_NEXT, 0);
+}
+
+static void zg_conn_drained(void *data)
+{
+    zg_conn_t *c = data;
+    if (c->req) {
+        zg_request_drained(c->req);
+    }
+}
+
+static void zg_conn_write_failed(void *data, int status)
+{
+    (void)status;
+    zg_conn_close(data);
+}
+
+static void zg_on_head(void *data, zg_http_req_t *req)
+{
+    zg_conn_t *c = data;
+    c->nrequests++;
+    zg_request_start(c, req);
+}
+
+static void zg_on_body(void *data, const char *p, size_t n)
+{
+    zg_conn_t *c = data;
+    if (c->req) {
+        zg_request_body(c->req, p, n);
+    }
+}
+
+static void zg_on_done(void *data)
+{
+    zg_conn_t *c = data;
+    if (c->req) {
+        zg_request_body_done(c->req);
+    }
+}
+
+static const zg_http_in_handlers_t zg_conn_handlers = {zg_on_head, zg_on_body, zg_on_done};
+
+/* libuv sheds connections silently when accept() hits EMFILE; warn (once a second)
+ * while this worker's descriptors are nearly all in use, so that it is seen */
+static void zg_worker_fd_check(zg_worker_t *w, zg_conn_t *c)
+{
+    static uint64_t last;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || w->fd_limit == 0 ||
+        (uint64_t)fd + 16 < w->fd_limit) {
+        return;
+    }
+    uint64_t now = uv_now(w->loop);
+    if (now - last >= 1000 || last == 0) {
+        last = now;
+        zg_log_error(ZG_LOG_WARN, 0,
+                     "%d worker connections use descriptors up to %d of %llu: new "
+                     "connections will be refused (accept: too many open files)",
+                     w->nconns, fd, (unsigned long long)w->fd_limit);
+        zg_proc_count(accept_errors);
+    }
+}
+
+static void zg_on_connection(uv_stream_t *server, int status)
+{
+    zg_worker_t *w = server->loop->data;
+    zg_listen_t *ls = server->data;
+    if (status < 0) {
+        zg_log_error(ZG_LOG_ERR, 0, "accept() failed (%s)", uv_strerror(status));
+        zg_proc_count(accept_errors);
+        return;
+    }
+    zg_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return;
+    }
+    uv_tcp_init(w->loop, &c->tcp);
+    c->tcp.data = c;
+    c->w = w;
+    c->ls = ls;
+    c->handles = 2;
+    zg_deadline_init(w->loop, &c->timer, zg_conn_timeout, c);
+    zg_queue_insert_tail(&w->conns, &c->link);
+    w->nconns++;
+    int arc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (arc != 0) {
+        /* another worker took it, or out of descriptors */
+        if (arc != UV_EAGAIN) {
+            zg_log_error(ZG_LOG_ERR, 0, "accept() failed (%s)", uv_strerror(arc));
+            zg_proc_count(accept_errors);
+        }
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->timer.timer, zg_conn_free_cb);
+        uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
+        return;
+    }
+    zg_proc_count(connections);
+    zg_worker_fd_check(w, c);
+    int len = sizeof(c->peer);
+    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len);
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->serial = ++w->serial;
+    zg_http_core_loc_conf_t *s = zg_http_core_loc_conf(ls->default_server->loc_conf);
+    /* the default server's, as nginx reads the head before it knows the server */
+    zg_http_limits_t lim = {
+        .line_max = (size_t)s->large_header_size,
+        .head_max = (size_t)s->large_header_size * (size_t)s->large_header_buffers,
+        .max_headers = (size_t)s->max_headers,
+        .no_merge_slashes = !s->merge_slashes,
+        .underscores = s->underscores_in_headers ? 1 : 0,
+        .keep_invalid = !s->ignore_invalid_headers,
+    };
+    c->in = zg_http_in_create(&lim, &zg_conn_handlers, c);
+    if (c->in == NULL) {
+        zg_conn_close(c);
+        return;
+    }
+    zg_outq_init(&c->out, (uv_stream_t *)&c->tcp, c);
+    c->out.drained = zg_conn_drained;
+    c->out.failed = zg_conn_write_failed;
+    zg_conn_timer(c, s->client_header_timeout);
+    zg_conn_read(c, 1);
+}
+
+/* ---- shutdown ---- */
+
+static void zg_close_listeners(zg_worker_t *w)
+{
+    for (int i = 0; i < w->nlisteners; i++) {
+        if (!uv_is_closing((uv_handle_t *)&w->listeners[i])) {
+            uv_close((uv_handle_t *)&w->listeners[i], NULL);
+        }
+    }
+}
+
+static void zg_walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void zg_worker_quit(uv_signal_t *s, int sig)
+{
+    zg_worker_t *w = s->data;
+    (void)sig;
+    if (w->quitting) {
+        return;
+    }
+    w->quitting = 1;
+    zg_close_listeners(w);
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->quit_worker != NULL) {
+            zg_modules[i]->quit_worker(w);
+        }
+    }
+    /* idle keep-alive connections get a short grace, busy ones finish their request
+     * and are answered with "Connection: close" */
+    zg_queue_t *q = zg_queue_head(&w->conns);
+    while (q != zg_queue_sentinel(&w->conns)) {
+        zg_conn_t *c = zg_queue_data(q, zg_conn_t, link);
+        q = zg_queue_next(q);
+        if (c->idle && c->req == NULL) {
+            zg_conn_timer(c, 200);
+        }
+    }
+    uv_close((uv_handle_t *)&w->sig_quit, NULL);
+    uv_close((uv_handle_t *)&w->sig_hup, NULL);
+    if (w->nconns == 0) {
+        uv_stop(w->loop);
+    }
+}
+
+static void zg_worker_term(uv_signal_t *s, int sig)
+{
+    zg_worker_t *w = s->data;
+    (void)sig;
+    w->quitting = 1;
+    uv_stop(w->loop);
+}
+
+/* the master reopened the logs: its new descriptors arrive on the channel */
+static void zg_worker_channel(uv_poll_t *p, int status, int events)
+{
+    zg_worker_t *w = p->data;
+    (void)events;
+    if (status < 0 || w->setup->logs(w->chan, w->conf) != ZG_OK) {
+        uv_poll_stop(p);
+    }
+}
+
+#ifdef ZG_DEBUG
+/* Test hook: with ZG_DEBUG_USR2="write:PATH" a SIGUSR2 makes the worker try to open
+ * PATH for writing, "exec:PATH" to execve PATH; the outcome is logged (or, inside the
+ * sandbox, the worker is killed by SIGSYS).  "overflow" reads past a heap block, for
+ * an ASan report from inside the sandbox. */
+static void zg_worker_debug_usr2(uv_signal_t *s, int sig)
+{
+    const char *what = getenv("ZG_DEBUG_USR2");
+    (void)s;
+    (void)sig;
+    if (what == NULL) {
+        return;
+    }
+    if (strncmp(what, "write:", 6) == 0) {
+        int fd = open(what + 6, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd == -1) {
+            zg_log_error(ZG_LOG_ALERT, errno, "debug: open() \"%s\" for writing failed",
+                         what + 6);
+        } else {
+            zg_log_error(ZG_LOG_ALERT, 0, "debug: open() \"%s\" for writing succeeded",
+                         what + 6);
+            close(fd);
+        }
+    } else if (strcmp(what, "overflow") == 0) {
+        volatile char *p = malloc(8);
+        zg_log_error(ZG_LOG_ALERT, 0, "debug: read past a heap block: %d", p[8]);
+        free((void *)p);
+    } else if (strncmp(what, "exec:", 5) == 0) {
+        char *argv[] = {(char *)(what + 5), NULL};
+        char *envp[] = {NULL};
+        zg_log_error(ZG_LOG_ALERT, 0, "debug: execve(\"%s\")", what + 5);
+        execve(what + 5, argv, envp);
+        zg_log_error(ZG_LOG_ALERT, errno, "debug: execve(\"%s\") failed", what + 5);
+    }
+}
+#endif
+
+static void zg_worker_ignore(uv_signal_t *s, int sig)
+{
+    (void)s;
+    (void)sig;
+}
+
+int zg_worker_run(zg_conf_t *conf, int slot, int chan, const zg_worker_setup_t *setup)
+{
+    static zg_worker_t w;
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(conf);
+    int i;
+
+    w.conf = conf;
+    w.slot = slot;
+    w.chan = chan;
+    w.setup = setup;
+    zg_worker_slot = slot;
+    zg_queue_init(&w.conns);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+        w.fd_limit = (uint64_t)nofile.rlim_cur;
+    }
+    /* the master raised the descriptor limit (which may need root) before */
+    if (setup->drop(conf) != ZG_OK) {
+        return 2;
+    }
+
+    w.loop = malloc(sizeof(uv_loop_t));
+    if (w.loop == NULL || uv_loop_init(w.loop) != 0) {
+        zg_log_error(ZG_LOG_EMERG, 0, "uv_loop_init() failed");
+        return 2;
+    }
+    w.loop->data = &w;
+
+    uv_signal_init(w.loop, &w.sig_term);
+    uv_signal_init(w.loop, &w.sig_int);
+    uv_signal_init(w.loop, &w.sig_quit);
+    uv_signal_init(w.loop, &w.sig_usr1);
+    uv_signal_init(w.loop, &w.sig_hup);
+    w.sig_term.data = w.sig_int.data = w.sig_quit.data = w.sig_usr1.data = w.sig_hup.data = &w;
+    uv_signal_start(&w.sig_term, zg_worker_term, SIGTERM);
+    uv_signal_start(&w.sig_int, zg_worker_term, SIGINT);
+    uv_signal_start(&w.sig_quit, zg_worker_quit, SIGQUIT);
+    uv_signal_start(&w.sig_usr1, zg_worker_ignore, SIGUSR1);
+#ifdef ZG_DEBUG
+    uv_signal_init(w.loop, &w.sig_debug);
+    uv_signal_start(&w.sig_debug, zg_worker_debug_usr2, SIGUSR2);
+#endif
+    uv_poll_init(w.loop, &w.chan_poll, chan);
+    w.chan_poll.data = &w;
+    uv_poll_start(&w.chan_poll, UV_READABLE, zg_worker_channel);
+    uv_signal_start(&w.sig_hup, zg_worker_ignore, SIGHUP);
+
+    w.listeners = calloc((size_t)cmcf->nlistens, sizeof(uv_tcp_t));
+    if (w.listeners == NULL) {
+        return 2;
+    }
+    w.nlisteners = cmcf->nlistens;
+    for (i = 0; i < cmcf->nlistens; i++) {
+        uv_tcp_t *t = &w.listeners[i];
+        uv_tcp_init(w.loop, t);
+        t->data = &cmcf->listens[i];
+        if (uv_tcp_open(t, cmcf->listens[i].fd) != 0 ||
+            uv_listen((uv_stream_t *)t, ZG_LISTEN_BACKLOG, zg_on_connection) != 0) {
+            zg_log_error(ZG_LOG_EMERG, 0, "cannot listen on %s", cmcf->listens[i].addr.text);
+            return 2;
+        }
+    }
+
+    for (i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->init_worker != NULL && zg_modules[i]->init_worker(&w) != ZG_OK) {
+            return 2;
+        }
+    }
+    if (setup->sandbox(conf) != ZG_OK) {
+        return 2;
+    }
+#ifdef ZG_DEBUG
+    if (getenv("ZG_DEBUG_USR2") != NULL) {
+        /* tests send SIGUSR2 only after this line: handlers set, sandbox on */
+        zg_log_error(ZG_LOG_NOTICE, 0, "debug: worker %d ready for SIGUSR2", (int)getpid());
+    }
+#endif
+
+    uv_run(w.loop, UV_RUN_DEFAULT);
+
+    /* fast stop, or graceful stop done: close everything and exit */
+    zg_queue_t *q = zg_queue_head(&w.conns);
+    while (q != zg_queue_sentinel(&w.conns)) {
+        zg_conn_t *c = zg_queue_data(q, zg_conn_t, link);
+        q = zg_queue_next(q);
+        zg_conn_close(c);
+    }
+    for (i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->exit_worker != NULL) {
+            zg_modules[i]->exit_worker(&w);
+        }
+    }
+    uv_walk(w.loop, zg_walk_close, NULL);
+    uv_run(w.loop, UV_RUN_DEFAULT);
+    uv_loop_close(w.loop);
+    free(w.loop);
+    free(w.listeners);
+    return 0;
+}

@@ -1,0 +1,629 @@
+/* zg_limit_conn.c — the limit_conn module: concurrent requests per key in a shared
+ * zone (nginx's limit_conn), counted per worker slot so a dead worker's share can be
+ * given back; its directives, preaccess phase handler, release hook and metrics. */
+#include "zg_limit_conn.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zg_admin.h"
+#include "zg_log.h"
+#include "zg_rbtree.h"
+#include "zg_request.h"
+
+#define ZG_LIMIT_CONN_KEY_MAX 255
+
+/* no LRU: an entry lives while some request holds it */
+typedef struct {
+    zg_rbtree_node_t node;     /* key = hash of data */
+    uint32_t count;            /* holds, all workers */
+    uint8_t len;
+    uint16_t workers[ZG_MAX_WORKERS]; /* holds per worker slot; their sum is count */
+    unsigned char data[];
+} zg_limit_conn_node_t;
+
+typedef struct {
+    zg_rbtree_t rbtree;
+    zg_rbtree_node_t sentinel;
+    zg_limit_conn_stats_t stats;
+    size_t key_len;
+    char key[];
+} zg_limit_conn_sh_t;
+
+typedef struct {
+    const char *data;
+    size_t len;
+} zg_limit_conn_key_t;
+
+static int zg_limit_conn_cmp(const zg_rbtree_node_t *n, const void *arg)
+{
+    const zg_limit_conn_node_t *lc = zg_data_of(n, zg_limit_conn_node_t, node);
+    const zg_limit_conn_key_t *k = arg;
+
+    return zg_rbtree_key_cmp(lc->data, lc->len, k->data, k->len);
+}
+
+int zg_limit_conn_zone_init(zg_zone_t *zone, void *old_data)
+{
+    zg_limit_conn_zone_conf_t *zc = zone->conf;
+    zg_limit_conn_sh_t *sh;
+    const char *key;
+    size_t key_len;
+
+    if (zc == NULL || zone->pool == NULL) {
+        zg_log_error(ZG_LOG_EMERG, 0, "limit_conn_zone \"%s\" has no configuration",
+                     zone->name);
+        return ZG_ERROR;
+    }
+    key = zc->key_text != NULL ? zc->key_text : "";
+    key_len = strlen(key);
+
+    if (old_data != NULL) {
+        sh = old_data;
+        if (sh->key_len != key_len || memcmp(sh->key, key, key_len) != 0) {
+            zg_log_error(ZG_LOG_EMERG, 0,
+                         "limit_conn_zone \"%s\" uses the \"%s\" key while previously it "
+                         "used the \"%.*s\" key",
+                         zone->name, key, (int)sh->key_len, sh->key);
+            return ZG_ERROR;
+        }
+        zone->data = sh;
+        zone->pool->data = sh;
+        return ZG_OK;
+    }
+
+    sh = zg_slab_calloc(zone->pool, sizeof(zg_limit_conn_sh_t) + key_len + 1);
+    if (sh == NULL) {
+        zg_log_error(ZG_LOG_EMERG, 0, "limit_conn_zone \"%s\": no memory for the zone root",
+                     zone->name);
+        return ZG_ERROR;
+    }
+    zg_rbtree_init(&sh->rbtree, &sh->sentinel, zg_rbtree_insert_value);
+    sh->key_len = key_len;
+    memcpy(sh->key, key, key_len);
+
+    zone->pool->data = sh;
+    zone->data = sh;
+    return ZG_OK;
+}
+
+/* gives back one hold; rollback: the request was refused after all, so it
+ * does not count as passed.  Takes the zone lock. */
+static void zg_limit_conn_put(zg_limit_conn_hold_t *h, int rollback)
+{
+    zg_limit_conn_node_t *lc = h->node;
+    zg_limit_conn_sh_t *sh;
+    zg_zone_t *zone = h->zone;
+
+    if (lc == NULL || zone == NULL) {
+        return;
+    }
+    sh = zone->data;
+
+    zg_shmtx_lock(&zone->pool->mutex);
+    if (h->slot >= 0 && h->slot < ZG_MAX_WORKERS && lc->workers[h->slot] > 0) {
+        lc->workers[h->slot]--;
+        if (lc->count > 0) {
+            lc->count--;
+        }
+        if (sh->stats.current > 0) {
+            sh->stats.current--;
+        }
+    }
+    if (rollback && sh->stats.passed > 0) {
+        sh->stats.passed--;
+    }
+    if (lc->count == 0) {
+        zg_rbtree_delete(&sh->rbtree, &lc->node);
+        zg_slab_free_locked(zone->pool, lc);
+        sh->stats.entries--;
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+
+    h->node = NULL;
+}
+
+static void zg_limit_conn_rollback(zg_limit_conn_hold_t *holds, int *nholds)
+{
+    while (*nholds > 0) {
+        (*nholds)--;
+        zg_limit_conn_put(&holds[*nholds], 1);
+    }
+}
+
+int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run,
+                          int log_level, const zg_var_ctx_t *ctx,
+                          zg_limit_conn_hold_t *holds, int *nholds, int *status)
+{
+    const zg_limit_conn_zone_conf_t *zc;
+    zg_limit_conn_node_t *lc;
+    zg_limit_conn_sh_t *sh;
+    zg_limit_conn_key_t key;
+    zg_rbtree_node_t *node;
+    zg_zone_t *zone;
+    char buf[ZG_LIMIT_CONN_KEY_MAX + 1], addr[64];
+    size_t len;
+    uint32_t hash;
+    int i, slot = zg_worker_slot;
+
+    *nholds = 0;
+    *status = ZG_LIMIT_NONE;
+    if (slot < 0 || slot >= ZG_MAX_WORKERS) {
+        zg_log_error(ZG_LOG_ALERT, 0, "limit_conn: worker slot %d out of range", slot);
+        return ZG_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        zc = limits[i].zone;
+        zone = zc->zone;
+        sh = zone->data;
+
+        len = zg_cv_eval(zc->key, ctx, 0, buf, sizeof(buf));
+        if (len == 0) {
+            continue;
+        }
+        if (len > ZG_LIMIT_CONN_KEY_MAX) {
+            zg_log_error(ZG_LOG_ERR, 0,
+                         "the value of the \"%s\" key is more than %d bytes: \"%.*s...\"",
+                         zc->key_text != NULL ? zc->key_text : "", ZG_LIMIT_CONN_KEY_MAX,
+                         ZG_LIMIT_CONN_KEY_MAX, buf);
+            continue;
+        }
+        key.data = buf;
+        key.len = len;
+        hash = zg_hash32(buf, len);
+        *status = ZG_LIMIT_PASSED;
+
+        zg_shmtx_lock(&zone->pool->mutex);
+
+        node = zg_rbtree_lookup(&sh->rbtree, hash, zg_limit_conn_cmp, &key);
+        if (node == NULL) {
+            lc = zg_slab_alloc_locked(zone->pool, sizeof(zg_limit_conn_node_t) + len);
+            if (lc == NULL) {
+                sh->stats.alloc_fails++;
+                if (dry_run) {
+                    sh->stats.rejected_dry_run++;
+                } else {
+                    sh->stats.rejected++;
+                }
+                zg_shmtx_unlock(&zone->pool->mutex);
+                zg_log_error(ZG_LOG_ALERT, 0,
+                             "could not allocate node in limit_conn zone \"%s\"", zone->name);
+                zg_limit_conn_rollback(holds, nholds);
+                if (dry_run) {
+                    *status = ZG_LIMIT_REJECTED_DRY_RUN;
+                    return ZG_OK;
+                }
+                *status = ZG_LIMIT_REJECTED;
+                return ZG_ERROR;
+            }
+            memset(lc, 0, sizeof(zg_limit_conn_node_t));
+            lc->node.key = hash;
+            lc->len = (uint8_t)len;
+            memcpy(lc->data, buf, len);
+            zg_rbtree_insert_keyed(&sh->rbtree, &lc->node, zg_limit_conn_cmp, &key);
+            sh->stats.entries++;
+
+        } else {
+            lc = zg_data_of(node, zg_limit_conn_node_t, node);
+
+            /* a slot's share is 16 bits: beyond that the key is over any sane limit */
+            if (lc->count >= limits[i].conn || lc->workers[slot] == UINT16_MAX) {
+                if (dry_run) {
+                    sh->stats.rejected_dry_run++;
+                } else {
+                    sh->stats.rejected++;
+                }
+                zg_shmtx_unlock(&zone->pool->mutex);
+                zg_log(log_level, "limiting connections%s by zone \"%s\", client: %s",
+                       dry_run ? ", dry run," : "", zone->name,
+                       zg_var_client(ctx, addr, sizeof(addr)));
+                zg_limit_conn_rollback(holds, nholds);
+                if (dry_run) {
+                    *status = ZG_LIMIT_REJECTED_DRY_RUN;
+                    return ZG_OK;
+                }
+                *status = ZG_LIMIT_REJECTED;
+                return ZG_BUSY;
+            }
+        }
+
+        lc->count++;
+        lc->workers[slot]++;
+        sh->stats.current++;
+        sh->stats.passed++;
+        zg_shmtx_unlock(&zone->pool->mutex);
+
+        holds[*nholds].zone = zone;
+        holds[*nholds].node = lc;
+        holds[*nholds].slot = slot;
+        (*nholds)++;
+    }
+
+    return ZG_OK;
+}
+
+void zg_limit_conn_release(zg_limit_conn_hold_t *holds, int nholds)
+{
+    while (nholds > 0) {
+        nholds--;
+        zg_limit_conn_put(&holds[nholds], 0);
+    }
+}
+
+void zg_limit_conn_forget_worker(zg_zone_t *zone, int slot)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+    zg_limit_conn_node_t *lc;
+    zg_rbtree_node_t *node, *next;
+    uint16_t held;
+
+    if (sh == NULL || zone->pool == NULL || slot < 0 || slot >= ZG_MAX_WORKERS) {
+        return;
+    }
+
+    zg_shmtx_lock(&zone->pool->mutex);
+    for (node = zg_rbtree_min(&sh->rbtree); node != NULL; node = next) {
+        next = zg_rbtree_next(&sh->rbtree, node);
+        lc = zg_data_of(node, zg_limit_conn_node_t, node);
+        held = lc->workers[slot];
+        if (held == 0) {
+            continue;
+        }
+        lc->workers[slot] = 0;
+        lc->count = lc->count > held ? lc->count - held : 0;
+        sh->stats.current = sh->stats.current > held ? sh->stats.current - held : 0;
+        if (lc->count == 0) {
+            zg_rbtree_delete(&sh->rbtree, node);
+            zg_slab_free_locked(zone->pool, lc);
+            sh->stats.entries--;
+        }
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+void zg_limit_conn_stats(zg_zone_t *zone, zg_limit_conn_stats_t *out)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+
+    if (sh == NULL || zone->pool == NULL) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    *out = sh->stats;
+    zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+uint32_t zg_limit_conn_count(zg_zone_t *zone, const void *key, size_t len)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+    zg_limit_conn_key_t k = { key, len };
+    zg_rbtree_node_t *node;
+    uint32_t count;
+
+    if (sh == NULL || zone->pool == NULL) {
+        return 0;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    node = zg_rbtree_lookup(&sh->rbtree, zg_hash32(key, len), zg_limit_conn_cmp, &k);
+    count = node != NULL ? zg_data_of(node, zg_limit_conn_node_t, node)->count : 0;
+    zg_shmtx_unlock(&zone->pool->mutex);
+    return count;
+}
+
+/* ---------------------------------------------------------------- module */
+
+const zg_zone_kind_t zg_limit_conn_zone_kind = { "limit_conn", zg_limit_conn_zone_init };
+
+/* per request: how many slots it holds (zeroed), and the slots (scratch) */
+typedef struct {
+    int nholds;
+} zg_limit_conn_ctx_t;
+
+typedef struct {
+    zg_limit_conn_hold_t holds[ZG_LIMIT_CONN_MAX_HOLDS];
+} zg_limit_conn_scratch_t;
+
+static zg_limit_conn_hold_t *zg_limit_conn_holds(zg_request_t *r)
+{
+    return ((zg_limit_conn_scratch_t *)zg_request_scratch(r, zg_limit_conn_module))->holds;
+}
+
+/* a limit_conn naming a zone that may be declared later */
+typedef struct {
+    zg_limit_conn_loc_conf_t *lc;
+    int idx;
+    const char *name;
+    const char *file;
+    int line;
+} zg_limit_conn_ref_t;
+
+static int zg_limit_conn_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_limit_conn_main_conf_t *lmcf = conf;
+    zg_limit_conn_zone_conf_t *lz, **slot;
+    zg_str_t *a = cf->args, *zone_arg = NULL;
+    zg_zone_t *z = NULL;
+
+    (void)cmd;
+    for (int i = 2; i < cf->nargs; i++) {
+        if (zg_conf_prefix(&a[i], "zone=")) {
+            zone_arg = &a[i];
+        } else {
+            return zg_conf_bad_param(cf, &a[i]);
+        }
+    }
+    if (zone_arg == NULL) {
+        return zg_conf_error(cf, "\"%s\" must have \"zone\" parameter", cf->name);
+    }
+    if (a[1].len == 0) {
+        return zg_conf_invalid(cf, &a[1]);
+    }
+    lz = zg_conf_alloc(cf->conf, sizeof(*lz));
+    if (lz == NULL || (lz->key_text = zg_conf_strdup(cf->conf, a[1].data, a[1].len)) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    if (zg_conf_zone_param(cf, zone_arg, &zg_limit_conn_zone_kind, &z) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    lz->zone = z;
+    z->conf = lz;
+    lz->key = zg_conf_cv(cf, a[1].data, a[1].len);
+    if (lz->key == NULL) {
+        return ZG_ERROR;
+    }
+    slot = zg_conf_push(cf->conf, lmcf->zones, lmcf->nzones);
+    if (slot == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    *slot = lz;
+    return ZG_OK;
+}
+
+static int zg_limit_conn_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_limit_conn_main_conf_t *lmcf = zg_limit_conn_main_conf(cf->conf);
+    zg_limit_conn_loc_conf_t *lc = conf;
+    zg_limit_conn_ref_t *ref, *refs = lmcf->refs;
+    zg_limit_conn_conf_t *l;
+    zg_str_t *a = cf->args;
+    int v;
+
+    (void)cmd;
+    v = zg_conf_atoi(a[2].data, a[2].len);
+    if (v <= 0 || v > 65535) {
+        return zg_conf_error(cf, "invalid number of connections \"%s\"", a[2].data);
+    }
+    if (lc->nlimits >= ZG_LIMIT_CONN_MAX_HOLDS) {
+        return zg_conf_error(cf, "too many \"limit_conn\" directives (the limit is %d)",
+                             ZG_LIMIT_CONN_MAX_HOLDS);
+    }
+    l = zg_conf_push(cf->conf, lc->limits, lc->nlimits);
+    if (l == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    l->conn = (uint32_t)v;
+    ref = zg_conf_push(cf->conf, refs, lmcf->nrefs);
+    lmcf->refs = refs;
+    if (ref == NULL || (ref->name = zg_conf_strdup(cf->conf, a[1].data, a[1].len)) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    ref->lc = lc;
+    ref->idx = lc->nlimits - 1;
+    ref->file = cf->file;
+    ref->line = cf->line;
+    return ZG_OK;
+}
+
+static void *zg_limit_conn_create_main_conf(zg_conf_t *conf)
+{
+    return zg_conf_alloc(conf, sizeof(zg_limit_conn_main_conf_t));
+}
+
+static int zg_limit_conn_init_main_conf(zg_cf_t *cf, void *conf)
+{
+    zg_limit_conn_main_conf_t *lmcf = conf;
+    zg_limit_conn_ref_t *refs = lmcf->refs;
+
+    for (int i = 0; i < lmcf->nrefs; i++) {
+        zg_limit_conn_ref_t *r = &refs[i];
+        zg_limit_conn_zone_conf_t *z = NULL;
+        for (int k = 0; k < lmcf->nzones; k++) {
+            if (strcmp(lmcf->zones[k]->zone->name, r->name) == 0) {
+                z = lmcf->zones[k];
+            }
+        }
+        if (z == NULL) {
+            return zg_conf_error_at(cf, r->file, r->line,
+                                    "unknown limit_conn_zone \"%s\" in \"limit_conn\" directive",
+                                    r->name);
+        }
+        for (int k = 0; k < r->idx; k++) {
+            if (r->lc->limits[k].zone == z) {
+                return zg_conf_error_at(cf, r->file, r->line,
+                                        "\"limit_conn\" directive is duplicate");
+            }
+        }
+        r->lc->limits[r->idx].zone = z;
+    }
+    return ZG_OK;
+}
+
+static void *zg_limit_conn_create_loc_conf(zg_conf_t *conf)
+{
+    zg_limit_conn_loc_conf_t *lc = zg_conf_alloc(conf, sizeof(*lc));
+
+    if (lc == NULL) {
+        return NULL;
+    }
+    lc->nlimits = -1;
+    lc->status = ZG_UNSET;
+    lc->log_level = ZG_UNSET;
+    lc->dry_run = ZG_UNSET;
+    return lc;
+}
+
+static int zg_limit_conn_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
+{
+    zg_limit_conn_loc_conf_t *p = parent, *c = child;
+
+    (void)cf;
+    if (c->nlimits < 0) {
+        c->limits = p->limits;
+        c->nlimits = p->nlimits;
+    }
+    ZG_CONF_MERGE(c, p, status, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, log_level, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, dry_run, ZG_UNSET);
+    if (c->nlimits < 0) {
+        c->limits = NULL;
+        c->nlimits = 0;
+    }
+    if (c->status == ZG_UNSET) {
+        c->status = 503;
+    }
+    if (c->log_level == ZG_UNSET) {
+        c->log_level = ZG_LOG_ERR;
+    }
+    if (c->dry_run == ZG_UNSET) {
+        c->dry_run = 0;
+    }
+    return ZG_OK;
+}
+
+/* preaccess, after limit_req: a rejected request never takes a slot */
+static int zg_limit_conn_handler(zg_request_t *r)
+{
+    zg_limit_conn_loc_conf_t *lc = zg_limit_conn_loc_conf(r->loc_conf);
+    zg_limit_conn_ctx_t *x;
+    int status = 0, rc;
+
+    if (lc->nlimits <= 0) {
+        return ZG_DECLINED;
+    }
+    x = zg_request_ctx(r, zg_limit_conn_module);
+    rc = zg_limit_conn_acquire(lc->limits, lc->nlimits, lc->dry_run, lc->log_level, &r->ctx,
+                               zg_limit_conn_holds(r), &x->nholds, &status);
+    r->ctx.limit_conn_status = status;
+    if (x->nholds > 0) {
+        r->holding = 1;
+    }
+    if (rc == ZG_BUSY || rc == ZG_ERROR) {
+        zg_request_respond(r, lc->status, NULL, NULL, NULL, 0);
+        return ZG_DONE;
+    }
+    return ZG_DECLINED;
+}
+
+static void zg_limit_conn_release_request(zg_request_t *r)
+{
+    zg_limit_conn_ctx_t *x = zg_request_ctx(r, zg_limit_conn_module);
+
+    if (x->nholds) {
+        zg_limit_conn_release(zg_limit_conn_holds(r), x->nholds);
+        x->nholds = 0;
+    }
+}
+
+/* master: a dead worker's slots are given back */
+static void zg_limit_conn_worker_gone(zg_conf_t *conf, int slot)
+{
+    zg_limit_conn_main_conf_t *lmcf = zg_limit_conn_main_conf(conf);
+
+    for (int i = 0; i < lmcf->nzones; i++) {
+        if (lmcf->zones[i]->zone->pool != NULL) {
+            zg_limit_conn_forget_worker(lmcf->zones[i]->zone, slot);
+        }
+    }
+}
+
+static void zg_limit_conn_metrics(zg_buf_t *b, const zg_conf_t *conf)
+{
+    static const char *results[] = { "passed", "rejected", "rejected_dry_run" };
+    zg_limit_conn_stats_t *st;
+    zg_zone_t *z;
+    uint64_t v[3];
+    int i, j, n = zg_admin_zones_of(conf, ZG_ZONE_LIMIT_CONN);
+
+    st = calloc(n ? n : 1, sizeof(*st));
+    if (st == NULL) {
+        b->failed = 1;
+        return;
+    }
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_CONN) {
+            zg_limit_conn_stats(z, &st[i++]);
+        }
+    }
+
+    zg_admin_family(b, "zonegate_limit_conn_requests_total", "counter",
+                    "Requests checked by limit_conn, by zone and outcome.");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_CONN) {
+            continue;
+        }
+        v[0] = st[i].passed;
+        v[1] = st[i].rejected;
+        v[2] = st[i].rejected_dry_run;
+        for (j = 0; j < 3; j++) {
+            zg_admin_sample(b, "zonegate_limit_conn_requests_total", v[j], "zone", z->name,
+                            "result", results[j], NULL);
+        }
+        i++;
+    }
+
+    zg_admin_family(b, "zonegate_limit_conn_current", "gauge",
+                    "Requests holding a limit_conn slot now, all keys.");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_CONN) {
+            zg_admin_sample(b, "zonegate_limit_conn_current", st[i++].current, "zone", z->name,
+                            NULL);
+        }
+    }
+
+    zg_admin_family(b, "zonegate_limit_conn_entries", "gauge",
+                    "Keys held in the limit_conn zone now.");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_CONN) {
+            zg_admin_sample(b, "zonegate_limit_conn_entries", st[i++].entries, "zone", z->name,
+                            NULL);
+        }
+    }
+
+    free(st);
+}
+
+#define ZG_LC(f) offsetof(zg_limit_conn_loc_conf_t, f)
+
+static const zg_command_t zg_limit_conn_commands[] = {
+    { "limit_conn_zone", ZG_CTX_HTTP, 0, 2, -1, zg_limit_conn_zone_directive, ZG_MAIN_CONF, 0,
+      NULL },
+    { "limit_conn", ZG_CTX_SETTINGS, 0, 2, 2, zg_limit_conn_directive, ZG_LOC_CONF, 0, NULL },
+    { "limit_conn_status", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_status, ZG_LOC_CONF,
+      ZG_LC(status), NULL },
+    { "limit_conn_log_level", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_level, ZG_LOC_CONF,
+      ZG_LC(log_level), NULL },
+    { "limit_conn_dry_run", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      ZG_LC(dry_run), NULL },
+    ZG_NULL_COMMAND
+};
+
+zg_module_t zg_limit_conn_module = {
+    .name = "limit_conn",
+    .commands = zg_limit_conn_commands,
+    .create_main_conf = zg_limit_conn_create_main_conf,
+    .init_main_conf = zg_limit_conn_init_main_conf,
+    .create_loc_conf = zg_limit_conn_create_loc_conf,
+    .merge_loc_conf = zg_limit_conn_merge_loc_conf,
+    .worker_gone = zg_limit_conn_worker_gone,
+    .phase = ZG_PHASE_PREACCESS,
+    .handler = zg_limit_conn_handler,
+    .release = zg_limit_conn_release_request,
+    .ctx_size = sizeof(zg_limit_conn_ctx_t),
+    .scratch_size = sizeof(zg_limit_conn_scratch_t),
+    .metrics = zg_limit_conn_metrics,
+};

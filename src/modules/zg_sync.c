@@ -1,0 +1,756 @@
+/* zg_sync.c — cluster-wide limit_req through Redis (hiredis on the worker's libuv loop).
+ *
+ * Redis holds, per synced key, the fleet's leaky bucket: a hash zg:{ZONE}:KEY
+ * with e (excess, thousandths of a request) and t (ms of Redis' clock when e
+ * was stored), draining at the zone's rate.  A batch is one EVALSHA over up to
+ * ZG_SYNC_BATCH keys of one zone (one hash slot thanks to the {ZONE} tag): for
+ * each key the script drains e to now, adds the requests this host admitted
+ * since its last push (x 1000) and answers the new e.  The host then sets the
+ * key's local bucket to e + what it admitted meanwhile (zg_limit_req_sync_apply),
+ * so every host sees the fleet's traffic within one interval and its own at once.
+ * Since each push adds only this host's own admissions once, no host id is needed
+ * and nothing is counted twice. */
+#include "zg_sync.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libuv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "zg_admin.h"
+#include "zg_buf.h"
+#include "zg_limit_req.h"
+#include "zg_log.h"
+#include "zg_proc.h"
+#include "zg_worker.h"
+
+/* KEYS = the keys; ARGV[1] = rate (thousandths of a request per second),
+ * ARGV[2] = the sync interval (ms), ARGV[2 + i] = requests admitted for KEYS[i]
+ * since this host's last push.  The pushed requests arrived over the interval,
+ * not all now: they are added before the drain since the key's last update (a
+ * new key counts as updated one interval ago), else a fast zone (rate x interval
+ * above its burst) would be charged requests that have long drained.  Answers
+ * the fleet's excess of every key (thousandths) after the push; a key without
+ * a push (d = 0) is only read. */
+static const char zg_sync_script[] =
+    "local rate = tonumber(ARGV[1])\n"
+    "local span = tonumber(ARGV[2])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local d = tonumber(ARGV[i + 2])\n"
+    "  local v = redis.call('HMGET', KEYS[i], 'e', 't')\n"
+    "  local e = (tonumber(v[1]) or 0) + d * 1000\n"
+    "  local last = tonumber(v[2]) or (now - span)\n"
+    "  if now > last then\n"
+    "    e = e - rate * (now - last) / 1000\n"
+    "    if e < 0 then e = 0 end\n"
+    "  end\n"
+    "  if d > 0 then\n"
+    "    redis.call('HSET', KEYS[i], 'e', e, 't', now)\n"
+    "    redis.call('PEXPIRE', KEYS[i], math.floor(e * 1000 / rate) + 60000)\n"
+    "  end\n"
+    "  out[i] = math.floor(e)\n"
+    "end\n"
+    "return out\n";
+
+enum { ZG_LINK_DOWN = 0, ZG_LINK_RESOLVING, ZG_LINK_CONNECTING, ZG_LINK_UP };
+
+typedef struct zg_sync_batch_s zg_sync_batch_t;
+
+typedef struct {
+    const zg_limit_req_zone_conf_t *zc; /* the first zone on it: host, port, db, url */
+    redisAsyncContext *ac;
+    int state;
+    zg_msec_t since;      /* resolving / connecting started */
+    zg_msec_t next_try;
+    zg_msec_t backoff;
+    uv_getaddrinfo_t gai;
+    int gai_busy;
+    char sha[48];         /* "" until SCRIPT LOAD answers */
+} zg_sync_link_t;
+
+typedef struct {
+    zg_limit_req_zone_conf_t *zc;
+    zg_zone_t *zone;
+    zg_sync_link_t *link;
+    zg_limit_req_sync_stats_t *st;
+    zg_msec_t due;
+    zg_sync_batch_t *inflight;
+    char prefix[96];      /* "zg:{NAME}:" */
+    size_t prefix_len;
+} zg_sync_zone_t;
+
+struct zg_sync_batch_s {
+    zg_sync_zone_t *z;
+    redisAsyncContext *ac;
+    zg_msec_t taken;      /* the keys were taken off the dirty list */
+    zg_msec_t sent;
+    int n;
+    int retried;          /* resent with EVAL after NOSCRIPT */
+    zg_buf_t text;        /* keys, then the numbers */
+    size_t *off;          /* argv as offsets into buf */
+    size_t *argvlen;
+    uint32_t *admitted;
+    const char **argv;
+    int argc;
+};
+
+static struct {
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    zg_sync_zone_t *zones;
+    int nzones;
+    zg_sync_link_t *links;
+    int nlinks;
+    int running;
+    int stopping;
+    int gai_pending;
+} zg_sync;
+
+static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now);
+
+/* ---- zone state (shared: logged once per outage, whichever worker syncs) ---- */
+
+static void zg_sync_zone_down(zg_sync_zone_t *z, const char *why)
+{
+    int prev;
+
+    __atomic_add_fetch(&z->st->errors, 1, __ATOMIC_RELAXED);
+    prev = __atomic_exchange_n(&z->st->up, ZG_SYNC_DOWN, __ATOMIC_RELAXED);
+    if (prev != ZG_SYNC_DOWN) {
+        zg_log_error(ZG_LOG_ERR, 0,
+                     "limit_req_zone \"%s\": sync with %s is down (%s); limits are per host "
+                     "until it returns",
+                     z->zone->name, z->zc->sync_url, why);
+    }
+}
+
+static void zg_sync_zone_up(zg_sync_zone_t *z)
+{
+    int prev = __atomic_exchange_n(&z->st->up, ZG_SYNC_UP, __ATOMIC_RELAXED);
+
+    if (prev == ZG_SYNC_DOWN) {
+        zg_log_error(ZG_LOG_NOTICE, 0, "limit_req_zone \"%s\": sync with %s is restored",
+                     z->zone->name, z->zc->sync_url);
+    } else if (prev == ZG_SYNC_UNKNOWN) {
+        zg_log_error(ZG_LOG_INFO, 0, "limit_req_zone \"%s\": sync with %s is up",
+                     z->zone->name, z->zc->sync_url);
+    }
+}
+
+/* ---- link ---- */
+
+/* The link failed: every zone on it is down, retry after the backoff.  free_it:
+ * also free the context (not when hiredis is already tearing it down). */
+static void zg_sync_link_down(zg_sync_link_t *link, const char *why, int free_it)
+{
+    redisAsyncContext *ac = link->ac;
+    zg_msec_t now = zg_time_msec();
+    int i;
+
+    link->ac = NULL;
+    link->state = ZG_LINK_DOWN;
+    link->sha[0] = '\0';
+    link->next_try = now + link->backoff;
+    link->backoff = zg_min(link->backoff * 2, (zg_msec_t)ZG_SYNC_BACKOFF_MAX);
+    for (i = 0; i < zg_sync.nzones; i++) {
+        if (zg_sync.zones[i].link == link) {
+            zg_sync_zone_down(&zg_sync.zones[i], why);
+        }
+    }
+    if (free_it && ac != NULL) {
+        redisAsyncFree(ac); /* batches in flight are answered NULL: dropped */
+    }
+}
+
+static void zg_sync_on_connect(const redisAsyncContext *ac, int status)
+{
+    zg_sync_link_t *link = ac->data;
+    char why[160];
+
+    if (zg_sync.stopping || link == NULL || link->ac != ac) {
+        return;
+    }
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback */
+        snprintf(why, sizeof(why), "connect: %s", ac->errstr[0] ? ac->errstr : "failed");
+        zg_sync_link_down(link, why, 0);
+        return;
+    }
+    link->state = ZG_LINK_UP;
+}
+
+static void zg_sync_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    zg_sync_link_t *link = ac->data;
+    char why[160];
+
+    (void)status;
+    if (zg_sync.stopping || link == NULL || link->ac != ac) {
+        return;
+    }
+    snprintf(why, sizeof(why), "%s", ac->errstr[0] ? ac->errstr : "connection closed");
+    zg_sync_link_down(link, why, 0);
+}
+
+/* SELECT and SCRIPT LOAD answers */
+static void zg_sync_on_setup(redisAsyncContext *ac, void *r, void *data)
+{
+    zg_sync_link_t *link = data;
+    redisReply *reply = r;
+    char why[160];
+    int i;
+
+    if (zg_sync.stopping || link->ac != ac) {
+        return;
+    }
+    if (reply == NULL) {
+        zg_sync_link_down(link, ac->errstr[0] ? ac->errstr : "connection lost", 0);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(why, sizeof(why), "%s", reply->str);
+        zg_sync_link_down(link, why, 1);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_STRING && reply->len < sizeof(link->sha)) {
+        /* SCRIPT LOAD: the link answers, its zones are up */
+        memcpy(link->sha, reply->str, reply->len);
+        link->sha[reply->len] = '\0';
+        link->backoff = ZG_SYNC_BACKOFF_MIN;
+        for (i = 0; i < zg_sync.nzones; i++) {
+            if (zg_sync.zones[i].link == link) {
+                zg_sync_zone_up(&zg_sync.zones[i]);
+            }
+        }
+    }
+}
+
+/* connects to an address (no resolver involved) and queues SELECT and SCRIPT LOAD */
+static void zg_sync_open(zg_sync_link_t *link, const char *ip)
+{
+    redisAsyncContext *ac;
+    char why[160];
+
+    ac = redisAsyncConnect(ip, link->zc->sync_port);
+    if (ac == NULL || ac->err) {
+        snprintf(why, sizeof(why), "connect: %s", ac != NULL ? ac->errstr : "no memory");
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+        zg_sync_link_down(link, why, 0);
+        return;
+    }
+    ac->data = link;
+    if (redisLibuvAttach(ac, zg_sync.loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        zg_sync_link_down(link, "cannot attach to the event loop", 0);
+        return;
+    }
+    link->ac = ac;
+    link->state = ZG_LINK_CONNECTING;
+    link->since = zg_time_msec();
+    redisAsyncSetConnectCallback(ac, zg_sync_on_connect);
+    redisAsyncSetDisconnectCallback(ac, zg_sync_on_disconnect);
+    if (link->zc->sync_db != 0) {
+        redisAsyncCommand(ac, zg_sync_on_setup, link, "SELECT %d", link->zc->sync_db);
+    }
+    redisAsyncCommand(ac, zg_sync_on_setup, link, "SCRIPT LOAD %s", zg_sync_script);
+}
+
+static void zg_sync_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    zg_sync_link_t *link = req->data;
+    char ip[INET6_ADDRSTRLEN] = "", why[320];
+
+    link->gai_busy = 0;
+    zg_sync.gai_pending--;
+    if (zg_sync.stopping) {
+        if (res != NULL) {
+            uv_freeaddrinfo(res);
+        }
+        if (zg_sync.gai_pending == 0) {
+            free(zg_sync.links);
+            zg_sync.links = NULL;
+        }
+        return;
+    }
+    if (status < 0 || res == NULL) {
+        snprintf(why, sizeof(why), "cannot resolve \"%s\": %s", link->zc->sync_host,
+                 uv_strerror(status));
+        if (res != NULL) {
+            uv_freeaddrinfo(res);
+        }
+        zg_sync_link_down(link, why, 0);
+        return;
+    }
+    if (res->ai_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)(const void *)res->ai_addr, ip, sizeof(ip));
+    } else {
+        uv_ip4_name((const struct sockaddr_in *)(const void *)res->ai_addr, ip, sizeof(ip));
+    }
+    uv_freeaddrinfo(res);
+    zg_sync_open(link, ip);
+}
+
+static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now)
+{
+    const char *host = link->zc->sync_host;
+    struct addrinfo hints;
+    unsigned char tmp[16];
+    char why[320];
+    int rc;
+
+    link->state = ZG_LINK_RESOLVING;
+    link->since = now;
+    if (uv_inet_pton(AF_INET, host, tmp) == 0 || uv_inet_pton(AF_INET6, host, tmp) == 0) {
+        zg_sync_open(link, host);
+        return;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    link->gai.data = link;
+    rc = uv_getaddrinfo(zg_sync.loop, &link->gai, zg_sync_on_resolved, host, NULL, &hints);
+    if (rc != 0) {
+        snprintf(why, sizeof(why), "cannot resolve \"%s\": %s", host, uv_strerror(rc));
+        zg_sync_link_down(link, why, 0);
+        return;
+    }
+    link->gai_busy = 1;
+    zg_sync.gai_pending++;
+}
+
+/* ---- batches ---- */
+
+static void zg_sync_batch_free(zg_sync_batch_t *b)
+{
+    zg_buf_free(&b->text);
+    free(b->off);
+    free(b->argvlen);
+    free(b->admitted);
+    free(b->argv);
+    free(b);
+}
+
+/* one more argv entry: bytes in buf from off to len */
+static void zg_sync_batch_arg(zg_sync_batch_t *b, size_t off)
+{
+    b->off[b->argc] = off;
+    b->argvlen[b->argc] = b->text.len - off;
+    b->argc++;
+}
+
+static int zg_sync_batch_num(zg_sync_batch_t *b, uint64_t v)
+{
+    size_t off = b->text.len;
+
+    if (zg_buf_num(&b->text, v) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    zg_sync_batch_arg(b, off);
+    return ZG_OK;
+}
+
+/* zg_limit_req_sync_take's callback, under the zone lock: copies the key */
+static int zg_sync_batch_key(void *arg, const unsigned char *key, size_t len, uint32_t admitted)
+{
+    zg_sync_batch_t *b = arg;
+    size_t off = b->text.len;
+
+    if (zg_buf_append(&b->text, b->z->prefix, b->z->prefix_len) != ZG_OK ||
+        zg_buf_append(&b->text, key, len) != ZG_OK) {
+        b->text.len = off;
+        return ZG_ERROR;
+    }
+    b->admitted[b->n++] = admitted;
+    zg_sync_batch_arg(b, off);
+    return ZG_OK;
+}
+
+static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data);
+
+/* argv[0..3) = EVALSHA sha numkeys (or EVAL script numkeys), then the keys,
+ * the rate, the interval and the counts; sends it */
+static int zg_sync_batch_send(zg_sync_batch_t *b, redisAsyncContext *ac)
+{
+    zg_sync_link_t *link = b->z->link;
+    int i;
+
+    if (link->sha[0] != '\0' && !b->retried) {
+        b->argv[0] = "EVALSHA";
+        b->argv[1] = link->sha;
+        b->argvlen[1] = strlen(link->sha);
+    } else {
+        b->argv[0] = "EVAL";
+        b->argv[1] = zg_sync_script;
+        b->argvlen[1] = sizeof(zg_sync_script) - 1;
+    }
+    b->argvlen[0] = strlen(b->argv[0]);
+    for (i = 2; i < b->argc; i++) {
+        b->argv[i] = b->text.data + b->off[i];
+    }
+    b->ac = ac;
+    b->sent = zg_time_msec();
+    if (redisAsyncCommandArgv(ac, zg_sync_on_batch, b, b->argc, b->argv, b->argvlen) !=
+        REDIS_OK) {
+        return ZG_ERROR;
+    }
+    return ZG_OK;
+}
+
+static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
+{
+    zg_sync_batch_t *b = data;
+    zg_sync_zone_t *z = b->z;
+    zg_sync_link_t *link = z->link;
+    redisReply *reply = r, *e;
+    zg_msec_t now;
+    char why[160];
+    size_t i;
+
+    z->inflight = NULL;
+    if (zg_sync.stopping) {
+        zg_sync_batch_free(b);
+        return;
+    }
+    if (reply == NULL) {
+        /* hiredis is tearing the link down */
+        if (link->ac == ac) {
+            zg_sync_link_down(link, ac->errstr[0] ? ac->errstr : "connection lost", 0);
+        }
+        zg_sync_batch_free(b);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (strncmp(reply->str, "NOSCRIPT", 8) == 0 && !b->retried && link->ac == ac) {
+            /* Redis restarted or flushed its scripts: EVAL loads it again */
+            link->sha[0] = '\0';
+            b->retried = 1;
+            if (zg_sync_batch_send(b, ac) == ZG_OK) {
+                z->inflight = b;
+                redisAsyncCommand(ac, zg_sync_on_setup, link, "SCRIPT LOAD %s",
+                                  zg_sync_script);
+                return;
+            }
+        }
+        snprintf(why, sizeof(why), "%s", reply->str);
+        zg_sync_zone_down(z, why);
+        zg_sync_batch_free(b);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)b->n) {
+        zg_sync_zone_down(z, "unexpected reply");
+        zg_sync_batch_free(b);
+        return;
+    }
+    now = zg_time_msec();
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+        if (e->type != REDIS_REPLY_INTEGER || e->integer < 0) {
+            continue;
+        }
+        zg_limit_req_sync_apply(z->zone,
+                                (const unsigned char *)b->text.data + b->off[3 + i] + z->prefix_len,
+                                b->argvlen[3 + i] - z->prefix_len, (uint64_t)e->integer,
+                                b->taken, now);
+    }
+    __atomic_add_fetch(&z->st->batches, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&z->st->keys, (uint64_t)b->n, __ATOMIC_RELAXED);
+    zg_sync_zone_up(z);
+    zg_sync_batch_free(b);
+}
+
+/* takes up to ZG_SYNC_BATCH dirty keys of z and sends them */
+static void zg_sync_zone_push(zg_sync_zone_t *z)
+{
+    zg_sync_batch_t *b;
+    int i, n, max = 5 + 2 * ZG_SYNC_BATCH;
+
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return;
+    }
+    b->z = z;
+    b->off = malloc((size_t)max * sizeof(size_t));
+    b->argvlen = malloc((size_t)max * sizeof(size_t));
+    b->argv = malloc((size_t)max * sizeof(char *));
+    b->admitted = malloc(ZG_SYNC_BATCH * sizeof(uint32_t));
+    if (b->off == NULL || b->argvlen == NULL || b->argv == NULL || b->admitted == NULL) {
+        goto fail;
+    }
+    b->argc = 3;  /* command, script, numkeys: filled below */
+    b->taken = zg_time_msec();
+    n = zg_limit_req_sync_take(z->zone, ZG_SYNC_BATCH, zg_sync_batch_key, b);
+    if (n == 0) {
+        zg_sync_batch_free(b);
+        return;
+    }
+    /* numkeys goes at argv[2]: keys are at 3 .. 3 + n */
+    {
+        size_t off = b->text.len;
+
+        if (zg_buf_num(&b->text, (uint64_t)b->n) != ZG_OK) {
+            goto fail;
+        }
+        b->off[2] = off;
+        b->argvlen[2] = b->text.len - off;
+    }
+    if (zg_sync_batch_num(b, z->zc->rate) != ZG_OK ||
+        zg_sync_batch_num(b, z->zc->sync_interval) != ZG_OK) {
+        goto fail;
+    }
+    for (i = 0; i < b->n; i++) {
+        if (zg_sync_batch_num(b, b->admitted[i]) != ZG_OK) {
+            goto fail;
+        }
+    }
+    if (zg_sync_batch_send(b, z->link->ac) != ZG_OK) {
+        goto fail;
+    }
+    z->inflight = b;
+    return;
+fail:
+    zg_sync_batch_free(b);
+}
+
+/* ---- the timer ---- */
+
+/* One worker per host syncs a zone: the first to claim it, until it exits (a
+ * respawned or next-generation worker takes over once the owner is gone). */
+static int zg_sync_own(zg_sync_zone_t *z)
+{
+    int me = (int)getpid();
+    int o = __atomic_load_n(&z->st->owner, __ATOMIC_ACQUIRE);
+
+    if (o == me) {
+        return 1;
+    }
+    if (o != 0 && (kill((pid_t)o, 0) == 0 || errno != ESRCH)) {
+        return 0;
+    }
+    return __atomic_compare_exchange_n(&z->st->owner, &o, me, 0, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_ACQUIRE);
+}
+
+static void zg_sync_tick(uv_timer_t *t)
+{
+    zg_msec_t now = zg_time_msec();
+    zg_sync_link_t *link;
+    zg_sync_zone_t *z;
+    int i, j, wanted;
+
+    (void)t;
+    for (i = 0; i < zg_sync.nlinks; i++) {
+        link = &zg_sync.links[i];
+        for (j = 0, wanted = 0; j < zg_sync.nzones; j++) {
+            if (zg_sync.zones[j].link == link && zg_sync_own(&zg_sync.zones[j])) {
+                wanted = 1;
+            }
+        }
+        if (!wanted) {
+            continue;
+        }
+        if (link->state == ZG_LINK_DOWN && now >= link->next_try) {
+            zg_sync_connect(link, now);
+        } else if (link->state == ZG_LINK_CONNECTING && now - link->since > ZG_SYNC_TIMEOUT) {
+            zg_sync_link_down(link, "connect timed out", 1);
+        }
+    }
+    for (i = 0; i < zg_sync.nzones; i++) {
+        z = &zg_sync.zones[i];
+        if (z->inflight != NULL && now - z->inflight->sent > ZG_SYNC_TIMEOUT + z->zc->sync_interval) {
+            /* Redis does not answer: drop the link (the batch is answered NULL) */
+            zg_sync_link_down(z->link, "timed out", 1);
+        }
+        if (now < z->due || !zg_sync_own(z)) {
+            continue;
+        }
+        z->due = now + z->zc->sync_interval;
+        if (z->link->state != ZG_LINK_UP) {
+            /* what was admitted meanwhile is charged locally only: forget it, so
+             * that the fleet is not charged late for it */
+            zg_limit_req_sync_take(z->zone, 4 * ZG_SYNC_BATCH, NULL, NULL);
+            continue;
+        }
+        if (z->inflight == NULL) {
+            zg_sync_zone_push(z);
+        }
+    }
+}
+
+int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
+{
+    zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(conf);
+    zg_limit_req_zone_conf_t *zc;
+    zg_sync_zone_t *z;
+    zg_msec_t tick = 0;
+    int i, j, n = 0;
+
+    if (zg_sync.running) {
+        return ZG_OK;
+    }
+    for (i = 0; i < lmcf->nzones; i++) {
+        zc = lmcf->zones[i];
+        if (zc->sync_url != NULL && zc->zone != NULL &&
+            zg_limit_req_sync_shared(zc->zone) != NULL) {
+            n++;
+        }
+    }
+    if (n == 0) {
+        return ZG_DECLINED;
+    }
+    zg_sync.zones = calloc((size_t)n, sizeof(zg_sync_zone_t));
+    zg_sync.links = calloc((size_t)n, sizeof(zg_sync_link_t));
+    if (zg_sync.zones == NULL || zg_sync.links == NULL) {
+        free(zg_sync.zones);
+        free(zg_sync.links);
+        zg_log_error(ZG_LOG_ALERT, 0, "limit_req sync: no memory");
+        return ZG_ERROR;
+    }
+    zg_sync.loop = loop;
+    for (i = 0; i < lmcf->nzones; i++) {
+        zc = lmcf->zones[i];
+        if (zc->sync_url == NULL || zc->zone == NULL ||
+            zg_limit_req_sync_shared(zc->zone) == NULL) {
+            continue;
+        }
+        z = &zg_sync.zones[zg_sync.nzones++];
+        z->zc = zc;
+        z->zone = zc->zone;
+        z->st = zg_limit_req_sync_shared(zc->zone);
+        z->prefix_len = (size_t)snprintf(z->prefix, sizeof(z->prefix), "zg:{%s}:", zc->zone->name);
+        /* one link per distinct Redis */
+        for (j = 0; j < zg_sync.nlinks; j++) {
+            const zg_limit_req_zone_conf_t *o = zg_sync.links[j].zc;
+            if (strcmp(o->sync_host, zc->sync_host) == 0 && o->sync_port == zc->sync_port &&
+                o->sync_db == zc->sync_db) {
+                break;
+            }
+        }
+        if (j == zg_sync.nlinks) {
+            zg_sync.links[j].zc = zc;
+            zg_sync.links[j].backoff = ZG_SYNC_BACKOFF_MIN;
+            zg_sync.nlinks++;
+        }
+        z->link = &zg_sync.links[j];
+        tick = tick == 0 ? zc->sync_interval : zg_min(tick, zc->sync_interval);
+    }
+    zg_sync.running = 1;
+    zg_sync.stopping = 0;
+    uv_timer_init(loop, &zg_sync.timer);
+    uv_timer_start(&zg_sync.timer, zg_sync_tick, tick, tick);
+    zg_sync_tick(&zg_sync.timer);
+    return ZG_OK;
+}
+
+void zg_sync_stop(void)
+{
+    redisAsyncContext *ac;
+    int i;
+
+    if (!zg_sync.running) {
+        return;
+    }
+    zg_sync.running = 0;
+    zg_sync.stopping = 1;
+    uv_timer_stop(&zg_sync.timer);
+    uv_close((uv_handle_t *)&zg_sync.timer, NULL);
+    for (i = 0; i < zg_sync.nlinks; i++) {
+        ac = zg_sync.links[i].ac;
+        zg_sync.links[i].ac = NULL;
+        if (ac != NULL) {
+            redisAsyncFree(ac); /* batches answered NULL and freed; poll handle closed */
+        }
+        if (zg_sync.links[i].gai_busy) {
+            uv_cancel((uv_req_t *)&zg_sync.links[i].gai);
+        }
+    }
+    for (i = 0; i < zg_sync.nzones; i++) {
+        int me = (int)getpid();
+        __atomic_compare_exchange_n(&zg_sync.zones[i].st->owner, &me, 0, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE);
+    }
+    free(zg_sync.zones);
+    zg_sync.zones = NULL;
+    zg_sync.nzones = 0;
+    zg_sync.nlinks = 0;
+    if (zg_sync.gai_pending == 0) {
+        free(zg_sync.links);
+        zg_sync.links = NULL;
+    }
+}
+
+/* ---------------------------------------------------------------- module */
+
+/* only the zones created with sync=... */
+static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        { "zonegate_sync_up", "gauge", "1 when the zone's last exchange with Redis succeeded." },
+        { "zonegate_sync_batches_total", "counter", "Batches answered by Redis." },
+        { "zonegate_sync_keys_total", "counter", "Keys reconciled with Redis." },
+        { "zonegate_sync_errors_total", "counter",
+          "Failed connects, failed or timed-out batches, error replies." },
+        { "zonegate_sync_dropped_total", "counter",
+          "Dirty keys forgotten unsynced while Redis was unreachable." },
+    };
+    zg_limit_req_sync_stats_t st;
+    zg_zone_t *z;
+    uint64_t v;
+    size_t f;
+
+    if (zg_admin_zones_of(conf, ZG_ZONE_LIMIT_REQ) == 0) {
+        return;
+    }
+    for (f = 0; f < zg_nelems(fam); f++) {
+        int header = 0;
+
+        for (z = conf->zones.head; z != NULL; z = z->next) {
+            if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_REQ || z->conf == NULL ||
+                ((const zg_limit_req_zone_conf_t *)z->conf)->sync_url == NULL ||
+                zg_limit_req_sync_stats(z, &st) != ZG_OK) {
+                continue;
+            }
+            if (!header) {
+                zg_admin_family(b, fam[f].name, fam[f].type, fam[f].help);
+                header = 1;
+            }
+            v = f == 0 ? (uint64_t)(st.up == ZG_SYNC_UP) : f == 1 ? st.batches
+                : f == 2 ? st.keys : f == 3 ? st.errors : st.dropped;
+            zg_admin_sample(b, fam[f].name, v, "zone", z->name, NULL);
+        }
+    }
+}
+
+/* the first worker of a generation runs the sync for every worker */
+static int zg_sync_init_worker(zg_worker_t *w)
+{
+    if (zg_worker_first) {
+        zg_sync_start(w->loop, w->conf);
+    }
+    return ZG_OK;
+}
+
+static void zg_sync_exit_worker(zg_worker_t *w)
+{
+    (void)w;
+    zg_sync_stop();
+}
+
+zg_module_t zg_sync_module = {
+    .name = "sync",
+    .init_worker = zg_sync_init_worker,
+    .exit_worker = zg_sync_exit_worker,
+    .metrics = zg_sync_metrics,
+};

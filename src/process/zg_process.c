@@ -1,0 +1,672 @@
+/* zg_process.c — the master process: maps zones, opens listeners, forks and
+ * supervises workers, handles signals (HUP reload, TERM/INT stop, QUIT graceful
+ * stop, USR1 reopen, CHLD reap + respawn) and gives back what a dead worker held. */
+#include "zg_process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "zg_core_module.h"
+#include "zg_http_core.h"
+#include "zg_log.h"
+#include "zg_priv.h"
+#include "zg_proc.h"
+#include "zg_worker.h"
+#include "zg_zone.h"
+
+typedef struct zg_gen_s {
+    zg_conf_t *conf;
+    int live;                   /* workers of this generation still running */
+    struct zg_gen_s *next;
+} zg_gen_t;
+
+typedef struct {
+    pid_t pid;                  /* 0: slot free */
+    zg_gen_t *gen;
+    int chan;                   /* our end of the worker's log channel */
+    unsigned quitting : 1;      /* told to stop: do not respawn */
+    unsigned first : 1;         /* the generation's first worker: runs the Redis sync */
+} zg_wproc_t;
+
+static zg_wproc_t zg_procs[ZG_MAX_WORKERS];
+
+/* what a worker asks of the process layer (zg_priv.c) */
+static const zg_worker_setup_t zg_worker_setup = {
+    zg_priv_drop, zg_sandbox_enter, zg_chan_recv_logs
+};
+static zg_gen_t *zg_gens;       /* current first */
+static char zg_master_conf_file[PATH_MAX];
+
+static volatile sig_atomic_t zg_sig_reap, zg_sig_terminate, zg_sig_quit, zg_sig_reload,
+    zg_sig_reopen, zg_sig_alarm;
+
+static void zg_master_signal(int sig)
+{
+    switch (sig) {
+    case SIGCHLD:
+        zg_sig_reap = 1;
+        break;
+    case SIGTERM:
+    case SIGINT:
+        zg_sig_terminate = 1;
+        break;
+    case SIGQUIT:
+        zg_sig_quit = 1;
+        break;
+    case SIGHUP:
+        zg_sig_reload = 1;
+        break;
+    case SIGUSR1:
+        zg_sig_reopen = 1;
+        break;
+    case SIGALRM:
+        zg_sig_alarm = 1;
+        break;
+    }
+}
+
+static int zg_listen_one(zg_listen_t *ls)
+{
+    int fd = socket(ls->addr.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        zg_log_error(ZG_LOG_EMERG, errno, "socket() %s failed", ls->addr.text);
+        return ZG_ERROR;
+    }
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (ls->addr.sa.ss_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    }
+    if (bind(fd, (struct sockaddr *)&ls->addr.sa, ls->addr.socklen) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "bind() to %s failed", ls->addr.text);
+        close(fd);
+        return ZG_ERROR;
+    }
+    if (listen(fd, 4096) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "listen() to %s failed", ls->addr.text);
+        close(fd);
+        return ZG_ERROR;
+    }
+    /* workers inherit it across fork, but not across exec */
+    ls->fd = fd;
+    return ZG_OK;
+}
+
+int zg_listen_open(zg_conf_t *conf, zg_conf_t *old)
+{
+    zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
+    zg_http_core_main_conf_t *om = old ? zg_http_core_main_conf(old) : NULL;
+
+    for (int i = 0; i < cm->nlistens; i++) {
+        zg_listen_t *ls = &cm->listens[i];
+        ls->fd = -1;
+        for (int j = 0; om && j < om->nlistens; j++) {
+            zg_listen_t *o = &om->listens[j];
+            if (o->fd != -1 && o->addr.socklen == ls->addr.socklen &&
+                memcmp(&o->addr.sa, &ls->addr.sa, ls->addr.socklen) == 0) {
+                ls->fd = o->fd;
+                o->fd = -1;
+                break;
+            }
+        }
+        if (ls->fd == -1 && zg_listen_one(ls) != ZG_OK) {
+            /* give back what was taken over, close what was opened */
+            for (int k = 0; k < i; k++) {
+                zg_listen_t *l = &cm->listens[k];
+                int taken = 0;
+                for (int j = 0; om && j < om->nlistens; j++) {
+                    zg_listen_t *o = &om->listens[j];
+                    if (o->fd == -1 && o->addr.socklen == l->addr.socklen &&
+                        memcmp(&o->addr.sa, &l->addr.sa, l->addr.socklen) == 0) {
+                        o->fd = l->fd;
+                        taken = 1;
+                        break;
+                    }
+                }
+                if (!taken) {
+                    close(l->fd);
+                }
+                l->fd = -1;
+            }
+            return ZG_ERROR;
+        }
+    }
+    return ZG_OK;
+}
+
+static void zg_listen_close(zg_conf_t *conf)
+{
+    zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
+
+    for (int i = 0; i < cm->nlistens; i++) {
+        if (cm->listens[i].fd != -1) {
+            close(cm->listens[i].fd);
+            cm->listens[i].fd = -1;
+        }
+    }
+}
+
+/* worker_rlimit_nofile, in a new worker before it runs */
+static void zg_worker_rlimit(zg_conf_t *conf)
+{
+    int n = zg_core_conf(conf)->worker_rlimit_nofile;
+
+    if (n > 0) {
+        struct rlimit rl = { (rlim_t)n, (rlim_t)n };
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            zg_log_error(ZG_LOG_ALERT, errno, "setrlimit(RLIMIT_NOFILE) failed");
+        }
+    }
+}
+
+/* the modules' files (access logs) of a configuration that starts serving */
+static void zg_modules_open(zg_conf_t *conf)
+{
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->init_master != NULL) {
+            zg_modules[i]->init_master(conf);
+        }
+    }
+}
+
+static void zg_modules_close(zg_conf_t *conf)
+{
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->exit_master != NULL) {
+            zg_modules[i]->exit_master(conf);
+        }
+    }
+}
+
+static void zg_modules_reopen(zg_conf_t *conf)
+{
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->reopen != NULL) {
+            zg_modules[i]->reopen(conf);
+        }
+    }
+}
+
+static void zg_signals_default(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGALRM};
+    for (size_t i = 0; i < zg_nelems(sigs); i++) {
+        sigaction(sigs[i], &sa, NULL);
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigprocmask(SIG_SETMASK, &set, NULL);
+}
+
+static int zg_spawn(zg_gen_t *gen, int slot, int first)
+{
+    pid_t master = getpid();
+    int chan[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, chan) == -1) {
+        zg_log_error(ZG_LOG_ALERT, errno, "socketpair() failed");
+        return ZG_ERROR;
+    }
+    pid_t pid = fork();
+    if (pid == -1) {
+        zg_log_error(ZG_LOG_ALERT, errno, "fork() failed");
+        close(chan[0]);
+        close(chan[1]);
+        return ZG_ERROR;
+    }
+    if (pid == 0) {
+        zg_signals_default();
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != master) {
+            _exit(0);
+        }
+        close(chan[0]);
+        for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+            if (zg_procs[i].pid && zg_procs[i].chan >= 0) {
+                close(zg_procs[i].chan);
+            }
+        }
+        /* listeners of older generations stay with the master only */
+        for (zg_gen_t *g = zg_gens; g; g = g->next) {
+            if (g != gen) {
+                zg_listen_close(g->conf);
+            }
+        }
+        zg_worker_first = first;
+        zg_worker_rlimit(gen->conf);
+        int rc = zg_worker_run(gen->conf, slot, chan[1], &zg_worker_setup);
+        _exit(rc);
+    }
+    close(chan[1]);
+    zg_procs[slot].chan = chan[0];
+    zg_log_error(ZG_LOG_NOTICE, 0, "start worker process %d", (int)pid);
+    zg_procs[slot].pid = pid;
+    zg_procs[slot].gen = gen;
+    zg_procs[slot].quitting = 0;
+    zg_procs[slot].first = first ? 1 : 0;
+    gen->live++;
+    return ZG_OK;
+}
+
+static int zg_free_slot(void)
+{
+    for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+        if (zg_procs[i].pid == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void zg_spawn_workers(zg_gen_t *gen)
+{
+    for (int i = 0; i < zg_core_conf(gen->conf)->worker_processes; i++) {
+        int slot = zg_free_slot();
+        if (slot == -1) {
+            zg_log_error(ZG_LOG_ALERT, 0, "no free worker slot (max %d)", ZG_MAX_WORKERS);
+            return;
+        }
+        zg_spawn(gen, slot, i == 0);
+    }
+}
+
+static void zg_signal_workers(zg_gen_t *gen, int sig)
+{
+    for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+        if (zg_procs[i].pid && (gen == NULL || zg_procs[i].gen == gen)) {
+            if (sig == SIGQUIT || sig == SIGTERM) {
+                zg_procs[i].quitting = 1;
+            }
+            kill(zg_procs[i].pid, sig);
+        }
+    }
+}
+
+static int zg_live_workers(void)
+{
+    int n = 0;
+    for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+        n += zg_procs[i].pid != 0;
+    }
+    return n;
+}
+
+static void zg_gen_release(zg_gen_t *gen)
+{
+    if (gen->live > 0 || gen == zg_gens) {
+        return;
+    }
+    zg_gen_t **pp = &zg_gens;
+    while (*pp && *pp != gen) {
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = gen->next;
+    }
+    zg_zone_unmap_unused(&gen->conf->zones, zg_gens ? &zg_gens->conf->zones : NULL);
+    zg_modules_close(gen->conf);
+    zg_listen_close(gen->conf);
+    zg_conf_free(gen->conf);
+    free(gen);
+}
+
+/* gives back what a dead worker held in every zone it could reach */
+static void zg_worker_cleanup(zg_gen_t *gen, pid_t pid, int slot)
+{
+    for (zg_gen_t *g = zg_gens; g; g = g->next) {
+        zg_zone_recover_locks(&g->conf->zones, pid);
+    }
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->worker_gone != NULL) {
+            zg_modules[i]->worker_gone(gen->conf, slot);
+        }
+    }
+}
+
+/* Once a second: a worker that has held a zone lock for ZG_LOCK_STUCK seconds without
+ * releasing it (frozen, stopped, looping) would wedge every other worker; kill it, so
+ * that the reaper recovers the lock and respawns the worker. */
+#define ZG_LOCK_STUCK 3
+
+static void zg_watchdog(void)
+{
+    for (zg_gen_t *g = zg_gens; g; g = g->next) {
+        for (zg_zone_t *z = g->conf->zones.head; z; z = z->next) {
+            if (z->pool == NULL) {
+                continue;
+            }
+            pid_t pid = zg_shmtx_stuck(&z->pool->mutex, &z->watch, ZG_LOCK_STUCK);
+            if (pid <= 0) {
+                continue;
+            }
+            for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+                if (zg_procs[i].pid == pid) {
+                    zg_log_error(ZG_LOG_ALERT, 0,
+                                 "worker process %d has held the lock of zone \"%s\" for "
+                                 "%ds: killing it",
+                                 (int)pid, z->name, ZG_LOCK_STUCK);
+                    kill(pid, SIGKILL);
+                    z->watch.ticks = 0;
+                }
+            }
+        }
+    }
+}
+
+static void zg_reap(int shutting_down)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        int slot = -1;
+        for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+            if (zg_procs[i].pid == pid) {
+                slot = i;
+                break;
+            }
+        }
+        if (slot == -1) {
+            continue;
+        }
+        zg_wproc_t *p = &zg_procs[slot];
+        zg_gen_t *gen = p->gen;
+        int crashed = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status));
+        if (WIFSIGNALED(status)) {
+            zg_log_error(p->quitting ? ZG_LOG_NOTICE : ZG_LOG_ALERT, 0,
+                         "worker process %d exited on signal %d", (int)pid, WTERMSIG(status));
+        } else {
+            zg_log_error(crashed ? ZG_LOG_ALERT : ZG_LOG_NOTICE, 0,
+                         "worker process %d exited with code %d", (int)pid,
+                         WEXITSTATUS(status));
+        }
+        zg_worker_cleanup(gen, pid, slot);
+        int respawn = !p->quitting && !shutting_down && gen == zg_gens;
+        int first = p->first;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && respawn) {
+            /* as nginx: a worker that could not set itself up would fail again */
+            zg_log_error(ZG_LOG_ALERT, 0,
+                         "worker process %d exited with fatal code 2 and cannot be "
+                         "respawned", (int)pid);
+            respawn = 0;
+        }
+        close(p->chan);
+        p->chan = -1;
+        p->pid = 0;
+        p->gen = NULL;
+        gen->live--;
+        if (respawn) {
+            zg_proc_count(worker_restarts);
+            zg_spawn(gen, slot, first);
+        } else {
+            zg_gen_release(gen);
+        }
+    }
+}
+
+static void zg_reload(void)
+{
+    char err[1024];
+    zg_gen_t *cur = zg_gens;
+    zg_log_error(ZG_LOG_NOTICE, 0, "reconfiguring");
+    zg_conf_t *conf = zg_conf_load(zg_master_conf_file, err, sizeof(err));
+    if (conf == NULL) {
+        zg_log_error(ZG_LOG_EMERG, 0, "%s", err);
+        goto failed;
+    }
+    if (zg_priv_conf(conf) != ZG_OK) {
+        zg_conf_free(conf);
+        goto failed;
+    }
+    if (zg_zone_map_all(&conf->zones, &cur->conf->zones, err, sizeof(err)) != ZG_OK) {
+        zg_log_error(ZG_LOG_EMERG, 0, "%s", err);
+        zg_zone_unmap_unused(&conf->zones, &cur->conf->zones);
+        zg_conf_free(conf);
+        goto failed;
+    }
+    if (zg_listen_open(conf, cur->conf) != ZG_OK) {
+        zg_zone_unmap_unused(&conf->zones, &cur->conf->zones);
+        zg_conf_free(conf);
+        goto failed;
+    }
+    zg_modules_open(conf);
+    zg_gen_t *gen = calloc(1, sizeof(*gen));
+    if (gen == NULL) {
+        zg_log_error(ZG_LOG_EMERG, errno, "calloc() failed");
+        zg_listen_close(conf);
+        zg_zone_unmap_unused(&conf->zones, &cur->conf->zones);
+        zg_conf_free(conf);
+        goto failed;
+    }
+    gen->conf = conf;
+    gen->next = zg_gens;
+    zg_gens = gen;
+    /* sockets the new configuration no longer listens on */
+    zg_listen_close(cur->conf);
+    zg_spawn_workers(gen);
+    for (zg_gen_t *g = gen->next; g; g = g->next) {
+        zg_signal_workers(g, SIGQUIT);
+    }
+    zg_proc_count(reloads);
+    for (zg_gen_t *g = gen->next, *next; g; g = next) {
+        next = g->next;
+        zg_gen_release(g);
+    }
+    return;
+failed:
+    zg_log_error(ZG_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
+    zg_proc_count(reload_failures);
+}
+
+/* as nginx: a reopened (maybe new) log file belongs to the workers' user */
+static void zg_log_chown(int fd, const zg_conf_t *conf)
+{
+    const zg_core_conf_t *ccf = zg_core_conf(conf);
+
+    if (fd >= 0 && ccf->drop_privileges && fchown(fd, ccf->user_uid, (gid_t)-1) == -1) {
+        zg_log_error(ZG_LOG_ALERT, errno, "fchown() of a log file to uid %d failed",
+                     (int)ccf->user_uid);
+    }
+}
+
+/* The master opens the files anew and hands each worker the new descriptors over
+ * its channel: a worker, running as "user" inside its sandbox, opens no file. */
+static void zg_reopen(void)
+{
+    int *fd;
+
+    zg_log_reopen();
+    zg_log_chown(zg_log_fileno(), zg_gens->conf);
+    for (zg_gen_t *g = zg_gens; g; g = g->next) {
+        zg_modules_reopen(g->conf);
+        for (int k = 0; (fd = zg_modules_file(g->conf, k)) != NULL; k++) {
+            zg_log_chown(*fd, g->conf);
+        }
+    }
+    for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+        if (zg_procs[i].pid && zg_procs[i].chan >= 0) {
+            zg_chan_send_logs(zg_procs[i].chan, zg_procs[i].gen->conf);
+        }
+    }
+}
+
+static int zg_write_pid(const char *file)
+{
+    char buf[32];
+    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd == -1) {
+        zg_log_error(ZG_LOG_EMERG, errno, "open() \"%s\" failed", file);
+        return ZG_ERROR;
+    }
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (write(fd, buf, (size_t)n) != n) {
+        zg_log_error(ZG_LOG_EMERG, errno, "write() \"%s\" failed", file);
+        close(fd);
+        return ZG_ERROR;
+    }
+    close(fd);
+    return ZG_OK;
+}
+
+static int zg_daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid == -1) {
+        zg_log_error(ZG_LOG_EMERG, errno, "fork() failed");
+        return ZG_ERROR;
+    }
+    if (pid > 0) {
+        _exit(0);
+    }
+    setsid();
+    int fd = open("/dev/null", O_RDWR);
+    if (fd != -1) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        if (strcmp(zg_core_conf(zg_gens->conf)->error_log_file, "stderr") != 0) {
+            dup2(fd, STDERR_FILENO);
+        }
+        if (fd > STDERR_FILENO) {
+            close(fd);
+        }
+    }
+    return ZG_OK;
+}
+
+int zg_master_run(zg_conf_t *conf, const char *conf_file)
+{
+    char err[1024];
+    if (realpath(conf_file, zg_master_conf_file) == NULL) {
+        snprintf(zg_master_conf_file, sizeof(zg_master_conf_file), "%s", conf_file);
+    }
+    zg_core_conf_t *ccf = zg_core_conf(conf);
+    if (zg_log_open(ccf->error_log_file, ccf->error_log_level) != ZG_OK) {
+        return 1;
+    }
+    if (zg_priv_conf(conf) != ZG_OK) {
+        return 1;
+    }
+    if (zg_proc_stats_init() != ZG_OK) {
+        return 1;
+    }
+    if (zg_zone_map_all(&conf->zones, NULL, err, sizeof(err)) != ZG_OK) {
+        zg_log_error(ZG_LOG_EMERG, 0, "%s", err);
+        return 1;
+    }
+    if (zg_listen_open(conf, NULL) != ZG_OK) {
+        return 1;
+    }
+    zg_modules_open(conf);
+
+    zg_gens = calloc(1, sizeof(zg_gen_t));
+    if (zg_gens == NULL) {
+        return 1;
+    }
+    zg_gens->conf = conf;
+    for (int i = 0; i < ZG_MAX_WORKERS; i++) {
+        zg_procs[i].chan = -1;
+    }
+
+    if (zg_core_conf(conf)->daemon && zg_daemonize() != ZG_OK) {
+        return 1;
+    }
+    if (zg_core_conf(conf)->pid_file && zg_write_pid(zg_core_conf(conf)->pid_file) != ZG_OK) {
+        return 1;
+    }
+
+    sigset_t set, empty;
+    sigemptyset(&set);
+    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGALRM};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = zg_master_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < zg_nelems(sigs); i++) {
+        sigaddset(&set, sigs[i]);
+        sigaction(sigs[i], &sa, NULL);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    sigemptyset(&empty);
+
+    zg_log_error(ZG_LOG_NOTICE, 0, "zonegate/" ZG_VERSION " started, %d workers",
+                 zg_core_conf(conf)->worker_processes);
+    zg_spawn_workers(zg_gens);
+    alarm(1);
+
+    int stopping = 0, killed = 0;
+    for (;;) {
+        if (zg_live_workers() > 0 || !stopping) {
+            sigsuspend(&empty);
+        }
+        if (zg_sig_reap) {
+            zg_sig_reap = 0;
+            zg_reap(stopping);
+        }
+        if (stopping && zg_live_workers() == 0) {
+            break;
+        }
+        if (zg_sig_terminate && stopping != 2) {
+            stopping = 2;
+            zg_signal_workers(NULL, SIGTERM);
+            alarm(5);
+            continue;
+        }
+        if (zg_sig_quit && !stopping) {
+            zg_sig_quit = 0;
+            stopping = 1;
+            zg_signal_workers(NULL, SIGQUIT);
+            continue;
+        }
+        if (zg_sig_alarm) {
+            zg_sig_alarm = 0;
+            if (stopping == 2 && !killed) {
+                killed = 1;
+                zg_signal_workers(NULL, SIGKILL);
+            } else if (!stopping) {
+                zg_watchdog();
+                alarm(1);
+            }
+        }
+        if (stopping) {
+            continue;
+        }
+        if (zg_sig_reload) {
+            zg_sig_reload = 0;
+            zg_reload();
+        }
+        if (zg_sig_reopen) {
+            zg_sig_reopen = 0;
+            zg_reopen();
+        }
+    }
+
+    zg_log_error(ZG_LOG_NOTICE, 0, "exit");
+    if (zg_core_conf(zg_gens->conf)->pid_file) {
+        unlink(zg_core_conf(zg_gens->conf)->pid_file);
+    }
+    while (zg_gens) {
+        zg_gen_t *g = zg_gens;
+        zg_gens = g->next;
+        zg_zone_unmap_all(&g->conf->zones);
+        zg_modules_close(g->conf);
+        zg_listen_close(g->conf);
+        zg_conf_free(g->conf);
+        free(g);
+    }
+    return 0;
+}

@@ -1,0 +1,202 @@
+/* zg_shmtx.c — process-shared robust mutex. */
+#include "zg_shmtx.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* getpid() is a system call since glibc 2.25: cache it, reset in a fork child */
+static pid_t zg_shmtx_pid;
+static pthread_once_t zg_shmtx_once = PTHREAD_ONCE_INIT;
+
+#ifdef ZG_DEBUG
+static int zg_shmtx_child;      /* a forked process (a worker), not the master */
+#endif
+
+static void zg_shmtx_forked(void)
+{
+    zg_shmtx_pid = getpid();
+#ifdef ZG_DEBUG
+    zg_shmtx_child = 1;
+#endif
+}
+
+#ifdef ZG_DEBUG
+/* Fault injection for the chaos tests: with ZG_DEBUG_LOCK_KILL=FILE in the
+ * environment, the first worker that takes any lock after FILE appears removes
+ * FILE and dies by SIGKILL while holding that lock. */
+static void zg_shmtx_debug_kill(void)
+{
+    static const char *path;
+    static int checked;
+
+    if (!checked) {
+        path = getenv("ZG_DEBUG_LOCK_KILL");
+        checked = 1;
+    }
+    if (path != NULL && zg_shmtx_child && unlink(path) == 0) {
+        raise(SIGKILL);
+    }
+}
+
+/* ZG_DEBUG_LOCK_STOP=FILE: the same, but the worker stops (SIGSTOP) holding the
+ * lock: a frozen holder, for the master's watchdog */
+static void zg_shmtx_debug_stop(void)
+{
+    static const char *path;
+    static int checked;
+
+    if (!checked) {
+        path = getenv("ZG_DEBUG_LOCK_STOP");
+        checked = 1;
+    }
+    if (path != NULL && zg_shmtx_child && unlink(path) == 0) {
+        raise(SIGSTOP);
+    }
+}
+#else
+#define zg_shmtx_debug_kill()
+#define zg_shmtx_debug_stop()
+#endif
+
+static void zg_shmtx_setup(void)
+{
+    zg_shmtx_pid = getpid();
+    pthread_atfork(NULL, NULL, zg_shmtx_forked);
+}
+
+static inline pid_t zg_shmtx_self(void)
+{
+    if (zg_shmtx_pid == 0) {
+        pthread_once(&zg_shmtx_once, zg_shmtx_setup);
+    }
+    return zg_shmtx_pid;
+}
+
+int zg_shmtx_init(zg_shmtx_sh_t *m)
+{
+    pthread_mutexattr_t attr;
+    int rc;
+
+    if (pthread_mutexattr_init(&attr) != 0) {
+        return ZG_ERROR;
+    }
+    rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    if (rc == 0) {
+        rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    }
+    if (rc == 0) {
+        rc = pthread_mutex_init(&m->mutex, &attr);
+    }
+    pthread_mutexattr_destroy(&attr);
+    if (rc != 0) {
+        return ZG_ERROR;
+    }
+    m->owner = 0;
+    m->recovered = 0;
+    return ZG_OK;
+}
+
+/* rc of a lock call -> 1 taken, 0 busy */
+static int zg_shmtx_taken(zg_shmtx_sh_t *m, int rc)
+{
+    switch (rc) {
+    case 0:
+        break;
+    case EOWNERDEAD:
+        /* the state it protected may be half-updated: counted in m->recovered
+         * (debug builds check a zone's slab pool when the master recovers a lock) */
+        pthread_mutex_consistent(&m->mutex);
+        __atomic_add_fetch(&m->recovered, 1, __ATOMIC_RELAXED);
+        break;
+    case EBUSY:
+        return 0;
+    default:
+        /* ENOTRECOVERABLE cannot happen: every EOWNERDEAD is made consistent */
+        fprintf(stderr, "zg_shmtx: pthread_mutex_lock() failed: %s\n", strerror(rc));
+        abort();
+    }
+    m->owner = zg_shmtx_self();
+    m->taken++;
+    zg_shmtx_debug_kill();
+    zg_shmtx_debug_stop();
+    return 1;
+}
+
+static inline void zg_cpu_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+void zg_shmtx_lock(zg_shmtx_sh_t *m)
+{
+    /* critical sections are short: spin a little (as nginx's shmtx does) before
+     * sleeping in the kernel */
+    for (int i = 0; i < 32; i++) {
+        if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == 0) {
+            int rc = pthread_mutex_trylock(&m->mutex);
+            if (rc != EBUSY) {
+                zg_shmtx_taken(m, rc);
+                return;
+            }
+        }
+        for (int k = 0; k < 32; k++) {
+            zg_cpu_pause();
+        }
+    }
+    zg_shmtx_taken(m, pthread_mutex_lock(&m->mutex));
+}
+
+int zg_shmtx_trylock(zg_shmtx_sh_t *m)
+{
+    return zg_shmtx_taken(m, pthread_mutex_trylock(&m->mutex));
+}
+
+void zg_shmtx_unlock(zg_shmtx_sh_t *m)
+{
+    m->owner = 0;
+    pthread_mutex_unlock(&m->mutex);
+}
+
+int zg_shmtx_recover(zg_shmtx_sh_t *m, pid_t dead)
+{
+    int rc;
+
+    if (dead <= 0 || m->owner != dead) {
+        return 0;
+    }
+    rc = pthread_mutex_trylock(&m->mutex);
+    if (rc == EOWNERDEAD) {
+        pthread_mutex_consistent(&m->mutex);
+        __atomic_add_fetch(&m->recovered, 1, __ATOMIC_RELAXED);
+        m->owner = 0;
+        pthread_mutex_unlock(&m->mutex);
+        return 1;
+    }
+    if (rc == 0) {
+        /* dead released the mutex but died before clearing owner */
+        m->owner = 0;
+        pthread_mutex_unlock(&m->mutex);
+        return 0;
+    }
+    return 0;
+}
+
+pid_t zg_shmtx_stuck(zg_shmtx_sh_t *m, zg_shmtx_watch_t *w, int ticks)
+{
+    pid_t owner = m->owner;
+    uint32_t taken = m->taken;
+
+    if (owner == 0 || owner != w->owner || taken != w->taken) {
+        w->owner = owner;
+        w->taken = taken;
+        w->ticks = 0;
+        return 0;
+    }
+    return ++w->ticks >= ticks ? owner : 0;
+}

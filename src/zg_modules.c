@@ -1,0 +1,31 @@
+/* zg_modules.c — the one list of every module, in the order their directives are
+ * looked up, their hooks run, and, within a phase, their phase handlers run.
+ * Adding a module is its file plus one line here. */
+#include "zg_access.h"
+#include "zg_access_log.h"
+#include "zg_admin.h"
+#include "zg_auth_basic.h"
+#include "zg_core_module.h"
+#include "zg_http_core.h"
+#include "zg_limit_conn.h"
+#include "zg_limit_req.h"
+#include "zg_proxy.h"
+#include "zg_rewrite.h"
+#include "zg_sync.h"
+#include "zg_upstream.h"
+
+zg_module_t *const zg_modules[] = {
+    &zg_core_module,       /* main, events: processes, pid, error_log */
+    &zg_http_core_module,  /* http, server, listen, location, client timeouts */
+    &zg_rewrite_module,    /* rewrite phase: return */
+    &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
+    &zg_limit_conn_module, /* preaccess: limit_conn */
+    &zg_access_module,     /* access: allow, deny */
+    &zg_auth_basic_module, /* access: auth_basic, after allow/deny */
+    &zg_upstream_module,   /* upstream blocks, peers */
+    &zg_proxy_module,      /* content: proxy_pass */
+    &zg_admin_module,      /* content: slab_stat, metrics */
+    &zg_access_log_module, /* log: log_format, access_log */
+    &zg_sync_module,       /* limit_req across hosts through Redis */
+    NULL
+};

@@ -1,0 +1,110 @@
+/* test_sync.c — the sync module: which zones it takes on, its /metrics families, and
+ * a Redis that does not answer (the link is counted down, requests never wait). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "zg_admin.h"
+#include "zg_conf.h"
+#include "zg_limit_req.h"
+#include "zg_log.h"
+#include "zg_sync.h"
+
+static zg_conf_t *load(const char *text)
+{
+    char err[512];
+    zg_conf_t *conf = zg_conf_load_string("/x/z.conf", text, strlen(text), err, sizeof(err));
+
+    if (conf == NULL) {
+        fail_msg("unexpected error: %s", err);
+    }
+    if (zg_zone_map_all(&conf->zones, NULL, err, sizeof(err)) != ZG_OK) {
+        fail_msg("zg_zone_map_all: %s", err);
+    }
+    return conf;
+}
+
+static void unload(zg_conf_t *conf)
+{
+    zg_zone_unmap_all(&conf->zones);
+    zg_conf_free(conf);
+}
+
+/* a configuration without sync=... gives the module nothing to do */
+static void test_nothing_to_sync(void **state)
+{
+    zg_conf_t *conf = load("http { limit_req_zone $binary_remote_addr zone=a:64k rate=1r/s; }");
+    uv_loop_t loop;
+    size_t len;
+    char *out;
+
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(zg_sync_start(&loop, conf), ZG_DECLINED);
+    zg_sync_stop();
+    out = zg_admin_metrics(conf, &len);
+    assert_non_null(out);
+    assert_null(strstr(out, "zonegate_sync_"));
+    free(out);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    unload(conf);
+}
+
+/* port 1 refuses: the error is counted, the zone is "down", and stop frees it all */
+static void test_unreachable_redis(void **state)
+{
+    zg_conf_t *conf = load("http {\n"
+                           " limit_req_zone $binary_remote_addr zone=s:64k rate=1r/s\n"
+                           "   sync=redis://127.0.0.1:1 sync_interval=10ms;\n"
+                           " limit_req_zone $binary_remote_addr zone=plain:64k rate=1r/s;\n"
+                           "}");
+    zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(conf);
+    zg_limit_req_sync_stats_t st;
+    uv_loop_t loop;
+    size_t len;
+    char *out;
+
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(zg_sync_start(&loop, conf), ZG_OK);
+    for (int i = 0; i < 200; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        assert_int_equal(zg_limit_req_sync_stats(lmcf->zones[0]->zone, &st), ZG_OK);
+        if (st.errors > 0) {
+            break;
+        }
+        nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+    }
+    assert_true(st.errors > 0);
+    assert_int_equal(st.up, ZG_SYNC_DOWN);
+    assert_int_equal(zg_limit_req_sync_stats(lmcf->zones[1]->zone, &st), ZG_DECLINED);
+
+    out = zg_admin_metrics(conf, &len);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "# TYPE zonegate_sync_up gauge\n"));
+    assert_non_null(strstr(out, "zonegate_sync_up{zone=\"s\"} 0\n"));
+    assert_null(strstr(out, "zonegate_sync_up{zone=\"plain\"}"));
+    free(out);
+
+    zg_sync_stop();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    unload(conf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nothing_to_sync),
+        cmocka_unit_test(test_unreachable_redis),
+    };
+
+    zg_log_open("stderr", ZG_LOG_EMERG);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
