@@ -135,18 +135,25 @@ def render(template, out, vals):
 
 
 class Proxy:
-    def __init__(self, name, workers, scen, ups, port=None, zone=None, key=None):
+    def __init__(self, name, workers, scen, ups, port=None, zone=None, key=None, main_extra="",
+                 keepalive=256):
         self.name, self.port = name, port or free_port()
         self.dir = tempfile.mkdtemp(prefix="zgbench-%s-" % name)
         s = SCEN[scen] if scen in SCEN else SCEN["pass"]
         vals = dict(WORKERS=workers, DIR=self.dir, PORT=self.port, UP1=ups[0], UP2=ups[1],
                     RATE=s["rate"], LIMIT_ARGS=s["args"], ZONE=zone or s["zone"],
-                    HA_LIMIT=s["ha_limit"], HA_PERIOD=s["ha_period"], HA_SIZE=s["ha_size"])
+                    HA_LIMIT=s["ha_limit"], HA_PERIOD=s["ha_period"], HA_SIZE=s["ha_size"],
+                    KEEPALIVE=keepalive)
         if name == "zonegate":
             conf = os.path.join(self.dir, "zonegate.conf")
             render("zonegate.conf", conf, vals)
             if key:
                 self._rekey(conf, key)
+            if main_extra:
+                with open(conf) as f:
+                    text = f.read()
+                with open(conf, "w") as f:
+                    f.write(main_extra + "\n" + text)
             argv = [ZG_BIN, "-c", conf]
         elif name == "nginx":
             conf = os.path.join(self.dir, "nginx.conf")

@@ -56,7 +56,10 @@ def measure(scen, n, ups, tag):
     os.chmod(wrapper, 0o755)
     setattr(bench, BINVAR, wrapper)
     try:
-        px = bench.Proxy(PROXY, 1, scen, ups)
+        # valgrind cannot run a seccomp filter (it emulates every system call); the
+        # filter runs in the kernel and adds no user-space instruction anyway
+        px = bench.Proxy(PROXY, 1, scen, ups,
+                         main_extra="worker_sandbox off;" if PROXY == "zonegate" else "")
     finally:
         setattr(bench, BINVAR, real)
     try:

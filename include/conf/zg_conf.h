@@ -14,9 +14,10 @@
 
 #include "zg_buf.h"
 #include "zg_core.h"
+#include "zg_proc.h"
 #include "zg_zone.h"
 
-#define ZG_MAX_WORKERS 64 /* worker slots, both generations during a reload */
+#define ZG_MAX_WORKERS ZG_PROC_SLOTS /* worker slots, both generations during a reload */
 #define ZG_MAX_MODULES 32
 
 typedef struct zg_cv_s zg_cv_t; /* compiled "text with $variables" (zg_vars.h) */

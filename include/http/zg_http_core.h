@@ -32,13 +32,20 @@ struct zg_server_conf_s {
     int line;
 };
 
+#define ZG_LISTEN_MAX_FDS (ZG_MAX_WORKERS / 2) /* worker_processes' limit */
+
 /* one listening address, shared by the servers that listen on it */
 typedef struct {
     zg_addr_t addr;
     zg_server_conf_t **servers;
     int nservers;
     zg_server_conf_t *default_server; /* first, or the one with `default_server` */
-    int fd;               /* opened by the master; -1 before */
+    /* Sockets opened by the master (-1 before): one SO_REUSEPORT socket per worker
+     * index, so that the kernel spreads connections evenly over the workers.  A
+     * socket belongs to a worker index, not to a process: the worker that replaces
+     * one (respawn, reload) accepts on the same socket. */
+    int fds[ZG_LISTEN_MAX_FDS];
+    int nfds;
 } zg_listen_t;
 
 typedef struct zg_http_core_srv_s zg_http_core_srv_t; /* private: a server being read */

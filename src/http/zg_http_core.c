@@ -75,6 +75,9 @@ static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     for (int i = 2; i < cf->nargs; i++) {
         if (zg_conf_eq(&a[i], "default_server") || zg_conf_eq(&a[i], "default")) {
             def = 1;
+        } else if (zg_conf_eq(&a[i], "reuseport")) {
+            /* nginx's parameter; zonegate always opens one SO_REUSEPORT socket per
+             * worker, so it only says what is done anyway */
         } else {
             return zg_conf_bad_param(cf, &a[i]);
         }
@@ -407,7 +410,7 @@ static int zg_http_core_init_main_conf(zg_cf_t *cf, void *conf)
                     return zg_conf_nomem(cf);
                 }
                 ls->addr = pl->addr;
-                ls->fd = -1;
+                ls->nfds = 0;
             }
             ls = &cmcf->listens[j];
             if (pl->default_server) {

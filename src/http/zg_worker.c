@@ -543,7 +543,7 @@ static void zg_on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
         return;
     }
-    zg_proc_count(connections);
+    zg_proc_count_connection();
     zg_worker_fd_check(w, c);
     int len = sizeof(c->peer);
     uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len);
@@ -682,6 +682,39 @@ static void zg_worker_ignore(uv_signal_t *s, int sig)
     (void)sig;
 }
 
+/* listens on the sockets the master left open for this worker (the others are -1) */
+static int zg_worker_listen(zg_worker_t *w, zg_http_core_main_conf_t *cmcf)
+{
+    int i, k, n = 0;
+
+    for (i = 0; i < cmcf->nlistens; i++) {
+        for (k = 0; k < cmcf->listens[i].nfds; k++) {
+            n += cmcf->listens[i].fds[k] != -1;
+        }
+    }
+    w->listeners = calloc((size_t)(n ? n : 1), sizeof(uv_tcp_t));
+    if (w->listeners == NULL) {
+        return ZG_ERROR;
+    }
+    for (i = 0; i < cmcf->nlistens; i++) {
+        zg_listen_t *ls = &cmcf->listens[i];
+        for (k = 0; k < ls->nfds; k++) {
+            if (ls->fds[k] == -1) {
+                continue;
+            }
+            uv_tcp_t *t = &w->listeners[w->nlisteners++];
+            uv_tcp_init(w->loop, t);
+            t->data = ls;
+            if (uv_tcp_open(t, ls->fds[k]) != 0 ||
+                uv_listen((uv_stream_t *)t, ZG_LISTEN_BACKLOG, zg_on_connection) != 0) {
+                zg_log_error(ZG_LOG_EMERG, 0, "cannot listen on %s", ls->addr.text);
+                return ZG_ERROR;
+            }
+        }
+    }
+    return ZG_OK;
+}
+
 int zg_worker_run(zg_conf_t *conf, int slot, int chan, const zg_worker_setup_t *setup)
 {
     static zg_worker_t w;
@@ -731,20 +764,8 @@ int zg_worker_run(zg_conf_t *conf, int slot, int chan, const zg_worker_setup_t *
     uv_poll_start(&w.chan_poll, UV_READABLE, zg_worker_channel);
     uv_signal_start(&w.sig_hup, zg_worker_ignore, SIGHUP);
 
-    w.listeners = calloc((size_t)cmcf->nlistens, sizeof(uv_tcp_t));
-    if (w.listeners == NULL) {
+    if (zg_worker_listen(&w, cmcf) != ZG_OK) {
         return 2;
-    }
-    w.nlisteners = cmcf->nlistens;
-    for (i = 0; i < cmcf->nlistens; i++) {
-        uv_tcp_t *t = &w.listeners[i];
-        uv_tcp_init(w.loop, t);
-        t->data = &cmcf->listens[i];
-        if (uv_tcp_open(t, cmcf->listens[i].fd) != 0 ||
-            uv_listen((uv_stream_t *)t, ZG_LISTEN_BACKLOG, zg_on_connection) != 0) {
-            zg_log_error(ZG_LOG_EMERG, 0, "cannot listen on %s", cmcf->listens[i].addr.text);
-            return 2;
-        }
     }
 
     for (i = 0; zg_modules[i] != NULL; i++) {

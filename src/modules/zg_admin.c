@@ -221,13 +221,20 @@ static uint64_t zg_admin_load(const uint64_t *p)
 static void zg_admin_metrics_process(zg_buf_t *b, const zg_conf_t *conf)
 {
     static const char *codes[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
-    zg_proc_stats_sh_t zero, *ps = zg_proc_stats;
-    int i;
+    static zg_proc_stats_sh_t zero;
+    zg_proc_stats_sh_t *ps = zg_proc_stats != NULL ? zg_proc_stats : &zero;
+    uint64_t conns = 0, reqs = 0, resp[6] = { 0 };
+    char slot[16], index[16];
+    int i, k;
 
     (void)conf;
-    if (ps == NULL) {
-        memset(&zero, 0, sizeof(zero));
-        ps = &zero;
+    for (i = 0; i < ZG_PROC_SLOTS; i++) {
+        zg_proc_worker_sh_t *w = &ps->workers[i];
+        conns += zg_admin_load(&w->connections);
+        reqs += zg_admin_load(&w->requests);
+        for (k = 0; k < 6; k++) {
+            resp[k] += zg_admin_load(&w->responses[k]);
+        }
     }
 
     zg_admin_family(b, "zonegate_worker_restarts_total", "counter",
@@ -241,21 +248,51 @@ static void zg_admin_metrics_process(zg_buf_t *b, const zg_conf_t *conf)
                     NULL);
     zg_admin_family(b, "zonegate_connections_total", "counter",
                     "Client connections accepted, all workers.");
-    zg_admin_sample(b, "zonegate_connections_total", zg_admin_load(&ps->connections), NULL);
+    zg_admin_sample(b, "zonegate_connections_total", conns, NULL);
     zg_admin_family(b, "zonegate_accept_errors_total", "counter", "Failed accept() calls.");
     zg_admin_sample(b, "zonegate_accept_errors_total", zg_admin_load(&ps->accept_errors),
                     NULL);
     zg_admin_family(b, "zonegate_requests_total", "counter",
                     "Requests finalized, all workers.");
-    zg_admin_sample(b, "zonegate_requests_total", zg_admin_load(&ps->requests), NULL);
+    zg_admin_sample(b, "zonegate_requests_total", reqs, NULL);
     zg_admin_family(b, "zonegate_responses_total", "counter",
                     "Responses by status class.");
     for (i = 1; i <= 5; i++) {
-        zg_admin_sample(b, "zonegate_responses_total", zg_admin_load(&ps->responses[i]),
-                        "code", codes[i], NULL);
+        zg_admin_sample(b, "zonegate_responses_total", resp[i], "code", codes[i], NULL);
     }
-    zg_admin_sample(b, "zonegate_responses_total", zg_admin_load(&ps->responses[0]), "code",
-                    codes[0], NULL);
+    zg_admin_sample(b, "zonegate_responses_total", resp[0], "code", codes[0], NULL);
+
+    /* the balance: per worker slot (slots are reused by respawned and reloaded
+     * workers; the counters of a slot add up over the workers it had) */
+    zg_admin_family(b, "zonegate_worker_connections_total", "counter",
+                    "Client connections accepted, by worker slot.");
+    for (i = 0; i < ZG_PROC_SLOTS; i++) {
+        if (ps->used[i]) {
+            snprintf(slot, sizeof(slot), "%d", i);
+            zg_admin_sample(b, "zonegate_worker_connections_total",
+                            zg_admin_load(&ps->workers[i].connections), "worker", slot, NULL);
+        }
+    }
+    zg_admin_family(b, "zonegate_worker_requests_total", "counter",
+                    "Requests finalized, by worker slot.");
+    for (i = 0; i < ZG_PROC_SLOTS; i++) {
+        if (ps->used[i]) {
+            snprintf(slot, sizeof(slot), "%d", i);
+            zg_admin_sample(b, "zonegate_worker_requests_total",
+                            zg_admin_load(&ps->workers[i].requests), "worker", slot, NULL);
+        }
+    }
+    zg_admin_family(b, "zonegate_worker_pid", "gauge",
+                    "The running worker of each slot, its pid; index: its listening sockets.");
+    for (i = 0; i < ZG_PROC_SLOTS; i++) {
+        int32_t pid = __atomic_load_n(&ps->pid[i], __ATOMIC_ACQUIRE);
+        if (pid > 0) {
+            snprintf(slot, sizeof(slot), "%d", i);
+            snprintf(index, sizeof(index), "%d", (int)ps->index[i]);
+            zg_admin_sample(b, "zonegate_worker_pid", (uint64_t)pid, "worker", slot, "index",
+                            index, NULL);
+        }
+    }
 }
 
 char *zg_admin_metrics(const zg_conf_t *conf, size_t *len)

@@ -27,6 +27,8 @@
 #include "zg_worker.h"
 #include "zg_zone.h"
 
+#define ZG_LISTEN_BACKLOG 4096
+
 typedef struct zg_gen_s {
     zg_conf_t *conf;
     int live;                   /* workers of this generation still running */
@@ -38,7 +40,8 @@ typedef struct {
     zg_gen_t *gen;
     int chan;                   /* our end of the worker's log channel */
     unsigned quitting : 1;      /* told to stop: do not respawn */
-    unsigned first : 1;         /* the generation's first worker: runs the Redis sync */
+    int idx;                    /* index in its generation: which listening sockets it
+                                   accepts on; index 0 runs the Redis sync */
 } zg_wproc_t;
 
 static zg_wproc_t zg_procs[ZG_MAX_WORKERS];
@@ -78,70 +81,109 @@ static void zg_master_signal(int sig)
     }
 }
 
-static int zg_listen_one(zg_listen_t *ls)
+/* One socket of ls's SO_REUSEPORT group; the kernel spreads new connections over
+ * the group's sockets by a hash of the client's address and port. */
+static int zg_listen_one(zg_listen_t *ls, int reuseport)
 {
     int fd = socket(ls->addr.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
         zg_log_error(ZG_LOG_EMERG, errno, "socket() %s failed", ls->addr.text);
-        return ZG_ERROR;
+        return -1;
     }
     int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "setsockopt(SO_REUSEPORT) %s failed", ls->addr.text);
+        close(fd);
+        return -1;
+    }
     if (ls->addr.sa.ss_family == AF_INET6) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
     }
     if (bind(fd, (struct sockaddr *)&ls->addr.sa, ls->addr.socklen) != 0) {
         zg_log_error(ZG_LOG_EMERG, errno, "bind() to %s failed", ls->addr.text);
         close(fd);
-        return ZG_ERROR;
+        return -1;
     }
-    if (listen(fd, 4096) != 0) {
+    if (!reuseport) {
+        return fd;
+    }
+    if (listen(fd, ZG_LISTEN_BACKLOG) != 0) {
         zg_log_error(ZG_LOG_EMERG, errno, "listen() to %s failed", ls->addr.text);
         close(fd);
-        return ZG_ERROR;
+        return -1;
     }
     /* workers inherit it across fork, but not across exec */
-    ls->fd = fd;
+    return fd;
+}
+
+/* Sockets of ls a configuration with `workers` workers needs: what `from` (the same
+ * address in the running configuration) has, plus new ones up to one per worker.
+ * A new address is first bound without SO_REUSEPORT, so that an address some other
+ * process listens on (even another zonegate, whose sockets would otherwise accept
+ * ours into their group) is refused as before.  Fewer workers than sockets keep
+ * every socket: closing one would reset the connections in its accept queue. */
+static int zg_listen_fill(zg_listen_t *ls, const zg_listen_t *from, int workers)
+{
+    ls->nfds = 0;
+    if (from != NULL) {
+        memcpy(ls->fds, from->fds, (size_t)from->nfds * sizeof(int));
+        ls->nfds = from->nfds;
+    } else {
+        int probe = zg_listen_one(ls, 0);
+        if (probe == -1) {
+            return ZG_ERROR;
+        }
+        close(probe);
+    }
+    while (ls->nfds < workers) {
+        int fd = zg_listen_one(ls, 1);
+        if (fd == -1) {
+            return ZG_ERROR;
+        }
+        ls->fds[ls->nfds++] = fd;
+    }
     return ZG_OK;
+}
+
+static zg_listen_t *zg_listen_find(zg_http_core_main_conf_t *om, const zg_listen_t *ls)
+{
+    for (int j = 0; om && j < om->nlistens; j++) {
+        zg_listen_t *o = &om->listens[j];
+        if (o->nfds > 0 && o->addr.socklen == ls->addr.socklen &&
+            memcmp(&o->addr.sa, &ls->addr.sa, ls->addr.socklen) == 0) {
+            return o;
+        }
+    }
+    return NULL;
 }
 
 int zg_listen_open(zg_conf_t *conf, zg_conf_t *old)
 {
     zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
     zg_http_core_main_conf_t *om = old ? zg_http_core_main_conf(old) : NULL;
+    int workers = zg_core_conf(conf)->worker_processes;
+    int i, k;
 
-    for (int i = 0; i < cm->nlistens; i++) {
-        zg_listen_t *ls = &cm->listens[i];
-        ls->fd = -1;
-        for (int j = 0; om && j < om->nlistens; j++) {
-            zg_listen_t *o = &om->listens[j];
-            if (o->fd != -1 && o->addr.socklen == ls->addr.socklen &&
-                memcmp(&o->addr.sa, &ls->addr.sa, ls->addr.socklen) == 0) {
-                ls->fd = o->fd;
-                o->fd = -1;
-                break;
-            }
-        }
-        if (ls->fd == -1 && zg_listen_one(ls) != ZG_OK) {
-            /* give back what was taken over, close what was opened */
-            for (int k = 0; k < i; k++) {
-                zg_listen_t *l = &cm->listens[k];
-                int taken = 0;
-                for (int j = 0; om && j < om->nlistens; j++) {
-                    zg_listen_t *o = &om->listens[j];
-                    if (o->fd == -1 && o->addr.socklen == l->addr.socklen &&
-                        memcmp(&o->addr.sa, &l->addr.sa, l->addr.socklen) == 0) {
-                        o->fd = l->fd;
-                        taken = 1;
-                        break;
-                    }
+    for (i = 0; i < cm->nlistens; i++) {
+        if (zg_listen_fill(&cm->listens[i], zg_listen_find(om, &cm->listens[i]), workers)
+            != ZG_OK) {
+            /* close what was opened; what the old configuration has stays with it */
+            for (; i >= 0; i--) {
+                zg_listen_t *l = &cm->listens[i], *o = zg_listen_find(om, l);
+                for (k = o ? o->nfds : 0; k < l->nfds; k++) {
+                    close(l->fds[k]);
                 }
-                if (!taken) {
-                    close(l->fd);
-                }
-                l->fd = -1;
+                l->nfds = 0;
             }
             return ZG_ERROR;
+        }
+    }
+    /* the sockets taken over now belong to the new configuration */
+    for (i = 0; i < cm->nlistens; i++) {
+        zg_listen_t *o = zg_listen_find(om, &cm->listens[i]);
+        if (o != NULL) {
+            o->nfds = 0;
         }
     }
     return ZG_OK;
@@ -152,9 +194,27 @@ static void zg_listen_close(zg_conf_t *conf)
     zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
 
     for (int i = 0; i < cm->nlistens; i++) {
-        if (cm->listens[i].fd != -1) {
-            close(cm->listens[i].fd);
-            cm->listens[i].fd = -1;
+        for (int k = 0; k < cm->listens[i].nfds; k++) {
+            close(cm->listens[i].fds[k]);
+        }
+        cm->listens[i].nfds = 0;
+    }
+}
+
+/* In a new worker: keep its own socket of each address (fds[idx]) and every socket
+ * beyond the worker count (left over from a reload to fewer workers: shared, so
+ * that no accept queue is left unread); close the other workers' sockets. */
+static void zg_listen_keep(zg_conf_t *conf, int idx)
+{
+    zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
+    int workers = zg_core_conf(conf)->worker_processes;
+
+    for (int i = 0; i < cm->nlistens; i++) {
+        for (int k = 0; k < cm->listens[i].nfds; k++) {
+            if (k != idx && k < workers) {
+                close(cm->listens[i].fds[k]);
+                cm->listens[i].fds[k] = -1;
+            }
         }
     }
 }
@@ -214,7 +274,7 @@ static void zg_signals_default(void)
     sigprocmask(SIG_SETMASK, &set, NULL);
 }
 
-static int zg_spawn(zg_gen_t *gen, int slot, int first)
+static int zg_spawn(zg_gen_t *gen, int slot, int idx)
 {
     pid_t master = getpid();
     int chan[2];
@@ -247,7 +307,9 @@ static int zg_spawn(zg_gen_t *gen, int slot, int first)
                 zg_listen_close(g->conf);
             }
         }
-        zg_worker_first = first;
+        zg_listen_keep(gen->conf, idx);
+        zg_worker_first = idx == 0;
+        zg_worker_index = idx;
         zg_worker_rlimit(gen->conf);
         int rc = zg_worker_run(gen->conf, slot, chan[1], &zg_worker_setup);
         _exit(rc);
@@ -258,7 +320,8 @@ static int zg_spawn(zg_gen_t *gen, int slot, int first)
     zg_procs[slot].pid = pid;
     zg_procs[slot].gen = gen;
     zg_procs[slot].quitting = 0;
-    zg_procs[slot].first = first ? 1 : 0;
+    zg_procs[slot].idx = idx;
+    zg_proc_worker_start(slot, idx, pid);
     gen->live++;
     return ZG_OK;
 }
@@ -281,7 +344,7 @@ static void zg_spawn_workers(zg_gen_t *gen)
             zg_log_error(ZG_LOG_ALERT, 0, "no free worker slot (max %d)", ZG_MAX_WORKERS);
             return;
         }
-        zg_spawn(gen, slot, i == 0);
+        zg_spawn(gen, slot, i);
     }
 }
 
@@ -396,7 +459,7 @@ static void zg_reap(int shutting_down)
         }
         zg_worker_cleanup(gen, pid, slot);
         int respawn = !p->quitting && !shutting_down && gen == zg_gens;
-        int first = p->first;
+        int idx = p->idx;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && respawn) {
             /* as nginx: a worker that could not set itself up would fail again */
             zg_log_error(ZG_LOG_ALERT, 0,
@@ -407,11 +470,12 @@ static void zg_reap(int shutting_down)
         close(p->chan);
         p->chan = -1;
         p->pid = 0;
+        zg_proc_worker_gone(slot);
         p->gen = NULL;
         gen->live--;
         if (respawn) {
             zg_proc_count(worker_restarts);
-            zg_spawn(gen, slot, first);
+            zg_spawn(gen, slot, idx);
         } else {
             zg_gen_release(gen);
         }

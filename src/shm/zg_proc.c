@@ -10,6 +10,7 @@
 zg_proc_stats_sh_t *zg_proc_stats;
 int zg_worker_slot = 0;
 int zg_worker_first = 1;
+int zg_worker_index = 0;
 
 int zg_proc_stats_init(void)
 {
@@ -29,4 +30,20 @@ int zg_proc_stats_init(void)
     }
     zg_proc_stats = p;
     return ZG_OK;
+}
+
+void zg_proc_worker_start(int slot, int index, pid_t pid)
+{
+    if (zg_proc_stats != NULL && slot >= 0 && slot < ZG_PROC_SLOTS) {
+        zg_proc_stats->index[slot] = index;
+        zg_proc_stats->used[slot] = 1;
+        __atomic_store_n(&zg_proc_stats->pid[slot], (int32_t)pid, __ATOMIC_RELEASE);
+    }
+}
+
+void zg_proc_worker_gone(int slot)
+{
+    if (zg_proc_stats != NULL && slot >= 0 && slot < ZG_PROC_SLOTS) {
+        __atomic_store_n(&zg_proc_stats->pid[slot], 0, __ATOMIC_RELEASE);
+    }
 }

@@ -211,7 +211,7 @@ static const char full_conf[] =
     "        server_name other.test;\n"
     "    }\n"
     "    server {\n"
-    "        listen 8081;\n"
+    "        listen 8081 reuseport;\n"
     "        include inc/server.conf;\n"
     "    }\n"
     "    server {\n"
@@ -475,7 +475,7 @@ static void test_full(void **state)
     assert_ptr_equal(HC(conf)->listens[0].servers[0], s0);
     assert_ptr_equal(HC(conf)->listens[0].servers[1], s1);
     assert_ptr_equal(HC(conf)->listens[0].default_server, s1);
-    assert_int_equal(HC(conf)->listens[0].fd, -1);
+    assert_int_equal(HC(conf)->listens[0].nfds, 0); /* the master opens them */
     assert_string_equal(HC(conf)->listens[1].addr.text, "0.0.0.0:8081");
     assert_ptr_equal(HC(conf)->listens[1].default_server, s2);
     assert_string_equal(HC(conf)->listens[2].addr.text, "0.0.0.0:80");
@@ -931,8 +931,8 @@ static const struct {
     /* listen, server */
     { "http {\n server {\n  listen 70000;\n }\n}",
       "invalid address \"70000\" of the \"listen\" directive in /x/z.conf:3" },
-    { "http {\n server {\n  listen 80 reuseport;\n }\n}",
-      "invalid parameter \"reuseport\" in \"listen\" directive in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 backlog=5;\n }\n}",
+      "invalid parameter \"backlog=5\" in \"listen\" directive in /x/z.conf:3" },
     { "http {\n server {\n  listen 80;\n  listen 0.0.0.0:80;\n }\n}",
       "a duplicate listen 0.0.0.0:80 in /x/z.conf:4" },
     { "http {\n server { listen 80 default_server; }\n server {\n  listen 80 default_server;\n }\n}",

@@ -528,9 +528,22 @@ static void test_metrics_values(void **state)
     assert_int_equal(zg_proc_stats_init(), ZG_OK);
     assert_int_equal(zg_proc_stats_init(), ZG_OK);
     memset(zg_proc_stats, 0, sizeof(*zg_proc_stats));
-    __atomic_add_fetch(&zg_proc_stats->requests, 42, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&zg_proc_stats->responses[2], 40, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&zg_proc_stats->responses[5], 2, __ATOMIC_RELAXED);
+    /* two worker slots: 30 + 12 requests, totals are their sums */
+    zg_proc_worker_start(0, 0, 1000);
+    zg_proc_worker_start(5, 1, 1005);
+    zg_worker_slot = 0;
+    for (i = 0; i < 30; i++) {
+        zg_proc_count_request(200);
+    }
+    zg_proc_count_connection();
+    zg_worker_slot = 5;
+    for (i = 0; i < 12; i++) {
+        zg_proc_count_request(i < 10 ? 204 : 502);
+    }
+    zg_proc_count_connection();
+    zg_proc_count_connection();
+    zg_worker_slot = 0;
+    zg_proc_worker_gone(5);
     __atomic_add_fetch(&zg_proc_stats->reloads, 3, __ATOMIC_RELAXED);
 
     out = zg_admin_metrics(&f->conf, &len);
@@ -591,9 +604,17 @@ static void test_metrics_values(void **state)
     assert_true(V("zonegate_slab_alloc_failures_total{zone=\"ups\",slot=\"2048\"}") == 0);
 
     assert_true(V("zonegate_requests_total") == 42);
+    assert_true(V("zonegate_worker_requests_total{worker=\"0\"}") == 30);
+    assert_true(V("zonegate_worker_requests_total{worker=\"5\"}") == 12);
+    assert_true(V("zonegate_worker_connections_total{worker=\"0\"}") == 1);
+    assert_true(V("zonegate_worker_connections_total{worker=\"5\"}") == 2);
+    /* a slot never used is not shown; a slot whose worker is gone keeps its counters */
+    assert_null(strstr(out, "worker=\"1\""));
+    assert_true(V("zonegate_worker_pid{worker=\"0\",index=\"0\"}") == 1000);
+    assert_null(strstr(out, "zonegate_worker_pid{worker=\"5\""));
     assert_true(V("zonegate_reloads_total") == 3);
     assert_true(V("zonegate_worker_restarts_total") == 0);
-    assert_true(V("zonegate_connections_total") == 0);
+    assert_true(V("zonegate_connections_total") == 3);
     assert_true(V("zonegate_responses_total{code=\"2xx\"}") == 40);
     assert_true(V("zonegate_responses_total{code=\"5xx\"}") == 2);
     assert_true(V("zonegate_responses_total{code=\"1xx\"}") == 0);
