@@ -15,13 +15,16 @@ typedef struct {
     volatile pid_t owner;
     volatile uint32_t recovered;
     volatile uint32_t taken;    /* acquisitions, for the master's watchdog */
+    uint64_t contended;         /* acquisitions that found the lock held */
+    uint64_t wait_ns;           /* time those waited for it, spinning or asleep */
 } zg_shmtx_sh_t;
 
 /* Initialises m as a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST mutex.
  * Call once, before any process uses it.  Returns ZG_OK or ZG_ERROR. */
 int zg_shmtx_init(zg_shmtx_sh_t *m);
 
-/* Blocks until locked.  If the previous holder died with the lock held
+/* Blocks until locked; a wait (the lock was held) is counted in m->contended and
+ * its duration in m->wait_ns.  If the previous holder died with the lock held
  * (EOWNERDEAD) the lock is made consistent, counted in m->recovered and
  * taken; the caller then owns whatever state the dead holder left. */
 void zg_shmtx_lock(zg_shmtx_sh_t *m);

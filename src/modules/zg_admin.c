@@ -106,6 +106,7 @@ typedef struct {
     zg_slab_stat_t stats[ZG_SLAB_NSLOTS];
     size_t pages_free;
     uint64_t page_fails;
+    uint64_t lock_waits, lock_wait_ns;
 } zg_admin_pool_snap_t;
 
 
@@ -132,6 +133,9 @@ static void zg_admin_metrics_zones(zg_buf_t *b, const zg_conf_t *conf)
         memcpy(sn[i].stats, z->pool->stats, sizeof(sn[i].stats));
         sn[i].pages_free = z->pool->pages_free;
         sn[i].page_fails = z->pool->page_fails;
+        /* before our own acquisition could have counted */
+        sn[i].lock_waits = __atomic_load_n(&z->pool->mutex.contended, __ATOMIC_RELAXED);
+        sn[i].lock_wait_ns = __atomic_load_n(&z->pool->mutex.wait_ns, __ATOMIC_RELAXED);
         zg_shmtx_unlock(&z->pool->mutex);
         i++;
     }
@@ -163,6 +167,29 @@ static void zg_admin_metrics_zones(zg_buf_t *b, const zg_conf_t *conf)
             sum += sn[i].stats[s].fails;
         }
         zg_admin_sample(b, "zonegate_zone_alloc_failures_total", sum, "zone", z->name, NULL);
+        i++;
+    }
+
+    zg_admin_family(b, "zonegate_zone_lock_waits_total", "counter",
+                    "Acquisitions of the zone's lock that found it held and waited.");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool == NULL) {
+            continue;
+        }
+        zg_admin_sample(b, "zonegate_zone_lock_waits_total", sn[i].lock_waits, "zone", z->name,
+                        NULL);
+        i++;
+    }
+    zg_admin_family(b, "zonegate_zone_lock_wait_seconds_total", "counter",
+                    "Time spent waiting for the zone's lock (spinning or asleep).");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool == NULL) {
+            continue;
+        }
+        zg_buf_printf(b, "zonegate_zone_lock_wait_seconds_total{zone=\"");
+        zg_admin_label_value(b, z->name);
+        zg_buf_printf(b, "\"} %" PRIu64 ".%09" PRIu64 "\n", sn[i].lock_wait_ns / 1000000000u,
+                      sn[i].lock_wait_ns % 1000000000u);
         i++;
     }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* getpid() is a system call since glibc 2.25: cache it, reset in a fork child */
@@ -97,6 +98,8 @@ int zg_shmtx_init(zg_shmtx_sh_t *m)
     }
     m->owner = 0;
     m->recovered = 0;
+    m->contended = 0;
+    m->wait_ns = 0;
     return ZG_OK;
 }
 
@@ -133,23 +136,47 @@ static inline void zg_cpu_pause(void)
 #endif
 }
 
-void zg_shmtx_lock(zg_shmtx_sh_t *m)
+static uint64_t zg_shmtx_now_ns(void)
 {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* the lock was held: wait for it, and count the wait (only this path reads a clock) */
+static __attribute__((noinline)) int zg_shmtx_wait(zg_shmtx_sh_t *m)
+{
+    uint64_t t0 = zg_shmtx_now_ns();
+    int rc = EBUSY;
+
     /* critical sections are short: spin a little (as nginx's shmtx does) before
      * sleeping in the kernel */
-    for (int i = 0; i < 32; i++) {
-        if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == 0) {
-            int rc = pthread_mutex_trylock(&m->mutex);
-            if (rc != EBUSY) {
-                zg_shmtx_taken(m, rc);
-                return;
-            }
-        }
+    for (int i = 0; i < 32 && rc == EBUSY; i++) {
         for (int k = 0; k < 32; k++) {
             zg_cpu_pause();
         }
+        if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == 0) {
+            rc = pthread_mutex_trylock(&m->mutex);
+        }
     }
-    zg_shmtx_taken(m, pthread_mutex_lock(&m->mutex));
+    if (rc == EBUSY) {
+        rc = pthread_mutex_lock(&m->mutex);
+    }
+    /* under the lock now: plain updates, read by /metrics without it */
+    __atomic_store_n(&m->contended, m->contended + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->wait_ns, m->wait_ns + (zg_shmtx_now_ns() - t0), __ATOMIC_RELAXED);
+    return rc;
+}
+
+void zg_shmtx_lock(zg_shmtx_sh_t *m)
+{
+    int rc = pthread_mutex_trylock(&m->mutex);
+
+    if (rc == EBUSY) {
+        rc = zg_shmtx_wait(m);
+    }
+    zg_shmtx_taken(m, rc);
 }
 
 int zg_shmtx_trylock(zg_shmtx_sh_t *m)

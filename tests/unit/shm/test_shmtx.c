@@ -175,6 +175,47 @@ static void test_master_recover(void **state)
     zg_zone_list_free(&l);
 }
 
+/* a wait is counted: a child blocks on a lock we hold; we release it only once the
+ * child sleeps in the kernel on it (glibc sets FUTEX_WAITERS in the lock word), so
+ * the child surely found the lock held */
+static void test_wait_counted(void **state)
+{
+    zg_zone_list_t l;
+    zg_zone_t *z = map_shared_zone(&l, 64 * 1024);
+    zg_shmtx_sh_t *m = &z->pool->mutex;
+    pid_t child;
+
+    (void)state;
+    guard(GUARD);
+    zg_shmtx_lock(m);
+    zg_shmtx_unlock(m);
+    assert_int_equal(m->contended, 0);          /* a free lock is no wait */
+    assert_int_equal(m->wait_ns, 0);
+
+    zg_shmtx_lock(m);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        alarm(GUARD);
+        zg_shmtx_lock(m);
+        zg_shmtx_unlock(m);
+        _exit(0);
+    }
+    while ((__atomic_load_n((unsigned *)&m->mutex.__data.__lock, __ATOMIC_RELAXED) &
+            0x80000000u) == 0) {
+        sleep_ms(1);
+    }
+    sleep_ms(5);
+    zg_shmtx_unlock(m);
+    wait_ok(child);
+    assert_int_equal(m->contended, 1);
+    assert_true(m->wait_ns >= 5000000u);
+
+    alarm(0);
+    zg_zone_unmap_all(&l);
+    zg_zone_list_free(&l);
+}
+
 /* the master's watchdog: a lock held without release for N ticks names its holder;
  * any release and re-take (or no holder) starts the count again */
 static void test_stuck_holder(void **state)
@@ -205,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_killed_holder),
         cmocka_unit_test(test_master_recover),
         cmocka_unit_test(test_stuck_holder),
+        cmocka_unit_test(test_wait_counted),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
