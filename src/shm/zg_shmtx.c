@@ -9,6 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#define ZG_SHMTX_SPIN 64 /* the longest pause run of the spin (127 pauses in all) */
+
+/* online CPUs, read when the master creates the locks (workers inherit it) */
+static long zg_shmtx_ncpu = 2;
+
 /* getpid() is a system call since glibc 2.25: cache it, reset in a fork child */
 static pid_t zg_shmtx_pid;
 static pthread_once_t zg_shmtx_once = PTHREAD_ONCE_INIT;
@@ -82,6 +87,7 @@ int zg_shmtx_init(zg_shmtx_sh_t *m)
     pthread_mutexattr_t attr;
     int rc;
 
+    zg_shmtx_ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (pthread_mutexattr_init(&attr) != 0) {
         return ZG_ERROR;
     }
@@ -150,14 +156,19 @@ static __attribute__((noinline)) int zg_shmtx_wait(zg_shmtx_sh_t *m)
     uint64_t t0 = zg_shmtx_now_ns();
     int rc = EBUSY;
 
-    /* critical sections are short: spin a little (as nginx's shmtx does) before
-     * sleeping in the kernel */
-    for (int i = 0; i < 32 && rc == EBUSY; i++) {
-        for (int k = 0; k < 32; k++) {
-            zg_cpu_pause();
-        }
-        if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == 0) {
-            rc = pthread_mutex_trylock(&m->mutex);
+    /* Critical sections are a few hundred instructions: when the holder runs on
+     * another CPU it is out within a microsecond or two, so spin that long, backing
+     * off (1, 2, 4 ... 64 pauses), as nginx's shmtx does.  Longer means the holder
+     * was descheduled, and spinning only keeps it off a CPU: sleep in the kernel
+     * until it unlocks.  With one CPU the holder cannot run while we spin at all. */
+    if (zg_shmtx_ncpu > 1) {
+        for (int n = 1; n <= ZG_SHMTX_SPIN && rc == EBUSY; n <<= 1) {
+            for (int k = 0; k < n; k++) {
+                zg_cpu_pause();
+            }
+            if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == 0) {
+                rc = pthread_mutex_trylock(&m->mutex);
+            }
         }
     }
     if (rc == EBUSY) {
