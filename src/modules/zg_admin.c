@@ -250,7 +250,7 @@ static void zg_admin_metrics_process(zg_buf_t *b, const zg_conf_t *conf)
     static const char *codes[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
     static zg_proc_stats_sh_t zero;
     zg_proc_stats_sh_t *ps = zg_proc_stats != NULL ? zg_proc_stats : &zero;
-    uint64_t conns = 0, reqs = 0, resp[6] = { 0 };
+    uint64_t conns = 0, reqs = 0, resp[6] = { 0 }, upc = 0, upns = 0;
     char slot[16], index[16];
     int i, k;
 
@@ -259,6 +259,8 @@ static void zg_admin_metrics_process(zg_buf_t *b, const zg_conf_t *conf)
         zg_proc_worker_sh_t *w = &ps->workers[i];
         conns += zg_admin_load(&w->connections);
         reqs += zg_admin_load(&w->requests);
+        upc += zg_admin_load(&w->upstream_connects);
+        upns += zg_admin_load(&w->upstream_connect_ns);
         for (k = 0; k < 6; k++) {
             resp[k] += zg_admin_load(&w->responses[k]);
         }
@@ -288,6 +290,14 @@ static void zg_admin_metrics_process(zg_buf_t *b, const zg_conf_t *conf)
         zg_admin_sample(b, "zonegate_responses_total", resp[i], "code", codes[i], NULL);
     }
     zg_admin_sample(b, "zonegate_responses_total", resp[0], "code", codes[0], NULL);
+
+    zg_admin_family(b, "zonegate_upstream_connects_total", "counter",
+                    "New upstream connections (those not taken from a keepalive pool).");
+    zg_admin_sample(b, "zonegate_upstream_connects_total", upc, NULL);
+    zg_admin_family(b, "zonegate_upstream_connect_seconds_total", "counter",
+                    "Time from connect() until upstream connections were established.");
+    zg_buf_printf(b, "zonegate_upstream_connect_seconds_total %" PRIu64 ".%09" PRIu64 "\n",
+                  upns / 1000000000u, upns % 1000000000u);
 
     /* the balance: per worker slot (slots are reused by respawned and reloaded
      * workers; the counters of a slot add up over the workers it had) */

@@ -11,6 +11,7 @@
 
 #include "zg_access_log.h"
 #include "zg_log.h"
+#include "zg_proc.h"
 #include "zg_request.h"
 #include "zg_upstream.h"
 
@@ -38,6 +39,7 @@ struct zg_upconn_s {
     uint64_t idle_since;        /* uv_now() when it went idle */
     zg_msec_t read_timeout;     /* re-armed by every read */
     uint64_t received;          /* response bytes on this use */
+    uint64_t connect_start;     /* uv_hrtime() when connect() was called */
     int handles;
     unsigned connected : 1;
     unsigned closing : 1;
@@ -936,8 +938,24 @@ static void zg_upconn_connected(uv_connect_t *req, int status)
         return;
     }
     uc->connected = 1;
+    if (zg_proc_stats != NULL) {
+        zg_proc_worker_sh_t *ws = &zg_proc_stats->workers[zg_worker_slot];
+        __atomic_store_n(&ws->upstream_connect_ns,
+                         ws->upstream_connect_ns + (uv_hrtime() - uc->connect_start),
+                         __ATOMIC_RELAXED);
+    }
     uv_tcp_nodelay(&uc->tcp, 1);
     zg_proxy_send(p);
+}
+
+/* a new upstream connection (a pooled one is not counted): the connects and the
+ * time until they are established show how often requests wait for one */
+static void zg_upconn_count_connect(zg_upconn_t *uc)
+{
+    uc->connect_start = uv_hrtime();
+    if (zg_proc_stats != NULL) {
+        zg_proc_bump(&zg_proc_stats->workers[zg_worker_slot].upstream_connects);
+    }
 }
 
 static zg_upconn_t *zg_upconn_new(zg_proxy_t *p)
@@ -993,6 +1011,7 @@ static void zg_proxy_connect(zg_proxy_t *p)
         return;
     }
     zg_deadline_set(&p->uc->timer, zg_max(s->connect_timeout, 1));
+    zg_upconn_count_connect(p->uc);
     int rc = uv_tcp_connect(&p->uc->connect, &p->uc->tcp,
                             (const struct sockaddr *)&p->pick.addr->sa, zg_upconn_connected);
     if (rc != 0) {
@@ -1026,6 +1045,7 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
         if (p->uc) {
             zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(r->loc_conf);
             zg_deadline_set(&p->uc->timer, zg_max(s->connect_timeout, 1));
+            zg_upconn_count_connect(p->uc);
             if (uv_tcp_connect(&p->uc->connect, &p->uc->tcp,
                                (const struct sockaddr *)&p->pick.addr->sa,
                                zg_upconn_connected) == 0) {

@@ -3,6 +3,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import time
 
@@ -186,6 +187,32 @@ def test_upstream_keepalive_reused():
     conns = int(get(a.port, "/__conns")[2])
     assert conns <= 2, conns
     z.stop()
+
+
+def upstream_connects(port):
+    body = get(port, "/metrics")[2].decode()
+    n = re.search(r"^zonegate_upstream_connects_total (\d+)$", body, re.M)
+    t = re.search(r"^zonegate_upstream_connect_seconds_total ([\d.]+)$", body, re.M)
+    return int(n.group(1)), float(t.group(1))
+
+
+def test_upstream_connects_counted():
+    """/metrics counts the new upstream connections (a request that waits for a
+    connect) and the time they took; one taken from the keepalive pool is not one"""
+    a = Upstream("a")
+    for keepalive, want in (("keepalive 16;", 1), ("", 10)):
+        z, port = start(["server %s;" % a.addr], workers=1, keepalive=keepalive,
+                        extra="} location = /metrics { metrics;")
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(10):
+            c.request("GET", "/")
+            r = c.getresponse()
+            assert r.status == 200 and r.read() == b"ok a"
+        c.close()
+        n, secs = upstream_connects(port)
+        assert n == want, (keepalive, n)
+        assert secs > 0, secs
+        z.stop()
 
 
 def test_http10_client_and_head():
