@@ -212,7 +212,8 @@ def parse_metrics(text):
         assert key not in series, "series twice: %r" % ln
         v = float(m.group(3))
         if families[cur] == "counter":
-            assert v >= 0 and v == int(v), ln
+            # counts are whole; a time in seconds (_seconds_total) has a fraction
+            assert v >= 0 and (v == int(v) or cur.endswith("_seconds_total")), ln
         series[key] = v
         i += 1
     return series
