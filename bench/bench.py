@@ -12,13 +12,17 @@ bench/upstream.c first.  Everything is configured through the environment:
   THREADS=2         wrk threads
   PROXIES="zonegate nginx haproxy"
   SCENARIOS="direct pass reject manykeys"
+  KEEPALIVES="256 32"  upstream keep-alive pool sizes (nginx's and zonegate's
+                    `keepalive N`; HAProxy: pool-max-conn N/2 per server)
   CAPACITY=1        measure the 1 MB limit_req zone capacity (zonegate, nginx)
   QUICK=1           REPS=1 DURATION=2 (about 2 minutes in all)
 
 Each run starts the proxy afresh from its template (bench/zonegate.conf,
 bench/nginx.conf, bench/haproxy.cfg), warms it up, reads the CPU time of all its
 processes from /proc/PID/stat, runs wrk --latency, reads the CPU time again and
-stops the proxy.  Proxies alternate run by run (A B C A B C ...).  Medians over the
+stops the proxy.  Halfway through each measured run it counts the client connections
+each worker holds (sockets in /proc/PID/fd matched against /proc/net/tcp): the
+per-worker split.  Proxies alternate run by run (A B C A B C ...).  Medians over the
 repetitions go to bench/results/latest.{md,csv}; every run to runs.csv.
 """
 import csv
@@ -31,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,6 +57,7 @@ THREADS = int(os.environ.get("THREADS", "2"))
 PROXIES = os.environ.get("PROXIES", "zonegate nginx haproxy").split()
 SCENARIOS = os.environ.get("SCENARIOS", "direct pass reject manykeys").split()
 CAPACITY = os.environ.get("CAPACITY", "1") not in ("", "0")
+KEEPALIVES = [int(x) for x in os.environ.get("KEEPALIVES", "256 32").split()]
 
 # scenario -> limit_req arguments, rate, zone size, HAProxy threshold/period/size, KEYS
 SCEN = {
@@ -122,6 +128,38 @@ def cpu_ticks(pid):
     return total
 
 
+def conn_split(pid, port):
+    """client connections to `port` held by each child process of pid (the workers),
+    largest first; [] for a single-process proxy"""
+    inodes = {}
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    fl = line.split()
+                    # local address:port, state 01 = ESTABLISHED, inode
+                    if fl[3] == "01" and int(fl[1].rsplit(":", 1)[1], 16) == port:
+                        inodes[fl[9]] = 0
+        except OSError:
+            pass
+    out = []
+    for w in descendants(pid)[1:]:
+        n = 0
+        try:
+            for fd in os.listdir("/proc/%d/fd" % w):
+                try:
+                    t = os.readlink("/proc/%d/fd/%s" % (w, fd))
+                except OSError:
+                    continue
+                if t.startswith("socket:[") and t[8:-1] in inodes:
+                    n += 1
+        except OSError:
+            continue
+        out.append(n)
+    return sorted(out, reverse=True) if len(out) > 1 else []
+
+
 def render(template, out, vals):
     with open(os.path.join(HERE, template)) as f:
         text = f.read()
@@ -143,7 +181,7 @@ class Proxy:
         vals = dict(WORKERS=workers, DIR=self.dir, PORT=self.port, UP1=ups[0], UP2=ups[1],
                     RATE=s["rate"], LIMIT_ARGS=s["args"], ZONE=zone or s["zone"],
                     HA_LIMIT=s["ha_limit"], HA_PERIOD=s["ha_period"], HA_SIZE=s["ha_size"],
-                    KEEPALIVE=keepalive)
+                    KEEPALIVE=keepalive, HA_POOL=max(1, keepalive // 2))
         if name == "zonegate":
             conf = os.path.join(self.dir, "zonegate.conf")
             render("zonegate.conf", conf, vals)
@@ -236,19 +274,34 @@ def wrk(port, conns, duration, keys, latency=True):
     return p.stdout + p.stderr
 
 
-def one_run(scen, proxy, workers, conns, ups):
+def scen_of(label):
+    """("pass-ka32") -> ("pass", 32); a label without -ka has keep-alive 256"""
+    base, _, ka = label.partition("-ka")
+    return base, int(ka) if ka else 256
+
+
+def one_run(label, proxy, workers, conns, ups):
+    scen, keepalive = scen_of(label)
     keys = SCEN[scen]["keys"] if scen in SCEN else "one"
     px = None
+    split = []
     if scen == "direct":
         port, pid = ups[0], None
     else:
-        px = Proxy(proxy, workers, scen, ups)
+        px = Proxy(proxy, workers, scen, ups, keepalive=keepalive)
         port, pid = px.port, px.pid()
     try:
         if WARMUP > 0:
             wrk(port, conns, WARMUP, keys, latency=False)
         t0 = cpu_ticks(pid) if pid else 0
-        out = wrk(port, conns, DURATION, keys)
+        res = {}
+        th = threading.Thread(target=lambda: res.update(out=wrk(port, conns, DURATION, keys)))
+        th.start()
+        th.join(DURATION / 2.0)
+        if pid and th.is_alive():
+            split = conn_split(pid, port)
+        th.join()
+        out = res.get("out", "")
         t1 = cpu_ticks(pid) if pid else 0
         if pid and px.proc.poll() is not None:
             raise RuntimeError("%s exited during the run" % proxy)
@@ -260,10 +313,12 @@ def one_run(scen, proxy, workers, conns, ups):
         log(err)
         raise RuntimeError("wrk made no requests against %s" % proxy)
     r["cpu_us"] = (t1 - t0) * 1e6 / CLK_TCK / r["requests"] if pid else float("nan")
+    r["split"] = "/".join(str(n) for n in split)
+    r["max_share"] = max(split) / sum(split) if split and sum(split) else float("nan")
     return r
 
 
-FIELDS = ["rps", "p50_ms", "p99_ms", "cpu_us", "non2xx", "sockerr", "requests"]
+FIELDS = ["rps", "p50_ms", "p99_ms", "cpu_us", "non2xx", "sockerr", "requests", "max_share"]
 
 
 def med(rows, f):
@@ -392,10 +447,12 @@ def run(ups):
             for c in CONNS:
                 plan.append((scen, "upstream", 0, c))
             continue
-        for w in WORKERS:
-            for c in CONNS:
-                for p in PROXIES:
-                    plan.append((scen, p, w, c))
+        for ka in KEEPALIVES:
+            label = scen if ka == 256 else "%s-ka%d" % (scen, ka)
+            for w in WORKERS:
+                for c in CONNS:
+                    for p in PROXIES:
+                        plan.append((label, p, w, c))
     total = len(plan) * REPS
     log("%d runs of %ds (+%ds warm-up), %d repetitions, proxies alternate run by run"
         % (total, DURATION, WARMUP, REPS))
@@ -414,11 +471,11 @@ def run(ups):
                 r.update(scenario=scen, proxy=p, workers=w, conns=c, rep=rep + 1)
                 runs.append(r)
                 log("[%3d/%d %4.0fs] %-8s w=%d c=%-3d %-8s %9.0f req/s p50 %6.2fms p99 %7.2fms "
-                    "cpu %6.1fus/req non2xx %d err %d" % (
+                    "cpu %6.1fus/req non2xx %d err %d split %s" % (
                         n, total, time.time() - t_start, scen, w, c, p, r["rps"], r["p50_ms"],
-                        r["p99_ms"], r["cpu_us"], r["non2xx"], r["sockerr"]))
+                        r["p99_ms"], r["cpu_us"], r["non2xx"], r["sockerr"], r["split"] or "-"))
 
-    cols = ["scenario", "workers", "conns", "proxy", "rep"] + FIELDS
+    cols = ["scenario", "workers", "conns", "proxy", "rep"] + FIELDS + ["split"]
     with open(os.path.join(RES, "runs.csv"), "w", newline="") as f:
         w_ = csv.DictWriter(f, cols, extrasaction="ignore")
         w_.writeheader()
@@ -433,7 +490,8 @@ def run(ups):
     with open(os.path.join(RES, "latest.csv"), "w", newline="") as f:
         w_ = csv.writer(f)
         w_.writerow(["scenario", "workers", "conns", "proxy", "rps", "p50_ms", "p99_ms",
-                     "cpu_us_per_req", "non2xx", "socket_errors", "requests"])
+                     "cpu_us_per_req", "non2xx", "socket_errors", "requests",
+                     "busiest_worker_share"])
         for (scen, w, c, p), m in meds.items():
             w_.writerow([scen, w, c, p] + ["%.3f" % m[f] if m[f] == m[f] else "" for f in FIELDS])
 
@@ -442,12 +500,17 @@ def run(ups):
     md.append("Machine: %s. wrk %s, %d threads, %ds runs after %ds warm-up, median of %d "
               "repetitions, proxies alternating run by run.\n"
               % (machine, wrk_version(), THREADS, DURATION, WARMUP, REPS))
-    md.append("| scenario | workers | conns | proxy | req/s | p50 ms | p99 ms | CPU µs/req | non-2xx | socket errors |")
-    md.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    md.append("Scenario `X-kaN`: upstream `keepalive N` (otherwise 256). Split: the "
+              "client connections of the busiest worker halfway through the run, "
+              "median over the repetitions (50% = even; every run's split is in "
+              "runs.csv).\n")
+    md.append("| scenario | workers | conns | proxy | req/s | p50 ms | p99 ms | CPU µs/req | non-2xx | socket errors | busiest worker |")
+    md.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for (scen, w, c, p), m in meds.items():
-        md.append("| %s | %s | %d | %s | %.0f | %s | %s | %s | %d | %d |" % (
+        md.append("| %s | %s | %d | %s | %.0f | %s | %s | %s | %d | %d | %s |" % (
             scen, w or "-", c, p, m["rps"], fmt(m["p50_ms"]), fmt(m["p99_ms"]),
-            fmt(m["cpu_us"], 1), m["non2xx"], m["sockerr"]))
+            fmt(m["cpu_us"], 1), m["non2xx"], m["sockerr"],
+            "-" if m["max_share"] != m["max_share"] else "%.0f%%" % (100 * m["max_share"])))
     md.append("")
     others = [p for p in ("nginx", "haproxy") if p in PROXIES]
     if "zonegate" in PROXIES and others:

@@ -2,11 +2,13 @@
 """bench/lockwait.py — zone lock waits and per-worker split under load, for two or
 more zonegate binaries alternating run by run.
 
-For each binary (BINS="a b", each a path), scenario (SCENARIOS, bench.py's) and
+For each binary (BINS="a b", each a path, optionally VAR=VALUE:path to run it with
+that environment variable), scenario (SCENARIOS, bench.py's) and
 repetition: start zonegate with bench/zonegate.conf (WORKERS workers, upstream
 KEEPALIVE), run wrk -cCONNS for DURATION s, then read /metrics: acquisitions of each
 zone's lock that waited, the time they waited, and the connections and requests of
-each worker.  Prints one line a run, and the medians.
+each worker; halfway through the run it counts the client connections each worker
+holds (bench.conn_split, which works for any binary).  Prints one line a run, and the medians.
 
   BINS="build/zonegate /tmp/old/zonegate" REPS=3 DURATION=5 CONNS=256 WORKERS=2 \
       python3 bench/lockwait.py
@@ -16,6 +18,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -43,12 +46,31 @@ def metrics(port):
 
 
 def one(binary, scen, ups):
+    env = None
+    if ":" in binary:
+        var, binary = binary.split(":", 1)
+        env = var.split("=", 1)
+        os.environ[env[0]] = env[1]
     bench.ZG_BIN = binary
     keys = bench.SCEN[scen]["keys"]
-    px = bench.Proxy("zonegate", WORKERS, scen, ups, keepalive=KEEPALIVE)
     try:
-        out = bench.wrk(px.port, CONNS, DURATION, keys)
-        waits, secs, conns, reqs = metrics(px.port)
+        px = bench.Proxy("zonegate", WORKERS, scen, ups, keepalive=KEEPALIVE)
+    finally:
+        if env:
+            del os.environ[env[0]]
+    try:
+        res = {}
+        th = threading.Thread(target=lambda: res.update(
+            out=bench.wrk(px.port, CONNS, DURATION, keys)))
+        th.start()
+        th.join(DURATION / 2.0)
+        split = bench.conn_split(px.pid(), px.port)
+        th.join()
+        out = res["out"]
+        try:
+            waits, secs, conns, reqs = metrics(px.port)
+        except (ValueError, KeyError):
+            waits, secs, conns, reqs = {}, {}, [], []   # a binary without them
     finally:
         px.stop()
     r = bench.parse_wrk(out)
@@ -56,9 +78,9 @@ def one(binary, scen, ups):
     r["waits_per_kreq"] = 1000.0 * sum(waits.values()) / n
     r["wait_us_per_req"] = 1e6 * sum(secs.values()) / n
     r["wait_us_per_wait"] = 1e6 * sum(secs.values()) / max(sum(waits.values()), 1)
-    r["max_conn_share"] = max(conns) / max(sum(conns), 1)
-    r["max_req_share"] = max(reqs) / max(sum(reqs), 1)
-    r["conns"], r["reqs"] = conns, reqs
+    r["max_conn_share"] = max(split) / max(sum(split), 1) if split else float("nan")
+    r["max_req_share"] = max(reqs) / sum(reqs) if reqs and sum(reqs) else float("nan")
+    r["conns"], r["reqs"] = split, reqs
     return r
 
 
@@ -86,11 +108,11 @@ def main():
     print("\nmedians (%d reps, %d workers, %d conns, keepalive %d, %ds runs):"
           % (REPS, WORKERS, CONNS, KEEPALIVE, DURATION))
     for (scen, b), rs in rows.items():
-        m = {f: statistics.median(r[f] for r in rs) for f in (
+        m = {f: statistics.median([r[f] for r in rs]) for f in (
             "rps", "p99_ms", "waits_per_kreq", "wait_us_per_req", "wait_us_per_wait",
             "max_conn_share", "max_req_share")}
         print("%-8s %-40s %8.0f req/s p99 %6.2f ms; waits/1k req %.2f; wait us/req %.3f; "
-              "us/wait %.1f; busiest worker: %.0f%% of conns, %.0f%% of reqs" % (
+              "us/wait %.1f; busiest worker: %.0f%% of conns (mid-run), %.0f%% of reqs (whole run)" % (
                   scen, b, m["rps"], m["p99_ms"], m["waits_per_kreq"], m["wait_us_per_req"],
                   m["wait_us_per_wait"], 100 * m["max_conn_share"], 100 * m["max_req_share"]))
 
