@@ -1813,7 +1813,14 @@ typedef struct {
     size_t line_len;
     char *page;
     size_t page_len;
+    /* the whole error answer (no extra headers, default type, a body), keep-alive or
+     * close, as of the second `sec`: a rejection copies it in one go */
+    char *whole[2];
+    size_t whole_len[2];
+    time_t whole_sec[2];
 } zg_http_status_cache_t;
+
+static time_t zg_http_date_sec = (time_t)-1; /* the second zg_http_date() shows */
 
 static zg_http_status_cache_t zg_http_cache[500];
 
@@ -1861,9 +1868,9 @@ size_t zg_http_response_body_len(int status, const char *body, size_t body_len,
     return body ? body_len : zg_http_status_cache(status)->page_len;
 }
 
-size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
-                              const char *extra, const char *content_type,
-                              const char *body, size_t body_len, int head_request)
+static size_t zg_http_build_response(char *buf, size_t len, int status, int keepalive,
+                                     const char *extra, const char *content_type,
+                                     const char *body, size_t body_len, int head_request)
 {
     zg_http_out_t o = {buf, len, 0};
     int empty = status == 204 || status == 304 || (status >= 100 && status < 200);
@@ -1917,6 +1924,37 @@ size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
     return o.n;
 }
 
+#define ZG_HTTP_WHOLE_MAX 1024
+
+size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
+                              const char *extra, const char *content_type,
+                              const char *body, size_t body_len, int head_request)
+{
+    if (body == NULL && extra == NULL && content_type == NULL && !head_request &&
+        status >= 300 && status <= 599 && status != 304) {
+        zg_http_status_cache_t *c = &zg_http_cache[status - 100];
+        int k = keepalive ? 1 : 0;
+
+        zg_http_date();
+        if (c->whole_sec[k] != zg_http_date_sec || c->whole[k] == NULL) {
+            if (c->whole[k] == NULL && (c->whole[k] = malloc(ZG_HTTP_WHOLE_MAX)) == NULL) {
+                goto build;
+            }
+            c->whole_len[k] = zg_http_build_response(c->whole[k], ZG_HTTP_WHOLE_MAX, status,
+                                                     keepalive, NULL, NULL, NULL, 0, 0);
+            c->whole_sec[k] = c->whole_len[k] < ZG_HTTP_WHOLE_MAX ? zg_http_date_sec
+                                                                  : (time_t)-1;
+        }
+        if (c->whole_sec[k] == zg_http_date_sec && c->whole_len[k] < len) {
+            memcpy(buf, c->whole[k], c->whole_len[k] + 1);
+            return c->whole_len[k];
+        }
+    }
+build:
+    return zg_http_build_response(buf, len, status, keepalive, extra, content_type, body,
+                                  body_len, head_request);
+}
+
 const char *zg_http_date(void)
 {
     static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -1933,6 +1971,7 @@ const char *zg_http_date(void)
                  days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
                  tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
         cached_sec = now;
+        zg_http_date_sec = now;
     }
     return cached;
 }

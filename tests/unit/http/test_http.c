@@ -1021,6 +1021,19 @@ static void test_write_503(void **state)
         sizeof(page) - 1, page);
     assert_string_equal(buf, want);
 
+    /* a rejection's whole answer is kept for the second: the same bytes again, and
+     * the close variant is kept apart from the keep-alive one */
+    for (int i = 0; i < 2; i++) {
+        static char again[2048];
+        n = zg_http_write_response(again, sizeof(again), 503, 1, NULL, NULL, NULL, 0, 0);
+        assert_int_equal(n, strlen(again));
+        strip_date(again);
+        assert_string_equal(again, want);
+        zg_http_write_response(again, sizeof(again), 503, 0, NULL, NULL, NULL, 0, 0);
+        assert_non_null(strstr(again, "\r\nConnection: close\r\n\r\n<html>"));
+        assert_null(strstr(again, "keep-alive"));
+    }
+
     /* HEAD: same head, no body */
     n = zg_http_write_response(buf, sizeof(buf), 503, 0, "Retry-After: 1\r\n", NULL, NULL,
                                0, 1);
