@@ -87,6 +87,20 @@ class Upstream:
     def count(self):
         return int(get(self.port, "/__count")[2])
 
+    def held(self, key):
+        """how many requests wait on /slow?hold=key now"""
+        return int(get(self.port, "/__held?hold=%s" % key)[2])
+
+    def wait_held(self, key, n, timeout=10.0):
+        """waits until exactly n requests wait on /slow?hold=key (zonegate let them
+        through its limits and they are holding whatever they hold), or fails"""
+        assert wait_for(lambda: self.held(key) == n, timeout), \
+            "%d requests held on %s, expected %d" % (self.held(key), key, n)
+
+    def release(self, key):
+        """answers every request held on key, and lets later ones through at once"""
+        get(self.port, "/__release?hold=%s" % key)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -168,7 +182,7 @@ class Zonegate:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(timeout * SLOW)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
