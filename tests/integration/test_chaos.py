@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 
+import zg  # noqa: E402
 from zg import (BIN, SLOW, Skip, Upstream, Zonegate, free_port, get, raw, request,
                 status_of, wait_for)
 
@@ -48,6 +49,7 @@ class Load:
         self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(n)]
         for t in self.threads:
             t.start()
+        zg.STOPS.append(self.stop_flag.set)  # if the test fails before stop()
 
     def one(self, c):
         c.request("GET", self.path, headers=self.headers)

@@ -207,6 +207,7 @@ def test_redis_outage_falls_back_to_local_limits():
 
     # Redis dies mid-run: nothing fails or waits, each host limits on its own
     stop = threading.Event()
+    zg.STOPS.append(stop.set)  # if the test fails before it stops them
     logs = [[] for _ in ports]
     ts = [threading.Thread(target=drive, args=(p, 30, 60 * zg.SLOW, logs[i], stop),
                            daemon=True)

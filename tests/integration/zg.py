@@ -16,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.join(ROOT, os.environ.get("ZG_BIN", "build/zonegate"))
 PROCS = []  # everything started by a test; the runner cleans up
+STOPS = []  # functions that stop a test's background threads; the runner calls them
 ASAN = bool(os.environ.get("ZG_ASAN")) or "asan" in os.environ.get("ZG_BIN", "")
 # Every wait for a condition is bounded by its timeout times SLOW: ASan processes run
 # several times slower, and a busy machine slows both builds.  A wait ends as soon as
