@@ -583,6 +583,50 @@ def test_reload_storm_under_load():
     z.stop()
 
 
+ONE = """
+worker_processes 1;
+http {{
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://app; }}
+    }}
+}}
+"""
+
+
+def hold_one(port, path, results):
+    try:
+        results.append(get(port, path, timeout=60))
+    except Exception as e:  # noqa: B902
+        results.append((repr(e), None, None))
+
+
+def test_repeated_quit_lets_the_old_worker_finish():
+    """a worker finishing its requests after a reload survives more SIGQUITs: the
+    master's at the next reload (it used to signal every old generation again) and
+    any other (the worker used to drop its handler, so the second one killed it and
+    the request in flight was lost)"""
+    u = Upstream("a")
+    port = free_port()
+    z = Zonegate(ONE, wait_ports=[port], port=port, up=u.addr)
+    old = z.wait_workers(1)
+    res = []
+    t = threading.Thread(target=hold_one, args=(port, "/slow?hold=q", res))
+    t.start()
+    u.wait_held("q", 1)
+    z.reload()
+    assert wait_for(lambda: z.error_log().count("start worker process") == 2, 5)
+    os.kill(old[0], signal.SIGQUIT)  # a second QUIT, straight to the worker
+    z.reload()  # the master's next round of QUITs to the old generations
+    assert wait_for(lambda: z.error_log().count("start worker process") == 3, 5)
+    u.release("q")
+    t.join(10 * SLOW)
+    assert res and res[0][0] == 200 and res[0][2] == b"slow a", res
+    assert "exited on signal" not in z.error_log(), z.error_log()
+    z.stop()
+
+
 FDS = """
 worker_processes 1;
 worker_rlimit_nofile 64;
