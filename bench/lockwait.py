@@ -42,7 +42,11 @@ def metrics(port):
         r'^zonegate_worker_connections_total\{worker="\d+"\} (\d+)$', body, re.M)]
     reqs = [int(v) for v in re.findall(
         r'^zonegate_worker_requests_total\{worker="\d+"\} (\d+)$', body, re.M)]
-    return waits, secs, conns, reqs
+    m = re.search(r'^zonegate_upstream_connects_total (\d+)$', body, re.M)
+    upc = int(m.group(1)) if m else 0
+    m = re.search(r'^zonegate_upstream_connect_seconds_total ([\d.]+)$', body, re.M)
+    ups = float(m.group(1)) if m else 0.0
+    return waits, secs, conns, reqs, upc, ups
 
 
 def one(binary, scen, ups):
@@ -68,9 +72,9 @@ def one(binary, scen, ups):
         th.join()
         out = res["out"]
         try:
-            waits, secs, conns, reqs = metrics(px.port)
+            waits, secs, conns, reqs, upc, ups = metrics(px.port)
         except (ValueError, KeyError):
-            waits, secs, conns, reqs = {}, {}, [], []   # a binary without them
+            waits, secs, conns, reqs, upc, ups = {}, {}, [], [], 0, 0.0  # a binary without them
     finally:
         px.stop()
     r = bench.parse_wrk(out)
@@ -81,6 +85,8 @@ def one(binary, scen, ups):
     r["max_conn_share"] = max(split) / max(sum(split), 1) if split else float("nan")
     r["max_req_share"] = max(reqs) / sum(reqs) if reqs and sum(reqs) else float("nan")
     r["conns"], r["reqs"] = split, reqs
+    r["connects_per_kreq"] = 1000.0 * upc / n
+    r["connect_us_per_req"] = 1e6 * ups / n
     return r
 
 
@@ -97,9 +103,11 @@ def main():
                     r = one(b, scen, ups)
                     rows.setdefault((scen, b), []).append(r)
                     print("%-8s %-40s rep %d: %8.0f req/s p99 %6.2f ms; lock waits %.2f per 1k "
-                          "req, %.2f us/req, %.1f us/wait; conns %s reqs %s" % (
+                          "req, %.2f us/req, %.1f us/wait; upstream connects %.1f per 1k req, "
+                          "%.1f us/req; conns %s reqs %s" % (
                               scen, b, rep + 1, r["rps"], r["p99_ms"], r["waits_per_kreq"],
-                              r["wait_us_per_req"], r["wait_us_per_wait"], r["conns"],
+                              r["wait_us_per_req"], r["wait_us_per_wait"],
+                              r["connects_per_kreq"], r["connect_us_per_req"], r["conns"],
                               r["reqs"]), flush=True)
     finally:
         for p in upp:
@@ -110,11 +118,13 @@ def main():
     for (scen, b), rs in rows.items():
         m = {f: statistics.median([r[f] for r in rs]) for f in (
             "rps", "p99_ms", "waits_per_kreq", "wait_us_per_req", "wait_us_per_wait",
-            "max_conn_share", "max_req_share")}
+            "max_conn_share", "max_req_share", "connects_per_kreq", "connect_us_per_req")}
         print("%-8s %-40s %8.0f req/s p99 %6.2f ms; waits/1k req %.2f; wait us/req %.3f; "
-              "us/wait %.1f; busiest worker: %.0f%% of conns (mid-run), %.0f%% of reqs (whole run)" % (
+              "us/wait %.1f; upstream connects/1k req %.1f, %.1f us/req; busiest worker: "
+              "%.0f%% of conns (mid-run), %.0f%% of reqs (whole run)" % (
                   scen, b, m["rps"], m["p99_ms"], m["waits_per_kreq"], m["wait_us_per_req"],
-                  m["wait_us_per_wait"], 100 * m["max_conn_share"], 100 * m["max_req_share"]))
+                  m["wait_us_per_wait"], m["connects_per_kreq"], m["connect_us_per_req"],
+                  100 * m["max_conn_share"], 100 * m["max_req_share"]))
 
 
 if __name__ == "__main__":
