@@ -20,6 +20,45 @@
 #define ZG_SYNC_BACKOFF_MIN 100    /* ms: first reconnect delay, doubled up to MAX */
 #define ZG_SYNC_BACKOFF_MAX 2000
 
+#define ZG_SYNC_MAX_NODES 16        /* sentinels, or cluster seed nodes, in one URL */
+
+enum { ZG_SYNC_NONE = 0, ZG_SYNC_REDIS, ZG_SYNC_SENTINEL, ZG_SYNC_CLUSTER };
+
+/* Where a zone syncs, from its sync=... sync_interval=... sync_password_file=...
+ * parameters:
+ *   redis://[USER:PASSWORD@]HOST:PORT[/DB]          one Redis (":PASSWORD@": no user)
+ *   redis-sentinel://[..@]H1:P1,H2:P2,.../MASTER     the master Sentinel names
+ *   redis-cluster://[..@]H1:P1,H2:P2,...             a Redis Cluster, seeded by these
+ * Sentinel and cluster node names are resolved when the configuration is loaded.
+ * The password may come from a file instead, read in the master at load. */
+typedef struct {
+    int mode;                /* ZG_SYNC_NONE = local only */
+    char *url;               /* as written with the password masked (logs, metrics) */
+    char host[256];          /* redis:// */
+    int port;
+    int db;
+    zg_addr_t nodes[ZG_SYNC_MAX_NODES]; /* sentinels or cluster seeds */
+    int nnodes;
+    char *master;            /* sentinel: the master's name */
+    char *user;              /* NULL = the default user */
+    char *password;          /* NULL = no AUTH */
+    zg_msec_t interval;      /* default 100 */
+} zg_sync_conf_t;
+
+#define ZG_SYNC_INTERVAL_DEFAULT 100
+
+/* One parameter of a zone directive: sync=, sync_interval= or
+ * sync_password_file=.  ZG_OK (taken), ZG_DECLINED (not a sync parameter) or
+ * ZG_ERROR (reported with file:line and directive). */
+int zg_sync_conf_param(zg_cf_t *cf, const zg_str_t *v, zg_sync_conf_t *sc);
+
+/* After every parameter: checks they fit together (a password file needs sync=,
+ * a user needs a password, one password only).  ZG_OK or ZG_ERROR (reported). */
+int zg_sync_conf_done(zg_cf_t *cf, zg_sync_conf_t *sc);
+
+/* CRC16 slot (0..16383) of a key, hash tag rules of Redis Cluster */
+unsigned zg_sync_key_slot(const char *key, size_t len);
+
 /* 1 in the worker that runs the sync (the lowest slot of the current
  * generation; set by the master before it forks); default 1. */
 extern zg_module_t zg_sync_module;

@@ -66,8 +66,9 @@ enum { ZG_LINK_DOWN = 0, ZG_LINK_RESOLVING, ZG_LINK_CONNECTING, ZG_LINK_UP };
 typedef struct zg_sync_batch_s zg_sync_batch_t;
 
 typedef struct {
-    const zg_limit_req_zone_conf_t *zc; /* the first zone on it: host, port, db, url */
+    const zg_sync_conf_t *sc; /* the first zone's: every zone on the link has the same */
     redisAsyncContext *ac;
+    redisAsyncContext *sac;   /* sentinel: the one asked, then subscribed to +switch-master */
     int state;
     zg_msec_t since;      /* resolving / connecting started */
     zg_msec_t next_try;
@@ -75,6 +76,9 @@ typedef struct {
     uv_getaddrinfo_t gai;
     int gai_busy;
     char sha[48];         /* "" until SCRIPT LOAD answers */
+    char ip[INET6_ADDRSTRLEN]; /* the node connected to (sentinel: the master) */
+    int port;
+    int sentinel;         /* the sentinel to ask next */
 } zg_sync_link_t;
 
 typedef struct {
@@ -129,7 +133,7 @@ static void zg_sync_zone_down(zg_sync_zone_t *z, const char *why)
         zg_log_error(ZG_LOG_ERR, 0,
                      "limit_req_zone \"%s\": sync with %s is down (%s); limits are per host "
                      "until it returns",
-                     z->zone->name, z->zc->sync_url, why);
+                     z->zone->name, z->zc->sync.url, why);
     }
 }
 
@@ -139,10 +143,10 @@ static void zg_sync_zone_up(zg_sync_zone_t *z)
 
     if (prev == ZG_SYNC_DOWN) {
         zg_log_error(ZG_LOG_NOTICE, 0, "limit_req_zone \"%s\": sync with %s is restored",
-                     z->zone->name, z->zc->sync_url);
+                     z->zone->name, z->zc->sync.url);
     } else if (prev == ZG_SYNC_UNKNOWN) {
         zg_log_error(ZG_LOG_INFO, 0, "limit_req_zone \"%s\": sync with %s is up",
-                     z->zone->name, z->zc->sync_url);
+                     z->zone->name, z->zc->sync.url);
     }
 }
 
@@ -234,13 +238,39 @@ static void zg_sync_on_setup(redisAsyncContext *ac, void *r, void *data)
     }
 }
 
-/* connects to an address (no resolver involved) and queues SELECT and SCRIPT LOAD */
-static void zg_sync_open(zg_sync_link_t *link, const char *ip)
+/* the AUTH answer: a refusal names AUTH (the zones log it once, as any outage) */
+static void zg_sync_on_auth(redisAsyncContext *ac, void *r, void *data)
 {
+    zg_sync_link_t *link = data;
+    redisReply *reply = r;
+    char why[200];
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && !zg_sync.stopping &&
+        link->ac == ac) {
+        snprintf(why, sizeof(why), "AUTH%s%s refused: %s", link->sc->user != NULL ? " as " : "",
+                 link->sc->user != NULL ? link->sc->user : "", reply->str);
+        zg_sync_link_down(link, why, 1);
+        return;
+    }
+    zg_sync_on_setup(ac, r, data);
+}
+
+/* connects to an address (no resolver involved) and queues AUTH, SELECT and
+ * SCRIPT LOAD: Redis answers them in order, so nothing else waits for AUTH */
+static void zg_sync_open(zg_sync_link_t *link, const char *ip, int port)
+{
+    const zg_sync_conf_t *sc = link->sc;
+    const char *argv[3];
+    size_t argvlen[3];
     redisAsyncContext *ac;
     char why[160];
+    int argc = 0;
 
-    ac = redisAsyncConnect(ip, link->zc->sync_port);
+    if (ip != link->ip) {
+        snprintf(link->ip, sizeof(link->ip), "%s", ip);
+    }
+    link->port = port;
+    ac = redisAsyncConnect(ip, port);
     if (ac == NULL || ac->err) {
         snprintf(why, sizeof(why), "connect: %s", ac != NULL ? ac->errstr : "no memory");
         if (ac != NULL) {
@@ -260,8 +290,19 @@ static void zg_sync_open(zg_sync_link_t *link, const char *ip)
     link->since = zg_time_msec();
     redisAsyncSetConnectCallback(ac, zg_sync_on_connect);
     redisAsyncSetDisconnectCallback(ac, zg_sync_on_disconnect);
-    if (link->zc->sync_db != 0) {
-        redisAsyncCommand(ac, zg_sync_on_setup, link, "SELECT %d", link->zc->sync_db);
+    if (sc->password != NULL) {
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+        if (sc->user != NULL) {
+            argv[argc] = sc->user;
+            argvlen[argc++] = strlen(sc->user);
+        }
+        argv[argc] = sc->password;
+        argvlen[argc++] = strlen(sc->password);
+        redisAsyncCommandArgv(ac, zg_sync_on_auth, link, argc, argv, argvlen);
+    }
+    if (sc->db != 0) {
+        redisAsyncCommand(ac, zg_sync_on_setup, link, "SELECT %d", sc->db);
     }
     redisAsyncCommand(ac, zg_sync_on_setup, link, "SCRIPT LOAD %s", zg_sync_script);
 }
@@ -284,7 +325,7 @@ static void zg_sync_on_resolved(uv_getaddrinfo_t *req, int status, struct addrin
         return;
     }
     if (status < 0 || res == NULL) {
-        snprintf(why, sizeof(why), "cannot resolve \"%s\": %s", link->zc->sync_host,
+        snprintf(why, sizeof(why), "cannot resolve \"%s\": %s", link->sc->host,
                  uv_strerror(status));
         if (res != NULL) {
             uv_freeaddrinfo(res);
@@ -298,12 +339,160 @@ static void zg_sync_on_resolved(uv_getaddrinfo_t *req, int status, struct addrin
         uv_ip4_name((const struct sockaddr_in *)(const void *)res->ai_addr, ip, sizeof(ip));
     }
     uv_freeaddrinfo(res);
-    zg_sync_open(link, ip);
+    zg_sync_open(link, ip, link->sc->port);
+}
+
+/* ---- sentinel ---- */
+
+static void zg_sync_addr_ip(const zg_addr_t *a, char *ip, size_t len, int *port)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&a->sa;
+
+    if (sa->sa_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)(const void *)sa, ip, len);
+        *port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+    } else {
+        uv_ip4_name((const struct sockaddr_in *)(const void *)sa, ip, len);
+        *port = ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+    }
+}
+
+/* the sentinel asked did not tell: the next one is asked after the backoff.
+ * free_it: also free its context (not when hiredis is tearing it down). */
+static void zg_sync_sentinel_failed(zg_sync_link_t *link, const char *what, int free_it)
+{
+    redisAsyncContext *sac = link->sac;
+    char why[256];
+
+    link->sac = NULL;
+    snprintf(why, sizeof(why), "sentinel %s: %s", link->sc->nodes[link->sentinel].text, what);
+    link->sentinel = (link->sentinel + 1) % link->sc->nnodes;
+    if (free_it && sac != NULL) {
+        redisAsyncFree(sac);
+    }
+    zg_sync_link_down(link, why, 1);
+}
+
+/* SENTINEL get-master-addr-by-name: [ip, port] or nil */
+static void zg_sync_on_master_addr(redisAsyncContext *sac, void *r, void *data)
+{
+    zg_sync_link_t *link = data;
+    redisReply *reply = r;
+    char why[160];
+    int port;
+
+    if (zg_sync.stopping || link->sac != sac) {
+        return;
+    }
+    if (reply == NULL) {
+        zg_sync_sentinel_failed(link, sac->errstr[0] ? sac->errstr : "connection lost", 0);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(why, sizeof(why), "%s", reply->str);
+        zg_sync_sentinel_failed(link, why, 1);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING ||
+        reply->element[0]->len >= sizeof(link->ip)) {
+        zg_sync_sentinel_failed(link, "does not know the master", 1);
+        return;
+    }
+    port = zg_conf_atoi(reply->element[1]->str, reply->element[1]->len);
+    if (port < 1 || port > 65535) {
+        zg_sync_sentinel_failed(link, "bad master port", 1);
+        return;
+    }
+    zg_sync_open(link, reply->element[0]->str, port);
+}
+
+/* +switch-master "NAME OLDIP OLDPORT NEWIP NEWPORT": reconnect to the new master
+ * at once; the zones stay up (batches in flight are dropped) */
+static void zg_sync_on_switch(redisAsyncContext *sac, void *r, void *data)
+{
+    zg_sync_link_t *link = data;
+    redisReply *reply = r, *m;
+    char name[256], oip[64], nip[64];
+    redisAsyncContext *ac;
+    int oport, nport;
+
+    if (zg_sync.stopping || link->sac != sac || reply == NULL ||
+        reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        return;
+    }
+    m = reply->element[2];
+    if (m->type != REDIS_REPLY_STRING ||
+        sscanf(m->str, "%255s %63s %d %63s %d", name, oip, &oport, nip, &nport) != 5 ||
+        strcmp(name, link->sc->master) != 0 || nport < 1 || nport > 65535) {
+        return;
+    }
+    if (strcmp(nip, link->ip) == 0 && nport == link->port && link->state != ZG_LINK_DOWN) {
+        return;
+    }
+    zg_log_error(ZG_LOG_NOTICE, 0, "sync with %s: the master is now %s:%d", link->sc->url, nip,
+                 nport);
+    ac = link->ac;
+    link->ac = NULL;
+    link->sha[0] = '\0';
+    link->backoff = ZG_SYNC_BACKOFF_MIN;
+    if (ac != NULL) {
+        redisAsyncFree(ac);
+    }
+    zg_sync_open(link, nip, nport);
+}
+
+static void zg_sync_on_sentinel_gone(const redisAsyncContext *sac, int status)
+{
+    zg_sync_link_t *link = sac->data;
+
+    (void)status;
+    if (link != NULL && link->sac == sac) {
+        link->sac = NULL;
+        if (link->state == ZG_LINK_RESOLVING) {
+            zg_sync_sentinel_failed(link, "connection closed", 0);
+        }
+    }
+}
+
+/* asks the next sentinel for the master, and stays subscribed to its switches */
+static void zg_sync_sentinel_ask(zg_sync_link_t *link)
+{
+    const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", link->sc->master };
+    size_t argvlen[3] = { 8, 23, strlen(link->sc->master) };
+    redisAsyncContext *sac = link->sac;
+    char ip[INET6_ADDRSTRLEN];
+    int port;
+
+    link->sac = NULL;
+    if (sac != NULL) {
+        redisAsyncFree(sac);
+    }
+    zg_sync_addr_ip(&link->sc->nodes[link->sentinel], ip, sizeof(ip), &port);
+    sac = redisAsyncConnect(ip, port);
+    if (sac == NULL || sac->err) {
+        if (sac != NULL) {
+            redisAsyncFree(sac);
+        }
+        zg_sync_sentinel_failed(link, "cannot connect", 0);
+        return;
+    }
+    sac->data = link;
+    if (redisLibuvAttach(sac, zg_sync.loop) != REDIS_OK) {
+        redisAsyncFree(sac);
+        zg_sync_sentinel_failed(link, "cannot attach to the event loop", 0);
+        return;
+    }
+    link->sac = sac;
+    redisAsyncSetDisconnectCallback(sac, zg_sync_on_sentinel_gone);
+    redisAsyncCommandArgv(sac, zg_sync_on_master_addr, link, 3, argv, argvlen);
+    redisAsyncCommand(sac, zg_sync_on_switch, link, "SUBSCRIBE +switch-master");
 }
 
 static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now)
 {
-    const char *host = link->zc->sync_host;
+    const char *host = link->sc->host;
     struct addrinfo hints;
     unsigned char tmp[16];
     char why[320];
@@ -311,8 +500,12 @@ static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now)
 
     link->state = ZG_LINK_RESOLVING;
     link->since = now;
+    if (link->sc->mode == ZG_SYNC_SENTINEL) {
+        zg_sync_sentinel_ask(link);
+        return;
+    }
     if (uv_inet_pton(AF_INET, host, tmp) == 0 || uv_inet_pton(AF_INET6, host, tmp) == 0) {
-        zg_sync_open(link, host);
+        zg_sync_open(link, host, link->sc->port);
         return;
     }
     memset(&hints, 0, sizeof(hints));
@@ -443,8 +636,14 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
             }
         }
         snprintf(why, sizeof(why), "%s", reply->str);
-        zg_sync_zone_down(z, why);
         zg_sync_batch_free(b);
+        if (link->ac == ac && (strncmp(why, "READONLY", 8) == 0 ||
+                               strncmp(why, "NOAUTH", 6) == 0)) {
+            /* a demoted master, or a restarted Redis: connect (and ask) again */
+            zg_sync_link_down(link, why, 1);
+            return;
+        }
+        zg_sync_zone_down(z, why);
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)b->n) {
@@ -505,7 +704,7 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
         b->argvlen[2] = b->text.len - off;
     }
     if (zg_sync_batch_num(b, z->zc->rate) != ZG_OK ||
-        zg_sync_batch_num(b, z->zc->sync_interval) != ZG_OK) {
+        zg_sync_batch_num(b, z->zc->sync.interval) != ZG_OK) {
         goto fail;
     }
     for (i = 0; i < b->n; i++) {
@@ -563,18 +762,21 @@ static void zg_sync_tick(uv_timer_t *t)
             zg_sync_connect(link, now);
         } else if (link->state == ZG_LINK_CONNECTING && now - link->since > ZG_SYNC_TIMEOUT) {
             zg_sync_link_down(link, "connect timed out", 1);
+        } else if (link->state == ZG_LINK_RESOLVING && link->sac != NULL &&
+                   now - link->since > ZG_SYNC_TIMEOUT) {
+            zg_sync_sentinel_failed(link, "timed out", 1);
         }
     }
     for (i = 0; i < zg_sync.nzones; i++) {
         z = &zg_sync.zones[i];
-        if (z->inflight != NULL && now - z->inflight->sent > ZG_SYNC_TIMEOUT + z->zc->sync_interval) {
+        if (z->inflight != NULL && now - z->inflight->sent > ZG_SYNC_TIMEOUT + z->zc->sync.interval) {
             /* Redis does not answer: drop the link (the batch is answered NULL) */
             zg_sync_link_down(z->link, "timed out", 1);
         }
         if (now < z->due || !zg_sync_own(z)) {
             continue;
         }
-        z->due = now + z->zc->sync_interval;
+        z->due = now + z->zc->sync.interval;
         if (z->link->state != ZG_LINK_UP) {
             /* what was admitted meanwhile is charged locally only: forget it, so
              * that the fleet is not charged late for it */
@@ -585,6 +787,18 @@ static void zg_sync_tick(uv_timer_t *t)
             zg_sync_zone_push(z);
         }
     }
+}
+
+/* two zones share a link when they sync with the same Redis as the same user */
+static int zg_sync_conf_same(const zg_sync_conf_t *a, const zg_sync_conf_t *b)
+{
+    if (a->mode != b->mode || strcmp(a->url, b->url) != 0) {
+        return 0;
+    }
+    if (a->password == NULL || b->password == NULL) {
+        return a->password == b->password;
+    }
+    return strcmp(a->password, b->password) == 0;
 }
 
 int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
@@ -600,7 +814,7 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
     }
     for (i = 0; i < lmcf->nzones; i++) {
         zc = lmcf->zones[i];
-        if (zc->sync_url != NULL && zc->zone != NULL &&
+        if (zc->sync.mode != ZG_SYNC_NONE && zc->zone != NULL &&
             zg_limit_req_sync_shared(zc->zone) != NULL) {
             n++;
         }
@@ -619,7 +833,7 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
     zg_sync.loop = loop;
     for (i = 0; i < lmcf->nzones; i++) {
         zc = lmcf->zones[i];
-        if (zc->sync_url == NULL || zc->zone == NULL ||
+        if (zc->sync.mode == ZG_SYNC_NONE || zc->zone == NULL ||
             zg_limit_req_sync_shared(zc->zone) == NULL) {
             continue;
         }
@@ -630,19 +844,17 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
         z->prefix_len = (size_t)snprintf(z->prefix, sizeof(z->prefix), "zg:{%s}:", zc->zone->name);
         /* one link per distinct Redis */
         for (j = 0; j < zg_sync.nlinks; j++) {
-            const zg_limit_req_zone_conf_t *o = zg_sync.links[j].zc;
-            if (strcmp(o->sync_host, zc->sync_host) == 0 && o->sync_port == zc->sync_port &&
-                o->sync_db == zc->sync_db) {
+            if (zg_sync_conf_same(zg_sync.links[j].sc, &zc->sync)) {
                 break;
             }
         }
         if (j == zg_sync.nlinks) {
-            zg_sync.links[j].zc = zc;
+            zg_sync.links[j].sc = &zc->sync;
             zg_sync.links[j].backoff = ZG_SYNC_BACKOFF_MIN;
             zg_sync.nlinks++;
         }
         z->link = &zg_sync.links[j];
-        tick = tick == 0 ? zc->sync_interval : zg_min(tick, zc->sync_interval);
+        tick = tick == 0 ? zc->sync.interval : zg_min(tick, zc->sync.interval);
     }
     zg_sync.running = 1;
     zg_sync.stopping = 0;
@@ -670,6 +882,11 @@ void zg_sync_stop(void)
         if (ac != NULL) {
             redisAsyncFree(ac); /* batches answered NULL and freed; poll handle closed */
         }
+        ac = zg_sync.links[i].sac;
+        zg_sync.links[i].sac = NULL;
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
         if (zg_sync.links[i].gai_busy) {
             uv_cancel((uv_req_t *)&zg_sync.links[i].gai);
         }
@@ -687,6 +904,286 @@ void zg_sync_stop(void)
         free(zg_sync.links);
         zg_sync.links = NULL;
     }
+}
+
+/* ---------------------------------------------------------------- config */
+
+static int zg_sync_conf_bad(zg_cf_t *cf, const char *u, const char *why)
+{
+    return zg_conf_error(cf, "invalid sync URL \"%s\" in \"%s\" directive: %s", u, cf->name,
+                         why);
+}
+
+/* "HOST:PORT" into sc->host / sc->port (redis://) */
+static int zg_sync_conf_hostport(const char *h, const char *end, zg_sync_conf_t *sc)
+{
+    const char *he, *ps;
+    int port;
+
+    if (h < end && *h == '[') {
+        he = memchr(h, ']', (size_t)(end - h));
+        if (he == NULL) {
+            return ZG_ERROR;
+        }
+        h++;
+        ps = he + 1;
+    } else {
+        for (he = h; he < end && *he != ':'; he++) {
+        }
+        ps = he;
+    }
+    if (he == h || (size_t)(he - h) >= sizeof(sc->host) || ps >= end || *ps != ':') {
+        return ZG_ERROR;
+    }
+    port = zg_conf_atoi(ps + 1, (size_t)(end - ps - 1));
+    if (port < 1 || port > 65535) {
+        return ZG_ERROR;
+    }
+    memcpy(sc->host, h, (size_t)(he - h));
+    sc->host[he - h] = '\0';
+    sc->port = port;
+    return ZG_OK;
+}
+
+/* sync=URL */
+static int zg_sync_conf_url(zg_cf_t *cf, const zg_str_t *v, zg_sync_conf_t *sc)
+{
+    const char *u = v->data + 5, *end = v->data + v->len, *p, *at, *hosts, *hend, *c;
+    zg_buf_t shown = { 0 };
+    int rc;
+
+    if (sc->mode != ZG_SYNC_NONE) {
+        return zg_conf_error(cf, "duplicate \"sync\" parameter in \"%s\" directive", cf->name);
+    }
+    if (strncmp(u, "redis://", 8) == 0) {
+        sc->mode = ZG_SYNC_REDIS;
+        p = u + 8;
+    } else if (strncmp(u, "redis-sentinel://", 17) == 0) {
+        sc->mode = ZG_SYNC_SENTINEL;
+        p = u + 17;
+    } else if (strncmp(u, "redis-cluster://", 16) == 0) {
+        return zg_sync_conf_bad(cf, u, "redis-cluster:// is not supported yet");
+    } else {
+        return zg_sync_conf_bad(cf, u, "redis://, redis-sentinel:// or redis-cluster:// expected");
+    }
+    /* [USER:PASSWORD@ | :PASSWORD@ | USER@]: the last '@' ends it */
+    at = NULL;
+    for (c = p; c < end; c++) {
+        if (*c == '@') {
+            at = c;
+        }
+    }
+    if (at != NULL) {
+        c = memchr(p, ':', (size_t)(at - p));
+        if (c == NULL) {
+            c = at; /* a user only: the password comes from sync_password_file */
+        }
+        if (c > p) {
+            sc->user = zg_conf_strdup(cf->conf, p, (size_t)(c - p));
+            if (sc->user == NULL) {
+                return zg_conf_nomem(cf);
+            }
+        }
+        if (c < at) {
+            if (at - c - 1 == 0) {
+                return zg_sync_conf_bad(cf, u, "empty password");
+            }
+            sc->password = zg_conf_strdup(cf->conf, c + 1, (size_t)(at - c - 1));
+            if (sc->password == NULL) {
+                return zg_conf_nomem(cf);
+            }
+        }
+        hosts = at + 1;
+    } else {
+        hosts = p;
+    }
+    /* the path: /DB (redis://) or /MASTER (sentinel); none for a cluster */
+    hend = memchr(hosts, '/', (size_t)(end - hosts));
+    if (hend == NULL) {
+        hend = end;
+    }
+    if (sc->mode == ZG_SYNC_REDIS) {
+        if (zg_sync_conf_hostport(hosts, hend, sc) != ZG_OK) {
+            return zg_sync_conf_bad(cf, u, "HOST:PORT expected");
+        }
+        if (hend < end) {
+            sc->db = zg_conf_atoi(hend + 1, (size_t)(end - hend - 1));
+            if (sc->db < 0) {
+                return zg_sync_conf_bad(cf, u, "bad database number");
+            }
+        }
+    } else {
+        for (p = hosts; p < hend; p = c + 1) {
+            c = memchr(p, ',', (size_t)(hend - p));
+            if (c == NULL) {
+                c = hend;
+            }
+            if (sc->nnodes == ZG_SYNC_MAX_NODES) {
+                return zg_sync_conf_bad(cf, u, "too many nodes");
+            }
+            rc = zg_conf_parse_addr(p, (size_t)(c - p), 0, &sc->nodes[sc->nnodes]);
+            if (rc == ZG_DECLINED) {
+                return zg_conf_error(cf, "host not found in sync URL \"%s\" of \"%s\" directive",
+                                     u, cf->name);
+            }
+            if (rc != ZG_OK || c == p) {
+                return zg_sync_conf_bad(cf, u, "HOST:PORT list expected");
+            }
+            sc->nnodes++;
+        }
+        if (sc->nnodes == 0) {
+            return zg_sync_conf_bad(cf, u, "no node");
+        }
+        if (sc->mode == ZG_SYNC_SENTINEL) {
+            if (hend >= end - 1 || memchr(hend + 1, '/', (size_t)(end - hend - 1)) != NULL) {
+                return zg_sync_conf_bad(cf, u, "/MASTERNAME expected");
+            }
+            sc->master = zg_conf_strdup(cf->conf, hend + 1, (size_t)(end - hend - 1));
+            if (sc->master == NULL) {
+                return zg_conf_nomem(cf);
+            }
+        } else if (hend < end) {
+            return zg_sync_conf_bad(cf, u, "a cluster has no database or path");
+        }
+    }
+    /* shown without the password */
+    {
+        size_t scheme = (size_t)(strstr(u, "://") + 3 - u);
+
+        if (zg_buf_append(&shown, u, scheme) != ZG_OK ||
+            (sc->user != NULL && zg_buf_append(&shown, sc->user, strlen(sc->user)) != ZG_OK) ||
+            (sc->password != NULL && zg_buf_append(&shown, ":***", 4) != ZG_OK) ||
+            (at != NULL && zg_buf_append(&shown, "@", 1) != ZG_OK) ||
+            zg_buf_append(&shown, hosts, (size_t)(end - hosts)) != ZG_OK) {
+            goto nomem;
+        }
+    }
+    sc->url = zg_conf_strdup(cf->conf, shown.data, shown.len);
+    zg_buf_free(&shown);
+    return sc->url != NULL ? ZG_OK : zg_conf_nomem(cf);
+nomem:
+    zg_buf_free(&shown);
+    return zg_conf_nomem(cf);
+}
+
+/* sync_password_file=FILE: read now, in the master (workers cannot open files) */
+static int zg_sync_conf_password_file(zg_cf_t *cf, const zg_str_t *v, zg_sync_conf_t *sc)
+{
+    zg_str_t name;
+    char buf[1024], *path;
+    size_t n;
+    FILE *f;
+
+    name.data = v->data + 19;
+    name.len = v->len - 19;
+    if (name.len == 0) {
+        return zg_conf_bad_param(cf, v);
+    }
+    path = zg_conf_path(cf, &name);
+    if (path == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return zg_conf_error(cf, "cannot read sync_password_file \"%s\" in \"%s\" directive: %s",
+                             path, cf->name, strerror(errno));
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+    if (n == 0 || n == sizeof(buf) || memchr(buf, '\n', n) != NULL) {
+        return zg_conf_error(cf, "sync_password_file \"%s\" in \"%s\" directive must hold one "
+                             "line of 1 to 1000 bytes", path, cf->name);
+    }
+    sc->password = zg_conf_strdup(cf->conf, buf, n);
+    memset(buf, 0, sizeof(buf));
+    return sc->password != NULL ? ZG_OK : zg_conf_nomem(cf);
+}
+
+int zg_sync_conf_param(zg_cf_t *cf, const zg_str_t *v, zg_sync_conf_t *sc)
+{
+    if (sc->interval == 0) {
+        sc->interval = ZG_SYNC_INTERVAL_DEFAULT;
+    }
+    if (zg_conf_prefix(v, "sync=")) {
+        char *had = sc->password;
+        int rc;
+
+        sc->password = NULL;
+        rc = zg_sync_conf_url(cf, v, sc);
+        if (rc == ZG_OK && had != NULL) {
+            if (sc->password != NULL) {
+                return zg_conf_error(cf, "the sync password is given twice (URL and "
+                                     "sync_password_file) in \"%s\" directive", cf->name);
+            }
+            sc->password = had;
+        }
+        return rc;
+    }
+    if (zg_conf_prefix(v, "sync_interval=")) {
+        sc->interval = zg_conf_parse_time(v->data + 14, v->len - 14);
+        if (sc->interval == ZG_UNSET_MSEC || sc->interval == 0) {
+            return zg_conf_bad_param(cf, v);
+        }
+        return ZG_OK;
+    }
+    if (zg_conf_prefix(v, "sync_password_file=")) {
+        if (sc->password != NULL) {
+            return zg_conf_error(cf, "the sync password is given twice (URL and "
+                                 "sync_password_file) in \"%s\" directive", cf->name);
+        }
+        return zg_sync_conf_password_file(cf, v, sc);
+    }
+    return ZG_DECLINED;
+}
+
+int zg_sync_conf_done(zg_cf_t *cf, zg_sync_conf_t *sc)
+{
+    if (sc->interval == 0) {
+        sc->interval = ZG_SYNC_INTERVAL_DEFAULT;
+    }
+    if (sc->mode == ZG_SYNC_NONE && sc->password != NULL) {
+        return zg_conf_error(cf, "\"sync_password_file\" without \"sync\" in \"%s\" directive",
+                             cf->name);
+    }
+    if (sc->user != NULL && sc->password == NULL) {
+        return zg_conf_error(cf, "the sync URL in \"%s\" directive names a user but no "
+                             "password (give it in the URL or in sync_password_file)",
+                             cf->name);
+    }
+    return ZG_OK;
+}
+
+/* CRC16-CCITT (XMODEM), as Redis Cluster uses it */
+static uint16_t zg_sync_crc16(const char *buf, size_t len)
+{
+    uint16_t crc = 0;
+    size_t i;
+    int j;
+
+    for (i = 0; i < len; i++) {
+        crc ^= (uint16_t)((unsigned char)buf[i] << 8);
+        for (j = 0; j < 8; j++) {
+            crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+        }
+    }
+    return crc;
+}
+
+unsigned zg_sync_key_slot(const char *key, size_t len)
+{
+    const char *o = memchr(key, '{', len), *c;
+
+    if (o != NULL) {
+        c = memchr(o + 1, '}', (size_t)(key + len - o - 1));
+        if (c != NULL && c > o + 1) {
+            key = o + 1;
+            len = (size_t)(c - o - 1);
+        }
+    }
+    return zg_sync_crc16(key, len) & 16383;
 }
 
 /* ---------------------------------------------------------------- module */
@@ -718,7 +1215,7 @@ static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
 
         for (z = conf->zones.head; z != NULL; z = z->next) {
             if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_REQ || z->conf == NULL ||
-                ((const zg_limit_req_zone_conf_t *)z->conf)->sync_url == NULL ||
+                ((const zg_limit_req_zone_conf_t *)z->conf)->sync.mode == ZG_SYNC_NONE ||
                 zg_limit_req_sync_stats(z, &st) != ZG_OK) {
                 continue;
             }

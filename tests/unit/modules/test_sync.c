@@ -98,11 +98,62 @@ static void test_unreachable_redis(void **state)
     unload(conf);
 }
 
+/* the URL forms: user and password kept apart, the password masked in what is shown */
+static void test_sync_urls(void **state)
+{
+    zg_conf_t *conf = load("http {\n"
+                           " limit_req_zone $uri zone=a:64k rate=1r/s sync=redis://:pw@h1:6379;\n"
+                           " limit_req_zone $uri zone=b:64k rate=1r/s\n"
+                           "   sync=redis://zg:p:w@[::1]:6380/4;\n"
+                           " limit_req_zone $uri zone=c:64k rate=1r/s\n"
+                           "   sync=redis-sentinel://127.0.0.1:26379,[::1]:26380/mymaster;\n"
+                           "}");
+    zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(conf);
+    const zg_sync_conf_t *a = &lmcf->zones[0]->sync, *b = &lmcf->zones[1]->sync;
+    const zg_sync_conf_t *c = &lmcf->zones[2]->sync;
+
+    (void)state;
+    assert_int_equal(a->mode, ZG_SYNC_REDIS);
+    assert_null(a->user);
+    assert_string_equal(a->password, "pw");
+    assert_string_equal(a->host, "h1");
+    assert_string_equal(a->url, "redis://:***@h1:6379");
+    assert_string_equal(b->user, "zg");
+    assert_string_equal(b->password, "p:w");
+    assert_string_equal(b->host, "::1");
+    assert_int_equal(b->port, 6380);
+    assert_int_equal(b->db, 4);
+    assert_string_equal(b->url, "redis://zg:***@[::1]:6380/4");
+    assert_int_equal(c->mode, ZG_SYNC_SENTINEL);
+    assert_int_equal(c->nnodes, 2);
+    assert_string_equal(c->nodes[0].text, "127.0.0.1:26379");
+    assert_string_equal(c->master, "mymaster");
+    assert_null(c->password);
+    assert_string_equal(c->url, "redis-sentinel://127.0.0.1:26379,[::1]:26380/mymaster");
+    unload(conf);
+}
+
+/* Redis Cluster's key slots (values from the cluster specification / CLUSTER KEYSLOT) */
+static void test_key_slot(void **state)
+{
+    (void)state;
+    assert_int_equal(zg_sync_key_slot("foo", 3), 12182);
+    assert_int_equal(zg_sync_key_slot("123456789", 9), 0x31c3 & 16383);
+    assert_int_equal(zg_sync_key_slot("{user1000}.following", 20),
+                     zg_sync_key_slot("user1000", 8));
+    assert_int_equal(zg_sync_key_slot("zg:{fleet}:abc", 14), zg_sync_key_slot("fleet", 5));
+    /* an empty tag "{}" is no tag: the whole key counts */
+    assert_int_equal(zg_sync_key_slot("{}x", 3), zg_sync_key_slot("{}x", 3));
+    assert_true(zg_sync_key_slot("{}x", 3) != zg_sync_key_slot("x", 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_to_sync),
         cmocka_unit_test(test_unreachable_redis),
+        cmocka_unit_test(test_sync_urls),
+        cmocka_unit_test(test_key_slot),
     };
 
     zg_log_open("stderr", ZG_LOG_EMERG);
