@@ -120,6 +120,9 @@ typedef struct {
     uint64_t keys;       /* keys reconciled */
     uint64_t errors;     /* failed connects, failed or timed-out batches, error replies */
     uint64_t dropped;    /* dirty keys dropped unsynced while Redis was unreachable */
+    uint64_t redirects;  /* cluster: batches answered MOVED, ASK or TRYAGAIN */
+    uint64_t overflows;  /* intervals that filled the budget (more keys waited) */
+    uint64_t last_ok;    /* ms since the epoch of the last batch Redis answered */
     int up;              /* ZG_SYNC_UNKNOWN / ZG_SYNC_UP / ZG_SYNC_DOWN */
     int owner;           /* pid of the worker that syncs the zone; 0 = none */
 } zg_limit_req_sync_stats_t;

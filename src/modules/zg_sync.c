@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "zg_admin.h"
@@ -64,6 +65,7 @@ static const char zg_sync_script[] =
 enum { ZG_LINK_DOWN = 0, ZG_LINK_RESOLVING, ZG_LINK_CONNECTING, ZG_LINK_UP };
 
 typedef struct zg_sync_batch_s zg_sync_batch_t;
+typedef struct zg_sync_cluster_s zg_sync_cluster_t;
 
 typedef struct {
     const zg_sync_conf_t *sc; /* the first zone's: every zone on the link has the same */
@@ -79,12 +81,34 @@ typedef struct {
     char ip[INET6_ADDRSTRLEN]; /* the node connected to (sentinel: the master) */
     int port;
     int sentinel;         /* the sentinel to ask next */
+    zg_sync_cluster_t *cluster; /* a cluster's master node (at ip:port), or NULL */
 } zg_sync_link_t;
+
+#define ZG_SYNC_CLUSTER_NODES 64  /* masters one cluster may have */
+#define ZG_SYNC_SLOTS 16384
+
+/* A Redis Cluster: its slot map, from CLUSTER SLOTS on a connection of its own,
+ * and one link per master (in the pool of links).  A zone's keys share one hash
+ * tag, so one slot: each zone talks to the master of its slot. */
+struct zg_sync_cluster_s {
+    const zg_sync_conf_t *sc;
+    zg_sync_link_t *nodes[ZG_SYNC_CLUSTER_NODES];
+    int nnodes;
+    int16_t *slot;        /* ZG_SYNC_SLOTS entries: index into nodes, -1 = unknown */
+    redisAsyncContext *ac; /* asking CLUSTER SLOTS */
+    char asked[INET6_ADDRSTRLEN]; /* the address asked ("" in a reply means it) */
+    int have_map;
+    int refresh;          /* ask again: MOVED, a master lost */
+    zg_msec_t since, next_try, backoff;
+    unsigned next;        /* the seed or known master to ask next */
+};
 
 typedef struct {
     zg_limit_req_zone_conf_t *zc;
     zg_zone_t *zone;
-    zg_sync_link_t *link;
+    zg_sync_link_t *link;     /* cluster: the master of its slot, NULL while unknown */
+    zg_sync_cluster_t *cluster;
+    unsigned slot;            /* cluster: the slot of its hash tag */
     zg_limit_req_sync_stats_t *st;
     zg_msec_t due;
     zg_sync_batch_t *inflight;
@@ -94,11 +118,13 @@ typedef struct {
 
 struct zg_sync_batch_s {
     zg_sync_zone_t *z;
+    zg_sync_link_t *link;  /* sent on */
     redisAsyncContext *ac;
     zg_msec_t taken;      /* the keys were taken off the dirty list */
     zg_msec_t sent;
     int n;
     int retried;          /* resent with EVAL after NOSCRIPT */
+    int redirected;       /* resent after MOVED or ASK */
     zg_buf_t text;        /* keys, then the numbers */
     size_t *off;          /* argv as offsets into buf */
     size_t *argvlen;
@@ -112,14 +138,26 @@ static struct {
     uv_timer_t timer;
     zg_sync_zone_t *zones;
     int nzones;
-    zg_sync_link_t *links;
-    int nlinks;
+    zg_sync_link_t *links;    /* the pool: a link per Redis, then cluster masters */
+    int nlinks;               /* in use */
+    int maxlinks;
+    zg_sync_cluster_t *clusters;
+    int nclusters;
     int running;
     int stopping;
     int gai_pending;
 } zg_sync;
 
 static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now);
+
+/* wall clock, for /metrics' last successful sync (vDSO: no system call) */
+static uint64_t zg_sync_unix_msec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 /* ---- zone state (shared: logged once per outage, whichever worker syncs) ---- */
 
@@ -165,6 +203,9 @@ static void zg_sync_link_down(zg_sync_link_t *link, const char *why, int free_it
     link->sha[0] = '\0';
     link->next_try = now + link->backoff;
     link->backoff = zg_min(link->backoff * 2, (zg_msec_t)ZG_SYNC_BACKOFF_MAX);
+    if (link->cluster != NULL) {
+        link->cluster->refresh = 1; /* a master lost: a replica may take its slots */
+    }
     for (i = 0; i < zg_sync.nzones; i++) {
         if (zg_sync.zones[i].link == link) {
             zg_sync_zone_down(&zg_sync.zones[i], why);
@@ -504,6 +545,10 @@ static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now)
         zg_sync_sentinel_ask(link);
         return;
     }
+    if (link->cluster != NULL) {
+        zg_sync_open(link, link->ip, link->port);
+        return;
+    }
     if (uv_inet_pton(AF_INET, host, tmp) == 0 || uv_inet_pton(AF_INET6, host, tmp) == 0) {
         zg_sync_open(link, host, link->sc->port);
         return;
@@ -520,6 +565,245 @@ static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now)
     }
     link->gai_busy = 1;
     zg_sync.gai_pending++;
+}
+
+/* ---- cluster ---- */
+
+/* the link of the master at ip:port, added to the pool if new; NULL when full */
+static zg_sync_link_t *zg_sync_cluster_node(zg_sync_cluster_t *c, const char *ip, int port)
+{
+    zg_sync_link_t *link;
+    int i;
+
+    for (i = 0; i < c->nnodes; i++) {
+        if (c->nodes[i]->port == port && strcmp(c->nodes[i]->ip, ip) == 0) {
+            return c->nodes[i];
+        }
+    }
+    if (c->nnodes == ZG_SYNC_CLUSTER_NODES || zg_sync.nlinks == zg_sync.maxlinks ||
+        strlen(ip) >= sizeof(link->ip)) {
+        return NULL;
+    }
+    link = &zg_sync.links[zg_sync.nlinks++];
+    link->sc = c->sc;
+    link->cluster = c;
+    link->backoff = ZG_SYNC_BACKOFF_MIN;
+    snprintf(link->ip, sizeof(link->ip), "%s", ip);
+    link->port = port;
+    c->nodes[c->nnodes++] = link;
+    return link;
+}
+
+/* every zone of c talks to the master of its slot */
+static void zg_sync_cluster_route(zg_sync_cluster_t *c)
+{
+    zg_sync_zone_t *z;
+    int i, k;
+
+    for (i = 0; i < zg_sync.nzones; i++) {
+        z = &zg_sync.zones[i];
+        if (z->cluster == c) {
+            k = c->slot[z->slot];
+            z->link = k >= 0 ? c->nodes[k] : NULL;
+        }
+    }
+}
+
+/* CLUSTER SLOTS failed: without a map the zones are down; with one, it stays */
+static void zg_sync_cluster_failed(zg_sync_cluster_t *c, const char *why, int free_it)
+{
+    redisAsyncContext *ac = c->ac;
+    char msg[256];
+    int i;
+
+    c->ac = NULL;
+    c->next_try = zg_time_msec() + c->backoff;
+    c->backoff = zg_min(c->backoff * 2, (zg_msec_t)ZG_SYNC_BACKOFF_MAX);
+    if (!c->have_map) {
+        snprintf(msg, sizeof(msg), "CLUSTER SLOTS from %s: %s", c->asked, why);
+        for (i = 0; i < zg_sync.nzones; i++) {
+            if (zg_sync.zones[i].cluster == c) {
+                zg_sync_zone_down(&zg_sync.zones[i], msg);
+            }
+        }
+    }
+    if (free_it && ac != NULL) {
+        redisAsyncFree(ac);
+    }
+}
+
+/* CLUSTER SLOTS: [[start, end, [ip, port, ...] (the master), replicas...], ...] */
+static void zg_sync_on_slots(redisAsyncContext *ac, void *r, void *data)
+{
+    zg_sync_cluster_t *c = data;
+    redisReply *reply = r, *e, *m;
+    zg_sync_link_t *node;
+    char ip[INET6_ADDRSTRLEN];
+    long long from, to, j;
+    size_t i;
+    int k;
+
+    if (zg_sync.stopping || c->ac != ac) {
+        return;
+    }
+    if (reply == NULL) {
+        zg_sync_cluster_failed(c, ac->errstr[0] ? ac->errstr : "connection lost", 0);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        zg_sync_cluster_failed(c, reply->str, 1);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        zg_sync_cluster_failed(c, "unexpected reply", 1);
+        return;
+    }
+    for (j = 0; j < ZG_SYNC_SLOTS; j++) {
+        c->slot[j] = -1;
+    }
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2) {
+            continue;
+        }
+        m = e->element[2];
+        if (m->element[0]->type != REDIS_REPLY_STRING || m->element[1]->type != REDIS_REPLY_INTEGER ||
+            m->element[0]->len >= sizeof(ip) || m->element[1]->integer < 1 ||
+            m->element[1]->integer > 65535) {
+            continue;
+        }
+        /* "" (or "?"): the node asked */
+        snprintf(ip, sizeof(ip), "%s",
+                 m->element[0]->len > 1 ? m->element[0]->str : c->asked);
+        node = zg_sync_cluster_node(c, ip, (int)m->element[1]->integer);
+        if (node == NULL) {
+            continue;
+        }
+        for (k = 0; k < c->nnodes && c->nodes[k] != node; k++) {
+        }
+        from = zg_max(e->element[0]->integer, 0);
+        to = zg_min(e->element[1]->integer, ZG_SYNC_SLOTS - 1);
+        for (j = from; j <= to; j++) {
+            c->slot[j] = (int16_t)k;
+        }
+    }
+    c->have_map = 1;
+    c->refresh = 0;
+    c->backoff = ZG_SYNC_BACKOFF_MIN;
+    c->ac = NULL;
+    redisAsyncFree(ac);
+    zg_sync_cluster_route(c);
+}
+
+/* asks a seed, or a master already known, for the slot map */
+static void zg_sync_cluster_ask(zg_sync_cluster_t *c, zg_msec_t now)
+{
+    const zg_sync_conf_t *sc = c->sc;
+    unsigned n = (unsigned)(sc->nnodes + c->nnodes), i = c->next++ % n;
+    const char *argv[3];
+    size_t argvlen[3];
+    redisAsyncContext *ac;
+    int port, argc = 0;
+
+    if (i < (unsigned)sc->nnodes) {
+        zg_sync_addr_ip(&sc->nodes[i], c->asked, sizeof(c->asked), &port);
+    } else {
+        snprintf(c->asked, sizeof(c->asked), "%s", c->nodes[i - sc->nnodes]->ip);
+        port = c->nodes[i - sc->nnodes]->port;
+    }
+    c->since = now;
+    ac = redisAsyncConnect(c->asked, port);
+    if (ac == NULL || ac->err) {
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+        zg_sync_cluster_failed(c, "cannot connect", 0);
+        return;
+    }
+    ac->data = c;
+    if (redisLibuvAttach(ac, zg_sync.loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        zg_sync_cluster_failed(c, "cannot attach to the event loop", 0);
+        return;
+    }
+    c->ac = ac;
+    if (sc->password != NULL) {
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+        if (sc->user != NULL) {
+            argv[argc] = sc->user;
+            argvlen[argc++] = strlen(sc->user);
+        }
+        argv[argc] = sc->password;
+        argvlen[argc++] = strlen(sc->password);
+        redisAsyncCommandArgv(ac, NULL, NULL, argc, argv, argvlen);
+    }
+    redisAsyncCommand(ac, zg_sync_on_slots, c, "CLUSTER SLOTS");
+}
+
+static int zg_sync_batch_send(zg_sync_batch_t *b, zg_sync_link_t *link);
+static void zg_sync_batch_free(zg_sync_batch_t *b);
+
+/* A batch answered "MOVED SLOT IP:PORT" (the slot has a new master: the map is
+ * refreshed, the zone moves now), "ASK SLOT IP:PORT" (the slot is migrating: this
+ * batch goes there after ASKING) or "TRYAGAIN" (its keys are split by a migration
+ * in progress).  The batch is resent once when the target is connected, else
+ * dropped: that interval's admissions of those keys reach the fleet late (never
+ * twice).  ZG_OK: handled (the batch is resent or freed), ZG_DECLINED: another
+ * error. */
+static int zg_sync_cluster_redirect(zg_sync_batch_t *b, const char *err)
+{
+    zg_sync_zone_t *z = b->z;
+    zg_sync_cluster_t *c = b->link->cluster;
+    zg_sync_link_t *to = NULL;
+    char addr[80], *colon;
+    int ask, slot, port;
+
+    if (strncmp(err, "TRYAGAIN", 8) == 0) {
+        __atomic_add_fetch(&z->st->redirects, 1, __ATOMIC_RELAXED);
+        zg_sync_batch_free(b);
+        return ZG_OK;
+    }
+    ask = strncmp(err, "ASK ", 4) == 0;
+    if (!ask && strncmp(err, "MOVED ", 6) != 0) {
+        return ZG_DECLINED;
+    }
+    if (sscanf(err + (ask ? 4 : 6), "%d %79s", &slot, addr) != 2 || slot < 0 ||
+        slot >= ZG_SYNC_SLOTS || (colon = strrchr(addr, ':')) == NULL) {
+        return ZG_DECLINED;
+    }
+    *colon = '\0';
+    port = atoi(colon + 1);
+    if (port >= 1 && port <= 65535) {
+        to = zg_sync_cluster_node(c, addr[0] == '[' ? addr + 1 : addr, port);
+    }
+    __atomic_add_fetch(&z->st->redirects, 1, __ATOMIC_RELAXED);
+    if (!ask) {
+        c->refresh = 1;
+        if (to != NULL) {
+            int k;
+
+            for (k = 0; k < c->nnodes && c->nodes[k] != to; k++) {
+            }
+            c->slot[slot] = (int16_t)k;
+            zg_sync_cluster_route(c);
+        }
+    }
+    if (to != NULL && to->state == ZG_LINK_UP && to->sha[0] != '\0' && !b->redirected) {
+        b->redirected = 1;
+        if (ask) {
+            redisAsyncCommand(to->ac, NULL, NULL, "ASKING");
+        }
+        if (zg_sync_batch_send(b, to) == ZG_OK) {
+            z->inflight = b;
+            return ZG_OK;
+        }
+    }
+    zg_sync_batch_free(b);
+    return ZG_OK;
 }
 
 /* ---- batches ---- */
@@ -573,9 +857,9 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data);
 
 /* argv[0..3) = EVALSHA sha numkeys (or EVAL script numkeys), then the keys,
  * the rate, the interval and the counts; sends it */
-static int zg_sync_batch_send(zg_sync_batch_t *b, redisAsyncContext *ac)
+static int zg_sync_batch_send(zg_sync_batch_t *b, zg_sync_link_t *link)
 {
-    zg_sync_link_t *link = b->z->link;
+    redisAsyncContext *ac = link->ac;
     int i;
 
     if (link->sha[0] != '\0' && !b->retried) {
@@ -592,6 +876,7 @@ static int zg_sync_batch_send(zg_sync_batch_t *b, redisAsyncContext *ac)
         b->argv[i] = b->text.data + b->off[i];
     }
     b->ac = ac;
+    b->link = link;
     b->sent = zg_time_msec();
     if (redisAsyncCommandArgv(ac, zg_sync_on_batch, b, b->argc, b->argv, b->argvlen) !=
         REDIS_OK) {
@@ -604,7 +889,7 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
 {
     zg_sync_batch_t *b = data;
     zg_sync_zone_t *z = b->z;
-    zg_sync_link_t *link = z->link;
+    zg_sync_link_t *link = b->link;
     redisReply *reply = r, *e;
     zg_msec_t now;
     char why[160];
@@ -628,12 +913,15 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
             /* Redis restarted or flushed its scripts: EVAL loads it again */
             link->sha[0] = '\0';
             b->retried = 1;
-            if (zg_sync_batch_send(b, ac) == ZG_OK) {
+            if (zg_sync_batch_send(b, link) == ZG_OK) {
                 z->inflight = b;
                 redisAsyncCommand(ac, zg_sync_on_setup, link, "SCRIPT LOAD %s",
                                   zg_sync_script);
                 return;
             }
+        }
+        if (link->cluster != NULL && zg_sync_cluster_redirect(b, reply->str) == ZG_OK) {
+            return;
         }
         snprintf(why, sizeof(why), "%s", reply->str);
         zg_sync_batch_free(b);
@@ -664,6 +952,7 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
     }
     __atomic_add_fetch(&z->st->batches, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&z->st->keys, (uint64_t)b->n, __ATOMIC_RELAXED);
+    __atomic_store_n(&z->st->last_ok, zg_sync_unix_msec(), __ATOMIC_RELAXED);
     zg_sync_zone_up(z);
     zg_sync_batch_free(b);
 }
@@ -693,6 +982,9 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
         zg_sync_batch_free(b);
         return;
     }
+    if (n == ZG_SYNC_BATCH) {
+        __atomic_add_fetch(&z->st->overflows, 1, __ATOMIC_RELAXED);
+    }
     /* numkeys goes at argv[2]: keys are at 3 .. 3 + n */
     {
         size_t off = b->text.len;
@@ -712,7 +1004,7 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
             goto fail;
         }
     }
-    if (zg_sync_batch_send(b, z->link->ac) != ZG_OK) {
+    if (zg_sync_batch_send(b, z->link) != ZG_OK) {
         goto fail;
     }
     z->inflight = b;
@@ -748,6 +1040,23 @@ static void zg_sync_tick(uv_timer_t *t)
     int i, j, wanted;
 
     (void)t;
+    for (i = 0; i < zg_sync.nclusters; i++) {
+        zg_sync_cluster_t *c = &zg_sync.clusters[i];
+
+        for (j = 0, wanted = 0; j < zg_sync.nzones; j++) {
+            if (zg_sync.zones[j].cluster == c && zg_sync_own(&zg_sync.zones[j])) {
+                wanted = 1;
+            }
+        }
+        if (!wanted) {
+            continue;
+        }
+        if (c->ac == NULL && (!c->have_map || c->refresh) && now >= c->next_try) {
+            zg_sync_cluster_ask(c, now);
+        } else if (c->ac != NULL && now - c->since > ZG_SYNC_TIMEOUT) {
+            zg_sync_cluster_failed(c, "timed out", 1);
+        }
+    }
     for (i = 0; i < zg_sync.nlinks; i++) {
         link = &zg_sync.links[i];
         for (j = 0, wanted = 0; j < zg_sync.nzones; j++) {
@@ -756,6 +1065,15 @@ static void zg_sync_tick(uv_timer_t *t)
             }
         }
         if (!wanted) {
+            if (link->cluster != NULL && link->ac != NULL) {
+                /* a master no zone needs any more (the map changed) */
+                redisAsyncContext *ac = link->ac;
+
+                link->ac = NULL;
+                link->state = ZG_LINK_DOWN;
+                link->sha[0] = '\0';
+                redisAsyncFree(ac);
+            }
             continue;
         }
         if (link->state == ZG_LINK_DOWN && now >= link->next_try) {
@@ -771,13 +1089,13 @@ static void zg_sync_tick(uv_timer_t *t)
         z = &zg_sync.zones[i];
         if (z->inflight != NULL && now - z->inflight->sent > ZG_SYNC_TIMEOUT + z->zc->sync.interval) {
             /* Redis does not answer: drop the link (the batch is answered NULL) */
-            zg_sync_link_down(z->link, "timed out", 1);
+            zg_sync_link_down(z->inflight->link, "timed out", 1);
         }
         if (now < z->due || !zg_sync_own(z)) {
             continue;
         }
         z->due = now + z->zc->sync.interval;
-        if (z->link->state != ZG_LINK_UP) {
+        if (z->link == NULL || z->link->state != ZG_LINK_UP) {
             /* what was admitted meanwhile is charged locally only: forget it, so
              * that the fleet is not charged late for it */
             zg_limit_req_sync_take(z->zone, 4 * ZG_SYNC_BATCH, NULL, NULL);
@@ -805,9 +1123,10 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
 {
     zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(conf);
     zg_limit_req_zone_conf_t *zc;
+    zg_sync_cluster_t *c;
     zg_sync_zone_t *z;
     zg_msec_t tick = 0;
-    int i, j, n = 0;
+    int i, j, n = 0, ncz = 0;
 
     if (zg_sync.running) {
         return ZG_OK;
@@ -817,18 +1136,18 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
         if (zc->sync.mode != ZG_SYNC_NONE && zc->zone != NULL &&
             zg_limit_req_sync_shared(zc->zone) != NULL) {
             n++;
+            ncz += zc->sync.mode == ZG_SYNC_CLUSTER;
         }
     }
     if (n == 0) {
         return ZG_DECLINED;
     }
+    zg_sync.maxlinks = n + ncz * ZG_SYNC_CLUSTER_NODES;
     zg_sync.zones = calloc((size_t)n, sizeof(zg_sync_zone_t));
-    zg_sync.links = calloc((size_t)n, sizeof(zg_sync_link_t));
-    if (zg_sync.zones == NULL || zg_sync.links == NULL) {
-        free(zg_sync.zones);
-        free(zg_sync.links);
-        zg_log_error(ZG_LOG_ALERT, 0, "limit_req sync: no memory");
-        return ZG_ERROR;
+    zg_sync.links = calloc((size_t)zg_sync.maxlinks, sizeof(zg_sync_link_t));
+    zg_sync.clusters = calloc((size_t)ncz + 1, sizeof(zg_sync_cluster_t));
+    if (zg_sync.zones == NULL || zg_sync.links == NULL || zg_sync.clusters == NULL) {
+        goto nomem;
     }
     zg_sync.loop = loop;
     for (i = 0; i < lmcf->nzones; i++) {
@@ -842,6 +1161,28 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
         z->zone = zc->zone;
         z->st = zg_limit_req_sync_shared(zc->zone);
         z->prefix_len = (size_t)snprintf(z->prefix, sizeof(z->prefix), "zg:{%s}:", zc->zone->name);
+        tick = tick == 0 ? zc->sync.interval : zg_min(tick, zc->sync.interval);
+        if (zc->sync.mode == ZG_SYNC_CLUSTER) {
+            /* one slot map per distinct cluster; the masters' links come with it */
+            for (j = 0; j < zg_sync.nclusters; j++) {
+                if (zg_sync_conf_same(zg_sync.clusters[j].sc, &zc->sync)) {
+                    break;
+                }
+            }
+            c = &zg_sync.clusters[j];
+            if (j == zg_sync.nclusters) {
+                c->sc = &zc->sync;
+                c->backoff = ZG_SYNC_BACKOFF_MIN;
+                c->slot = malloc(ZG_SYNC_SLOTS * sizeof(int16_t));
+                if (c->slot == NULL) {
+                    goto nomem;
+                }
+                zg_sync.nclusters++;
+            }
+            z->cluster = c;
+            z->slot = zg_sync_key_slot(z->prefix, z->prefix_len);
+            continue;
+        }
         /* one link per distinct Redis */
         for (j = 0; j < zg_sync.nlinks; j++) {
             if (zg_sync_conf_same(zg_sync.links[j].sc, &zc->sync)) {
@@ -854,7 +1195,6 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
             zg_sync.nlinks++;
         }
         z->link = &zg_sync.links[j];
-        tick = tick == 0 ? zc->sync.interval : zg_min(tick, zc->sync.interval);
     }
     zg_sync.running = 1;
     zg_sync.stopping = 0;
@@ -862,6 +1202,19 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
     uv_timer_start(&zg_sync.timer, zg_sync_tick, tick, tick);
     zg_sync_tick(&zg_sync.timer);
     return ZG_OK;
+nomem:
+    for (i = 0; zg_sync.clusters != NULL && i < zg_sync.nclusters; i++) {
+        free(zg_sync.clusters[i].slot);
+    }
+    free(zg_sync.zones);
+    free(zg_sync.links);
+    free(zg_sync.clusters);
+    zg_sync.zones = NULL;
+    zg_sync.links = NULL;
+    zg_sync.clusters = NULL;
+    zg_sync.nzones = zg_sync.nlinks = zg_sync.nclusters = 0;
+    zg_log_error(ZG_LOG_ALERT, 0, "limit_req sync: no memory");
+    return ZG_ERROR;
 }
 
 void zg_sync_stop(void)
@@ -887,6 +1240,19 @@ void zg_sync_stop(void)
         if (ac != NULL) {
             redisAsyncFree(ac);
         }
+    }
+    for (i = 0; i < zg_sync.nclusters; i++) {
+        ac = zg_sync.clusters[i].ac;
+        zg_sync.clusters[i].ac = NULL;
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+        free(zg_sync.clusters[i].slot);
+    }
+    free(zg_sync.clusters);
+    zg_sync.clusters = NULL;
+    zg_sync.nclusters = 0;
+    for (i = 0; i < zg_sync.maxlinks && zg_sync.links != NULL; i++) {
         if (zg_sync.links[i].gai_busy) {
             uv_cancel((uv_req_t *)&zg_sync.links[i].gai);
         }
@@ -962,7 +1328,8 @@ static int zg_sync_conf_url(zg_cf_t *cf, const zg_str_t *v, zg_sync_conf_t *sc)
         sc->mode = ZG_SYNC_SENTINEL;
         p = u + 17;
     } else if (strncmp(u, "redis-cluster://", 16) == 0) {
-        return zg_sync_conf_bad(cf, u, "redis-cluster:// is not supported yet");
+        sc->mode = ZG_SYNC_CLUSTER;
+        p = u + 16;
     } else {
         return zg_sync_conf_bad(cf, u, "redis://, redis-sentinel:// or redis-cluster:// expected");
     }
@@ -1201,6 +1568,12 @@ static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
           "Failed connects, failed or timed-out batches, error replies." },
         { "zonegate_sync_dropped_total", "counter",
           "Dirty keys forgotten unsynced while Redis was unreachable." },
+        { "zonegate_sync_redirects_total", "counter",
+          "Cluster batches answered MOVED, ASK or TRYAGAIN (followed or retried)." },
+        { "zonegate_sync_budget_full_total", "counter",
+          "Intervals that used the whole key budget (more keys waited)." },
+        { "zonegate_sync_last_success_seconds", "gauge",
+          "Unix time of the last batch Redis answered (0: none yet)." },
     };
     zg_limit_req_sync_stats_t st;
     zg_zone_t *z;
@@ -1224,7 +1597,8 @@ static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
                 header = 1;
             }
             v = f == 0 ? (uint64_t)(st.up == ZG_SYNC_UP) : f == 1 ? st.batches
-                : f == 2 ? st.keys : f == 3 ? st.errors : st.dropped;
+                : f == 2 ? st.keys : f == 3 ? st.errors : f == 4 ? st.dropped
+                : f == 5 ? st.redirects : f == 6 ? st.overflows : st.last_ok / 1000;
             zg_admin_sample(b, fam[f].name, v, "zone", z->name, NULL);
         }
     }

@@ -169,10 +169,12 @@ def run_clients(ports, rps, seconds):
 class Background:
     """clients on every port until stop(); logs[i] as drive() fills them"""
 
-    def __init__(self, ports, rps):
+    def __init__(self, ports, rps, paths=None):
         self.ev = threading.Event()
         self.logs = [[] for _ in ports]
-        self.ts = [threading.Thread(target=drive, args=(p, rps, 600, self.logs[i], self.ev),
+        paths = paths or ["/"] * len(ports)
+        self.ts = [threading.Thread(target=drive,
+                                    args=(p, rps, 600, self.logs[i], self.ev, paths[i]),
                                     daemon=True) for i, p in enumerate(ports)]
         for t in self.ts:
             t.start()
