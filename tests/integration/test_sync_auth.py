@@ -57,7 +57,7 @@ def test_sync_auth_wrong_password_logs_once_and_fails_open():
     r = Redis(args=["--requirepass", "right"], password="right")
     (z, port), = sync_util.hosts(
         1, "sync=redis://:wrong@127.0.0.1:%d sync_interval=20ms" % r.port, rate, burst)
-    workers = z.workers()
+    workers = z.wait_workers(2)
     # several reconnects with backoff, each refused
     assert wait_for(lambda: (metric(port, "zonegate_sync_errors_total") or 0) >= 4, 15)
     assert metric(port, "zonegate_sync_up") == 0
@@ -72,7 +72,7 @@ def test_sync_auth_wrong_password_logs_once_and_fails_open():
     assert "wrong" not in lines[0].replace("WRONGPASS", ""), lines[0]
     assert not r.keys()
     # no crash loop: the same workers, the master alive
-    assert z.workers() == workers and z.proc.poll() is None
+    assert z.workers() == workers and z.proc.poll() is None, (workers, z.workers())
     z.stop()
 
 
