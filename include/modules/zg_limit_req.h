@@ -114,22 +114,8 @@ size_t zg_limit_req_node_size(size_t key_len);
  * syncs) but cannot add it to a zone made without (zone_init refuses: new name or
  * size needed). */
 
-/* Shared counters of a sync zone (in the zone: /metrics may be any worker) */
-typedef struct {
-    uint64_t batches;    /* batches answered by Redis */
-    uint64_t keys;       /* keys reconciled */
-    uint64_t errors;     /* failed connects, failed or timed-out batches, error replies */
-    uint64_t dropped;    /* dirty keys dropped unsynced while Redis was unreachable */
-    uint64_t redirects;  /* cluster: batches answered MOVED, ASK or TRYAGAIN */
-    uint64_t overflows;  /* intervals that filled the budget (more keys waited) */
-    uint64_t last_ok;    /* ms since the epoch of the last batch Redis answered */
-    int up;              /* ZG_SYNC_UNKNOWN / ZG_SYNC_UP / ZG_SYNC_DOWN */
-    int owner;           /* pid of the worker that syncs the zone; 0 = none */
-} zg_limit_req_sync_stats_t;
-
-#define ZG_SYNC_UNKNOWN 0
-#define ZG_SYNC_UP 1
-#define ZG_SYNC_DOWN 2
+/* the zone's shared sync counters: zg_sync_stats_t (zg_sync.h) */
+typedef zg_sync_stats_t zg_limit_req_sync_stats_t;
 
 /* the zone's shared sync counters (update them with __atomic builtins), or NULL
  * when the zone has no sync layout */

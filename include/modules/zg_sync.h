@@ -19,6 +19,8 @@
 #define ZG_SYNC_TIMEOUT 1000       /* ms: connect, or a batch without an answer */
 #define ZG_SYNC_BACKOFF_MIN 100    /* ms: first reconnect delay, doubled up to MAX */
 #define ZG_SYNC_BACKOFF_MAX 2000
+#define ZG_SYNC_LEASE_INTERVALS 5  /* limit_conn: a lease lives 5 intervals, */
+#define ZG_SYNC_LEASE_MIN 500      /* and at least 500 ms */
 
 #define ZG_SYNC_MAX_NODES 16        /* sentinels, or cluster seed nodes, in one URL */
 
@@ -46,6 +48,23 @@ typedef struct {
 } zg_sync_conf_t;
 
 #define ZG_SYNC_INTERVAL_DEFAULT 100
+
+/* Shared counters of a sync zone (in the zone: /metrics may be any worker) */
+typedef struct {
+    uint64_t batches;    /* batches answered by Redis */
+    uint64_t keys;       /* keys reconciled */
+    uint64_t errors;     /* failed connects, failed or timed-out batches, error replies */
+    uint64_t dropped;    /* dirty keys dropped unsynced while Redis was unreachable */
+    uint64_t redirects;  /* cluster: batches answered MOVED, ASK or TRYAGAIN */
+    uint64_t overflows;  /* intervals that filled the budget (more keys waited) */
+    uint64_t last_ok;    /* ms since the epoch of the last batch Redis answered */
+    int up;              /* ZG_SYNC_UNKNOWN / ZG_SYNC_UP / ZG_SYNC_DOWN */
+    int owner;           /* pid of the worker that syncs the zone; 0 = none */
+} zg_sync_stats_t;
+
+#define ZG_SYNC_UNKNOWN 0
+#define ZG_SYNC_UP 1
+#define ZG_SYNC_DOWN 2
 
 /* One parameter of a zone directive: sync=, sync_interval= or
  * sync_password_file=.  ZG_OK (taken), ZG_DECLINED (not a sync parameter) or

@@ -26,6 +26,7 @@
 
 #include "zg_admin.h"
 #include "zg_buf.h"
+#include "zg_limit_conn.h"
 #include "zg_limit_req.h"
 #include "zg_log.h"
 #include "zg_proc.h"
@@ -62,6 +63,53 @@ static const char zg_sync_script[] =
     "end\n"
     "return out\n";
 
+/* limit_conn leases.  KEYS = the keys, a hash each: field = host, value =
+ * "COUNT:EXPIRY" (ms of Redis' clock); ARGV[1] = this host, ARGV[2] = the lease
+ * TTL (ms), ARGV[2 + i] = this host's count of KEYS[i] (0 drops its lease).
+ * Expired leases (a host that died or lost Redis) are deleted on the way; the hash
+ * expires with its last lease.  Answers the sum of the other hosts' live leases. */
+static const char zg_sync_conn_script[] =
+    "local host = ARGV[1]\n"
+    "local ttl = tonumber(ARGV[2])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local c = tonumber(ARGV[i + 2])\n"
+    "  if c > 0 then\n"
+    "    redis.call('HSET', KEYS[i], host, c .. ':' .. (now + ttl))\n"
+    "  else\n"
+    "    redis.call('HDEL', KEYS[i], host)\n"
+    "  end\n"
+    "  local v = redis.call('HGETALL', KEYS[i])\n"
+    "  local sum, last = 0, 0\n"
+    "  for j = 1, #v, 2 do\n"
+    "    local n, x = string.match(v[j + 1], '^(%d+):(%d+)$')\n"
+    "    n = tonumber(n) or 0\n"
+    "    x = tonumber(x) or 0\n"
+    "    if x <= now then\n"
+    "      redis.call('HDEL', KEYS[i], v[j])\n"
+    "    else\n"
+    "      if v[j] ~= host then sum = sum + n end\n"
+    "      if x > last then last = x end\n"
+    "    end\n"
+    "  end\n"
+    "  if last > 0 then redis.call('PEXPIREAT', KEYS[i], last) end\n"
+    "  out[i] = sum\n"
+    "end\n"
+    "return out\n";
+
+enum { ZG_SYNC_KIND_REQ = 0, ZG_SYNC_KIND_CONN, ZG_SYNC_KINDS };
+
+static const struct {
+    const char *directive;
+    const char *script;
+    size_t len;
+} zg_sync_kinds[ZG_SYNC_KINDS] = {
+    { "limit_req_zone", zg_sync_script, sizeof(zg_sync_script) - 1 },
+    { "limit_conn_zone", zg_sync_conn_script, sizeof(zg_sync_conn_script) - 1 },
+};
+
 enum { ZG_LINK_DOWN = 0, ZG_LINK_RESOLVING, ZG_LINK_CONNECTING, ZG_LINK_UP };
 
 typedef struct zg_sync_batch_s zg_sync_batch_t;
@@ -77,7 +125,7 @@ typedef struct {
     zg_msec_t backoff;
     uv_getaddrinfo_t gai;
     int gai_busy;
-    char sha[48];         /* "" until SCRIPT LOAD answers */
+    char sha[ZG_SYNC_KINDS][48]; /* per script, "" until SCRIPT LOAD answers */
     char ip[INET6_ADDRSTRLEN]; /* the node connected to (sentinel: the master) */
     int port;
     int sentinel;         /* the sentinel to ask next */
@@ -104,20 +152,24 @@ struct zg_sync_cluster_s {
 };
 
 typedef struct {
-    zg_limit_req_zone_conf_t *zc;
+    int kind;                 /* ZG_SYNC_KIND_* */
+    const zg_sync_conf_t *sc;
+    uint64_t rate;            /* limit_req: the zone's rate */
+    zg_msec_t ttl;            /* limit_conn: the lease TTL */
     zg_zone_t *zone;
     zg_sync_link_t *link;     /* cluster: the master of its slot, NULL while unknown */
     zg_sync_cluster_t *cluster;
     unsigned slot;            /* cluster: the slot of its hash tag */
-    zg_limit_req_sync_stats_t *st;
+    zg_sync_stats_t *st;
     zg_msec_t due;
     zg_sync_batch_t *inflight;
-    char prefix[96];      /* "zg:{NAME}:" */
+    char prefix[96];      /* "zg:{NAME}:" (limit_req), "zgc:{NAME}:" (limit_conn) */
     size_t prefix_len;
 } zg_sync_zone_t;
 
 struct zg_sync_batch_s {
     zg_sync_zone_t *z;
+    int kind;
     zg_sync_link_t *link;  /* sent on */
     redisAsyncContext *ac;
     zg_msec_t taken;      /* the keys were taken off the dirty list */
@@ -169,9 +221,9 @@ static void zg_sync_zone_down(zg_sync_zone_t *z, const char *why)
     prev = __atomic_exchange_n(&z->st->up, ZG_SYNC_DOWN, __ATOMIC_RELAXED);
     if (prev != ZG_SYNC_DOWN) {
         zg_log_error(ZG_LOG_ERR, 0,
-                     "limit_req_zone \"%s\": sync with %s is down (%s); limits are per host "
+                     "%s \"%s\": sync with %s is down (%s); limits are per host "
                      "until it returns",
-                     z->zone->name, z->zc->sync.url, why);
+                     zg_sync_kinds[z->kind].directive, z->zone->name, z->sc->url, why);
     }
 }
 
@@ -180,15 +232,24 @@ static void zg_sync_zone_up(zg_sync_zone_t *z)
     int prev = __atomic_exchange_n(&z->st->up, ZG_SYNC_UP, __ATOMIC_RELAXED);
 
     if (prev == ZG_SYNC_DOWN) {
-        zg_log_error(ZG_LOG_NOTICE, 0, "limit_req_zone \"%s\": sync with %s is restored",
-                     z->zone->name, z->zc->sync.url);
+        zg_log_error(ZG_LOG_NOTICE, 0, "%s \"%s\": sync with %s is restored",
+                     zg_sync_kinds[z->kind].directive, z->zone->name, z->sc->url);
     } else if (prev == ZG_SYNC_UNKNOWN) {
-        zg_log_error(ZG_LOG_INFO, 0, "limit_req_zone \"%s\": sync with %s is up",
-                     z->zone->name, z->zc->sync.url);
+        zg_log_error(ZG_LOG_INFO, 0, "%s \"%s\": sync with %s is up",
+                     zg_sync_kinds[z->kind].directive, z->zone->name, z->sc->url);
     }
 }
 
 /* ---- link ---- */
+
+static void zg_sync_link_forget_scripts(zg_sync_link_t *link)
+{
+    int k;
+
+    for (k = 0; k < ZG_SYNC_KINDS; k++) {
+        link->sha[k][0] = '\0';
+    }
+}
 
 /* The link failed: every zone on it is down, retry after the backoff.  free_it:
  * also free the context (not when hiredis is already tearing it down). */
@@ -200,7 +261,7 @@ static void zg_sync_link_down(zg_sync_link_t *link, const char *why, int free_it
 
     link->ac = NULL;
     link->state = ZG_LINK_DOWN;
-    link->sha[0] = '\0';
+    zg_sync_link_forget_scripts(link);
     link->next_try = now + link->backoff;
     link->backoff = zg_min(link->backoff * 2, (zg_msec_t)ZG_SYNC_BACKOFF_MAX);
     if (link->cluster != NULL) {
@@ -247,10 +308,9 @@ static void zg_sync_on_disconnect(const redisAsyncContext *ac, int status)
 }
 
 /* SELECT and SCRIPT LOAD answers */
-static void zg_sync_on_setup(redisAsyncContext *ac, void *r, void *data)
+static void zg_sync_on_setup_kind(redisAsyncContext *ac, redisReply *reply,
+                                  zg_sync_link_t *link, int kind)
 {
-    zg_sync_link_t *link = data;
-    redisReply *reply = r;
     char why[160];
     int i;
 
@@ -266,17 +326,44 @@ static void zg_sync_on_setup(redisAsyncContext *ac, void *r, void *data)
         zg_sync_link_down(link, why, 1);
         return;
     }
-    if (reply->type == REDIS_REPLY_STRING && reply->len < sizeof(link->sha)) {
-        /* SCRIPT LOAD: the link answers, its zones are up */
-        memcpy(link->sha, reply->str, reply->len);
-        link->sha[reply->len] = '\0';
+    if (kind >= 0 && reply->type == REDIS_REPLY_STRING && reply->len < sizeof(link->sha[0])) {
+        /* SCRIPT LOAD: the link answers, its zones of that kind are up */
+        memcpy(link->sha[kind], reply->str, reply->len);
+        link->sha[kind][reply->len] = '\0';
         link->backoff = ZG_SYNC_BACKOFF_MIN;
         for (i = 0; i < zg_sync.nzones; i++) {
-            if (zg_sync.zones[i].link == link) {
+            if (zg_sync.zones[i].link == link && zg_sync.zones[i].kind == kind) {
                 zg_sync_zone_up(&zg_sync.zones[i]);
             }
         }
     }
+}
+
+/* AUTH and SELECT answers */
+static void zg_sync_on_setup(redisAsyncContext *ac, void *r, void *data)
+{
+    zg_sync_on_setup_kind(ac, r, data, -1);
+}
+
+/* SCRIPT LOAD answers */
+static void zg_sync_on_load_req(redisAsyncContext *ac, void *r, void *data)
+{
+    zg_sync_on_setup_kind(ac, r, data, ZG_SYNC_KIND_REQ);
+}
+
+static void zg_sync_on_load_conn(redisAsyncContext *ac, void *r, void *data)
+{
+    zg_sync_on_setup_kind(ac, r, data, ZG_SYNC_KIND_CONN);
+}
+
+static void zg_sync_script_load(zg_sync_link_t *link, int kind)
+{
+    const char *argv[3] = { "SCRIPT", "LOAD", zg_sync_kinds[kind].script };
+    size_t argvlen[3] = { 6, 4, zg_sync_kinds[kind].len };
+
+    redisAsyncCommandArgv(link->ac, kind == ZG_SYNC_KIND_REQ ? zg_sync_on_load_req
+                                                              : zg_sync_on_load_conn,
+                          link, 3, argv, argvlen);
 }
 
 /* the AUTH answer: a refusal names AUTH (the zones log it once, as any outage) */
@@ -345,7 +432,8 @@ static void zg_sync_open(zg_sync_link_t *link, const char *ip, int port)
     if (sc->db != 0) {
         redisAsyncCommand(ac, zg_sync_on_setup, link, "SELECT %d", sc->db);
     }
-    redisAsyncCommand(ac, zg_sync_on_setup, link, "SCRIPT LOAD %s", zg_sync_script);
+    zg_sync_script_load(link, ZG_SYNC_KIND_REQ);
+    zg_sync_script_load(link, ZG_SYNC_KIND_CONN);
 }
 
 static void zg_sync_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -476,7 +564,7 @@ static void zg_sync_on_switch(redisAsyncContext *sac, void *r, void *data)
                  nport);
     ac = link->ac;
     link->ac = NULL;
-    link->sha[0] = '\0';
+    zg_sync_link_forget_scripts(link);
     link->backoff = ZG_SYNC_BACKOFF_MIN;
     if (ac != NULL) {
         redisAsyncFree(ac);
@@ -792,7 +880,8 @@ static int zg_sync_cluster_redirect(zg_sync_batch_t *b, const char *err)
             zg_sync_cluster_route(c);
         }
     }
-    if (to != NULL && to->state == ZG_LINK_UP && to->sha[0] != '\0' && !b->redirected) {
+    if (to != NULL && to->state == ZG_LINK_UP && to->sha[b->kind][0] != '\0' &&
+        !b->redirected) {
         b->redirected = 1;
         if (ask) {
             redisAsyncCommand(to->ac, NULL, NULL, "ASKING");
@@ -837,7 +926,19 @@ static int zg_sync_batch_num(zg_sync_batch_t *b, uint64_t v)
     return ZG_OK;
 }
 
-/* zg_limit_req_sync_take's callback, under the zone lock: copies the key */
+static int zg_sync_batch_str(zg_sync_batch_t *b, const char *v)
+{
+    size_t off = b->text.len;
+
+    if (zg_buf_append(&b->text, v, strlen(v)) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    zg_sync_batch_arg(b, off);
+    return ZG_OK;
+}
+
+/* zg_limit_req_sync_take's and zg_limit_conn_sync_take's callback, under the zone
+ * lock: copies the key and its number (admitted requests, or the count held) */
 static int zg_sync_batch_key(void *arg, const unsigned char *key, size_t len, uint32_t admitted)
 {
     zg_sync_batch_t *b = arg;
@@ -855,21 +956,22 @@ static int zg_sync_batch_key(void *arg, const unsigned char *key, size_t len, ui
 
 static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data);
 
-/* argv[0..3) = EVALSHA sha numkeys (or EVAL script numkeys), then the keys,
- * the rate, the interval and the counts; sends it */
+/* argv[0..3) = EVALSHA sha numkeys (or EVAL script numkeys), then the keys, two
+ * arguments of the zone (limit_req: rate and interval; limit_conn: host and lease
+ * TTL) and the counts; sends it */
 static int zg_sync_batch_send(zg_sync_batch_t *b, zg_sync_link_t *link)
 {
     redisAsyncContext *ac = link->ac;
     int i;
 
-    if (link->sha[0] != '\0' && !b->retried) {
+    if (link->sha[b->kind][0] != '\0' && !b->retried) {
         b->argv[0] = "EVALSHA";
-        b->argv[1] = link->sha;
-        b->argvlen[1] = strlen(link->sha);
+        b->argv[1] = link->sha[b->kind];
+        b->argvlen[1] = strlen(link->sha[b->kind]);
     } else {
         b->argv[0] = "EVAL";
-        b->argv[1] = zg_sync_script;
-        b->argvlen[1] = sizeof(zg_sync_script) - 1;
+        b->argv[1] = zg_sync_kinds[b->kind].script;
+        b->argvlen[1] = zg_sync_kinds[b->kind].len;
     }
     b->argvlen[0] = strlen(b->argv[0]);
     for (i = 2; i < b->argc; i++) {
@@ -911,12 +1013,12 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
     if (reply->type == REDIS_REPLY_ERROR) {
         if (strncmp(reply->str, "NOSCRIPT", 8) == 0 && !b->retried && link->ac == ac) {
             /* Redis restarted or flushed its scripts: EVAL loads it again */
-            link->sha[0] = '\0';
+            zg_sync_link_forget_scripts(link);
             b->retried = 1;
             if (zg_sync_batch_send(b, link) == ZG_OK) {
                 z->inflight = b;
-                redisAsyncCommand(ac, zg_sync_on_setup, link, "SCRIPT LOAD %s",
-                                  zg_sync_script);
+                zg_sync_script_load(link, ZG_SYNC_KIND_REQ);
+                zg_sync_script_load(link, ZG_SYNC_KIND_CONN);
                 return;
             }
         }
@@ -945,6 +1047,13 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
         if (e->type != REDIS_REPLY_INTEGER || e->integer < 0) {
             continue;
         }
+        if (b->kind == ZG_SYNC_KIND_CONN) {
+            zg_limit_conn_sync_apply(
+                z->zone, (const unsigned char *)b->text.data + b->off[3 + i] + z->prefix_len,
+                b->argvlen[3 + i] - z->prefix_len,
+                (uint32_t)zg_min(e->integer, (long long)UINT32_MAX));
+            continue;
+        }
         zg_limit_req_sync_apply(z->zone,
                                 (const unsigned char *)b->text.data + b->off[3 + i] + z->prefix_len,
                                 b->argvlen[3 + i] - z->prefix_len, (uint64_t)e->integer,
@@ -968,6 +1077,7 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
         return;
     }
     b->z = z;
+    b->kind = z->kind;
     b->off = malloc((size_t)max * sizeof(size_t));
     b->argvlen = malloc((size_t)max * sizeof(size_t));
     b->argv = malloc((size_t)max * sizeof(char *));
@@ -977,7 +1087,9 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
     }
     b->argc = 3;  /* command, script, numkeys: filled below */
     b->taken = zg_time_msec();
-    n = zg_limit_req_sync_take(z->zone, ZG_SYNC_BATCH, zg_sync_batch_key, b);
+    n = z->kind == ZG_SYNC_KIND_CONN
+            ? zg_limit_conn_sync_take(z->zone, ZG_SYNC_BATCH, zg_sync_batch_key, b)
+            : zg_limit_req_sync_take(z->zone, ZG_SYNC_BATCH, zg_sync_batch_key, b);
     if (n == 0) {
         zg_sync_batch_free(b);
         return;
@@ -995,8 +1107,11 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
         b->off[2] = off;
         b->argvlen[2] = b->text.len - off;
     }
-    if (zg_sync_batch_num(b, z->zc->rate) != ZG_OK ||
-        zg_sync_batch_num(b, z->zc->sync.interval) != ZG_OK) {
+    if (z->kind == ZG_SYNC_KIND_CONN
+            ? zg_sync_batch_str(b, zg_limit_conn_sync_host(z->zone)) != ZG_OK ||
+              zg_sync_batch_num(b, z->ttl) != ZG_OK
+            : zg_sync_batch_num(b, z->rate) != ZG_OK ||
+              zg_sync_batch_num(b, z->sc->interval) != ZG_OK) {
         goto fail;
     }
     for (i = 0; i < b->n; i++) {
@@ -1071,7 +1186,7 @@ static void zg_sync_tick(uv_timer_t *t)
 
                 link->ac = NULL;
                 link->state = ZG_LINK_DOWN;
-                link->sha[0] = '\0';
+                zg_sync_link_forget_scripts(link);
                 redisAsyncFree(ac);
             }
             continue;
@@ -1087,15 +1202,20 @@ static void zg_sync_tick(uv_timer_t *t)
     }
     for (i = 0; i < zg_sync.nzones; i++) {
         z = &zg_sync.zones[i];
-        if (z->inflight != NULL && now - z->inflight->sent > ZG_SYNC_TIMEOUT + z->zc->sync.interval) {
+        if (z->inflight != NULL && now - z->inflight->sent > ZG_SYNC_TIMEOUT + z->sc->interval) {
             /* Redis does not answer: drop the link (the batch is answered NULL) */
             zg_sync_link_down(z->inflight->link, "timed out", 1);
         }
         if (now < z->due || !zg_sync_own(z)) {
             continue;
         }
-        z->due = now + z->zc->sync.interval;
+        z->due = now + z->sc->interval;
         if (z->link == NULL || z->link->state != ZG_LINK_UP) {
+            if (z->kind == ZG_SYNC_KIND_CONN) {
+                /* per-host limits: forget the other hosts' leases */
+                zg_limit_conn_sync_local(z->zone);
+                continue;
+            }
             /* what was admitted meanwhile is charged locally only: forget it, so
              * that the fleet is not charged late for it */
             zg_limit_req_sync_take(z->zone, 4 * ZG_SYNC_BATCH, NULL, NULL);
@@ -1119,14 +1239,69 @@ static int zg_sync_conf_same(const zg_sync_conf_t *a, const zg_sync_conf_t *b)
     return strcmp(a->password, b->password) == 0;
 }
 
+/* one synced zone; ZG_ERROR: no memory */
+static int zg_sync_add_zone(int kind, zg_zone_t *zone, const zg_sync_conf_t *sc,
+                            zg_sync_stats_t *st, uint64_t rate)
+{
+    zg_sync_cluster_t *c;
+    zg_sync_zone_t *z;
+    int j;
+
+    z = &zg_sync.zones[zg_sync.nzones++];
+    z->kind = kind;
+    z->sc = sc;
+    z->rate = rate;
+    /* a lease outlives a few missed pushes, never a dead host by more than this */
+    z->ttl = zg_max(ZG_SYNC_LEASE_INTERVALS * sc->interval, (zg_msec_t)ZG_SYNC_LEASE_MIN);
+    z->zone = zone;
+    z->st = st;
+    z->prefix_len = (size_t)snprintf(z->prefix, sizeof(z->prefix),
+                                     kind == ZG_SYNC_KIND_CONN ? "zgc:{%s}:" : "zg:{%s}:",
+                                     zone->name);
+    if (sc->mode == ZG_SYNC_CLUSTER) {
+        /* one slot map per distinct cluster; the masters' links come with it */
+        for (j = 0; j < zg_sync.nclusters; j++) {
+            if (zg_sync_conf_same(zg_sync.clusters[j].sc, sc)) {
+                break;
+            }
+        }
+        c = &zg_sync.clusters[j];
+        if (j == zg_sync.nclusters) {
+            c->sc = sc;
+            c->backoff = ZG_SYNC_BACKOFF_MIN;
+            c->slot = malloc(ZG_SYNC_SLOTS * sizeof(int16_t));
+            if (c->slot == NULL) {
+                return ZG_ERROR;
+            }
+            zg_sync.nclusters++;
+        }
+        z->cluster = c;
+        z->slot = zg_sync_key_slot(z->prefix, z->prefix_len);
+        return ZG_OK;
+    }
+    /* one link per distinct Redis */
+    for (j = 0; j < zg_sync.nlinks; j++) {
+        if (zg_sync_conf_same(zg_sync.links[j].sc, sc)) {
+            break;
+        }
+    }
+    if (j == zg_sync.nlinks) {
+        zg_sync.links[j].sc = sc;
+        zg_sync.links[j].backoff = ZG_SYNC_BACKOFF_MIN;
+        zg_sync.nlinks++;
+    }
+    z->link = &zg_sync.links[j];
+    return ZG_OK;
+}
+
 int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
 {
     zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(conf);
+    zg_limit_conn_main_conf_t *cmcf = zg_limit_conn_main_conf(conf);
     zg_limit_req_zone_conf_t *zc;
-    zg_sync_cluster_t *c;
-    zg_sync_zone_t *z;
+    zg_limit_conn_zone_conf_t *cc;
     zg_msec_t tick = 0;
-    int i, j, n = 0, ncz = 0;
+    int i, n = 0, ncz = 0;
 
     if (zg_sync.running) {
         return ZG_OK;
@@ -1137,6 +1312,14 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
             zg_limit_req_sync_shared(zc->zone) != NULL) {
             n++;
             ncz += zc->sync.mode == ZG_SYNC_CLUSTER;
+        }
+    }
+    for (i = 0; i < cmcf->nzones; i++) {
+        cc = cmcf->zones[i];
+        if (cc->sync.mode != ZG_SYNC_NONE && cc->zone != NULL &&
+            zg_limit_conn_sync_shared(cc->zone) != NULL) {
+            n++;
+            ncz += cc->sync.mode == ZG_SYNC_CLUSTER;
         }
     }
     if (n == 0) {
@@ -1156,45 +1339,23 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
             zg_limit_req_sync_shared(zc->zone) == NULL) {
             continue;
         }
-        z = &zg_sync.zones[zg_sync.nzones++];
-        z->zc = zc;
-        z->zone = zc->zone;
-        z->st = zg_limit_req_sync_shared(zc->zone);
-        z->prefix_len = (size_t)snprintf(z->prefix, sizeof(z->prefix), "zg:{%s}:", zc->zone->name);
+        if (zg_sync_add_zone(ZG_SYNC_KIND_REQ, zc->zone, &zc->sync,
+                             zg_limit_req_sync_shared(zc->zone), zc->rate) != ZG_OK) {
+            goto nomem;
+        }
         tick = tick == 0 ? zc->sync.interval : zg_min(tick, zc->sync.interval);
-        if (zc->sync.mode == ZG_SYNC_CLUSTER) {
-            /* one slot map per distinct cluster; the masters' links come with it */
-            for (j = 0; j < zg_sync.nclusters; j++) {
-                if (zg_sync_conf_same(zg_sync.clusters[j].sc, &zc->sync)) {
-                    break;
-                }
-            }
-            c = &zg_sync.clusters[j];
-            if (j == zg_sync.nclusters) {
-                c->sc = &zc->sync;
-                c->backoff = ZG_SYNC_BACKOFF_MIN;
-                c->slot = malloc(ZG_SYNC_SLOTS * sizeof(int16_t));
-                if (c->slot == NULL) {
-                    goto nomem;
-                }
-                zg_sync.nclusters++;
-            }
-            z->cluster = c;
-            z->slot = zg_sync_key_slot(z->prefix, z->prefix_len);
+    }
+    for (i = 0; i < cmcf->nzones; i++) {
+        cc = cmcf->zones[i];
+        if (cc->sync.mode == ZG_SYNC_NONE || cc->zone == NULL ||
+            zg_limit_conn_sync_shared(cc->zone) == NULL) {
             continue;
         }
-        /* one link per distinct Redis */
-        for (j = 0; j < zg_sync.nlinks; j++) {
-            if (zg_sync_conf_same(zg_sync.links[j].sc, &zc->sync)) {
-                break;
-            }
+        if (zg_sync_add_zone(ZG_SYNC_KIND_CONN, cc->zone, &cc->sync,
+                             zg_limit_conn_sync_shared(cc->zone), 0) != ZG_OK) {
+            goto nomem;
         }
-        if (j == zg_sync.nlinks) {
-            zg_sync.links[j].sc = &zc->sync;
-            zg_sync.links[j].backoff = ZG_SYNC_BACKOFF_MIN;
-            zg_sync.nlinks++;
-        }
-        z->link = &zg_sync.links[j];
+        tick = tick == 0 ? cc->sync.interval : zg_min(tick, cc->sync.interval);
     }
     zg_sync.running = 1;
     zg_sync.stopping = 0;
@@ -1555,6 +1716,40 @@ unsigned zg_sync_key_slot(const char *key, size_t len)
 
 /* ---------------------------------------------------------------- module */
 
+/* a zone's sync counters: ZG_DECLINED unless it is a limit_req or limit_conn zone
+ * configured with sync=...; *conn: it is a limit_conn zone */
+static int zg_sync_zone_stats(zg_zone_t *z, zg_sync_stats_t *out, int *conn)
+{
+    const zg_sync_stats_t *st;
+
+    *conn = 0;
+    if (z->pool == NULL || z->conf == NULL) {
+        return ZG_DECLINED;
+    }
+    if (z->kind == ZG_ZONE_LIMIT_REQ) {
+        if (((const zg_limit_req_zone_conf_t *)z->conf)->sync.mode == ZG_SYNC_NONE) {
+            return ZG_DECLINED;
+        }
+        return zg_limit_req_sync_stats(z, out);
+    }
+    if (z->kind != ZG_ZONE_LIMIT_CONN ||
+        ((const zg_limit_conn_zone_conf_t *)z->conf)->sync.mode == ZG_SYNC_NONE ||
+        (st = zg_limit_conn_sync_shared(z)) == NULL) {
+        return ZG_DECLINED;
+    }
+    *conn = 1;
+    out->batches = __atomic_load_n(&st->batches, __ATOMIC_RELAXED);
+    out->keys = __atomic_load_n(&st->keys, __ATOMIC_RELAXED);
+    out->errors = __atomic_load_n(&st->errors, __ATOMIC_RELAXED);
+    out->dropped = __atomic_load_n(&st->dropped, __ATOMIC_RELAXED);
+    out->redirects = __atomic_load_n(&st->redirects, __ATOMIC_RELAXED);
+    out->overflows = __atomic_load_n(&st->overflows, __ATOMIC_RELAXED);
+    out->last_ok = __atomic_load_n(&st->last_ok, __ATOMIC_RELAXED);
+    out->up = __atomic_load_n(&st->up, __ATOMIC_RELAXED);
+    out->owner = __atomic_load_n(&st->owner, __ATOMIC_RELAXED);
+    return ZG_OK;
+}
+
 /* only the zones created with sync=... */
 static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
 {
@@ -1574,22 +1769,25 @@ static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
           "Intervals that used the whole key budget (more keys waited)." },
         { "zonegate_sync_last_success_seconds", "gauge",
           "Unix time of the last batch Redis answered (0: none yet)." },
+        { "zonegate_sync_fleet_current", "gauge",
+          "limit_conn: requests held fleet-wide for this zone's keys as this host sees "
+          "them (its own plus the other hosts' live leases)." },
     };
-    zg_limit_req_sync_stats_t st;
+    zg_sync_stats_t st;
     zg_zone_t *z;
     uint64_t v;
     size_t f;
+    int conn;
 
-    if (zg_admin_zones_of(conf, ZG_ZONE_LIMIT_REQ) == 0) {
+    if (zg_admin_zones_of(conf, ZG_ZONE_LIMIT_REQ) == 0 &&
+        zg_admin_zones_of(conf, ZG_ZONE_LIMIT_CONN) == 0) {
         return;
     }
     for (f = 0; f < zg_nelems(fam); f++) {
         int header = 0;
 
         for (z = conf->zones.head; z != NULL; z = z->next) {
-            if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_REQ || z->conf == NULL ||
-                ((const zg_limit_req_zone_conf_t *)z->conf)->sync.mode == ZG_SYNC_NONE ||
-                zg_limit_req_sync_stats(z, &st) != ZG_OK) {
+            if (zg_sync_zone_stats(z, &st, &conn) != ZG_OK || (f == 8 && !conn)) {
                 continue;
             }
             if (!header) {
@@ -1598,7 +1796,8 @@ static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
             }
             v = f == 0 ? (uint64_t)(st.up == ZG_SYNC_UP) : f == 1 ? st.batches
                 : f == 2 ? st.keys : f == 3 ? st.errors : f == 4 ? st.dropped
-                : f == 5 ? st.redirects : f == 6 ? st.overflows : st.last_ok / 1000;
+                : f == 5 ? st.redirects : f == 6 ? st.overflows
+                : f == 7 ? st.last_ok / 1000 : zg_limit_conn_sync_fleet(z);
             zg_admin_sample(b, fam[f].name, v, "zone", z->name, NULL);
         }
     }
