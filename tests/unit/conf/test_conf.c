@@ -868,6 +868,11 @@ static const struct {
       "invalid sync URL \"redis://h:6379/x\" in \"limit_req_zone\" directive: bad database number in /x/z.conf:2" },
     { "http {\n limit_req_zone $uri zone=a:1m sync=redis://:6379;\n}",
       "invalid sync URL \"redis://:6379\" in \"limit_req_zone\" directive: HOST:PORT expected in /x/z.conf:2" },
+    { "http {\n limit_conn_zone $uri zone=c:1m sync=redis://h;\n}",
+      "invalid sync URL \"redis://h\" in \"limit_conn_zone\" directive: HOST:PORT expected "
+      "in /x/z.conf:2" },
+    { "http {\n limit_conn_zone $uri zone=c:1m sync_interval=0;\n}",
+      "invalid parameter \"sync_interval=0\" in \"limit_conn_zone\" directive in /x/z.conf:2" },
     /* zone references, resolved at the end */
     { "http {\n server {\n  location / {\n   limit_req zone=nope;\n  }\n }\n}",
       "unknown limit_req_zone \"nope\" in \"limit_req\" directive in /x/z.conf:4" },
