@@ -63,9 +63,9 @@ run() { # $1 = mode, $2 = one|many
         cluster) S="sync=redis-cluster://127.0.0.1:$C1 sync_interval=100ms" ;;
     esac
     if [ "$1" = conn ]; then
-        CZ="limit_conn_zone \$$KEYVAR zone=conns:64m $S;"; CL="limit_conn conns 100000;"
+        CZ="limit_conn_zone \$$KEYVAR zone=conns:64m $S;"; CL="limit_conn conns 60000;"
     else
-        CZ="limit_conn_zone \$$KEYVAR zone=conns:64m;"; CL="limit_conn conns 100000;"
+        CZ="limit_conn_zone \$$KEYVAR zone=conns:64m;"; CL="limit_conn conns 60000;"
     fi
     cat > "$D/z.conf" <<EOC
 error_log $D/error.log notice;
