@@ -141,7 +141,7 @@ def drive(port, rps, seconds, log, stop=None, path="/"):
         if d > 0:
             time.sleep(d)
         s = time.monotonic()
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2 * zg.SLOW)
         try:
             c.request("GET", path)
             r = c.getresponse()
@@ -171,6 +171,7 @@ class Background:
 
     def __init__(self, ports, rps, paths=None):
         self.ev = threading.Event()
+        zg.STOPS.append(self.ev.set)  # the runner stops them if the test fails first
         self.logs = [[] for _ in ports]
         paths = paths or ["/"] * len(ports)
         self.ts = [threading.Thread(target=drive,

@@ -141,8 +141,9 @@ def test_sync_limit_conn_dead_host_leases_expire():
     assert wait_for(lambda: get(pb, "/", headers={"X-Key": "k"})[0] == 200, 5, interval=0.02)
     took = time.monotonic() - t0
     print("a's %d leases gone for b %.2fs after kill -9 (TTL %.2fs)" % (n, took, TTL))
-    # TTL, plus b's next push and answer (2 intervals), plus polling slack
-    assert took <= (TTL + 2 * INTERVAL + 0.3) * (SLOW if ASAN else 1), took
+    # the TTL, plus b's next push and answer (2 intervals), plus a second of slack
+    # for a busy machine
+    assert took <= (TTL + 2 * INTERVAL + 1.0) * (SLOW if ASAN else 1), took
     assert wait_for(lambda: metric(pb, "zonegate_sync_fleet_current") == 0, 5)
     for s in socks:
         s.close()
