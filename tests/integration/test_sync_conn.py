@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import sync_util
 from sync_util import Redis, metric
 from zg import SLOW, Upstream, Zonegate, free_port, get, wait_for
 
@@ -148,3 +149,26 @@ def test_sync_limit_conn_dead_host_leases_expire():
     for s in socks:
         s.close()
     b.stop()
+
+
+def test_sync_five_hosts_limit_req_within_bound():
+    """5 hosts of 2 workers, one client load spread over them: limit_req admits
+    within the README's bound R*(t + T) + H*(B + 1) + (H - 1)*R*S"""
+    rate, burst, k = 30, 5, 5
+    r = Redis()
+    hs = sync_util.hosts(k, "sync=redis://127.0.0.1:%d sync_interval=50ms" % r.port, rate,
+                         burst)
+    ports = [p for _, p in hs]
+    assert wait_for(lambda: all(metric(p, "zonegate_sync_up") == 1 for p in ports), 10)
+    logs = sync_util.run_clients(ports, 20, 3.0)
+    entries = [e for log in logs for e in log]
+    assert {st for _, st, _ in entries} <= {200, 429}
+    t = max(s for s, _, _ in entries) - min(s for s, _, _ in entries)
+    got = sum(1 for _, st, _ in entries if st == 200)
+    bound = sync_util.fleet_bound(rate, burst, k, INTERVAL, t)
+    print("5 hosts admitted %d in %.2fs (bound %.1f, offered %d, per-host limits ~%d)"
+          % (got, t, bound, len(entries), k * (rate * t + burst)))
+    assert got <= bound, (got, bound)
+    assert got >= 0.8 * rate * t, got  # shared, not starved
+    for z, _ in hs:
+        z.stop()
