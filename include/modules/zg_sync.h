@@ -1,5 +1,6 @@
-/* zg_sync.h — cluster-wide limit_req: reconciles the zones that have
- * sync=redis://HOST:PORT[/DB] with Redis, asynchronously, from one worker per host.
+/* zg_sync.h — cluster-wide limit_req and limit_conn: reconciles the zones that have
+ * sync=URL (one Redis, Sentinel or Cluster; AUTH) with Redis, asynchronously, from
+ * one worker per host.
  *
  * Decisions stay local (zg_limit_req_check on shared memory).  Every
  * sync_interval the sync worker takes up to ZG_SYNC_BATCH dirty keys of each
@@ -7,7 +8,9 @@
  * Redis, draining at the zone's rate on Redis' clock), and sets each key's local
  * bucket to the fleet's excess plus what this host admitted since.  Redis down,
  * slow or restarted: local decisions go on (per-host limits), the outage and the
- * recovery are logged once each, and the link reconnects with backoff. */
+ * recovery are logged once each, and the link reconnects with backoff.  A
+ * limit_conn zone pushes each key's count as a lease with a TTL and learns the
+ * other hosts' live leases (zg_limit_conn.h). */
 #ifndef ZG_SYNC_H
 #define ZG_SYNC_H
 

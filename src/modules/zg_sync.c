@@ -1,4 +1,6 @@
-/* zg_sync.c — cluster-wide limit_req through Redis (hiredis on the worker's libuv loop).
+/* zg_sync.c — cluster-wide limit_req and limit_conn through Redis (hiredis on the
+ * worker's libuv loop): one Redis, a master found through Sentinel, or a Redis Cluster,
+ * with AUTH.
  *
  * Redis holds, per synced key, the fleet's leaky bucket: a hash zg:{ZONE}:KEY
  * with e (excess, thousandths of a request) and t (ms of Redis' clock when e
@@ -9,7 +11,13 @@
  * key's local bucket to e + what it admitted meanwhile (zg_limit_req_sync_apply),
  * so every host sees the fleet's traffic within one interval and its own at once.
  * Since each push adds only this host's own admissions once, no host id is needed
- * and nothing is counted twice. */
+ * and nothing is counted twice.  limit_conn zones push leases instead (see
+ * zg_sync_conn_script).
+ *
+ * A link is one connection (AUTH, SELECT, SCRIPT LOAD queued at connect).  With
+ * Sentinel the link first asks a sentinel for the master and stays subscribed to
+ * +switch-master there; with a Cluster every master has a link and each zone uses
+ * the master of its hash tag's slot, from a slot map kept by zg_sync_cluster_t. */
 #include "zg_sync.h"
 
 #include <arpa/inet.h>
