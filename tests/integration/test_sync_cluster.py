@@ -7,6 +7,8 @@ import sync_util
 from sync_util import Background, Redis, metric
 from zg import Zonegate, free_port, wait_for
 
+PW = "cluster-pw"
+
 CONF = """
 worker_processes 2;
 http {{
@@ -67,10 +69,13 @@ def owner(nodes, s):
 def test_sync_cluster_zones_on_shards_and_resharding():
     # the bus port is chosen too (by default port + 10000, which may be taken or
     # beyond 65535)
+    # every node wants a password: zonegate authenticates each connection, the slot
+    # map's too
     nodes = [Redis(args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                         "--cluster-node-timeout", "2000", "--cluster-port", str(free_port())])
+                         "--cluster-node-timeout", "2000", "--cluster-port", str(free_port()),
+                         "--requirepass", PW, "--masterauth", PW], password=PW)
              for _ in range(3)]
-    out = subprocess.run(["redis-cli", "--cluster", "create"] +
+    out = subprocess.run(["redis-cli", "-a", PW, "--no-auth-warning", "--cluster", "create"] +
                          ["127.0.0.1:%d" % n.port for n in nodes] +
                          ["--cluster-replicas", "0", "--cluster-yes"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
@@ -81,7 +86,7 @@ def test_sync_cluster_zones_on_shards_and_resharding():
     # zone a sits among the first node's lowest slots, which the resharding moves
     a, b, c = name_in(0, 300), name_in(5461, 10922), name_in(10923, 16383)
     assert owner(nodes, slot(a)) is nodes[0] and owner(nodes, slot(b)) is nodes[1]
-    sync = "sync=redis-cluster://127.0.0.1:%d sync_interval=50ms" % nodes[0].port  # one seed
+    sync = "sync=redis-cluster://:%s@127.0.0.1:%d sync_interval=50ms" % (PW, nodes[0].port)
     hs = []
     for _ in range(2):
         port, back = free_port(), free_port()
@@ -101,7 +106,8 @@ def test_sync_cluster_zones_on_shards_and_resharding():
     bg = Background([p for p in ports for _ in range(2)], 20, ["/a", "/b"] * 2)
     ids = [n.cli("cluster", "myid").strip() for n in nodes]
     t0 = time.monotonic()
-    out = subprocess.run(["redis-cli", "--cluster", "reshard", "127.0.0.1:%d" % nodes[0].port,
+    out = subprocess.run(["redis-cli", "-a", PW, "--no-auth-warning",
+                          "--cluster", "reshard", "127.0.0.1:%d" % nodes[0].port,
                           "--cluster-from", ids[0], "--cluster-to", ids[2],
                           "--cluster-slots", "1000", "--cluster-yes"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
