@@ -39,21 +39,6 @@ void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data)
     q->data = data;
 }
 
-int zg_outq_grow(zg_outq_t *q, size_t n)
-{
-    size_t cap = q->cap ? q->cap : 4096;
-    while (cap < q->len + n) {
-        cap *= 2;
-    }
-    char *b = realloc(q->buf, cap);
-    if (b == NULL) {
-        return ZG_ERROR;
-    }
-    q->buf = b;
-    q->cap = cap;
-    return ZG_OK;
-}
-
 int zg_outq_str(zg_outq_t *q, const char *s)
 {
     return zg_outq_append(q, s, strlen(s));
@@ -125,56 +110,53 @@ static void zg_outq_written(uv_write_t *req, int status)
 
 int zg_outq_flush(zg_outq_t *q)
 {
-    if (q->len == 0) {
+    if (q->b.len == 0) {
         return ZG_OK;
     }
     size_t off = 0;
     if (q->inflight == 0) {
-        uv_buf_t b = uv_buf_init(q->buf, (unsigned)q->len);
+        uv_buf_t b = uv_buf_init(q->b.data, (unsigned)q->b.len);
         int n = uv_try_write(q->stream, &b, 1);
         if (n > 0) {
             off = (size_t)n;
         } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
-            q->len = 0;
+            q->b.len = 0;
             return ZG_ERROR;
         }
     }
-    if (off < q->len) {
-        size_t rest = q->len - off;
+    if (off < q->b.len) {
+        size_t rest = q->b.len - off;
         zg_outq_write_t *w = malloc(sizeof(*w) + rest);
         if (w == NULL) {
             return ZG_ERROR;
         }
-        memcpy(w->data, q->buf + off, rest);
+        memcpy(w->data, q->b.data + off, rest);
         w->q = q;
         w->len = rest;
         uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
         if (uv_write(&w->req, q->stream, &b, 1, zg_outq_written) != 0) {
             free(w);
-            q->len = 0;
+            q->b.len = 0;
             return ZG_ERROR;
         }
         q->inflight += rest;
     }
-    q->len = 0;
-    if (q->cap > ZG_OUTQ_KEEP_MAX) {
-        free(q->buf);
-        q->buf = NULL;
-        q->cap = 0;
+    q->b.len = 0;
+    q->b.failed = 0; /* an append that failed is dropped with what was written */
+    if (q->b.cap > ZG_OUTQ_KEEP_MAX) {
+        zg_buf_free(&q->b);
     }
     return ZG_OK;
 }
 
 size_t zg_outq_pending(const zg_outq_t *q)
 {
-    return q->inflight + q->len;
+    return q->inflight + q->b.len;
 }
 
 void zg_outq_free(zg_outq_t *q)
 {
-    free(q->buf);
-    q->buf = NULL;
-    q->len = q->cap = 0;
+    zg_buf_free(&q->b);
     q->drained = NULL;
     q->failed = NULL;
 }
