@@ -18,6 +18,9 @@ typedef struct {
 
 /* room for n more bytes (and a NUL): ZG_OK, or ZG_ERROR (and failed = 1) */
 int zg_buf_reserve(zg_buf_t *b, size_t n);
+/* capacity of exactly cap bytes (at least len; a read buffer that fills to cap):
+ * ZG_OK, or ZG_ERROR with the buffer unchanged */
+int zg_buf_resize(zg_buf_t *b, size_t cap);
 
 static inline int zg_buf_append(zg_buf_t *b, const void *p, size_t n)
 {

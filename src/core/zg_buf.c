@@ -34,6 +34,22 @@ int zg_buf_reserve(zg_buf_t *b, size_t n)
     return ZG_OK;
 }
 
+int zg_buf_resize(zg_buf_t *b, size_t cap)
+{
+    char *p;
+
+    if (cap < b->len) {
+        return ZG_ERROR;
+    }
+    p = realloc(b->data, cap > 0 ? cap : 1);
+    if (p == NULL) {
+        return ZG_ERROR;
+    }
+    b->data = p;
+    b->cap = cap;
+    return ZG_OK;
+}
+
 int zg_buf_str(zg_buf_t *b, const char *s)
 {
     return zg_buf_append(b, s, strlen(s));
