@@ -1033,6 +1033,41 @@ int zg_conf_flag(zg_cf_t *cp, const zg_str_t *v, int *out)
 
 /* ----------------------------------------------------------------- zones */
 
+int zg_conf_zone_ref_add(zg_cf_t *cf, zg_conf_zone_ref_t **refs, int *nrefs,
+                         const char *name, size_t len, void *level, int idx)
+{
+    zg_conf_zone_ref_t *r = zg_conf_grow(cf->conf, *refs, nrefs, sizeof(**refs));
+
+    if (r == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    *refs = r;
+    r = &r[*nrefs - 1];
+    r->name = zg_conf_strdup(cf->conf, name, len);
+    if (r->name == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    r->directive = cf->name;
+    r->file = cf->file;
+    r->line = cf->line;
+    r->level = level;
+    r->idx = idx;
+    return ZG_OK;
+}
+
+void *zg_conf_zone_ref_conf(zg_cf_t *cf, const zg_conf_zone_ref_t *r,
+                            const zg_zone_kind_t *kind)
+{
+    zg_zone_t *z = zg_zone_find(&cf->conf->zones, r->name);
+
+    if (z == NULL || z->kind != kind) {
+        zg_conf_error_at(cf, r->file, r->line, "unknown %s_zone \"%s\" in \"%s\" directive",
+                         kind->name, r->name, r->directive);
+        return NULL;
+    }
+    return z->conf;
+}
+
 /* "zone=NAME:SIZE" -> name, size; declares the zone */
 int zg_conf_zone(zg_cf_t *cp, const char *name, size_t nlen, const zg_str_t *name_arg,
                       const char *size_text, size_t size_len, const zg_str_t *size_arg,
@@ -1101,14 +1136,12 @@ int zg_conf_set_msec(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 {
     zg_msec_t *f = ZG_FIELD(conf, cmd, zg_msec_t), v;
 
-    zg_str_t *a = cp->args;
-
     if (*f != ZG_UNSET_MSEC) {
         return zg_conf_duplicate(cp);
     }
-    v = zg_conf_parse_time(a[1].data, a[1].len);
+    v = zg_conf_parse_time(cp->args[1].data, cp->args[1].len);
     if (v == ZG_UNSET_MSEC) {
-        return zg_conf_invalid(cp, &a[1]);
+        return zg_conf_invalid(cp, &cp->args[1]);
     }
     *f = v;
     return ZG_OK;
@@ -1118,14 +1151,27 @@ int zg_conf_set_size(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 {
     int64_t *f = ZG_FIELD(conf, cmd, int64_t), v;
 
-    zg_str_t *a = cp->args;
-
     if (*f != ZG_UNSET_SIZE) {
         return zg_conf_duplicate(cp);
     }
-    v = zg_conf_parse_size(a[1].data, a[1].len);
+    v = zg_conf_parse_size(cp->args[1].data, cp->args[1].len);
     if (v < 0) {
-        return zg_conf_invalid(cp, &a[1]);
+        return zg_conf_invalid(cp, &cp->args[1]);
+    }
+    *f = v;
+    return ZG_OK;
+}
+
+/* an int field: v is the value read, valid the verdict on it */
+static int zg_conf_set_int(zg_cf_t *cp, const zg_command_t *cmd, void *conf, int v, int valid)
+{
+    int *f = ZG_FIELD(conf, cmd, int);
+
+    if (*f != ZG_UNSET) {
+        return zg_conf_duplicate(cp);
+    }
+    if (!valid) {
+        return zg_conf_invalid(cp, &cp->args[1]);
     }
     *f = v;
     return ZG_OK;
@@ -1133,65 +1179,35 @@ int zg_conf_set_size(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 
 int zg_conf_set_num(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 {
-    int *f = ZG_FIELD(conf, cmd, int), v;
+    int v = zg_conf_atoi(cp->args[1].data, cp->args[1].len);
 
-    zg_str_t *a = cp->args;
+    return zg_conf_set_int(cp, cmd, conf, v, v >= 0);
+}
 
-    if (*f != ZG_UNSET) {
-        return zg_conf_duplicate(cp);
-    }
-    v = zg_conf_atoi(a[1].data, a[1].len);
-    if (v < 0) {
-        return zg_conf_invalid(cp, &a[1]);
-    }
-    *f = v;
-    return ZG_OK;
+int zg_conf_set_status(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int v = zg_conf_atoi(cp->args[1].data, cp->args[1].len);
+
+    return zg_conf_set_int(cp, cmd, conf, v, v >= 400 && v <= 599);
+}
+
+int zg_conf_set_level(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int v = zg_log_level_parse(cp->args[1].data, cp->args[1].len);
+
+    return zg_conf_set_int(cp, cmd, conf, v,
+                           v == ZG_LOG_INFO || v == ZG_LOG_NOTICE || v == ZG_LOG_WARN
+                               || v == ZG_LOG_ERR);
 }
 
 int zg_conf_set_flag(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 {
     int *f = ZG_FIELD(conf, cmd, int);
 
-    zg_str_t *a = cp->args;
-
     if (*f != ZG_UNSET) {
         return zg_conf_duplicate(cp);
     }
-    return zg_conf_flag(cp, &a[1], f);
-}
-
-int zg_conf_set_status(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
-{
-    int *f = ZG_FIELD(conf, cmd, int), v;
-
-    zg_str_t *a = cp->args;
-
-    if (*f != ZG_UNSET) {
-        return zg_conf_duplicate(cp);
-    }
-    v = zg_conf_atoi(a[1].data, a[1].len);
-    if (v < 400 || v > 599) {
-        return zg_conf_invalid(cp, &a[1]);
-    }
-    *f = v;
-    return ZG_OK;
-}
-
-int zg_conf_set_level(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
-{
-    int *f = ZG_FIELD(conf, cmd, int), v;
-
-    zg_str_t *a = cp->args;
-
-    if (*f != ZG_UNSET) {
-        return zg_conf_duplicate(cp);
-    }
-    v = zg_log_level_parse(a[1].data, a[1].len);
-    if (v != ZG_LOG_INFO && v != ZG_LOG_NOTICE && v != ZG_LOG_WARN && v != ZG_LOG_ERR) {
-        return zg_conf_invalid(cp, &a[1]);
-    }
-    *f = v;
-    return ZG_OK;
+    return zg_conf_flag(cp, &cp->args[1], f);
 }
 
 /* ----------------------------------------------------------------- load */
