@@ -737,6 +737,12 @@ int zg_worker_run(zg_conf_t *conf, int slot, int chan, const zg_worker_setup_t *
     if (setup->sandbox(conf) != ZG_OK) {
         return 2;
     }
+#ifdef ZG_DEBUG
+    if (getenv("ZG_DEBUG_USR2") != NULL) {
+        /* tests send SIGUSR2 only after this line: handlers set, sandbox on */
+        zg_log_error(ZG_LOG_NOTICE, 0, "debug: worker %d ready for SIGUSR2", (int)getpid());
+    }
+#endif
 
     uv_run(w.loop, UV_RUN_DEFAULT);
 

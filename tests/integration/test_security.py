@@ -59,7 +59,7 @@ def start(head="", workers=2, env=None):
     port = free_port()
     z = Zonegate(CONF.replace("worker_processes 2", "worker_processes %d" % workers),
                  wait_ports=[port], port=port, head=head, env=env)
-    assert wait_for(lambda: len(z.workers()) == workers, 5), z.error_log()
+    z.wait_workers(workers)
     return z, port
 
 
@@ -76,12 +76,31 @@ def root_only_file():
     return path
 
 
+def settled(z, uid, seccomp):
+    """the workers' /proc status once every worker has dropped to uid and (if seccomp
+    is "2") entered its sandbox: a worker's set-up runs after the fork, so a list
+    taken at once may show one still starting"""
+    def ok():
+        sts = {}
+        for pid in z.workers():
+            try:
+                st = status(pid)
+            except OSError:
+                return None
+            if st["Uid"][0] != str(uid) or st["Seccomp"] != [seccomp]:
+                return None
+            sts[pid] = st
+        return sts or None
+    sts = wait_for(ok, 10)
+    assert sts, [status(p) for p in z.workers()]
+    return sts
+
+
 def test_workers_run_as_nobody_master_stays_root():
     need_root()
     z, port = start()
     assert get(port, "/")[0] == 200
-    for pid in z.workers():
-        st = status(pid)
+    for pid, st in settled(z, NOBODY.pw_uid, "2").items():
         assert st["Uid"] == [str(NOBODY.pw_uid)] * 4, st
         assert st["Gid"] == [str(NOBODY.pw_gid)] * 4, st
         assert "0" not in st["Groups"], st
@@ -100,8 +119,7 @@ def test_user_and_group_directive():
     group = grp.getgrnam("nogroup")
     z, port = start(head="user daemon nogroup;\nworker_sandbox off;")
     assert get(port, "/")[0] == 200
-    for pid in z.workers():
-        st = status(pid)
+    for pid, st in settled(z, user.pw_uid, "0").items():
         assert st["Uid"] == [str(user.pw_uid)] * 4, st
         assert st["Gid"] == [str(group.gr_gid)] * 4, st
         assert st["NoNewPrivs"] == ["0"] and st["Seccomp"] == ["0"], st
@@ -110,12 +128,12 @@ def test_user_and_group_directive():
     # HUP: the new generation drops privileges too, the respawned worker as well
     old = z.workers()
     z.reload()
-    assert wait_for(lambda: len(z.workers()) == 2 and not set(old) & set(z.workers()), 5)
+    z.wait_workers(2, gone=old)
     victim = z.workers()[0]
     os.kill(victim, signal.SIGKILL)
-    assert wait_for(lambda: len(z.workers()) == 2 and victim not in z.workers(), 5)
-    for pid in z.workers():
-        assert status(pid)["Uid"] == [str(user.pw_uid)] * 4
+    z.wait_workers(2, gone=[victim])
+    for pid, st in settled(z, user.pw_uid, "0").items():
+        assert st["Uid"] == [str(user.pw_uid)] * 4
     assert get(port, "/")[0] == 200
     z.stop()
 
@@ -171,8 +189,7 @@ def test_worker_cannot_write_a_root_only_file():
     for head, want in (("worker_sandbox off;", "failed (13: Permission denied)"),
                        ("user root;\nworker_sandbox off;", "succeeded")):
         z, port = start(head=head, workers=1, env={"ZG_DEBUG_USR2": "write:" + path})
-        pid = z.workers()[0]
-        os.kill(pid, signal.SIGUSR2)
+        pid = usr2(z)
         line = 'debug: open() "%s" for writing %s' % (path, want)
         assert wait_for(lambda: line in z.error_log(), 5), z.error_log()[-2000:]
         assert z.workers() == [pid]  # still the same worker
@@ -181,11 +198,25 @@ def test_worker_cannot_write_a_root_only_file():
     assert open(path).read() == "root only\n"
 
 
+def usr2(z):
+    """the only worker, once it says it is ready for the SIGUSR2 hook (its handlers are
+    set and its sandbox is on), gets SIGUSR2; returns its pid"""
+    def ready():
+        w = z.workers()  # read once per decision
+        if len(w) == 1 and "debug: worker %d ready for SIGUSR2" % w[0] in z.error_log():
+            return w[0]
+        return None
+    pid = wait_for(ready, 10)
+    assert pid, z.error_log()[-2000:]
+    os.kill(pid, signal.SIGUSR2)
+    return pid
+
+
 def wait_sigsys(z, pid):
     """the worker pid was killed by SIGSYS, logged by the master and respawned"""
     line = "worker process %d exited on signal 31" % pid
     assert wait_for(lambda: line in z.error_log(), 5), z.error_log()[-2000:]
-    assert wait_for(lambda: len(z.workers()) == 1 and z.workers() != [pid], 5)
+    z.wait_workers(1, gone=[pid])
 
 
 def test_sandbox_kills_a_worker_opening_a_file_for_writing():
@@ -193,8 +224,7 @@ def test_sandbox_kills_a_worker_opening_a_file_for_writing():
     need_debug()
     path = root_only_file()
     z, port = start(workers=1, env={"ZG_DEBUG_USR2": "write:" + path})
-    pid = z.workers()[0]
-    os.kill(pid, signal.SIGUSR2)
+    pid = usr2(z)
     wait_sigsys(z, pid)
     assert "debug: open()" not in z.error_log()  # it never returned
     assert get(port, "/")[0] == 200
@@ -206,8 +236,7 @@ def test_sandbox_kills_a_worker_calling_execve():
     need_debug()
     z, port = start(workers=1, env={"ZG_DEBUG_USR2": "exec:/bin/true"})
     for _ in range(2):
-        pid = z.workers()[0]
-        os.kill(pid, signal.SIGUSR2)
+        pid = usr2(z)
         wait_sigsys(z, pid)
         assert get(port, "/")[0] == 200
     assert 'debug: execve("/bin/true")' in z.error_log()
@@ -222,11 +251,10 @@ def test_without_sandbox_execve_runs():
     need_debug()
     z, port = start(head="worker_sandbox off;", workers=1,
                     env={"ZG_DEBUG_USR2": "exec:/bin/true"})
-    pid = z.workers()[0]
-    os.kill(pid, signal.SIGUSR2)
+    pid = usr2(z)
     line = "worker process %d exited with code 0" % pid
     assert wait_for(lambda: line in z.error_log(), 5), z.error_log()[-2000:]
-    assert wait_for(lambda: len(z.workers()) == 1 and z.workers() != [pid], 5)
+    z.wait_workers(1, gone=[pid])
     assert "signal 31" not in z.error_log()
     assert get(port, "/")[0] == 200
     z.stop()
@@ -287,8 +315,7 @@ def test_redis_link_resolves_a_name_inside_the_sandbox():
     for _ in range(5):
         assert get(port, "/")[0] == 200
     assert "signal 31" not in z.error_log(), z.error_log()[-2000:]
-    for pid in z.workers():
-        assert status(pid)["Seccomp"] == ["2"]
+    assert settled(z, NOBODY.pw_uid, "2")
     z.stop()
     redis.kill()
 
@@ -300,11 +327,10 @@ def test_asan_report_from_inside_the_sandbox():
     if not (os.environ.get("ZG_ASAN") or "asan" in BIN):
         raise Skip("needs the ASan build")
     z, port = start(workers=1, env={"ZG_DEBUG_USR2": "overflow"})
-    pid = z.workers()[0]
-    os.kill(pid, signal.SIGUSR2)
+    pid = usr2(z)
     line = "worker process %d exited with code 1" % pid
     assert wait_for(lambda: line in z.error_log(), 10), z.error_log()[-2000:]
-    assert wait_for(lambda: len(z.workers()) == 1 and z.workers() != [pid], 5)
+    z.wait_workers(1, gone=[pid])
     assert get(port, "/")[0] == 200
     z.stop()
     out = z.proc.stdout.read().decode(errors="replace")
