@@ -1,6 +1,7 @@
 /* zg_buf.h — one growable byte buffer (in the spirit of Redis's sds, but a plain
  * struct): appends grow it by doubling; after a failed allocation `failed` is set
- * and every later append is a no-op, so a caller checks once at the end. */
+ * and every later append is a no-op (until zg_buf_detach or zg_buf_free, or the
+ * owner clears `failed`), so a caller checks once at the end. */
 #ifndef ZG_BUF_H
 #define ZG_BUF_H
 
