@@ -869,12 +869,12 @@ static int zg_cp_block(zg_cf_t *cp, zg_cfile_t *cf, int in_block)
 }
 
 /* reads FILE (already a full path) into the arena */
-static int zg_cp_read_file(zg_cf_t *cp, const char *path, zg_cfile_t *cf)
+/* reads FILE (already a full path) into text, which the caller frees once the file
+ * is parsed (tokens are copied into the arena) */
+static int zg_cp_read_file(zg_cf_t *cp, const char *path, zg_cfile_t *cf, zg_buf_t *text)
 {
     struct stat st;
-    char *buf;
     ssize_t r;
-    size_t len = 0;
     int fd;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -892,54 +892,46 @@ static int zg_cp_read_file(zg_cf_t *cp, const char *path, zg_cfile_t *cf)
     }
     if (!S_ISREG(st.st_mode) || st.st_size > ZG_CONF_MAX_FILE) {
         close(fd);
-        return zg_cp_in(cp) == NULL
-                   ? zg_conf_error_at(cp, NULL, 0, "\"%s\" is not a regular file of at most 16M", path)
-                   : zg_conf_error(cp, "\"%s\" is not a regular file of at most 16M", path);
+        goto too_big;
     }
-    buf = zg_conf_alloc(cp->conf, ZG_CONF_MAX_FILE + 1 < (size_t)st.st_size + 4096
-                                      ? ZG_CONF_MAX_FILE + 1
-                                      : (size_t)st.st_size + 4096);
-    if (buf == NULL) {
-        close(fd);
-        return zg_conf_nomem(cp);
-    }
-    for (;;) {
-        size_t cap = (size_t)st.st_size + 4096;
-        if (cap > ZG_CONF_MAX_FILE + 1) {
-            cap = ZG_CONF_MAX_FILE + 1;
+    while (text->len <= ZG_CONF_MAX_FILE) {
+        if (zg_buf_reserve(text, (size_t)st.st_size + 4096) != ZG_OK) {
+            close(fd);
+            return zg_conf_nomem(cp);
         }
-        if (len == cap) {
-            break;
-        }
-        r = read(fd, buf + len, cap - len);
+        r = read(fd, text->data + text->len,
+                 zg_min(text->cap - text->len - 1, ZG_CONF_MAX_FILE + 1 - text->len));
         if (r < 0 && errno == EINTR) {
             continue;
         }
         if (r <= 0) {
             break;
         }
-        len += (size_t)r;
+        text->len += (size_t)r;
     }
     close(fd);
-    if (len > ZG_CONF_MAX_FILE) {
-        return zg_cp_in(cp) == NULL
-                   ? zg_conf_error_at(cp, NULL, 0, "\"%s\" is not a regular file of at most 16M", path)
-                   : zg_conf_error(cp, "\"%s\" is not a regular file of at most 16M", path);
+    if (text->len > ZG_CONF_MAX_FILE) {
+        goto too_big;
     }
     cf->file = zg_conf_strdup(cp->conf, path, strlen(path));
     if (cf->file == NULL) {
         return zg_conf_nomem(cp);
     }
-    cf->p = buf;
-    cf->end = buf + len;
+    cf->p = text->data;
+    cf->end = text->data + text->len;
     cf->line = 1;
     return ZG_OK;
+too_big:
+    return zg_cp_in(cp) == NULL
+               ? zg_conf_error_at(cp, NULL, 0, "\"%s\" is not a regular file of at most 16M", path)
+               : zg_conf_error(cp, "\"%s\" is not a regular file of at most 16M", path);
 }
 
 /* --------------------------------------------------------------- blocks */
 
 static int zg_cp_include(zg_cf_t *cp)
 {
+    zg_buf_t text = ZG_BUF_INIT;
     zg_cfile_t cf;
     zg_str_t *a = cp->args;
     const char *file = cp->file;
@@ -954,12 +946,14 @@ static int zg_cp_include(zg_cf_t *cp)
     if (path == NULL) {
         return zg_conf_nomem(cp);
     }
-    if (zg_cp_read_file(cp, path, &cf) != ZG_OK) {
+    if (zg_cp_read_file(cp, path, &cf, &text) != ZG_OK) {
+        zg_buf_free(&text);
         return ZG_ERROR;
     }
     zg_cp_priv(cp)->depth++;
     rc = zg_cp_block(cp, &cf, 0);
     zg_cp_priv(cp)->depth--;
+    zg_buf_free(&text);
     cp->file = file;
     cp->line = line;
     return rc;
@@ -1272,6 +1266,7 @@ static char *zg_conf_dirname(zg_conf_t *conf, const char *file)
 
 zg_conf_t *zg_conf_load(const char *file, char *err, size_t errlen)
 {
+    zg_buf_t text = ZG_BUF_INIT;
     zg_conf_t *conf;
     zg_cp_priv_t priv;
     zg_cf_t cp;
@@ -1298,11 +1293,14 @@ zg_conf_t *zg_conf_load(const char *file, char *err, size_t errlen)
     priv.errlen = errlen;
     cp.priv = &priv;
     cp.conf = conf;
-    if (zg_cp_read_file(&cp, conf->file, &cf) != ZG_OK) {
+    if (zg_cp_read_file(&cp, conf->file, &cf, &text) != ZG_OK) {
+        zg_buf_free(&text);
         zg_conf_free(conf);
         return NULL;
     }
-    return zg_conf_parse(conf, &cf, err, errlen);
+    conf = zg_conf_parse(conf, &cf, err, errlen);
+    zg_buf_free(&text);
+    return conf;
 }
 
 zg_conf_t *zg_conf_load_string(const char *name, const char *text, size_t len, char *err,
