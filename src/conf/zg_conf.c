@@ -204,14 +204,15 @@ void *zg_conf_grow(zg_conf_t *conf, void *arr, int *n, size_t size)
 static int zg_cp_verr_at(zg_cf_t *cp, const char *file, int line, const char *fmt,
                          va_list ap)
 {
+    zg_cp_priv_t *priv = zg_cp_priv(cp);
     int k;
 
-    if (zg_cp_priv(cp)->err == NULL || zg_cp_priv(cp)->errlen == 0) {
+    if (priv->err == NULL || priv->errlen == 0) {
         return ZG_ERROR;
     }
-    k = vsnprintf(zg_cp_priv(cp)->err, zg_cp_priv(cp)->errlen, fmt, ap);
-    if (k >= 0 && (size_t)k < zg_cp_priv(cp)->errlen && file != NULL) {
-        snprintf(zg_cp_priv(cp)->err + k, zg_cp_priv(cp)->errlen - (size_t)k, " in %s:%d", file, line);
+    k = vsnprintf(priv->err, priv->errlen, fmt, ap);
+    if (k >= 0 && (size_t)k < priv->errlen && file != NULL) {
+        snprintf(priv->err + k, priv->errlen - (size_t)k, " in %s:%d", file, line);
     }
     return ZG_ERROR;
 }
@@ -625,7 +626,8 @@ static int zg_cf_copy(zg_cf_t *cp, const char *s, size_t len, zg_str_t *out)
     }
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '\0') {
-            return zg_conf_error_at(cp, zg_cp_in(cp)->file, zg_cp_in(cp)->line, "unexpected NUL byte");
+            return zg_conf_error_at(cp, zg_cp_in(cp)->file, zg_cp_in(cp)->line,
+                                    "unexpected NUL byte");
         }
         if (s[i] == '\\' && i + 1 < len) {
             switch (s[i + 1]) {

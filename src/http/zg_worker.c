@@ -23,6 +23,12 @@
 #define ZG_LINGER_READ (16 * 1024)   /* what a lingering close reads (and drops) at a time */
 #define ZG_LINGER_MSEC 2000          /* how long a lingering close reads */
 
+/* the default server's settings: they apply until a request has found its server */
+static zg_http_core_loc_conf_t *zg_conn_core(zg_conn_t *c)
+{
+    return zg_http_core_loc_conf(c->ls->default_server->loc_conf);
+}
+
 /* ---- output queue ---- */
 
 typedef struct {
@@ -381,7 +387,7 @@ static void zg_conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->idle) {
         c->idle = 0;
-        zg_conn_timer(c, zg_http_core_loc_conf(c->ls->default_server->loc_conf)->client_header_timeout);
+        zg_conn_timer(c, zg_conn_core(c)->client_header_timeout);
     }
     zg_conn_parse(c, ZG_PARSE_FEED, (size_t)nread);
 }
@@ -402,7 +408,7 @@ void zg_conn_read(zg_conn_t *c, int on)
 
 static void zg_conn_set_idle(zg_conn_t *c)
 {
-    zg_http_core_loc_conf_t *s = zg_http_core_loc_conf(c->ls->default_server->loc_conf);
+    zg_http_core_loc_conf_t *s = zg_conn_core(c);
     c->idle = 1;
     zg_msec_t t = s->keepalive_timeout;
     if (c->w->quitting) {
@@ -423,7 +429,7 @@ void zg_conn_request_done(zg_conn_t *c, int keepalive)
         return;
     }
     if (zg_http_in_pending(c->in)) {
-        zg_conn_timer(c, zg_http_core_loc_conf(c->ls->default_server->loc_conf)->client_header_timeout);
+        zg_conn_timer(c, zg_conn_core(c)->client_header_timeout);
         c->idle = 0;
     } else {
         zg_conn_set_idle(c);
