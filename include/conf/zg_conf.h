@@ -241,6 +241,7 @@ void *zg_conf_zone_ref_conf(zg_cf_t *cf, const zg_conf_zone_ref_t *r,
 int zg_conf_set_msec(zg_cf_t *cf, const zg_command_t *cmd, void *conf);   /* zg_msec_t */
 int zg_conf_set_size(zg_cf_t *cf, const zg_command_t *cmd, void *conf);   /* int64_t */
 int zg_conf_set_num(zg_cf_t *cf, const zg_command_t *cmd, void *conf);    /* int >= 0 */
+int zg_conf_set_count(zg_cf_t *cf, const zg_command_t *cmd, void *conf);  /* int >= 1 */
 int zg_conf_set_flag(zg_cf_t *cf, const zg_command_t *cmd, void *conf);   /* int on/off */
 int zg_conf_set_status(zg_cf_t *cf, const zg_command_t *cmd, void *conf); /* int 400-599 */
 int zg_conf_set_level(zg_cf_t *cf, const zg_command_t *cmd, void *conf);  /* log level */

@@ -1180,6 +1180,13 @@ int zg_conf_set_num(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
     return zg_conf_set_int(cp, cmd, conf, v, v >= 0);
 }
 
+int zg_conf_set_count(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int v = zg_conf_atoi(cp->args[1].data, cp->args[1].len);
+
+    return zg_conf_set_int(cp, cmd, conf, v, v >= 1);
+}
+
 int zg_conf_set_status(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 {
     int v = zg_conf_atoi(cp->args[1].data, cp->args[1].len);
