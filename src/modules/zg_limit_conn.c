@@ -236,8 +236,9 @@ int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run
             lc = zg_data_of(node, zg_limit_conn_node_t, node);
 
             /* a slot's share is 16 bits: beyond that the key is over any sane limit;
-             * others is 0 unless the zone syncs */
-            if (lc->count + lc->others >= limits[i].conn || lc->workers[slot] == UINT16_MAX) {
+             * the other hosts count only while the zone syncs (a reload may drop it) */
+            if (lc->count + (sh->synced ? lc->others : 0) >= limits[i].conn ||
+                lc->workers[slot] == UINT16_MAX) {
                 if (dry_run) {
                     sh->stats.rejected_dry_run++;
                 } else {

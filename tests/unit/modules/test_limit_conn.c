@@ -573,6 +573,42 @@ static void test_sync_leases(void **state)
     zone_free(&z, 1);
 }
 
+/* a reload that drops sync= forgets the other hosts' leases at once */
+static void test_sync_dropped_by_reload(void **state)
+{
+    lc_zone_t z1, z2;
+    zg_limit_conn_conf_t l;
+    zg_limit_conn_hold_t h[2][1];
+    uint32_t key = htonl(0x0a000001);
+    taken_t t;
+    int nh, status;
+
+    (void)state;
+    make_synced = 1;
+    zone_make(&z1, "fleet", 64 * 1024, "$binary_remote_addr");
+    make_synced = 0;
+    l.zone = &z1.zc;
+    l.conn = 2;
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[0], &nh, &status),
+                     ZG_OK);
+    memset(&t, 0, sizeof(t));
+    zg_limit_conn_sync_take(z1.zone, 512, take_cb, &t);
+    zg_limit_conn_sync_apply(z1.zone, (const unsigned char *)&key, 4, 1);
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[1], &nh, &status),
+                     ZG_BUSY);
+    assert_int_equal(zone_make_ex(&z2, "fleet", 64 * 1024, "$binary_remote_addr", &z1.list),
+                     ZG_OK);
+    assert_null(zg_limit_conn_sync_shared(z2.zone));
+    l.zone = &z2.zc;
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[1], &nh, &status),
+                     ZG_OK);
+    zg_limit_conn_release(h[1], 1);
+    zg_limit_conn_release(h[0], 1);
+    assert_int_equal(count_ip(&z2, 0x0a000001), 0);
+    zone_free(&z2, 0);
+    zone_free(&z1, 1);
+}
+
 /* without sync an entry goes with its last hold, and the zone has no sync side */
 static void test_unsynced_has_no_leases(void **state)
 {
@@ -608,6 +644,7 @@ int main(void)
         cmocka_unit_test_setup(test_processes, setup),
         cmocka_unit_test_setup(test_sync_leases, setup),
         cmocka_unit_test_setup(test_unsynced_has_no_leases, setup),
+        cmocka_unit_test_setup(test_sync_dropped_by_reload, setup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
