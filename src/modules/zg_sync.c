@@ -766,7 +766,8 @@ static void zg_sync_on_slots(redisAsyncContext *ac, void *r, void *data)
             continue;
         }
         m = e->element[2];
-        if (m->element[0]->type != REDIS_REPLY_STRING || m->element[1]->type != REDIS_REPLY_INTEGER ||
+        if (m->element[0]->type != REDIS_REPLY_STRING ||
+            m->element[1]->type != REDIS_REPLY_INTEGER ||
             m->element[0]->len >= sizeof(ip) || m->element[1]->integer < 1 ||
             m->element[1]->integer > 65535) {
             continue;

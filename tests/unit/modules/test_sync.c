@@ -109,7 +109,8 @@ static void test_limit_conn_and_sentinel_zones(void **state)
                            "   sync=redis://127.0.0.1:1 sync_interval=10ms;\n"
                            " limit_conn_zone $binary_remote_addr zone=cplain:64k;\n"
                            " limit_req_zone $binary_remote_addr zone=s:64k rate=1r/s\n"
-                           "   sync=redis-sentinel://127.0.0.1:1,127.0.0.1:2/m sync_interval=10ms;\n"
+                           "   sync=redis-sentinel://127.0.0.1:1,127.0.0.1:2/m\n"
+                           "   sync_interval=10ms;\n"
                            "}");
     zg_limit_conn_main_conf_t *cmcf = zg_limit_conn_main_conf(conf);
     zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(conf);
