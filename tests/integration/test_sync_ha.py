@@ -6,7 +6,7 @@ import time
 
 import sync_util
 from sync_util import Background, Redis, fleet_bound, host_conn, metric
-from zg import SLOW, wait_for
+from zg import SLOW, free_port, wait_for
 
 ASAN = bool(os.environ.get("ZG_ASAN")) or "asan" in os.environ.get("ZG_BIN", "")
 DOWN_AFTER = 1000  # ms: sentinel's down-after-milliseconds
@@ -44,7 +44,9 @@ def test_sync_sentinel_follows_failover():
         return "master_link_status:up" in replica.cli("info", "replication")
     assert wait_for(ready, 20), [s.cli("sentinel", "master", "mymaster") for s in sentinels]
 
-    url = "redis-sentinel://%s/mymaster" % ",".join("127.0.0.1:%d" % s.port for s in sentinels)
+    # the first sentinel listed is down: zonegate asks the next one
+    url = "redis-sentinel://127.0.0.1:%d,%s/mymaster" % (
+        free_port(), ",".join("127.0.0.1:%d" % s.port for s in sentinels))
     hs = sync_util.hosts(2, "sync=%s sync_interval=50ms" % url, rate, burst)
     ports = [p for _, p in hs]
     assert wait_for(lambda: all(metric(p, "zonegate_sync_up") == 1 for p in ports), 10)
