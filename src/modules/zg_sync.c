@@ -848,9 +848,9 @@ static void zg_sync_batch_free(zg_sync_batch_t *b);
  * refreshed, the zone moves now), "ASK SLOT IP:PORT" (the slot is migrating: this
  * batch goes there after ASKING) or "TRYAGAIN" (its keys are split by a migration
  * in progress).  The batch is resent once when the target is connected, else
- * dropped: that interval's admissions of those keys reach the fleet late (never
- * twice).  ZG_OK: handled (the batch is resent or freed), ZG_DECLINED: another
- * error. */
+ * dropped: a limit_req batch's admissions then never reach the fleet (counted
+ * locally only, never twice); limit_conn counts are pushed whole every interval.
+ * ZG_OK: handled (the batch is resent or freed), ZG_DECLINED: another error. */
 static int zg_sync_cluster_redirect(zg_sync_batch_t *b, const char *err)
 {
     zg_sync_zone_t *z = b->z;
