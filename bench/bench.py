@@ -173,8 +173,7 @@ def render(template, out, vals):
 
 
 class Proxy:
-    def __init__(self, name, workers, scen, ups, port=None, zone=None, key=None, main_extra="",
-                 keepalive=256):
+    def __init__(self, name, workers, scen, ups, port=None, zone=None, key=None, keepalive=256):
         self.name, self.port = name, port or free_port()
         self.dir = tempfile.mkdtemp(prefix="zgbench-%s-" % name)
         s = SCEN[scen] if scen in SCEN else SCEN["pass"]
@@ -187,11 +186,6 @@ class Proxy:
             render("zonegate.conf", conf, vals)
             if key:
                 self._rekey(conf, key)
-            if main_extra:
-                with open(conf) as f:
-                    text = f.read()
-                with open(conf, "w") as f:
-                    f.write(main_extra + "\n" + text)
             argv = [ZG_BIN, "-c", conf]
         elif name == "nginx":
             conf = os.path.join(self.dir, "nginx.conf")

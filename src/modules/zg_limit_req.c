@@ -185,7 +185,7 @@ int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data)
                          zone->name, rate_text, (int)sh->rate_len, sh->text + sh->key_len);
             return ZG_ERROR;
         }
-        if (zc->sync_url != NULL && sh->sync == NULL) {
+        if (zc->sync.mode != ZG_SYNC_NONE && sh->sync == NULL) {
             zg_log_error(ZG_LOG_EMERG, 0,
                          "limit_req_zone \"%s\" has \"sync\" while previously it had not: "
                          "a zone gains sync only when it is created (change its name or size)",
@@ -204,7 +204,7 @@ int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data)
         return ZG_ERROR;
     }
 
-    if (zc->sync_url != NULL) {
+    if (zc->sync.mode != ZG_SYNC_NONE) {
         sh->sync = zg_slab_calloc(zone->pool, sizeof(zg_limit_req_sync_sh_t));
         if (sh->sync == NULL) {
             zg_log_error(ZG_LOG_EMERG, 0, "limit_req_zone \"%s\": no memory for sync",
@@ -791,6 +791,9 @@ int zg_limit_req_sync_stats(zg_zone_t *zone, zg_limit_req_sync_stats_t *out)
     out->keys = __atomic_load_n(&st->keys, __ATOMIC_RELAXED);
     out->errors = __atomic_load_n(&st->errors, __ATOMIC_RELAXED);
     out->dropped = __atomic_load_n(&st->dropped, __ATOMIC_RELAXED);
+    out->redirects = __atomic_load_n(&st->redirects, __ATOMIC_RELAXED);
+    out->overflows = __atomic_load_n(&st->overflows, __ATOMIC_RELAXED);
+    out->last_ok = __atomic_load_n(&st->last_ok, __ATOMIC_RELAXED);
     out->up = __atomic_load_n(&st->up, __ATOMIC_RELAXED);
     out->owner = __atomic_load_n(&st->owner, __ATOMIC_RELAXED);
     return ZG_OK;
@@ -858,66 +861,6 @@ void zg_limit_req_sync_apply(zg_zone_t *zone, const unsigned char *key, size_t l
 
 const zg_zone_kind_t zg_limit_req_zone_kind = { "limit_req", zg_limit_req_zone_init };
 
-/* a limit_req naming a zone that may be declared later */
-typedef struct {
-    zg_limit_req_loc_conf_t *lc;
-    int idx;
-    const char *name;
-    const char *file;
-    int line;
-} zg_limit_req_ref_t;
-
-/* redis://HOST:PORT[/DB] */
-static int zg_limit_req_sync_url(zg_cf_t *cf, const zg_str_t *v, zg_limit_req_zone_conf_t *lz)
-{
-    const char *u = v->data + 5, *end = v->data + v->len, *h, *he, *ps, *pe;
-    int port, db = 0;
-
-    if (strncmp(u, "redis://", 8) != 0) {
-        goto bad;
-    }
-    h = u + 8;
-    if (h < end && *h == '[') {
-        he = memchr(h, ']', (size_t)(end - h));
-        if (he == NULL) {
-            goto bad;
-        }
-        h++;
-        ps = he + 1;
-    } else {
-        he = h;
-        while (he < end && *he != ':' && *he != '/') {
-            he++;
-        }
-        ps = he;
-    }
-    if (he == h || (size_t)(he - h) >= sizeof(lz->sync_host) || ps >= end || *ps != ':') {
-        goto bad;
-    }
-    ps++;
-    pe = ps;
-    while (pe < end && *pe != '/') {
-        pe++;
-    }
-    port = zg_conf_atoi(ps, (size_t)(pe - ps));
-    if (port < 1 || port > 65535) {
-        goto bad;
-    }
-    if (pe < end) {
-        db = zg_conf_atoi(pe + 1, (size_t)(end - pe - 1));
-        if (db < 0) {
-            goto bad;
-        }
-    }
-    memcpy(lz->sync_host, h, (size_t)(he - h));
-    lz->sync_host[he - h] = '\0';
-    lz->sync_port = port;
-    lz->sync_db = db;
-    lz->sync_url = zg_conf_strdup(cf->conf, u, (size_t)(end - u));
-    return lz->sync_url != NULL ? ZG_OK : zg_conf_nomem(cf);
-bad:
-    return zg_conf_error(cf, "invalid sync URL \"%s\" in \"%s\" directive", u, cf->name);
-}
 
 static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
@@ -933,8 +876,16 @@ static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, voi
     if (lz == NULL) {
         return zg_conf_nomem(cf);
     }
-    lz->sync_interval = 100;
+    lz->sync.interval = ZG_SYNC_INTERVAL_DEFAULT;
     for (int i = 2; i < cf->nargs; i++) {
+        int rc = zg_sync_conf_param(cf, &a[i], &lz->sync);
+
+        if (rc == ZG_ERROR) {
+            return ZG_ERROR;
+        }
+        if (rc == ZG_OK) {
+            continue;
+        }
         if (zg_conf_prefix(&a[i], "zone=")) {
             zone_arg = &a[i];
         } else if (zg_conf_prefix(&a[i], "rate=")) {
@@ -954,18 +905,12 @@ static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, voi
                                      cf->name);
             }
             rate_text = r;
-        } else if (zg_conf_prefix(&a[i], "sync=")) {
-            if (zg_limit_req_sync_url(cf, &a[i], lz) != ZG_OK) {
-                return ZG_ERROR;
-            }
-        } else if (zg_conf_prefix(&a[i], "sync_interval=")) {
-            lz->sync_interval = zg_conf_parse_time(a[i].data + 14, a[i].len - 14);
-            if (lz->sync_interval == ZG_UNSET_MSEC || lz->sync_interval == 0) {
-                return zg_conf_bad_param(cf, &a[i]);
-            }
         } else {
             return zg_conf_bad_param(cf, &a[i]);
         }
+    }
+    if (zg_sync_conf_done(cf, &lz->sync) != ZG_OK) {
+        return ZG_ERROR;
     }
     if (zone_arg == NULL) {
         return zg_conf_error(cf, "\"%s\" must have \"zone\" parameter", cf->name);
@@ -1000,7 +945,6 @@ static int zg_limit_req_directive(zg_cf_t *cf, const zg_command_t *cmd, void *co
 {
     zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(cf->conf);
     zg_limit_req_loc_conf_t *lc = conf;
-    zg_limit_req_ref_t *ref, *refs = lmcf->refs;
     zg_limit_req_conf_t *lr;
     zg_str_t *a = cf->args, *zone = NULL;
     int v;
@@ -1034,17 +978,8 @@ static int zg_limit_req_directive(zg_cf_t *cf, const zg_command_t *cmd, void *co
     if (zone == NULL || zone->len == 5) {
         return zg_conf_error(cf, "\"%s\" must have \"zone\" parameter", cf->name);
     }
-    ref = zg_conf_push(cf->conf, refs, lmcf->nrefs);
-    lmcf->refs = refs;
-    if (ref == NULL
-        || (ref->name = zg_conf_strdup(cf->conf, zone->data + 5, zone->len - 5)) == NULL) {
-        return zg_conf_nomem(cf);
-    }
-    ref->lc = lc;
-    ref->idx = lc->nlimits - 1;
-    ref->file = cf->file;
-    ref->line = cf->line;
-    return ZG_OK;
+    return zg_conf_zone_ref_add(cf, &lmcf->refs, &lmcf->nrefs, zone->data + 5, zone->len - 5,
+                                lc, lc->nlimits - 1);
 }
 
 static void *zg_limit_req_create_main_conf(zg_conf_t *conf)
@@ -1056,28 +991,20 @@ static void *zg_limit_req_create_main_conf(zg_conf_t *conf)
 static int zg_limit_req_init_main_conf(zg_cf_t *cf, void *conf)
 {
     zg_limit_req_main_conf_t *lmcf = conf;
-    zg_limit_req_ref_t *refs = lmcf->refs;
-
     for (int i = 0; i < lmcf->nrefs; i++) {
-        zg_limit_req_ref_t *r = &refs[i];
-        zg_limit_req_zone_conf_t *z = NULL;
-        for (int k = 0; k < lmcf->nzones; k++) {
-            if (strcmp(lmcf->zones[k]->zone->name, r->name) == 0) {
-                z = lmcf->zones[k];
-            }
-        }
+        zg_conf_zone_ref_t *r = &lmcf->refs[i];
+        zg_limit_req_loc_conf_t *lc = r->level;
+        zg_limit_req_zone_conf_t *z = zg_conf_zone_ref_conf(cf, r, &zg_limit_req_zone_kind);
         if (z == NULL) {
-            return zg_conf_error_at(cf, r->file, r->line,
-                                    "unknown limit_req_zone \"%s\" in \"limit_req\" directive",
-                                    r->name);
+            return ZG_ERROR;
         }
         for (int k = 0; k < r->idx; k++) {
-            if (r->lc->limits[k].zone == z) {
-                return zg_conf_error_at(cf, r->file, r->line,
-                                        "\"limit_req\" directive is duplicate");
+            if (lc->limits[k].zone == z) {
+                return zg_conf_error_at(cf, r->file, r->line, "\"%s\" directive is duplicate",
+                                        r->directive);
             }
         }
-        r->lc->limits[r->idx].zone = z;
+        lc->limits[r->idx].zone = z;
     }
     return ZG_OK;
 }
