@@ -7,6 +7,7 @@
 #include "zg_auth_basic.h"
 #include "zg_core_module.h"
 #include "zg_http_core.h"
+#include "zg_keyval.h"
 #include "zg_limit_conn.h"
 #include "zg_limit_req.h"
 #include "zg_proxy.h"
@@ -17,6 +18,7 @@
 zg_module_t *const zg_modules[] = {
     &zg_core_module,       /* main, events: processes, pid, error_log */
     &zg_http_core_module,  /* http, server, listen, location, client timeouts */
+    &zg_keyval_module,     /* keyval zones and their variables, before their users */
     &zg_rewrite_module,    /* rewrite phase: return */
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
     &zg_limit_conn_module, /* preaccess: limit_conn */

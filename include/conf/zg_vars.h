@@ -84,4 +84,25 @@ int zg_var_basic_auth(const zg_var_ctx_t *ctx, char *buf, size_t len, zg_str_t *
 size_t zg_cv_eval(const zg_cv_t *cv, const zg_var_ctx_t *ctx, int escape, char *buf,
                   size_t len);
 
+/* A variable a module defines (keyval's $NAME).  get writes the value for ctx into
+ * buf (snprintf semantics, no NUL) and returns its full length; values longer than
+ * ZG_VAR_DEFINED_MAX bytes are cut there. */
+#define ZG_VAR_DEFINED_MAX 4096
+typedef size_t (*zg_var_get_pt)(const zg_var_ctx_t *ctx, const void *data, char *buf,
+                                size_t len);
+typedef struct zg_var_def_s {
+    const char *name;            /* without '$' */
+    zg_var_get_pt get;
+    const void *data;
+    struct zg_var_def_s *next;   /* private */
+} zg_var_def_t;
+
+/* Makes $def->name known to the values compiled after it, until zg_var_defs_reset
+ * (the config core resets them when a load starts and ends, so a definition is seen
+ * by the rest of its own configuration only).  def must live as long as the values
+ * compiled with it.  ZG_DECLINED when the name is a built-in variable or defined
+ * already. */
+int zg_var_define(zg_var_def_t *def);
+void zg_var_defs_reset(void);
+
 #endif

@@ -1211,6 +1211,7 @@ static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size
     if (err != NULL && errlen > 0) {
         err[0] = '\0';
     }
+    zg_var_defs_reset();
     for (int i = 0; zg_modules[i] != NULL; i++) {
         if (zg_modules[i]->create_main_conf != NULL) {
             conf->main_conf[i] = zg_modules[i]->create_main_conf(conf);
@@ -1235,8 +1236,10 @@ static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size
             goto failed;
         }
     }
+    zg_var_defs_reset();
     return conf;
 failed:
+    zg_var_defs_reset();
     zg_conf_free(conf);
     return NULL;
 }

@@ -42,6 +42,7 @@ enum {
     ZG_VAR_CONNECTION,
     ZG_VAR_CONNECTION_REQUESTS,
     ZG_VAR_REMOTE_USER,
+    ZG_VAR_DEFINED,
 };
 
 typedef struct {
@@ -84,6 +85,7 @@ typedef struct {
     unsigned char type;
     uint32_t off;
     uint32_t len;
+    const zg_var_def_t *def;  /* ZG_VAR_DEFINED */
 } zg_cv_part_t;
 
 struct zg_cv_s {
@@ -123,6 +125,40 @@ static unsigned char zg_hdr_char(unsigned char c)
     return c == '-' ? '_' : zg_lower(c);
 }
 
+static zg_var_def_t *zg_var_defs;
+
+void zg_var_defs_reset(void)
+{
+    zg_var_defs = NULL;
+}
+
+static const zg_var_def_t *zg_var_defined(const char *name, size_t len)
+{
+    const zg_var_def_t *d;
+
+    for (d = zg_var_defs; d != NULL; d = d->next) {
+        if (strlen(d->name) == len && strncasecmp(d->name, name, len) == 0) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+static int zg_var_lookup(const char *name, size_t len, unsigned char *id, size_t *skip);
+
+int zg_var_define(zg_var_def_t *def)
+{
+    unsigned char id;
+    size_t skip, len = strlen(def->name);
+
+    if (zg_var_lookup(def->name, len, &id, &skip) == ZG_OK) {
+        return ZG_DECLINED;
+    }
+    def->next = zg_var_defs;
+    zg_var_defs = def;
+    return ZG_OK;
+}
+
 static int zg_var_lookup(const char *name, size_t len, unsigned char *id, size_t *skip)
 {
     size_t i, n;
@@ -153,6 +189,11 @@ static int zg_var_lookup(const char *name, size_t len, unsigned char *id, size_t
             *skip = 0;
             return ZG_OK;
         }
+    }
+    if (zg_var_defined(name, len) != NULL) {
+        *id = ZG_VAR_DEFINED;
+        *skip = 0;
+        return ZG_OK;
     }
     return ZG_DECLINED;
 }
@@ -201,6 +242,7 @@ zg_cv_t *zg_cv_compile(const char *text, size_t len, char *err, size_t errlen)
                 }
                 part = &cv->parts[nparts++];
                 part->type = ZG_VAR_LITERAL;
+                part->def = NULL;
                 part->off = (uint32_t)tlen;
                 part->len = (uint32_t)(i - start);
                 memcpy(t + tlen, text + start, i - start);
@@ -255,6 +297,7 @@ zg_cv_t *zg_cv_compile(const char *text, size_t len, char *err, size_t errlen)
             part->type = id;
             part->off = (uint32_t)tlen;
             part->len = (uint32_t)(nlen - skip);
+            part->def = id == ZG_VAR_DEFINED ? zg_var_defined(name, nlen) : NULL;
             for (k = skip; k < nlen; k++) {
                 t[tlen++] = (char)zg_lower((unsigned char)name[k]);
             }
@@ -745,6 +788,24 @@ int zg_var_basic_auth(const zg_var_ctx_t *ctx, char *buf, size_t len, zg_str_t *
     return ZG_OK;
 }
 
+/* a module's variable (kept out of zg_cv_eval's frame: its buffer is large) */
+static __attribute__((noinline)) void zg_cv_put_defined(zg_cv_out_t *o,
+                                                        const zg_cv_part_t *part,
+                                                        const zg_var_ctx_t *ctx, int escape)
+{
+    char v[ZG_VAR_DEFINED_MAX];
+    size_t n = part->def->get(ctx, part->def->data, v, sizeof(v));
+
+    n = zg_min(n, sizeof(v));
+    if (!escape) {
+        zg_cv_put(o, v, n);
+    } else if (n == 0) {
+        zg_cv_put(o, "-", 1);
+    } else {
+        zg_cv_put_escaped(o, v, n);
+    }
+}
+
 /* Writes cv for ctx into buf: snprintf semantics without the NUL; with escape,
  * variable bytes outside 0x20..0x7e, '"' and '\' become \xXX and an empty
  * variable value is written as "-", as in nginx's access log. */
@@ -774,6 +835,11 @@ size_t zg_cv_eval(const zg_cv_t *cv, const zg_var_ctx_t *ctx, int escape, char *
 
         if (part->type == ZG_VAR_LITERAL) {
             zg_cv_put(&o, cv->text + part->off, part->len);
+            continue;
+        }
+
+        if (part->type == ZG_VAR_DEFINED) {
+            zg_cv_put_defined(&o, part, ctx, escape);
             continue;
         }
 
