@@ -4,6 +4,7 @@
 #include "zg_access.h"
 #include "zg_access_log.h"
 #include "zg_admin.h"
+#include "zg_api.h"
 #include "zg_auth_basic.h"
 #include "zg_core_module.h"
 #include "zg_http_core.h"
@@ -27,6 +28,7 @@ zg_module_t *const zg_modules[] = {
     &zg_upstream_module,   /* upstream blocks, peers */
     &zg_proxy_module,      /* content: proxy_pass */
     &zg_admin_module,      /* content: slab_stat, metrics */
+    &zg_api_module,        /* content: api */
     &zg_access_log_module, /* log: log_format, access_log */
     &zg_sync_module,       /* limit_req across hosts through Redis */
     NULL

@@ -105,6 +105,34 @@ typedef struct {
  * one by force); alloc_fails the lookups answered "could not allocate node". */
 void zg_limit_req_stats(zg_zone_t *zone, zg_limit_req_stats_t *out);
 
+/* ---- the API: keys with the most excess, forgiving one ---- */
+
+#define ZG_LIMIT_REQ_TOP_KEY 64     /* key bytes kept per top entry */
+#define ZG_LIMIT_REQ_TOP_CHUNK 512  /* entries visited per hold of the zone lock */
+#define ZG_LIMIT_REQ_TOP_MAX 1000   /* most entries one call returns */
+
+typedef struct {
+    unsigned char key[ZG_LIMIT_REQ_TOP_KEY];
+    size_t len;          /* the whole key's length; key holds its first 64 bytes */
+    uint64_t excess;     /* thousandths of a request, as of now */
+    uint64_t rate;       /* requests per 1000 s in force for the key */
+    zg_msec_t idle;      /* ms since the key was last charged */
+} zg_limit_req_top_t;
+
+/* The (at most n, up to ZG_LIMIT_REQ_TOP_MAX) keys of the zone with the most excess
+ * now (only keys with some), most first, into out; returns how many.  The zone is
+ * walked in key order ZG_LIMIT_REQ_TOP_CHUNK entries per hold of its lock, each
+ * chunk resuming after the last key seen, so requests wait at most one chunk; keys
+ * added or removed meanwhile may be missed or seen with newer figures. */
+size_t zg_limit_req_top(zg_zone_t *zone, zg_limit_req_top_t *out, size_t n, zg_msec_t now);
+
+/* Forgives a key: its excess becomes 0 (the entry is removed unless a request
+ * holds it).  ZG_OK, or ZG_DECLINED when the zone has no such key. */
+int zg_limit_req_forgive(zg_zone_t *zone, const void *key, size_t len);
+
+/* 1 if the zone's key is $binary_remote_addr (its keys read as addresses) */
+int zg_limit_req_key_is_addr(zg_zone_t *zone);
+
 /* bytes one entry takes for a key of key_len bytes (64 for a 4-byte key) */
 size_t zg_limit_req_node_size(size_t key_len);
 

@@ -285,6 +285,45 @@ void zg_limit_conn_forget_worker(zg_zone_t *zone, int slot)
     zg_shmtx_unlock(&zone->pool->mutex);
 }
 
+int zg_limit_conn_key_is_addr(zg_zone_t *zone)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+    static const char b[] = "$binary_remote_addr";
+
+    return sh != NULL && sh->key_len == sizeof(b) - 1 && memcmp(sh->key, b, sizeof(b) - 1) == 0;
+}
+
+size_t zg_limit_conn_top(zg_zone_t *zone, zg_limit_conn_top_t *out, size_t n)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+    zg_rbtree_node_t *node;
+    zg_limit_conn_node_t *lc;
+    size_t have = 0, i;
+
+    if (sh == NULL || n == 0) {
+        return 0;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    node = sh->rbtree.root == sh->rbtree.sentinel ? NULL : zg_rbtree_min(&sh->rbtree);
+    for (; node != NULL; node = zg_rbtree_next(&sh->rbtree, node)) {
+        lc = zg_data_of(node, zg_limit_conn_node_t, node);
+        if (lc->count == 0 || (have == n && lc->count <= out[n - 1].count)) {
+            continue;
+        }
+        /* insertion into out, most first */
+        i = have < n ? have++ : n - 1;
+        while (i > 0 && out[i - 1].count < lc->count) {
+            out[i] = out[i - 1];
+            i--;
+        }
+        out[i].count = lc->count;
+        out[i].len = lc->len;
+        memcpy(out[i].key, lc->data, lc->len);
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+    return have;
+}
+
 void zg_limit_conn_stats(zg_zone_t *zone, zg_limit_conn_stats_t *out)
 {
     zg_limit_conn_sh_t *sh = zone->data;

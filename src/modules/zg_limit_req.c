@@ -770,6 +770,168 @@ void zg_limit_req_stats(zg_zone_t *zone, zg_limit_req_stats_t *out)
     zg_shmtx_unlock(&zone->pool->mutex);
 }
 
+/* ---- the API ---- */
+
+int zg_limit_req_key_is_addr(zg_zone_t *zone)
+{
+    zg_limit_req_sh_t *sh = zone->data;
+    static const char b[] = "$binary_remote_addr";
+
+    return sh != NULL && sh->key_len == sizeof(b) - 1 && memcmp(sh->text, b, sizeof(b) - 1) == 0;
+}
+
+/* the first entry after (hash, key) in tree order, NULL if none.  Lock held. */
+static zg_rbtree_node_t *zg_limit_req_after(zg_limit_req_sh_t *sh, uint32_t hash,
+                                            const zg_limit_req_key_t *k)
+{
+    zg_rbtree_node_t *node = sh->rbtree.root, *s = sh->rbtree.sentinel, *best = NULL;
+    int c;
+
+    while (node != s) {
+        c = node->key < hash ? -1 : node->key > hash ? 1 : zg_limit_req_cmp(node, k);
+        if (c > 0) {
+            best = node;
+            node = node->left;
+        } else {
+            node = node->right;
+        }
+    }
+    return best;
+}
+
+/* min-heap by excess: out[0] is the smallest kept */
+static void zg_limit_req_heap_down(zg_limit_req_top_t *h, size_t n, size_t i)
+{
+    zg_limit_req_top_t t;
+    size_t m, l, r;
+
+    for (;;) {
+        m = i;
+        l = 2 * i + 1;
+        r = l + 1;
+        if (l < n && h[l].excess < h[m].excess) {
+            m = l;
+        }
+        if (r < n && h[r].excess < h[m].excess) {
+            m = r;
+        }
+        if (m == i) {
+            return;
+        }
+        t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void zg_limit_req_heap_up(zg_limit_req_top_t *h, size_t i)
+{
+    zg_limit_req_top_t t;
+
+    while (i > 0 && h[(i - 1) / 2].excess > h[i].excess) {
+        t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static int zg_limit_req_top_cmp(const void *a, const void *b)
+{
+    const zg_limit_req_top_t *x = a, *y = b;
+
+    return x->excess < y->excess ? 1 : x->excess > y->excess ? -1 : 0;
+}
+
+size_t zg_limit_req_top(zg_zone_t *zone, zg_limit_req_top_t *out, size_t n, zg_msec_t now)
+{
+    zg_limit_req_sh_t *sh = zone->data;
+    zg_rbtree_node_t *node;
+    zg_limit_req_node_t *lr;
+    zg_limit_req_top_t cur;
+    unsigned char last[ZG_LIMIT_REQ_KEY_MAX];
+    zg_limit_req_key_t k;
+    uint32_t hash = 0;
+    size_t have = 0, lastlen = 0;
+    uint64_t drain;
+    int64_t ms;
+    int started = 0, visited;
+
+    if (sh == NULL || n == 0) {
+        return 0;
+    }
+    n = zg_min(n, (size_t)ZG_LIMIT_REQ_TOP_MAX);
+    for (;;) {
+        zg_shmtx_lock(&zone->pool->mutex);
+        if (!started) {
+            node = sh->rbtree.root == sh->rbtree.sentinel ? NULL : zg_rbtree_min(&sh->rbtree);
+            started = 1;
+        } else {
+            k.data = (const char *)last;
+            k.len = lastlen;
+            node = zg_limit_req_after(sh, hash, &k);
+        }
+        for (visited = 0; node != NULL && visited < ZG_LIMIT_REQ_TOP_CHUNK; visited++) {
+            lr = zg_limit_req_of(node);
+            hash = node->key;
+            lastlen = lr->len;
+            memcpy(last, lr->data, lr->len);
+            if (lr->excess != ZG_LIMIT_REQ_FRESH && lr->excess > 0) {
+                ms = (int64_t)now - zg_limit_req_last(sh, lr);
+                ms = ms < 0 ? 0 : ms;
+                drain = zg_limit_req_drain(sh->rate, ms);
+                if (drain < lr->excess && (have < n || lr->excess - drain > out[0].excess)) {
+                    cur.excess = lr->excess - drain;
+                    cur.len = lr->len;
+                    memcpy(cur.key, lr->data, zg_min((size_t)lr->len, sizeof(cur.key)));
+                    cur.rate = sh->rate;
+                    cur.idle = (zg_msec_t)ms;
+                    if (have < n) {
+                        out[have] = cur;
+                        zg_limit_req_heap_up(out, have++);
+                    } else {
+                        out[0] = cur;
+                        zg_limit_req_heap_down(out, have, 0);
+                    }
+                }
+            }
+            node = zg_rbtree_next(&sh->rbtree, node);
+        }
+        zg_shmtx_unlock(&zone->pool->mutex);
+        if (node == NULL) {
+            break;
+        }
+    }
+    qsort(out, have, sizeof(*out), zg_limit_req_top_cmp);
+    return have;
+}
+
+int zg_limit_req_forgive(zg_zone_t *zone, const void *key, size_t len)
+{
+    zg_limit_req_sh_t *sh = zone->data;
+    zg_limit_req_key_t k = { key, len };
+    zg_rbtree_node_t *node;
+    zg_limit_req_node_t *lr;
+
+    if (sh == NULL || len == 0 || len > ZG_LIMIT_REQ_KEY_MAX) {
+        return ZG_DECLINED;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    node = zg_rbtree_lookup(&sh->rbtree, zg_hash32(key, len), zg_limit_req_cmp, &k);
+    if (node != NULL) {
+        lr = zg_limit_req_of(node);
+        if (lr->count == 0) {
+            zg_limit_req_free_node(zone, sh, lr);
+            sh->stats.evicted--;
+        } else {
+            lr->excess = 0;
+        }
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+    return node != NULL ? ZG_OK : ZG_DECLINED;
+}
+
 /* ---- cluster sync ---- */
 
 zg_limit_req_sync_stats_t *zg_limit_req_sync_shared(zg_zone_t *zone)

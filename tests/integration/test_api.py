@@ -1,0 +1,216 @@
+"""The JSON API (issue 16) across 2 workers: keyvals GET/POST/PATCH/DELETE and what the
+very next request sees on every worker, 405 without write=on, 400/404/409/413 with a
+JSON error body, limit_reqs / limit_conns / upstreams / slabs, top=N keys and forgiving
+one, upstream peers down and back, state files through TERM + start and HUP."""
+import json
+import os
+import signal
+import socket
+import tempfile
+
+from zg import Upstream, Zonegate, free_port, request, wait_for, wait_port
+
+CONF = """
+worker_processes 2;
+http {{
+    keyval_zone zone=deny:64k type=ip state={dir}/deny.json;
+    keyval $remote_addr $blocked zone=deny;
+    keyval_zone zone=tiers:32k;
+    keyval $http_x_key $tier zone=tiers;
+    limit_req_zone $blocked zone=blocked:64k rate=1r/m;
+    limit_req_zone $binary_remote_addr zone=perip:64k rate=1r/m;
+    limit_req_zone $http_x_key zone=bykey:64k rate=1r/m;
+    limit_conn_zone $binary_remote_addr zone=conns:64k;
+    log_format t '$remote_addr blocked=$blocked tier=$tier';
+    upstream app {{ zone app 64k; server {up1}; server {up2}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        limit_req_status 403;
+        location / {{ limit_req zone=blocked; proxy_pass http://127.0.0.1:{back}; }}
+        location /ip {{ limit_req zone=perip burst=2 nodelay; proxy_pass http://127.0.0.1:{back}; }}
+        location /key {{ limit_req zone=bykey nodelay; proxy_pass http://127.0.0.1:{back}; }}
+        location /app {{ proxy_pass http://app; }}
+        location /api/ {{ api write=on; }}
+        location /ro/ {{ api; }}
+    }}
+    server {{
+        listen 127.0.0.1:{back};
+        location / {{ return 200 "ok"; }}
+    }}
+}}
+"""
+
+
+def start(d=None):
+    d = d or tempfile.mkdtemp(prefix="zgtest-")
+    up1, up2 = Upstream("one"), Upstream("two")
+    port, back = free_port(), free_port()
+    z = Zonegate(CONF, port=port, back=back, dir=d, up1=up1.addr, up2=up2.addr)
+    z.dir, z.port, z.back, z.ups = d, port, back, (up1, up2)
+    wait_port(port, proc=z.proc)
+    wait_port(back, proc=z.proc)
+    z.wait_workers(2)
+    return z
+
+
+def api(port, method, path, body=None, prefix="/api"):
+    data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
+    hdr = {"Content-Type": "application/json"} if data is not None else {}
+    st, h, b = request(port, method, prefix + path, body=data, headers=hdr)
+    doc = json.loads(b) if b else None
+    if b:
+        assert h["content-type"] == "application/json", h
+    return st, doc
+
+
+def each_worker(port, path, n=8, headers=None):
+    """statuses of n requests on n fresh connections (the kernel spreads them over
+    the workers); the caller compares them as a multiset"""
+    return [request(port, "GET", path, headers=headers or {})[0] for _ in range(n)]
+
+
+def test_keyvals_crud_and_errors():
+    z = start()
+    p = z.port
+    assert api(p, "GET", "/") == (200, [1])
+    assert api(p, "GET", "/1/http")[1] == ["keyvals", "limit_reqs", "limit_conns", "upstreams"]
+    assert api(p, "GET", "/1/http/keyvals") == (200, {"deny": {}, "tiers": {}})
+    assert api(p, "POST", "/1/http/keyvals/tiers", {"k1": "gold", "k2": "silver"})[0] == 201
+    assert api(p, "GET", "/1/http/keyvals/tiers") == (200, {"k1": "gold", "k2": "silver"})
+    assert api(p, "GET", "/1/http/keyvals/tiers?key=k1") == (200, {"k1": "gold"})
+    # POST of a present key: 409, nothing changed
+    st, doc = api(p, "POST", "/1/http/keyvals/tiers", {"k1": "bronze"})
+    assert st == 409 and doc["error"]["code"] == "KeyvalKeyExists", doc
+    # PATCH sets and (null) deletes
+    assert api(p, "PATCH", "/1/http/keyvals/tiers", {"k1": "bronze", "k2": None})[0] == 204
+    assert api(p, "GET", "/1/http/keyvals/tiers") == (200, {"k1": "bronze"})
+    # errors: bad JSON, wrong types, unknown zone, unknown key, unknown path
+    st, doc = api(p, "PATCH", "/1/http/keyvals/tiers", "{nope")
+    assert st == 400 and "invalid JSON" in doc["error"]["text"], doc
+    st, doc = api(p, "POST", "/1/http/keyvals/tiers", {"k9": 5})
+    assert st == 400 and "must be a string" in doc["error"]["text"], doc
+    st, doc = api(p, "POST", "/1/http/keyvals/tiers", [1, 2])
+    assert st == 400, doc
+    st, doc = api(p, "POST", "/1/http/keyvals/deny", {"not-an-ip": "1"})
+    assert st == 400 and doc["error"]["code"] == "KeyvalKeyError", doc
+    assert api(p, "GET", "/1/http/keyvals/nope")[0] == 404
+    assert api(p, "GET", "/1/http/keyvals/tiers?key=zz")[0] == 404
+    assert api(p, "GET", "/1/http/nothing")[0] == 404
+    assert api(p, "GET", "/2/http")[0] == 404
+    # too large a value: 413, and a value too large for the zone's free memory too
+    st, doc = api(p, "PATCH", "/1/http/keyvals/tiers", {"big": "x" * 5000})
+    assert st == 413, doc
+    # DELETE empties the zone
+    assert api(p, "DELETE", "/1/http/keyvals/tiers")[0] == 204
+    assert api(p, "GET", "/1/http/keyvals/tiers") == (200, {})
+    # without write=on every write is 405
+    for m in ("POST", "PATCH", "DELETE"):
+        st, doc = api(p, m, "/1/http/keyvals/tiers", {"a": "b"}, prefix="/ro")
+        assert st == 405 and doc["error"]["code"] == "MethodDisabled", (m, st, doc)
+    assert api(p, "GET", "/1/http/keyvals/tiers", prefix="/ro")[0] == 200
+
+
+def test_block_and_unblock_seen_by_every_worker_at_once():
+    z = start()
+    p = z.port
+    assert sorted(each_worker(p, "/", 6)) == [200] * 6  # empty key: not limited
+    # block the client's network: the very next requests see "1" on every worker;
+    # the rate is 1r/m for the key "1", so after one pass all are refused
+    assert api(p, "POST", "/1/http/keyvals/deny", {"127.0.0.0/8": "1"})[0] == 201
+    st = each_worker(p, "/", 6)
+    assert sorted(st) == [200] + [403] * 5, st
+    assert api(p, "PATCH", "/1/http/keyvals/deny", {"127.0.0.0/8": None})[0] == 204
+    assert sorted(each_worker(p, "/", 6)) == [200] * 6
+
+
+def test_patch_a_keys_tier_next_request_obeys():
+    # the key "$tier" gives one bucket per tier; changing a client's tier moves it
+    z = start()
+    p = z.port
+    hdr = {"X-Key": "client-a"}
+    st = each_worker(p, "/key", 4, hdr)
+    assert sorted(st) == [200, 403, 403, 403], st  # 1r/m per X-Key
+    # forgive the key: the very next request passes on whichever worker
+    assert api(p, "DELETE", "/1/http/limit_reqs/bykey/keys/client-a")[0] == 204
+    assert request(p, "GET", "/key", headers=hdr)[0] == 200
+    assert api(p, "DELETE", "/1/http/limit_reqs/bykey/keys/client-a")[0] == 204
+    assert api(p, "DELETE", "/1/http/limit_reqs/bykey/keys/nobody")[0] == 404
+
+
+def test_limit_reqs_top_keys_and_counters():
+    z = start()
+    p = z.port
+    st = each_worker(p, "/ip", 6)
+    assert sorted(st) == [200] * 3 + [403] * 3, st  # burst=2 nodelay
+    st, doc = api(p, "GET", "/1/http/limit_reqs")
+    assert doc["perip"]["passed"] == 3 and doc["perip"]["rejected"] == 3, doc
+    st, top = api(p, "GET", "/1/http/limit_reqs/perip/keys?top=5")
+    assert st == 200 and len(top) == 1, top
+    assert top[0]["key"] == "127.0.0.1", top  # $binary_remote_addr read as an address
+    assert top[0]["rate"] == "1r/m" and 1.9 < top[0]["excess"] <= 2.0, top
+    assert top[0]["last_seen_ms"] >= 0
+    assert api(p, "GET", "/1/http/limit_reqs/perip/keys?top=0")[0] == 400
+    assert api(p, "GET", "/1/http/limit_reqs/nope/keys")[0] == 404
+    # forgive: the key's excess is gone, it passes at once, and top no longer lists it
+    assert api(p, "DELETE", "/1/http/limit_reqs/perip/keys/127.0.0.1")[0] == 204
+    assert api(p, "GET", "/1/http/limit_reqs/perip/keys?top=5") == (200, [])
+    assert request(p, "GET", "/ip")[0] == 200
+    # read-only API: forgiving is a write
+    assert api(p, "DELETE", "/1/http/limit_reqs/perip/keys/127.0.0.1", prefix="/ro")[0] == 405
+    st, doc = api(p, "GET", "/1/http/limit_conns")
+    assert st == 200 and "conns" in doc, doc
+    assert api(p, "GET", "/1/http/limit_conns/conns/keys?top=3") == (200, [])
+
+
+def test_upstream_peer_down_and_back_across_workers():
+    z = start()
+    p = z.port
+    st, doc = api(p, "GET", "/1/http/upstreams")
+    peers = doc["app"]["peers"]
+    assert [x["state"] for x in peers] == ["up", "up"], peers
+    st, doc = api(p, "PATCH", "/1/http/upstreams/app/servers/0", {"down": True})
+    assert st == 200 and doc["state"] == "down", doc
+    before = z.ups[0].count()
+    for _ in range(6):
+        assert request(p, "GET", "/app")[0] == 200
+    assert z.ups[0].count() == before  # no worker picks the downed peer
+    assert api(p, "PATCH", "/1/http/upstreams/app/servers/0", {"drain": True})[1]["state"] == "draining"
+    assert api(p, "PATCH", "/1/http/upstreams/app/servers/0", {"down": False, "weight": 3})[1] == \
+        dict(api(p, "GET", "/1/http/upstreams/app/servers/0")[1], state="up", weight=3)
+    st, doc = api(p, "PATCH", "/1/http/upstreams/app/servers/0", {"colour": "red"})
+    assert st == 400 and "unknown field" in doc["error"]["text"], doc
+    st, doc = api(p, "PATCH", "/1/http/upstreams/app/servers/0", {"down": "yes"})
+    assert st == 400 and "boolean" in doc["error"]["text"], doc
+    assert api(p, "PATCH", "/1/http/upstreams/app/servers/7", {"down": True})[0] == 404
+    assert api(p, "PATCH", "/1/http/upstreams/nope/servers/0", {"down": True})[0] == 404
+
+
+def test_slabs():
+    z = start()
+    st, doc = api(z.port, "GET", "/1/slabs")
+    assert st == 200 and doc["deny"]["kind"] == "keyval", doc
+    assert doc["deny"]["pages"]["used"] > 0 and "8" in doc["deny"]["slots"], doc
+    assert api(z.port, "GET", "/1/slabs/nope")[0] == 404
+
+
+def test_state_survives_term_and_start_and_hup():
+    d = tempfile.mkdtemp(prefix="zgtest-")
+    z = start(d)
+    p = z.port
+    state = os.path.join(d, "deny.json")
+    assert api(p, "POST", "/1/http/keyvals/deny", {"10.0.0.0/8": "1", "192.0.2.1": "x"})[0] == 201
+    # the master writes the file within about a second of the change
+    assert wait_for(lambda: os.path.exists(state) and
+                    json.load(open(state)) == {"10.0.0.0/8": "1", "192.0.2.1": "x"}, 5)
+    assert not os.path.exists(state + ".tmp")
+    assert api(p, "PATCH", "/1/http/keyvals/deny", {"192.0.2.1": None})[0] == 204
+    assert z.stop() == 0
+    # the stop wrote the last change
+    assert json.load(open(state)) == {"10.0.0.0/8": "1"}
+    z = start(d)
+    assert api(z.port, "GET", "/1/http/keyvals/deny") == (200, {"10.0.0.0/8": "1"})
+    # HUP keeps the zone (same name, kind and size) and its entries
+    old = set(z.workers())
+    z.reload()
+    z.wait_workers(2, gone=old)
+    assert api(z.port, "GET", "/1/http/keyvals/deny") == (200, {"10.0.0.0/8": "1"})
