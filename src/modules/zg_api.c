@@ -50,6 +50,12 @@ static int zg_api_error(zg_buf_t *out, int status, const char *code, const char 
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    /* names and keys from the request may be any bytes: the text stays ASCII */
+    for (char *p = text; *p; p++) {
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) {
+            *p = '?';
+        }
+    }
     o = json_pack("{s:{s:i,s:s,s:s}}", "error", "status", status, "code", code, "text", text);
     s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     out->len = 0;
