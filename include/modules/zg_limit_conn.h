@@ -18,7 +18,8 @@ typedef struct {
 /* limit_conn NAME N */
 typedef struct {
     zg_limit_conn_zone_conf_t *zone;
-    uint32_t conn;
+    uint32_t conn;       /* with conn_cv: the default= (0 = not limited when unset) */
+    zg_cv_t *conn_cv;    /* limit_conn NAME $VAR [default=N]; NULL = a fixed number */
 } zg_limit_conn_conf_t;
 
 typedef struct {

@@ -6,13 +6,16 @@
 #include "zg_vars.h"
 #include "zg_zone.h"
 
-/* limit_req_zone KEY zone=NAME:SIZE rate=R [sync=redis://H:P[/DB]] [sync_interval=T] */
+/* limit_req_zone KEY zone=NAME:SIZE rate=R|rate=$VAR default=R [sync=redis://H:P[/DB]]
+ * [sync_interval=T] */
 typedef struct {
     zg_zone_t *zone;
     zg_cv_t *key;
     char *key_text;      /* as written, e.g. "$binary_remote_addr": a reload must keep it */
-    uint64_t rate;       /* requests per 1000 s: 1 corresponds to 0.001 r/s */
+    uint64_t rate;       /* requests per 1000 s: 1 corresponds to 0.001 r/s; with
+                            rate=$var the default= rate */
     char *rate_text;     /* "10r/s" */
+    zg_cv_t *rate_cv;    /* rate=$var: evaluated per request; NULL = fixed rate */
     char *sync_url;      /* NULL = local only */
     char sync_host[256];
     int sync_port;

@@ -65,6 +65,7 @@ typedef struct {
 typedef struct {
     zg_limit_req_node_t *node; /* held (count++) between lookup and account */
     uint64_t excess;           /* after this request, for the RateLimit fields */
+    uint64_t rate;             /* in force for this request (rate=$var), per 1000 s */
     int used;
 } zg_limit_req_state_t;
 
@@ -134,6 +135,39 @@ static int zg_limit_req_cmp(const zg_rbtree_node_t *n, const void *arg)
     const zg_limit_req_key_t *k = arg;
 
     return zg_rbtree_key_cmp(lr->data, lr->len, k->data, k->len);
+}
+
+/* "10r/s" or "30r/m" into requests per 1000 s; ZG_ERROR if it is neither or 0 */
+static int zg_limit_req_parse_rate(const char *r, size_t len, uint64_t *out)
+{
+    int64_t scale, n;
+
+    if (len > 3 && memcmp(r + len - 3, "r/s", 3) == 0) {
+        scale = 1;
+    } else if (len > 3 && memcmp(r + len - 3, "r/m", 3) == 0) {
+        scale = 60;
+    } else {
+        return ZG_ERROR;
+    }
+    n = zg_conf_atoi(r, len - 3);
+    if (n <= 0) {
+        return ZG_ERROR;
+    }
+    *out = (uint64_t)(n * 1000 / scale);
+    return *out > 0 ? ZG_OK : ZG_ERROR;
+}
+
+/* rate=$var: the rate of this request, default= when empty or not a rate */
+static uint64_t zg_limit_req_rate_of(const zg_limit_req_zone_conf_t *zc, const zg_var_ctx_t *ctx)
+{
+    char buf[32];
+    size_t len = zg_cv_eval(zc->rate_cv, ctx, 0, buf, sizeof(buf));
+    uint64_t rate;
+
+    if (len == 0 || len > sizeof(buf) || zg_limit_req_parse_rate(buf, len, &rate) != ZG_OK) {
+        return zc->rate;
+    }
+    return rate;
 }
 
 /* "10r/s" or "30r/m" for a rate in requests per 1000 s */
@@ -276,7 +310,7 @@ static inline uint64_t zg_limit_req_drain(uint64_t rate, int64_t ms)
  * clock that went back by up to 60 s counts as 0 ms and further back as 1 ms.
  * Sets *msp to the ms used. */
 static uint64_t zg_limit_req_excess(zg_limit_req_sh_t *sh, zg_limit_req_node_t *lr,
-                                    zg_msec_t now, int64_t *msp)
+                                    zg_msec_t now, int64_t *msp, uint64_t rate)
 {
     int64_t ms;
     uint64_t drain;
@@ -293,7 +327,7 @@ static uint64_t zg_limit_req_excess(zg_limit_req_sh_t *sh, zg_limit_req_node_t *
         /* nginx's last = 0: infinitely long ago */
         return 0;
     }
-    drain = zg_limit_req_drain(sh->rate, ms);
+    drain = zg_limit_req_drain(rate, ms);
     if (drain >= (uint64_t)lr->excess + 1000) {
         return 0;
     }
@@ -394,7 +428,7 @@ static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
         zg_queue_remove(&lr->queue);
         zg_queue_insert_head(&sh->queue, &lr->queue);
 
-        excess = zg_limit_req_excess(sh, lr, now, &ms);
+        excess = zg_limit_req_excess(sh, lr, now, &ms, st->rate);
         *ep = excess;
         st->excess = excess;
 
@@ -489,7 +523,7 @@ static zg_msec_t zg_limit_req_account(const zg_limit_req_conf_t *limits, int n,
     if (excess <= lim->delay) {
         max_delay = 0;
     } else {
-        max_delay = (excess - lim->delay) * 1000 / zg_max(lim->zone->rate, 1);
+        max_delay = (excess - lim->delay) * 1000 / zg_max(st[*limit].rate, 1);
     }
 
     while (n--) {
@@ -502,7 +536,7 @@ static zg_msec_t zg_limit_req_account(const zg_limit_req_conf_t *limits, int n,
         sh = zone->data;
 
         zg_shmtx_lock(&zone->pool->mutex);
-        excess = zg_limit_req_excess(sh, lr, now, &ms);
+        excess = zg_limit_req_excess(sh, lr, now, &ms, st[n].rate);
         if (ms || lr->excess == ZG_LIMIT_REQ_FRESH) {
             lr->last = zg_limit_req_rel(sh, now);
         }
@@ -518,7 +552,7 @@ static zg_msec_t zg_limit_req_account(const zg_limit_req_conf_t *limits, int n,
         if (excess <= lim->delay) {
             continue;
         }
-        delay = (excess - lim->delay) * 1000 / zg_max(lim->zone->rate, 1);
+        delay = (excess - lim->delay) * 1000 / zg_max(st[n].rate, 1);
         if (delay > max_delay) {
             max_delay = delay;
             *ep = excess;
@@ -574,7 +608,7 @@ static void zg_limit_req_fields(const zg_limit_req_conf_t *limits, int n,
                 continue;
             }
             lim = &limits[i];
-            rate = zg_max(lim->zone->rate, 1);
+            rate = zg_max(st[i].rate, 1);
             remaining = lim->burst >= st[i].excess ? (lim->burst - st[i].excess) / 1000 : 0;
             reset = zg_div_ceil(st[i].excess, rate);
             if (best < 0 || remaining < best_rem || (remaining == best_rem && reset > best_reset)) {
@@ -589,7 +623,7 @@ static void zg_limit_req_fields(const zg_limit_req_conf_t *limits, int n,
     }
 
     lim = &limits[best];
-    rate = zg_max(lim->zone->rate, 1);
+    rate = zg_max(st[best].rate, 1);
     res->zone_name = lim->zone->zone->name;
     /* the zone's rate as a quota per window: 10r/s -> q=10;w=1, 30r/m -> q=30;w=60 */
     if (rate % 1000 == 0) {
@@ -677,6 +711,7 @@ int zg_limit_req_check(const zg_limit_req_conf_t *limits, int n, int dry_run,
         key.len = len;
         hash = zg_hash32(key.data, key.len);
         st[i].used = 1;
+        st[i].rate = zc->rate_cv == NULL ? zc->rate : zg_limit_req_rate_of(zc, ctx);
 
         zg_shmtx_lock(&zone->pool->mutex);
         rc = zg_limit_req_lookup(&limits[i], hash, &key, now, i == n - 1, dry_run, &excess,
@@ -1087,8 +1122,9 @@ static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, voi
     zg_limit_req_zone_conf_t *lz, **slot;
     zg_str_t *a = cf->args, *zone_arg = NULL;
     zg_zone_t *z = NULL;
-    int64_t rate = 1, scale = 1;
-    const char *rate_text = "1r/s";
+    uint64_t rate = 1000, def = 0;
+    const char *rate_text = "1r/s", *def_text = NULL;
+    zg_str_t *rate_var = NULL;
 
     (void)cmd;
     lz = zg_conf_alloc(cf->conf, sizeof(*lz));
@@ -1099,23 +1135,22 @@ static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, voi
     for (int i = 2; i < cf->nargs; i++) {
         if (zg_conf_prefix(&a[i], "zone=")) {
             zone_arg = &a[i];
-        } else if (zg_conf_prefix(&a[i], "rate=")) {
-            size_t len = a[i].len - 5;
-            const char *r = a[i].data + 5;
-            if (len > 3 && memcmp(r + len - 3, "r/s", 3) == 0) {
-                scale = 1;
-            } else if (len > 3 && memcmp(r + len - 3, "r/m", 3) == 0) {
-                scale = 60;
+        } else if (zg_conf_prefix(&a[i], "rate=") && a[i].len > 5 && a[i].data[5] == '$') {
+            rate_var = &a[i];
+        } else if (zg_conf_prefix(&a[i], "rate=") || zg_conf_prefix(&a[i], "default=")) {
+            size_t skip = a[i].data[0] == 'r' ? 5 : 8;
+            uint64_t v;
+            if (zg_limit_req_parse_rate(a[i].data + skip, a[i].len - skip, &v) != ZG_OK) {
+                return zg_conf_error(cf, "invalid rate \"%s\" in \"%s\" directive", a[i].data,
+                                     cf->name);
+            }
+            if (skip == 5) {
+                rate = v;
+                rate_text = a[i].data + skip;
             } else {
-                return zg_conf_error(cf, "invalid rate \"%s\" in \"%s\" directive", a[i].data,
-                                     cf->name);
+                def = v;
+                def_text = a[i].data + skip;
             }
-            rate = zg_conf_atoi(r, len - 3);
-            if (rate <= 0) {
-                return zg_conf_error(cf, "invalid rate \"%s\" in \"%s\" directive", a[i].data,
-                                     cf->name);
-            }
-            rate_text = r;
         } else if (zg_conf_prefix(&a[i], "sync=")) {
             if (zg_limit_req_sync_url(cf, &a[i], lz) != ZG_OK) {
                 return ZG_ERROR;
@@ -1135,7 +1170,23 @@ static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, voi
     if (a[1].len == 0) {
         return zg_conf_invalid(cf, &a[1]);
     }
-    lz->rate = (uint64_t)(rate * 1000 / scale);
+    if (rate_var != NULL) {
+        /* rate=$var default=RATE: the zone's rate is the default */
+        if (def_text == NULL) {
+            return zg_conf_error(cf, "\"%s\" with a variable rate must have \"default\" "
+                                     "parameter", cf->name);
+        }
+        lz->rate_cv = zg_conf_cv(cf, rate_var->data + 5, rate_var->len - 5);
+        if (lz->rate_cv == NULL) {
+            return ZG_ERROR;
+        }
+        rate = def;
+        rate_text = def_text;
+    } else if (def_text != NULL) {
+        return zg_conf_error(cf, "\"default\" needs a variable rate in \"%s\" directive",
+                             cf->name);
+    }
+    lz->rate = rate;
     lz->rate_text = zg_conf_strdup(cf->conf, rate_text, strlen(rate_text));
     lz->key_text = zg_conf_strdup(cf->conf, a[1].data, a[1].len);
     if (lz->rate_text == NULL || lz->key_text == NULL) {

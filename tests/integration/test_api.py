@@ -21,6 +21,9 @@ http {{
     limit_req_zone $binary_remote_addr zone=perip:64k rate=1r/m;
     limit_req_zone $http_x_key zone=bykey:64k rate=1r/m;
     limit_conn_zone $binary_remote_addr zone=conns:64k;
+    keyval_zone zone=rates:64k;
+    keyval $http_x_key $key_rate zone=rates;
+    limit_req_zone $http_x_key zone=tiered:64k rate=$key_rate default=1r/m;
     log_format t '$remote_addr blocked=$blocked tier=$tier';
     upstream app {{ zone app 64k; server {up1}; server {up2}; }}
     server {{
@@ -30,6 +33,7 @@ http {{
         location /ip {{ limit_req zone=perip burst=2 nodelay; proxy_pass http://127.0.0.1:{back}; }}
         location /key {{ limit_req zone=bykey nodelay; proxy_pass http://127.0.0.1:{back}; }}
         location /app {{ proxy_pass http://app; }}
+        location /tiered {{ limit_req zone=tiered burst=5 nodelay; proxy_pass http://127.0.0.1:{back}; }}
         location /api/ {{ api write=on; }}
         location /ro/ {{ api; }}
     }}
@@ -74,7 +78,7 @@ def test_keyvals_crud_and_errors():
     p = z.port
     assert api(p, "GET", "/") == (200, [1])
     assert api(p, "GET", "/1/http")[1] == ["keyvals", "limit_reqs", "limit_conns", "upstreams"]
-    assert api(p, "GET", "/1/http/keyvals") == (200, {"deny": {}, "tiers": {}})
+    assert api(p, "GET", "/1/http/keyvals") == (200, {"deny": {}, "tiers": {}, "rates": {}})
     assert api(p, "POST", "/1/http/keyvals/tiers", {"k1": "gold", "k2": "silver"})[0] == 201
     assert api(p, "GET", "/1/http/keyvals/tiers") == (200, {"k1": "gold", "k2": "silver"})
     assert api(p, "GET", "/1/http/keyvals/tiers?key=k1") == (200, {"k1": "gold"})
@@ -214,3 +218,26 @@ def test_state_survives_term_and_start_and_hup():
     z.reload()
     z.wait_workers(2, gone=old)
     assert api(z.port, "GET", "/1/http/keyvals/deny") == (200, {"10.0.0.0/8": "1"})
+
+
+def test_patch_a_keys_rate_next_request_obeys_it():
+    z = start()
+    p = z.port
+    hdr = {"X-Key": "a"}
+    forgive = "/1/http/limit_reqs/tiered/keys/a"
+    # a fast rate for "a": with burst=5, six requests pass whatever their timing
+    assert api(p, "PATCH", "/1/http/keyvals/rates", {"a": "1000000r/s"})[0] == 204
+    assert each_worker(p, "/tiered", 6, hdr) == [200] * 6
+    # 1r/m from the next request on: after a forgive (a known, empty bucket) exactly
+    # burst + 1 pass, on whichever worker each lands
+    assert api(p, "PATCH", "/1/http/keyvals/rates", {"a": "1r/m"})[0] == 204
+    assert api(p, "DELETE", forgive)[0] == 204
+    st = each_worker(p, "/tiered", 8, hdr)
+    assert st == [200] * 6 + [403] * 2, st
+    st, top = api(p, "GET", "/1/http/limit_reqs/tiered/keys?top=1")
+    assert top[0]["key"] == "a" and 4.9 < top[0]["excess"] <= 5, top
+    # an invalid value falls back to default=1r/m; unknown keys too
+    assert api(p, "PATCH", "/1/http/keyvals/rates", {"a": "lots"})[0] == 204
+    assert api(p, "DELETE", forgive)[0] == 204
+    assert each_worker(p, "/tiered", 7, hdr) == [200] * 6 + [403]
+    assert each_worker(p, "/tiered", 7, {"X-Key": "b"}) == [200] * 6 + [403]

@@ -415,6 +415,23 @@ static void test_variable(void **state)
                 err, sizeof(err));
     assert_null(conf);
     assert_non_null(strstr(err, "unknown \"later\" variable"));
+    /* rate=$var needs default=, and default= needs a variable rate */
+    conf = load("http {\n keyval_zone zone=a:64k;\n keyval $uri $r zone=a;\n"
+                " limit_req_zone $uri zone=l:64k rate=$r;\n}\n",
+                err, sizeof(err));
+    assert_null(conf);
+    assert_non_null(strstr(err, "must have \"default\" parameter in kv.conf:4"));
+    conf = load("http {\n limit_req_zone $uri zone=l:64k rate=1r/s default=2r/s;\n}\n", err,
+                sizeof(err));
+    assert_null(conf);
+    assert_non_null(strstr(err, "kv.conf:2"));
+    conf = load("http {\n keyval_zone zone=a:64k;\n keyval $uri $r zone=a;\n"
+                " limit_req_zone $uri zone=l:64k rate=$r default=5r/m;\n"
+                " limit_conn_zone $uri zone=c:64k;\n"
+                " server { listen 127.0.0.1:1; location / { limit_conn c $r default=2; } }\n}\n",
+                err, sizeof(err));
+    assert_non_null(conf);
+    zg_conf_free(conf);
     (void)n;
     (void)buf;
 }

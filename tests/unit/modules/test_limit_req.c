@@ -1064,9 +1064,61 @@ static void test_layout_and_reload(void **state)
     zone_free(&a, 1);
 }
 
+/* rate=$arg_r default=1r/s: the rate is read per request; the excess (thousandths)
+ * carries over, and the time since the key's last request drains at the rate of the
+ * request being checked; empty or invalid values take the default */
+static void test_variable_rate(void **state)
+{
+    lr_zone_t z;
+    zg_limit_req_conf_t l;
+    char err[128];
+
+    (void)state;
+    zone_make(&z, "var", 64 * 1024, "$binary_remote_addr", 1000);
+    z.zc.rate_cv = zg_cv_compile("$arg_r", 6, err, sizeof(err));
+    assert_non_null(z.zc.rate_cv);
+    l = limit(&z, 0, NODELAY);
+    {
+        /* 10r/s: one request every 100 ms */
+        ctx.args.data = "r=10r/s";
+        ctx.args.len = 7;
+        step_t s[] = { PASS(0), BUSY(50), PASS(100), BUSY(150) };
+        run_steps(&l, 1, 0, s, zg_nelems(s));
+    }
+    {
+        /* the key's excess is 1000 after t=100; at 1r/s the next may come at t=1100,
+         * at 10r/s it could have come at t=200: the new rate drains the interval */
+        ctx.args.data = "r=1r/s";
+        ctx.args.len = 6;
+        step_t s[] = { BUSY(300), BUSY(1099), PASS(1100), BUSY(1500) };
+        run_steps(&l, 1, 0, s, zg_nelems(s));
+    }
+    {
+        /* empty, junk or zero: the default (1r/s) */
+        ctx.args.data = "r=fast";
+        ctx.args.len = 6;
+        step_t s[] = { BUSY(2000), PASS(2100) };
+        run_steps(&l, 1, 0, s, zg_nelems(s));
+        ctx.args.data = "r=0r/s";
+        step_t s2[] = { BUSY(2500), PASS(3100) };
+        run_steps(&l, 1, 0, s2, zg_nelems(s2));
+    }
+    {
+        /* a much higher rate forgives the backlog at once */
+        ctx.args.data = "r=1000r/s";
+        ctx.args.len = 9;
+        step_t s[] = { PASS(3101), PASS(3102), PASS(3103) };
+        run_steps(&l, 1, 0, s, zg_nelems(s));
+    }
+    zg_cv_free(z.zc.rate_cv);
+    ctx.args.len = 0;
+    zone_free(&z, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_variable_rate, setup),
         cmocka_unit_test(test_take_counts),
         cmocka_unit_test(test_apply),
         cmocka_unit_test(test_layout_and_reload),
