@@ -43,7 +43,14 @@ $(LLHTTP_DIR)/%.c:
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -I$(BUILD)/gen -c $< -o $@
+
+# the dashboard's page, as the lines of a C string literal
+$(BUILD)/gen/zg_dashboard.inc: src/modules/zg_dashboard.html
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+
+$(BUILD)/obj/modules/zg_dashboard.o: $(BUILD)/gen/zg_dashboard.inc
 
 $(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c Makefile
 	@mkdir -p $(dir $@)

@@ -7,6 +7,7 @@
 #include "zg_api.h"
 #include "zg_auth_basic.h"
 #include "zg_core_module.h"
+#include "zg_dashboard.h"
 #include "zg_http_core.h"
 #include "zg_keyval.h"
 #include "zg_limit_conn.h"
@@ -29,6 +30,7 @@ zg_module_t *const zg_modules[] = {
     &zg_proxy_module,      /* content: proxy_pass */
     &zg_admin_module,      /* content: slab_stat, metrics */
     &zg_api_module,        /* content: api */
+    &zg_dashboard_module,  /* content: dashboard (a page over the api) */
     &zg_access_log_module, /* log: log_format, access_log */
     &zg_sync_module,       /* limit_req across hosts through Redis */
     NULL
