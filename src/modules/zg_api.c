@@ -159,6 +159,7 @@ static json_t *zg_api_kv_zone(zg_zone_t *z)
 static int zg_api_kv_body(zg_api_req_t *a, zg_buf_t *out, int patch, json_t **obj)
 {
     json_error_t jerr;
+    int st;
     json_t *o, *v;
     const char *key;
 
@@ -171,21 +172,24 @@ static int zg_api_kv_body(zg_api_req_t *a, zg_buf_t *out, int patch, json_t **ob
                             jerr.text, jerr.position);
     }
     if (!json_is_object(o)) {
+        st = zg_api_error(out, 400, "KeyvalFormatError", "the body must be a JSON object");
         json_decref(o);
-        return zg_api_error(out, 400, "KeyvalFormatError", "the body must be a JSON object");
+        return st;
     }
     json_object_foreach(o, key, v) {
         if (!json_is_string(v) && !(patch && json_is_null(v))) {
-            json_decref(o);
-            return zg_api_error(out, 400, "KeyvalFormatError",
+            st = zg_api_error(out, 400, "KeyvalFormatError",
                                 "the value of \"%.64s\" must be a string%s", key,
                                 patch ? " or null" : "");
+            json_decref(o);
+            return st;
         }
         if (json_is_string(v) && json_string_length(v) > ZG_KEYVAL_VALUE_MAX) {
-            json_decref(o);
-            return zg_api_error(out, 413, "KeyvalValueTooLarge",
+            st = zg_api_error(out, 413, "KeyvalValueTooLarge",
                                 "the value of \"%.64s\" is longer than %d bytes", key,
                                 ZG_KEYVAL_VALUE_MAX);
+            json_decref(o);
+            return st;
         }
     }
     *obj = o;
@@ -211,7 +215,7 @@ static int zg_api_keyvals(zg_api_req_t *a, zg_buf_t *out)
     const char *key, *kv;
     char name[64];
     size_t klen, n;
-    int rc;
+    int rc, st;
 
     if (a->n == 2) {
         if (!zg_api_reading(a)) {
@@ -244,8 +248,9 @@ static int zg_api_keyvals(zg_api_req_t *a, zg_buf_t *out)
             k[zg_min(n, sizeof(k) - 1)] = '\0';
             v = json_object_get(o, k);
             if (v == NULL) {
+                st = zg_api_error(out, 404, "KeyvalKeyNotFound", "key \"%s\" not found", k);
                 json_decref(o);
-                return zg_api_error(out, 404, "KeyvalKeyNotFound", "key \"%s\" not found", k);
+                return st;
             }
             json_t *one = json_object();
             json_object_set(one, k, v);
@@ -276,9 +281,10 @@ static int zg_api_keyvals(zg_api_req_t *a, zg_buf_t *out)
             (void)v;
             if (kz->type == ZG_KEYVAL_STRING
                 && zg_keyval_match(kz->zone, key, klen, zg_time_msec(), tmp, sizeof(tmp)) > 0) {
-                json_decref(body);
-                return zg_api_error(out, 409, "KeyvalKeyExists", "key \"%.*s\" already exists",
+                st = zg_api_error(out, 409, "KeyvalKeyExists", "key \"%.*s\" already exists",
                                     (int)zg_min(klen, (size_t)64), key);
+                json_decref(body);
+                return st;
             }
         }
     }
@@ -290,13 +296,15 @@ static int zg_api_keyvals(zg_api_req_t *a, zg_buf_t *out)
         rc = zg_keyval_set(kz->zone, key, klen, json_string_value(v), json_string_length(v),
                            zg_api_method(a, "POST"), zg_time_msec());
         if (rc == ZG_BUSY) {
-            json_decref(body);
-            return zg_api_error(out, 409, "KeyvalKeyExists", "key \"%.*s\" already exists",
+            st = zg_api_error(out, 409, "KeyvalKeyExists", "key \"%.*s\" already exists",
                                 (int)zg_min(klen, (size_t)64), key);
+            json_decref(body);
+            return st;
         }
         if (rc != ZG_OK) {
+            st = zg_api_kv_set_error(out, rc, key, klen);
             json_decref(body);
-            return zg_api_kv_set_error(out, rc, key, klen);
+            return st;
         }
     }
     json_decref(body);
@@ -574,7 +582,7 @@ static int zg_api_upstreams(zg_api_req_t *a, zg_buf_t *out)
     json_t *o, *v;
     const char *key;
     char name[64];
-    int id, down = -1, drain = -1, weight = -1;
+    int id, st, down = -1, drain = -1, weight = -1;
 
     if (a->n == 2) {
         if (!zg_api_reading(a)) {
@@ -627,8 +635,9 @@ static int zg_api_upstreams(zg_api_req_t *a, zg_buf_t *out)
                             jerr.text, jerr.position);
     }
     if (!json_is_object(o)) {
+        st = zg_api_error(out, 400, "UpstreamFormatError", "the body must be a JSON object");
         json_decref(o);
-        return zg_api_error(out, 400, "UpstreamFormatError", "the body must be a JSON object");
+        return st;
     }
     json_object_foreach(o, key, v) {
         if (strcmp(key, "down") == 0 && json_is_boolean(v)) {
@@ -639,17 +648,20 @@ static int zg_api_upstreams(zg_api_req_t *a, zg_buf_t *out)
                    && json_integer_value(v) > 0 && json_integer_value(v) <= 1000000) {
             weight = (int)json_integer_value(v);
         } else if (strcmp(key, "down") == 0 || strcmp(key, "drain") == 0) {
-            json_decref(o);
-            return zg_api_error(out, 400, "UpstreamFormatError", "\"%s\" must be a boolean",
+            st = zg_api_error(out, 400, "UpstreamFormatError", "\"%s\" must be a boolean",
                                 key);
+            json_decref(o);
+            return st;
         } else if (strcmp(key, "weight") == 0) {
-            json_decref(o);
-            return zg_api_error(out, 400, "UpstreamFormatError",
+            st = zg_api_error(out, 400, "UpstreamFormatError",
                                 "\"weight\" must be an integer from 1 to 1000000");
-        } else {
             json_decref(o);
-            return zg_api_error(out, 400, "UpstreamFormatError", "unknown field \"%.64s\"",
+            return st;
+        } else {
+            st = zg_api_error(out, 400, "UpstreamFormatError", "unknown field \"%.64s\"",
                                 key);
+            json_decref(o);
+            return st;
         }
     }
     json_decref(o);
