@@ -129,6 +129,21 @@ typedef struct {
  * added or removed meanwhile may be missed or seen with newer figures. */
 size_t zg_limit_req_top(zg_zone_t *zone, zg_limit_req_top_t *out, size_t n, zg_msec_t now);
 
+/* The same walk one chunk at a time, so a worker can serve its other connections
+ * between chunks: init, then step until it returns ZG_OK (out sorted, have entries);
+ * ZG_AGAIN means more to walk. */
+typedef struct {
+    zg_limit_req_top_t *out;
+    size_t n, have;
+    int started, done;
+    uint32_t last_hash;  /* the last key seen: the next chunk starts after it */
+    size_t last_len;
+    unsigned char last[65535];
+} zg_limit_req_top_walk_t;
+
+void zg_limit_req_top_init(zg_limit_req_top_walk_t *w, zg_limit_req_top_t *out, size_t n);
+int zg_limit_req_top_step(zg_zone_t *zone, zg_limit_req_top_walk_t *w, zg_msec_t now);
+
 /* Forgives a key: its excess becomes 0 (the entry is removed unless a request
  * holds it).  ZG_OK, or ZG_DECLINED when the zone has no such key. */
 int zg_limit_req_forgive(zg_zone_t *zone, const void *key, size_t len);

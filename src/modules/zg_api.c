@@ -3,6 +3,7 @@
 #include "zg_api.h"
 
 #include <arpa/inet.h>
+#include <uv.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +31,35 @@ typedef struct {
     int write;
     const char *body;
     size_t body_len;
+    struct zg_api_defer_s *defer; /* HTTP: long walks run a chunk per loop turn */
 } zg_api_req_t;
+
+/* a top=N walk the handler runs in chunks (NULL defer: walked at once) */
+typedef struct zg_api_defer_s {
+    zg_zone_t *zone;
+    size_t n;
+    int addr;
+} zg_api_defer_t;
+
+/* a walk in progress: one chunk, then ZG_API_WALK_GAP ms with the zone's lock free
+ * (a timer: the worker serves its connections meanwhile, and a worker waiting for
+ * the lock gets it even on a loaded machine, where a lock taken back at once would
+ * starve it) */
+#define ZG_API_WALK_GAP 1
+
+typedef struct {
+    uv_timer_t timer;
+    zg_request_t *r;          /* NULL once the request went away */
+    zg_zone_t *zone;
+    int addr;
+    zg_limit_req_top_t *top;
+    zg_limit_req_top_walk_t walk;
+} zg_api_walk_t;
 
 /* per request: the body read so far */
 typedef struct {
     zg_buf_t body;
+    zg_api_walk_t *walk;
 } zg_api_ctx_t;
 
 static int zg_api_error(zg_buf_t *out, int status, const char *code, const char *fmt, ...)
@@ -397,10 +422,12 @@ static json_t *zg_api_limit_req_zone(zg_zone_t *z)
                      "evicted", (json_int_t)st.evicted);
 }
 
+static json_t *zg_api_top_json(const zg_limit_req_top_t *top, size_t got, int addr);
+
 static int zg_api_limit_reqs(zg_api_req_t *a, zg_buf_t *out)
 {
     zg_zone_t *z;
-    json_t *o, *arr;
+    json_t *o;
     zg_limit_req_top_t *top;
     unsigned char kb[65535];
     char name[64];
@@ -456,12 +483,26 @@ static int zg_api_limit_reqs(zg_api_req_t *a, zg_buf_t *out)
     if (rc != 0) {
         return rc;
     }
+    if (a->defer != NULL) {
+        a->defer->zone = z;
+        a->defer->n = n;
+        a->defer->addr = addr;
+        return 0;
+    }
     top = malloc(n * sizeof(*top));
     if (top == NULL) {
         return zg_api_error(out, 500, "NoMemory", "out of memory");
     }
     got = zg_limit_req_top(z, top, n, zg_time_msec());
-    arr = json_array();
+    rc = zg_api_json(out, zg_api_top_json(top, got, addr), 200);
+    free(top);
+    return rc;
+}
+
+static json_t *zg_api_top_json(const zg_limit_req_top_t *top, size_t got, int addr)
+{
+    json_t *arr = json_array();
+
     for (size_t i = 0; arr != NULL && i < got; i++) {
         char rate[32];
         /* as limit_req_zone's rate= is written: 1r/m is 16 per 1000 s */
@@ -478,8 +519,7 @@ static int zg_api_limit_reqs(zg_api_req_t *a, zg_buf_t *out)
                            "excess", (double)top[i].excess / 1000.0, "rate", rate,
                            "last_seen_ms", (json_int_t)top[i].idle));
     }
-    free(top);
-    return zg_api_json(out, arr, 200);
+    return arr;
 }
 
 static json_t *zg_api_limit_conn_zone(zg_zone_t *z)
@@ -734,15 +774,17 @@ static int zg_api_list(zg_api_req_t *a, zg_buf_t *out, json_t *names)
     return zg_api_json(out, names, 200);
 }
 
-int zg_api_call(const zg_conf_t *conf, int write, const char *method, const char *path,
-                size_t path_len, const char *args, size_t args_len, const char *body,
-                size_t body_len, zg_buf_t *out)
+static int zg_api_route(const zg_conf_t *conf, int write, const char *method,
+                        const char *path, size_t path_len, const char *args, size_t args_len,
+                        const char *body, size_t body_len, zg_buf_t *out,
+                        zg_api_defer_t *defer)
 {
     zg_api_req_t a;
     const char *p = path, *end = path + path_len, *s;
     char ver[16];
 
     memset(&a, 0, sizeof(a));
+    a.defer = defer;
     a.conf = conf;
     a.write = write;
     a.method = method;
@@ -809,7 +851,106 @@ int zg_api_call(const zg_conf_t *conf, int write, const char *method, const char
     return zg_api_error(out, 404, "PathNotFound", "path not found");
 }
 
+int zg_api_call(const zg_conf_t *conf, int write, const char *method, const char *path,
+                size_t path_len, const char *args, size_t args_len, const char *body,
+                size_t body_len, zg_buf_t *out)
+{
+    return zg_api_route(conf, write, method, path, path_len, args, args_len, body, body_len,
+                        out, NULL);
+}
+
 /* ---- the content handler ---- */
+
+static void zg_api_respond(zg_request_t *r, int status, zg_buf_t *out)
+{
+    if (out->failed) {
+        zg_request_respond(r, 500, NULL, NULL, NULL, 0);
+    } else if (status == 204) {
+        zg_request_respond(r, status, NULL, NULL, NULL, 0);
+    } else if (out->len == 0) {
+        zg_request_respond(r, status, NULL, "application/json", "", 0);
+    } else {
+        zg_buf_append(out, "\n", 1);
+        zg_request_respond(r, status, NULL, "application/json", out->data, out->len);
+    }
+}
+
+static void zg_api_walk_closed(uv_handle_t *h)
+{
+    zg_api_walk_t *w = h->data;
+
+    free(w->top);
+    free(w);
+}
+
+static void zg_api_walk_step(uv_timer_t *t)
+{
+    zg_api_walk_t *w = t->data;
+    zg_request_t *r = w->r;
+    zg_buf_t out = ZG_BUF_INIT;
+    int status;
+
+    if (r != NULL && zg_limit_req_top_step(w->zone, &w->walk, zg_time_msec()) == ZG_AGAIN) {
+        return;
+    }
+    uv_timer_stop(&w->timer);
+    if (r != NULL) {
+        ((zg_api_ctx_t *)zg_request_ctx(r, zg_api_module))->walk = NULL;
+        r->content = NULL;
+        status = zg_api_json(&out, zg_api_top_json(w->top, w->walk.have, w->addr), 200);
+        zg_api_respond(r, status, &out);
+        zg_buf_free(&out);
+    }
+    uv_close((uv_handle_t *)&w->timer, zg_api_walk_closed);
+}
+
+static void zg_api_walk_body(zg_request_t *r, const char *p, size_t n)
+{
+    (void)r;
+    (void)p;
+    (void)n;
+}
+
+static void zg_api_walk_body_done(zg_request_t *r)
+{
+    (void)r;
+}
+
+static void zg_api_walk_abort(zg_request_t *r)
+{
+    zg_api_ctx_t *ctx = zg_request_ctx(r, zg_api_module);
+
+    if (ctx->walk != NULL) {
+        ctx->walk->r = NULL;   /* its next turn closes and frees it */
+        ctx->walk = NULL;
+    }
+}
+
+static const zg_content_ops_t zg_api_walk_ops = {
+    zg_api_walk_body, zg_api_walk_body_done, zg_api_walk_abort, NULL
+};
+
+/* starts the chunked top=N walk of d; 500 when out of memory */
+static int zg_api_walk_start(zg_request_t *r, const zg_api_defer_t *d)
+{
+    zg_api_ctx_t *ctx = zg_request_ctx(r, zg_api_module);
+    zg_api_walk_t *w = malloc(sizeof(*w));
+
+    if (w == NULL || (w->top = malloc(d->n * sizeof(*w->top))) == NULL) {
+        free(w);
+        return 500;
+    }
+    uv_timer_init(r->c->w->loop, &w->timer);
+    w->timer.data = w;
+    w->r = r;
+    w->zone = d->zone;
+    w->addr = d->addr;
+    zg_limit_req_top_init(&w->walk, w->top, d->n);
+    ctx->walk = w;
+    r->content = &zg_api_walk_ops;
+    uv_timer_start(&w->timer, zg_api_walk_step, 0, ZG_API_WALK_GAP);
+    return 0;
+}
 
 #define ZG_API_BODY_MAX (1024 * 1024)
 
@@ -821,6 +962,7 @@ static void zg_api_answer(zg_request_t *r)
     zg_buf_t out = ZG_BUF_INIT;
     const char *path = r->ctx.uri.data;
     size_t len = r->ctx.uri.len, skip;
+    zg_api_defer_t defer;
     char method[16];
     int status;
 
@@ -828,23 +970,19 @@ static void zg_api_answer(zg_request_t *r)
     /* the path below the location's prefix */
     skip = loc != NULL && !loc->exact && loc->path_len <= len ? loc->path_len : 0;
     zg_api_name(&r->ctx.method, method, sizeof(method));
-    status = zg_api_call(r->c->w->conf, alcf->write, method, path + skip, len - skip,
-                         r->ctx.args.data, r->ctx.args.len, ctx->body.data, ctx->body.len,
-                         &out);
+    memset(&defer, 0, sizeof(defer));
+    status = zg_api_route(r->c->w->conf, alcf->write, method, path + skip, len - skip,
+                          r->ctx.args.data, r->ctx.args.len, ctx->body.data, ctx->body.len,
+                          &out, &defer);
     zg_buf_free(&ctx->body);
-    if (out.failed) {
-        zg_buf_free(&out);
-        zg_request_respond(r, 500, NULL, NULL, NULL, 0);
-        return;
+    if (status == 0) {
+        status = zg_api_walk_start(r, &defer);
+        if (status == 0) {
+            return;
+        }
+        status = zg_api_error(&out, status, "NoMemory", "out of memory");
     }
-    if (status == 204) {
-        zg_request_respond(r, status, NULL, NULL, NULL, 0);
-    } else if (out.len == 0) {
-        zg_request_respond(r, status, NULL, "application/json", "", 0);
-    } else {
-        zg_buf_append(&out, "\n", 1);
-        zg_request_respond(r, status, NULL, "application/json", out.data, out.len);
-    }
+    zg_api_respond(r, status, &out);
     zg_buf_free(&out);
 }
 

@@ -879,66 +879,92 @@ static int zg_limit_req_top_cmp(const void *a, const void *b)
     return x->excess < y->excess ? 1 : x->excess > y->excess ? -1 : 0;
 }
 
-size_t zg_limit_req_top(zg_zone_t *zone, zg_limit_req_top_t *out, size_t n, zg_msec_t now)
+void zg_limit_req_top_init(zg_limit_req_top_walk_t *w, zg_limit_req_top_t *out, size_t n)
+{
+    memset(w, 0, sizeof(*w));
+    w->out = out;
+    w->n = zg_min(n, (size_t)ZG_LIMIT_REQ_TOP_MAX);
+}
+
+int zg_limit_req_top_step(zg_zone_t *zone, zg_limit_req_top_walk_t *w, zg_msec_t now)
 {
     zg_limit_req_sh_t *sh = zone->data;
-    zg_rbtree_node_t *node;
+    zg_limit_req_top_t *out = w->out, cur;
+    zg_rbtree_node_t *node, *prev = NULL;
     zg_limit_req_node_t *lr;
-    zg_limit_req_top_t cur;
-    unsigned char last[ZG_LIMIT_REQ_KEY_MAX];
     zg_limit_req_key_t k;
-    uint32_t hash = 0;
-    size_t have = 0, lastlen = 0;
     uint64_t drain;
     int64_t ms;
-    int started = 0, visited;
+    int visited;
 
-    if (sh == NULL || n == 0) {
-        return 0;
+    if (sh == NULL || w->n == 0 || w->done) {
+        w->done = 1;
+        qsort(out, w->have, sizeof(*out), zg_limit_req_top_cmp);
+        return ZG_OK;
     }
-    n = zg_min(n, (size_t)ZG_LIMIT_REQ_TOP_MAX);
-    for (;;) {
-        zg_shmtx_lock(&zone->pool->mutex);
-        if (!started) {
-            node = sh->rbtree.root == sh->rbtree.sentinel ? NULL : zg_rbtree_min(&sh->rbtree);
-            started = 1;
-        } else {
-            k.data = (const char *)last;
-            k.len = lastlen;
-            node = zg_limit_req_after(sh, hash, &k);
-        }
-        for (visited = 0; node != NULL && visited < ZG_LIMIT_REQ_TOP_CHUNK; visited++) {
-            lr = zg_limit_req_of(node);
-            hash = node->key;
-            lastlen = lr->len;
-            memcpy(last, lr->data, lr->len);
-            if (lr->excess != ZG_LIMIT_REQ_FRESH && lr->excess > 0) {
-                ms = (int64_t)now - zg_limit_req_last(sh, lr);
-                ms = ms < 0 ? 0 : ms;
-                drain = zg_limit_req_drain(sh->rate, ms);
-                if (drain < lr->excess && (have < n || lr->excess - drain > out[0].excess)) {
-                    cur.excess = lr->excess - drain;
-                    cur.len = lr->len;
-                    memcpy(cur.key, lr->data, zg_min((size_t)lr->len, sizeof(cur.key)));
-                    cur.rate = sh->rate;
-                    cur.idle = (zg_msec_t)ms;
-                    if (have < n) {
-                        out[have] = cur;
-                        zg_limit_req_heap_up(out, have++);
-                    } else {
-                        out[0] = cur;
-                        zg_limit_req_heap_down(out, have, 0);
-                    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    if (!w->started) {
+        node = sh->rbtree.root == sh->rbtree.sentinel ? NULL : zg_rbtree_min(&sh->rbtree);
+        w->started = 1;
+    } else {
+        k.data = (const char *)w->last;
+        k.len = w->last_len;
+        node = zg_limit_req_after(sh, w->last_hash, &k);
+    }
+    for (visited = 0; node != NULL && visited < ZG_LIMIT_REQ_TOP_CHUNK; visited++) {
+        lr = zg_limit_req_of(node);
+        if (lr->excess != ZG_LIMIT_REQ_FRESH && lr->excess > 0) {
+            ms = (int64_t)now - zg_limit_req_last(sh, lr);
+            ms = ms < 0 ? 0 : ms;
+            drain = zg_limit_req_drain(sh->rate, ms);
+            if (drain < lr->excess
+                && (w->have < w->n || lr->excess - drain > out[0].excess)) {
+                cur.excess = lr->excess - drain;
+                cur.len = lr->len;
+                memcpy(cur.key, lr->data, zg_min((size_t)lr->len, sizeof(cur.key)));
+                cur.rate = sh->rate;
+                cur.idle = (zg_msec_t)ms;
+                if (w->have < w->n) {
+                    out[w->have] = cur;
+                    zg_limit_req_heap_up(out, w->have++);
+                } else {
+                    out[0] = cur;
+                    zg_limit_req_heap_down(out, w->have, 0);
                 }
             }
-            node = zg_rbtree_next(&sh->rbtree, node);
         }
-        zg_shmtx_unlock(&zone->pool->mutex);
-        if (node == NULL) {
-            break;
-        }
+        prev = node;
+        node = zg_rbtree_next(&sh->rbtree, node);
     }
-    qsort(out, have, sizeof(*out), zg_limit_req_top_cmp);
+    if (prev != NULL) {
+        /* where the next chunk resumes: after this key, wherever it is then */
+        lr = zg_limit_req_of(prev);
+        w->last_hash = prev->key;
+        w->last_len = lr->len;
+        memcpy(w->last, lr->data, lr->len);
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+    if (node != NULL) {
+        return ZG_AGAIN;
+    }
+    w->done = 1;
+    qsort(out, w->have, sizeof(*out), zg_limit_req_top_cmp);
+    return ZG_OK;
+}
+
+size_t zg_limit_req_top(zg_zone_t *zone, zg_limit_req_top_t *out, size_t n, zg_msec_t now)
+{
+    zg_limit_req_top_walk_t *w = malloc(sizeof(*w));
+    size_t have;
+
+    if (w == NULL) {
+        return 0;
+    }
+    zg_limit_req_top_init(w, out, n);
+    while (zg_limit_req_top_step(zone, w, now) == ZG_AGAIN) {
+    }
+    have = w->have;
+    free(w);
     return have;
 }
 

@@ -1064,6 +1064,68 @@ static void test_layout_and_reload(void **state)
     zone_free(&a, 1);
 }
 
+/* top=N: the keys with most excess, most first, walked in chunks that resume after
+ * the last key seen even when keys come and go between chunks; forgive */
+static void test_top_and_forgive(void **state)
+{
+    lr_zone_t z;
+    zg_limit_req_conf_t l;
+    zg_limit_req_result_t res;
+    zg_limit_req_top_t top[5];
+    zg_limit_req_top_walk_t *w;
+    char args[32];
+    int i, k, n = 3 * ZG_LIMIT_REQ_TOP_CHUNK;
+    size_t got;
+
+    (void)state;
+    zone_make(&z, "top", 1024 * 1024, "$arg_k", 1); /* 1r/1000s: nothing drains */
+    l = limit(&z, 100, NODELAY);
+    /* key i gets i % 50 + 1 requests: excess i % 50 (thousandths x 1000) */
+    for (i = 0; i < n; i++) {
+        ctx.args.len = (size_t)snprintf(args, sizeof(args), "k=key%d", i);
+        ctx.args.data = args;
+        for (k = 0; k <= i % 50; k++) {
+            assert_int_equal(zg_limit_req_check(&l, 1, 0, ZG_LOG_ERR, &ctx, T0, &res), ZG_OK);
+        }
+    }
+    got = zg_limit_req_top(z.zone, top, 5, T0);
+    assert_int_equal(got, 5);
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(top[i].excess, 49000);
+        assert_int_equal(top[i].rate, 1);
+        assert_memory_equal(top[i].key, "key", 3);
+    }
+    /* chunked: forgive every key with excess 49 between chunks but one; the walk
+     * still ends, and finds the one left */
+    w = malloc(sizeof(*w));
+    assert_non_null(w);
+    zg_limit_req_top_init(w, top, 5);
+    assert_int_equal(zg_limit_req_top_step(z.zone, w, T0), ZG_AGAIN);
+    for (i = 49; i < n; i += 50) {
+        char key[32];
+        int len = snprintf(key, sizeof(key), "key%d", i);
+        if (i != 149) {
+            assert_int_equal(zg_limit_req_forgive(z.zone, key, (size_t)len), ZG_OK);
+            assert_int_equal(zg_limit_req_forgive(z.zone, key, (size_t)len), ZG_DECLINED);
+        }
+    }
+    while (zg_limit_req_top_step(z.zone, w, T0) == ZG_AGAIN) {
+    }
+    /* the chunk already walked may have kept forgiven keys; what follows has only
+     * key149 at 49, then keys at 48 */
+    assert_int_equal(w->have, 5);
+    assert_true(top[0].excess >= top[1].excess && top[1].excess >= top[4].excess);
+    assert_true(top[4].excess >= 48000);
+    free(w);
+    /* a forgiven key starts afresh */
+    ctx.args.data = "k=key99";
+    ctx.args.len = 7;
+    assert_int_equal(zg_limit_req_forgive(z.zone, "key98", 5), ZG_OK);
+    assert_int_equal(zg_limit_req_check(&l, 1, 0, ZG_LOG_ERR, &ctx, T0, &res), ZG_OK);
+    ctx.args.len = 0;
+    zone_free(&z, 1);
+}
+
 /* rate=$arg_r default=1r/s: the rate is read per request; the excess (thousandths)
  * carries over, and the time since the key's last request drains at the rate of the
  * request being checked; empty or invalid values take the default */
@@ -1119,6 +1181,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_variable_rate, setup),
+        cmocka_unit_test_setup(test_top_and_forgive, setup),
         cmocka_unit_test(test_take_counts),
         cmocka_unit_test(test_apply),
         cmocka_unit_test(test_layout_and_reload),
