@@ -241,3 +241,29 @@ def test_patch_a_keys_rate_next_request_obeys_it():
     assert api(p, "DELETE", forgive)[0] == 204
     assert each_worker(p, "/tiered", 7, hdr) == [200] * 6 + [403]
     assert each_worker(p, "/tiered", 7, {"X-Key": "b"}) == [200] * 6 + [403]
+
+
+def test_top_walks_many_keys_in_chunks_and_survives_a_client_that_leaves():
+    import http.client
+    z = start()
+    p = z.port
+    # 1,300 keys (more than two 512-entry chunks), key i charged 1 + i % 3 times
+    c = http.client.HTTPConnection("127.0.0.1", p, timeout=30)
+    for i in range(1300):
+        for _ in range(1 + i % 3):
+            c.request("GET", "/tiered", headers={"X-Key": "key-%d" % i})
+            c.getresponse().read()
+    c.close()
+    st, top = api(p, "GET", "/1/http/limit_reqs/tiered/keys?top=4")
+    assert st == 200 and len(top) == 4, top
+    # default 1r/m, burst=5: three requests leave an excess of 2
+    assert all(1.9 < t["excess"] <= 2.0 for t in top), top
+    # a client that asks and leaves mid-walk: the worker lets the walk go
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", p))
+        s.sendall(b"GET /api/1/http/limit_reqs/tiered/keys?top=5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.close()
+    st, top = api(p, "GET", "/1/http/limit_reqs/tiered/keys?top=2")
+    assert st == 200 and len(top) == 2
+    assert len(z.workers()) == 2
+    assert "signal" not in z.error_log() and "AddressSanitizer" not in z.error_log()
