@@ -455,6 +455,9 @@ static void zg_reload(void)
         zg_conf_free(conf);
         goto failed;
     }
+    /* what the running configuration has not saved yet (keyval state files) is saved
+     * before the new one loads it */
+    zg_modules_tick(cur->conf);
     zg_modules_open(conf);
     zg_gen_t *gen = calloc(1, sizeof(*gen));
     if (gen == NULL) {

@@ -267,3 +267,19 @@ def test_top_walks_many_keys_in_chunks_and_survives_a_client_that_leaves():
     assert st == 200 and len(top) == 2
     assert len(z.workers()) == 2
     assert "signal" not in z.error_log() and "AddressSanitizer" not in z.error_log()
+
+
+def test_reload_with_a_resized_zone_loads_the_latest_state():
+    # a new size makes a new zone: it is loaded from the state file, which the master
+    # brings up to date first (a change of the last second is not lost)
+    d = tempfile.mkdtemp(prefix="zgtest-")
+    z = start(d)
+    assert api(z.port, "POST", "/1/http/keyvals/deny", {"10.1.0.0/16": "1"})[0] == 201
+    old = set(z.workers())
+    z.rewrite(CONF.replace("zone=deny:64k", "zone=deny:128k"), port=z.port, back=z.back,
+              up1=z.ups[0].addr, up2=z.ups[1].addr, dir=d)
+    z.reload()
+    z.wait_workers(2, gone=old)
+    assert api(z.port, "GET", "/1/http/keyvals/deny") == (200, {"10.1.0.0/16": "1"})
+    st, doc = api(z.port, "GET", "/1/slabs/deny")
+    assert doc["size"] == 128 * 1024, doc
