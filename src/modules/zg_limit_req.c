@@ -59,6 +59,7 @@ typedef struct {
     uint64_t epoch;        /* msec: node->last counts from here */
     size_t key_len;
     size_t rate_len;
+    int varrate;           /* made with rate=$var: every node keeps its last rate */
     char text[];           /* key text, then rate text */
 } zg_limit_req_sh_t;
 
@@ -101,14 +102,46 @@ static inline zg_limit_req_sync_node_t *zg_limit_req_sync_of(zg_limit_req_node_t
     return (zg_limit_req_sync_node_t *)(void *)((char *)lr + zg_limit_req_sync_off(lr->len));
 }
 
-/* bytes of a node in this zone: sync zones add the extension after the key */
-static inline size_t zg_limit_req_alloc_size(const zg_limit_req_sh_t *sh, size_t key_len)
+/* a node's end, from the node: the key, then a sync zone's extension */
+static inline size_t zg_limit_req_node_end(const zg_limit_req_sh_t *sh, size_t key_len)
 {
     if (sh->sync == NULL) {
-        return zg_limit_req_node_size(key_len);
+        return offsetof(zg_limit_req_node_t, data) + key_len;
     }
-    return offsetof(zg_rbtree_node_t, color) + zg_limit_req_sync_off(key_len) +
-           sizeof(zg_limit_req_sync_node_t);
+    return zg_limit_req_sync_off(key_len) + sizeof(zg_limit_req_sync_node_t);
+}
+
+/* bytes of a node in this zone: sync zones add the extension after the key, zones
+ * made with a variable rate the key's last rate (per 1000 s) after that */
+static inline size_t zg_limit_req_alloc_size(const zg_limit_req_sh_t *sh, size_t key_len)
+{
+    size_t end = zg_limit_req_node_end(sh, key_len);
+
+    if (sh->varrate) {
+        end = zg_align(end, 4) + sizeof(uint32_t);
+    }
+    return offsetof(zg_rbtree_node_t, color) + end;
+}
+
+static inline uint32_t *zg_limit_req_rate_slot(const zg_limit_req_sh_t *sh,
+                                               zg_limit_req_node_t *lr)
+{
+    return (uint32_t *)(void *)((char *)lr + zg_align(zg_limit_req_node_end(sh, lr->len), 4));
+}
+
+/* the rate in force for a node: its last request's with a variable rate */
+static inline uint64_t zg_limit_req_node_rate(const zg_limit_req_sh_t *sh,
+                                              zg_limit_req_node_t *lr)
+{
+    return sh->varrate ? *zg_limit_req_rate_slot(sh, lr) : sh->rate;
+}
+
+static inline void zg_limit_req_set_rate(const zg_limit_req_sh_t *sh, zg_limit_req_node_t *lr,
+                                         uint64_t rate)
+{
+    if (sh->varrate) {
+        *zg_limit_req_rate_slot(sh, lr) = (uint32_t)zg_min(rate, (uint64_t)UINT32_MAX);
+    }
 }
 
 /* lists a sync node as dirty; charged: one more request admitted here.  Lock held. */
@@ -250,6 +283,7 @@ int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data)
     zg_rbtree_init(&sh->rbtree, &sh->sentinel, zg_rbtree_insert_value);
     zg_queue_init(&sh->queue);
     sh->rate = zc->rate;
+    sh->varrate = zc->rate_cv != NULL;
     sh->epoch = 0;
     sh->key_len = key_len;
     sh->rate_len = rate_len;
@@ -382,7 +416,7 @@ static void zg_limit_req_expire(zg_zone_t *zone, zg_limit_req_sh_t *sh, zg_msec_
             if (ms < 60000) {
                 return;
             }
-            if (zg_limit_req_drain(sh->rate, ms) < lr->excess) {
+            if (zg_limit_req_drain(zg_limit_req_node_rate(sh, lr), ms) < lr->excess) {
                 return;
             }
         }
@@ -429,6 +463,7 @@ static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
         zg_queue_insert_head(&sh->queue, &lr->queue);
 
         excess = zg_limit_req_excess(sh, lr, now, &ms, st->rate);
+        zg_limit_req_set_rate(sh, lr, st->rate);
         *ep = excess;
         st->excess = excess;
 
@@ -479,6 +514,7 @@ static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
     lr = zg_limit_req_of(node);
     lr->len = (uint16_t)key->len;
     memcpy(lr->data, key->data, key->len);
+    zg_limit_req_set_rate(sh, lr, st->rate);
     if (sh->sync != NULL) {
         zg_limit_req_sync_node_t *sn = zg_limit_req_sync_of(lr);
         zg_queue_init(&sn->dirty);
@@ -893,7 +929,7 @@ int zg_limit_req_top_step(zg_zone_t *zone, zg_limit_req_top_walk_t *w, zg_msec_t
     zg_rbtree_node_t *node, *prev = NULL;
     zg_limit_req_node_t *lr;
     zg_limit_req_key_t k;
-    uint64_t drain;
+    uint64_t drain, rate;
     int64_t ms;
     int visited;
 
@@ -916,13 +952,14 @@ int zg_limit_req_top_step(zg_zone_t *zone, zg_limit_req_top_walk_t *w, zg_msec_t
         if (lr->excess != ZG_LIMIT_REQ_FRESH && lr->excess > 0) {
             ms = (int64_t)now - zg_limit_req_last(sh, lr);
             ms = ms < 0 ? 0 : ms;
-            drain = zg_limit_req_drain(sh->rate, ms);
+            rate = zg_limit_req_node_rate(sh, lr);
+            drain = zg_limit_req_drain(rate, ms);
             if (drain < lr->excess
                 && (w->have < w->n || lr->excess - drain > out[0].excess)) {
                 cur.excess = lr->excess - drain;
                 cur.len = lr->len;
                 memcpy(cur.key, lr->data, zg_min((size_t)lr->len, sizeof(cur.key)));
-                cur.rate = sh->rate;
+                cur.rate = rate;
                 cur.idle = (zg_msec_t)ms;
                 if (w->have < w->n) {
                     out[w->have] = cur;

@@ -228,14 +228,16 @@ def test_patch_a_keys_rate_next_request_obeys_it():
     # a fast rate for "a": with burst=5, six requests pass whatever their timing
     assert api(p, "PATCH", "/1/http/keyvals/rates", {"a": "1000000r/s"})[0] == 204
     assert each_worker(p, "/tiered", 6, hdr) == [200] * 6
-    # 1r/m from the next request on: after a forgive (a known, empty bucket) exactly
+    # 2r/m from the next request on: after a forgive (a known, empty bucket) exactly
     # burst + 1 pass, on whichever worker each lands
-    assert api(p, "PATCH", "/1/http/keyvals/rates", {"a": "1r/m"})[0] == 204
+    assert api(p, "PATCH", "/1/http/keyvals/rates", {"a": "2r/m"})[0] == 204
     assert api(p, "DELETE", forgive)[0] == 204
     st = each_worker(p, "/tiered", 8, hdr)
     assert st == [200] * 6 + [403] * 2, st
     st, top = api(p, "GET", "/1/http/limit_reqs/tiered/keys?top=1")
+    # the rate in force for the key, not the zone's default
     assert top[0]["key"] == "a" and 4.9 < top[0]["excess"] <= 5, top
+    assert top[0]["rate"] == "2r/m", top
     # an invalid value falls back to default=1r/m; unknown keys too
     assert api(p, "PATCH", "/1/http/keyvals/rates", {"a": "lots"})[0] == 204
     assert api(p, "DELETE", forgive)[0] == 204

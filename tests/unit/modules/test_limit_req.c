@@ -40,6 +40,9 @@ static void set_args(const char *args)
 static int make_synced;
 
 /* declares, maps and initialises a zone in its own list; old = previous list or NULL */
+/* zones made while set take their rate from this variable (rate=$var) */
+static const char *make_rate_var;
+
 static int zone_make_ex(lr_zone_t *z, const char *name, size_t size, const char *key,
                         uint64_t rate, zg_zone_list_t *old)
 {
@@ -54,6 +57,10 @@ static int zone_make_ex(lr_zone_t *z, const char *name, size_t size, const char 
     z->zc.key_text = strdup(key);
     z->zc.rate = rate;
     z->zc.sync_interval = 100;
+    if (make_rate_var != NULL) {
+        z->zc.rate_cv = zg_cv_compile(make_rate_var, strlen(make_rate_var), err, sizeof(err));
+        assert_non_null(z->zc.rate_cv);
+    }
     if (make_synced) {
         z->zc.sync_url = "redis://127.0.0.1:6379";
         strcpy(z->zc.sync_host, "127.0.0.1");
@@ -1133,12 +1140,12 @@ static void test_variable_rate(void **state)
 {
     lr_zone_t z;
     zg_limit_req_conf_t l;
-    char err[128];
+    zg_limit_req_result_t res;
 
     (void)state;
+    make_rate_var = "$arg_r";
     zone_make(&z, "var", 64 * 1024, "$binary_remote_addr", 1000);
-    z.zc.rate_cv = zg_cv_compile("$arg_r", 6, err, sizeof(err));
-    assert_non_null(z.zc.rate_cv);
+    make_rate_var = NULL;
     l = limit(&z, 0, NODELAY);
     {
         /* 10r/s: one request every 100 ms */
@@ -1171,6 +1178,20 @@ static void test_variable_rate(void **state)
         ctx.args.len = 9;
         step_t s[] = { PASS(3101), PASS(3102), PASS(3103) };
         run_steps(&l, 1, 0, s, zg_nelems(s));
+    }
+    {
+        /* top=N shows the rate each key was last checked with */
+        zg_limit_req_top_t top[1];
+        ctx.args.data = "r=30r/m";
+        ctx.args.len = 7;
+        l.burst = 5000;
+        assert_int_equal(zg_limit_req_check(&l, 1, 0, ZG_LOG_ERR, &ctx, T0 + 9000, &res),
+                         ZG_OK);
+        assert_int_equal(zg_limit_req_check(&l, 1, 0, ZG_LOG_ERR, &ctx, T0 + 9001, &res),
+                         ZG_OK);
+        assert_int_equal(zg_limit_req_top(z.zone, top, 1, T0 + 9001), 1);
+        assert_int_equal(top[0].excess, 1000);
+        assert_int_equal(top[0].rate, 500);
     }
     zg_cv_free(z.zc.rate_cv);
     ctx.args.len = 0;
