@@ -92,17 +92,29 @@ typedef size_t (*zg_var_get_pt)(const zg_var_ctx_t *ctx, const void *data, char 
                                 size_t len);
 typedef struct zg_var_def_s {
     const char *name;            /* without '$' */
-    zg_var_get_pt get;
+    zg_var_get_pt get;           /* NULL: a use not (yet) defined */
     const void *data;
+    const char *file;            /* such a use: where it was first made */
+    int line;
     struct zg_var_def_s *next;   /* private */
 } zg_var_def_t;
 
-/* Makes $def->name known to the values compiled after it, until zg_var_defs_reset
- * (the config core resets them when a load starts and ends, so a definition is seen
- * by the rest of its own configuration only).  def must live as long as the values
- * compiled with it.  ZG_DECLINED when the name is a built-in variable or defined
- * already. */
+/* Makes $def->name known to the values compiled after it, until zg_var_defs_reset.
+ * A name used already in this load (see zg_var_defs_begin) is completed instead:
+ * the values compiled with it read def's get and data.  def must live as long as
+ * the values compiled with it.  ZG_DECLINED when the name is a built-in variable or
+ * defined already. */
 int zg_var_define(zg_var_def_t *def);
+
+/* The config core, around a load: begin lets values use names not defined yet (as
+ * nginx resolves variables after reading the whole configuration); each such use
+ * is allocated with alloc(arena, size), freed with the arena.  zg_var_defs_mark
+ * records the file and line of the uses the last compile made; after the load
+ * zg_var_defs_pending names the first use nothing defined (an unknown variable).
+ * reset forgets every definition (values compiled keep theirs). */
+void zg_var_defs_begin(void *(*alloc)(void *arena, size_t size), void *arena);
+void zg_var_defs_mark(const char *file, int line);
+const zg_var_def_t *zg_var_defs_pending(void);
 void zg_var_defs_reset(void);
 
 #endif

@@ -603,6 +603,7 @@ zg_cv_t *zg_conf_cv(zg_cf_t *cp, const char *text, size_t len)
         zg_conf_error(cp, "%s", cerr[0] ? cerr : "invalid value");
         return NULL;
     }
+    zg_var_defs_mark(cp->file, cp->line);
     c->cv = cv;
     c->next = a->cvs;
     a->cvs = c;
@@ -1215,6 +1216,11 @@ int zg_conf_set_flag(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 
 /* ----------------------------------------------------------------- load */
 
+static void *zg_conf_var_alloc(void *conf, size_t size)
+{
+    return zg_conf_alloc(conf, size);
+}
+
 static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size_t errlen)
 {
     zg_cp_priv_t priv;
@@ -1230,7 +1236,7 @@ static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size
     if (err != NULL && errlen > 0) {
         err[0] = '\0';
     }
-    zg_var_defs_reset();
+    zg_var_defs_begin(zg_conf_var_alloc, conf);
     for (int i = 0; zg_modules[i] != NULL; i++) {
         if (zg_modules[i]->create_main_conf != NULL) {
             conf->main_conf[i] = zg_modules[i]->create_main_conf(conf);
@@ -1241,6 +1247,13 @@ static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size
         }
     }
     if (zg_cp_block(&cp, cf, 0) != ZG_OK) {
+        goto failed;
+    }
+    /* a variable used and never defined (keyval defines them anywhere in the file) */
+    const zg_var_def_t *unknown = zg_var_defs_pending();
+    if (unknown != NULL) {
+        zg_conf_error_at(&cp, unknown->file, unknown->line, "unknown \"%s\" variable",
+                         unknown->name);
         goto failed;
     }
     /* after parsing: errors name their own file and line */

@@ -126,15 +126,26 @@ static unsigned char zg_hdr_char(unsigned char c)
 }
 
 static zg_var_def_t *zg_var_defs;
+static void *(*zg_var_alloc)(void *arena, size_t size); /* set: forward uses allowed */
+static void *zg_var_arena;
 
 void zg_var_defs_reset(void)
 {
     zg_var_defs = NULL;
+    zg_var_alloc = NULL;
+    zg_var_arena = NULL;
 }
 
-static const zg_var_def_t *zg_var_defined(const char *name, size_t len)
+void zg_var_defs_begin(void *(*alloc)(void *arena, size_t size), void *arena)
 {
-    const zg_var_def_t *d;
+    zg_var_defs = NULL;
+    zg_var_alloc = alloc;
+    zg_var_arena = arena;
+}
+
+static zg_var_def_t *zg_var_defined(const char *name, size_t len)
+{
+    zg_var_def_t *d;
 
     for (d = zg_var_defs; d != NULL; d = d->next) {
         if (strlen(d->name) == len && strncasecmp(d->name, name, len) == 0) {
@@ -144,15 +155,72 @@ static const zg_var_def_t *zg_var_defined(const char *name, size_t len)
     return NULL;
 }
 
-static int zg_var_lookup(const char *name, size_t len, unsigned char *id, size_t *skip);
+/* a use of $name before its definition: completed by zg_var_define */
+static zg_var_def_t *zg_var_forward(const char *name, size_t len)
+{
+    zg_var_def_t *d;
+    char *n;
+
+    if (zg_var_alloc == NULL) {
+        return NULL;
+    }
+    d = zg_var_alloc(zg_var_arena, sizeof(*d));
+    n = zg_var_alloc(zg_var_arena, len + 1);
+    if (d == NULL || n == NULL) {
+        return NULL;
+    }
+    memcpy(n, name, len);
+    n[len] = '\0';
+    memset(d, 0, sizeof(*d));
+    d->name = n;
+    d->next = zg_var_defs;
+    zg_var_defs = d;
+    return d;
+}
+
+void zg_var_defs_mark(const char *file, int line)
+{
+    for (zg_var_def_t *d = zg_var_defs; d != NULL; d = d->next) {
+        if (d->get == NULL && d->file == NULL) {
+            d->file = file;
+            d->line = line;
+        }
+    }
+}
+
+const zg_var_def_t *zg_var_defs_pending(void)
+{
+    const zg_var_def_t *d, *first = NULL;
+
+    /* the list is newest first: the last one found is the first used */
+    for (d = zg_var_defs; d != NULL; d = d->next) {
+        if (d->get == NULL) {
+            first = d;
+        }
+    }
+    return first;
+}
+
+static int zg_var_builtin(const char *name, size_t len, unsigned char *id, size_t *skip);
 
 int zg_var_define(zg_var_def_t *def)
 {
     unsigned char id;
     size_t skip, len = strlen(def->name);
+    zg_var_def_t *d;
 
-    if (zg_var_lookup(def->name, len, &id, &skip) == ZG_OK) {
+    if (zg_var_builtin(def->name, len, &id, &skip) == ZG_OK) {
         return ZG_DECLINED;
+    }
+    d = zg_var_defined(def->name, len);
+    if (d != NULL && d->get != NULL) {
+        return ZG_DECLINED;
+    }
+    if (d != NULL) {
+        /* used already: the values compiled so far point to d */
+        d->get = def->get;
+        d->data = def->data;
+        return ZG_OK;
     }
     def->next = zg_var_defs;
     zg_var_defs = def;
@@ -160,6 +228,19 @@ int zg_var_define(zg_var_def_t *def)
 }
 
 static int zg_var_lookup(const char *name, size_t len, unsigned char *id, size_t *skip)
+{
+    if (zg_var_builtin(name, len, id, skip) == ZG_OK) {
+        return ZG_OK;
+    }
+    if (zg_var_defined(name, len) != NULL || zg_var_forward(name, len) != NULL) {
+        *id = ZG_VAR_DEFINED;
+        *skip = 0;
+        return ZG_OK;
+    }
+    return ZG_DECLINED;
+}
+
+static int zg_var_builtin(const char *name, size_t len, unsigned char *id, size_t *skip)
 {
     size_t i, n;
     char low[64];
@@ -189,11 +270,6 @@ static int zg_var_lookup(const char *name, size_t len, unsigned char *id, size_t
             *skip = 0;
             return ZG_OK;
         }
-    }
-    if (zg_var_defined(name, len) != NULL) {
-        *id = ZG_VAR_DEFINED;
-        *skip = 0;
-        return ZG_OK;
     }
     return ZG_DECLINED;
 }

@@ -409,12 +409,18 @@ static void test_variable(void **state)
                 sizeof(err));
     assert_null(conf);
     assert_non_null(strstr(err, "kv.conf:3"));
-    /* a variable used before its keyval is unknown */
+    /* as in nginx, a variable may be used before its keyval */
     conf = load("http {\n log_format x '$later';\n keyval_zone zone=a:64k;\n"
                 " keyval $uri $later zone=a;\n}\n",
                 err, sizeof(err));
+    assert_non_null(conf);
+    zg_conf_free(conf);
+    /* one never defined is unknown, named where it was first used */
+    conf = load("http {\n keyval_zone zone=a:64k;\n log_format x '$nowhere';\n"
+                " log_format y '$nowhere $later';\n keyval $uri $later zone=a;\n}\n",
+                err, sizeof(err));
     assert_null(conf);
-    assert_non_null(strstr(err, "unknown \"later\" variable"));
+    assert_non_null(strstr(err, "unknown \"nowhere\" variable in kv.conf:3"));
     /* rate=$var needs default=, and default= needs a variable rate */
     conf = load("http {\n keyval_zone zone=a:64k;\n keyval $uri $r zone=a;\n"
                 " limit_req_zone $uri zone=l:64k rate=$r;\n}\n",
@@ -440,10 +446,11 @@ static void test_variable(void **state)
 static void test_variable_eval(void **state)
 {
     static zg_keyval_zone_conf_t *kz;
+    /* the variable is used before its keyval: the value reads it all the same */
     static const char text[] = "http {\n"
+                               "  limit_req_zone $blocked zone=z:64k rate=1r/s;\n"
                                "  keyval_zone zone=deny:64k type=ip;\n"
                                "  keyval $remote_addr $blocked zone=deny;\n"
-                               "  limit_req_zone $blocked zone=z:64k rate=1r/s;\n"
                                "}\n";
     char err[512];
     zg_conf_t *conf;
