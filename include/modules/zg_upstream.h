@@ -112,8 +112,8 @@ int zg_upstream_peer_stats(zg_upstream_conf_t *u, int i, zg_upstream_peer_stats_
 
 /* The API: takes peer i down (down 1) or back (0, also ends a drain), drains it
  * (drain 1: no new requests), sets its weight (> 0); -1 leaves a field alone.  With
- * a zone every worker sees it at once, and a reload that leaves the upstream's
- * server list unchanged keeps it.  ZG_OK, or ZG_ERROR for a bad i or no state. */
+ * a zone every worker sees it at once, and a reload keeps it for every peer it keeps
+ * (same address, backup, configured down and weight) when the zone is kept.  ZG_OK, or ZG_ERROR for a bad i or no state. */
 int zg_upstream_peer_set(zg_upstream_conf_t *u, int i, int down, int drain, int weight);
 
 #endif

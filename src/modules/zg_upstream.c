@@ -161,6 +161,32 @@ static int zg_upstream_sh_same(const zg_upstream_sh_t *sh, const zg_upstream_con
     return 1;
 }
 
+/* What the API changed on a peer (down, drain, weight) stays when a reload keeps the
+ * peer: the same address, backup or not, with the same configured down and weight. */
+static void zg_upstream_keep_changes(zg_upstream_sh_t *sh, const zg_upstream_sh_t *old)
+{
+    zg_upstream_peer_sh_t *p;
+    const zg_upstream_peer_sh_t *o;
+
+    for (int i = 0; i < sh->nservers; i++) {
+        p = &sh->peer[i];
+        for (int k = 0; k < old->nservers; k++) {
+            o = &old->peer[k];
+            if (strcmp(o->text, p->text) != 0 || o->backup != p->backup
+                || o->conf_down != p->conf_down || o->conf_weight != p->conf_weight) {
+                continue;
+            }
+            p->down = o->down;
+            p->drain = o->drain;
+            if (o->weight != o->conf_weight) {
+                p->weight = o->weight;
+                p->effective_weight = o->weight;
+            }
+            break;
+        }
+    }
+}
+
 int zg_upstream_zone_init(zg_zone_t *zone, void *old_data)
 {
     zg_upstream_conf_t *u = zone->conf;
@@ -194,6 +220,9 @@ int zg_upstream_zone_init(zg_zone_t *zone, void *old_data)
         }
         zg_upstream_sh_fill(sh, u);
         sh->prev = (old != NULL && old->magic == ZG_UPSTREAM_MAGIC) ? old : NULL;
+        if (sh->prev != NULL) {
+            zg_upstream_keep_changes(sh, sh->prev);
+        }
     }
 
     pool->data = sh;

@@ -285,3 +285,21 @@ def test_reload_with_a_resized_zone_loads_the_latest_state():
     assert api(z.port, "GET", "/1/http/keyvals/deny") == (200, {"10.1.0.0/16": "1"})
     st, doc = api(z.port, "GET", "/1/slabs/deny")
     assert doc["size"] == 128 * 1024, doc
+
+
+def test_peer_changes_survive_a_reload_that_keeps_the_peer():
+    d = tempfile.mkdtemp(prefix="zgtest-")
+    z = start(d)
+    p = z.port
+    assert api(p, "PATCH", "/1/http/upstreams/app/servers/0", {"down": True})[0] == 200
+    assert api(p, "PATCH", "/1/http/upstreams/app/servers/1", {"weight": 7})[0] == 200
+    # the server list changes (a third server): the two kept peers keep their state
+    third = Upstream("three")
+    old = set(z.workers())
+    z.rewrite(CONF.replace("server {up2}; }}", "server {up2}; server {up3}; }}"), port=p,
+              back=z.back, up1=z.ups[0].addr, up2=z.ups[1].addr, up3=third.addr, dir=d)
+    z.reload()
+    z.wait_workers(2, gone=old)
+    st, doc = api(p, "GET", "/1/http/upstreams/app")
+    peers = doc["peers"]
+    assert [(x["state"], x["weight"]) for x in peers] == [("down", 1), ("up", 7), ("up", 1)], peers
