@@ -24,6 +24,9 @@ http {{
     keyval_zone zone=rates:64k;
     keyval $http_x_key $key_rate zone=rates;
     limit_req_zone $http_x_key zone=tiered:64k rate=$key_rate default=1r/m;
+    limit_conn_zone $http_x_key zone=kconns:64k;
+    keyval_zone zone=maxconn:64k;
+    keyval $http_x_key $max_conns zone=maxconn;
     log_format t '$remote_addr blocked=$blocked tier=$tier';
     upstream app {{ zone app 64k; server {up1}; server {up2}; }}
     server {{
@@ -33,6 +36,7 @@ http {{
         location /ip {{ limit_req zone=perip burst=2 nodelay; proxy_pass http://127.0.0.1:{back}; }}
         location /key {{ limit_req zone=bykey nodelay; proxy_pass http://127.0.0.1:{back}; }}
         location /app {{ proxy_pass http://app; }}
+        location /slow {{ limit_conn kconns $max_conns default=1; proxy_pass http://app; }}
         location /tiered {{ limit_req zone=tiered burst=5 nodelay; proxy_pass http://127.0.0.1:{back}; }}
         location /api/ {{ api write=on; }}
         location /ro/ {{ api; }}
@@ -303,3 +307,38 @@ def test_peer_changes_survive_a_reload_that_keeps_the_peer():
     st, doc = api(p, "GET", "/1/http/upstreams/app")
     peers = doc["peers"]
     assert [(x["state"], x["weight"]) for x in peers] == [("down", 1), ("up", 7), ("up", 1)], peers
+
+
+def test_limit_conn_from_keyval_and_keys_holding_most():
+    import threading
+    import urllib.request
+    z = start()
+    p = z.port
+    up1, up2 = z.ups
+
+    def held():
+        return sum(int(urllib.request.urlopen("http://%s/__held?hold=h" % u.addr).read())
+                   for u in (up1, up2))
+
+    assert api(p, "PATCH", "/1/http/keyvals/maxconn", {"a": "3"})[0] == 204
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        request(p, "GET", "/slow?hold=h", headers={"X-Key": "a"}, timeout=60)[0]))
+        for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        assert wait_for(lambda: held() == 3, 10), held()
+        # the fourth of key "a" is over its limit of 3; key "b" has the default of 1
+        assert request(p, "GET", "/slow?hold=x&ms=0", headers={"X-Key": "a"})[0] == 503
+        st, top = api(p, "GET", "/1/http/limit_conns/kconns/keys?top=5")
+        assert top == [{"key": "a", "connections": 3}], top
+        st, doc = api(p, "GET", "/1/http/limit_conns/kconns")
+        assert doc["active"] == 3 and doc["rejected"] == 1, doc
+    finally:
+        for u in (up1, up2):
+            urllib.request.urlopen("http://%s/__release?hold=h" % u.addr).read()
+        for t in threads:
+            t.join(30)
+    assert results == [200, 200, 200], results
+    assert api(p, "GET", "/1/http/limit_conns/kconns/keys?top=5") == (200, [])
