@@ -73,6 +73,10 @@ def test_state_file_variable_limit_key_and_log():
     text = body.decode()
     assert 'zonegate_keyval_entries{zone="deny"} 2' in text, text
     assert 'zonegate_zone_bytes{zone="deny",kind="keyval",type="total"}' in text
+    assert 'zonegate_keyval_evictions_total{zone="tiers"} 0' in text
+    import test_admin
+    assert test_admin.parse_metrics(text)
+    test_admin.check_promtool(text)
 
 
 def test_state_file_empty_key_passes():
