@@ -82,7 +82,7 @@ def test_keyvals_crud_and_errors():
     p = z.port
     assert api(p, "GET", "/") == (200, [1])
     assert api(p, "GET", "/1/http")[1] == ["keyvals", "limit_reqs", "limit_conns", "upstreams"]
-    assert api(p, "GET", "/1/http/keyvals") == (200, {"deny": {}, "tiers": {}, "rates": {}})
+    assert api(p, "GET", "/1/http/keyvals") == (200, {"deny": {}, "tiers": {}, "rates": {}, "maxconn": {}})
     assert api(p, "POST", "/1/http/keyvals/tiers", {"k1": "gold", "k2": "silver"})[0] == 201
     assert api(p, "GET", "/1/http/keyvals/tiers") == (200, {"k1": "gold", "k2": "silver"})
     assert api(p, "GET", "/1/http/keyvals/tiers?key=k1") == (200, {"k1": "gold"})
