@@ -555,7 +555,7 @@ static int take_cb(void *arg, const unsigned char *key, size_t len, uint32_t cou
 static void test_sync_leases(void **state)
 {
     lc_zone_t z;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t h[4][1];
     zg_limit_conn_stats_t st;
     uint32_t key = htonl(0x0a000001);
@@ -623,7 +623,7 @@ static void test_sync_leases(void **state)
 static void test_sync_dropped_by_reload(void **state)
 {
     lc_zone_t z1, z2;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t h[2][1];
     uint32_t key = htonl(0x0a000001);
     taken_t t;
@@ -659,7 +659,7 @@ static void test_sync_dropped_by_reload(void **state)
 static void test_unsynced_has_no_leases(void **state)
 {
     lc_zone_t z;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t h[1];
     zg_limit_conn_stats_t st;
     int nh, status;
