@@ -69,6 +69,9 @@ size_t zg_keyval_match(zg_zone_t *zone, const char *key, size_t klen, zg_msec_t 
 int zg_keyval_set(zg_zone_t *zone, const char *key, size_t klen, const char *val,
                   size_t vlen, int only_new, zg_msec_t now);
 
+/* 1 if an entry is stored under key exactly (ip zones: the same network), else 0 */
+int zg_keyval_has(zg_zone_t *zone, const char *key, size_t klen, zg_msec_t now);
+
 /* Removes the entry stored under key (exactly: for ip zones the same network).
  * ZG_OK, or ZG_DECLINED when there is none or the key is invalid. */
 int zg_keyval_delete(zg_zone_t *zone, const char *key, size_t klen);

@@ -302,10 +302,8 @@ static int zg_api_keyvals(zg_api_req_t *a, zg_buf_t *out)
     if (zg_api_method(a, "POST")) {
         /* nginx Plus: every key must be new; checked first so nothing is half done */
         json_object_keylen_foreach(body, key, klen, v) {
-            char tmp[ZG_KEYVAL_VALUE_MAX];
             (void)v;
-            if (kz->type == ZG_KEYVAL_STRING
-                && zg_keyval_match(kz->zone, key, klen, zg_time_msec(), tmp, sizeof(tmp)) > 0) {
+            if (zg_keyval_has(kz->zone, key, klen, zg_time_msec())) {
                 st = zg_api_error(out, 409, "KeyvalKeyExists", "key \"%.*s\" already exists",
                                     (int)zg_min(klen, (size_t)64), key);
                 json_decref(body);

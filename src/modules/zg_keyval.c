@@ -381,6 +381,23 @@ int zg_keyval_set(zg_zone_t *zone, const char *key, size_t klen, const char *val
     return ZG_OK;
 }
 
+int zg_keyval_has(zg_zone_t *zone, const char *key, size_t klen, zg_msec_t now)
+{
+    zg_keyval_sh_t *sh = zone->data;
+    const unsigned char *k;
+    unsigned char ip[18];
+    size_t len;
+    int has;
+
+    if (zg_keyval_stored_key(sh, key, klen, ip, &k, &len) != ZG_OK) {
+        return 0;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    has = zg_keyval_live(zone, sh, k, len, now) != NULL;
+    zg_shmtx_unlock(&zone->pool->mutex);
+    return has;
+}
+
 int zg_keyval_delete(zg_zone_t *zone, const char *key, size_t klen)
 {
     zg_keyval_sh_t *sh = zone->data;

@@ -160,6 +160,16 @@ static void test_keyvals(void **state)
     assert_string_equal(code_of(doc), "KeyvalKeyError");
     assert_int_equal(call(1, "PATCH", "/1/http/keyvals/nope", "{}", &doc), 404);
     assert_string_equal(code_of(doc), "KeyvalNotFound");
+    /* a refused POST adds nothing, on ip zones too */
+    assert_int_equal(call0(1, "POST", "/1/http/keyvals/ips", "{\"10.0.0.0/8\":\"a\"}"), 201);
+    assert_int_equal(call(1, "POST", "/1/http/keyvals/ips",
+                          "{\"192.0.2.0/24\":\"b\",\"10.9.9.9/8\":\"c\"}", &doc),
+                     409);
+    assert_string_equal(code_of(doc), "KeyvalKeyExists");
+    assert_int_equal(call(0, "GET", "/1/http/keyvals/ips", NULL, &doc), 200);
+    assert_int_equal(json_object_size(doc), 1);
+    assert_string_equal(json_string_value(json_object_get(doc, "10.0.0.0/8")), "a");
+    json_decref(doc);
     assert_int_equal(call0(1, "DELETE", "/1/http/keyvals/kv", NULL), 204);
     assert_int_equal(call(0, "GET", "/1/http/keyvals", NULL, &doc), 200);
     assert_int_equal(json_object_size(json_object_get(doc, "kv")), 0);
