@@ -1,16 +1,21 @@
 """The dashboard (issue 16) in a real browser: headless Chromium loads /dashboard from a
 zonegate with 2 workers under traffic, runs its script against the API, and the test
 reads the rendered DOM: the throttled key is listed with a "forgive" button when the
-API is writable, without one when it is not, and gone once forgiven.  Writes
+API is writable, without one when it is not, and gone once forgiven; and, driven
+through the DevTools protocol, a click on "forgive" forgives the key.  Writes
 docs/dashboard.png (the README's screenshot) when ZG_DASHBOARD_SHOT is set."""
+import json
 import os
 import re
+import select
+import signal
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 
-from zg import ROOT, SLOW, Skip, Upstream, Zonegate, free_port, request, wait_port
+from zg import ROOT, SLOW, Skip, Upstream, Zonegate, free_port, request, wait_for, wait_port
 
 CONF = """
 worker_processes 2;
@@ -54,6 +59,77 @@ def browser(url, *extra):
     finally:
         shutil.rmtree(profile, ignore_errors=True)
     return p.stdout.decode(errors="replace")
+
+
+class Page:
+    """A page in headless Chromium driven through the DevTools protocol over
+    --remote-debugging-pipe (fd 3: commands in, fd 4: answers out, NUL-separated
+    JSON): evaluate scripts in the page, as a user's clicks would run."""
+
+    def __init__(self, url):
+        self.profile = tempfile.mkdtemp(prefix="zgchrome-")
+        r1, self.w = os.pipe()
+        self.r, w2 = os.pipe()
+
+        def fds():
+            os.dup2(r1, 3)
+            os.dup2(w2, 4)
+
+        self.proc = subprocess.Popen(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-dev-shm-usage", "--remote-debugging-pipe",
+             "--user-data-dir=" + self.profile, "about:blank"],
+            pass_fds=(3, 4), preexec_fn=fds, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        os.close(r1)
+        os.close(w2)
+        self.buf, self.id = b"", 0
+        target = self.call("Target.createTarget", url=url)["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target,
+                                 flatten=True)["sessionId"]
+
+    def call(self, method, session=None, **params):
+        self.id += 1
+        msg = {"id": self.id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = session
+        os.write(self.w, json.dumps(msg).encode() + b"\0")
+        end = time.time() + 30 * SLOW
+        while True:
+            while b"\0" in self.buf:
+                raw, self.buf = self.buf.split(b"\0", 1)
+                d = json.loads(raw)
+                if d.get("id") == self.id:
+                    assert "error" not in d, d
+                    return d["result"]
+            left = end - time.time()
+            assert left > 0, "no answer from chromium to " + method
+            if select.select([self.r], [], [], left)[0]:
+                data = os.read(self.r, 65536)
+                assert data, "chromium went away"
+                self.buf += data
+
+    def eval(self, expr):
+        res = self.call("Runtime.evaluate", session=self.session, expression=expr,
+                        returnByValue=True)
+        return res["result"].get("value")
+
+    def close(self):
+        # asked to close, chromium stops and reaps its helpers (renderer, GPU); if it
+        # does not, they share its process group: stop them all
+        try:
+            self.call("Browser.close")
+            self.proc.wait(10 * SLOW)
+        except Exception:  # noqa: B902
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        os.close(self.w)
+        os.close(self.r)
+        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 def key_rows(dom):
@@ -135,4 +211,22 @@ def check_pages(port):
     assert request(port, "DELETE", "/api/1/http/limit_reqs/perip/keys/127.0.0.1")[0] == 204
     dom = browser("http://127.0.0.1:%d/dashboard" % port, "--dump-dom")
     assert ("perip", "127.0.0.1") not in key_rows(dom), dom[-3000:]
+    assert request(port, "GET", "/limited")[0] == 200
+
+
+def test_forgive_button_in_the_browser():
+    chromium()
+    z, port = start()
+    statuses = [request(port, "GET", "/limited")[0] for _ in range(4)]
+    assert sorted(statuses) == [200, 200, 429, 429], statuses
+    page = Page("http://127.0.0.1:%d/dashboard" % port)
+    try:
+        row = 'tr.key[data-zone="perip"][data-key="127.0.0.1"]'
+        assert wait_for(lambda: page.eval("!!document.querySelector('%s')" % row), 10)
+        # the user clicks "forgive": the page asks the API, refreshes, the row goes
+        page.eval("document.querySelector('%s button.forgive').click()" % row)
+        assert wait_for(lambda: page.eval("!document.querySelector('%s')" % row), 10)
+    finally:
+        page.close()
+    # forgiven for real: the next request passes at once
     assert request(port, "GET", "/limited")[0] == 200
