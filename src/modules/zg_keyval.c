@@ -347,22 +347,24 @@ int zg_keyval_set(zg_zone_t *zone, const char *key, size_t klen, const char *val
         zg_shmtx_unlock(&zone->pool->mutex);
         return ZG_BUSY;
     }
-    if (old != NULL) {
-        zg_keyval_free_node(zone, sh, old);
-    }
     for (;;) {
         kv = zg_slab_alloc_locked(zone->pool, size);
         if (kv != NULL || zg_queue_empty(&sh->queue)) {
             break;
         }
-        zg_keyval_free_node(zone, sh,
-                            zg_queue_data(zg_queue_last(&sh->queue), zg_keyval_node_t, queue));
+        old = zg_queue_data(zg_queue_last(&sh->queue), zg_keyval_node_t, queue);
+        zg_keyval_free_node(zone, sh, old);
         sh->stats.evicted++;
+        sh->stats.changes++;
     }
     if (kv == NULL) {
-        sh->stats.changes += old != NULL;
         zg_shmtx_unlock(&zone->pool->mutex);
         return ZG_ERROR;
+    }
+    /* the previous value goes once the new one has its memory (unless evicted) */
+    old = zg_keyval_find(sh, k, len);
+    if (old != NULL) {
+        zg_keyval_free_node(zone, sh, old);
     }
     kv->node.key = zg_hash32(k, len);
     kv->klen = (uint32_t)len;
