@@ -117,4 +117,8 @@ void zg_var_defs_mark(const char *file, int line);
 const zg_var_def_t *zg_var_defs_pending(void);
 void zg_var_defs_reset(void);
 
+/* the module-defined variables cv uses (at most max of them, in order, repeats
+ * included) into out; returns how many */
+int zg_cv_defs(const zg_cv_t *cv, const zg_var_def_t **out, int max);
+
 #endif

@@ -407,6 +407,18 @@ failed:
     return NULL;
 }
 
+int zg_cv_defs(const zg_cv_t *cv, const zg_var_def_t **out, int max)
+{
+    int n = 0;
+
+    for (uint32_t i = 0; i < cv->nparts; i++) {
+        if (cv->parts[i].type == ZG_VAR_DEFINED && n < max) {
+            out[n++] = cv->parts[i].def;
+        }
+    }
+    return n;
+}
+
 /* Frees a value from zg_cv_compile; NULL is fine. */
 void zg_cv_free(zg_cv_t *cv)
 {

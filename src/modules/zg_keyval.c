@@ -730,11 +730,40 @@ static void *zg_keyval_create_main_conf(zg_conf_t *conf)
     return zg_conf_alloc(conf, sizeof(zg_keyval_main_conf_t));
 }
 
-/* every keyval gets its zone */
+/* 1 if evaluating v's key comes back to `to` (keyval variables used in keys, as
+ * a variable may be used before its keyval: `keyval $b $a ...; keyval $a $b ...`) */
+static int zg_keyval_reaches(const zg_keyval_var_t *v, const zg_keyval_var_t *to, int depth)
+{
+    const zg_var_def_t *used[16];
+    int n = zg_cv_defs(v->key, used, 16);
+
+    if (depth > 64) {
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (used[i]->get != zg_keyval_var_get) {
+            continue;
+        }
+        if (used[i]->data == to || zg_keyval_reaches(used[i]->data, to, depth + 1)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* every keyval gets its zone; no key depends on its own variable */
 static int zg_keyval_init_main_conf(zg_cf_t *cf, void *conf)
 {
     zg_keyval_main_conf_t *kmcf = conf;
     zg_keyval_var_t **vars = kmcf->vars;
+
+    for (int i = 0; i < kmcf->nvars; i++) {
+        if (zg_keyval_reaches(vars[i], vars[i], 0)) {
+            return zg_conf_error_at(cf, vars[i]->file, vars[i]->line,
+                                    "the key of \"$%s\" depends on \"$%s\" itself",
+                                    vars[i]->def.name, vars[i]->def.name);
+        }
+    }
 
     for (int i = 0; i < kmcf->nvars; i++) {
         zg_keyval_var_t *v = vars[i];

@@ -421,6 +421,22 @@ static void test_variable(void **state)
                 err, sizeof(err));
     assert_null(conf);
     assert_non_null(strstr(err, "unknown \"nowhere\" variable in kv.conf:3"));
+    /* a key that depends on its own variable would never end: refused */
+    conf = load("http {\n keyval_zone zone=a:64k;\n keyval $x $x zone=a;\n}\n", err,
+                sizeof(err));
+    assert_null(conf);
+    assert_non_null(strstr(err, "the key of \"$x\" depends on \"$x\" itself in kv.conf:3"));
+    conf = load("http {\n keyval_zone zone=a:64k;\n keyval $b $a zone=a;\n"
+                " keyval $a-$uri $b zone=a;\n}\n",
+                err, sizeof(err));
+    assert_null(conf);
+    assert_non_null(strstr(err, "depends on"));
+    /* a chain is fine */
+    conf = load("http {\n keyval_zone zone=a:64k;\n keyval $b $a zone=a;\n"
+                " keyval $uri $b zone=a;\n}\n",
+                err, sizeof(err));
+    assert_non_null(conf);
+    zg_conf_free(conf);
     /* rate=$var needs default=, and default= needs a variable rate */
     conf = load("http {\n keyval_zone zone=a:64k;\n keyval $uri $r zone=a;\n"
                 " limit_req_zone $uri zone=l:64k rate=$r;\n}\n",
