@@ -175,6 +175,10 @@ void zg_conf_free(zg_conf_t *conf);
 void *zg_conf_alloc(zg_conf_t *conf, size_t size);
 char *zg_conf_strdup(zg_conf_t *conf, const char *s, size_t len);
 
+/* p is freed with free_fn when the config is freed; ZG_ERROR = no memory (p is
+ * then not kept) */
+int zg_conf_keep(zg_conf_t *conf, void *p, void (*free_fn)(void *p));
+
 /* grows arr (of *n elements) so one more fits, counts it; NULL if no memory */
 void *zg_conf_grow(zg_conf_t *conf, void *arr, int *n, size_t size);
 #define zg_conf_push(conf, arr, n)                                                     \

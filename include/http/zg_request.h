@@ -34,6 +34,8 @@ typedef struct {
  * header hooks only run then. */
 struct zg_request_s {
     uv_timer_t sleep_timer;     /* zg_request_sleep; data = the connection */
+    zg_regex_caps_t caps;       /* the last regex match's captures ($1..$9); not
+                                   zeroed: caps.n = 0 when a request starts */
     zg_conn_t *c;
     zg_http_req_t *h;
     zg_server_conf_t *srv;

@@ -481,14 +481,21 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
         zg_conn_body(c);
     }
 
-    r->srv = zg_http_find_server(c->ls, h->host.data, h->host.len);
+    r->caps.n = 0;
+    r->caps.re = NULL;
+    x->caps = &r->caps;
+    r->srv = zg_http_find_server(c->ls, h->host.data, h->host.len, &r->caps);
     if (r->srv->nnames > 0) {
         x->server_name.data = r->srv->names[0];
         x->server_name.len = strlen(r->srv->names[0]);
     }
-    r->loc = zg_http_find_location(r->srv, h->path.data, h->path.len);
+    r->loc = zg_http_find_location(r->srv, h->path.data, h->path.len, &r->caps);
     r->loc_conf = r->loc ? r->loc->loc_conf : r->srv->loc_conf;
     zg_http_core_loc_conf_t *clcf = zg_request_core(r);
+    if (clcf->internal) {
+        zg_request_error(r, 404); /* reached only by internal redirects */
+        return;
+    }
     r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !c->w->quitting;
 
     if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {

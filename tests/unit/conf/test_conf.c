@@ -482,24 +482,24 @@ static void test_full(void **state)
     assert_ptr_equal(HC(conf)->listens[2].default_server, s3);
 
     /* find_server */
-    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "EXAMPLE.com", 11), s0);
-    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "www.example.org", 15), s0);
-    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "other.test:8080", 15), s1);
-    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "example.co", 10), s1);
-    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "", 0), s1);
-    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[1], "example.com", 11), s2);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "EXAMPLE.com", 11, NULL), s0);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "www.example.org", 15, NULL), s0);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "other.test:8080", 15, NULL), s1);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "example.co", 10, NULL), s1);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "", 0, NULL), s1);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[1], "example.com", 11, NULL), s2);
 
     /* find_location: exact first, then longest prefix */
-    assert_int_equal(zg_http_find_location(s0, "/api/", 5)->exact, 1);
-    l = zg_http_find_location(s0, "/api/x", 6);
+    assert_int_equal(zg_http_find_location(s0, "/api/", 5, NULL)->exact, 1);
+    l = zg_http_find_location(s0, "/api/x", 6, NULL);
     assert_int_equal(l->exact, 0);
     assert_string_equal(l->path, "/api/");
-    assert_string_equal(zg_http_find_location(s0, "/direct2/a", 10)->path, "/direct2");
-    assert_string_equal(zg_http_find_location(s0, "/directory", 10)->path, "/direct");
-    assert_string_equal(zg_http_find_location(s0, "/slab_stat/x", 12)->path, "/");
-    assert_string_equal(zg_http_find_location(s0, "/api", 4)->path, "/");
-    assert_null(zg_http_find_location(s3, "/", 1));
-    assert_null(zg_http_find_location(s2, "/", 1));
+    assert_string_equal(zg_http_find_location(s0, "/direct2/a", 10, NULL)->path, "/direct2");
+    assert_string_equal(zg_http_find_location(s0, "/directory", 10, NULL)->path, "/direct");
+    assert_string_equal(zg_http_find_location(s0, "/slab_stat/x", 12, NULL)->path, "/");
+    assert_string_equal(zg_http_find_location(s0, "/api", 4, NULL)->path, "/");
+    assert_null(zg_http_find_location(s3, "/", 1, NULL));
+    assert_null(zg_http_find_location(s2, "/", 1, NULL));
 
     zg_conf_free(conf);
 }
@@ -646,7 +646,7 @@ static void test_tokenizer(void **state)
     assert_int_equal(HC(conf)->servers[0].locations[3].line, 7);
     assert_false(zg_cv_is_const(RW(HC(conf)->servers[0].locations[3].loc_conf)->text));
     /* an empty Host matches server_name "" */
-    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "", 0), &HC(conf)->servers[0]);
+    assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "", 0, NULL), &HC(conf)->servers[0]);
     zg_conf_free(conf);
 
     /* lines are counted inside multi-line strings */
@@ -898,8 +898,6 @@ static const struct {
       "\"return\" directive is not allowed here in /x/z.conf:3" },
     { "listen 80;", "\"listen\" directive is not allowed here in /x/z.conf:1" },
     { "http {\n error_log /e.log;\n}", "\"error_log\" directive is not allowed here in /x/z.conf:2" },
-    { "http {\n server {\n  location / {\n   location /x { }\n  }\n }\n}",
-      "\"location\" directive is not allowed here in /x/z.conf:4" },
     { "events {\n daemon on;\n}", "\"daemon\" directive is not allowed here in /x/z.conf:2" },
     { "http {\n upstream u {\n  listen 80;\n }\n}",
       "\"listen\" directive is not allowed here in /x/z.conf:3" },
@@ -908,8 +906,30 @@ static const struct {
       "duplicate location \"/x\" in /x/z.conf:4" },
     { "http {\n server {\n  location = /x { }\n  location =/x { }\n }\n}",
       "duplicate location \"/x\" in /x/z.conf:4" },
-    { "http {\n server {\n  location ~ \\.php$ { }\n }\n}",
-      "regex locations are not supported in /x/z.conf:3" },
+    { "http {\n server {\n  location ~ ^(foo { }\n }\n}",
+      "pcre2_compile() failed: missing closing parenthesis in \"^(foo\" in /x/z.conf:3" },
+    { "http {\n server {\n  location = /x { location /x/y { } }\n }\n}",
+      "location \"/x/y\" cannot be inside the exact location \"/x\" in /x/z.conf:3" },
+    { "http {\n server {\n  location /x { location /y { } }\n }\n}",
+      "location \"/y\" is outside location \"/x\" in /x/z.conf:3" },
+    { "http {\n server {\n  location /x { location @y { } }\n }\n}",
+      "named location \"@y\" can be on the server level only in /x/z.conf:3" },
+    { "http {\n server {\n  location @x { location /y { } }\n }\n}",
+      "location \"/y\" cannot be inside the named location \"@x\" in /x/z.conf:3" },
+    { "http {\n server {\n  location /x { }\n  location ^~ /x { }\n }\n}",
+      "duplicate location \"/x\" in /x/z.conf:4" },
+    { "http {\n server {\n  location / { internal; internal; }\n }\n}",
+      "\"internal\" directive is duplicate in /x/z.conf:3" },
+    { "http {\n server {\n  internal;\n }\n}",
+      "\"internal\" directive is not allowed here in /x/z.conf:3" },
+    { "http {\n server {\n  server_name a.*.b;\n }\n}",
+      "invalid server name or wildcard \"a.*.b\" in /x/z.conf:3" },
+    { "http {\n server {\n  server_name *.a.*;\n }\n}",
+      "invalid server name or wildcard \"*.a.*\" in /x/z.conf:3" },
+    { "http {\n server {\n  server_name ~;\n }\n}",
+      "empty regex in server name \"~\" in /x/z.conf:3" },
+    { "http {\n server {\n  server_name \"~^(a\";\n }\n}",
+      "pcre2_compile() failed: missing closing parenthesis in \"^(a\" in /x/z.conf:3" },
     { "http {\n server {\n  location / { return abc; }\n }\n}",
       "invalid return code \"abc\" in /x/z.conf:3" },
     { "http {\n server {\n  location / { return 200; proxy_pass http://a:1; }\n }\n}",
