@@ -1177,13 +1177,17 @@ int zg_conf_zone(zg_cf_t *cp, const char *name, size_t nlen, const zg_str_t *nam
     }
     memcpy(zname, name, nlen);
     zname[nlen] = '\0';
-    size = zg_conf_parse_size(size_text, size_len);
+    /* nginx 1.22 sizes zones with ngx_parse_size: k and m, no g */
+    size = size_len > 0 && (size_text[size_len - 1] == 'g' || size_text[size_len - 1] == 'G')
+               ? -1
+               : zg_conf_parse_size(size_text, size_len);
     if (size < 0) {
         return zg_conf_error(cp, "invalid zone size \"%s\" in \"%s\" directive", size_arg->data,
                          cp->name);
     }
-    if (size == 0) {
-        return zg_conf_error(cp, "zero size shared memory zone \"%s\"", zname);
+    if (size < ZG_ZONE_MIN_PAGES * ZG_SLAB_PAGE_SIZE) {
+        /* nginx's words: the parameter for limit_*_zone, the name for upstream zone */
+        return zg_conf_error(cp, "zone \"%s\" is too small", name_arg->data);
     }
     rounded = zg_align((size_t)size, ZG_SLAB_PAGE_SIZE);
     z = zg_zone_find(&cp->conf->zones, zname);
