@@ -5,6 +5,7 @@
 #define ZG_HTTP_CORE_H
 
 #include "zg_conf.h"
+#include "zg_log.h"
 #include "zg_regex.h"
 
 typedef struct zg_server_conf_s zg_server_conf_t;
@@ -84,6 +85,7 @@ typedef struct {
     int nservers;
     zg_listen_t *listens;
     int nlistens;
+    zg_log_target_t *error_logs;     /* every error_log of http/server/location */
     /* private: while parsing */
     zg_http_core_srv_t **srvs;
     int nsrvs;
@@ -111,6 +113,8 @@ typedef struct {
     int return_code;                 /* `return`; 0 = none */
     zg_cv_t *return_text;            /* body, or the Location for 301/302/303/307/308 */
     int internal;                    /* `internal`: 404 for a request from a client */
+    zg_log_target_t *error_log;      /* error_log of this level; NULL = the main one */
+    int error_log_set;
 } zg_http_core_loc_conf_t;
 
 extern zg_module_t zg_http_core_module;

@@ -6,6 +6,9 @@
 #include "zg_http.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
@@ -270,6 +273,106 @@ static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *con
     return zg_conf_block(cf, ZG_CTX_LOC, loc->loc_conf, pl);
 }
 
+/* error_log FILE [LEVEL] at http, server or location level */
+static int zg_http_core_error_log(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+    zg_http_core_loc_conf_t *clcf = conf;
+    zg_str_t *a = cf->args;
+    zg_log_target_t *t;
+    char *path;
+    int level = ZG_LOG_ERR;
+
+    (void)cmd;
+    if (clcf->error_log_set) {
+        return zg_conf_duplicate(cf);
+    }
+    if (cf->nargs > 2) {
+        level = zg_log_level_parse(a[2].data, a[2].len);
+        if (level < 0) {
+            return zg_conf_invalid(cf, &a[2]);
+        }
+    }
+    path = zg_conf_eq(&a[1], "stderr") ? zg_conf_strdup(cf->conf, "stderr", 6)
+                                       : zg_conf_path(cf, &a[1]);
+    if (path == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    for (t = cmcf->error_logs; t != NULL; t = t->next) {
+        if (t->level == level && strcmp(t->path, path) == 0) {
+            break;
+        }
+    }
+    if (t == NULL) {
+        t = zg_conf_alloc(cf->conf, sizeof(*t));
+        if (t == NULL) {
+            return zg_conf_nomem(cf);
+        }
+        t->path = path;
+        t->level = level;
+        t->fd = strcmp(path, "stderr") == 0 ? STDERR_FILENO : -1;
+        t->next = cmcf->error_logs;
+        cmcf->error_logs = t;
+    }
+    clcf->error_log = t;
+    clcf->error_log_set = 1;
+    return ZG_OK;
+}
+
+static int zg_http_core_open_logs(zg_conf_t *conf)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        if (t->fd == -1) {
+            t->fd = zg_log_open_file(t->path);
+            if (t->fd == -1) {
+                zg_log_error(ZG_LOG_EMERG, errno, "open() \"%s\" failed", t->path);
+                return ZG_ERROR;
+            }
+        }
+    }
+    return ZG_OK;
+}
+
+static void zg_http_core_close_logs(zg_conf_t *conf)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        if (t->fd > STDERR_FILENO) {
+            close(t->fd);
+            t->fd = -1;
+        }
+    }
+}
+
+/* USR1: each file opened anew on its descriptor's number */
+static void zg_http_core_reopen_logs(zg_conf_t *conf)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        int fd;
+        if (t->fd <= STDERR_FILENO) {
+            continue;
+        }
+        fd = zg_log_open_file(t->path);
+        if (fd == -1) {
+            zg_log_error(ZG_LOG_ALERT, errno, "reopen() \"%s\" failed", t->path);
+            continue;
+        }
+        if (dup3(fd, t->fd, O_CLOEXEC) == -1) {
+            zg_log_error(ZG_LOG_ALERT, errno, "dup3() \"%s\" failed", t->path);
+        }
+        close(fd);
+    }
+}
+
+static int *zg_http_core_file(zg_conf_t *conf, int i)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        if (t->fd > STDERR_FILENO && i-- == 0) {
+            return &t->fd;
+        }
+    }
+    return NULL;
+}
+
 static int zg_http_core_internal(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_http_core_loc_conf_t *clcf = conf;
@@ -401,6 +504,9 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, underscores_in_headers, ZG_UNSET);
     ZG_CONF_MERGE(c, p, ignore_invalid_headers, ZG_UNSET);
     ZG_CONF_MERGE(c, p, internal, ZG_UNSET);
+    if (!c->error_log_set) {
+        c->error_log = p->error_log;
+    }
     /* defaults */
     if (c->client_header_timeout == ZG_UNSET_MSEC) {
         c->client_header_timeout = 60000;
@@ -783,6 +889,7 @@ static const zg_command_t zg_http_core_commands[] = {
     { "location", ZG_CTX_SRV | ZG_CTX_LOC, 1, 1, 2, zg_http_core_location, ZG_MAIN_CONF, 0,
       NULL },
     { "internal", ZG_CTX_LOC, 0, 0, 0, zg_http_core_internal, ZG_LOC_CONF, 0, NULL },
+    { "error_log", ZG_CTX_SETTINGS, 0, 1, 2, zg_http_core_error_log, ZG_LOC_CONF, 0, NULL },
     { "client_header_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       ZG_CORE_LOC(client_header_timeout), NULL },
     { "client_body_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
@@ -814,4 +921,8 @@ zg_module_t zg_http_core_module = {
     .init_main_conf = zg_http_core_init_main_conf,
     .create_loc_conf = zg_http_core_create_loc_conf,
     .merge_loc_conf = zg_http_core_merge_loc_conf,
+    .init_master = zg_http_core_open_logs,
+    .exit_master = zg_http_core_close_logs,
+    .reopen = zg_http_core_reopen_logs,
+    .file = zg_http_core_file,
 };

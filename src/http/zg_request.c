@@ -361,7 +361,7 @@ static int zg_request_access(zg_request_t *r, int rc)
 /* Runs the phase handlers from r->phase on.  A handler that answered (ZG_DONE) may
  * have finalized the request and a pipelined one may have taken its memory: r is
  * not touched after that. */
-static void zg_request_run_phases(zg_request_t *r)
+static void zg_request_phases(zg_request_t *r)
 {
     zg_phase_handler_pt *h = zg_hooks.phase;
     int i = r->phase, end = zg_hooks.access_first, rc;
@@ -407,6 +407,20 @@ static void zg_request_run_phases(zg_request_t *r)
         return;
     }
     content(r);
+}
+
+/* the phases, with the error log of the request's level in scope (error_log) */
+static void zg_request_run_phases(zg_request_t *r)
+{
+    const zg_log_target_t *log = zg_request_core(r)->error_log, *saved;
+
+    if (log == NULL) {
+        zg_request_phases(r);
+        return;
+    }
+    saved = zg_log_scope(log);
+    zg_request_phases(r);
+    zg_log_scope(saved);
 }
 
 static void zg_request_wake(uv_timer_t *t)

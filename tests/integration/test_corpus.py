@@ -28,8 +28,6 @@ REFUSALS = [
      "return at server level (issue 13, the rewrite module, in progress)"),
     (r'unknown "(proxy_add_x_forwarded_for|scheme|https|request_id|limit_key|limit)" variable',
      "variables of issue 13 and variables that map/geo define (in progress)"),
-    (r'"error_log" directive is not allowed here',
-     "error_log at http, server and location level (issue 13)"),
     (r'unknown directive "proxy_http_version"',
      "proxy_http_version: zonegate always speaks HTTP/1.1 to upstreams"),
 ]
