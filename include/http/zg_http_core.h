@@ -89,6 +89,7 @@ typedef struct {
     /* private: while parsing */
     zg_http_core_srv_t **srvs;
     int nsrvs;
+    void *cur_block;      /* the server or location being read */
     int http_seen;
 } zg_http_core_main_conf_t;
 

@@ -61,6 +61,7 @@ static int zg_http_core_server(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
     zg_http_core_srv_t *ps, **slot;
+    int rc;
 
     (void)cmd;
     (void)conf;
@@ -72,7 +73,10 @@ static int zg_http_core_server(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     *slot = ps;
     ps->srv.file = cf->file;
     ps->srv.line = cf->line;
-    return zg_conf_block(cf, ZG_CTX_SRV, ps->srv.loc_conf, ps);
+    cmcf->cur_block = ps;
+    rc = zg_conf_block(cf, ZG_CTX_SRV, ps->srv.loc_conf, ps);
+    cmcf->cur_block = NULL;
+    return rc;
 }
 
 static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -85,6 +89,9 @@ static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 
     (void)cmd;
     (void)conf;
+    if (ps == NULL || ps != zg_http_core_main_conf(cf->conf)->cur_block) {
+        return zg_conf_error(cf, "\"%s\" directive is not allowed here", cf->name);
+    }
     for (int i = 2; i < cf->nargs; i++) {
         if (zg_conf_eq(&a[i], "default_server") || zg_conf_eq(&a[i], "default")) {
             def = 1;
@@ -142,6 +149,9 @@ static int zg_http_core_server_name(zg_cf_t *cf, const zg_command_t *cmd, void *
 
     (void)cmd;
     (void)conf;
+    if (ps == NULL || ps != zg_http_core_main_conf(cf->conf)->cur_block) {
+        return zg_conf_error(cf, "\"%s\" directive is not allowed here", cf->name);
+    }
     for (int i = 1; i < cf->nargs; i++) {
         if (a[i].len > 0 && a[i].data[0] == '~') {
             if (a[i].len == 1) {
@@ -174,8 +184,11 @@ static int zg_http_core_server_name(zg_cf_t *cf, const zg_command_t *cmd, void *
 
 static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
     zg_http_core_ploc_t *parent = cf->ctx == ZG_CTX_LOC ? cf->block : NULL;
     zg_http_core_srv_t *ps = parent != NULL ? parent->ps : cf->block;
+    void *saved;
+    int rc;
     zg_http_core_ploc_t *pl, ***list, **slot;
     int *nlist;
     zg_location_t *loc;
@@ -185,6 +198,10 @@ static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *con
 
     (void)cmd;
     (void)conf;
+    if (cf->block == NULL || cf->block != cmcf->cur_block) {
+        /* a block of another module (an `if`): not where locations go */
+        return zg_conf_error(cf, "\"location\" directive is not allowed here");
+    }
     if (cf->nargs == 3) {
         if (zg_conf_eq(&a[1], "=")) {
             exact = 1;
@@ -270,7 +287,11 @@ static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *con
             return zg_conf_nomem(cf);
         }
     }
-    return zg_conf_block(cf, ZG_CTX_LOC, loc->loc_conf, pl);
+    saved = cmcf->cur_block;
+    cmcf->cur_block = pl;
+    rc = zg_conf_block(cf, ZG_CTX_LOC, loc->loc_conf, pl);
+    cmcf->cur_block = saved;
+    return rc;
 }
 
 /* error_log FILE [LEVEL] at http, server or location level */
