@@ -227,7 +227,7 @@ static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *con
     } else if (path.len > 0 && path.data[0] == '@') {
         named = 1;
     }
-    if (path.len == 0 && !regex) {
+    if (path.len == 0 && !regex && !exact) {
         return zg_conf_error(cf, "invalid number of arguments in \"location\" directive");
     }
     if (parent != NULL) {
@@ -251,7 +251,8 @@ static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *con
     }
     list = parent != NULL ? &parent->locs : &ps->locs;
     nlist = parent != NULL ? &parent->nlocs : &ps->nlocs;
-    for (int i = 0; i < *nlist && !regex; i++) {
+    /* nginx lets a named location repeat (the first is used); not a prefix */
+    for (int i = 0; i < *nlist && !regex && !named; i++) {
         zg_location_t *o = &(*list)[i]->loc;
         if (o->regex == NULL && o->exact == (unsigned)exact && o->path_len == path.len
             && memcmp(o->path, path.data, path.len) == 0) {

@@ -714,14 +714,14 @@ static void test_rate_and_burst(void **state)
     conf = load("http {\n"
                 "  limit_req_zone $uri zone=a:32k rate=1r/m;\n"
                 "  limit_req_zone $uri zone=b:32k rate=7r/s;\n"
-                "  limit_req_zone $uri zone=c:32k;\n"
+                "  limit_req_zone $uri zone=c:32k rate=60r/m;\n"
                 "  limit_req zone=a;\n"
                 "  limit_req zone=b burst=10 delay=4;\n"
                 "  limit_req zone=c nodelay burst=1;\n"
                 "}\n");
     assert_true(LRM(conf)->zones[0]->rate == 16); /* 1000 / 60, as nginx */
     assert_true(LRM(conf)->zones[1]->rate == 7000);
-    assert_true(LRM(conf)->zones[2]->rate == 1000); /* nginx default 1r/s */
+    assert_true(LRM(conf)->zones[2]->rate == 1000);
     s = HTTP(conf);
     assert_int_equal(LREQ(s)->nlimits, 3);
     assert_true(LREQ(s)->limits[0].burst == 0 && LREQ(s)->limits[0].delay == 0);
@@ -964,7 +964,9 @@ static const struct {
     { "http {\n limit_req_zone $uri zone=a:1m rate=5r/h;\n}",
       "invalid rate \"rate=5r/h\" in \"limit_req_zone\" directive in /x/z.conf:2" },
     { "http {\n limit_req_zone $uri rate=1r/s;\n}",
-      "\"limit_req_zone\" must have \"zone\" parameter in /x/z.conf:2" },
+      "invalid number of arguments in \"limit_req_zone\" directive in /x/z.conf:2" },
+    { "http {\n limit_req_zone $uri zone=a:1m;\n}",
+      "invalid number of arguments in \"limit_req_zone\" directive in /x/z.conf:2" },
     { "http {\n limit_req_zone $uri zone=a:1m rate=1r/s foo=bar;\n}",
       "invalid parameter \"foo=bar\" in \"limit_req_zone\" directive in /x/z.conf:2" },
     { "http {\n limit_req_zone $uri zone=a:1m rate=1r/s;\n limit_req_zone $uri zone=a:2m rate=1r/s;\n}",
@@ -993,7 +995,7 @@ static const struct {
       "unknown limit_req_zone \"nope\" in \"limit_req\" directive in /x/z.conf:4" },
     { "http {\n server {\n  limit_conn nope 1;\n }\n}",
       "unknown limit_conn_zone \"nope\" in \"limit_conn\" directive in /x/z.conf:3" },
-    { "http {\n limit_req_zone $uri zone=a:1m;\n limit_req zone=a;\n limit_req zone=a burst=2;\n}",
+    { "http {\n limit_req_zone $uri zone=a:1m rate=1r/s;\n limit_req zone=a;\n limit_req zone=a burst=2;\n}",
       "\"limit_req\" directive is duplicate in /x/z.conf:4" },
     { "http {\n limit_req zone=a burst=x;\n}", "invalid burst value \"burst=x\" in /x/z.conf:2" },
     { "http {\n limit_req zone=a burst=0;\n}", "invalid burst value \"burst=0\" in /x/z.conf:2" },
