@@ -423,3 +423,8 @@ def test_error_log_of_a_location_and_a_server():
     for log in (main, loc, srv):
         assert sum(pat in x for x in lines(log)) == 1, (log, lines(log))
     assert all("[error]" in x for x in lines(srv) if pat in x), lines(srv)
+    # the proxy's upstream errors (each first request: 502) go to the level's log too
+    up = "while connecting to upstream"
+    assert sum(up in x for x in lines(loc)) == 1, lines(loc)
+    assert sum(up in x for x in lines(srv)) == 1, lines(srv)
+    assert sum(up in x for x in lines(main)) == 1, lines(main)
