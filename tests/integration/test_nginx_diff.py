@@ -424,6 +424,8 @@ ROUTE_HOSTS = [
     "www.example.com", "EXAMPLE.com", "x.example.com", "x.y.example.com", "x.a.example.com",
     "www.example.org", "www.example.net", "www.other.de", "example.org", "b.example.org",
     "xexample.org", "site.net", "www.site.net", "a.b.net", "nothing.de", "first", "example",
+    "www.example.com.", "X.A.Example.COM", "first:8080", "127.0.0.1", "[::1]:80", "site.net.",
+    "example.org.", "www.example.",
 ]
 
 
