@@ -419,6 +419,21 @@ int zg_http_core_set_handler(zg_cf_t *cf, zg_phase_handler_pt handler)
     return ZG_OK;
 }
 
+int zg_http_core_set_pass_handler(zg_cf_t *cf, zg_phase_handler_pt handler)
+{
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+    zg_http_core_ploc_t *pl = cf->block;
+
+    if (zg_http_core_set_handler(cf, handler) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    if (cf->ctx == ZG_CTX_LOC && pl != NULL && pl == cmcf->cur_block && pl->loc.regex == NULL
+        && !pl->loc.named && pl->loc.path_len > 0 && pl->loc.path[pl->loc.path_len - 1] == '/') {
+        pl->loc.auto_redirect = 1;
+    }
+    return ZG_OK;
+}
+
 static int zg_http_core_large_buffers(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_http_core_loc_conf_t *clcf = conf;
@@ -833,7 +848,7 @@ zg_server_conf_t *zg_http_find_server(const zg_listen_t *ls, const char *host, s
 static int zg_http_find_level(const zg_location_t *locs, int nlocs, const char *path,
                               size_t len, zg_regex_caps_t *caps, zg_location_t **found)
 {
-    zg_location_t *best = NULL;
+    zg_location_t *best = NULL, *redirect = NULL;
     int rc, noregex;
 
     for (int i = 0; i < nlocs; i++) {
@@ -850,6 +865,14 @@ static int zg_http_find_level(const zg_location_t *locs, int nlocs, const char *
                    && memcmp(loc->path, path, loc->path_len) == 0) {
             best = loc;
         }
+        if (loc->auto_redirect && loc->path_len == len + 1 && memcmp(loc->path, path, len) == 0) {
+            redirect = loc;
+        }
+    }
+    /* "/x" for "/x/": unless a location is "/x" itself */
+    if (redirect != NULL && (best == NULL || best->path_len != len)) {
+        *found = redirect;
+        return ZG_DONE;
     }
     rc = ZG_DECLINED;
     noregex = 0;
@@ -857,8 +880,8 @@ static int zg_http_find_level(const zg_location_t *locs, int nlocs, const char *
         *found = best;
         noregex = best->noregex;
         rc = zg_http_find_level(best->locations, best->nlocations, path, len, caps, found);
-        if (rc == ZG_OK) {
-            return ZG_OK;
+        if (rc == ZG_OK || rc == ZG_DONE) {
+            return rc;
         }
         rc = ZG_AGAIN;
     }
@@ -876,13 +899,22 @@ static int zg_http_find_level(const zg_location_t *locs, int nlocs, const char *
     return rc;
 }
 
-zg_location_t *zg_http_find_location(const zg_server_conf_t *srv, const char *path,
-                                     size_t len, zg_regex_caps_t *caps)
+zg_location_t *zg_http_core_find_location(const zg_server_conf_t *srv, const char *path,
+                                          size_t len, zg_regex_caps_t *caps, int *redirect)
 {
     zg_location_t *found = NULL;
 
-    (void)zg_http_find_level(srv->locations, srv->nlocations, path, len, caps, &found);
+    *redirect = zg_http_find_level(srv->locations, srv->nlocations, path, len, caps, &found)
+                == ZG_DONE;
     return found;
+}
+
+zg_location_t *zg_http_find_location(const zg_server_conf_t *srv, const char *path,
+                                     size_t len, zg_regex_caps_t *caps)
+{
+    int redirect;
+
+    return zg_http_core_find_location(srv, path, len, caps, &redirect);
 }
 
 zg_location_t *zg_http_core_find_named(const zg_server_conf_t *srv, const char *name,

@@ -1167,7 +1167,7 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     if (slash == h || memchr(h, '$', (size_t)(slash - h)) != NULL) {
         return zg_conf_error(cf, "invalid host in \"%s\"", a[1].data);
     }
-    if (zg_http_core_set_handler(cf, zg_proxy_handler) != ZG_OK) {
+    if (zg_http_core_set_pass_handler(cf, zg_proxy_handler) != ZG_OK) {
         return ZG_ERROR;
     }
     if (slash < end) {

@@ -124,6 +124,37 @@ static void test_named_internal(void **state)
     zg_conf_free(conf);
 }
 
+/* nginx's auto redirect: a proxied "/x/" answers "/x" with a 301, unless "/x" exists */
+static void test_auto_redirect(void **state)
+{
+    zg_conf_t *conf = load("http {\n server {\n"
+                           "  location / { }\n"
+                           "  location /a/ { proxy_pass http://127.0.0.1:1; }\n"
+                           "  location /b/ { return 200; }\n"
+                           "  location /c { }\n"
+                           "  location /c/ { proxy_pass http://127.0.0.1:1; }\n"
+                           "  location ~ ^/a$ { }\n"
+                           " }\n}\n");
+    zg_server_conf_t *s = &zg_http_core_main_conf(conf)->servers[0];
+    zg_location_t *loc;
+    int redirect;
+
+    (void)state;
+    loc = zg_http_core_find_location(s, "/a", 2, NULL, &redirect);
+    assert_int_equal(redirect, 1); /* before any regex */
+    assert_string_equal(loc->path, "/a/");
+    loc = zg_http_core_find_location(s, "/a/", 3, NULL, &redirect);
+    assert_int_equal(redirect, 0);
+    assert_string_equal(loc->path, "/a/");
+    loc = zg_http_core_find_location(s, "/b", 2, NULL, &redirect);
+    assert_int_equal(redirect, 0); /* not a proxy */
+    assert_string_equal(loc->path, "/");
+    loc = zg_http_core_find_location(s, "/c", 2, NULL, &redirect);
+    assert_int_equal(redirect, 0); /* "/c" exists */
+    assert_string_equal(loc->path, "/c");
+    zg_conf_free(conf);
+}
+
 static const char names_conf[] =
     "http {\n"
     " server { listen 127.0.0.1:8000; server_name first; }\n"
@@ -249,6 +280,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_location_order),
         cmocka_unit_test(test_named_internal),
+        cmocka_unit_test(test_auto_redirect),
         cmocka_unit_test(test_server_name_priority),
         cmocka_unit_test(test_default_server_first),
         cmocka_unit_test(test_error_log_levels),
