@@ -80,6 +80,35 @@ static int zg_http_core_server(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     return rc;
 }
 
+/* the nginx module (or feature) a "listen" parameter belongs to; NULL if none */
+static const char *zg_http_core_listen_module(const zg_str_t *v)
+{
+    static const struct {
+        const char *param, *module;
+    } params[] = {
+        { "ssl", "ssl module" },
+        { "http2", "http2 module" },
+        { "quic", "http3 module" },
+        { "proxy_protocol", "PROXY protocol support" },
+        { "ipv6only=", "socket options of listen" },
+        { "so_keepalive=", "socket options of listen" },
+        { "fastopen=", "socket options of listen" },
+        { "rcvbuf=", "socket options of listen" },
+        { "sndbuf=", "socket options of listen" },
+        { "setfib=", "socket options of listen" },
+        { "accept_filter=", "socket options of listen" },
+    };
+
+    for (size_t i = 0; i < zg_nelems(params); i++) {
+        size_t n = strlen(params[i].param);
+        if (params[i].param[n - 1] == '=' ? zg_conf_prefix(v, params[i].param)
+                                          : zg_conf_eq(v, params[i].param)) {
+            return params[i].module;
+        }
+    }
+    return NULL;
+}
+
 static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_http_core_srv_t *ps = cf->block;
@@ -94,8 +123,22 @@ static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
         return zg_conf_error(cf, "\"%s\" directive is not allowed here", cf->name);
     }
     for (int i = 2; i < cf->nargs; i++) {
+        const char *module = zg_http_core_listen_module(&a[i]);
         if (zg_conf_eq(&a[i], "default_server") || zg_conf_eq(&a[i], "default")) {
             def = 1;
+        } else if (zg_conf_eq(&a[i], "reuseport") || zg_conf_eq(&a[i], "bind")
+                   || zg_conf_eq(&a[i], "deferred") || zg_conf_eq(&a[i], "ipv6only=on")) {
+            /* what zonegate does anyway: one socket per address shared by the workers,
+             * bound by itself, IPv6 sockets IPv6 only; deferred accept is a kernel
+             * detail clients do not see */
+        } else if (zg_conf_prefix(&a[i], "backlog=")) {
+            if (zg_conf_atoi(a[i].data + 8, a[i].len - 8) <= 0) {
+                return zg_conf_error(cf, "invalid backlog \"%s\"", a[i].data + 8);
+            }
+        } else if (module != NULL) {
+            return zg_conf_error(cf, "parameter \"%s\" of the \"listen\" directive belongs to "
+                                 "nginx's %s, which zonegate does not implement", a[i].data,
+                                 module);
         } else {
             return zg_conf_bad_param(cf, &a[i]);
         }
@@ -395,6 +438,25 @@ static int *zg_http_core_file(zg_conf_t *conf, int i)
         }
     }
     return NULL;
+}
+
+/* server_tokens off: zonegate's own responses say "Server: zonegate" with no version,
+ * which is what nginx's off does; on and build would show a version */
+static int zg_http_core_server_tokens(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_str_t *v = &cf->args[1];
+
+    (void)cmd;
+    (void)conf;
+    if (zg_conf_eq(v, "off")) {
+        return ZG_OK;
+    }
+    if (zg_conf_eq(v, "on") || zg_conf_eq(v, "build")) {
+        return zg_conf_error(cf, "\"server_tokens %s\" is not implemented: zonegate's "
+                             "\"Server\" header never carries a version, as with \"off\"",
+                             v->data);
+    }
+    return zg_conf_invalid(cf, v);
 }
 
 static int zg_http_core_internal(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -945,6 +1007,8 @@ static const zg_command_t zg_http_core_commands[] = {
     { "location", ZG_CTX_SRV | ZG_CTX_LOC, 1, 1, 2, zg_http_core_location, ZG_MAIN_CONF, 0,
       NULL },
     { "internal", ZG_CTX_LOC, 0, 0, 0, zg_http_core_internal, ZG_LOC_CONF, 0, NULL },
+    { "server_tokens", ZG_CTX_SETTINGS, 0, 1, 1, zg_http_core_server_tokens, ZG_LOC_CONF, 0,
+      NULL },
     { "error_log", ZG_CTX_SETTINGS, 0, 1, 2, zg_http_core_error_log, ZG_LOC_CONF, 0, NULL },
     { "client_header_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       ZG_CORE_LOC(client_header_timeout), NULL },

@@ -1033,6 +1033,24 @@ static const struct {
     { "events {\n daemon on;\n}", "\"daemon\" directive is not allowed here in /x/z.conf:2" },
     { "http {\n upstream u {\n  listen 80;\n }\n}",
       "\"listen\" directive is not allowed here in /x/z.conf:3" },
+    { "http {\n server {\n  listen 443 ssl;\n }\n}",
+      "parameter \"ssl\" of the \"listen\" directive belongs to nginx's ssl module, which "
+      "zonegate does not implement in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 default_server http2;\n }\n}",
+      "parameter \"http2\" of the \"listen\" directive belongs to nginx's http2 module, which "
+      "zonegate does not implement in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 so_keepalive=on;\n }\n}",
+      "parameter \"so_keepalive=on\" of the \"listen\" directive belongs to nginx's socket "
+      "options of listen, which zonegate does not implement in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 backlog=x;\n }\n}",
+      "invalid backlog \"x\" in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 nonsense;\n }\n}",
+      "invalid parameter \"nonsense\" in \"listen\" directive in /x/z.conf:3" },
+    { "http {\n server_tokens on;\n}",
+      "\"server_tokens on\" is not implemented: zonegate's \"Server\" header never carries a "
+      "version, as with \"off\" in /x/z.conf:2" },
+    { "http {\n server_tokens maybe;\n}",
+      "invalid value \"maybe\" in \"server_tokens\" directive in /x/z.conf:2" },
     /* locations */
     { "http {\n server {\n  location /x { }\n  location /x { }\n }\n}",
       "duplicate location \"/x\" in /x/z.conf:4" },
@@ -1083,8 +1101,9 @@ static const struct {
     /* listen, server */
     { "http {\n server {\n  listen 70000;\n }\n}",
       "invalid address \"70000\" of the \"listen\" directive in /x/z.conf:3" },
-    { "http {\n server {\n  listen 80 reuseport;\n }\n}",
-      "invalid parameter \"reuseport\" in \"listen\" directive in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 proxy_protocol;\n }\n}",
+      "parameter \"proxy_protocol\" of the \"listen\" directive belongs to nginx's PROXY "
+      "protocol support, which zonegate does not implement in /x/z.conf:3" },
     { "http {\n server {\n  listen 80;\n  listen 0.0.0.0:80;\n }\n}",
       "a duplicate listen 0.0.0.0:80 in /x/z.conf:4" },
     { "http {\n server { listen 80 default_server; }\n server {\n  listen 80 default_server;\n }\n}",

@@ -216,6 +216,18 @@ static void test_server_name_priority(void **state)
     zg_conf_free(conf);
 }
 
+static void test_listen_tuning_accepted(void **state)
+{
+    zg_conf_t *conf = load("http {\n server {\n"
+                           "  listen 127.0.0.1:8000 default_server reuseport backlog=511 deferred;\n"
+                           "  listen [::1]:8000 ipv6only=on bind;\n"
+                           " }\n}\n");
+
+    (void)state;
+    assert_int_equal(zg_http_core_main_conf(conf)->nlistens, 2);
+    zg_conf_free(conf);
+}
+
 static void test_default_server_first(void **state)
 {
     zg_conf_t *conf = load("http {\n"
@@ -283,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_auto_redirect),
         cmocka_unit_test(test_server_name_priority),
         cmocka_unit_test(test_default_server_first),
+        cmocka_unit_test(test_listen_tuning_accepted),
         cmocka_unit_test(test_error_log_levels),
     };
 
