@@ -207,8 +207,12 @@ int zg_conf_atoi(const char *s, size_t len);
 int zg_conf_flag(zg_cf_t *cf, const zg_str_t *v, int *out);
 /* PATH made absolute against the main file's directory; NULL = no memory */
 char *zg_conf_path(zg_cf_t *cf, const zg_str_t *v);
-/* compiles text with $variables; freed with the config; NULL after an error */
+/* compiles text with $variables; freed with the config; NULL after an error.  A
+ * variable that is not built in must be defined by some module (map, geo, set, a
+ * named capture) anywhere in the config, else loading fails naming its first use. */
 zg_cv_t *zg_conf_cv(zg_cf_t *cf, const char *text, size_t len);
+/* the config's named variables (zg_vars.h); NULL = no memory */
+struct zg_vars_s *zg_conf_vars(zg_conf_t *conf);
 /* declares a zone NAME of SIZE for kind (a zone kind's name), with the errors
  * nginx gives: invalid name or size, zero size, another kind, duplicate */
 int zg_conf_zone(zg_cf_t *cf, const char *name, size_t nlen, const zg_str_t *name_arg,

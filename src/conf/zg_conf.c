@@ -41,6 +41,7 @@ struct zg_conf_cvs_s {
 typedef struct {
     zg_conf_mem_t *mem;
     zg_conf_cvs_t *cvs;
+    zg_vars_t *vars;      /* named variables (map, geo, set, captures) */
 } zg_conf_arena_t;
 
 /* one file being read */
@@ -165,6 +166,7 @@ void zg_conf_free(zg_conf_t *conf)
         for (c = a->cvs; c != NULL; c = c->next) {
             zg_cv_free(c->cv);
         }
+        zg_vars_free(a->vars);
         for (m = a->mem; m != NULL; m = mn) {
             mn = m->next;
             free(m);
@@ -584,6 +586,16 @@ char *zg_conf_path(zg_cf_t *cp, const zg_str_t *v)
     return p;
 }
 
+zg_vars_t *zg_conf_vars(zg_conf_t *conf)
+{
+    zg_conf_arena_t *a = conf->arena;
+
+    if (a->vars == NULL) {
+        a->vars = zg_vars_new();
+    }
+    return a->vars;
+}
+
 zg_cv_t *zg_conf_cv(zg_cf_t *cp, const char *text, size_t len)
 {
     char cerr[256];
@@ -597,7 +609,11 @@ zg_cv_t *zg_conf_cv(zg_cf_t *cp, const char *text, size_t len)
         return NULL;
     }
     cerr[0] = '\0';
-    cv = zg_cv_compile(text, len, cerr, sizeof(cerr));
+    if (a->vars == NULL && (a->vars = zg_vars_new()) == NULL) {
+        zg_conf_nomem(cp);
+        return NULL;
+    }
+    cv = zg_cv_compile_vars(a->vars, text, len, cp->file, cp->line, cerr, sizeof(cerr));
     if (cv == NULL) {
         zg_conf_error(cp, "%s", cerr[0] ? cerr : "invalid value");
         return NULL;
@@ -712,7 +728,9 @@ static int zg_cfile_token(zg_cf_t *cp, zg_cfile_t *cf, zg_str_t *out, int *line)
             return ZG_ERROR;
         }
         cf->p++;
-        if (cf->p < cf->end && !zg_cf_space(*cf->p) && *cf->p != ';' && *cf->p != '{') {
+        /* as nginx: a ')' may follow a quoted string (`if ($a ~ "x")`), and is a word */
+        if (cf->p < cf->end && !zg_cf_space(*cf->p) && *cf->p != ';' && *cf->p != '{'
+            && *cf->p != ')') {
             if (*cf->p == '\0') {
                 return zg_conf_error_at(cp, cf->file, cf->line, "unexpected NUL byte");
             }
@@ -1232,6 +1250,15 @@ static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size
     for (int i = 0; zg_modules[i] != NULL; i++) {
         if (zg_modules[i]->init_main_conf != NULL
             && zg_modules[i]->init_main_conf(&cp, conf->main_conf[i]) != ZG_OK) {
+            goto failed;
+        }
+    }
+    {
+        const char *vfile = NULL, *vname;
+        int vline = 0;
+        vname = zg_vars_undefined(((zg_conf_arena_t *)conf->arena)->vars, &vfile, &vline);
+        if (vname != NULL) {
+            zg_conf_error_at(&cp, vfile, vline, "unknown \"%s\" variable", vname);
             goto failed;
         }
     }

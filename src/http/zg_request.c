@@ -308,6 +308,7 @@ static void zg_request_finalize(zg_request_t *r)
     for (int i = 0; i < zg_hooks.nlog; i++) {
         zg_hooks.log[i]->log(r);
     }
+    zg_var_ctx_free(&r->ctx);
     zg_proc_count_request(r->ctx.status);
     int keepalive = r->keepalive && !c->closing;
     if (r->sleeping) {
@@ -431,6 +432,7 @@ int zg_request_sleep(zg_request_t *r, zg_msec_t ms)
 
 void zg_request_close(zg_request_t *r, uv_close_cb cb)
 {
+    zg_var_ctx_free(&r->ctx);
     uv_close((uv_handle_t *)&r->sleep_timer, cb);
 }
 
@@ -450,6 +452,8 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
         r->sleep_timer.data = c;
         c->rmem = r;
         c->handles++;
+    } else {
+        zg_var_ctx_free(&r->ctx);
     }
     memset((char *)r + offsetof(zg_request_t, c), 0, sizeof(*r) - offsetof(zg_request_t, c));
     r->c = c;
@@ -459,6 +463,10 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
 
     zg_var_ctx_t *x = &r->ctx;
     x->remote = (const struct sockaddr *)&c->peer;
+    x->local = (const struct sockaddr *)&c->ls->addr.sa;
+    uv_os_fd_t lfd;
+    x->local_fd = uv_fileno((uv_handle_t *)&c->tcp, &lfd) == 0 ? lfd : -1;
+    x->vars = zg_conf_vars(c->w->conf);
     x->method = h->method;
     x->uri = h->path;
     x->args = h->args;

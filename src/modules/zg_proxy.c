@@ -522,6 +522,34 @@ static int zg_proxy_can_retry(zg_proxy_t *p)
     return 1;
 }
 
+/* copies the upstream's response headers for $upstream_http_NAME and
+ * $sent_http_NAME (only when the config uses them) */
+static void zg_proxy_keep_headers(zg_request_t *r, const zg_http_resp_head_t *rh)
+{
+    zg_var_ctx_t *x = &r->ctx;
+    zg_str_t *names = zg_var_alloc(x, 2 * rh->nhdrs * sizeof(zg_str_t) + 1);
+    zg_str_t *values = names + rh->nhdrs;
+
+    if (names == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < rh->nhdrs; i++) {
+        char *n = zg_var_alloc(x, rh->names[i].len + rh->values[i].len + 1);
+        if (n == NULL) {
+            return;
+        }
+        memcpy(n, rh->names[i].data, rh->names[i].len);
+        memcpy(n + rh->names[i].len, rh->values[i].data, rh->values[i].len);
+        names[i].data = n;
+        names[i].len = rh->names[i].len;
+        values[i].data = n + rh->names[i].len;
+        values[i].len = rh->values[i].len;
+    }
+    x->up_names = x->sent_names = names;
+    x->up_values = x->sent_values = values;
+    x->nup = x->nsent = rh->nhdrs;
+}
+
 static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
 {
     zg_upconn_t *uc = data;
@@ -591,6 +619,9 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
         zg_outq_append(q, "Connection: close\r\n\r\n", 21);
     }
     r->ctx.bytes_sent += q->len - start;
+    if (zg_vars_resp_headers(r->ctx.vars)) {
+        zg_proxy_keep_headers(r, rh);
+    }
 }
 
 static void zg_resp_on_body(void *data, const char *b, size_t n)
