@@ -48,6 +48,7 @@ typedef struct zg_conf_s {
 #define ZG_CTX_UPS 0x20
 #define ZG_CTX_SETTINGS (ZG_CTX_HTTP | ZG_CTX_SRV | ZG_CTX_LOC)
 #define ZG_CTX_ANY 0x3f
+#define ZG_CTX_IF 0x40   /* an `if` block (server or location): rewrite directives */
 
 /* which of its module's structs a command's setter gets */
 #define ZG_MAIN_CONF 0 /* the module's main conf */
@@ -78,7 +79,9 @@ typedef struct zg_worker_s zg_worker_t;   /* http/zg_worker.h */
 /* request phases, run in this order by the request core (zg_request.c) */
 enum {
     ZG_PHASE_NONE = 0,
-    ZG_PHASE_REWRITE,    /* `return` */
+    ZG_PHASE_REWRITE,    /* return, rewrite, set, if: run twice, for the server (before
+                            the location is found: r->located is 0) and then for the
+                            location */
     ZG_PHASE_PREACCESS,  /* limit_req, limit_conn */
     ZG_PHASE_ACCESS,     /* allow/deny */
     ZG_PHASE_LAST
@@ -174,6 +177,10 @@ void zg_conf_free(zg_conf_t *conf);
 /* allocation from the config's arena (zeroed; freed with the config) */
 void *zg_conf_alloc(zg_conf_t *conf, size_t size);
 char *zg_conf_strdup(zg_conf_t *conf, const char *s, size_t len);
+
+/* p is freed with free_fn when the config is freed; ZG_ERROR = no memory (p is
+ * then not kept) */
+int zg_conf_keep(zg_conf_t *conf, void *p, void (*free_fn)(void *p));
 
 /* grows arr (of *n elements) so one more fits, counts it; NULL if no memory */
 void *zg_conf_grow(zg_conf_t *conf, void *arr, int *n, size_t size);

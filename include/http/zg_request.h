@@ -34,6 +34,8 @@ typedef struct {
  * header hooks only run then. */
 struct zg_request_s {
     uv_timer_t sleep_timer;     /* zg_request_sleep; data = the connection */
+    zg_regex_caps_t caps;       /* the last regex match's captures ($1..$9); not
+                                   zeroed: caps.n = 0 when a request starts */
     zg_conn_t *c;
     zg_http_req_t *h;
     zg_server_conf_t *srv;
@@ -54,6 +56,11 @@ struct zg_request_s {
     unsigned headers_done : 1;  /* the modules' extra headers are in `extra` already */
     unsigned want_headers : 1;  /* a module has extra headers for the response */
     unsigned holding : 1;       /* a module holds something its release hook gives back */
+    unsigned located : 1;       /* the location was looked up (after the server rewrite) */
+    unsigned uri_changed : 1;   /* a rewrite changed ctx.uri: find the location again */
+    unsigned uri_rewritten : 1; /* ctx.uri/args are not the request's: the proxy sends them */
+    unsigned invalid_location : 1; /* rewrite ... break: proxy_pass's URI is not applied */
+    int uri_changes;            /* rewrites with `last` and internal redirects (<= 10) */
     /* the modules' per-request state (zg_module_t.ctx_size), zeroed with the rest */
     max_align_t mctx[ZG_REQUEST_CTX_MAX / sizeof(max_align_t)];
 };

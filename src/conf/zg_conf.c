@@ -38,10 +38,18 @@ struct zg_conf_cvs_s {
     zg_conf_cvs_t *next;
 };
 
+typedef struct zg_conf_kept_s zg_conf_kept_t;
+struct zg_conf_kept_s {
+    void *p;
+    void (*free)(void *p);
+    zg_conf_kept_t *next;
+};
+
 typedef struct {
     zg_conf_mem_t *mem;
     zg_conf_cvs_t *cvs;
     zg_vars_t *vars;      /* named variables (map, geo, set, captures) */
+    zg_conf_kept_t *kept;
 } zg_conf_arena_t;
 
 /* one file being read */
@@ -137,6 +145,21 @@ char *zg_conf_strdup(zg_conf_t *conf, const char *s, size_t len)
     return p;
 }
 
+int zg_conf_keep(zg_conf_t *conf, void *p, void (*free_fn)(void *p))
+{
+    zg_conf_arena_t *a = conf->arena;
+    zg_conf_kept_t *k = zg_conf_alloc(conf, sizeof(*k));
+
+    if (k == NULL) {
+        return ZG_ERROR;
+    }
+    k->p = p;
+    k->free = free_fn;
+    k->next = a->kept;
+    a->kept = k;
+    return ZG_OK;
+}
+
 static zg_conf_t *zg_conf_create(void)
 {
     zg_conf_t *conf = calloc(1, sizeof(zg_conf_t));
@@ -167,6 +190,9 @@ void zg_conf_free(zg_conf_t *conf)
             zg_cv_free(c->cv);
         }
         zg_vars_free(a->vars);
+        for (zg_conf_kept_t *k = a->kept; k != NULL; k = k->next) {
+            k->free(k->p);
+        }
         for (m = a->mem; m != NULL; m = mn) {
             mn = m->next;
             free(m);

@@ -21,8 +21,9 @@ static void zg_request_finalize(zg_request_t *r);
 /* the modules' hooks, gathered once from zg_modules */
 static struct {
     int ready;
-    zg_phase_handler_pt phase[ZG_MAX_MODULES];
+    zg_phase_handler_pt phase[2 * ZG_MAX_MODULES + 2];
     int nphase;
+    int find_location;            /* the core's handler that finds the location */
     int access_first, access_end; /* the access phase's handlers: [first, end) */
     zg_module_t *release[ZG_MAX_MODULES];
     int nrelease;
@@ -31,6 +32,51 @@ static struct {
     zg_module_t *headers[ZG_MAX_MODULES];
     int nheaders;
 } zg_hooks;
+
+/* a core handler's answer: go on from r->phase */
+#define ZG_REQUEST_JUMP 100
+
+static void zg_request_error(zg_request_t *r, int status);
+
+/* Finds the location for ctx.uri (after the server rewrite, and again after a
+ * rewrite changed the URI); its settings then apply. */
+static int zg_request_find_location(zg_request_t *r)
+{
+    zg_var_ctx_t *x = &r->ctx;
+    zg_http_req_t *h = r->h;
+    zg_http_core_loc_conf_t *clcf;
+
+    r->located = 1;
+    r->uri_changed = 0;
+    r->invalid_location = 0;
+    r->loc = zg_http_find_location(r->srv, x->uri.data, x->uri.len);
+    r->loc_conf = r->loc ? r->loc->loc_conf : r->srv->loc_conf;
+    clcf = zg_http_core_loc_conf(r->loc_conf);
+    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !r->c->w->quitting;
+    if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {
+        zg_log(ZG_LOG_ERR, "client intended to send too large body: %lld bytes",
+               (long long)h->content_length);
+        r->keepalive = 0;
+        zg_request_error(r, 413);
+        return ZG_DONE;
+    }
+    return ZG_DECLINED;
+}
+
+/* a rewrite changed the URI: find the location again, 10 times at most */
+static int zg_request_post_rewrite(zg_request_t *r)
+{
+    if (!r->uri_changed) {
+        return ZG_DECLINED;
+    }
+    if (++r->uri_changes > 10) {
+        zg_log(ZG_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\"",
+               (int)zg_min(r->ctx.uri.len, 256), r->ctx.uri.data);
+        return ZG_ERROR;
+    }
+    r->phase = zg_hooks.find_location;
+    return ZG_REQUEST_JUMP;
+}
 
 static void zg_request_hooks_init(void)
 {
@@ -44,9 +90,20 @@ static void zg_request_hooks_init(void)
         if (p == ZG_PHASE_ACCESS) {
             zg_hooks.access_first = zg_hooks.nphase;
         }
-        for (int i = 0; zg_modules[i] != NULL; i++) {
-            if (zg_modules[i]->phase == p && zg_modules[i]->handler != NULL) {
-                zg_hooks.phase[zg_hooks.nphase++] = zg_modules[i]->handler;
+        /* the rewrite phase runs for the server, then the location is found, then
+         * it runs for the location, then a changed URI finds the location again */
+        for (int pass = 0; pass < (p == ZG_PHASE_REWRITE ? 2 : 1); pass++) {
+            if (pass == 1) {
+                zg_hooks.find_location = zg_hooks.nphase;
+                zg_hooks.phase[zg_hooks.nphase++] = zg_request_find_location;
+            }
+            for (int i = 0; zg_modules[i] != NULL; i++) {
+                if (zg_modules[i]->phase == p && zg_modules[i]->handler != NULL) {
+                    zg_hooks.phase[zg_hooks.nphase++] = zg_modules[i]->handler;
+                }
+            }
+            if (pass == 1) {
+                zg_hooks.phase[zg_hooks.nphase++] = zg_request_post_rewrite;
             }
         }
         if (p == ZG_PHASE_ACCESS) {
@@ -372,6 +429,10 @@ static void zg_request_run_phases(zg_request_t *r)
         if (rc == ZG_DECLINED || rc == ZG_OK) {
             continue;
         }
+        if (rc == ZG_REQUEST_JUMP) {
+            i = r->phase - 1;
+            continue;
+        }
         if (rc == ZG_AGAIN) {
             r->phase = i + 1; /* zg_request_wake goes on from there */
         } else if (rc == ZG_ERROR) {
@@ -489,22 +550,17 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
         zg_conn_body(c);
     }
 
+    r->caps.n = 0;
+    r->caps.re = NULL;
+    x->caps = &r->caps;
     r->srv = zg_http_find_server(c->ls, h->host.data, h->host.len);
     if (r->srv->nnames > 0) {
         x->server_name.data = r->srv->names[0];
         x->server_name.len = strlen(r->srv->names[0]);
     }
-    r->loc = zg_http_find_location(r->srv, h->path.data, h->path.len);
-    r->loc_conf = r->loc ? r->loc->loc_conf : r->srv->loc_conf;
+    /* the server's conf until the location is found (after the server rewrite) */
+    r->loc_conf = r->srv->loc_conf;
     zg_http_core_loc_conf_t *clcf = zg_request_core(r);
     r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !c->w->quitting;
-
-    if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {
-        zg_log(ZG_LOG_ERR, "client intended to send too large body: %lld bytes",
-               (long long)h->content_length);
-        r->keepalive = 0;
-        zg_request_error(r, 413);
-        return;
-    }
     zg_request_run_phases(r);
 }

@@ -307,14 +307,15 @@ static int zg_proxy_build_head(zg_proxy_t *p)
 
     zg_outq_append(&q, h->method.data, h->method.len);
     zg_outq_append(&q, " ", 1);
-    if (s->uri) {
+    if (s->uri && !r->invalid_location) {
         /* as nginx: the normalised path with the location's prefix replaced,
          * escaped again if it was sent escaped (a decoded '?' stays in the path) */
-        size_t skip = zg_min(r->loc->path_len, h->path.len);
-        const char *rest = h->path.data + skip;
-        size_t rlen = h->path.len - skip;
+        const zg_str_t *path = &r->ctx.uri;
+        size_t skip = zg_min(r->loc->path_len, path->len);
+        const char *rest = path->data + skip;
+        size_t rlen = path->len - skip;
         zg_outq_append(&q, s->uri, s->uri_len);
-        if (h->quoted) {
+        if (h->quoted || r->uri_rewritten) {
             for (size_t k = 0; k < rlen; k += sizeof(tmp) / 3) {
                 size_t m = zg_min(rlen - k, sizeof(tmp) / 3);
                 zg_outq_append(&q, tmp, zg_http_escape_uri(tmp, rest + k, m));
@@ -322,9 +323,20 @@ static int zg_proxy_build_head(zg_proxy_t *p)
         } else {
             zg_outq_append(&q, rest, rlen);
         }
-        if (h->args.len) {
+        if (r->ctx.args.len) {
             zg_outq_append(&q, "?", 1);
-            zg_outq_append(&q, h->args.data, h->args.len);
+            zg_outq_append(&q, r->ctx.args.data, r->ctx.args.len);
+        }
+    } else if (r->uri_rewritten) {
+        /* as nginx: a rewritten URI is sent escaped, with its args */
+        const zg_str_t *path = &r->ctx.uri;
+        for (size_t k = 0; k < path->len; k += sizeof(tmp) / 3) {
+            size_t m = zg_min(path->len - k, sizeof(tmp) / 3);
+            zg_outq_append(&q, tmp, zg_http_escape_uri(tmp, path->data + k, m));
+        }
+        if (r->ctx.args.len) {
+            zg_outq_append(&q, "?", 1);
+            zg_outq_append(&q, r->ctx.args.data, r->ctx.args.len);
         }
     } else {
         /* as nginx: the target as received ("http://h?q" has no path: "/?q") */

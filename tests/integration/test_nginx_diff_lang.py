@@ -1,0 +1,148 @@
+"""Differential test of the config language (issue 13): the same config and the same
+requests against Debian's nginx and zonegate must give the same status, the same
+response headers the constructs set (Location of redirects, add_header) and the same
+request at the upstream (path after rewrite and proxy_pass, X-Forwarded-For)."""
+import http.client
+import json
+import os
+import re
+
+from test_nginx_diff import NGINX, Nginx
+from zg import Skip, Upstream, Zonegate, free_port
+
+COMMON = r"""
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        if ($http_x_block = "yes") {{ return 403 "blocked"; }}
+        rewrite ^/old/(.*)$ /echo/new/$1 last;
+        location /r/ {{
+            rewrite ^/r/(\w+)/(\d+)$ /echo/$2/$1?x=1 break;
+            proxy_pass http://app;
+        }}
+        location /l/ {{ rewrite ^/l/(.*)$ /echo/l/$1 last; }}
+        location /q/ {{ rewrite ^/q/(.*)$ /echo/q/$1? last; }}
+        location /echo {{
+            proxy_pass http://app;
+            proxy_set_header X-Fwd $proxy_add_x_forwarded_for;
+        }}
+        location /red {{ rewrite ^/red/(.*)$ http://example.com/$1 permanent; }}
+        location /rel {{ rewrite ^ /target redirect; }}
+        location /ret444 {{ return 444; }}
+        location /retu {{ return https://example.org/x; }}
+        location /ret301 {{ return 301 /moved; }}
+        location /set {{
+            set $a "v-$arg_q";
+            if ($a ~ "^v-(\d+)$") {{ return 200 "num $1"; }}
+            return 200 "other $a";
+        }}
+        location /named {{
+            if ($uri ~ ^/named/(?<id>[a-z]+)) {{ return 200 "id=$id"; }}
+            return 404;
+        }}
+        location /ua {{
+            if ($http_user_agent ~* "bot") {{ return 429 "slow"; }}
+            if ($http_user_agent !~* "^curl") {{ return 200 "not curl"; }}
+            return 200 "curl";
+        }}
+        location /loop {{ rewrite ^ /loop last; }}
+        location /ne {{
+            if ($request_method != GET) {{ return 405; }}
+            if ($arg_x) {{ return 200 "x is true"; }}
+            return 204;
+        }}
+        location /brk {{ set $b 1; break; set $b 2; return 200 "b=$b"; }}
+        location /chain {{
+            rewrite ^/chain/a$ /chain/b;
+            rewrite ^/chain/b$ /echo/chained;
+        }}
+    }}
+"""
+
+ZG_CONF = "worker_processes 1;\nhttp {{\n" + COMMON + "}}\n"
+
+NGINX_CONF = """
+user root;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+""" + COMMON + "}}\n"
+
+REQUESTS = [
+    ("GET", "/old/thing?a=1", {}),
+    ("GET", "/r/abc/42?orig=1", {}),
+    ("GET", "/r/abc/xx", {}),
+    ("GET", "/l/deep/path?k=v", {}),
+    ("GET", "/q/drop?k=v", {}),
+    ("GET", "/echo/x", {"X-Forwarded-For": "10.9.8.7"}),
+    ("GET", "/red/p/q?z=1", {}),
+    ("GET", "/rel?a=b", {}),
+    ("GET", "/ret444", {}),
+    ("GET", "/retu", {}),
+    ("GET", "/ret301", {}),
+    ("GET", "/set?q=123", {}),
+    ("GET", "/set?q=abc", {}),
+    ("GET", "/named/abc", {}),
+    ("GET", "/named/123", {}),
+    ("GET", "/ua", {"User-Agent": "GoogleBot/2"}),
+    ("GET", "/ua", {"User-Agent": "curl/8"}),
+    ("GET", "/ua", {"User-Agent": "wget"}),
+    ("GET", "/loop", {}),
+    ("POST", "/ne", {}),
+    ("GET", "/ne?x=0", {}),
+    ("GET", "/ne?x=1", {}),
+    ("GET", "/brk", {}),
+    ("GET", "/chain/a", {}),
+    ("GET", "/echo/x", {"X-Block": "yes"}),
+]
+
+HEADERS = ("location",)
+
+
+def one(port, method, path, headers):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request(method, path, headers=headers)
+        r = c.getresponse()
+        body = r.read()
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        return ("closed",)
+    finally:
+        c.close()
+    hdrs = {k.lower(): v.replace(str(port), "PORT") for k, v in r.getheaders()}
+    out = [r.status] + [(h, hdrs.get(h)) for h in HEADERS]
+    if r.status == 200 and hdrs.get("content-type") == "application/json":
+        info = json.loads(body)
+        h = {k.lower(): v for k, v in info["headers"]}
+        out.append(("upstream", info["path"], h.get("x-fwd")))
+    elif r.status < 300:
+        out.append(("body", body))
+    return tuple(out)
+
+
+def run(port):
+    return [one(port, *req) for req in REQUESTS]
+
+
+def test_rewrite_module_like_nginx():
+    if not os.path.exists(NGINX):
+        raise Skip("no nginx")
+    u = Upstream("a")
+    zp, np_ = free_port(), free_port()
+    z = Zonegate(ZG_CONF, wait_ports=[zp], port=zp, up=u.addr)
+    n = Nginx(NGINX_CONF, np_, up=u.addr)
+    try:
+        zr, nr = run(zp), run(np_)
+        diffs = [(req, a, b) for req, a, b in zip(REQUESTS, zr, nr) if a != b]
+        assert not diffs, "\n".join("%s\n  zonegate %s\n  nginx    %s" % d for d in diffs)
+        # the test tests something: the constructs took effect
+        assert nr[0][-1] == ("upstream", "/echo/new/thing?a=1", "127.0.0.1"), nr[0]
+        assert nr[8] == ("closed",)
+    finally:
+        z.stop()
+        n.stop()
+        u.stop()
