@@ -6,9 +6,11 @@
 #include "zg_admin.h"
 #include "zg_auth_basic.h"
 #include "zg_core_module.h"
+#include "zg_geo.h"
 #include "zg_http_core.h"
 #include "zg_limit_conn.h"
 #include "zg_limit_req.h"
+#include "zg_map.h"
 #include "zg_proxy.h"
 #include "zg_rewrite.h"
 #include "zg_sync.h"
@@ -17,7 +19,9 @@
 zg_module_t *const zg_modules[] = {
     &zg_core_module,       /* main, events: processes, pid, error_log */
     &zg_http_core_module,  /* http, server, listen, location, client timeouts */
-    &zg_rewrite_module,    /* rewrite phase: return */
+    &zg_map_module,        /* map: variables from variables */
+    &zg_geo_module,        /* geo: variables from the client address */
+    &zg_rewrite_module,    /* rewrite phases: return, rewrite, set, if, break */
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
     &zg_limit_conn_module, /* preaccess: limit_conn */
     &zg_access_module,     /* access: allow, deny */

@@ -190,6 +190,10 @@ void *zg_conf_grow(zg_conf_t *conf, void *arr, int *n, size_t size);
 
 /* Reads a block's directives with ctx, loc_conf and block set for it. */
 int zg_conf_block(zg_cf_t *cf, int ctx, void **loc_conf, void *block);
+/* Reads a block whose lines are entries, not directives (map, geo): handler gets
+ * each `args;` line in cf->args (`include FILE;` is read in place). */
+typedef int (*zg_conf_raw_pt)(zg_cf_t *cf, void *data);
+int zg_conf_block_raw(zg_cf_t *cf, zg_conf_raw_pt handler, void *data);
 /* New per-module confs for a level (create_loc_conf of every module); NULL = no memory */
 void **zg_conf_create_loc_confs(zg_cf_t *cf);
 /* merges every module's conf of a level with its parent's */

@@ -133,6 +133,10 @@ int zg_vars_define(zg_vars_t *vs, const char *name, size_t len, zg_var_get_pt ge
 /* 1 when some value uses $sent_http_NAME or $upstream_http_NAME: only then does the
  * proxy keep the response headers for them */
 int zg_vars_resp_headers(const zg_vars_t *vs);
+/* the named captures of re ("(?<name>...)") become variables: the capture of the
+ * request's last regex match.  ZG_OK, ZG_DECLINED (a name is taken by another kind
+ * of variable), ZG_ERROR (no memory). */
+int zg_vars_define_captures(zg_vars_t *vs, const zg_regex_t *re);
 /* 1 when NAME is a built-in variable */
 int zg_var_builtin(const char *name, size_t len);
 /* the first variable used but never defined: its name, and where it is used first;

@@ -65,6 +65,8 @@ typedef struct {
     size_t errlen;
     zg_cfile_t *in;      /* the file being read */
     int depth;           /* of includes */
+    zg_conf_raw_pt raw;  /* a block of entries (map, geo): each line goes here */
+    void *raw_data;
 } zg_cp_priv_t;
 
 #define zg_cp_priv(cp) ((zg_cp_priv_t *)(cp)->priv)
@@ -816,6 +818,12 @@ static int zg_cp_dispatch(zg_cf_t *cp, zg_str_t *a, int n, int term)
         }
         return zg_cp_include(cp);
     }
+    if (zg_cp_priv(cp)->raw != NULL) {
+        if (term != ZG_TK_SEMI) {
+            return zg_conf_error(cp, "unexpected \"{\"");
+        }
+        return zg_cp_priv(cp)->raw(cp, zg_cp_priv(cp)->raw_data);
+    }
     for (int i = 0; found == NULL && zg_modules[i] != NULL; i++) {
         for (cmd = zg_modules[i]->commands; cmd != NULL && cmd->name != NULL; cmd++) {
             if (!zg_conf_eq(&a[0], cmd->name)) {
@@ -1030,6 +1038,21 @@ int zg_conf_block(zg_cf_t *cf, int ctx, void **loc_conf, void *block)
     cf->name = name;
     cf->args = args;
     cf->nargs = nargs;
+    return rc;
+}
+
+int zg_conf_block_raw(zg_cf_t *cf, zg_conf_raw_pt handler, void *data)
+{
+    zg_cp_priv_t *priv = zg_cp_priv(cf);
+    zg_conf_raw_pt saved = priv->raw;
+    void *saved_data = priv->raw_data;
+    int rc;
+
+    priv->raw = handler;
+    priv->raw_data = data;
+    rc = zg_conf_block(cf, cf->ctx, cf->loc_conf, cf->block);
+    priv->raw = saved;
+    priv->raw_data = saved_data;
     return rc;
 }
 

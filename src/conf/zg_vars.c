@@ -527,6 +527,29 @@ int zg_vars_define(zg_vars_t *vs, const char *name, size_t len, zg_var_get_pt ge
     return ZG_OK;
 }
 
+static int zg_var_capture_get(zg_var_ctx_t *ctx, const void *data, zg_str_t *out)
+{
+    const char *name = data;
+
+    *out = zg_regex_cap_named(ctx->caps, name, strlen(name));
+    return out->data != NULL ? ZG_OK : ZG_DECLINED;
+}
+
+int zg_vars_define_captures(zg_vars_t *vs, const zg_regex_t *re)
+{
+    zg_str_t name;
+    int group;
+
+    for (int i = 0; zg_regex_named(re, i, &name, &group) == ZG_OK; i++) {
+        int rc = zg_vars_define(vs, name.data, name.len, zg_var_capture_get, name.data,
+                                ZG_VAR_NOCACHE | ZG_VAR_CHANGEABLE, NULL);
+        if (rc != ZG_OK) {
+            return rc;
+        }
+    }
+    return ZG_OK;
+}
+
 int zg_vars_resp_headers(const zg_vars_t *vs)
 {
     return vs != NULL && vs->resp_headers;

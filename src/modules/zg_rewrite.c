@@ -37,22 +37,12 @@ static void zg_rw_regex_free(void *p)
     zg_regex_free(p);
 }
 
-/* the named captures of re become variables */
-static int zg_rw_capture_get(zg_var_ctx_t *ctx, const void *data, zg_str_t *out)
-{
-    const char *name = data;
-
-    *out = zg_regex_cap_named(ctx->caps, name, strlen(name));
-    return out->data != NULL ? ZG_OK : ZG_DECLINED;
-}
-
 static zg_regex_t *zg_rw_regex(zg_cf_t *cf, const zg_str_t *v, int flags)
 {
     char err[512];
     zg_regex_t *re = zg_regex_compile(v->data, v->len, flags, err, sizeof(err));
     zg_vars_t *vs = zg_conf_vars(cf->conf);
-    zg_str_t name;
-    int group, rc;
+    int rc;
 
     if (re == NULL) {
         zg_conf_error(cf, "%s", err);
@@ -63,13 +53,10 @@ static zg_regex_t *zg_rw_regex(zg_cf_t *cf, const zg_str_t *v, int flags)
         zg_conf_nomem(cf);
         return NULL;
     }
-    for (int i = 0; zg_regex_named(re, i, &name, &group) == ZG_OK; i++) {
-        rc = zg_vars_define(vs, name.data, name.len, zg_rw_capture_get, name.data,
-                            ZG_VAR_NOCACHE | ZG_VAR_CHANGEABLE, NULL);
-        if (rc == ZG_ERROR) {
-            zg_conf_nomem(cf);
-            return NULL;
-        }
+    if ((rc = zg_vars_define_captures(vs, re)) != ZG_OK) {
+        return rc == ZG_ERROR ? (zg_conf_nomem(cf), NULL)
+                              : (zg_conf_error(cf, "a named capture of \"%s\" is another "
+                                                   "variable", v->data), NULL);
     }
     return re;
 }

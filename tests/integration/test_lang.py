@@ -46,3 +46,41 @@ http {{ server {{ listen 127.0.0.1:1;
   location / {{ return 200 "$nosuch"; }} }} }}""")
     assert rc == 1
     assert 'unknown "nosuch" variable in %s:3' % path in out, out
+
+
+def test_map_geo_allow_list_pattern():
+    """nginx's documented pattern: geo marks the trusted, map turns them into an
+    empty key, and an empty key is not limited"""
+    u = Upstream("a")
+    z, port = start("""
+    geo $limited {{ default 1; 127.0.0.0/8 0; 127.0.0.2 1; }}
+    geo $http_x_ip $g {{ ranges; default none; 10.0.0.0-10.0.0.255 low; 10.0.0.128-10.0.0.200 mid; }}
+    map $limited $limit_key {{ 0 ""; 1 $binary_remote_addr; }}
+    map $http_x_name $m {{
+        default d;
+        hostnames;
+        Exact.example.com exact;
+        *.example.com wild;
+        www.example.* pre;
+        ~^api(?<ver>\\d+)\\. api-$ver-$1;
+    }}
+    map $uri $vol {{ volatile; default $arg_a; }}
+    limit_req_zone $limit_key zone=z:1m rate=1r/m;
+    server {{
+        listen 127.0.0.1:{port};
+        location /lim {{ limit_req zone=z; return 200 "ok"; }}
+        location /m {{ return 200 "$m|$g"; }}
+    }}""", u)
+    try:
+        # 127.0.0.1 is in 127.0.0.0/8: key "" -> never limited
+        assert [get(port, "/lim")[0] for _ in range(4)] == [200] * 4
+        def m(name, ip="1.1.1.1"):
+            return get(port, "/m", headers={"X-Name": name, "X-Ip": ip})[2].decode()
+        assert m("exact.EXAMPLE.com") == "exact|none"
+        assert m("a.b.example.com") == "wild|none"
+        assert m("www.example.org") == "pre|none"
+        assert m("api2.x.org", "10.0.0.5") == "api-2-2|low"
+        assert m("other", "10.0.0.150") == "d|mid"
+    finally:
+        z.stop()
+        u.stop()

@@ -103,8 +103,8 @@ REQUESTS = [
 HEADERS = ("location",)
 
 
-def one(port, method, path, headers):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def one(port, method, path, headers, src="127.0.0.1"):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(src, 0))
     try:
         c.request(method, path, headers=headers)
         r = c.getresponse()
@@ -124,8 +124,81 @@ def one(port, method, path, headers):
     return tuple(out)
 
 
-def run(port):
-    return [one(port, *req) for req in REQUESTS]
+def run(port, requests=None):
+    return [one(port, *req) for req in (requests or REQUESTS)]
+
+
+def differential(common, requests, upstream):
+    """runs requests against both servers; returns nginx's results after checking
+    zonegate's are the same"""
+    if not os.path.exists(NGINX):
+        raise Skip("no nginx")
+    zg_conf = "worker_processes 1;\nhttp {{\n" + common + "}}\n"
+    ngx_conf = NGINX_CONF.replace(COMMON, common)
+    zp, np_ = free_port(), free_port()
+    z = Zonegate(zg_conf, wait_ports=[zp], port=zp, up=upstream.addr)
+    try:
+        n = Nginx(ngx_conf, np_, up=upstream.addr)
+    except BaseException:
+        z.stop()
+        raise
+    try:
+        zr, nr = run(zp, requests), run(np_, requests)
+    finally:
+        z.stop()
+        n.stop()
+    diffs = [(req, a, b) for req, a, b in zip(requests, zr, nr) if a != b]
+    assert not diffs, "\n".join("%s\n  zonegate %s\n  nginx    %s" % d for d in diffs)
+    return nr
+
+
+MAP_GEO = r"""
+    geo $limited {{ default 1; 127.0.0.0/8 0; 127.0.0.2 1; }}
+    geo $http_x_ip $g {{ ranges; default none; 10.0.0.0-10.0.0.255 low; 10.0.0.128-10.0.0.200 mid; }}
+    geo $http_x_ip $c {{ default no; 10.0.0.0/8 ten; 10.1.0.0/16 ten-one; ::1 six; delete 10.1.0.0/16; }}
+    geo $t {{ default out; proxy 127.0.0.0/8; 192.168.0.0/16 lan; }}
+    map $limited $limit_key {{ 0 ""; 1 $binary_remote_addr; }}
+    map $http_x_name $m {{
+        default d;
+        hostnames;
+        Exact.example.com exact;
+        *.example.com wild;
+        .example.org dot;
+        www.example.* pre;
+        ~^api(?<ver>\d+)\. api-$ver-$1;
+        ~*^CASE case;
+    }}
+    map $http_x_name $plain {{ A.b x; \default esc; default none; }}
+    limit_req_zone $limit_key zone=z:1m rate=1r/m;
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location /lim {{ limit_req zone=z; proxy_pass http://app; }}
+        location /m {{ return 200 "$m|$g|$c|$plain|$t"; }}
+    }}
+"""
+
+
+def test_map_and_geo_like_nginx():
+    def m(name, ip="1.1.1.1", xff=None):
+        h = {"X-Name": name, "X-Ip": ip}
+        if xff:
+            h["X-Forwarded-For"] = xff
+        return ("GET", "/m", h)
+    reqs = [("GET", "/lim", {})] * 3 + [("GET", "/lim", {}, "127.0.0.2")] * 2 + [
+        m("exact.EXAMPLE.com"), m("a.b.example.com"), m("example.com"),
+        m("example.org"), m("x.example.org"), m("www.example.net"),
+        m("api2.x.org", "10.0.0.5"), m("other", "10.0.0.150"), m("casey", "10.1.2.3"),
+        m("a.b", "::1"), m("default", "bad"), m("x", "1.1.1.1", "192.168.1.1"),
+        m("x", "1.1.1.1", "8.8.8.8, 192.168.1.1"),
+    ]
+    u = Upstream("a")
+    try:
+        nr = differential(MAP_GEO, reqs, u)
+    finally:
+        u.stop()
+    # the allow-list pattern: the trusted address is never limited, the other is
+    assert [r[0] for r in nr[:5]] == [200, 200, 200, 200, 503], nr[:5]
 
 
 def test_rewrite_module_like_nginx():
