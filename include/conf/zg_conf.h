@@ -260,6 +260,10 @@ int zg_conf_parse_addr(const char *s, size_t len, int default_port, zg_addr_t *o
 int zg_addr_eq(const zg_addr_t *a, const zg_addr_t *b);
 int zg_addr_set(zg_addr_t *out, int family, const void *ip, int port);
 
+/* the nginx module (as a phrase: "fastcgi module") that directive name belongs to,
+ * for a directive no zonegate module implements; NULL = not one of nginx's */
+const char *zg_conf_nginx_module(const char *name, size_t len);
+
 /* tests and fuzzing: when set, names other than "localhost" are not looked up
  * (they are "host not found") */
 extern int zg_conf_no_resolve;

@@ -56,6 +56,7 @@ struct zg_request_s {
     unsigned headers_done : 1;  /* the modules' extra headers are in `extra` already */
     unsigned want_headers : 1;  /* a module has extra headers for the response */
     unsigned holding : 1;       /* a module holds something its release hook gives back */
+    unsigned internal : 1;      /* an internal redirect (error_page): internal locations */
     unsigned located : 1;       /* the location was looked up (after the server rewrite) */
     unsigned uri_changed : 1;   /* a rewrite changed ctx.uri: find the location again */
     unsigned uri_rewritten : 1; /* ctx.uri/args are not the request's: the proxy sends them */

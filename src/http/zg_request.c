@@ -49,9 +49,13 @@ static int zg_request_find_location(zg_request_t *r)
     r->located = 1;
     r->uri_changed = 0;
     r->invalid_location = 0;
-    r->loc = zg_http_find_location(r->srv, x->uri.data, x->uri.len);
+    r->loc = zg_http_find_location(r->srv, x->uri.data, x->uri.len, &r->caps);
     r->loc_conf = r->loc ? r->loc->loc_conf : r->srv->loc_conf;
     clcf = zg_http_core_loc_conf(r->loc_conf);
+    if (clcf->internal && !r->internal) {
+        zg_request_error(r, 404); /* reached only by internal redirects */
+        return ZG_DONE;
+    }
     r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !r->c->w->quitting;
     if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {
         zg_log(ZG_LOG_ERR, "client intended to send too large body: %lld bytes",
@@ -553,7 +557,7 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
     r->caps.n = 0;
     r->caps.re = NULL;
     x->caps = &r->caps;
-    r->srv = zg_http_find_server(c->ls, h->host.data, h->host.len);
+    r->srv = zg_http_find_server(c->ls, h->host.data, h->host.len, &r->caps);
     if (r->srv->nnames > 0) {
         x->server_name.data = r->srv->names[0];
         x->server_name.len = strlen(r->srv->names[0]);

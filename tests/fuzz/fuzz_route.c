@@ -64,7 +64,7 @@ static void fz_head(void *data, zg_http_req_t *r)
     fz_t *f = data;
     const zg_str_t *p = &r->path;
     zg_server_conf_t *srv = zg_http_find_server(&zg_http_core_main_conf(fz_conf)->listens[0],
-                                                r->host.data, r->host.len);
+                                                r->host.data, r->host.len, NULL);
     zg_location_t *loc;
 
     f->stopped = 1;
@@ -72,7 +72,7 @@ static void fz_head(void *data, zg_http_req_t *r)
         (f->merge && memmem(p->data, p->len, "//", 2) != NULL)) {
         abort();
     }
-    loc = zg_http_find_location(srv, p->data, p->len);
+    loc = zg_http_find_location(srv, p->data, p->len, NULL);
     if (loc != NULL) {
         if (loc->exact ? (loc->path_len != p->len || memcmp(loc->path, p->data, p->len))
                        : (loc->path_len > p->len || memcmp(loc->path, p->data, loc->path_len))) {
@@ -94,7 +94,7 @@ static void fz_head(void *data, zg_http_req_t *r)
         zg_http_uri_t u;
 
         if (again == NULL || zg_http_parse_uri(p->data, p->len, f->merge, again, &u) != ZG_OK ||
-            zg_http_find_location(srv, again, u.path_len) != loc) {
+            zg_http_find_location(srv, again, u.path_len, NULL) != loc) {
             abort();
         }
         free(again);
