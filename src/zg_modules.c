@@ -7,6 +7,7 @@
 #include "zg_auth_basic.h"
 #include "zg_core_module.h"
 #include "zg_geo.h"
+#include "zg_headers.h"
 #include "zg_http_core.h"
 #include "zg_limit_conn.h"
 #include "zg_limit_req.h"
@@ -21,6 +22,7 @@ zg_module_t *const zg_modules[] = {
     &zg_http_core_module,  /* http, server, listen, location, client timeouts */
     &zg_map_module,        /* map: variables from variables */
     &zg_geo_module,        /* geo: variables from the client address */
+    &zg_headers_module,    /* add_header (its rewrite-phase handler runs before return) */
     &zg_rewrite_module,    /* rewrite phases: return, rewrite, set, if, break */
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
     &zg_limit_conn_module, /* preaccess: limit_conn */

@@ -17,6 +17,8 @@
 
 /* room for every module's zeroed per-request state (zg_modules_init checks it) */
 #define ZG_REQUEST_CTX_MAX 256
+/* room for the modules' extra response header lines (add_header, RateLimit) */
+#define ZG_REQUEST_HEADERS_MAX 8192
 
 /* what a content handler that keeps running (proxy) gets told by the request */
 typedef struct {

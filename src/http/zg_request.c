@@ -146,7 +146,7 @@ static size_t zg_request_headers_text(zg_request_t *r, char *buf, size_t len, in
 
 void zg_request_headers_add(zg_request_t *r, zg_outq_t *q)
 {
-    char buf[512];
+    char buf[ZG_REQUEST_HEADERS_MAX];
     size_t n = zg_request_headers_text(r, buf, sizeof(buf), 0);
     if (n) {
         zg_outq_append(q, buf, n);
@@ -169,7 +169,8 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
     if (c->w->quitting) {
         r->keepalive = 0;
     }
-    char rl[1024];
+    char rl[ZG_REQUEST_HEADERS_MAX];
+    r->ctx.status = status; /* the header hooks look at it (add_header) */
     if (r->want_headers && (extra == NULL || !r->headers_done)) {
         /* the modules' headers go on answers zonegate makes itself, too */
         size_t m = zg_request_headers_text(r, rl, sizeof(rl) - 1, 0);

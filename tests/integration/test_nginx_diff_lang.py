@@ -219,3 +219,42 @@ def test_rewrite_module_like_nginx():
         z.stop()
         n.stop()
         u.stop()
+
+
+HEADERS_CONF = r"""
+    add_header X-Http http-level;
+    limit_req_zone $binary_remote_addr zone=hz:1m rate=1r/m;
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        add_header X-Srv srv;
+        add_header X-Always yes always;
+        add_header X-Empty $http_x_none;
+        location /inherit {{ return 200 "i"; }}
+        location /own {{ add_header X-Own "own $uri"; return 200 "o"; }}
+        location /err {{ return 404; }}
+        location /red {{ return 302 /x; }}
+        location /p {{ add_header X-Proxied p; add_header X-PA pa always; proxy_pass http://app; }}
+        location /lim {{ add_header X-Lim lim always; add_header X-Never no; limit_req zone=hz; proxy_pass http://app; }}
+        location /none {{ return 204; }}
+    }}
+"""
+
+HDRS = ("x-http", "x-srv", "x-always", "x-empty", "x-own", "x-proxied", "x-pa", "x-lim",
+        "x-never", "location")
+
+
+def test_add_header_like_nginx():
+    global HEADERS
+    saved = HEADERS
+    HEADERS = HDRS
+    reqs = [("GET", p, {}) for p in ("/inherit", "/own", "/err", "/red", "/p/status?code=500",
+                                     "/p/x", "/none", "/lim", "/lim")]
+    u = Upstream("a")
+    try:
+        nr = differential(HEADERS_CONF, reqs, u)
+    finally:
+        HEADERS = saved
+        u.stop()
+    assert nr[0][1:4] == (("x-http", None), ("x-srv", "srv"), ("x-always", "yes")), nr[0]
+    assert nr[8][0] == 503 and ("x-lim", "lim") in nr[8], nr[8]
