@@ -13,6 +13,7 @@
 #include "zg_limit_req.h"
 #include "zg_map.h"
 #include "zg_proxy.h"
+#include "zg_realip.h"
 #include "zg_rewrite.h"
 #include "zg_sync.h"
 #include "zg_upstream.h"
@@ -20,6 +21,7 @@
 zg_module_t *const zg_modules[] = {
     &zg_core_module,       /* main, events: processes, pid, error_log */
     &zg_http_core_module,  /* http, server, listen, location, client timeouts */
+    &zg_realip_module,     /* real_ip: the client address, first thing (rewrite phases) */
     &zg_map_module,        /* map: variables from variables */
     &zg_geo_module,        /* geo: variables from the client address */
     &zg_headers_module,    /* add_header (its rewrite-phase handler runs before return) */

@@ -422,7 +422,8 @@ static int zg_proxy_build_head(zg_proxy_t *p)
                            p->u->implicit ? p->u->servers[0].addr.text : p->u->name);
         }
     }
-    const char *addr = zg_conn_addr_text(r->c);
+    char abuf[64];
+    const char *addr = zg_var_client(&r->ctx, abuf, sizeof(abuf)); /* after real_ip */
     if (!xff_set) {
         if (xff) {
             zg_outq_append(&q, "X-Forwarded-For: ", 17);

@@ -258,3 +258,59 @@ def test_add_header_like_nginx():
         u.stop()
     assert nr[0][1:4] == (("x-http", None), ("x-srv", "srv"), ("x-always", "yes")), nr[0]
     assert nr[8][0] == 503 and ("x-lim", "lim") in nr[8], nr[8]
+
+
+REALIP_CONF = r"""
+    upstream app {{ server {up}; }}
+    limit_req_zone $binary_remote_addr zone=rz:1m rate=1r/m;
+    server {{
+        listen 127.0.0.1:{port};
+        set_real_ip_from 127.0.0.0/8;
+        set_real_ip_from 10.0.0.0/8;
+        real_ip_header X-Forwarded-For;
+        location /echo {{
+            proxy_pass http://app;
+            proxy_set_header X-Fwd "$proxy_add_x_forwarded_for|$remote_addr|$realip_remote_addr";
+        }}
+        location /rec/ {{
+            real_ip_recursive on;
+            proxy_pass http://app/echo/;
+            proxy_set_header X-Fwd "$proxy_add_x_forwarded_for|$remote_addr|$realip_remote_addr";
+        }}
+        location /hdr/ {{
+            real_ip_header X-Client;
+            proxy_pass http://app/echo/;
+            proxy_set_header X-Fwd "$remote_addr";
+        }}
+        location /lim {{ limit_req zone=rz; proxy_pass http://app; }}
+    }}
+"""
+
+
+def test_real_ip_like_nginx():
+    x = "X-Forwarded-For"
+    reqs = [
+        ("GET", "/echo/a", {}),
+        ("GET", "/echo/a", {x: "1.2.3.4"}),
+        ("GET", "/echo/a", {x: "1.2.3.4, 10.1.1.1"}),
+        ("GET", "/rec/a", {x: "1.2.3.4, 10.1.1.1"}),
+        ("GET", "/rec/a", {x: "10.2.2.2, 10.1.1.1"}),
+        ("GET", "/rec/a", {x: "garbage, 10.1.1.1"}),
+        ("GET", "/echo/a", {x: "2001:db8::1"}),
+        ("GET", "/hdr/a", {"X-Client": "5.6.7.8"}),
+        ("GET", "/hdr/a", {x: "5.6.7.8"}),
+        # the limit keys on the real address: two clients behind the same proxy
+        ("GET", "/lim", {x: "1.1.1.1"}),
+        ("GET", "/lim", {x: "1.1.1.2"}),
+        ("GET", "/lim", {x: "1.1.1.1"}),
+    ]
+    u = Upstream("a")
+    try:
+        nr = differential(REALIP_CONF, reqs, u)
+    finally:
+        u.stop()
+    # the server's (non-recursive) setting changed the address first: the location's
+    # real_ip_recursive does not run again, as nginx
+    assert nr[3][-1] == ("upstream", "/echo/a", "1.2.3.4, 10.1.1.1, 10.1.1.1|10.1.1.1|127.0.0.1"), nr[3]
+    assert nr[7][-1] == ("upstream", "/echo/a", "5.6.7.8"), nr[7]
+    assert [r[0] for r in nr[-3:]] == [200, 200, 503], nr[-3:]
