@@ -6,6 +6,7 @@
 #include "zg_admin.h"
 #include "zg_auth_basic.h"
 #include "zg_core_module.h"
+#include "zg_error_page.h"
 #include "zg_geo.h"
 #include "zg_headers.h"
 #include "zg_http_core.h"
@@ -30,6 +31,7 @@ zg_module_t *const zg_modules[] = {
     &zg_limit_conn_module, /* preaccess: limit_conn */
     &zg_access_module,     /* access: allow, deny */
     &zg_auth_basic_module, /* access: auth_basic, after allow/deny */
+    &zg_error_page_module, /* error_page: status pages become internal redirects */
     &zg_upstream_module,   /* upstream blocks, peers */
     &zg_proxy_module,      /* content: proxy_pass */
     &zg_admin_module,      /* content: slab_stat, metrics */

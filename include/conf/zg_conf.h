@@ -120,6 +120,9 @@ struct zg_module_s {
     void (*log)(zg_request_t *r);             /* once, when the request is finalized */
     /* extra response header lines for the request (limit_req_headers) */
     size_t (*headers)(zg_request_t *r, char *buf, size_t len, int rejected);
+    /* a status page (>= 300) is due from a phase handler: ZG_DONE if the module
+     * answered instead (error_page: an internal redirect), else ZG_DECLINED */
+    int (*error_page)(zg_request_t *r, int status);
     size_t ctx_size;                          /* per-request state, zeroed per request */
     size_t scratch_size;                      /* per-request memory, not zeroed */
 

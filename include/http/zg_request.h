@@ -63,7 +63,10 @@ struct zg_request_s {
     unsigned uri_changed : 1;   /* a rewrite changed ctx.uri: find the location again */
     unsigned uri_rewritten : 1; /* ctx.uri/args are not the request's: the proxy sends them */
     unsigned invalid_location : 1; /* rewrite ... break: proxy_pass's URI is not applied */
+    unsigned error_page : 1;    /* redirected by error_page once: no more (nginx's
+                                   recursive_error_pages off) */
     int uri_changes;            /* rewrites with `last` and internal redirects (<= 10) */
+    int err_status;             /* error_page's status for the final answer; 0 = its own */
     /* the modules' per-request state (zg_module_t.ctx_size), zeroed with the rest */
     max_align_t mctx[ZG_REQUEST_CTX_MAX / sizeof(max_align_t)];
 };
@@ -75,6 +78,14 @@ struct zg_request_s {
 #define zg_request_scratch(r, m) ((void *)((char *)((r) + 1) + (m).scratch_offset))
 /* a module's conf for the request's location */
 #define zg_request_conf(r, m) ((r)->loc_conf[(m).index])
+
+/* Internal redirects (error_page): the request starts again from the server rewrite
+ * with uri and args (in memory that lives as long as the request), method GET
+ * (HEAD stays), internal locations allowed; or goes on at the named location's
+ * rewrite phase.  At most 10 per request, then 500.  The request may be finished
+ * when they return. */
+void zg_request_internal_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args);
+void zg_request_named_location(zg_request_t *r, zg_location_t *loc);
 
 /* called by the connection when a head arrived */
 void zg_request_start(zg_conn_t *c, zg_http_req_t *h);

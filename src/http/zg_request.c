@@ -31,6 +31,7 @@ static struct {
     int nlog;
     zg_module_t *headers[ZG_MAX_MODULES];
     int nheaders;
+    zg_module_t *error_page;       /* the module that answers status pages instead */
 } zg_hooks;
 
 /* a core handler's answer: go on from r->phase */
@@ -125,6 +126,9 @@ static void zg_request_hooks_init(void)
         if (m->headers != NULL) {
             zg_hooks.headers[zg_hooks.nheaders++] = m;
         }
+        if (m->error_page != NULL && zg_hooks.error_page == NULL) {
+            zg_hooks.error_page = m;
+        }
     }
     zg_hooks.ready = 1;
 }
@@ -160,6 +164,14 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
     char stack[4096];
     if (r->resp_started || c->closing) {
         return;
+    }
+    /* a status page from a phase handler may be an error_page instead */
+    if (body == NULL && extra == NULL && status >= 300 && !r->error_page && r->content == NULL
+        && zg_hooks.error_page != NULL && zg_hooks.error_page->error_page(r, status) == ZG_DONE) {
+        return;
+    }
+    if (r->err_status) {
+        status = r->err_status;
     }
     r->resp_started = 1;
     /* a body we did not read and the client may not send: close after answering */
@@ -474,6 +486,54 @@ static void zg_request_run_phases(zg_request_t *r)
         return;
     }
     content(r);
+}
+
+static int zg_request_redirect_count(zg_request_t *r)
+{
+    if (++r->uri_changes > 10) {
+        zg_log(ZG_LOG_ERR, "rewrite or internal redirection cycle while internally "
+               "redirecting to \"%.*s\"", (int)zg_min(r->ctx.uri.len, 256), r->ctx.uri.data);
+        r->error_page = 1;
+        r->err_status = 0;
+        zg_request_error(r, 500);
+        return 0;
+    }
+    r->error_page = 1;
+    r->internal = 1;
+    r->uri_changed = 0;
+    r->invalid_location = 0;
+    if (r->ctx.method.len != 4 || memcmp(r->ctx.method.data, "HEAD", 4) != 0) {
+        r->ctx.method.data = "GET";
+        r->ctx.method.len = 3;
+    }
+    return 1;
+}
+
+void zg_request_internal_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args)
+{
+    if (!zg_request_redirect_count(r)) {
+        return;
+    }
+    r->ctx.uri = *uri;
+    r->ctx.args = *args;
+    r->uri_rewritten = 1;
+    r->loc = NULL;
+    r->located = 0;
+    r->loc_conf = r->srv->loc_conf;
+    r->phase = 0;
+    zg_request_run_phases(r);
+}
+
+void zg_request_named_location(zg_request_t *r, zg_location_t *loc)
+{
+    if (!zg_request_redirect_count(r)) {
+        return;
+    }
+    r->loc = loc;
+    r->located = 1;
+    r->loc_conf = loc->loc_conf;
+    r->phase = zg_hooks.find_location + 1;
+    zg_request_run_phases(r);
 }
 
 static void zg_request_wake(uv_timer_t *t)

@@ -305,7 +305,7 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     q.buf = p->head;            /* reuse the buffer of a recycled proxy */
     q.cap = p->head_cap;
 
-    zg_outq_append(&q, h->method.data, h->method.len);
+    zg_outq_append(&q, r->ctx.method.data, r->ctx.method.len); /* GET after error_page */
     zg_outq_append(&q, " ", 1);
     if (s->uri && !r->invalid_location) {
         /* as nginx: the normalised path with the location's prefix replaced,
@@ -601,9 +601,17 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
 
     size_t start = q->len;
     zg_outq_append(q, "HTTP/1.1 ", 9);
-    zg_outq_num(q, (uint64_t)rh->status);
-    zg_outq_append(q, " ", 1);
-    zg_outq_append(q, rh->reason.data, rh->reason.len);
+    if (r->err_status) {
+        /* error_page CODE URI (no "="): the answer keeps the original status */
+        r->ctx.status = r->err_status;
+        zg_outq_num(q, (uint64_t)r->err_status);
+        zg_outq_append(q, " ", 1);
+        zg_outq_str(q, zg_http_reason(r->err_status));
+    } else {
+        zg_outq_num(q, (uint64_t)rh->status);
+        zg_outq_append(q, " ", 1);
+        zg_outq_append(q, rh->reason.data, rh->reason.len);
+    }
     zg_outq_append(q, "\r\n", 2);
     zg_str_t conn_tokens = {0, ""};
     for (size_t i = 0; i < rh->nhdrs; i++) {

@@ -119,7 +119,7 @@ def one(port, method, path, headers, src="127.0.0.1"):
         info = json.loads(body)
         h = {k.lower(): v for k, v in info["headers"]}
         out.append(("upstream", info["path"], h.get("x-fwd")))
-    elif r.status < 300:
+    elif r.status < 300 or hdrs.get("content-type", "").startswith("text/plain"):
         out.append(("body", body))
     return tuple(out)
 
@@ -314,3 +314,46 @@ def test_real_ip_like_nginx():
     assert nr[3][-1] == ("upstream", "/echo/a", "1.2.3.4, 10.1.1.1, 10.1.1.1|10.1.1.1|127.0.0.1"), nr[3]
     assert nr[7][-1] == ("upstream", "/echo/a", "5.6.7.8"), nr[7]
     assert [r[0] for r in nr[-3:]] == [200, 200, 503], nr[-3:]
+
+
+ERROR_PAGE_CONF = r"""
+    upstream app {{ server {up}; }}
+    limit_req_zone $binary_remote_addr zone=e1:1m rate=1r/m;
+    limit_req_zone $binary_remote_addr zone=e2:1m rate=1r/m;
+    limit_req_status 429;
+    server {{
+        listen 127.0.0.1:{port};
+        error_page 429 /429.json;
+        location = /429.json {{ internal; return 429 '{{"error":"rate limited"}}'; }}
+        location /api {{ limit_req zone=e1; proxy_pass http://app; }}
+        location /named {{ error_page 429 = @too; limit_req zone=e2; proxy_pass http://app; }}
+        location @too {{ return 429 '{{"named":"$uri"}}'; }}
+        location /deny {{ deny all; error_page 403 =200 /echo/denied?a=1; }}
+        location /deny2 {{ deny all; error_page 403 /echo/d2; }}
+        location /url {{ deny all; error_page 403 http://example.com/forbidden; }}
+        location /url301 {{ deny all; error_page 403 =301 http://example.com/x; }}
+        location = /internal-only {{ internal; return 200 "secret"; }}
+        location /missing {{ error_page 404 /internal-only; }}
+        location /loop {{ error_page 404 /loop2; }}
+        location /loop2 {{ }}
+        location /ret {{ error_page 404 = /echo/ret; return 404; }}
+        location /retbody {{ error_page 404 /echo/x; return 404 "own body"; }}
+        location /echo {{ proxy_pass http://app; proxy_set_header X-Fwd $request_method; }}
+    }}
+"""
+
+
+def test_error_page_like_nginx():
+    reqs = [("GET", "/api", {}), ("GET", "/api", {}), ("GET", "/named", {}),
+            ("GET", "/named", {}), ("GET", "/deny", {}), ("POST", "/deny2", {}),
+            ("GET", "/url", {}), ("GET", "/url301", {}), ("GET", "/internal-only", {}),
+            ("GET", "/429.json", {}), ("GET", "/missing", {}), ("GET", "/loop", {}),
+            ("GET", "/ret", {}), ("GET", "/retbody", {})]
+    u = Upstream("a")
+    try:
+        nr = differential(ERROR_PAGE_CONF, reqs, u)
+    finally:
+        u.stop()
+    assert nr[1] == (429, ("location", None), ("body", b'{"error":"rate limited"}')), nr[1]
+    assert nr[3] == (429, ("location", None), ("body", b'{"named":"/named"}')), nr[3]
+    assert nr[5][0] == 403, nr[5]  # the proxied page keeps the original status
