@@ -25,6 +25,8 @@ typedef struct {
     zg_upstream_conf_t *upstream; /* proxy_pass (location level) */
     char *uri;            /* proxy_pass http://up/URI: replaces the matched prefix; NULL = pass URI as is */
     size_t uri_len;
+    zg_cv_t *url_cv;      /* with variables: the URI, or with host_var "HOST/URI" */
+    unsigned host_var : 1;
     zg_proxy_header_t *set_headers;
     int nset_headers;     /* -1 = unset (inherit) */
     zg_msec_t connect_timeout; /* 60000 */

@@ -60,6 +60,7 @@ typedef struct {
 } zg_proxy_pool_t;
 
 struct zg_proxy_s {
+    zg_str_t uri_var;           /* proxy_pass with variables: the target, sent as is */
     zg_request_t *r;
     zg_upstream_conf_t *u;
     zg_upstream_pick_t pick;
@@ -307,7 +308,10 @@ static int zg_proxy_build_head(zg_proxy_t *p)
 
     zg_outq_append(&q, r->ctx.method.data, r->ctx.method.len); /* GET after error_page */
     zg_outq_append(&q, " ", 1);
-    if (s->uri && !r->invalid_location) {
+    if (p->uri_var.data != NULL) {
+        /* as nginx: a URI with variables replaces the request's, args and all */
+        zg_outq_append(&q, p->uri_var.data, p->uri_var.len);
+    } else if (s->uri && !r->invalid_location) {
         /* as nginx: the normalised path with the location's prefix replaced,
          * escaped again if it was sent escaped (a decoded '?' stays in the path) */
         const zg_str_t *path = &r->ctx.uri;
@@ -1113,6 +1117,47 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
     zg_proxy_connect(p);
 }
 
+/* proxy_pass with variables: the URI (and the upstream, when the host has
+ * variables: a name among the upstreams; zonegate has no resolver) */
+static int zg_proxy_eval_url(zg_request_t *r, zg_proxy_t *p, const zg_proxy_loc_conf_t *plcf)
+{
+    zg_str_t v;
+    const char *slash;
+    char host[256];
+    size_t hlen;
+
+    if (zg_cv_eval_str(plcf->url_cv, &r->ctx, &v) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    if (!plcf->host_var) {
+        p->uri_var = v;
+        return ZG_OK;
+    }
+    slash = memchr(v.data, '/', v.len);
+    hlen = slash ? (size_t)(slash - v.data) : v.len;
+    if (hlen == 0 || hlen >= sizeof(host)) {
+        zg_log(ZG_LOG_ERR, "invalid URL prefix in \"http://%.*s\"", (int)zg_min(v.len, 256),
+               v.data);
+        return ZG_ERROR;
+    }
+    memcpy(host, v.data, hlen);
+    host[hlen] = '\0';
+    p->u = zg_upstream_find(r->c->w->conf, host, 0);
+    if (p->u == NULL) {
+        p->u = zg_upstream_find(r->c->w->conf, host, 1);
+    }
+    if (p->u == NULL) {
+        zg_log(ZG_LOG_ERR, "no resolver defined to resolve %s, client: %s", host,
+               zg_conn_addr_text(r->c));
+        return ZG_ERROR;
+    }
+    if (slash != NULL) {
+        p->uri_var.data = slash;
+        p->uri_var.len = v.len - hlen;
+    }
+    return ZG_OK;
+}
+
 static void zg_proxy_start(zg_request_t *r)
 {
     zg_proxy_t *p = zg_proxy_alloc();
@@ -1123,7 +1168,14 @@ static void zg_proxy_start(zg_request_t *r)
     p->r = r;
     zg_proxy_scratch_t *x = zg_request_scratch(r, zg_proxy_module);
     x->upstream_addr[0] = x->upstream_status[0] = x->upstream_time[0] = '\0';
-    p->u = zg_proxy_loc_conf(r->loc_conf)->upstream;
+    zg_proxy_loc_conf_t *plcf = zg_proxy_loc_conf(r->loc_conf);
+    p->u = plcf->upstream;
+    if (plcf->url_cv != NULL && zg_proxy_eval_url(r, p, plcf) != ZG_OK) {
+        zg_proxy_detach(r);
+        zg_proxy_free(p);
+        zg_request_respond(r, 502, NULL, NULL, NULL, 0);
+        return;
+    }
     zg_upstream_pick_init(&p->pick);
     zg_proxy_attach(r, p);
     p->body_done = r->body_done;
@@ -1212,11 +1264,24 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     if (slash == NULL) {
         slash = end;
     }
-    if (slash == h || memchr(h, '$', (size_t)(slash - h)) != NULL) {
+    if (slash == h) {
         return zg_conf_error(cf, "invalid host in \"%s\"", a[1].data);
     }
     if (zg_http_core_set_handler(cf, zg_proxy_handler) != ZG_OK) {
         return ZG_ERROR;
+    }
+    if (memchr(h, '$', (size_t)(slash - h)) != NULL) {
+        /* the upstream is chosen per request among the upstreams' names */
+        plcf->host_var = 1;
+        plcf->url_cv = zg_conf_cv(cf, h, (size_t)(end - h));
+        return plcf->url_cv != NULL ? ZG_OK : ZG_ERROR;
+    }
+    if (memchr(slash, '$', (size_t)(end - slash)) != NULL) {
+        plcf->url_cv = zg_conf_cv(cf, slash, (size_t)(end - slash));
+        if (plcf->url_cv == NULL) {
+            return ZG_ERROR;
+        }
+        end = slash; /* no static URI */
     }
     if (slash < end) {
         plcf->uri = (char *)slash;

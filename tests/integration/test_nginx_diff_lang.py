@@ -357,3 +357,31 @@ def test_error_page_like_nginx():
     assert nr[1] == (429, ("location", None), ("body", b'{"error":"rate limited"}')), nr[1]
     assert nr[3] == (429, ("location", None), ("body", b'{"named":"/named"}')), nr[3]
     assert nr[5][0] == 403, nr[5]  # the proxied page keeps the original status
+
+
+PROXY_VARS_CONF = r"""
+    upstream app {{ server {up}; }}
+    map $http_x_pool $pool {{ default app; other nosuch; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location /v1var/ {{ proxy_pass http://app/echo$request_uri; }}
+        location /echo/hv {{ proxy_pass http://$pool; }}
+        location /both/ {{ proxy_pass http://$pool/echo/both$is_args$args; }}
+        location /static/ {{ proxy_pass http://app/echo/s/; }}
+        location /brk/ {{ rewrite ^/brk/(.*)$ /echo/b/$1 break; proxy_pass http://app/ignored/; }}
+    }}
+"""
+
+
+def test_proxy_pass_variables_like_nginx():
+    reqs = [("GET", "/v1var/users?x=1", {}), ("GET", "/echo/hv/a?q=2", {}),
+            ("GET", "/both/z?k=v", {}), ("GET", "/both/z", {}),
+            ("GET", "/both/z", {"X-Pool": "other"}), ("GET", "/static/a/b?c=d", {}),
+            ("GET", "/brk/x?y=1", {})]
+    u = Upstream("a")
+    try:
+        nr = differential(PROXY_VARS_CONF, reqs, u)
+    finally:
+        u.stop()
+    assert nr[0][-1][:2] == ("upstream", "/echo/v1var/users?x=1"), nr[0]
+    assert nr[4][0] == 502, nr[4]
