@@ -268,7 +268,9 @@ static int zg_map_block(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     if (zg_conf_block_raw(cf, zg_map_entry, map) != ZG_OK) {
         return ZG_ERROR;
     }
-    qsort(map->exact, (size_t)map->nexact, sizeof(map->exact[0]), zg_map_cmp);
+    if (map->nexact > 1) {
+        qsort(map->exact, (size_t)map->nexact, sizeof(map->exact[0]), zg_map_cmp);
+    }
     rc = zg_vars_define(vs, target.data, target.len, zg_map_get, map,
                         map->volatile_ ? ZG_VAR_NOCACHE : 0, NULL);
     if (rc == ZG_ERROR) {

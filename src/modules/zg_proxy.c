@@ -556,7 +556,9 @@ static void zg_proxy_keep_headers(zg_request_t *r, const zg_http_resp_head_t *rh
             return;
         }
         memcpy(n, rh->names[i].data, rh->names[i].len);
-        memcpy(n + rh->names[i].len, rh->values[i].data, rh->values[i].len);
+        if (rh->values[i].len) {
+            memcpy(n + rh->names[i].len, rh->values[i].data, rh->values[i].len);
+        }
         names[i].data = n;
         names[i].len = rh->names[i].len;
         values[i].data = n + rh->names[i].len;

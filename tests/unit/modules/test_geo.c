@@ -20,7 +20,9 @@ static const char *find(const zg_geo_t *geo, const char *ip)
 
     assert_int_equal(inet_pton(fam, ip, a), 1);
     v = zg_geo_find(geo, fam, a);
-    memcpy(buf, v.data, v.len);
+    if (v.len) {
+        memcpy(buf, v.data, v.len);
+    }
     buf[v.len] = '\0';
     return buf;
 }
