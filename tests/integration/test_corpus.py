@@ -21,13 +21,8 @@ REFUSALS = [
     (r'directive "[a-z0-9_]+" belongs to nginx\'s .+, which zonegate does not implement',
      "a directive of an nginx module zonegate does not implement (src/conf/zg_conf_nginx.c, "
      "README: Porting an nginx config)"),
-    (r'unknown directive "(map|geo|if|set|rewrite|break|error_page|add_header|'
-     r'set_real_ip_from|real_ip_header|real_ip_recursive|proxy_intercept_errors)"',
-     "the rewrite, map, geo, headers, real_ip modules and error_page (issue 13, in progress)"),
-    (r'"return" directive is not allowed here',
-     "return at server level (issue 13, the rewrite module, in progress)"),
-    (r'unknown "(proxy_add_x_forwarded_for|scheme|https|request_id|limit_key|limit)" variable',
-     "variables of issue 13 and variables that map/geo define (in progress)"),
+    (r'unknown directive "proxy_intercept_errors"',
+     "proxy_intercept_errors: error pages for upstream answers (issue 13, not yet)"),
     (r'"error_log" directive is not allowed here',
      "error_log at http, server and location level (issue 13)"),
     (r'unknown directive "proxy_http_version"',
