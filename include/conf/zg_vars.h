@@ -133,6 +133,9 @@ int zg_vars_define(zg_vars_t *vs, const char *name, size_t len, zg_var_get_pt ge
 /* 1 when some value uses $sent_http_NAME or $upstream_http_NAME: only then does the
  * proxy keep the response headers for them */
 int zg_vars_resp_headers(const zg_vars_t *vs);
+/* 1 when some value of the config uses $upstream_addr, $upstream_status or
+ * $upstream_response_time: only then does the proxy record them */
+int zg_vars_upstream(const zg_vars_t *vs);
 /* the named captures of re ("(?<name>...)") become variables: the capture of the
  * request's last regex match.  ZG_OK, ZG_DECLINED (a name is taken by another kind
  * of variable), ZG_ERROR (no memory). */

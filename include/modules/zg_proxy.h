@@ -34,6 +34,7 @@ typedef struct {
     zg_msec_t send_timeout;    /* 60000 */
     int next_upstream;         /* ZG_NEXT_*; default ERROR|TIMEOUT */
     int next_upstream_tries;   /* 0 = unlimited */
+    int intercept_errors;      /* proxy_intercept_errors: off */
 } zg_proxy_loc_conf_t;
 
 extern zg_module_t zg_proxy_module;

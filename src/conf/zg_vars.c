@@ -146,6 +146,7 @@ struct zg_vars_s {
     zg_var_def_t *defs;
     int n, cap;
     int resp_headers;        /* $sent_http_ or $upstream_http_ is used */
+    int upstream_vars;       /* $upstream_addr, _status or _response_time is used */
 };
 
 typedef struct {
@@ -346,6 +347,11 @@ zg_cv_t *zg_cv_compile_vars(zg_vars_t *vs, const char *text, size_t len, const c
             if (vs != NULL && zg_var_lookup(name, nlen, &id, &skip) == ZG_OK
                 && (id == ZG_VAR_SENT_HTTP || id == ZG_VAR_UPSTREAM_HTTP)) {
                 vs->resp_headers = 1;
+            }
+            if (vs != NULL && zg_var_lookup(name, nlen, &id, &skip) == ZG_OK
+                && (id == ZG_VAR_UPSTREAM_ADDR || id == ZG_VAR_UPSTREAM_STATUS
+                    || id == ZG_VAR_UPSTREAM_RESPONSE_TIME)) {
+                vs->upstream_vars = 1;
             }
             if (zg_var_lookup(name, nlen, &id, &skip) != ZG_OK && vs != NULL) {
                 index = zg_vars_index(vs, name, nlen, file, line);
@@ -548,6 +554,11 @@ int zg_vars_define_captures(zg_vars_t *vs, const zg_regex_t *re)
         }
     }
     return ZG_OK;
+}
+
+int zg_vars_upstream(const zg_vars_t *vs)
+{
+    return vs != NULL && vs->upstream_vars;
 }
 
 int zg_vars_resp_headers(const zg_vars_t *vs)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "zg_access_log.h"
+#include "zg_error_page.h"
 #include "zg_log.h"
 #include "zg_request.h"
 #include "zg_upstream.h"
@@ -84,6 +85,8 @@ struct zg_proxy_s {
     unsigned done : 1;
     unsigned waiting_body : 1;  /* not connected yet: the body is being buffered */
     unsigned retry_status : 1;  /* this attempt's response asks for the next peer */
+    int intercept_status;       /* proxy_intercept_errors: the error_page for this status
+                                   answers instead of the upstream's response */
 };
 
 /* per request: the proxy state while it runs (zeroed); the $upstream_* texts
@@ -489,8 +492,8 @@ static void zg_proxy_list_add(char *buf, size_t cap, const char *item, size_t n)
 static void zg_proxy_note_upstream(zg_proxy_t *p, int status)
 {
     zg_request_t *r = p->r;
-    if (!zg_access_log_enabled(r->loc_conf)) {
-        return; /* $upstream_* are for the access log */
+    if (!zg_access_log_enabled(r->loc_conf) && !zg_vars_upstream(r->ctx.vars)) {
+        return; /* nothing reads $upstream_* */
     }
     zg_proxy_scratch_t *x = zg_request_scratch(r, zg_proxy_module);
     char tmp[48];
@@ -583,6 +586,11 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
         p->error_status = rh->status;
         p->retry_status = 1;
         return; /* the caller sees no head sent and fails the attempt */
+    }
+    if (rh->status >= 300 && zg_proxy_loc_conf(r->loc_conf)->intercept_errors
+        && zg_error_page_find(zg_request_conf(r, zg_error_page_module), rh->status) != NULL) {
+        p->intercept_status = rh->status;
+        return; /* zg_upconn_on_read lets the error page answer */
     }
     zg_proxy_note_upstream(p, rh->status);
     p->resp_head_sent = 1;
@@ -799,6 +807,20 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         zg_upconn_close(uc);
         p->uc = NULL;
         zg_proxy_connect(p);
+        return;
+    }
+    if (p->intercept_status) {
+        /* proxy_intercept_errors: the upstream's answer is dropped, the error page
+         * answers (the peer did not fail) */
+        zg_request_t *ir = p->r;
+        int st = p->intercept_status;
+        zg_proxy_note_upstream(p, st);
+        zg_upstream_free(p->u, &p->pick, 0, zg_time_msec());
+        zg_upconn_close(uc);
+        p->uc = NULL;
+        zg_proxy_detach(ir);
+        zg_proxy_free(p);
+        zg_request_respond(ir, st, NULL, NULL, NULL, 0);
         return;
     }
     if (rc == ZG_ERROR) {
@@ -1401,6 +1423,7 @@ static void *zg_proxy_create_loc_conf(zg_conf_t *conf)
     c->send_timeout = ZG_UNSET_MSEC;
     c->next_upstream = ZG_UNSET;
     c->next_upstream_tries = ZG_UNSET;
+    c->intercept_errors = ZG_UNSET;
     return c;
 }
 
@@ -1418,6 +1441,10 @@ static int zg_proxy_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, send_timeout, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, next_upstream, ZG_UNSET);
     ZG_CONF_MERGE(c, p, next_upstream_tries, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, intercept_errors, ZG_UNSET);
+    if (c->intercept_errors == ZG_UNSET) {
+        c->intercept_errors = 0;
+    }
     if (c->nset_headers < 0) {
         c->set_headers = NULL;
         c->nset_headers = 0;
@@ -1454,6 +1481,8 @@ static const zg_command_t zg_proxy_commands[] = {
       ZG_PX(send_timeout), NULL },
     { "proxy_next_upstream", ZG_CTX_SETTINGS, 0, 1, -1, zg_proxy_next_upstream, ZG_LOC_CONF,
       0, NULL },
+    { "proxy_intercept_errors", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      offsetof(zg_proxy_loc_conf_t, intercept_errors), NULL },
     { "proxy_next_upstream_tries", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_num, ZG_LOC_CONF,
       ZG_PX(next_upstream_tries), NULL },
     ZG_NULL_COMMAND

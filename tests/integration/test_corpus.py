@@ -21,8 +21,6 @@ REFUSALS = [
     (r'directive "[a-z0-9_]+" belongs to nginx\'s .+, which zonegate does not implement',
      "a directive of an nginx module zonegate does not implement (src/conf/zg_conf_nginx.c, "
      "README: Porting an nginx config)"),
-    (r'unknown directive "proxy_intercept_errors"',
-     "proxy_intercept_errors: error pages for upstream answers (issue 13, not yet)"),
     (r'"error_log" directive is not allowed here',
      "error_log at http, server and location level (issue 13)"),
     (r'unknown directive "proxy_http_version"',

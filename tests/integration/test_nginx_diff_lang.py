@@ -385,3 +385,43 @@ def test_proxy_pass_variables_like_nginx():
         u.stop()
     assert nr[0][-1][:2] == ("upstream", "/echo/v1var/users?x=1"), nr[0]
     assert nr[4][0] == 502, nr[4]
+
+
+INTERCEPT_CONF = r"""
+    upstream app {{ server {up}; }}
+    upstream dead {{ server {dead}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location /i/ {{
+            proxy_pass http://app/;
+            proxy_intercept_errors on;
+            error_page 404 500 /oops;
+        }}
+        location /noi/ {{ proxy_pass http://app/; error_page 404 /oops; }}
+        location /eq/ {{ proxy_pass http://app/; proxy_intercept_errors on; error_page 404 = @fb; }}
+        location @fb {{ return 200 "fallback $upstream_status"; }}
+        location /down {{
+            proxy_pass http://dead;
+            proxy_connect_timeout 2s;
+            error_page 502 504 = /echo/maintenance;
+        }}
+        location = /oops {{ internal; return 200 "oops"; }}
+        location /echo {{ proxy_pass http://app; }}
+    }}
+"""
+
+
+def test_proxy_intercept_errors_like_nginx():
+    reqs = [("GET", p, {}) for p in ("/i/status?code=404", "/i/status?code=500",
+                                     "/i/status?code=503", "/i/status?code=200",
+                                     "/noi/status?code=404", "/eq/status?code=404",
+                                     "/down")]
+    u = Upstream("a")
+    try:
+        nr = differential(INTERCEPT_CONF.replace("{dead}", "127.0.0.1:%d" % free_port()),
+                          reqs, u)
+    finally:
+        u.stop()
+    assert nr[0] == (404, ("location", None), ("body", b"oops")), nr[0]
+    assert nr[5][0] == 200, nr[5]
+    assert nr[6][-1][:2] == ("upstream", "/echo/maintenance"), nr[6]
