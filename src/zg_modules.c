@@ -26,7 +26,6 @@ zg_module_t *const zg_modules[] = {
     &zg_map_module,        /* map: variables from variables */
     &zg_geo_module,        /* geo: variables from the client address */
     &zg_headers_module,    /* add_header (its rewrite-phase handler runs before return) */
-    &zg_rewrite_module,    /* rewrite phases: return, rewrite, set, if, break */
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
     &zg_limit_conn_module, /* preaccess: limit_conn */
     &zg_access_module,     /* access: allow, deny */
@@ -37,5 +36,8 @@ zg_module_t *const zg_modules[] = {
     &zg_admin_module,      /* content: slab_stat, metrics */
     &zg_access_log_module, /* log: log_format, access_log */
     &zg_sync_module,       /* limit_req across hosts through Redis */
+    &zg_rewrite_module,    /* rewrite phases (after real_ip, add_header): return, rewrite,
+                              set, if, break; last, so that the `if` blocks of locations
+                              merge after every other module resolved its references */
     NULL
 };

@@ -49,6 +49,7 @@ typedef struct zg_conf_s {
 #define ZG_CTX_SETTINGS (ZG_CTX_HTTP | ZG_CTX_SRV | ZG_CTX_LOC)
 #define ZG_CTX_ANY 0x3f
 #define ZG_CTX_IF 0x40   /* an `if` block (server or location): rewrite directives */
+#define ZG_CTX_LIF 0x80  /* an `if` block in a location: add_header, error_page, proxy_pass */
 
 /* which of its module's structs a command's setter gets */
 #define ZG_MAIN_CONF 0 /* the module's main conf */

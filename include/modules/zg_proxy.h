@@ -27,6 +27,7 @@ typedef struct {
     size_t uri_len;
     zg_cv_t *url_cv;      /* with variables: the URI, or with host_var "HOST/URI" */
     unsigned host_var : 1;
+    unsigned pass : 1;    /* this level has proxy_pass */
     zg_proxy_header_t *set_headers;
     int nset_headers;     /* -1 = unset (inherit) */
     zg_msec_t connect_timeout; /* 60000 */

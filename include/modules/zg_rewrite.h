@@ -33,6 +33,8 @@ struct zg_rw_code_s {
     zg_cv_t *left;         /* if: the variable tested */
     zg_regex_t *re;        /* if ~, rewrite */
     zg_rw_list_t *body;    /* if: the block */
+    void **confs;          /* if in a location: the block's own settings (add_header,
+                              error_page, proxy_pass), in force once it matched */
     unsigned redirect : 1; /* rewrite: the replacement is an absolute URL */
 };
 
@@ -40,6 +42,17 @@ typedef struct {
     zg_rw_list_t list;     /* of this level only: never inherited */
     zg_rw_list_t *cur;     /* private: where the directive being read goes */
 } zg_rewrite_loc_conf_t;
+
+/* an `if` block of a location, merged with its location once the config is read */
+typedef struct {
+    void **confs;
+    void **parent;
+} zg_rw_if_conf_t;
+
+typedef struct {
+    zg_rw_if_conf_t *ifs;
+    int nifs;
+} zg_rewrite_main_conf_t;
 
 extern zg_module_t zg_rewrite_module;
 

@@ -170,6 +170,9 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
         && zg_hooks.error_page != NULL && zg_hooks.error_page->error_page(r, status) == ZG_DONE) {
         return;
     }
+    if (body == NULL && status >= 300) {
+        r->err_status = 0; /* a status page has its own status, as nginx's */
+    }
     if (r->err_status) {
         status = r->err_status;
     }

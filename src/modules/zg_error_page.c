@@ -141,7 +141,7 @@ static int zg_error_page_hook(zg_request_t *r, int status)
 }
 
 static const zg_command_t zg_error_page_commands[] = {
-    { "error_page", ZG_CTX_SETTINGS, 0, 2, -1, zg_error_page_set, ZG_LOC_CONF, 0,
+    { "error_page", ZG_CTX_SETTINGS | ZG_CTX_LIF, 0, 2, -1, zg_error_page_set, ZG_LOC_CONF, 0,
       NULL },
     ZG_NULL_COMMAND
 };

@@ -111,7 +111,7 @@ static size_t zg_headers_lines(zg_request_t *r, char *buf, size_t len, int rejec
 }
 
 static const zg_command_t zg_headers_commands[] = {
-    { "add_header", ZG_CTX_SETTINGS, 0, 2, 3, zg_headers_add, ZG_LOC_CONF, 0, NULL },
+    { "add_header", ZG_CTX_SETTINGS | ZG_CTX_LIF, 0, 2, 3, zg_headers_add, ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };
 

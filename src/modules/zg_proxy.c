@@ -1294,6 +1294,7 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     if (zg_http_core_set_handler(cf, zg_proxy_handler) != ZG_OK) {
         return ZG_ERROR;
     }
+    plcf->pass = 1;
     if (memchr(h, '$', (size_t)(slash - h)) != NULL) {
         /* the upstream is chosen per request among the upstreams' names */
         plcf->host_var = 1;
@@ -1306,6 +1307,11 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
             return ZG_ERROR;
         }
         end = slash; /* no static URI */
+    }
+    if (slash < end && (cf->ctx & ZG_CTX_IF)) {
+        return zg_conf_error(cf, "\"proxy_pass\" cannot have URI part in location given by "
+                                 "regular expression, or inside named location, or inside "
+                                 "\"if\" statement, or inside \"limit_except\" block");
     }
     if (slash < end) {
         plcf->uri = (char *)slash;
@@ -1432,6 +1438,15 @@ static int zg_proxy_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     zg_proxy_loc_conf_t *p = parent, *c = child;
 
     (void)cf;
+    if (!c->pass) {
+        /* an `if` block without proxy_pass proxies as its location does (a location's
+         * own children have no content handler of it: this changes nothing there) */
+        c->upstream = p->upstream;
+        c->uri = p->uri;
+        c->uri_len = p->uri_len;
+        c->url_cv = p->url_cv;
+        c->host_var = p->host_var;
+    }
     if (c->nset_headers < 0) {
         c->set_headers = p->set_headers;
         c->nset_headers = p->nset_headers;
@@ -1470,7 +1485,7 @@ static int zg_proxy_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
 #define ZG_PX(f) offsetof(zg_proxy_loc_conf_t, f)
 
 static const zg_command_t zg_proxy_commands[] = {
-    { "proxy_pass", ZG_CTX_LOC, 0, 1, 1, zg_proxy_pass, ZG_LOC_CONF, 0, NULL },
+    { "proxy_pass", ZG_CTX_LOC | ZG_CTX_LIF, 0, 1, 1, zg_proxy_pass, ZG_LOC_CONF, 0, NULL },
     { "proxy_set_header", ZG_CTX_SETTINGS, 0, 2, 2, zg_proxy_set_header, ZG_LOC_CONF, 0,
       NULL },
     { "proxy_connect_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "zg_http_core.h"
 #include "zg_log.h"
 #include "zg_request.h"
 #include "zg_vars.h"
@@ -248,6 +249,21 @@ static int zg_rewrite_if(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
         return zg_conf_error(cf, "unexpected \"%.*s\" in condition", (int)v[1].len, v[1].data);
     }
 
+    if (cf->ctx & ZG_CTX_LOC) {
+        /* as nginx: an `if` in a location is a location of its own, whose settings
+         * (merged with the location's) apply once it matched */
+        zg_rewrite_main_conf_t *rmcf = zg_main_conf_of(cf->conf, zg_rewrite_module);
+        zg_rw_if_conf_t *ic = zg_conf_push(cf->conf, rmcf->ifs, rmcf->nifs);
+        void **confs = zg_conf_create_loc_confs(cf);
+        if (ic == NULL || confs == NULL) {
+            return zg_conf_nomem(cf);
+        }
+        ic->confs = confs;
+        ic->parent = cf->loc_conf;
+        c->confs = confs;
+        c->body = &zg_rewrite_loc_conf(confs)->list;
+        return zg_conf_block(cf, ZG_CTX_IF | ZG_CTX_LIF, confs, cf->block);
+    }
     body = zg_conf_alloc(cf->conf, sizeof(*body));
     if (body == NULL) {
         return zg_conf_nomem(cf);
@@ -258,6 +274,31 @@ static int zg_rewrite_if(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     rc = zg_conf_block(cf, ZG_CTX_IF, cf->loc_conf, cf->block);
     rlcf->cur = saved;
     return rc;
+}
+
+static void *zg_rewrite_create_main_conf(zg_conf_t *conf)
+{
+    return zg_conf_alloc(conf, sizeof(zg_rewrite_main_conf_t));
+}
+
+/* the `if` blocks of locations take what they do not set from their location; one
+ * that sets no content handler answers as its location does */
+static int zg_rewrite_init_main_conf(zg_cf_t *cf, void *conf)
+{
+    zg_rewrite_main_conf_t *rmcf = conf;
+
+    for (int i = 0; i < rmcf->nifs; i++) {
+        zg_rw_if_conf_t *ic = &rmcf->ifs[i];
+        zg_http_core_loc_conf_t *c = zg_http_core_loc_conf(ic->confs);
+        zg_http_core_loc_conf_t *p = zg_http_core_loc_conf(ic->parent);
+        if (zg_conf_merge_loc_confs(cf, ic->parent, ic->confs) != ZG_OK) {
+            return ZG_ERROR;
+        }
+        if (!c->has_handler) {
+            c->handler = p->handler;
+        }
+    }
+    return ZG_OK;
 }
 
 static void *zg_rewrite_create_conf(zg_conf_t *conf)
@@ -476,6 +517,10 @@ static int zg_rw_run(zg_request_t *r, const zg_rw_list_t *l)
             if (rc < 0) {
                 return ZG_ERROR;
             }
+            if (rc && c->confs != NULL) {
+                r->loc_conf = c->confs;
+                r->want_headers = 1; /* the block may add headers */
+            }
             if (rc && (rc = zg_rw_run(r, c->body)) != ZG_RW_GO_ON) {
                 return rc;
             }
@@ -526,6 +571,8 @@ static const zg_command_t zg_rewrite_commands[] = {
 zg_module_t zg_rewrite_module = {
     .name = "rewrite",
     .commands = zg_rewrite_commands,
+    .create_main_conf = zg_rewrite_create_main_conf,
+    .init_main_conf = zg_rewrite_init_main_conf,
     .create_loc_conf = zg_rewrite_create_conf,
     .phase = ZG_PHASE_REWRITE,
     .handler = zg_rewrite_handler,

@@ -425,3 +425,46 @@ def test_proxy_intercept_errors_like_nginx():
     assert nr[0] == (404, ("location", None), ("body", b"oops")), nr[0]
     assert nr[5][0] == 200, nr[5]
     assert nr[6][-1][:2] == ("upstream", "/echo/maintenance"), nr[6]
+
+
+IF_LOCATION_CONF = r"""
+    upstream app {{ server {up}; }}
+    upstream other {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location /echo/api/ {{
+            if ($request_method = OPTIONS) {{
+                add_header Access-Control-Allow-Origin *;
+                add_header X-If yes;
+                return 204;
+            }}
+            if ($arg_up) {{ add_header X-Up up; }}
+            add_header X-Loc loc;
+            proxy_pass http://app;
+        }}
+        location /echo/ifp/ {{
+            if ($arg_alt) {{ proxy_pass http://other; }}
+            proxy_pass http://app;
+            proxy_set_header X-Fwd "$uri $args";
+        }}
+        location /iferr {{ if ($arg_e) {{ error_page 404 =200 /echo/e; }} return 404; }}
+    }}
+"""
+
+
+def test_if_in_location_like_nginx():
+    global HEADERS
+    saved = HEADERS
+    HEADERS = ("location", "access-control-allow-origin", "x-if", "x-up", "x-loc")
+    reqs = [("OPTIONS", "/echo/api/x", {}), ("GET", "/echo/api/x", {}),
+            ("GET", "/echo/api/x?up=1", {}), ("GET", "/echo/ifp/a?alt=1", {}),
+            ("GET", "/echo/ifp/a", {}), ("GET", "/iferr?e=1", {}), ("GET", "/iferr", {})]
+    u = Upstream("a")
+    try:
+        nr = differential(IF_LOCATION_CONF, reqs, u)
+    finally:
+        HEADERS = saved
+        u.stop()
+    assert nr[0][:4] == (204, ("location", None), ("access-control-allow-origin", "*"),
+                         ("x-if", "yes")), nr[0]
+    assert ("x-up", "up") in nr[2] and ("x-loc", None) in nr[2], nr[2]

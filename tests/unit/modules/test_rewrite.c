@@ -79,11 +79,63 @@ static void test_conf_lists(void **state)
     zg_conf_free(conf);
 }
 
+static void test_if_in_location(void **state)
+{
+    static const char text[] =
+        "http { server { listen 127.0.0.1:1;\n"
+        "  location / { if ($request_method = OPTIONS) { add_header A a; return 204; }\n"
+        "    add_header B b; proxy_pass http://127.0.0.1:2; }\n"
+        "} }\n";
+    static const struct {
+        const char *text, *err;
+    } bad[] = {
+        { "http { server { if ($a) { add_header A a; } } }",
+          "\"add_header\" directive is not allowed here in /x/z.conf:1" },
+        { "http { server { location / { if ($a) { proxy_pass http://a:1/x; } } } }",
+          "\"proxy_pass\" cannot have URI part in location given by regular expression, or "
+          "inside named location, or inside \"if\" statement, or inside \"limit_except\" "
+          "block in /x/z.conf:1" },
+        { "http { server { location / { if ($a) { if ($b) { } } } } }",
+          "\"if\" directive is not allowed here in /x/z.conf:1" },
+    };
+    char err[512];
+    zg_conf_t *conf;
+    zg_http_core_main_conf_t *cmcf;
+    zg_rewrite_loc_conf_t *loc;
+    const zg_rw_code_t *c;
+
+    (void)state;
+    zg_conf_no_resolve = 1;
+    conf = zg_conf_load_string("/x/z.conf", text, strlen(text), err, sizeof(err));
+    if (conf == NULL) {
+        fail_msg("%s", err);
+    }
+    cmcf = zg_http_core_main_conf(conf);
+    loc = zg_rewrite_loc_conf(cmcf->servers[0].locations[0].loc_conf);
+    assert_int_equal(loc->list.n, 1);
+    c = &loc->list.codes[0];
+    assert_non_null(c->confs);               /* a location of its own */
+    assert_int_equal(c->body->n, 1);
+    assert_int_equal(c->body->codes[0].code, 204);
+    /* it answers as its location does, with its own add_header list */
+    assert_non_null(zg_http_core_loc_conf(c->confs)->handler);
+    assert_ptr_equal(zg_http_core_loc_conf(c->confs)->handler,
+                     zg_http_core_loc_conf(cmcf->servers[0].locations[0].loc_conf)->handler);
+    zg_conf_free(conf);
+
+    for (size_t i = 0; i < zg_nelems(bad); i++) {
+        assert_null(zg_conf_load_string("/x/z.conf", bad[i].text, strlen(bad[i].text), err,
+                                        sizeof(err)));
+        assert_string_equal(err, bad[i].err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_conf_lists),
+        cmocka_unit_test(test_if_in_location),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
