@@ -5,6 +5,7 @@
 #define ZG_HTTP_CORE_H
 
 #include "zg_conf.h"
+#include "zg_log.h"
 #include "zg_regex.h"
 
 typedef struct zg_server_conf_s zg_server_conf_t;
@@ -21,6 +22,7 @@ struct zg_location_s {
     unsigned exact : 1;   /* = */
     unsigned noregex : 1; /* ^~: a longest-prefix match skips the regexes */
     unsigned named : 1;   /* @name: only reached internally (zg_http_core_find_named) */
+    unsigned auto_redirect : 1; /* proxy_pass in "/x/": a request for "/x" gets a 301 */
     zg_regex_t *regex;    /* ~ and ~*; NULL for the others */
     zg_location_t *locations; /* nested locations, in config order */
     int nlocations;
@@ -84,9 +86,11 @@ typedef struct {
     int nservers;
     zg_listen_t *listens;
     int nlistens;
+    zg_log_target_t *error_logs;     /* every error_log of http/server/location */
     /* private: while parsing */
     zg_http_core_srv_t **srvs;
     int nsrvs;
+    void *cur_block;      /* the server or location being read */
     int http_seen;
 } zg_http_core_main_conf_t;
 
@@ -111,6 +115,8 @@ typedef struct {
     int return_code;                 /* `return`; 0 = none */
     zg_cv_t *return_text;            /* body, or the Location for 301/302/303/307/308 */
     int internal;                    /* `internal`: 404 for a request from a client */
+    zg_log_target_t *error_log;      /* error_log of this level; NULL = the main one */
+    int error_log_set;
 } zg_http_core_loc_conf_t;
 
 extern zg_module_t zg_http_core_module;
@@ -123,6 +129,9 @@ extern zg_module_t zg_http_core_module;
 /* Sets the content handler of the location being read (proxy_pass, slab_stat, ...);
  * a second handler in one location is a "duplicate" error. */
 int zg_http_core_set_handler(zg_cf_t *cf, zg_phase_handler_pt handler);
+/* the same for a handler that passes requests on (proxy_pass): a location whose path
+ * ends in "/" then redirects the path without it, as nginx's auto_redirect */
+int zg_http_core_set_pass_handler(zg_cf_t *cf, zg_phase_handler_pt handler);
 
 /* The server for a Host on a listen address, with nginx's priority: an exact name,
  * the longest leading wildcard (*.example.com, .example.com), the longest trailing
@@ -138,6 +147,11 @@ zg_server_conf_t *zg_http_find_server(const zg_listen_t *ls, const char *host, s
  * location that matches leaves its captures ($1..$9) in caps (may be NULL). */
 zg_location_t *zg_http_find_location(const zg_server_conf_t *srv, const char *path,
                                      size_t len, zg_regex_caps_t *caps);
+/* The same, with nginx's auto redirect: when no location has the path itself and one
+ * that ends in "/" is the path plus "/" and proxies (auto_redirect), *redirect is set
+ * to 1 and that location returned: the request gets a 301 to it, no regex is tried. */
+zg_location_t *zg_http_core_find_location(const zg_server_conf_t *srv, const char *path,
+                                          size_t len, zg_regex_caps_t *caps, int *redirect);
 /* The named location "@name" of srv (name with or without its '@'); NULL = none.
  * For internal redirects: error_page, try_files. */
 zg_location_t *zg_http_core_find_named(const zg_server_conf_t *srv, const char *name,

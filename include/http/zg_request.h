@@ -87,6 +87,16 @@ struct zg_request_s {
 void zg_request_internal_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args);
 void zg_request_named_location(zg_request_t *r, zg_location_t *loc);
 
+/* Puts the error log of the request's http/server/location level (error_log) in
+ * scope, for a message logged outside the phases (a proxy's upstream error); returns
+ * the log that was in scope, to be put back with zg_log_scope. */
+static inline const zg_log_target_t *zg_request_log_scope(zg_request_t *r)
+{
+    const zg_http_core_loc_conf_t *clcf = zg_http_core_loc_conf(r->loc_conf);
+
+    return clcf->error_log != NULL ? zg_log_scope(clcf->error_log) : zg_log_cur;
+}
+
 /* called by the connection when a head arrived */
 void zg_request_start(zg_conn_t *c, zg_http_req_t *h);
 /* body piece / end of the client's request */

@@ -127,7 +127,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "accept_mutex", "events module's tuning" },
     { "accept_mutex_delay", "events module's tuning" },
     { "use", "events module's tuning" },
-    { "server_tokens", "core module's server_tokens" },
     { "server_names_hash_*", "core module's server names hash tuning" },
     { "variables_hash_*", "core module's variables hash tuning" },
     { "map_hash_*", "map module's hash tuning" },

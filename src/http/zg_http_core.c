@@ -6,6 +6,9 @@
 #include "zg_http.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
@@ -58,18 +61,52 @@ static int zg_http_core_server(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
     zg_http_core_srv_t *ps, **slot;
+    int rc;
 
     (void)cmd;
     (void)conf;
     ps = zg_conf_alloc(cf->conf, sizeof(*ps));
     slot = zg_conf_push(cf->conf, cmcf->srvs, cmcf->nsrvs);
-    if (ps == NULL || slot == NULL || (ps->srv.loc_conf = zg_conf_create_loc_confs(cf)) == NULL) {
+    if (ps == NULL || slot == NULL
+        || (ps->srv.loc_conf = zg_conf_create_loc_confs(cf)) == NULL) {
         return zg_conf_nomem(cf);
     }
     *slot = ps;
     ps->srv.file = cf->file;
     ps->srv.line = cf->line;
-    return zg_conf_block(cf, ZG_CTX_SRV, ps->srv.loc_conf, ps);
+    cmcf->cur_block = ps;
+    rc = zg_conf_block(cf, ZG_CTX_SRV, ps->srv.loc_conf, ps);
+    cmcf->cur_block = NULL;
+    return rc;
+}
+
+/* the nginx module (or feature) a "listen" parameter belongs to; NULL if none */
+static const char *zg_http_core_listen_module(const zg_str_t *v)
+{
+    static const struct {
+        const char *param, *module;
+    } params[] = {
+        { "ssl", "ssl module" },
+        { "http2", "http2 module" },
+        { "quic", "http3 module" },
+        { "proxy_protocol", "PROXY protocol support" },
+        { "ipv6only=", "socket options of listen" },
+        { "so_keepalive=", "socket options of listen" },
+        { "fastopen=", "socket options of listen" },
+        { "rcvbuf=", "socket options of listen" },
+        { "sndbuf=", "socket options of listen" },
+        { "setfib=", "socket options of listen" },
+        { "accept_filter=", "socket options of listen" },
+    };
+
+    for (size_t i = 0; i < zg_nelems(params); i++) {
+        size_t n = strlen(params[i].param);
+        if (params[i].param[n - 1] == '=' ? zg_conf_prefix(v, params[i].param)
+                                          : zg_conf_eq(v, params[i].param)) {
+            return params[i].module;
+        }
+    }
+    return NULL;
 }
 
 static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -82,9 +119,26 @@ static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 
     (void)cmd;
     (void)conf;
+    if (ps == NULL || ps != zg_http_core_main_conf(cf->conf)->cur_block) {
+        return zg_conf_error(cf, "\"%s\" directive is not allowed here", cf->name);
+    }
     for (int i = 2; i < cf->nargs; i++) {
+        const char *module = zg_http_core_listen_module(&a[i]);
         if (zg_conf_eq(&a[i], "default_server") || zg_conf_eq(&a[i], "default")) {
             def = 1;
+        } else if (zg_conf_eq(&a[i], "reuseport") || zg_conf_eq(&a[i], "bind")
+                   || zg_conf_eq(&a[i], "deferred") || zg_conf_eq(&a[i], "ipv6only=on")) {
+            /* what zonegate does anyway: one socket per address shared by the workers,
+             * bound by itself, IPv6 sockets IPv6 only; deferred accept is a kernel
+             * detail clients do not see */
+        } else if (zg_conf_prefix(&a[i], "backlog=")) {
+            if (zg_conf_atoi(a[i].data + 8, a[i].len - 8) <= 0) {
+                return zg_conf_error(cf, "invalid backlog \"%s\"", a[i].data + 8);
+            }
+        } else if (module != NULL) {
+            return zg_conf_error(cf, "parameter \"%s\" of the \"listen\" directive belongs to "
+                                 "nginx's %s, which zonegate does not implement", a[i].data,
+                                 module);
         } else {
             return zg_conf_bad_param(cf, &a[i]);
         }
@@ -95,7 +149,8 @@ static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
                              a[1].data);
     }
     if (rc != ZG_OK) {
-        return zg_conf_error(cf, "invalid address \"%s\" of the \"listen\" directive", a[1].data);
+        return zg_conf_error(cf, "invalid address \"%s\" of the \"listen\" directive",
+                             a[1].data);
     }
     for (int i = 0; i < ps->nlistens; i++) {
         if (zg_addr_eq(&ps->listens[i].addr, &addr)) {
@@ -139,6 +194,9 @@ static int zg_http_core_server_name(zg_cf_t *cf, const zg_command_t *cmd, void *
 
     (void)cmd;
     (void)conf;
+    if (ps == NULL || ps != zg_http_core_main_conf(cf->conf)->cur_block) {
+        return zg_conf_error(cf, "\"%s\" directive is not allowed here", cf->name);
+    }
     for (int i = 1; i < cf->nargs; i++) {
         if (a[i].len > 0 && a[i].data[0] == '~') {
             if (a[i].len == 1) {
@@ -171,8 +229,11 @@ static int zg_http_core_server_name(zg_cf_t *cf, const zg_command_t *cmd, void *
 
 static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
     zg_http_core_ploc_t *parent = cf->ctx == ZG_CTX_LOC ? cf->block : NULL;
     zg_http_core_srv_t *ps = parent != NULL ? parent->ps : cf->block;
+    void *saved;
+    int rc;
     zg_http_core_ploc_t *pl, ***list, **slot;
     int *nlist;
     zg_location_t *loc;
@@ -182,6 +243,10 @@ static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *con
 
     (void)cmd;
     (void)conf;
+    if (cf->block == NULL || cf->block != cmcf->cur_block) {
+        /* a block of another module (an `if`): not where locations go */
+        return zg_conf_error(cf, "\"location\" directive is not allowed here");
+    }
     if (cf->nargs == 3) {
         if (zg_conf_eq(&a[1], "=")) {
             exact = 1;
@@ -207,7 +272,7 @@ static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *con
     } else if (path.len > 0 && path.data[0] == '@') {
         named = 1;
     }
-    if (path.len == 0 && !regex) {
+    if (path.len == 0 && !regex && !exact) {
         return zg_conf_error(cf, "invalid number of arguments in \"location\" directive");
     }
     if (parent != NULL) {
@@ -231,7 +296,8 @@ static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *con
     }
     list = parent != NULL ? &parent->locs : &ps->locs;
     nlist = parent != NULL ? &parent->nlocs : &ps->nlocs;
-    for (int i = 0; i < *nlist && !regex; i++) {
+    /* nginx lets a named location repeat (the first is used); not a prefix */
+    for (int i = 0; i < *nlist && !regex && !named; i++) {
         zg_location_t *o = &(*list)[i]->loc;
         if (o->regex == NULL && o->exact == (unsigned)exact && o->path_len == path.len
             && memcmp(o->path, path.data, path.len) == 0) {
@@ -267,7 +333,130 @@ static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *con
             return zg_conf_nomem(cf);
         }
     }
-    return zg_conf_block(cf, ZG_CTX_LOC, loc->loc_conf, pl);
+    saved = cmcf->cur_block;
+    cmcf->cur_block = pl;
+    rc = zg_conf_block(cf, ZG_CTX_LOC, loc->loc_conf, pl);
+    cmcf->cur_block = saved;
+    return rc;
+}
+
+/* error_log FILE [LEVEL] at http, server or location level */
+static int zg_http_core_error_log(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+    zg_http_core_loc_conf_t *clcf = conf;
+    zg_str_t *a = cf->args;
+    zg_log_target_t *t;
+    char *path;
+    int level = ZG_LOG_ERR;
+
+    (void)cmd;
+    if (clcf->error_log_set) {
+        return zg_conf_duplicate(cf);
+    }
+    if (cf->nargs > 2) {
+        level = zg_log_level_parse(a[2].data, a[2].len);
+        if (level < 0) {
+            return zg_conf_invalid(cf, &a[2]);
+        }
+    }
+    path = zg_conf_eq(&a[1], "stderr") ? zg_conf_strdup(cf->conf, "stderr", 6)
+                                       : zg_conf_path(cf, &a[1]);
+    if (path == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    for (t = cmcf->error_logs; t != NULL; t = t->next) {
+        if (t->level == level && strcmp(t->path, path) == 0) {
+            break;
+        }
+    }
+    if (t == NULL) {
+        t = zg_conf_alloc(cf->conf, sizeof(*t));
+        if (t == NULL) {
+            return zg_conf_nomem(cf);
+        }
+        t->path = path;
+        t->level = level;
+        t->fd = strcmp(path, "stderr") == 0 ? STDERR_FILENO : -1;
+        t->next = cmcf->error_logs;
+        cmcf->error_logs = t;
+    }
+    clcf->error_log = t;
+    clcf->error_log_set = 1;
+    return ZG_OK;
+}
+
+static int zg_http_core_open_logs(zg_conf_t *conf)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        if (t->fd == -1) {
+            t->fd = zg_log_open_file(t->path);
+            if (t->fd == -1) {
+                zg_log_error(ZG_LOG_EMERG, errno, "open() \"%s\" failed", t->path);
+                return ZG_ERROR;
+            }
+        }
+    }
+    return ZG_OK;
+}
+
+static void zg_http_core_close_logs(zg_conf_t *conf)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        if (t->fd > STDERR_FILENO) {
+            close(t->fd);
+            t->fd = -1;
+        }
+    }
+}
+
+/* USR1: each file opened anew on its descriptor's number */
+static void zg_http_core_reopen_logs(zg_conf_t *conf)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        int fd;
+        if (t->fd <= STDERR_FILENO) {
+            continue;
+        }
+        fd = zg_log_open_file(t->path);
+        if (fd == -1) {
+            zg_log_error(ZG_LOG_ALERT, errno, "reopen() \"%s\" failed", t->path);
+            continue;
+        }
+        if (dup3(fd, t->fd, O_CLOEXEC) == -1) {
+            zg_log_error(ZG_LOG_ALERT, errno, "dup3() \"%s\" failed", t->path);
+        }
+        close(fd);
+    }
+}
+
+static int *zg_http_core_file(zg_conf_t *conf, int i)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        if (t->fd > STDERR_FILENO && i-- == 0) {
+            return &t->fd;
+        }
+    }
+    return NULL;
+}
+
+/* server_tokens off: zonegate's own responses say "Server: zonegate" with no version,
+ * which is what nginx's off does; on and build would show a version */
+static int zg_http_core_server_tokens(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_str_t *v = &cf->args[1];
+
+    (void)cmd;
+    (void)conf;
+    if (zg_conf_eq(v, "off")) {
+        return ZG_OK;
+    }
+    if (zg_conf_eq(v, "on") || zg_conf_eq(v, "build")) {
+        return zg_conf_error(cf, "\"server_tokens %s\" is not implemented: zonegate's "
+                             "\"Server\" header never carries a version, as with \"off\"",
+                             v->data);
+    }
+    return zg_conf_invalid(cf, v);
 }
 
 static int zg_http_core_internal(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -291,6 +480,21 @@ int zg_http_core_set_handler(zg_cf_t *cf, zg_phase_handler_pt handler)
     }
     clcf->has_handler = 1;
     clcf->handler = handler;
+    return ZG_OK;
+}
+
+int zg_http_core_set_pass_handler(zg_cf_t *cf, zg_phase_handler_pt handler)
+{
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+    zg_http_core_ploc_t *pl = cf->block;
+
+    if (zg_http_core_set_handler(cf, handler) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    if (cf->ctx == ZG_CTX_LOC && pl != NULL && pl == cmcf->cur_block && pl->loc.regex == NULL
+        && !pl->loc.named && pl->loc.path_len > 0 && pl->loc.path[pl->loc.path_len - 1] == '/') {
+        pl->loc.auto_redirect = 1;
+    }
     return ZG_OK;
 }
 
@@ -401,6 +605,9 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, underscores_in_headers, ZG_UNSET);
     ZG_CONF_MERGE(c, p, ignore_invalid_headers, ZG_UNSET);
     ZG_CONF_MERGE(c, p, internal, ZG_UNSET);
+    if (!c->error_log_set) {
+        c->error_log = p->error_log;
+    }
     /* defaults */
     if (c->client_header_timeout == ZG_UNSET_MSEC) {
         c->client_header_timeout = 60000;
@@ -705,7 +912,7 @@ zg_server_conf_t *zg_http_find_server(const zg_listen_t *ls, const char *host, s
 static int zg_http_find_level(const zg_location_t *locs, int nlocs, const char *path,
                               size_t len, zg_regex_caps_t *caps, zg_location_t **found)
 {
-    zg_location_t *best = NULL;
+    zg_location_t *best = NULL, *redirect = NULL;
     int rc, noregex;
 
     for (int i = 0; i < nlocs; i++) {
@@ -722,6 +929,14 @@ static int zg_http_find_level(const zg_location_t *locs, int nlocs, const char *
                    && memcmp(loc->path, path, loc->path_len) == 0) {
             best = loc;
         }
+        if (loc->auto_redirect && loc->path_len == len + 1 && memcmp(loc->path, path, len) == 0) {
+            redirect = loc;
+        }
+    }
+    /* "/x" for "/x/": unless a location is "/x" itself */
+    if (redirect != NULL && (best == NULL || best->path_len != len)) {
+        *found = redirect;
+        return ZG_DONE;
     }
     rc = ZG_DECLINED;
     noregex = 0;
@@ -729,8 +944,8 @@ static int zg_http_find_level(const zg_location_t *locs, int nlocs, const char *
         *found = best;
         noregex = best->noregex;
         rc = zg_http_find_level(best->locations, best->nlocations, path, len, caps, found);
-        if (rc == ZG_OK) {
-            return ZG_OK;
+        if (rc == ZG_OK || rc == ZG_DONE) {
+            return rc;
         }
         rc = ZG_AGAIN;
     }
@@ -748,13 +963,22 @@ static int zg_http_find_level(const zg_location_t *locs, int nlocs, const char *
     return rc;
 }
 
-zg_location_t *zg_http_find_location(const zg_server_conf_t *srv, const char *path,
-                                     size_t len, zg_regex_caps_t *caps)
+zg_location_t *zg_http_core_find_location(const zg_server_conf_t *srv, const char *path,
+                                          size_t len, zg_regex_caps_t *caps, int *redirect)
 {
     zg_location_t *found = NULL;
 
-    (void)zg_http_find_level(srv->locations, srv->nlocations, path, len, caps, &found);
+    *redirect = zg_http_find_level(srv->locations, srv->nlocations, path, len, caps, &found)
+                == ZG_DONE;
     return found;
+}
+
+zg_location_t *zg_http_find_location(const zg_server_conf_t *srv, const char *path,
+                                     size_t len, zg_regex_caps_t *caps)
+{
+    int redirect;
+
+    return zg_http_core_find_location(srv, path, len, caps, &redirect);
 }
 
 zg_location_t *zg_http_core_find_named(const zg_server_conf_t *srv, const char *name,
@@ -783,6 +1007,9 @@ static const zg_command_t zg_http_core_commands[] = {
     { "location", ZG_CTX_SRV | ZG_CTX_LOC, 1, 1, 2, zg_http_core_location, ZG_MAIN_CONF, 0,
       NULL },
     { "internal", ZG_CTX_LOC, 0, 0, 0, zg_http_core_internal, ZG_LOC_CONF, 0, NULL },
+    { "server_tokens", ZG_CTX_SETTINGS, 0, 1, 1, zg_http_core_server_tokens, ZG_LOC_CONF, 0,
+      NULL },
+    { "error_log", ZG_CTX_SETTINGS, 0, 1, 2, zg_http_core_error_log, ZG_LOC_CONF, 0, NULL },
     { "client_header_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       ZG_CORE_LOC(client_header_timeout), NULL },
     { "client_body_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
@@ -814,4 +1041,8 @@ zg_module_t zg_http_core_module = {
     .init_main_conf = zg_http_core_init_main_conf,
     .create_loc_conf = zg_http_core_create_loc_conf,
     .merge_loc_conf = zg_http_core_merge_loc_conf,
+    .init_master = zg_http_core_open_logs,
+    .exit_master = zg_http_core_close_logs,
+    .reopen = zg_http_core_reopen_logs,
+    .file = zg_http_core_file,
 };

@@ -306,8 +306,8 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     zg_outq_t q;
     char tmp[4096];
     zg_outq_init(&q, NULL, NULL);
-    q.buf = p->head;            /* reuse the buffer of a recycled proxy */
-    q.cap = p->head_cap;
+    q.b.data = p->head;         /* reuse the buffer of a recycled proxy */
+    q.b.cap = p->head_cap;
 
     zg_outq_append(&q, r->ctx.method.data, r->ctx.method.len); /* GET after error_page */
     zg_outq_append(&q, " ", 1);
@@ -462,13 +462,10 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     } else {
         zg_outq_append(&q, "Connection: close\r\n\r\n", 21);
     }
-    if (q.buf == NULL) {
-        return ZG_ERROR;
-    }
-    p->head = q.buf;
-    p->head_len = q.len;
-    p->head_cap = q.cap;
-    return ZG_OK;
+    p->head = q.b.data;         /* kept even when incomplete: freed with p */
+    p->head_len = q.b.len;
+    p->head_cap = q.b.cap;
+    return q.b.data != NULL && !q.b.failed ? ZG_OK : ZG_ERROR;
 }
 
 /* ---- the response, down to the client ---- */
@@ -613,7 +610,7 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     }
     p->resp_keepalive = keepalive;
 
-    size_t start = q->len;
+    size_t start = q->b.len;
     zg_outq_append(q, "HTTP/1.1 ", 9);
     if (r->err_status) {
         /* error_page CODE URI (no "="): the answer keeps the original status */
@@ -653,7 +650,7 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     } else {
         zg_outq_append(q, "Connection: close\r\n\r\n", 21);
     }
-    r->ctx.bytes_sent += q->len - start;
+    r->ctx.bytes_sent += q->b.len - start;
     if (zg_vars_resp_headers(r->ctx.vars)) {
         zg_proxy_keep_headers(r, rh);
     }
@@ -1053,8 +1050,10 @@ static void zg_proxy_connect(zg_proxy_t *p)
 
     if (zg_upstream_get(p->u, &p->pick, now) != ZG_OK) {
         if (p->pick.tries == 0) {
+            const zg_log_target_t *log = zg_request_log_scope(r);
             zg_log_error(ZG_LOG_ERR, 0, "no live upstreams while connecting to upstream \"%s\"",
                          p->u->name);
+            zg_log_scope(log);
         }
         goto no_peer;
     }
@@ -1115,10 +1114,12 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
             p->uc = NULL;
         }
     }
+    const zg_log_target_t *log = zg_request_log_scope(r);
     zg_log_error(ZG_LOG_ERR, 0, "%s while %s upstream, client: %s, upstream: \"%s\"", what,
                  connected ? (p->resp_head_sent ? "reading" : "reading response header from")
                            : "connecting to",
                  zg_conn_addr_text(r->c), p->pick.addr ? p->pick.addr->text : "-");
+    zg_log_scope(log);
     zg_proxy_note_upstream(p, p->resp_head_sent ? 0 : (timeout ? 504 : 502));
     zg_upstream_free(p->u, &p->pick, 1, zg_time_msec());
     if (p->resp_head_sent) {
@@ -1291,7 +1292,7 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     if (slash == h) {
         return zg_conf_error(cf, "invalid host in \"%s\"", a[1].data);
     }
-    if (zg_http_core_set_handler(cf, zg_proxy_handler) != ZG_OK) {
+    if (zg_http_core_set_pass_handler(cf, zg_proxy_handler) != ZG_OK) {
         return ZG_ERROR;
     }
     plcf->pass = 1;

@@ -400,6 +400,12 @@ ROUTE_COMMON = r"""
         location = /exact {{ return 200 "exact /exact"; }}
         location /exact {{ return 200 "prefix /exact"; }}
         location @named {{ return 200 "named"; }}
+        location /px/ {{ proxy_pass http://127.0.0.1:1; }}
+        location /px2 {{ return 200 "prefix /px2"; }}
+        location /px2/ {{ proxy_pass http://127.0.0.1:1; }}
+        location = /px3/ {{ proxy_pass http://127.0.0.1:1; }}
+        location /px4/ {{ return 200 "prefix /px4/"; }}
+        location /api/px/ {{ proxy_pass http://127.0.0.1:1; }}
     }}
     server {{ listen 127.0.0.1:{port2}; server_name first; return_hint; }}
     server {{ listen 127.0.0.1:{port2}; server_name example.com www.example.com; return_hint; }}
@@ -418,12 +424,15 @@ ROUTE_PATHS = [
     "/x/1.JPG", "/documents/A.PDF", "/documents/a.pdf", "/api/v2/users", "/api/admin/x",
     "/api/x/y", "/api/other", "/api/o/x", "/static/a.css", "/static/a.gif", "/exact",
     "/exact/", "/exactly", "/@named",
+    "/px", "/px?a=1&b", "/px2", "/px3", "/px4", "/api/px", "/p%20x/", "/PX",
 ]
 
 ROUTE_HOSTS = [
     "www.example.com", "EXAMPLE.com", "x.example.com", "x.y.example.com", "x.a.example.com",
     "www.example.org", "www.example.net", "www.other.de", "example.org", "b.example.org",
     "xexample.org", "site.net", "www.site.net", "a.b.net", "nothing.de", "first", "example",
+    "www.example.com.", "X.A.Example.COM", "first:8080", "127.0.0.1", "[::1]:80", "site.net.",
+    "example.org.", "www.example.",
 ]
 
 
@@ -441,8 +450,9 @@ def route_conf(text):
 def route_script(port, port2):
     out = []
     for p in ROUTE_PATHS:
-        st, _, body = zg.request(port, "GET", p)
-        out.append((p, st, body.decode() if st == 200 else ""))
+        st, h, body = zg.request(port, "GET", p)
+        loc = h.get("location", "").replace("127.0.0.1:%d/" % port, "127.0.0.1:PORT/")
+        out.append((p, st, body.decode() if st == 200 else loc))
     for h in ROUTE_HOSTS:
         st, _, body = zg.request(port2, "GET", "/", headers={"Host": h})
         out.append((h, st, body.decode()))
@@ -470,5 +480,6 @@ def test_routing_same_as_nginx():
     assert got["/documents/1.jpg"] == (200, "regex* images"), got
     assert got["/api/admin/x"][0] == 404, got
     assert got["site.net"] == (200, "server 7 |site"), got
+    assert got["/px?a=1&b"] == (301, "http://127.0.0.1:PORT/px/?a=1&b"), got
     n.stop()
     z.stop()

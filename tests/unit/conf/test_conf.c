@@ -497,7 +497,13 @@ static void test_full(void **state)
     assert_string_equal(zg_http_find_location(s0, "/direct2/a", 10, NULL)->path, "/direct2");
     assert_string_equal(zg_http_find_location(s0, "/directory", 10, NULL)->path, "/direct");
     assert_string_equal(zg_http_find_location(s0, "/slab_stat/x", 12, NULL)->path, "/");
-    assert_string_equal(zg_http_find_location(s0, "/api", 4, NULL)->path, "/");
+    {
+        /* "/api/" proxies: "/api" is redirected to it, as nginx (auto_redirect) */
+        int redirect;
+        l = zg_http_core_find_location(s0, "/api", 4, NULL, &redirect);
+        assert_int_equal(redirect, 1);
+        assert_string_equal(l->path, "/api/");
+    }
     assert_null(zg_http_find_location(s3, "/", 1, NULL));
     assert_null(zg_http_find_location(s2, "/", 1, NULL));
 
@@ -714,14 +720,14 @@ static void test_rate_and_burst(void **state)
     conf = load("http {\n"
                 "  limit_req_zone $uri zone=a:32k rate=1r/m;\n"
                 "  limit_req_zone $uri zone=b:32k rate=7r/s;\n"
-                "  limit_req_zone $uri zone=c:32k;\n"
+                "  limit_req_zone $uri zone=c:32k rate=60r/m;\n"
                 "  limit_req zone=a;\n"
                 "  limit_req zone=b burst=10 delay=4;\n"
                 "  limit_req zone=c nodelay burst=1;\n"
                 "}\n");
     assert_true(LRM(conf)->zones[0]->rate == 16); /* 1000 / 60, as nginx */
     assert_true(LRM(conf)->zones[1]->rate == 7000);
-    assert_true(LRM(conf)->zones[2]->rate == 1000); /* nginx default 1r/s */
+    assert_true(LRM(conf)->zones[2]->rate == 1000);
     s = HTTP(conf);
     assert_int_equal(LREQ(s)->nlimits, 3);
     assert_true(LREQ(s)->limits[0].burst == 0 && LREQ(s)->limits[0].delay == 0);
@@ -964,7 +970,9 @@ static const struct {
     { "http {\n limit_req_zone $uri zone=a:1m rate=5r/h;\n}",
       "invalid rate \"rate=5r/h\" in \"limit_req_zone\" directive in /x/z.conf:2" },
     { "http {\n limit_req_zone $uri rate=1r/s;\n}",
-      "\"limit_req_zone\" must have \"zone\" parameter in /x/z.conf:2" },
+      "invalid number of arguments in \"limit_req_zone\" directive in /x/z.conf:2" },
+    { "http {\n limit_req_zone $uri zone=a:1m;\n}",
+      "invalid number of arguments in \"limit_req_zone\" directive in /x/z.conf:2" },
     { "http {\n limit_req_zone $uri zone=a:1m rate=1r/s foo=bar;\n}",
       "invalid parameter \"foo=bar\" in \"limit_req_zone\" directive in /x/z.conf:2" },
     { "http {\n limit_req_zone $uri zone=a:1m rate=1r/s;\n limit_req_zone $uri zone=a:2m rate=1r/s;\n}",
@@ -993,7 +1001,7 @@ static const struct {
       "unknown limit_req_zone \"nope\" in \"limit_req\" directive in /x/z.conf:4" },
     { "http {\n server {\n  limit_conn nope 1;\n }\n}",
       "unknown limit_conn_zone \"nope\" in \"limit_conn\" directive in /x/z.conf:3" },
-    { "http {\n limit_req_zone $uri zone=a:1m;\n limit_req zone=a;\n limit_req zone=a burst=2;\n}",
+    { "http {\n limit_req_zone $uri zone=a:1m rate=1r/s;\n limit_req zone=a;\n limit_req zone=a burst=2;\n}",
       "\"limit_req\" directive is duplicate in /x/z.conf:4" },
     { "http {\n limit_req zone=a burst=x;\n}", "invalid burst value \"burst=x\" in /x/z.conf:2" },
     { "http {\n limit_req zone=a burst=0;\n}", "invalid burst value \"burst=0\" in /x/z.conf:2" },
@@ -1033,10 +1041,30 @@ static const struct {
     { "http {\n server {\n  location / { return 200 $undefined_here; }\n }\n}",
       "unknown \"undefined_here\" variable in /x/z.conf:3" },
     { "listen 80;", "\"listen\" directive is not allowed here in /x/z.conf:1" },
-    { "http {\n error_log /e.log;\n}", "\"error_log\" directive is not allowed here in /x/z.conf:2" },
+    { "events {\n error_log /e.log;\n}", "\"error_log\" directive is not allowed here in /x/z.conf:2" },
+    { "http {\n error_log /e.log;\n error_log /f.log;\n}", "\"error_log\" directive is duplicate in /x/z.conf:3" },
+    { "http {\n server { location / { error_log /e.log loud; } }\n}", "invalid value \"loud\" in \"error_log\" directive in /x/z.conf:2" },
     { "events {\n daemon on;\n}", "\"daemon\" directive is not allowed here in /x/z.conf:2" },
     { "http {\n upstream u {\n  listen 80;\n }\n}",
       "\"listen\" directive is not allowed here in /x/z.conf:3" },
+    { "http {\n server {\n  listen 443 ssl;\n }\n}",
+      "parameter \"ssl\" of the \"listen\" directive belongs to nginx's ssl module, which "
+      "zonegate does not implement in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 default_server http2;\n }\n}",
+      "parameter \"http2\" of the \"listen\" directive belongs to nginx's http2 module, which "
+      "zonegate does not implement in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 so_keepalive=on;\n }\n}",
+      "parameter \"so_keepalive=on\" of the \"listen\" directive belongs to nginx's socket "
+      "options of listen, which zonegate does not implement in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 backlog=x;\n }\n}",
+      "invalid backlog \"x\" in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 nonsense;\n }\n}",
+      "invalid parameter \"nonsense\" in \"listen\" directive in /x/z.conf:3" },
+    { "http {\n server_tokens on;\n}",
+      "\"server_tokens on\" is not implemented: zonegate's \"Server\" header never carries a "
+      "version, as with \"off\" in /x/z.conf:2" },
+    { "http {\n server_tokens maybe;\n}",
+      "invalid value \"maybe\" in \"server_tokens\" directive in /x/z.conf:2" },
     /* locations */
     { "http {\n server {\n  location /x { }\n  location /x { }\n }\n}",
       "duplicate location \"/x\" in /x/z.conf:4" },
@@ -1087,8 +1115,9 @@ static const struct {
     /* listen, server */
     { "http {\n server {\n  listen 70000;\n }\n}",
       "invalid address \"70000\" of the \"listen\" directive in /x/z.conf:3" },
-    { "http {\n server {\n  listen 80 reuseport;\n }\n}",
-      "invalid parameter \"reuseport\" in \"listen\" directive in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 proxy_protocol;\n }\n}",
+      "parameter \"proxy_protocol\" of the \"listen\" directive belongs to nginx's PROXY "
+      "protocol support, which zonegate does not implement in /x/z.conf:3" },
     { "http {\n server {\n  listen 80;\n  listen 0.0.0.0:80;\n }\n}",
       "a duplicate listen 0.0.0.0:80 in /x/z.conf:4" },
     { "http {\n server { listen 80 default_server; }\n server {\n  listen 80 default_server;\n }\n}",

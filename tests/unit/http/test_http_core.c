@@ -124,6 +124,37 @@ static void test_named_internal(void **state)
     zg_conf_free(conf);
 }
 
+/* nginx's auto redirect: a proxied "/x/" answers "/x" with a 301, unless "/x" exists */
+static void test_auto_redirect(void **state)
+{
+    zg_conf_t *conf = load("http {\n server {\n"
+                           "  location / { }\n"
+                           "  location /a/ { proxy_pass http://127.0.0.1:1; }\n"
+                           "  location /b/ { return 200; }\n"
+                           "  location /c { }\n"
+                           "  location /c/ { proxy_pass http://127.0.0.1:1; }\n"
+                           "  location ~ ^/a$ { }\n"
+                           " }\n}\n");
+    zg_server_conf_t *s = &zg_http_core_main_conf(conf)->servers[0];
+    zg_location_t *loc;
+    int redirect;
+
+    (void)state;
+    loc = zg_http_core_find_location(s, "/a", 2, NULL, &redirect);
+    assert_int_equal(redirect, 1); /* before any regex */
+    assert_string_equal(loc->path, "/a/");
+    loc = zg_http_core_find_location(s, "/a/", 3, NULL, &redirect);
+    assert_int_equal(redirect, 0);
+    assert_string_equal(loc->path, "/a/");
+    loc = zg_http_core_find_location(s, "/b", 2, NULL, &redirect);
+    assert_int_equal(redirect, 0); /* not a proxy */
+    assert_string_equal(loc->path, "/");
+    loc = zg_http_core_find_location(s, "/c", 2, NULL, &redirect);
+    assert_int_equal(redirect, 0); /* "/c" exists */
+    assert_string_equal(loc->path, "/c");
+    zg_conf_free(conf);
+}
+
 static const char names_conf[] =
     "http {\n"
     " server { listen 127.0.0.1:8000; server_name first; }\n"
@@ -185,6 +216,18 @@ static void test_server_name_priority(void **state)
     zg_conf_free(conf);
 }
 
+static void test_listen_tuning_accepted(void **state)
+{
+    zg_conf_t *conf = load("http {\n server {\n"
+                           "  listen 127.0.0.1:8000 default_server reuseport backlog=511 deferred;\n"
+                           "  listen [::1]:8000 ipv6only=on bind;\n"
+                           " }\n}\n");
+
+    (void)state;
+    assert_int_equal(zg_http_core_main_conf(conf)->nlistens, 2);
+    zg_conf_free(conf);
+}
+
 static void test_default_server_first(void **state)
 {
     zg_conf_t *conf = load("http {\n"
@@ -208,13 +251,52 @@ static void test_default_server_first(void **state)
     zg_conf_free(conf);
 }
 
+/* error_log at http, server and location level: inherited until a level sets its own */
+static void test_error_log_levels(void **state)
+{
+    zg_conf_t *conf = load("error_log /var/log/main.log;\n"
+                           "http {\n"
+                           " server { listen 127.0.0.1:8000; location / { } }\n"
+                           " server { listen 127.0.0.1:8001; error_log stderr info;\n"
+                           "  location / { } location /e { error_log logs/e.log warn; } }\n"
+                           " server { listen 127.0.0.1:8002; location /f { error_log /var/log/e.log warn; }\n"
+                           "  location /g { error_log /var/log/e.log warn; } }\n"
+                           "}\n");
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(conf);
+    const zg_log_target_t *t;
+    int n = 0;
+
+    (void)state;
+    assert_null(zg_http_core_loc_conf(cmcf->servers[0].locations[0].loc_conf)->error_log);
+    t = zg_http_core_loc_conf(cmcf->servers[1].locations[0].loc_conf)->error_log;
+    assert_non_null(t);
+    assert_string_equal(t->path, "stderr");
+    assert_int_equal(t->level, ZG_LOG_INFO);
+    assert_int_equal(t->fd, 2);
+    t = zg_http_core_loc_conf(cmcf->servers[1].locations[1].loc_conf)->error_log;
+    assert_string_equal(t->path, "/x/logs/e.log");
+    assert_int_equal(t->level, ZG_LOG_WARN);
+    assert_int_equal(t->fd, -1); /* opened by the master, not by loading */
+    /* the same file and level: one log */
+    assert_ptr_equal(zg_http_core_loc_conf(cmcf->servers[2].locations[0].loc_conf)->error_log,
+                     zg_http_core_loc_conf(cmcf->servers[2].locations[1].loc_conf)->error_log);
+    for (t = cmcf->error_logs; t != NULL; t = t->next) {
+        n++;
+    }
+    assert_int_equal(n, 3);
+    zg_conf_free(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_location_order),
         cmocka_unit_test(test_named_internal),
+        cmocka_unit_test(test_auto_redirect),
         cmocka_unit_test(test_server_name_priority),
         cmocka_unit_test(test_default_server_first),
+        cmocka_unit_test(test_listen_tuning_accepted),
+        cmocka_unit_test(test_error_log_levels),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
