@@ -306,6 +306,41 @@ static void *zg_rewrite_create_conf(zg_conf_t *conf)
     return zg_conf_alloc(conf, sizeof(zg_rewrite_loc_conf_t));
 }
 
+static int zg_rewrite_merge_conf(zg_cf_t *cf, void *parent, void *child)
+{
+    zg_rewrite_loc_conf_t *prev = parent, *conf = child;
+
+    (void)cf;
+    if (conf->default_type.data == NULL) {
+        conf->default_type = prev->default_type;
+    }
+    if (conf->default_type.data == NULL) {
+        conf->default_type.data = "text/plain";
+        conf->default_type.len = 10;
+    }
+    return ZG_OK;
+}
+
+/* default_type MIME: the Content-Type of `return CODE TEXT` (zonegate serves no
+ * files, so this is all it types) */
+static int zg_rewrite_default_type(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_rewrite_loc_conf_t *rlcf = conf;
+    zg_str_t *v = &cf->args[1];
+
+    (void)cmd;
+    if (rlcf->default_type.data != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    for (size_t i = 0; i < v->len; i++) {
+        if ((unsigned char)v->data[i] < 0x20 || v->data[i] == 0x7f) {
+            return zg_conf_invalid(cf, v);
+        }
+    }
+    rlcf->default_type = *v;
+    return ZG_OK;
+}
+
 /* ---- running ---- */
 
 void zg_rewrite_split(const zg_str_t *result, const zg_str_t *old_args, zg_str_t *uri,
@@ -391,9 +426,13 @@ static int zg_rw_return(zg_request_t *r, const zg_rw_code_t *c)
             zg_request_respond(r, code, NULL, NULL, NULL, 0);
         }
     } else if (c->value != NULL) {
-        zg_request_respond(r, code, NULL, "text/plain", v.data, v.len);
+        const zg_rewrite_loc_conf_t *rlcf = zg_request_conf(r, zg_rewrite_module);
+        zg_request_respond(r, code, NULL, rlcf->default_type.data, v.data, v.len);
+    } else if (code == 204) {
+        zg_request_respond(r, code, NULL, NULL, NULL, 0); /* as nginx: no Content-Type */
     } else if (code < 300) {
-        zg_request_respond(r, code, NULL, "text/plain", "", 0);
+        const zg_rewrite_loc_conf_t *rlcf = zg_request_conf(r, zg_rewrite_module);
+        zg_request_respond(r, code, NULL, rlcf->default_type.data, "", 0);
     } else {
         zg_request_respond(r, code, NULL, NULL, NULL, 0);
     }
@@ -565,6 +604,8 @@ static const zg_command_t zg_rewrite_commands[] = {
     { "break", ZG_CTX_SRV | ZG_CTX_LOC | ZG_CTX_IF, 0, 0, 0, zg_rewrite_break, ZG_LOC_CONF, 0,
       NULL },
     { "if", ZG_CTX_SRV | ZG_CTX_LOC, 1, 1, -1, zg_rewrite_if, ZG_LOC_CONF, 0, NULL },
+    { "default_type", ZG_CTX_SETTINGS | ZG_CTX_LIF, 0, 1, 1, zg_rewrite_default_type,
+      ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };
 
@@ -574,6 +615,7 @@ zg_module_t zg_rewrite_module = {
     .create_main_conf = zg_rewrite_create_main_conf,
     .init_main_conf = zg_rewrite_init_main_conf,
     .create_loc_conf = zg_rewrite_create_conf,
+    .merge_loc_conf = zg_rewrite_merge_conf,
     .phase = ZG_PHASE_REWRITE,
     .handler = zg_rewrite_handler,
 };

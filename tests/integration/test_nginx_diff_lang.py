@@ -52,6 +52,8 @@ COMMON = r"""
             return 204;
         }}
         location /brk {{ set $b 1; break; set $b 2; return 200 "b=$b"; }}
+        location /r200 {{ return 200; }}
+        location /json {{ default_type application/json; return 200 '{{"a":1}}'; }}
         location /chain {{
             rewrite ^/chain/a$ /chain/b;
             rewrite ^/chain/b$ /echo/chained;
@@ -96,6 +98,8 @@ REQUESTS = [
     ("GET", "/ne?x=0", {}),
     ("GET", "/ne?x=1", {}),
     ("GET", "/brk", {}),
+    ("GET", "/r200", {}),
+    ("GET", "/json", {}),
     ("GET", "/chain/a", {}),
     ("GET", "/echo/x", {"X-Block": "yes"}),
 ]
@@ -115,12 +119,13 @@ def one(port, method, path, headers, src="127.0.0.1"):
         c.close()
     hdrs = {k.lower(): v.replace(str(port), "PORT") for k, v in r.getheaders()}
     out = [r.status] + [(h, hdrs.get(h)) for h in HEADERS]
-    if r.status == 200 and hdrs.get("content-type") == "application/json":
+    if hdrs.get("content-type") == "application/json" and body.startswith(b'{"method"'):
         info = json.loads(body)
         h = {k.lower(): v for k, v in info["headers"]}
         out.append(("upstream", info["path"], h.get("x-fwd")))
-    elif r.status < 300 or hdrs.get("content-type", "").startswith("text/plain"):
-        out.append(("body", body))
+    elif r.status < 300 or hdrs.get("content-type", "").startswith(("text/plain",
+                                                                     "application/json")):
+        out.append(("body", hdrs.get("content-type"), body))
     return tuple(out)
 
 
@@ -324,7 +329,11 @@ ERROR_PAGE_CONF = r"""
     server {{
         listen 127.0.0.1:{port};
         error_page 429 /429.json;
-        location = /429.json {{ internal; return 429 '{{"error":"rate limited"}}'; }}
+        location = /429.json {{
+            internal;
+            default_type application/json;
+            return 429 '{{"error":"rate limited"}}';
+        }}
         location /api {{ limit_req zone=e1; proxy_pass http://app; }}
         location /named {{ error_page 429 = @too; limit_req zone=e2; proxy_pass http://app; }}
         location @too {{ return 429 '{{"named":"$uri"}}'; }}
@@ -354,8 +363,10 @@ def test_error_page_like_nginx():
         nr = differential(ERROR_PAGE_CONF, reqs, u)
     finally:
         u.stop()
-    assert nr[1] == (429, ("location", None), ("body", b'{"error":"rate limited"}')), nr[1]
-    assert nr[3] == (429, ("location", None), ("body", b'{"named":"/named"}')), nr[3]
+    assert nr[1] == (429, ("location", None), ("body", "application/json",
+                                                 b'{"error":"rate limited"}')), nr[1]
+    assert nr[3] == (429, ("location", None), ("body", "text/plain",
+                                                 b'{"named":"/named"}')), nr[3]
     assert nr[5][0] == 403, nr[5]  # the proxied page keeps the original status
 
 
@@ -422,7 +433,7 @@ def test_proxy_intercept_errors_like_nginx():
                           reqs, u)
     finally:
         u.stop()
-    assert nr[0] == (404, ("location", None), ("body", b"oops")), nr[0]
+    assert nr[0] == (404, ("location", None), ("body", "text/plain", b"oops")), nr[0]
     assert nr[5][0] == 200, nr[5]
     assert nr[6][-1][:2] == ("upstream", "/echo/maintenance"), nr[6]
 

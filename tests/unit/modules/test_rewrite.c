@@ -46,6 +46,7 @@ static void test_conf_lists(void **state)
         "  if ($http_a ~* \"^x(y)\") { return 403; }\n"
         "  if ($x) { set $y 2; break; }\n"
         "  location / { rewrite ^/(.*)$ /b/$1 last; rewrite ^ http://e/ permanent; }\n"
+        "  location /j { default_type application/json; }\n"
         "} }\n";
     char err[256];
     zg_conf_t *conf;
@@ -76,6 +77,9 @@ static void test_conf_lists(void **state)
     assert_false(loc->list.codes[0].redirect);
     assert_int_equal(loc->list.codes[1].code, ZG_RW_FLAG_PERMANENT);
     assert_true(loc->list.codes[1].redirect);
+    assert_string_equal(loc->default_type.data, "text/plain");
+    loc = zg_rewrite_loc_conf(cmcf->servers[0].locations[1].loc_conf);
+    assert_string_equal(loc->default_type.data, "application/json");
     zg_conf_free(conf);
 }
 
