@@ -6,7 +6,10 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "zg_conf.h"
 #include "zg_map.h"
@@ -101,11 +104,41 @@ static void test_map_errors(void **state)
     }
 }
 
+static void test_map_include(void **state)
+{
+    char path[] = "/tmp/zg-map-XXXXXX", text[512], err[256];
+    zg_conf_t *conf;
+    zg_var_ctx_t ctx;
+    int fd;
+
+    (void)state;
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "one 1;\ntwo 2;\n", 14), 14);
+    close(fd);
+    snprintf(text, sizeof(text), "http { map $arg_k $v { default 0; include %s; } }", path);
+    conf = zg_conf_load_string("/x/z.conf", text, strlen(text), err, sizeof(err));
+    unlink(path);
+    if (conf == NULL) {
+        fail_msg("%s", err);
+    }
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.vars = zg_conf_vars(conf);
+    ctx.args = (zg_str_t)zg_string("k=two");
+    assert_string_equal(eval(conf, "$v", &ctx), "2");
+    zg_var_ctx_free(&ctx);
+    ctx.args = (zg_str_t)zg_string("k=three");
+    assert_string_equal(eval(conf, "$v", &ctx), "0");
+    zg_var_ctx_free(&ctx);
+    zg_conf_free(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_map),
         cmocka_unit_test(test_map_errors),
+        cmocka_unit_test(test_map_include),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
