@@ -430,7 +430,9 @@ static int zg_proxy_build_head(zg_proxy_t *p)
         }
     }
     char abuf[64];
-    const char *addr = zg_var_client(&r->ctx, abuf, sizeof(abuf)); /* after real_ip */
+    /* the connection's text (made once per connection), or the real_ip address */
+    const char *addr = r->ctx.realip == NULL ? zg_conn_addr_text(r->c)
+                                             : zg_var_client(&r->ctx, abuf, sizeof(abuf));
     if (!xff_set) {
         if (xff) {
             zg_outq_append(&q, "X-Forwarded-For: ", 17);
