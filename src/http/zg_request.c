@@ -358,6 +358,7 @@ void zg_request_body(zg_request_t *r, const char *p, size_t n)
         if (!r->resp_started) {
             zg_request_content_abort(r);
             r->keepalive = 0;
+            r->error_page = 1; /* the body is half read: no internal redirect */
             zg_request_error(r, 413);
         }
         return;
@@ -406,6 +407,7 @@ int zg_request_timeout(zg_request_t *r)
     r->keepalive = 0;
     r->body_done = 1;
     r->c->close_after = 1;
+    r->error_page = 1; /* the body stalled: no internal redirect */
     zg_request_respond(r, 408, NULL, NULL, NULL, 0);
     return ZG_OK;
 }
@@ -419,6 +421,7 @@ void zg_request_bad(zg_request_t *r, int status)
     r->keepalive = 0;
     if (!r->resp_started) {
         r->body_done = 1;
+        r->error_page = 1; /* a broken body: no internal redirect */
         zg_request_respond(r, status, NULL, NULL, NULL, 0);
     } else {
         zg_request_response_abort(r);
