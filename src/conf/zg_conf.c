@@ -791,7 +791,8 @@ static int zg_cfile_token(zg_cf_t *cp, zg_cfile_t *cf, zg_str_t *out, int *line)
             return ZG_ERROR;
         }
         cf->p++;
-        /* as nginx: a ')' may follow a quoted string (`if ($a ~ "x")`), and is a word */
+        /* as nginx: a ")" may follow a quoted word (`if ($a = "b")`); it starts
+         * the next word */
         if (cf->p < cf->end && !zg_cf_space(*cf->p) && *cf->p != ';' && *cf->p != '{'
             && *cf->p != ')') {
             if (*cf->p == '\0') {

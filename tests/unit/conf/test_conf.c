@@ -1065,6 +1065,11 @@ static const struct {
       "version, as with \"off\" in /x/z.conf:2" },
     { "http {\n server_tokens maybe;\n}",
       "invalid value \"maybe\" in \"server_tokens\" directive in /x/z.conf:2" },
+    /* a ")" after a quoted word is a word of its own (nginx's `if ($a = "b")`) */
+    { "http {\n server {\n  location / { return 200 \"a\")bc; }\n }\n}",
+      "invalid number of arguments in \"return\" directive in /x/z.conf:3" },
+    { "http {\n server {\n  location / { return 200 \"a\"x; }\n }\n}",
+      "unexpected \"x\" in /x/z.conf:3" },
     /* locations */
     { "http {\n server {\n  location /x { }\n  location /x { }\n }\n}",
       "duplicate location \"/x\" in /x/z.conf:4" },
