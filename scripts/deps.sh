@@ -8,7 +8,7 @@
 set -e
 RUN="make build-essential pkg-config libuv1-dev node-llhttp libhiredis-dev libcrypt-dev libpcre2-dev \
 libssl-dev libseccomp-dev curl"
-TEST="$RUN libcmocka-dev python3 procps clang libclang-rt-14-dev nginx redis-server prometheus"
+TEST="$RUN libcmocka-dev python3 procps clang libclang-rt-14-dev nginx redis-server redis-sentinel prometheus"
 BENCH="$TEST wrk haproxy gnuplot-nox valgrind strace"
 case "${1:-test}" in
     run) PKGS="$RUN" ;;
