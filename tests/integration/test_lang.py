@@ -84,3 +84,54 @@ def test_map_geo_allow_list_pattern():
     finally:
         z.stop()
         u.stop()
+
+
+def test_variables_inside_the_sandbox():
+    """$hostname (uname), $server_addr on a wildcard listen (getsockname), $request_id
+    (getrandom), $pid: system calls the workers' seccomp allow-list has"""
+    import socket
+    port = free_port()
+    conf = """worker_processes 1;
+http {{
+    server {{
+        listen {port};
+        location / {{ return 200 "$hostname|$server_addr|$server_port|$pid|$request_id"; }}
+    }}
+}}
+"""
+    z = Zonegate(conf, wait_ports=[port], port=port)
+    try:
+        st, h, body = get(port, "/")
+        assert st == 200, (st, body)
+        host, addr, p, pid, rid = body.decode().split("|")
+        assert host == socket.gethostname()[:63]
+        assert addr == "127.0.0.1" and p == str(port)
+        assert int(pid) in z.workers()
+        assert len(rid) == 32
+    finally:
+        z.stop()
+
+
+PHASES = """
+    limit_req_zone $lk zone=byuser:1m rate=1r/m;
+    limit_req_zone $binary_remote_addr zone=old:1m rate=1r/m;
+    server {{
+        listen 127.0.0.1:{port};
+        location /old/ {{ limit_req zone=old; rewrite ^/old/(.*)$ /new/$1 last; }}
+        location /new/ {{ proxy_pass http://{up}; }}
+        location /u {{ set $lk $arg_u; limit_req zone=byuser; proxy_pass http://{up}; }}
+    }}"""
+
+
+def test_phase_order_rewrite_before_limits():
+    """the location rewrite runs before the limits: /old/'s limit never applies to a
+    request it rewrites away; `set` before limit_req gives the limit its key"""
+    u = Upstream("a")
+    z, port = start(PHASES, u)
+    try:
+        assert [get(port, "/old/x")[0] for _ in range(3)] == [200, 200, 200]
+        assert [get(port, "/u?u=%s" % k)[0] for k in ("a", "b", "a", "")] == \
+            [200, 200, 503, 200]
+    finally:
+        z.stop()
+        u.stop()

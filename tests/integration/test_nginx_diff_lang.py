@@ -479,3 +479,28 @@ def test_if_in_location_like_nginx():
     assert nr[0][:4] == (204, ("location", None), ("access-control-allow-origin", "*"),
                          ("x-if", "yes")), nr[0]
     assert ("x-up", "up") in nr[2] and ("x-loc", None) in nr[2], nr[2]
+
+
+PHASES_CONF = r"""
+    upstream app {{ server {up}; }}
+    limit_req_zone $lk zone=byuser:1m rate=1r/m;
+    limit_req_zone $binary_remote_addr zone=old:1m rate=1r/m;
+    server {{
+        listen 127.0.0.1:{port};
+        location /old/ {{ limit_req zone=old; rewrite ^/old/(.*)$ /echo/new/$1 last; }}
+        location /echo/ {{ proxy_pass http://app; }}
+        location /u {{ set $lk $arg_u; limit_req zone=byuser; proxy_pass http://app; }}
+        location /d {{ deny all; return 200 "returned before access"; }}
+    }}
+"""
+
+
+def test_phase_order_like_nginx():
+    reqs = [("GET", "/old/x", {})] * 3 + [("GET", "/u?u=%s" % k, {}) for k in "aba"] + \
+        [("GET", "/u", {}), ("GET", "/u", {}), ("GET", "/d", {})]
+    u = Upstream("a")
+    try:
+        nr = differential(PHASES_CONF, reqs, u)
+    finally:
+        u.stop()
+    assert [r[0] for r in nr] == [200, 200, 200, 200, 200, 503, 200, 200, 200], nr
