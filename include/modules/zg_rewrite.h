@@ -41,6 +41,7 @@ struct zg_rw_code_s {
 typedef struct {
     zg_rw_list_t list;     /* of this level only: never inherited */
     zg_str_t default_type; /* `default_type`: of `return CODE TEXT`; "text/plain" */
+    int log;               /* rewrite_log: regex matches and results at notice; off */
     zg_rw_list_t *cur;     /* private: where the directive being read goes */
 } zg_rewrite_loc_conf_t;
 

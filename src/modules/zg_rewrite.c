@@ -303,7 +303,12 @@ static int zg_rewrite_init_main_conf(zg_cf_t *cf, void *conf)
 
 static void *zg_rewrite_create_conf(zg_conf_t *conf)
 {
-    return zg_conf_alloc(conf, sizeof(zg_rewrite_loc_conf_t));
+    zg_rewrite_loc_conf_t *rlcf = zg_conf_alloc(conf, sizeof(zg_rewrite_loc_conf_t));
+
+    if (rlcf != NULL) {
+        rlcf->log = ZG_UNSET;
+    }
+    return rlcf;
 }
 
 static int zg_rewrite_merge_conf(zg_cf_t *cf, void *parent, void *child)
@@ -317,6 +322,10 @@ static int zg_rewrite_merge_conf(zg_cf_t *cf, void *parent, void *child)
     if (conf->default_type.data == NULL) {
         conf->default_type.data = "text/plain";
         conf->default_type.len = 10;
+    }
+    ZG_CONF_MERGE(conf, prev, log, ZG_UNSET);
+    if (conf->log == ZG_UNSET) {
+        conf->log = 0;
     }
     return ZG_OK;
 }
@@ -439,6 +448,18 @@ static int zg_rw_return(zg_request_t *r, const zg_rw_code_t *c)
     return ZG_RW_ANSWERED;
 }
 
+/* rewrite_log on: as nginx, at notice */
+static void zg_rw_log_match(zg_request_t *r, const zg_regex_t *re, const zg_str_t *s, int rc)
+{
+    const zg_rewrite_loc_conf_t *rlcf = zg_request_conf(r, zg_rewrite_module);
+
+    if (rlcf->log) {
+        zg_log(ZG_LOG_NOTICE, "\"%s\" %s \"%.*s\", client: %s", zg_regex_pattern(re),
+               rc == ZG_OK ? "matches" : "does not match", (int)zg_min(s->len, 1024),
+               s->data, zg_conn_addr_text(r->c));
+    }
+}
+
 /* truth of an if condition */
 static int zg_rw_cond(zg_request_t *r, const zg_rw_code_t *c)
 {
@@ -461,6 +482,7 @@ static int zg_rw_cond(zg_request_t *r, const zg_rw_code_t *c)
         return c->cond == ZG_RW_IF_EQ ? rc : !rc;
     default:
         rc = zg_regex_exec(c->re, left.data, left.len, &r->caps);
+        zg_rw_log_match(r, c->re, &left, rc);
         if (rc == ZG_ERROR) {
             zg_log(ZG_LOG_ERR, "regex \"%s\" failed on \"%.*s\"", zg_regex_pattern(c->re),
                    (int)zg_min(left.len, 256), left.data);
@@ -478,6 +500,7 @@ static int zg_rw_rewrite(zg_request_t *r, const zg_rw_code_t *c)
     char *p;
 
     rc = zg_regex_exec(c->re, x->uri.data, x->uri.len, &r->caps);
+    zg_rw_log_match(r, c->re, &x->uri, rc);
     if (rc == ZG_ERROR) {
         zg_log(ZG_LOG_ERR, "regex \"%s\" failed on \"%.*s\"", zg_regex_pattern(c->re),
                (int)zg_min(x->uri.len, 256), x->uri.data);
@@ -522,6 +545,11 @@ static int zg_rw_rewrite(zg_request_t *r, const zg_rw_code_t *c)
     x->uri = uri;
     x->args = args;
     r->uri_rewritten = 1;
+    if (((const zg_rewrite_loc_conf_t *)zg_request_conf(r, zg_rewrite_module))->log) {
+        zg_log(ZG_LOG_NOTICE, "rewritten data: \"%.*s\", args: \"%.*s\", client: %s",
+               (int)zg_min(uri.len, 1024), uri.data, (int)zg_min(args.len, 1024),
+               args.data ? args.data : "", zg_conn_addr_text(r->c));
+    }
     if (c->code == ZG_RW_FLAG_BREAK) {
         r->uri_changed = 0;
         r->invalid_location = 1;
@@ -606,6 +634,8 @@ static const zg_command_t zg_rewrite_commands[] = {
     { "if", ZG_CTX_SRV | ZG_CTX_LOC, 1, 1, -1, zg_rewrite_if, ZG_LOC_CONF, 0, NULL },
     { "default_type", ZG_CTX_SETTINGS | ZG_CTX_LIF, 0, 1, 1, zg_rewrite_default_type,
       ZG_LOC_CONF, 0, NULL },
+    { "rewrite_log", ZG_CTX_SETTINGS | ZG_CTX_LIF, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      offsetof(zg_rewrite_loc_conf_t, log), NULL },
     ZG_NULL_COMMAND
 };
 

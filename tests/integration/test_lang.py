@@ -2,7 +2,8 @@
 map, geo, add_header, real_ip, error_page."""
 import json
 
-from zg import Upstream, Zonegate, free_port, get, raw, request, zonegate_t
+import zg
+from zg import Upstream, Zonegate, free_port, get, zonegate_t
 
 
 def start(body, upstream=None):
@@ -132,6 +133,27 @@ def test_phase_order_rewrite_before_limits():
         assert [get(port, "/old/x")[0] for _ in range(3)] == [200, 200, 200]
         assert [get(port, "/u?u=%s" % k)[0] for k in ("a", "b", "a", "")] == \
             [200, 200, 503, 200]
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_rewrite_log():
+    u = Upstream("a")
+    z, port = start("""
+    server {{
+        listen 127.0.0.1:{port};
+        rewrite_log on;
+        location /old/ {{ rewrite ^/nomatch$ /x; rewrite ^/old/(.*)$ /new/$1?k=v last; }}
+        location /new/ {{ proxy_pass http://{up}; }}
+    }}""", u)
+    try:
+        assert get(port, "/old/x?a=1")[0] == 200
+        want = ['"^/nomatch$" does not match "/old/x"', '"^/old/(.*)$" matches "/old/x"',
+                'rewritten data: "/new/x", args: "k=v&a=1"']
+        log = zg.wait_for(lambda: (lambda t: t if all(w in t for w in want) else None)(
+            z.error_log()))
+        assert log, z.error_log()
     finally:
         z.stop()
         u.stop()
