@@ -5,7 +5,6 @@ request at the upstream (path after rewrite and proxy_pass, X-Forwarded-For)."""
 import http.client
 import json
 import os
-import re
 
 from test_nginx_diff import NGINX, Nginx
 from zg import Skip, Upstream, Zonegate, free_port
