@@ -6,6 +6,7 @@
 #include "zg_geo.h"
 
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -68,9 +69,69 @@ static int zg_geo_in(const zg_geo_entry_t *e, int family, const unsigned char *a
            && memcmp(a, e->hi, (size_t)n) <= 0;
 }
 
+static uint32_t zg_geo_node(zg_geo_t *geo)
+{
+    if (geo->nnodes == geo->cap) {
+        uint32_t cap = geo->cap ? geo->cap * 2 : 64;
+        zg_geo_node_t *n = realloc(geo->nodes, cap * sizeof(*n));
+        if (n == NULL) {
+            return 0;
+        }
+        geo->nodes = n;
+        geo->cap = cap;
+    }
+    geo->nodes[geo->nnodes].child[0] = geo->nodes[geo->nnodes].child[1] = 0;
+    geo->nodes[geo->nnodes].value = -1;
+    return geo->nnodes++;
+}
+
+int zg_geo_build(zg_geo_t *geo)
+{
+    if (geo->ranges || zg_geo_node(geo) != 0 || zg_geo_node(geo) != 1) {
+        goto failed;
+    }
+    for (int i = 0; i < geo->nentries; i++) {
+        const zg_geo_entry_t *e = &geo->entries[i];
+        uint32_t n = e->family == AF_INET ? 0 : 1;
+        for (int b = 0; b < e->bits; b++) {
+            int bit = e->lo[b / 8] >> (7 - b % 8) & 1;
+            if (geo->nodes[n].child[bit] == 0) {
+                uint32_t k = zg_geo_node(geo);
+                if (k == 0) {
+                    goto failed;
+                }
+                geo->nodes[n].child[bit] = k;
+            }
+            n = geo->nodes[n].child[bit];
+        }
+        geo->nodes[n].value = i;
+    }
+    return ZG_OK;
+failed:
+    free(geo->nodes);
+    geo->nodes = NULL;
+    geo->nnodes = geo->cap = 0;
+    return ZG_ERROR;
+}
+
 zg_str_t zg_geo_find(const zg_geo_t *geo, int family, const unsigned char *addr)
 {
     const zg_geo_entry_t *best = NULL;
+
+    if (geo->nodes != NULL) {
+        uint32_t n = family == AF_INET ? 0 : 1;
+        int bits = family == AF_INET ? 32 : 128, found = geo->nodes[n].value;
+        for (int b = 0; b < bits; b++) {
+            n = geo->nodes[n].child[addr[b / 8] >> (7 - b % 8) & 1];
+            if (n == 0) {
+                break;
+            }
+            if (geo->nodes[n].value >= 0) {
+                found = geo->nodes[n].value;
+            }
+        }
+        return found >= 0 ? geo->entries[found].value : geo->deflt;
+    }
 
     for (int i = 0; i < geo->nentries; i++) {
         const zg_geo_entry_t *e = &geo->entries[i];
@@ -276,6 +337,11 @@ static int zg_geo_block(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     }
     if (zg_conf_block_raw(cf, zg_geo_entry, geo) != ZG_OK) {
         return ZG_ERROR;
+    }
+    if (!geo->ranges && zg_geo_build(geo) == ZG_OK
+        && zg_conf_keep(cf->conf, geo->nodes, free) != ZG_OK) {
+        free(geo->nodes);
+        return zg_conf_nomem(cf);
     }
     rc = zg_vars_define(vs, target.data, target.len, zg_geo_get, geo, 0, NULL);
     if (rc == ZG_ERROR) {

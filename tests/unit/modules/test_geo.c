@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "zg_geo.h"
@@ -83,11 +85,54 @@ static void test_ranges(void **state)
     assert_string_equal(find(&geo, "10.0.1.0"), "");
 }
 
+/* the radix tree answers as the scan of the entries does, for every address */
+static void test_tree_same_as_scan(void **state)
+{
+    static const char *nets[] = { "0.0.0.0/1", "10.0.0.0/8", "10.1.0.0/16", "10.1.2.3",
+                                  "10.1.2.0/24", "192.168.0.0/16", "192.168.7.0/24",
+                                  "2001:db8::/32", "2001:db8:1::/48", "::/0", "127.0.0.1/32" };
+    zg_geo_entry_t e[zg_nelems(nets)];
+    zg_geo_t scan, tree;
+    char vals[zg_nelems(nets)][4];
+    unsigned int seed = 12345;
+
+    (void)state;
+    memset(&scan, 0, sizeof(scan));
+    scan.entries = e;
+    scan.deflt = (zg_str_t)zg_string("def");
+    for (size_t i = 0; i < zg_nelems(nets); i++) {
+        snprintf(vals[i], sizeof(vals[i]), "%zu", i);
+        add(&scan, &e[i], nets[i], vals[i]);
+    }
+    tree = scan;
+    assert_int_equal(zg_geo_build(&tree), ZG_OK);
+    assert_non_null(tree.nodes);
+    for (int k = 0; k < 20000; k++) {
+        unsigned char a[16];
+        char ip[64], want[64];
+        int fam = k % 2 ? AF_INET6 : AF_INET;
+        for (int j = 0; j < 16; j++) {
+            seed = seed * 1103515245 + 12345;
+            a[j] = (unsigned char)(seed >> 16);
+        }
+        if (k % 4 == 0) {
+            a[0] = 10, a[1] = (unsigned char)(k % 3), a[2] = (unsigned char)(k % 5);
+        } else if (k % 4 == 1) {
+            a[0] = 0x20, a[1] = 0x01, a[2] = 0x0d, a[3] = 0xb8, a[4] = 0, a[5] = (unsigned char)(k % 3);
+        }
+        inet_ntop(fam, a, ip, sizeof(ip));
+        strcpy(want, find(&scan, ip));
+        assert_string_equal(find(&tree, ip), want);
+    }
+    free(tree.nodes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cidr),
         cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_tree_same_as_scan),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
