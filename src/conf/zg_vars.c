@@ -822,6 +822,55 @@ static zg_str_t zg_var_header(const zg_var_ctx_t *ctx, const char *name, size_t 
     return zg_var_header_in(ctx->hdr_names, ctx->hdr_values, ctx->nhdrs, name, len);
 }
 
+/* $http_x_forwarded_for and $http_cookie: every such header line, joined with ", "
+ * and "; " as nginx 1.22 does (the other $http_NAME are the first line) */
+static zg_str_t zg_var_multi(zg_var_ctx_t *ctx, const char *name, size_t len)
+{
+    const char *sep = len == 6 ? "; " : ", ";
+    zg_str_t first = { 0, NULL }, v;
+    size_t n = 0, total = 0, k;
+    char *p;
+
+    for (size_t i = 0; i < ctx->nhdrs; i++) {
+        const zg_str_t *h = &ctx->hdr_names[i];
+        if (h->len != len) {
+            continue;
+        }
+        for (k = 0; k < len && zg_hdr_char((unsigned char)h->data[k]) == (unsigned char)name[k];
+             k++) {
+        }
+        if (k == len) {
+            if (n++ == 0) {
+                first = ctx->hdr_values[i];
+            }
+            total += ctx->hdr_values[i].len + 2;
+        }
+    }
+    if (n < 2 || (p = zg_var_alloc(ctx, total)) == NULL) {
+        return first;
+    }
+    v.data = p;
+    v.len = 0;
+    for (size_t i = 0; i < ctx->nhdrs; i++) {
+        const zg_str_t *h = &ctx->hdr_names[i];
+        if (h->len != len) {
+            continue;
+        }
+        for (k = 0; k < len && zg_hdr_char((unsigned char)h->data[k]) == (unsigned char)name[k];
+             k++) {
+        }
+        if (k == len) {
+            if (v.len) {
+                memcpy(p + v.len, sep, 2);
+                v.len += 2;
+            }
+            memcpy(p + v.len, ctx->hdr_values[i].data, ctx->hdr_values[i].len);
+            v.len += ctx->hdr_values[i].len;
+        }
+    }
+    return v;
+}
+
 /* as nginx's ngx_http_parse_multi_header_lines on Cookie: "NAME=" at the start of a
  * cookie (after ';' and spaces), the name compared case-insensitively */
 static zg_str_t zg_var_cookie(const zg_var_ctx_t *ctx, const char *name, size_t len)
@@ -1089,6 +1138,10 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
         return v;
 
     case ZG_VAR_HTTP:
+        if ((part->len == 15 && memcmp(cv->text + part->off, "x_forwarded_for", 15) == 0)
+            || (part->len == 6 && memcmp(cv->text + part->off, "cookie", 6) == 0)) {
+            return zg_var_multi((zg_var_ctx_t *)ctx, cv->text + part->off, part->len);
+        }
         return zg_var_header(ctx, cv->text + part->off, part->len);
 
     case ZG_VAR_ARG:

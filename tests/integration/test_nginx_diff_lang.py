@@ -7,7 +7,7 @@ import json
 import os
 
 from test_nginx_diff import NGINX, Nginx
-from zg import Skip, Upstream, Zonegate, free_port
+from zg import Skip, Upstream, Zonegate, free_port, raw
 
 COMMON = r"""
     upstream app {{ server {up}; }}
@@ -503,3 +503,36 @@ def test_phase_order_like_nginx():
     finally:
         u.stop()
     assert [r[0] for r in nr] == [200, 200, 200, 200, 200, 503, 200, 200, 200], nr
+
+
+DUP_HEADERS_CONF = r"""
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            return 200 "[$http_x_forwarded_for][$http_cookie][$http_x_a][$cookie_b][$proxy_add_x_forwarded_for]";
+        }}
+    }}
+"""
+
+
+def test_repeated_headers_like_nginx():
+    """$http_x_forwarded_for and $http_cookie join repeated lines (", " and "; "), other
+    $http_NAME take the first, as nginx 1.22"""
+    if not os.path.exists(NGINX):
+        raise Skip("no nginx")
+    req = (b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.1.1.1\r\n"
+           b"X-Forwarded-For: 2.2.2.2\r\nCookie: a=1\r\nCookie: b=2\r\nX-A: one\r\n"
+           b"X-A: two\r\nConnection: close\r\n\r\n")
+    zp, np_ = free_port(), free_port()
+    z = Zonegate("worker_processes 1;\nhttp {{\n" + DUP_HEADERS_CONF + "}}\n",
+                 wait_ports=[zp], port=zp)
+    try:
+        n = Nginx(NGINX_CONF.replace(COMMON, DUP_HEADERS_CONF), np_)
+        try:
+            bodies = [raw(p, req)[0].split(b"\r\n\r\n", 1)[1] for p in (np_, zp)]
+        finally:
+            n.stop()
+    finally:
+        z.stop()
+    assert bodies[0] == bodies[1], bodies
+    assert bodies[0] == b"[1.1.1.1, 2.2.2.2][a=1; b=2][one][2][1.1.1.1, 2.2.2.2, 127.0.0.1]"
