@@ -30,7 +30,8 @@ static const char fz_conf_text[] =
     "  server { listen 127.0.0.1:1; }\n"
     "}\n";
 
-static const char fz_value[] = "$cookie_a|$cookie_sid|$proxy_add_x_forwarded_for|$m|$g|$r|$1";
+static const char fz_value[] =
+    "$cookie_a|$cookie_sid|$proxy_add_x_forwarded_for|$m|$g|$r|$1|$http_cookie|$http_x_forwarded_for";
 
 static zg_conf_t *fz_conf;
 static zg_cv_t *fz_cv;
