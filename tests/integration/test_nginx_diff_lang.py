@@ -536,3 +536,61 @@ def test_repeated_headers_like_nginx():
         z.stop()
     assert bodies[0] == bodies[1], bodies
     assert bodies[0] == b"[1.1.1.1, 2.2.2.2][a=1; b=2][one][2][1.1.1.1, 2.2.2.2, 127.0.0.1]"
+
+
+GATEWAY_CONF = r"""
+    set_real_ip_from 127.0.0.0/8;
+    real_ip_header X-Forwarded-For;
+    real_ip_recursive on;
+    map $http_authorization $api_key {{
+        default $http_x_api_key;
+        "~^Bearer (?<tok>.+)$" $tok;
+    }}
+    limit_req_zone $api_key zone=perkey:1m rate=1r/m;
+    limit_req_status 429;
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        error_page 429 /errors/429.json;
+        location ^~ /errors/ {{
+            internal;
+            default_type application/json;
+            location = /errors/429.json {{ return 429 '{{"error":"too many requests"}}'; }}
+        }}
+        location /echo/ {{
+            if ($request_method = OPTIONS) {{
+                add_header Access-Control-Allow-Origin $http_origin always;
+                return 204;
+            }}
+            limit_req zone=perkey;
+            add_header Access-Control-Allow-Origin $http_origin always;
+            proxy_set_header X-Fwd "$remote_addr $api_key";
+            proxy_pass http://app;
+        }}
+    }}
+"""
+
+
+def test_api_gateway_like_nginx():
+    """the constructs together, as corpus/14-cors-api-gateway.conf uses them"""
+    global HEADERS
+    saved = HEADERS
+    HEADERS = ("access-control-allow-origin",)
+    o = {"Origin": "https://app.example"}
+    reqs = [("OPTIONS", "/echo/x", o),
+            ("GET", "/echo/x", dict(o, Authorization="Bearer k1", **{"X-Forwarded-For": "9.9.9.9"})),
+            ("GET", "/echo/x", dict(o, Authorization="Bearer k1")),
+            ("GET", "/echo/x", dict(o, **{"X-Api-Key": "k2"})),
+            ("GET", "/echo/x", {}), ("GET", "/echo/x", {}),
+            ("GET", "/errors/429.json", {})]
+    u = Upstream("a")
+    try:
+        nr = differential(GATEWAY_CONF, reqs, u)
+    finally:
+        HEADERS = saved
+        u.stop()
+    assert nr[1][-1] == ("upstream", "/echo/x", "9.9.9.9 k1"), nr[1]
+    # the error page's location has no add_header: nginx's (and zonegate's) 429 has no
+    # Access-Control-Allow-Origin unless that location adds it
+    assert nr[2] == (429, ("access-control-allow-origin", None),
+                     ("body", "application/json", b'{"error":"too many requests"}')), nr[2]
