@@ -162,7 +162,14 @@ int zg_var_set(zg_var_ctx_t *ctx, int index, const char *p, size_t len);
 void *zg_var_alloc(zg_var_ctx_t *ctx, size_t len);
 /* evaluates cv into request memory */
 int zg_cv_eval_str(const zg_cv_t *cv, zg_var_ctx_t *ctx, zg_str_t *out);
-/* frees what the request's variables hold; ctx->st is NULL after */
-void zg_var_ctx_free(zg_var_ctx_t *ctx);
+/* frees what the request's variables hold; ctx->st is NULL after (a request that read
+ * no named variable has nothing to free: an inline test) */
+void zg_var_ctx_free_state(zg_var_ctx_t *ctx);
+static inline void zg_var_ctx_free(zg_var_ctx_t *ctx)
+{
+    if (ctx->st != NULL) {
+        zg_var_ctx_free_state(ctx);
+    }
+}
 
 #endif

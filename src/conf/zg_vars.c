@@ -634,7 +634,7 @@ void *zg_var_alloc(zg_var_ctx_t *ctx, size_t len)
     return p;
 }
 
-void zg_var_ctx_free(zg_var_ctx_t *ctx)
+void zg_var_ctx_free_state(zg_var_ctx_t *ctx)
 {
     zg_var_state_t *st = ctx->st;
     zg_var_mem_t *m, *next;
