@@ -200,6 +200,9 @@ static void zg_modules_reopen(zg_conf_t *conf)
     }
 }
 
+/* In a new worker: the master's handlers are gone, and its signals stay blocked
+ * (as the master's mask left them) until the worker has its own watchers: a QUIT
+ * that arrives meanwhile waits instead of killing it (zg_worker_run unblocks). */
 static void zg_signals_default(void)
 {
     struct sigaction sa;
@@ -209,9 +212,6 @@ static void zg_signals_default(void)
     for (size_t i = 0; i < zg_nelems(sigs); i++) {
         sigaction(sigs[i], &sa, NULL);
     }
-    sigset_t set;
-    sigemptyset(&set);
-    sigprocmask(SIG_SETMASK, &set, NULL);
 }
 
 static int zg_spawn(zg_gen_t *gen, int slot, int first)
