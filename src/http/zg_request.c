@@ -1,8 +1,11 @@
 /* zg_request.c — the data path of one request, in nginx's phase order:
- *   server/location -> client_max_body_size -> rewrite (`return`: before any
- *   limit) -> preaccess (limit_req: pass, delay, reject; limit_conn) -> access
- *   (allow/deny, auth_basic; satisfy all|any) -> the location's content handler
- *   (slab_stat, metrics, proxy) -> finalize.
+ *   server -> server rewrite (real_ip, return, rewrite, set, if) -> location (and
+ *   client_max_body_size) -> location rewrite (a changed URI finds the location
+ *   again, 10 times at most) -> preaccess (limit_req: pass, delay, reject;
+ *   limit_conn) -> access (allow/deny, auth_basic; satisfy all|any) -> the
+ *   location's content handler (slab_stat, metrics, proxy) -> finalize.  A status
+ *   page of the phases may become an internal redirect (error_page), which starts
+ *   the phases again from the server rewrite.
  * The phase handlers are the modules' (zg_modules.c order within a phase); this
  * file names none of them.  zg_request_finalize is the one exit: it runs once,
  * however the request ended. */
