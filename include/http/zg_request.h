@@ -1,7 +1,8 @@
 /* zg_request.h — one request through nginx's phases:
- *   find server and location -> rewrite (`return`) -> preaccess (limit_req,
- *   limit_conn) -> access (allow/deny, auth_basic; satisfy all|any) -> the
- *   location's content handler -> finalize.
+ *   find server -> server rewrite -> find location -> location rewrite (again
+ *   after a rewrite changed the URI) -> preaccess (limit_req, limit_conn) -> access
+ *   (allow/deny, auth_basic; satisfy all|any) -> the location's content handler ->
+ *   finalize.
  * Modules register the phase handlers (zg_module_t.phase/handler, in the order of
  * zg_modules.c); the request core runs them and owns the one finalize path, which
  * runs exactly once whatever ends the request: it calls every module's release and
