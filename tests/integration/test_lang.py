@@ -157,3 +157,40 @@ def test_rewrite_log():
     finally:
         z.stop()
         u.stop()
+
+
+def test_pipelined_requests_through_internal_redirects():
+    """one keep-alive connection: requests that an error_page redirects, that a
+    rewrite sends elsewhere and that read map variables, back to back — each gets its
+    own answer (the request memory and its variables are reused cleanly)"""
+    from zg import raw
+    u = Upstream("a")
+    z, port = start("""
+    map $arg_v $mv {{ default "d"; ~^(?<n>\\d+)$ "num-$n"; }}
+    limit_req_zone $binary_remote_addr zone=p:1m rate=1r/m;
+    limit_req_status 429;
+    server {{
+        listen 127.0.0.1:{port};
+        error_page 429 /busy;
+        location = /busy {{ internal; return 429 "busy $mv"; }}
+        location /lim {{ limit_req zone=p; proxy_pass http://{up}; }}
+        location /rw {{ rewrite ^/rw/(.*)$ /m?v=$1 last; }}
+        location /m {{ return 200 "m $mv"; }}
+    }}""", u)
+    try:
+        req = b""
+        for path in ("/lim", "/lim?v=7", "/rw/42", "/m?v=x", "/lim?v=9", "/m"):
+            req += b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        req += b"GET /m?v=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        out, closed = raw(port, req)
+        bodies = [p.split(b"\r\n\r\n", 1)[1][:40] for p in out.split(b"HTTP/1.1 ")[1:]]
+        statuses = [int(p[:3]) for p in out.split(b"HTTP/1.1 ")[1:]]
+        assert statuses == [200, 429, 200, 200, 429, 200, 200], (statuses, out)
+        # the error page's URI has no args (as nginx): $mv, read there first, is "d"
+        assert bodies[1] == b"busy d" and bodies[4] == b"busy d", bodies
+        assert bodies[2] == b"m num-42" and bodies[3] == b"m d", bodies
+        assert bodies[5] == b"m d" and bodies[6] == b"m num-1", bodies
+        assert closed
+    finally:
+        z.stop()
+        u.stop()
