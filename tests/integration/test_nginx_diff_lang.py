@@ -594,3 +594,24 @@ def test_api_gateway_like_nginx():
     # Access-Control-Allow-Origin unless that location adds it
     assert nr[2] == (429, ("access-control-allow-origin", None),
                      ("body", "application/json", b'{"error":"too many requests"}')), nr[2]
+
+
+CACHE_CONF = r"""
+    map $uri $mu {{ default other; /a is-a; /b is-b; }}
+    map $uri $mv {{ volatile; default other; /a is-a; /b is-b; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location /a {{ set $x "$mu$mv"; rewrite ^ /b last; }}
+        location /b {{ return 200 "$mu $mv"; }}
+    }}
+"""
+
+
+def test_variable_cache_like_nginx():
+    """a map read before a rewrite keeps its value for the request, unless volatile"""
+    u = Upstream("a")
+    try:
+        nr = differential(CACHE_CONF, [("GET", "/a", {}), ("GET", "/b", {})], u)
+    finally:
+        u.stop()
+    assert nr[0][-1] == ("body", "text/plain", b"is-a is-b"), nr[0]
