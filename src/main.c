@@ -96,6 +96,9 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (test) {
+        zg_log_open("stderr", ZG_LOG_WARN); /* -t shows warnings too, as nginx -t */
+    }
     zg_conf_t *conf = zg_conf_load(file, err, sizeof(err));
     if (conf == NULL) {
         for (char *line = err, *nl; line != NULL; line = nl) {

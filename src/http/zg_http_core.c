@@ -704,6 +704,34 @@ static void zg_http_core_names_sort(zg_server_name_t *a, int n)
     }
 }
 
+/* 1 if a server of ls already has the name n ("*.a" and ".a" are not the same) */
+static int zg_http_core_name_taken(const zg_listen_t *ls, const char *n, size_t len)
+{
+    const zg_server_name_t *list = ls->exact;
+    int cnt = ls->nexact, bare = n[0] == '.';
+
+    if (n[0] == '*') {
+        list = ls->head;
+        cnt = ls->nhead;
+        n++;
+        len--;
+    } else if (n[0] == '.') {
+        list = ls->head;
+        cnt = ls->nhead;
+    } else if (len > 0 && n[len - 1] == '*') {
+        list = ls->tail;
+        cnt = ls->ntail;
+        len--;
+    }
+    for (int i = 0; i < cnt; i++) {
+        if (list[i].len == len && (int)list[i].bare == bare
+            && strncasecmp(list[i].name, n, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* the names of the servers of ls, by kind */
 static int zg_http_core_names(zg_cf_t *cf, zg_listen_t *ls)
 {
@@ -732,6 +760,12 @@ static int zg_http_core_names(zg_cf_t *cf, zg_listen_t *ls)
                     sr->regex = NULL;
                     return zg_conf_nomem(cf);
                 }
+                continue;
+            }
+            if (zg_http_core_name_taken(ls, n, len)) {
+                /* as nginx: the first server with a name keeps it */
+                zg_log_error(ZG_LOG_WARN, 0, "conflicting server name \"%s\" on %s, ignored",
+                             n, ls->addr.text);
                 continue;
             }
             if (n[0] == '*') {

@@ -108,3 +108,16 @@ def test_t_reports_every_error():
     ]
     assert lines == ["zonegate: [emerg] " + w for w in want], out
     assert "test failed" in out, out
+
+
+def test_t_warns_of_conflicting_server_names():
+    """as nginx: the first server with a name keeps it, -t says so and succeeds"""
+    rc, out, _ = zg.zonegate_t(
+        "http {{\n"
+        "    server {{ listen 127.0.0.1:1; server_name a.test *.b.test; }}\n"
+        "    server {{ listen 127.0.0.1:1; server_name A.test *.b.test c.test; }}\n"
+        "}}\n")
+    assert rc == 0, out
+    warns = [x.split("] ", 1)[1].split(": ", 1)[1] for x in out.splitlines() if "[warn]" in x]
+    assert warns == ['conflicting server name "a.test" on 127.0.0.1:1, ignored',
+                     'conflicting server name "*.b.test" on 127.0.0.1:1, ignored'], out
