@@ -29,6 +29,7 @@ typedef struct {
     int nentries;
     zg_geo_entry_t *proxies; /* `proxy`: trusted addresses (value unused) */
     int nproxies;
+    int nlines;            /* lines read so far but `ranges` */
     unsigned ranges : 1;
     unsigned proxy_recursive : 1;
     zg_geo_node_t *nodes;  /* networks: [0] the IPv4 root, [1] the IPv6 root; NULL =

@@ -238,12 +238,14 @@ static int zg_geo_entry(zg_cf_t *cf, void *data)
 
     memset(&e, 0, sizeof(e));
     if (cf->nargs == 1 && zg_conf_eq(&a[0], "ranges")) {
-        if (geo->nentries) {
-            return zg_conf_error(cf, "\"ranges\" must be the first parameter of geo");
+        if (geo->nlines) {
+            return zg_conf_error(cf, "the \"ranges\" directive must be the first directive "
+                                     "inside \"geo\" block");
         }
         geo->ranges = 1;
         return ZG_OK;
     }
+    geo->nlines++;
     if (cf->nargs == 1 && zg_conf_eq(&a[0], "proxy_recursive")) {
         geo->proxy_recursive = 1;
         return ZG_OK;

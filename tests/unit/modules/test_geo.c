@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "zg_conf.h"
 #include "zg_geo.h"
 
 static const char *find(const zg_geo_t *geo, const char *ip)
@@ -127,12 +128,37 @@ static void test_tree_same_as_scan(void **state)
     free(tree.nodes);
 }
 
+static void test_conf_errors(void **state)
+{
+    static const struct {
+        const char *text, *err;
+    } bad[] = {
+        { "http { geo $g { default 0; ranges; } }",
+          "the \"ranges\" directive must be the first directive inside \"geo\" block in "
+          "/x/z.conf:1" },
+        { "http { geo $g { 10.0.0.0/33 a; } }", "invalid network \"10.0.0.0/33\" in /x/z.conf:1" },
+        { "http { geo $g { ranges; 10.0.0.9-10.0.0.1 a; } }",
+          "invalid range \"10.0.0.9-10.0.0.1\" in /x/z.conf:1" },
+        { "http { geo $g { a b c; } }", "invalid number of the geo parameters in /x/z.conf:1" },
+        { "http { geo $remote_addr { } }", "the \"remote_addr\" variable is built in in /x/z.conf:1" },
+    };
+    char err[256];
+
+    (void)state;
+    for (size_t i = 0; i < zg_nelems(bad); i++) {
+        assert_null(zg_conf_load_string("/x/z.conf", bad[i].text, strlen(bad[i].text), err,
+                                        sizeof(err)));
+        assert_string_equal(err, bad[i].err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cidr),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_tree_same_as_scan),
+        cmocka_unit_test(test_conf_errors),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
