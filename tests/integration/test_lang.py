@@ -194,3 +194,37 @@ def test_pipelined_requests_through_internal_redirects():
     finally:
         z.stop()
         u.stop()
+
+
+RELOAD = """worker_processes 2;
+http {{
+    map $arg_k $v {{ default none; a {val}; ~^r(?<n>\\d)$ re-$n; }}
+    geo $g {{ default out; 127.0.0.0/8 {geo}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        if ($arg_block) {{ return 403 "blocked"; }}
+        location / {{ rewrite ^/x/(.*)$ /y/$1 last; return 200 "$uri $v $g"; }}
+        location /y/ {{ add_header X-Gen {val}; return 200 "y $v $g"; }}
+    }}
+}}
+"""
+
+
+def test_reload_with_the_config_language():
+    """HUP: the new config's maps, geos, rewrites and headers answer, the old ones are
+    freed; every request is answered by one generation or the other"""
+    port = free_port()
+    z = Zonegate(RELOAD, wait_ports=[port], port=port, val="one", geo="lo1")
+    try:
+        old = z.wait_workers(2)
+        st, h, body = get(port, "/x/1?k=a")
+        assert (st, h.get("x-gen"), body) == (200, "one", b"y one lo1"), (st, h, body)
+        z.rewrite(RELOAD, port=port, val="two", geo="lo2")
+        z.reload()
+        z.wait_workers(2, gone=old)
+        st, h, body = get(port, "/x/1?k=a")
+        assert (st, h.get("x-gen"), body) == (200, "two", b"y two lo2"), (st, h, body)
+        assert get(port, "/z?k=r5")[2] == b"/z re-5 lo2"
+        assert get(port, "/z?block=1")[:3:2] == (403, b"blocked")
+    finally:
+        z.stop()
