@@ -171,6 +171,57 @@ void zg_request_headers_add(zg_request_t *r, zg_outq_t *q)
     }
 }
 
+/* $sent_http_NAME of an answer zonegate makes: its Content-Type and the extra lines
+ * (Location, add_header, RateLimit ...), in request memory (only when some value
+ * of the config reads $sent_http_ or $upstream_http_) */
+static void zg_request_sent_headers(zg_request_t *r, int status, const char *extra,
+                                    const char *ctype, const char *body)
+{
+    zg_var_ctx_t *x = &r->ctx;
+    size_t n = 1, k = 0;
+    const char *p, *e;
+    zg_str_t *names, *values;
+    char *copy;
+
+    if (extra != NULL) {
+        /* the lines live on the caller's stack: the log reads them later */
+        size_t len = strlen(extra);
+        if ((copy = zg_var_alloc(x, len + 1)) == NULL) {
+            return;
+        }
+        memcpy(copy, extra, len + 1);
+        extra = copy;
+    }
+    for (p = extra; p != NULL && (p = strstr(p, "\r\n")) != NULL; p += 2) {
+        n++;
+    }
+    names = zg_var_alloc(x, 2 * n * sizeof(zg_str_t));
+    if (names == NULL) {
+        return;
+    }
+    values = names + n;
+    if (!(status == 204 || status == 304 || (status >= 100 && status < 200)) || body) {
+        names[k] = (zg_str_t)zg_string("Content-Type");
+        values[k].data = ctype ? ctype : "text/html";
+        values[k].len = strlen(values[k].data);
+        k++;
+    }
+    for (p = extra; p != NULL && *p && (e = strstr(p, "\r\n")) != NULL; p = e + 2) {
+        const char *colon = memchr(p, ':', (size_t)(e - p));
+        if (colon == NULL || k >= n) {
+            continue;
+        }
+        names[k].data = p;
+        names[k].len = (size_t)(colon - p);
+        values[k].data = colon + 1 + (colon + 1 < e && colon[1] == ' ');
+        values[k].len = (size_t)(e - values[k].data);
+        k++;
+    }
+    x->sent_names = names;
+    x->sent_values = values;
+    x->nsent = k;
+}
+
 void zg_request_respond(zg_request_t *r, int status, const char *extra, const char *ctype,
                         const char *body, size_t len)
 {
@@ -214,6 +265,9 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
                 extra = rl;
             }
         }
+    }
+    if (zg_vars_resp_headers(r->ctx.vars)) {
+        zg_request_sent_headers(r, status, extra, ctype, body);
     }
     int head = r->h->head;
     size_t n = zg_http_write_response(stack, sizeof(stack), status, r->keepalive, extra, ctype,

@@ -3,6 +3,7 @@ map, geo, add_header, real_ip, error_page."""
 import json
 
 import zg
+from limits_util import read_lines
 from zg import Upstream, Zonegate, free_port, get, zonegate_t
 
 
@@ -228,3 +229,34 @@ def test_reload_with_the_config_language():
         assert get(port, "/z?block=1")[:3:2] == (403, b"blocked")
     finally:
         z.stop()
+
+
+def test_sent_http_of_local_answers():
+    """$sent_http_NAME in the access log: zonegate's own answers (their Content-Type,
+    Location, add_header lines) and proxied ones (the upstream's headers, not the
+    add_header lines: a documented difference from nginx)"""
+    u = Upstream("a")
+    z, port = start("""
+    log_format h '$uri|$sent_http_content_type|$sent_http_location|$sent_http_x_a|$upstream_http_x_upstream';
+    server {{
+        listen 127.0.0.1:{port};
+        access_log {dir}/h.log h;
+        add_header X-A a always;
+        location /r {{ return 302 http://e.example/; }}
+        location /t {{ default_type application/json; return 200 '{{}}'; }}
+        location /p {{ proxy_pass http://{up}; }}
+        location /n {{ return 404; }}
+    }}""", u)
+    try:
+        for p in ("/r", "/t", "/p", "/n"):
+            get(port, p)
+        path = z.dir + "/h.log"
+        lines = zg.wait_for(lambda: (lambda ls: ls if len(ls) >= 4 else None)(read_lines(path)))
+        got = sorted(lines or [])
+        assert got == sorted(["/r|text/html|http://e.example/|a|-",
+                              "/t|application/json|-|a|-",
+                              "/p|text/plain|-|-|a",
+                              "/n|text/html|-|a|-"]), got
+    finally:
+        z.stop()
+        u.stop()
