@@ -51,7 +51,7 @@ typedef struct {
 
 /* keyval KEY_EXPR $VARIABLE zone=NAME */
 typedef struct {
-    zg_var_def_t def;
+    const char *name;           /* without '$' */
     zg_cv_t *key;
     zg_keyval_zone_conf_t *zone;
     const char *zone_name;
@@ -575,17 +575,33 @@ int zg_keyval_state_load(zg_zone_t *zone, const char *path, zg_msec_t now)
 
 /* ---- the variable ---- */
 
-static size_t zg_keyval_var_get(const zg_var_ctx_t *ctx, const void *data, char *buf,
-                                size_t len)
+/* the value for the request's key: ZG_DECLINED (not found: empty, "-" in logs) when
+ * the zone holds none.  A request reads it once (the variables cache it). */
+static int zg_keyval_var_get(zg_var_ctx_t *ctx, const void *data, zg_str_t *out)
 {
     const zg_keyval_var_t *v = data;
-    char kbuf[ZG_KEYVAL_KEY_MAX];
-    size_t klen = zg_cv_eval(v->key, ctx, 0, kbuf, sizeof(kbuf));
+    char buf[ZG_KEYVAL_VALUE_MAX];
+    zg_str_t key;
+    size_t n;
+    char *p;
 
-    if (klen == 0 || klen > sizeof(kbuf) || v->zone->zone->pool == NULL) {
-        return 0;
+    if (v->zone->zone->pool == NULL || zg_cv_eval_str(v->key, ctx, &key) != ZG_OK
+        || key.len == 0) {
+        return ZG_DECLINED;
     }
-    return zg_keyval_match(v->zone->zone, kbuf, klen, zg_time_msec(), buf, len);
+    n = zg_keyval_match(v->zone->zone, key.data, key.len, zg_time_msec(), buf, sizeof(buf));
+    if (n == 0) {
+        return ZG_DECLINED;
+    }
+    n = zg_min(n, sizeof(buf));
+    p = zg_var_alloc(ctx, n);
+    if (p == NULL) {
+        return ZG_DECLINED;
+    }
+    memcpy(p, buf, n);
+    out->data = p;
+    out->len = n;
+    return ZG_OK;
 }
 
 /* ---- configuration ---- */
@@ -674,9 +690,10 @@ static int zg_keyval_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, void *
 static int zg_keyval_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_keyval_main_conf_t *kmcf = conf;
-    zg_keyval_var_t *v;
+    zg_vars_t *vs = zg_conf_vars(cf->conf);
+    zg_keyval_var_t *v, **list = kmcf->vars, **slot;
     zg_str_t *a = cf->args;
-    char *name;
+    int rc;
 
     (void)cmd;
     if (a[2].len < 2 || a[2].data[0] != '$') {
@@ -689,33 +706,35 @@ static int zg_keyval_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
             return zg_conf_error(cf, "invalid variable name \"%s\"", a[2].data);
         }
     }
+    if (zg_var_builtin(a[2].data + 1, a[2].len - 1)) {
+        return zg_conf_error(cf, "the \"%s\" variable is built in", a[2].data + 1);
+    }
     if (!zg_conf_prefix(&a[3], "zone=") || a[3].len == 5) {
         return zg_conf_bad_param(cf, &a[3]);
     }
-    /* the definitions are linked to each other: never move them once defined */
     v = zg_conf_alloc(cf->conf, sizeof(*v));
-    if (v == NULL) {
+    if (v == NULL || vs == NULL) {
         return zg_conf_nomem(cf);
     }
     v->key = zg_conf_cv(cf, a[1].data, a[1].len);
     if (v->key == NULL) {
         return ZG_ERROR;
     }
-    name = zg_conf_strdup(cf->conf, a[2].data + 1, a[2].len - 1);
+    v->name = zg_conf_strdup(cf->conf, a[2].data + 1, a[2].len - 1);
     v->zone_name = zg_conf_strdup(cf->conf, a[3].data + 5, a[3].len - 5);
-    if (name == NULL || v->zone_name == NULL) {
+    if (v->name == NULL || v->zone_name == NULL) {
         return zg_conf_nomem(cf);
     }
-    v->def.name = name;
-    v->def.get = zg_keyval_var_get;
-    v->def.data = v;
     v->file = cf->file;
     v->line = cf->line;
-    if (zg_var_define(&v->def) != ZG_OK) {
-        return zg_conf_error(cf, "variable \"%s\" is duplicate", a[2].data);
+    rc = zg_vars_define(vs, a[2].data + 1, a[2].len - 1, zg_keyval_var_get, v, 0, NULL);
+    if (rc == ZG_ERROR) {
+        return zg_conf_nomem(cf);
+    }
+    if (rc == ZG_DECLINED) {
+        return zg_conf_error(cf, "the duplicate \"%s\" variable", a[2].data + 1);
     }
     /* kept in a list of pointers to resolve zones after parsing */
-    zg_keyval_var_t **list = kmcf->vars, **slot;
     slot = zg_conf_push(cf->conf, list, kmcf->nvars);
     kmcf->vars = list;
     if (slot == NULL) {
@@ -730,40 +749,11 @@ static void *zg_keyval_create_main_conf(zg_conf_t *conf)
     return zg_conf_alloc(conf, sizeof(zg_keyval_main_conf_t));
 }
 
-/* 1 if evaluating v's key comes back to `to` (keyval variables used in keys, as
- * a variable may be used before its keyval: `keyval $b $a ...; keyval $a $b ...`) */
-static int zg_keyval_reaches(const zg_keyval_var_t *v, const zg_keyval_var_t *to, int depth)
-{
-    const zg_var_def_t *used[16];
-    int n = zg_cv_defs(v->key, used, 16);
-
-    if (depth > 64) {
-        return 1;
-    }
-    for (int i = 0; i < n; i++) {
-        if (used[i]->get != zg_keyval_var_get) {
-            continue;
-        }
-        if (used[i]->data == to || zg_keyval_reaches(used[i]->data, to, depth + 1)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* every keyval gets its zone; no key depends on its own variable */
+/* every keyval gets its zone */
 static int zg_keyval_init_main_conf(zg_cf_t *cf, void *conf)
 {
     zg_keyval_main_conf_t *kmcf = conf;
     zg_keyval_var_t **vars = kmcf->vars;
-
-    for (int i = 0; i < kmcf->nvars; i++) {
-        if (zg_keyval_reaches(vars[i], vars[i], 0)) {
-            return zg_conf_error_at(cf, vars[i]->file, vars[i]->line,
-                                    "the key of \"$%s\" depends on \"$%s\" itself",
-                                    vars[i]->def.name, vars[i]->def.name);
-        }
-    }
 
     for (int i = 0; i < kmcf->nvars; i++) {
         zg_keyval_var_t *v = vars[i];

@@ -386,13 +386,9 @@ static void test_variable(void **state)
     assert_int_equal(zg_keyval_set(kz->zone, "/static/", 8, "cheap", 5, 0, zg_time_msec()),
                      ZG_OK);
 
-    /* the variables are gone once the load ended: compile the same text again
-     * through a fresh configuration to evaluate, or take the log format's */
-    ctx.uri.data = "/static/x.png";
-    ctx.uri.len = strlen(ctx.uri.data);
-    zg_var_defs_reset();
+    /* the variables are the configuration's: not known to a value compiled outside */
     cv = zg_cv_compile("$tier", 5, err, sizeof(err));
-    assert_null(cv); /* unknown outside its configuration */
+    assert_null(cv);
 
     zg_zone_unmap_all(&conf->zones);
     zg_conf_free(conf);
@@ -421,16 +417,12 @@ static void test_variable(void **state)
                 err, sizeof(err));
     assert_null(conf);
     assert_non_null(strstr(err, "unknown \"nowhere\" variable in kv.conf:3"));
-    /* a key that depends on its own variable would never end: refused */
-    conf = load("http {\n keyval_zone zone=a:64k;\n keyval $x $x zone=a;\n}\n", err,
-                sizeof(err));
-    assert_null(conf);
-    assert_non_null(strstr(err, "the key of \"$x\" depends on \"$x\" itself in kv.conf:3"));
-    conf = load("http {\n keyval_zone zone=a:64k;\n keyval $b $a zone=a;\n"
-                " keyval $a-$uri $b zone=a;\n}\n",
+    /* a variable defined twice (keyval, or keyval and map) */
+    conf = load("http {\n keyval_zone zone=a:64k;\n keyval $uri $x zone=a;\n"
+                " keyval $args $x zone=a;\n}\n",
                 err, sizeof(err));
     assert_null(conf);
-    assert_non_null(strstr(err, "depends on"));
+    assert_non_null(strstr(err, "the duplicate \"x\" variable in kv.conf:4"));
     /* a chain is fine */
     conf = load("http {\n keyval_zone zone=a:64k;\n keyval $b $a zone=a;\n"
                 " keyval $uri $b zone=a;\n}\n",
@@ -484,14 +476,25 @@ static void test_variable_eval(void **state)
         assert_non_null(z);
         const zg_cv_t *key = ((zg_limit_req_zone_conf_t *)z->conf)->key;
         char out[64];
+        /* each block is one request: its variables are read once, then freed */
+        ctx.vars = zg_conf_vars(conf);
         set_ip(0x0a000005);
         assert_int_equal(zg_cv_eval(key, &ctx, 0, out, sizeof(out)), 1);
         assert_int_equal(out[0], '1');
+        zg_var_ctx_free(&ctx);
         set_ip(0x0b000005);
         assert_int_equal(zg_cv_eval(key, &ctx, 0, out, sizeof(out)), 0);
-        /* the access log's escaping writes an empty value as "-" */
+        /* the access log's escaping writes a value not found as "-" */
         assert_int_equal(zg_cv_eval(key, &ctx, 1, out, sizeof(out)), 1);
         assert_int_equal(out[0], '-');
+        zg_var_ctx_free(&ctx);
+        /* a change is seen by the next request */
+        assert_int_equal(zg_keyval_set(kz->zone, "11.0.0.0/8", 10, "2", 1, 0, zg_time_msec()),
+                         ZG_OK);
+        assert_int_equal(zg_cv_eval(key, &ctx, 0, out, sizeof(out)), 1);
+        assert_int_equal(out[0], '2');
+        zg_var_ctx_free(&ctx);
+        ctx.vars = NULL;
     }
     zg_zone_unmap_all(&conf->zones);
     zg_conf_free(conf);
