@@ -342,3 +342,41 @@ def test_limit_conn_from_keyval_and_keys_holding_most():
             t.join(30)
     assert results == [200, 200, 200], results
     assert api(p, "GET", "/1/http/limit_conns/kconns/keys?top=5") == (200, [])
+
+
+DENY_CONF = """
+worker_processes 2;
+http {{
+    keyval_zone zone=deny:64k type=ip;
+    keyval $remote_addr $blocked zone=deny;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            if ($blocked) {{ return 403; }}
+            add_header X-Blocked "[$blocked]";
+            return 200 "ok";
+        }}
+        location /api/ {{ api write=on; }}
+    }}
+}}
+"""
+
+
+def test_canonical_deny_list_with_if():
+    port = free_port()
+    z = Zonegate(DENY_CONF, port=port)
+    wait_port(port, proc=z.proc)
+    z.wait_workers(2)
+    assert each_worker(port, "/", 6) == [200] * 6
+    st, h, body = request(port, "GET", "/")
+    assert h.get("x-blocked") == "[]", h
+    # blocked: the very next request of every worker answers 403
+    assert api(port, "POST", "/1/http/keyvals/deny", {"127.0.0.0/24": "1"})[0] == 201
+    assert each_worker(port, "/", 6) == [403] * 6
+    # a value that is not "0" nor empty is true for `if`; "0" is false
+    assert api(port, "PATCH", "/1/http/keyvals/deny", {"127.0.0.0/24": "0"})[0] == 204
+    st, h, body = request(port, "GET", "/")
+    assert st == 200 and h.get("x-blocked") == "[0]", (st, h)
+    # unblocked again
+    assert api(port, "PATCH", "/1/http/keyvals/deny", {"127.0.0.0/24": None})[0] == 204
+    assert each_worker(port, "/", 6) == [200] * 6
