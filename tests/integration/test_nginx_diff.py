@@ -391,6 +391,8 @@ KV_COMMON = """
         limit_req_status 429;
         location /deny {{ limit_req zone=b burst=1 nodelay; proxy_pass http://app; }}
         location /tier {{ limit_req zone=t burst=1 nodelay; proxy_pass http://app; }}
+        location /ifdeny {{ if ($blocked) {{ return 403; }} proxy_pass http://app; }}
+        location /iftier {{ if ($tier = gold) {{ return 402; }} proxy_pass http://app; }}
     }}
 """
 
@@ -408,7 +410,9 @@ KV_NGINX = """
 
 
 def kv_script(port):
-    out = [("deny", seq(port, "/deny", 3))]
+    out = [("deny", seq(port, "/deny", 3)), ("if deny", seq(port, "/ifdeny", 2))]
+    for key in ("a", "c", "e"):
+        out.append(("if tier " + key, seq(port, "/iftier", 1, key)))
     for key in ("a", "b", "a", "c", "c", "c", "d", "d", "d", "e"):
         out.append(("tier " + key, seq(port, "/tier", 1, key)))
     return out
@@ -434,9 +438,10 @@ def test_keyval_deny_list_and_tiers_same_as_nginx():
     for (step, a), (_, b) in zip(ns, zs):
         print("%-8s nginx %s zonegate %s" % (step, a, b))
     assert zs == ns, [(a, b) for a, b in zip(ns, zs) if a != b]
-    assert dict(ns)["deny"] == [200, 200, 429], ns
+    assert dict(ns)["deny"] == [200, 200, 429] and dict(ns)["if deny"] == [403, 403], ns
+    assert dict(ns)["if tier a"] == [402] and dict(ns)["if tier c"] == [200], ns
     zlog, nlog = os.path.join(d, "access.log"), os.path.join(n.dir, "access.log")
-    total = 3 + 10
+    total = 3 + 2 + 3 + 10
     assert zg.wait_for(lambda: len(read_lines(zlog)) == total and
                        len(read_lines(nlog)) == total, 5), (read_lines(zlog), read_lines(nlog))
     # map's default "" is a found, empty value (logged empty); a key keyval does not
