@@ -4,6 +4,8 @@
   python3 bench/keyval.py ir       instructions per request on the pass path (callgrind,
                                    the method of bench/profile.py: Ir(N2) - Ir(N1)):
                                    base       bench/zonegate.conf's pass scenario
+                                   mapkey     limit key = $m, a map of X-Key (any named
+                                              variable's cost, for comparison)
                                    kvkey      limit key = $kv, a keyval lookup of X-Key
                                    varrate    rate=$kv_rate default=..., a keyval lookup
                                               of X-Key giving the rate
@@ -61,6 +63,11 @@ def patch_render(variant, extra_http="", zone=None):
               "    keyval $http_x_key $kv zone=kv;\n" % state)
         if variant == "kvkey":
             text = text.replace("limit_req_zone $http_x_key", kv + "    limit_req_zone $kv")
+        elif variant == "mapkey":
+            # the same shape through map: what any named variable costs
+            text = text.replace("limit_req_zone $http_x_key",
+                                "    map $http_x_key $m { default $http_x_key; }\n"
+                                "    limit_req_zone $m")
         elif variant == "varrate":
             text = re.sub(r"limit_req_zone \$http_x_key zone=keys:(\S+) rate=(\S+);",
                           lambda m: kv + "    limit_req_zone $http_x_key zone=keys:%s "
@@ -90,7 +97,7 @@ def cmd_ir():
     ups, procs = upstreams()
     out = []
     try:
-        for variant in ("base", "kvkey", "varrate"):
+        for variant in ("base", "mapkey", "kvkey", "varrate"):
             orig = patch_render(variant)
             try:
                 a, _ = profile.measure("pass", profile.N1, ups, "a")
