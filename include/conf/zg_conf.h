@@ -49,6 +49,8 @@ typedef struct zg_conf_s {
 #define ZG_CTX_UPS 0x20
 #define ZG_CTX_SETTINGS (ZG_CTX_HTTP | ZG_CTX_SRV | ZG_CTX_LOC)
 #define ZG_CTX_ANY 0x3f
+#define ZG_CTX_IF 0x40   /* an `if` block (server or location): rewrite directives */
+#define ZG_CTX_LIF 0x80  /* an `if` block in a location: add_header, error_page, proxy_pass */
 
 /* which of its module's structs a command's setter gets */
 #define ZG_MAIN_CONF 0 /* the module's main conf */
@@ -79,7 +81,9 @@ typedef struct zg_worker_s zg_worker_t;   /* http/zg_worker.h */
 /* request phases, run in this order by the request core (zg_request.c) */
 enum {
     ZG_PHASE_NONE = 0,
-    ZG_PHASE_REWRITE,    /* `return` */
+    ZG_PHASE_REWRITE,    /* return, rewrite, set, if: run twice, for the server (before
+                            the location is found: r->located is 0) and then for the
+                            location */
     ZG_PHASE_PREACCESS,  /* limit_req, limit_conn */
     ZG_PHASE_ACCESS,     /* allow/deny */
     ZG_PHASE_LAST
@@ -110,6 +114,7 @@ struct zg_module_s {
     void (*quit_worker)(zg_worker_t *w);      /* graceful stop begins (QUIT) */
     void (*exit_worker)(zg_worker_t *w);      /* the worker's loop has stopped */
     void (*worker_gone)(zg_conf_t *conf, int slot); /* master: a worker died */
+    void (*tick)(zg_conf_t *conf);            /* master, about once a second */
 
     /* requests */
     int phase;                                /* ZG_PHASE_* of handler */
@@ -118,6 +123,9 @@ struct zg_module_s {
     void (*log)(zg_request_t *r);             /* once, when the request is finalized */
     /* extra response header lines for the request (limit_req_headers) */
     size_t (*headers)(zg_request_t *r, char *buf, size_t len, int rejected);
+    /* a status page (>= 300) is due from a phase handler: ZG_DONE if the module
+     * answered instead (error_page: an internal redirect), else ZG_DECLINED */
+    int (*error_page)(zg_request_t *r, int status);
     size_t ctx_size;                          /* per-request state, zeroed per request */
     size_t scratch_size;                      /* per-request memory, not zeroed */
 
@@ -176,6 +184,10 @@ void zg_conf_free(zg_conf_t *conf);
 void *zg_conf_alloc(zg_conf_t *conf, size_t size);
 char *zg_conf_strdup(zg_conf_t *conf, const char *s, size_t len);
 
+/* p is freed with free_fn when the config is freed; ZG_ERROR = no memory (p is
+ * then not kept) */
+int zg_conf_keep(zg_conf_t *conf, void *p, void (*free_fn)(void *p));
+
 /* grows arr (of *n elements) so one more fits, counts it; NULL if no memory */
 void *zg_conf_grow(zg_conf_t *conf, void *arr, int *n, size_t size);
 #define zg_conf_push(conf, arr, n)                                                     \
@@ -184,6 +196,10 @@ void *zg_conf_grow(zg_conf_t *conf, void *arr, int *n, size_t size);
 
 /* Reads a block's directives with ctx, loc_conf and block set for it. */
 int zg_conf_block(zg_cf_t *cf, int ctx, void **loc_conf, void *block);
+/* Reads a block whose lines are entries, not directives (map, geo): handler gets
+ * each `args;` line in cf->args (`include FILE;` is read in place). */
+typedef int (*zg_conf_raw_pt)(zg_cf_t *cf, void *data);
+int zg_conf_block_raw(zg_cf_t *cf, zg_conf_raw_pt handler, void *data);
 /* New per-module confs for a level (create_loc_conf of every module); NULL = no memory */
 void **zg_conf_create_loc_confs(zg_cf_t *cf);
 /* merges every module's conf of a level with its parent's */
@@ -208,8 +224,12 @@ int zg_conf_atoi(const char *s, size_t len);
 int zg_conf_flag(zg_cf_t *cf, const zg_str_t *v, int *out);
 /* PATH made absolute against the main file's directory; NULL = no memory */
 char *zg_conf_path(zg_cf_t *cf, const zg_str_t *v);
-/* compiles text with $variables; freed with the config; NULL after an error */
+/* compiles text with $variables; freed with the config; NULL after an error.  A
+ * variable that is not built in must be defined by some module (map, geo, set, a
+ * named capture) anywhere in the config, else loading fails naming its first use. */
 zg_cv_t *zg_conf_cv(zg_cf_t *cf, const char *text, size_t len);
+/* the config's named variables (zg_vars.h); NULL = no memory */
+struct zg_vars_s *zg_conf_vars(zg_conf_t *conf);
 /* declares a zone NAME of SIZE for kind (a zone kind's name), with the errors
  * nginx gives: invalid name or size, zero size, another kind, duplicate */
 int zg_conf_zone(zg_cf_t *cf, const char *name, size_t nlen, const zg_str_t *name_arg,
@@ -246,6 +266,11 @@ int zg_conf_set_count(zg_cf_t *cf, const zg_command_t *cmd, void *conf);  /* int
 int zg_conf_set_flag(zg_cf_t *cf, const zg_command_t *cmd, void *conf);   /* int on/off */
 int zg_conf_set_status(zg_cf_t *cf, const zg_command_t *cmd, void *conf); /* int 400-599 */
 int zg_conf_set_level(zg_cf_t *cf, const zg_command_t *cmd, void *conf);  /* log level */
+/* nginx tuning directives that mean nothing for zonegate: the value is checked (a
+ * flag; a size; one of the NULL-ended strings in cmd->post) and dropped */
+int zg_conf_set_noop_flag(zg_cf_t *cf, const zg_command_t *cmd, void *conf);
+int zg_conf_set_noop_size(zg_cf_t *cf, const zg_command_t *cmd, void *conf);
+int zg_conf_set_noop_word(zg_cf_t *cf, const zg_command_t *cmd, void *conf);
 
 #define ZG_CONF_MERGE(c, p, f, unset)                                                  \
     do {                                                                               \
@@ -265,6 +290,10 @@ zg_msec_t zg_conf_parse_time(const char *s, size_t len);
 int zg_conf_parse_addr(const char *s, size_t len, int default_port, zg_addr_t *out);
 int zg_addr_eq(const zg_addr_t *a, const zg_addr_t *b);
 int zg_addr_set(zg_addr_t *out, int family, const void *ip, int port);
+
+/* the nginx module (as a phrase: "fastcgi module") that directive name belongs to,
+ * for a directive no zonegate module implements; NULL = not one of nginx's */
+const char *zg_conf_nginx_module(const char *name, size_t len);
 
 /* tests and fuzzing: when set, names other than "localhost" are not looked up
  * (they are "host not found") */

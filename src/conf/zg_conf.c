@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -38,9 +39,18 @@ struct zg_conf_cvs_s {
     zg_conf_cvs_t *next;
 };
 
+typedef struct zg_conf_kept_s zg_conf_kept_t;
+struct zg_conf_kept_s {
+    void *p;
+    void (*free)(void *p);
+    zg_conf_kept_t *next;
+};
+
 typedef struct {
     zg_conf_mem_t *mem;
     zg_conf_cvs_t *cvs;
+    zg_vars_t *vars;      /* named variables (map, geo, set, captures) */
+    zg_conf_kept_t *kept;
 } zg_conf_arena_t;
 
 /* one file being read */
@@ -52,11 +62,20 @@ typedef struct {
 
 /* the parse state only the core sees */
 typedef struct {
-    char *err;
+    char *err;           /* every error, one a line */
     size_t errlen;
+    size_t errpos;
+    int nerrors;
+    int fatal;           /* ZG_CP_* : the file or the whole parse cannot go on */
+    unsigned blocks;     /* blocks entered so far: did a block directive read its block? */
     zg_cfile_t *in;      /* the file being read */
     int depth;           /* of includes */
+    zg_conf_raw_pt raw;  /* a block of entries (map, geo): each line goes here */
+    void *raw_data;
 } zg_cp_priv_t;
+
+#define ZG_CP_SYNTAX 1 /* the rest of this file cannot be read */
+#define ZG_CP_NOMEM 2  /* nothing more can be done */
 
 #define zg_cp_priv(cp) ((zg_cp_priv_t *)(cp)->priv)
 #define zg_cp_in(cp) (zg_cp_priv(cp)->in)
@@ -136,6 +155,21 @@ char *zg_conf_strdup(zg_conf_t *conf, const char *s, size_t len)
     return p;
 }
 
+int zg_conf_keep(zg_conf_t *conf, void *p, void (*free_fn)(void *p))
+{
+    zg_conf_arena_t *a = conf->arena;
+    zg_conf_kept_t *k = zg_conf_alloc(conf, sizeof(*k));
+
+    if (k == NULL) {
+        return ZG_ERROR;
+    }
+    k->p = p;
+    k->free = free_fn;
+    k->next = a->kept;
+    a->kept = k;
+    return ZG_OK;
+}
+
 static zg_conf_t *zg_conf_create(void)
 {
     zg_conf_t *conf = calloc(1, sizeof(zg_conf_t));
@@ -164,6 +198,10 @@ void zg_conf_free(zg_conf_t *conf)
     if (a != NULL) {
         for (c = a->cvs; c != NULL; c = c->next) {
             zg_cv_free(c->cv);
+        }
+        zg_vars_free(a->vars);
+        for (zg_conf_kept_t *k = a->kept; k != NULL; k = k->next) {
+            k->free(k->p);
         }
         for (m = a->mem; m != NULL; m = mn) {
             mn = m->next;
@@ -205,18 +243,25 @@ static int zg_cp_verr_at(zg_cf_t *cp, const char *file, int line, const char *fm
                          va_list ap)
 {
     zg_cp_priv_t *priv = zg_cp_priv(cp);
+    char *e = priv->err;
+    size_t cap = priv->errlen, pos = priv->errpos;
     int k;
 
-    if (priv->err == NULL || priv->errlen == 0) {
+    priv->nerrors++;
+    if (e == NULL || cap == 0 || pos + 1 >= cap) {
         return ZG_ERROR;
     }
-    k = vsnprintf(priv->err, priv->errlen, fmt, ap);
-    if (k >= 0 && (size_t)k < priv->errlen && file != NULL) {
-        snprintf(priv->err + k, priv->errlen - (size_t)k, " in %s:%d", file, line);
+    if (pos > 0) {
+        e[pos++] = '\n';
+        e[pos] = '\0';
     }
+    k = vsnprintf(e + pos, cap - pos, fmt, ap);
+    if (k >= 0 && pos + (size_t)k < cap && file != NULL) {
+        k += snprintf(e + pos + k, cap - pos - (size_t)k, " in %s:%d", file, line);
+    }
+    priv->errpos = k < 0 ? pos : zg_min(pos + (size_t)k, cap - 1);
     return ZG_ERROR;
 }
-
 
 /* error at the directive being handled */
 int zg_conf_error(zg_cf_t *cp, const char *fmt, ...)
@@ -241,7 +286,25 @@ int zg_conf_error_at(zg_cf_t *cp, const char *file, int line, const char *fmt, .
 
 int zg_conf_nomem(zg_cf_t *cp)
 {
+    zg_cp_priv(cp)->fatal = ZG_CP_NOMEM;
     return zg_conf_error(cp, "out of memory");
+}
+
+/* a syntax error: the rest of the file cannot be read */
+static int zg_cp_syntax(zg_cf_t *cp, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int zg_cp_syntax(zg_cf_t *cp, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (zg_cp_priv(cp)->fatal == 0) {
+        zg_cp_priv(cp)->fatal = ZG_CP_SYNTAX;
+    }
+    va_start(ap, fmt);
+    zg_cp_verr_at(cp, file, line, fmt, ap);
+    va_end(ap);
+    return ZG_ERROR;
 }
 
 int zg_conf_invalid(zg_cf_t *cp, const zg_str_t *v)
@@ -585,6 +648,16 @@ char *zg_conf_path(zg_cf_t *cp, const zg_str_t *v)
     return p;
 }
 
+zg_vars_t *zg_conf_vars(zg_conf_t *conf)
+{
+    zg_conf_arena_t *a = conf->arena;
+
+    if (a->vars == NULL) {
+        a->vars = zg_vars_new();
+    }
+    return a->vars;
+}
+
 zg_cv_t *zg_conf_cv(zg_cf_t *cp, const char *text, size_t len)
 {
     char cerr[256];
@@ -598,7 +671,11 @@ zg_cv_t *zg_conf_cv(zg_cf_t *cp, const char *text, size_t len)
         return NULL;
     }
     cerr[0] = '\0';
-    cv = zg_cv_compile(text, len, cerr, sizeof(cerr));
+    if (a->vars == NULL && (a->vars = zg_vars_new()) == NULL) {
+        zg_conf_nomem(cp);
+        return NULL;
+    }
+    cv = zg_cv_compile_vars(a->vars, text, len, cp->file, cp->line, cerr, sizeof(cerr));
     if (cv == NULL) {
         zg_conf_error(cp, "%s", cerr[0] ? cerr : "invalid value");
         return NULL;
@@ -626,8 +703,8 @@ static int zg_cf_copy(zg_cf_t *cp, const char *s, size_t len, zg_str_t *out)
     }
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '\0') {
-            return zg_conf_error_at(cp, zg_cp_in(cp)->file, zg_cp_in(cp)->line,
-                                    "unexpected NUL byte");
+            return zg_cp_syntax(cp, zg_cp_in(cp)->file, zg_cp_in(cp)->line,
+                                "unexpected NUL byte");
         }
         if (s[i] == '\\' && i + 1 < len) {
             switch (s[i + 1]) {
@@ -707,18 +784,21 @@ static int zg_cfile_token(zg_cf_t *cp, zg_cfile_t *cf, zg_str_t *out, int *line)
             cf->p++;
         }
         if (cf->p == cf->end) {
-            return zg_conf_error_at(cp, cf->file, cf->line,
+            return zg_cp_syntax(cp, cf->file, cf->line,
                                 "unexpected end of file, expecting \";\" or \"}\"");
         }
         if (zg_cf_copy(cp, start, (size_t)(cf->p - start), out) != ZG_OK) {
             return ZG_ERROR;
         }
         cf->p++;
-        if (cf->p < cf->end && !zg_cf_space(*cf->p) && *cf->p != ';' && *cf->p != '{') {
+        /* as nginx: a ")" may follow a quoted word (`if ($a = "b")`); it starts
+         * the next word */
+        if (cf->p < cf->end && !zg_cf_space(*cf->p) && *cf->p != ';' && *cf->p != '{'
+            && *cf->p != ')') {
             if (*cf->p == '\0') {
-                return zg_conf_error_at(cp, cf->file, cf->line, "unexpected NUL byte");
+                return zg_cp_syntax(cp, cf->file, cf->line, "unexpected NUL byte");
             }
-            return zg_conf_error_at(cp, cf->file, cf->line, "unexpected \"%c\"", *cf->p);
+            return zg_cp_syntax(cp, cf->file, cf->line, "unexpected \"%c\"", *cf->p);
         }
         return ZG_TK_WORD;
     }
@@ -774,6 +854,12 @@ static int zg_cp_dispatch(zg_cf_t *cp, zg_str_t *a, int n, int term)
         }
         return zg_cp_include(cp);
     }
+    if (zg_cp_priv(cp)->raw != NULL) {
+        if (term != ZG_TK_SEMI) {
+            return zg_conf_error(cp, "unexpected \"{\"");
+        }
+        return zg_cp_priv(cp)->raw(cp, zg_cp_priv(cp)->raw_data);
+    }
     for (int i = 0; found == NULL && zg_modules[i] != NULL; i++) {
         for (cmd = zg_modules[i]->commands; cmd != NULL && cmd->name != NULL; cmd++) {
             if (!zg_conf_eq(&a[0], cmd->name)) {
@@ -788,6 +874,11 @@ static int zg_cp_dispatch(zg_cf_t *cp, zg_str_t *a, int n, int term)
         }
     }
     if (!known) {
+        const char *module = zg_conf_nginx_module(a[0].data, a[0].len);
+        if (module != NULL) {
+            return zg_conf_error(cp, "directive \"%s\" belongs to nginx's %s, which zonegate "
+                                 "does not implement", a[0].data, module);
+        }
         return zg_conf_error(cp, "unknown directive \"%s\"", a[0].data);
     }
     if (found == NULL) {
@@ -811,11 +902,31 @@ static int zg_cp_dispatch(zg_cf_t *cp, zg_str_t *a, int n, int term)
     return found->set(cp, found, conf);
 }
 
+/* reads past the block whose "{" was just read */
+static int zg_cp_skip_block(zg_cf_t *cp, zg_cfile_t *cf)
+{
+    zg_str_t w;
+    int depth = 1, t, tline;
+
+    while (depth > 0) {
+        t = zg_cfile_token(cp, cf, &w, &tline);
+        if (t == ZG_ERROR) {
+            return ZG_ERROR;
+        }
+        if (t == ZG_TK_EOF) {
+            return zg_cp_syntax(cp, cf->file, cf->line, "unexpected end of file, expecting \"}\"");
+        }
+        depth += t == ZG_TK_LBRACE ? 1 : t == ZG_TK_RBRACE ? -1 : 0;
+    }
+    return ZG_OK;
+}
+
 static int zg_cp_block(zg_cf_t *cp, zg_cfile_t *cf, int in_block)
 {
     zg_cfile_t *saved = zg_cp_in(cp);
     zg_str_t *args = NULL, w;
     int nargs, t, line = 0, tline = 0, rc;
+    unsigned blocks;
 
     for (;;) {
         nargs = 0;
@@ -839,33 +950,43 @@ static int zg_cp_block(zg_cf_t *cp, zg_cfile_t *cf, int in_block)
         switch (t) {
         case ZG_TK_EOF:
             if (nargs > 0) {
-                return zg_conf_error_at(cp, cf->file, cf->line,
+                return zg_cp_syntax(cp, cf->file, cf->line,
                                     "unexpected end of file, expecting \";\" or \"}\"");
             }
             if (in_block) {
-                return zg_conf_error_at(cp, cf->file, cf->line,
+                return zg_cp_syntax(cp, cf->file, cf->line,
                                     "unexpected end of file, expecting \"}\"");
             }
             zg_cp_in(cp) = saved;
             return ZG_OK;
         case ZG_TK_RBRACE:
             if (nargs > 0 || !in_block) {
-                return zg_conf_error_at(cp, cf->file, tline, "unexpected \"}\"");
+                return zg_cp_syntax(cp, cf->file, tline, "unexpected \"}\"");
             }
             zg_cp_in(cp) = saved;
             return ZG_OK;
         default:
             if (nargs == 0) {
-                return zg_conf_error_at(cp, cf->file, tline, "unexpected \"%c\"",
+                return zg_cp_syntax(cp, cf->file, tline, "unexpected \"%c\"",
                                     t == ZG_TK_SEMI ? ';' : '{');
             }
             cp->line = line;
             cp->file = cf->file;
+            blocks = zg_cp_priv(cp)->blocks;
             rc = zg_cp_dispatch(cp, args, nargs, t);
-            if (rc != ZG_OK) {
-                return rc;
-            }
             args = NULL; /* the handler may keep the strings, not the array */
+            if (rc == ZG_OK) {
+                continue;
+            }
+            /* the error is recorded: go on with the next directive, after the
+             * directive's block if it did not read it */
+            if (zg_cp_priv(cp)->fatal) {
+                return ZG_ERROR;
+            }
+            if (t == ZG_TK_LBRACE && zg_cp_priv(cp)->blocks == blocks
+                && zg_cp_skip_block(cp, cf) != ZG_OK) {
+                return ZG_ERROR;
+            }
         }
     }
 }
@@ -931,23 +1052,13 @@ too_big:
 
 /* --------------------------------------------------------------- blocks */
 
-static int zg_cp_include(zg_cf_t *cp)
+static int zg_cp_include_file(zg_cf_t *cp, const char *path)
 {
     zg_buf_t text = ZG_BUF_INIT;
     zg_cfile_t cf;
-    zg_str_t *a = cp->args;
     const char *file = cp->file;
     int line = cp->line, rc;
-    char *path;
 
-    if (zg_cp_priv(cp)->depth >= ZG_CONF_MAX_INCLUDE_DEPTH) {
-        return zg_conf_error(cp, "too deep include nesting (more than %d) in \"include\" directive",
-                             ZG_CONF_MAX_INCLUDE_DEPTH);
-    }
-    path = zg_conf_path(cp, &a[1]);
-    if (path == NULL) {
-        return zg_conf_nomem(cp);
-    }
     if (zg_cp_read_file(cp, path, &cf, &text) != ZG_OK) {
         zg_buf_free(&text);
         return ZG_ERROR;
@@ -958,6 +1069,49 @@ static int zg_cp_include(zg_cf_t *cp)
     zg_buf_free(&text);
     cp->file = file;
     cp->line = line;
+    /* a syntax error ends its file, not the one that includes it */
+    if (zg_cp_priv(cp)->fatal == ZG_CP_SYNTAX) {
+        zg_cp_priv(cp)->fatal = 0;
+    }
+    return rc;
+}
+
+/* include FILE | GLOB: a glob's files in sorted order, as nginx (no match is fine) */
+static int zg_cp_include(zg_cf_t *cp)
+{
+    zg_str_t *a = cp->args;
+    glob_t g;
+    char *path;
+    int rc = ZG_OK, grc;
+
+    if (zg_cp_priv(cp)->depth >= ZG_CONF_MAX_INCLUDE_DEPTH) {
+        return zg_conf_error(cp, "too deep include nesting (more than %d) in \"include\" directive",
+                             ZG_CONF_MAX_INCLUDE_DEPTH);
+    }
+    path = zg_conf_path(cp, &a[1]);
+    if (path == NULL) {
+        return zg_conf_nomem(cp);
+    }
+    if (strpbrk(path, "*?[") == NULL) {
+        return zg_cp_include_file(cp, path);
+    }
+    grc = glob(path, 0, NULL, &g);
+    if (grc == GLOB_NOMATCH) {
+        return ZG_OK;
+    }
+    if (grc != 0) {
+        return grc == GLOB_NOSPACE ? zg_conf_nomem(cp)
+                                   : zg_conf_error(cp, "glob() \"%s\" failed", path);
+    }
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        if (zg_cp_include_file(cp, g.gl_pathv[i]) != ZG_OK) {
+            rc = ZG_ERROR;
+            if (zg_cp_priv(cp)->fatal) {
+                break;
+            }
+        }
+    }
+    globfree(&g);
     return rc;
 }
 
@@ -972,6 +1126,7 @@ int zg_conf_block(zg_cf_t *cf, int ctx, void **loc_conf, void *block)
     cf->ctx = ctx;
     cf->loc_conf = loc_conf;
     cf->block = block;
+    zg_cp_priv(cf)->blocks++;
     rc = zg_cp_block(cf, zg_cp_in(cf), 1);
     cf->ctx = saved_ctx;
     cf->loc_conf = saved_loc;
@@ -982,6 +1137,21 @@ int zg_conf_block(zg_cf_t *cf, int ctx, void **loc_conf, void *block)
     cf->name = name;
     cf->args = args;
     cf->nargs = nargs;
+    return rc;
+}
+
+int zg_conf_block_raw(zg_cf_t *cf, zg_conf_raw_pt handler, void *data)
+{
+    zg_cp_priv_t *priv = zg_cp_priv(cf);
+    zg_conf_raw_pt saved = priv->raw;
+    void *saved_data = priv->raw_data;
+    int rc;
+
+    priv->raw = handler;
+    priv->raw_data = data;
+    rc = zg_conf_block(cf, cf->ctx, cf->loc_conf, cf->block);
+    priv->raw = saved;
+    priv->raw_data = saved_data;
     return rc;
 }
 
@@ -1079,13 +1249,17 @@ int zg_conf_zone(zg_cf_t *cp, const char *name, size_t nlen, const zg_str_t *nam
     }
     memcpy(zname, name, nlen);
     zname[nlen] = '\0';
-    size = zg_conf_parse_size(size_text, size_len);
+    /* nginx 1.22 sizes zones with ngx_parse_size: k and m, no g */
+    size = size_len > 0 && (size_text[size_len - 1] == 'g' || size_text[size_len - 1] == 'G')
+               ? -1
+               : zg_conf_parse_size(size_text, size_len);
     if (size < 0) {
         return zg_conf_error(cp, "invalid zone size \"%s\" in \"%s\" directive", size_arg->data,
                          cp->name);
     }
-    if (size == 0) {
-        return zg_conf_error(cp, "zero size shared memory zone \"%s\"", zname);
+    if (size < ZG_ZONE_MIN_PAGES * ZG_SLAB_PAGE_SIZE) {
+        /* nginx's words: the parameter for limit_*_zone, the name for upstream zone */
+        return zg_conf_error(cp, "zone \"%s\" is too small", name_arg->data);
     }
     rounded = zg_align((size_t)size, ZG_SLAB_PAGE_SIZE);
     z = zg_zone_find(&cp->conf->zones, zname);
@@ -1213,6 +1387,38 @@ int zg_conf_set_flag(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
     return zg_conf_flag(cp, &cp->args[1], f);
 }
 
+int zg_conf_set_noop_flag(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int f;
+
+    (void)cmd;
+    (void)conf;
+    return zg_conf_flag(cp, &cp->args[1], &f);
+}
+
+int zg_conf_set_noop_size(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    (void)cmd;
+    (void)conf;
+    if (zg_conf_parse_size(cp->args[1].data, cp->args[1].len) < 0) {
+        return zg_conf_error(cp, "invalid value \"%s\" in \"%s\" directive", cp->args[1].data,
+                             cp->name);
+    }
+    return ZG_OK;
+}
+
+int zg_conf_set_noop_word(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    (void)conf;
+    for (const char *const *w = cmd->post; *w != NULL; w++) {
+        if (zg_conf_eq(&cp->args[1], *w)) {
+            return ZG_OK;
+        }
+    }
+    return zg_conf_error(cp, "invalid value \"%s\" in \"%s\" directive", cp->args[1].data,
+                         cp->name);
+}
+
 /* ----------------------------------------------------------------- load */
 
 static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size_t errlen)
@@ -1239,7 +1445,9 @@ static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size
             }
         }
     }
-    if (zg_cp_block(&cp, cf, 0) != ZG_OK) {
+    /* every error of the files is reported; the checks after reading only run
+     * on a config that read without error */
+    if (zg_cp_block(&cp, cf, 0) != ZG_OK || priv.nerrors > 0) {
         goto failed;
     }
     /* after parsing: errors name their own file and line */
@@ -1251,6 +1459,15 @@ static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size
     for (int i = 0; zg_modules[i] != NULL; i++) {
         if (zg_modules[i]->init_main_conf != NULL
             && zg_modules[i]->init_main_conf(&cp, conf->main_conf[i]) != ZG_OK) {
+            goto failed;
+        }
+    }
+    {
+        const char *vfile = NULL, *vname;
+        int vline = 0;
+        vname = zg_vars_undefined(((zg_conf_arena_t *)conf->arena)->vars, &vfile, &vline);
+        if (vname != NULL) {
+            zg_conf_error_at(&cp, vfile, vline, "unknown \"%s\" variable", vname);
             goto failed;
         }
     }

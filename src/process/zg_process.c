@@ -242,6 +242,15 @@ static void zg_modules_open(zg_conf_t *conf)
     }
 }
 
+static void zg_modules_tick(zg_conf_t *conf)
+{
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->tick != NULL) {
+            zg_modules[i]->tick(conf);
+        }
+    }
+}
+
 static void zg_modules_close(zg_conf_t *conf)
 {
     for (int i = 0; zg_modules[i] != NULL; i++) {
@@ -260,6 +269,9 @@ static void zg_modules_reopen(zg_conf_t *conf)
     }
 }
 
+/* In a new worker: the master's handlers are gone, and its signals stay blocked
+ * (as the master's mask left them) until the worker has its own watchers: a QUIT
+ * that arrives meanwhile waits instead of killing it (zg_worker_run unblocks). */
 static void zg_signals_default(void)
 {
     struct sigaction sa;
@@ -269,9 +281,6 @@ static void zg_signals_default(void)
     for (size_t i = 0; i < zg_nelems(sigs); i++) {
         sigaction(sigs[i], &sa, NULL);
     }
-    sigset_t set;
-    sigemptyset(&set);
-    sigprocmask(SIG_SETMASK, &set, NULL);
 }
 
 static int zg_spawn(zg_gen_t *gen, int slot, int idx)
@@ -384,8 +393,8 @@ static void zg_gen_release(zg_gen_t *gen)
     if (*pp) {
         *pp = gen->next;
     }
-    zg_zone_unmap_unused(&gen->conf->zones, zg_gens ? &zg_gens->conf->zones : NULL);
     zg_modules_close(gen->conf);
+    zg_zone_unmap_unused(&gen->conf->zones, zg_gens ? &zg_gens->conf->zones : NULL);
     zg_listen_close(gen->conf);
     zg_conf_free(gen->conf);
     free(gen);
@@ -487,12 +496,19 @@ static void zg_reap(int shutting_down)
 
 static void zg_reload(void)
 {
-    char err[1024];
+    static char err[16384];
     zg_gen_t *cur = zg_gens;
     zg_log_error(ZG_LOG_NOTICE, 0, "reconfiguring");
     zg_conf_t *conf = zg_conf_load(zg_master_conf_file, err, sizeof(err));
     if (conf == NULL) {
-        zg_log_error(ZG_LOG_EMERG, 0, "%s", err);
+        /* every error of the config, a log line each */
+        for (char *line = err, *nl; line != NULL; line = nl) {
+            nl = strchr(line, '\n');
+            if (nl != NULL) {
+                *nl++ = '\0';
+            }
+            zg_log_error(ZG_LOG_EMERG, 0, "%s", line);
+        }
         goto failed;
     }
     if (zg_priv_conf(conf) != ZG_OK) {
@@ -510,6 +526,9 @@ static void zg_reload(void)
         zg_conf_free(conf);
         goto failed;
     }
+    /* what the running configuration has not saved yet (keyval state files) is saved
+     * before the new one loads it */
+    zg_modules_tick(cur->conf);
     zg_modules_open(conf);
     zg_gen_t *gen = calloc(1, sizeof(*gen));
     if (gen == NULL) {
@@ -706,6 +725,7 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
                 zg_signal_workers(NULL, SIGKILL);
             } else if (!stopping) {
                 zg_watchdog();
+                zg_modules_tick(zg_gens->conf);
                 alarm(1);
             }
         }
@@ -729,8 +749,8 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
     while (zg_gens) {
         zg_gen_t *g = zg_gens;
         zg_gens = g->next;
-        zg_zone_unmap_all(&g->conf->zones);
         zg_modules_close(g->conf);
+        zg_zone_unmap_all(&g->conf->zones);
         zg_listen_close(g->conf);
         zg_conf_free(g->conf);
         free(g);
