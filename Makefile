@@ -18,7 +18,7 @@ LDLIBS   = -luv -lhiredis -lseccomp -lcrypt -lcrypto -lpthread -lm
 PYTHON  ?= python3
 
 # the library, one folder per layer (each uses only the layers listed before it)
-LAYERS   = core shm conf http modules process
+LAYERS   = core shm conf http stream modules process
 INCLUDES = -Iinclude $(LAYERS:%=-Iinclude/%)
 
 SRC      = $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c)) $(wildcard src/zg_*.c)

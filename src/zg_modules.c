@@ -11,6 +11,8 @@
 #include "zg_limit_req.h"
 #include "zg_proxy.h"
 #include "zg_rewrite.h"
+#include "zg_stream.h"
+#include "zg_stream_proxy.h"
 #include "zg_sync.h"
 #include "zg_upstream.h"
 
@@ -27,5 +29,7 @@ zg_module_t *const zg_modules[] = {
     &zg_admin_module,      /* content: slab_stat, metrics */
     &zg_access_log_module, /* log: log_format, access_log */
     &zg_sync_module,       /* limit_req across hosts through Redis */
+    &zg_stream_core_module,  /* stream, its servers and listen; the session phases */
+    &zg_stream_proxy_module, /* stream content: proxy_pass, relay */
     NULL
 };

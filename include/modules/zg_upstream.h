@@ -28,6 +28,7 @@ struct zg_upstream_conf_s {
     int keepalive;     /* idle upstream connections cached per worker; 0 = none */
     zg_zone_t *zone;   /* `zone NAME SIZE;` — shared peer state; NULL = per worker */
     unsigned implicit : 1; /* made from proxy_pass http://HOST:PORT */
+    unsigned stream : 1;   /* in the stream block: a name space of its own */
     const char *file;
     int line;
     void *peers;       /* runtime state, owned by zg_upstream.c */
@@ -49,6 +50,12 @@ extern const zg_zone_kind_t zg_upstream_zone_kind;
 
 /* the upstream NAME (implicit: one made by proxy_pass http://HOST:PORT); NULL = none */
 zg_upstream_conf_t *zg_upstream_find(zg_conf_t *conf, const char *name, int implicit);
+/* the same among the stream block's (stream = 1) or the http block's upstreams */
+zg_upstream_conf_t *zg_upstream_find_in(zg_conf_t *conf, const char *name, int implicit,
+                                        int stream);
+zg_upstream_conf_t *zg_upstream_implicit_in(zg_cf_t *cf, const char *name,
+                                            const zg_addr_t *addr, const char *file,
+                                            int line, int stream);
 /* the implicit upstream of one server at addr, made on first use; NULL = no memory */
 zg_upstream_conf_t *zg_upstream_implicit(zg_cf_t *cf, const char *name, const zg_addr_t *addr,
                                          const char *file, int line);

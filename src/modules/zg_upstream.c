@@ -433,11 +433,13 @@ int zg_upstream_peer_stats(zg_upstream_conf_t *u, int i, zg_upstream_peer_stats_
 
 const zg_zone_kind_t zg_upstream_zone_kind = { "upstream", zg_upstream_zone_init };
 
-zg_upstream_conf_t *zg_upstream_find(zg_conf_t *conf, const char *name, int implicit)
+zg_upstream_conf_t *zg_upstream_find_in(zg_conf_t *conf, const char *name, int implicit,
+                                        int stream)
 {
     for (zg_upstream_conf_t *u = zg_upstream_main_conf(conf)->upstreams; u != NULL;
          u = u->next) {
-        if ((int)u->implicit == implicit && strcmp(u->name, name) == 0) {
+        if ((int)u->implicit == implicit && (int)u->stream == stream
+            && strcmp(u->name, name) == 0) {
             return u;
         }
     }
@@ -469,14 +471,20 @@ static void zg_upstream_server_init(zg_upstream_server_t *s, const zg_addr_t *ad
     s->fail_timeout = 10000;
 }
 
-zg_upstream_conf_t *zg_upstream_implicit(zg_cf_t *cf, const char *name, const zg_addr_t *addr,
-                                         const char *file, int line)
+zg_upstream_conf_t *zg_upstream_find(zg_conf_t *conf, const char *name, int implicit)
+{
+    return zg_upstream_find_in(conf, name, implicit, 0);
+}
+
+zg_upstream_conf_t *zg_upstream_implicit_in(zg_cf_t *cf, const char *name,
+                                            const zg_addr_t *addr, const char *file,
+                                            int line, int stream)
 {
     zg_upstream_conf_t *u;
     zg_upstream_server_t *s;
 
     for (u = zg_upstream_main_conf(cf->conf)->upstreams; u != NULL; u = u->next) {
-        if (u->implicit && zg_addr_eq(&u->servers[0].addr, addr)) {
+        if (u->implicit && (int)u->stream == stream && zg_addr_eq(&u->servers[0].addr, addr)) {
             return u;
         }
     }
@@ -485,28 +493,37 @@ zg_upstream_conf_t *zg_upstream_implicit(zg_cf_t *cf, const char *name, const zg
         return NULL;
     }
     u->implicit = 1;
+    u->stream = stream ? 1 : 0;
     zg_upstream_server_init(s, addr);
     return u;
+}
+
+zg_upstream_conf_t *zg_upstream_implicit(zg_cf_t *cf, const char *name, const zg_addr_t *addr,
+                                         const char *file, int line)
+{
+    return zg_upstream_implicit_in(cf, name, addr, file, line, 0);
 }
 
 static int zg_upstream_block(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_str_t *a = cf->args;
     zg_upstream_conf_t *u;
-    int rc;
+    int rc, stream = cf->ctx == ZG_CTX_STREAM;
 
     (void)cmd;
     (void)conf;
     if (a[1].len == 0 || a[1].len >= sizeof(u->name)) {
         return zg_conf_invalid(cf, &a[1]);
     }
-    if (zg_upstream_find(cf->conf, a[1].data, 0) != NULL) {
+    /* http and stream upstreams are two name spaces, as nginx's */
+    if (zg_upstream_find_in(cf->conf, a[1].data, 0, stream) != NULL) {
         return zg_conf_error(cf, "duplicate upstream \"%s\"", a[1].data);
     }
     u = zg_upstream_new(cf, a[1].data, cf->file, cf->line);
     if (u == NULL) {
         return zg_conf_nomem(cf);
     }
+    u->stream = stream ? 1 : 0;
     rc = zg_conf_block(cf, ZG_CTX_UPS, cf->loc_conf, u);
     if (rc == ZG_OK && u->nservers == 0) {
         return zg_conf_error_at(cf, u->file, u->line, "no servers are inside upstream");
@@ -528,7 +545,11 @@ static int zg_upstream_server(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
         return zg_conf_error(cf, "too many servers in upstream \"%s\" (the limit is %d)",
                              u->name, ZG_MAX_PEERS);
     }
-    rc = zg_conf_parse_addr(a[1].data, a[1].len, 80, &addr);
+    /* a stream server needs its port (nginx: "no port in upstream") */
+    rc = zg_conf_parse_addr(a[1].data, a[1].len, u->stream ? 0 : 80, &addr);
+    if (rc == ZG_ERROR && u->stream && zg_conf_parse_addr(a[1].data, a[1].len, 1, &addr) != ZG_ERROR) {
+        return zg_conf_error(cf, "no port in upstream \"%s\"", a[1].data);
+    }
     if (rc == ZG_DECLINED) {
         return zg_conf_error(cf, "host not found in upstream \"%s\"", a[1].data);
     }
@@ -603,6 +624,9 @@ static int zg_upstream_keepalive(zg_cf_t *cf, const zg_command_t *cmd, void *con
 
     (void)cmd;
     (void)conf;
+    if (u->stream) {
+        return zg_conf_error(cf, "\"keepalive\" directive is not allowed here");
+    }
     if (u->keepalive != 0) {
         return zg_conf_duplicate(cf);
     }
@@ -726,7 +750,7 @@ static void zg_upstream_metrics(zg_buf_t *b, const zg_conf_t *conf)
 
 
 static const zg_command_t zg_upstream_commands[] = {
-    { "upstream", ZG_CTX_HTTP, 1, 1, 1, zg_upstream_block, ZG_MAIN_CONF, 0, NULL },
+    { "upstream", ZG_CTX_HTTP | ZG_CTX_STREAM, 1, 1, 1, zg_upstream_block, ZG_MAIN_CONF, 0, NULL },
     { "server", ZG_CTX_UPS, 0, 1, -1, zg_upstream_server, ZG_MAIN_CONF, 0, NULL },
     { "zone", ZG_CTX_UPS, 0, 2, 2, zg_upstream_zone, ZG_MAIN_CONF, 0, NULL },
     { "keepalive", ZG_CTX_UPS, 0, 1, 1, zg_upstream_keepalive, ZG_MAIN_CONF, 0, NULL },

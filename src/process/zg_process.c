@@ -24,6 +24,7 @@
 #include "zg_log.h"
 #include "zg_priv.h"
 #include "zg_proc.h"
+#include "zg_stream.h"
 #include "zg_worker.h"
 #include "zg_zone.h"
 
@@ -78,83 +79,139 @@ static void zg_master_signal(int sig)
     }
 }
 
-static int zg_listen_one(zg_listen_t *ls)
+/* a listening socket of the http or the stream block */
+typedef struct {
+    zg_addr_t *addr;
+    int *fd;
+    int backlog;
+    int keepalive;
+} zg_lsock_t;
+
+/* every listening socket of conf, http's then stream's (malloc'd; *n set) */
+static zg_lsock_t *zg_lsocks(zg_conf_t *conf, int *n)
 {
-    int fd = socket(ls->addr.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
+    zg_stream_core_main_conf_t *sm = zg_stream_core_main_conf(conf);
+    zg_lsock_t *l = calloc((size_t)(cm->nlistens + sm->nlistens) + 1, sizeof(*l));
+    int k = 0;
+
+    if (l == NULL) {
+        zg_log_error(ZG_LOG_EMERG, errno, "calloc() failed");
+        return NULL;
+    }
+    for (int i = 0; i < cm->nlistens; i++, k++) {
+        l[k].addr = &cm->listens[i].addr;
+        l[k].fd = &cm->listens[i].fd;
+        l[k].backlog = 4096;
+    }
+    for (int i = 0; i < sm->nlistens; i++, k++) {
+        l[k].addr = &sm->listens[i].addr;
+        l[k].fd = &sm->listens[i].fd;
+        l[k].backlog = sm->listens[i].backlog;
+        l[k].keepalive = sm->listens[i].so_keepalive;
+    }
+    *n = k;
+    return l;
+}
+
+static int zg_listen_one(zg_lsock_t *ls)
+{
+    int fd = socket(ls->addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
-        zg_log_error(ZG_LOG_EMERG, errno, "socket() %s failed", ls->addr.text);
+        zg_log_error(ZG_LOG_EMERG, errno, "socket() %s failed", ls->addr->text);
         return ZG_ERROR;
     }
     int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    if (ls->addr.sa.ss_family == AF_INET6) {
+    if (ls->addr->sa.ss_family == AF_INET6) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
     }
-    if (bind(fd, (struct sockaddr *)&ls->addr.sa, ls->addr.socklen) != 0) {
-        zg_log_error(ZG_LOG_EMERG, errno, "bind() to %s failed", ls->addr.text);
+    /* accepted sockets inherit it (so_keepalive=on) */
+    if (ls->keepalive && setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "setsockopt(SO_KEEPALIVE) %s failed", ls->addr->text);
         close(fd);
         return ZG_ERROR;
     }
-    if (listen(fd, 4096) != 0) {
-        zg_log_error(ZG_LOG_EMERG, errno, "listen() to %s failed", ls->addr.text);
+    if (bind(fd, (struct sockaddr *)&ls->addr->sa, ls->addr->socklen) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "bind() to %s failed", ls->addr->text);
+        close(fd);
+        return ZG_ERROR;
+    }
+    if (listen(fd, ls->backlog) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "listen() to %s failed", ls->addr->text);
         close(fd);
         return ZG_ERROR;
     }
     /* workers inherit it across fork, but not across exec */
-    ls->fd = fd;
+    *ls->fd = fd;
     return ZG_OK;
 }
 
+static int zg_lsock_same(const zg_lsock_t *a, const zg_lsock_t *b)
+{
+    return a->addr->socklen == b->addr->socklen
+           && memcmp(&a->addr->sa, &b->addr->sa, a->addr->socklen) == 0;
+}
+
+/* opens conf's listening sockets, taking over old's of the same address */
 int zg_listen_open(zg_conf_t *conf, zg_conf_t *old)
 {
-    zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
-    zg_http_core_main_conf_t *om = old ? zg_http_core_main_conf(old) : NULL;
+    int n, on = 0, rc = ZG_OK;
+    zg_lsock_t *ls = zg_lsocks(conf, &n), *os = NULL;
 
-    for (int i = 0; i < cm->nlistens; i++) {
-        zg_listen_t *ls = &cm->listens[i];
-        ls->fd = -1;
-        for (int j = 0; om && j < om->nlistens; j++) {
-            zg_listen_t *o = &om->listens[j];
-            if (o->fd != -1 && o->addr.socklen == ls->addr.socklen &&
-                memcmp(&o->addr.sa, &ls->addr.sa, ls->addr.socklen) == 0) {
-                ls->fd = o->fd;
-                o->fd = -1;
+    if (ls == NULL || (old != NULL && (os = zg_lsocks(old, &on)) == NULL)) {
+        free(ls);
+        return ZG_ERROR;
+    }
+    for (int i = 0; i < n; i++) {
+        *ls[i].fd = -1;
+        for (int j = 0; j < on; j++) {
+            if (*os[j].fd != -1 && zg_lsock_same(&os[j], &ls[i])) {
+                *ls[i].fd = *os[j].fd;
+                *os[j].fd = -1;
                 break;
             }
         }
-        if (ls->fd == -1 && zg_listen_one(ls) != ZG_OK) {
+        if (*ls[i].fd == -1 && zg_listen_one(&ls[i]) != ZG_OK) {
             /* give back what was taken over, close what was opened */
             for (int k = 0; k < i; k++) {
-                zg_listen_t *l = &cm->listens[k];
                 int taken = 0;
-                for (int j = 0; om && j < om->nlistens; j++) {
-                    zg_listen_t *o = &om->listens[j];
-                    if (o->fd == -1 && o->addr.socklen == l->addr.socklen &&
-                        memcmp(&o->addr.sa, &l->addr.sa, l->addr.socklen) == 0) {
-                        o->fd = l->fd;
+                for (int j = 0; j < on; j++) {
+                    if (*os[j].fd == -1 && zg_lsock_same(&os[j], &ls[k])) {
+                        *os[j].fd = *ls[k].fd;
                         taken = 1;
                         break;
                     }
                 }
                 if (!taken) {
-                    close(l->fd);
+                    close(*ls[k].fd);
                 }
-                l->fd = -1;
+                *ls[k].fd = -1;
             }
-            return ZG_ERROR;
+            rc = ZG_ERROR;
+            break;
         }
     }
-    return ZG_OK;
+    free(ls);
+    free(os);
+    return rc;
 }
 
 static void zg_listen_close(zg_conf_t *conf)
 {
     zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
+    zg_stream_core_main_conf_t *sm = zg_stream_core_main_conf(conf);
 
     for (int i = 0; i < cm->nlistens; i++) {
         if (cm->listens[i].fd != -1) {
             close(cm->listens[i].fd);
             cm->listens[i].fd = -1;
+        }
+    }
+    for (int i = 0; i < sm->nlistens; i++) {
+        if (sm->listens[i].fd != -1) {
+            close(sm->listens[i].fd);
+            sm->listens[i].fd = -1;
         }
     }
 }
