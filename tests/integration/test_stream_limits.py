@@ -1,0 +1,156 @@
+"""limit_conn, limit_req and allow/deny on stream sessions, with redis through
+zonegate and 2 workers (issue 17)."""
+import os
+import signal
+import socket
+
+from limits_util import metric
+from test_stream import Redis, TcpUpstream, cli, until_closed
+from zg import SLOW, Zonegate, free_port, wait_for, wait_port
+
+CONF = """
+worker_processes 2;
+http {{
+    server {{ listen 127.0.0.1:{admin}; location = /metrics {{ metrics; }} }}
+}}
+stream {{
+    limit_conn_zone $binary_remote_addr zone=sconn:1m;
+    limit_req_zone $binary_remote_addr zone=sreq:1m rate={rate};
+    upstream backend {{ zone backend 64k; server {upstream}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        proxy_pass backend;
+        {extra}
+    }}
+}}
+"""
+
+
+def start(upstream, extra, rate="1r/m"):
+    port, admin = free_port(), free_port()
+    # no probe of the stream port: a probe would be a session the limits count
+    z = Zonegate(CONF, wait_ports=[admin], port=port, admin=admin, upstream=upstream,
+                 extra=extra, rate=rate)
+    return z, port, admin
+
+
+def session(port):
+    """a session that sent PING: the socket if it got PONG (it stays open), None if
+    zonegate closed it"""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10 * SLOW)
+    try:
+        s.sendall(b"PING\r\n")
+        if s.recv(100) == b"+PONG\r\n":
+            return s
+    except OSError:
+        pass
+    s.close()
+    return None
+
+
+def test_stream_limit_conn_holds_across_workers():
+    r = Redis()
+    z, port, admin = start(r.addr, "limit_conn sconn 3;")
+    held = [session(port) for _ in range(3)]
+    assert all(held), held
+    # N+k clients: k closed, whatever worker they land on
+    extra = [session(port) for _ in range(4)]
+    assert extra == [None] * 4, extra
+    assert metric(admin, "zonegate_limit_conn_current", zone="sconn") == 3
+    assert metric(admin, "zonegate_limit_conn_requests_total", zone="sconn",
+                  result="rejected") == 4
+    assert z.error_log().count('limiting connections by zone "sconn"') == 4
+    # a session that ends gives its slot back
+    held.pop().close()
+    assert wait_for(lambda: metric(admin, "zonegate_limit_conn_current", zone="sconn") == 2)
+    again = session(port)
+    assert again
+    for s in held + [again]:
+        s.close()
+    assert wait_for(lambda: metric(admin, "zonegate_limit_conn_current", zone="sconn") == 0)
+    z.stop()
+
+
+def test_stream_limit_conn_given_back_when_a_worker_dies():
+    r = Redis()
+    z, port, admin = start(r.addr, "limit_conn sconn 2;")
+    workers = z.wait_workers(2)
+    held = [session(port) for _ in range(2)]
+    assert all(held)
+    assert session(port) is None
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    z.wait_workers(2, gone=workers)
+    # the master subtracted the dead workers' shares
+    assert wait_for(lambda: metric(admin, "zonegate_limit_conn_current", zone="sconn") == 0)
+    fresh = [session(port) for _ in range(2)]
+    assert all(fresh)
+    for s in held + fresh:
+        s.close()
+    z.stop()
+
+
+def test_stream_limit_conn_dry_run_and_log_level():
+    r = Redis()
+    z, port, admin = start(r.addr, "limit_conn sconn 1; limit_conn_dry_run on;"
+                                   " limit_conn_log_level warn;")
+    a, b = session(port), session(port)
+    assert a and b  # dry run: nothing is closed
+    log = z.error_log()
+    assert '[warn]' in log and 'limiting connections, dry run, by zone "sconn"' in log, log
+    a.close()
+    b.close()
+    z.stop()
+
+
+def test_stream_limit_req_on_connections_nodelay():
+    r = Redis()
+    z, port, admin = start(r.addr, "limit_req zone=sreq burst=2 nodelay;")
+    out = [session(port) for _ in range(6)]
+    # 1 + burst 2 new connections pass at once, the rest are closed (rate 1 a minute)
+    assert [s is not None for s in out] == [True] * 3 + [False] * 3, out
+    assert metric(admin, "zonegate_limit_req_requests_total", zone="sreq",
+                  result="rejected") == 3
+    for s in out:
+        if s:
+            s.close()
+    z.stop()
+
+
+def test_stream_limit_req_delays_the_session():
+    r = Redis()
+    z, port, admin = start(r.addr, "limit_req zone=sreq burst=5;", rate="20r/s")
+    # each excess connection is accepted and held for its delay, then proxied
+    out = [session(port) for _ in range(4)]
+    assert all(out), out
+    assert metric(admin, "zonegate_limit_req_requests_total", zone="sreq",
+                  result="delayed") >= 1
+    assert "delaying request" in z.error_log()
+    for s in out:
+        s.close()
+    z.stop()
+
+
+def test_stream_allow_deny():
+    u = TcpUpstream()
+    denied, allowed = free_port(), free_port()
+    z = Zonegate("""
+worker_processes 1;
+stream {{
+    deny 127.0.0.1;
+    server {{ listen 127.0.0.1:{denied}; proxy_pass {u}; }}
+    server {{ listen 127.0.0.1:{allowed}; allow 127.0.0.0/8; deny all; proxy_pass {u}; }}
+}}
+""", wait_ports=[allowed], denied=denied, allowed=allowed, u=u.addr)
+    s = socket.create_connection(("127.0.0.1", denied))
+    s.sendall(b"x")
+    assert until_closed(s) == b""  # the stream level's deny, inherited
+    assert "access forbidden by rule, client: 127.0.0.1, server: 127.0.0.1:%d" % denied \
+        in z.error_log()
+    s = socket.create_connection(("127.0.0.1", allowed))
+    s.settimeout(10 * SLOW)
+    s.sendall(b"y")
+    assert s.recv(1) == b"y"
+    s.close()
+    z.stop()
