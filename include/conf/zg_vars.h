@@ -47,6 +47,13 @@ typedef struct zg_var_ctx_s {
     int limit_conn_status;
     uint64_t connection;             /* connection serial number */
     uint64_t connection_requests;
+    /* stream sessions */
+    const struct sockaddr *local;    /* the listening address ($server_port) */
+    uint64_t bytes_received;         /* from the client */
+    zg_str_t upstream_bytes_sent;    /* "0, 1234": per attempt */
+    zg_str_t upstream_bytes_received;
+    zg_str_t upstream_connect_time;  /* "-, 0.001" */
+    zg_str_t proxy_protocol_addr;    /* the client address a PROXY header gave */
 } zg_var_ctx_t;
 
 typedef struct zg_cv_s zg_cv_t;
@@ -61,7 +68,9 @@ const char *zg_var_client(const zg_var_ctx_t *ctx, char *buf, size_t len);
  * $server_protocol $body_bytes_sent $bytes_sent $request_length $request_time
  * $time_local $time_iso8601 $msec $upstream_addr $upstream_status
  * $upstream_response_time $limit_req_status $limit_conn_status $connection
- * $connection_requests $remote_user ${name} form too.  An unknown variable is an error
+ * $connection_requests $remote_user, for stream sessions $server_port $bytes_received
+ * $session_time $upstream_bytes_sent $upstream_bytes_received $upstream_connect_time
+ * $proxy_protocol_addr; ${name} form too.  An unknown variable is an error
  * (NULL, message in err).  The result is malloc'd: free with zg_cv_free. */
 zg_cv_t *zg_cv_compile(const char *text, size_t len, char *err, size_t errlen);
 void zg_cv_free(zg_cv_t *cv);

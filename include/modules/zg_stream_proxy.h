@@ -26,13 +26,4 @@ typedef struct {
 
 extern zg_module_t zg_stream_proxy_module;
 
-/* what $upstream_* print for a session; NULL fields when it had no upstream */
-typedef struct {
-    const char *addr;                     /* "127.0.0.1:6379, 127.0.0.1:6380" */
-    uint64_t bytes_sent, bytes_received;  /* to / from the upstream */
-    zg_msec_t connect_time;               /* of the last attempt; ZG_UNSET_MSEC none */
-} zg_stream_proxy_info_t;
-
-void zg_stream_proxy_info(zg_stream_session_t *s, zg_stream_proxy_info_t *out);
-
 #endif

@@ -42,6 +42,12 @@ enum {
     ZG_VAR_CONNECTION,
     ZG_VAR_CONNECTION_REQUESTS,
     ZG_VAR_REMOTE_USER,
+    ZG_VAR_SERVER_PORT,
+    ZG_VAR_BYTES_RECEIVED,
+    ZG_VAR_UPSTREAM_BYTES_SENT,
+    ZG_VAR_UPSTREAM_BYTES_RECEIVED,
+    ZG_VAR_UPSTREAM_CONNECT_TIME,
+    ZG_VAR_PROXY_PROTOCOL_ADDR,
 };
 
 typedef struct {
@@ -77,6 +83,13 @@ static const zg_var_name_t zg_var_names[] = {
     { "connection", ZG_VAR_CONNECTION },
     { "connection_requests", ZG_VAR_CONNECTION_REQUESTS },
     { "remote_user", ZG_VAR_REMOTE_USER },
+    { "server_port", ZG_VAR_SERVER_PORT },
+    { "bytes_received", ZG_VAR_BYTES_RECEIVED },
+    { "session_time", ZG_VAR_REQUEST_TIME },
+    { "upstream_bytes_sent", ZG_VAR_UPSTREAM_BYTES_SENT },
+    { "upstream_bytes_received", ZG_VAR_UPSTREAM_BYTES_RECEIVED },
+    { "upstream_connect_time", ZG_VAR_UPSTREAM_CONNECT_TIME },
+    { "proxy_protocol_addr", ZG_VAR_PROXY_PROTOCOL_ADDR },
 };
 
 /* a literal run (off/len into text) or a variable (off/len: $http_/$arg_ name) */
@@ -656,6 +669,29 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
     case ZG_VAR_CONNECTION_REQUESTS:
         v.len = zg_fmt_u64(tmp, ctx->connection_requests);
         return v;
+
+    case ZG_VAR_SERVER_PORT:
+        port = zg_remote_port(ctx->local);
+        if (port > 0) {
+            v.len = zg_fmt_u64(tmp, (uint64_t)port);
+        }
+        return v;
+
+    case ZG_VAR_BYTES_RECEIVED:
+        v.len = zg_fmt_u64(tmp, ctx->bytes_received);
+        return v;
+
+    case ZG_VAR_UPSTREAM_BYTES_SENT:
+        return ctx->upstream_bytes_sent;
+
+    case ZG_VAR_UPSTREAM_BYTES_RECEIVED:
+        return ctx->upstream_bytes_received;
+
+    case ZG_VAR_UPSTREAM_CONNECT_TIME:
+        return ctx->upstream_connect_time;
+
+    case ZG_VAR_PROXY_PROTOCOL_ADDR:
+        return ctx->proxy_protocol_addr;
 
     case ZG_VAR_REMOTE_USER: {
         /* workers are single-threaded; the value is copied out before the next one */

@@ -47,6 +47,11 @@ struct zg_sp_s {
     zg_sp_dir_t up, down;      /* client -> upstream, upstream -> client */
     char addrs[256];           /* $upstream_addr */
     size_t addrs_len;
+    char ct[128];              /* $upstream_connect_time */
+    size_t ct_len;
+    char bsent[96], brecv[96]; /* $upstream_bytes_sent, $upstream_bytes_received */
+    int attempts;
+    unsigned timed : 1;        /* the current attempt's connect time is in ct */
     unsigned connected : 1;
     unsigned timer_open : 1;
 };
@@ -60,6 +65,36 @@ typedef struct {
 } zg_sp_chunk_t;
 
 #define zg_sp_of(s) ((zg_sp_t *)(s)->ctx[zg_stream_proxy_module.index])
+
+/* appends ", text" (or text first) to a per-attempt list; a full list stays as is */
+static void zg_sp_list(char *buf, size_t cap, size_t *len, const char *text)
+{
+    int n = snprintf(buf + *len, cap - *len, "%s%s", *len ? ", " : "", text);
+
+    if (n > 0 && *len + (size_t)n < cap) {
+        *len += (size_t)n;
+    } else {
+        buf[*len] = '\0';
+    }
+}
+
+/* the current attempt's connect time: "0.002", or "-" when it did not connect */
+static void zg_sp_timed(zg_sp_t *p, int connected)
+{
+    char t[32];
+
+    if (p->timed || p->attempts == 0) {
+        return;
+    }
+    p->timed = 1;
+    if (connected) {
+        snprintf(t, sizeof(t), "%llu.%03llu", (unsigned long long)(p->connect_time / 1000),
+                 (unsigned long long)(p->connect_time % 1000));
+    } else {
+        snprintf(t, sizeof(t), "-");
+    }
+    zg_sp_list(p->ct, sizeof(p->ct), &p->ct_len, t);
+}
 
 static void zg_sp_connect_next(zg_sp_t *p);
 
@@ -279,6 +314,7 @@ static void zg_sp_connect_failed(zg_sp_t *p, const char *what)
                  "%s while connecting to upstream, client: %s, server: %s, upstream: \"%s\"",
                  what, zg_stream_addr_text(s, addr, sizeof(addr)), s->ls->addr.text,
                  p->pick.addr ? p->pick.addr->text : "-");
+    zg_sp_timed(p, 0);
     zg_sp_peer_close(p);
     zg_upstream_free(pc->upstream, &p->pick, 1, now);
     if (!pc->next_upstream
@@ -306,6 +342,7 @@ static void zg_sp_connected(uv_connect_t *req, int status)
     }
     p->connected = 1;
     p->connect_time = zg_time_msec() - p->attempt_start;
+    zg_sp_timed(p, 1);
     uv_tcp_nodelay(&pe->tcp, 1);
     p->up.src = (uv_stream_t *)&p->s->tcp;
     p->up.dst = (uv_stream_t *)&pe->tcp;
@@ -358,16 +395,9 @@ static void zg_sp_connect_next(zg_sp_t *p)
         zg_stream_finalize(s, ZG_STREAM_BAD_GATEWAY);
         return;
     }
-    if (p->addrs_len < sizeof(p->addrs)) {
-        int n = snprintf(p->addrs + p->addrs_len, sizeof(p->addrs) - p->addrs_len, "%s%s",
-                         p->addrs_len ? ", " : "", p->pick.addr->text);
-        if (n > 0) {
-            p->addrs_len += (size_t)n;
-            if (p->addrs_len >= sizeof(p->addrs)) {
-                p->addrs_len = sizeof(p->addrs) - 1;
-            }
-        }
-    }
+    zg_sp_list(p->addrs, sizeof(p->addrs), &p->addrs_len, p->pick.addr->text);
+    p->attempts++;
+    p->timed = 0;
     pe = calloc(1, sizeof(*pe));
     if (pe == NULL) {
         zg_upstream_free(u, &p->pick, 0, zg_time_msec());
@@ -443,21 +473,27 @@ static void zg_sp_release(zg_stream_session_t *s)
     p->up.spare = p->down.spare = NULL;
     s->bytes_received = p->up.bytes;
     s->bytes_sent = p->down.bytes;
-}
 
-void zg_stream_proxy_info(zg_stream_session_t *s, zg_stream_proxy_info_t *out)
-{
-    zg_sp_t *p = zg_sp_of(s);
-
-    memset(out, 0, sizeof(*out));
-    out->connect_time = ZG_UNSET_MSEC;
-    if (p == NULL || p->addrs_len == 0) {
-        return;
+    /* for the log phase, which runs next: every attempt but the last moved no bytes */
+    zg_sp_timed(p, 0);
+    s->vars.bytes_received = p->up.bytes;
+    s->vars.bytes_sent = p->down.bytes;
+    if (p->attempts > 0) {
+        size_t ls = 0, lr = 0;
+        char n[24];
+        for (int i = 0; i < p->attempts - 1; i++) {
+            zg_sp_list(p->bsent, sizeof(p->bsent), &ls, "0");
+            zg_sp_list(p->brecv, sizeof(p->brecv), &lr, "0");
+        }
+        snprintf(n, sizeof(n), "%llu", (unsigned long long)p->up.bytes);
+        zg_sp_list(p->bsent, sizeof(p->bsent), &ls, n);
+        snprintf(n, sizeof(n), "%llu", (unsigned long long)p->down.bytes);
+        zg_sp_list(p->brecv, sizeof(p->brecv), &lr, n);
+        s->vars.upstream_addr = (zg_str_t){ .data = p->addrs, .len = p->addrs_len };
+        s->vars.upstream_connect_time = (zg_str_t){ .data = p->ct, .len = p->ct_len };
+        s->vars.upstream_bytes_sent = (zg_str_t){ .data = p->bsent, .len = ls };
+        s->vars.upstream_bytes_received = (zg_str_t){ .data = p->brecv, .len = lr };
     }
-    out->addr = p->addrs;
-    out->bytes_sent = p->up.bytes;
-    out->bytes_received = p->down.bytes;
-    out->connect_time = p->connect_time;
 }
 
 /* ---------------------------------------------------------------- config */

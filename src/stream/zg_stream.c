@@ -275,6 +275,7 @@ static void zg_stream_on_connection(uv_stream_t *server, int status)
     s->start = zg_time_msec();
     s->status = ZG_STREAM_OK;
     s->vars.remote = (struct sockaddr *)&s->peer;
+    s->vars.local = (struct sockaddr *)&ls->addr.sa;
     s->vars.start_msec = s->start;
     s->vars.start_time = time(NULL);
     s->vars.connection = s->serial;

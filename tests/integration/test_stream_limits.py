@@ -154,3 +154,63 @@ stream {{
     assert s.recv(1) == b"y"
     s.close()
     z.stop()
+
+
+def test_stream_access_log_variables_and_status():
+    u = TcpUpstream()
+    dead = free_port()
+    port, denied, limited = free_port(), free_port(), free_port()
+    z = Zonegate("""
+worker_processes 1;
+stream {{
+    log_format s '$remote_addr:$remote_port>$server_port $status $bytes_sent '
+                 '$bytes_received $session_time [$upstream_addr] [$upstream_bytes_sent] '
+                 '[$upstream_bytes_received] [$upstream_connect_time] '
+                 '$limit_conn_status/$limit_req_status';
+    access_log {dir}/stream.log s;
+    limit_conn_zone $binary_remote_addr zone=one:1m;
+    upstream backend {{ server 127.0.0.1:{dead} max_fails=0; server {u}; }}
+    server {{ listen 127.0.0.1:{port}; proxy_pass backend; proxy_half_close on; }}
+    server {{ listen 127.0.0.1:{denied}; deny all; proxy_pass backend; }}
+    server {{ listen 127.0.0.1:{limited}; limit_conn one 1; proxy_pass {u}; }}
+}}
+""", port=port, denied=denied, limited=limited, dead=dead, u=u.addr)
+    path = os.path.join(z.dir, "stream.log")
+    wait_for(lambda: "started" in z.error_log())
+    # round-robin sends the first session to the dead peer first, then to the live one
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"hello")
+    s.shutdown(socket.SHUT_WR)
+    assert until_closed(s) == b"hellobye 5"
+    lport = s.getsockname()[1]
+    s.close()
+    d = socket.create_connection(("127.0.0.1", denied))
+    assert until_closed(d) == b""
+    d.close()
+    held = socket.create_connection(("127.0.0.1", limited))
+    held.settimeout(10 * SLOW)
+    held.sendall(b"x")
+    assert held.recv(1) == b"x"
+    over = socket.create_connection(("127.0.0.1", limited))
+    assert until_closed(over) == b""
+    over.close()
+    held.close()
+
+    def lines():
+        try:
+            with open(path) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+    got = wait_for(lambda: len(lines()) >= 4 and lines())
+    assert got and len(got) == 4, got
+    first = got[0].split(" ")
+    assert first[0] == "127.0.0.1:%d>%d" % (lport, port), got[0]
+    assert first[1:4] == ["200", "10", "5"], got[0]
+    assert got[0].endswith("[127.0.0.1:%d, %s] [0, 5] [0, 10] [-, %s] -/-"
+                           % (dead, u.addr, got[0].split("[-, ")[1].split("]")[0])), got[0]
+    assert " 403 0 0 " in got[1] and "[-] [-] [-] [-] -/-" in got[1], got[1]
+    # the rejected session is logged first, while the held one is still open
+    assert got[2].split(" ")[1] == "503" and got[2].endswith("REJECTED/-"), got[2]
+    assert got[3].split(" ")[1] == "200" and got[3].endswith("PASSED/-"), got[3]
+    z.stop()
