@@ -22,6 +22,7 @@ typedef struct {
     int next_upstream_tries;              /* 0 = every peer */
     zg_msec_t next_upstream_timeout;      /* 0 = no limit */
     int half_close;                       /* proxy_half_close off */
+    int proxy_protocol;                   /* 0 off, 1 (on) v1 header, 2 v2 header */
 } zg_stream_proxy_conf_t;
 
 extern zg_module_t zg_stream_proxy_module;

@@ -32,6 +32,11 @@ typedef struct {
     int line;
 } zg_stream_listen_t;
 
+/* stream core settings (stream and server level) */
+typedef struct {
+    zg_msec_t proxy_protocol_timeout; /* 30s: to read a PROXY header */
+} zg_stream_core_conf_t;
+
 typedef struct {
     void **stream_conf;            /* every module's stream-level conf */
     zg_stream_server_t **servers;
@@ -55,7 +60,15 @@ struct zg_stream_session_s {
     uv_loop_t *loop;
     zg_stream_listen_t *ls;
     zg_stream_server_t *srv;
-    struct sockaddr_storage peer;  /* the client's address (or PROXY protocol's) */
+    struct sockaddr_storage peer;  /* the client's address */
+    struct sockaddr_storage local; /* the address the client connected to */
+    /* listen ... proxy_protocol: the header as read, and what followed it */
+    unsigned char *pp_buf;
+    size_t pp_len;
+    uv_timer_t *pp_timer;
+    const unsigned char *preread;  /* bytes from the client after the header, to be sent on */
+    size_t preread_len;
+    char pp_addr[64];              /* $proxy_protocol_addr */
     zg_var_ctx_t vars;             /* what variables read: remote, limit statuses, ... */
     uint64_t serial;
     zg_msec_t start;               /* zg_time_msec() at accept */

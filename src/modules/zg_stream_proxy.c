@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "zg_log.h"
+#include "zg_proxy_protocol.h"
 #include "zg_stream.h"
 
 typedef struct zg_sp_s zg_sp_t;
@@ -61,6 +62,7 @@ typedef struct {
     uv_write_t req;
     zg_sp_dir_t *d;
     size_t len;
+    size_t cap;                /* ZG_STREAM_PROXY_CHUNK, or a one-off's size */
     char data[];
 } zg_sp_chunk_t;
 
@@ -109,12 +111,16 @@ static zg_sp_chunk_t *zg_sp_chunk(zg_sp_dir_t *d)
         d->spare = NULL;
         return c;
     }
-    return malloc(sizeof(zg_sp_chunk_t) + ZG_STREAM_PROXY_CHUNK);
+    c = malloc(sizeof(zg_sp_chunk_t) + ZG_STREAM_PROXY_CHUNK);
+    if (c != NULL) {
+        c->cap = ZG_STREAM_PROXY_CHUNK;
+    }
+    return c;
 }
 
 static void zg_sp_chunk_free(zg_sp_dir_t *d, zg_sp_chunk_t *c)
 {
-    if (d->spare == NULL && !d->p->s->finalized) {
+    if (d->spare == NULL && !d->p->s->finalized && c->cap == ZG_STREAM_PROXY_CHUNK) {
         d->spare = (char *)c;
     } else {
         free(c);
@@ -326,6 +332,42 @@ static void zg_sp_connect_failed(zg_sp_t *p, const char *what)
     zg_sp_connect_next(p);
 }
 
+/* what goes to the upstream before the relay: the PROXY header (proxy_protocol on)
+ * and the client's bytes read behind an incoming PROXY header */
+static int zg_sp_send_first(zg_sp_t *p)
+{
+    zg_stream_session_t *s = p->s;
+    zg_sp_chunk_t *c;
+    size_t hl = 0;
+    uv_buf_t b;
+
+    if (!p->pc->proxy_protocol && s->preread_len == 0) {
+        return ZG_OK;
+    }
+    c = malloc(sizeof(*c) + 128 + s->preread_len);
+    if (c == NULL) {
+        return ZG_ERROR;
+    }
+    c->cap = 128 + s->preread_len;
+    if (p->pc->proxy_protocol) {
+        hl = zg_pp_write(p->pc->proxy_protocol, s->vars.remote,
+                         (const struct sockaddr *)&s->local, (unsigned char *)c->data, 128);
+    }
+    if (s->preread_len > 0) {
+        memcpy(c->data + hl, s->preread, s->preread_len);
+    }
+    c->d = &p->up;
+    c->len = hl + s->preread_len;
+    p->up.bytes += s->preread_len;
+    b = uv_buf_init(c->data, (unsigned)c->len);
+    if (uv_write(&c->req, p->up.dst, &b, 1, zg_sp_written) != 0) {
+        free(c);
+        return ZG_ERROR;
+    }
+    p->up.pending += c->len;
+    return ZG_OK;
+}
+
 static void zg_sp_connected(uv_connect_t *req, int status)
 {
     zg_sp_peer_t *pe = req->data;
@@ -353,6 +395,10 @@ static void zg_sp_connected(uv_connect_t *req, int status)
         uv_timer_start(&p->timer, zg_sp_timer, p->pc->timeout, 0);
     } else {
         uv_timer_stop(&p->timer);
+    }
+    if (zg_sp_send_first(p) != ZG_OK) {
+        zg_stream_finalize(p->s, ZG_STREAM_INTERNAL_SERVER_ERROR);
+        return;
     }
     zg_sp_read_on(&p->up, 1);
     zg_sp_read_on(&p->down, 1);
@@ -564,6 +610,7 @@ static void *zg_sp_create_conf(zg_conf_t *conf)
         pc->next_upstream_tries = ZG_UNSET;
         pc->next_upstream_timeout = ZG_UNSET_MSEC;
         pc->half_close = ZG_UNSET;
+        pc->proxy_protocol = ZG_UNSET;
     }
     return pc;
 }
@@ -579,6 +626,7 @@ static int zg_sp_merge_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, next_upstream_tries, ZG_UNSET);
     ZG_CONF_MERGE(c, p, next_upstream_timeout, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, half_close, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, proxy_protocol, ZG_UNSET);
     /* the stream level's defaults (it is merged into its servers only) */
     if (c->connect_timeout == ZG_UNSET_MSEC) {
         c->connect_timeout = 60000;
@@ -597,6 +645,32 @@ static int zg_sp_merge_conf(zg_cf_t *cf, void *parent, void *child)
     }
     if (c->half_close == ZG_UNSET) {
         c->half_close = 0;
+    }
+    if (c->proxy_protocol == ZG_UNSET) {
+        c->proxy_protocol = 0;
+    }
+    return ZG_OK;
+}
+
+/* proxy_protocol on|off (nginx: on sends version 1); zonegate also takes v1 | v2 */
+static int zg_sp_proxy_protocol(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_stream_proxy_conf_t *pc = conf;
+    zg_str_t *v = &cf->args[1];
+
+    (void)cmd;
+    if (pc->proxy_protocol != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
+    if (zg_conf_eq(v, "on") || zg_conf_eq(v, "v1")) {
+        pc->proxy_protocol = 1;
+    } else if (zg_conf_eq(v, "v2")) {
+        pc->proxy_protocol = 2;
+    } else if (zg_conf_eq(v, "off")) {
+        pc->proxy_protocol = 0;
+    } else {
+        return zg_conf_error(cf, "invalid value \"%s\" in \"%s\" directive, it must be "
+                             "\"on\", \"off\", \"v1\" or \"v2\"", v->data, cf->name);
     }
     return ZG_OK;
 }
@@ -617,6 +691,8 @@ static const zg_command_t zg_sp_commands[] = {
       ZG_LOC_CONF, ZG_SP(next_upstream_timeout), NULL },
     { "proxy_half_close", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
       ZG_SP(half_close), NULL },
+    { "proxy_protocol", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_sp_proxy_protocol, ZG_LOC_CONF,
+      0, NULL },
     ZG_NULL_COMMAND
 };
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "zg_log.h"
+#include "zg_proxy_protocol.h"
 #include "zg_worker.h"
 
 #define ZG_STREAM_BACKLOG 511 /* nginx's NGX_LISTEN_BACKLOG */
@@ -143,6 +144,28 @@ static void *zg_stream_create_main_conf(zg_conf_t *conf)
     return zg_conf_alloc(conf, sizeof(zg_stream_core_main_conf_t));
 }
 
+static void *zg_stream_create_conf(zg_conf_t *conf)
+{
+    zg_stream_core_conf_t *c = zg_conf_alloc(conf, sizeof(*c));
+
+    if (c != NULL) {
+        c->proxy_protocol_timeout = ZG_UNSET_MSEC;
+    }
+    return c;
+}
+
+static int zg_stream_merge_conf(zg_cf_t *cf, void *parent, void *child)
+{
+    zg_stream_core_conf_t *p = parent, *c = child;
+
+    (void)cf;
+    ZG_CONF_MERGE(c, p, proxy_protocol_timeout, ZG_UNSET_MSEC);
+    if (c->proxy_protocol_timeout == ZG_UNSET_MSEC) {
+        c->proxy_protocol_timeout = 30000;
+    }
+    return ZG_OK;
+}
+
 /* ---------------------------------------------------------------- sessions */
 
 const char *zg_stream_addr_text(zg_stream_session_t *s, char *buf, size_t len)
@@ -166,6 +189,8 @@ void zg_stream_unref(zg_stream_session_t *s)
     for (int i = 0; i < ZG_MAX_MODULES; i++) {
         free(s->ctx[i]);
     }
+    free(s->pp_buf);
+    free(s->pp_timer);
     free(s);
     w->nconns--;
     if (w->quitting && w->nconns == 0) {
@@ -178,12 +203,25 @@ static void zg_stream_client_closed(uv_handle_t *h)
     zg_stream_unref(h->data);
 }
 
+static void zg_stream_pp_timer_closed(uv_handle_t *h)
+{
+    zg_stream_unref(h->data);
+}
+
+static void zg_stream_pp_done(zg_stream_session_t *s)
+{
+    if (s->pp_timer != NULL && !uv_is_closing((uv_handle_t *)s->pp_timer)) {
+        uv_close((uv_handle_t *)s->pp_timer, zg_stream_pp_timer_closed);
+    }
+}
+
 void zg_stream_finalize(zg_stream_session_t *s, int status)
 {
     if (s->finalized) {
         return;
     }
     s->finalized = 1;
+    zg_stream_pp_done(s);
     s->status = status;
     s->vars.status = status;
     for (int i = 0; zg_modules[i] != NULL; i++) {
@@ -234,6 +272,98 @@ void zg_stream_resume(zg_stream_session_t *s)
     }
 }
 
+/* ---------------------------------------------------------------- PROXY header */
+
+static void zg_stream_pp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    zg_stream_session_t *s = h->data;
+
+    (void)hint;
+    *buf = uv_buf_init((char *)s->pp_buf + s->pp_len, (unsigned)(ZG_PP_MAX - s->pp_len));
+}
+
+static void zg_stream_pp_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+    zg_stream_session_t *s = h->data;
+    char addr[64], shown[2 * ZG_PP_V1_MAX + 1];
+    zg_pp_t pp;
+    int rc;
+    size_t k = 0;
+
+    (void)buf;
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        zg_log_error(ZG_LOG_INFO, 0, "client closed connection while reading PROXY protocol, "
+                     "client: %s", zg_stream_addr_text(s, addr, sizeof(addr)));
+        zg_stream_finalize(s, ZG_STREAM_BAD_REQUEST);
+        return;
+    }
+    s->pp_len += (size_t)nread;
+    rc = zg_pp_parse(s->pp_buf, s->pp_len, &pp);
+    if (rc == ZG_AGAIN && s->pp_len < ZG_PP_MAX) {
+        return;
+    }
+    uv_read_stop(h);
+    if (rc <= 0) {
+        /* the start of what came, printable bytes as they are */
+        for (size_t i = 0; i < s->pp_len && i < ZG_PP_V1_MAX && k + 4 < sizeof(shown); i++) {
+            unsigned char c = s->pp_buf[i];
+            if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+                shown[k++] = (char)c;
+            } else {
+                k += (size_t)snprintf(shown + k, sizeof(shown) - k, "\\x%02X", c);
+            }
+        }
+        shown[k] = '\0';
+        zg_log_error(ZG_LOG_ERR, 0, "broken header: \"%s\" while reading PROXY protocol, "
+                     "client: %s", shown, zg_stream_addr_text(s, addr, sizeof(addr)));
+        zg_stream_finalize(s, ZG_STREAM_BAD_REQUEST);
+        return;
+    }
+    if (!pp.local) {
+        snprintf(s->pp_addr, sizeof(s->pp_addr), "%s", pp.src_text);
+        s->vars.proxy_protocol_addr.data = s->pp_addr;
+        s->vars.proxy_protocol_addr.len = strlen(s->pp_addr);
+    }
+    s->preread = s->pp_buf + rc;
+    s->preread_len = s->pp_len - (size_t)rc;
+    zg_stream_pp_done(s);
+    zg_stream_run(s);
+}
+
+static void zg_stream_pp_timeout(uv_timer_t *t)
+{
+    zg_stream_session_t *s = t->data;
+    char addr[64];
+
+    zg_log_error(ZG_LOG_INFO, 0, "client timed out while reading PROXY protocol, client: %s",
+                 zg_stream_addr_text(s, addr, sizeof(addr)));
+    zg_stream_finalize(s, ZG_STREAM_BAD_REQUEST);
+}
+
+static void zg_stream_pp_start(zg_stream_session_t *s)
+{
+    zg_stream_core_conf_t *c = zg_stream_conf(s, zg_stream_core_module);
+
+    s->pp_buf = malloc(ZG_PP_MAX);
+    s->pp_timer = malloc(sizeof(uv_timer_t));
+    if (s->pp_buf == NULL || s->pp_timer == NULL) {
+        free(s->pp_timer);
+        s->pp_timer = NULL;
+        zg_stream_finalize(s, ZG_STREAM_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    uv_timer_init(s->loop, s->pp_timer);
+    s->pp_timer->data = s;
+    zg_stream_ref(s);
+    uv_timer_start(s->pp_timer, zg_stream_pp_timeout, c->proxy_protocol_timeout, 0);
+    if (uv_read_start((uv_stream_t *)&s->tcp, zg_stream_pp_alloc, zg_stream_pp_read) != 0) {
+        zg_stream_finalize(s, ZG_STREAM_INTERNAL_SERVER_ERROR);
+    }
+}
+
 static void zg_stream_on_connection(uv_stream_t *server, int status)
 {
     zg_worker_t *w = server->loop->data;
@@ -270,18 +400,24 @@ static void zg_stream_on_connection(uv_stream_t *server, int status)
     }
     len = sizeof(s->peer);
     uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&s->peer, &len);
+    len = sizeof(s->local);
+    uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&s->local, &len);
     uv_tcp_nodelay(&s->tcp, 1);
     s->serial = ++w->serial;
     s->start = zg_time_msec();
     s->status = ZG_STREAM_OK;
     s->vars.remote = (struct sockaddr *)&s->peer;
-    s->vars.local = (struct sockaddr *)&ls->addr.sa;
+    s->vars.local = (struct sockaddr *)&s->local;
     s->vars.start_msec = s->start;
     s->vars.start_time = time(NULL);
     s->vars.connection = s->serial;
     s->vars.connection_requests = 1;
     s->phase = ZG_STREAM_PHASE_NONE + 1;
     s->mod = 0;
+    if (ls->proxy_protocol) {
+        zg_stream_pp_start(s);
+        return;
+    }
     zg_stream_run(s);
 }
 
@@ -358,6 +494,8 @@ static const zg_command_t zg_stream_commands[] = {
     { "stream", ZG_CTX_MAIN, 1, 0, 0, zg_stream_block, ZG_MAIN_CONF, 0, NULL },
     { "server", ZG_CTX_STREAM, 1, 0, 0, zg_stream_server, ZG_MAIN_CONF, 0, NULL },
     { "listen", ZG_CTX_STREAM_SRV, 0, 1, -1, zg_stream_listen, ZG_MAIN_CONF, 0, NULL },
+    { "proxy_protocol_timeout", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
+      offsetof(zg_stream_core_conf_t, proxy_protocol_timeout), NULL },
     ZG_NULL_COMMAND
 };
 
@@ -365,6 +503,8 @@ zg_module_t zg_stream_core_module = {
     .name = "stream_core",
     .commands = zg_stream_commands,
     .create_main_conf = zg_stream_create_main_conf,
+    .create_loc_conf = zg_stream_create_conf,
+    .merge_loc_conf = zg_stream_merge_conf,
     .init_worker = zg_stream_init_worker,
     .quit_worker = zg_stream_quit_worker,
     .exit_worker = zg_stream_exit_worker,
