@@ -4,6 +4,7 @@ Usage: tcp_upstream.py PORT MODE [FILE]
           and closes: a client that receives "bye" saw its half-close go through
   record  as echo, and appends everything each connection sent first (up to 4 KB,
           e.g. a PROXY protocol header) to FILE, one hex line per connection
+  name    sends FILE (here a name) and closes: which peer a connection reached
 Prints "ready" once listening."""
 import binascii
 import socket
@@ -12,6 +13,12 @@ import threading
 
 
 def serve(c, mode, path):
+    if mode == "name":
+        try:
+            c.sendall(path.encode())
+        finally:
+            c.close()
+        return
     n = 0
     first = b""
     try:

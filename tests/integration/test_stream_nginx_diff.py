@@ -1,0 +1,128 @@
+"""Differential test of the stream proxy: the same stream config and the same
+connection script against Debian's nginx with its stream module
+(libnginx-mod-stream) and against zonegate give the same round-robin order, the same
+fail-over and the same limit_conn accept/close outcomes (issue 17)."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+import zg
+from test_stream import TcpUpstream, until_closed
+from zg import HERE, SLOW, Skip, Zonegate, free_port, wait_for
+
+NGINX = "/usr/sbin/nginx"
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+STREAM = """
+stream {{
+    limit_conn_zone $binary_remote_addr zone=lc:1m;
+    upstream rr {{ server {a} weight=3; server {b}; server {c} weight=2; }}
+    upstream fo {{ server 127.0.0.1:{dead}; server {d}; server {e}; }}
+    server {{ listen 127.0.0.1:{p_rr}; proxy_pass rr; }}
+    server {{ listen 127.0.0.1:{p_fo}; proxy_pass fo; proxy_connect_timeout 2s; }}
+    server {{ listen 127.0.0.1:{p_lc}; limit_conn lc 2; proxy_pass {echo}; }}
+}}
+"""
+
+
+class NginxStream:
+    def __init__(self, conf):
+        self.dir = tempfile.mkdtemp(prefix="zgnginx-")
+        os.chmod(self.dir, 0o755)
+        path = os.path.join(self.dir, "nginx.conf")
+        with open(path, "w") as f:
+            f.write("load_module %s;\nuser root;\nevents { worker_connections 256; }\n"
+                    % STREAM_MODULE + conf)
+        g = ("daemon off; master_process on; worker_processes 1; pid %s/nginx.pid; "
+             "error_log %s/error.log info;" % (self.dir, self.dir))
+        self.proc = zg.spawn([NGINX, "-p", self.dir + "/", "-c", path, "-g", g],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # the pid file is written after the sockets listen; no probe connection,
+        # which would take a round-robin turn
+        if not wait_for(lambda: os.path.exists(os.path.join(self.dir, "nginx.pid"))
+                        or self.proc.poll() is not None):
+            raise RuntimeError("nginx did not start")
+        if self.proc.poll() is not None:
+            raise RuntimeError("nginx exited: %s" % self.proc.stderr.read().decode())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10 * SLOW)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def named(name):
+    port = free_port()
+    p = zg.spawn([sys.executable, os.path.join(HERE, "tcp_upstream.py"), str(port), "name",
+                  name], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert b"ready" in p.stdout.readline()
+    return "127.0.0.1:%d" % port
+
+
+def who(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    got = until_closed(s)
+    s.close()
+    return got.decode() if got else "closed"
+
+
+def held(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10 * SLOW)
+    try:
+        s.sendall(b"x")
+        if s.recv(1) == b"x":
+            return s
+    except OSError:
+        pass
+    s.close()
+    return None
+
+
+def script(ports):
+    out = {"rr": [who(ports["p_rr"]) for _ in range(12)],
+           "fo": [who(ports["p_fo"]) for _ in range(6)]}
+    socks = [held(ports["p_lc"]) for _ in range(4)]
+    out["lc"] = [s is not None for s in socks]
+    socks[0].close()
+    # the closed session's slot comes back: a new session is accepted again
+    again = wait_for(lambda: held(ports["p_lc"]))
+    out["lc_again"] = again is not None
+    for s in socks[1:] + [again]:
+        if s:
+            s.close()
+    return out
+
+
+def test_stream_same_outcomes_as_nginx():
+    if not os.path.exists(NGINX) or not os.path.exists(STREAM_MODULE):
+        raise Skip("nginx or %s is missing (scripts/deps.sh installs libnginx-mod-stream)"
+                   % STREAM_MODULE)
+    ups = {k: named(k) for k in "abcde"}
+    echo = TcpUpstream()
+    results = {}
+    for name in ("nginx", "zonegate"):
+        ports = {k: free_port() for k in ("p_rr", "p_fo", "p_lc")}
+        conf = STREAM.format(dead=free_port(), echo=echo.addr, **ups, **ports)
+        if name == "nginx":
+            srv = NginxStream(conf)
+        else:
+            srv = Zonegate("worker_processes 1;\n" + conf.replace("{", "{{").replace("}", "}}"))
+            assert wait_for(lambda: "started" in srv.error_log()), srv.error_log()
+        try:
+            results[name] = script(ports)
+        finally:
+            srv.stop()
+    assert results["zonegate"] == results["nginx"], results
+    # and what nginx does is what the test means
+    assert results["nginx"]["rr"][:6] == ["a", "c", "a", "b", "c", "a"], results
+    assert results["nginx"]["lc"] == [True, True, False, False], results
+    # the dead peer was tried first, failed, and was skipped from then on
+    assert results["nginx"]["fo"] == ["d", "e", "d", "e", "d", "e"], results
