@@ -614,8 +614,11 @@ static void zg_worker_quit(uv_signal_t *s, int sig)
             zg_conn_timer(c, 200);
         }
     }
-    uv_close((uv_handle_t *)&w->sig_quit, NULL);
-    uv_close((uv_handle_t *)&w->sig_hup, NULL);
+    /* unref, not close: closing the last watcher of a signal restores its default
+     * action, and a second SIGQUIT (the master signals every old generation again
+     * at each reload) would then kill this worker with its requests in flight */
+    uv_unref((uv_handle_t *)&w->sig_quit);
+    uv_unref((uv_handle_t *)&w->sig_hup);
     if (w->nconns == 0) {
         uv_stop(w->loop);
     }

@@ -346,6 +346,9 @@ static void zg_signal_workers(zg_gen_t *gen, int sig)
 {
     for (int i = 0; i < ZG_MAX_WORKERS; i++) {
         if (zg_procs[i].pid && (gen == NULL || zg_procs[i].gen == gen)) {
+            if (sig == SIGQUIT && zg_procs[i].quitting) {
+                continue; /* told already: it is finishing its requests */
+            }
             if (sig == SIGQUIT || sig == SIGTERM) {
                 zg_procs[i].quitting = 1;
             }

@@ -108,6 +108,48 @@ def parallel(port, reqs, stagger=0.0, timeout=10.0):
     return out
 
 
+class Burst:
+    """sends reqs [(path, headers)] at once, each on its own, already connected socket,
+    and reads the answers in threads as they come: out[i] is None until request i is
+    answered, then (status, headers, seconds from the first send to this answer).
+    For a test that must act while some answers are still out (parallel() waits for
+    all of them)."""
+
+    def __init__(self, port, reqs, timeout=10.0):
+        self.timeout = timeout
+        clients = []
+        for _ in reqs:
+            c = Client(port, timeout)
+            c.connect()
+            clients.append(c)
+        self.out = [None] * len(reqs)
+        self.t0 = time.monotonic()
+        for c, (path, hdrs) in zip(clients, reqs):
+            c.send(path, hdrs, close=True)
+        self.threads = [threading.Thread(target=self._read, args=(i, c), daemon=True)
+                        for i, c in enumerate(clients)]
+        for t in self.threads:
+            t.start()
+
+    def _read(self, i, c):
+        try:
+            st, h, _ = c.read()
+            self.out[i] = (st, h, time.monotonic() - self.t0)
+        except OSError as e:
+            self.out[i] = (0, {"error": str(e)}, time.monotonic() - self.t0)
+        finally:
+            c.close()
+
+    def statuses(self):
+        """the statuses answered so far"""
+        return [o[0] for o in self.out if o is not None]
+
+    def join(self):
+        for t in self.threads:
+            t.join(self.timeout + 5)
+        return self.out
+
+
 def metrics(port):
     """/metrics as {'name{labels}': value}"""
     st, _, body = get(port, "/metrics")

@@ -35,6 +35,13 @@ def cleanup():
     """Stops what the test started, each process with its group (so the workers of a
     master that died go too): a graceful TERM first, then KILL.  Returns the
     processes that were still there after that (a test that leaks is a failure)."""
+    stops = list(zg.STOPS)
+    del zg.STOPS[:]
+    for stop in stops:  # client threads of a test that failed half-way
+        try:
+            stop()
+        except Exception:  # noqa: B902
+            pass
     procs, pgids = list(zg.PROCS), set()
     del zg.PROCS[:]
     for p in procs:

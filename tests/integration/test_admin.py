@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 
-from zg import Skip, Upstream, Zonegate, free_port, get, request, wait_for
+from zg import SLOW, Skip, Upstream, Zonegate, free_port, get, request, wait_for
 
 ZONES = """
 worker_processes {workers};
@@ -55,7 +55,7 @@ def start(workers=2):
     port, back = free_port(), free_port()
     z = Zonegate(ZONES, wait_ports=[port, back], port=port, back=back, workers=workers,
                  up=up.addr)
-    wait_for(lambda: len(z.workers()) == workers, 5)
+    z.wait_workers(workers)
     return z, port, up
 
 
@@ -141,16 +141,20 @@ def test_slab_stat_layout_and_exact_counts():
     assert used_slots(b["one"]) == {64: (64, 1, 1, 0), 256: (16, 1, 1, 0)}, b["one"]
 
     # limit_conn: the node (tree node, count, a hold counter per worker slot) takes a
-    # 256-byte slot while the request runs and is freed when it ends
+    # 256-byte slot while the request runs (held by the upstream until released)
+    # and is freed when it ends
     res = {}
-    t = threading.Thread(target=lambda: res.update(r=get(port, "/lc/slow?ms=700")))
+    t = threading.Thread(target=lambda: res.update(r=get(port, "/lc/slow?hold=lc")))
     t.start()
-    assert wait_for(lambda: slot(slab_blocks(port)[1]["conns"], 256)[1] == 2, 3)
+    up.wait_held("lc", 1)
     order, b = slab_blocks(port)
     assert used_slots(b["conns"]) == {256: (16, 2, 2, 0)}, b["conns"]
-    t.join(5)
+    up.release("lc")
+    t.join(10 * SLOW)
     assert res["r"][0] == 200
-    order, b = slab_blocks(port)
+    # the slot is freed as the request is finalized, just after its answer was sent
+    b = wait_for(lambda: (lambda b: b if slot(b["conns"], 256)[1] == 1 else None)(
+        slab_blocks(port)[1]), 3) or slab_blocks(port)[1]
     assert used_slots(b["conns"]) == {256: (16, 1, 2, 0)}, b["conns"]
     # an empty key ($http_x_key unset) is not limited and allocates nothing
     assert get(port, "/keyed")[0] == 200
@@ -264,22 +268,23 @@ def test_metrics_match_observed_statuses():
     def note(st):
         seen[st] = seen.get(st, 0) + 1
 
-    # slow requests in parallel until two workers hold some of them
+    # slow requests in parallel until two workers hold some of them: which worker
+    # accepts is up to the kernel, so rounds go on (bounded) until both have; the
+    # keep-alive connections stay with their worker until closed
     workers_seen = set()
-    for _ in range(5):
+    end = time.time() + 10 * SLOW
+    while len(workers_seen) < 2 and time.time() < end:
         conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(8)]
         for c in conns:
             c.request("GET", "/slow?ms=400")
         ports = {c.sock.getsockname()[1] for c in conns}
-        time.sleep(0.1)
-        workers_seen |= served_by(z, port, ports)
         for c in conns:
             r = c.getresponse()
             r.read()
             note(r.status)
+        workers_seen |= served_by(z, port, ports)
+        for c in conns:
             c.close()
-        if len(workers_seen) >= 2:
-            break
     assert len(workers_seen) >= 2, workers_seen
     # limit_req: key K gets 1 + burst 2 through, the rest rejected; key L the same
     for key, n in (("K", 7), ("L", 4)):
@@ -288,15 +293,20 @@ def test_metrics_match_observed_statuses():
     assert seen.get(429) == 4 + 1, seen
     # no key: not limited, not counted by the zone
     note(get(port, "/keyed")[0])
-    # limit_conn 1: one slow request holds the slot, three more are rejected
+    # limit_conn 1: one request held by the upstream holds the slot, three more are
+    # rejected
     res = {}
-    t = threading.Thread(target=lambda: res.update(r=get(port, "/lc/slow?ms=800")))
+    t = threading.Thread(target=lambda: res.update(r=get(port, "/lc/slow?hold=m")))
     t.start()
-    time.sleep(0.3)
+    up.wait_held("m", 1)
     for _ in range(3):
         note(get(port, "/lc/x")[0])
-    t.join(5)
+    up.release("m")
+    t.join(10 * SLOW)
     note(res["r"][0])
+    # the slot is given back as the request is finalized, just after its answer
+    assert wait_for(lambda: mval(parse_metrics(get(port, "/metrics")[2].decode()),
+                                 "zonegate_limit_conn_current", zone="conns") == 0, 3)
     assert get(port, "/lc/after")[0] == 200
     note(200)
     # a 404 passed on from the upstream

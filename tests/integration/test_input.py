@@ -9,7 +9,7 @@ import select
 import socket
 import time
 
-from zg import Upstream, Zonegate, free_port, get, raw, status_of, wait_for
+from zg import SLOW, Upstream, Zonegate, free_port, get, raw, status_of, wait_for
 
 CONF = """
 worker_processes {workers};
@@ -17,7 +17,7 @@ http {{
     upstream app {{ server {up}; keepalive 8; }}
     server {{
         listen 127.0.0.1:{port};
-        client_header_timeout 1s;
+        client_header_timeout {hto};
         client_body_timeout 1s;
         client_max_body_size 1k;
         large_client_header_buffers 4 8k;
@@ -27,10 +27,10 @@ http {{
 """
 
 
-def start(workers=1):
+def start(workers=1, hto="1s"):
     u = Upstream("a")
     port = free_port()
-    z = Zonegate(CONF, wait_ports=[port], port=port, up=u.addr, workers=workers)
+    z = Zonegate(CONF, wait_ports=[port], port=port, up=u.addr, workers=workers, hto=hto)
     return u, z, port
 
 
@@ -183,13 +183,31 @@ def check_bad(u, port, name, data, want, body=False):
         problems.append("connection left open")
     if nresponses(out) > 1:
         problems.append("more than one response: %r" % out[:300])
-    if after != before and not (body and after == before + 1):
+    if after != before and not body:
         problems.append("upstream saw %d request(s)" % (after - before))
-    for _ in range(3 if body else 1):
+    nexts = 3 if body else 1
+    for _ in range(nexts):
         st, _, resp = get(port, "/", timeout=5)
         if st != 200 or resp != b"ok a":
             problems.append("next client got %d %r" % (st, resp[:80]))
+    if body:
+        # the head zonegate forwarded (at most once) may reach the upstream late: count
+        # it here, once the count stays put, not in the next case
+        forwarded = settled_count(u) - before - nexts
+        if forwarded not in (0, 1):
+            problems.append("upstream saw %d request(s)" % forwarded)
     return "; ".join(problems)
+
+
+def settled_count(u):
+    """the upstream's request count once it has not changed for 0.1 s"""
+    last = u.count()
+    while True:
+        time.sleep(0.1)
+        now = u.count()
+        if now == last:
+            return now
+        last = now
 
 
 def test_hostile_heads_table():
@@ -278,31 +296,48 @@ def read_until_close(s, deadline):
     return out, False, time.time()
 
 
-def test_slowloris_head_deadline_not_rearmed():
-    """one byte of head every 200 ms: client_header_timeout (1s) covers the whole head,
-    so the client gets 408 (or a close) after ~1 s although it never pauses 1 s"""
-    u, z, port = start()
+def slowloris(port, head):
+    """sends head a byte every 200 ms until cut off: (bytes received, closed, seconds
+    from the first byte to the cut, bytes sent, longest pause between two bytes)"""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    t0 = time.time()
-    head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
-    out, closed, when = b"", False, None
+    t0 = last = time.time()
+    out, closed, when, sent, gap = b"", False, None, 0, 0.0
     for ch in head:
         try:
+            now = time.time()
             s.send(bytes([ch]))
         except OSError:
             closed, when = True, time.time()
             break
+        gap, last, sent = max(gap, now - last), now, sent + 1
         out, closed, when = read_until_close(s, time.time() + 0.2)
         if out or closed:
             if not closed:
-                more, closed, when = read_until_close(s, time.time() + 1.0)
+                more, closed, when = read_until_close(s, time.time() + 1.0 * SLOW)
                 out += more
             break
     s.close()
-    elapsed = (when or time.time()) - t0
+    return out, closed, (when or time.time()) - t0, sent, gap
+
+
+def test_slowloris_head_deadline_not_rearmed():
+    """one byte of head every 200 ms: client_header_timeout (1s) covers the whole head,
+    so the client gets 408 (or a close) after ~1 s, while it is still sending (a
+    timer re-armed by each byte would never fire before the 26 s the head takes),
+    although it never pauses 1 s"""
+    u, z, port = start()
+    head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+    for _ in range(3):
+        out, closed, elapsed, sent, gap = slowloris(port, head)
+        if gap < 0.9:
+            break
+        # a busy machine held the client itself for ~1 s: that proves nothing, again
+        print("slowloris: the client paused %.2fs, again" % gap)
+    assert gap < 0.9, "the client could not keep its pace: paused %.2fs" % gap
     assert closed, "slowloris client never cut off (%.1fs)" % elapsed
     assert out == b"" or status_of(out) == 408, out[:100]
-    assert 0.9 <= elapsed <= 1.6, "cut off after %.2fs" % elapsed
+    assert elapsed >= 0.9, "cut off after %.2fs" % elapsed
+    assert sent < len(head), "cut off only after the whole head (%.2fs)" % elapsed
     assert u.count() == 0
     assert get(port, "/")[0] == 200
     z.stop()
@@ -311,15 +346,23 @@ def test_slowloris_head_deadline_not_rearmed():
 def test_slow_body_408():
     """client_body_timeout 1s: body bytes stop -> 408 and close"""
     u, z, port = start()
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    t0 = time.time()
-    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
-    time.sleep(0.5)
-    s.sendall(b"y" * 10)  # a read re-arms the body timer (nginx: between two reads)
-    out, closed, when = read_until_close(s, time.time() + 4)
-    s.close()
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        t0 = time.time()
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+                  + b"x" * 10)
+        time.sleep(0.5)
+        t1 = time.time()
+        s.sendall(b"y" * 10)  # a read re-arms the body timer (nginx: between two reads)
+        out, closed, when = read_until_close(s, time.time() + 4 * SLOW)
+        s.close()
+        if t1 - t0 < 0.9:
+            break
+        # a busy machine held the client for ~1 s: the timer may have fired first
+        print("slow body: the client paused %.2fs, again" % (t1 - t0))
     assert closed and status_of(out) == 408, (closed, out[:100])
-    assert 1.3 <= when - t0 <= 2.3, "closed after %.2fs" % (when - t0)
+    # the timer ran from the second read: 1 s after it, not 1 s after the first
+    assert when - t1 >= 0.9, "closed %.2fs after the last read" % (when - t1)
     assert get(port, "/")[0] == 200
     # the upstream that got the incomplete request is not reused for the next one
     st, _, body = get(port, "/echo")
@@ -338,23 +381,26 @@ def fd_count(pids):
 
 
 def test_idle_connections_flood():
-    """200 connections that send nothing: service goes on, and they are all closed
-    after client_header_timeout, the workers' fds back near baseline"""
-    u, z, port = start(workers=2)
+    """200 connections that send nothing: service goes on (while they are all still
+    held), and they are all closed after client_header_timeout (3 s here), the
+    workers' fds back near baseline"""
+    u, z, port = start(workers=2, hto="3s")
     for _ in range(4):
         assert get(port, "/")[0] == 200
-    workers = z.workers()
+    workers = z.wait_workers(2)
     base = fd_count(workers)
     socks = []
     for _ in range(200):
         socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
     assert wait_for(lambda: fd_count(workers) >= base + 150, 3), (base, fd_count(workers))
-    t0 = time.time()
     for _ in range(5):
-        st, _, body = get(port, "/", timeout=3)
+        st, _, body = get(port, "/", timeout=3 * SLOW)
         assert st == 200 and body == b"ok a"
-    assert time.time() - t0 < 1.0, "service slowed by idle connections"
-    deadline = time.time() + 3.0
+    # served while every idle connection is still held: not after timeouts freed them
+    readable, _, _ = select.select(socks, [], [], 0)
+    assert not readable, "%d idle connections closed before the requests were served" \
+        % len(readable)
+    deadline = time.time() + 3.0 + 3.0 * SLOW
     closed = 0
     for s in socks:
         out, c, _ = read_until_close(s, deadline)

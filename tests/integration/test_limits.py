@@ -6,8 +6,8 @@ import socket
 import threading
 import time
 
-from limits_util import Client, metric, one, parallel, read_lines
-from zg import Upstream, Zonegate, free_port, get, wait_for
+from limits_util import Burst, Client, metric, one, parallel, read_lines
+from zg import SLOW, Upstream, Zonegate, free_port, get, wait_for
 
 WORKERS = 4
 
@@ -128,11 +128,12 @@ def test_rate_100rs_burst50_across_workers():
             results.append((t_send, time.monotonic(), st))
     c.close()
     for t in ths:
-        t.join(30)
+        t.join(30 * SLOW)
     assert len(results) == opening + threads * per_thread
     statuses = {st for _, _, st in results}
     assert statuses <= {200, 429}, statuses
     accepted = sum(1 for _, _, st in results if st == 200)
+    assert accepted < len(results), "nothing was limited: %d requests" % accepted
     first_send = min(s for s, _, _ in results)
     first_answer = min(a for _, a, _ in results)
     last_answer = max(a for _, a, _ in results)
@@ -143,11 +144,23 @@ def test_rate_100rs_burst50_across_workers():
     theory = burst + 1 + rate * (max(s for s, _, _ in results) - first_send)
     sends = sorted(s for s, _, _ in results)
     gap = max(b - a for a, b in zip(sends, sends[1:]))
+    latency = max(a - s for s, a, _ in results if s != t_send)
     print("rate test: %d accepted of %d over %.3fs; theory %.1f, bounds [%.1f, %.1f], "
-          "longest pause between sends %.0f ms"
-          % (accepted, len(results), last_answer - first_send, theory, lo, hi, gap * 1000))
-    assert lo - 2 <= accepted <= hi + 2, (accepted, lo, hi, theory)
-    assert accepted < len(results) - 200  # it really limited
+          "longest pause between sends %.0f ms, longest answer %.0f ms"
+          % (accepted, len(results), last_answer - first_send, theory, lo, hi, gap * 1000,
+             latency * 1000))
+    assert accepted <= hi + 2, (accepted, lo, hi, theory)
+    # the lower bound needs a bucket that never ran empty (~390 ms with no request
+    # decided).  A gap of G in the server's decisions shows from outside as a pause
+    # of G/2 between sends or an answer taking G/2 (the first request decided after
+    # the gap was sent before it, or none was sent in its first half), so with both
+    # under 190 ms the bound holds; a machine that stalled longer only gets the
+    # upper one
+    if gap < 0.19 and latency < 0.19:
+        assert lo - 2 <= accepted, (accepted, lo, hi, theory)
+    else:
+        print("rate test: stalled (%.0f ms), lower bound not checked"
+              % (max(gap, latency) * 1000))
     # the zone counted every request once, whichever worker took it
     passed = metric(port, "zonegate_limit_req_requests_total", zone="fast", result="passed")
     rejected = metric(port, "zonegate_limit_req_requests_total", zone="fast", result="rejected")
@@ -214,14 +227,14 @@ def test_return_answers_before_limits_and_access():
     # the proxied location with the same limits, for the same key: limit_conn 1
     # with three slow requests at once (all three within limit_req's burst), while
     # /ret with the key whose slot is held still answers
-    box = {}
-    th = threading.Thread(target=lambda: box.setdefault(
-        "res", parallel(port, [("/px/slow?ms=800", k)] * 3)))
-    th.start()
-    assert wait_for(lambda: m("zonegate_limit_conn_current", zone="ordc") == 1, 3)
+    b = Burst(port, [("/px/slow?hold=px", k)] * 3)  # the upstream holds what passes
+    assert wait_for(lambda: sorted(b.statuses()) == [503, 503], 3), b.out
+    u.wait_held("px", 1)
+    assert m("zonegate_limit_conn_current", zone="ordc") == 1
     assert one(port, "/ret", k)[::2] == (200, b"ret")
-    th.join(10)
-    assert sorted(st for st, _, _ in box["res"]) == [200, 503, 503], box["res"]
+    u.release("px")
+    res = b.join()
+    assert sorted(st for st, _, _ in res) == [200, 503, 503], res
     # limit_req: k is at its burst now; /ret still answers
     assert seq(port, "/px/", k, 2) == [429, 429]
     assert one(port, "/ret", k)[::2] == (200, b"ret")
@@ -237,8 +250,8 @@ def test_return_answers_before_limits_and_access():
     assert m("zonegate_limit_conn_requests_total", zone="ordc", result="rejected") == 2
     log = z.dir + "/access.log"
     mine = lambda: [x for x in read_lines(log) if not x.startswith("/metrics ")]  # noqa: E731
-    assert wait_for(lambda: len(mine()) == 30, 3), mine()
-    lines = mine()
+    lines = wait_for(lambda: (lambda ls: ls if len(ls) == 30 else None)(mine()), 3)
+    assert lines, mine()
     ret = [x for x in lines if x.startswith("/ret ")]
     assert len(ret) == 18 and set(ret) == {"/ret k 200 - -"}, ret
     deny = [x for x in lines if x.startswith("/deny ")]
@@ -282,28 +295,31 @@ def current(port):
 def test_limit_conn_exact_and_released():
     u = Upstream("a")
     z, port = start(CONN_CONF, up=u.addr)
-    res = parallel(port, [("/slow?ms=1500", {"X-Key": "k"})] * 5)
+    b = Burst(port, [("/slow?hold=a", {"X-Key": "k"})] * 5)
+    # the two refusals are answered at once, while the upstream holds the other three
+    assert wait_for(lambda: b.statuses() == [429, 429], 3), b.out
+    u.wait_held("a", 3)
+    u.release("a")
+    res = b.join()
     sts = sorted(st for st, _, _ in res)
     assert sts == [200, 200, 200, 429, 429], res
-    # the two refusals answered at once, not after the upstream
-    assert all(t < 1.2 for st, _, t in res if st == 429), res
     assert wait_for(lambda: current(port) == 0, 3), current(port)
     assert metric(port, "zonegate_limit_conn_requests_total", zone="lc", result="passed") == 3
     assert metric(port, "zonegate_limit_conn_requests_total", zone="lc", result="rejected") == 2
     assert metric(port, "zonegate_limit_conn_entries", zone="lc") == 0
 
-    # clients that go away while the upstream is still working give their slot back
-    slow_ms = 4000
+    # clients that go away while the upstream is still working (it holds them until
+    # the end of the test) give their slot back
     socks = []
     for _ in range(3):
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        s.sendall(b"GET /slow?ms=%d HTTP/1.1\r\nHost: x\r\nX-Key: k\r\n\r\n" % slow_ms)
+        s.sendall(b"GET /slow?hold=gone HTTP/1.1\r\nHost: x\r\nX-Key: k\r\n\r\n")
         socks.append(s)
     assert wait_for(lambda: current(port) == 3, 3), current(port)
     t0 = time.monotonic()
     for s in socks:
         s.close()
-    assert wait_for(lambda: current(port) == 0, slow_ms / 1000.0 - 1.5, 0.02), current(port)
+    assert wait_for(lambda: current(port) == 0, 3, 0.02), current(port)
     took = time.monotonic() - t0
     print("limit_conn: slots back %.3fs after the clients closed" % took)
     res = parallel(port, [("/slow?ms=200", {"X-Key": "k"})] * 3)
@@ -338,18 +354,24 @@ http {{
 def test_dry_run_passes_but_logs():
     u = Upstream("a")
     z, port = start(DRY_CONF, up=u.addr)
-    c = Client(port)
+    c = Client(port, timeout=30)
     for _ in range(4):
         t = time.monotonic()
         st, _, body = c.request("/r", {"X-Key": "a"})
         assert st == 200 and body == b"r", st
-        assert time.monotonic() - t < 0.5  # not delayed either
+        # not delayed either: a delay at 1r/m would be 60 s
+        assert time.monotonic() - t < 30, time.monotonic() - t
     c.close()
-    res = parallel(port, [("/slow?ms=800", {"X-Key": "a"})] * 3)
+    # three at once, all let through (dry run) and held together by the upstream
+    b = Burst(port, [("/slow?hold=dry", {"X-Key": "a"})] * 3)
+    u.wait_held("dry", 3)
+    u.release("dry")
+    res = b.join()
     assert [st for st, _, _ in res] == [200, 200, 200], res
     log = z.dir + "/access.log"
-    assert wait_for(lambda: len([x for x in read_lines(log) if x.startswith("/slow")]) == 3, 3)
-    lines = read_lines(log)
+    lines = wait_for(lambda: (lambda ls: ls if len([x for x in ls if x.startswith("/slow")]) == 3
+                              else None)(read_lines(log)), 3)
+    assert lines, read_lines(log)
     r = sorted(x.split()[2] for x in lines if x.startswith("/r "))  # any worker order
     assert r == ["DELAYED_DRY_RUN", "PASSED", "REJECTED_DRY_RUN", "REJECTED_DRY_RUN"], lines
     assert all(x.split()[1] == "200" for x in lines), lines
@@ -375,7 +397,7 @@ def test_dry_run_passes_but_logs():
 DELAY_CONF = """
 worker_processes 1;
 http {{
-    limit_req_zone $http_x_key zone=d:64k rate=10r/s;
+    limit_req_zone $http_x_key zone=d:64k rate=2r/s;
     log_format lim '$http_x_key $status $limit_req_status $request_time';
     server {{
         listen 127.0.0.1:{port};
@@ -387,31 +409,29 @@ http {{
 
 
 def test_delay_without_nodelay():
-    """burst=5 at 10r/s, no nodelay: 7 requests at once -> one passes, five wait
-    100..500 ms, the seventh is over the burst.  One worker, so the quick answer
-    for another key while five requests wait proves the loop is not blocked."""
+    """burst=5 at 2r/s, no nodelay: 7 requests at once -> one passes, five wait
+    0.5..2.5 s, the seventh is over the burst.  One worker, so the answer for
+    another key while five requests wait proves the loop is not blocked."""
     z, port = start(DELAY_CONF)
-    box = {}
-    th = threading.Thread(target=lambda: box.setdefault(
-        "res", parallel(port, [("/", {"X-Key": "a"})] * 7)))
-    th.start()
-    time.sleep(0.1)
-    t = time.monotonic()
+    b = Burst(port, [("/", {"X-Key": "a"})] * 7)
+    # one worker decides in arrival order: the refusal (answered at once) is the last
+    # of the seven decided, the five delayed ones are waiting now
+    assert wait_for(lambda: 503 in b.statuses(), 3), b.out
     st, _, _ = one(port, "/", {"X-Key": "b"})
-    other = time.monotonic() - t
-    th.join(10)
-    res = box["res"]
+    other = time.monotonic() - b.t0
+    res = b.join()
     sts = sorted(s for s, _, _ in res)
     assert sts == [200] * 6 + [503], res
-    assert st == 200 and other < 0.3, (st, other)
     slowest = max(t for s, _, t in res if s == 200)
-    print("delay: 6 requests done after %.3fs (theory 0.5), other key %.3fs" % (slowest, other))
-    assert slowest >= 0.4, res
+    print("delay: 6 requests done after %.3fs (theory 2.5), other key after %.3fs"
+          % (slowest, other))
+    assert st == 200 and other < slowest, (st, other, res)
+    assert slowest >= 2.0, res
     rejected_at = [t for s, _, t in res if s == 503][0]
     assert rejected_at < slowest, res
     log = z.dir + "/access.log"
-    assert wait_for(lambda: len(read_lines(log)) == 8, 3)
-    lines = read_lines(log)
+    lines = wait_for(lambda: (lambda ls: ls if len(ls) == 8 else None)(read_lines(log)), 3)
+    assert lines, read_lines(log)
     a = log_field_counts([x for x in lines if x.startswith("a ")], 2)
     assert a == {"PASSED": 1, "DELAYED": 5, "REJECTED": 1}, lines
     assert [x.split()[2] for x in lines if x.startswith("b ")] == ["PASSED"], lines
@@ -486,7 +506,8 @@ def test_status_429_and_ratelimit_headers():
     assert rs == [3, 2, 1, 0, 0], rs
     assert ts[0] == 0 and ts[1:4] == [10, 20, 30], ts  # ceil(excess / rate)
 
-    res = parallel(port, [("/h/x", {"X-Key": "b"})] * 8)
+    # 20 at once: to see no 429, their decisions would have to spread over 1.6 s
+    res = parallel(port, [("/h/x", {"X-Key": "b"})] * 20)
     sts = sorted(st for st, _, _ in res)
     assert sts[0] == 200 and sts[-1] == 429 and set(sts) == {200, 429}, res
     for st, h, _ in res:
@@ -587,20 +608,24 @@ def test_inheritance_multiple_and_empty_key():
     # limit_conn c 1 from http with the default status (p1) and a server-level
     # one (p3); a location's own limit_conn replaces http's (p2, c2 2, 507 from
     # its server); an empty key is not limited
-    reqs = ([(p1, "/slow?ms=1000", {"X-Conn": "one"})] * 2
-            + [(p3, "/slow?ms=1000", {"X-Conn": "two"})] * 2
-            + [(p2, "/slow?ms=1000", {"X-Conn": "three"})] * 3
-            + [(p1, "/slow?ms=1000", {})] * 3)
+    # (the upstream holds every request that gets through until all are decided)
+    reqs = ([(p1, "/slow?hold=inh", {"X-Conn": "one"})] * 2
+            + [(p3, "/slow?hold=inh", {"X-Conn": "two"})] * 2
+            + [(p2, "/slow?hold=inh", {"X-Conn": "three"})] * 3
+            + [(p1, "/slow?hold=inh", {})] * 3)
     out = [None] * len(reqs)
 
     def go(i, p, path, h):
-        out[i] = one(p, path, h)[0]
+        out[i] = one(p, path, h, timeout=30 * SLOW)[0]
 
     ths = [threading.Thread(target=go, args=(i,) + r) for i, r in enumerate(reqs)]
     for t in ths:
         t.start()
+    assert wait_for(lambda: u.held("inh") == 7 and sum(o is not None for o in out) == 3, 5), \
+        (u.held("inh"), out)
+    u.release("inh")
     for t in ths:
-        t.join(10)
+        t.join(10 * SLOW)
     assert sorted(out[0:2]) == [200, 503], out
     assert sorted(out[2:4]) == [200, 507], out
     assert sorted(out[4:7]) == [200, 200, 507], out
@@ -629,34 +654,43 @@ http {{
 def test_tiny_zone_flood_keeps_serving():
     """32k (the minimum) holds ~150 keys; 2400 distinct keys from 4 connections,
     every 8th request repeating a key sent just before (still in the zone: LRU
-    head), which must be refused (rate 1r/m, no burst)."""
+    head), which must be refused (rate 1r/m, no burst).  "Just before" is checked:
+    a client thread the machine held up while the others went on may find its key
+    evicted by them, lawfully (LRU); such a repeat proves nothing."""
     z, port = start(TINY_CONF)
     statuses = {}
-    repeats = []
+    sent = []     # (sent, answered, key) of every request
+    repeats = []  # (key, sent, answered, status)
     lock = threading.Lock()
 
     def flood(tid):
         c = Client(port)
-        mine, rep = {}, []
+        mine, rep, log = {}, [], []
         for i in range(600):
             key = "t%d-k%d" % (tid, i)
+            t = time.monotonic()
             st, _, _ = c.request("/", {"X-Key": key})
+            log.append((t, time.monotonic(), key))
             mine[st] = mine.get(st, 0) + 1
             if i % 8 == 7:
-                rep.append(c.request("/", {"X-Key": "t%d-k%d" % (tid, i - 1)})[0])
+                key = "t%d-k%d" % (tid, i - 1)
+                t = time.monotonic()
+                st = c.request("/", {"X-Key": key})[0]
+                log.append((t, time.monotonic(), key))
+                rep.append((key, t, log[-1][1], st))
         c.close()
         with lock:
             for k, v in mine.items():
                 statuses[k] = statuses.get(k, 0) + v
             repeats.extend(rep)
+            sent.extend(log)
 
     ths = [threading.Thread(target=flood, args=(t,)) for t in range(4)]
     for t in ths:
         t.start()
     for t in ths:
-        t.join(60)
+        t.join(60 * SLOW)
     assert statuses == {200: 2400}, statuses
-    assert repeats and set(repeats) == {429}, repeats
     st, _, body = get(port, "/slab_stat")
     assert st == 200
     fails = sum(int(x) for x in re.findall(rb"fails:\s+(\d+)", body))
@@ -665,6 +699,19 @@ def test_tiny_zone_flood_keeps_serving():
     print("tiny zone: slab fails %d, evictions %d, entries %d" % (fails, evicted, entries))
     assert fails > 0 and evicted > 2000, (fails, evicted)
     assert 0 < entries < 400, entries
+    # a repeat of key K must be refused if fewer than entries - 1 other requests could
+    # have been decided between K's first request and the repeat: only then can K
+    # not have reached the LRU tail
+    first = {k: (s0, a0) for s0, a0, k in sorted(sent, reverse=True)}
+    conclusive = []
+    for key, s1, a1, st in repeats:
+        s0, _ = first[key]
+        between = sum(1 for s, a, k in sent if k != key and a >= s0 and s <= a1)
+        if between < entries - 1:
+            conclusive.append((key, st))
+    print("tiny zone: %d of %d repeats conclusive" % (len(conclusive), len(repeats)))
+    assert len(conclusive) >= len(repeats) // 2, (len(conclusive), len(repeats))
+    assert set(st for _, st in conclusive) == {429}, [x for x in conclusive if x[1] != 429]
     # still serving, still limiting
     assert seq(port, "/", {"X-Key": "after"}, 2) == [200, 429]
     z.stop()
@@ -698,14 +745,12 @@ def version(port):
 def test_reload_keeps_zone_state_and_refuses_key_change():
     back = free_port()
     z, port = start(RELOAD_CONF, key="$http_x_key", ver="v1", back=back)
-    assert wait_for(lambda: len(z.workers()) == WORKERS, 10)
-    old = z.workers()
+    old = z.wait_workers(WORKERS)
     assert seq(port, "/", {"X-Key": "k"}, 2) == [200, 429]
     z.rewrite(RELOAD_CONF, port=port, back=back, workers=WORKERS, key="$http_x_key", ver="v2")
     z.reload()
     assert wait_for(lambda: all(version(port) == "v2" for _ in range(8)), 10)
-    assert wait_for(lambda: not set(old) & set(z.workers()) and len(z.workers()) == WORKERS,
-                    10), (old, z.workers())
+    z.wait_workers(WORKERS, gone=old)
     # the same zone: k is still at its limit
     assert seq(port, "/", {"X-Key": "k"}, 1) == [429]
     assert seq(port, "/", {"X-Key": "k2"}, 2) == [200, 429]
@@ -713,8 +758,8 @@ def test_reload_keeps_zone_state_and_refuses_key_change():
     cur = z.workers()
     z.rewrite(RELOAD_CONF, port=port, back=back, workers=WORKERS, key="$http_x_other", ver="v3")
     z.reload()
-    assert wait_for(lambda: "reload failed" in z.error_log(), 10), z.error_log()
-    err = z.error_log()
+    err = wait_for(lambda: (lambda e: e if "reload failed" in e else None)(z.error_log()), 10)
+    assert err, z.error_log()
     assert ('limit_req_zone "rz" uses the "$http_x_other" key while previously it used '
             'the "$http_x_key" key') in err, err
     # the old configuration keeps serving: same workers, keyed on X-Key

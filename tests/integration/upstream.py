@@ -5,12 +5,16 @@ Paths:
   /echo             200 JSON: method, path, headers, body length and sha256
   /big?n=N[&chunked=1]   N bytes of a fixed pattern (Content-Length or chunked)
   /slow?ms=M        answers after M ms
+  /slow?hold=K[&ms=M]  waits until K is released (GET /__release?hold=K), then M ms
+                    (default 0): a request held for exactly as long as a test needs
   /status?code=C    answers with status C
   /close            closes the connection without answering
   /hang             never answers (holds the connection)
   /partial          promises 100000 bytes, sends 10, closes
 Every request is counted; GET /__count answers the count (not counted itself),
-GET /__conns the number of connections accepted before this one."""
+GET /__conns the number of connections accepted before this one, GET /__held?hold=K
+the number of requests waiting on K now, GET /__release?hold=K releases them (and
+any later ones); none of these three is counted."""
 import hashlib
 import json
 import socket
@@ -90,6 +94,15 @@ class Handler(BaseHTTPRequestHandler):
         if u.path == "/__conns":
             self.read_body()
             return self.send(200, str(self.server.conns - 1).encode())
+        if u.path == "/__held":
+            self.read_body()
+            with self.server.lock:
+                n = self.server.waiting.get(q.get("hold"), 0)
+            return self.send(200, str(n).encode())
+        if u.path == "/__release":
+            self.read_body()
+            self.server.gate(q.get("hold")).set()
+            return self.send(200, b"released")
         with self.server.lock:
             self.server.count += 1
         body = self.read_body()
@@ -110,7 +123,17 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, pattern(n), "application/octet-stream",
                              chunked=q.get("chunked") == "1")
         if p == "/slow":
-            time.sleep(int(q.get("ms", "1000")) / 1000.0)
+            if "hold" in q:
+                key = q["hold"]
+                gate = self.server.gate(key)
+                with self.server.lock:
+                    self.server.waiting[key] = self.server.waiting.get(key, 0) + 1
+                try:
+                    gate.wait(600)
+                finally:
+                    with self.server.lock:
+                        self.server.waiting[key] -= 1
+            time.sleep(int(q.get("ms", "0" if "hold" in q else "1000")) / 1000.0)
             return self.send(200, b"slow " + self.server.name.encode())
         if p == "/status":
             return self.send(int(q.get("code", "200")), b"status " + self.server.name.encode())
@@ -141,6 +164,10 @@ class Server(socketserver.ThreadingMixIn, HTTPServer):
     allow_reuse_address = True
     request_queue_size = 512
 
+    def gate(self, key):
+        with self.lock:
+            return self.gates.setdefault(key, threading.Event())
+
 
 def main():
     port = int(sys.argv[1])
@@ -150,6 +177,8 @@ def main():
     srv.count = 0
     srv.conns = 0
     srv.lock = threading.Lock()
+    srv.gates = {}
+    srv.waiting = {}
     print("ready", flush=True)
     srv.serve_forever()
 

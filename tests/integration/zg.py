@@ -16,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.join(ROOT, os.environ.get("ZG_BIN", "build/zonegate"))
 PROCS = []  # everything started by a test; the runner cleans up
+STOPS = []  # functions that stop a test's background threads; the runner calls them
 ASAN = bool(os.environ.get("ZG_ASAN")) or "asan" in os.environ.get("ZG_BIN", "")
 # Every wait for a condition is bounded by its timeout times SLOW: ASan processes run
 # several times slower, and a busy machine slows both builds.  A wait ends as soon as
@@ -86,6 +87,20 @@ class Upstream:
 
     def count(self):
         return int(get(self.port, "/__count")[2])
+
+    def held(self, key):
+        """how many requests wait on /slow?hold=key now"""
+        return int(get(self.port, "/__held?hold=%s" % key)[2])
+
+    def wait_held(self, key, n, timeout=10.0):
+        """waits until exactly n requests wait on /slow?hold=key (zonegate let them
+        through its limits and they are holding whatever they hold), or fails"""
+        assert wait_for(lambda: self.held(key) == n, timeout), \
+            "%d requests held on %s, expected %d" % (self.held(key), key, n)
+
+    def release(self, key):
+        """answers every request held on key, and lets later ones through at once"""
+        get(self.port, "/__release?hold=%s" % key)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -168,7 +183,7 @@ class Zonegate:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(timeout * SLOW)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
