@@ -101,6 +101,7 @@ void zg_upstream_free(zg_upstream_conf_t *u, zg_upstream_pick_t *pk, int failed,
 typedef struct {
     const zg_addr_t *addr;
     uint64_t requests, fails; /* picks, failed frees (all time) */
+    uint64_t bytes_sent, bytes_received; /* stream sessions, counted as they end */
     uint32_t active;
     int weight;
     int recent_fails;        /* failures counted against max_fails now */
@@ -110,6 +111,9 @@ typedef struct {
     unsigned down : 1;       /* configured down */
     unsigned unavailable : 1;/* failed: max_fails reached within fail_timeout */
 } zg_upstream_peer_stats_t;
+
+/* adds a stream session's bytes to peer i's counters (under the zone lock if any) */
+void zg_upstream_bytes(zg_upstream_conf_t *u, int i, uint64_t sent, uint64_t received);
 
 /* copies peer i's state (0 <= i < u->nservers), under the zone lock if any;
  * ZG_OK, or ZG_ERROR for a bad i or an upstream without state */

@@ -507,6 +507,7 @@ static void zg_sp_release(zg_stream_session_t *s)
         return;
     }
     if (p->pick.peer >= 0) {
+        zg_upstream_bytes(p->pc->upstream, p->pick.peer, p->up.bytes, p->down.bytes);
         zg_upstream_free(p->pc->upstream, &p->pick, 0, zg_time_msec());
     }
     zg_sp_peer_close(p);

@@ -32,6 +32,8 @@ typedef struct {
     zg_msec_t checked;      /* last failure, or start of the current check window */
     uint64_t requests;
     uint64_t fails_total;
+    uint64_t bytes_sent;    /* stream sessions: to the peer */
+    uint64_t bytes_received;
 } zg_upstream_peer_sh_t;
 
 typedef struct zg_upstream_sh_s zg_upstream_sh_t;
@@ -397,6 +399,19 @@ void zg_upstream_free(zg_upstream_conf_t *u, zg_upstream_pick_t *pk, int failed,
     pk->addr = NULL;
 }
 
+void zg_upstream_bytes(zg_upstream_conf_t *u, int i, uint64_t sent, uint64_t received)
+{
+    zg_upstream_sh_t *sh = u->peers;
+
+    if (sh == NULL || i < 0 || i >= sh->nservers) {
+        return;
+    }
+    zg_upstream_lock(u);
+    sh->peer[i].bytes_sent += sent;
+    sh->peer[i].bytes_received += received;
+    zg_upstream_unlock(u);
+}
+
 int zg_upstream_peer_stats(zg_upstream_conf_t *u, int i, zg_upstream_peer_stats_t *out,
                            zg_msec_t now)
 {
@@ -415,6 +430,8 @@ int zg_upstream_peer_stats(zg_upstream_conf_t *u, int i, zg_upstream_peer_stats_
     p = &sh->peer[i];
     out->requests = p->requests;
     out->fails = p->fails_total;
+    out->bytes_sent = p->bytes_sent;
+    out->bytes_received = p->bytes_received;
     out->active = p->conns;
     out->weight = p->weight;
     out->recent_fails = p->fails;
@@ -717,6 +734,9 @@ static void zg_upstream_metrics(zg_buf_t *b, const zg_conf_t *conf)
     zg_admin_family(b, "zonegate_upstream_peer_requests_total", "counter",
                     "Requests sent to the upstream peer (every pick).");
     for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            continue;
+        }
         zg_admin_sample(b, "zonegate_upstream_peer_requests_total", ps[i].st.requests,
                         "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
     }
@@ -724,6 +744,9 @@ static void zg_upstream_metrics(zg_buf_t *b, const zg_conf_t *conf)
     zg_admin_family(b, "zonegate_upstream_peer_failures_total", "counter",
                     "Requests to the upstream peer that failed.");
     for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            continue;
+        }
         zg_admin_sample(b, "zonegate_upstream_peer_failures_total", ps[i].st.fails,
                         "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
     }
@@ -731,6 +754,9 @@ static void zg_upstream_metrics(zg_buf_t *b, const zg_conf_t *conf)
     zg_admin_family(b, "zonegate_upstream_peer_active", "gauge",
                     "Requests using the upstream peer now.");
     for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            continue;
+        }
         zg_admin_sample(b, "zonegate_upstream_peer_active", ps[i].st.active, "upstream",
                         ps[i].u->name, "peer", ps[i].peer, NULL);
     }
@@ -738,9 +764,66 @@ static void zg_upstream_metrics(zg_buf_t *b, const zg_conf_t *conf)
     zg_admin_family(b, "zonegate_upstream_peer_state", "gauge",
                     "State of the upstream peer: the series of its current state is 1.");
     for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            continue;
+        }
         cur = ps[i].st.down ? 1 : ps[i].st.unavailable ? 2 : ps[i].st.backup ? 3 : 0;
         for (s = 0; s < 4; s++) {
             zg_admin_sample(b, "zonegate_upstream_peer_state", s == cur, "upstream",
+                            ps[i].u->name, "peer", ps[i].peer, "state", states[s], NULL);
+        }
+    }
+
+
+    /* stream upstreams (a name space of their own): per peer connections and bytes */
+    static const char *dirs[] = { "sent", "received" };
+    zg_admin_family(b, "zonegate_stream_upstream_peer_connections_total", "counter",
+                    "Stream sessions sent to the upstream peer (every pick).");
+    for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            zg_admin_sample(b, "zonegate_stream_upstream_peer_connections_total",
+                            ps[i].st.requests, "upstream", ps[i].u->name, "peer", ps[i].peer,
+                            NULL);
+        }
+    }
+    zg_admin_family(b, "zonegate_stream_upstream_peer_failures_total", "counter",
+                    "Connects to the stream upstream peer that failed.");
+    for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            zg_admin_sample(b, "zonegate_stream_upstream_peer_failures_total", ps[i].st.fails,
+                            "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
+        }
+    }
+    zg_admin_family(b, "zonegate_stream_upstream_peer_active", "gauge",
+                    "Stream sessions using the upstream peer now.");
+    for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            zg_admin_sample(b, "zonegate_stream_upstream_peer_active", ps[i].st.active,
+                            "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
+        }
+    }
+    zg_admin_family(b, "zonegate_stream_upstream_peer_bytes_total", "counter",
+                    "Bytes relayed to (sent) and from (received) the stream upstream peer, "
+                    "counted when a session ends.");
+    for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            for (s = 0; s < 2; s++) {
+                zg_admin_sample(b, "zonegate_stream_upstream_peer_bytes_total",
+                                s == 0 ? ps[i].st.bytes_sent : ps[i].st.bytes_received,
+                                "upstream", ps[i].u->name, "peer", ps[i].peer, "direction",
+                                dirs[s], NULL);
+            }
+        }
+    }
+    zg_admin_family(b, "zonegate_stream_upstream_peer_state", "gauge",
+                    "State of the stream upstream peer: the series of its current state is 1.");
+    for (i = 0; i < np; i++) {
+        if (!ps[i].u->stream) {
+            continue;
+        }
+        cur = ps[i].st.down ? 1 : ps[i].st.unavailable ? 2 : ps[i].st.backup ? 3 : 0;
+        for (s = 0; s < 4; s++) {
+            zg_admin_sample(b, "zonegate_stream_upstream_peer_state", s == cur, "upstream",
                             ps[i].u->name, "peer", ps[i].peer, "state", states[s], NULL);
         }
     }

@@ -6,12 +6,16 @@ import socket
 
 from limits_util import metric
 from test_stream import Redis, TcpUpstream, cli, until_closed
-from zg import SLOW, Zonegate, free_port, wait_for, wait_port
+from zg import SLOW, Zonegate, free_port, get, wait_for
 
 CONF = """
 worker_processes 2;
 http {{
-    server {{ listen 127.0.0.1:{admin}; location = /metrics {{ metrics; }} }}
+    server {{
+        listen 127.0.0.1:{admin};
+        location = /metrics {{ metrics; }}
+        location = /slab_stat {{ slab_stat; }}
+    }}
 }}
 stream {{
     limit_conn_zone $binary_remote_addr zone=sconn:1m;
@@ -213,4 +217,37 @@ stream {{
     # the rejected session is logged first, while the held one is still open
     assert got[2].split(" ")[1] == "503" and got[2].endswith("REJECTED/-"), got[2]
     assert got[3].split(" ")[1] == "200" and got[3].endswith("PASSED/-"), got[3]
+    z.stop()
+
+
+def test_stream_zones_in_metrics_and_slab_stat():
+    r = Redis()
+    dead = free_port()
+    # the stream upstream is named as an http one could be: its families are apart
+    z, port, admin = start(r.addr + " max_fails=0; server 127.0.0.1:%d max_fails=0" % dead,
+                           "limit_conn sconn 2;")
+    socks = [session(port) for _ in range(3)]
+    assert [s is not None for s in socks] == [True, True, False], socks
+    for s in socks:
+        if s:
+            s.close()
+    # each session sent "PING\r\n" (6 bytes) and got "+PONG\r\n" (7 bytes)
+    peer = dict(upstream="backend", peer=r.addr)
+    assert wait_for(lambda: metric(admin, "zonegate_stream_upstream_peer_bytes_total",
+                                   direction="received", **peer) == 14)
+    assert metric(admin, "zonegate_stream_upstream_peer_bytes_total", direction="sent",
+                  **peer) == 12
+    assert metric(admin, "zonegate_stream_upstream_peer_connections_total", **peer) == 2
+    assert metric(admin, "zonegate_stream_upstream_peer_active", **peer) == 0
+    assert metric(admin, "zonegate_stream_upstream_peer_state", state="up", **peer) == 1
+    # round-robin sent one session to the dead peer first: a failure, then the next peer
+    dpeer = dict(upstream="backend", peer="127.0.0.1:%d" % dead)
+    assert metric(admin, "zonegate_stream_upstream_peer_failures_total", **dpeer) >= 1
+    assert metric(admin, "zonegate_upstream_peer_requests_total", upstream="backend") == 0
+    assert metric(admin, "zonegate_limit_conn_requests_total", zone="sconn",
+                  result="rejected") == 1
+    st, _, body = get(admin, "/slab_stat")
+    text = body.decode()
+    for zone in ("backend", "sconn", "sreq"):
+        assert "* shared memory: %s\n" % zone in text, text
     z.stop()
