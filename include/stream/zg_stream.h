@@ -32,9 +32,17 @@ typedef struct {
     int line;
 } zg_stream_listen_t;
 
+/* set_real_ip_from CIDR */
+typedef struct {
+    int family;                       /* AF_INET, AF_INET6 */
+    unsigned char addr[16], mask[16];
+} zg_stream_cidr_t;
+
 /* stream core settings (stream and server level) */
 typedef struct {
     zg_msec_t proxy_protocol_timeout; /* 30s: to read a PROXY header */
+    zg_stream_cidr_t *real_ip_from;   /* peers whose PROXY header names the client */
+    int nreal_ip_from;                /* -1 = unset */
 } zg_stream_core_conf_t;
 
 typedef struct {

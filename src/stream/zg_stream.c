@@ -2,6 +2,8 @@
  * sockets on each worker's loop; a session's phases and its one finalize path. */
 #include "zg_stream.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,12 +146,93 @@ static void *zg_stream_create_main_conf(zg_conf_t *conf)
     return zg_conf_alloc(conf, sizeof(zg_stream_core_main_conf_t));
 }
 
+/* set_real_ip_from ADDR[/BITS] (ngx_stream_realip_module) */
+static int zg_stream_real_ip_from(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_stream_core_conf_t *c = conf;
+    zg_stream_cidr_t *r;
+    zg_str_t *a = &cf->args[1];
+    char host[64];
+    const char *slash = memchr(a->data, '/', a->len);
+    size_t hlen = slash ? (size_t)(slash - a->data) : a->len;
+    int bits, max;
+
+    (void)cmd;
+    if (c->nreal_ip_from < 0) {
+        c->nreal_ip_from = 0;
+    }
+    r = zg_conf_push(cf->conf, c->real_ip_from, c->nreal_ip_from);
+    if (r == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    if (hlen == 0 || hlen >= sizeof(host)) {
+        return zg_conf_invalid(cf, a);
+    }
+    memcpy(host, a->data, hlen);
+    host[hlen] = '\0';
+    if (inet_pton(AF_INET, host, r->addr) == 1) {
+        r->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, host, r->addr) == 1) {
+        r->family = AF_INET6;
+        max = 128;
+    } else {
+        return zg_conf_error(cf, "invalid parameter \"%s\"", a->data);
+    }
+    bits = max;
+    if (slash != NULL) {
+        bits = zg_conf_atoi(slash + 1, a->len - hlen - 1);
+        if (bits < 0 || bits > max) {
+            return zg_conf_error(cf, "invalid parameter \"%s\"", a->data);
+        }
+    }
+    for (int i = 0; i < max / 8; i++) {
+        int b = bits - i * 8;
+        r->mask[i] = (unsigned char)(b >= 8 ? 0xff : b <= 0 ? 0 : (0xff << (8 - b)) & 0xff);
+        if ((r->addr[i] & ~r->mask[i]) != 0) {
+            /* nginx: "low address bits of ... are meaningless"; it masks them */
+            r->addr[i] &= r->mask[i];
+        }
+    }
+    return ZG_OK;
+}
+
+static int zg_stream_trusted(const zg_stream_core_conf_t *c, const struct sockaddr *sa)
+{
+    const unsigned char *a;
+    int family = sa->sa_family, n;
+
+    if (family == AF_INET) {
+        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+        n = 4;
+    } else if (family == AF_INET6) {
+        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        n = 16;
+    } else {
+        return 0;
+    }
+    for (int i = 0; i < c->nreal_ip_from; i++) {
+        const zg_stream_cidr_t *r = &c->real_ip_from[i];
+        int k;
+        if (r->family != family) {
+            continue;
+        }
+        for (k = 0; k < n && (a[k] & r->mask[k]) == r->addr[k]; k++) {
+        }
+        if (k == n) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void *zg_stream_create_conf(zg_conf_t *conf)
 {
     zg_stream_core_conf_t *c = zg_conf_alloc(conf, sizeof(*c));
 
     if (c != NULL) {
         c->proxy_protocol_timeout = ZG_UNSET_MSEC;
+        c->nreal_ip_from = -1;
     }
     return c;
 }
@@ -160,6 +243,10 @@ static int zg_stream_merge_conf(zg_cf_t *cf, void *parent, void *child)
 
     (void)cf;
     ZG_CONF_MERGE(c, p, proxy_protocol_timeout, ZG_UNSET_MSEC);
+    if (c->nreal_ip_from < 0) {
+        c->real_ip_from = p->real_ip_from;
+        c->nreal_ip_from = p->nreal_ip_from < 0 ? 0 : p->nreal_ip_from;
+    }
     if (c->proxy_protocol_timeout == ZG_UNSET_MSEC) {
         c->proxy_protocol_timeout = 30000;
     }
@@ -326,6 +413,11 @@ static void zg_stream_pp_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf
         snprintf(s->pp_addr, sizeof(s->pp_addr), "%s", pp.src_text);
         s->vars.proxy_protocol_addr.data = s->pp_addr;
         s->vars.proxy_protocol_addr.len = strlen(s->pp_addr);
+        /* set_real_ip_from: a trusted balancer's header names the client */
+        if (zg_stream_trusted(zg_stream_conf(s, zg_stream_core_module),
+                              (struct sockaddr *)&s->peer)) {
+            memcpy(&s->peer, &pp.src, sizeof(pp.src));
+        }
     }
     s->preread = s->pp_buf + rc;
     s->preread_len = s->pp_len - (size_t)rc;
@@ -494,6 +586,8 @@ static const zg_command_t zg_stream_commands[] = {
     { "stream", ZG_CTX_MAIN, 1, 0, 0, zg_stream_block, ZG_MAIN_CONF, 0, NULL },
     { "server", ZG_CTX_STREAM, 1, 0, 0, zg_stream_server, ZG_MAIN_CONF, 0, NULL },
     { "listen", ZG_CTX_STREAM_SRV, 0, 1, -1, zg_stream_listen, ZG_MAIN_CONF, 0, NULL },
+    { "set_real_ip_from", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_stream_real_ip_from, ZG_LOC_CONF,
+      0, NULL },
     { "proxy_protocol_timeout", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       offsetof(zg_stream_core_conf_t, proxy_protocol_timeout), NULL },
     ZG_NULL_COMMAND

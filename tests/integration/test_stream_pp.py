@@ -206,3 +206,52 @@ def test_pp_timeout():
     assert until_closed(s, timeout=20) == b""
     assert "client timed out while reading PROXY protocol" in z.error_log()
     z.stop()
+
+
+def test_pp_set_real_ip_from():
+    rec = os.path.join(tempfile.mkdtemp(prefix="zgrec-"), "rec")
+    u = TcpUpstream("record", rec)
+    trusted, untrusted = free_port(), free_port()
+    z = Zonegate("""
+worker_processes 1;
+stream {{
+    log_format pp '$server_port $remote_addr:$remote_port $proxy_protocol_addr';
+    access_log {dir}/stream.log pp;
+    limit_conn_zone $binary_remote_addr zone=real:1m;
+    server {{
+        listen 127.0.0.1:{trusted} proxy_protocol;
+        set_real_ip_from 127.0.0.0/8;
+        limit_conn real 1;
+        proxy_pass {u};
+        proxy_protocol on;
+    }}
+    server {{
+        listen 127.0.0.1:{untrusted} proxy_protocol;
+        set_real_ip_from 10.0.0.0/8;
+        proxy_pass {u};
+        proxy_half_close on;
+    }}
+}}
+""", trusted=trusted, untrusted=untrusted, u=u.addr)
+    wait_for(lambda: "started" in z.error_log())
+    s = socket.create_connection(("127.0.0.1", trusted))
+    s.settimeout(10 * SLOW)
+    s.sendall(b"PROXY TCP4 192.0.2.44 127.0.0.1 4444 80\r\nx")
+    assert s.recv(100)  # the echo of what the upstream got
+    # the client is 192.0.2.44 now: a second connection of it is over the limit,
+    # whatever its TCP address
+    t = socket.create_connection(("127.0.0.1", trusted))
+    t.sendall(b"PROXY TCP4 192.0.2.44 127.0.0.1 4445 80\r\ny")
+    assert until_closed(t) == b""
+    s.close()
+    assert exchange(untrusted, b"PROXY TCP4 192.0.2.55 127.0.0.1 5555 80\r\nz") == b"zbye 1"
+    lines = log_lines(z, 3)
+    assert "%d 192.0.2.44:4444 192.0.2.44" % trusted in lines, lines
+    assert "%d 192.0.2.44:4445 192.0.2.44" % trusted in lines, lines
+    assert any(x.startswith("%d 127.0.0.1:" % untrusted) and x.endswith(" 192.0.2.55")
+               for x in lines), lines
+    # what went to the upstream names the real client, as nginx's realip makes it
+    seen = recorded(rec, 2)
+    assert any(x.startswith(b"PROXY TCP4 192.0.2.44 127.0.0.1 4444 %d\r\nx" % trusted)
+               for x in seen), seen
+    z.stop()
