@@ -23,7 +23,10 @@ typedef struct {
     uint64_t bytes;            /* relayed */
     char *spare;               /* a chunk to read into next */
     uv_shutdown_t shut;
+    int64_t rate;              /* proxy_upload_rate / proxy_download_rate, bytes/s; 0 = no limit */
+    uv_timer_t *wait;          /* reading paused for the rate, NULL before the first pause */
     unsigned eof : 1;          /* src ended */
+    unsigned limited : 1;      /* paused for the rate */
     unsigned reading : 1;
     unsigned shut_sent : 1;
     zg_sp_t *p;
@@ -43,6 +46,7 @@ struct zg_sp_s {
     zg_sp_peer_t *peer;        /* the current attempt, NULL none */
     uv_timer_t timer;          /* connect timeout, then proxy_timeout */
     uint64_t active;           /* uv_now() of the last read or write */
+    uint64_t started;          /* uv_now() when the relay began */
     zg_msec_t attempt_start;
     zg_msec_t connect_time;
     zg_sp_dir_t up, down;      /* client -> upstream, upstream -> client */
@@ -147,7 +151,9 @@ static void zg_sp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
         *buf = uv_buf_init(NULL, 0);
         return;
     }
-    *buf = uv_buf_init(c->data, ZG_STREAM_PROXY_CHUNK);
+    /* with a rate, no read takes more than a second's worth */
+    *buf = uv_buf_init(c->data, d->rate > 0 && d->rate < ZG_STREAM_PROXY_CHUNK
+                                    ? (unsigned)d->rate : ZG_STREAM_PROXY_CHUNK);
 }
 
 static void zg_sp_done_check(zg_sp_t *p)
@@ -179,7 +185,7 @@ static void zg_sp_read(uv_stream_t *src, ssize_t nread, const uv_buf_t *buf);
 
 static void zg_sp_read_on(zg_sp_dir_t *d, int on)
 {
-    if (on && !d->reading && !d->eof) {
+    if (on && !d->reading && !d->eof && !d->limited) {
         if (uv_read_start(d->src, zg_sp_alloc, zg_sp_read) == 0) {
             d->reading = 1;
         }
@@ -187,6 +193,53 @@ static void zg_sp_read_on(zg_sp_dir_t *d, int on)
         uv_read_stop(d->src);
         d->reading = 0;
     }
+}
+
+static void zg_sp_wait_closed(uv_handle_t *h)
+{
+    zg_sp_dir_t *d = h->data;
+
+    zg_stream_unref(d->p->s);
+}
+
+static void zg_sp_rate_wake(uv_timer_t *t)
+{
+    zg_sp_dir_t *d = t->data;
+
+    d->limited = 0;
+    if (!d->p->s->finalized && d->pending < ZG_STREAM_PROXY_HIGH) {
+        zg_sp_read_on(d, 1);
+    }
+}
+
+/* pauses reading d's source while it is ahead of its rate (nginx's limit_rate:
+ * the bytes so far may not exceed rate * elapsed time) */
+static void zg_sp_rate(zg_sp_dir_t *d)
+{
+    zg_sp_t *p = d->p;
+    uint64_t now, due, elapsed;
+
+    if (d->rate <= 0) {
+        return;
+    }
+    now = uv_now(p->s->loop);
+    elapsed = now - p->started;
+    due = d->bytes * 1000 / (uint64_t)d->rate;
+    if (due <= elapsed) {
+        return;
+    }
+    if (d->wait == NULL) {
+        d->wait = malloc(sizeof(uv_timer_t));
+        if (d->wait == NULL) {
+            return;
+        }
+        uv_timer_init(p->s->loop, d->wait);
+        d->wait->data = d;
+        zg_stream_ref(p->s);
+    }
+    zg_sp_read_on(d, 0);
+    d->limited = 1;
+    uv_timer_start(d->wait, zg_sp_rate_wake, due - elapsed, 0);
 }
 
 static void zg_sp_written(uv_write_t *req, int status)
@@ -256,6 +309,7 @@ static void zg_sp_read(uv_stream_t *src, ssize_t nread, const uv_buf_t *buf)
     }
     p->active = uv_now(p->s->loop);
     d->bytes += (uint64_t)nread;
+    zg_sp_rate(d);
     b = uv_buf_init(c->data, (unsigned)nread);
     n = uv_try_write(d->dst, &b, 1);
     if (n == nread) {
@@ -391,6 +445,9 @@ static void zg_sp_connected(uv_connect_t *req, int status)
     p->down.src = (uv_stream_t *)&pe->tcp;
     p->down.dst = (uv_stream_t *)&p->s->tcp;
     p->active = uv_now(p->s->loop);
+    p->started = p->active;
+    p->up.rate = p->pc->upload_rate;
+    p->down.rate = p->pc->download_rate;
     if (p->pc->timeout > 0) {
         uv_timer_start(&p->timer, zg_sp_timer, p->pc->timeout, 0);
     } else {
@@ -518,6 +575,12 @@ static void zg_sp_release(zg_stream_session_t *s)
     free(p->up.spare);
     free(p->down.spare);
     p->up.spare = p->down.spare = NULL;
+    if (p->up.wait != NULL) {
+        uv_close((uv_handle_t *)p->up.wait, zg_sp_wait_closed);
+    }
+    if (p->down.wait != NULL) {
+        uv_close((uv_handle_t *)p->down.wait, zg_sp_wait_closed);
+    }
     s->bytes_received = p->up.bytes;
     s->bytes_sent = p->down.bytes;
 
@@ -612,6 +675,8 @@ static void *zg_sp_create_conf(zg_conf_t *conf)
         pc->next_upstream_timeout = ZG_UNSET_MSEC;
         pc->half_close = ZG_UNSET;
         pc->proxy_protocol = ZG_UNSET;
+        pc->upload_rate = ZG_UNSET_SIZE;
+        pc->download_rate = ZG_UNSET_SIZE;
     }
     return pc;
 }
@@ -628,6 +693,14 @@ static int zg_sp_merge_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, next_upstream_timeout, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, half_close, ZG_UNSET);
     ZG_CONF_MERGE(c, p, proxy_protocol, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, upload_rate, ZG_UNSET_SIZE);
+    ZG_CONF_MERGE(c, p, download_rate, ZG_UNSET_SIZE);
+    if (c->upload_rate == ZG_UNSET_SIZE) {
+        c->upload_rate = 0;
+    }
+    if (c->download_rate == ZG_UNSET_SIZE) {
+        c->download_rate = 0;
+    }
     /* the stream level's defaults (it is merged into its servers only) */
     if (c->connect_timeout == ZG_UNSET_MSEC) {
         c->connect_timeout = 60000;
@@ -692,6 +765,10 @@ static const zg_command_t zg_sp_commands[] = {
       ZG_LOC_CONF, ZG_SP(next_upstream_timeout), NULL },
     { "proxy_half_close", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
       ZG_SP(half_close), NULL },
+    { "proxy_upload_rate", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_size, ZG_LOC_CONF,
+      ZG_SP(upload_rate), NULL },
+    { "proxy_download_rate", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_size, ZG_LOC_CONF,
+      ZG_SP(download_rate), NULL },
     { "proxy_protocol", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_sp_proxy_protocol, ZG_LOC_CONF,
       0, NULL },
     ZG_NULL_COMMAND

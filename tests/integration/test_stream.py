@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 from zg import (HERE, Skip, SLOW, Zonegate, free_port, spawn, wait_for, wait_port,
                 zonegate_t)
@@ -340,4 +341,22 @@ stream {{
 }}
 """, wait_ports=[hport, sport], hport=hport, sport=sport, redis=r.addr)
     assert cli(sport, "PING") == "PONG"
+    z.stop()
+
+
+def test_stream_download_rate_paces_the_relay():
+    # 600 KB back at 200 KB/s cannot take less than ~2.7 s (a lower bound only: a slow
+    # machine makes it longer, never shorter); uploads are not limited
+    u = TcpUpstream()
+    z, port = start(["server %s;" % u.addr],
+                    extra="proxy_half_close on; proxy_download_rate 200k;")
+    data = b"r" * (600 * 1024)
+    s = socket.create_connection(("127.0.0.1", port))
+    t0 = time.time()
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = until_closed(s, timeout=60)
+    elapsed = time.time() - t0
+    assert got == data + b"bye %d" % len(data), len(got or b"")
+    assert elapsed >= 2.0, elapsed
     z.stop()
