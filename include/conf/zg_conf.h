@@ -240,10 +240,30 @@ int zg_conf_zone(zg_cf_t *cf, const char *name, size_t nlen, const zg_str_t *nam
 int zg_conf_zone_param(zg_cf_t *cf, const zg_str_t *v, const zg_zone_kind_t *kind,
                        zg_zone_t **out);
 
+/* A directive that names a zone which may be declared later in the file (limit_req
+ * zone=NAME): the module keeps the reference and resolves it once the file is read. */
+typedef struct {
+    const char *name;    /* the zone's name */
+    const char *directive;
+    const char *file;
+    int line;
+    void *level;         /* the module's conf of the level the directive is in */
+    int idx;             /* which of the level's entries */
+} zg_conf_zone_ref_t;
+
+/* records a reference by the directive being handled; ZG_OK or ZG_ERROR (no memory) */
+int zg_conf_zone_ref_add(zg_cf_t *cf, zg_conf_zone_ref_t **refs, int *nrefs,
+                         const char *name, size_t len, void *level, int idx);
+/* the conf of the zone a reference names, if it is of kind; else NULL after the
+ * error: unknown KIND_zone "NAME" in "DIRECTIVE" directive in FILE:LINE */
+void *zg_conf_zone_ref_conf(zg_cf_t *cf, const zg_conf_zone_ref_t *r,
+                            const zg_zone_kind_t *kind);
+
 /* generic setters: the field at cmd->offset of conf; each rejects a second setting */
 int zg_conf_set_msec(zg_cf_t *cf, const zg_command_t *cmd, void *conf);   /* zg_msec_t */
 int zg_conf_set_size(zg_cf_t *cf, const zg_command_t *cmd, void *conf);   /* int64_t */
 int zg_conf_set_num(zg_cf_t *cf, const zg_command_t *cmd, void *conf);    /* int >= 0 */
+int zg_conf_set_count(zg_cf_t *cf, const zg_command_t *cmd, void *conf);  /* int >= 1 */
 int zg_conf_set_flag(zg_cf_t *cf, const zg_command_t *cmd, void *conf);   /* int on/off */
 int zg_conf_set_status(zg_cf_t *cf, const zg_command_t *cmd, void *conf); /* int 400-599 */
 int zg_conf_set_level(zg_cf_t *cf, const zg_command_t *cmd, void *conf);  /* log level */

@@ -1,6 +1,7 @@
 /* zg_buf.h — one growable byte buffer (in the spirit of Redis's sds, but a plain
  * struct): appends grow it by doubling; after a failed allocation `failed` is set
- * and every later append is a no-op, so a caller checks once at the end. */
+ * and every later append is a no-op (until zg_buf_detach or zg_buf_free, or the
+ * owner clears `failed`), so a caller checks once at the end. */
 #ifndef ZG_BUF_H
 #define ZG_BUF_H
 
@@ -18,6 +19,9 @@ typedef struct {
 
 /* room for n more bytes (and a NUL): ZG_OK, or ZG_ERROR (and failed = 1) */
 int zg_buf_reserve(zg_buf_t *b, size_t n);
+/* capacity of exactly cap bytes (at least len; a read buffer that fills to cap):
+ * ZG_OK, or ZG_ERROR with the buffer unchanged */
+int zg_buf_resize(zg_buf_t *b, size_t cap);
 
 static inline int zg_buf_append(zg_buf_t *b, const void *p, size_t n)
 {

@@ -17,8 +17,7 @@
 /* Bytes to write to a stream, in order.  Appends go to `buf`; zg_outq_flush writes
  * what it can at once (uv_try_write) and queues a copy of the rest. */
 typedef struct {
-    char *buf;
-    size_t len, cap;
+    zg_buf_t b;           /* bytes not yet handed to the stream */
     size_t inflight;      /* bytes queued in uv_write requests not yet done */
     uv_stream_t *stream;
     void (*drained)(void *data); /* called when inflight drops to 0 (may be NULL) */
@@ -27,16 +26,10 @@ typedef struct {
 } zg_outq_t;
 
 void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data);
-int zg_outq_grow(zg_outq_t *q, size_t n);
 
 static inline int zg_outq_append(zg_outq_t *q, const void *p, size_t n)
 {
-    if (q->len + n > q->cap && zg_outq_grow(q, n) != ZG_OK) {
-        return ZG_ERROR;
-    }
-    memcpy(q->buf + q->len, p, n);
-    q->len += n;
-    return ZG_OK;
+    return zg_buf_append(&q->b, p, n);
 }
 int zg_outq_printf(zg_outq_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* fast appends for the hot path (no printf) */

@@ -25,7 +25,7 @@ typedef struct {
     zg_limit_conn_zone_conf_t **zones;
     int nzones;
     /* private: limit_conn naming a zone that may be declared later */
-    void *refs;
+    zg_conf_zone_ref_t *refs;
     int nrefs;
 } zg_limit_conn_main_conf_t;
 

@@ -33,7 +33,7 @@ typedef struct {
     zg_limit_req_zone_conf_t **zones;
     int nzones;
     /* private: limit_req naming a zone that may be declared later */
-    void *refs;
+    zg_conf_zone_ref_t *refs;
     int nrefs;
 } zg_limit_req_main_conf_t;
 

@@ -23,7 +23,8 @@ typedef struct {
 
 typedef struct {
     zg_upstream_conf_t *upstream; /* proxy_pass (location level) */
-    char *uri;            /* proxy_pass http://up/URI: replaces the matched prefix; NULL = pass URI as is */
+    char *uri;            /* proxy_pass http://up/URI: replaces the matched prefix;
+                             NULL = pass the URI as it is */
     size_t uri_len;
     zg_proxy_header_t *set_headers;
     int nset_headers;     /* -1 = unset (inherit) */

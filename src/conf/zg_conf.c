@@ -204,14 +204,15 @@ void *zg_conf_grow(zg_conf_t *conf, void *arr, int *n, size_t size)
 static int zg_cp_verr_at(zg_cf_t *cp, const char *file, int line, const char *fmt,
                          va_list ap)
 {
+    zg_cp_priv_t *priv = zg_cp_priv(cp);
     int k;
 
-    if (zg_cp_priv(cp)->err == NULL || zg_cp_priv(cp)->errlen == 0) {
+    if (priv->err == NULL || priv->errlen == 0) {
         return ZG_ERROR;
     }
-    k = vsnprintf(zg_cp_priv(cp)->err, zg_cp_priv(cp)->errlen, fmt, ap);
-    if (k >= 0 && (size_t)k < zg_cp_priv(cp)->errlen && file != NULL) {
-        snprintf(zg_cp_priv(cp)->err + k, zg_cp_priv(cp)->errlen - (size_t)k, " in %s:%d", file, line);
+    k = vsnprintf(priv->err, priv->errlen, fmt, ap);
+    if (k >= 0 && (size_t)k < priv->errlen && file != NULL) {
+        snprintf(priv->err + k, priv->errlen - (size_t)k, " in %s:%d", file, line);
     }
     return ZG_ERROR;
 }
@@ -625,7 +626,8 @@ static int zg_cf_copy(zg_cf_t *cp, const char *s, size_t len, zg_str_t *out)
     }
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '\0') {
-            return zg_conf_error_at(cp, zg_cp_in(cp)->file, zg_cp_in(cp)->line, "unexpected NUL byte");
+            return zg_conf_error_at(cp, zg_cp_in(cp)->file, zg_cp_in(cp)->line,
+                                    "unexpected NUL byte");
         }
         if (s[i] == '\\' && i + 1 < len) {
             switch (s[i + 1]) {
@@ -869,12 +871,12 @@ static int zg_cp_block(zg_cf_t *cp, zg_cfile_t *cf, int in_block)
 }
 
 /* reads FILE (already a full path) into the arena */
-static int zg_cp_read_file(zg_cf_t *cp, const char *path, zg_cfile_t *cf)
+/* reads FILE (already a full path) into text, which the caller frees once the file
+ * is parsed (tokens are copied into the arena) */
+static int zg_cp_read_file(zg_cf_t *cp, const char *path, zg_cfile_t *cf, zg_buf_t *text)
 {
     struct stat st;
-    char *buf;
     ssize_t r;
-    size_t len = 0;
     int fd;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -892,54 +894,46 @@ static int zg_cp_read_file(zg_cf_t *cp, const char *path, zg_cfile_t *cf)
     }
     if (!S_ISREG(st.st_mode) || st.st_size > ZG_CONF_MAX_FILE) {
         close(fd);
-        return zg_cp_in(cp) == NULL
-                   ? zg_conf_error_at(cp, NULL, 0, "\"%s\" is not a regular file of at most 16M", path)
-                   : zg_conf_error(cp, "\"%s\" is not a regular file of at most 16M", path);
+        goto too_big;
     }
-    buf = zg_conf_alloc(cp->conf, ZG_CONF_MAX_FILE + 1 < (size_t)st.st_size + 4096
-                                      ? ZG_CONF_MAX_FILE + 1
-                                      : (size_t)st.st_size + 4096);
-    if (buf == NULL) {
-        close(fd);
-        return zg_conf_nomem(cp);
-    }
-    for (;;) {
-        size_t cap = (size_t)st.st_size + 4096;
-        if (cap > ZG_CONF_MAX_FILE + 1) {
-            cap = ZG_CONF_MAX_FILE + 1;
+    while (text->len <= ZG_CONF_MAX_FILE) {
+        if (zg_buf_reserve(text, (size_t)st.st_size + 4096) != ZG_OK) {
+            close(fd);
+            return zg_conf_nomem(cp);
         }
-        if (len == cap) {
-            break;
-        }
-        r = read(fd, buf + len, cap - len);
+        r = read(fd, text->data + text->len,
+                 zg_min(text->cap - text->len - 1, ZG_CONF_MAX_FILE + 1 - text->len));
         if (r < 0 && errno == EINTR) {
             continue;
         }
         if (r <= 0) {
             break;
         }
-        len += (size_t)r;
+        text->len += (size_t)r;
     }
     close(fd);
-    if (len > ZG_CONF_MAX_FILE) {
-        return zg_cp_in(cp) == NULL
-                   ? zg_conf_error_at(cp, NULL, 0, "\"%s\" is not a regular file of at most 16M", path)
-                   : zg_conf_error(cp, "\"%s\" is not a regular file of at most 16M", path);
+    if (text->len > ZG_CONF_MAX_FILE) {
+        goto too_big;
     }
     cf->file = zg_conf_strdup(cp->conf, path, strlen(path));
     if (cf->file == NULL) {
         return zg_conf_nomem(cp);
     }
-    cf->p = buf;
-    cf->end = buf + len;
+    cf->p = text->data;
+    cf->end = text->data + text->len;
     cf->line = 1;
     return ZG_OK;
+too_big:
+    return zg_cp_in(cp) == NULL
+               ? zg_conf_error_at(cp, NULL, 0, "\"%s\" is not a regular file of at most 16M", path)
+               : zg_conf_error(cp, "\"%s\" is not a regular file of at most 16M", path);
 }
 
 /* --------------------------------------------------------------- blocks */
 
 static int zg_cp_include(zg_cf_t *cp)
 {
+    zg_buf_t text = ZG_BUF_INIT;
     zg_cfile_t cf;
     zg_str_t *a = cp->args;
     const char *file = cp->file;
@@ -954,12 +948,14 @@ static int zg_cp_include(zg_cf_t *cp)
     if (path == NULL) {
         return zg_conf_nomem(cp);
     }
-    if (zg_cp_read_file(cp, path, &cf) != ZG_OK) {
+    if (zg_cp_read_file(cp, path, &cf, &text) != ZG_OK) {
+        zg_buf_free(&text);
         return ZG_ERROR;
     }
     zg_cp_priv(cp)->depth++;
     rc = zg_cp_block(cp, &cf, 0);
     zg_cp_priv(cp)->depth--;
+    zg_buf_free(&text);
     cp->file = file;
     cp->line = line;
     return rc;
@@ -1033,6 +1029,41 @@ int zg_conf_flag(zg_cf_t *cp, const zg_str_t *v, int *out)
 
 /* ----------------------------------------------------------------- zones */
 
+int zg_conf_zone_ref_add(zg_cf_t *cf, zg_conf_zone_ref_t **refs, int *nrefs,
+                         const char *name, size_t len, void *level, int idx)
+{
+    zg_conf_zone_ref_t *r = zg_conf_grow(cf->conf, *refs, nrefs, sizeof(**refs));
+
+    if (r == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    *refs = r;
+    r = &r[*nrefs - 1];
+    r->name = zg_conf_strdup(cf->conf, name, len);
+    if (r->name == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    r->directive = cf->name;
+    r->file = cf->file;
+    r->line = cf->line;
+    r->level = level;
+    r->idx = idx;
+    return ZG_OK;
+}
+
+void *zg_conf_zone_ref_conf(zg_cf_t *cf, const zg_conf_zone_ref_t *r,
+                            const zg_zone_kind_t *kind)
+{
+    zg_zone_t *z = zg_zone_find(&cf->conf->zones, r->name);
+
+    if (z == NULL || z->kind != kind) {
+        zg_conf_error_at(cf, r->file, r->line, "unknown %s_zone \"%s\" in \"%s\" directive",
+                         kind->name, r->name, r->directive);
+        return NULL;
+    }
+    return z->conf;
+}
+
 /* "zone=NAME:SIZE" -> name, size; declares the zone */
 int zg_conf_zone(zg_cf_t *cp, const char *name, size_t nlen, const zg_str_t *name_arg,
                       const char *size_text, size_t size_len, const zg_str_t *size_arg,
@@ -1101,14 +1132,12 @@ int zg_conf_set_msec(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 {
     zg_msec_t *f = ZG_FIELD(conf, cmd, zg_msec_t), v;
 
-    zg_str_t *a = cp->args;
-
     if (*f != ZG_UNSET_MSEC) {
         return zg_conf_duplicate(cp);
     }
-    v = zg_conf_parse_time(a[1].data, a[1].len);
+    v = zg_conf_parse_time(cp->args[1].data, cp->args[1].len);
     if (v == ZG_UNSET_MSEC) {
-        return zg_conf_invalid(cp, &a[1]);
+        return zg_conf_invalid(cp, &cp->args[1]);
     }
     *f = v;
     return ZG_OK;
@@ -1118,14 +1147,27 @@ int zg_conf_set_size(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 {
     int64_t *f = ZG_FIELD(conf, cmd, int64_t), v;
 
-    zg_str_t *a = cp->args;
-
     if (*f != ZG_UNSET_SIZE) {
         return zg_conf_duplicate(cp);
     }
-    v = zg_conf_parse_size(a[1].data, a[1].len);
+    v = zg_conf_parse_size(cp->args[1].data, cp->args[1].len);
     if (v < 0) {
-        return zg_conf_invalid(cp, &a[1]);
+        return zg_conf_invalid(cp, &cp->args[1]);
+    }
+    *f = v;
+    return ZG_OK;
+}
+
+/* an int field: v is the value read, valid the verdict on it */
+static int zg_conf_set_int(zg_cf_t *cp, const zg_command_t *cmd, void *conf, int v, int valid)
+{
+    int *f = ZG_FIELD(conf, cmd, int);
+
+    if (*f != ZG_UNSET) {
+        return zg_conf_duplicate(cp);
+    }
+    if (!valid) {
+        return zg_conf_invalid(cp, &cp->args[1]);
     }
     *f = v;
     return ZG_OK;
@@ -1133,65 +1175,42 @@ int zg_conf_set_size(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 
 int zg_conf_set_num(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 {
-    int *f = ZG_FIELD(conf, cmd, int), v;
+    int v = zg_conf_atoi(cp->args[1].data, cp->args[1].len);
 
-    zg_str_t *a = cp->args;
+    return zg_conf_set_int(cp, cmd, conf, v, v >= 0);
+}
 
-    if (*f != ZG_UNSET) {
-        return zg_conf_duplicate(cp);
-    }
-    v = zg_conf_atoi(a[1].data, a[1].len);
-    if (v < 0) {
-        return zg_conf_invalid(cp, &a[1]);
-    }
-    *f = v;
-    return ZG_OK;
+int zg_conf_set_count(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int v = zg_conf_atoi(cp->args[1].data, cp->args[1].len);
+
+    return zg_conf_set_int(cp, cmd, conf, v, v >= 1);
+}
+
+int zg_conf_set_status(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int v = zg_conf_atoi(cp->args[1].data, cp->args[1].len);
+
+    return zg_conf_set_int(cp, cmd, conf, v, v >= 400 && v <= 599);
+}
+
+int zg_conf_set_level(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int v = zg_log_level_parse(cp->args[1].data, cp->args[1].len);
+
+    return zg_conf_set_int(cp, cmd, conf, v,
+                           v == ZG_LOG_INFO || v == ZG_LOG_NOTICE || v == ZG_LOG_WARN
+                               || v == ZG_LOG_ERR);
 }
 
 int zg_conf_set_flag(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
 {
     int *f = ZG_FIELD(conf, cmd, int);
 
-    zg_str_t *a = cp->args;
-
     if (*f != ZG_UNSET) {
         return zg_conf_duplicate(cp);
     }
-    return zg_conf_flag(cp, &a[1], f);
-}
-
-int zg_conf_set_status(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
-{
-    int *f = ZG_FIELD(conf, cmd, int), v;
-
-    zg_str_t *a = cp->args;
-
-    if (*f != ZG_UNSET) {
-        return zg_conf_duplicate(cp);
-    }
-    v = zg_conf_atoi(a[1].data, a[1].len);
-    if (v < 400 || v > 599) {
-        return zg_conf_invalid(cp, &a[1]);
-    }
-    *f = v;
-    return ZG_OK;
-}
-
-int zg_conf_set_level(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
-{
-    int *f = ZG_FIELD(conf, cmd, int), v;
-
-    zg_str_t *a = cp->args;
-
-    if (*f != ZG_UNSET) {
-        return zg_conf_duplicate(cp);
-    }
-    v = zg_log_level_parse(a[1].data, a[1].len);
-    if (v != ZG_LOG_INFO && v != ZG_LOG_NOTICE && v != ZG_LOG_WARN && v != ZG_LOG_ERR) {
-        return zg_conf_invalid(cp, &a[1]);
-    }
-    *f = v;
-    return ZG_OK;
+    return zg_conf_flag(cp, &cp->args[1], f);
 }
 
 /* ----------------------------------------------------------------- load */
@@ -1256,6 +1275,7 @@ static char *zg_conf_dirname(zg_conf_t *conf, const char *file)
 
 zg_conf_t *zg_conf_load(const char *file, char *err, size_t errlen)
 {
+    zg_buf_t text = ZG_BUF_INIT;
     zg_conf_t *conf;
     zg_cp_priv_t priv;
     zg_cf_t cp;
@@ -1282,11 +1302,14 @@ zg_conf_t *zg_conf_load(const char *file, char *err, size_t errlen)
     priv.errlen = errlen;
     cp.priv = &priv;
     cp.conf = conf;
-    if (zg_cp_read_file(&cp, conf->file, &cf) != ZG_OK) {
+    if (zg_cp_read_file(&cp, conf->file, &cf, &text) != ZG_OK) {
+        zg_buf_free(&text);
         zg_conf_free(conf);
         return NULL;
     }
-    return zg_conf_parse(conf, &cf, err, errlen);
+    conf = zg_conf_parse(conf, &cf, err, errlen);
+    zg_buf_free(&text);
+    return conf;
 }
 
 zg_conf_t *zg_conf_load_string(const char *name, const char *text, size_t len, char *err,

@@ -5,6 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* after a failure no room is left, so that every later append comes back here */
+static int zg_buf_fail(zg_buf_t *b)
+{
+    b->failed = 1;
+    b->cap = b->len;
+    return ZG_ERROR;
+}
+
 int zg_buf_reserve(zg_buf_t *b, size_t n)
 {
     size_t cap;
@@ -16,17 +24,31 @@ int zg_buf_reserve(zg_buf_t *b, size_t n)
     if (b->len + n < b->cap) {
         return ZG_OK;
     }
+    if (n > SIZE_MAX / 2 - b->len) {
+        return zg_buf_fail(b);
+    }
     cap = b->cap ? b->cap : 256;
     while (cap <= b->len + n) {
-        if (cap > SIZE_MAX / 2) {
-            b->failed = 1;
-            return ZG_ERROR;
-        }
         cap *= 2;
     }
     p = realloc(b->data, cap);
     if (p == NULL) {
-        b->failed = 1;
+        return zg_buf_fail(b);
+    }
+    b->data = p;
+    b->cap = cap;
+    return ZG_OK;
+}
+
+int zg_buf_resize(zg_buf_t *b, size_t cap)
+{
+    char *p;
+
+    if (cap < b->len) {
+        return ZG_ERROR;
+    }
+    p = realloc(b->data, cap > 0 ? cap : 1);
+    if (p == NULL) {
         return ZG_ERROR;
     }
     b->data = p;

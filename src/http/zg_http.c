@@ -14,6 +14,8 @@
 
 #include "zg_http.h"
 
+#include "zg_buf.h"
+
 #define ZG_HTTP_READ_MIN 4096
 #define ZG_HTTP_BUF_INIT 8192
 
@@ -29,8 +31,8 @@ struct zg_http_in_s {
     zg_http_in_handlers_t h;
     void *data;
     zg_http_limits_t lim;
-    char *buf;
-    size_t cap, len, pos; /* unparsed bytes: [pos, len) */
+    zg_buf_t b;           /* the bytes read; unparsed: [pos, b.len) */
+    size_t pos;
     size_t he;            /* end of the head (0 while reading it) */
     int state;
     int paused;
@@ -450,7 +452,7 @@ static int zg_http_in_on_method(llhttp_t *p, const char *at, size_t n)
         return 0;
     }
     in->started = 1;
-    zg_http_span(&in->method, in->buf, at, n);
+    zg_http_span(&in->method, in->b.data, at, n);
     return 0;
 }
 
@@ -458,7 +460,7 @@ static int zg_http_in_on_url(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_in_t *in = p->data;
 
-    zg_http_span(&in->url, in->buf, at, n);
+    zg_http_span(&in->url, in->b.data, at, n);
     return 0;
 }
 
@@ -467,7 +469,7 @@ static int zg_http_in_on_version(llhttp_t *p, const char *at, size_t n)
     zg_http_in_t *in = p->data;
 
     in->have_version = 1;
-    zg_http_span(&in->version, in->buf, at, n);
+    zg_http_span(&in->version, in->b.data, at, n);
     return 0;
 }
 
@@ -546,7 +548,7 @@ static int zg_http_in_on_header_field(llhttp_t *p, const char *at, size_t n)
         in->hv[in->nh].len = 0;
         in->nh++;
     }
-    zg_http_span(&in->hn[in->nh - 1], in->buf, at, n);
+    zg_http_span(&in->hn[in->nh - 1], in->b.data, at, n);
     return 0;
 }
 
@@ -559,7 +561,7 @@ static int zg_http_in_on_header_value(llhttp_t *p, const char *at, size_t n)
         return rc;
     }
     in->in_value = 1;
-    zg_http_span(&in->hv[in->nh - 1], in->buf, at, n);
+    zg_http_span(&in->hv[in->nh - 1], in->b.data, at, n);
     return 0;
 }
 
@@ -653,8 +655,8 @@ zg_http_in_t *zg_http_in_create(const zg_http_limits_t *limits,
     in->ucap = 0;
     in->h = *h;
     in->data = data;
-    in->buf = NULL;
-    in->cap = in->len = in->pos = 0;
+    in->b = (zg_buf_t)ZG_BUF_INIT;
+    in->pos = 0;
     in->status = 0;
     in->err = NULL;
     in->busy = 0;
@@ -672,7 +674,7 @@ static void zg_http_in_free(zg_http_in_t *in)
     free(in->hn);
     free(in->req.names);
     free(in->ubuf);
-    free(in->buf);
+    free(in->b.data);
     free(in);
 }
 
@@ -688,31 +690,19 @@ void zg_http_in_destroy(zg_http_in_t *in)
     zg_http_in_free(in);
 }
 
-static int zg_http_in_grow(zg_http_in_t *in, size_t want)
-{
-    char *nb = realloc(in->buf, want);
-
-    if (nb == NULL) {
-        return ZG_ERROR;
-    }
-    in->buf = nb;
-    in->cap = want;
-    return ZG_OK;
-}
-
 char *zg_http_in_buffer(zg_http_in_t *in, size_t *len)
 {
     size_t cap_max = in->lim.head_max + ZG_HTTP_READ_MIN;
 
     if (in->state == ZG_IN_HEAD) {
-        if (in->cap - in->len < ZG_HTTP_READ_MIN && in->cap < cap_max) {
-            size_t want = in->cap ? in->cap * 2 : ZG_HTTP_BUF_INIT;
+        if (in->b.cap - in->b.len < ZG_HTTP_READ_MIN && in->b.cap < cap_max) {
+            size_t want = in->b.cap ? in->b.cap * 2 : ZG_HTTP_BUF_INIT;
 
             want = zg_min(want, cap_max);
-            if (want < in->len + ZG_HTTP_READ_MIN) {
-                want = in->len + ZG_HTTP_READ_MIN;
+            if (want < in->b.len + ZG_HTTP_READ_MIN) {
+                want = in->b.len + ZG_HTTP_READ_MIN;
             }
-            if (zg_http_in_grow(in, want) != ZG_OK && in->cap == in->len) {
+            if (zg_buf_resize(&in->b, want) != ZG_OK && in->b.cap == in->b.len) {
                 *len = 0;
                 return NULL;
             }
@@ -720,16 +710,16 @@ char *zg_http_in_buffer(zg_http_in_t *in, size_t *len)
 
     } else {
         /* the head [0, he) stays; unparsed bytes move down to it */
-        if (in->pos == in->len || in->state == ZG_IN_ERROR) {
-            in->pos = in->len = in->he;
-        } else if (in->cap - in->len < ZG_HTTP_READ_MIN && in->pos > in->he) {
-            memmove(in->buf + in->he, in->buf + in->pos, in->len - in->pos);
-            in->len -= in->pos - in->he;
+        if (in->pos == in->b.len || in->state == ZG_IN_ERROR) {
+            in->pos = in->b.len = in->he;
+        } else if (in->b.cap - in->b.len < ZG_HTTP_READ_MIN && in->pos > in->he) {
+            memmove(in->b.data + in->he, in->b.data + in->pos, in->b.len - in->pos);
+            in->b.len -= in->pos - in->he;
             in->pos = in->he;
         }
     }
-    *len = in->cap - in->len;
-    return in->buf + in->len;
+    *len = in->b.cap - in->b.len;
+    return in->b.data + in->b.len;
 }
 
 /* absolute-form "http://host[:port]/path": host taken from it, target made the
@@ -881,20 +871,20 @@ static int zg_http_in_head(zg_http_in_t *in)
         return zg_http_in_bad(in, 505, "unsupported HTTP version");
     }
     minor = p->http_minor > 1 ? 1 : p->http_minor;
-    reason = zg_http_scan_head(in->buf + hs, in->he - hs, 0);
+    reason = zg_http_scan_head(in->b.data + hs, in->he - hs, 0);
     if (reason) {
         return zg_http_in_bad(in, 400, reason);
     }
     if (p->method == HTTP_CONNECT) {
         return zg_http_in_bad(in, 405, "CONNECT method");
     }
-    if (in->cap - in->he < ZG_HTTP_READ_MIN) {
-        if (zg_http_in_grow(in, zg_max(in->len, in->he) + ZG_HTTP_READ_MIN) != ZG_OK) {
+    if (in->b.cap - in->he < ZG_HTTP_READ_MIN) {
+        if (zg_buf_resize(&in->b, zg_max(in->b.len, in->he) + ZG_HTTP_READ_MIN) != ZG_OK) {
             return zg_http_in_bad(in, 500, "out of memory");
         }
     }
 
-    b = in->buf;
+    b = in->b.data;
     r->method.data = b + in->method.off;
     r->method.len = in->method.len;
     r->method_id = p->method;
@@ -1146,30 +1136,30 @@ static int zg_http_in_parse(zg_http_in_t *in)
             return in->state == ZG_IN_ERROR ? in->status : ZG_AGAIN;
         }
 
-        e = llhttp_execute(&in->p, in->buf + in->pos, in->len - in->pos);
+        e = llhttp_execute(&in->p, in->b.data + in->pos, in->b.len - in->pos);
 
         if (in->dead) {
             return zg_http_in_reap(in);
         }
 
         if (e == HPE_OK) {
-            in->pos = in->len;
+            in->pos = in->b.len;
             if (in->state == ZG_IN_HEAD) {
                 size_t hs = in->started ? in->method.off : 0;
 
                 /* "GET /g\r\n" is HTTP/0.9: llhttp waits for one more byte
                  * before it says so; answer now, not after client_header_timeout */
                 if (in->started && !in->rl_done && in->url.len &&
-                    in->url.off + in->url.len < in->len &&
-                    in->buf[in->url.off + in->url.len] != ' ') {
+                    in->url.off + in->url.len < in->b.len &&
+                    in->b.data[in->url.off + in->url.len] != ' ') {
                     zg_http_in_fail(in, 400, "HTTP/0.9 request");
                     return zg_http_in_error_state(in, 400);
                 }
-                if (!in->rl_done && in->len - hs > in->lim.line_max + 2) {
+                if (!in->rl_done && in->b.len - hs > in->lim.line_max + 2) {
                     zg_http_in_fail(in, 414, "request line too long");
                     return zg_http_in_error_state(in, 414);
                 }
-                if (in->len > in->lim.head_max) {
+                if (in->b.len > in->lim.head_max) {
                     zg_http_in_fail(in, 431, "request head too large");
                     return zg_http_in_error_state(in, 431);
                 }
@@ -1181,7 +1171,7 @@ static int zg_http_in_parse(zg_http_in_t *in)
             return zg_http_in_error_state(in, zg_http_in_llhttp_status(in, e));
         }
 
-        in->pos = (size_t)(llhttp_get_error_pos(&in->p) - in->buf);
+        in->pos = (size_t)(llhttp_get_error_pos(&in->p) - in->b.data);
         llhttp_resume(&in->p);
 
         if (in->paused == ZG_PAUSE_HEAD) {
@@ -1212,9 +1202,9 @@ static int zg_http_in_parse(zg_http_in_t *in)
 
 int zg_http_in_feed(zg_http_in_t *in, size_t n)
 {
-    in->len += n;
-    if (in->len > in->cap) {
-        in->len = in->cap;
+    in->b.len += n;
+    if (in->b.len > in->b.cap) {
+        in->b.len = in->b.cap;
     }
     if (in->busy) {
         return ZG_OK;
@@ -1241,11 +1231,11 @@ int zg_http_in_next(zg_http_in_t *in)
     if (in->state != ZG_IN_DONE) {
         return ZG_ERROR;
     }
-    rest = in->len - in->pos;
+    rest = in->b.len - in->pos;
     if (rest) {
-        memmove(in->buf, in->buf + in->pos, rest);
+        memmove(in->b.data, in->b.data + in->pos, rest);
     }
-    in->len = rest;
+    in->b.len = rest;
     in->pos = 0;
     zg_http_in_clear(in);
     if (in->busy) {
@@ -1256,19 +1246,19 @@ int zg_http_in_next(zg_http_in_t *in)
 
 int zg_http_in_pending(const zg_http_in_t *in)
 {
-    return in->state == ZG_IN_DONE && in->pos < in->len;
+    return in->state == ZG_IN_DONE && in->pos < in->b.len;
 }
 
 int zg_http_in_eof(zg_http_in_t *in)
 {
     switch (in->state) {
     case ZG_IN_HEAD:
-        return in->len > 0;
+        return in->b.len > 0;
     case ZG_IN_HEAD_STOP:
     case ZG_IN_BODY:
         return 1;
     case ZG_IN_DONE:
-        return in->pos < in->len;
+        return in->pos < in->b.len;
     default:
         return 0;
     }
@@ -1288,8 +1278,8 @@ struct zg_http_resp_s {
     zg_http_resp_handlers_t h;
     void *data;
     size_t head_max;
-    char *buf;
-    size_t cap, len, pos;
+    zg_buf_t b;           /* the bytes read; unparsed: [pos, b.len) */
+    size_t pos;
     size_t hs, he; /* current head [hs, he); spans are relative to hs */
     int state;
     int paused;
@@ -1309,7 +1299,7 @@ static int zg_http_resp_on_status(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_resp_t *r = p->data;
 
-    zg_http_span(&r->reason, r->buf + r->hs, at, n);
+    zg_http_span(&r->reason, r->b.data + r->hs, at, n);
     return 0;
 }
 
@@ -1330,7 +1320,7 @@ static int zg_http_resp_on_header_field(llhttp_t *p, const char *at, size_t n)
         r->hv[r->nh].len = 0;
         r->nh++;
     }
-    zg_http_span(&r->hn[r->nh - 1], r->buf + r->hs, at, n);
+    zg_http_span(&r->hn[r->nh - 1], r->b.data + r->hs, at, n);
     return 0;
 }
 
@@ -1343,7 +1333,7 @@ static int zg_http_resp_on_header_value(llhttp_t *p, const char *at, size_t n)
         return r->trailer_bytes > r->head_max ? -1 : 0;
     }
     r->in_value = 1;
-    zg_http_span(&r->hv[r->nh - 1], r->buf + r->hs, at, n);
+    zg_http_span(&r->hv[r->nh - 1], r->b.data + r->hs, at, n);
     return 0;
 }
 
@@ -1416,8 +1406,7 @@ zg_http_resp_t *zg_http_resp_create(size_t head_max, const zg_http_resp_handlers
     r->h = *h;
     r->data = data;
     r->head_max = head_max ? head_max : ZG_HTTP_HEAD_MAX;
-    r->buf = NULL;
-    r->cap = 0;
+    r->b = (zg_buf_t)ZG_BUF_INIT;
     r->busy = 0;
     r->dead = 0;
     llhttp_init(&r->p, HTTP_RESPONSE, &zg_http_resp_settings);
@@ -1435,7 +1424,7 @@ void zg_http_resp_destroy(zg_http_resp_t *r)
         r->dead = 1;
         return;
     }
-    free(r->buf);
+    free(r->b.data);
     free(r);
 }
 
@@ -1443,47 +1432,35 @@ void zg_http_resp_reset(zg_http_resp_t *r, int head_request)
 {
     zg_http_resp_clear(r);
     r->head_request = head_request ? 1 : 0;
-    r->len = r->pos = r->hs = r->he = 0;
+    r->b.len = r->pos = r->hs = r->he = 0;
     r->state = ZG_RESP_HEAD;
     r->fail = 0;
-}
-
-static int zg_http_resp_grow(zg_http_resp_t *r, size_t want)
-{
-    char *nb = realloc(r->buf, want);
-
-    if (nb == NULL) {
-        return ZG_ERROR;
-    }
-    r->buf = nb;
-    r->cap = want;
-    return ZG_OK;
 }
 
 char *zg_http_resp_buffer(zg_http_resp_t *r, size_t *len)
 {
     if (r->state == ZG_RESP_HEAD) {
-        if (r->cap - r->len < ZG_HTTP_READ_MIN && r->hs > 0) {
-            memmove(r->buf, r->buf + r->hs, r->len - r->hs);
-            r->len -= r->hs;
+        if (r->b.cap - r->b.len < ZG_HTTP_READ_MIN && r->hs > 0) {
+            memmove(r->b.data, r->b.data + r->hs, r->b.len - r->hs);
+            r->b.len -= r->hs;
             r->pos -= r->hs;
             r->hs = 0;
         }
-        if (r->cap - r->len < ZG_HTTP_READ_MIN) {
-            size_t want = r->cap ? r->cap * 2 : ZG_HTTP_BUF_INIT;
+        if (r->b.cap - r->b.len < ZG_HTTP_READ_MIN) {
+            size_t want = r->b.cap ? r->b.cap * 2 : ZG_HTTP_BUF_INIT;
 
             want = zg_min(want, r->head_max + ZG_HTTP_READ_MIN);
-            want = zg_max(want, r->len + ZG_HTTP_READ_MIN);
-            if (zg_http_resp_grow(r, want) != ZG_OK && r->cap == r->len) {
+            want = zg_max(want, r->b.len + ZG_HTTP_READ_MIN);
+            if (zg_buf_resize(&r->b, want) != ZG_OK && r->b.cap == r->b.len) {
                 *len = 0;
                 return NULL;
             }
         }
-    } else if (r->pos == r->len) {
-        r->pos = r->len = r->he;
+    } else if (r->pos == r->b.len) {
+        r->pos = r->b.len = r->he;
     }
-    *len = r->cap - r->len;
-    return r->buf + r->len;
+    *len = r->b.cap - r->b.len;
+    return r->b.data + r->b.len;
 }
 
 static int zg_http_resp_head(zg_http_resp_t *r)
@@ -1498,15 +1475,15 @@ static int zg_http_resp_head(zg_http_resp_t *r)
     if (p->http_major != 1 || p->status_code == 101) {
         return ZG_ERROR;
     }
-    if (zg_http_scan_head(r->buf + r->hs, r->he - r->hs, 1)) {
+    if (zg_http_scan_head(r->b.data + r->hs, r->he - r->hs, 1)) {
         return ZG_ERROR;
     }
-    if (r->cap - r->he < ZG_HTTP_READ_MIN) {
-        if (zg_http_resp_grow(r, zg_max(r->len, r->he) + ZG_HTTP_READ_MIN) != ZG_OK) {
+    if (r->b.cap - r->he < ZG_HTTP_READ_MIN) {
+        if (zg_buf_resize(&r->b, zg_max(r->b.len, r->he) + ZG_HTTP_READ_MIN) != ZG_OK) {
             return ZG_ERROR;
         }
     }
-    b = r->buf + r->hs;
+    b = r->b.data + r->hs;
     hd->status = p->status_code;
     hd->http_major = p->http_major;
     hd->http_minor = p->http_minor;
@@ -1542,7 +1519,7 @@ static int zg_http_resp_head(zg_http_resp_t *r)
 static int zg_http_resp_gone(zg_http_resp_t *r)
 {
     if (r->dead && r->busy == 0) {
-        free(r->buf);
+        free(r->b.data);
         free(r);
         return 1;
     }
@@ -1567,18 +1544,18 @@ int zg_http_resp_feed(zg_http_resp_t *r, size_t n)
 {
     llhttp_errno_t e;
 
-    r->len = zg_min(r->len + n, r->cap);
+    r->b.len = zg_min(r->b.len + n, r->b.cap);
     if (r->state == ZG_RESP_DONE || r->state == ZG_RESP_ERROR) {
         r->state = ZG_RESP_ERROR;
         return ZG_ERROR;
     }
 
     for (;;) {
-        e = llhttp_execute(&r->p, r->buf + r->pos, r->len - r->pos);
+        e = llhttp_execute(&r->p, r->b.data + r->pos, r->b.len - r->pos);
 
         if (e == HPE_OK) {
-            r->pos = r->len;
-            if (r->state == ZG_RESP_HEAD && r->len - r->hs > r->head_max) {
+            r->pos = r->b.len;
+            if (r->state == ZG_RESP_HEAD && r->b.len - r->hs > r->head_max) {
                 r->state = ZG_RESP_ERROR;
                 return ZG_ERROR;
             }
@@ -1588,12 +1565,12 @@ int zg_http_resp_feed(zg_http_resp_t *r, size_t n)
             r->state = ZG_RESP_ERROR;
             return ZG_ERROR;
         }
-        r->pos = (size_t)(llhttp_get_error_pos(&r->p) - r->buf);
+        r->pos = (size_t)(llhttp_get_error_pos(&r->p) - r->b.data);
         llhttp_resume(&r->p);
 
         if (r->paused == ZG_PAUSE_DONE) {
             r->paused = ZG_PAUSE_NONE;
-            if (r->pos < r->len) {
+            if (r->pos < r->b.len) {
                 r->head.keepalive = 0; /* more than one response */
             }
             return zg_http_resp_done(r);

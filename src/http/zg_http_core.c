@@ -53,7 +53,8 @@ static int zg_http_core_server(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     (void)conf;
     ps = zg_conf_alloc(cf->conf, sizeof(*ps));
     slot = zg_conf_push(cf->conf, cmcf->srvs, cmcf->nsrvs);
-    if (ps == NULL || slot == NULL || (ps->srv.loc_conf = zg_conf_create_loc_confs(cf)) == NULL) {
+    if (ps == NULL || slot == NULL
+        || (ps->srv.loc_conf = zg_conf_create_loc_confs(cf)) == NULL) {
         return zg_conf_nomem(cf);
     }
     *slot = ps;
@@ -85,7 +86,8 @@ static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
                              a[1].data);
     }
     if (rc != ZG_OK) {
-        return zg_conf_error(cf, "invalid address \"%s\" of the \"listen\" directive", a[1].data);
+        return zg_conf_error(cf, "invalid address \"%s\" of the \"listen\" directive",
+                             a[1].data);
     }
     for (int i = 0; i < ps->nlistens; i++) {
         if (zg_addr_eq(&ps->listens[i].addr, &addr)) {
@@ -164,7 +166,8 @@ static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *con
     }
     loc = zg_conf_alloc(cf->conf, sizeof(*loc));
     slot = zg_conf_push(cf->conf, ps->locs, ps->nlocs);
-    if (loc == NULL || slot == NULL || (loc->loc_conf = zg_conf_create_loc_confs(cf)) == NULL) {
+    if (loc == NULL || slot == NULL
+        || (loc->loc_conf = zg_conf_create_loc_confs(cf)) == NULL) {
         return zg_conf_nomem(cf);
     }
     *slot = loc;

@@ -23,6 +23,12 @@
 #define ZG_LINGER_READ (16 * 1024)   /* what a lingering close reads (and drops) at a time */
 #define ZG_LINGER_MSEC 2000          /* how long a lingering close reads */
 
+/* the default server's settings: they apply until a request has found its server */
+static zg_http_core_loc_conf_t *zg_conn_core(zg_conn_t *c)
+{
+    return zg_http_core_loc_conf(c->ls->default_server->loc_conf);
+}
+
 /* ---- output queue ---- */
 
 typedef struct {
@@ -37,21 +43,6 @@ void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data)
     memset(q, 0, sizeof(*q));
     q->stream = s;
     q->data = data;
-}
-
-int zg_outq_grow(zg_outq_t *q, size_t n)
-{
-    size_t cap = q->cap ? q->cap : 4096;
-    while (cap < q->len + n) {
-        cap *= 2;
-    }
-    char *b = realloc(q->buf, cap);
-    if (b == NULL) {
-        return ZG_ERROR;
-    }
-    q->buf = b;
-    q->cap = cap;
-    return ZG_OK;
 }
 
 int zg_outq_str(zg_outq_t *q, const char *s)
@@ -125,56 +116,53 @@ static void zg_outq_written(uv_write_t *req, int status)
 
 int zg_outq_flush(zg_outq_t *q)
 {
-    if (q->len == 0) {
+    if (q->b.len == 0) {
         return ZG_OK;
     }
     size_t off = 0;
     if (q->inflight == 0) {
-        uv_buf_t b = uv_buf_init(q->buf, (unsigned)q->len);
+        uv_buf_t b = uv_buf_init(q->b.data, (unsigned)q->b.len);
         int n = uv_try_write(q->stream, &b, 1);
         if (n > 0) {
             off = (size_t)n;
         } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
-            q->len = 0;
+            q->b.len = 0;
             return ZG_ERROR;
         }
     }
-    if (off < q->len) {
-        size_t rest = q->len - off;
+    if (off < q->b.len) {
+        size_t rest = q->b.len - off;
         zg_outq_write_t *w = malloc(sizeof(*w) + rest);
         if (w == NULL) {
             return ZG_ERROR;
         }
-        memcpy(w->data, q->buf + off, rest);
+        memcpy(w->data, q->b.data + off, rest);
         w->q = q;
         w->len = rest;
         uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
         if (uv_write(&w->req, q->stream, &b, 1, zg_outq_written) != 0) {
             free(w);
-            q->len = 0;
+            q->b.len = 0;
             return ZG_ERROR;
         }
         q->inflight += rest;
     }
-    q->len = 0;
-    if (q->cap > ZG_OUTQ_KEEP_MAX) {
-        free(q->buf);
-        q->buf = NULL;
-        q->cap = 0;
+    q->b.len = 0;
+    q->b.failed = 0; /* an append that failed is dropped with what was written */
+    if (q->b.cap > ZG_OUTQ_KEEP_MAX) {
+        zg_buf_free(&q->b);
     }
     return ZG_OK;
 }
 
 size_t zg_outq_pending(const zg_outq_t *q)
 {
-    return q->inflight + q->len;
+    return q->inflight + q->b.len;
 }
 
 void zg_outq_free(zg_outq_t *q)
 {
-    free(q->buf);
-    q->buf = NULL;
-    q->len = q->cap = 0;
+    zg_buf_free(&q->b);
     q->drained = NULL;
     q->failed = NULL;
 }
@@ -399,7 +387,7 @@ static void zg_conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->idle) {
         c->idle = 0;
-        zg_conn_timer(c, zg_http_core_loc_conf(c->ls->default_server->loc_conf)->client_header_timeout);
+        zg_conn_timer(c, zg_conn_core(c)->client_header_timeout);
     }
     zg_conn_parse(c, ZG_PARSE_FEED, (size_t)nread);
 }
@@ -420,7 +408,7 @@ void zg_conn_read(zg_conn_t *c, int on)
 
 static void zg_conn_set_idle(zg_conn_t *c)
 {
-    zg_http_core_loc_conf_t *s = zg_http_core_loc_conf(c->ls->default_server->loc_conf);
+    zg_http_core_loc_conf_t *s = zg_conn_core(c);
     c->idle = 1;
     zg_msec_t t = s->keepalive_timeout;
     if (c->w->quitting) {
@@ -441,7 +429,7 @@ void zg_conn_request_done(zg_conn_t *c, int keepalive)
         return;
     }
     if (zg_http_in_pending(c->in)) {
-        zg_conn_timer(c, zg_http_core_loc_conf(c->ls->default_server->loc_conf)->client_header_timeout);
+        zg_conn_timer(c, zg_conn_core(c)->client_header_timeout);
         c->idle = 0;
     } else {
         zg_conn_set_idle(c);

@@ -32,22 +32,6 @@ static int zg_core_worker_processes(zg_cf_t *cf, const zg_command_t *cmd, void *
     return ZG_OK;
 }
 
-/* a number >= 1 */
-static int zg_core_set_count(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
-{
-    int *field = (int *)((char *)conf + cmd->offset), k;
-
-    if (*field != ZG_UNSET) {
-        return zg_conf_duplicate(cf);
-    }
-    k = zg_conf_atoi(cf->args[1].data, cf->args[1].len);
-    if (k < 1) {
-        return zg_conf_invalid(cf, &cf->args[1]);
-    }
-    *field = k;
-    return ZG_OK;
-}
-
 static int zg_core_daemon(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_core_conf_t *cc = conf;
@@ -198,9 +182,9 @@ static int zg_core_init_conf(zg_cf_t *cf, void *conf)
 static const zg_command_t zg_core_commands[] = {
     { "worker_processes", ZG_CTX_MAIN, 0, 1, 1, zg_core_worker_processes, ZG_MAIN_CONF, 0,
       NULL },
-    { "worker_connections", ZG_CTX_MAIN | ZG_CTX_EVENTS, 0, 1, 1, zg_core_set_count,
+    { "worker_connections", ZG_CTX_MAIN | ZG_CTX_EVENTS, 0, 1, 1, zg_conf_set_count,
       ZG_MAIN_CONF, ZG_CORE(worker_connections), NULL },
-    { "worker_rlimit_nofile", ZG_CTX_MAIN, 0, 1, 1, zg_core_set_count, ZG_MAIN_CONF,
+    { "worker_rlimit_nofile", ZG_CTX_MAIN, 0, 1, 1, zg_conf_set_count, ZG_MAIN_CONF,
       ZG_CORE(worker_rlimit_nofile), NULL },
     { "pid", ZG_CTX_MAIN, 0, 1, 1, zg_core_pid, ZG_MAIN_CONF, 0, NULL },
     { "error_log", ZG_CTX_MAIN, 0, 1, 2, zg_core_error_log, ZG_MAIN_CONF, 0, NULL },

@@ -334,15 +334,6 @@ static zg_limit_conn_hold_t *zg_limit_conn_holds(zg_request_t *r)
     return ((zg_limit_conn_scratch_t *)zg_request_scratch(r, zg_limit_conn_module))->holds;
 }
 
-/* a limit_conn naming a zone that may be declared later */
-typedef struct {
-    zg_limit_conn_loc_conf_t *lc;
-    int idx;
-    const char *name;
-    const char *file;
-    int line;
-} zg_limit_conn_ref_t;
-
 static int zg_limit_conn_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_limit_conn_main_conf_t *lmcf = conf;
@@ -389,7 +380,6 @@ static int zg_limit_conn_directive(zg_cf_t *cf, const zg_command_t *cmd, void *c
 {
     zg_limit_conn_main_conf_t *lmcf = zg_limit_conn_main_conf(cf->conf);
     zg_limit_conn_loc_conf_t *lc = conf;
-    zg_limit_conn_ref_t *ref, *refs = lmcf->refs;
     zg_limit_conn_conf_t *l;
     zg_str_t *a = cf->args;
     int v;
@@ -408,16 +398,8 @@ static int zg_limit_conn_directive(zg_cf_t *cf, const zg_command_t *cmd, void *c
         return zg_conf_nomem(cf);
     }
     l->conn = (uint32_t)v;
-    ref = zg_conf_push(cf->conf, refs, lmcf->nrefs);
-    lmcf->refs = refs;
-    if (ref == NULL || (ref->name = zg_conf_strdup(cf->conf, a[1].data, a[1].len)) == NULL) {
-        return zg_conf_nomem(cf);
-    }
-    ref->lc = lc;
-    ref->idx = lc->nlimits - 1;
-    ref->file = cf->file;
-    ref->line = cf->line;
-    return ZG_OK;
+    return zg_conf_zone_ref_add(cf, &lmcf->refs, &lmcf->nrefs, a[1].data, a[1].len, lc,
+                                lc->nlimits - 1);
 }
 
 static void *zg_limit_conn_create_main_conf(zg_conf_t *conf)
@@ -428,28 +410,20 @@ static void *zg_limit_conn_create_main_conf(zg_conf_t *conf)
 static int zg_limit_conn_init_main_conf(zg_cf_t *cf, void *conf)
 {
     zg_limit_conn_main_conf_t *lmcf = conf;
-    zg_limit_conn_ref_t *refs = lmcf->refs;
-
     for (int i = 0; i < lmcf->nrefs; i++) {
-        zg_limit_conn_ref_t *r = &refs[i];
-        zg_limit_conn_zone_conf_t *z = NULL;
-        for (int k = 0; k < lmcf->nzones; k++) {
-            if (strcmp(lmcf->zones[k]->zone->name, r->name) == 0) {
-                z = lmcf->zones[k];
-            }
-        }
+        zg_conf_zone_ref_t *r = &lmcf->refs[i];
+        zg_limit_conn_loc_conf_t *lc = r->level;
+        zg_limit_conn_zone_conf_t *z = zg_conf_zone_ref_conf(cf, r, &zg_limit_conn_zone_kind);
         if (z == NULL) {
-            return zg_conf_error_at(cf, r->file, r->line,
-                                    "unknown limit_conn_zone \"%s\" in \"limit_conn\" directive",
-                                    r->name);
+            return ZG_ERROR;
         }
         for (int k = 0; k < r->idx; k++) {
-            if (r->lc->limits[k].zone == z) {
-                return zg_conf_error_at(cf, r->file, r->line,
-                                        "\"limit_conn\" directive is duplicate");
+            if (lc->limits[k].zone == z) {
+                return zg_conf_error_at(cf, r->file, r->line, "\"%s\" directive is duplicate",
+                                        r->directive);
             }
         }
-        r->lc->limits[r->idx].zone = z;
+        lc->limits[r->idx].zone = z;
     }
     return ZG_OK;
 }

@@ -859,15 +859,6 @@ void zg_limit_req_sync_apply(zg_zone_t *zone, const unsigned char *key, size_t l
 
 const zg_zone_kind_t zg_limit_req_zone_kind = { "limit_req", zg_limit_req_zone_init };
 
-/* a limit_req naming a zone that may be declared later */
-typedef struct {
-    zg_limit_req_loc_conf_t *lc;
-    int idx;
-    const char *name;
-    const char *file;
-    int line;
-} zg_limit_req_ref_t;
-
 /* redis://HOST:PORT[/DB] */
 static int zg_limit_req_sync_url(zg_cf_t *cf, const zg_str_t *v, zg_limit_req_zone_conf_t *lz)
 {
@@ -1001,7 +992,6 @@ static int zg_limit_req_directive(zg_cf_t *cf, const zg_command_t *cmd, void *co
 {
     zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(cf->conf);
     zg_limit_req_loc_conf_t *lc = conf;
-    zg_limit_req_ref_t *ref, *refs = lmcf->refs;
     zg_limit_req_conf_t *lr;
     zg_str_t *a = cf->args, *zone = NULL;
     int v;
@@ -1035,17 +1025,8 @@ static int zg_limit_req_directive(zg_cf_t *cf, const zg_command_t *cmd, void *co
     if (zone == NULL || zone->len == 5) {
         return zg_conf_error(cf, "\"%s\" must have \"zone\" parameter", cf->name);
     }
-    ref = zg_conf_push(cf->conf, refs, lmcf->nrefs);
-    lmcf->refs = refs;
-    if (ref == NULL
-        || (ref->name = zg_conf_strdup(cf->conf, zone->data + 5, zone->len - 5)) == NULL) {
-        return zg_conf_nomem(cf);
-    }
-    ref->lc = lc;
-    ref->idx = lc->nlimits - 1;
-    ref->file = cf->file;
-    ref->line = cf->line;
-    return ZG_OK;
+    return zg_conf_zone_ref_add(cf, &lmcf->refs, &lmcf->nrefs, zone->data + 5, zone->len - 5,
+                                lc, lc->nlimits - 1);
 }
 
 static void *zg_limit_req_create_main_conf(zg_conf_t *conf)
@@ -1057,28 +1038,20 @@ static void *zg_limit_req_create_main_conf(zg_conf_t *conf)
 static int zg_limit_req_init_main_conf(zg_cf_t *cf, void *conf)
 {
     zg_limit_req_main_conf_t *lmcf = conf;
-    zg_limit_req_ref_t *refs = lmcf->refs;
-
     for (int i = 0; i < lmcf->nrefs; i++) {
-        zg_limit_req_ref_t *r = &refs[i];
-        zg_limit_req_zone_conf_t *z = NULL;
-        for (int k = 0; k < lmcf->nzones; k++) {
-            if (strcmp(lmcf->zones[k]->zone->name, r->name) == 0) {
-                z = lmcf->zones[k];
-            }
-        }
+        zg_conf_zone_ref_t *r = &lmcf->refs[i];
+        zg_limit_req_loc_conf_t *lc = r->level;
+        zg_limit_req_zone_conf_t *z = zg_conf_zone_ref_conf(cf, r, &zg_limit_req_zone_kind);
         if (z == NULL) {
-            return zg_conf_error_at(cf, r->file, r->line,
-                                    "unknown limit_req_zone \"%s\" in \"limit_req\" directive",
-                                    r->name);
+            return ZG_ERROR;
         }
         for (int k = 0; k < r->idx; k++) {
-            if (r->lc->limits[k].zone == z) {
-                return zg_conf_error_at(cf, r->file, r->line,
-                                        "\"limit_req\" directive is duplicate");
+            if (lc->limits[k].zone == z) {
+                return zg_conf_error_at(cf, r->file, r->line, "\"%s\" directive is duplicate",
+                                        r->directive);
             }
         }
-        r->lc->limits[r->idx].zone = z;
+        lc->limits[r->idx].zone = z;
     }
     return ZG_OK;
 }

@@ -302,8 +302,8 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     zg_outq_t q;
     char tmp[4096];
     zg_outq_init(&q, NULL, NULL);
-    q.buf = p->head;            /* reuse the buffer of a recycled proxy */
-    q.cap = p->head_cap;
+    q.b.data = p->head;         /* reuse the buffer of a recycled proxy */
+    q.b.cap = p->head_cap;
 
     zg_outq_append(&q, h->method.data, h->method.len);
     zg_outq_append(&q, " ", 1);
@@ -442,13 +442,10 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     } else {
         zg_outq_append(&q, "Connection: close\r\n\r\n", 21);
     }
-    if (q.buf == NULL) {
-        return ZG_ERROR;
-    }
-    p->head = q.buf;
-    p->head_len = q.len;
-    p->head_cap = q.cap;
-    return ZG_OK;
+    p->head = q.b.data;         /* kept even when incomplete: freed with p */
+    p->head_len = q.b.len;
+    p->head_cap = q.b.cap;
+    return q.b.data != NULL && !q.b.failed ? ZG_OK : ZG_ERROR;
 }
 
 /* ---- the response, down to the client ---- */
@@ -558,7 +555,7 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     }
     p->resp_keepalive = keepalive;
 
-    size_t start = q->len;
+    size_t start = q->b.len;
     zg_outq_append(q, "HTTP/1.1 ", 9);
     zg_outq_num(q, (uint64_t)rh->status);
     zg_outq_append(q, " ", 1);
@@ -590,7 +587,7 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     } else {
         zg_outq_append(q, "Connection: close\r\n\r\n", 21);
     }
-    r->ctx.bytes_sent += q->len - start;
+    r->ctx.bytes_sent += q->b.len - start;
 }
 
 static void zg_resp_on_body(void *data, const char *b, size_t n)
