@@ -74,6 +74,14 @@ def start(servers, workers=2, zone="zone backend 64k;", extra=""):
     return z, port
 
 
+def stop_clean(z):
+    """stops zonegate and fails the test if a sanitizer reported anything (the ASan
+    build's reports go to the master's and workers' stderr)"""
+    z.stop()
+    out = z.proc.stdout.read() if z.proc.stdout else b""
+    assert b"Sanitizer" not in out and b"runtime error" not in out, out[-3000:]
+
+
 def until_closed(s, timeout=10):
     """everything s receives until the peer closes (or an error); None on timeout"""
     s.settimeout(timeout * SLOW)
@@ -99,7 +107,7 @@ def test_stream_redis_roundtrip():
     for i in range(20):
         assert cli(port, "INCR", "n") == str(i + 1)
     assert cli(r.port, "GET", "n") == "20"  # the real server saw them
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_redis_benchmark():
@@ -112,7 +120,7 @@ def test_stream_redis_benchmark():
     out = p.stdout.decode(errors="replace")
     assert p.returncode == 0 and "GET:" in out and "SET:" in out, out
     assert cli(r.port, "DBSIZE") != "0"
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_dead_peer_fails_over_and_is_marked_across_workers():
@@ -127,7 +135,7 @@ def test_stream_dead_peer_fails_over_and_is_marked_across_workers():
     # the failure marked the peer in the zone, so no worker tried it again
     assert log.count("connect() failed") == 1, log
     assert "while connecting to upstream" in log and "127.0.0.1:%d" % dead in log
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_next_upstream_off_closes():
@@ -148,7 +156,7 @@ def test_stream_next_upstream_off_closes():
         s.close()
     # every other session met the dead peer and was closed without a next try
     assert sorted(outcomes) == [b"", b"", b"ping", b"ping"], outcomes
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_max_conns():
@@ -186,7 +194,7 @@ def test_stream_max_conns():
             c.close()
     # once a is gone (the worker saw its close), the peer takes a connection again
     assert wait_for(lambda: third() == b"three")
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_half_close_propagated():
@@ -197,7 +205,7 @@ def test_stream_half_close_propagated():
     s.shutdown(socket.SHUT_WR)
     # the upstream answers "bye" only after it read the client's EOF
     assert until_closed(s) == b"hellobye 5"
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_half_close_off_closes_after_flush():
@@ -210,7 +218,7 @@ def test_stream_half_close_off_closes_after_flush():
     s.shutdown(socket.SHUT_WR)
     got = until_closed(s)
     assert got is not None and b"bye" not in got, got
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_proxy_timeout_closes_both():
@@ -224,7 +232,7 @@ def test_stream_proxy_timeout_closes_both():
     # client side is gone by then (it gets EOF, maybe not the bye)
     got = until_closed(s)
     assert got is not None, "not closed on proxy_timeout"
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_large_transfer_both_ways():
@@ -248,7 +256,7 @@ def test_stream_large_transfer_both_ways():
     body = got[:-len(b"bye %d" % size)]
     assert len(body) == size
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_reload_keeps_open_sessions():
@@ -276,7 +284,7 @@ def test_stream_reload_keeps_open_sessions():
     c.sendall(b"again")
     assert c.recv(100) == b"again"
     c.close()
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_graceful_quit_waits_for_sessions():
@@ -346,7 +354,7 @@ stream {{
 }}
 """, wait_ports=[hport, sport], hport=hport, sport=sport, redis=r.addr)
     assert cli(sport, "PING") == "PONG"
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_download_rate_paces_the_relay():
@@ -364,4 +372,4 @@ def test_stream_download_rate_paces_the_relay():
     elapsed = time.time() - t0
     assert got == data + b"bye %d" % len(data), len(got or b"")
     assert elapsed >= 2.0, elapsed
-    z.stop()
+    stop_clean(z)

@@ -5,7 +5,7 @@ import signal
 import socket
 
 from limits_util import metric
-from test_stream import Redis, TcpUpstream, cli, until_closed
+from test_stream import stop_clean, Redis, TcpUpstream, cli, until_closed
 from zg import SLOW, Zonegate, free_port, get, wait_for
 
 CONF = """
@@ -73,7 +73,7 @@ def test_stream_limit_conn_holds_across_workers():
     for s in held + [again]:
         s.close()
     assert wait_for(lambda: metric(admin, "zonegate_limit_conn_current", zone="sconn") == 0)
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_limit_conn_given_back_when_a_worker_dies():
@@ -92,7 +92,7 @@ def test_stream_limit_conn_given_back_when_a_worker_dies():
     assert all(fresh)
     for s in held + fresh:
         s.close()
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_limit_conn_dry_run_and_log_level():
@@ -105,7 +105,7 @@ def test_stream_limit_conn_dry_run_and_log_level():
     assert '[warn]' in log and 'limiting connections, dry run, by zone "sconn"' in log, log
     a.close()
     b.close()
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_limit_req_on_connections_nodelay():
@@ -119,7 +119,7 @@ def test_stream_limit_req_on_connections_nodelay():
     for s in out:
         if s:
             s.close()
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_limit_req_delays_the_session():
@@ -133,7 +133,7 @@ def test_stream_limit_req_delays_the_session():
     assert "delaying request" in z.error_log()
     for s in out:
         s.close()
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_allow_deny():
@@ -157,7 +157,7 @@ stream {{
     s.sendall(b"y")
     assert s.recv(1) == b"y"
     s.close()
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_access_log_variables_and_status():
@@ -217,7 +217,7 @@ stream {{
     # the rejected session is logged first, while the held one is still open
     assert got[2].split(" ")[1] == "503" and got[2].endswith("REJECTED/-"), got[2]
     assert got[3].split(" ")[1] == "200" and got[3].endswith("PASSED/-"), got[3]
-    z.stop()
+    stop_clean(z)
 
 
 def test_stream_zones_in_metrics_and_slab_stat():
@@ -250,4 +250,4 @@ def test_stream_zones_in_metrics_and_slab_stat():
     text = body.decode()
     for zone in ("backend", "sconn", "sreq"):
         assert "* shared memory: %s\n" % zone in text, text
-    z.stop()
+    stop_clean(z)

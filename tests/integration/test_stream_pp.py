@@ -7,7 +7,7 @@ import socket
 import struct
 import tempfile
 
-from test_stream import TcpUpstream, until_closed
+from test_stream import stop_clean, TcpUpstream, until_closed
 from zg import SLOW, Zonegate, free_port, wait_for
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -112,7 +112,7 @@ def test_pp_v1_and_v2_accepted_and_stripped():
     lines = log_lines(z, 4)
     assert sorted(lines) == sorted(["127.0.0.1 192.0.2.7 200", "127.0.0.1 198.51.100.9 200",
                                     "127.0.0.1 2001:db8::5 200", "127.0.0.1 - 200"]), lines
-    z.stop()
+    stop_clean(z)
 
 
 def test_pp_header_split_over_packets():
@@ -125,7 +125,7 @@ def test_pp_header_split_over_packets():
     s.shutdown(socket.SHUT_WR)
     assert until_closed(s) == b"restbye 4"
     assert recorded(rec, 1) == [b"rest"]
-    z.stop()
+    stop_clean(z)
 
 
 def test_pp_malformed_closed_logged_never_upstream():
@@ -149,7 +149,7 @@ def test_pp_malformed_closed_logged_never_upstream():
     assert recorded(rec, 1) == [b"ok"]
     lines = log_lines(z, len(bad) + 1)
     assert sorted(x.split(" ")[2] for x in lines) == ["200"] + ["400"] * len(bad), lines
-    z.stop()
+    stop_clean(z)
 
 
 def test_pp_sent_v1_and_v2():
@@ -171,7 +171,7 @@ def test_pp_sent_v1_and_v2():
     s.close()
     seen = recorded(rec, 2)
     assert seen[1] == v2("127.0.0.1", "127.0.0.1", cport2, send2) + b"two", seen[1]
-    z.stop()
+    stop_clean(z)
 
 
 def test_pp_addr_as_limit_key():
@@ -196,7 +196,7 @@ def test_pp_addr_as_limit_key():
     assert 'limiting connections by zone "byclient", client: 127.0.0.1' in z.error_log()
     a.close()
     b.close()
-    z.stop()
+    stop_clean(z)
 
 
 def test_pp_timeout():
@@ -205,7 +205,7 @@ def test_pp_timeout():
     s.sendall(b"PROXY TCP4 ")  # never finished
     assert until_closed(s, timeout=20) == b""
     assert "client timed out while reading PROXY protocol" in z.error_log()
-    z.stop()
+    stop_clean(z)
 
 
 def test_pp_set_real_ip_from():
@@ -254,4 +254,4 @@ stream {{
     seen = recorded(rec, 2)
     assert any(x.startswith(b"PROXY TCP4 192.0.2.44 127.0.0.1 4444 %d\r\nx" % trusted)
                for x in seen), seen
-    z.stop()
+    stop_clean(z)
