@@ -251,3 +251,26 @@ def test_stream_zones_in_metrics_and_slab_stat():
     for zone in ("backend", "sconn", "sreq"):
         assert "* shared memory: %s\n" % zone in text, text
     stop_clean(z)
+
+
+def test_stream_reload_keeps_counts_and_sessions():
+    # two sessions hold the zone's two slots; after a reload (same zone name, kind and
+    # size) they stay open on the old workers and still count for the new ones
+    r = Redis()
+    z, port, admin = start(r.addr, "limit_conn sconn 2;")
+    old = z.wait_workers(2)
+    held = [session(port) for _ in range(2)]
+    assert all(held)
+    z.reload()
+    assert wait_for(lambda: len([p for p in z.workers() if p not in old]) == 2)
+    assert session(port) is None  # the new generation sees the old sessions' counts
+    for s in held:
+        s.sendall(b"PING\r\n")
+        assert s.recv(100) == b"+PONG\r\n"  # still relayed by the old workers
+        s.close()
+    assert z.wait_workers(2, gone=old)
+    assert wait_for(lambda: metric(admin, "zonegate_limit_conn_current", zone="sconn") == 0)
+    again = session(port)
+    assert again
+    again.close()
+    stop_clean(z)
