@@ -3,6 +3,7 @@ zonegate and 2 workers (issue 17)."""
 import os
 import signal
 import socket
+import time
 
 from limits_util import metric
 from test_stream import stop_clean, Redis, TcpUpstream, cli, until_closed
@@ -273,4 +274,33 @@ def test_stream_reload_keeps_counts_and_sessions():
     again = session(port)
     assert again
     again.close()
+    stop_clean(z)
+
+
+def test_stream_limit_req_holds_within_theory():
+    # new connections as fast as the client makes them, for ~1.5 s, against rate=20r/s
+    # burst=5 nodelay: the leaky bucket admits 1 + 5 + 20 per second of the span
+    # between zonegate's first and last decision.  That span is bounded from the
+    # client's side by [end of the first attempt .. start of the last] and
+    # [start of the first .. end of the last], so the bounds below hold however slow
+    # the machine is (the client only gets fewer attempts).
+    r = Redis()
+    z, port, admin = start(r.addr, "limit_req zone=sreq burst=5 nodelay;", rate="20r/s")
+    attempts = []
+    t_end = time.time() + 1.5
+    while time.time() < t_end or len(attempts) < 10:
+        t0 = time.time()
+        s = session(port)
+        attempts.append((t0, time.time(), s is not None))
+        if s:
+            s.close()
+    passed = sum(1 for a in attempts if a[2])
+    span_min = attempts[-1][0] - attempts[0][1]
+    span_max = attempts[-1][1] - attempts[0][0]
+    low, high = min(6 + 20 * span_min, len(attempts)), 6 + 20 * span_max
+    assert low - 2 <= passed <= high + 2, (passed, low, high, len(attempts))
+    assert metric(admin, "zonegate_limit_req_requests_total", zone="sreq",
+                  result="passed") == passed
+    assert metric(admin, "zonegate_limit_req_requests_total", zone="sreq",
+                  result="rejected") == len(attempts) - passed
     stop_clean(z)
