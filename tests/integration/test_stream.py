@@ -373,3 +373,18 @@ def test_stream_download_rate_paces_the_relay():
     assert got == data + b"bye %d" % len(data), len(got or b"")
     assert elapsed >= 2.0, elapsed
     stop_clean(z)
+
+
+def test_stream_next_upstream_tries():
+    # four peers refusing connections: tries=2 gives up after two, each logged once
+    dead = ["server 127.0.0.1:%d max_fails=0;" % free_port() for _ in range(4)]
+    port = free_port()
+    z = Zonegate(STREAM, port=port, workers=1, zone="", servers="\n        ".join(dead),
+                 extra="proxy_next_upstream_tries 2;")
+    assert wait_for(lambda: "started" in z.error_log())
+    s = socket.create_connection(("127.0.0.1", port))
+    assert until_closed(s) == b""
+    s.close()
+    assert wait_for(lambda: z.error_log().count("connect() failed") >= 2)
+    assert z.error_log().count("connect() failed") == 2, z.error_log()
+    stop_clean(z)
