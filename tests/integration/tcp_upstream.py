@@ -5,6 +5,7 @@ Usage: tcp_upstream.py PORT MODE [FILE]
   record  as echo, and appends everything each connection sent first (up to 4 KB,
           e.g. a PROXY protocol header) to FILE, one hex line per connection
   name    sends FILE (here a name) and closes: which peer a connection reached
+  flood   sends FILE (here a number) bytes of a fixed pattern at once, then closes
 Prints "ready" once listening."""
 import binascii
 import socket
@@ -13,6 +14,18 @@ import threading
 
 
 def serve(c, mode, path):
+    if mode == "flood":
+        try:
+            left = int(path)
+            block = bytes(range(256)) * 256
+            while left > 0:
+                c.sendall(block[:left])
+                left -= min(left, len(block))
+        except OSError:
+            pass
+        finally:
+            c.close()
+        return
     if mode == "name":
         try:
             c.sendall(path.encode())
