@@ -5,14 +5,17 @@
 
 #include "zg_conf.h"
 #include "zg_proc.h"
+#include "zg_sync.h"
 #include "zg_vars.h"
 #include "zg_zone.h"
 
-/* limit_conn_zone KEY zone=NAME:SIZE */
+/* limit_conn_zone KEY zone=NAME:SIZE [sync=URL] [sync_interval=T]
+ *                 [sync_password_file=FILE]  (zg_sync.h) */
 typedef struct {
     zg_zone_t *zone;
     zg_cv_t *key;
     char *key_text;
+    zg_sync_conf_t sync; /* sync.mode ZG_SYNC_NONE = local only */
 } zg_limit_conn_zone_conf_t;
 
 /* limit_conn NAME N */
@@ -88,6 +91,40 @@ typedef struct {
 } zg_limit_conn_stats_t;
 
 void zg_limit_conn_stats(zg_zone_t *zone, zg_limit_conn_stats_t *out);
+
+/* ---- fleet-wide counts with leases (the sync module, zg_sync.c, drives it) ----
+ * In a zone with sync=..., each entry also holds `others`: the live leases of the
+ * other hosts for its key, as Redis last answered.  A request is admitted while
+ * count + others < N.  An entry whose count falls to 0 stays until this host's
+ * lease of 0 has been pushed and no other host holds the key, so the fleet learns
+ * of releases too.  Without sync (or while Redis is unreachable: _sync_local) it
+ * is nginx's limit_conn. */
+
+/* the zone's shared sync counters, or NULL when the zone has no sync */
+zg_sync_stats_t *zg_limit_conn_sync_shared(zg_zone_t *zone);
+
+/* this host's lease owner name in Redis (random, made when the zone was created,
+ * kept across reloads) */
+const char *zg_limit_conn_sync_host(zg_zone_t *zone);
+
+/* called under the zone lock for each key taken: its count on this host */
+typedef int (*zg_limit_conn_sync_pt)(void *arg, const unsigned char *key, size_t len,
+                                     uint32_t count);
+
+/* Takes up to max entries, round robin over the zone (every held key is pushed
+ * each interval while they fit the budget: that refreshes its lease), frees those
+ * with nothing left to tell.  Returns how many cb accepted (cb's ZG_ERROR ends it). */
+int zg_limit_conn_sync_take(zg_zone_t *zone, int max, zg_limit_conn_sync_pt cb, void *arg);
+
+/* the other hosts hold `others` of key (Redis' answer) */
+void zg_limit_conn_sync_apply(zg_zone_t *zone, const unsigned char *key, size_t len,
+                              uint32_t others);
+
+/* Redis is unreachable: forget the other hosts' counts (per-host limits) */
+void zg_limit_conn_sync_local(zg_zone_t *zone);
+
+/* the fleet's count as this host sees it: the sum of count + others over keys */
+uint64_t zg_limit_conn_sync_fleet(zg_zone_t *zone);
 /* current count for a key (tests); 0 if absent */
 uint32_t zg_limit_conn_count(zg_zone_t *zone, const void *key, size_t len);
 

@@ -3,21 +3,19 @@
 #define ZG_LIMIT_REQ_H
 
 #include "zg_conf.h"
+#include "zg_sync.h"
 #include "zg_vars.h"
 #include "zg_zone.h"
 
-/* limit_req_zone KEY zone=NAME:SIZE rate=R [sync=redis://H:P[/DB]] [sync_interval=T] */
+/* limit_req_zone KEY zone=NAME:SIZE rate=R [sync=URL] [sync_interval=T]
+ *                [sync_password_file=FILE]  (zg_sync.h) */
 typedef struct {
     zg_zone_t *zone;
     zg_cv_t *key;
     char *key_text;      /* as written, e.g. "$binary_remote_addr": a reload must keep it */
     uint64_t rate;       /* requests per 1000 s: 1 corresponds to 0.001 r/s */
     char *rate_text;     /* "10r/s" */
-    char *sync_url;      /* NULL = local only */
-    char sync_host[256];
-    int sync_port;
-    int sync_db;
-    zg_msec_t sync_interval; /* default 100 */
+    zg_sync_conf_t sync; /* sync.mode ZG_SYNC_NONE = local only */
 } zg_limit_req_zone_conf_t;
 
 /* limit_req zone=NAME [burst=N] [nodelay | delay=N] */
@@ -116,19 +114,8 @@ size_t zg_limit_req_node_size(size_t key_len);
  * syncs) but cannot add it to a zone made without (zone_init refuses: new name or
  * size needed). */
 
-/* Shared counters of a sync zone (in the zone: /metrics may be any worker) */
-typedef struct {
-    uint64_t batches;    /* batches answered by Redis */
-    uint64_t keys;       /* keys reconciled */
-    uint64_t errors;     /* failed connects, failed or timed-out batches, error replies */
-    uint64_t dropped;    /* dirty keys dropped unsynced while Redis was unreachable */
-    int up;              /* ZG_SYNC_UNKNOWN / ZG_SYNC_UP / ZG_SYNC_DOWN */
-    int owner;           /* pid of the worker that syncs the zone; 0 = none */
-} zg_limit_req_sync_stats_t;
-
-#define ZG_SYNC_UNKNOWN 0
-#define ZG_SYNC_UP 1
-#define ZG_SYNC_DOWN 2
+/* the zone's shared sync counters: zg_sync_stats_t (zg_sync.h) */
+typedef zg_sync_stats_t zg_limit_req_sync_stats_t;
 
 /* the zone's shared sync counters (update them with __atomic builtins), or NULL
  * when the zone has no sync layout */

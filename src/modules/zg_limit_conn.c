@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "zg_admin.h"
 #include "zg_log.h"
@@ -21,6 +24,8 @@
 typedef struct {
     zg_rbtree_node_t node;     /* key = hash of data */
     uint32_t count;            /* holds, all workers */
+    uint32_t others;           /* sync: the other hosts' live leases for the key */
+    uint32_t pushed;           /* sync: the count this host last pushed */
     uint8_t len;
     uint16_t workers[ZG_MAX_WORKERS]; /* holds per worker slot; their sum is count */
     unsigned char data[];
@@ -30,6 +35,10 @@ typedef struct {
     zg_rbtree_t rbtree;
     zg_rbtree_node_t sentinel;
     zg_limit_conn_stats_t stats;
+    zg_sync_stats_t sync;      /* counters of the sync module */
+    int synced;                /* the current configuration has sync= */
+    uint32_t cursor;           /* sync: the hash after which the next take starts */
+    char host[24];             /* sync: this host's lease owner name */
     size_t key_len;
     char key[];
 } zg_limit_conn_sh_t;
@@ -71,6 +80,7 @@ int zg_limit_conn_zone_init(zg_zone_t *zone, void *old_data)
                          zone->name, key, (int)sh->key_len, sh->key);
             return ZG_ERROR;
         }
+        sh->synced = zc->sync.mode != ZG_SYNC_NONE;
         zone->data = sh;
         zone->pool->data = sh;
         return ZG_OK;
@@ -83,12 +93,27 @@ int zg_limit_conn_zone_init(zg_zone_t *zone, void *old_data)
         return ZG_ERROR;
     }
     zg_rbtree_init(&sh->rbtree, &sh->sentinel, zg_rbtree_insert_value);
+    sh->synced = zc->sync.mode != ZG_SYNC_NONE;
+    {
+        uint64_t id;
+
+        if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != (ssize_t)sizeof(id)) {
+            id = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
+        }
+        snprintf(sh->host, sizeof(sh->host), "%016llx", (unsigned long long)id);
+    }
     sh->key_len = key_len;
     memcpy(sh->key, key, key_len);
 
     zone->pool->data = sh;
     zone->data = sh;
     return ZG_OK;
+}
+
+/* nothing left to count or to tell the fleet: the entry may go.  Lock held. */
+static inline int zg_limit_conn_idle(const zg_limit_conn_sh_t *sh, const zg_limit_conn_node_t *lc)
+{
+    return lc->count == 0 && (!sh->synced || (lc->others == 0 && lc->pushed == 0));
 }
 
 /* gives back one hold; rollback: the request was refused after all, so it
@@ -117,7 +142,7 @@ static void zg_limit_conn_put(zg_limit_conn_hold_t *h, int rollback)
     if (rollback && sh->stats.passed > 0) {
         sh->stats.passed--;
     }
-    if (lc->count == 0) {
+    if (zg_limit_conn_idle(sh, lc)) {
         zg_rbtree_delete(&sh->rbtree, &lc->node);
         zg_slab_free_locked(zone->pool, lc);
         sh->stats.entries--;
@@ -211,8 +236,10 @@ int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run
         } else {
             lc = zg_data_of(node, zg_limit_conn_node_t, node);
 
-            /* a slot's share is 16 bits: beyond that the key is over any sane limit */
-            if (lc->count >= limits[i].conn || lc->workers[slot] == UINT16_MAX) {
+            /* a slot's share is 16 bits: beyond that the key is over any sane limit;
+             * the other hosts count only while the zone syncs (a reload may drop it) */
+            if (lc->count + (sh->synced ? lc->others : 0) >= limits[i].conn ||
+                lc->workers[slot] == UINT16_MAX) {
                 if (dry_run) {
                     sh->stats.rejected_dry_run++;
                 } else {
@@ -277,7 +304,7 @@ void zg_limit_conn_forget_worker(zg_zone_t *zone, int slot)
         lc->workers[slot] = 0;
         lc->count = lc->count > held ? lc->count - held : 0;
         sh->stats.current = sh->stats.current > held ? sh->stats.current - held : 0;
-        if (lc->count == 0) {
+        if (zg_limit_conn_idle(sh, lc)) {
             zg_rbtree_delete(&sh->rbtree, node);
             zg_slab_free_locked(zone->pool, lc);
             sh->stats.entries--;
@@ -297,6 +324,143 @@ void zg_limit_conn_stats(zg_zone_t *zone, zg_limit_conn_stats_t *out)
     zg_shmtx_lock(&zone->pool->mutex);
     *out = sh->stats;
     zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+/* ---- fleet-wide counts ---- */
+
+zg_sync_stats_t *zg_limit_conn_sync_shared(zg_zone_t *zone)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+
+    return sh != NULL && zone->pool != NULL && sh->synced ? &sh->sync : NULL;
+}
+
+const char *zg_limit_conn_sync_host(zg_zone_t *zone)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+
+    return sh != NULL ? sh->host : "";
+}
+
+/* one entry for the push; ZG_DECLINED: freed instead (nothing to tell) */
+static int zg_limit_conn_sync_one(zg_zone_t *zone, zg_limit_conn_sh_t *sh,
+                                  zg_limit_conn_node_t *lc, zg_limit_conn_sync_pt cb,
+                                  void *arg)
+{
+    if (zg_limit_conn_idle(sh, lc)) {
+        zg_rbtree_delete(&sh->rbtree, &lc->node);
+        zg_slab_free_locked(zone->pool, lc);
+        sh->stats.entries--;
+        return ZG_DECLINED;
+    }
+    if (cb(arg, lc->data, lc->len, lc->count) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    lc->pushed = lc->count;
+    return ZG_OK;
+}
+
+int zg_limit_conn_sync_take(zg_zone_t *zone, int max, zg_limit_conn_sync_pt cb, void *arg)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+    zg_rbtree_node_t *node, *next;
+    uint32_t cursor;
+    int n = 0, rc, pass;
+
+    if (sh == NULL || zone->pool == NULL) {
+        return 0;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    cursor = sh->cursor;
+    /* keys above the cursor first, then from the start up to it */
+    for (pass = 0; pass < 2 && n < max; pass++) {
+        for (node = zg_rbtree_min(&sh->rbtree); node != NULL && n < max; node = next) {
+            next = zg_rbtree_next(&sh->rbtree, node);
+            if ((pass == 0) != (node->key > cursor)) {
+                continue;
+            }
+            rc = zg_limit_conn_sync_one(zone, sh,
+                                        zg_data_of(node, zg_limit_conn_node_t, node), cb, arg);
+            if (rc == ZG_ERROR) {
+                pass = 2;
+                break;
+            }
+            if (rc == ZG_OK) {
+                n++;
+                sh->cursor = node->key;
+            }
+        }
+    }
+    if (n < max) {
+        sh->cursor = 0; /* everything fitted: start from the beginning next time */
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+    return n;
+}
+
+void zg_limit_conn_sync_apply(zg_zone_t *zone, const unsigned char *key, size_t len,
+                              uint32_t others)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+    zg_limit_conn_key_t k = { (const char *)key, len };
+    zg_limit_conn_node_t *lc;
+    zg_rbtree_node_t *node;
+
+    if (sh == NULL || zone->pool == NULL) {
+        return;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    node = zg_rbtree_lookup(&sh->rbtree, zg_hash32(key, len), zg_limit_conn_cmp, &k);
+    if (node != NULL) {
+        lc = zg_data_of(node, zg_limit_conn_node_t, node);
+        lc->others = others;
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+void zg_limit_conn_sync_local(zg_zone_t *zone)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+    zg_limit_conn_node_t *lc;
+    zg_rbtree_node_t *node, *next;
+
+    if (sh == NULL || zone->pool == NULL) {
+        return;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    for (node = zg_rbtree_min(&sh->rbtree); node != NULL; node = next) {
+        next = zg_rbtree_next(&sh->rbtree, node);
+        lc = zg_data_of(node, zg_limit_conn_node_t, node);
+        lc->others = 0;
+        if (lc->count == 0) {
+            /* its lease, if any, expires in Redis */
+            lc->pushed = 0;
+            zg_rbtree_delete(&sh->rbtree, node);
+            zg_slab_free_locked(zone->pool, lc);
+            sh->stats.entries--;
+        }
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+uint64_t zg_limit_conn_sync_fleet(zg_zone_t *zone)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+    zg_limit_conn_node_t *lc;
+    zg_rbtree_node_t *node;
+    uint64_t sum = 0;
+
+    if (sh == NULL || zone->pool == NULL) {
+        return 0;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    for (node = zg_rbtree_min(&sh->rbtree); node != NULL;
+         node = zg_rbtree_next(&sh->rbtree, node)) {
+        lc = zg_data_of(node, zg_limit_conn_node_t, node);
+        sum += (uint64_t)lc->count + lc->others;
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+    return sum;
 }
 
 uint32_t zg_limit_conn_count(zg_zone_t *zone, const void *key, size_t len)
@@ -342,12 +506,27 @@ static int zg_limit_conn_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, vo
     zg_zone_t *z = NULL;
 
     (void)cmd;
+    lz = zg_conf_alloc(cf->conf, sizeof(*lz));
+    if (lz == NULL) {
+        return zg_conf_nomem(cf);
+    }
     for (int i = 2; i < cf->nargs; i++) {
+        int rc = zg_sync_conf_param(cf, &a[i], &lz->sync);
+
+        if (rc == ZG_ERROR) {
+            return ZG_ERROR;
+        }
+        if (rc == ZG_OK) {
+            continue;
+        }
         if (zg_conf_prefix(&a[i], "zone=")) {
             zone_arg = &a[i];
         } else {
             return zg_conf_bad_param(cf, &a[i]);
         }
+    }
+    if (zg_sync_conf_done(cf, &lz->sync) != ZG_OK) {
+        return ZG_ERROR;
     }
     if (zone_arg == NULL) {
         return zg_conf_error(cf, "\"%s\" must have \"zone\" parameter", cf->name);
@@ -355,8 +534,7 @@ static int zg_limit_conn_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, vo
     if (a[1].len == 0) {
         return zg_conf_invalid(cf, &a[1]);
     }
-    lz = zg_conf_alloc(cf->conf, sizeof(*lz));
-    if (lz == NULL || (lz->key_text = zg_conf_strdup(cf->conf, a[1].data, a[1].len)) == NULL) {
+    if ((lz->key_text = zg_conf_strdup(cf->conf, a[1].data, a[1].len)) == NULL) {
         return zg_conf_nomem(cf);
     }
     if (zg_conf_zone_param(cf, zone_arg, &zg_limit_conn_zone_kind, &z) != ZG_OK) {

@@ -186,7 +186,7 @@ int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data)
                          zone->name, rate_text, (int)sh->rate_len, sh->text + sh->key_len);
             return ZG_ERROR;
         }
-        if (zc->sync_url != NULL && sh->sync == NULL) {
+        if (zc->sync.mode != ZG_SYNC_NONE && sh->sync == NULL) {
             zg_log_error(ZG_LOG_EMERG, 0,
                          "limit_req_zone \"%s\" has \"sync\" while previously it had not: "
                          "a zone gains sync only when it is created (change its name or size)",
@@ -205,7 +205,7 @@ int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data)
         return ZG_ERROR;
     }
 
-    if (zc->sync_url != NULL) {
+    if (zc->sync.mode != ZG_SYNC_NONE) {
         sh->sync = zg_slab_calloc(zone->pool, sizeof(zg_limit_req_sync_sh_t));
         if (sh->sync == NULL) {
             zg_log_error(ZG_LOG_EMERG, 0, "limit_req_zone \"%s\": no memory for sync",
@@ -792,6 +792,9 @@ int zg_limit_req_sync_stats(zg_zone_t *zone, zg_limit_req_sync_stats_t *out)
     out->keys = __atomic_load_n(&st->keys, __ATOMIC_RELAXED);
     out->errors = __atomic_load_n(&st->errors, __ATOMIC_RELAXED);
     out->dropped = __atomic_load_n(&st->dropped, __ATOMIC_RELAXED);
+    out->redirects = __atomic_load_n(&st->redirects, __ATOMIC_RELAXED);
+    out->overflows = __atomic_load_n(&st->overflows, __ATOMIC_RELAXED);
+    out->last_ok = __atomic_load_n(&st->last_ok, __ATOMIC_RELAXED);
     out->up = __atomic_load_n(&st->up, __ATOMIC_RELAXED);
     out->owner = __atomic_load_n(&st->owner, __ATOMIC_RELAXED);
     return ZG_OK;
@@ -859,57 +862,6 @@ void zg_limit_req_sync_apply(zg_zone_t *zone, const unsigned char *key, size_t l
 
 const zg_zone_kind_t zg_limit_req_zone_kind = { "limit_req", zg_limit_req_zone_init };
 
-/* redis://HOST:PORT[/DB] */
-static int zg_limit_req_sync_url(zg_cf_t *cf, const zg_str_t *v, zg_limit_req_zone_conf_t *lz)
-{
-    const char *u = v->data + 5, *end = v->data + v->len, *h, *he, *ps, *pe;
-    int port, db = 0;
-
-    if (strncmp(u, "redis://", 8) != 0) {
-        goto bad;
-    }
-    h = u + 8;
-    if (h < end && *h == '[') {
-        he = memchr(h, ']', (size_t)(end - h));
-        if (he == NULL) {
-            goto bad;
-        }
-        h++;
-        ps = he + 1;
-    } else {
-        he = h;
-        while (he < end && *he != ':' && *he != '/') {
-            he++;
-        }
-        ps = he;
-    }
-    if (he == h || (size_t)(he - h) >= sizeof(lz->sync_host) || ps >= end || *ps != ':') {
-        goto bad;
-    }
-    ps++;
-    pe = ps;
-    while (pe < end && *pe != '/') {
-        pe++;
-    }
-    port = zg_conf_atoi(ps, (size_t)(pe - ps));
-    if (port < 1 || port > 65535) {
-        goto bad;
-    }
-    if (pe < end) {
-        db = zg_conf_atoi(pe + 1, (size_t)(end - pe - 1));
-        if (db < 0) {
-            goto bad;
-        }
-    }
-    memcpy(lz->sync_host, h, (size_t)(he - h));
-    lz->sync_host[he - h] = '\0';
-    lz->sync_port = port;
-    lz->sync_db = db;
-    lz->sync_url = zg_conf_strdup(cf->conf, u, (size_t)(end - u));
-    return lz->sync_url != NULL ? ZG_OK : zg_conf_nomem(cf);
-bad:
-    return zg_conf_error(cf, "invalid sync URL \"%s\" in \"%s\" directive", u, cf->name);
-}
 
 static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
@@ -925,8 +877,16 @@ static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, voi
     if (lz == NULL) {
         return zg_conf_nomem(cf);
     }
-    lz->sync_interval = 100;
+    lz->sync.interval = ZG_SYNC_INTERVAL_DEFAULT;
     for (int i = 2; i < cf->nargs; i++) {
+        int rc = zg_sync_conf_param(cf, &a[i], &lz->sync);
+
+        if (rc == ZG_ERROR) {
+            return ZG_ERROR;
+        }
+        if (rc == ZG_OK) {
+            continue;
+        }
         if (zg_conf_prefix(&a[i], "zone=")) {
             zone_arg = &a[i];
         } else if (zg_conf_prefix(&a[i], "rate=")) {
@@ -946,18 +906,12 @@ static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, voi
                                      cf->name);
             }
             rate_text = r;
-        } else if (zg_conf_prefix(&a[i], "sync=")) {
-            if (zg_limit_req_sync_url(cf, &a[i], lz) != ZG_OK) {
-                return ZG_ERROR;
-            }
-        } else if (zg_conf_prefix(&a[i], "sync_interval=")) {
-            lz->sync_interval = zg_conf_parse_time(a[i].data + 14, a[i].len - 14);
-            if (lz->sync_interval == ZG_UNSET_MSEC || lz->sync_interval == 0) {
-                return zg_conf_bad_param(cf, &a[i]);
-            }
         } else {
             return zg_conf_bad_param(cf, &a[i]);
         }
+    }
+    if (zg_sync_conf_done(cf, &lz->sync) != ZG_OK) {
+        return ZG_ERROR;
     }
     if (zone_arg == NULL) {
         return zg_conf_error(cf, "\"%s\" must have \"zone\" parameter", cf->name);

@@ -1,4 +1,6 @@
-/* zg_sync.c — cluster-wide limit_req through Redis (hiredis on the worker's libuv loop).
+/* zg_sync.c — cluster-wide limit_req and limit_conn through Redis (hiredis on the
+ * worker's libuv loop): one Redis, a master found through Sentinel, or a Redis Cluster,
+ * with AUTH.
  *
  * Redis holds, per synced key, the fleet's leaky bucket: a hash zg:{ZONE}:KEY
  * with e (excess, thousandths of a request) and t (ms of Redis' clock when e
@@ -9,7 +11,13 @@
  * key's local bucket to e + what it admitted meanwhile (zg_limit_req_sync_apply),
  * so every host sees the fleet's traffic within one interval and its own at once.
  * Since each push adds only this host's own admissions once, no host id is needed
- * and nothing is counted twice. */
+ * and nothing is counted twice.  limit_conn zones push leases instead (see
+ * zg_sync_conn_script).
+ *
+ * A link is one connection (AUTH, SELECT, SCRIPT LOAD queued at connect).  With
+ * Sentinel the link first asks a sentinel for the master and stays subscribed to
+ * +switch-master there; with a Cluster every master has a link and each zone uses
+ * the master of its hash tag's slot, from a slot map kept by zg_sync_cluster_t. */
 #include "zg_sync.h"
 
 #include <arpa/inet.h>
@@ -21,10 +29,12 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "zg_admin.h"
 #include "zg_buf.h"
+#include "zg_limit_conn.h"
 #include "zg_limit_req.h"
 #include "zg_log.h"
 #include "zg_proc.h"
@@ -61,40 +71,120 @@ static const char zg_sync_script[] =
     "end\n"
     "return out\n";
 
+/* limit_conn leases.  KEYS = the keys, a hash each: field = host, value =
+ * "COUNT:EXPIRY" (ms of Redis' clock); ARGV[1] = this host, ARGV[2] = the lease
+ * TTL (ms), ARGV[2 + i] = this host's count of KEYS[i] (0 drops its lease).
+ * Expired leases (a host that died or lost Redis) are deleted on the way; the hash
+ * expires with its last lease.  Answers the sum of the other hosts' live leases. */
+static const char zg_sync_conn_script[] =
+    "local host = ARGV[1]\n"
+    "local ttl = tonumber(ARGV[2])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local c = tonumber(ARGV[i + 2])\n"
+    "  if c > 0 then\n"
+    "    redis.call('HSET', KEYS[i], host, c .. ':' .. (now + ttl))\n"
+    "  else\n"
+    "    redis.call('HDEL', KEYS[i], host)\n"
+    "  end\n"
+    "  local v = redis.call('HGETALL', KEYS[i])\n"
+    "  local sum, last = 0, 0\n"
+    "  for j = 1, #v, 2 do\n"
+    "    local n, x = string.match(v[j + 1], '^(%d+):(%d+)$')\n"
+    "    n = tonumber(n) or 0\n"
+    "    x = tonumber(x) or 0\n"
+    "    if x <= now then\n"
+    "      redis.call('HDEL', KEYS[i], v[j])\n"
+    "    else\n"
+    "      if v[j] ~= host then sum = sum + n end\n"
+    "      if x > last then last = x end\n"
+    "    end\n"
+    "  end\n"
+    "  if last > 0 then redis.call('PEXPIREAT', KEYS[i], last) end\n"
+    "  out[i] = sum\n"
+    "end\n"
+    "return out\n";
+
+enum { ZG_SYNC_KIND_REQ = 0, ZG_SYNC_KIND_CONN, ZG_SYNC_KINDS };
+
+static const struct {
+    const char *directive;
+    const char *script;
+    size_t len;
+} zg_sync_kinds[ZG_SYNC_KINDS] = {
+    { "limit_req_zone", zg_sync_script, sizeof(zg_sync_script) - 1 },
+    { "limit_conn_zone", zg_sync_conn_script, sizeof(zg_sync_conn_script) - 1 },
+};
+
 enum { ZG_LINK_DOWN = 0, ZG_LINK_RESOLVING, ZG_LINK_CONNECTING, ZG_LINK_UP };
 
 typedef struct zg_sync_batch_s zg_sync_batch_t;
+typedef struct zg_sync_cluster_s zg_sync_cluster_t;
 
 typedef struct {
-    const zg_limit_req_zone_conf_t *zc; /* the first zone on it: host, port, db, url */
+    const zg_sync_conf_t *sc; /* the first zone's: every zone on the link has the same */
     redisAsyncContext *ac;
+    redisAsyncContext *sac;   /* sentinel: the one asked, then subscribed to +switch-master */
     int state;
     zg_msec_t since;      /* resolving / connecting started */
     zg_msec_t next_try;
     zg_msec_t backoff;
     uv_getaddrinfo_t gai;
     int gai_busy;
-    char sha[48];         /* "" until SCRIPT LOAD answers */
+    char sha[ZG_SYNC_KINDS][48]; /* per script, "" until SCRIPT LOAD answers */
+    char ip[INET6_ADDRSTRLEN]; /* the node connected to (sentinel: the master) */
+    int port;
+    int sentinel;         /* the sentinel to ask next */
+    zg_sync_cluster_t *cluster; /* a cluster's master node (at ip:port), or NULL */
 } zg_sync_link_t;
 
+#define ZG_SYNC_CLUSTER_NODES 64  /* masters one cluster may have */
+#define ZG_SYNC_SLOTS 16384
+
+/* A Redis Cluster: its slot map, from CLUSTER SLOTS on a connection of its own,
+ * and one link per master (in the pool of links).  A zone's keys share one hash
+ * tag, so one slot: each zone talks to the master of its slot. */
+struct zg_sync_cluster_s {
+    const zg_sync_conf_t *sc;
+    zg_sync_link_t *nodes[ZG_SYNC_CLUSTER_NODES];
+    int nnodes;
+    int16_t *slot;        /* ZG_SYNC_SLOTS entries: index into nodes, -1 = unknown */
+    redisAsyncContext *ac; /* asking CLUSTER SLOTS */
+    char asked[INET6_ADDRSTRLEN]; /* the address asked ("" in a reply means it) */
+    int have_map;
+    int refresh;          /* ask again: MOVED, a master lost */
+    zg_msec_t since, next_try, backoff;
+    unsigned next;        /* the seed or known master to ask next */
+};
+
 typedef struct {
-    zg_limit_req_zone_conf_t *zc;
+    int kind;                 /* ZG_SYNC_KIND_* */
+    const zg_sync_conf_t *sc;
+    uint64_t rate;            /* limit_req: the zone's rate */
+    zg_msec_t ttl;            /* limit_conn: the lease TTL */
     zg_zone_t *zone;
-    zg_sync_link_t *link;
-    zg_limit_req_sync_stats_t *st;
+    zg_sync_link_t *link;     /* cluster: the master of its slot, NULL while unknown */
+    zg_sync_cluster_t *cluster;
+    unsigned slot;            /* cluster: the slot of its hash tag */
+    zg_sync_stats_t *st;
     zg_msec_t due;
     zg_sync_batch_t *inflight;
-    char prefix[96];      /* "zg:{NAME}:" */
+    char prefix[96];      /* "zg:{NAME}:" (limit_req), "zgc:{NAME}:" (limit_conn) */
     size_t prefix_len;
 } zg_sync_zone_t;
 
 struct zg_sync_batch_s {
     zg_sync_zone_t *z;
+    int kind;
+    zg_sync_link_t *link;  /* sent on */
     redisAsyncContext *ac;
     zg_msec_t taken;      /* the keys were taken off the dirty list */
     zg_msec_t sent;
     int n;
     int retried;          /* resent with EVAL after NOSCRIPT */
+    int redirected;       /* resent after MOVED or ASK */
     zg_buf_t text;        /* keys, then the numbers */
     size_t *off;          /* argv as offsets into buf */
     size_t *argvlen;
@@ -108,14 +198,26 @@ static struct {
     uv_timer_t timer;
     zg_sync_zone_t *zones;
     int nzones;
-    zg_sync_link_t *links;
-    int nlinks;
+    zg_sync_link_t *links;    /* the pool: a link per Redis, then cluster masters */
+    int nlinks;               /* in use */
+    int maxlinks;
+    zg_sync_cluster_t *clusters;
+    int nclusters;
     int running;
     int stopping;
     int gai_pending;
 } zg_sync;
 
 static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now);
+
+/* wall clock, for /metrics' last successful sync (vDSO: no system call) */
+static uint64_t zg_sync_unix_msec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 /* ---- zone state (shared: logged once per outage, whichever worker syncs) ---- */
 
@@ -127,9 +229,9 @@ static void zg_sync_zone_down(zg_sync_zone_t *z, const char *why)
     prev = __atomic_exchange_n(&z->st->up, ZG_SYNC_DOWN, __ATOMIC_RELAXED);
     if (prev != ZG_SYNC_DOWN) {
         zg_log_error(ZG_LOG_ERR, 0,
-                     "limit_req_zone \"%s\": sync with %s is down (%s); limits are per host "
+                     "%s \"%s\": sync with %s is down (%s); limits are per host "
                      "until it returns",
-                     z->zone->name, z->zc->sync_url, why);
+                     zg_sync_kinds[z->kind].directive, z->zone->name, z->sc->url, why);
     }
 }
 
@@ -138,15 +240,24 @@ static void zg_sync_zone_up(zg_sync_zone_t *z)
     int prev = __atomic_exchange_n(&z->st->up, ZG_SYNC_UP, __ATOMIC_RELAXED);
 
     if (prev == ZG_SYNC_DOWN) {
-        zg_log_error(ZG_LOG_NOTICE, 0, "limit_req_zone \"%s\": sync with %s is restored",
-                     z->zone->name, z->zc->sync_url);
+        zg_log_error(ZG_LOG_NOTICE, 0, "%s \"%s\": sync with %s is restored",
+                     zg_sync_kinds[z->kind].directive, z->zone->name, z->sc->url);
     } else if (prev == ZG_SYNC_UNKNOWN) {
-        zg_log_error(ZG_LOG_INFO, 0, "limit_req_zone \"%s\": sync with %s is up",
-                     z->zone->name, z->zc->sync_url);
+        zg_log_error(ZG_LOG_INFO, 0, "%s \"%s\": sync with %s is up",
+                     zg_sync_kinds[z->kind].directive, z->zone->name, z->sc->url);
     }
 }
 
 /* ---- link ---- */
+
+static void zg_sync_link_forget_scripts(zg_sync_link_t *link)
+{
+    int k;
+
+    for (k = 0; k < ZG_SYNC_KINDS; k++) {
+        link->sha[k][0] = '\0';
+    }
+}
 
 /* The link failed: every zone on it is down, retry after the backoff.  free_it:
  * also free the context (not when hiredis is already tearing it down). */
@@ -158,9 +269,12 @@ static void zg_sync_link_down(zg_sync_link_t *link, const char *why, int free_it
 
     link->ac = NULL;
     link->state = ZG_LINK_DOWN;
-    link->sha[0] = '\0';
+    zg_sync_link_forget_scripts(link);
     link->next_try = now + link->backoff;
     link->backoff = zg_min(link->backoff * 2, (zg_msec_t)ZG_SYNC_BACKOFF_MAX);
+    if (link->cluster != NULL) {
+        link->cluster->refresh = 1; /* a master lost: a replica may take its slots */
+    }
     for (i = 0; i < zg_sync.nzones; i++) {
         if (zg_sync.zones[i].link == link) {
             zg_sync_zone_down(&zg_sync.zones[i], why);
@@ -202,10 +316,9 @@ static void zg_sync_on_disconnect(const redisAsyncContext *ac, int status)
 }
 
 /* SELECT and SCRIPT LOAD answers */
-static void zg_sync_on_setup(redisAsyncContext *ac, void *r, void *data)
+static void zg_sync_on_setup_kind(redisAsyncContext *ac, redisReply *reply,
+                                  zg_sync_link_t *link, int kind)
 {
-    zg_sync_link_t *link = data;
-    redisReply *reply = r;
     char why[160];
     int i;
 
@@ -221,26 +334,79 @@ static void zg_sync_on_setup(redisAsyncContext *ac, void *r, void *data)
         zg_sync_link_down(link, why, 1);
         return;
     }
-    if (reply->type == REDIS_REPLY_STRING && reply->len < sizeof(link->sha)) {
-        /* SCRIPT LOAD: the link answers, its zones are up */
-        memcpy(link->sha, reply->str, reply->len);
-        link->sha[reply->len] = '\0';
+    if (kind >= 0 && reply->type == REDIS_REPLY_STRING && reply->len < sizeof(link->sha[0])) {
+        /* SCRIPT LOAD: the link answers, its zones of that kind are up */
+        memcpy(link->sha[kind], reply->str, reply->len);
+        link->sha[kind][reply->len] = '\0';
         link->backoff = ZG_SYNC_BACKOFF_MIN;
         for (i = 0; i < zg_sync.nzones; i++) {
-            if (zg_sync.zones[i].link == link) {
+            if (zg_sync.zones[i].link == link && zg_sync.zones[i].kind == kind) {
                 zg_sync_zone_up(&zg_sync.zones[i]);
             }
         }
     }
 }
 
-/* connects to an address (no resolver involved) and queues SELECT and SCRIPT LOAD */
-static void zg_sync_open(zg_sync_link_t *link, const char *ip)
+/* AUTH and SELECT answers */
+static void zg_sync_on_setup(redisAsyncContext *ac, void *r, void *data)
 {
+    zg_sync_on_setup_kind(ac, r, data, -1);
+}
+
+/* SCRIPT LOAD answers */
+static void zg_sync_on_load_req(redisAsyncContext *ac, void *r, void *data)
+{
+    zg_sync_on_setup_kind(ac, r, data, ZG_SYNC_KIND_REQ);
+}
+
+static void zg_sync_on_load_conn(redisAsyncContext *ac, void *r, void *data)
+{
+    zg_sync_on_setup_kind(ac, r, data, ZG_SYNC_KIND_CONN);
+}
+
+static void zg_sync_script_load(zg_sync_link_t *link, int kind)
+{
+    const char *argv[3] = { "SCRIPT", "LOAD", zg_sync_kinds[kind].script };
+    size_t argvlen[3] = { 6, 4, zg_sync_kinds[kind].len };
+
+    redisAsyncCommandArgv(link->ac, kind == ZG_SYNC_KIND_REQ ? zg_sync_on_load_req
+                                                              : zg_sync_on_load_conn,
+                          link, 3, argv, argvlen);
+}
+
+/* the AUTH answer: a refusal names AUTH (the zones log it once, as any outage) */
+static void zg_sync_on_auth(redisAsyncContext *ac, void *r, void *data)
+{
+    zg_sync_link_t *link = data;
+    redisReply *reply = r;
+    char why[200];
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && !zg_sync.stopping &&
+        link->ac == ac) {
+        snprintf(why, sizeof(why), "AUTH%s%s refused: %s", link->sc->user != NULL ? " as " : "",
+                 link->sc->user != NULL ? link->sc->user : "", reply->str);
+        zg_sync_link_down(link, why, 1);
+        return;
+    }
+    zg_sync_on_setup(ac, r, data);
+}
+
+/* connects to an address (no resolver involved) and queues AUTH, SELECT and
+ * SCRIPT LOAD: Redis answers them in order, so nothing else waits for AUTH */
+static void zg_sync_open(zg_sync_link_t *link, const char *ip, int port)
+{
+    const zg_sync_conf_t *sc = link->sc;
+    const char *argv[3];
+    size_t argvlen[3];
     redisAsyncContext *ac;
     char why[160];
+    int argc = 0;
 
-    ac = redisAsyncConnect(ip, link->zc->sync_port);
+    if (ip != link->ip) {
+        snprintf(link->ip, sizeof(link->ip), "%s", ip);
+    }
+    link->port = port;
+    ac = redisAsyncConnect(ip, port);
     if (ac == NULL || ac->err) {
         snprintf(why, sizeof(why), "connect: %s", ac != NULL ? ac->errstr : "no memory");
         if (ac != NULL) {
@@ -260,10 +426,22 @@ static void zg_sync_open(zg_sync_link_t *link, const char *ip)
     link->since = zg_time_msec();
     redisAsyncSetConnectCallback(ac, zg_sync_on_connect);
     redisAsyncSetDisconnectCallback(ac, zg_sync_on_disconnect);
-    if (link->zc->sync_db != 0) {
-        redisAsyncCommand(ac, zg_sync_on_setup, link, "SELECT %d", link->zc->sync_db);
+    if (sc->password != NULL) {
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+        if (sc->user != NULL) {
+            argv[argc] = sc->user;
+            argvlen[argc++] = strlen(sc->user);
+        }
+        argv[argc] = sc->password;
+        argvlen[argc++] = strlen(sc->password);
+        redisAsyncCommandArgv(ac, zg_sync_on_auth, link, argc, argv, argvlen);
     }
-    redisAsyncCommand(ac, zg_sync_on_setup, link, "SCRIPT LOAD %s", zg_sync_script);
+    if (sc->db != 0) {
+        redisAsyncCommand(ac, zg_sync_on_setup, link, "SELECT %d", sc->db);
+    }
+    zg_sync_script_load(link, ZG_SYNC_KIND_REQ);
+    zg_sync_script_load(link, ZG_SYNC_KIND_CONN);
 }
 
 static void zg_sync_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -284,7 +462,7 @@ static void zg_sync_on_resolved(uv_getaddrinfo_t *req, int status, struct addrin
         return;
     }
     if (status < 0 || res == NULL) {
-        snprintf(why, sizeof(why), "cannot resolve \"%s\": %s", link->zc->sync_host,
+        snprintf(why, sizeof(why), "cannot resolve \"%s\": %s", link->sc->host,
                  uv_strerror(status));
         if (res != NULL) {
             uv_freeaddrinfo(res);
@@ -298,12 +476,160 @@ static void zg_sync_on_resolved(uv_getaddrinfo_t *req, int status, struct addrin
         uv_ip4_name((const struct sockaddr_in *)(const void *)res->ai_addr, ip, sizeof(ip));
     }
     uv_freeaddrinfo(res);
-    zg_sync_open(link, ip);
+    zg_sync_open(link, ip, link->sc->port);
+}
+
+/* ---- sentinel ---- */
+
+static void zg_sync_addr_ip(const zg_addr_t *a, char *ip, size_t len, int *port)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&a->sa;
+
+    if (sa->sa_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)(const void *)sa, ip, len);
+        *port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+    } else {
+        uv_ip4_name((const struct sockaddr_in *)(const void *)sa, ip, len);
+        *port = ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+    }
+}
+
+/* the sentinel asked did not tell: the next one is asked after the backoff.
+ * free_it: also free its context (not when hiredis is tearing it down). */
+static void zg_sync_sentinel_failed(zg_sync_link_t *link, const char *what, int free_it)
+{
+    redisAsyncContext *sac = link->sac;
+    char why[256];
+
+    link->sac = NULL;
+    snprintf(why, sizeof(why), "sentinel %s: %s", link->sc->nodes[link->sentinel].text, what);
+    link->sentinel = (link->sentinel + 1) % link->sc->nnodes;
+    if (free_it && sac != NULL) {
+        redisAsyncFree(sac);
+    }
+    zg_sync_link_down(link, why, 1);
+}
+
+/* SENTINEL get-master-addr-by-name: [ip, port] or nil */
+static void zg_sync_on_master_addr(redisAsyncContext *sac, void *r, void *data)
+{
+    zg_sync_link_t *link = data;
+    redisReply *reply = r;
+    char why[160];
+    int port;
+
+    if (zg_sync.stopping || link->sac != sac) {
+        return;
+    }
+    if (reply == NULL) {
+        zg_sync_sentinel_failed(link, sac->errstr[0] ? sac->errstr : "connection lost", 0);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(why, sizeof(why), "%s", reply->str);
+        zg_sync_sentinel_failed(link, why, 1);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING ||
+        reply->element[0]->len >= sizeof(link->ip)) {
+        zg_sync_sentinel_failed(link, "does not know the master", 1);
+        return;
+    }
+    port = zg_conf_atoi(reply->element[1]->str, reply->element[1]->len);
+    if (port < 1 || port > 65535) {
+        zg_sync_sentinel_failed(link, "bad master port", 1);
+        return;
+    }
+    zg_sync_open(link, reply->element[0]->str, port);
+}
+
+/* +switch-master "NAME OLDIP OLDPORT NEWIP NEWPORT": reconnect to the new master
+ * at once; the zones stay up (batches in flight are dropped) */
+static void zg_sync_on_switch(redisAsyncContext *sac, void *r, void *data)
+{
+    zg_sync_link_t *link = data;
+    redisReply *reply = r, *m;
+    char name[256], oip[64], nip[64];
+    redisAsyncContext *ac;
+    int oport, nport;
+
+    if (zg_sync.stopping || link->sac != sac || reply == NULL ||
+        reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        return;
+    }
+    m = reply->element[2];
+    if (m->type != REDIS_REPLY_STRING ||
+        sscanf(m->str, "%255s %63s %d %63s %d", name, oip, &oport, nip, &nport) != 5 ||
+        strcmp(name, link->sc->master) != 0 || nport < 1 || nport > 65535) {
+        return;
+    }
+    if (strcmp(nip, link->ip) == 0 && nport == link->port && link->state != ZG_LINK_DOWN) {
+        return;
+    }
+    zg_log_error(ZG_LOG_NOTICE, 0, "sync with %s: the master is now %s:%d", link->sc->url, nip,
+                 nport);
+    ac = link->ac;
+    link->ac = NULL;
+    zg_sync_link_forget_scripts(link);
+    link->backoff = ZG_SYNC_BACKOFF_MIN;
+    if (ac != NULL) {
+        redisAsyncFree(ac);
+    }
+    zg_sync_open(link, nip, nport);
+}
+
+static void zg_sync_on_sentinel_gone(const redisAsyncContext *sac, int status)
+{
+    zg_sync_link_t *link = sac->data;
+
+    (void)status;
+    if (link != NULL && link->sac == sac) {
+        link->sac = NULL;
+        if (link->state == ZG_LINK_RESOLVING) {
+            zg_sync_sentinel_failed(link, "connection closed", 0);
+        }
+    }
+}
+
+/* asks the next sentinel for the master, and stays subscribed to its switches */
+static void zg_sync_sentinel_ask(zg_sync_link_t *link)
+{
+    const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", link->sc->master };
+    size_t argvlen[3] = { 8, 23, strlen(link->sc->master) };
+    redisAsyncContext *sac = link->sac;
+    char ip[INET6_ADDRSTRLEN];
+    int port;
+
+    link->sac = NULL;
+    if (sac != NULL) {
+        redisAsyncFree(sac);
+    }
+    zg_sync_addr_ip(&link->sc->nodes[link->sentinel], ip, sizeof(ip), &port);
+    sac = redisAsyncConnect(ip, port);
+    if (sac == NULL || sac->err) {
+        if (sac != NULL) {
+            redisAsyncFree(sac);
+        }
+        zg_sync_sentinel_failed(link, "cannot connect", 0);
+        return;
+    }
+    sac->data = link;
+    if (redisLibuvAttach(sac, zg_sync.loop) != REDIS_OK) {
+        redisAsyncFree(sac);
+        zg_sync_sentinel_failed(link, "cannot attach to the event loop", 0);
+        return;
+    }
+    link->sac = sac;
+    redisAsyncSetDisconnectCallback(sac, zg_sync_on_sentinel_gone);
+    redisAsyncCommandArgv(sac, zg_sync_on_master_addr, link, 3, argv, argvlen);
+    redisAsyncCommand(sac, zg_sync_on_switch, link, "SUBSCRIBE +switch-master");
 }
 
 static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now)
 {
-    const char *host = link->zc->sync_host;
+    const char *host = link->sc->host;
     struct addrinfo hints;
     unsigned char tmp[16];
     char why[320];
@@ -311,8 +637,16 @@ static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now)
 
     link->state = ZG_LINK_RESOLVING;
     link->since = now;
+    if (link->sc->mode == ZG_SYNC_SENTINEL) {
+        zg_sync_sentinel_ask(link);
+        return;
+    }
+    if (link->cluster != NULL) {
+        zg_sync_open(link, link->ip, link->port);
+        return;
+    }
     if (uv_inet_pton(AF_INET, host, tmp) == 0 || uv_inet_pton(AF_INET6, host, tmp) == 0) {
-        zg_sync_open(link, host);
+        zg_sync_open(link, host, link->sc->port);
         return;
     }
     memset(&hints, 0, sizeof(hints));
@@ -327,6 +661,247 @@ static void zg_sync_connect(zg_sync_link_t *link, zg_msec_t now)
     }
     link->gai_busy = 1;
     zg_sync.gai_pending++;
+}
+
+/* ---- cluster ---- */
+
+/* the link of the master at ip:port, added to the pool if new; NULL when full */
+static zg_sync_link_t *zg_sync_cluster_node(zg_sync_cluster_t *c, const char *ip, int port)
+{
+    zg_sync_link_t *link;
+    int i;
+
+    for (i = 0; i < c->nnodes; i++) {
+        if (c->nodes[i]->port == port && strcmp(c->nodes[i]->ip, ip) == 0) {
+            return c->nodes[i];
+        }
+    }
+    if (c->nnodes == ZG_SYNC_CLUSTER_NODES || zg_sync.nlinks == zg_sync.maxlinks ||
+        strlen(ip) >= sizeof(link->ip)) {
+        return NULL;
+    }
+    link = &zg_sync.links[zg_sync.nlinks++];
+    link->sc = c->sc;
+    link->cluster = c;
+    link->backoff = ZG_SYNC_BACKOFF_MIN;
+    snprintf(link->ip, sizeof(link->ip), "%s", ip);
+    link->port = port;
+    c->nodes[c->nnodes++] = link;
+    return link;
+}
+
+/* every zone of c talks to the master of its slot */
+static void zg_sync_cluster_route(zg_sync_cluster_t *c)
+{
+    zg_sync_zone_t *z;
+    int i, k;
+
+    for (i = 0; i < zg_sync.nzones; i++) {
+        z = &zg_sync.zones[i];
+        if (z->cluster == c) {
+            k = c->slot[z->slot];
+            z->link = k >= 0 ? c->nodes[k] : NULL;
+        }
+    }
+}
+
+/* CLUSTER SLOTS failed: without a map the zones are down; with one, it stays */
+static void zg_sync_cluster_failed(zg_sync_cluster_t *c, const char *why, int free_it)
+{
+    redisAsyncContext *ac = c->ac;
+    char msg[256];
+    int i;
+
+    c->ac = NULL;
+    c->next_try = zg_time_msec() + c->backoff;
+    c->backoff = zg_min(c->backoff * 2, (zg_msec_t)ZG_SYNC_BACKOFF_MAX);
+    if (!c->have_map) {
+        snprintf(msg, sizeof(msg), "CLUSTER SLOTS from %s: %s", c->asked, why);
+        for (i = 0; i < zg_sync.nzones; i++) {
+            if (zg_sync.zones[i].cluster == c) {
+                zg_sync_zone_down(&zg_sync.zones[i], msg);
+            }
+        }
+    }
+    if (free_it && ac != NULL) {
+        redisAsyncFree(ac);
+    }
+}
+
+/* CLUSTER SLOTS: [[start, end, [ip, port, ...] (the master), replicas...], ...] */
+static void zg_sync_on_slots(redisAsyncContext *ac, void *r, void *data)
+{
+    zg_sync_cluster_t *c = data;
+    redisReply *reply = r, *e, *m;
+    zg_sync_link_t *node;
+    char ip[INET6_ADDRSTRLEN];
+    long long from, to, j;
+    size_t i;
+    int k;
+
+    if (zg_sync.stopping || c->ac != ac) {
+        return;
+    }
+    if (reply == NULL) {
+        zg_sync_cluster_failed(c, ac->errstr[0] ? ac->errstr : "connection lost", 0);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        zg_sync_cluster_failed(c, reply->str, 1);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        zg_sync_cluster_failed(c, "unexpected reply", 1);
+        return;
+    }
+    for (j = 0; j < ZG_SYNC_SLOTS; j++) {
+        c->slot[j] = -1;
+    }
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2) {
+            continue;
+        }
+        m = e->element[2];
+        if (m->element[0]->type != REDIS_REPLY_STRING ||
+            m->element[1]->type != REDIS_REPLY_INTEGER ||
+            m->element[0]->len >= sizeof(ip) || m->element[1]->integer < 1 ||
+            m->element[1]->integer > 65535) {
+            continue;
+        }
+        /* "" (or "?"): the node asked */
+        snprintf(ip, sizeof(ip), "%s",
+                 m->element[0]->len > 1 ? m->element[0]->str : c->asked);
+        node = zg_sync_cluster_node(c, ip, (int)m->element[1]->integer);
+        if (node == NULL) {
+            continue;
+        }
+        for (k = 0; k < c->nnodes && c->nodes[k] != node; k++) {
+        }
+        from = zg_max(e->element[0]->integer, 0);
+        to = zg_min(e->element[1]->integer, ZG_SYNC_SLOTS - 1);
+        for (j = from; j <= to; j++) {
+            c->slot[j] = (int16_t)k;
+        }
+    }
+    c->have_map = 1;
+    c->refresh = 0;
+    c->backoff = ZG_SYNC_BACKOFF_MIN;
+    c->ac = NULL;
+    redisAsyncFree(ac);
+    zg_sync_cluster_route(c);
+}
+
+/* asks a seed, or a master already known, for the slot map */
+static void zg_sync_cluster_ask(zg_sync_cluster_t *c, zg_msec_t now)
+{
+    const zg_sync_conf_t *sc = c->sc;
+    unsigned n = (unsigned)(sc->nnodes + c->nnodes), i = c->next++ % n;
+    const char *argv[3];
+    size_t argvlen[3];
+    redisAsyncContext *ac;
+    int port, argc = 0;
+
+    if (i < (unsigned)sc->nnodes) {
+        zg_sync_addr_ip(&sc->nodes[i], c->asked, sizeof(c->asked), &port);
+    } else {
+        snprintf(c->asked, sizeof(c->asked), "%s", c->nodes[i - sc->nnodes]->ip);
+        port = c->nodes[i - sc->nnodes]->port;
+    }
+    c->since = now;
+    ac = redisAsyncConnect(c->asked, port);
+    if (ac == NULL || ac->err) {
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+        zg_sync_cluster_failed(c, "cannot connect", 0);
+        return;
+    }
+    ac->data = c;
+    if (redisLibuvAttach(ac, zg_sync.loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        zg_sync_cluster_failed(c, "cannot attach to the event loop", 0);
+        return;
+    }
+    c->ac = ac;
+    if (sc->password != NULL) {
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+        if (sc->user != NULL) {
+            argv[argc] = sc->user;
+            argvlen[argc++] = strlen(sc->user);
+        }
+        argv[argc] = sc->password;
+        argvlen[argc++] = strlen(sc->password);
+        redisAsyncCommandArgv(ac, NULL, NULL, argc, argv, argvlen);
+    }
+    redisAsyncCommand(ac, zg_sync_on_slots, c, "CLUSTER SLOTS");
+}
+
+static int zg_sync_batch_send(zg_sync_batch_t *b, zg_sync_link_t *link);
+static void zg_sync_batch_free(zg_sync_batch_t *b);
+
+/* A batch answered "MOVED SLOT IP:PORT" (the slot has a new master: the map is
+ * refreshed, the zone moves now), "ASK SLOT IP:PORT" (the slot is migrating: this
+ * batch goes there after ASKING) or "TRYAGAIN" (its keys are split by a migration
+ * in progress).  The batch is resent once when the target is connected, else
+ * dropped: a limit_req batch's admissions then never reach the fleet (counted
+ * locally only, never twice); limit_conn counts are pushed whole every interval.
+ * ZG_OK: handled (the batch is resent or freed), ZG_DECLINED: another error. */
+static int zg_sync_cluster_redirect(zg_sync_batch_t *b, const char *err)
+{
+    zg_sync_zone_t *z = b->z;
+    zg_sync_cluster_t *c = b->link->cluster;
+    zg_sync_link_t *to = NULL;
+    char addr[80], *colon;
+    int ask, slot, port;
+
+    if (strncmp(err, "TRYAGAIN", 8) == 0) {
+        __atomic_add_fetch(&z->st->redirects, 1, __ATOMIC_RELAXED);
+        zg_sync_batch_free(b);
+        return ZG_OK;
+    }
+    ask = strncmp(err, "ASK ", 4) == 0;
+    if (!ask && strncmp(err, "MOVED ", 6) != 0) {
+        return ZG_DECLINED;
+    }
+    if (sscanf(err + (ask ? 4 : 6), "%d %79s", &slot, addr) != 2 || slot < 0 ||
+        slot >= ZG_SYNC_SLOTS || (colon = strrchr(addr, ':')) == NULL) {
+        return ZG_DECLINED;
+    }
+    *colon = '\0';
+    port = atoi(colon + 1);
+    if (port >= 1 && port <= 65535) {
+        to = zg_sync_cluster_node(c, addr[0] == '[' ? addr + 1 : addr, port);
+    }
+    __atomic_add_fetch(&z->st->redirects, 1, __ATOMIC_RELAXED);
+    if (!ask) {
+        c->refresh = 1;
+        if (to != NULL) {
+            int k;
+
+            for (k = 0; k < c->nnodes && c->nodes[k] != to; k++) {
+            }
+            c->slot[slot] = (int16_t)k;
+            zg_sync_cluster_route(c);
+        }
+    }
+    if (to != NULL && to->state == ZG_LINK_UP && to->sha[b->kind][0] != '\0' &&
+        !b->redirected) {
+        b->redirected = 1;
+        if (ask) {
+            redisAsyncCommand(to->ac, NULL, NULL, "ASKING");
+        }
+        if (zg_sync_batch_send(b, to) == ZG_OK) {
+            z->inflight = b;
+            return ZG_OK;
+        }
+    }
+    zg_sync_batch_free(b);
+    return ZG_OK;
 }
 
 /* ---- batches ---- */
@@ -360,7 +935,19 @@ static int zg_sync_batch_num(zg_sync_batch_t *b, uint64_t v)
     return ZG_OK;
 }
 
-/* zg_limit_req_sync_take's callback, under the zone lock: copies the key */
+static int zg_sync_batch_str(zg_sync_batch_t *b, const char *v)
+{
+    size_t off = b->text.len;
+
+    if (zg_buf_append(&b->text, v, strlen(v)) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    zg_sync_batch_arg(b, off);
+    return ZG_OK;
+}
+
+/* zg_limit_req_sync_take's and zg_limit_conn_sync_take's callback, under the zone
+ * lock: copies the key and its number (admitted requests, or the count held) */
 static int zg_sync_batch_key(void *arg, const unsigned char *key, size_t len, uint32_t admitted)
 {
     zg_sync_batch_t *b = arg;
@@ -378,27 +965,29 @@ static int zg_sync_batch_key(void *arg, const unsigned char *key, size_t len, ui
 
 static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data);
 
-/* argv[0..3) = EVALSHA sha numkeys (or EVAL script numkeys), then the keys,
- * the rate, the interval and the counts; sends it */
-static int zg_sync_batch_send(zg_sync_batch_t *b, redisAsyncContext *ac)
+/* argv[0..3) = EVALSHA sha numkeys (or EVAL script numkeys), then the keys, two
+ * arguments of the zone (limit_req: rate and interval; limit_conn: host and lease
+ * TTL) and the counts; sends it */
+static int zg_sync_batch_send(zg_sync_batch_t *b, zg_sync_link_t *link)
 {
-    zg_sync_link_t *link = b->z->link;
+    redisAsyncContext *ac = link->ac;
     int i;
 
-    if (link->sha[0] != '\0' && !b->retried) {
+    if (link->sha[b->kind][0] != '\0' && !b->retried) {
         b->argv[0] = "EVALSHA";
-        b->argv[1] = link->sha;
-        b->argvlen[1] = strlen(link->sha);
+        b->argv[1] = link->sha[b->kind];
+        b->argvlen[1] = strlen(link->sha[b->kind]);
     } else {
         b->argv[0] = "EVAL";
-        b->argv[1] = zg_sync_script;
-        b->argvlen[1] = sizeof(zg_sync_script) - 1;
+        b->argv[1] = zg_sync_kinds[b->kind].script;
+        b->argvlen[1] = zg_sync_kinds[b->kind].len;
     }
     b->argvlen[0] = strlen(b->argv[0]);
     for (i = 2; i < b->argc; i++) {
         b->argv[i] = b->text.data + b->off[i];
     }
     b->ac = ac;
+    b->link = link;
     b->sent = zg_time_msec();
     if (redisAsyncCommandArgv(ac, zg_sync_on_batch, b, b->argc, b->argv, b->argvlen) !=
         REDIS_OK) {
@@ -411,7 +1000,7 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
 {
     zg_sync_batch_t *b = data;
     zg_sync_zone_t *z = b->z;
-    zg_sync_link_t *link = z->link;
+    zg_sync_link_t *link = b->link;
     redisReply *reply = r, *e;
     zg_msec_t now;
     char why[160];
@@ -433,18 +1022,27 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
     if (reply->type == REDIS_REPLY_ERROR) {
         if (strncmp(reply->str, "NOSCRIPT", 8) == 0 && !b->retried && link->ac == ac) {
             /* Redis restarted or flushed its scripts: EVAL loads it again */
-            link->sha[0] = '\0';
+            zg_sync_link_forget_scripts(link);
             b->retried = 1;
-            if (zg_sync_batch_send(b, ac) == ZG_OK) {
+            if (zg_sync_batch_send(b, link) == ZG_OK) {
                 z->inflight = b;
-                redisAsyncCommand(ac, zg_sync_on_setup, link, "SCRIPT LOAD %s",
-                                  zg_sync_script);
+                zg_sync_script_load(link, ZG_SYNC_KIND_REQ);
+                zg_sync_script_load(link, ZG_SYNC_KIND_CONN);
                 return;
             }
         }
+        if (link->cluster != NULL && zg_sync_cluster_redirect(b, reply->str) == ZG_OK) {
+            return;
+        }
         snprintf(why, sizeof(why), "%s", reply->str);
-        zg_sync_zone_down(z, why);
         zg_sync_batch_free(b);
+        if (link->ac == ac && (strncmp(why, "READONLY", 8) == 0 ||
+                               strncmp(why, "NOAUTH", 6) == 0)) {
+            /* a demoted master, or a restarted Redis: connect (and ask) again */
+            zg_sync_link_down(link, why, 1);
+            return;
+        }
+        zg_sync_zone_down(z, why);
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)b->n) {
@@ -458,6 +1056,13 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
         if (e->type != REDIS_REPLY_INTEGER || e->integer < 0) {
             continue;
         }
+        if (b->kind == ZG_SYNC_KIND_CONN) {
+            zg_limit_conn_sync_apply(
+                z->zone, (const unsigned char *)b->text.data + b->off[3 + i] + z->prefix_len,
+                b->argvlen[3 + i] - z->prefix_len,
+                (uint32_t)zg_min(e->integer, (long long)UINT32_MAX));
+            continue;
+        }
         zg_limit_req_sync_apply(z->zone,
                                 (const unsigned char *)b->text.data + b->off[3 + i] + z->prefix_len,
                                 b->argvlen[3 + i] - z->prefix_len, (uint64_t)e->integer,
@@ -465,6 +1070,7 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
     }
     __atomic_add_fetch(&z->st->batches, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&z->st->keys, (uint64_t)b->n, __ATOMIC_RELAXED);
+    __atomic_store_n(&z->st->last_ok, zg_sync_unix_msec(), __ATOMIC_RELAXED);
     zg_sync_zone_up(z);
     zg_sync_batch_free(b);
 }
@@ -480,6 +1086,7 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
         return;
     }
     b->z = z;
+    b->kind = z->kind;
     b->off = malloc((size_t)max * sizeof(size_t));
     b->argvlen = malloc((size_t)max * sizeof(size_t));
     b->argv = malloc((size_t)max * sizeof(char *));
@@ -489,10 +1096,15 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
     }
     b->argc = 3;  /* command, script, numkeys: filled below */
     b->taken = zg_time_msec();
-    n = zg_limit_req_sync_take(z->zone, ZG_SYNC_BATCH, zg_sync_batch_key, b);
+    n = z->kind == ZG_SYNC_KIND_CONN
+            ? zg_limit_conn_sync_take(z->zone, ZG_SYNC_BATCH, zg_sync_batch_key, b)
+            : zg_limit_req_sync_take(z->zone, ZG_SYNC_BATCH, zg_sync_batch_key, b);
     if (n == 0) {
         zg_sync_batch_free(b);
         return;
+    }
+    if (n == ZG_SYNC_BATCH) {
+        __atomic_add_fetch(&z->st->overflows, 1, __ATOMIC_RELAXED);
     }
     /* numkeys goes at argv[2]: keys are at 3 .. 3 + n */
     {
@@ -504,8 +1116,11 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
         b->off[2] = off;
         b->argvlen[2] = b->text.len - off;
     }
-    if (zg_sync_batch_num(b, z->zc->rate) != ZG_OK ||
-        zg_sync_batch_num(b, z->zc->sync_interval) != ZG_OK) {
+    if (z->kind == ZG_SYNC_KIND_CONN
+            ? zg_sync_batch_str(b, zg_limit_conn_sync_host(z->zone)) != ZG_OK ||
+              zg_sync_batch_num(b, z->ttl) != ZG_OK
+            : zg_sync_batch_num(b, z->rate) != ZG_OK ||
+              zg_sync_batch_num(b, z->sc->interval) != ZG_OK) {
         goto fail;
     }
     for (i = 0; i < b->n; i++) {
@@ -513,7 +1128,7 @@ static void zg_sync_zone_push(zg_sync_zone_t *z)
             goto fail;
         }
     }
-    if (zg_sync_batch_send(b, z->link->ac) != ZG_OK) {
+    if (zg_sync_batch_send(b, z->link) != ZG_OK) {
         goto fail;
     }
     z->inflight = b;
@@ -549,6 +1164,23 @@ static void zg_sync_tick(uv_timer_t *t)
     int i, j, wanted;
 
     (void)t;
+    for (i = 0; i < zg_sync.nclusters; i++) {
+        zg_sync_cluster_t *c = &zg_sync.clusters[i];
+
+        for (j = 0, wanted = 0; j < zg_sync.nzones; j++) {
+            if (zg_sync.zones[j].cluster == c && zg_sync_own(&zg_sync.zones[j])) {
+                wanted = 1;
+            }
+        }
+        if (!wanted) {
+            continue;
+        }
+        if (c->ac == NULL && (!c->have_map || c->refresh) && now >= c->next_try) {
+            zg_sync_cluster_ask(c, now);
+        } else if (c->ac != NULL && now - c->since > ZG_SYNC_TIMEOUT) {
+            zg_sync_cluster_failed(c, "timed out", 1);
+        }
+    }
     for (i = 0; i < zg_sync.nlinks; i++) {
         link = &zg_sync.links[i];
         for (j = 0, wanted = 0; j < zg_sync.nzones; j++) {
@@ -557,25 +1189,42 @@ static void zg_sync_tick(uv_timer_t *t)
             }
         }
         if (!wanted) {
+            if (link->cluster != NULL && link->ac != NULL) {
+                /* a master no zone needs any more (the map changed) */
+                redisAsyncContext *ac = link->ac;
+
+                link->ac = NULL;
+                link->state = ZG_LINK_DOWN;
+                zg_sync_link_forget_scripts(link);
+                redisAsyncFree(ac);
+            }
             continue;
         }
         if (link->state == ZG_LINK_DOWN && now >= link->next_try) {
             zg_sync_connect(link, now);
         } else if (link->state == ZG_LINK_CONNECTING && now - link->since > ZG_SYNC_TIMEOUT) {
             zg_sync_link_down(link, "connect timed out", 1);
+        } else if (link->state == ZG_LINK_RESOLVING && link->sac != NULL &&
+                   now - link->since > ZG_SYNC_TIMEOUT) {
+            zg_sync_sentinel_failed(link, "timed out", 1);
         }
     }
     for (i = 0; i < zg_sync.nzones; i++) {
         z = &zg_sync.zones[i];
-        if (z->inflight != NULL && now - z->inflight->sent > ZG_SYNC_TIMEOUT + z->zc->sync_interval) {
+        if (z->inflight != NULL && now - z->inflight->sent > ZG_SYNC_TIMEOUT + z->sc->interval) {
             /* Redis does not answer: drop the link (the batch is answered NULL) */
-            zg_sync_link_down(z->link, "timed out", 1);
+            zg_sync_link_down(z->inflight->link, "timed out", 1);
         }
         if (now < z->due || !zg_sync_own(z)) {
             continue;
         }
-        z->due = now + z->zc->sync_interval;
-        if (z->link->state != ZG_LINK_UP) {
+        z->due = now + z->sc->interval;
+        if (z->link == NULL || z->link->state != ZG_LINK_UP) {
+            if (z->kind == ZG_SYNC_KIND_CONN) {
+                /* per-host limits: forget the other hosts' leases */
+                zg_limit_conn_sync_local(z->zone);
+                continue;
+            }
             /* what was admitted meanwhile is charged locally only: forget it, so
              * that the fleet is not charged late for it */
             zg_limit_req_sync_take(z->zone, 4 * ZG_SYNC_BATCH, NULL, NULL);
@@ -587,62 +1236,135 @@ static void zg_sync_tick(uv_timer_t *t)
     }
 }
 
+/* two zones share a link when they sync with the same Redis as the same user */
+static int zg_sync_conf_same(const zg_sync_conf_t *a, const zg_sync_conf_t *b)
+{
+    if (a->mode != b->mode || strcmp(a->url, b->url) != 0) {
+        return 0;
+    }
+    if (a->password == NULL || b->password == NULL) {
+        return a->password == b->password;
+    }
+    return strcmp(a->password, b->password) == 0;
+}
+
+/* one synced zone; ZG_ERROR: no memory */
+static int zg_sync_add_zone(int kind, zg_zone_t *zone, const zg_sync_conf_t *sc,
+                            zg_sync_stats_t *st, uint64_t rate)
+{
+    zg_sync_cluster_t *c;
+    zg_sync_zone_t *z;
+    int j;
+
+    z = &zg_sync.zones[zg_sync.nzones++];
+    z->kind = kind;
+    z->sc = sc;
+    z->rate = rate;
+    /* a lease outlives a few missed pushes, never a dead host by more than this */
+    z->ttl = zg_max(ZG_SYNC_LEASE_INTERVALS * sc->interval, (zg_msec_t)ZG_SYNC_LEASE_MIN);
+    z->zone = zone;
+    z->st = st;
+    z->prefix_len = (size_t)snprintf(z->prefix, sizeof(z->prefix),
+                                     kind == ZG_SYNC_KIND_CONN ? "zgc:{%s}:" : "zg:{%s}:",
+                                     zone->name);
+    if (sc->mode == ZG_SYNC_CLUSTER) {
+        /* one slot map per distinct cluster; the masters' links come with it */
+        for (j = 0; j < zg_sync.nclusters; j++) {
+            if (zg_sync_conf_same(zg_sync.clusters[j].sc, sc)) {
+                break;
+            }
+        }
+        c = &zg_sync.clusters[j];
+        if (j == zg_sync.nclusters) {
+            c->sc = sc;
+            c->backoff = ZG_SYNC_BACKOFF_MIN;
+            c->slot = malloc(ZG_SYNC_SLOTS * sizeof(int16_t));
+            if (c->slot == NULL) {
+                return ZG_ERROR;
+            }
+            zg_sync.nclusters++;
+        }
+        z->cluster = c;
+        z->slot = zg_sync_key_slot(z->prefix, z->prefix_len);
+        return ZG_OK;
+    }
+    /* one link per distinct Redis */
+    for (j = 0; j < zg_sync.nlinks; j++) {
+        if (zg_sync_conf_same(zg_sync.links[j].sc, sc)) {
+            break;
+        }
+    }
+    if (j == zg_sync.nlinks) {
+        zg_sync.links[j].sc = sc;
+        zg_sync.links[j].backoff = ZG_SYNC_BACKOFF_MIN;
+        zg_sync.nlinks++;
+    }
+    z->link = &zg_sync.links[j];
+    return ZG_OK;
+}
+
 int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
 {
     zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(conf);
+    zg_limit_conn_main_conf_t *cmcf = zg_limit_conn_main_conf(conf);
     zg_limit_req_zone_conf_t *zc;
-    zg_sync_zone_t *z;
+    zg_limit_conn_zone_conf_t *cc;
     zg_msec_t tick = 0;
-    int i, j, n = 0;
+    int i, n = 0, ncz = 0;
 
     if (zg_sync.running) {
         return ZG_OK;
     }
     for (i = 0; i < lmcf->nzones; i++) {
         zc = lmcf->zones[i];
-        if (zc->sync_url != NULL && zc->zone != NULL &&
+        if (zc->sync.mode != ZG_SYNC_NONE && zc->zone != NULL &&
             zg_limit_req_sync_shared(zc->zone) != NULL) {
             n++;
+            ncz += zc->sync.mode == ZG_SYNC_CLUSTER;
+        }
+    }
+    for (i = 0; i < cmcf->nzones; i++) {
+        cc = cmcf->zones[i];
+        if (cc->sync.mode != ZG_SYNC_NONE && cc->zone != NULL &&
+            zg_limit_conn_sync_shared(cc->zone) != NULL) {
+            n++;
+            ncz += cc->sync.mode == ZG_SYNC_CLUSTER;
         }
     }
     if (n == 0) {
         return ZG_DECLINED;
     }
+    zg_sync.maxlinks = n + ncz * ZG_SYNC_CLUSTER_NODES;
     zg_sync.zones = calloc((size_t)n, sizeof(zg_sync_zone_t));
-    zg_sync.links = calloc((size_t)n, sizeof(zg_sync_link_t));
-    if (zg_sync.zones == NULL || zg_sync.links == NULL) {
-        free(zg_sync.zones);
-        free(zg_sync.links);
-        zg_log_error(ZG_LOG_ALERT, 0, "limit_req sync: no memory");
-        return ZG_ERROR;
+    zg_sync.links = calloc((size_t)zg_sync.maxlinks, sizeof(zg_sync_link_t));
+    zg_sync.clusters = calloc((size_t)ncz + 1, sizeof(zg_sync_cluster_t));
+    if (zg_sync.zones == NULL || zg_sync.links == NULL || zg_sync.clusters == NULL) {
+        goto nomem;
     }
     zg_sync.loop = loop;
     for (i = 0; i < lmcf->nzones; i++) {
         zc = lmcf->zones[i];
-        if (zc->sync_url == NULL || zc->zone == NULL ||
+        if (zc->sync.mode == ZG_SYNC_NONE || zc->zone == NULL ||
             zg_limit_req_sync_shared(zc->zone) == NULL) {
             continue;
         }
-        z = &zg_sync.zones[zg_sync.nzones++];
-        z->zc = zc;
-        z->zone = zc->zone;
-        z->st = zg_limit_req_sync_shared(zc->zone);
-        z->prefix_len = (size_t)snprintf(z->prefix, sizeof(z->prefix), "zg:{%s}:", zc->zone->name);
-        /* one link per distinct Redis */
-        for (j = 0; j < zg_sync.nlinks; j++) {
-            const zg_limit_req_zone_conf_t *o = zg_sync.links[j].zc;
-            if (strcmp(o->sync_host, zc->sync_host) == 0 && o->sync_port == zc->sync_port &&
-                o->sync_db == zc->sync_db) {
-                break;
-            }
+        if (zg_sync_add_zone(ZG_SYNC_KIND_REQ, zc->zone, &zc->sync,
+                             zg_limit_req_sync_shared(zc->zone), zc->rate) != ZG_OK) {
+            goto nomem;
         }
-        if (j == zg_sync.nlinks) {
-            zg_sync.links[j].zc = zc;
-            zg_sync.links[j].backoff = ZG_SYNC_BACKOFF_MIN;
-            zg_sync.nlinks++;
+        tick = tick == 0 ? zc->sync.interval : zg_min(tick, zc->sync.interval);
+    }
+    for (i = 0; i < cmcf->nzones; i++) {
+        cc = cmcf->zones[i];
+        if (cc->sync.mode == ZG_SYNC_NONE || cc->zone == NULL ||
+            zg_limit_conn_sync_shared(cc->zone) == NULL) {
+            continue;
         }
-        z->link = &zg_sync.links[j];
-        tick = tick == 0 ? zc->sync_interval : zg_min(tick, zc->sync_interval);
+        if (zg_sync_add_zone(ZG_SYNC_KIND_CONN, cc->zone, &cc->sync,
+                             zg_limit_conn_sync_shared(cc->zone), 0) != ZG_OK) {
+            goto nomem;
+        }
+        tick = tick == 0 ? cc->sync.interval : zg_min(tick, cc->sync.interval);
     }
     zg_sync.running = 1;
     zg_sync.stopping = 0;
@@ -650,6 +1372,19 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
     uv_timer_start(&zg_sync.timer, zg_sync_tick, tick, tick);
     zg_sync_tick(&zg_sync.timer);
     return ZG_OK;
+nomem:
+    for (i = 0; zg_sync.clusters != NULL && i < zg_sync.nclusters; i++) {
+        free(zg_sync.clusters[i].slot);
+    }
+    free(zg_sync.zones);
+    free(zg_sync.links);
+    free(zg_sync.clusters);
+    zg_sync.zones = NULL;
+    zg_sync.links = NULL;
+    zg_sync.clusters = NULL;
+    zg_sync.nzones = zg_sync.nlinks = zg_sync.nclusters = 0;
+    zg_log_error(ZG_LOG_ALERT, 0, "limit_req sync: no memory");
+    return ZG_ERROR;
 }
 
 void zg_sync_stop(void)
@@ -670,6 +1405,24 @@ void zg_sync_stop(void)
         if (ac != NULL) {
             redisAsyncFree(ac); /* batches answered NULL and freed; poll handle closed */
         }
+        ac = zg_sync.links[i].sac;
+        zg_sync.links[i].sac = NULL;
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+    }
+    for (i = 0; i < zg_sync.nclusters; i++) {
+        ac = zg_sync.clusters[i].ac;
+        zg_sync.clusters[i].ac = NULL;
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+        free(zg_sync.clusters[i].slot);
+    }
+    free(zg_sync.clusters);
+    zg_sync.clusters = NULL;
+    zg_sync.nclusters = 0;
+    for (i = 0; i < zg_sync.maxlinks && zg_sync.links != NULL; i++) {
         if (zg_sync.links[i].gai_busy) {
             uv_cancel((uv_req_t *)&zg_sync.links[i].gai);
         }
@@ -689,7 +1442,322 @@ void zg_sync_stop(void)
     }
 }
 
+/* ---------------------------------------------------------------- config */
+
+static int zg_sync_conf_bad(zg_cf_t *cf, const char *u, const char *why)
+{
+    return zg_conf_error(cf, "invalid sync URL \"%s\" in \"%s\" directive: %s", u, cf->name,
+                         why);
+}
+
+/* "HOST:PORT" into sc->host / sc->port (redis://) */
+static int zg_sync_conf_hostport(const char *h, const char *end, zg_sync_conf_t *sc)
+{
+    const char *he, *ps;
+    int port;
+
+    if (h < end && *h == '[') {
+        he = memchr(h, ']', (size_t)(end - h));
+        if (he == NULL) {
+            return ZG_ERROR;
+        }
+        h++;
+        ps = he + 1;
+    } else {
+        for (he = h; he < end && *he != ':'; he++) {
+        }
+        ps = he;
+    }
+    if (he == h || (size_t)(he - h) >= sizeof(sc->host) || ps >= end || *ps != ':') {
+        return ZG_ERROR;
+    }
+    port = zg_conf_atoi(ps + 1, (size_t)(end - ps - 1));
+    if (port < 1 || port > 65535) {
+        return ZG_ERROR;
+    }
+    memcpy(sc->host, h, (size_t)(he - h));
+    sc->host[he - h] = '\0';
+    sc->port = port;
+    return ZG_OK;
+}
+
+/* sync=URL */
+static int zg_sync_conf_url(zg_cf_t *cf, const zg_str_t *v, zg_sync_conf_t *sc)
+{
+    const char *u = v->data + 5, *end = v->data + v->len, *p, *at, *hosts, *hend, *c;
+    zg_buf_t shown = { 0 };
+    int rc;
+
+    if (sc->mode != ZG_SYNC_NONE) {
+        return zg_conf_error(cf, "duplicate \"sync\" parameter in \"%s\" directive", cf->name);
+    }
+    if (strncmp(u, "redis://", 8) == 0) {
+        sc->mode = ZG_SYNC_REDIS;
+        p = u + 8;
+    } else if (strncmp(u, "redis-sentinel://", 17) == 0) {
+        sc->mode = ZG_SYNC_SENTINEL;
+        p = u + 17;
+    } else if (strncmp(u, "redis-cluster://", 16) == 0) {
+        sc->mode = ZG_SYNC_CLUSTER;
+        p = u + 16;
+    } else {
+        return zg_sync_conf_bad(cf, u, "redis://, redis-sentinel:// or redis-cluster:// expected");
+    }
+    /* [USER:PASSWORD@ | :PASSWORD@ | USER@]: the last '@' ends it */
+    at = NULL;
+    for (c = p; c < end; c++) {
+        if (*c == '@') {
+            at = c;
+        }
+    }
+    if (at != NULL) {
+        c = memchr(p, ':', (size_t)(at - p));
+        if (c == NULL) {
+            c = at; /* a user only: the password comes from sync_password_file */
+        }
+        if (c > p) {
+            sc->user = zg_conf_strdup(cf->conf, p, (size_t)(c - p));
+            if (sc->user == NULL) {
+                return zg_conf_nomem(cf);
+            }
+        }
+        if (c < at) {
+            if (at - c - 1 == 0) {
+                return zg_sync_conf_bad(cf, u, "empty password");
+            }
+            sc->password = zg_conf_strdup(cf->conf, c + 1, (size_t)(at - c - 1));
+            if (sc->password == NULL) {
+                return zg_conf_nomem(cf);
+            }
+        }
+        hosts = at + 1;
+    } else {
+        hosts = p;
+    }
+    /* the path: /DB (redis://) or /MASTER (sentinel); none for a cluster */
+    hend = memchr(hosts, '/', (size_t)(end - hosts));
+    if (hend == NULL) {
+        hend = end;
+    }
+    if (sc->mode == ZG_SYNC_REDIS) {
+        if (zg_sync_conf_hostport(hosts, hend, sc) != ZG_OK) {
+            return zg_sync_conf_bad(cf, u, "HOST:PORT expected");
+        }
+        if (hend < end) {
+            sc->db = zg_conf_atoi(hend + 1, (size_t)(end - hend - 1));
+            if (sc->db < 0) {
+                return zg_sync_conf_bad(cf, u, "bad database number");
+            }
+        }
+    } else {
+        for (p = hosts; p < hend; p = c + 1) {
+            c = memchr(p, ',', (size_t)(hend - p));
+            if (c == NULL) {
+                c = hend;
+            }
+            if (sc->nnodes == ZG_SYNC_MAX_NODES) {
+                return zg_sync_conf_bad(cf, u, "too many nodes");
+            }
+            rc = zg_conf_parse_addr(p, (size_t)(c - p), 0, &sc->nodes[sc->nnodes]);
+            if (rc == ZG_DECLINED) {
+                return zg_conf_error(cf, "host not found in sync URL \"%s\" of \"%s\" directive",
+                                     u, cf->name);
+            }
+            if (rc != ZG_OK || c == p) {
+                return zg_sync_conf_bad(cf, u, "HOST:PORT list expected");
+            }
+            sc->nnodes++;
+        }
+        if (sc->nnodes == 0) {
+            return zg_sync_conf_bad(cf, u, "no node");
+        }
+        if (sc->mode == ZG_SYNC_SENTINEL) {
+            if (hend >= end - 1 || memchr(hend + 1, '/', (size_t)(end - hend - 1)) != NULL) {
+                return zg_sync_conf_bad(cf, u, "/MASTERNAME expected");
+            }
+            sc->master = zg_conf_strdup(cf->conf, hend + 1, (size_t)(end - hend - 1));
+            if (sc->master == NULL) {
+                return zg_conf_nomem(cf);
+            }
+        } else if (hend < end) {
+            return zg_sync_conf_bad(cf, u, "a cluster has no database or path");
+        }
+    }
+    /* shown without the password */
+    {
+        size_t scheme = (size_t)(strstr(u, "://") + 3 - u);
+
+        if (zg_buf_append(&shown, u, scheme) != ZG_OK ||
+            (sc->user != NULL && zg_buf_append(&shown, sc->user, strlen(sc->user)) != ZG_OK) ||
+            (sc->password != NULL && zg_buf_append(&shown, ":***", 4) != ZG_OK) ||
+            (at != NULL && zg_buf_append(&shown, "@", 1) != ZG_OK) ||
+            zg_buf_append(&shown, hosts, (size_t)(end - hosts)) != ZG_OK) {
+            goto nomem;
+        }
+    }
+    sc->url = zg_conf_strdup(cf->conf, shown.data, shown.len);
+    zg_buf_free(&shown);
+    return sc->url != NULL ? ZG_OK : zg_conf_nomem(cf);
+nomem:
+    zg_buf_free(&shown);
+    return zg_conf_nomem(cf);
+}
+
+/* sync_password_file=FILE: read now, in the master (workers cannot open files) */
+static int zg_sync_conf_password_file(zg_cf_t *cf, const zg_str_t *v, zg_sync_conf_t *sc)
+{
+    zg_str_t name;
+    char buf[1024], *path;
+    size_t n;
+    FILE *f;
+
+    name.data = v->data + 19;
+    name.len = v->len - 19;
+    if (name.len == 0) {
+        return zg_conf_bad_param(cf, v);
+    }
+    path = zg_conf_path(cf, &name);
+    if (path == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return zg_conf_error(cf, "cannot read sync_password_file \"%s\" in \"%s\" directive: %s",
+                             path, cf->name, strerror(errno));
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+    if (n == 0 || n == sizeof(buf) || memchr(buf, '\n', n) != NULL) {
+        return zg_conf_error(cf, "sync_password_file \"%s\" in \"%s\" directive must hold one "
+                             "line of 1 to 1000 bytes", path, cf->name);
+    }
+    sc->password = zg_conf_strdup(cf->conf, buf, n);
+    memset(buf, 0, sizeof(buf));
+    return sc->password != NULL ? ZG_OK : zg_conf_nomem(cf);
+}
+
+int zg_sync_conf_param(zg_cf_t *cf, const zg_str_t *v, zg_sync_conf_t *sc)
+{
+    if (sc->interval == 0) {
+        sc->interval = ZG_SYNC_INTERVAL_DEFAULT;
+    }
+    if (zg_conf_prefix(v, "sync=")) {
+        char *had = sc->password;
+        int rc;
+
+        sc->password = NULL;
+        rc = zg_sync_conf_url(cf, v, sc);
+        if (rc == ZG_OK && had != NULL) {
+            if (sc->password != NULL) {
+                return zg_conf_error(cf, "the sync password is given twice (URL and "
+                                     "sync_password_file) in \"%s\" directive", cf->name);
+            }
+            sc->password = had;
+        }
+        return rc;
+    }
+    if (zg_conf_prefix(v, "sync_interval=")) {
+        sc->interval = zg_conf_parse_time(v->data + 14, v->len - 14);
+        if (sc->interval == ZG_UNSET_MSEC || sc->interval == 0) {
+            return zg_conf_bad_param(cf, v);
+        }
+        return ZG_OK;
+    }
+    if (zg_conf_prefix(v, "sync_password_file=")) {
+        if (sc->password != NULL) {
+            return zg_conf_error(cf, "the sync password is given twice (URL and "
+                                 "sync_password_file) in \"%s\" directive", cf->name);
+        }
+        return zg_sync_conf_password_file(cf, v, sc);
+    }
+    return ZG_DECLINED;
+}
+
+int zg_sync_conf_done(zg_cf_t *cf, zg_sync_conf_t *sc)
+{
+    if (sc->interval == 0) {
+        sc->interval = ZG_SYNC_INTERVAL_DEFAULT;
+    }
+    if (sc->mode == ZG_SYNC_NONE && sc->password != NULL) {
+        return zg_conf_error(cf, "\"sync_password_file\" without \"sync\" in \"%s\" directive",
+                             cf->name);
+    }
+    if (sc->user != NULL && sc->password == NULL) {
+        return zg_conf_error(cf, "the sync URL in \"%s\" directive names a user but no "
+                             "password (give it in the URL or in sync_password_file)",
+                             cf->name);
+    }
+    return ZG_OK;
+}
+
+/* CRC16-CCITT (XMODEM), as Redis Cluster uses it */
+static uint16_t zg_sync_crc16(const char *buf, size_t len)
+{
+    uint16_t crc = 0;
+    size_t i;
+    int j;
+
+    for (i = 0; i < len; i++) {
+        crc ^= (uint16_t)((unsigned char)buf[i] << 8);
+        for (j = 0; j < 8; j++) {
+            crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+        }
+    }
+    return crc;
+}
+
+unsigned zg_sync_key_slot(const char *key, size_t len)
+{
+    const char *o = memchr(key, '{', len), *c;
+
+    if (o != NULL) {
+        c = memchr(o + 1, '}', (size_t)(key + len - o - 1));
+        if (c != NULL && c > o + 1) {
+            key = o + 1;
+            len = (size_t)(c - o - 1);
+        }
+    }
+    return zg_sync_crc16(key, len) & 16383;
+}
+
 /* ---------------------------------------------------------------- module */
+
+/* a zone's sync counters: ZG_DECLINED unless it is a limit_req or limit_conn zone
+ * configured with sync=...; *conn: it is a limit_conn zone */
+static int zg_sync_zone_stats(zg_zone_t *z, zg_sync_stats_t *out, int *conn)
+{
+    const zg_sync_stats_t *st;
+
+    *conn = 0;
+    if (z->pool == NULL || z->conf == NULL) {
+        return ZG_DECLINED;
+    }
+    if (z->kind == ZG_ZONE_LIMIT_REQ) {
+        if (((const zg_limit_req_zone_conf_t *)z->conf)->sync.mode == ZG_SYNC_NONE) {
+            return ZG_DECLINED;
+        }
+        return zg_limit_req_sync_stats(z, out);
+    }
+    if (z->kind != ZG_ZONE_LIMIT_CONN ||
+        ((const zg_limit_conn_zone_conf_t *)z->conf)->sync.mode == ZG_SYNC_NONE ||
+        (st = zg_limit_conn_sync_shared(z)) == NULL) {
+        return ZG_DECLINED;
+    }
+    *conn = 1;
+    out->batches = __atomic_load_n(&st->batches, __ATOMIC_RELAXED);
+    out->keys = __atomic_load_n(&st->keys, __ATOMIC_RELAXED);
+    out->errors = __atomic_load_n(&st->errors, __ATOMIC_RELAXED);
+    out->dropped = __atomic_load_n(&st->dropped, __ATOMIC_RELAXED);
+    out->redirects = __atomic_load_n(&st->redirects, __ATOMIC_RELAXED);
+    out->overflows = __atomic_load_n(&st->overflows, __ATOMIC_RELAXED);
+    out->last_ok = __atomic_load_n(&st->last_ok, __ATOMIC_RELAXED);
+    out->up = __atomic_load_n(&st->up, __ATOMIC_RELAXED);
+    out->owner = __atomic_load_n(&st->owner, __ATOMIC_RELAXED);
+    return ZG_OK;
+}
 
 /* only the zones created with sync=... */
 static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
@@ -704,22 +1772,31 @@ static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
           "Failed connects, failed or timed-out batches, error replies." },
         { "zonegate_sync_dropped_total", "counter",
           "Dirty keys forgotten unsynced while Redis was unreachable." },
+        { "zonegate_sync_redirects_total", "counter",
+          "Cluster batches answered MOVED, ASK or TRYAGAIN (followed or retried)." },
+        { "zonegate_sync_budget_full_total", "counter",
+          "Intervals that used the whole key budget (more keys waited)." },
+        { "zonegate_sync_last_success_seconds", "gauge",
+          "Unix time of the last batch Redis answered (0: none yet)." },
+        { "zonegate_sync_fleet_current", "gauge",
+          "limit_conn: requests held fleet-wide for this zone's keys as this host sees "
+          "them (its own plus the other hosts' live leases)." },
     };
-    zg_limit_req_sync_stats_t st;
+    zg_sync_stats_t st;
     zg_zone_t *z;
     uint64_t v;
     size_t f;
+    int conn;
 
-    if (zg_admin_zones_of(conf, ZG_ZONE_LIMIT_REQ) == 0) {
+    if (zg_admin_zones_of(conf, ZG_ZONE_LIMIT_REQ) == 0 &&
+        zg_admin_zones_of(conf, ZG_ZONE_LIMIT_CONN) == 0) {
         return;
     }
     for (f = 0; f < zg_nelems(fam); f++) {
         int header = 0;
 
         for (z = conf->zones.head; z != NULL; z = z->next) {
-            if (z->pool == NULL || z->kind != ZG_ZONE_LIMIT_REQ || z->conf == NULL ||
-                ((const zg_limit_req_zone_conf_t *)z->conf)->sync_url == NULL ||
-                zg_limit_req_sync_stats(z, &st) != ZG_OK) {
+            if (zg_sync_zone_stats(z, &st, &conn) != ZG_OK || (f == 8 && !conn)) {
                 continue;
             }
             if (!header) {
@@ -727,7 +1804,9 @@ static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
                 header = 1;
             }
             v = f == 0 ? (uint64_t)(st.up == ZG_SYNC_UP) : f == 1 ? st.batches
-                : f == 2 ? st.keys : f == 3 ? st.errors : st.dropped;
+                : f == 2 ? st.keys : f == 3 ? st.errors : f == 4 ? st.dropped
+                : f == 5 ? st.redirects : f == 6 ? st.overflows
+                : f == 7 ? st.last_ok / 1000 : zg_limit_conn_sync_fleet(z);
             zg_admin_sample(b, fam[f].name, v, "zone", z->name, NULL);
         }
     }

@@ -1,131 +1,21 @@
 """Cluster-wide limit_req through Redis (issue 8): three zonegate instances stand
 for three hosts sharing one zone through a real redis-server on loopback."""
-import http.client
 import os
-import re
-import subprocess
 import threading
 import time
 
-import zg  # noqa: E402
-from zg import PROCS, Zonegate, free_port, get, wait_for, wait_port, zonegate_t
+import sync_util
+import zg
+from sync_util import Redis, drive, has_redis_conn, metric, run_clients
+from zg import free_port, wait_for, zonegate_t
 
 ASAN = bool(os.environ.get("ZG_ASAN")) or "asan" in os.environ.get("ZG_BIN", "")
 MAX_LATENCY = 0.4 if ASAN else 0.2
 
-CONF = """
-worker_processes 2;
-http {{
-    limit_req_zone $binary_remote_addr zone=fleet:1m rate={rate}r/s {sync};
-    limit_req_status 429;
-    upstream back {{ server 127.0.0.1:{back}; keepalive 8; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            limit_req zone=fleet burst={burst} nodelay;
-            proxy_pass http://back;
-        }}
-        location = /metrics {{ metrics; }}
-    }}
-    # a fast backend: `return` answers before limit_req (nginx's order), so the
-    # limited location proxies
-    server {{
-        listen 127.0.0.1:{back};
-        location / {{ return 200 "ok"; }}
-    }}
-}}
-"""
-
-
-class Redis:
-    def __init__(self, port=None):
-        self.port = port or free_port()
-        self.start()
-
-    def start(self):
-        self.proc = zg.spawn(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port, proc=self.proc)
-
-    def clients(self):
-        out = subprocess.run(["redis-cli", "-p", str(self.port), "client", "list"],
-                             stdout=subprocess.PIPE, timeout=10).stdout.decode()
-        return sum(1 for line in out.splitlines() if "cmd=client" not in line)
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
-def has_redis_conn(pid, port):
-    """pid has a TCP connection to 127.0.0.1:port (its sockets' inodes in /proc/net/tcp)"""
-    inodes = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        if t.startswith("socket:["):
-            inodes.add(t[8:-1])
-    with open("/proc/%d/net/tcp" % pid) as f:
-        for line in f.readlines()[1:]:
-            parts = line.split()
-            if parts[2] == "0100007F:%04X" % port and parts[9] in inodes:
-                return True
-    return False
-
 
 def hosts(n, redis, rate, burst, interval="50ms"):
-    out = []
-    for _ in range(n):
-        port, back = free_port(), free_port()
-        sync = "sync=redis://127.0.0.1:%d sync_interval=%s" % (redis.port, interval)
-        out.append((Zonegate(CONF, wait_ports=[port, back], port=port, back=back, rate=rate,
-                             burst=burst, sync=sync), port))
-    return out
-
-
-def metric(port, name, zone="fleet"):
-    body = get(port, "/metrics")[2].decode()
-    m = re.search(r'^%s\{zone="%s"\} (\d+)$' % (name, zone), body, re.M)
-    return int(m.group(1)) if m else None
-
-
-def drive(port, rps, seconds, log, stop=None):
-    """one client sending rps requests/s (a connection each) for seconds; appends
-    (start time, status, latency) to log; a failed request is status 0"""
-    t0 = time.monotonic()
-    i = 0
-    while True:
-        at = t0 + i / rps
-        if at - t0 >= seconds or (stop is not None and stop.is_set()):
-            break
-        d = at - time.monotonic()
-        if d > 0:
-            time.sleep(d)
-        s = time.monotonic()
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2 * zg.SLOW)
-        try:
-            c.request("GET", "/")
-            r = c.getresponse()
-            r.read()
-            st = r.status
-        except (OSError, http.client.HTTPException):
-            st = 0
-        finally:
-            c.close()
-        log.append((s, st, time.monotonic() - s))
-        i += 1
-
-
-def run_clients(ports, rps, seconds):
-    logs = [[] for _ in ports]
-    ts = [threading.Thread(target=drive, args=(p, rps, seconds, logs[i]), daemon=True)
-          for i, p in enumerate(ports)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(seconds + 30)
-    return logs
+    sync = "sync=redis://127.0.0.1:%d sync_interval=%s" % (redis.port, interval)
+    return sync_util.hosts(n, sync, rate, burst)
 
 
 def test_fleet_shares_one_limit():

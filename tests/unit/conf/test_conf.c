@@ -320,14 +320,15 @@ static void test_full(void **state)
     assert_string_equal(LRM(conf)->zones[0]->rate_text, "10r/s");
     assert_string_equal(LRM(conf)->zones[0]->key_text, "$binary_remote_addr");
     assert_non_null(LRM(conf)->zones[0]->key);
-    assert_string_equal(LRM(conf)->zones[0]->sync_url, "redis://127.0.0.1:6379/2");
-    assert_string_equal(LRM(conf)->zones[0]->sync_host, "127.0.0.1");
-    assert_int_equal(LRM(conf)->zones[0]->sync_port, 6379);
-    assert_int_equal(LRM(conf)->zones[0]->sync_db, 2);
-    assert_int_equal(LRM(conf)->zones[0]->sync_interval, 250);
+    assert_int_equal(LRM(conf)->zones[0]->sync.mode, ZG_SYNC_REDIS);
+    assert_string_equal(LRM(conf)->zones[0]->sync.url, "redis://127.0.0.1:6379/2");
+    assert_string_equal(LRM(conf)->zones[0]->sync.host, "127.0.0.1");
+    assert_int_equal(LRM(conf)->zones[0]->sync.port, 6379);
+    assert_int_equal(LRM(conf)->zones[0]->sync.db, 2);
+    assert_int_equal(LRM(conf)->zones[0]->sync.interval, 250);
     assert_true(LRM(conf)->zones[1]->rate == 500);
-    assert_null(LRM(conf)->zones[1]->sync_url);
-    assert_int_equal(LRM(conf)->zones[1]->sync_interval, 100);
+    assert_int_equal(LRM(conf)->zones[1]->sync.mode, ZG_SYNC_NONE);
+    assert_int_equal(LRM(conf)->zones[1]->sync.interval, 100);
     assert_true(LRM(conf)->zones[2]->rate == 1000);
     assert_int_equal(LCM(conf)->nzones, 1);
     assert_string_equal(LCM(conf)->zones[0]->key_text, "$binary_remote_addr");
@@ -857,15 +858,21 @@ static const struct {
       "invalid number of arguments in \"zone\" directive in /x/z.conf:2" },
     /* sync URLs */
     { "http {\n limit_req_zone $uri zone=a:1m sync=http://h:1;\n}",
-      "invalid sync URL \"http://h:1\" in \"limit_req_zone\" directive in /x/z.conf:2" },
+      "invalid sync URL \"http://h:1\" in \"limit_req_zone\" directive: redis://, "
+      "redis-sentinel:// or redis-cluster:// expected in /x/z.conf:2" },
     { "http {\n limit_req_zone $uri zone=a:1m sync=redis://h;\n}",
-      "invalid sync URL \"redis://h\" in \"limit_req_zone\" directive in /x/z.conf:2" },
+      "invalid sync URL \"redis://h\" in \"limit_req_zone\" directive: HOST:PORT expected in /x/z.conf:2" },
     { "http {\n limit_req_zone $uri zone=a:1m sync=redis://h:0;\n}",
-      "invalid sync URL \"redis://h:0\" in \"limit_req_zone\" directive in /x/z.conf:2" },
+      "invalid sync URL \"redis://h:0\" in \"limit_req_zone\" directive: HOST:PORT expected in /x/z.conf:2" },
     { "http {\n limit_req_zone $uri zone=a:1m sync=redis://h:6379/x;\n}",
-      "invalid sync URL \"redis://h:6379/x\" in \"limit_req_zone\" directive in /x/z.conf:2" },
+      "invalid sync URL \"redis://h:6379/x\" in \"limit_req_zone\" directive: bad database number in /x/z.conf:2" },
     { "http {\n limit_req_zone $uri zone=a:1m sync=redis://:6379;\n}",
-      "invalid sync URL \"redis://:6379\" in \"limit_req_zone\" directive in /x/z.conf:2" },
+      "invalid sync URL \"redis://:6379\" in \"limit_req_zone\" directive: HOST:PORT expected in /x/z.conf:2" },
+    { "http {\n limit_conn_zone $uri zone=c:1m sync=redis://h;\n}",
+      "invalid sync URL \"redis://h\" in \"limit_conn_zone\" directive: HOST:PORT expected "
+      "in /x/z.conf:2" },
+    { "http {\n limit_conn_zone $uri zone=c:1m sync_interval=0;\n}",
+      "invalid parameter \"sync_interval=0\" in \"limit_conn_zone\" directive in /x/z.conf:2" },
     /* zone references, resolved at the end */
     { "http {\n server {\n  location / {\n   limit_req zone=nope;\n  }\n }\n}",
       "unknown limit_req_zone \"nope\" in \"limit_req\" directive in /x/z.conf:4" },

@@ -29,6 +29,8 @@ static void set_args(const char *args)
     ctx.args.len = strlen(args);
 }
 
+static int make_synced;
+
 static int zone_make_ex(lc_zone_t *z, const char *name, size_t size, const char *key,
                         zg_zone_list_t *old)
 {
@@ -41,6 +43,10 @@ static int zone_make_ex(lc_zone_t *z, const char *name, size_t size, const char 
     z->zc.key = zg_cv_compile(key, strlen(key), err, sizeof(err));
     assert_non_null(z->zc.key);
     z->zc.key_text = strdup(key);
+    if (make_synced) {
+        z->zc.sync.mode = ZG_SYNC_REDIS;
+        z->zc.sync.interval = 100;
+    }
     z->zone->conf = &z->zc;
     z->zone->init = zg_limit_conn_zone_init;
     return zg_zone_map_all(&z->list, old, err, sizeof(err));
@@ -482,6 +488,148 @@ static void test_processes(void **state)
     zone_free(&z, 1);
 }
 
+typedef struct {
+    int n;
+    uint32_t count[8];
+} taken_t;
+
+static int take_cb(void *arg, const unsigned char *key, size_t len, uint32_t count)
+{
+    taken_t *t = arg;
+
+    (void)key;
+    assert_int_equal(len, 4);
+    t->count[t->n++] = count;
+    return ZG_OK;
+}
+
+/* a synced zone: the other hosts' leases count against N; an entry whose count
+ * falls to 0 stays until its 0 is pushed and nobody else holds the key; losing
+ * Redis forgets the other hosts */
+static void test_sync_leases(void **state)
+{
+    lc_zone_t z;
+    zg_limit_conn_conf_t l;
+    zg_limit_conn_hold_t h[4][1];
+    zg_limit_conn_stats_t st;
+    uint32_t key = htonl(0x0a000001);
+    taken_t t;
+    int nh, status;
+
+    (void)state;
+    make_synced = 1;
+    zone_make(&z, "fleet", 64 * 1024, "$binary_remote_addr");
+    make_synced = 0;
+    assert_non_null(zg_limit_conn_sync_shared(z.zone));
+    assert_int_equal(strlen(zg_limit_conn_sync_host(z.zone)), 16);
+    l.zone = &z.zc;
+    l.conn = 3;
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[0], &nh, &status),
+                     ZG_OK);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(zg_limit_conn_sync_take(z.zone, 512, take_cb, &t), 1);
+    assert_int_equal(t.count[0], 1);
+    /* two more held elsewhere: 1 + 2 = 3 is the limit */
+    zg_limit_conn_sync_apply(z.zone, (const unsigned char *)&key, 4, 2);
+    assert_int_equal(zg_limit_conn_sync_fleet(z.zone), 3);
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[1], &nh, &status),
+                     ZG_BUSY);
+    /* released here: the entry stays (its 1 was pushed, others hold the key) */
+    zg_limit_conn_release(h[0], 1);
+    zg_limit_conn_stats(z.zone, &st);
+    assert_int_equal(st.entries, 1);
+    assert_int_equal(st.current, 0);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(zg_limit_conn_sync_take(z.zone, 512, take_cb, &t), 1);
+    assert_int_equal(t.count[0], 0); /* the fleet learns of the release */
+    /* the others' leases ended: nothing left to tell, the next take frees it */
+    zg_limit_conn_sync_apply(z.zone, (const unsigned char *)&key, 4, 0);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(zg_limit_conn_sync_take(z.zone, 512, take_cb, &t), 0);
+    zg_limit_conn_stats(z.zone, &st);
+    assert_int_equal(st.entries, 0);
+
+    /* Redis lost: the others' counts are forgotten, limits are per host */
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[0], &nh, &status),
+                     ZG_OK);
+    zg_limit_conn_sync_apply(z.zone, (const unsigned char *)&key, 4, 5);
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[1], &nh, &status),
+                     ZG_BUSY);
+    zg_limit_conn_sync_local(z.zone);
+    assert_int_equal(zg_limit_conn_sync_fleet(z.zone), 1);
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[1], &nh, &status),
+                     ZG_OK);
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[2], &nh, &status),
+                     ZG_OK);
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[3], &nh, &status),
+                     ZG_BUSY);
+    zg_limit_conn_release(h[0], 1);
+    zg_limit_conn_release(h[1], 1);
+    zg_limit_conn_release(h[2], 1);
+    zg_limit_conn_sync_local(z.zone);
+    zg_limit_conn_stats(z.zone, &st);
+    assert_int_equal(st.entries, 0);
+    check_pool(z.zone);
+    zone_free(&z, 1);
+}
+
+/* a reload that drops sync= forgets the other hosts' leases at once */
+static void test_sync_dropped_by_reload(void **state)
+{
+    lc_zone_t z1, z2;
+    zg_limit_conn_conf_t l;
+    zg_limit_conn_hold_t h[2][1];
+    uint32_t key = htonl(0x0a000001);
+    taken_t t;
+    int nh, status;
+
+    (void)state;
+    make_synced = 1;
+    zone_make(&z1, "fleet", 64 * 1024, "$binary_remote_addr");
+    make_synced = 0;
+    l.zone = &z1.zc;
+    l.conn = 2;
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[0], &nh, &status),
+                     ZG_OK);
+    memset(&t, 0, sizeof(t));
+    zg_limit_conn_sync_take(z1.zone, 512, take_cb, &t);
+    zg_limit_conn_sync_apply(z1.zone, (const unsigned char *)&key, 4, 1);
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[1], &nh, &status),
+                     ZG_BUSY);
+    assert_int_equal(zone_make_ex(&z2, "fleet", 64 * 1024, "$binary_remote_addr", &z1.list),
+                     ZG_OK);
+    assert_null(zg_limit_conn_sync_shared(z2.zone));
+    l.zone = &z2.zc;
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h[1], &nh, &status),
+                     ZG_OK);
+    zg_limit_conn_release(h[1], 1);
+    zg_limit_conn_release(h[0], 1);
+    assert_int_equal(count_ip(&z2, 0x0a000001), 0);
+    zone_free(&z2, 0);
+    zone_free(&z1, 1);
+}
+
+/* without sync an entry goes with its last hold, and the zone has no sync side */
+static void test_unsynced_has_no_leases(void **state)
+{
+    lc_zone_t z;
+    zg_limit_conn_conf_t l;
+    zg_limit_conn_hold_t h[1];
+    zg_limit_conn_stats_t st;
+    int nh, status;
+
+    (void)state;
+    zone_make(&z, "plain", 64 * 1024, "$binary_remote_addr");
+    assert_null(zg_limit_conn_sync_shared(z.zone));
+    l.zone = &z.zc;
+    l.conn = 1;
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, h, &nh, &status), ZG_OK);
+    zg_limit_conn_release(h, 1);
+    zg_limit_conn_stats(z.zone, &st);
+    assert_int_equal(st.entries, 0);
+    zone_free(&z, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -494,6 +642,9 @@ int main(void)
         cmocka_unit_test_setup(test_reload, setup),
         cmocka_unit_test_setup(test_log_lines, setup),
         cmocka_unit_test_setup(test_processes, setup),
+        cmocka_unit_test_setup(test_sync_leases, setup),
+        cmocka_unit_test_setup(test_unsynced_has_no_leases, setup),
+        cmocka_unit_test_setup(test_sync_dropped_by_reload, setup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,11 +53,12 @@ static int zone_make_ex(lr_zone_t *z, const char *name, size_t size, const char 
     assert_non_null(z->zc.key);
     z->zc.key_text = strdup(key);
     z->zc.rate = rate;
-    z->zc.sync_interval = 100;
+    z->zc.sync.interval = 100;
     if (make_synced) {
-        z->zc.sync_url = "redis://127.0.0.1:6379";
-        strcpy(z->zc.sync_host, "127.0.0.1");
-        z->zc.sync_port = 6379;
+        z->zc.sync.mode = ZG_SYNC_REDIS;
+        z->zc.sync.url = "redis://127.0.0.1:6379";
+        strcpy(z->zc.sync.host, "127.0.0.1");
+        z->zc.sync.port = 6379;
     }
     z->zone->conf = &z->zc;
     z->zone->init = zg_limit_req_zone_init;
