@@ -11,12 +11,17 @@
 #define ZG_PP_V1_MAX 107   /* the longest v1 line, CRLF included */
 #define ZG_PP_MAX 4096     /* the longest header accepted (v2 with its TLVs) */
 
+/* What is accepted is what nginx 1.22 accepts (checked against it): v1 address
+ * fields of hex digits, '.' and ':' whatever TCP4/TCP6 says, ports 0-65535; v2 with
+ * any command but PROXY, any transport but STREAM or any family but INET/INET6 as a
+ * header without addresses. */
 typedef struct {
     int version;                   /* 1 or 2 */
-    int local;                     /* v1 UNKNOWN, v2 LOCAL or UNSPEC: no addresses */
-    struct sockaddr_storage src;   /* the client, as the sender saw it */
+    int local;                     /* v1 UNKNOWN, v2 LOCAL, UNSPEC...: no addresses */
+    struct sockaddr_storage src;   /* the client, as the sender saw it; AF_UNSPEC when
+                                      v1's text is not an address */
     struct sockaddr_storage dst;
-    char src_text[64];             /* "192.0.2.1" ($proxy_protocol_addr) */
+    char src_text[ZG_PP_V1_MAX];   /* "192.0.2.1" ($proxy_protocol_addr), v1: as sent */
     int src_port;
 } zg_pp_t;
 

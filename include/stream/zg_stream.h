@@ -76,7 +76,7 @@ struct zg_stream_session_s {
     uv_timer_t *pp_timer;
     const unsigned char *preread;  /* bytes from the client after the header, to be sent on */
     size_t preread_len;
-    char pp_addr[64];              /* $proxy_protocol_addr */
+    char pp_addr[108];             /* $proxy_protocol_addr (ZG_PP_V1_MAX + 1) */
     zg_var_ctx_t vars;             /* what variables read: remote, limit statuses, ... */
     uint64_t serial;
     zg_msec_t start;               /* zg_time_msec() at accept */

@@ -10,12 +10,12 @@
 static const unsigned char zg_pp_v2_sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                                 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A };
 
-/* a decimal port of 1-5 digits, 0-65535, no leading zero (but "0" itself) */
+/* a decimal port, 0-65535; as nginx reads it (ngx_atoi), leading zeros are fine */
 static int zg_pp_port(const char *s, size_t len)
 {
     int v = 0;
 
-    if (len == 0 || len > 5 || (len > 1 && s[0] == '0')) {
+    if (len == 0) {
         return -1;
     }
     for (size_t i = 0; i < len; i++) {
@@ -23,31 +23,47 @@ static int zg_pp_port(const char *s, size_t len)
             return -1;
         }
         v = v * 10 + (s[i] - '0');
+        if (v > 65535) {
+            return -1;
+        }
     }
-    return v <= 65535 ? v : -1;
+    return v;
 }
 
-static int zg_pp_addr(int family, const char *s, size_t len, int port,
-                      struct sockaddr_storage *out)
+/* an address field as nginx checks it: hex digits, '.' and ':' only */
+static int zg_pp_addr_chars(const char *s, size_t len)
 {
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c != ':' && c != '.' && !(c >= '0' && c <= '9') && !(c >= 'a' && c <= 'f')
+            && !(c >= 'A' && c <= 'F')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* out gets the address if it is one (of either family, as nginx does not hold the
+ * header to its TCP4/TCP6 word); else its family stays AF_UNSPEC */
+static void zg_pp_addr(const char *s, size_t len, int port, struct sockaddr_storage *out)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
     char tmp[64];
 
-    if (len == 0 || len >= sizeof(tmp)) {
-        return ZG_ERROR;
+    memset(out, 0, sizeof(*out));
+    if (len >= sizeof(tmp)) {
+        return;
     }
     memcpy(tmp, s, len);
     tmp[len] = '\0';
-    memset(out, 0, sizeof(*out));
-    if (family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)out;
+    if (inet_pton(AF_INET, tmp, &sin->sin_addr) == 1) {
         sin->sin_family = AF_INET;
         sin->sin_port = htons((uint16_t)port);
-        return inet_pton(AF_INET, tmp, &sin->sin_addr) == 1 ? ZG_OK : ZG_ERROR;
+    } else if (inet_pton(AF_INET6, tmp, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
     }
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons((uint16_t)port);
-    return inet_pton(AF_INET6, tmp, &sin6->sin6_addr) == 1 ? ZG_OK : ZG_ERROR;
 }
 
 static void zg_pp_text(zg_pp_t *out)
@@ -71,7 +87,7 @@ static int zg_pp_v1(const unsigned char *buf, size_t len, zg_pp_t *out)
 {
     const char *p = (const char *)buf, *end, *f[6];
     size_t fl[6], n, i;
-    int family, sport, dport, k = 0;
+    int sport, dport, k = 0;
 
     /* the line ends within the first 107 bytes */
     for (n = 0; n < len && n < ZG_PP_V1_MAX; n++) {
@@ -120,20 +136,21 @@ static int zg_pp_v1(const unsigned char *buf, size_t len, zg_pp_t *out)
             return ZG_ERROR;
         }
     }
-    if (fl[1] == 4 && memcmp(f[1], "TCP4", 4) == 0) {
-        family = AF_INET;
-    } else if (fl[1] == 4 && memcmp(f[1], "TCP6", 4) == 0) {
-        family = AF_INET6;
-    } else {
+    if (fl[1] != 4 || (memcmp(f[1], "TCP4", 4) != 0 && memcmp(f[1], "TCP6", 4) != 0)) {
         return ZG_ERROR;
     }
     sport = zg_pp_port(f[4], fl[4]);
     dport = zg_pp_port(f[5], fl[5]);
-    if (sport < 0 || dport < 0 || zg_pp_addr(family, f[2], fl[2], sport, &out->src) != ZG_OK
-        || zg_pp_addr(family, f[3], fl[3], dport, &out->dst) != ZG_OK) {
+    if (sport < 0 || dport < 0 || !zg_pp_addr_chars(f[2], fl[2])
+        || !zg_pp_addr_chars(f[3], fl[3])) {
         return ZG_ERROR;
     }
-    zg_pp_text(out);
+    zg_pp_addr(f[2], fl[2], sport, &out->src);
+    zg_pp_addr(f[3], fl[3], dport, &out->dst);
+    /* $proxy_protocol_addr is the text as sent, as nginx keeps it */
+    memcpy(out->src_text, f[2], fl[2]);
+    out->src_text[fl[2]] = '\0';
+    out->src_port = sport;
     return (int)n + 1;
 }
 
@@ -151,9 +168,6 @@ static int zg_pp_v2(const unsigned char *buf, size_t len, zg_pp_t *out)
         return ZG_ERROR; /* version 2 only */
     }
     cmd = buf[12] & 0x0F;
-    if (cmd > 1) {
-        return ZG_ERROR;
-    }
     fam = buf[13];
     hlen = 16 + (((size_t)buf[14] << 8) | buf[15]);
     if (hlen > ZG_PP_MAX) {
@@ -162,8 +176,10 @@ static int zg_pp_v2(const unsigned char *buf, size_t len, zg_pp_t *out)
     if (len < hlen) {
         return ZG_AGAIN;
     }
-    if (cmd == 0) {
-        out->local = 1; /* LOCAL: the sender's own connection (health check) */
+    if (cmd != 1 || (fam & 0x0F) != 1) {
+        /* LOCAL (the sender's own connection) or another command, or not a stream
+         * transport: no client address, as nginx takes it */
+        out->local = 1;
         return (int)hlen;
     }
     switch (fam) {
@@ -193,11 +209,9 @@ static int zg_pp_v2(const unsigned char *buf, size_t len, zg_pp_t *out)
         memcpy(&d->sin6_port, buf + 50, 2);
         break;
     }
-    case 0x00: /* UNSPEC: addresses unknown, as v1's UNKNOWN */
+    default: /* UNSPEC, unix sockets: no address, as v1's UNKNOWN */
         out->local = 1;
         return (int)hlen;
-    default:
-        return ZG_ERROR; /* UDP, unix sockets: not for a TCP proxy */
     }
     zg_pp_text(out);
     return (int)hlen;

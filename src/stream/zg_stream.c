@@ -413,9 +413,11 @@ static void zg_stream_pp_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf
         snprintf(s->pp_addr, sizeof(s->pp_addr), "%s", pp.src_text);
         s->vars.proxy_protocol_addr.data = s->pp_addr;
         s->vars.proxy_protocol_addr.len = strlen(s->pp_addr);
-        /* set_real_ip_from: a trusted balancer's header names the client */
-        if (zg_stream_trusted(zg_stream_conf(s, zg_stream_core_module),
-                              (struct sockaddr *)&s->peer)) {
+        /* set_real_ip_from: a trusted balancer's header names the client (when
+         * what it sent is an address) */
+        if ((pp.src.ss_family == AF_INET || pp.src.ss_family == AF_INET6)
+            && zg_stream_trusted(zg_stream_conf(s, zg_stream_core_module),
+                                 (struct sockaddr *)&s->peer)) {
             memcpy(&s->peer, &pp.src, sizeof(pp.src));
         }
     }

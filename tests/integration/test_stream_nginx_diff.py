@@ -1,7 +1,8 @@
 """Differential test of the stream proxy: the same stream config and the same
 connection script against Debian's nginx with its stream module
 (libnginx-mod-stream) and against zonegate give the same round-robin order, the same
-fail-over and the same limit_conn accept/close outcomes (issue 17)."""
+fail-over, the same limit_conn accept/close outcomes and the same verdict on good,
+odd and broken PROXY protocol headers (issue 17)."""
 import os
 import signal
 import socket
@@ -24,8 +25,53 @@ stream {{
     server {{ listen 127.0.0.1:{p_rr}; proxy_pass rr; }}
     server {{ listen 127.0.0.1:{p_fo}; proxy_pass fo; proxy_connect_timeout 2s; }}
     server {{ listen 127.0.0.1:{p_lc}; limit_conn lc 2; proxy_pass {echo}; }}
+    server {{ listen 127.0.0.1:{p_pp} proxy_protocol; proxy_pass {echo}; }}
 }}
 """
+
+SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+V2_4 = SIG + b"\x21\x11\x00\x0c" + bytes([1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2])
+# PROXY headers, good, odd and broken: each is accepted (the bytes after it reach the
+# upstream) or the connection is closed, the same way by both
+PP_CASES = [
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n",
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n",
+    b"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n",
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n",
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",
+    b"PROXY TCP4 1.2.3.456 5.6.7.8 1 2\r\n",
+    b"PROXY TCP4 1.2.3.x 5.6.7.8 1 2\r\n",
+    b"PROXY TCP4 ::1 ::1 1 2\r\n",
+    b"PROXY TCP6 ::1 ::1 1 2\r\n",
+    b"PROXY TCP6 1.2.3.4 1.2.3.4 1 2\r\n",
+    b"PROXY UNKNOWN\r\n",
+    b"PROXY UNKNOWN 1 2 3\r\n",
+    b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n",
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
+    b"GET / HTTP/1.0\r\n\r\n",
+    b"proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n",
+    V2_4,
+    SIG + b"\x20" + V2_4[13:],                     # LOCAL
+    SIG + b"\x22" + V2_4[13:],                     # command 2
+    SIG + b"\x21\x12" + V2_4[14:],                 # datagram
+    SIG + b"\x21\x31" + V2_4[14:],                 # unix family
+    SIG + b"\x21\x00\x00\x00",                     # UNSPEC
+    SIG + b"\x31" + V2_4[13:],                     # version 3
+    SIG + b"\x21\x11\x00\x04" + bytes(4),          # too short for TCP4
+]
+
+
+def pp_outcome(port, header):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10 * SLOW)
+    try:
+        s.sendall(header + b"x")
+        return "accepted" if s.recv(1) == b"x" else "closed"
+    except OSError:
+        return "closed"
+    finally:
+        s.close()
 
 
 class NginxStream:
@@ -95,6 +141,7 @@ def script(ports):
     # the closed session's slot comes back: a new session is accepted again
     again = wait_for(lambda: held(ports["p_lc"]))
     out["lc_again"] = again is not None
+    out["pp"] = [pp_outcome(ports["p_pp"], h) for h in PP_CASES]
     for s in socks[1:] + [again]:
         if s:
             s.close()
@@ -109,7 +156,7 @@ def test_stream_same_outcomes_as_nginx():
     echo = TcpUpstream()
     results = {}
     for name in ("nginx", "zonegate"):
-        ports = {k: free_port() for k in ("p_rr", "p_fo", "p_lc")}
+        ports = {k: free_port() for k in ("p_rr", "p_fo", "p_lc", "p_pp")}
         conf = STREAM.format(dead=free_port(), echo=echo.addr, **ups, **ports)
         if name == "nginx":
             srv = NginxStream(conf)
@@ -127,5 +174,6 @@ def test_stream_same_outcomes_as_nginx():
     # and what nginx does is what the test means
     assert results["nginx"]["rr"][:6] == ["a", "c", "a", "b", "c", "a"], results
     assert results["nginx"]["lc"] == [True, True, False, False], results
+    assert results["nginx"]["pp"].count("accepted") >= 10, results["nginx"]["pp"]
     # the dead peer was tried first, failed, and was skipped from then on
     assert results["nginx"]["fo"] == ["d", "e", "d", "e", "d", "e"], results
