@@ -5,12 +5,12 @@
 
 #include "zg_conf.h"
 #include "zg_proc.h"
-#include "zg_sync.h"
+#include "zg_sync_conf.h"
 #include "zg_vars.h"
 #include "zg_zone.h"
 
 /* limit_conn_zone KEY zone=NAME:SIZE [sync=URL] [sync_interval=T]
- *                 [sync_password_file=FILE]  (zg_sync.h) */
+ *                 [sync_password_file=FILE]  (zg_sync_conf.h) */
 typedef struct {
     zg_zone_t *zone;
     zg_cv_t *key;

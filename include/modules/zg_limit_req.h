@@ -3,12 +3,12 @@
 #define ZG_LIMIT_REQ_H
 
 #include "zg_conf.h"
-#include "zg_sync.h"
+#include "zg_sync_conf.h"
 #include "zg_vars.h"
 #include "zg_zone.h"
 
 /* limit_req_zone KEY zone=NAME:SIZE rate=R [sync=URL] [sync_interval=T]
- *                [sync_password_file=FILE]  (zg_sync.h) */
+ *                [sync_password_file=FILE]  (zg_sync_conf.h) */
 typedef struct {
     zg_zone_t *zone;
     zg_cv_t *key;
@@ -114,7 +114,7 @@ size_t zg_limit_req_node_size(size_t key_len);
  * syncs) but cannot add it to a zone made without (zone_init refuses: new name or
  * size needed). */
 
-/* the zone's shared sync counters: zg_sync_stats_t (zg_sync.h) */
+/* the zone's shared sync counters: zg_sync_stats_t (zg_sync_conf.h) */
 typedef zg_sync_stats_t zg_limit_req_sync_stats_t;
 
 /* the zone's shared sync counters (update them with __atomic builtins), or NULL

@@ -721,6 +721,11 @@ int zg_worker_run(zg_conf_t *conf, int slot, int chan, const zg_worker_setup_t *
     w.chan_poll.data = &w;
     uv_poll_start(&w.chan_poll, UV_READABLE, zg_worker_channel);
     uv_signal_start(&w.sig_hup, zg_worker_ignore, SIGHUP);
+    /* the watchers are set: signals that came while the master's mask held them
+     * are delivered now */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
 
     w.listeners = calloc((size_t)cmcf->nlistens, sizeof(uv_tcp_t));
     if (w.listeners == NULL) {

@@ -1253,15 +1253,16 @@ static void zg_limit_req_metrics(zg_buf_t *b, const zg_conf_t *conf)
 #define ZG_LR(f) offsetof(zg_limit_req_loc_conf_t, f)
 
 static const zg_command_t zg_limit_req_commands[] = {
-    { "limit_req_zone", ZG_CTX_HTTP | ZG_CTX_STREAM, 0, 2, -1, zg_limit_req_zone_directive, ZG_MAIN_CONF, 0,
-      NULL },
-    { "limit_req", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 3, zg_limit_req_directive, ZG_LOC_CONF, 0, NULL },
+    { "limit_req_zone", ZG_CTX_HTTP | ZG_CTX_STREAM, 0, 3, -1, zg_limit_req_zone_directive,
+      ZG_MAIN_CONF, 0, NULL },
+    { "limit_req", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 3, zg_limit_req_directive,
+      ZG_LOC_CONF, 0, NULL },
     { "limit_req_status", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_status, ZG_LOC_CONF,
       ZG_LR(status), NULL },
-    { "limit_req_log_level", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_level, ZG_LOC_CONF,
-      ZG_LR(log_level), NULL },
-    { "limit_req_dry_run", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
-      ZG_LR(dry_run), NULL },
+    { "limit_req_log_level", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 1,
+      zg_conf_set_level, ZG_LOC_CONF, ZG_LR(log_level), NULL },
+    { "limit_req_dry_run", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_flag,
+      ZG_LOC_CONF, ZG_LR(dry_run), NULL },
     { "limit_req_headers", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
       ZG_LR(headers), NULL },
     ZG_NULL_COMMAND

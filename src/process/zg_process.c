@@ -257,6 +257,9 @@ static void zg_modules_reopen(zg_conf_t *conf)
     }
 }
 
+/* In a new worker: the master's handlers are gone, and its signals stay blocked
+ * (as the master's mask left them) until the worker has its own watchers: a QUIT
+ * that arrives meanwhile waits instead of killing it (zg_worker_run unblocks). */
 static void zg_signals_default(void)
 {
     struct sigaction sa;
@@ -266,9 +269,6 @@ static void zg_signals_default(void)
     for (size_t i = 0; i < zg_nelems(sigs); i++) {
         sigaction(sigs[i], &sa, NULL);
     }
-    sigset_t set;
-    sigemptyset(&set);
-    sigprocmask(SIG_SETMASK, &set, NULL);
 }
 
 static int zg_spawn(zg_gen_t *gen, int slot, int first)
@@ -480,12 +480,19 @@ static void zg_reap(int shutting_down)
 
 static void zg_reload(void)
 {
-    char err[1024];
+    static char err[16384];
     zg_gen_t *cur = zg_gens;
     zg_log_error(ZG_LOG_NOTICE, 0, "reconfiguring");
     zg_conf_t *conf = zg_conf_load(zg_master_conf_file, err, sizeof(err));
     if (conf == NULL) {
-        zg_log_error(ZG_LOG_EMERG, 0, "%s", err);
+        /* every error of the config, a log line each */
+        for (char *line = err, *nl; line != NULL; line = nl) {
+            nl = strchr(line, '\n');
+            if (nl != NULL) {
+                *nl++ = '\0';
+            }
+            zg_log_error(ZG_LOG_EMERG, 0, "%s", line);
+        }
         goto failed;
     }
     if (zg_priv_conf(conf) != ZG_OK) {
