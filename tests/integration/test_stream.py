@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -222,16 +223,21 @@ def test_stream_half_close_off_closes_after_flush():
 
 
 def test_stream_proxy_timeout_closes_both():
-    u = TcpUpstream()
+    # the recording upstream writes its line when its side of the session ends
+    rec = os.path.join(tempfile.mkdtemp(prefix="zgrec-"), "rec")
+    u = TcpUpstream("record", rec)
     z, port = start(["server %s;" % u.addr], extra="proxy_timeout 300ms;")
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(b"x")
     s.settimeout(10 * SLOW)
     assert s.recv(1) == b"x"
-    # idle: zonegate closes both sides; the upstream saw EOF and said bye, but the
-    # client side is gone by then (it gets EOF, maybe not the bye)
+    # idle: zonegate closes the client's side ...
     got = until_closed(s)
     assert got is not None, "not closed on proxy_timeout"
+    # ... and the upstream's, while the client's socket here is still open (the
+    # harness's probe connection recorded an empty line before)
+    assert wait_for(lambda: os.path.exists(rec) and "78" in open(rec).read().split())
+    s.close()
     stop_clean(z)
 
 
