@@ -304,3 +304,28 @@ def test_stream_limit_req_holds_within_theory():
     assert metric(admin, "zonegate_limit_req_requests_total", zone="sreq",
                   result="rejected") == len(attempts) - passed
     stop_clean(z)
+
+
+def test_stream_limit_conn_given_back_after_upstream_failure():
+    # limit_conn 1 before a dead upstream: every session ends with 502, none with 503,
+    # so each one's slot came back when it failed
+    dead, port = free_port(), free_port()
+    z = Zonegate("""
+worker_processes 1;
+stream {{
+    log_format st '$status $limit_conn_status';
+    access_log {dir}/stream.log st;
+    limit_conn_zone $binary_remote_addr zone=one:1m;
+    server {{ listen 127.0.0.1:{port}; limit_conn one 1; proxy_pass 127.0.0.1:{dead}; }}
+}}
+""", port=port, dead=dead)
+    assert wait_for(lambda: "started" in z.error_log())
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", port))
+        assert until_closed(s) == b""
+        s.close()
+    path = os.path.join(z.dir, "stream.log")
+    lines = wait_for(lambda: os.path.exists(path) and len(open(path).read().split("\n")) > 3
+                     and open(path).read().splitlines())
+    assert lines == ["502 PASSED"] * 3, lines
+    stop_clean(z)
