@@ -24,6 +24,9 @@ REFUSALS = [
     (r'unknown directive "(map|geo|if|set|rewrite|break|error_page|add_header|'
      r'set_real_ip_from|real_ip_header|real_ip_recursive|proxy_intercept_errors)"',
      "the rewrite, map, geo, headers, real_ip modules and error_page (issue 13, in progress)"),
+    (r'"set_real_ip_from" directive is not allowed here',
+     "set_real_ip_from exists in stream servers only (issue 17); http's real_ip module is "
+     "issue 13 (in progress)"),
     (r'"return" directive is not allowed here',
      "return at server level (issue 13, the rewrite module, in progress)"),
     (r'unknown "(proxy_add_x_forwarded_for|scheme|https|request_id|limit_key|limit)" variable',
