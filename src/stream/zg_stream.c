@@ -502,6 +502,7 @@ static void zg_stream_on_connection(uv_stream_t *server, int status)
     s->status = ZG_STREAM_OK;
     s->vars.remote = (struct sockaddr *)&s->peer;
     s->vars.local = (struct sockaddr *)&s->local;
+    s->vars.local_fd = -1;
     s->vars.start_msec = s->start;
     s->vars.start_time = time(NULL);
     s->vars.connection = s->serial;
