@@ -129,6 +129,7 @@ struct zg_module_s {
     void (*quit_worker)(zg_worker_t *w);      /* graceful stop begins (QUIT) */
     void (*exit_worker)(zg_worker_t *w);      /* the worker's loop has stopped */
     void (*worker_gone)(zg_conf_t *conf, int slot); /* master: a worker died */
+    void (*tick)(zg_conf_t *conf);            /* master, about once a second */
 
     /* requests */
     int phase;                                /* ZG_PHASE_* of handler */
