@@ -11,12 +11,14 @@
 #include "zg_limit_req.h"
 #include "zg_proxy.h"
 #include "zg_rewrite.h"
+#include "zg_ssl.h"
 #include "zg_sync.h"
 #include "zg_upstream.h"
 
 zg_module_t *const zg_modules[] = {
     &zg_core_module,       /* main, events: processes, pid, error_log */
     &zg_http_core_module,  /* http, server, listen, location, client timeouts */
+    &zg_ssl_module,        /* ssl_certificate, ...: the SSL_CTX of each server */
     &zg_rewrite_module,    /* rewrite phase: return */
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
     &zg_limit_conn_module, /* preaccess: limit_conn */

@@ -39,6 +39,11 @@ typedef struct {
     int nservers;
     zg_server_conf_t *default_server; /* first, or the one with `default_server` */
     int fd;               /* opened by the master; -1 before */
+    unsigned ssl : 1;     /* `listen ... ssl` */
+    unsigned http2 : 1;   /* `listen ... http2`: accepted, HTTP/1.1 is served */
+    const char *file;     /* the first listen of the address */
+    int line;
+    void *ssl_ctx;        /* SSL_CTX of the default server (set by the ssl module) */
 } zg_listen_t;
 
 typedef struct zg_http_core_srv_s zg_http_core_srv_t; /* private: a server being read */

@@ -1,0 +1,256 @@
+"""TLS termination (listen ... ssl): handshakes through memory BIOs on the loop, with
+curl and Python's ssl; protocols, proxied requests and limits over TLS; requests split
+across records; the handshake bounded by client_header_timeout; bad certificates and
+keys as -t errors naming file, line and directive.  Certificates are made here."""
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+
+from zg import Skip, Upstream, Zonegate, free_port, wait_for, zonegate_t
+
+CERTS = None
+
+
+def certs():
+    """a self-signed certificate and key per name (made once, in a temp dir)"""
+    global CERTS
+    if CERTS is None:
+        d = tempfile.mkdtemp(prefix="zgcerts-")
+        for name in ("localhost", "other", "a.test", "b.test"):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", os.path.join(d, name + ".key"),
+                            "-out", os.path.join(d, name + ".crt"), "-days", "2",
+                            "-subj", "/CN=" + name],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        CERTS = d
+    return CERTS
+
+
+def crt(name="localhost"):
+    return os.path.join(certs(), name + ".crt")
+
+
+def key(name="localhost"):
+    return os.path.join(certs(), name + ".key")
+
+
+def client_ctx(version=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if version is not None:
+        ctx.minimum_version = version
+        ctx.maximum_version = version
+    return ctx
+
+
+def tls_conn(port, version=None, server_name="localhost", timeout=10):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return client_ctx(version).wrap_socket(s, server_hostname=server_name)
+
+
+def read_response(s):
+    """one response (Content-Length framed): (status, headers, body)"""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        b = s.recv(65536)
+        if not b:
+            raise EOFError(data)
+        data += b
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    hdrs = {}
+    for line in lines[1:]:
+        k, v = line.split(":", 1)
+        hdrs[k.strip().lower()] = v.strip()
+    n = int(hdrs.get("content-length", "0"))
+    while len(rest) < n:
+        b = s.recv(65536)
+        if not b:
+            raise EOFError(rest)
+        rest += b
+    return int(lines[0].split()[1]), hdrs, rest[:n], rest[n:]
+
+
+def tls_get(port, path="/", version=None, headers="", server_name="localhost"):
+    s = tls_conn(port, version, server_name)
+    try:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n%sConnection: close\r\n\r\n"
+                   % (path, headers)).encode())
+        st, h, body, _ = read_response(s)
+        return st, h, body, s.version()
+    finally:
+        s.close()
+
+
+CONF = """
+worker_processes 2;
+http {{
+    limit_req_zone $http_x_key zone=one:64k rate=1r/m;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        listen 127.0.0.1:{plain};
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        client_header_timeout 2s;
+        limit_req_status 429;
+        location / {{ proxy_pass http://{up}; }}
+        location /ret {{ return 200 "over tls"; }}
+        location /lim {{ limit_req zone=one nodelay; proxy_pass http://{up}; }}
+    }}
+}}
+"""
+
+
+def start(conf=CONF, **kw):
+    up = Upstream("app")
+    port, plain = free_port(), free_port()
+    z = Zonegate(conf, wait_ports=[port, plain], port=port, plain=plain,
+                 up="127.0.0.1:%d" % up.port, crt=crt(), key=key(), **kw)
+    return z, port, plain
+
+
+def test_tls_python_versions_return_proxy_and_plain_side_by_side():
+    z, port, plain = start()
+    for v, name in ((ssl.TLSVersion.TLSv1_2, "TLSv1.2"), (ssl.TLSVersion.TLSv1_3, "TLSv1.3")):
+        st, _, body, got = tls_get(port, "/ret", v)
+        assert (st, body, got) == (200, b"over tls", name)
+        st, h, body, _ = tls_get(port, "/app/x?y=1", v)
+        assert (st, body) == (200, b"ok app"), (st, body)
+    # the same server over plain HTTP on its other listen
+    s = socket.create_connection(("127.0.0.1", plain))
+    s.sendall(b"GET /ret HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    st, _, body, _ = read_response(s)
+    assert (st, body) == (200, b"over tls")
+    s.close()
+    # plain HTTP to the TLS port is not answered as HTTP
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /ret HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    assert b"over tls" not in got
+    assert "signal" not in z.error_log(), z.error_log()
+
+
+def test_tls_curl_12_and_13():
+    if shutil.which("curl") is None:
+        raise Skip("curl is missing")
+    z, port, _ = start()
+    for flags, want in ((["--tlsv1.2", "--tls-max", "1.2"], "TLSv1.2"),
+                        (["--tlsv1.3"], "TLSv1.3")):
+        p = subprocess.run(["curl", "-sk", "-v"] + flags +
+                           ["https://127.0.0.1:%d/ret" % port, "https://127.0.0.1:%d/ret" % port],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        err = p.stderr.decode(errors="replace")
+        assert p.returncode == 0, err
+        assert p.stdout == b"over tlsover tls", p.stdout
+        assert "SSL connection using %s" % want in err, err
+        assert "Re-using existing connection" in err or "Reusing existing" in err, err
+
+
+def test_tls_keepalive_split_records_and_pipelining():
+    z, port, _ = start()
+    s = tls_conn(port)
+    # one request, one TLS record per byte of the head: the same request
+    req = b"GET /ret HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    for i in range(len(req)):
+        s.sendall(req[i:i + 1])
+    st, _, body, rest = read_response(s)
+    assert (st, body, rest) == (200, b"over tls", b"")
+    # a proxied request with a body split across records
+    s.sendall(b"POST /app/p HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n01234")
+    s.sendall(b"56789")
+    st, _, body, rest = read_response(s)
+    assert st == 200 and rest == b"", (st, body)
+    # many pipelined requests in one record: more than the parser's buffer holds
+    n = 300
+    s.sendall(req * n)
+    got, buf = 0, b""
+    s.settimeout(20)
+    while got < n:
+        b = s.recv(65536)
+        assert b, "closed after %d responses" % got
+        buf += b
+        got = buf.count(b"HTTP/1.1 200")
+    s.close()
+
+
+def test_tls_limits_hold_over_tls():
+    z, port, _ = start()
+    st1 = tls_get(port, "/lim", headers="X-Key: k\r\n")[0]
+    st2 = tls_get(port, "/lim", headers="X-Key: k\r\n")[0]
+    assert (st1, st2) == (200, 429)
+
+
+def test_tls_protocols_restrict():
+    conf = CONF.replace("ssl_certificate {crt};", "ssl_certificate {crt}; ssl_protocols TLSv1.3;")
+    z, port, _ = start(conf)
+    assert tls_get(port, "/ret", ssl.TLSVersion.TLSv1_3)[3] == "TLSv1.3"
+    try:
+        tls_get(port, "/ret", ssl.TLSVersion.TLSv1_2)
+        assert False, "TLSv1.2 was accepted"
+    except ssl.SSLError:
+        pass
+    conf = CONF.replace("ssl_certificate {crt};", "ssl_certificate {crt}; ssl_protocols TLSv1.2; "
+                        "ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256; ssl_prefer_server_ciphers on;")
+    z.stop()
+    z, port, _ = start(conf)
+    s = tls_conn(port)
+    assert s.version() == "TLSv1.2" and s.cipher()[0] == "ECDHE-RSA-AES128-GCM-SHA256", s.cipher()
+    s.close()
+
+
+def test_tls_handshake_bounded_by_client_header_timeout():
+    z, port, _ = start()
+    # connects and says nothing: closed after client_header_timeout
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    assert s.recv(100) == b""
+    s.close()
+    # half a ClientHello: closed too
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    assert s.recv(100) == b""
+    s.close()
+    # the workers are still there and serving
+    assert tls_get(port, "/ret")[0] == 200
+
+
+def test_tls_bad_certificates_are_config_errors():
+    d = tempfile.mkdtemp(prefix="zgtls-")
+    unreadable = os.path.join(d, "garbage.pem")
+    with open(unreadable, "w") as f:
+        f.write("not a certificate\n")
+    base = """http {{
+    server {{
+        listen 127.0.0.1:1 ssl;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+    }}
+}}
+"""
+    cases = [
+        (dict(crt=os.path.join(d, "missing.crt"), key=key()),
+         'cannot load certificate "%s" of the "ssl_certificate" directive' % os.path.join(d, "missing.crt"), 4),
+        (dict(crt=crt(), key=os.path.join(d, "missing.key")),
+         'cannot load certificate key "%s" of the "ssl_certificate_key" directive' % os.path.join(d, "missing.key"), 5),
+        (dict(crt=unreadable, key=key()), 'cannot load certificate "%s"' % unreadable, 4),
+        (dict(crt=crt(), key=key("other")), 'key values mismatch', 5),
+    ]
+    for kw, msg, line in cases:
+        rc, out, path = zonegate_t(base, **kw)
+        assert rc == 1, out
+        assert msg in out and "%s:%d" % (path, line) in out, (msg, out)
+    rc, out, path = zonegate_t("http {{ server {{ listen 127.0.0.1:1 ssl; }} }}\n")
+    assert rc == 1 and 'no "ssl_certificate" is defined for the "listen ... ssl" directive' in out \
+        and "%s:1" % path in out, out
+    rc, out, path = zonegate_t(base, crt=crt(), key=key())
+    assert rc == 0, out
+    rc, out, path = zonegate_t("http {{ server {{ listen 127.0.0.1:1 ssl; ssl_protocols TLSv9; }} }}\n")
+    assert rc == 1 and 'invalid value "TLSv9" in "ssl_protocols" directive' in out, out
