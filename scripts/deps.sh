@@ -6,7 +6,7 @@
 #   bench  test + the benchmark tools (`make bench`)
 # ZG_DEPS_EXTRA adds packages.  Works on a bare Debian 12 root with empty apt lists.
 set -e
-RUN="make build-essential pkg-config libuv1-dev node-llhttp libhiredis-dev libcrypt-dev \
+RUN="make build-essential pkg-config libuv1-dev node-llhttp libhiredis-dev libcrypt-dev libpcre2-dev \
 libssl-dev libseccomp-dev curl"
 TEST="$RUN libcmocka-dev python3 procps clang libclang-rt-14-dev nginx redis-server redis-sentinel prometheus"
 BENCH="$TEST wrk haproxy gnuplot-nox valgrind strace"

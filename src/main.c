@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 {
     const char *file = "conf/zonegate.conf", *sig = NULL;
     int test = 0, opt;
-    char err[1024];
+    static char err[65536]; /* every error of the config, one a line */
 
     while ((opt = getopt(argc, argv, "c:ts:vh")) != -1) {
         switch (opt) {
@@ -96,9 +96,18 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (test) {
+        zg_log_open("stderr", ZG_LOG_WARN); /* -t shows warnings too, as nginx -t */
+    }
     zg_conf_t *conf = zg_conf_load(file, err, sizeof(err));
     if (conf == NULL) {
-        fprintf(stderr, "zonegate: [emerg] %s\n", err);
+        for (char *line = err, *nl; line != NULL; line = nl) {
+            nl = strchr(line, '\n');
+            if (nl != NULL) {
+                *nl++ = '\0';
+            }
+            fprintf(stderr, "zonegate: [emerg] %s\n", line);
+        }
         if (test) {
             fprintf(stderr, "zonegate: configuration file %s test failed\n", file);
         }

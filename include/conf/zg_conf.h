@@ -175,6 +175,10 @@ void zg_conf_free(zg_conf_t *conf);
 void *zg_conf_alloc(zg_conf_t *conf, size_t size);
 char *zg_conf_strdup(zg_conf_t *conf, const char *s, size_t len);
 
+/* p is freed with free_fn when the config is freed; ZG_ERROR = no memory (p is
+ * then not kept) */
+int zg_conf_keep(zg_conf_t *conf, void *p, void (*free_fn)(void *p));
+
 /* grows arr (of *n elements) so one more fits, counts it; NULL if no memory */
 void *zg_conf_grow(zg_conf_t *conf, void *arr, int *n, size_t size);
 #define zg_conf_push(conf, arr, n)                                                     \
@@ -264,6 +268,10 @@ zg_msec_t zg_conf_parse_time(const char *s, size_t len);
 int zg_conf_parse_addr(const char *s, size_t len, int default_port, zg_addr_t *out);
 int zg_addr_eq(const zg_addr_t *a, const zg_addr_t *b);
 int zg_addr_set(zg_addr_t *out, int family, const void *ip, int port);
+
+/* the nginx module (as a phrase: "fastcgi module") that directive name belongs to,
+ * for a directive no zonegate module implements; NULL = not one of nginx's */
+const char *zg_conf_nginx_module(const char *name, size_t len);
 
 /* tests and fuzzing: when set, names other than "localhost" are not looked up
  * (they are "host not found") */

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "zg_core.h"
+#include "zg_regex.h"
 
 /* $limit_req_status / $limit_conn_status values (0 = not set: empty) */
 enum {
@@ -45,6 +46,7 @@ typedef struct zg_var_ctx_s {
     zg_str_t upstream_response_time; /* "0.012" */
     int limit_req_status;            /* ZG_LIMIT_* */
     int limit_conn_status;
+    const zg_regex_caps_t *caps;     /* $1..$9: the last regex match; may be NULL */
     uint64_t connection;             /* connection serial number */
     uint64_t connection_requests;
 } zg_var_ctx_t;
@@ -61,7 +63,8 @@ const char *zg_var_client(const zg_var_ctx_t *ctx, char *buf, size_t len);
  * $server_protocol $body_bytes_sent $bytes_sent $request_length $request_time
  * $time_local $time_iso8601 $msec $upstream_addr $upstream_status
  * $upstream_response_time $limit_req_status $limit_conn_status $connection
- * $connection_requests $remote_user ${name} form too.  An unknown variable is an error
+ * $connection_requests $remote_user, $1..$9 (captures of the last regex match: a
+ * single digit, "$12" is $1 then "2"), ${name} form too.  An unknown variable is an error
  * (NULL, message in err).  The result is malloc'd: free with zg_cv_free. */
 zg_cv_t *zg_cv_compile(const char *text, size_t len, char *err, size_t errlen);
 void zg_cv_free(zg_cv_t *cv);

@@ -19,6 +19,29 @@ enum {
 int zg_log_level_parse(const char *s, size_t len);
 const char *zg_log_level_name(int level);
 
+/* An error log of the http, server or location level (`error_log` there): what is
+ * logged while a request of that level is worked on goes to it, at its level. */
+typedef struct zg_log_target_s zg_log_target_t;
+struct zg_log_target_s {
+    char *path;           /* "stderr" or a file */
+    int fd;               /* -1 until opened (by the master) */
+    int level;
+    zg_log_target_t *next;
+};
+
+/* the error log in scope: NULL = the main one */
+extern const zg_log_target_t *zg_log_cur;
+
+/* Makes t (NULL: the main log) the error log of what follows; returns the one that
+ * was in scope, to be put back. */
+static inline const zg_log_target_t *zg_log_scope(const zg_log_target_t *t)
+{
+    const zg_log_target_t *old = zg_log_cur;
+
+    zg_log_cur = t;
+    return old;
+}
+
 /* Opens (or switches to) the error log: "stderr" or a path, O_APPEND. */
 int zg_log_open(const char *path, int level);
 /* Reopens the error log file (SIGUSR1). */

@@ -34,6 +34,8 @@ typedef struct {
  * header hooks only run then. */
 struct zg_request_s {
     uv_timer_t sleep_timer;     /* zg_request_sleep; data = the connection */
+    zg_regex_caps_t caps;       /* the last regex match's captures ($1..$9); not
+                                   zeroed: caps.n = 0 when a request starts */
     zg_conn_t *c;
     zg_http_req_t *h;
     zg_server_conf_t *srv;
@@ -65,6 +67,16 @@ struct zg_request_s {
 #define zg_request_scratch(r, m) ((void *)((char *)((r) + 1) + (m).scratch_offset))
 /* a module's conf for the request's location */
 #define zg_request_conf(r, m) ((r)->loc_conf[(m).index])
+
+/* Puts the error log of the request's http/server/location level (error_log) in
+ * scope, for a message logged outside the phases (a proxy's upstream error); returns
+ * the log that was in scope, to be put back with zg_log_scope. */
+static inline const zg_log_target_t *zg_request_log_scope(zg_request_t *r)
+{
+    const zg_http_core_loc_conf_t *clcf = zg_http_core_loc_conf(r->loc_conf);
+
+    return clcf->error_log != NULL ? zg_log_scope(clcf->error_log) : zg_log_cur;
+}
 
 /* called by the connection when a head arrived */
 void zg_request_start(zg_conn_t *c, zg_http_req_t *h);

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -38,9 +39,17 @@ struct zg_conf_cvs_s {
     zg_conf_cvs_t *next;
 };
 
+typedef struct zg_conf_kept_s zg_conf_kept_t;
+struct zg_conf_kept_s {
+    void *p;
+    void (*free)(void *p);
+    zg_conf_kept_t *next;
+};
+
 typedef struct {
     zg_conf_mem_t *mem;
     zg_conf_cvs_t *cvs;
+    zg_conf_kept_t *kept;
 } zg_conf_arena_t;
 
 /* one file being read */
@@ -52,11 +61,18 @@ typedef struct {
 
 /* the parse state only the core sees */
 typedef struct {
-    char *err;
+    char *err;           /* every error, one a line */
     size_t errlen;
+    size_t errpos;
+    int nerrors;
+    int fatal;           /* ZG_CP_* : the file or the whole parse cannot go on */
+    unsigned blocks;     /* blocks entered so far: did a block directive read its block? */
     zg_cfile_t *in;      /* the file being read */
     int depth;           /* of includes */
 } zg_cp_priv_t;
+
+#define ZG_CP_SYNTAX 1 /* the rest of this file cannot be read */
+#define ZG_CP_NOMEM 2  /* nothing more can be done */
 
 #define zg_cp_priv(cp) ((zg_cp_priv_t *)(cp)->priv)
 #define zg_cp_in(cp) (zg_cp_priv(cp)->in)
@@ -136,6 +152,21 @@ char *zg_conf_strdup(zg_conf_t *conf, const char *s, size_t len)
     return p;
 }
 
+int zg_conf_keep(zg_conf_t *conf, void *p, void (*free_fn)(void *p))
+{
+    zg_conf_arena_t *a = conf->arena;
+    zg_conf_kept_t *k = zg_conf_alloc(conf, sizeof(*k));
+
+    if (k == NULL) {
+        return ZG_ERROR;
+    }
+    k->p = p;
+    k->free = free_fn;
+    k->next = a->kept;
+    a->kept = k;
+    return ZG_OK;
+}
+
 static zg_conf_t *zg_conf_create(void)
 {
     zg_conf_t *conf = calloc(1, sizeof(zg_conf_t));
@@ -164,6 +195,9 @@ void zg_conf_free(zg_conf_t *conf)
     if (a != NULL) {
         for (c = a->cvs; c != NULL; c = c->next) {
             zg_cv_free(c->cv);
+        }
+        for (zg_conf_kept_t *k = a->kept; k != NULL; k = k->next) {
+            k->free(k->p);
         }
         for (m = a->mem; m != NULL; m = mn) {
             mn = m->next;
@@ -205,18 +239,25 @@ static int zg_cp_verr_at(zg_cf_t *cp, const char *file, int line, const char *fm
                          va_list ap)
 {
     zg_cp_priv_t *priv = zg_cp_priv(cp);
+    char *e = priv->err;
+    size_t cap = priv->errlen, pos = priv->errpos;
     int k;
 
-    if (priv->err == NULL || priv->errlen == 0) {
+    priv->nerrors++;
+    if (e == NULL || cap == 0 || pos + 1 >= cap) {
         return ZG_ERROR;
     }
-    k = vsnprintf(priv->err, priv->errlen, fmt, ap);
-    if (k >= 0 && (size_t)k < priv->errlen && file != NULL) {
-        snprintf(priv->err + k, priv->errlen - (size_t)k, " in %s:%d", file, line);
+    if (pos > 0) {
+        e[pos++] = '\n';
+        e[pos] = '\0';
     }
+    k = vsnprintf(e + pos, cap - pos, fmt, ap);
+    if (k >= 0 && pos + (size_t)k < cap && file != NULL) {
+        k += snprintf(e + pos + k, cap - pos - (size_t)k, " in %s:%d", file, line);
+    }
+    priv->errpos = k < 0 ? pos : zg_min(pos + (size_t)k, cap - 1);
     return ZG_ERROR;
 }
-
 
 /* error at the directive being handled */
 int zg_conf_error(zg_cf_t *cp, const char *fmt, ...)
@@ -241,7 +282,25 @@ int zg_conf_error_at(zg_cf_t *cp, const char *file, int line, const char *fmt, .
 
 int zg_conf_nomem(zg_cf_t *cp)
 {
+    zg_cp_priv(cp)->fatal = ZG_CP_NOMEM;
     return zg_conf_error(cp, "out of memory");
+}
+
+/* a syntax error: the rest of the file cannot be read */
+static int zg_cp_syntax(zg_cf_t *cp, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int zg_cp_syntax(zg_cf_t *cp, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (zg_cp_priv(cp)->fatal == 0) {
+        zg_cp_priv(cp)->fatal = ZG_CP_SYNTAX;
+    }
+    va_start(ap, fmt);
+    zg_cp_verr_at(cp, file, line, fmt, ap);
+    va_end(ap);
+    return ZG_ERROR;
 }
 
 int zg_conf_invalid(zg_cf_t *cp, const zg_str_t *v)
@@ -626,8 +685,8 @@ static int zg_cf_copy(zg_cf_t *cp, const char *s, size_t len, zg_str_t *out)
     }
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '\0') {
-            return zg_conf_error_at(cp, zg_cp_in(cp)->file, zg_cp_in(cp)->line,
-                                    "unexpected NUL byte");
+            return zg_cp_syntax(cp, zg_cp_in(cp)->file, zg_cp_in(cp)->line,
+                                "unexpected NUL byte");
         }
         if (s[i] == '\\' && i + 1 < len) {
             switch (s[i + 1]) {
@@ -707,18 +766,21 @@ static int zg_cfile_token(zg_cf_t *cp, zg_cfile_t *cf, zg_str_t *out, int *line)
             cf->p++;
         }
         if (cf->p == cf->end) {
-            return zg_conf_error_at(cp, cf->file, cf->line,
+            return zg_cp_syntax(cp, cf->file, cf->line,
                                 "unexpected end of file, expecting \";\" or \"}\"");
         }
         if (zg_cf_copy(cp, start, (size_t)(cf->p - start), out) != ZG_OK) {
             return ZG_ERROR;
         }
         cf->p++;
-        if (cf->p < cf->end && !zg_cf_space(*cf->p) && *cf->p != ';' && *cf->p != '{') {
+        /* as nginx: a ")" may follow a quoted word (`if ($a = "b")`); it starts
+         * the next word */
+        if (cf->p < cf->end && !zg_cf_space(*cf->p) && *cf->p != ';' && *cf->p != '{'
+            && *cf->p != ')') {
             if (*cf->p == '\0') {
-                return zg_conf_error_at(cp, cf->file, cf->line, "unexpected NUL byte");
+                return zg_cp_syntax(cp, cf->file, cf->line, "unexpected NUL byte");
             }
-            return zg_conf_error_at(cp, cf->file, cf->line, "unexpected \"%c\"", *cf->p);
+            return zg_cp_syntax(cp, cf->file, cf->line, "unexpected \"%c\"", *cf->p);
         }
         return ZG_TK_WORD;
     }
@@ -788,6 +850,11 @@ static int zg_cp_dispatch(zg_cf_t *cp, zg_str_t *a, int n, int term)
         }
     }
     if (!known) {
+        const char *module = zg_conf_nginx_module(a[0].data, a[0].len);
+        if (module != NULL) {
+            return zg_conf_error(cp, "directive \"%s\" belongs to nginx's %s, which zonegate "
+                                 "does not implement", a[0].data, module);
+        }
         return zg_conf_error(cp, "unknown directive \"%s\"", a[0].data);
     }
     if (found == NULL) {
@@ -811,11 +878,31 @@ static int zg_cp_dispatch(zg_cf_t *cp, zg_str_t *a, int n, int term)
     return found->set(cp, found, conf);
 }
 
+/* reads past the block whose "{" was just read */
+static int zg_cp_skip_block(zg_cf_t *cp, zg_cfile_t *cf)
+{
+    zg_str_t w;
+    int depth = 1, t, tline;
+
+    while (depth > 0) {
+        t = zg_cfile_token(cp, cf, &w, &tline);
+        if (t == ZG_ERROR) {
+            return ZG_ERROR;
+        }
+        if (t == ZG_TK_EOF) {
+            return zg_cp_syntax(cp, cf->file, cf->line, "unexpected end of file, expecting \"}\"");
+        }
+        depth += t == ZG_TK_LBRACE ? 1 : t == ZG_TK_RBRACE ? -1 : 0;
+    }
+    return ZG_OK;
+}
+
 static int zg_cp_block(zg_cf_t *cp, zg_cfile_t *cf, int in_block)
 {
     zg_cfile_t *saved = zg_cp_in(cp);
     zg_str_t *args = NULL, w;
     int nargs, t, line = 0, tline = 0, rc;
+    unsigned blocks;
 
     for (;;) {
         nargs = 0;
@@ -839,33 +926,43 @@ static int zg_cp_block(zg_cf_t *cp, zg_cfile_t *cf, int in_block)
         switch (t) {
         case ZG_TK_EOF:
             if (nargs > 0) {
-                return zg_conf_error_at(cp, cf->file, cf->line,
+                return zg_cp_syntax(cp, cf->file, cf->line,
                                     "unexpected end of file, expecting \";\" or \"}\"");
             }
             if (in_block) {
-                return zg_conf_error_at(cp, cf->file, cf->line,
+                return zg_cp_syntax(cp, cf->file, cf->line,
                                     "unexpected end of file, expecting \"}\"");
             }
             zg_cp_in(cp) = saved;
             return ZG_OK;
         case ZG_TK_RBRACE:
             if (nargs > 0 || !in_block) {
-                return zg_conf_error_at(cp, cf->file, tline, "unexpected \"}\"");
+                return zg_cp_syntax(cp, cf->file, tline, "unexpected \"}\"");
             }
             zg_cp_in(cp) = saved;
             return ZG_OK;
         default:
             if (nargs == 0) {
-                return zg_conf_error_at(cp, cf->file, tline, "unexpected \"%c\"",
+                return zg_cp_syntax(cp, cf->file, tline, "unexpected \"%c\"",
                                     t == ZG_TK_SEMI ? ';' : '{');
             }
             cp->line = line;
             cp->file = cf->file;
+            blocks = zg_cp_priv(cp)->blocks;
             rc = zg_cp_dispatch(cp, args, nargs, t);
-            if (rc != ZG_OK) {
-                return rc;
-            }
             args = NULL; /* the handler may keep the strings, not the array */
+            if (rc == ZG_OK) {
+                continue;
+            }
+            /* the error is recorded: go on with the next directive, after the
+             * directive's block if it did not read it */
+            if (zg_cp_priv(cp)->fatal) {
+                return ZG_ERROR;
+            }
+            if (t == ZG_TK_LBRACE && zg_cp_priv(cp)->blocks == blocks
+                && zg_cp_skip_block(cp, cf) != ZG_OK) {
+                return ZG_ERROR;
+            }
         }
     }
 }
@@ -931,23 +1028,13 @@ too_big:
 
 /* --------------------------------------------------------------- blocks */
 
-static int zg_cp_include(zg_cf_t *cp)
+static int zg_cp_include_file(zg_cf_t *cp, const char *path)
 {
     zg_buf_t text = ZG_BUF_INIT;
     zg_cfile_t cf;
-    zg_str_t *a = cp->args;
     const char *file = cp->file;
     int line = cp->line, rc;
-    char *path;
 
-    if (zg_cp_priv(cp)->depth >= ZG_CONF_MAX_INCLUDE_DEPTH) {
-        return zg_conf_error(cp, "too deep include nesting (more than %d) in \"include\" directive",
-                             ZG_CONF_MAX_INCLUDE_DEPTH);
-    }
-    path = zg_conf_path(cp, &a[1]);
-    if (path == NULL) {
-        return zg_conf_nomem(cp);
-    }
     if (zg_cp_read_file(cp, path, &cf, &text) != ZG_OK) {
         zg_buf_free(&text);
         return ZG_ERROR;
@@ -958,6 +1045,49 @@ static int zg_cp_include(zg_cf_t *cp)
     zg_buf_free(&text);
     cp->file = file;
     cp->line = line;
+    /* a syntax error ends its file, not the one that includes it */
+    if (zg_cp_priv(cp)->fatal == ZG_CP_SYNTAX) {
+        zg_cp_priv(cp)->fatal = 0;
+    }
+    return rc;
+}
+
+/* include FILE | GLOB: a glob's files in sorted order, as nginx (no match is fine) */
+static int zg_cp_include(zg_cf_t *cp)
+{
+    zg_str_t *a = cp->args;
+    glob_t g;
+    char *path;
+    int rc = ZG_OK, grc;
+
+    if (zg_cp_priv(cp)->depth >= ZG_CONF_MAX_INCLUDE_DEPTH) {
+        return zg_conf_error(cp, "too deep include nesting (more than %d) in \"include\" directive",
+                             ZG_CONF_MAX_INCLUDE_DEPTH);
+    }
+    path = zg_conf_path(cp, &a[1]);
+    if (path == NULL) {
+        return zg_conf_nomem(cp);
+    }
+    if (strpbrk(path, "*?[") == NULL) {
+        return zg_cp_include_file(cp, path);
+    }
+    grc = glob(path, 0, NULL, &g);
+    if (grc == GLOB_NOMATCH) {
+        return ZG_OK;
+    }
+    if (grc != 0) {
+        return grc == GLOB_NOSPACE ? zg_conf_nomem(cp)
+                                   : zg_conf_error(cp, "glob() \"%s\" failed", path);
+    }
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        if (zg_cp_include_file(cp, g.gl_pathv[i]) != ZG_OK) {
+            rc = ZG_ERROR;
+            if (zg_cp_priv(cp)->fatal) {
+                break;
+            }
+        }
+    }
+    globfree(&g);
     return rc;
 }
 
@@ -972,6 +1102,7 @@ int zg_conf_block(zg_cf_t *cf, int ctx, void **loc_conf, void *block)
     cf->ctx = ctx;
     cf->loc_conf = loc_conf;
     cf->block = block;
+    zg_cp_priv(cf)->blocks++;
     rc = zg_cp_block(cf, zg_cp_in(cf), 1);
     cf->ctx = saved_ctx;
     cf->loc_conf = saved_loc;
@@ -1079,13 +1210,17 @@ int zg_conf_zone(zg_cf_t *cp, const char *name, size_t nlen, const zg_str_t *nam
     }
     memcpy(zname, name, nlen);
     zname[nlen] = '\0';
-    size = zg_conf_parse_size(size_text, size_len);
+    /* nginx 1.22 sizes zones with ngx_parse_size: k and m, no g */
+    size = size_len > 0 && (size_text[size_len - 1] == 'g' || size_text[size_len - 1] == 'G')
+               ? -1
+               : zg_conf_parse_size(size_text, size_len);
     if (size < 0) {
         return zg_conf_error(cp, "invalid zone size \"%s\" in \"%s\" directive", size_arg->data,
                          cp->name);
     }
-    if (size == 0) {
-        return zg_conf_error(cp, "zero size shared memory zone \"%s\"", zname);
+    if (size < ZG_ZONE_MIN_PAGES * ZG_SLAB_PAGE_SIZE) {
+        /* nginx's words: the parameter for limit_*_zone, the name for upstream zone */
+        return zg_conf_error(cp, "zone \"%s\" is too small", name_arg->data);
     }
     rounded = zg_align((size_t)size, ZG_SLAB_PAGE_SIZE);
     z = zg_zone_find(&cp->conf->zones, zname);
@@ -1239,7 +1374,9 @@ static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size
             }
         }
     }
-    if (zg_cp_block(&cp, cf, 0) != ZG_OK) {
+    /* every error of the files is reported; the checks after reading only run
+     * on a config that read without error */
+    if (zg_cp_block(&cp, cf, 0) != ZG_OK || priv.nerrors > 0) {
         goto failed;
     }
     /* after parsing: errors name their own file and line */

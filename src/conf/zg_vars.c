@@ -2,6 +2,7 @@
 #include "zg_vars.h"
 
 #include "zg_buf.h"
+#include "zg_regex.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -42,6 +43,7 @@ enum {
     ZG_VAR_CONNECTION,
     ZG_VAR_CONNECTION_REQUESTS,
     ZG_VAR_REMOTE_USER,
+    ZG_VAR_CAPTURE,          /* $1..$9: the last regex match's captures */
 };
 
 typedef struct {
@@ -135,6 +137,11 @@ static int zg_var_lookup(const char *name, size_t len, unsigned char *id, size_t
         low[i] = (char)zg_lower((unsigned char)name[i]);
     }
 
+    if (len == 1 && low[0] >= '1' && low[0] <= '9') {
+        *id = ZG_VAR_CAPTURE;
+        *skip = 0;
+        return ZG_OK;
+    }
     if (len > 5 && memcmp(low, "http_", 5) == 0) {
         *id = ZG_VAR_HTTP;
         *skip = 5;
@@ -214,8 +221,12 @@ zg_cv_t *zg_cv_compile(const char *text, size_t len, char *err, size_t errlen)
                 i++;
             }
             start = i;
-            while (i < len && zg_var_name_char((unsigned char)text[i])) {
-                i++;
+            if (i < len && text[i] >= '0' && text[i] <= '9') {
+                i++; /* $12 is $1 then "2", as nginx */
+            } else {
+                while (i < len && zg_var_name_char((unsigned char)text[i])) {
+                    i++;
+                }
             }
             name = text + start;
             nlen = i - start;
@@ -565,6 +576,13 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
 
     case ZG_VAR_URI:
         return ctx->uri;
+
+    case ZG_VAR_CAPTURE:
+        v = zg_regex_cap(ctx->caps, cv->text[part->off] - '0');
+        if (v.data == NULL) {
+            v.data = tmp;
+        }
+        return v;
 
     case ZG_VAR_REQUEST_URI:
         if (ctx->request_uri.data) {

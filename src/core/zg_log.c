@@ -20,6 +20,8 @@ static int zg_log_fd = STDERR_FILENO;
 static int zg_log_cur_level = ZG_LOG_ERR;
 static char *zg_log_path; /* NULL: stderr */
 
+const zg_log_target_t *zg_log_cur;
+
 /* ZG_LOG_* for "emerg" ... "debug"; -1 if unknown. */
 int zg_log_level_parse(const char *s, size_t len)
 {
@@ -139,7 +141,7 @@ int zg_log_fileno(void)
 /* The current error log level. */
 int zg_log_level(void)
 {
-    return zg_log_cur_level;
+    return zg_log_cur != NULL ? zg_log_cur->level : zg_log_cur_level;
 }
 
 static void zg_log_write_fd(int fd, const char *p, size_t n)
@@ -161,9 +163,14 @@ void zg_log_error(int level, int err, const char *fmt, ...)
     struct tm tm;
     time_t now;
     va_list ap;
-    int saved, rc;
+    int saved, rc, fd = zg_log_fd;
 
-    if (level > zg_log_cur_level) {
+    if (zg_log_cur != NULL && zg_log_cur->fd >= 0) {
+        if (level > zg_log_cur->level) {
+            return;
+        }
+        fd = zg_log_cur->fd;
+    } else if (level > zg_log_cur_level) {
         return;
     }
     saved = errno;
@@ -200,6 +207,6 @@ void zg_log_error(int level, int err, const char *fmt, ...)
     n += slen;
     line[n++] = '\n';
 
-    zg_log_write_fd(zg_log_fd, line, n);
+    zg_log_write_fd(fd, line, n);
     errno = saved;
 }

@@ -6,6 +6,9 @@
 #include "zg_http.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
@@ -20,9 +23,19 @@ typedef struct {
     int line;
 } zg_http_core_listen_t;
 
+typedef struct zg_http_core_ploc_s zg_http_core_ploc_t;
+
+/* a location being read: its nested locations */
+struct zg_http_core_ploc_s {
+    zg_location_t loc;
+    zg_http_core_ploc_t **locs;
+    int nlocs;
+    zg_http_core_srv_t *ps;
+};
+
 struct zg_http_core_srv_s {
     zg_server_conf_t srv;
-    zg_location_t **locs;
+    zg_http_core_ploc_t **locs; /* server-level locations, named ones included */
     int nlocs;
     zg_http_core_listen_t *listens;
     int nlistens;
@@ -49,6 +62,7 @@ static int zg_http_core_server(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
     zg_http_core_srv_t *ps, **slot;
+    int rc;
 
     (void)cmd;
     (void)conf;
@@ -61,7 +75,37 @@ static int zg_http_core_server(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     *slot = ps;
     ps->srv.file = cf->file;
     ps->srv.line = cf->line;
-    return zg_conf_block(cf, ZG_CTX_SRV, ps->srv.loc_conf, ps);
+    cmcf->cur_block = ps;
+    rc = zg_conf_block(cf, ZG_CTX_SRV, ps->srv.loc_conf, ps);
+    cmcf->cur_block = NULL;
+    return rc;
+}
+
+/* the nginx module (or feature) a "listen" parameter belongs to; NULL if none */
+static const char *zg_http_core_listen_module(const zg_str_t *v)
+{
+    static const struct {
+        const char *param, *module;
+    } params[] = {
+        { "quic", "http3 module" },
+        { "proxy_protocol", "PROXY protocol support" },
+        { "ipv6only=", "socket options of listen" },
+        { "so_keepalive=", "socket options of listen" },
+        { "fastopen=", "socket options of listen" },
+        { "rcvbuf=", "socket options of listen" },
+        { "sndbuf=", "socket options of listen" },
+        { "setfib=", "socket options of listen" },
+        { "accept_filter=", "socket options of listen" },
+    };
+
+    for (size_t i = 0; i < zg_nelems(params); i++) {
+        size_t n = strlen(params[i].param);
+        if (params[i].param[n - 1] == '=' ? zg_conf_prefix(v, params[i].param)
+                                          : zg_conf_eq(v, params[i].param)) {
+            return params[i].module;
+        }
+    }
+    return NULL;
 }
 
 static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -74,13 +118,30 @@ static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 
     (void)cmd;
     (void)conf;
+    if (ps == NULL || ps != zg_http_core_main_conf(cf->conf)->cur_block) {
+        return zg_conf_error(cf, "\"%s\" directive is not allowed here", cf->name);
+    }
     for (int i = 2; i < cf->nargs; i++) {
+        const char *module = zg_http_core_listen_module(&a[i]);
         if (zg_conf_eq(&a[i], "default_server") || zg_conf_eq(&a[i], "default")) {
             def = 1;
         } else if (zg_conf_eq(&a[i], "ssl")) {
             ssl = 1;
         } else if (zg_conf_eq(&a[i], "http2")) {
             http2 = 1;
+        } else if (zg_conf_eq(&a[i], "reuseport") || zg_conf_eq(&a[i], "bind")
+                   || zg_conf_eq(&a[i], "deferred") || zg_conf_eq(&a[i], "ipv6only=on")) {
+            /* what zonegate does anyway: one socket per address shared by the workers,
+             * bound by itself, IPv6 sockets IPv6 only; deferred accept is a kernel
+             * detail clients do not see */
+        } else if (zg_conf_prefix(&a[i], "backlog=")) {
+            if (zg_conf_atoi(a[i].data + 8, a[i].len - 8) <= 0) {
+                return zg_conf_error(cf, "invalid backlog \"%s\"", a[i].data + 8);
+            }
+        } else if (module != NULL) {
+            return zg_conf_error(cf, "parameter \"%s\" of the \"listen\" directive belongs to "
+                                 "nginx's %s, which zonegate does not implement", a[i].data,
+                                 module);
         } else {
             return zg_conf_bad_param(cf, &a[i]);
         }
@@ -112,22 +173,59 @@ static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     return ZG_OK;
 }
 
+/* nginx's check of a wildcard name: one '*', as a whole first or last label */
+static int zg_http_core_wildcard_ok(const char *n, size_t len)
+{
+    const char *star = memchr(n, '*', len);
+
+    if (star == NULL) {
+        return !(len > 1 && n[0] == '.' && n[1] == '.') && !(len == 1 && n[0] == '.');
+    }
+    if (memchr(star + 1, '*', len - (size_t)(star - n) - 1) != NULL || len < 3) {
+        return 0;
+    }
+    if (star == n) {
+        return n[1] == '.' && n[2] != '.';
+    }
+    return star == n + len - 1 && n[len - 2] == '.' && n[0] != '.';
+}
+
 static int zg_http_core_server_name(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_http_core_srv_t *ps = cf->block;
     zg_str_t *a = cf->args;
-    char **slot, *name;
+    char **slot, *name, err[512];
+    zg_regex_t *re;
 
     (void)cmd;
     (void)conf;
+    if (ps == NULL || ps != zg_http_core_main_conf(cf->conf)->cur_block) {
+        return zg_conf_error(cf, "\"%s\" directive is not allowed here", cf->name);
+    }
     for (int i = 1; i < cf->nargs; i++) {
+        if (a[i].len > 0 && a[i].data[0] == '~') {
+            if (a[i].len == 1) {
+                return zg_conf_error(cf, "empty regex in server name \"%s\"", a[i].data);
+            }
+            /* compiled again per listen address; here only checked */
+            re = zg_regex_compile(a[i].data + 1, a[i].len - 1, ZG_REGEX_CASELESS, err,
+                                  sizeof(err));
+            if (re == NULL) {
+                return zg_conf_error(cf, "%s", err);
+            }
+            zg_regex_free(re);
+        } else if (!zg_http_core_wildcard_ok(a[i].data, a[i].len)) {
+            return zg_conf_error(cf, "invalid server name or wildcard \"%s\"", a[i].data);
+        }
         name = zg_conf_strdup(cf->conf, a[i].data, a[i].len);
         slot = zg_conf_push(cf->conf, ps->names, ps->nnames);
         if (name == NULL || slot == NULL) {
             return zg_conf_nomem(cf);
         }
-        for (size_t k = 0; k < a[i].len; k++) {
-            name[k] = (char)tolower((unsigned char)name[k]);
+        if (name[0] != '~') {
+            for (size_t k = 0; k < a[i].len; k++) {
+                name[k] = (char)tolower((unsigned char)name[k]);
+            }
         }
         *slot = name;
     }
@@ -136,54 +234,246 @@ static int zg_http_core_server_name(zg_cf_t *cf, const zg_command_t *cmd, void *
 
 static int zg_http_core_location(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
-    zg_http_core_srv_t *ps = cf->block;
-    zg_location_t *loc, **slot;
-    zg_str_t *a = cf->args, *path = &a[1];
-    int exact = 0;
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+    zg_http_core_ploc_t *parent = cf->ctx == ZG_CTX_LOC ? cf->block : NULL;
+    zg_http_core_srv_t *ps = parent != NULL ? parent->ps : cf->block;
+    void *saved;
+    int rc;
+    zg_http_core_ploc_t *pl, ***list, **slot;
+    int *nlist;
+    zg_location_t *loc;
+    zg_str_t *a = cf->args, path = a[1];
+    int exact = 0, noregex = 0, regex = 0, caseless = 0, named = 0;
+    char err[512];
 
     (void)cmd;
     (void)conf;
+    if (cf->block == NULL || cf->block != cmcf->cur_block) {
+        /* a block of another module (an `if`): not where locations go */
+        return zg_conf_error(cf, "\"location\" directive is not allowed here");
+    }
     if (cf->nargs == 3) {
         if (zg_conf_eq(&a[1], "=")) {
             exact = 1;
-        } else if (zg_conf_eq(&a[1], "~") || zg_conf_eq(&a[1], "~*")) {
-            return zg_conf_error(cf, "regex locations are not supported");
-        } else if (!zg_conf_eq(&a[1], "^~")) {
+        } else if (zg_conf_eq(&a[1], "^~")) {
+            noregex = 1;
+        } else if (zg_conf_eq(&a[1], "~")) {
+            regex = 1;
+        } else if (zg_conf_eq(&a[1], "~*")) {
+            regex = caseless = 1;
+        } else {
             return zg_conf_error(cf, "invalid location modifier \"%s\"", a[1].data);
         }
-        path = &a[2];
-    } else if (a[1].data[0] == '~') {
-        return zg_conf_error(cf, "regex locations are not supported");
-    } else if (a[1].data[0] == '=' && a[1].len > 1) {
+        path = a[2];
+    } else if (path.len > 0 && path.data[0] == '=') {
         exact = 1;
-        a[1].data++;
-        a[1].len--;
-    } else if (a[1].data[0] == '@') {
-        return zg_conf_error(cf, "named locations are not supported");
+        path.data++;
+        path.len--;
+    } else if (path.len > 0 && path.data[0] == '~') {
+        regex = 1;
+        caseless = path.len > 1 && path.data[1] == '*';
+        path.data += 1 + caseless;
+        path.len -= 1 + (size_t)caseless;
+    } else if (path.len > 0 && path.data[0] == '@') {
+        named = 1;
     }
-    if (path->len == 0) {
+    if (path.len == 0 && !regex && !exact) {
         return zg_conf_error(cf, "invalid number of arguments in \"location\" directive");
     }
-    for (int i = 0; i < ps->nlocs; i++) {
-        zg_location_t *o = ps->locs[i];
-        if (o->exact == (unsigned)exact && o->path_len == path->len
-            && memcmp(o->path, path->data, path->len) == 0) {
-            return zg_conf_error(cf, "duplicate location \"%s\"", path->data);
+    if (parent != NULL) {
+        const zg_location_t *pc = &parent->loc;
+        if (pc->exact) {
+            return zg_conf_error(cf, "location \"%s\" cannot be inside the exact location \"%s\"",
+                                 path.data, pc->path);
+        }
+        if (pc->named) {
+            return zg_conf_error(cf, "location \"%s\" cannot be inside the named location \"%s\"",
+                                 path.data, pc->path);
+        }
+        if (named) {
+            return zg_conf_error(cf, "named location \"%s\" can be on the server level only",
+                                 path.data);
+        }
+        if (!regex && (path.len < pc->path_len || memcmp(path.data, pc->path, pc->path_len))) {
+            return zg_conf_error(cf, "location \"%s\" is outside location \"%s\"", path.data,
+                                 pc->path);
         }
     }
-    loc = zg_conf_alloc(cf->conf, sizeof(*loc));
-    slot = zg_conf_push(cf->conf, ps->locs, ps->nlocs);
-    if (loc == NULL || slot == NULL
-        || (loc->loc_conf = zg_conf_create_loc_confs(cf)) == NULL) {
+    list = parent != NULL ? &parent->locs : &ps->locs;
+    nlist = parent != NULL ? &parent->nlocs : &ps->nlocs;
+    /* nginx lets a named location repeat (the first is used); not a prefix */
+    for (int i = 0; i < *nlist && !regex && !named; i++) {
+        zg_location_t *o = &(*list)[i]->loc;
+        if (o->regex == NULL && o->exact == (unsigned)exact && o->path_len == path.len
+            && memcmp(o->path, path.data, path.len) == 0) {
+            return zg_conf_error(cf, "duplicate location \"%s\"", path.data);
+        }
+    }
+    pl = zg_conf_alloc(cf->conf, sizeof(*pl));
+    if (pl == NULL || (slot = zg_conf_grow(cf->conf, *list, nlist, sizeof(**list))) == NULL
+        || (pl->loc.loc_conf = zg_conf_create_loc_confs(cf)) == NULL) {
         return zg_conf_nomem(cf);
     }
-    *slot = loc;
-    loc->path = (char *)path->data;
-    loc->path_len = path->len;
+    *list = slot;
+    slot[*nlist - 1] = pl;
+    loc = &pl->loc;
+    pl->ps = ps;
+    loc->path = (char *)path.data;
+    loc->path_len = path.len;
     loc->exact = (unsigned)exact;
+    loc->noregex = (unsigned)noregex;
+    loc->named = (unsigned)named;
     loc->file = cf->file;
     loc->line = cf->line;
-    return zg_conf_block(cf, ZG_CTX_LOC, loc->loc_conf, ps);
+    if (regex) {
+        err[0] = '\0';
+        loc->regex = zg_regex_compile(path.data, path.len, caseless ? ZG_REGEX_CASELESS : 0,
+                                      err, sizeof(err));
+        if (loc->regex == NULL) {
+            return zg_conf_error(cf, "%s", err);
+        }
+        if (zg_conf_keep(cf->conf, loc->regex, (void (*)(void *))zg_regex_free) != ZG_OK) {
+            zg_regex_free(loc->regex);
+            loc->regex = NULL;
+            return zg_conf_nomem(cf);
+        }
+    }
+    saved = cmcf->cur_block;
+    cmcf->cur_block = pl;
+    rc = zg_conf_block(cf, ZG_CTX_LOC, loc->loc_conf, pl);
+    cmcf->cur_block = saved;
+    return rc;
+}
+
+/* error_log FILE [LEVEL] at http, server or location level */
+static int zg_http_core_error_log(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+    zg_http_core_loc_conf_t *clcf = conf;
+    zg_str_t *a = cf->args;
+    zg_log_target_t *t;
+    char *path;
+    int level = ZG_LOG_ERR;
+
+    (void)cmd;
+    if (clcf->error_log_set) {
+        return zg_conf_duplicate(cf);
+    }
+    if (cf->nargs > 2) {
+        level = zg_log_level_parse(a[2].data, a[2].len);
+        if (level < 0) {
+            return zg_conf_invalid(cf, &a[2]);
+        }
+    }
+    path = zg_conf_eq(&a[1], "stderr") ? zg_conf_strdup(cf->conf, "stderr", 6)
+                                       : zg_conf_path(cf, &a[1]);
+    if (path == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    for (t = cmcf->error_logs; t != NULL; t = t->next) {
+        if (t->level == level && strcmp(t->path, path) == 0) {
+            break;
+        }
+    }
+    if (t == NULL) {
+        t = zg_conf_alloc(cf->conf, sizeof(*t));
+        if (t == NULL) {
+            return zg_conf_nomem(cf);
+        }
+        t->path = path;
+        t->level = level;
+        t->fd = strcmp(path, "stderr") == 0 ? STDERR_FILENO : -1;
+        t->next = cmcf->error_logs;
+        cmcf->error_logs = t;
+    }
+    clcf->error_log = t;
+    clcf->error_log_set = 1;
+    return ZG_OK;
+}
+
+static int zg_http_core_open_logs(zg_conf_t *conf)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        if (t->fd == -1) {
+            t->fd = zg_log_open_file(t->path);
+            if (t->fd == -1) {
+                zg_log_error(ZG_LOG_EMERG, errno, "open() \"%s\" failed", t->path);
+                return ZG_ERROR;
+            }
+        }
+    }
+    return ZG_OK;
+}
+
+static void zg_http_core_close_logs(zg_conf_t *conf)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        if (t->fd > STDERR_FILENO) {
+            close(t->fd);
+            t->fd = -1;
+        }
+    }
+}
+
+/* USR1: each file opened anew on its descriptor's number */
+static void zg_http_core_reopen_logs(zg_conf_t *conf)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        int fd;
+        if (t->fd <= STDERR_FILENO) {
+            continue;
+        }
+        fd = zg_log_open_file(t->path);
+        if (fd == -1) {
+            zg_log_error(ZG_LOG_ALERT, errno, "reopen() \"%s\" failed", t->path);
+            continue;
+        }
+        if (dup3(fd, t->fd, O_CLOEXEC) == -1) {
+            zg_log_error(ZG_LOG_ALERT, errno, "dup3() \"%s\" failed", t->path);
+        }
+        close(fd);
+    }
+}
+
+static int *zg_http_core_file(zg_conf_t *conf, int i)
+{
+    for (zg_log_target_t *t = zg_http_core_main_conf(conf)->error_logs; t; t = t->next) {
+        if (t->fd > STDERR_FILENO && i-- == 0) {
+            return &t->fd;
+        }
+    }
+    return NULL;
+}
+
+/* server_tokens off: zonegate's own responses say "Server: zonegate" with no version,
+ * which is what nginx's off does; on and build would show a version */
+static int zg_http_core_server_tokens(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_str_t *v = &cf->args[1];
+
+    (void)cmd;
+    (void)conf;
+    if (zg_conf_eq(v, "off")) {
+        return ZG_OK;
+    }
+    if (zg_conf_eq(v, "on") || zg_conf_eq(v, "build")) {
+        return zg_conf_error(cf, "\"server_tokens %s\" is not implemented: zonegate's "
+                             "\"Server\" header never carries a version, as with \"off\"",
+                             v->data);
+    }
+    return zg_conf_invalid(cf, v);
+}
+
+static int zg_http_core_internal(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_http_core_loc_conf_t *clcf = conf;
+
+    (void)cmd;
+    if (clcf->internal != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
+    clcf->internal = 1;
+    return ZG_OK;
 }
 
 int zg_http_core_set_handler(zg_cf_t *cf, zg_phase_handler_pt handler)
@@ -195,6 +485,21 @@ int zg_http_core_set_handler(zg_cf_t *cf, zg_phase_handler_pt handler)
     }
     clcf->has_handler = 1;
     clcf->handler = handler;
+    return ZG_OK;
+}
+
+int zg_http_core_set_pass_handler(zg_cf_t *cf, zg_phase_handler_pt handler)
+{
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+    zg_http_core_ploc_t *pl = cf->block;
+
+    if (zg_http_core_set_handler(cf, handler) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    if (cf->ctx == ZG_CTX_LOC && pl != NULL && pl == cmcf->cur_block && pl->loc.regex == NULL
+        && !pl->loc.named && pl->loc.path_len > 0 && pl->loc.path[pl->loc.path_len - 1] == '/') {
+        pl->loc.auto_redirect = 1;
+    }
     return ZG_OK;
 }
 
@@ -281,6 +586,7 @@ static void *zg_http_core_create_loc_conf(zg_conf_t *conf)
     c->merge_slashes = ZG_UNSET;
     c->underscores_in_headers = ZG_UNSET;
     c->ignore_invalid_headers = ZG_UNSET;
+    c->internal = ZG_UNSET;
     return c;
 }
 
@@ -303,6 +609,10 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, merge_slashes, ZG_UNSET);
     ZG_CONF_MERGE(c, p, underscores_in_headers, ZG_UNSET);
     ZG_CONF_MERGE(c, p, ignore_invalid_headers, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, internal, ZG_UNSET);
+    if (!c->error_log_set) {
+        c->error_log = p->error_log;
+    }
     /* defaults */
     if (c->client_header_timeout == ZG_UNSET_MSEC) {
         c->client_header_timeout = 60000;
@@ -334,10 +644,160 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     if (c->ignore_invalid_headers == ZG_UNSET) {
         c->ignore_invalid_headers = 1;
     }
+    if (c->internal == ZG_UNSET) {
+        c->internal = 0;
+    }
     if (c->large_header_buffers == ZG_UNSET) {
         c->large_header_buffers = ZG_HTTP_HEAD_MAX / ZG_HTTP_LINE_MAX;
         c->large_header_size = ZG_HTTP_LINE_MAX;
     }
+    return ZG_OK;
+}
+
+/* the locations of a level (named or not) merged with their parent's conf, as arrays */
+static int zg_http_core_locations(zg_cf_t *cf, zg_server_conf_t *srv, zg_location_t *parent,
+                                  void **parent_conf, zg_http_core_ploc_t **pls, int n,
+                                  zg_location_t **out, int *nout, int named)
+{
+    zg_location_t *locs;
+    int k = 0;
+
+    for (int i = 0; i < n; i++) {
+        k += pls[i]->loc.named == (unsigned)named;
+    }
+    *out = NULL;
+    *nout = k;
+    if (k == 0) {
+        return ZG_OK;
+    }
+    locs = zg_conf_alloc(cf->conf, (size_t)k * sizeof(zg_location_t));
+    if (locs == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    k = 0;
+    for (int i = 0; i < n; i++) {
+        zg_http_core_ploc_t *pl = pls[i];
+        zg_location_t *loc = &locs[k];
+        if (pl->loc.named != (unsigned)named) {
+            continue;
+        }
+        k++;
+        *loc = pl->loc;
+        loc->server = srv;
+        loc->parent = parent;
+        if (zg_conf_merge_loc_confs(cf, parent_conf, loc->loc_conf) != ZG_OK
+            || zg_http_core_locations(cf, srv, loc, loc->loc_conf, pl->locs, pl->nlocs,
+                                      &loc->locations, &loc->nlocations, 0) != ZG_OK) {
+            return ZG_ERROR;
+        }
+    }
+    *out = locs;
+    return ZG_OK;
+}
+
+/* longest first, and among equals in config order (a stable insertion sort) */
+static void zg_http_core_names_sort(zg_server_name_t *a, int n)
+{
+    for (int i = 1; i < n; i++) {
+        zg_server_name_t t = a[i];
+        int j = i;
+        while (j > 0 && a[j - 1].len < t.len) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = t;
+    }
+}
+
+/* 1 if a server of ls already has the name n ("*.a" and ".a" are not the same) */
+static int zg_http_core_name_taken(const zg_listen_t *ls, const char *n, size_t len)
+{
+    const zg_server_name_t *list = ls->exact;
+    int cnt = ls->nexact, bare = n[0] == '.';
+
+    if (n[0] == '*') {
+        list = ls->head;
+        cnt = ls->nhead;
+        n++;
+        len--;
+    } else if (n[0] == '.') {
+        list = ls->head;
+        cnt = ls->nhead;
+    } else if (len > 0 && n[len - 1] == '*') {
+        list = ls->tail;
+        cnt = ls->ntail;
+        len--;
+    }
+    for (int i = 0; i < cnt; i++) {
+        if (list[i].len == len && (int)list[i].bare == bare
+            && strncasecmp(list[i].name, n, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* the names of the servers of ls, by kind */
+static int zg_http_core_names(zg_cf_t *cf, zg_listen_t *ls)
+{
+    zg_conf_t *c = cf->conf;
+    char err[512];
+
+    for (int i = 0; i < ls->nservers; i++) {
+        zg_server_conf_t *srv = ls->servers[i];
+        for (int k = 0; k < srv->nnames; k++) {
+            const char *n = srv->names[k];
+            size_t len = strlen(n);
+            zg_server_name_t *sn;
+            if (n[0] == '~') {
+                zg_server_regex_t *sr = zg_conf_push(c, ls->regex, ls->nregex);
+                if (sr == NULL) {
+                    return zg_conf_nomem(cf);
+                }
+                sr->srv = srv;
+                sr->regex = zg_regex_compile(n + 1, len - 1, ZG_REGEX_CASELESS, err,
+                                             sizeof(err));
+                if (sr->regex == NULL) {
+                    return zg_conf_error_at(cf, srv->file, srv->line, "%s", err);
+                }
+                if (zg_conf_keep(c, sr->regex, (void (*)(void *))zg_regex_free) != ZG_OK) {
+                    zg_regex_free(sr->regex);
+                    sr->regex = NULL;
+                    return zg_conf_nomem(cf);
+                }
+                continue;
+            }
+            if (zg_http_core_name_taken(ls, n, len)) {
+                /* as nginx: the first server with a name keeps it */
+                zg_log_error(ZG_LOG_WARN, 0, "conflicting server name \"%s\" on %s, ignored",
+                             n, ls->addr.text);
+                continue;
+            }
+            if (n[0] == '*') {
+                sn = zg_conf_push(c, ls->head, ls->nhead);
+                n++;
+                len--;
+            } else if (n[0] == '.') {
+                sn = zg_conf_push(c, ls->head, ls->nhead);
+                if (sn != NULL) {
+                    sn->bare = 1;
+                }
+            } else if (len > 0 && n[len - 1] == '*') {
+                sn = zg_conf_push(c, ls->tail, ls->ntail);
+                len--;
+            } else {
+                sn = zg_conf_push(c, ls->exact, ls->nexact);
+            }
+            if (sn == NULL) {
+                return zg_conf_nomem(cf);
+            }
+            sn->name = n;
+            sn->len = len;
+            sn->srv = srv;
+        }
+    }
+    zg_http_core_names_sort(ls->head, ls->nhead);
+    zg_http_core_names_sort(ls->tail, ls->ntail);
     return ZG_OK;
 }
 
@@ -378,19 +838,11 @@ static int zg_http_core_init_main_conf(zg_cf_t *cf, void *conf)
         }
         srv->names = ps->names;
         srv->nnames = ps->nnames;
-        srv->nlocations = ps->nlocs;
-        if (ps->nlocs > 0) {
-            srv->locations = zg_conf_alloc(c, (size_t)ps->nlocs * sizeof(zg_location_t));
-            if (srv->locations == NULL) {
-                return zg_conf_nomem(cf);
-            }
-        }
-        for (int k = 0; k < ps->nlocs; k++) {
-            if (zg_conf_merge_loc_confs(cf, srv->loc_conf, ps->locs[k]->loc_conf) != ZG_OK) {
-                return ZG_ERROR;
-            }
-            srv->locations[k] = *ps->locs[k];
-            srv->locations[k].server = srv;
+        if (zg_http_core_locations(cf, srv, NULL, srv->loc_conf, ps->locs, ps->nlocs,
+                                   &srv->locations, &srv->nlocations, 0) != ZG_OK
+            || zg_http_core_locations(cf, srv, NULL, srv->loc_conf, ps->locs, ps->nlocs,
+                                      &srv->named, &srv->nnamed, 1) != ZG_OK) {
+            return ZG_ERROR;
         }
         if (ps->nlistens == 0) {
             zg_http_core_listen_t *l = zg_conf_push(c, ps->listens, ps->nlistens);
@@ -442,15 +894,19 @@ static int zg_http_core_init_main_conf(zg_cf_t *cf, void *conf)
         if (cmcf->listens[j].default_server == NULL) {
             cmcf->listens[j].default_server = cmcf->listens[j].servers[0];
         }
+        if (zg_http_core_names(cf, &cmcf->listens[j]) != ZG_OK) {
+            return ZG_ERROR;
+        }
     }
     return ZG_OK;
 }
 
-zg_server_conf_t *zg_http_find_server(const zg_listen_t *ls, const char *host, size_t len)
+zg_server_conf_t *zg_http_find_server(const zg_listen_t *ls, const char *host, size_t len,
+                                      zg_regex_caps_t *caps)
 {
     size_t n = len;
 
-    if (ls->nservers == 1) {
+    if (ls->nservers == 1 && ls->nregex == 0) {
         return ls->default_server; /* whatever the name, the only server answers */
     }
     if (host == NULL) {
@@ -466,34 +922,122 @@ zg_server_conf_t *zg_http_find_server(const zg_listen_t *ls, const char *host, s
             break;
         }
     }
-    for (int i = 0; i < ls->nservers; i++) {
-        zg_server_conf_t *srv = ls->servers[i];
-        for (int k = 0; k < srv->nnames; k++) {
-            if (strlen(srv->names[k]) == n && strncasecmp(srv->names[k], host, n) == 0) {
-                return srv;
-            }
+    for (int i = 0; i < ls->nexact; i++) {
+        const zg_server_name_t *sn = &ls->exact[i];
+        if (sn->len == n && strncasecmp(sn->name, host, n) == 0) {
+            return sn->srv;
+        }
+    }
+    for (int i = 0; i < ls->nhead; i++) {
+        const zg_server_name_t *sn = &ls->head[i];
+        /* ".example.com": "a.example.com", and "example.com" when bare */
+        if ((n > sn->len && strncasecmp(sn->name, host + n - sn->len, sn->len) == 0)
+            || (sn->bare && n == sn->len - 1 && strncasecmp(sn->name + 1, host, n) == 0)) {
+            return sn->srv;
+        }
+    }
+    for (int i = 0; i < ls->ntail; i++) {
+        const zg_server_name_t *sn = &ls->tail[i];
+        if (n > sn->len && strncasecmp(sn->name, host, sn->len) == 0) {
+            return sn->srv;
+        }
+    }
+    for (int i = 0; i < ls->nregex && n > 0; i++) {
+        if (zg_regex_exec(ls->regex[i].regex, host, n, caps) == ZG_OK) {
+            return ls->regex[i].srv;
         }
     }
     return ls->default_server;
 }
 
-zg_location_t *zg_http_find_location(const zg_server_conf_t *srv, const char *path,
-                                     size_t len)
+/* nginx's ngx_http_core_find_location on one level: ZG_OK = exact or ^~ (done),
+ * ZG_AGAIN = a prefix matched (regexes may still win), ZG_DECLINED = none */
+static int zg_http_find_level(const zg_location_t *locs, int nlocs, const char *path,
+                              size_t len, zg_regex_caps_t *caps, zg_location_t **found)
 {
-    zg_location_t *best = NULL;
+    zg_location_t *best = NULL, *redirect = NULL;
+    int rc, noregex;
 
-    for (int i = 0; i < srv->nlocations; i++) {
-        zg_location_t *loc = &srv->locations[i];
+    for (int i = 0; i < nlocs; i++) {
+        zg_location_t *loc = (zg_location_t *)&locs[i];
+        if (loc->regex != NULL) {
+            continue;
+        }
         if (loc->exact) {
             if (loc->path_len == len && memcmp(loc->path, path, len) == 0) {
-                return loc; /* an exact match wins over any prefix */
+                *found = loc; /* an exact match wins over any prefix */
+                return ZG_OK;
             }
         } else if (loc->path_len <= len && (best == NULL || loc->path_len > best->path_len)
                    && memcmp(loc->path, path, loc->path_len) == 0) {
             best = loc;
         }
+        if (loc->auto_redirect && loc->path_len == len + 1 && memcmp(loc->path, path, len) == 0) {
+            redirect = loc;
+        }
     }
-    return best;
+    /* "/x" for "/x/": unless a location is "/x" itself */
+    if (redirect != NULL && (best == NULL || best->path_len != len)) {
+        *found = redirect;
+        return ZG_DONE;
+    }
+    rc = ZG_DECLINED;
+    noregex = 0;
+    if (best != NULL) {
+        *found = best;
+        noregex = best->noregex;
+        rc = zg_http_find_level(best->locations, best->nlocations, path, len, caps, found);
+        if (rc == ZG_OK || rc == ZG_DONE) {
+            return rc;
+        }
+        rc = ZG_AGAIN;
+    }
+    if (noregex) {
+        return ZG_OK;
+    }
+    for (int i = 0; i < nlocs; i++) {
+        zg_location_t *loc = (zg_location_t *)&locs[i];
+        if (loc->regex != NULL && zg_regex_exec(loc->regex, path, len, caps) == ZG_OK) {
+            *found = loc;
+            (void)zg_http_find_level(loc->locations, loc->nlocations, path, len, caps, found);
+            return ZG_OK;
+        }
+    }
+    return rc;
+}
+
+zg_location_t *zg_http_core_find_location(const zg_server_conf_t *srv, const char *path,
+                                          size_t len, zg_regex_caps_t *caps, int *redirect)
+{
+    zg_location_t *found = NULL;
+
+    *redirect = zg_http_find_level(srv->locations, srv->nlocations, path, len, caps, &found)
+                == ZG_DONE;
+    return found;
+}
+
+zg_location_t *zg_http_find_location(const zg_server_conf_t *srv, const char *path,
+                                     size_t len, zg_regex_caps_t *caps)
+{
+    int redirect;
+
+    return zg_http_core_find_location(srv, path, len, caps, &redirect);
+}
+
+zg_location_t *zg_http_core_find_named(const zg_server_conf_t *srv, const char *name,
+                                       size_t len)
+{
+    if (len > 0 && name[0] == '@') {
+        name++;
+        len--;
+    }
+    for (int i = 0; i < srv->nnamed; i++) {
+        zg_location_t *loc = &srv->named[i];
+        if (loc->path_len == len + 1 && memcmp(loc->path + 1, name, len) == 0) {
+            return loc;
+        }
+    }
+    return NULL;
 }
 
 #define ZG_CORE_LOC(f) offsetof(zg_http_core_loc_conf_t, f)
@@ -503,7 +1047,12 @@ static const zg_command_t zg_http_core_commands[] = {
     { "server", ZG_CTX_HTTP, 1, 0, 0, zg_http_core_server, ZG_MAIN_CONF, 0, NULL },
     { "listen", ZG_CTX_SRV, 0, 1, -1, zg_http_core_listen, ZG_MAIN_CONF, 0, NULL },
     { "server_name", ZG_CTX_SRV, 0, 1, -1, zg_http_core_server_name, ZG_MAIN_CONF, 0, NULL },
-    { "location", ZG_CTX_SRV, 1, 1, 2, zg_http_core_location, ZG_MAIN_CONF, 0, NULL },
+    { "location", ZG_CTX_SRV | ZG_CTX_LOC, 1, 1, 2, zg_http_core_location, ZG_MAIN_CONF, 0,
+      NULL },
+    { "internal", ZG_CTX_LOC, 0, 0, 0, zg_http_core_internal, ZG_LOC_CONF, 0, NULL },
+    { "server_tokens", ZG_CTX_SETTINGS, 0, 1, 1, zg_http_core_server_tokens, ZG_LOC_CONF, 0,
+      NULL },
+    { "error_log", ZG_CTX_SETTINGS, 0, 1, 2, zg_http_core_error_log, ZG_LOC_CONF, 0, NULL },
     { "client_header_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       ZG_CORE_LOC(client_header_timeout), NULL },
     { "client_body_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
@@ -535,4 +1084,8 @@ zg_module_t zg_http_core_module = {
     .init_main_conf = zg_http_core_init_main_conf,
     .create_loc_conf = zg_http_core_create_loc_conf,
     .merge_loc_conf = zg_http_core_merge_loc_conf,
+    .init_master = zg_http_core_open_logs,
+    .exit_master = zg_http_core_close_logs,
+    .reopen = zg_http_core_reopen_logs,
+    .file = zg_http_core_file,
 };

@@ -8,6 +8,8 @@
  * however the request ended. */
 #include "zg_request.h"
 
+#include <arpa/inet.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +156,59 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
 static void zg_request_error(zg_request_t *r, int status)
 {
     zg_request_respond(r, status, NULL, NULL, NULL, 0);
+}
+
+/* nginx's auto redirect: "/x" to the location "/x/" that proxies, 301 with an absolute
+ * Location (absolute_redirect, port_in_redirect): http://HOST[:PORT]/x/[?ARGS], HOST
+ * the request's, else the address it came to; the location's path %-escaped as
+ * nginx's ngx_escape_uri does a URI */
+static __attribute__((noinline)) void zg_request_slash_redirect(zg_request_t *r)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char extra[4096], host[INET6_ADDRSTRLEN + 2];
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss), port = 0;
+    const zg_str_t *h = &r->ctx.host, *args = &r->ctx.args;
+    const zg_location_t *loc = r->loc;
+    size_t n, cap = sizeof(extra) - 3;
+
+    host[0] = '\0';
+    if (uv_tcp_getsockname(&r->c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+            host[0] = '[';
+            inet_ntop(AF_INET6, &s6->sin6_addr, host + 1, INET6_ADDRSTRLEN);
+            strcat(host, "]");
+            port = ntohs(s6->sin6_port);
+        } else if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+            port = ntohs(s4->sin_port);
+        }
+    }
+    n = (size_t)snprintf(extra, cap, "Location: http://%.*s", (int)zg_min(h->len, 1024),
+                         h->len > 0 ? h->data : host);
+    if (port != 80 && port != 0) {
+        n += (size_t)snprintf(extra + n, cap - n, ":%d", port);
+    }
+    for (size_t i = 0; i < loc->path_len && n + 3 < cap; i++) {
+        unsigned char ch = (unsigned char)loc->path[i];
+        if (ch <= ' ' || ch >= 0x7f || ch == '"' || ch == '#' || ch == '%' || ch == '?') {
+            extra[n++] = '%';
+            extra[n++] = hex[ch >> 4];
+            extra[n++] = hex[ch & 0xf];
+        } else {
+            extra[n++] = (char)ch;
+        }
+    }
+    if (args->len > 0 && n + 1 + args->len < cap) {
+        extra[n++] = '?';
+        memcpy(extra + n, args->data, args->len);
+        n += args->len;
+    }
+    n = zg_http_header_safe(extra, n, cap);
+    memcpy(extra + n, "\r\n", 3);
+    zg_request_respond(r, 301, extra, NULL, NULL, 0);
 }
 
 void zg_request_release_hooks(zg_request_t *r)
@@ -361,7 +416,7 @@ static int zg_request_access(zg_request_t *r, int rc)
 /* Runs the phase handlers from r->phase on.  A handler that answered (ZG_DONE) may
  * have finalized the request and a pipelined one may have taken its memory: r is
  * not touched after that. */
-static void zg_request_run_phases(zg_request_t *r)
+static void zg_request_phases(zg_request_t *r)
 {
     zg_phase_handler_pt *h = zg_hooks.phase;
     int i = r->phase, end = zg_hooks.access_first, rc;
@@ -407,6 +462,20 @@ static void zg_request_run_phases(zg_request_t *r)
         return;
     }
     content(r);
+}
+
+/* the phases, with the error log of the request's level in scope (error_log) */
+static void zg_request_run_phases(zg_request_t *r)
+{
+    const zg_log_target_t *log = zg_request_core(r)->error_log, *saved;
+
+    if (log == NULL) {
+        zg_request_phases(r);
+        return;
+    }
+    saved = zg_log_scope(log);
+    zg_request_phases(r);
+    zg_log_scope(saved);
 }
 
 static void zg_request_wake(uv_timer_t *t)
@@ -481,14 +550,26 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
         zg_conn_body(c);
     }
 
-    r->srv = zg_http_find_server(c->ls, h->host.data, h->host.len);
+    r->caps.n = 0;
+    r->caps.re = NULL;
+    x->caps = &r->caps;
+    r->srv = zg_http_find_server(c->ls, h->host.data, h->host.len, &r->caps);
     if (r->srv->nnames > 0) {
         x->server_name.data = r->srv->names[0];
         x->server_name.len = strlen(r->srv->names[0]);
     }
-    r->loc = zg_http_find_location(r->srv, h->path.data, h->path.len);
+    int redirect;
+    r->loc = zg_http_core_find_location(r->srv, h->path.data, h->path.len, &r->caps, &redirect);
     r->loc_conf = r->loc ? r->loc->loc_conf : r->srv->loc_conf;
     zg_http_core_loc_conf_t *clcf = zg_request_core(r);
+    if (redirect) {
+        zg_request_slash_redirect(r);
+        return;
+    }
+    if (clcf->internal) {
+        zg_request_error(r, 404); /* reached only by internal redirects */
+        return;
+    }
     r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !c->w->quitting;
 
     if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {

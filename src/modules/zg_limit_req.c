@@ -1182,7 +1182,7 @@ static void zg_limit_req_metrics(zg_buf_t *b, const zg_conf_t *conf)
 #define ZG_LR(f) offsetof(zg_limit_req_loc_conf_t, f)
 
 static const zg_command_t zg_limit_req_commands[] = {
-    { "limit_req_zone", ZG_CTX_HTTP, 0, 2, -1, zg_limit_req_zone_directive, ZG_MAIN_CONF, 0,
+    { "limit_req_zone", ZG_CTX_HTTP, 0, 3, -1, zg_limit_req_zone_directive, ZG_MAIN_CONF, 0,
       NULL },
     { "limit_req", ZG_CTX_SETTINGS, 0, 1, 3, zg_limit_req_directive, ZG_LOC_CONF, 0, NULL },
     { "limit_req_status", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_status, ZG_LOC_CONF,

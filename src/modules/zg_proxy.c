@@ -970,8 +970,10 @@ static void zg_proxy_connect(zg_proxy_t *p)
 
     if (zg_upstream_get(p->u, &p->pick, now) != ZG_OK) {
         if (p->pick.tries == 0) {
+            const zg_log_target_t *log = zg_request_log_scope(r);
             zg_log_error(ZG_LOG_ERR, 0, "no live upstreams while connecting to upstream \"%s\"",
                          p->u->name);
+            zg_log_scope(log);
         }
         goto no_peer;
     }
@@ -1032,10 +1034,12 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
             p->uc = NULL;
         }
     }
+    const zg_log_target_t *log = zg_request_log_scope(r);
     zg_log_error(ZG_LOG_ERR, 0, "%s while %s upstream, client: %s, upstream: \"%s\"", what,
                  connected ? (p->resp_head_sent ? "reading" : "reading response header from")
                            : "connecting to",
                  zg_conn_addr_text(r->c), p->pick.addr ? p->pick.addr->text : "-");
+    zg_log_scope(log);
     zg_proxy_note_upstream(p, p->resp_head_sent ? 0 : (timeout ? 504 : 502));
     zg_upstream_free(p->u, &p->pick, 1, zg_time_msec());
     if (p->resp_head_sent) {
@@ -1160,7 +1164,7 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     if (slash == h || memchr(h, '$', (size_t)(slash - h)) != NULL) {
         return zg_conf_error(cf, "invalid host in \"%s\"", a[1].data);
     }
-    if (zg_http_core_set_handler(cf, zg_proxy_handler) != ZG_OK) {
+    if (zg_http_core_set_pass_handler(cf, zg_proxy_handler) != ZG_OK) {
         return ZG_ERROR;
     }
     if (slash < end) {

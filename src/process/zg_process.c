@@ -423,12 +423,19 @@ static void zg_reap(int shutting_down)
 
 static void zg_reload(void)
 {
-    char err[1024];
+    static char err[16384];
     zg_gen_t *cur = zg_gens;
     zg_log_error(ZG_LOG_NOTICE, 0, "reconfiguring");
     zg_conf_t *conf = zg_conf_load(zg_master_conf_file, err, sizeof(err));
     if (conf == NULL) {
-        zg_log_error(ZG_LOG_EMERG, 0, "%s", err);
+        /* every error of the config, a log line each */
+        for (char *line = err, *nl; line != NULL; line = nl) {
+            nl = strchr(line, '\n');
+            if (nl != NULL) {
+                *nl++ = '\0';
+            }
+            zg_log_error(ZG_LOG_EMERG, 0, "%s", line);
+        }
         goto failed;
     }
     if (zg_priv_conf(conf) != ZG_OK) {

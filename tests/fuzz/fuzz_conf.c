@@ -18,9 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (conf != NULL) {
         zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(conf);
         for (int i = 0; i < cmcf->nlistens; i++) {
-            zg_server_conf_t *srv = zg_http_find_server(&cmcf->listens[i], "a", 1);
+            zg_server_conf_t *srv = zg_http_find_server(&cmcf->listens[i], "a", 1, NULL);
             if (srv != NULL) {
-                (void)zg_http_find_location(srv, "/a/b", 4);
+                (void)zg_http_find_location(srv, "/a/b", 4, NULL);
             }
         }
         zg_conf_free(conf);

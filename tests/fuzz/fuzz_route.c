@@ -4,8 +4,9 @@
  * first input byte picks the parser options.  Invariants:
  *   - the path handed to location lookup starts with '/', has no "." or ".."
  *     segment, and no "//" when slashes are merged;
- *   - the chosen location really matches that path (exact, or its prefix), and no
- *     other gives a longer match;
+ *   - the chosen location really matches that path (exact, its prefix, or its regex
+ *     with the captures inside the path); a server-level prefix is the longest one,
+ *     and was chosen only if no server-level regex matches (unless it is ^~);
  *   - the same path normalised again is routed to the same location. */
 #include <stddef.h>
 #include <stdint.h>
@@ -26,10 +27,15 @@ static const char fz_conf_text[] =
     "    location /admin/api/ { return 204; }\n"
     "    location = /secret { return 403; }\n"
     "    location / { return 404; }\n"
+    "    location ~ ^/admin/(\\d+)$ { return 200; }\n"
+    "    location ~* \\.(php|cgi)$ { return 403; }\n"
+    "    location ^~ /static/ { location ~ \\.css$ { return 200; } }\n"
+    "    location /api/ { location ~ ^/api/v(\\d)/ { } location /api/x/ { } }\n"
     "  }\n"
     "  server {\n"
     "    listen 127.0.0.1:1;\n"
-    "    server_name public.example;\n"
+    "    server_name public.example *.wild.example www.trail.* .dot.example\n"
+    "                ~^re(?<n>\\d+)\\.example$;\n"
     "    location /pub { return 200; }\n"
     "  }\n"
     "}\n";
@@ -64,25 +70,37 @@ static void fz_head(void *data, zg_http_req_t *r)
     fz_t *f = data;
     const zg_str_t *p = &r->path;
     zg_server_conf_t *srv = zg_http_find_server(&zg_http_core_main_conf(fz_conf)->listens[0],
-                                                r->host.data, r->host.len);
+                                                r->host.data, r->host.len, NULL);
     zg_location_t *loc;
+    zg_regex_caps_t caps;
 
+    memset(&caps, 0, sizeof(caps));
     f->stopped = 1;
     if (srv == NULL || p->len == 0 || p->data[0] != '/' || fz_dot_segment(p->data, p->len) ||
         (f->merge && memmem(p->data, p->len, "//", 2) != NULL)) {
         abort();
     }
-    loc = zg_http_find_location(srv, p->data, p->len);
-    if (loc != NULL) {
+    loc = zg_http_find_location(srv, p->data, p->len, &caps);
+    if (loc != NULL && loc->regex != NULL) {
+        zg_str_t c1 = zg_regex_cap(&caps, 1);
+        if (zg_regex_exec(loc->regex, p->data, p->len, NULL) != ZG_OK ||
+            (c1.data != NULL && (c1.data < p->data || c1.data + c1.len > p->data + p->len))) {
+            abort();
+        }
+    } else if (loc != NULL) {
         if (loc->exact ? (loc->path_len != p->len || memcmp(loc->path, p->data, p->len))
                        : (loc->path_len > p->len || memcmp(loc->path, p->data, loc->path_len))) {
             abort();
         }
-        for (int i = 0; i < srv->nlocations && !loc->exact; i++) {
+        for (int i = 0; i < srv->nlocations && !loc->exact && loc->parent == NULL; i++) {
             zg_location_t *o = &srv->locations[i];
 
-            if (!o->exact && o->path_len > loc->path_len && o->path_len <= p->len &&
-                memcmp(o->path, p->data, o->path_len) == 0) {
+            if (o->regex != NULL) {
+                if (!loc->noregex && zg_regex_exec(o->regex, p->data, p->len, NULL) == ZG_OK) {
+                    abort();
+                }
+            } else if (!o->exact && o->path_len > loc->path_len && o->path_len <= p->len &&
+                       memcmp(o->path, p->data, o->path_len) == 0) {
                 abort();
             }
         }
@@ -94,7 +112,7 @@ static void fz_head(void *data, zg_http_req_t *r)
         zg_http_uri_t u;
 
         if (again == NULL || zg_http_parse_uri(p->data, p->len, f->merge, again, &u) != ZG_OK ||
-            zg_http_find_location(srv, again, u.path_len) != loc) {
+            zg_http_find_location(srv, again, u.path_len, NULL) != loc) {
             abort();
         }
         free(again);

@@ -381,3 +381,50 @@ def test_reopen_under_load_loses_and_splits_nothing():
     z.kill(signal.SIGHUP)
     assert wait_for(lambda: "reconfiguring" in open(err).read(), 3)
     z.stop()
+
+
+SCOPED = """
+worker_processes 2;
+error_log {dir}/error.log info;
+http {{
+    limit_req_zone $http_x_key zone=sc:64k rate=1r/m;
+    server {{
+        listen 127.0.0.1:{port};
+        location /x {{
+            error_log {dir}/loc.log warn; limit_req zone=sc nodelay; proxy_pass http://127.0.0.1:1;
+        }}
+        location /y {{ limit_req zone=sc nodelay; proxy_pass http://127.0.0.1:1; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port2};
+        error_log {dir}/srv.log error;
+        location / {{ limit_req zone=sc nodelay; proxy_pass http://127.0.0.1:1; }}
+    }}
+}}
+"""
+
+
+def test_error_log_of_a_location_and_a_server():
+    """error_log at location and server level: the limit messages of their requests go
+    there, at their level; the others stay in the main log"""
+    port, port2 = free_port(), free_port()
+    z = Zonegate(SCOPED, wait_ports=[port, port2], port=port, port2=port2)
+    main, loc, srv = (os.path.join(z.dir, n) for n in ("error.log", "loc.log", "srv.log"))
+    assert [get(port, "/x", headers={"X-Key": "a"})[0] for _ in range(2)] == [502, 503]
+    assert [get(port, "/y", headers={"X-Key": "b"})[0] for _ in range(2)] == [502, 503]
+    assert [get(port2, "/", headers={"X-Key": "c"})[0] for _ in range(2)] == [502, 503]
+    pat = 'limiting requests, excess: 1.000 by zone "sc", client: 127.0.0.1'
+    assert wait_for(lambda: any(pat in x for x in lines(main)) and
+                    any(pat in x for x in lines(srv)) and
+                    any(pat in x for x in lines(loc)), 10), (lines(main), lines(srv), lines(loc))
+    z.stop()
+    # each rejection once, in its own log: a's in the location's, b's in the main
+    # one, c's in the server's
+    for log in (main, loc, srv):
+        assert sum(pat in x for x in lines(log)) == 1, (log, lines(log))
+    assert all("[error]" in x for x in lines(srv) if pat in x), lines(srv)
+    # the proxy's upstream errors (each first request: 502) go to the level's log too
+    up = "while connecting to upstream"
+    assert sum(up in x for x in lines(loc)) == 1, lines(loc)
+    assert sum(up in x for x in lines(srv)) == 1, lines(srv)
+    assert sum(up in x for x in lines(main)) == 1, lines(main)

@@ -373,3 +373,113 @@ def test_paths_same_as_nginx():
     n.stop()
     z.stop()
     u.stop()
+
+
+# ---- which location and which server answer: nginx's matching order and priority ----
+
+ROUTE_COMMON = r"""
+    server {{
+        listen 127.0.0.1:{port} default_server;
+        server_name locations;
+        location = / {{ return 200 "exact /"; }}
+        location / {{ return 200 "prefix /"; }}
+        location /documents/ {{ return 200 "prefix /documents/"; }}
+        location ^~ /images/ {{ return 200 "noregex /images/"; }}
+        location ~* \.(gif|jpg|jpeg)$ {{ return 200 "regex* images"; }}
+        location ~ ^/documents/(\w+)\.pdf$ {{ return 200 "regex pdf $1"; }}
+        location /api/ {{
+            location ~ ^/api/v(\d)/ {{ return 200 "nested regex v$1"; }}
+            location /api/admin/ {{ internal; return 200 "internal admin"; }}
+            location /api/x/ {{ return 200 "nested prefix /api/x/"; }}
+        }}
+        location ~ ^/api/o {{ return 200 "regex /api/o"; }}
+        location ^~ /static/ {{
+            location ~ \.css$ {{ return 200 "nested css"; }}
+            location /static/ {{ return 200 "nested /static/"; }}
+        }}
+        location = /exact {{ return 200 "exact /exact"; }}
+        location /exact {{ return 200 "prefix /exact"; }}
+        location @named {{ return 200 "named"; }}
+        location /px/ {{ proxy_pass http://127.0.0.1:1; }}
+        location /px2 {{ return 200 "prefix /px2"; }}
+        location /px2/ {{ proxy_pass http://127.0.0.1:1; }}
+        location = /px3/ {{ proxy_pass http://127.0.0.1:1; }}
+        location /px4/ {{ return 200 "prefix /px4/"; }}
+        location /api/px/ {{ proxy_pass http://127.0.0.1:1; }}
+    }}
+    server {{ listen 127.0.0.1:{port2}; server_name first; return_hint; }}
+    server {{ listen 127.0.0.1:{port2}; server_name example.com www.example.com; return_hint; }}
+    server {{ listen 127.0.0.1:{port2}; server_name *.example.com; return_hint; }}
+    server {{ listen 127.0.0.1:{port2}; server_name *.a.example.com; return_hint; }}
+    server {{ listen 127.0.0.1:{port2}; server_name www.example.*; return_hint; }}
+    server {{ listen 127.0.0.1:{port2}; server_name www.*; return_hint; }}
+    server {{ listen 127.0.0.1:{port2}; server_name .example.org; return_hint; }}
+    server {{ listen 127.0.0.1:{port2}; server_name ~^(www\.)?(?<d>.+)\.net$; return_hint; }}
+    server {{ listen 127.0.0.1:{port2}; server_name ~^.*\.net$ ""; return_hint; }}
+    server {{ listen 127.0.0.1:{port2} default_server; server_name dflt; return_hint; }}
+"""
+
+ROUTE_PATHS = [
+    "/", "/index.html", "/documents/doc.html", "/images/1.gif", "/documents/1.jpg",
+    "/x/1.JPG", "/documents/A.PDF", "/documents/a.pdf", "/api/v2/users", "/api/admin/x",
+    "/api/x/y", "/api/other", "/api/o/x", "/static/a.css", "/static/a.gif", "/exact",
+    "/exact/", "/exactly", "/@named",
+    "/px", "/px?a=1&b", "/px2", "/px3", "/px4", "/api/px", "/p%20x/", "/PX",
+]
+
+ROUTE_HOSTS = [
+    "www.example.com", "EXAMPLE.com", "x.example.com", "x.y.example.com", "x.a.example.com",
+    "www.example.org", "www.example.net", "www.other.de", "example.org", "b.example.org",
+    "xexample.org", "site.net", "www.site.net", "a.b.net", "nothing.de", "first", "example",
+    "www.example.com.", "X.A.Example.COM", "first:8080", "127.0.0.1", "[::1]:80", "site.net.",
+    "example.org.", "www.example.",
+]
+
+
+def route_conf(text):
+    # each name server answers with its own server_name and the regex captures
+    out, k = [], 0
+    for line in text.split("\n"):
+        if "return_hint;" in line:
+            line = line.replace("return_hint;", 'location / {{ return 200 "server %d $1|$2"; }}' % k)
+            k += 1
+        out.append(line)
+    return "\n".join(out)
+
+
+def route_script(port, port2):
+    out = []
+    for p in ROUTE_PATHS:
+        st, h, body = zg.request(port, "GET", p)
+        loc = h.get("location", "").replace("127.0.0.1:%d/" % port, "127.0.0.1:PORT/")
+        out.append((p, st, body.decode() if st == 200 else loc))
+    for h in ROUTE_HOSTS:
+        st, _, body = zg.request(port2, "GET", "/", headers={"Host": h})
+        out.append((h, st, body.decode()))
+    # no Host at all (HTTP/1.0): the server named ""
+    resp, _ = zg.raw(port2, b"GET / HTTP/1.0\r\n\r\n")
+    out.append(("(no host)", zg.status_of(resp), resp.split(b"\r\n\r\n", 1)[-1].decode()))
+    return out
+
+
+def test_routing_same_as_nginx():
+    if not os.path.exists(NGINX):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % NGINX)
+    common = route_conf(ROUTE_COMMON)
+    zport, zport2, nport, nport2 = free_port(), free_port(), free_port(), free_port()
+    z = Zonegate("worker_processes 1;\nhttp {{\n" + common + "}}\n", wait_ports=[zport, zport2],
+                 port=zport, port2=zport2)
+    n = Nginx(NGINX_CONF.replace(COMMON, common), nport, port2=nport2)
+    wait_port(nport2)
+    zs, ns = route_script(zport, zport2), route_script(nport, nport2)
+    for a, b in zip(ns, zs):
+        print("%-22s nginx %-3s %-26r zonegate %-3s %r" % (a[0], a[1], a[2], b[1], b[2]))
+    assert zs == ns, [(a, b) for a, b in zip(ns, zs) if a != b]
+    got = {k: (st, body) for k, st, body in ns}
+    # the script exercises what it means to
+    assert got["/documents/1.jpg"] == (200, "regex* images"), got
+    assert got["/api/admin/x"][0] == 404, got
+    assert got["site.net"] == (200, "server 7 |site"), got
+    assert got["/px?a=1&b"] == (301, "http://127.0.0.1:PORT/px/?a=1&b"), got
+    n.stop()
+    z.stop()

@@ -446,6 +446,30 @@ static void test_escape(void **state)
     assert_string_equal(eval_esc("$request_uri", &ctx, 1, NULL), "-");
 }
 
+/* $1..$9: the captures of the last regex match; one digit each, as nginx */
+static void test_captures(void **state)
+{
+    zg_var_ctx_t ctx;
+    zg_regex_caps_t caps;
+    char err[256];
+    const char *pat = "^/(\\w+)/(\\d+)?(x)?";
+    zg_regex_t *re = zg_regex_compile(pat, strlen(pat), 0, err, sizeof(err));
+
+    (void)state;
+    assert_non_null(re);
+    ctx_init(&ctx);
+    /* no match yet: empty */
+    assert_string_equal(eval("[$1|${2}]", &ctx), "[|]");
+    memset(&caps, 0, sizeof(caps));
+    ctx.caps = &caps;
+    assert_string_equal(eval("[$1]", &ctx), "[]");
+    assert_int_equal(zg_regex_exec(re, "/user/42", 8, &caps), ZG_OK);
+    assert_string_equal(eval("$1-$2-$3-$9", &ctx), "user-42--");
+    assert_string_equal(eval("$12", &ctx), "user2");
+    assert_string_equal(eval("${1}2", &ctx), "user2");
+    zg_regex_free(re);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_mixed_and_braces),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_captures),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,171 @@
+/* zg_conf_nginx.c — the directives of nginx's modules that zonegate does not
+ * implement, and the module each belongs to: an nginx config being ported gets
+ * "directive "fastcgi_pass" belongs to nginx's fastcgi module, which zonegate does
+ * not implement" instead of "unknown directive".  The one place that lists them;
+ * a directive a zonegate module implements is found before this table is read. */
+#include "zg_conf.h"
+
+#include <string.h>
+
+typedef struct {
+    const char *name;   /* a directive; "prefix*" for every directive so named */
+    const char *module; /* as the message names it */
+} zg_conf_nginx_t;
+
+static const zg_conf_nginx_t zg_conf_nginx[] = {
+    /* other upstream protocols */
+    { "fastcgi_*", "fastcgi module" },
+    { "uwsgi_*", "uwsgi module" },
+    { "scgi_*", "scgi module" },
+    { "grpc_*", "grpc module" },
+    { "memcached_*", "memcached module" },
+    /* TLS and newer HTTP versions */
+    { "ssl", "ssl module" },
+    { "ssl_*", "ssl module" },
+    { "proxy_ssl*", "proxy module's TLS to upstreams" },
+    { "http2", "http2 module" },
+    { "http2_*", "http2 module" },
+    { "http3", "http3 module" },
+    { "http3_*", "http3 module" },
+    { "quic_*", "http3 module" },
+    /* response filters */
+    { "gzip", "gzip module" },
+    { "gzip_*", "gzip module" },
+    { "gunzip", "gunzip module" },
+    { "gunzip_*", "gunzip module" },
+    { "sub_filter", "sub module" },
+    { "sub_filter_*", "sub module" },
+    { "ssi", "ssi module" },
+    { "ssi_*", "ssi module" },
+    { "addition_types", "addition module" },
+    { "add_before_body", "addition module" },
+    { "add_after_body", "addition module" },
+    { "charset", "charset module" },
+    { "charset_*", "charset module" },
+    { "source_charset", "charset module" },
+    { "image_filter*", "image_filter module" },
+    { "xslt_*", "xslt module" },
+    { "expires", "headers module's expires" },
+    { "more_set_headers", "third-party headers-more module" },
+    { "more_clear_headers", "third-party headers-more module" },
+    /* caching and buffering of the proxy */
+    { "proxy_cache", "proxy module's cache" },
+    { "proxy_cache_*", "proxy module's cache" },
+    { "proxy_no_cache", "proxy module's cache" },
+    { "proxy_store", "proxy module's cache" },
+    { "proxy_store_access", "proxy module's cache" },
+    { "proxy_temp_path", "proxy module's buffering to temporary files" },
+    { "proxy_max_temp_file_size", "proxy module's buffering to temporary files" },
+    { "proxy_temp_file_write_size", "proxy module's buffering to temporary files" },
+    /* static files */
+    { "root", "static file serving" },
+    { "alias", "static file serving" },
+    { "index", "index module" },
+    { "autoindex", "autoindex module" },
+    { "autoindex_*", "autoindex module" },
+    { "try_files", "static file serving (try_files)" },
+    { "sendfile", "static file serving (sendfile)" },
+    { "sendfile_max_chunk", "static file serving (sendfile)" },
+    { "tcp_nopush", "static file serving (sendfile)" },
+    { "aio", "static file serving" },
+    { "directio", "static file serving" },
+    { "open_file_cache", "static file serving" },
+    { "open_file_cache_*", "static file serving" },
+    { "types", "MIME types of the core module" },
+    { "default_type", "MIME types of the core module" },
+    { "types_hash_max_size", "MIME types of the core module" },
+    { "types_hash_bucket_size", "MIME types of the core module" },
+    { "etag", "static file serving" },
+    { "if_modified_since", "static file serving" },
+    { "dav_*", "dav module" },
+    { "create_full_put_path", "dav module" },
+    { "flv", "flv module" },
+    { "mp4", "mp4 module" },
+    { "mp4_*", "mp4 module" },
+    { "random_index", "random_index module" },
+    { "empty_gif", "empty_gif module" },
+    { "gzip_static", "gzip_static module" },
+    /* request routing and identification */
+    { "mirror", "mirror module" },
+    { "mirror_request_body", "mirror module" },
+    { "slice", "slice module" },
+    { "split_clients", "split_clients module" },
+    { "userid", "userid module" },
+    { "userid_*", "userid module" },
+    { "auth_request", "auth_request module" },
+    { "auth_request_set", "auth_request module" },
+    { "auth_jwt*", "auth_jwt module (NGINX Plus)" },
+    { "secure_link", "secure_link module" },
+    { "secure_link_*", "secure_link module" },
+    { "valid_referers", "referer module" },
+    { "referer_hash_*", "referer module" },
+    { "ancient_browser*", "browser module" },
+    { "modern_browser*", "browser module" },
+    { "geoip_*", "geoip module" },
+    { "geoip2", "third-party geoip2 module" },
+    { "stub_status", "stub_status module" },
+    { "limit_rate", "core module's limit_rate" },
+    { "limit_rate_after", "core module's limit_rate" },
+    { "limit_except", "core module's limit_except" },
+    { "resolver", "core module's resolver" },
+    { "resolver_timeout", "core module's resolver" },
+    /* scripting */
+    { "perl*", "perl module" },
+    { "js_*", "njs module" },
+    { "*_by_lua*", "third-party lua module (OpenResty)" },
+    { "lua_*", "third-party lua module (OpenResty)" },
+    /* other protocols and process tuning */
+    { "stream", "stream module" },
+    { "mail", "mail module" },
+    { "load_module", "dynamic modules" },
+    { "env", "core module's env" },
+    { "thread_pool", "core module's thread pools" },
+    { "worker_cpu_affinity", "core module's process tuning" },
+    { "worker_priority", "core module's process tuning" },
+    { "worker_shutdown_timeout", "core module's process tuning" },
+    { "multi_accept", "events module's tuning" },
+    { "accept_mutex", "events module's tuning" },
+    { "accept_mutex_delay", "events module's tuning" },
+    { "use", "events module's tuning" },
+    { "server_names_hash_*", "core module's server names hash tuning" },
+    { "variables_hash_*", "core module's variables hash tuning" },
+    { "map_hash_*", "map module's hash tuning" },
+    { "client_body_buffer_size", "core module's request body buffering" },
+    { "client_body_temp_path", "core module's request body buffering" },
+    { "client_body_in_*", "core module's request body buffering" },
+    { "client_header_buffer_size", "core module's header buffer tuning" },
+    { "keepalive_requests", "core module's keepalive_requests" },
+    { "keepalive_disable", "core module's keepalive_disable" },
+    { "reset_timedout_connection", "core module's reset_timedout_connection" },
+    { "tcp_nodelay", "core module's tcp_nodelay" },
+    { "lingering_*", "core module's lingering close" },
+    { "log_not_found", "static file serving" },
+    { "log_subrequest", "core module's log_subrequest" },
+    { "open_log_file_cache", "log module's open_log_file_cache" },
+};
+
+const char *zg_conf_nginx_module(const char *name, size_t len)
+{
+    for (size_t i = 0; i < zg_nelems(zg_conf_nginx); i++) {
+        const char *p = zg_conf_nginx[i].name, *star = strchr(p, '*');
+        size_t n = strlen(p);
+
+        if (star == NULL) {
+            if (n == len && memcmp(p, name, len) == 0) {
+                return zg_conf_nginx[i].module;
+            }
+        } else if (star == p) {
+            /* "*_by_lua*": contains the middle part */
+            const char *mid = p + 1;
+            size_t mlen = n - 2;
+            for (size_t k = 0; k + mlen <= len; k++) {
+                if (memcmp(name + k, mid, mlen) == 0) {
+                    return zg_conf_nginx[i].module;
+                }
+            }
+        } else if (len >= (size_t)(star - p) && memcmp(p, name, (size_t)(star - p)) == 0) {
+            return zg_conf_nginx[i].module;
+        }
+    }
+    return NULL;
+}
