@@ -7,6 +7,8 @@
 
 #include "zg_http_core.h"
 #include "zg_log.h"
+#include "zg_regex.h"
+#include "zg_worker.h"
 
 #define ZG_SSL_PROTO_TLSv1 0x01
 #define ZG_SSL_PROTO_TLSv1_1 0x02
@@ -165,6 +167,45 @@ static const char *zg_ssl_reason(char *buf, size_t len)
     return buf;
 }
 
+/* SNI: the server named picks its certificate (the Host header still picks the
+ * server that answers, as nginx); an unknown name keeps the default server's */
+static int zg_ssl_servername(SSL *ssl, int *ad, void *arg)
+{
+    zg_conn_t *c = SSL_get_app_data(ssl);
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    zg_regex_caps_t caps;
+    (void)ad;
+    (void)arg;
+    if (c == NULL || name == NULL) {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    caps.n = 0;
+    caps.re = NULL;
+    zg_server_conf_t *srv = zg_http_find_server(c->ls, name, strlen(name), &caps);
+    zg_ssl_conf_t *sc = srv ? zg_conf_module(srv->loc_conf, zg_ssl_module) : NULL;
+    if (sc != NULL && sc->ctx != NULL && sc->ctx != SSL_get_SSL_CTX(ssl)) {
+        SSL_set_SSL_CTX(ssl, sc->ctx);
+        /* the options of the server named (protocols, cipher preference) */
+        SSL_clear_options(ssl, SSL_get_options(ssl) & ~SSL_CTX_get_options(sc->ctx));
+        SSL_set_options(ssl, SSL_CTX_get_options(sc->ctx));
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ALPN: http/1.1 when the client offers it (HTTP/2 is not served) */
+static int zg_ssl_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char http11[] = "\x08http/1.1";
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto((unsigned char **)out, outlen, http11, sizeof(http11) - 1, in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED) {
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
 /* the SSL_CTX of a server with certificates; NULL after the error */
 static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, zg_server_conf_t *srv, zg_ssl_conf_t *sc)
 {
@@ -212,6 +253,8 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, zg_server_conf_t *srv, zg_ssl_conf_t
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     static const unsigned char sid_ctx[] = "zonegate";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+    SSL_CTX_set_tlsext_servername_callback(ctx, zg_ssl_servername);
+    SSL_CTX_set_alpn_select_cb(ctx, zg_ssl_alpn, NULL);
 
     for (int i = 0; i < sc->npairs; i++) {
         zg_ssl_pair_t *p = &sc->pairs[i];
@@ -289,6 +332,15 @@ static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
         }
         ls->ssl_ctx = sc->ctx;
     }
+    for (int j = 0; j < cmcf->nlistens; j++) {
+        zg_listen_t *ls = &cmcf->listens[j];
+        if (ls->http2) {
+            zg_log_error(ZG_LOG_WARN, 0,
+                         "the \"http2\" parameter of the \"listen\" directive is accepted "
+                         "but HTTP/2 is not served: ALPN offers http/1.1 only, clients use "
+                         "HTTP/1.1 in %s:%d", ls->file, ls->line);
+        }
+    }
     return ZG_OK;
 }
 
@@ -303,6 +355,24 @@ static void zg_ssl_exit_master(zg_conf_t *conf)
     }
 }
 
+/* `http2 on` (nginx 1.25's spelling): accepted, with the same warning as
+ * `listen ... http2` */
+static int zg_ssl_http2(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    int on = 0;
+    (void)cmd;
+    (void)conf;
+    if (zg_conf_flag(cf, &cf->args[1], &on) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    if (on) {
+        zg_log_error(ZG_LOG_WARN, 0,
+                     "\"http2 on\" is accepted but HTTP/2 is not served: ALPN offers "
+                     "http/1.1 only, clients use HTTP/1.1 in %s:%d", cf->file, cf->line);
+    }
+    return ZG_OK;
+}
+
 #define ZG_SSL_CTX (ZG_CTX_HTTP | ZG_CTX_SRV)
 
 static const zg_command_t zg_ssl_commands[] = {
@@ -315,6 +385,7 @@ static const zg_command_t zg_ssl_commands[] = {
       offsetof(zg_ssl_conf_t, prefer_server_ciphers), NULL },
     { "ssl_session_timeout", ZG_SSL_CTX, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, session_timeout), NULL },
+    { "http2", ZG_SSL_CTX, 0, 1, 1, zg_ssl_http2, ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };
 

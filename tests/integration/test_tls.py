@@ -254,3 +254,120 @@ def test_tls_bad_certificates_are_config_errors():
     assert rc == 0, out
     rc, out, path = zonegate_t("http {{ server {{ listen 127.0.0.1:1 ssl; ssl_protocols TLSv9; }} }}\n")
     assert rc == 1 and 'invalid value "TLSv9" in "ssl_protocols" directive' in out, out
+
+
+SNI_CONF = """
+worker_processes 2;
+http {{
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name localhost;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        location / {{ return 200 "default $https|$ssl_server_name"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port} ssl default_server;
+        server_name b.test;
+        ssl_certificate {bcrt};
+        ssl_certificate_key {bkey};
+        location / {{ return 200 "b $https|$ssl_server_name"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name a.test;
+        ssl_certificate {acrt};
+        ssl_certificate_key {akey};
+        location / {{ return 200 "a $https|$ssl_server_name"; }}
+    }}
+}}
+"""
+
+
+def peer_der(port, server_name):
+    s = tls_conn(port, server_name=server_name)
+    try:
+        return s.getpeercert(binary_form=True)
+    finally:
+        s.close()
+
+
+def der(name):
+    with open(crt(name)) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def test_tls_sni_picks_the_certificate_unknown_gets_the_default_servers():
+    port = free_port()
+    Zonegate(SNI_CONF, wait_ports=[port], port=port, crt=crt(), key=key(), acrt=crt("a.test"),
+             akey=key("a.test"), bcrt=crt("b.test"), bkey=key("b.test"))
+    assert peer_der(port, "a.test") == der("a.test")
+    assert peer_der(port, "localhost") == der("localhost")
+    assert peer_der(port, "b.test") == der("b.test")
+    # an unknown name, and no name at all: the default_server's certificate
+    assert peer_der(port, "nobody.test") == der("b.test")
+    s = client_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port)))
+    assert s.getpeercert(binary_form=True) == der("b.test")
+    s.close()
+    # the Host header picks the server that answers, as nginx
+    st, _, body, _ = tls_get(port, "/", server_name="a.test")
+    assert body == b"default on|a.test", body
+
+
+VARS_CONF = """
+http {{
+    log_format t '$https|$ssl_protocol|$ssl_cipher|$ssl_server_name|$ssl_session_reused';
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        listen 127.0.0.1:{plain};
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        access_log {dir}/access.log t;
+        location / {{ return 200 "$https|$ssl_protocol|$ssl_cipher|$ssl_server_name|$ssl_session_reused|$ssl_client_verify"; }}
+    }}
+}}
+"""
+
+
+def test_tls_variables():
+    port, plain = free_port(), free_port()
+    z = Zonegate(VARS_CONF, wait_ports=[port, plain], port=port, plain=plain, crt=crt(), key=key())
+    s = tls_conn(port, ssl.TLSVersion.TLSv1_2, server_name="localhost")
+    cipher = s.cipher()[0]
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    body = read_response(s)[2]
+    s.close()
+    assert body == ("on|TLSv1.2|%s|localhost|.|NONE" % cipher).encode(), body
+    s = tls_conn(port, ssl.TLSVersion.TLSv1_3, server_name="localhost")
+    cipher = s.cipher()[0]
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    body = read_response(s)[2]
+    s.close()
+    assert body == ("on|TLSv1.3|%s|localhost|.|NONE" % cipher).encode(), body
+    s = socket.create_connection(("127.0.0.1", plain))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    assert read_response(s)[2] == b"|||||", "plain connections have empty ssl variables"
+    s.close()
+    log = os.path.join(z.dir, "access.log")
+    assert wait_for(lambda: os.path.exists(log) and open(log).read().count("\n") == 3)
+    assert open(log).read().splitlines()[0].startswith("on|TLSv1.2|")
+
+
+def test_tls_http2_is_accepted_with_a_warning():
+    rc, out, path = zonegate_t("""http {{
+    server {{
+        listen 127.0.0.1:1 ssl http2;
+        http2 on;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+    }}
+}}
+""", crt=crt(), key=key())
+    assert rc == 0, out
+    assert "HTTP/2 is not served: ALPN offers http/1.1 only" in out and "%s:3" % path in out, out
+    assert '"http2 on" is accepted' in out and "%s:4" % path in out, out
+    # curl asking for HTTP/2 gets HTTP/1.1
+    z, port, _ = start(CONF.replace("listen 127.0.0.1:{port} ssl;", "listen 127.0.0.1:{port} ssl http2;"))
+    p = subprocess.run(["curl", "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                        "https://127.0.0.1:%d/ret" % port], stdout=subprocess.PIPE, timeout=30)
+    assert p.stdout == b"1.1 200", p.stdout
