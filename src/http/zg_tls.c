@@ -46,6 +46,13 @@ zg_tls_t *zg_tls_create(void *ctx, void *data)
 void zg_tls_free(zg_tls_t *t)
 {
     if (t != NULL) {
+        if (t->done && !t->failed) {
+            /* a clean end (whoever closed): the session stays resumable, as nginx's
+             * quiet shutdown; a failed connection's session is dropped by SSL_free */
+            SSL_set_quiet_shutdown(t->ssl, 1);
+            (void)SSL_shutdown(t->ssl);
+            ERR_clear_error();
+        }
         SSL_free(t->ssl); /* frees the BIOs */
         free(t);
     }

@@ -5,8 +5,13 @@
 #include <openssl/ssl.h>
 #include <string.h>
 
+#include "zg_admin.h"
 #include "zg_http_core.h"
 #include "zg_log.h"
+#include "zg_queue.h"
+#include "zg_rbtree.h"
+#include "zg_shmtx.h"
+#include "zg_slab.h"
 #include "zg_regex.h"
 #include "zg_worker.h"
 
@@ -37,6 +42,10 @@ typedef struct {
     char *ciphers;         /* NULL = HIGH:!aNULL:!MD5 */
     int prefer_server_ciphers;
     zg_msec_t session_timeout;
+    int session_tickets;   /* on */
+    int cache_set;         /* ssl_session_cache was given */
+    int cache_builtin;     /* -1 off (strict), 0 none, or the builtin size (sessions) */
+    zg_zone_t *cache_zone; /* shared:NAME:SIZE */
     SSL_CTX *ctx;          /* server level: built by init_main_conf */
 } zg_ssl_conf_t;
 
@@ -59,6 +68,7 @@ static void *zg_ssl_create_loc_conf(zg_conf_t *conf)
     sc->protocols = ZG_UNSET;
     sc->prefer_server_ciphers = ZG_UNSET;
     sc->session_timeout = ZG_UNSET_MSEC;
+    sc->session_tickets = ZG_UNSET;
     return sc;
 }
 
@@ -78,6 +88,12 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, ciphers, NULL);
     ZG_CONF_MERGE(c, p, prefer_server_ciphers, ZG_UNSET);
     ZG_CONF_MERGE(c, p, session_timeout, ZG_UNSET_MSEC);
+    ZG_CONF_MERGE(c, p, session_tickets, ZG_UNSET);
+    if (!c->cache_set) {
+        c->cache_set = p->cache_set;
+        c->cache_builtin = p->cache_builtin;
+        c->cache_zone = p->cache_zone;
+    }
     return ZG_OK;
 }
 
@@ -167,6 +183,291 @@ static const char *zg_ssl_reason(char *buf, size_t len)
     return buf;
 }
 
+/* ------------------------------------------------- shared session cache */
+
+#define ZG_SSL_MAX_SESSION 4096     /* a session's DER, at most (nginx's limit) */
+#define ZG_SSL_BUILTIN_DEFAULT 20480
+
+typedef struct {
+    zg_rbtree_node_t node;          /* key: hash of the session id */
+    zg_queue_t queue;               /* LRU: most recently stored at the head */
+    time_t expire;
+    unsigned char id_len;
+    unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+    uint32_t len;
+    unsigned char der[];            /* the session, i2d_SSL_SESSION */
+} zg_ssl_sess_sh_t;
+
+typedef struct {
+    zg_rbtree_t rbtree;
+    zg_rbtree_node_t sentinel;
+    zg_queue_t queue;
+    uint64_t hits, misses, stores, evictions, expired, fails;
+    uint64_t sessions;
+} zg_ssl_cache_sh_t;
+
+typedef struct {
+    const unsigned char *id;
+    size_t len;
+} zg_ssl_id_t;
+
+static int zg_ssl_ctx_zone_index = -1; /* SSL_CTX ex_data: the zg_zone_t of its cache */
+
+static int zg_ssl_cache_init(zg_zone_t *zone, void *old_data)
+{
+    zg_ssl_cache_sh_t *sh = old_data;
+    if (sh == NULL) {
+        sh = zg_slab_calloc(zone->pool, sizeof(*sh));
+        if (sh == NULL) {
+            zg_log_error(ZG_LOG_EMERG, 0, "ssl_session_cache \"%s\": no memory for the zone root",
+                         zone->name);
+            return ZG_ERROR;
+        }
+        zg_rbtree_init(&sh->rbtree, &sh->sentinel, NULL);
+        zg_queue_init(&sh->queue);
+    }
+    zone->data = sh;
+    zone->pool->data = sh;
+    return ZG_OK;
+}
+
+const zg_zone_kind_t zg_ssl_cache_zone_kind = { "ssl_session_cache", zg_ssl_cache_init };
+
+static int zg_ssl_sess_cmp(const zg_rbtree_node_t *n, const void *arg)
+{
+    const zg_ssl_sess_sh_t *s = zg_data_of(n, zg_ssl_sess_sh_t, node);
+    const zg_ssl_id_t *k = arg;
+    return zg_rbtree_key_cmp(s->id, s->id_len, k->id, k->len);
+}
+
+static void zg_ssl_sess_delete_locked(zg_zone_t *zone, zg_ssl_cache_sh_t *sh,
+                                      zg_ssl_sess_sh_t *s)
+{
+    zg_queue_remove(&s->queue);
+    zg_rbtree_delete(&sh->rbtree, &s->node);
+    zg_slab_free_locked(zone->pool, s);
+    sh->sessions--;
+}
+
+/* drops expired sessions from the tail (at most n; all when n is 0) */
+static void zg_ssl_cache_expire_locked(zg_zone_t *zone, zg_ssl_cache_sh_t *sh, time_t now,
+                                       int n)
+{
+    while (!zg_queue_empty(&sh->queue)) {
+        zg_ssl_sess_sh_t *s = zg_queue_data(zg_queue_last(&sh->queue), zg_ssl_sess_sh_t, queue);
+        if (s->expire > now) {
+            return;
+        }
+        zg_ssl_sess_delete_locked(zone, sh, s);
+        sh->expired++;
+        if (n > 0 && --n == 0) {
+            return;
+        }
+    }
+}
+
+static zg_zone_t *zg_ssl_zone_of(SSL *ssl)
+{
+    return SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), zg_ssl_ctx_zone_index);
+}
+
+/* OpenSSL made a new session: store it (a full cache evicts the oldest) */
+static int zg_ssl_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    unsigned char buf[ZG_SSL_MAX_SESSION], *p = buf;
+    zg_zone_t *zone = zg_ssl_zone_of(ssl);
+    zg_ssl_cache_sh_t *sh = zone ? zone->data : NULL;
+    unsigned int id_len = 0;
+    const unsigned char *id = SSL_SESSION_get_id(sess, &id_len);
+    int len = i2d_SSL_SESSION(sess, NULL);
+
+    if (sh == NULL || len <= 0 || len > ZG_SSL_MAX_SESSION || id_len == 0
+        || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH) {
+        return 0;
+    }
+    i2d_SSL_SESSION(sess, &p);
+    time_t now = time(NULL);
+    zg_ssl_id_t k = { id, id_len };
+    uint32_t hash = zg_hash32(id, id_len);
+
+    zg_shmtx_lock(&zone->pool->mutex);
+    zg_ssl_cache_expire_locked(zone, sh, now, 1);
+    zg_ssl_sess_sh_t *s = zg_slab_alloc_locked(zone->pool, sizeof(*s) + (size_t)len);
+    while (s == NULL && !zg_queue_empty(&sh->queue)) {
+        /* full: the least recently stored session goes */
+        zg_ssl_sess_sh_t *old = zg_queue_data(zg_queue_last(&sh->queue), zg_ssl_sess_sh_t, queue);
+        zg_ssl_sess_delete_locked(zone, sh, old);
+        sh->evictions++;
+        s = zg_slab_alloc_locked(zone->pool, sizeof(*s) + (size_t)len);
+    }
+    if (s == NULL) {
+        sh->fails++;
+        zg_shmtx_unlock(&zone->pool->mutex);
+        return 0;
+    }
+    zg_rbtree_node_t *dup = zg_rbtree_lookup(&sh->rbtree, hash, zg_ssl_sess_cmp, &k);
+    if (dup != NULL) {
+        zg_ssl_sess_delete_locked(zone, sh, zg_data_of(dup, zg_ssl_sess_sh_t, node));
+    }
+    memcpy(s->id, id, id_len);
+    s->id_len = (unsigned char)id_len;
+    s->len = (uint32_t)len;
+    memcpy(s->der, buf, (size_t)len);
+    s->expire = (time_t)SSL_SESSION_get_time(sess) + (time_t)SSL_SESSION_get_timeout(sess);
+    s->node.key = hash;
+    zg_rbtree_insert_keyed(&sh->rbtree, &s->node, zg_ssl_sess_cmp, &k);
+    zg_queue_insert_head(&sh->queue, &s->queue);
+    sh->sessions++;
+    sh->stores++;
+    zg_shmtx_unlock(&zone->pool->mutex);
+    return 0; /* no reference kept on sess */
+}
+
+static SSL_SESSION *zg_ssl_get_session(SSL *ssl, const unsigned char *id, int len, int *copy)
+{
+    unsigned char buf[ZG_SSL_MAX_SESSION];
+    const unsigned char *p = buf;
+    zg_zone_t *zone = zg_ssl_zone_of(ssl);
+    zg_ssl_cache_sh_t *sh = zone ? zone->data : NULL;
+    SSL_SESSION *sess = NULL;
+    size_t n = 0;
+
+    *copy = 0;
+    if (sh == NULL || len <= 0 || len > SSL_MAX_SSL_SESSION_ID_LENGTH) {
+        return NULL;
+    }
+    zg_ssl_id_t k = { id, (size_t)len };
+    zg_shmtx_lock(&zone->pool->mutex);
+    zg_rbtree_node_t *node =
+        zg_rbtree_lookup(&sh->rbtree, zg_hash32(id, (size_t)len), zg_ssl_sess_cmp, &k);
+    if (node != NULL) {
+        zg_ssl_sess_sh_t *s = zg_data_of(node, zg_ssl_sess_sh_t, node);
+        if (s->expire > time(NULL)) {
+            n = s->len;
+            memcpy(buf, s->der, n);
+        } else {
+            zg_ssl_sess_delete_locked(zone, sh, s);
+            sh->expired++;
+        }
+    }
+    if (n == 0) {
+        sh->misses++;
+    } else {
+        sh->hits++;
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+    if (n > 0) {
+        sess = d2i_SSL_SESSION(NULL, &p, (long)n);
+        ERR_clear_error();
+    }
+    return sess;
+}
+
+static void zg_ssl_remove_session(SSL_CTX *ctx, SSL_SESSION *sess)
+{
+    zg_zone_t *zone = SSL_CTX_get_ex_data(ctx, zg_ssl_ctx_zone_index);
+    zg_ssl_cache_sh_t *sh = zone ? zone->data : NULL;
+    unsigned int len = 0;
+    const unsigned char *id = SSL_SESSION_get_id(sess, &len);
+    if (sh == NULL || len == 0) {
+        return;
+    }
+    zg_ssl_id_t k = { id, len };
+    zg_shmtx_lock(&zone->pool->mutex);
+    zg_rbtree_node_t *node = zg_rbtree_lookup(&sh->rbtree, zg_hash32(id, len), zg_ssl_sess_cmp, &k);
+    if (node != NULL) {
+        zg_ssl_sess_delete_locked(zone, sh, zg_data_of(node, zg_ssl_sess_sh_t, node));
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+static void zg_ssl_metrics(zg_buf_t *b, const zg_conf_t *conf)
+{
+    static const char *types[] = { "hits", "misses", "stores", "evictions", "expired",
+                                   "store_failures" };
+    zg_zone_t *z;
+    if (zg_admin_zones_of(conf, &zg_ssl_cache_zone_kind) == 0) {
+        return;
+    }
+    zg_admin_family(b, "zonegate_ssl_session_cache_total", "counter",
+                    "TLS session cache lookups (hits, misses), stores, evictions of the "
+                    "oldest session when full, expired sessions, stores that failed.");
+    for (z = conf->zones.head; z != NULL; z = z->next) {
+        if (z->pool == NULL || z->kind != &zg_ssl_cache_zone_kind || z->data == NULL) {
+            continue;
+        }
+        zg_ssl_cache_sh_t *sh = z->data;
+        uint64_t v[6];
+        zg_shmtx_lock(&z->pool->mutex);
+        v[0] = sh->hits;
+        v[1] = sh->misses;
+        v[2] = sh->stores;
+        v[3] = sh->evictions;
+        v[4] = sh->expired;
+        v[5] = sh->fails;
+        zg_shmtx_unlock(&z->pool->mutex);
+        for (int i = 0; i < 6; i++) {
+            zg_admin_sample(b, "zonegate_ssl_session_cache_total", v[i], "zone", z->name,
+                            "type", types[i], NULL);
+        }
+    }
+    zg_admin_family(b, "zonegate_ssl_sessions", "gauge", "TLS sessions held by the cache.");
+    for (z = conf->zones.head; z != NULL; z = z->next) {
+        if (z->pool == NULL || z->kind != &zg_ssl_cache_zone_kind || z->data == NULL) {
+            continue;
+        }
+        zg_ssl_cache_sh_t *sh = z->data;
+        zg_shmtx_lock(&z->pool->mutex);
+        uint64_t n = sh->sessions;
+        zg_shmtx_unlock(&z->pool->mutex);
+        zg_admin_sample(b, "zonegate_ssl_sessions", n, "zone", z->name, NULL);
+    }
+}
+
+/* ssl_session_cache off | none | [builtin[:SIZE]] [shared:NAME:SIZE] */
+static int zg_ssl_session_cache(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->cache_set) {
+        return zg_conf_duplicate(cf);
+    }
+    sc->cache_set = 1;
+    sc->cache_builtin = 0;
+    for (int i = 1; i < cf->nargs; i++) {
+        zg_str_t *v = &cf->args[i];
+        if (zg_conf_eq(v, "off") || zg_conf_eq(v, "none")) {
+            if (cf->nargs != 2) {
+                return zg_conf_invalid(cf, v);
+            }
+            sc->cache_builtin = zg_conf_eq(v, "off") ? -1 : 0;
+        } else if (zg_conf_eq(v, "builtin")) {
+            sc->cache_builtin = ZG_SSL_BUILTIN_DEFAULT;
+        } else if (zg_conf_prefix(v, "builtin:")) {
+            int n = zg_conf_atoi(v->data + 8, v->len - 8);
+            if (n <= 0) {
+                return zg_conf_invalid(cf, v);
+            }
+            sc->cache_builtin = n;
+        } else if (zg_conf_prefix(v, "shared:")) {
+            const char *name = v->data + 7;
+            const char *colon = memchr(name, ':', v->len - 7);
+            if (colon == NULL || colon == name) {
+                return zg_conf_invalid(cf, v);
+            }
+            size_t nlen = (size_t)(colon - name);
+            size_t slen = v->len - 7 - nlen - 1;
+            if (zg_conf_zone(cf, name, nlen, v, colon + 1, slen, v, &zg_ssl_cache_zone_kind,
+                             &sc->cache_zone) != ZG_OK) {
+                return ZG_ERROR;
+            }
+        } else {
+            return zg_conf_invalid(cf, v);
+        }
+    }
+    return ZG_OK;
+}
+
 /* SNI: the server named picks its certificate (the Host header still picks the
  * server that answers, as nginx); an unknown name keeps the default server's */
 static int zg_ssl_servername(SSL *ssl, int *ad, void *arg)
@@ -248,11 +549,31 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, zg_server_conf_t *srv, zg_ssl_conf_t
     }
     SSL_CTX_set_timeout(ctx, (long)((sc->session_timeout == ZG_UNSET_MSEC
                                          ? 300000 : sc->session_timeout) / 1000));
-    /* no server side cache yet: sessions resume through tickets, whose keys the
-     * workers inherit from this context */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* sessions: the shared cache (a zone every worker sees) and/or OpenSSL's own
+     * per-process one; tickets, whose keys the workers inherit from this context */
     static const unsigned char sid_ctx[] = "zonegate";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+    if (sc->cache_zone != NULL) {
+        long mode = SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR;
+        if (sc->cache_builtin <= 0) {
+            mode |= SSL_SESS_CACHE_NO_INTERNAL;
+        } else {
+            SSL_CTX_sess_set_cache_size(ctx, sc->cache_builtin);
+        }
+        SSL_CTX_set_session_cache_mode(ctx, mode);
+        SSL_CTX_set_ex_data(ctx, zg_ssl_ctx_zone_index, sc->cache_zone);
+        SSL_CTX_sess_set_new_cb(ctx, zg_ssl_new_session);
+        SSL_CTX_sess_set_get_cb(ctx, zg_ssl_get_session);
+        SSL_CTX_sess_set_remove_cb(ctx, zg_ssl_remove_session);
+    } else if (sc->cache_builtin > 0) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_sess_set_cache_size(ctx, sc->cache_builtin);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    if (sc->session_tickets == 0) {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
     SSL_CTX_set_tlsext_servername_callback(ctx, zg_ssl_servername);
     SSL_CTX_set_alpn_select_cb(ctx, zg_ssl_alpn, NULL);
 
@@ -301,6 +622,10 @@ static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
 {
     zg_ssl_main_conf_t *smcf = conf;
     zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+
+    if (zg_ssl_ctx_zone_index == -1) {
+        zg_ssl_ctx_zone_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    }
 
     for (int i = 0; i < cmcf->nservers; i++) {
         zg_server_conf_t *srv = &cmcf->servers[i];
@@ -385,6 +710,9 @@ static const zg_command_t zg_ssl_commands[] = {
       offsetof(zg_ssl_conf_t, prefer_server_ciphers), NULL },
     { "ssl_session_timeout", ZG_SSL_CTX, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, session_timeout), NULL },
+    { "ssl_session_cache", ZG_SSL_CTX, 0, 1, 2, zg_ssl_session_cache, ZG_LOC_CONF, 0, NULL },
+    { "ssl_session_tickets", ZG_SSL_CTX, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      offsetof(zg_ssl_conf_t, session_tickets), NULL },
     { "http2", ZG_SSL_CTX, 0, 1, 1, zg_ssl_http2, ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };
@@ -397,4 +725,5 @@ zg_module_t zg_ssl_module = {
     .create_loc_conf = zg_ssl_create_loc_conf,
     .merge_loc_conf = zg_ssl_merge_loc_conf,
     .exit_master = zg_ssl_exit_master,
+    .metrics = zg_ssl_metrics,
 };

@@ -371,3 +371,119 @@ def test_tls_http2_is_accepted_with_a_warning():
     p = subprocess.run(["curl", "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
                         "https://127.0.0.1:%d/ret" % port], stdout=subprocess.PIPE, timeout=30)
     assert p.stdout == b"1.1 200", p.stdout
+
+
+CACHE_CONF = """
+worker_processes 4;
+http {{
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_session_cache {cache};
+        ssl_session_tickets {tickets};
+        location / {{ return 200 "$ssl_session_reused"; }}
+        location = /metrics {{ metrics; }}
+        location = /slab_stat {{ slab_stat; }}
+    }}
+}}
+"""
+
+
+def resume_run(port, version, n):
+    """a full handshake, then n reconnects, each offering the latest session (a TLS 1.3
+    ticket is used once): how many resumed (by the client's view and by
+    $ssl_session_reused)"""
+    ctx = client_ctx(version)
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert read_response(s)[2] == b"."
+    sess = s.session
+    s.close()
+    reused = 0
+    for _ in range(n):
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                            server_hostname="localhost", session=sess)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        body = read_response(s)[2]
+        if s.session_reused:
+            assert body == b"r", body
+            reused += 1
+        sess = s.session
+        s.close()
+    return reused
+
+
+def metric(port, name):
+    s = tls_conn(port)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    body = read_response(s)[2].decode()
+    s.close()
+    for line in body.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            if line.rsplit(" ", 1)[0] == name or name in line:
+                return int(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_tls_shared_session_cache_resumes_on_every_worker():
+    port = free_port()
+    z = Zonegate(CACHE_CONF, wait_ports=[port], port=port, crt=crt(), key=key(),
+                 cache="shared:SSL:1m", tickets="off")
+    z.wait_workers(4)
+    for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        assert resume_run(port, v, 24) == 24, v
+    m = lambda t: metric(port, 'zonegate_ssl_session_cache_total{zone="SSL",type="%s"}' % t)
+    assert m("hits") >= 48 and m("stores") >= 2, (m("hits"), m("stores"))
+    s = tls_conn(port)
+    s.sendall(b"GET /slab_stat HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    assert b"SSL" in read_response(s)[2]
+    s.close()
+    # sessions survive a reload (the zone is kept; its name and size did not change)
+    ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+    sess = s.session
+    s.close()
+    old = z.workers()
+    z.reload()
+    z.wait_workers(4, gone=old)
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost",
+                        session=sess)
+    assert s.session_reused
+    s.close()
+
+
+def test_tls_without_a_cache_or_tickets_nothing_resumes():
+    port = free_port()
+    Zonegate(CACHE_CONF, wait_ports=[port], port=port, crt=crt(), key=key(), cache="none",
+             tickets="off")
+    assert resume_run(port, ssl.TLSVersion.TLSv1_2, 4) == 0
+
+
+def test_tls_tickets_resume_on_every_worker():
+    port = free_port()
+    Zonegate(CACHE_CONF, wait_ports=[port], port=port, crt=crt(), key=key(), cache="off",
+             tickets="on")
+    for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        assert resume_run(port, v, 16) == 16, v
+
+
+def test_tls_full_session_cache_evicts_the_oldest():
+    port = free_port()
+    z = Zonegate(CACHE_CONF, wait_ports=[port], port=port, crt=crt(), key=key(),
+                 cache="shared:tiny:32k", tickets="off")
+    ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
+    first = None
+    for i in range(200):
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+        if first is None:
+            first = s.session
+        s.close()
+    ev = metric(port, 'zonegate_ssl_session_cache_total{zone="tiny",type="evictions"}')
+    assert ev and ev > 0, ev
+    # every handshake still completed; the oldest session is gone, the newest resumes
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost",
+                        session=first)
+    assert not s.session_reused
+    s.close()
+    assert resume_run(port, ssl.TLSVersion.TLSv1_2, 3) == 3
