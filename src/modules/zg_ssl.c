@@ -49,14 +49,10 @@ typedef struct {
     SSL_CTX *ctx;          /* server level: built by init_main_conf */
 } zg_ssl_conf_t;
 
-typedef struct {
-    SSL_CTX **ctxs;        /* freed with the configuration */
-    int nctxs;
-} zg_ssl_main_conf_t;
-
-static void *zg_ssl_create_main_conf(zg_conf_t *conf)
+/* the SSL_CTXs are freed with their configuration */
+static void zg_ssl_ctx_free(void *ctx)
 {
-    return zg_conf_alloc(conf, sizeof(zg_ssl_main_conf_t));
+    SSL_CTX_free(ctx);
 }
 
 static void *zg_ssl_create_loc_conf(zg_conf_t *conf)
@@ -620,7 +616,7 @@ err:
 
 static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
 {
-    zg_ssl_main_conf_t *smcf = conf;
+    (void)conf;
     zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
 
     if (zg_ssl_ctx_zone_index == -1) {
@@ -633,16 +629,14 @@ static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
         if (sc->npairs == 0 && sc->nkeys == 0) {
             continue;
         }
-        SSL_CTX **slot = zg_conf_push(cf->conf, smcf->ctxs, smcf->nctxs);
-        if (slot == NULL) {
-            return zg_conf_nomem(cf);
-        }
-        *slot = NULL;
         if ((sc->ctx = zg_ssl_ctx_new(cf, srv, sc)) == NULL) {
-            smcf->nctxs--;
             return ZG_ERROR;
         }
-        *slot = sc->ctx;
+        if (zg_conf_keep(cf->conf, sc->ctx, zg_ssl_ctx_free) != ZG_OK) {
+            SSL_CTX_free(sc->ctx);
+            sc->ctx = NULL;
+            return zg_conf_nomem(cf);
+        }
     }
     for (int j = 0; j < cmcf->nlistens; j++) {
         zg_listen_t *ls = &cmcf->listens[j];
@@ -669,16 +663,6 @@ static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
     return ZG_OK;
 }
 
-static void zg_ssl_exit_master(zg_conf_t *conf)
-{
-    zg_ssl_main_conf_t *smcf = zg_main_conf_of(conf, zg_ssl_module);
-    for (int i = 0; smcf != NULL && i < smcf->nctxs; i++) {
-        SSL_CTX_free(smcf->ctxs[i]);
-    }
-    if (smcf != NULL) {
-        smcf->nctxs = 0;
-    }
-}
 
 /* `http2 on` (nginx 1.25's spelling): accepted, with the same warning as
  * `listen ... http2` */
@@ -720,10 +704,8 @@ static const zg_command_t zg_ssl_commands[] = {
 zg_module_t zg_ssl_module = {
     .name = "ssl",
     .commands = zg_ssl_commands,
-    .create_main_conf = zg_ssl_create_main_conf,
     .init_main_conf = zg_ssl_init_main_conf,
     .create_loc_conf = zg_ssl_create_loc_conf,
     .merge_loc_conf = zg_ssl_merge_loc_conf,
-    .exit_master = zg_ssl_exit_master,
     .metrics = zg_ssl_metrics,
 };
