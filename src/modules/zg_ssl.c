@@ -13,6 +13,7 @@
 #include "zg_shmtx.h"
 #include "zg_slab.h"
 #include "zg_regex.h"
+#include "zg_request.h"
 #include "zg_worker.h"
 
 #define ZG_SSL_PROTO_TLSv1 0x01
@@ -21,6 +22,11 @@
 #define ZG_SSL_PROTO_TLSv1_3 0x08
 #define ZG_SSL_PROTO_SSLv3 0x10
 #define ZG_SSL_PROTO_SSLv2 0x20
+
+#define ZG_SSL_VERIFY_OFF 0
+#define ZG_SSL_VERIFY_ON 1
+#define ZG_SSL_VERIFY_OPTIONAL 2
+#define ZG_SSL_VERIFY_OPTIONAL_NO_CA 3
 
 typedef struct {
     char *cert;
@@ -46,6 +52,11 @@ typedef struct {
     int cache_set;         /* ssl_session_cache was given */
     int cache_builtin;     /* -1 off (strict), 0 none, or the builtin size (sessions) */
     zg_zone_t *cache_zone; /* shared:NAME:SIZE */
+    char *client_certificate;
+    const char *cc_file;   /* where ssl_client_certificate is */
+    int cc_line;
+    int verify_client;     /* ZG_SSL_VERIFY_* */
+    int verify_depth;      /* 1 */
     SSL_CTX *ctx;          /* server level: built by init_main_conf */
 } zg_ssl_conf_t;
 
@@ -65,6 +76,8 @@ static void *zg_ssl_create_loc_conf(zg_conf_t *conf)
     sc->prefer_server_ciphers = ZG_UNSET;
     sc->session_timeout = ZG_UNSET_MSEC;
     sc->session_tickets = ZG_UNSET;
+    sc->verify_client = ZG_UNSET;
+    sc->verify_depth = ZG_UNSET;
     return sc;
 }
 
@@ -85,6 +98,13 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, prefer_server_ciphers, ZG_UNSET);
     ZG_CONF_MERGE(c, p, session_timeout, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, session_tickets, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, verify_client, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, verify_depth, ZG_UNSET);
+    if (c->client_certificate == NULL) {
+        c->client_certificate = p->client_certificate;
+        c->cc_file = p->cc_file;
+        c->cc_line = p->cc_line;
+    }
     if (!c->cache_set) {
         c->cache_set = p->cache_set;
         c->cache_builtin = p->cache_builtin;
@@ -489,6 +509,101 @@ static int zg_ssl_servername(SSL *ssl, int *ad, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* the chain is checked by OpenSSL; the answer (400) is the request's, as nginx */
+static int zg_ssl_verify_cb(int ok, X509_STORE_CTX *x)
+{
+    (void)ok;
+    (void)x;
+    return 1;
+}
+
+static int zg_ssl_verify_client(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    static const char *names[] = { "off", "on", "optional", "optional_no_ca" };
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->verify_client != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
+    for (int i = 0; i < 4; i++) {
+        if (zg_conf_eq(&cf->args[1], names[i])) {
+            sc->verify_client = i;
+            return ZG_OK;
+        }
+    }
+    return zg_conf_invalid(cf, &cf->args[1]);
+}
+
+static int zg_ssl_client_certificate(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->client_certificate != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    if ((sc->client_certificate = zg_conf_path(cf, &cf->args[1])) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    sc->cc_file = cf->file;
+    sc->cc_line = cf->line;
+    return ZG_OK;
+}
+
+static int zg_ssl_ca_error(long rc)
+{
+    return rc == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+           || rc == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
+           || rc == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
+           || rc == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+           || rc == X509_V_ERR_CERT_UNTRUSTED
+           || rc == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
+}
+
+/* nginx's 400 pages for a client certificate that is bad or missing */
+static int zg_ssl_reject(zg_request_t *r, const char *why)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "<html>\r\n<head><title>400 %s</title></head>\r\n<body>\r\n"
+                     "<center><h1>400 Bad Request</h1></center>\r\n"
+                     "<center>%s</center>\r\n<hr><center>zonegate</center>\r\n"
+                     "</body>\r\n</html>\r\n", why, why);
+    r->keepalive = 0;
+    zg_request_respond(r, 400, NULL, "text/html", body, (size_t)n);
+    return ZG_DONE;
+}
+
+/* ssl_verify_client: checked before any other phase handler, as nginx does when
+ * the request is read */
+static int zg_ssl_handler(zg_request_t *r)
+{
+    zg_ssl_conf_t *sc = zg_conf_module(r->loc_conf, zg_ssl_module);
+    if (r->c->tls == NULL || sc->verify_client <= ZG_SSL_VERIFY_OFF) {
+        return ZG_DECLINED;
+    }
+    SSL *ssl = zg_tls_ssl(r->c->tls);
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    if (cert == NULL) {
+        if (sc->verify_client == ZG_SSL_VERIFY_ON) {
+            zg_log_error(ZG_LOG_INFO, 0, "client sent no required SSL certificate while "
+                         "reading client request headers, client: %s",
+                         zg_conn_addr_text(r->c));
+            return zg_ssl_reject(r, "No required SSL certificate was sent");
+        }
+        return ZG_DECLINED;
+    }
+    X509_free(cert);
+    long rc = SSL_get_verify_result(ssl);
+    if (rc != X509_V_OK
+        && (sc->verify_client != ZG_SSL_VERIFY_OPTIONAL_NO_CA || !zg_ssl_ca_error(rc))) {
+        zg_log_error(ZG_LOG_INFO, 0, "client SSL certificate verify error: (%ld:%s) while "
+                     "reading client request headers, client: %s", rc,
+                     X509_verify_cert_error_string(rc), zg_conn_addr_text(r->c));
+        return zg_ssl_reject(r, "The SSL certificate error");
+    }
+    return ZG_DECLINED;
+}
+
 /* ALPN: http/1.1 when the client offers it (HTTP/2 is not served) */
 static int zg_ssl_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
@@ -573,6 +688,31 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, zg_server_conf_t *srv, zg_ssl_conf_t
     SSL_CTX_set_tlsext_servername_callback(ctx, zg_ssl_servername);
     SSL_CTX_set_alpn_select_cb(ctx, zg_ssl_alpn, NULL);
 
+    if (sc->verify_client > ZG_SSL_VERIFY_OFF) {
+        if (sc->client_certificate == NULL
+            && sc->verify_client != ZG_SSL_VERIFY_OPTIONAL_NO_CA) {
+            zg_conf_error_at(cf, srv->file, srv->line,
+                             "no ssl_client_certificate for ssl_verify_client");
+            goto err;
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, zg_ssl_verify_cb);
+        SSL_CTX_set_verify_depth(ctx, sc->verify_depth == ZG_UNSET ? 1 : sc->verify_depth);
+    }
+    if (sc->client_certificate != NULL) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(sc->client_certificate);
+        if (SSL_CTX_load_verify_locations(ctx, sc->client_certificate, NULL) != 1
+            || names == NULL) {
+            if (names != NULL) {
+                sk_X509_NAME_pop_free(names, X509_NAME_free);
+            }
+            zg_conf_error_at(cf, sc->cc_file, sc->cc_line,
+                             "cannot load client certificates \"%s\" of the "
+                             "\"ssl_client_certificate\" directive%s",
+                             sc->client_certificate, zg_ssl_reason(why, sizeof(why)));
+            goto err;
+        }
+        SSL_CTX_set_client_CA_list(ctx, names);
+    }
     for (int i = 0; i < sc->npairs; i++) {
         zg_ssl_pair_t *p = &sc->pairs[i];
         if (i >= sc->nkeys) {
@@ -697,6 +837,11 @@ static const zg_command_t zg_ssl_commands[] = {
     { "ssl_session_cache", ZG_SSL_CTX, 0, 1, 2, zg_ssl_session_cache, ZG_LOC_CONF, 0, NULL },
     { "ssl_session_tickets", ZG_SSL_CTX, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, session_tickets), NULL },
+    { "ssl_client_certificate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_client_certificate, ZG_LOC_CONF,
+      0, NULL },
+    { "ssl_verify_client", ZG_SSL_CTX, 0, 1, 1, zg_ssl_verify_client, ZG_LOC_CONF, 0, NULL },
+    { "ssl_verify_depth", ZG_SSL_CTX, 0, 1, 1, zg_conf_set_count, ZG_LOC_CONF,
+      offsetof(zg_ssl_conf_t, verify_depth), NULL },
     { "http2", ZG_SSL_CTX, 0, 1, 1, zg_ssl_http2, ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };
@@ -708,4 +853,6 @@ zg_module_t zg_ssl_module = {
     .create_loc_conf = zg_ssl_create_loc_conf,
     .merge_loc_conf = zg_ssl_merge_loc_conf,
     .metrics = zg_ssl_metrics,
+    .phase = ZG_PHASE_REWRITE,
+    .handler = zg_ssl_handler,
 };

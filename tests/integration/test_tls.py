@@ -487,3 +487,98 @@ def test_tls_full_session_cache_evicts_the_oldest():
     assert not s.session_reused
     s.close()
     assert resume_run(port, ssl.TLSVersion.TLSv1_2, 3) == 3
+
+
+def client_certs():
+    """a CA, a client certificate it signed, and a self-signed client certificate"""
+    d = os.path.join(certs(), "clients")
+    if os.path.isdir(d):
+        return d
+    os.mkdir(d)
+
+    def run(*a):
+        subprocess.run(list(a), check=True, cwd=d, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+        "-out", "ca.crt", "-days", "2", "-subj", "/CN=Test CA")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "good.key", "-out",
+        "good.csr", "-subj", "/O=Zg/CN=alice")
+    run("openssl", "x509", "-req", "-in", "good.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "good.crt", "-days", "2")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "bad.key",
+        "-out", "bad.crt", "-days", "2", "-subj", "/CN=mallory")
+    return d
+
+
+MTLS_CONF = """
+worker_processes 2;
+http {{
+    limit_req_zone $ssl_client_s_dn zone=percert:64k rate=1r/m;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_client_certificate {ca};
+        ssl_verify_client {mode};
+        limit_req_status 429;
+        location / {{ return 200 "$ssl_client_verify|$ssl_client_s_dn|$ssl_client_fingerprint"; }}
+        location /lim {{ limit_req zone=percert nodelay; metrics; }}
+    }}
+}}
+"""
+
+
+def mtls_get(port, who=None, path="/"):
+    ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
+    if who is not None:
+        d = client_certs()
+        ctx.load_cert_chain(os.path.join(d, who + ".crt"), os.path.join(d, who + ".key"))
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+    try:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path).encode())
+        st, h, body, _ = read_response(s)
+        return st, h, body
+    finally:
+        s.close()
+
+
+def fingerprint(path):
+    with open(path) as f:
+        import hashlib
+        return hashlib.sha1(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
+
+
+def test_tls_client_certificates():
+    d = client_certs()
+    port = free_port()
+    z = Zonegate(MTLS_CONF, wait_ports=[port], port=port, crt=crt(), key=key(),
+                 ca=os.path.join(d, "ca.crt"), mode="on")
+    st, _, body = mtls_get(port, "good")
+    assert st == 200 and body == ("SUCCESS|CN=alice,O=Zg|%s" % fingerprint(
+        os.path.join(d, "good.crt"))).encode(), body
+    st, h, body = mtls_get(port, None)
+    assert st == 400 and b"No required SSL certificate was sent" in body, body
+    assert h.get("connection") == "close"
+    st, _, body = mtls_get(port, "bad")
+    assert st == 400 and b"The SSL certificate error" in body, body
+    # a limit keyed by the client certificate holds across workers and connections
+    assert [mtls_get(port, "good", "/lim")[0] for _ in range(3)] == [200, 429, 429]
+    z.stop()
+    z = Zonegate(MTLS_CONF, wait_ports=[port], port=port, crt=crt(), key=key(),
+                 ca=os.path.join(d, "ca.crt"), mode="optional")
+    assert mtls_get(port, None)[2] == b"NONE||"
+    assert mtls_get(port, "good")[0] == 200
+    assert mtls_get(port, "bad")[0] == 400
+    z.stop()
+    z = Zonegate(MTLS_CONF, wait_ports=[port], port=port, crt=crt(), key=key(),
+                 ca=os.path.join(d, "ca.crt"), mode="optional_no_ca")
+    st, _, body = mtls_get(port, "bad")
+    assert st == 200 and body.startswith(b"FAILED:") and b"|CN=mallory|" in body, body
+    z.stop()
+    rc, out, path = zonegate_t(MTLS_CONF.replace("ssl_client_certificate {ca};", ""), port=1,
+                               crt=crt(), key=key(), mode="on")
+    assert rc == 1 and "no ssl_client_certificate for ssl_verify_client" in out, out
+    rc, out, path = zonegate_t(MTLS_CONF, port=1, crt=crt(), key=key(), mode="on",
+                               ca=os.path.join(d, "missing.crt"))
+    assert rc == 1 and 'cannot load client certificates' in out and \
+        '"ssl_client_certificate" directive' in out and "%s:9" % path in out, out
