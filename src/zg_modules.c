@@ -6,10 +6,15 @@
 #include "zg_admin.h"
 #include "zg_auth_basic.h"
 #include "zg_core_module.h"
+#include "zg_error_page.h"
+#include "zg_geo.h"
+#include "zg_headers.h"
 #include "zg_http_core.h"
 #include "zg_limit_conn.h"
 #include "zg_limit_req.h"
+#include "zg_map.h"
 #include "zg_proxy.h"
+#include "zg_realip.h"
 #include "zg_rewrite.h"
 #include "zg_ssl.h"
 #include "zg_sync.h"
@@ -18,16 +23,24 @@
 zg_module_t *const zg_modules[] = {
     &zg_core_module,       /* main, events: processes, pid, error_log */
     &zg_http_core_module,  /* http, server, listen, location, client timeouts */
-    &zg_ssl_module,        /* ssl_certificate, ...: the SSL_CTX of each server */
-    &zg_rewrite_module,    /* rewrite phase: return */
+    &zg_ssl_module,        /* ssl_certificate, ...: the SSL_CTX of each server; the
+                              client certificate check, before any other handler */
+    &zg_realip_module,     /* real_ip: the client address, first thing (rewrite phases) */
+    &zg_map_module,        /* map: variables from variables */
+    &zg_geo_module,        /* geo: variables from the client address */
+    &zg_headers_module,    /* add_header (its rewrite-phase handler runs before return) */
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
     &zg_limit_conn_module, /* preaccess: limit_conn */
     &zg_access_module,     /* access: allow, deny */
     &zg_auth_basic_module, /* access: auth_basic, after allow/deny */
+    &zg_error_page_module, /* error_page: status pages become internal redirects */
     &zg_upstream_module,   /* upstream blocks, peers */
     &zg_proxy_module,      /* content: proxy_pass */
     &zg_admin_module,      /* content: slab_stat, metrics */
     &zg_access_log_module, /* log: log_format, access_log */
     &zg_sync_module,       /* limit_req across hosts through Redis */
+    &zg_rewrite_module,    /* rewrite phases (after real_ip, add_header): return, rewrite,
+                              set, if, break; last, so that the `if` blocks of locations
+                              merge after every other module resolved its references */
     NULL
 };

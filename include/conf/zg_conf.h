@@ -48,6 +48,8 @@ typedef struct zg_conf_s {
 #define ZG_CTX_UPS 0x20
 #define ZG_CTX_SETTINGS (ZG_CTX_HTTP | ZG_CTX_SRV | ZG_CTX_LOC)
 #define ZG_CTX_ANY 0x3f
+#define ZG_CTX_IF 0x40   /* an `if` block (server or location): rewrite directives */
+#define ZG_CTX_LIF 0x80  /* an `if` block in a location: add_header, error_page, proxy_pass */
 
 /* which of its module's structs a command's setter gets */
 #define ZG_MAIN_CONF 0 /* the module's main conf */
@@ -78,7 +80,9 @@ typedef struct zg_worker_s zg_worker_t;   /* http/zg_worker.h */
 /* request phases, run in this order by the request core (zg_request.c) */
 enum {
     ZG_PHASE_NONE = 0,
-    ZG_PHASE_REWRITE,    /* `return` */
+    ZG_PHASE_REWRITE,    /* return, rewrite, set, if: run twice, for the server (before
+                            the location is found: r->located is 0) and then for the
+                            location */
     ZG_PHASE_PREACCESS,  /* limit_req, limit_conn */
     ZG_PHASE_ACCESS,     /* allow/deny */
     ZG_PHASE_LAST
@@ -117,6 +121,9 @@ struct zg_module_s {
     void (*log)(zg_request_t *r);             /* once, when the request is finalized */
     /* extra response header lines for the request (limit_req_headers) */
     size_t (*headers)(zg_request_t *r, char *buf, size_t len, int rejected);
+    /* a status page (>= 300) is due from a phase handler: ZG_DONE if the module
+     * answered instead (error_page: an internal redirect), else ZG_DECLINED */
+    int (*error_page)(zg_request_t *r, int status);
     size_t ctx_size;                          /* per-request state, zeroed per request */
     size_t scratch_size;                      /* per-request memory, not zeroed */
 
@@ -187,6 +194,10 @@ void *zg_conf_grow(zg_conf_t *conf, void *arr, int *n, size_t size);
 
 /* Reads a block's directives with ctx, loc_conf and block set for it. */
 int zg_conf_block(zg_cf_t *cf, int ctx, void **loc_conf, void *block);
+/* Reads a block whose lines are entries, not directives (map, geo): handler gets
+ * each `args;` line in cf->args (`include FILE;` is read in place). */
+typedef int (*zg_conf_raw_pt)(zg_cf_t *cf, void *data);
+int zg_conf_block_raw(zg_cf_t *cf, zg_conf_raw_pt handler, void *data);
 /* New per-module confs for a level (create_loc_conf of every module); NULL = no memory */
 void **zg_conf_create_loc_confs(zg_cf_t *cf);
 /* merges every module's conf of a level with its parent's */
@@ -211,8 +222,12 @@ int zg_conf_atoi(const char *s, size_t len);
 int zg_conf_flag(zg_cf_t *cf, const zg_str_t *v, int *out);
 /* PATH made absolute against the main file's directory; NULL = no memory */
 char *zg_conf_path(zg_cf_t *cf, const zg_str_t *v);
-/* compiles text with $variables; freed with the config; NULL after an error */
+/* compiles text with $variables; freed with the config; NULL after an error.  A
+ * variable that is not built in must be defined by some module (map, geo, set, a
+ * named capture) anywhere in the config, else loading fails naming its first use. */
 zg_cv_t *zg_conf_cv(zg_cf_t *cf, const char *text, size_t len);
+/* the config's named variables (zg_vars.h); NULL = no memory */
+struct zg_vars_s *zg_conf_vars(zg_conf_t *conf);
 /* declares a zone NAME of SIZE for kind (a zone kind's name), with the errors
  * nginx gives: invalid name or size, zero size, another kind, duplicate */
 int zg_conf_zone(zg_cf_t *cf, const char *name, size_t nlen, const zg_str_t *name_arg,

@@ -20,8 +20,16 @@ enum {
 };
 
 /* What variables read.  The request owns the memory every field points to. */
+typedef struct zg_vars_s zg_vars_t;           /* a configuration's named variables */
+typedef struct zg_var_state_s zg_var_state_t; /* a request's variable values */
+
 typedef struct zg_var_ctx_s {
-    const struct sockaddr *remote;   /* client address */
+    const struct sockaddr *remote;   /* client address (after real_ip) */
+    const struct sockaddr *realip;   /* the connection's peer, when real_ip changed
+                                        remote; NULL: remote is the peer */
+    const struct sockaddr *local;    /* the listening address ($server_addr, _port) */
+    int local_fd;                    /* the connection's socket, for a wildcard
+                                        listen's real address; -1 = none */
     zg_str_t method;                 /* "GET" */
     zg_str_t uri;                    /* the normalised path, without "?args" */
     zg_str_t args;                   /* after '?', without it */
@@ -50,6 +58,15 @@ typedef struct zg_var_ctx_s {
     const zg_regex_caps_t *caps;     /* $1..$9: the last regex match; may be NULL */
     uint64_t connection;             /* connection serial number */
     uint64_t connection_requests;
+    /* response headers: as the upstream sent them ($upstream_http_NAME) and as sent
+     * to the client ($sent_http_NAME) */
+    const zg_str_t *up_names, *up_values;
+    size_t nup;
+    const zg_str_t *sent_names, *sent_values;
+    size_t nsent;
+    /* the named variables (map, geo, set, captures): NULL = none */
+    const zg_vars_t *vars;
+    zg_var_state_t *st;              /* values of this request; NULL until one is read */
 } zg_var_ctx_t;
 
 typedef struct zg_cv_s zg_cv_t;
@@ -87,5 +104,73 @@ int zg_var_basic_auth(const zg_var_ctx_t *ctx, char *buf, size_t len, zg_str_t *
 
 size_t zg_cv_eval(const zg_cv_t *cv, const zg_var_ctx_t *ctx, int escape, char *buf,
                   size_t len);
+
+/* ---- named variables: defined by modules (map, geo, set, regex captures) ----
+ *
+ * A configuration owns one zg_vars_t.  A value that names a variable that is not
+ * built in refers to it by index; a module defines it (before or after the use, as
+ * nginx), and zg_vars_undefined finds the uses nothing defined.  A request reads a
+ * named variable lazily, at most once (unless ZG_VAR_NOCACHE): its value is kept in
+ * the request's zg_var_state_t, allocated on the first read, so a request that reads
+ * no named variable pays nothing. */
+
+/* the getter of a named variable: *out (data may point into memory from
+ * zg_var_alloc, the config, or the request); ZG_OK, or ZG_DECLINED = not found
+ * (empty).  ctx->st is set. */
+typedef int (*zg_var_get_pt)(zg_var_ctx_t *ctx, const void *data, zg_str_t *out);
+
+#define ZG_VAR_NOCACHE 0x01    /* read again on every use (map volatile) */
+#define ZG_VAR_CHANGEABLE 0x02 /* `set` may assign it; defining it twice is fine */
+
+zg_vars_t *zg_vars_new(void);
+void zg_vars_free(zg_vars_t *vs);
+/* the index of NAME, added as a use if it is new; -1 = no memory.  file:line is
+ * where it is used first (for zg_vars_undefined). */
+int zg_vars_index(zg_vars_t *vs, const char *name, size_t len, const char *file, int line);
+/* Defines NAME: ZG_OK, ZG_DECLINED when it is defined already (and neither
+ * definition is CHANGEABLE), ZG_ERROR = no memory.  The index in *index if not NULL. */
+int zg_vars_define(zg_vars_t *vs, const char *name, size_t len, zg_var_get_pt get,
+                   const void *data, int flags, int *index);
+/* 1 when some value uses $sent_http_NAME or $upstream_http_NAME: only then does the
+ * proxy keep the response headers for them */
+int zg_vars_resp_headers(const zg_vars_t *vs);
+/* 1 when some value of the config uses $upstream_addr, $upstream_status or
+ * $upstream_response_time: only then does the proxy record them */
+int zg_vars_upstream(const zg_vars_t *vs);
+/* the named captures of re ("(?<name>...)") become variables: the capture of the
+ * request's last regex match.  ZG_OK, ZG_DECLINED (a name is taken by another kind
+ * of variable), ZG_ERROR (no memory). */
+int zg_vars_define_captures(zg_vars_t *vs, const zg_regex_t *re);
+/* 1 when NAME is a built-in variable */
+int zg_var_builtin(const char *name, size_t len);
+/* the first variable used but never defined: its name, and where it is used first;
+ * NULL = none */
+const char *zg_vars_undefined(const zg_vars_t *vs, const char **file, int *line);
+
+/* as zg_cv_compile; a name that is not built in is looked up (or added as a use)
+ * in vs, which may be NULL */
+zg_cv_t *zg_cv_compile_vars(zg_vars_t *vs, const char *text, size_t len, const char *file,
+                            int line, char *err, size_t errlen);
+/* the single variable a value is ("$name" alone): its index in vs, or -1 */
+int zg_cv_var_index(const zg_cv_t *cv);
+
+/* value of the named variable index for the request (cached); ZG_OK or ZG_DECLINED
+ * (not found, or no memory: empty) */
+int zg_var_get(zg_var_ctx_t *ctx, int index, zg_str_t *out);
+/* assigns it (`set`): the bytes are copied into request memory; ZG_ERROR = no memory */
+int zg_var_set(zg_var_ctx_t *ctx, int index, const char *p, size_t len);
+/* request memory, freed by zg_var_ctx_free; NULL = no memory */
+void *zg_var_alloc(zg_var_ctx_t *ctx, size_t len);
+/* evaluates cv into request memory */
+int zg_cv_eval_str(const zg_cv_t *cv, zg_var_ctx_t *ctx, zg_str_t *out);
+/* frees what the request's variables hold; ctx->st is NULL after (a request that read
+ * no named variable has nothing to free: an inline test) */
+void zg_var_ctx_free_state(zg_var_ctx_t *ctx);
+static inline void zg_var_ctx_free(zg_var_ctx_t *ctx)
+{
+    if (ctx->st != NULL) {
+        zg_var_ctx_free_state(ctx);
+    }
+}
 
 #endif

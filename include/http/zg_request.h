@@ -1,7 +1,8 @@
 /* zg_request.h — one request through nginx's phases:
- *   find server and location -> rewrite (`return`) -> preaccess (limit_req,
- *   limit_conn) -> access (allow/deny, auth_basic; satisfy all|any) -> the
- *   location's content handler -> finalize.
+ *   find server -> server rewrite -> find location -> location rewrite (again
+ *   after a rewrite changed the URI) -> preaccess (limit_req, limit_conn) -> access
+ *   (allow/deny, auth_basic; satisfy all|any) -> the location's content handler ->
+ *   finalize.
  * Modules register the phase handlers (zg_module_t.phase/handler, in the order of
  * zg_modules.c); the request core runs them and owns the one finalize path, which
  * runs exactly once whatever ends the request: it calls every module's release and
@@ -17,6 +18,8 @@
 
 /* room for every module's zeroed per-request state (zg_modules_init checks it) */
 #define ZG_REQUEST_CTX_MAX 256
+/* room for the modules' extra response header lines (add_header, RateLimit) */
+#define ZG_REQUEST_HEADERS_MAX 8192
 
 /* what a content handler that keeps running (proxy) gets told by the request */
 typedef struct {
@@ -56,6 +59,15 @@ struct zg_request_s {
     unsigned headers_done : 1;  /* the modules' extra headers are in `extra` already */
     unsigned want_headers : 1;  /* a module has extra headers for the response */
     unsigned holding : 1;       /* a module holds something its release hook gives back */
+    unsigned internal : 1;      /* an internal redirect (error_page): internal locations */
+    unsigned located : 1;       /* the location was looked up (after the server rewrite) */
+    unsigned uri_changed : 1;   /* a rewrite changed ctx.uri: find the location again */
+    unsigned uri_rewritten : 1; /* ctx.uri/args are not the request's: the proxy sends them */
+    unsigned invalid_location : 1; /* rewrite ... break: proxy_pass's URI is not applied */
+    unsigned error_page : 1;    /* redirected by error_page once: no more (nginx's
+                                   recursive_error_pages off) */
+    int uri_changes;            /* rewrites with `last` and internal redirects (<= 10) */
+    int err_status;             /* error_page's status for the final answer; 0 = its own */
     /* the modules' per-request state (zg_module_t.ctx_size), zeroed with the rest */
     max_align_t mctx[ZG_REQUEST_CTX_MAX / sizeof(max_align_t)];
 };
@@ -67,6 +79,14 @@ struct zg_request_s {
 #define zg_request_scratch(r, m) ((void *)((char *)((r) + 1) + (m).scratch_offset))
 /* a module's conf for the request's location */
 #define zg_request_conf(r, m) ((r)->loc_conf[(m).index])
+
+/* Internal redirects (error_page): the request starts again from the server rewrite
+ * with uri and args (in memory that lives as long as the request), method GET
+ * (HEAD stays), internal locations allowed; or goes on at the named location's
+ * rewrite phase.  At most 10 per request, then 500.  The request may be finished
+ * when they return. */
+void zg_request_internal_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args);
+void zg_request_named_location(zg_request_t *r, zg_location_t *loc);
 
 /* Puts the error log of the request's http/server/location level (error_log) in
  * scope, for a message logged outside the phases (a proxy's upstream error); returns

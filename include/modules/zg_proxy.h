@@ -26,6 +26,9 @@ typedef struct {
     char *uri;            /* proxy_pass http://up/URI: replaces the matched prefix;
                              NULL = pass the URI as it is */
     size_t uri_len;
+    zg_cv_t *url_cv;      /* with variables: the URI, or with host_var "HOST/URI" */
+    unsigned host_var : 1;
+    unsigned pass : 1;    /* this level has proxy_pass */
     zg_proxy_header_t *set_headers;
     int nset_headers;     /* -1 = unset (inherit) */
     zg_msec_t connect_timeout; /* 60000 */
@@ -33,6 +36,7 @@ typedef struct {
     zg_msec_t send_timeout;    /* 60000 */
     int next_upstream;         /* ZG_NEXT_*; default ERROR|TIMEOUT */
     int next_upstream_tries;   /* 0 = unlimited */
+    int intercept_errors;      /* proxy_intercept_errors: off */
 } zg_proxy_loc_conf_t;
 
 extern zg_module_t zg_proxy_module;

@@ -49,6 +49,7 @@ struct zg_conf_kept_s {
 typedef struct {
     zg_conf_mem_t *mem;
     zg_conf_cvs_t *cvs;
+    zg_vars_t *vars;      /* named variables (map, geo, set, captures) */
     zg_conf_kept_t *kept;
 } zg_conf_arena_t;
 
@@ -69,6 +70,8 @@ typedef struct {
     unsigned blocks;     /* blocks entered so far: did a block directive read its block? */
     zg_cfile_t *in;      /* the file being read */
     int depth;           /* of includes */
+    zg_conf_raw_pt raw;  /* a block of entries (map, geo): each line goes here */
+    void *raw_data;
 } zg_cp_priv_t;
 
 #define ZG_CP_SYNTAX 1 /* the rest of this file cannot be read */
@@ -196,6 +199,7 @@ void zg_conf_free(zg_conf_t *conf)
         for (c = a->cvs; c != NULL; c = c->next) {
             zg_cv_free(c->cv);
         }
+        zg_vars_free(a->vars);
         for (zg_conf_kept_t *k = a->kept; k != NULL; k = k->next) {
             k->free(k->p);
         }
@@ -644,6 +648,16 @@ char *zg_conf_path(zg_cf_t *cp, const zg_str_t *v)
     return p;
 }
 
+zg_vars_t *zg_conf_vars(zg_conf_t *conf)
+{
+    zg_conf_arena_t *a = conf->arena;
+
+    if (a->vars == NULL) {
+        a->vars = zg_vars_new();
+    }
+    return a->vars;
+}
+
 zg_cv_t *zg_conf_cv(zg_cf_t *cp, const char *text, size_t len)
 {
     char cerr[256];
@@ -657,7 +671,11 @@ zg_cv_t *zg_conf_cv(zg_cf_t *cp, const char *text, size_t len)
         return NULL;
     }
     cerr[0] = '\0';
-    cv = zg_cv_compile(text, len, cerr, sizeof(cerr));
+    if (a->vars == NULL && (a->vars = zg_vars_new()) == NULL) {
+        zg_conf_nomem(cp);
+        return NULL;
+    }
+    cv = zg_cv_compile_vars(a->vars, text, len, cp->file, cp->line, cerr, sizeof(cerr));
     if (cv == NULL) {
         zg_conf_error(cp, "%s", cerr[0] ? cerr : "invalid value");
         return NULL;
@@ -835,6 +853,12 @@ static int zg_cp_dispatch(zg_cf_t *cp, zg_str_t *a, int n, int term)
                                  a[0].data);
         }
         return zg_cp_include(cp);
+    }
+    if (zg_cp_priv(cp)->raw != NULL) {
+        if (term != ZG_TK_SEMI) {
+            return zg_conf_error(cp, "unexpected \"{\"");
+        }
+        return zg_cp_priv(cp)->raw(cp, zg_cp_priv(cp)->raw_data);
     }
     for (int i = 0; found == NULL && zg_modules[i] != NULL; i++) {
         for (cmd = zg_modules[i]->commands; cmd != NULL && cmd->name != NULL; cmd++) {
@@ -1116,6 +1140,21 @@ int zg_conf_block(zg_cf_t *cf, int ctx, void **loc_conf, void *block)
     return rc;
 }
 
+int zg_conf_block_raw(zg_cf_t *cf, zg_conf_raw_pt handler, void *data)
+{
+    zg_cp_priv_t *priv = zg_cp_priv(cf);
+    zg_conf_raw_pt saved = priv->raw;
+    void *saved_data = priv->raw_data;
+    int rc;
+
+    priv->raw = handler;
+    priv->raw_data = data;
+    rc = zg_conf_block(cf, cf->ctx, cf->loc_conf, cf->block);
+    priv->raw = saved;
+    priv->raw_data = saved_data;
+    return rc;
+}
+
 void **zg_conf_create_loc_confs(zg_cf_t *cf)
 {
     void **confs = zg_conf_alloc(cf->conf, ZG_MAX_MODULES * sizeof(void *));
@@ -1388,6 +1427,15 @@ static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size
     for (int i = 0; zg_modules[i] != NULL; i++) {
         if (zg_modules[i]->init_main_conf != NULL
             && zg_modules[i]->init_main_conf(&cp, conf->main_conf[i]) != ZG_OK) {
+            goto failed;
+        }
+    }
+    {
+        const char *vfile = NULL, *vname;
+        int vline = 0;
+        vname = zg_vars_undefined(((zg_conf_arena_t *)conf->arena)->vars, &vfile, &vline);
+        if (vname != NULL) {
+            zg_conf_error_at(&cp, vfile, vline, "unknown \"%s\" variable", vname);
             goto failed;
         }
     }

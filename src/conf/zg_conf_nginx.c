@@ -72,7 +72,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "open_file_cache", "static file serving" },
     { "open_file_cache_*", "static file serving" },
     { "types", "MIME types of the core module" },
-    { "default_type", "MIME types of the core module" },
     { "types_hash_max_size", "MIME types of the core module" },
     { "types_hash_bucket_size", "MIME types of the core module" },
     { "etag", "static file serving" },

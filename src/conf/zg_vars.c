@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 enum {
     ZG_VAR_LITERAL = 0,
@@ -45,8 +47,25 @@ enum {
     ZG_VAR_CONNECTION,
     ZG_VAR_CONNECTION_REQUESTS,
     ZG_VAR_REMOTE_USER,
-    ZG_VAR_CAPTURE,          /* $1..$9: the last regex match's captures */
+    ZG_VAR_PROXY_ADD_XFF,
+    ZG_VAR_SCHEME,
     ZG_VAR_HTTPS,            /* the TLS connection's: "on" or "" */
+    ZG_VAR_REQUEST_ID,
+    ZG_VAR_SERVER_PORT,
+    ZG_VAR_SERVER_ADDR,
+    ZG_VAR_HOSTNAME,
+    ZG_VAR_PID,
+    ZG_VAR_VERSION,
+    ZG_VAR_REALIP_REMOTE_ADDR,
+    ZG_VAR_REALIP_REMOTE_PORT,
+    ZG_VAR_COOKIE,
+    ZG_VAR_SENT_HTTP,
+    ZG_VAR_UPSTREAM_HTTP,
+    ZG_VAR_IS_ARGS,
+    ZG_VAR_CONTENT_TYPE,
+    ZG_VAR_CONTENT_LENGTH,
+    ZG_VAR_NAMED,          /* a named variable: part->len is its index */
+    ZG_VAR_CAPTURE,          /* $1..$9: the last regex match's captures */
     ZG_VAR_SSL_PROTOCOL,
     ZG_VAR_SSL_CIPHER,
     ZG_VAR_SSL_SESSION_ID,
@@ -92,7 +111,23 @@ static const zg_var_name_t zg_var_names[] = {
     { "connection", ZG_VAR_CONNECTION },
     { "connection_requests", ZG_VAR_CONNECTION_REQUESTS },
     { "remote_user", ZG_VAR_REMOTE_USER },
+    { "proxy_add_x_forwarded_for", ZG_VAR_PROXY_ADD_XFF },
+    { "scheme", ZG_VAR_SCHEME },
     { "https", ZG_VAR_HTTPS },
+    { "request_id", ZG_VAR_REQUEST_ID },
+    { "server_port", ZG_VAR_SERVER_PORT },
+    { "server_addr", ZG_VAR_SERVER_ADDR },
+    { "hostname", ZG_VAR_HOSTNAME },
+    { "pid", ZG_VAR_PID },
+    { "nginx_version", ZG_VAR_VERSION },
+    { "zonegate_version", ZG_VAR_VERSION },
+    { "realip_remote_addr", ZG_VAR_REALIP_REMOTE_ADDR },
+    { "realip_remote_port", ZG_VAR_REALIP_REMOTE_PORT },
+    { "document_uri", ZG_VAR_URI },
+    { "query_string", ZG_VAR_ARGS },
+    { "is_args", ZG_VAR_IS_ARGS },
+    { "content_type", ZG_VAR_CONTENT_TYPE },
+    { "content_length", ZG_VAR_CONTENT_LENGTH },
     { "ssl_protocol", ZG_VAR_SSL_PROTOCOL },
     { "ssl_cipher", ZG_VAR_SSL_CIPHER },
     { "ssl_session_id", ZG_VAR_SSL_SESSION_ID },
@@ -103,6 +138,58 @@ static const zg_var_name_t zg_var_names[] = {
     { "ssl_client_i_dn", ZG_VAR_SSL_CLIENT_I_DN },
     { "ssl_client_fingerprint", ZG_VAR_SSL_CLIENT_FINGERPRINT },
     { "ssl_client_serial", ZG_VAR_SSL_CLIENT_SERIAL },
+};
+
+/* variables named by a prefix, longest first where one prefix starts another */
+static const struct {
+    const char *prefix;
+    unsigned char id;
+} zg_var_prefixes[] = {
+    { "http_", ZG_VAR_HTTP },
+    { "arg_", ZG_VAR_ARG },
+    { "cookie_", ZG_VAR_COOKIE },
+    { "sent_http_", ZG_VAR_SENT_HTTP },
+    { "upstream_http_", ZG_VAR_UPSTREAM_HTTP },
+};
+
+/* ---- named variables ---- */
+
+typedef struct {
+    char *name;
+    size_t len;
+    zg_var_get_pt get;       /* NULL: used, not (yet) defined */
+    const void *data;
+    int flags;
+    const char *file;        /* first use */
+    int line;
+} zg_var_def_t;
+
+struct zg_vars_s {
+    zg_var_def_t *defs;
+    int n, cap;
+    int resp_headers;        /* $sent_http_ or $upstream_http_ is used */
+    int upstream_vars;       /* $upstream_addr, _status or _response_time is used */
+};
+
+typedef struct {
+    zg_str_t v;
+    unsigned char valid;     /* v holds the value */
+    unsigned char found;     /* ... and it is not "not found" */
+    unsigned char busy;      /* being computed: a loop reads empty */
+} zg_var_val_t;
+
+typedef struct zg_var_mem_s zg_var_mem_t;
+struct zg_var_mem_s {
+    zg_var_mem_t *next;
+    size_t used, size;
+    max_align_t data[];
+};
+
+struct zg_var_state_s {
+    zg_var_val_t *vals;      /* one per named variable of ctx->vars */
+    int nvals;
+    zg_var_mem_t *mem;
+    char request_id[32];
 };
 
 /* a literal run (off/len into text) or a variable (off/len: $http_/$arg_ name) */
@@ -166,15 +253,13 @@ static int zg_var_lookup(const char *name, size_t len, unsigned char *id, size_t
         *skip = 0;
         return ZG_OK;
     }
-    if (len > 5 && memcmp(low, "http_", 5) == 0) {
-        *id = ZG_VAR_HTTP;
-        *skip = 5;
-        return ZG_OK;
-    }
-    if (len > 4 && memcmp(low, "arg_", 4) == 0) {
-        *id = ZG_VAR_ARG;
-        *skip = 4;
-        return ZG_OK;
+    for (i = 0; i < zg_nelems(zg_var_prefixes); i++) {
+        n = strlen(zg_var_prefixes[i].prefix);
+        if (len > n && memcmp(low, zg_var_prefixes[i].prefix, n) == 0) {
+            *id = zg_var_prefixes[i].id;
+            *skip = n;
+            return ZG_OK;
+        }
     }
 
     for (i = 0; i < zg_nelems(zg_var_names); i++) {
@@ -192,6 +277,13 @@ static int zg_var_lookup(const char *name, size_t len, unsigned char *id, size_t
  * variable, bad name, missing '}', no memory). */
 zg_cv_t *zg_cv_compile(const char *text, size_t len, char *err, size_t errlen)
 {
+    return zg_cv_compile_vars(NULL, text, len, NULL, 0, err, errlen);
+}
+
+zg_cv_t *zg_cv_compile_vars(zg_vars_t *vs, const char *text, size_t len, const char *file,
+                            int line, char *err, size_t errlen)
+{
+    int index;
     size_t i, start, nlen, skip, nparts, tlen, k;
     const char *name;
     unsigned char id;
@@ -273,7 +365,27 @@ zg_cv_t *zg_cv_compile(const char *text, size_t len, char *err, size_t errlen)
                 }
                 goto failed;
             }
-            if (zg_var_lookup(name, nlen, &id, &skip) != ZG_OK) {
+            index = -1;
+            if (vs != NULL && zg_var_lookup(name, nlen, &id, &skip) == ZG_OK
+                && (id == ZG_VAR_SENT_HTTP || id == ZG_VAR_UPSTREAM_HTTP)) {
+                vs->resp_headers = 1;
+            }
+            if (vs != NULL && zg_var_lookup(name, nlen, &id, &skip) == ZG_OK
+                && (id == ZG_VAR_UPSTREAM_ADDR || id == ZG_VAR_UPSTREAM_STATUS
+                    || id == ZG_VAR_UPSTREAM_RESPONSE_TIME)) {
+                vs->upstream_vars = 1;
+            }
+            if (zg_var_lookup(name, nlen, &id, &skip) != ZG_OK && vs != NULL) {
+                index = zg_vars_index(vs, name, nlen, file, line);
+                if (index < 0) {
+                    if (errlen) {
+                        snprintf(err, errlen, "out of memory");
+                    }
+                    goto failed;
+                }
+                id = ZG_VAR_NAMED;
+                skip = nlen;
+            } else if (zg_var_lookup(name, nlen, &id, &skip) != ZG_OK) {
                 if (errlen) {
                     snprintf(err, errlen, "unknown \"%.*s\" variable",
                              (int)zg_min(nlen, 128), name);
@@ -289,7 +401,7 @@ zg_cv_t *zg_cv_compile(const char *text, size_t len, char *err, size_t errlen)
             part = &cv->parts[nparts++];
             part->type = id;
             part->off = (uint32_t)tlen;
-            part->len = (uint32_t)(nlen - skip);
+            part->len = id == ZG_VAR_NAMED ? (uint32_t)index : (uint32_t)(nlen - skip);
             for (k = skip; k < nlen; k++) {
                 t[tlen++] = (char)zg_lower((unsigned char)name[k]);
             }
@@ -347,6 +459,307 @@ zg_str_t zg_cv_const(const zg_cv_t *cv)
     return s;
 }
 
+/* the index of the one named variable cv is, or -1 */
+int zg_cv_var_index(const zg_cv_t *cv)
+{
+    if (cv->nparts == 1 && cv->parts[0].type == ZG_VAR_NAMED) {
+        return (int)cv->parts[0].len;
+    }
+    return -1;
+}
+
+/* ---- the registry of named variables ---- */
+
+zg_vars_t *zg_vars_new(void)
+{
+    return calloc(1, sizeof(zg_vars_t));
+}
+
+void zg_vars_free(zg_vars_t *vs)
+{
+    if (vs == NULL) {
+        return;
+    }
+    for (int i = 0; i < vs->n; i++) {
+        free(vs->defs[i].name);
+    }
+    free(vs->defs);
+    free(vs);
+}
+
+static int zg_vars_find(const zg_vars_t *vs, const char *name, size_t len)
+{
+    for (int i = 0; i < vs->n; i++) {
+        if (vs->defs[i].len == len && strncasecmp(vs->defs[i].name, name, len) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int zg_vars_index(zg_vars_t *vs, const char *name, size_t len, const char *file, int line)
+{
+    zg_var_def_t *d;
+    int i = zg_vars_find(vs, name, len);
+
+    if (i >= 0) {
+        return i;
+    }
+    if (vs->n == vs->cap) {
+        int cap = vs->cap ? vs->cap * 2 : 16;
+        d = realloc(vs->defs, (size_t)cap * sizeof(*d));
+        if (d == NULL) {
+            return -1;
+        }
+        vs->defs = d;
+        vs->cap = cap;
+    }
+    d = &vs->defs[vs->n];
+    memset(d, 0, sizeof(*d));
+    d->name = malloc(len + 1);
+    if (d->name == NULL) {
+        return -1;
+    }
+    for (size_t k = 0; k < len; k++) {
+        d->name[k] = (char)zg_lower((unsigned char)name[k]);
+    }
+    d->name[len] = '\0';
+    d->len = len;
+    d->file = file;
+    d->line = line;
+    return vs->n++;
+}
+
+int zg_vars_define(zg_vars_t *vs, const char *name, size_t len, zg_var_get_pt get,
+                   const void *data, int flags, int *index)
+{
+    int i = zg_vars_index(vs, name, len, NULL, 0);
+    zg_var_def_t *d;
+
+    if (i < 0) {
+        return ZG_ERROR;
+    }
+    d = &vs->defs[i];
+    if (index != NULL) {
+        *index = i;
+    }
+    if (d->get != NULL) {
+        if ((d->flags & ZG_VAR_CHANGEABLE) && (flags & ZG_VAR_CHANGEABLE)) {
+            return ZG_OK;
+        }
+        return ZG_DECLINED;
+    }
+    d->get = get;
+    d->data = data;
+    d->flags = flags;
+    return ZG_OK;
+}
+
+static int zg_var_capture_get(zg_var_ctx_t *ctx, const void *data, zg_str_t *out)
+{
+    const char *name = data;
+
+    *out = zg_regex_cap_named(ctx->caps, name, strlen(name));
+    return out->data != NULL ? ZG_OK : ZG_DECLINED;
+}
+
+int zg_vars_define_captures(zg_vars_t *vs, const zg_regex_t *re)
+{
+    zg_str_t name;
+    int group;
+
+    for (int i = 0; zg_regex_named(re, i, &name, &group) == ZG_OK; i++) {
+        int rc = zg_vars_define(vs, name.data, name.len, zg_var_capture_get, name.data,
+                                ZG_VAR_NOCACHE | ZG_VAR_CHANGEABLE, NULL);
+        if (rc != ZG_OK) {
+            return rc;
+        }
+    }
+    return ZG_OK;
+}
+
+int zg_vars_upstream(const zg_vars_t *vs)
+{
+    return vs != NULL && vs->upstream_vars;
+}
+
+int zg_vars_resp_headers(const zg_vars_t *vs)
+{
+    return vs != NULL && vs->resp_headers;
+}
+
+int zg_var_builtin(const char *name, size_t len)
+{
+    unsigned char id;
+    size_t skip;
+
+    return zg_var_lookup(name, len, &id, &skip) == ZG_OK;
+}
+
+const char *zg_vars_undefined(const zg_vars_t *vs, const char **file, int *line)
+{
+    for (int i = 0; vs != NULL && i < vs->n; i++) {
+        if (vs->defs[i].get == NULL) {
+            *file = vs->defs[i].file;
+            *line = vs->defs[i].line;
+            return vs->defs[i].name;
+        }
+    }
+    return NULL;
+}
+
+/* ---- a request's values ---- */
+
+static zg_var_state_t *zg_var_state(zg_var_ctx_t *ctx)
+{
+    zg_var_state_t *st = ctx->st;
+    int n = ctx->vars != NULL ? ctx->vars->n : 0;
+
+    if (st != NULL) {
+        return st;
+    }
+    st = calloc(1, sizeof(*st) + (size_t)n * sizeof(zg_var_val_t));
+    if (st == NULL) {
+        return NULL;
+    }
+    st->vals = (zg_var_val_t *)(st + 1);
+    st->nvals = n;
+    ctx->st = st;
+    return st;
+}
+
+void *zg_var_alloc(zg_var_ctx_t *ctx, size_t len)
+{
+    zg_var_state_t *st = zg_var_state(ctx);
+    zg_var_mem_t *m;
+    size_t size;
+    void *p;
+
+    if (st == NULL) {
+        return NULL;
+    }
+    len = (len + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+    m = st->mem;
+    if (m == NULL || m->size - m->used < len) {
+        size = len > 4000 ? len : 4000;
+        m = malloc(sizeof(*m) + size);
+        if (m == NULL) {
+            return NULL;
+        }
+        m->size = size;
+        m->used = 0;
+        m->next = st->mem;
+        st->mem = m;
+    }
+    p = (char *)m->data + m->used;
+    m->used += len;
+    return p;
+}
+
+void zg_var_ctx_free_state(zg_var_ctx_t *ctx)
+{
+    zg_var_state_t *st = ctx->st;
+    zg_var_mem_t *m, *next;
+
+    if (st == NULL) {
+        return;
+    }
+    for (m = st->mem; m != NULL; m = next) {
+        next = m->next;
+        free(m);
+    }
+    free(st);
+    ctx->st = NULL;
+}
+
+int zg_var_get(zg_var_ctx_t *ctx, int index, zg_str_t *out)
+{
+    zg_var_state_t *st = zg_var_state(ctx);
+    const zg_var_def_t *d;
+    zg_var_val_t *val;
+    int rc;
+
+    out->data = "";
+    out->len = 0;
+    if (st == NULL || index < 0 || index >= st->nvals) {
+        return ZG_DECLINED;
+    }
+    d = &ctx->vars->defs[index];
+    val = &st->vals[index];
+    if (val->valid && (!(d->flags & ZG_VAR_NOCACHE) || (d->flags & ZG_VAR_CHANGEABLE))) {
+        *out = val->v;
+        return val->found ? ZG_OK : ZG_DECLINED;
+    }
+    if (val->busy || d->get == NULL) {
+        return ZG_DECLINED;
+    }
+    val->busy = 1;
+    rc = d->get(ctx, d->data, out);
+    st = ctx->st;
+    val = &st->vals[index];
+    val->busy = 0;
+    if (rc != ZG_OK) {
+        out->data = "";
+        out->len = 0;
+    }
+    val->v = *out;
+    val->valid = 1;
+    val->found = rc == ZG_OK;
+    return rc == ZG_OK ? ZG_OK : ZG_DECLINED;
+}
+
+int zg_var_set(zg_var_ctx_t *ctx, int index, const char *p, size_t len)
+{
+    zg_var_state_t *st = zg_var_state(ctx);
+    char *copy;
+
+    if (st == NULL || index < 0 || index >= st->nvals) {
+        return ZG_ERROR;
+    }
+    copy = zg_var_alloc(ctx, len + 1);
+    if (copy == NULL) {
+        return ZG_ERROR;
+    }
+    if (len) {
+        memcpy(copy, p, len);
+    }
+    copy[len] = '\0';
+    st = ctx->st;
+    st->vals[index].v.data = copy;
+    st->vals[index].v.len = len;
+    st->vals[index].valid = 1;
+    st->vals[index].found = 1;
+    return ZG_OK;
+}
+
+int zg_cv_eval_str(const zg_cv_t *cv, zg_var_ctx_t *ctx, zg_str_t *out)
+{
+    char stack[512], *p;
+    size_t n;
+
+    if (cv->nvars == 0) {
+        out->data = cv->text;
+        out->len = cv->text_len;
+        return ZG_OK;
+    }
+    n = zg_cv_eval(cv, ctx, 0, stack, sizeof(stack));
+    p = zg_var_alloc(ctx, n + 1);
+    if (p == NULL) {
+        out->data = "";
+        out->len = 0;
+        return ZG_ERROR;
+    }
+    if (n <= sizeof(stack)) {
+        memcpy(p, stack, n);
+    } else {
+        zg_cv_eval(cv, ctx, 0, p, n);
+    }
+    p[n] = '\0';
+    out->data = p;
+    out->len = n;
+    return ZG_OK;
+}
+
 static void zg_cv_put(zg_cv_out_t *o, const char *p, size_t n)
 {
     if (o->pos < o->len && n) {
@@ -402,14 +815,15 @@ static int zg_remote_port(const struct sockaddr *sa)
     return 0;
 }
 
-static zg_str_t zg_var_header(const zg_var_ctx_t *ctx, const char *name, size_t len)
+static zg_str_t zg_var_header_in(const zg_str_t *names, const zg_str_t *values, size_t n,
+                                 const char *name, size_t len)
 {
     zg_str_t v = { 0, NULL };
     size_t i, k;
     const zg_str_t *h;
 
-    for (i = 0; i < ctx->nhdrs; i++) {
-        h = &ctx->hdr_names[i];
+    for (i = 0; i < n; i++) {
+        h = &names[i];
         if (h->len != len) {
             continue;
         }
@@ -419,9 +833,175 @@ static zg_str_t zg_var_header(const zg_var_ctx_t *ctx, const char *name, size_t 
             }
         }
         if (k == len) {
-            return ctx->hdr_values[i];
+            return values[i];
         }
     }
+    return v;
+}
+
+static zg_str_t zg_var_header(const zg_var_ctx_t *ctx, const char *name, size_t len)
+{
+    return zg_var_header_in(ctx->hdr_names, ctx->hdr_values, ctx->nhdrs, name, len);
+}
+
+/* $http_x_forwarded_for and $http_cookie: every such header line, joined with ", "
+ * and "; " as nginx 1.22 does (the other $http_NAME are the first line) */
+static zg_str_t zg_var_multi(zg_var_ctx_t *ctx, const char *name, size_t len)
+{
+    const char *sep = len == 6 ? "; " : ", ";
+    zg_str_t first = { 0, NULL }, v;
+    size_t n = 0, total = 0, k;
+    char *p;
+
+    for (size_t i = 0; i < ctx->nhdrs; i++) {
+        const zg_str_t *h = &ctx->hdr_names[i];
+        if (h->len != len) {
+            continue;
+        }
+        for (k = 0; k < len && zg_hdr_char((unsigned char)h->data[k]) == (unsigned char)name[k];
+             k++) {
+        }
+        if (k == len) {
+            if (n++ == 0) {
+                first = ctx->hdr_values[i];
+            }
+            total += ctx->hdr_values[i].len + 2;
+        }
+    }
+    if (n < 2 || (p = zg_var_alloc(ctx, total)) == NULL) {
+        return first;
+    }
+    v.data = p;
+    v.len = 0;
+    for (size_t i = 0; i < ctx->nhdrs; i++) {
+        const zg_str_t *h = &ctx->hdr_names[i];
+        if (h->len != len) {
+            continue;
+        }
+        for (k = 0; k < len && zg_hdr_char((unsigned char)h->data[k]) == (unsigned char)name[k];
+             k++) {
+        }
+        if (k == len) {
+            if (v.len) {
+                memcpy(p + v.len, sep, 2);
+                v.len += 2;
+            }
+            memcpy(p + v.len, ctx->hdr_values[i].data, ctx->hdr_values[i].len);
+            v.len += ctx->hdr_values[i].len;
+        }
+    }
+    return v;
+}
+
+/* as nginx's ngx_http_parse_multi_header_lines on Cookie: "NAME=" at the start of a
+ * cookie (after ';' and spaces), the name compared case-insensitively */
+static zg_str_t zg_var_cookie(const zg_var_ctx_t *ctx, const char *name, size_t len)
+{
+    zg_str_t v = { 0, NULL };
+    const char *p, *end, *q;
+
+    for (size_t i = 0; i < ctx->nhdrs; i++) {
+        if (ctx->hdr_names[i].len != 6 || strncasecmp(ctx->hdr_names[i].data, "cookie", 6)) {
+            continue;
+        }
+        p = ctx->hdr_values[i].data;
+        end = p + ctx->hdr_values[i].len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ';' || *p == ',')) {
+                p++;
+            }
+            if ((size_t)(end - p) > len && p[len] == '=' && strncasecmp(p, name, len) == 0) {
+                p += len + 1;
+                for (q = p; q < end && *q != ';' && *q != ','; q++) {
+                }
+                v.data = p;
+                v.len = (size_t)(q - p);
+                return v;
+            }
+            while (p < end && *p != ';' && *p != ',') {
+                p++;
+            }
+        }
+    }
+    return v;
+}
+
+static size_t zg_var_addr_text(const struct sockaddr *sa, char *tmp)
+{
+    if (sa && sa->sa_family == AF_INET) {
+        if (inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, tmp, 64)) {
+            return strlen(tmp);
+        }
+    } else if (sa && sa->sa_family == AF_INET6) {
+        if (inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, tmp, 64)) {
+            return strlen(tmp);
+        }
+    } else if (sa && sa->sa_family == AF_UNIX) {
+        memcpy(tmp, "unix:", 5);
+        return 5;
+    }
+    return 0;
+}
+
+/* the listening address, or for a wildcard listen the socket's own address */
+static const struct sockaddr *zg_var_local(const zg_var_ctx_t *ctx,
+                                           struct sockaddr_storage *ss)
+{
+    const struct sockaddr *sa = ctx->local;
+    socklen_t sl = sizeof(*ss);
+    int wild = 0;
+
+    if (sa == NULL) {
+        return NULL;
+    }
+    if (sa->sa_family == AF_INET) {
+        wild = ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    } else if (sa->sa_family == AF_INET6) {
+        wild = IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    }
+    if (wild && ctx->local_fd >= 0
+        && getsockname(ctx->local_fd, (struct sockaddr *)ss, &sl) == 0) {
+        return (const struct sockaddr *)ss;
+    }
+    return sa;
+}
+
+/* $proxy_add_x_forwarded_for: the X-Forwarded-For headers, ", ", $remote_addr */
+static zg_str_t zg_var_xff(zg_var_ctx_t *ctx, char *tmp)
+{
+    zg_str_t v = { 0, tmp };
+    size_t total = 0, n, alen;
+    char addr[64], *p;
+
+    alen = zg_var_addr_text(ctx->remote, addr);
+    for (size_t i = 0; i < ctx->nhdrs; i++) {
+        if (ctx->hdr_names[i].len == 15
+            && strncasecmp(ctx->hdr_names[i].data, "x-forwarded-for", 15) == 0) {
+            total += ctx->hdr_values[i].len + 2;
+        }
+    }
+    if (total == 0) {
+        memcpy(tmp, addr, alen);
+        v.len = alen;
+        return v;
+    }
+    p = zg_var_alloc(ctx, total + alen);
+    if (p == NULL) {
+        return v;
+    }
+    n = 0;
+    for (size_t i = 0; i < ctx->nhdrs; i++) {
+        if (ctx->hdr_names[i].len == 15
+            && strncasecmp(ctx->hdr_names[i].data, "x-forwarded-for", 15) == 0) {
+            memcpy(p + n, ctx->hdr_values[i].data, ctx->hdr_values[i].len);
+            n += ctx->hdr_values[i].len;
+            p[n++] = ',';
+            p[n++] = ' ';
+        }
+    }
+    memcpy(p + n, addr, alen);
+    v.data = p;
+    v.len = n + alen;
     return v;
 }
 
@@ -683,20 +1263,7 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
         return v;
 
     case ZG_VAR_REMOTE_ADDR:
-        if (sa && sa->sa_family == AF_INET) {
-            if (inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, tmp, 64)) {
-                v.len = strlen(tmp);
-            }
-        } else if (sa && sa->sa_family == AF_INET6) {
-            if (inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, tmp,
-                          64))
-            {
-                v.len = strlen(tmp);
-            }
-        } else if (sa && sa->sa_family == AF_UNIX) {
-            v.data = "unix:";
-            v.len = 5;
-        }
+        v.len = zg_var_addr_text(sa, tmp);
         return v;
 
     case ZG_VAR_REMOTE_PORT:
@@ -707,6 +1274,10 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
         return v;
 
     case ZG_VAR_HTTP:
+        if ((part->len == 15 && memcmp(cv->text + part->off, "x_forwarded_for", 15) == 0)
+            || (part->len == 6 && memcmp(cv->text + part->off, "cookie", 6) == 0)) {
+            return zg_var_multi((zg_var_ctx_t *)ctx, cv->text + part->off, part->len);
+        }
         return zg_var_header(ctx, cv->text + part->off, part->len);
 
     case ZG_VAR_ARG:
@@ -824,6 +1395,109 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
 
     case ZG_VAR_CONNECTION_REQUESTS:
         v.len = zg_fmt_u64(tmp, ctx->connection_requests);
+        return v;
+
+    case ZG_VAR_PROXY_ADD_XFF:
+        return zg_var_xff((zg_var_ctx_t *)ctx, tmp);
+
+    case ZG_VAR_SCHEME:
+        v.data = ctx->ssl != NULL ? "https" : "http";
+        v.len = strlen(v.data);
+        return v;
+
+    case ZG_VAR_REQUEST_ID: {
+        zg_var_state_t *st = zg_var_state((zg_var_ctx_t *)ctx);
+        unsigned char rnd[16];
+        if (st == NULL) {
+            return v;
+        }
+        if (st->request_id[0] == '\0') {
+            if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+                return v;
+            }
+            for (int i = 0; i < 16; i++) {
+                st->request_id[2 * i] = "0123456789abcdef"[rnd[i] >> 4];
+                st->request_id[2 * i + 1] = "0123456789abcdef"[rnd[i] & 0xf];
+            }
+        }
+        v.data = st->request_id;
+        v.len = 32;
+        return v;
+    }
+
+    case ZG_VAR_SERVER_PORT:
+    case ZG_VAR_SERVER_ADDR: {
+        struct sockaddr_storage ss;
+        const struct sockaddr *la = zg_var_local(ctx, &ss);
+        if (part->type == ZG_VAR_SERVER_ADDR) {
+            v.len = zg_var_addr_text(la, tmp);
+        } else if ((port = zg_remote_port(la)) > 0) {
+            v.len = zg_fmt_u64(tmp, (uint64_t)port);
+        }
+        return v;
+    }
+
+    case ZG_VAR_HOSTNAME: {
+        static char host[64];
+        static size_t hlen;
+        if (hlen == 0) {
+            if (gethostname(host, sizeof(host) - 1) != 0) {
+                host[0] = '\0';
+            }
+            host[sizeof(host) - 1] = '\0';
+            hlen = strlen(host);
+        }
+        v.data = host;
+        v.len = hlen;
+        return v;
+    }
+
+    case ZG_VAR_PID:
+        v.len = zg_fmt_u64(tmp, (uint64_t)getpid());
+        return v;
+
+    case ZG_VAR_VERSION:
+        v.data = ZG_VERSION;
+        v.len = sizeof(ZG_VERSION) - 1;
+        return v;
+
+    case ZG_VAR_REALIP_REMOTE_ADDR:
+        v.len = zg_var_addr_text(ctx->realip ? ctx->realip : sa, tmp);
+        return v;
+
+    case ZG_VAR_REALIP_REMOTE_PORT:
+        port = zg_remote_port(ctx->realip ? ctx->realip : sa);
+        if (port > 0) {
+            v.len = zg_fmt_u64(tmp, (uint64_t)port);
+        }
+        return v;
+
+    case ZG_VAR_COOKIE:
+        return zg_var_cookie(ctx, cv->text + part->off, part->len);
+
+    case ZG_VAR_SENT_HTTP:
+        return zg_var_header_in(ctx->sent_names, ctx->sent_values, ctx->nsent,
+                                cv->text + part->off, part->len);
+
+    case ZG_VAR_UPSTREAM_HTTP:
+        return zg_var_header_in(ctx->up_names, ctx->up_values, ctx->nup,
+                                cv->text + part->off, part->len);
+
+    case ZG_VAR_IS_ARGS:
+        if (ctx->args.len) {
+            v.data = "?";
+            v.len = 1;
+        }
+        return v;
+
+    case ZG_VAR_CONTENT_TYPE:
+        return zg_var_header(ctx, "content_type", 12);
+
+    case ZG_VAR_CONTENT_LENGTH:
+        return zg_var_header(ctx, "content_length", 14);
+
+    case ZG_VAR_NAMED:
+        zg_var_get((zg_var_ctx_t *)ctx, (int)part->len, &v);
         return v;
 
     case ZG_VAR_REMOTE_USER: {

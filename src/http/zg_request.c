@@ -1,8 +1,11 @@
 /* zg_request.c — the data path of one request, in nginx's phase order:
- *   server/location -> client_max_body_size -> rewrite (`return`: before any
- *   limit) -> preaccess (limit_req: pass, delay, reject; limit_conn) -> access
- *   (allow/deny, auth_basic; satisfy all|any) -> the location's content handler
- *   (slab_stat, metrics, proxy) -> finalize.
+ *   server -> server rewrite (real_ip, return, rewrite, set, if) -> location (and
+ *   client_max_body_size) -> location rewrite (a changed URI finds the location
+ *   again, 10 times at most) -> preaccess (limit_req: pass, delay, reject;
+ *   limit_conn) -> access (allow/deny, auth_basic; satisfy all|any) -> the
+ *   location's content handler (slab_stat, metrics, proxy) -> finalize.  A status
+ *   page of the phases may become an internal redirect (error_page), which starts
+ *   the phases again from the server rewrite.
  * The phase handlers are the modules' (zg_modules.c order within a phase); this
  * file names none of them.  zg_request_finalize is the one exit: it runs once,
  * however the request ended. */
@@ -23,8 +26,9 @@ static void zg_request_finalize(zg_request_t *r);
 /* the modules' hooks, gathered once from zg_modules */
 static struct {
     int ready;
-    zg_phase_handler_pt phase[ZG_MAX_MODULES];
+    zg_phase_handler_pt phase[2 * ZG_MAX_MODULES + 2];
     int nphase;
+    int find_location;            /* the core's handler that finds the location */
     int access_first, access_end; /* the access phase's handlers: [first, end) */
     zg_module_t *release[ZG_MAX_MODULES];
     int nrelease;
@@ -32,7 +36,66 @@ static struct {
     int nlog;
     zg_module_t *headers[ZG_MAX_MODULES];
     int nheaders;
+    zg_module_t *error_page;       /* the module that answers status pages instead */
 } zg_hooks;
+
+/* a core handler's answer: go on from r->phase */
+#define ZG_REQUEST_JUMP 100
+
+static void zg_request_error(zg_request_t *r, int status);
+static void zg_request_slash_redirect(zg_request_t *r);
+
+/* Finds the location for ctx.uri (after the server rewrite, and again after a
+ * rewrite changed the URI); its settings then apply. */
+static int zg_request_find_location(zg_request_t *r)
+{
+    zg_var_ctx_t *x = &r->ctx;
+    zg_http_req_t *h = r->h;
+    zg_http_core_loc_conf_t *clcf;
+
+    r->located = 1;
+    r->uri_changed = 0;
+    r->invalid_location = 0;
+    int redirect;
+    r->loc = zg_http_core_find_location(r->srv, x->uri.data, x->uri.len, &r->caps, &redirect);
+    r->loc_conf = r->loc ? r->loc->loc_conf : r->srv->loc_conf;
+    clcf = zg_http_core_loc_conf(r->loc_conf);
+    if (clcf->error_log != NULL) {
+        zg_log_scope(clcf->error_log); /* zg_request_run_phases puts the outer one back */
+    }
+    if (redirect) {
+        zg_request_slash_redirect(r);
+        return ZG_DONE;
+    }
+    if (clcf->internal && !r->internal) {
+        zg_request_error(r, 404); /* reached only by internal redirects */
+        return ZG_DONE;
+    }
+    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !r->c->w->quitting;
+    if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {
+        zg_log(ZG_LOG_ERR, "client intended to send too large body: %lld bytes",
+               (long long)h->content_length);
+        r->keepalive = 0;
+        zg_request_error(r, 413);
+        return ZG_DONE;
+    }
+    return ZG_DECLINED;
+}
+
+/* a rewrite changed the URI: find the location again, 10 times at most */
+static int zg_request_post_rewrite(zg_request_t *r)
+{
+    if (!r->uri_changed) {
+        return ZG_DECLINED;
+    }
+    if (++r->uri_changes > 10) {
+        zg_log(ZG_LOG_ERR, "rewrite or internal redirection cycle while processing \"%.*s\"",
+               (int)zg_min(r->ctx.uri.len, 256), r->ctx.uri.data);
+        return ZG_ERROR;
+    }
+    r->phase = zg_hooks.find_location;
+    return ZG_REQUEST_JUMP;
+}
 
 static void zg_request_hooks_init(void)
 {
@@ -46,9 +109,20 @@ static void zg_request_hooks_init(void)
         if (p == ZG_PHASE_ACCESS) {
             zg_hooks.access_first = zg_hooks.nphase;
         }
-        for (int i = 0; zg_modules[i] != NULL; i++) {
-            if (zg_modules[i]->phase == p && zg_modules[i]->handler != NULL) {
-                zg_hooks.phase[zg_hooks.nphase++] = zg_modules[i]->handler;
+        /* the rewrite phase runs for the server, then the location is found, then
+         * it runs for the location, then a changed URI finds the location again */
+        for (int pass = 0; pass < (p == ZG_PHASE_REWRITE ? 2 : 1); pass++) {
+            if (pass == 1) {
+                zg_hooks.find_location = zg_hooks.nphase;
+                zg_hooks.phase[zg_hooks.nphase++] = zg_request_find_location;
+            }
+            for (int i = 0; zg_modules[i] != NULL; i++) {
+                if (zg_modules[i]->phase == p && zg_modules[i]->handler != NULL) {
+                    zg_hooks.phase[zg_hooks.nphase++] = zg_modules[i]->handler;
+                }
+            }
+            if (pass == 1) {
+                zg_hooks.phase[zg_hooks.nphase++] = zg_request_post_rewrite;
             }
         }
         if (p == ZG_PHASE_ACCESS) {
@@ -65,6 +139,9 @@ static void zg_request_hooks_init(void)
         }
         if (m->headers != NULL) {
             zg_hooks.headers[zg_hooks.nheaders++] = m;
+        }
+        if (m->error_page != NULL && zg_hooks.error_page == NULL) {
+            zg_hooks.error_page = m;
         }
     }
     zg_hooks.ready = 1;
@@ -87,11 +164,62 @@ static size_t zg_request_headers_text(zg_request_t *r, char *buf, size_t len, in
 
 void zg_request_headers_add(zg_request_t *r, zg_outq_t *q)
 {
-    char buf[512];
+    char buf[ZG_REQUEST_HEADERS_MAX];
     size_t n = zg_request_headers_text(r, buf, sizeof(buf), 0);
     if (n) {
         zg_outq_append(q, buf, n);
     }
+}
+
+/* $sent_http_NAME of an answer zonegate makes: its Content-Type and the extra lines
+ * (Location, add_header, RateLimit ...), in request memory (only when some value
+ * of the config reads $sent_http_ or $upstream_http_) */
+static void zg_request_sent_headers(zg_request_t *r, int status, const char *extra,
+                                    const char *ctype, const char *body)
+{
+    zg_var_ctx_t *x = &r->ctx;
+    size_t n = 1, k = 0;
+    const char *p, *e;
+    zg_str_t *names, *values;
+    char *copy;
+
+    if (extra != NULL) {
+        /* the lines live on the caller's stack: the log reads them later */
+        size_t len = strlen(extra);
+        if ((copy = zg_var_alloc(x, len + 1)) == NULL) {
+            return;
+        }
+        memcpy(copy, extra, len + 1);
+        extra = copy;
+    }
+    for (p = extra; p != NULL && (p = strstr(p, "\r\n")) != NULL; p += 2) {
+        n++;
+    }
+    names = zg_var_alloc(x, 2 * n * sizeof(zg_str_t));
+    if (names == NULL) {
+        return;
+    }
+    values = names + n;
+    if (!(status == 204 || status == 304 || (status >= 100 && status < 200)) || body) {
+        names[k] = (zg_str_t)zg_string("Content-Type");
+        values[k].data = ctype ? ctype : "text/html";
+        values[k].len = strlen(values[k].data);
+        k++;
+    }
+    for (p = extra; p != NULL && *p && (e = strstr(p, "\r\n")) != NULL; p = e + 2) {
+        const char *colon = memchr(p, ':', (size_t)(e - p));
+        if (colon == NULL || k >= n) {
+            continue;
+        }
+        names[k].data = p;
+        names[k].len = (size_t)(colon - p);
+        values[k].data = colon + 1 + (colon + 1 < e && colon[1] == ' ');
+        values[k].len = (size_t)(e - values[k].data);
+        k++;
+    }
+    x->sent_names = names;
+    x->sent_values = values;
+    x->nsent = k;
 }
 
 void zg_request_respond(zg_request_t *r, int status, const char *extra, const char *ctype,
@@ -102,6 +230,17 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
     if (r->resp_started || c->closing) {
         return;
     }
+    /* a status page from a phase handler may be an error_page instead */
+    if (body == NULL && extra == NULL && status >= 300 && !r->error_page && r->content == NULL
+        && zg_hooks.error_page != NULL && zg_hooks.error_page->error_page(r, status) == ZG_DONE) {
+        return;
+    }
+    if (body == NULL && status >= 300) {
+        r->err_status = 0; /* a status page has its own status, as nginx's */
+    }
+    if (r->err_status) {
+        status = r->err_status;
+    }
     r->resp_started = 1;
     /* a body we did not read and the client may not send: close after answering */
     if (r->h->has_body && !r->body_done && r->h->expect_continue && !r->sent_continue) {
@@ -110,7 +249,8 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
     if (c->w->quitting) {
         r->keepalive = 0;
     }
-    char rl[1024];
+    char rl[ZG_REQUEST_HEADERS_MAX];
+    r->ctx.status = status; /* the header hooks look at it (add_header) */
     if (r->want_headers && (extra == NULL || !r->headers_done)) {
         /* the modules' headers go on answers zonegate makes itself, too */
         size_t m = zg_request_headers_text(r, rl, sizeof(rl) - 1, 0);
@@ -125,6 +265,9 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
                 extra = rl;
             }
         }
+    }
+    if (zg_vars_resp_headers(r->ctx.vars)) {
+        zg_request_sent_headers(r, status, extra, ctype, body);
     }
     int head = r->h->head;
     size_t n = zg_http_write_response(stack, sizeof(stack), status, r->keepalive, extra, ctype,
@@ -272,6 +415,7 @@ void zg_request_body(zg_request_t *r, const char *p, size_t n)
         if (!r->resp_started) {
             zg_request_content_abort(r);
             r->keepalive = 0;
+            r->error_page = 1; /* the body is half read: no internal redirect */
             zg_request_error(r, 413);
         }
         return;
@@ -320,6 +464,7 @@ int zg_request_timeout(zg_request_t *r)
     r->keepalive = 0;
     r->body_done = 1;
     r->c->close_after = 1;
+    r->error_page = 1; /* the body stalled: no internal redirect */
     zg_request_respond(r, 408, NULL, NULL, NULL, 0);
     return ZG_OK;
 }
@@ -333,6 +478,7 @@ void zg_request_bad(zg_request_t *r, int status)
     r->keepalive = 0;
     if (!r->resp_started) {
         r->body_done = 1;
+        r->error_page = 1; /* a broken body: no internal redirect */
         zg_request_respond(r, status, NULL, NULL, NULL, 0);
     } else {
         zg_request_response_abort(r);
@@ -363,6 +509,7 @@ static void zg_request_finalize(zg_request_t *r)
     for (int i = 0; i < zg_hooks.nlog; i++) {
         zg_hooks.log[i]->log(r);
     }
+    zg_var_ctx_free(&r->ctx);
     zg_proc_count_request(r->ctx.status);
     int keepalive = r->keepalive && !c->closing;
     if (r->sleeping) {
@@ -426,6 +573,10 @@ static void zg_request_phases(zg_request_t *r)
         if (rc == ZG_DECLINED || rc == ZG_OK) {
             continue;
         }
+        if (rc == ZG_REQUEST_JUMP) {
+            i = r->phase - 1;
+            continue;
+        }
         if (rc == ZG_AGAIN) {
             r->phase = i + 1; /* zg_request_wake goes on from there */
         } else if (rc == ZG_ERROR) {
@@ -469,13 +620,58 @@ static void zg_request_run_phases(zg_request_t *r)
 {
     const zg_log_target_t *log = zg_request_core(r)->error_log, *saved;
 
-    if (log == NULL) {
-        zg_request_phases(r);
-        return;
-    }
-    saved = zg_log_scope(log);
+    /* the location found in the phases may put its own in scope: always put back */
+    saved = log != NULL ? zg_log_scope(log) : zg_log_cur;
     zg_request_phases(r);
     zg_log_scope(saved);
+}
+
+static int zg_request_redirect_count(zg_request_t *r)
+{
+    if (++r->uri_changes > 10) {
+        zg_log(ZG_LOG_ERR, "rewrite or internal redirection cycle while internally "
+               "redirecting to \"%.*s\"", (int)zg_min(r->ctx.uri.len, 256), r->ctx.uri.data);
+        r->error_page = 1;
+        r->err_status = 0;
+        zg_request_error(r, 500);
+        return 0;
+    }
+    r->error_page = 1;
+    r->internal = 1;
+    r->uri_changed = 0;
+    r->invalid_location = 0;
+    if (r->ctx.method.len != 4 || memcmp(r->ctx.method.data, "HEAD", 4) != 0) {
+        r->ctx.method.data = "GET";
+        r->ctx.method.len = 3;
+    }
+    return 1;
+}
+
+void zg_request_internal_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args)
+{
+    if (!zg_request_redirect_count(r)) {
+        return;
+    }
+    r->ctx.uri = *uri;
+    r->ctx.args = *args;
+    r->uri_rewritten = 1;
+    r->loc = NULL;
+    r->located = 0;
+    r->loc_conf = r->srv->loc_conf;
+    r->phase = 0;
+    zg_request_run_phases(r);
+}
+
+void zg_request_named_location(zg_request_t *r, zg_location_t *loc)
+{
+    if (!zg_request_redirect_count(r)) {
+        return;
+    }
+    r->loc = loc;
+    r->located = 1;
+    r->loc_conf = loc->loc_conf;
+    r->phase = zg_hooks.find_location + 1;
+    zg_request_run_phases(r);
 }
 
 static void zg_request_wake(uv_timer_t *t)
@@ -500,6 +696,7 @@ int zg_request_sleep(zg_request_t *r, zg_msec_t ms)
 
 void zg_request_close(zg_request_t *r, uv_close_cb cb)
 {
+    zg_var_ctx_free(&r->ctx);
     uv_close((uv_handle_t *)&r->sleep_timer, cb);
 }
 
@@ -519,6 +716,8 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
         r->sleep_timer.data = c;
         c->rmem = r;
         c->handles++;
+    } else {
+        zg_var_ctx_free(&r->ctx);
     }
     memset((char *)r + offsetof(zg_request_t, c), 0, sizeof(*r) - offsetof(zg_request_t, c));
     r->c = c;
@@ -528,6 +727,10 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
 
     zg_var_ctx_t *x = &r->ctx;
     x->remote = (const struct sockaddr *)&c->peer;
+    x->local = (const struct sockaddr *)&c->ls->addr.sa;
+    uv_os_fd_t lfd;
+    x->local_fd = uv_fileno((uv_handle_t *)&c->tcp, &lfd) == 0 ? lfd : -1;
+    x->vars = zg_conf_vars(c->w->conf);
     x->method = h->method;
     x->uri = h->path;
     x->args = h->args;
@@ -559,26 +762,9 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
         x->server_name.data = r->srv->names[0];
         x->server_name.len = strlen(r->srv->names[0]);
     }
-    int redirect;
-    r->loc = zg_http_core_find_location(r->srv, h->path.data, h->path.len, &r->caps, &redirect);
-    r->loc_conf = r->loc ? r->loc->loc_conf : r->srv->loc_conf;
+    /* the server's conf until the location is found (after the server rewrite) */
+    r->loc_conf = r->srv->loc_conf;
     zg_http_core_loc_conf_t *clcf = zg_request_core(r);
-    if (redirect) {
-        zg_request_slash_redirect(r);
-        return;
-    }
-    if (clcf->internal) {
-        zg_request_error(r, 404); /* reached only by internal redirects */
-        return;
-    }
     r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !c->w->quitting;
-
-    if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {
-        zg_log(ZG_LOG_ERR, "client intended to send too large body: %lld bytes",
-               (long long)h->content_length);
-        r->keepalive = 0;
-        zg_request_error(r, 413);
-        return;
-    }
     zg_request_run_phases(r);
 }

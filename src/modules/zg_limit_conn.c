@@ -654,7 +654,8 @@ static int zg_limit_conn_handler(zg_request_t *r)
     zg_limit_conn_ctx_t *x;
     int status = 0, rc;
 
-    if (lc->nlimits <= 0) {
+    /* as nginx: once per request, not again after an internal redirect */
+    if (lc->nlimits <= 0 || r->ctx.limit_conn_status != ZG_LIMIT_NONE) {
         return ZG_DECLINED;
     }
     x = zg_request_ctx(r, zg_limit_conn_module);

@@ -1064,6 +1064,7 @@ static size_t zg_limit_req_headers(zg_request_t *r, char *buf, size_t len, int r
     if (lr->zone_name == NULL || !zg_limit_req_loc_conf(r->loc_conf)->headers) {
         return 0;
     }
+    rejected = rejected || lr->status == ZG_LIMIT_REJECTED;
     int n = snprintf(buf, len,
                      "RateLimit-Policy: \"%s\";q=%llu;w=%llu\r\n"
                      "RateLimit: \"%s\";r=%llu;t=%llu\r\n",
@@ -1086,11 +1087,8 @@ static size_t zg_limit_req_headers(zg_request_t *r, char *buf, size_t len, int r
 /* the rejection, with Retry-After when limit_req_headers is on */
 static __attribute__((noinline)) int zg_limit_req_reject(zg_request_t *r, int status)
 {
-    char extra[512];
-    size_t n = zg_limit_req_headers(r, extra, sizeof(extra), 1);
-
-    r->headers_done = 1;
-    zg_request_respond(r, status, n ? extra : NULL, NULL, NULL, 0);
+    /* the header hook adds Retry-After to a rejection */
+    zg_request_respond(r, status, NULL, NULL, NULL, 0);
     return ZG_DONE;
 }
 
@@ -1101,7 +1099,8 @@ static int zg_limit_req_handler(zg_request_t *r)
     zg_limit_req_result_t *lr;
     int rc;
 
-    if (lc->nlimits <= 0) {
+    /* as nginx: once per request, not again after an internal redirect */
+    if (lc->nlimits <= 0 || r->ctx.limit_req_status != ZG_LIMIT_NONE) {
         return ZG_DECLINED;
     }
     lr = zg_request_ctx(r, zg_limit_req_module);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "zg_access_log.h"
+#include "zg_error_page.h"
 #include "zg_log.h"
 #include "zg_request.h"
 #include "zg_upstream.h"
@@ -60,6 +61,7 @@ typedef struct {
 } zg_proxy_pool_t;
 
 struct zg_proxy_s {
+    zg_str_t uri_var;           /* proxy_pass with variables: the target, sent as is */
     zg_request_t *r;
     zg_upstream_conf_t *u;
     zg_upstream_pick_t pick;
@@ -83,6 +85,8 @@ struct zg_proxy_s {
     unsigned done : 1;
     unsigned waiting_body : 1;  /* not connected yet: the body is being buffered */
     unsigned retry_status : 1;  /* this attempt's response asks for the next peer */
+    int intercept_status;       /* proxy_intercept_errors: the error_page for this status
+                                   answers instead of the upstream's response */
 };
 
 /* per request: the proxy state while it runs (zeroed); the $upstream_* texts
@@ -305,16 +309,20 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     q.b.data = p->head;         /* reuse the buffer of a recycled proxy */
     q.b.cap = p->head_cap;
 
-    zg_outq_append(&q, h->method.data, h->method.len);
+    zg_outq_append(&q, r->ctx.method.data, r->ctx.method.len); /* GET after error_page */
     zg_outq_append(&q, " ", 1);
-    if (s->uri) {
+    if (p->uri_var.data != NULL) {
+        /* as nginx: a URI with variables replaces the request's, args and all */
+        zg_outq_append(&q, p->uri_var.data, p->uri_var.len);
+    } else if (s->uri && !r->invalid_location) {
         /* as nginx: the normalised path with the location's prefix replaced,
          * escaped again if it was sent escaped (a decoded '?' stays in the path) */
-        size_t skip = zg_min(r->loc->path_len, h->path.len);
-        const char *rest = h->path.data + skip;
-        size_t rlen = h->path.len - skip;
+        const zg_str_t *path = &r->ctx.uri;
+        size_t skip = zg_min(r->loc->path_len, path->len);
+        const char *rest = path->data + skip;
+        size_t rlen = path->len - skip;
         zg_outq_append(&q, s->uri, s->uri_len);
-        if (h->quoted) {
+        if (h->quoted || r->uri_rewritten) {
             for (size_t k = 0; k < rlen; k += sizeof(tmp) / 3) {
                 size_t m = zg_min(rlen - k, sizeof(tmp) / 3);
                 zg_outq_append(&q, tmp, zg_http_escape_uri(tmp, rest + k, m));
@@ -322,9 +330,20 @@ static int zg_proxy_build_head(zg_proxy_t *p)
         } else {
             zg_outq_append(&q, rest, rlen);
         }
-        if (h->args.len) {
+        if (r->ctx.args.len) {
             zg_outq_append(&q, "?", 1);
-            zg_outq_append(&q, h->args.data, h->args.len);
+            zg_outq_append(&q, r->ctx.args.data, r->ctx.args.len);
+        }
+    } else if (r->uri_rewritten) {
+        /* as nginx: a rewritten URI is sent escaped, with its args */
+        const zg_str_t *path = &r->ctx.uri;
+        for (size_t k = 0; k < path->len; k += sizeof(tmp) / 3) {
+            size_t m = zg_min(path->len - k, sizeof(tmp) / 3);
+            zg_outq_append(&q, tmp, zg_http_escape_uri(tmp, path->data + k, m));
+        }
+        if (r->ctx.args.len) {
+            zg_outq_append(&q, "?", 1);
+            zg_outq_append(&q, r->ctx.args.data, r->ctx.args.len);
         }
     } else {
         /* as nginx: the target as received ("http://h?q" has no path: "/?q") */
@@ -410,7 +429,10 @@ static int zg_proxy_build_head(zg_proxy_t *p)
                            p->u->implicit ? p->u->servers[0].addr.text : p->u->name);
         }
     }
-    const char *addr = zg_conn_addr_text(r->c);
+    char abuf[64];
+    /* the connection's text (made once per connection), or the real_ip address */
+    const char *addr = r->ctx.realip == NULL ? zg_conn_addr_text(r->c)
+                                             : zg_var_client(&r->ctx, abuf, sizeof(abuf));
     if (!xff_set) {
         if (xff) {
             zg_outq_append(&q, "X-Forwarded-For: ", 17);
@@ -469,8 +491,8 @@ static void zg_proxy_list_add(char *buf, size_t cap, const char *item, size_t n)
 static void zg_proxy_note_upstream(zg_proxy_t *p, int status)
 {
     zg_request_t *r = p->r;
-    if (!zg_access_log_enabled(r->loc_conf)) {
-        return; /* $upstream_* are for the access log */
+    if (!zg_access_log_enabled(r->loc_conf) && !zg_vars_upstream(r->ctx.vars)) {
+        return; /* nothing reads $upstream_* */
     }
     zg_proxy_scratch_t *x = zg_request_scratch(r, zg_proxy_module);
     char tmp[48];
@@ -519,6 +541,36 @@ static int zg_proxy_can_retry(zg_proxy_t *p)
     return 1;
 }
 
+/* copies the upstream's response headers for $upstream_http_NAME and
+ * $sent_http_NAME (only when the config uses them) */
+static void zg_proxy_keep_headers(zg_request_t *r, const zg_http_resp_head_t *rh)
+{
+    zg_var_ctx_t *x = &r->ctx;
+    zg_str_t *names = zg_var_alloc(x, 2 * rh->nhdrs * sizeof(zg_str_t) + 1);
+    zg_str_t *values = names + rh->nhdrs;
+
+    if (names == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < rh->nhdrs; i++) {
+        char *n = zg_var_alloc(x, rh->names[i].len + rh->values[i].len + 1);
+        if (n == NULL) {
+            return;
+        }
+        memcpy(n, rh->names[i].data, rh->names[i].len);
+        if (rh->values[i].len) {
+            memcpy(n + rh->names[i].len, rh->values[i].data, rh->values[i].len);
+        }
+        names[i].data = n;
+        names[i].len = rh->names[i].len;
+        values[i].data = n + rh->names[i].len;
+        values[i].len = rh->values[i].len;
+    }
+    x->up_names = x->sent_names = names;
+    x->up_values = x->sent_values = values;
+    x->nup = x->nsent = rh->nhdrs;
+}
+
 static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
 {
     zg_upconn_t *uc = data;
@@ -533,6 +585,11 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
         p->error_status = rh->status;
         p->retry_status = 1;
         return; /* the caller sees no head sent and fails the attempt */
+    }
+    if (rh->status >= 300 && zg_proxy_loc_conf(r->loc_conf)->intercept_errors
+        && zg_error_page_find(zg_request_conf(r, zg_error_page_module), rh->status) != NULL) {
+        p->intercept_status = rh->status;
+        return; /* zg_upconn_on_read lets the error page answer */
     }
     zg_proxy_note_upstream(p, rh->status);
     p->resp_head_sent = 1;
@@ -557,9 +614,17 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
 
     size_t start = q->b.len;
     zg_outq_append(q, "HTTP/1.1 ", 9);
-    zg_outq_num(q, (uint64_t)rh->status);
-    zg_outq_append(q, " ", 1);
-    zg_outq_append(q, rh->reason.data, rh->reason.len);
+    if (r->err_status) {
+        /* error_page CODE URI (no "="): the answer keeps the original status */
+        r->ctx.status = r->err_status;
+        zg_outq_num(q, (uint64_t)r->err_status);
+        zg_outq_append(q, " ", 1);
+        zg_outq_str(q, zg_http_reason(r->err_status));
+    } else {
+        zg_outq_num(q, (uint64_t)rh->status);
+        zg_outq_append(q, " ", 1);
+        zg_outq_append(q, rh->reason.data, rh->reason.len);
+    }
     zg_outq_append(q, "\r\n", 2);
     zg_str_t conn_tokens = {0, ""};
     for (size_t i = 0; i < rh->nhdrs; i++) {
@@ -588,6 +653,9 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
         zg_outq_append(q, "Connection: close\r\n\r\n", 21);
     }
     r->ctx.bytes_sent += q->b.len - start;
+    if (zg_vars_resp_headers(r->ctx.vars)) {
+        zg_proxy_keep_headers(r, rh);
+    }
 }
 
 static void zg_resp_on_body(void *data, const char *b, size_t n)
@@ -738,6 +806,20 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         zg_upconn_close(uc);
         p->uc = NULL;
         zg_proxy_connect(p);
+        return;
+    }
+    if (p->intercept_status) {
+        /* proxy_intercept_errors: the upstream's answer is dropped, the error page
+         * answers (the peer did not fail) */
+        zg_request_t *ir = p->r;
+        int st = p->intercept_status;
+        zg_proxy_note_upstream(p, st);
+        zg_upstream_free(p->u, &p->pick, 0, zg_time_msec());
+        zg_upconn_close(uc);
+        p->uc = NULL;
+        zg_proxy_detach(ir);
+        zg_proxy_free(p);
+        zg_request_respond(ir, st, NULL, NULL, NULL, 0);
         return;
     }
     if (rc == ZG_ERROR) {
@@ -1062,6 +1144,47 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
     zg_proxy_connect(p);
 }
 
+/* proxy_pass with variables: the URI (and the upstream, when the host has
+ * variables: a name among the upstreams; zonegate has no resolver) */
+static int zg_proxy_eval_url(zg_request_t *r, zg_proxy_t *p, const zg_proxy_loc_conf_t *plcf)
+{
+    zg_str_t v;
+    const char *slash;
+    char host[256];
+    size_t hlen;
+
+    if (zg_cv_eval_str(plcf->url_cv, &r->ctx, &v) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    if (!plcf->host_var) {
+        p->uri_var = v;
+        return ZG_OK;
+    }
+    slash = memchr(v.data, '/', v.len);
+    hlen = slash ? (size_t)(slash - v.data) : v.len;
+    if (hlen == 0 || hlen >= sizeof(host)) {
+        zg_log(ZG_LOG_ERR, "invalid URL prefix in \"http://%.*s\"", (int)zg_min(v.len, 256),
+               v.data);
+        return ZG_ERROR;
+    }
+    memcpy(host, v.data, hlen);
+    host[hlen] = '\0';
+    p->u = zg_upstream_find(r->c->w->conf, host, 0);
+    if (p->u == NULL) {
+        p->u = zg_upstream_find(r->c->w->conf, host, 1);
+    }
+    if (p->u == NULL) {
+        zg_log(ZG_LOG_ERR, "no resolver defined to resolve %s, client: %s", host,
+               zg_conn_addr_text(r->c));
+        return ZG_ERROR;
+    }
+    if (slash != NULL) {
+        p->uri_var.data = slash;
+        p->uri_var.len = v.len - hlen;
+    }
+    return ZG_OK;
+}
+
 static void zg_proxy_start(zg_request_t *r)
 {
     zg_proxy_t *p = zg_proxy_alloc();
@@ -1072,7 +1195,14 @@ static void zg_proxy_start(zg_request_t *r)
     p->r = r;
     zg_proxy_scratch_t *x = zg_request_scratch(r, zg_proxy_module);
     x->upstream_addr[0] = x->upstream_status[0] = x->upstream_time[0] = '\0';
-    p->u = zg_proxy_loc_conf(r->loc_conf)->upstream;
+    zg_proxy_loc_conf_t *plcf = zg_proxy_loc_conf(r->loc_conf);
+    p->u = plcf->upstream;
+    if (plcf->url_cv != NULL && zg_proxy_eval_url(r, p, plcf) != ZG_OK) {
+        zg_proxy_detach(r);
+        zg_proxy_free(p);
+        zg_request_respond(r, 502, NULL, NULL, NULL, 0);
+        return;
+    }
     zg_upstream_pick_init(&p->pick);
     zg_proxy_attach(r, p);
     p->body_done = r->body_done;
@@ -1161,11 +1291,30 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     if (slash == NULL) {
         slash = end;
     }
-    if (slash == h || memchr(h, '$', (size_t)(slash - h)) != NULL) {
+    if (slash == h) {
         return zg_conf_error(cf, "invalid host in \"%s\"", a[1].data);
     }
     if (zg_http_core_set_pass_handler(cf, zg_proxy_handler) != ZG_OK) {
         return ZG_ERROR;
+    }
+    plcf->pass = 1;
+    if (memchr(h, '$', (size_t)(slash - h)) != NULL) {
+        /* the upstream is chosen per request among the upstreams' names */
+        plcf->host_var = 1;
+        plcf->url_cv = zg_conf_cv(cf, h, (size_t)(end - h));
+        return plcf->url_cv != NULL ? ZG_OK : ZG_ERROR;
+    }
+    if (memchr(slash, '$', (size_t)(end - slash)) != NULL) {
+        plcf->url_cv = zg_conf_cv(cf, slash, (size_t)(end - slash));
+        if (plcf->url_cv == NULL) {
+            return ZG_ERROR;
+        }
+        end = slash; /* no static URI */
+    }
+    if (slash < end && (cf->ctx & ZG_CTX_IF)) {
+        return zg_conf_error(cf, "\"proxy_pass\" cannot have URI part in location given by "
+                                 "regular expression, or inside named location, or inside "
+                                 "\"if\" statement, or inside \"limit_except\" block");
     }
     if (slash < end) {
         plcf->uri = (char *)slash;
@@ -1283,6 +1432,7 @@ static void *zg_proxy_create_loc_conf(zg_conf_t *conf)
     c->send_timeout = ZG_UNSET_MSEC;
     c->next_upstream = ZG_UNSET;
     c->next_upstream_tries = ZG_UNSET;
+    c->intercept_errors = ZG_UNSET;
     return c;
 }
 
@@ -1291,6 +1441,15 @@ static int zg_proxy_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     zg_proxy_loc_conf_t *p = parent, *c = child;
 
     (void)cf;
+    if (!c->pass) {
+        /* an `if` block without proxy_pass proxies as its location does (a location's
+         * own children have no content handler of it: this changes nothing there) */
+        c->upstream = p->upstream;
+        c->uri = p->uri;
+        c->uri_len = p->uri_len;
+        c->url_cv = p->url_cv;
+        c->host_var = p->host_var;
+    }
     if (c->nset_headers < 0) {
         c->set_headers = p->set_headers;
         c->nset_headers = p->nset_headers;
@@ -1300,6 +1459,10 @@ static int zg_proxy_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, send_timeout, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, next_upstream, ZG_UNSET);
     ZG_CONF_MERGE(c, p, next_upstream_tries, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, intercept_errors, ZG_UNSET);
+    if (c->intercept_errors == ZG_UNSET) {
+        c->intercept_errors = 0;
+    }
     if (c->nset_headers < 0) {
         c->set_headers = NULL;
         c->nset_headers = 0;
@@ -1325,7 +1488,7 @@ static int zg_proxy_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
 #define ZG_PX(f) offsetof(zg_proxy_loc_conf_t, f)
 
 static const zg_command_t zg_proxy_commands[] = {
-    { "proxy_pass", ZG_CTX_LOC, 0, 1, 1, zg_proxy_pass, ZG_LOC_CONF, 0, NULL },
+    { "proxy_pass", ZG_CTX_LOC | ZG_CTX_LIF, 0, 1, 1, zg_proxy_pass, ZG_LOC_CONF, 0, NULL },
     { "proxy_set_header", ZG_CTX_SETTINGS, 0, 2, 2, zg_proxy_set_header, ZG_LOC_CONF, 0,
       NULL },
     { "proxy_connect_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
@@ -1336,6 +1499,8 @@ static const zg_command_t zg_proxy_commands[] = {
       ZG_PX(send_timeout), NULL },
     { "proxy_next_upstream", ZG_CTX_SETTINGS, 0, 1, -1, zg_proxy_next_upstream, ZG_LOC_CONF,
       0, NULL },
+    { "proxy_intercept_errors", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      offsetof(zg_proxy_loc_conf_t, intercept_errors), NULL },
     { "proxy_next_upstream_tries", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_num, ZG_LOC_CONF,
       ZG_PX(next_upstream_tries), NULL },
     ZG_NULL_COMMAND

@@ -47,7 +47,7 @@ enum { ZG_HANDLER_NONE, ZG_HANDLER_PROXY, ZG_HANDLER_RETURN, ZG_HANDLER_OTHER };
 
 static int handler_of(const zg_location_t *l)
 {
-    if (RW(l->loc_conf)->code != 0) {
+    if (RW(l->loc_conf)->list.n != 0) {
         return ZG_HANDLER_RETURN;
     }
     if (CORE(l->loc_conf)->handler == NULL) {
@@ -441,8 +441,8 @@ static void test_full(void **state)
 
     l = loc_by_path(s0, "/api/", 1);
     assert_int_equal(handler_of(l), ZG_HANDLER_RETURN);
-    assert_int_equal(RW(l->loc_conf)->code, 204);
-    assert_null(RW(l->loc_conf)->text);
+    assert_int_equal(RW(l->loc_conf)->list.codes[0].code, 204);
+    assert_null(RW(l->loc_conf)->list.codes[0].value);
     assert_int_equal(handler_of(loc_by_path(s0, "/slab_stat", 1)), ZG_HANDLER_OTHER);
     assert_int_equal(handler_of(loc_by_path(s0, "/metrics", 1)), ZG_HANDLER_OTHER);
     assert_ptr_not_equal(CORE(loc_by_path(s0, "/slab_stat", 1)->loc_conf)->handler,
@@ -454,11 +454,11 @@ static void test_full(void **state)
     assert_ptr_equal(PROXY(l->loc_conf)->upstream, imp);
     assert_int_equal(PROXY(l->loc_conf)->uri_len, 2);
     l = loc_by_path(s0, "/redir", 0);
-    assert_int_equal(RW(l->loc_conf)->code, 302);
-    assert_string_equal(cv_text(RW(l->loc_conf)->text), "https://example.com/");
+    assert_int_equal(RW(l->loc_conf)->list.codes[0].code, 302);
+    assert_string_equal(cv_text(RW(l->loc_conf)->list.codes[0].value), "https://example.com/");
     l = loc_by_path(s0, "/text", 0);
-    assert_int_equal(RW(l->loc_conf)->code, 403);
-    assert_string_equal(cv_text(RW(l->loc_conf)->text), "forbidden\n");
+    assert_int_equal(RW(l->loc_conf)->list.codes[0].code, 403);
+    assert_string_equal(cv_text(RW(l->loc_conf)->list.codes[0].value), "forbidden\n");
 
     /* included file, relative to the main file's directory */
     assert_string_equal(s2->names[0], "inc.test");
@@ -556,7 +556,7 @@ static void test_defaults(void **state)
     assert_int_equal(ACC(l->loc_conf)->nrules, 0);
     assert_null(ALOG(l->loc_conf)->log);
     assert_int_equal(ALOG(l->loc_conf)->set, 1);
-    assert_int_equal(RW(l->loc_conf)->code, 200);
+    assert_int_equal(RW(l->loc_conf)->list.codes[0].code, 200);
     assert_null(ALM(conf)->logs);
     assert_int_equal(HC(conf)->nlistens, 1);
     assert_string_equal(HC(conf)->listens[0].addr.text, "0.0.0.0:80");
@@ -647,11 +647,11 @@ static void test_tokenizer(void **state)
     assert_string_equal(HC(conf)->servers[0].names[1], "q's");
     assert_string_equal(HC(conf)->servers[0].names[2], "");
     l = &HC(conf)->servers[0].locations[0];
-    assert_string_equal(cv_text(RW(l->loc_conf)->text), "a\"b\\c\n'd\\x");
+    assert_string_equal(cv_text(RW(l->loc_conf)->list.codes[0].value), "a\"b\\c\n'd\\x");
     assert_int_equal(l->line, 3);
-    assert_string_equal(cv_text(RW(HC(conf)->servers[0].locations[1].loc_conf)->text), "it's");
+    assert_string_equal(cv_text(RW(HC(conf)->servers[0].locations[1].loc_conf)->list.codes[0].value), "it's");
     assert_int_equal(HC(conf)->servers[0].locations[3].line, 7);
-    assert_false(zg_cv_is_const(RW(HC(conf)->servers[0].locations[3].loc_conf)->text));
+    assert_false(zg_cv_is_const(RW(HC(conf)->servers[0].locations[3].loc_conf)->list.codes[0].value));
     /* an empty Host matches server_name "" */
     assert_ptr_equal(zg_http_find_server(&HC(conf)->listens[0], "", 0, NULL), &HC(conf)->servers[0]);
     zg_conf_free(conf);
@@ -1031,8 +1031,22 @@ static const struct {
     { "daemon on {}", "directive \"daemon\" is not terminated by \";\" in /x/z.conf:1" },
     /* contexts */
     { "http {\n proxy_pass http://x;\n}", "\"proxy_pass\" directive is not allowed here in /x/z.conf:2" },
-    { "http {\n server {\n  return 200;\n }\n}",
-      "\"return\" directive is not allowed here in /x/z.conf:3" },
+    { "http {\n return 200;\n}",
+      "\"return\" directive is not allowed here in /x/z.conf:2" },
+    { "http {\n server {\n  if ($a) { proxy_pass http://a:1; }\n }\n}",
+      "\"proxy_pass\" directive is not allowed here in /x/z.conf:3" },
+    { "http {\n server {\n  if (-f /x) { return 403; }\n }\n}",
+      "file tests (\"-f\") in \"if\" are not supported by zonegate in /x/z.conf:3" },
+    { "http {\n server {\n  if ($uri ~ \"(\") { return 403; }\n }\n}",
+      "pcre2_compile() failed: missing closing parenthesis in \"(\" in /x/z.conf:3" },
+    { "http {\n server {\n  if ($uri =) { return 403; }\n }\n}",
+      "invalid condition \"=\" in /x/z.conf:3" },
+    { "http {\n server {\n  set $uri x;\n }\n}",
+      "the \"uri\" variable is built in and cannot be set in /x/z.conf:3" },
+    { "http {\n server {\n  rewrite ^ /x foo;\n }\n}",
+      "invalid parameter \"foo\" in /x/z.conf:3" },
+    { "http {\n server {\n  location / { return 200 $undefined_here; }\n }\n}",
+      "unknown \"undefined_here\" variable in /x/z.conf:3" },
     { "listen 80;", "\"listen\" directive is not allowed here in /x/z.conf:1" },
     { "events {\n error_log /e.log;\n}", "\"error_log\" directive is not allowed here in /x/z.conf:2" },
     { "http {\n error_log /e.log;\n error_log /f.log;\n}", "\"error_log\" directive is duplicate in /x/z.conf:3" },
@@ -1093,7 +1107,7 @@ static const struct {
       "pcre2_compile() failed: missing closing parenthesis in \"^(a\" in /x/z.conf:3" },
     { "http {\n server {\n  location / { return abc; }\n }\n}",
       "invalid return code \"abc\" in /x/z.conf:3" },
-    { "http {\n server {\n  location / { return 200; proxy_pass http://a:1; }\n }\n}",
+    { "http {\n server {\n  location / { proxy_pass http://a:1; proxy_pass http://a:1; }\n }\n}",
       "\"proxy_pass\" directive is duplicate in /x/z.conf:3" },
     { "http {\n server {\n  location / { proxy_pass https://a; }\n }\n}",
       "invalid URL prefix in \"https://a\" in /x/z.conf:3" },

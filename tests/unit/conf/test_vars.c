@@ -214,8 +214,10 @@ static void test_http(void **state)
     assert_string_equal(eval("$http_user_agent", &ctx), "curl/8.0");
     assert_string_equal(eval("$http_USER_AGENT", &ctx), "curl/8.0");
     assert_string_equal(eval("${http_User_Agent}", &ctx), "curl/8.0");
-    /* first of two matching headers */
-    assert_string_equal(eval("$http_x_forwarded_for", &ctx), "10.0.0.1");
+    /* two X-Forwarded-For lines joined, as nginx 1.22 does (and Cookie with "; ");
+     * of other names the first line */
+    assert_string_equal(eval("$http_x_forwarded_for", &ctx), "10.0.0.1, 10.0.0.2");
+    zg_var_ctx_free(&ctx);
     assert_string_equal(eval("$http_host", &ctx), "example.com");
     assert_string_equal(eval("[$http_missing]", &ctx), "[]");
     /* a prefix of a header name does not match */
@@ -446,6 +448,125 @@ static void test_escape(void **state)
     assert_string_equal(eval_esc("$request_uri", &ctx, 1, NULL), "-");
 }
 
+static void test_nginx_vars(void **state)
+{
+    static const zg_str_t names[] = { zg_string("X-Forwarded-For"),
+                                      zg_string("Cookie"), zg_string("cookie") };
+    static const zg_str_t values[] = { zg_string("1.1.1.1, 2.2.2.2"),
+                                       zg_string("a=1; sid=abc; b=2"), zg_string("z=9") };
+    static const zg_str_t up_names[] = { zg_string("X-App"), zg_string("Content-Type") };
+    static const zg_str_t up_values[] = { zg_string("yes"), zg_string("text/html") };
+    struct sockaddr_in local;
+    zg_var_ctx_t ctx;
+    const char *id;
+
+    (void)state;
+    ctx_init(&ctx);
+    /* two X-Forwarded-For lines are joined, as nginx */
+    assert_string_equal(eval("$proxy_add_x_forwarded_for", &ctx),
+                        "10.0.0.1, 10.0.0.2, 192.168.1.20");
+    ctx.nhdrs = 0;
+    assert_string_equal(eval("$proxy_add_x_forwarded_for", &ctx), "192.168.1.20");
+    ctx.hdr_names = names;
+    ctx.hdr_values = values;
+    ctx.nhdrs = zg_nelems(names);
+    assert_string_equal(eval("$proxy_add_x_forwarded_for", &ctx),
+                        "1.1.1.1, 2.2.2.2, 192.168.1.20");
+    assert_string_equal(eval("[$cookie_sid][$cookie_A][$cookie_z][$cookie_none]", &ctx),
+                        "[abc][1][9][]");
+    assert_string_equal(eval("$http_cookie", &ctx), "a=1; sid=abc; b=2; z=9");
+    assert_string_equal(eval("$scheme|$https|$is_args", &ctx), "http||?");
+    assert_string_equal(eval("$zonegate_version", &ctx), ZG_VERSION);
+    memset(&local, 0, sizeof(local));
+    local.sin_family = AF_INET;
+    local.sin_port = htons(8080);
+    inet_pton(AF_INET, "127.0.0.2", &local.sin_addr);
+    ctx.local = (const struct sockaddr *)&local;
+    ctx.local_fd = -1;
+    assert_string_equal(eval("$server_addr:$server_port", &ctx), "127.0.0.2:8080");
+    ctx.up_names = up_names;
+    ctx.up_values = up_values;
+    ctx.nup = 2;
+    assert_string_equal(eval("$upstream_http_x_app $upstream_http_content_type", &ctx),
+                        "yes text/html");
+    ctx.sent_names = up_names;
+    ctx.sent_values = up_values;
+    ctx.nsent = 1;
+    assert_string_equal(eval("[$sent_http_x_app][$sent_http_content_type]", &ctx),
+                        "[yes][]");
+    assert_string_equal(eval("$realip_remote_addr", &ctx), "192.168.1.20");
+    id = eval("$request_id", &ctx);
+    assert_int_equal(strlen(id), 32);
+    assert_int_equal(strspn(id, "0123456789abcdef"), 32);
+    /* the same id for the whole request */
+    char first[33];
+    strcpy(first, id);
+    assert_string_equal(eval("$request_id", &ctx), first);
+    zg_var_ctx_free(&ctx);
+    assert_null(ctx.st);
+}
+
+static int calls;
+
+static int get_counted(zg_var_ctx_t *ctx, const void *data, zg_str_t *out)
+{
+    (void)ctx;
+    calls++;
+    out->data = data;
+    out->len = strlen(data);
+    return ZG_OK;
+}
+
+static void test_named(void **state)
+{
+    char err[256], buf[64];
+    zg_vars_t *vs = zg_vars_new();
+    zg_var_ctx_t ctx;
+    const char *f;
+    int line, idx, set_idx;
+    zg_cv_t *cv;
+    size_t n;
+
+    (void)state;
+    /* used before it is defined: fine until the end of the config */
+    cv = zg_cv_compile_vars(vs, "<$later|$x>", 11, "a.conf", 7, err, sizeof(err));
+    assert_non_null(cv);
+    assert_string_equal(zg_vars_undefined(vs, &f, &line), "later");
+    assert_string_equal(f, "a.conf");
+    assert_int_equal(line, 7);
+    assert_int_equal(zg_vars_define(vs, "later", 5, get_counted, "L", 0, &idx), ZG_OK);
+    assert_int_equal(zg_vars_define(vs, "LATER", 5, get_counted, "L", 0, NULL), ZG_DECLINED);
+    assert_int_equal(zg_vars_define(vs, "x", 1, get_counted, "", ZG_VAR_CHANGEABLE, &set_idx),
+                     ZG_OK);
+    assert_int_equal(zg_vars_define(vs, "x", 1, get_counted, "", ZG_VAR_CHANGEABLE, NULL),
+                     ZG_OK);
+    assert_null(zg_vars_undefined(vs, &f, &line));
+    assert_false(zg_var_builtin("later", 5));
+    assert_true(zg_var_builtin("cookie_a", 8));
+
+    ctx_init(&ctx);
+    ctx.vars = vs;
+    calls = 0;
+    /* lazily, once per request */
+    assert_null(ctx.st);
+    n = zg_cv_eval(cv, &ctx, 0, buf, sizeof(buf));
+    assert_int_equal(n, 4);
+    assert_memory_equal(buf, "<L|>", 4);
+    n = zg_cv_eval(cv, &ctx, 0, buf, sizeof(buf));
+    assert_int_equal(calls, 2); /* later once, x once (empty) */
+    assert_int_equal(zg_var_set(&ctx, set_idx, "val", 3), ZG_OK);
+    n = zg_cv_eval(cv, &ctx, 0, buf, sizeof(buf));
+    assert_memory_equal(buf, "<L|val>", n);
+    assert_int_equal(calls, 2);
+    zg_var_ctx_free(&ctx);
+    /* the next request computes again */
+    n = zg_cv_eval(cv, &ctx, 0, buf, sizeof(buf));
+    assert_int_equal(calls, 4);
+    zg_var_ctx_free(&ctx);
+    zg_cv_free(cv);
+    zg_vars_free(vs);
+}
+
 /* $1..$9: the captures of the last regex match; one digit each, as nginx */
 static void test_captures(void **state)
 {
@@ -486,6 +607,8 @@ int main(void)
         cmocka_unit_test(test_mixed_and_braces),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_nginx_vars),
+        cmocka_unit_test(test_named),
         cmocka_unit_test(test_captures),
     };
 
