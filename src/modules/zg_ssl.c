@@ -1,9 +1,15 @@
 /* zg_ssl.c — the ssl module: directives, one SSL_CTX per server (see zg_ssl.h). */
 #include "zg_ssl.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "zg_admin.h"
 #include "zg_http_core.h"
@@ -27,6 +33,20 @@
 #define ZG_SSL_VERIFY_ON 1
 #define ZG_SSL_VERIFY_OPTIONAL 2
 #define ZG_SSL_VERIFY_OPTIONAL_NO_CA 3
+
+/* session ticket keys: the first encrypts, the others still decrypt */
+#define ZG_SSL_TICKET_KEYS 4
+typedef struct {
+    unsigned char name[16];
+    unsigned char hmac[32];
+    unsigned char aes[32];
+    size_t size;           /* 16 (AES-128, a 48-byte file) or 32 (AES-256) */
+} zg_ssl_ticket_key_t;
+
+typedef struct {
+    zg_ssl_ticket_key_t keys[ZG_SSL_TICKET_KEYS];
+    int n;
+} zg_ssl_ticket_keys_t;
 
 typedef struct {
     char *cert;
@@ -57,6 +77,7 @@ typedef struct {
     int cc_line;
     int verify_client;     /* ZG_SSL_VERIFY_* */
     int verify_depth;      /* 1 */
+    zg_ssl_ticket_keys_t *ticket_keys; /* ssl_session_ticket_key files; NULL = the zone's */
     SSL_CTX *ctx;          /* server level: built by init_main_conf */
 } zg_ssl_conf_t;
 
@@ -100,6 +121,7 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, session_tickets, ZG_UNSET);
     ZG_CONF_MERGE(c, p, verify_client, ZG_UNSET);
     ZG_CONF_MERGE(c, p, verify_depth, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, ticket_keys, NULL);
     if (c->client_certificate == NULL) {
         c->client_certificate = p->client_certificate;
         c->cc_file = p->cc_file;
@@ -484,6 +506,128 @@ static int zg_ssl_session_cache(zg_cf_t *cf, const zg_command_t *cmd, void *conf
     return ZG_OK;
 }
 
+/* ------------------------------------------------------- ticket keys */
+
+#define ZG_SSL_TICKET_ZONE "ssl_session_ticket_keys"
+#define ZG_SSL_TICKET_ZONE_SIZE (ZG_ZONE_MIN_PAGES * 4096)
+
+static int zg_ssl_ctx_keys_index = -1; /* SSL_CTX ex_data: zg_ssl_ticket_keys_t * */
+static int zg_ssl_ctx_kzone_index = -1; /* SSL_CTX ex_data: the ticket keys' zone */
+
+/* a new zone gets fresh random keys (in the master, before fork); a zone kept over a
+ * reload keeps its keys, so tickets issued before the reload still resume */
+static int zg_ssl_ticket_zone_init(zg_zone_t *zone, void *old_data)
+{
+    zg_ssl_ticket_keys_t *k = old_data;
+    if (k == NULL) {
+        k = zg_slab_calloc(zone->pool, sizeof(*k));
+        if (k == NULL) {
+            zg_log_error(ZG_LOG_EMERG, 0, "\"%s\": no memory for the ticket keys", zone->name);
+            return ZG_ERROR;
+        }
+        if (RAND_bytes(k->keys[0].name, 16) != 1 || RAND_bytes(k->keys[0].hmac, 32) != 1
+            || RAND_bytes(k->keys[0].aes, 32) != 1) {
+            zg_log_error(ZG_LOG_EMERG, 0, "RAND_bytes() failed for the ticket keys");
+            return ZG_ERROR;
+        }
+        k->keys[0].size = 32;
+        k->n = 1;
+    }
+    zone->data = k;
+    zone->pool->data = k;
+    return ZG_OK;
+}
+
+const zg_zone_kind_t zg_ssl_ticket_zone_kind = { "ssl_session_ticket_keys",
+                                                 zg_ssl_ticket_zone_init };
+
+/* as nginx's ngx_ssl_ticket_key_callback: 1 = ticket made or accepted, 2 = accepted
+ * with an older key (a new ticket is sent), 0 = unknown key (full handshake) */
+static int zg_ssl_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
+                            EVP_CIPHER_CTX *ectx, EVP_MAC_CTX *hctx, int enc)
+{
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    const zg_ssl_ticket_keys_t *keys = SSL_CTX_get_ex_data(ctx, zg_ssl_ctx_keys_index);
+    if (keys == NULL) {
+        zg_zone_t *zone = SSL_CTX_get_ex_data(ctx, zg_ssl_ctx_kzone_index);
+        keys = zone ? zone->data : NULL;
+    }
+    if (keys == NULL || keys->n == 0) {
+        return -1;
+    }
+    const zg_ssl_ticket_key_t *k = NULL;
+    int i = 0;
+    if (enc == 1) {
+        k = &keys->keys[0];
+        if (RAND_bytes(iv, 16) != 1) {
+            return -1;
+        }
+        memcpy(name, k->name, 16);
+    } else {
+        for (i = 0; i < keys->n; i++) {
+            if (memcmp(name, keys->keys[i].name, 16) == 0) {
+                k = &keys->keys[i];
+                break;
+            }
+        }
+        if (k == NULL) {
+            return 0;
+        }
+    }
+    const EVP_CIPHER *cipher = k->size == 16 ? EVP_aes_128_cbc() : EVP_aes_256_cbc();
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac, k->size);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    if (EVP_MAC_CTX_set_params(hctx, params) != 1) {
+        return -1;
+    }
+    int rc = enc == 1 ? EVP_EncryptInit_ex(ectx, cipher, NULL, k->aes, iv)
+                      : EVP_DecryptInit_ex(ectx, cipher, NULL, k->aes, iv);
+    if (rc != 1) {
+        return -1;
+    }
+    return enc == 1 ? 1 : (i == 0 ? 1 : 2);
+}
+
+/* ssl_session_ticket_key FILE: 48 or 80 bytes (nginx's format), read now */
+static int zg_ssl_ticket_key(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    unsigned char buf[81];
+    (void)cmd;
+    char *path = zg_conf_path(cf, &cf->args[1]);
+    if (path == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    if (sc->ticket_keys == NULL
+        && (sc->ticket_keys = zg_conf_alloc(cf->conf, sizeof(*sc->ticket_keys))) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    if (sc->ticket_keys->n == ZG_SSL_TICKET_KEYS) {
+        return zg_conf_error(cf, "too many \"ssl_session_ticket_key\" directives (at most %d)",
+                             ZG_SSL_TICKET_KEYS);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return zg_conf_error(cf, "cannot read \"%s\" of the \"ssl_session_ticket_key\" "
+                             "directive (%s)", path, strerror(errno));
+    }
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n != 48 && n != 80) {
+        return zg_conf_error(cf, "\"%s\" of the \"ssl_session_ticket_key\" directive must be "
+                             "48 or 80 bytes", path);
+    }
+    zg_ssl_ticket_key_t *k = &sc->ticket_keys->keys[sc->ticket_keys->n++];
+    k->size = n == 48 ? 16 : 32;
+    memcpy(k->name, buf, 16);
+    memcpy(k->hmac, buf + 16, k->size);
+    memcpy(k->aes, buf + 16 + k->size, k->size);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return ZG_OK;
+}
+
 /* SNI: the server named picks its certificate (the Host header still picks the
  * server that answers, as nginx); an unknown name keeps the default server's */
 static int zg_ssl_servername(SSL *ssl, int *ad, void *arg)
@@ -684,6 +828,23 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, zg_server_conf_t *srv, zg_ssl_conf_t
     }
     if (sc->session_tickets == 0) {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    } else {
+        /* the keys of ssl_session_ticket_key, else of the shared zone: the same in
+         * every worker and kept over reloads */
+        if (sc->ticket_keys != NULL) {
+            SSL_CTX_set_ex_data(ctx, zg_ssl_ctx_keys_index, sc->ticket_keys);
+        } else {
+            char zerr[256];
+            zg_zone_t *kz = zg_zone_declare(&cf->conf->zones, ZG_SSL_TICKET_ZONE,
+                                            &zg_ssl_ticket_zone_kind, ZG_SSL_TICKET_ZONE_SIZE,
+                                            zerr, sizeof(zerr));
+            if (kz == NULL) {
+                zg_conf_error_at(cf, srv->file, srv->line, "%s", zerr);
+                goto err;
+            }
+            SSL_CTX_set_ex_data(ctx, zg_ssl_ctx_kzone_index, kz);
+        }
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, zg_ssl_ticket_cb);
     }
     SSL_CTX_set_tlsext_servername_callback(ctx, zg_ssl_servername);
     SSL_CTX_set_alpn_select_cb(ctx, zg_ssl_alpn, NULL);
@@ -761,6 +922,8 @@ static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
 
     if (zg_ssl_ctx_zone_index == -1) {
         zg_ssl_ctx_zone_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        zg_ssl_ctx_keys_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        zg_ssl_ctx_kzone_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     }
 
     for (int i = 0; i < cmcf->nservers; i++) {
@@ -842,6 +1005,8 @@ static const zg_command_t zg_ssl_commands[] = {
     { "ssl_verify_client", ZG_SSL_CTX, 0, 1, 1, zg_ssl_verify_client, ZG_LOC_CONF, 0, NULL },
     { "ssl_verify_depth", ZG_SSL_CTX, 0, 1, 1, zg_conf_set_count, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, verify_depth), NULL },
+    { "ssl_session_ticket_key", ZG_SSL_CTX, 0, 1, 1, zg_ssl_ticket_key, ZG_LOC_CONF, 0,
+      NULL },
     { "http2", ZG_SSL_CTX, 0, 1, 1, zg_ssl_http2, ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };

@@ -582,3 +582,62 @@ def test_tls_client_certificates():
                                ca=os.path.join(d, "missing.crt"))
     assert rc == 1 and 'cannot load client certificates' in out and \
         '"ssl_client_certificate" directive' in out and "%s:9" % path in out, out
+
+
+def first_session(port, version):
+    ctx = client_ctx(version)
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    read_response(s)  # a TLS 1.3 ticket arrives after the handshake
+    sess = s.session
+    s.close()
+    return ctx, sess
+
+
+def resumes(port, ctx, sess):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost",
+                        session=sess)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    body = read_response(s)[2]
+    ok = s.session_reused
+    s.close()
+    assert body == (b"r" if ok else b"."), body
+    return ok
+
+
+def test_tls_tickets_resume_after_a_reload():
+    """beyond nginx: the ticket keys live in a zone the master made, kept over HUP"""
+    port = free_port()
+    z = Zonegate(CACHE_CONF, wait_ports=[port], port=port, crt=crt(), key=key(), cache="off",
+                 tickets="on")
+    z.wait_workers(4)
+    before = [first_session(port, v) for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)]
+    old = z.workers()
+    z.reload()
+    z.wait_workers(4, gone=old)
+    for ctx, sess in before:
+        assert resumes(port, ctx, sess)
+
+
+def test_tls_ticket_key_files_are_shared_between_instances():
+    d = tempfile.mkdtemp(prefix="zgtls-")
+    with open(os.path.join(d, "t.key"), "wb") as f:
+        f.write(os.urandom(80))
+    with open(os.path.join(d, "short.key"), "wb") as f:
+        f.write(os.urandom(20))
+    conf = CACHE_CONF.replace("ssl_session_tickets {tickets};",
+                              "ssl_session_tickets on; ssl_session_ticket_key {tk};")
+    port = free_port()
+    z = Zonegate(conf, wait_ports=[port], port=port, crt=crt(), key=key(), cache="off",
+                 tk=os.path.join(d, "t.key"))
+    sessions = [first_session(port, v) for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)]
+    z.stop()
+    # another process, another zone, the same key file: the tickets resume
+    z = Zonegate(conf, wait_ports=[port], port=port, crt=crt(), key=key(), cache="off",
+                 tk=os.path.join(d, "t.key"))
+    for ctx, sess in sessions:
+        assert resumes(port, ctx, sess)
+    z.stop()
+    rc, out, path = zonegate_t(conf, port=1, crt=crt(), key=key(), cache="off",
+                               tk=os.path.join(d, "short.key"))
+    assert rc == 1 and "must be 48 or 80 bytes" in out and "%s:9" % path in out, out
