@@ -641,3 +641,29 @@ def test_tls_ticket_key_files_are_shared_between_instances():
     rc, out, path = zonegate_t(conf, port=1, crt=crt(), key=key(), cache="off",
                                tk=os.path.join(d, "short.key"))
     assert rc == 1 and "must be 48 or 80 bytes" in out and "%s:9" % path in out, out
+
+
+def test_tls_reload_rereads_certificates_and_a_broken_one_keeps_the_old_workers():
+    d = tempfile.mkdtemp(prefix="zgtls-")
+    c, k = os.path.join(d, "site.crt"), os.path.join(d, "site.key")
+    shutil.copy(crt("a.test"), c)
+    shutil.copy(key("a.test"), k)
+    port = free_port()
+    z = Zonegate(CACHE_CONF.replace("{crt}", c).replace("{key}", k), wait_ports=[port],
+                 port=port, cache="none", tickets="on")
+    assert peer_der(port, "localhost") == der("a.test")
+    # a new certificate and key: the reload serves them
+    shutil.copy(crt("b.test"), c)
+    shutil.copy(key("b.test"), k)
+    old = z.workers()
+    z.reload()
+    z.wait_workers(4, gone=old)
+    assert peer_der(port, "localhost") == der("b.test")
+    # a key that does not match: the reload fails, the workers keep serving b.test
+    shutil.copy(key("a.test"), k)
+    old = z.workers()
+    z.reload()
+    assert wait_for(lambda: "key values mismatch" in z.error_log()), z.error_log()
+    assert z.workers() == old
+    assert peer_der(port, "localhost") == der("b.test")
+    assert tls_get(port, "/")[0] == 200
