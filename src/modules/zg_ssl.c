@@ -4,6 +4,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <errno.h>
@@ -78,6 +79,13 @@ typedef struct {
     int verify_client;     /* ZG_SSL_VERIFY_* */
     int verify_depth;      /* 1 */
     zg_ssl_ticket_keys_t *ticket_keys; /* ssl_session_ticket_key files; NULL = the zone's */
+    int stapling;          /* off */
+    int stapling_verify;   /* off */
+    char *stapling_file;
+    const char *stapling_at; /* where ssl_stapling is */
+    int stapling_line;
+    unsigned char *ocsp;   /* the stapling file's response (DER), read at load */
+    size_t ocsp_len;
     SSL_CTX *ctx;          /* server level: built by init_main_conf */
 } zg_ssl_conf_t;
 
@@ -99,6 +107,8 @@ static void *zg_ssl_create_loc_conf(zg_conf_t *conf)
     sc->session_tickets = ZG_UNSET;
     sc->verify_client = ZG_UNSET;
     sc->verify_depth = ZG_UNSET;
+    sc->stapling = ZG_UNSET;
+    sc->stapling_verify = ZG_UNSET;
     return sc;
 }
 
@@ -122,6 +132,13 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, verify_client, ZG_UNSET);
     ZG_CONF_MERGE(c, p, verify_depth, ZG_UNSET);
     ZG_CONF_MERGE(c, p, ticket_keys, NULL);
+    if (c->stapling == ZG_UNSET) {
+        c->stapling = p->stapling;
+        c->stapling_at = p->stapling_at;
+        c->stapling_line = p->stapling_line;
+    }
+    ZG_CONF_MERGE(c, p, stapling_verify, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, stapling_file, NULL);
     if (c->client_certificate == NULL) {
         c->client_certificate = p->client_certificate;
         c->cc_file = p->cc_file;
@@ -628,6 +645,74 @@ static int zg_ssl_ticket_key(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     return ZG_OK;
 }
 
+/* ------------------------------------------------------------ stapling */
+
+static int zg_ssl_stapling(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->stapling != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
+    sc->stapling_at = cf->file;
+    sc->stapling_line = cf->line;
+    return zg_conf_flag(cf, &cf->args[1], &sc->stapling);
+}
+
+static int zg_ssl_stapling_file(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    unsigned char *buf;
+    (void)cmd;
+    if (sc->stapling_file != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    if ((sc->stapling_file = zg_conf_path(cf, &cf->args[1])) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    BIO *b = BIO_new_file(sc->stapling_file, "rb");
+    if (b == NULL) {
+        ERR_clear_error();
+        return zg_conf_error(cf, "cannot read \"%s\" of the \"ssl_stapling_file\" directive (%s)",
+                             sc->stapling_file, strerror(errno));
+    }
+    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE_bio(b, NULL);
+    BIO_free(b);
+    if (resp == NULL) {
+        ERR_clear_error();
+        return zg_conf_error(cf, "\"%s\" of the \"ssl_stapling_file\" directive is not a DER "
+                             "OCSP response", sc->stapling_file);
+    }
+    int len = i2d_OCSP_RESPONSE(resp, NULL);
+    buf = len > 0 ? zg_conf_alloc(cf->conf, (size_t)len) : NULL;
+    if (buf == NULL) {
+        OCSP_RESPONSE_free(resp);
+        return zg_conf_nomem(cf);
+    }
+    unsigned char *w = buf;
+    i2d_OCSP_RESPONSE(resp, &w);
+    OCSP_RESPONSE_free(resp);
+    sc->ocsp = buf;
+    sc->ocsp_len = (size_t)len;
+    return ZG_OK;
+}
+
+/* the client asked for the certificate status: the stapling file's response */
+static int zg_ssl_status_cb(SSL *ssl, void *arg)
+{
+    zg_ssl_conf_t *sc = arg;
+    if (sc == NULL || sc->ocsp == NULL) {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    unsigned char *copy = OPENSSL_malloc(sc->ocsp_len);
+    if (copy == NULL) {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    memcpy(copy, sc->ocsp, sc->ocsp_len);
+    SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)sc->ocsp_len);
+    return SSL_TLSEXT_ERR_OK;
+}
+
 /* SNI: the server named picks its certificate (the Host header still picks the
  * server that answers, as nginx); an unknown name keeps the default server's */
 static int zg_ssl_servername(SSL *ssl, int *ad, void *arg)
@@ -849,6 +934,23 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, zg_server_conf_t *srv, zg_ssl_conf_t
     SSL_CTX_set_tlsext_servername_callback(ctx, zg_ssl_servername);
     SSL_CTX_set_alpn_select_cb(ctx, zg_ssl_alpn, NULL);
 
+    if (sc->stapling == 1) {
+        if (sc->ocsp != NULL) {
+            SSL_CTX_set_tlsext_status_cb(ctx, zg_ssl_status_cb);
+            SSL_CTX_set_tlsext_status_arg(ctx, sc);
+        } else {
+            zg_log_error(ZG_LOG_WARN, 0,
+                         "\"ssl_stapling\" is on but no \"ssl_stapling_file\" is given: "
+                         "zonegate queries no OCSP responder, nothing is stapled in %s:%d",
+                         sc->stapling_at, sc->stapling_line);
+        }
+        if (sc->stapling_verify == 1) {
+            zg_log_error(ZG_LOG_WARN, 0,
+                         "\"ssl_stapling_verify\" is accepted but the stapling file's "
+                         "response is stapled as it is, not verified, in %s:%d",
+                         sc->stapling_at, sc->stapling_line);
+        }
+    }
     if (sc->verify_client > ZG_SSL_VERIFY_OFF) {
         if (sc->client_certificate == NULL
             && sc->verify_client != ZG_SSL_VERIFY_OPTIONAL_NO_CA) {
@@ -1007,6 +1109,10 @@ static const zg_command_t zg_ssl_commands[] = {
       offsetof(zg_ssl_conf_t, verify_depth), NULL },
     { "ssl_session_ticket_key", ZG_SSL_CTX, 0, 1, 1, zg_ssl_ticket_key, ZG_LOC_CONF, 0,
       NULL },
+    { "ssl_stapling", ZG_SSL_CTX, 0, 1, 1, zg_ssl_stapling, ZG_LOC_CONF, 0, NULL },
+    { "ssl_stapling_file", ZG_SSL_CTX, 0, 1, 1, zg_ssl_stapling_file, ZG_LOC_CONF, 0, NULL },
+    { "ssl_stapling_verify", ZG_SSL_CTX, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      offsetof(zg_ssl_conf_t, stapling_verify), NULL },
     { "http2", ZG_SSL_CTX, 0, 1, 1, zg_ssl_http2, ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };

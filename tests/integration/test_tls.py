@@ -667,3 +667,40 @@ def test_tls_reload_rereads_certificates_and_a_broken_one_keeps_the_old_workers(
     assert z.workers() == old
     assert peer_der(port, "localhost") == der("b.test")
     assert tls_get(port, "/")[0] == 200
+
+
+def test_tls_stapling_file_and_warnings():
+    d = client_certs()
+    # an OCSP response for the good client certificate, signed by the CA
+    run = lambda *a: subprocess.run(list(a), check=True, cwd=d, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+    open(os.path.join(d, "index.txt"), "w").close()
+    run("openssl", "ocsp", "-issuer", "ca.crt", "-cert", "good.crt", "-reqout", "req.der")
+    run("openssl", "ocsp", "-index", "index.txt", "-rsigner", "ca.crt", "-rkey", "ca.key",
+        "-CA", "ca.crt", "-reqin", "req.der", "-respout", "resp.der")
+    conf = """
+http {{
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_stapling on;
+        {extra}
+        location / {{ return 200 "ok"; }}
+    }}
+}}
+"""
+    rc, out, path = zonegate_t(conf, port=1, crt=crt(), key=key(), extra="")
+    assert rc == 0 and "no \"ssl_stapling_file\" is given: zonegate queries no OCSP responder" \
+        in out and "%s:7" % path in out, out
+    rc, out, path = zonegate_t(conf, port=1, crt=crt(), key=key(),
+                               extra="ssl_stapling_file %s;" % os.path.join(d, "ca.crt"))
+    assert rc == 1 and "is not a DER OCSP response" in out and "%s:8" % path in out, out
+    port = free_port()
+    Zonegate(conf, wait_ports=[port], port=port, crt=crt(), key=key(),
+             extra="ssl_stapling_file %s;" % os.path.join(d, "resp.der"))
+    p = subprocess.run(["openssl", "s_client", "-status", "-connect", "127.0.0.1:%d" % port,
+                        "-servername", "localhost"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    out = p.stdout.decode(errors="replace")
+    assert "OCSP Response Status: successful" in out, out
