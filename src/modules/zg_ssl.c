@@ -731,7 +731,11 @@ static int zg_ssl_servername(SSL *ssl, int *ad, void *arg)
     zg_ssl_conf_t *sc = srv ? zg_conf_module(srv->loc_conf, zg_ssl_module) : NULL;
     if (sc != NULL && sc->ctx != NULL && sc->ctx != SSL_get_SSL_CTX(ssl)) {
         SSL_set_SSL_CTX(ssl, sc->ctx);
-        /* the options of the server named (protocols, cipher preference) */
+        /* what SSL_set_SSL_CTX does not carry over, as nginx: client certificate
+         * checks, the options (protocols, cipher preference) */
+        SSL_set_verify(ssl, SSL_CTX_get_verify_mode(sc->ctx),
+                       SSL_CTX_get_verify_callback(sc->ctx));
+        SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(sc->ctx));
         SSL_clear_options(ssl, SSL_get_options(ssl) & ~SSL_CTX_get_options(sc->ctx));
         SSL_set_options(ssl, SSL_CTX_get_options(sc->ctx));
     }

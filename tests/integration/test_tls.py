@@ -704,3 +704,118 @@ http {{
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
     out = p.stdout.decode(errors="replace")
     assert "OCSP Response Status: successful" in out, out
+
+
+# ---- the same certificates and config against Debian's nginx ----
+
+DIFF_COMMON = """
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name localhost;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;  # Debian's nginx 1.22 has no TLSv1.3 by default
+        ssl_session_cache shared:SSL:1m;
+        location / {{ return 200 "ok"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name a.test;
+        ssl_certificate {acrt};
+        ssl_certificate_key {akey};
+        ssl_protocols TLSv1.2;
+        ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305;
+        ssl_prefer_server_ciphers on;
+        ssl_client_certificate {ca};
+        ssl_verify_client {mode};
+        location / {{ return 200 "ok"; }}
+    }}
+"""
+
+CIPHERS_12 = ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+              "ECDHE-RSA-CHACHA20-POLY1305", "ECDHE-RSA-AES128-SHA256", "ECDHE-RSA-AES128-SHA",
+              "AES128-GCM-SHA256", "AES256-SHA", "DHE-RSA-AES128-GCM-SHA256",
+              "ECDHE-RSA-DES-CBC3-SHA", "DES-CBC3-SHA", "RC4-SHA"]
+
+
+def tls_profile(port):
+    """what a server offers and answers: per protocol and TLS 1.2 cipher, whether the
+    handshake succeeds (and the cipher it picks when the client prefers another),
+    the certificate per SNI name, and statuses with and without client certificates"""
+    out = []
+    versions = [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1_2,
+                ssl.TLSVersion.TLSv1_3]
+    for name in ("localhost", "a.test"):
+        for v in versions:
+            ctx = client_ctx(v)
+            try:
+                ctx.set_ciphers("ALL:@SECLEVEL=0")
+            except ssl.SSLError:
+                pass
+            try:
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                                    server_hostname=name)
+                out.append((name, v.name, s.version()))
+                s.close()
+            except (ssl.SSLError, OSError) as e:
+                out.append((name, v.name, "refused"))
+        for c in CIPHERS_12:
+            ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
+            try:
+                ctx.set_ciphers(c + ":@SECLEVEL=0")
+            except ssl.SSLError:
+                continue
+            try:
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                                    server_hostname=name)
+                out.append((name, c, s.cipher()[0]))
+                s.close()
+            except (ssl.SSLError, OSError):
+                out.append((name, c, "refused"))
+        # server preference: the client lists CHACHA20 first
+        ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
+        ctx.set_ciphers("ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256")
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                            server_hostname=name)
+        out.append((name, "preference", s.cipher()[0]))
+        out.append((name, "cert", hashlib.sha1(s.getpeercert(binary_form=True)).hexdigest()))
+        s.close()
+    for who in (None, "good", "bad"):
+        ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
+        if who:
+            d = client_certs()
+            ctx.load_cert_chain(os.path.join(d, who + ".crt"), os.path.join(d, who + ".key"))
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                            server_hostname="a.test")
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        st, h, _, _ = read_response(s)
+        out.append(("client cert", who, st, h.get("connection")))
+        s.close()
+    return out
+
+
+def test_tls_same_as_nginx():
+    import hashlib as _h
+    globals()["hashlib"] = _h
+    from test_nginx_diff import NGINX, Nginx
+    if not os.path.exists(NGINX):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % NGINX)
+    d = client_certs()
+    kw = dict(crt=crt(), key=key(), acrt=crt("a.test"), akey=key("a.test"),
+              ca=os.path.join(d, "ca.crt"))
+    for mode in ("on", "optional"):
+        zport, nport = free_port(), free_port()
+        z = Zonegate("worker_processes 2;\nhttp {{\n" + DIFF_COMMON + "}}\n", wait_ports=[zport],
+                     port=zport, mode=mode, **kw)
+        n = Nginx("user root;\nevents {{ worker_connections 256; }}\nhttp {{\n"
+                  "    client_body_temp_path {dir}/body;\n    proxy_temp_path {dir}/proxy;\n"
+                  "    fastcgi_temp_path {dir}/fastcgi;\n    uwsgi_temp_path {dir}/uwsgi;\n"
+                  "    scgi_temp_path {dir}/scgi;\n" + DIFF_COMMON + "}}\n", nport, mode=mode, **kw)
+        try:
+            zp, np_ = tls_profile(zport), tls_profile(nport)
+        finally:
+            n.stop()
+            z.stop()
+        for a, b in zip(zp, np_):
+            print("nginx %-60s zonegate %s" % (b, a))
+        assert zp == np_
