@@ -819,3 +819,45 @@ def test_tls_same_as_nginx():
         for a, b in zip(zp, np_):
             print("nginx %-60s zonegate %s" % (b, a))
         assert zp == np_
+
+
+def test_tls_delayed_request_gets_its_body_from_records_already_read():
+    """limit_req delays a request (reading stops) whose body came in a second record of
+    the same read: that record is decrypted once reading resumes"""
+    conf = CONF.replace("location /lim {{", "location /slow {{ limit_req zone=slow burst=5; "
+                        "proxy_pass http://{up}; }}\n        location /lim {{").replace(
+        "limit_req_zone $http_x_key zone=one:64k rate=1r/m;",
+        "limit_req_zone $http_x_key zone=one:64k rate=1r/m;\n"
+        "    limit_req_zone $server_name zone=slow:64k rate=1r/s;")
+    z, port, _ = start(conf)
+    # the first request takes the token: the next one is delayed
+    assert tls_get(port, "/slow")[0] == 200
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_ctx(ssl.TLSVersion.TLSv1_2).wrap_bio(inc, out, server_hostname="localhost")
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(out.read())
+            inc.write(sock.recv(65536))
+    sock.sendall(out.read())
+    # head and body as two records, in one TCP write
+    obj.write(b"POST /slow HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\n")
+    obj.write(b"hello")
+    sock.sendall(out.read())
+    data = b""
+    while b"slow app" not in data:
+        try:
+            b = sock.recv(65536)
+        except socket.timeout:
+            raise AssertionError("no answer: %r %s" % (data, z.error_log()[-2000:]))
+        assert b, "closed: %r" % data
+        inc.write(b)
+        try:
+            data += obj.read(65536)
+        except ssl.SSLWantReadError:
+            pass
+    assert data.startswith(b"HTTP/1.1 200"), data
+    sock.close()
