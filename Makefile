@@ -14,7 +14,7 @@ LLHTTP_DIR ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread $(INCLUDES) -I$(LLHTTP_INC)
 CFLAGS   = $(CFLAGS_BASE) -Wall -Wextra -Werror -MMD -MP $(EXTRA_CFLAGS)
-LDLIBS   = -luv -lpcre2-8 -lhiredis -lseccomp -lcrypt -lssl -lcrypto -lpthread -lm
+LDLIBS   = -luv -lpcre2-8 -ljansson -lhiredis -lseccomp -lcrypt -lssl -lcrypto -lpthread -lm
 PYTHON  ?= python3
 
 # the library, one folder per layer (each uses only the layers listed before it)
@@ -43,7 +43,14 @@ $(LLHTTP_DIR)/%.c:
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -I$(BUILD)/gen -c $< -o $@
+
+# the dashboard's page, as the lines of a C string literal
+$(BUILD)/gen/zg_dashboard.inc: src/modules/zg_dashboard.html
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+
+$(BUILD)/obj/modules/zg_dashboard.o: $(BUILD)/gen/zg_dashboard.inc
 
 $(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c Makefile
 	@mkdir -p $(dir $@)

@@ -7,8 +7,8 @@
 # ZG_DEPS_EXTRA adds packages.  Works on a bare Debian 12 root with empty apt lists.
 set -e
 RUN="make build-essential pkg-config libuv1-dev node-llhttp libhiredis-dev libcrypt-dev libpcre2-dev \
-libssl-dev libseccomp-dev curl"
-TEST="$RUN libcmocka-dev python3 procps clang libclang-rt-14-dev nginx redis-server redis-sentinel prometheus"
+libssl-dev libseccomp-dev libjansson-dev curl"
+TEST="$RUN libcmocka-dev python3 procps clang libclang-rt-14-dev nginx redis-server redis-sentinel prometheus chromium"
 BENCH="$TEST wrk haproxy gnuplot-nox valgrind strace"
 case "${1:-test}" in
     run) PKGS="$RUN" ;;

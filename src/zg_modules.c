@@ -4,12 +4,15 @@
 #include "zg_access.h"
 #include "zg_access_log.h"
 #include "zg_admin.h"
+#include "zg_api.h"
 #include "zg_auth_basic.h"
 #include "zg_core_module.h"
+#include "zg_dashboard.h"
 #include "zg_error_page.h"
 #include "zg_geo.h"
 #include "zg_headers.h"
 #include "zg_http_core.h"
+#include "zg_keyval.h"
 #include "zg_limit_conn.h"
 #include "zg_limit_req.h"
 #include "zg_map.h"
@@ -28,6 +31,7 @@ zg_module_t *const zg_modules[] = {
     &zg_realip_module,     /* real_ip: the client address, first thing (rewrite phases) */
     &zg_map_module,        /* map: variables from variables */
     &zg_geo_module,        /* geo: variables from the client address */
+    &zg_keyval_module,     /* keyval zones and their variables */
     &zg_headers_module,    /* add_header (its rewrite-phase handler runs before return) */
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
     &zg_limit_conn_module, /* preaccess: limit_conn */
@@ -37,6 +41,8 @@ zg_module_t *const zg_modules[] = {
     &zg_upstream_module,   /* upstream blocks, peers */
     &zg_proxy_module,      /* content: proxy_pass */
     &zg_admin_module,      /* content: slab_stat, metrics */
+    &zg_api_module,        /* content: api */
+    &zg_dashboard_module,  /* content: dashboard (a page over the api) */
     &zg_access_log_module, /* log: log_format, access_log */
     &zg_sync_module,       /* limit_req across hosts through Redis */
     &zg_rewrite_module,    /* rewrite phases (after real_ip, add_header): return, rewrite,

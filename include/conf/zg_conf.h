@@ -113,6 +113,7 @@ struct zg_module_s {
     void (*quit_worker)(zg_worker_t *w);      /* graceful stop begins (QUIT) */
     void (*exit_worker)(zg_worker_t *w);      /* the worker's loop has stopped */
     void (*worker_gone)(zg_conf_t *conf, int slot); /* master: a worker died */
+    void (*tick)(zg_conf_t *conf);            /* master, about once a second */
 
     /* requests */
     int phase;                                /* ZG_PHASE_* of handler */
@@ -264,6 +265,11 @@ int zg_conf_set_count(zg_cf_t *cf, const zg_command_t *cmd, void *conf);  /* int
 int zg_conf_set_flag(zg_cf_t *cf, const zg_command_t *cmd, void *conf);   /* int on/off */
 int zg_conf_set_status(zg_cf_t *cf, const zg_command_t *cmd, void *conf); /* int 400-599 */
 int zg_conf_set_level(zg_cf_t *cf, const zg_command_t *cmd, void *conf);  /* log level */
+/* nginx tuning directives that mean nothing for zonegate: the value is checked (a
+ * flag; a size; one of the NULL-ended strings in cmd->post) and dropped */
+int zg_conf_set_noop_flag(zg_cf_t *cf, const zg_command_t *cmd, void *conf);
+int zg_conf_set_noop_size(zg_cf_t *cf, const zg_command_t *cmd, void *conf);
+int zg_conf_set_noop_word(zg_cf_t *cf, const zg_command_t *cmd, void *conf);
 
 #define ZG_CONF_MERGE(c, p, f, unset)                                                  \
     do {                                                                               \

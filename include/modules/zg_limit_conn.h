@@ -21,7 +21,8 @@ typedef struct {
 /* limit_conn NAME N */
 typedef struct {
     zg_limit_conn_zone_conf_t *zone;
-    uint32_t conn;
+    uint32_t conn;       /* with conn_cv: the default= (0 = not limited when unset) */
+    zg_cv_t *conn_cv;    /* limit_conn NAME $VAR [default=N]; NULL = a fixed number */
 } zg_limit_conn_conf_t;
 
 typedef struct {
@@ -127,5 +128,18 @@ void zg_limit_conn_sync_local(zg_zone_t *zone);
 uint64_t zg_limit_conn_sync_fleet(zg_zone_t *zone);
 /* current count for a key (tests); 0 if absent */
 uint32_t zg_limit_conn_count(zg_zone_t *zone, const void *key, size_t len);
+
+/* the API: the (at most n) keys holding most connections now, most first */
+typedef struct {
+    unsigned char key[255];
+    size_t len;
+    uint32_t count;
+} zg_limit_conn_top_t;
+
+/* An entry lives only while requests hold it, so the zone holds no more keys than
+ * requests in flight: one walk under the lock copies them. */
+size_t zg_limit_conn_top(zg_zone_t *zone, zg_limit_conn_top_t *out, size_t n);
+/* 1 if the zone's key is $binary_remote_addr */
+int zg_limit_conn_key_is_addr(zg_zone_t *zone);
 
 #endif

@@ -7,14 +7,16 @@
 #include "zg_vars.h"
 #include "zg_zone.h"
 
-/* limit_req_zone KEY zone=NAME:SIZE rate=R [sync=URL] [sync_interval=T]
- *                [sync_password_file=FILE]  (zg_sync_conf.h) */
+/* limit_req_zone KEY zone=NAME:SIZE rate=R|rate=$VAR default=R [sync=URL]
+ *                [sync_interval=T] [sync_password_file=FILE]  (zg_sync_conf.h) */
 typedef struct {
     zg_zone_t *zone;
     zg_cv_t *key;
     char *key_text;      /* as written, e.g. "$binary_remote_addr": a reload must keep it */
-    uint64_t rate;       /* requests per 1000 s: 1 corresponds to 0.001 r/s */
+    uint64_t rate;       /* requests per 1000 s: 1 corresponds to 0.001 r/s; with
+                            rate=$var the default= rate */
     char *rate_text;     /* "10r/s" */
+    zg_cv_t *rate_cv;    /* rate=$var: evaluated per request; NULL = fixed rate */
     zg_sync_conf_t sync; /* sync.mode ZG_SYNC_NONE = local only */
 } zg_limit_req_zone_conf_t;
 
@@ -102,6 +104,49 @@ typedef struct {
  * evicted counts every entry _expire removed (idle and drained, or the LRU
  * one by force); alloc_fails the lookups answered "could not allocate node". */
 void zg_limit_req_stats(zg_zone_t *zone, zg_limit_req_stats_t *out);
+
+/* ---- the API: keys with the most excess, forgiving one ---- */
+
+#define ZG_LIMIT_REQ_TOP_KEY 64     /* key bytes kept per top entry */
+#define ZG_LIMIT_REQ_TOP_CHUNK 512  /* entries visited per hold of the zone lock */
+#define ZG_LIMIT_REQ_TOP_MAX 1000   /* most entries one call returns */
+
+typedef struct {
+    unsigned char key[ZG_LIMIT_REQ_TOP_KEY];
+    size_t len;          /* the whole key's length; key holds its first 64 bytes */
+    uint64_t excess;     /* thousandths of a request, as of now */
+    uint64_t rate;       /* requests per 1000 s in force for the key */
+    zg_msec_t idle;      /* ms since the key was last charged */
+} zg_limit_req_top_t;
+
+/* The (at most n, up to ZG_LIMIT_REQ_TOP_MAX) keys of the zone with the most excess
+ * now (only keys with some), most first, into out; returns how many.  The zone is
+ * walked in key order ZG_LIMIT_REQ_TOP_CHUNK entries per hold of its lock, each
+ * chunk resuming after the last key seen, so requests wait at most one chunk; keys
+ * added or removed meanwhile may be missed or seen with newer figures. */
+size_t zg_limit_req_top(zg_zone_t *zone, zg_limit_req_top_t *out, size_t n, zg_msec_t now);
+
+/* The same walk one chunk at a time, so a worker can serve its other connections
+ * between chunks: init, then step until it returns ZG_OK (out sorted, have entries);
+ * ZG_AGAIN means more to walk. */
+typedef struct {
+    zg_limit_req_top_t *out;
+    size_t n, have;
+    int started, done;
+    uint32_t last_hash;  /* the last key seen: the next chunk starts after it */
+    size_t last_len;
+    unsigned char last[65535];
+} zg_limit_req_top_walk_t;
+
+void zg_limit_req_top_init(zg_limit_req_top_walk_t *w, zg_limit_req_top_t *out, size_t n);
+int zg_limit_req_top_step(zg_zone_t *zone, zg_limit_req_top_walk_t *w, zg_msec_t now);
+
+/* Forgives a key: its excess becomes 0 (the entry is removed unless a request
+ * holds it).  ZG_OK, or ZG_DECLINED when the zone has no such key. */
+int zg_limit_req_forgive(zg_zone_t *zone, const void *key, size_t len);
+
+/* 1 if the zone's key is $binary_remote_addr (its keys read as addresses) */
+int zg_limit_req_key_is_addr(zg_zone_t *zone);
 
 /* bytes one entry takes for a key of key_len bytes (64 for a 4-byte key) */
 size_t zg_limit_req_node_size(size_t key_len);

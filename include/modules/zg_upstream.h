@@ -100,7 +100,8 @@ typedef struct {
     int effective_weight;
     int current_weight;
     unsigned backup : 1;
-    unsigned down : 1;       /* configured down */
+    unsigned down : 1;       /* configured down, or taken down through the API */
+    unsigned drain : 1;      /* draining (API): no new requests */
     unsigned unavailable : 1;/* failed: max_fails reached within fail_timeout */
 } zg_upstream_peer_stats_t;
 
@@ -108,5 +109,11 @@ typedef struct {
  * ZG_OK, or ZG_ERROR for a bad i or an upstream without state */
 int zg_upstream_peer_stats(zg_upstream_conf_t *u, int i, zg_upstream_peer_stats_t *out,
                            zg_msec_t now);
+
+/* The API: takes peer i down (down 1) or back (0, also ends a drain), drains it
+ * (drain 1: no new requests), sets its weight (> 0); -1 leaves a field alone.  With
+ * a zone every worker sees it at once, and a reload keeps it for every peer it keeps
+ * (same address, backup, configured down and weight) when the zone is kept.  ZG_OK, or ZG_ERROR for a bad i or no state. */
+int zg_upstream_peer_set(zg_upstream_conf_t *u, int i, int down, int drain, int weight);
 
 #endif

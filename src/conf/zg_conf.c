@@ -1387,6 +1387,38 @@ int zg_conf_set_flag(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
     return zg_conf_flag(cp, &cp->args[1], f);
 }
 
+int zg_conf_set_noop_flag(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    int f;
+
+    (void)cmd;
+    (void)conf;
+    return zg_conf_flag(cp, &cp->args[1], &f);
+}
+
+int zg_conf_set_noop_size(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    (void)cmd;
+    (void)conf;
+    if (zg_conf_parse_size(cp->args[1].data, cp->args[1].len) < 0) {
+        return zg_conf_error(cp, "invalid value \"%s\" in \"%s\" directive", cp->args[1].data,
+                             cp->name);
+    }
+    return ZG_OK;
+}
+
+int zg_conf_set_noop_word(zg_cf_t *cp, const zg_command_t *cmd, void *conf)
+{
+    (void)conf;
+    for (const char *const *w = cmd->post; *w != NULL; w++) {
+        if (zg_conf_eq(&cp->args[1], *w)) {
+            return ZG_OK;
+        }
+    }
+    return zg_conf_error(cp, "invalid value \"%s\" in \"%s\" directive", cp->args[1].data,
+                         cp->name);
+}
+
 /* ----------------------------------------------------------------- load */
 
 static zg_conf_t *zg_conf_parse(zg_conf_t *conf, zg_cfile_t *cf, char *err, size_t errlen)

@@ -179,6 +179,8 @@ static int zg_core_init_conf(zg_cf_t *cf, void *conf)
 
 #define ZG_CORE(f) offsetof(zg_core_conf_t, f)
 
+static const char *const zg_core_use_methods[] = {"epoll", NULL};
+
 static const zg_command_t zg_core_commands[] = {
     { "worker_processes", ZG_CTX_MAIN, 0, 1, 1, zg_core_worker_processes, ZG_MAIN_CONF, 0,
       NULL },
@@ -193,6 +195,9 @@ static const zg_command_t zg_core_commands[] = {
     { "worker_sandbox", ZG_CTX_MAIN, 0, 1, 1, zg_conf_set_flag, ZG_MAIN_CONF,
       ZG_CORE(worker_sandbox), NULL },
     { "events", ZG_CTX_MAIN, 1, 0, 0, zg_core_events, ZG_MAIN_CONF, 0, NULL },
+    /* libuv runs on epoll: the only method nginx would pick here as well */
+    { "use", ZG_CTX_EVENTS, 0, 1, 1, zg_conf_set_noop_word, ZG_MAIN_CONF, 0,
+      zg_core_use_methods },
     ZG_NULL_COMMAND
 };
 

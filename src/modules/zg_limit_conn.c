@@ -159,6 +159,17 @@ static void zg_limit_conn_rollback(zg_limit_conn_hold_t *holds, int *nholds)
     }
 }
 
+/* limit_conn NAME $VAR: this request's limit, 1..65535; else the default= (0 = none:
+ * the request is not limited by it) */
+static uint32_t zg_limit_conn_of(const zg_limit_conn_conf_t *l, const zg_var_ctx_t *ctx)
+{
+    char buf[16];
+    size_t len = zg_cv_eval(l->conn_cv, ctx, 0, buf, sizeof(buf));
+    int v = len > 0 && len <= sizeof(buf) ? zg_conf_atoi(buf, len) : -1;
+
+    return v > 0 && v <= 65535 ? (uint32_t)v : l->conn;
+}
+
 int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run,
                           int log_level, const zg_var_ctx_t *ctx,
                           zg_limit_conn_hold_t *holds, int *nholds, int *status)
@@ -171,7 +182,7 @@ int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run
     zg_zone_t *zone;
     char buf[ZG_LIMIT_CONN_KEY_MAX + 1], addr[64];
     size_t len;
-    uint32_t hash;
+    uint32_t hash, conn;
     int i, slot = zg_worker_slot;
 
     *nholds = 0;
@@ -186,6 +197,10 @@ int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run
         zone = zc->zone;
         sh = zone->data;
 
+        conn = limits[i].conn_cv == NULL ? limits[i].conn : zg_limit_conn_of(&limits[i], ctx);
+        if (conn == 0) {
+            continue;
+        }
         len = zg_cv_eval(zc->key, ctx, 0, buf, sizeof(buf));
         if (len == 0) {
             continue;
@@ -237,7 +252,7 @@ int zg_limit_conn_acquire(const zg_limit_conn_conf_t *limits, int n, int dry_run
 
             /* a slot's share is 16 bits: beyond that the key is over any sane limit;
              * the other hosts count only while the zone syncs (a reload may drop it) */
-            if (lc->count + (sh->synced ? lc->others : 0) >= limits[i].conn ||
+            if (lc->count + (sh->synced ? lc->others : 0) >= conn ||
                 lc->workers[slot] == UINT16_MAX) {
                 if (dry_run) {
                     sh->stats.rejected_dry_run++;
@@ -310,6 +325,45 @@ void zg_limit_conn_forget_worker(zg_zone_t *zone, int slot)
         }
     }
     zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+int zg_limit_conn_key_is_addr(zg_zone_t *zone)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+    static const char b[] = "$binary_remote_addr";
+
+    return sh != NULL && sh->key_len == sizeof(b) - 1 && memcmp(sh->key, b, sizeof(b) - 1) == 0;
+}
+
+size_t zg_limit_conn_top(zg_zone_t *zone, zg_limit_conn_top_t *out, size_t n)
+{
+    zg_limit_conn_sh_t *sh = zone->data;
+    zg_rbtree_node_t *node;
+    zg_limit_conn_node_t *lc;
+    size_t have = 0, i;
+
+    if (sh == NULL || n == 0) {
+        return 0;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    node = sh->rbtree.root == sh->rbtree.sentinel ? NULL : zg_rbtree_min(&sh->rbtree);
+    for (; node != NULL; node = zg_rbtree_next(&sh->rbtree, node)) {
+        lc = zg_data_of(node, zg_limit_conn_node_t, node);
+        if (lc->count == 0 || (have == n && lc->count <= out[n - 1].count)) {
+            continue;
+        }
+        /* insertion into out, most first */
+        i = have < n ? have++ : n - 1;
+        while (i > 0 && out[i - 1].count < lc->count) {
+            out[i] = out[i - 1];
+            i--;
+        }
+        out[i].count = lc->count;
+        out[i].len = lc->len;
+        memcpy(out[i].key, lc->data, lc->len);
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+    return have;
 }
 
 void zg_limit_conn_stats(zg_zone_t *zone, zg_limit_conn_stats_t *out)
@@ -562,9 +616,25 @@ static int zg_limit_conn_directive(zg_cf_t *cf, const zg_command_t *cmd, void *c
     int v;
 
     (void)cmd;
-    v = zg_conf_atoi(a[2].data, a[2].len);
-    if (v <= 0 || v > 65535) {
-        return zg_conf_error(cf, "invalid number of connections \"%s\"", a[2].data);
+    if (a[2].len > 1 && a[2].data[0] == '$') {
+        v = 0; /* from the variable, per request */
+        if (cf->nargs == 4) {
+            if (!zg_conf_prefix(&a[3], "default=")) {
+                return zg_conf_bad_param(cf, &a[3]);
+            }
+            v = zg_conf_atoi(a[3].data + 8, a[3].len - 8);
+            if (v <= 0 || v > 65535) {
+                return zg_conf_error(cf, "invalid number of connections \"%s\"", a[3].data);
+            }
+        }
+    } else {
+        if (cf->nargs > 3) {
+            return zg_conf_bad_param(cf, &a[3]);
+        }
+        v = zg_conf_atoi(a[2].data, a[2].len);
+        if (v <= 0 || v > 65535) {
+            return zg_conf_error(cf, "invalid number of connections \"%s\"", a[2].data);
+        }
     }
     if (lc->nlimits >= ZG_LIMIT_CONN_MAX_HOLDS) {
         return zg_conf_error(cf, "too many \"limit_conn\" directives (the limit is %d)",
@@ -575,6 +645,12 @@ static int zg_limit_conn_directive(zg_cf_t *cf, const zg_command_t *cmd, void *c
         return zg_conf_nomem(cf);
     }
     l->conn = (uint32_t)v;
+    if (a[2].len > 1 && a[2].data[0] == '$') {
+        l->conn_cv = zg_conf_cv(cf, a[2].data, a[2].len);
+        if (l->conn_cv == NULL) {
+            return ZG_ERROR;
+        }
+    }
     return zg_conf_zone_ref_add(cf, &lmcf->refs, &lmcf->nrefs, a[1].data, a[1].len, lc,
                                 lc->nlimits - 1);
 }
@@ -755,7 +831,7 @@ static void zg_limit_conn_metrics(zg_buf_t *b, const zg_conf_t *conf)
 static const zg_command_t zg_limit_conn_commands[] = {
     { "limit_conn_zone", ZG_CTX_HTTP, 0, 2, -1, zg_limit_conn_zone_directive, ZG_MAIN_CONF, 0,
       NULL },
-    { "limit_conn", ZG_CTX_SETTINGS, 0, 2, 2, zg_limit_conn_directive, ZG_LOC_CONF, 0, NULL },
+    { "limit_conn", ZG_CTX_SETTINGS, 0, 2, 3, zg_limit_conn_directive, ZG_LOC_CONF, 0, NULL },
     { "limit_conn_status", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_status, ZG_LOC_CONF,
       ZG_LC(status), NULL },
     { "limit_conn_log_level", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_level, ZG_LOC_CONF,

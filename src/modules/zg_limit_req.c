@@ -59,12 +59,14 @@ typedef struct {
     uint64_t epoch;        /* msec: node->last counts from here */
     size_t key_len;
     size_t rate_len;
+    int varrate;           /* made with rate=$var: every node keeps its last rate */
     char text[];           /* key text, then rate text */
 } zg_limit_req_sh_t;
 
 typedef struct {
     zg_limit_req_node_t *node; /* held (count++) between lookup and account */
     uint64_t excess;           /* after this request, for the RateLimit fields */
+    uint64_t rate;             /* in force for this request (rate=$var), per 1000 s */
     int used;
 } zg_limit_req_state_t;
 
@@ -100,14 +102,46 @@ static inline zg_limit_req_sync_node_t *zg_limit_req_sync_of(zg_limit_req_node_t
     return (zg_limit_req_sync_node_t *)(void *)((char *)lr + zg_limit_req_sync_off(lr->len));
 }
 
-/* bytes of a node in this zone: sync zones add the extension after the key */
-static inline size_t zg_limit_req_alloc_size(const zg_limit_req_sh_t *sh, size_t key_len)
+/* a node's end, from the node: the key, then a sync zone's extension */
+static inline size_t zg_limit_req_node_end(const zg_limit_req_sh_t *sh, size_t key_len)
 {
     if (sh->sync == NULL) {
-        return zg_limit_req_node_size(key_len);
+        return offsetof(zg_limit_req_node_t, data) + key_len;
     }
-    return offsetof(zg_rbtree_node_t, color) + zg_limit_req_sync_off(key_len) +
-           sizeof(zg_limit_req_sync_node_t);
+    return zg_limit_req_sync_off(key_len) + sizeof(zg_limit_req_sync_node_t);
+}
+
+/* bytes of a node in this zone: sync zones add the extension after the key, zones
+ * made with a variable rate the key's last rate (per 1000 s) after that */
+static inline size_t zg_limit_req_alloc_size(const zg_limit_req_sh_t *sh, size_t key_len)
+{
+    size_t end = zg_limit_req_node_end(sh, key_len);
+
+    if (sh->varrate) {
+        end = zg_align(end, 4) + sizeof(uint32_t);
+    }
+    return offsetof(zg_rbtree_node_t, color) + end;
+}
+
+static inline uint32_t *zg_limit_req_rate_slot(const zg_limit_req_sh_t *sh,
+                                               zg_limit_req_node_t *lr)
+{
+    return (uint32_t *)(void *)((char *)lr + zg_align(zg_limit_req_node_end(sh, lr->len), 4));
+}
+
+/* the rate in force for a node: its last request's with a variable rate */
+static inline uint64_t zg_limit_req_node_rate(const zg_limit_req_sh_t *sh,
+                                              zg_limit_req_node_t *lr)
+{
+    return sh->varrate ? *zg_limit_req_rate_slot(sh, lr) : sh->rate;
+}
+
+static inline void zg_limit_req_set_rate(const zg_limit_req_sh_t *sh, zg_limit_req_node_t *lr,
+                                         uint64_t rate)
+{
+    if (sh->varrate) {
+        *zg_limit_req_rate_slot(sh, lr) = (uint32_t)zg_min(rate, (uint64_t)UINT32_MAX);
+    }
 }
 
 /* lists a sync node as dirty; charged: one more request admitted here.  Lock held. */
@@ -134,6 +168,39 @@ static int zg_limit_req_cmp(const zg_rbtree_node_t *n, const void *arg)
     const zg_limit_req_key_t *k = arg;
 
     return zg_rbtree_key_cmp(lr->data, lr->len, k->data, k->len);
+}
+
+/* "10r/s" or "30r/m" into requests per 1000 s; ZG_ERROR if it is neither or 0 */
+static int zg_limit_req_parse_rate(const char *r, size_t len, uint64_t *out)
+{
+    int64_t scale, n;
+
+    if (len > 3 && memcmp(r + len - 3, "r/s", 3) == 0) {
+        scale = 1;
+    } else if (len > 3 && memcmp(r + len - 3, "r/m", 3) == 0) {
+        scale = 60;
+    } else {
+        return ZG_ERROR;
+    }
+    n = zg_conf_atoi(r, len - 3);
+    if (n <= 0) {
+        return ZG_ERROR;
+    }
+    *out = (uint64_t)(n * 1000 / scale);
+    return *out > 0 ? ZG_OK : ZG_ERROR;
+}
+
+/* rate=$var: the rate of this request, default= when empty or not a rate */
+static uint64_t zg_limit_req_rate_of(const zg_limit_req_zone_conf_t *zc, const zg_var_ctx_t *ctx)
+{
+    char buf[32];
+    size_t len = zg_cv_eval(zc->rate_cv, ctx, 0, buf, sizeof(buf));
+    uint64_t rate;
+
+    if (len == 0 || len > sizeof(buf) || zg_limit_req_parse_rate(buf, len, &rate) != ZG_OK) {
+        return zc->rate;
+    }
+    return rate;
 }
 
 /* "10r/s" or "30r/m" for a rate in requests per 1000 s */
@@ -216,6 +283,7 @@ int zg_limit_req_zone_init(zg_zone_t *zone, void *old_data)
     zg_rbtree_init(&sh->rbtree, &sh->sentinel, zg_rbtree_insert_value);
     zg_queue_init(&sh->queue);
     sh->rate = zc->rate;
+    sh->varrate = zc->rate_cv != NULL;
     sh->epoch = 0;
     sh->key_len = key_len;
     sh->rate_len = rate_len;
@@ -276,7 +344,7 @@ static inline uint64_t zg_limit_req_drain(uint64_t rate, int64_t ms)
  * clock that went back by up to 60 s counts as 0 ms and further back as 1 ms.
  * Sets *msp to the ms used. */
 static uint64_t zg_limit_req_excess(zg_limit_req_sh_t *sh, zg_limit_req_node_t *lr,
-                                    zg_msec_t now, int64_t *msp)
+                                    zg_msec_t now, int64_t *msp, uint64_t rate)
 {
     int64_t ms;
     uint64_t drain;
@@ -293,7 +361,7 @@ static uint64_t zg_limit_req_excess(zg_limit_req_sh_t *sh, zg_limit_req_node_t *
         /* nginx's last = 0: infinitely long ago */
         return 0;
     }
-    drain = zg_limit_req_drain(sh->rate, ms);
+    drain = zg_limit_req_drain(rate, ms);
     if (drain >= (uint64_t)lr->excess + 1000) {
         return 0;
     }
@@ -348,7 +416,7 @@ static void zg_limit_req_expire(zg_zone_t *zone, zg_limit_req_sh_t *sh, zg_msec_
             if (ms < 60000) {
                 return;
             }
-            if (zg_limit_req_drain(sh->rate, ms) < lr->excess) {
+            if (zg_limit_req_drain(zg_limit_req_node_rate(sh, lr), ms) < lr->excess) {
                 return;
             }
         }
@@ -394,7 +462,8 @@ static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
         zg_queue_remove(&lr->queue);
         zg_queue_insert_head(&sh->queue, &lr->queue);
 
-        excess = zg_limit_req_excess(sh, lr, now, &ms);
+        excess = zg_limit_req_excess(sh, lr, now, &ms, st->rate);
+        zg_limit_req_set_rate(sh, lr, st->rate);
         *ep = excess;
         st->excess = excess;
 
@@ -445,6 +514,7 @@ static int zg_limit_req_lookup(const zg_limit_req_conf_t *limit, uint32_t hash,
     lr = zg_limit_req_of(node);
     lr->len = (uint16_t)key->len;
     memcpy(lr->data, key->data, key->len);
+    zg_limit_req_set_rate(sh, lr, st->rate);
     if (sh->sync != NULL) {
         zg_limit_req_sync_node_t *sn = zg_limit_req_sync_of(lr);
         zg_queue_init(&sn->dirty);
@@ -489,7 +559,7 @@ static zg_msec_t zg_limit_req_account(const zg_limit_req_conf_t *limits, int n,
     if (excess <= lim->delay) {
         max_delay = 0;
     } else {
-        max_delay = (excess - lim->delay) * 1000 / zg_max(lim->zone->rate, 1);
+        max_delay = (excess - lim->delay) * 1000 / zg_max(st[*limit].rate, 1);
     }
 
     while (n--) {
@@ -502,7 +572,7 @@ static zg_msec_t zg_limit_req_account(const zg_limit_req_conf_t *limits, int n,
         sh = zone->data;
 
         zg_shmtx_lock(&zone->pool->mutex);
-        excess = zg_limit_req_excess(sh, lr, now, &ms);
+        excess = zg_limit_req_excess(sh, lr, now, &ms, st[n].rate);
         if (ms || lr->excess == ZG_LIMIT_REQ_FRESH) {
             lr->last = zg_limit_req_rel(sh, now);
         }
@@ -518,7 +588,7 @@ static zg_msec_t zg_limit_req_account(const zg_limit_req_conf_t *limits, int n,
         if (excess <= lim->delay) {
             continue;
         }
-        delay = (excess - lim->delay) * 1000 / zg_max(lim->zone->rate, 1);
+        delay = (excess - lim->delay) * 1000 / zg_max(st[n].rate, 1);
         if (delay > max_delay) {
             max_delay = delay;
             *ep = excess;
@@ -574,7 +644,7 @@ static void zg_limit_req_fields(const zg_limit_req_conf_t *limits, int n,
                 continue;
             }
             lim = &limits[i];
-            rate = zg_max(lim->zone->rate, 1);
+            rate = zg_max(st[i].rate, 1);
             remaining = lim->burst >= st[i].excess ? (lim->burst - st[i].excess) / 1000 : 0;
             reset = zg_div_ceil(st[i].excess, rate);
             if (best < 0 || remaining < best_rem || (remaining == best_rem && reset > best_reset)) {
@@ -589,7 +659,7 @@ static void zg_limit_req_fields(const zg_limit_req_conf_t *limits, int n,
     }
 
     lim = &limits[best];
-    rate = zg_max(lim->zone->rate, 1);
+    rate = zg_max(st[best].rate, 1);
     res->zone_name = lim->zone->zone->name;
     /* the zone's rate as a quota per window: 10r/s -> q=10;w=1, 30r/m -> q=30;w=60 */
     if (rate % 1000 == 0) {
@@ -677,6 +747,7 @@ int zg_limit_req_check(const zg_limit_req_conf_t *limits, int n, int dry_run,
         key.len = len;
         hash = zg_hash32(key.data, key.len);
         st[i].used = 1;
+        st[i].rate = zc->rate_cv == NULL ? zc->rate : zg_limit_req_rate_of(zc, ctx);
 
         zg_shmtx_lock(&zone->pool->mutex);
         rc = zg_limit_req_lookup(&limits[i], hash, &key, now, i == n - 1, dry_run, &excess,
@@ -768,6 +839,195 @@ void zg_limit_req_stats(zg_zone_t *zone, zg_limit_req_stats_t *out)
     zg_shmtx_lock(&zone->pool->mutex);
     *out = sh->stats;
     zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+/* ---- the API ---- */
+
+int zg_limit_req_key_is_addr(zg_zone_t *zone)
+{
+    zg_limit_req_sh_t *sh = zone->data;
+    static const char b[] = "$binary_remote_addr";
+
+    return sh != NULL && sh->key_len == sizeof(b) - 1 && memcmp(sh->text, b, sizeof(b) - 1) == 0;
+}
+
+/* the first entry after (hash, key) in tree order, NULL if none.  Lock held. */
+static zg_rbtree_node_t *zg_limit_req_after(zg_limit_req_sh_t *sh, uint32_t hash,
+                                            const zg_limit_req_key_t *k)
+{
+    zg_rbtree_node_t *node = sh->rbtree.root, *s = sh->rbtree.sentinel, *best = NULL;
+    int c;
+
+    while (node != s) {
+        c = node->key < hash ? -1 : node->key > hash ? 1 : zg_limit_req_cmp(node, k);
+        if (c > 0) {
+            best = node;
+            node = node->left;
+        } else {
+            node = node->right;
+        }
+    }
+    return best;
+}
+
+/* min-heap by excess: out[0] is the smallest kept */
+static void zg_limit_req_heap_down(zg_limit_req_top_t *h, size_t n, size_t i)
+{
+    zg_limit_req_top_t t;
+    size_t m, l, r;
+
+    for (;;) {
+        m = i;
+        l = 2 * i + 1;
+        r = l + 1;
+        if (l < n && h[l].excess < h[m].excess) {
+            m = l;
+        }
+        if (r < n && h[r].excess < h[m].excess) {
+            m = r;
+        }
+        if (m == i) {
+            return;
+        }
+        t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void zg_limit_req_heap_up(zg_limit_req_top_t *h, size_t i)
+{
+    zg_limit_req_top_t t;
+
+    while (i > 0 && h[(i - 1) / 2].excess > h[i].excess) {
+        t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static int zg_limit_req_top_cmp(const void *a, const void *b)
+{
+    const zg_limit_req_top_t *x = a, *y = b;
+
+    return x->excess < y->excess ? 1 : x->excess > y->excess ? -1 : 0;
+}
+
+void zg_limit_req_top_init(zg_limit_req_top_walk_t *w, zg_limit_req_top_t *out, size_t n)
+{
+    memset(w, 0, sizeof(*w));
+    w->out = out;
+    w->n = zg_min(n, (size_t)ZG_LIMIT_REQ_TOP_MAX);
+}
+
+int zg_limit_req_top_step(zg_zone_t *zone, zg_limit_req_top_walk_t *w, zg_msec_t now)
+{
+    zg_limit_req_sh_t *sh = zone->data;
+    zg_limit_req_top_t *out = w->out, cur;
+    zg_rbtree_node_t *node, *prev = NULL;
+    zg_limit_req_node_t *lr;
+    zg_limit_req_key_t k;
+    uint64_t drain, rate;
+    int64_t ms;
+    int visited;
+
+    if (sh == NULL || w->n == 0 || w->done) {
+        w->done = 1;
+        qsort(out, w->have, sizeof(*out), zg_limit_req_top_cmp);
+        return ZG_OK;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    if (!w->started) {
+        node = sh->rbtree.root == sh->rbtree.sentinel ? NULL : zg_rbtree_min(&sh->rbtree);
+        w->started = 1;
+    } else {
+        k.data = (const char *)w->last;
+        k.len = w->last_len;
+        node = zg_limit_req_after(sh, w->last_hash, &k);
+    }
+    for (visited = 0; node != NULL && visited < ZG_LIMIT_REQ_TOP_CHUNK; visited++) {
+        lr = zg_limit_req_of(node);
+        if (lr->excess != ZG_LIMIT_REQ_FRESH && lr->excess > 0) {
+            ms = (int64_t)now - zg_limit_req_last(sh, lr);
+            ms = ms < 0 ? 0 : ms;
+            rate = zg_limit_req_node_rate(sh, lr);
+            drain = zg_limit_req_drain(rate, ms);
+            if (drain < lr->excess
+                && (w->have < w->n || lr->excess - drain > out[0].excess)) {
+                cur.excess = lr->excess - drain;
+                cur.len = lr->len;
+                memcpy(cur.key, lr->data, zg_min((size_t)lr->len, sizeof(cur.key)));
+                cur.rate = rate;
+                cur.idle = (zg_msec_t)ms;
+                if (w->have < w->n) {
+                    out[w->have] = cur;
+                    zg_limit_req_heap_up(out, w->have++);
+                } else {
+                    out[0] = cur;
+                    zg_limit_req_heap_down(out, w->have, 0);
+                }
+            }
+        }
+        prev = node;
+        node = zg_rbtree_next(&sh->rbtree, node);
+    }
+    if (prev != NULL) {
+        /* where the next chunk resumes: after this key, wherever it is then */
+        lr = zg_limit_req_of(prev);
+        w->last_hash = prev->key;
+        w->last_len = lr->len;
+        memcpy(w->last, lr->data, lr->len);
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+    if (node != NULL) {
+        return ZG_AGAIN;
+    }
+    w->done = 1;
+    qsort(out, w->have, sizeof(*out), zg_limit_req_top_cmp);
+    return ZG_OK;
+}
+
+size_t zg_limit_req_top(zg_zone_t *zone, zg_limit_req_top_t *out, size_t n, zg_msec_t now)
+{
+    zg_limit_req_top_walk_t *w = malloc(sizeof(*w));
+    size_t have;
+
+    if (w == NULL) {
+        return 0;
+    }
+    zg_limit_req_top_init(w, out, n);
+    while (zg_limit_req_top_step(zone, w, now) == ZG_AGAIN) {
+    }
+    have = w->have;
+    free(w);
+    return have;
+}
+
+int zg_limit_req_forgive(zg_zone_t *zone, const void *key, size_t len)
+{
+    zg_limit_req_sh_t *sh = zone->data;
+    zg_limit_req_key_t k = { key, len };
+    zg_rbtree_node_t *node;
+    zg_limit_req_node_t *lr;
+
+    if (sh == NULL || len == 0 || len > ZG_LIMIT_REQ_KEY_MAX) {
+        return ZG_DECLINED;
+    }
+    zg_shmtx_lock(&zone->pool->mutex);
+    node = zg_rbtree_lookup(&sh->rbtree, zg_hash32(key, len), zg_limit_req_cmp, &k);
+    if (node != NULL) {
+        lr = zg_limit_req_of(node);
+        if (lr->count == 0) {
+            zg_limit_req_free_node(zone, sh, lr);
+            sh->stats.evicted--;
+        } else {
+            lr->excess = 0;
+        }
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+    return node != NULL ? ZG_OK : ZG_DECLINED;
 }
 
 /* ---- cluster sync ---- */
@@ -868,8 +1128,9 @@ static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, voi
     zg_limit_req_zone_conf_t *lz, **slot;
     zg_str_t *a = cf->args, *zone_arg = NULL;
     zg_zone_t *z = NULL;
-    int64_t rate = 1, scale = 1;
-    const char *rate_text = "1r/s";
+    uint64_t rate = 1000, def = 0;
+    const char *rate_text = "1r/s", *def_text = NULL;
+    zg_str_t *rate_var = NULL;
 
     (void)cmd;
     lz = zg_conf_alloc(cf->conf, sizeof(*lz));
@@ -888,23 +1149,22 @@ static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, voi
         }
         if (zg_conf_prefix(&a[i], "zone=")) {
             zone_arg = &a[i];
-        } else if (zg_conf_prefix(&a[i], "rate=")) {
-            size_t len = a[i].len - 5;
-            const char *r = a[i].data + 5;
-            if (len > 3 && memcmp(r + len - 3, "r/s", 3) == 0) {
-                scale = 1;
-            } else if (len > 3 && memcmp(r + len - 3, "r/m", 3) == 0) {
-                scale = 60;
+        } else if (zg_conf_prefix(&a[i], "rate=") && a[i].len > 5 && a[i].data[5] == '$') {
+            rate_var = &a[i];
+        } else if (zg_conf_prefix(&a[i], "rate=") || zg_conf_prefix(&a[i], "default=")) {
+            size_t skip = a[i].data[0] == 'r' ? 5 : 8;
+            uint64_t v;
+            if (zg_limit_req_parse_rate(a[i].data + skip, a[i].len - skip, &v) != ZG_OK) {
+                return zg_conf_error(cf, "invalid rate \"%s\" in \"%s\" directive", a[i].data,
+                                     cf->name);
+            }
+            if (skip == 5) {
+                rate = v;
+                rate_text = a[i].data + skip;
             } else {
-                return zg_conf_error(cf, "invalid rate \"%s\" in \"%s\" directive", a[i].data,
-                                     cf->name);
+                def = v;
+                def_text = a[i].data + skip;
             }
-            rate = zg_conf_atoi(r, len - 3);
-            if (rate <= 0) {
-                return zg_conf_error(cf, "invalid rate \"%s\" in \"%s\" directive", a[i].data,
-                                     cf->name);
-            }
-            rate_text = r;
         } else {
             return zg_conf_bad_param(cf, &a[i]);
         }
@@ -918,7 +1178,23 @@ static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, voi
     if (a[1].len == 0) {
         return zg_conf_invalid(cf, &a[1]);
     }
-    lz->rate = (uint64_t)(rate * 1000 / scale);
+    if (rate_var != NULL) {
+        /* rate=$var default=RATE: the zone's rate is the default */
+        if (def_text == NULL) {
+            return zg_conf_error(cf, "\"%s\" with a variable rate must have \"default\" "
+                                     "parameter", cf->name);
+        }
+        lz->rate_cv = zg_conf_cv(cf, rate_var->data + 5, rate_var->len - 5);
+        if (lz->rate_cv == NULL) {
+            return ZG_ERROR;
+        }
+        rate = def;
+        rate_text = def_text;
+    } else if (def_text != NULL) {
+        return zg_conf_error(cf, "\"default\" needs a variable rate in \"%s\" directive",
+                             cf->name);
+    }
+    lz->rate = rate;
     lz->rate_text = zg_conf_strdup(cf->conf, rate_text, strlen(rate_text));
     lz->key_text = zg_conf_strdup(cf->conf, a[1].data, a[1].len);
     if (lz->rate_text == NULL || lz->key_text == NULL) {

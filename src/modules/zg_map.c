@@ -284,6 +284,11 @@ static int zg_map_block(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 
 static const zg_command_t zg_map_commands[] = {
     { "map", ZG_CTX_HTTP, 1, 2, 2, zg_map_block, ZG_MAIN_CONF, 0, NULL },
+    /* nginx's hash tuning: zonegate's maps need none (documented no-op) */
+    { "map_hash_max_size", ZG_CTX_HTTP, 0, 1, 1, zg_conf_set_noop_size, ZG_MAIN_CONF, 0,
+      NULL },
+    { "map_hash_bucket_size", ZG_CTX_HTTP, 0, 1, 1, zg_conf_set_noop_size, ZG_MAIN_CONF, 0,
+      NULL },
     ZG_NULL_COMMAND
 };
 

@@ -1331,6 +1331,23 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     return ZG_OK;
 }
 
+/* zonegate speaks HTTP/1.1 to upstreams (keep-alive pool, chunked bodies): "1.1" is
+ * what it does already; "1.0" is refused rather than silently ignored */
+static int zg_proxy_http_version(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    (void)cmd;
+    (void)conf;
+    if (zg_conf_eq(&cf->args[1], "1.1")) {
+        return ZG_OK;
+    }
+    if (zg_conf_eq(&cf->args[1], "1.0")) {
+        return zg_conf_error(cf, "\"proxy_http_version 1.0\" is not supported: zonegate "
+                                 "always speaks HTTP/1.1 to upstreams");
+    }
+    return zg_conf_error(cf, "invalid value \"%s\" in \"%s\" directive", cf->args[1].data,
+                         cf->name);
+}
+
 static int zg_proxy_set_header(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_proxy_loc_conf_t *plcf = conf;
@@ -1489,6 +1506,8 @@ static int zg_proxy_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
 
 static const zg_command_t zg_proxy_commands[] = {
     { "proxy_pass", ZG_CTX_LOC | ZG_CTX_LIF, 0, 1, 1, zg_proxy_pass, ZG_LOC_CONF, 0, NULL },
+    { "proxy_http_version", ZG_CTX_SETTINGS, 0, 1, 1, zg_proxy_http_version, ZG_LOC_CONF, 0,
+      NULL },
     { "proxy_set_header", ZG_CTX_SETTINGS, 0, 2, 2, zg_proxy_set_header, ZG_LOC_CONF, 0,
       NULL },
     { "proxy_connect_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,

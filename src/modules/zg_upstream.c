@@ -23,6 +23,9 @@ typedef struct {
     zg_msec_t fail_timeout;
     uint8_t backup;
     uint8_t down;
+    uint8_t drain;          /* set through the API: no new requests */
+    uint8_t conf_down;      /* as configured: a reload keeps the zone when they match */
+    int conf_weight;
 
     int current_weight;
     int effective_weight;
@@ -122,6 +125,8 @@ static void zg_upstream_sh_fill(zg_upstream_sh_t *sh, const zg_upstream_conf_t *
         p->fail_timeout = s->fail_timeout;
         p->backup = s->backup;
         p->down = s->down;
+        p->conf_down = s->down;
+        p->conf_weight = p->weight;
         p->effective_weight = p->weight;
         if (s->backup) {
             sh->nbackup++;
@@ -145,15 +150,41 @@ static int zg_upstream_sh_same(const zg_upstream_sh_t *sh, const zg_upstream_con
         p = &sh->peer[i];
         if (strncmp(p->text, s->addr.text, sizeof(p->text) - 1) != 0
             || p->socklen != s->addr.socklen
-            || p->weight != (s->weight > 0 ? s->weight : 1)
+            || p->conf_weight != (s->weight > 0 ? s->weight : 1)
             || p->max_fails != s->max_fails || p->max_conns != s->max_conns
             || p->fail_timeout != s->fail_timeout || p->backup != s->backup
-            || p->down != s->down)
+            || p->conf_down != s->down)
         {
             return 0;
         }
     }
     return 1;
+}
+
+/* What the API changed on a peer (down, drain, weight) stays when a reload keeps the
+ * peer: the same address, backup or not, with the same configured down and weight. */
+static void zg_upstream_keep_changes(zg_upstream_sh_t *sh, const zg_upstream_sh_t *old)
+{
+    zg_upstream_peer_sh_t *p;
+    const zg_upstream_peer_sh_t *o;
+
+    for (int i = 0; i < sh->nservers; i++) {
+        p = &sh->peer[i];
+        for (int k = 0; k < old->nservers; k++) {
+            o = &old->peer[k];
+            if (strcmp(o->text, p->text) != 0 || o->backup != p->backup
+                || o->conf_down != p->conf_down || o->conf_weight != p->conf_weight) {
+                continue;
+            }
+            p->down = o->down;
+            p->drain = o->drain;
+            if (o->weight != o->conf_weight) {
+                p->weight = o->weight;
+                p->effective_weight = o->weight;
+            }
+            break;
+        }
+    }
 }
 
 int zg_upstream_zone_init(zg_zone_t *zone, void *old_data)
@@ -189,6 +220,9 @@ int zg_upstream_zone_init(zg_zone_t *zone, void *old_data)
         }
         zg_upstream_sh_fill(sh, u);
         sh->prev = (old != NULL && old->magic == ZG_UPSTREAM_MAGIC) ? old : NULL;
+        if (sh->prev != NULL) {
+            zg_upstream_keep_changes(sh, sh->prev);
+        }
     }
 
     pool->data = sh;
@@ -255,7 +289,7 @@ static int zg_upstream_swrr(zg_upstream_sh_t *sh, zg_upstream_pick_t *pk, int ba
     for (i = 0; i < sh->nservers; i++) {
         p = &sh->peer[i];
 
-        if (p->backup != backup || zg_upstream_tried(pk, i) || p->down) {
+        if (p->backup != backup || zg_upstream_tried(pk, i) || p->down || p->drain) {
             continue;
         }
         if (p->max_fails && p->fails >= p->max_fails
@@ -308,7 +342,7 @@ int zg_upstream_get(zg_upstream_conf_t *u, zg_upstream_pick_t *pk, zg_msec_t now
 
     if (sh->single) {
         p = &sh->peer[0];
-        if (!p->down && !zg_upstream_tried(pk, 0)
+        if (!p->down && !p->drain && !zg_upstream_tried(pk, 0)
             && !(p->max_conns && p->conns >= (uint32_t)p->max_conns))
         {
             i = 0;
@@ -422,9 +456,38 @@ int zg_upstream_peer_stats(zg_upstream_conf_t *u, int i, zg_upstream_peer_stats_
     out->current_weight = p->current_weight;
     out->backup = p->backup;
     out->down = p->down;
+    out->drain = p->drain;
     out->unavailable = !sh->single && p->max_fails && p->fails >= p->max_fails
                        && !zg_upstream_elapsed(now, p->checked, p->fail_timeout);
 
+    zg_upstream_unlock(u);
+    return ZG_OK;
+}
+
+int zg_upstream_peer_set(zg_upstream_conf_t *u, int i, int down, int drain, int weight)
+{
+    zg_upstream_sh_t *sh = u->peers;
+    zg_upstream_peer_sh_t *p;
+
+    if (sh == NULL || i < 0 || i >= u->nservers || i >= sh->nservers) {
+        return ZG_ERROR;
+    }
+    zg_upstream_lock(u);
+    p = &sh->peer[i];
+    if (down >= 0) {
+        p->down = (uint8_t)down;
+        if (!down) {
+            p->drain = 0;
+        }
+    }
+    if (drain >= 0) {
+        p->drain = (uint8_t)drain;
+    }
+    if (weight > 0) {
+        p->weight = weight;
+        p->effective_weight = weight;
+        p->current_weight = 0;
+    }
     zg_upstream_unlock(u);
     return ZG_OK;
 }

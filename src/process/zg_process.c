@@ -182,6 +182,15 @@ static void zg_modules_open(zg_conf_t *conf)
     }
 }
 
+static void zg_modules_tick(zg_conf_t *conf)
+{
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (zg_modules[i]->tick != NULL) {
+            zg_modules[i]->tick(conf);
+        }
+    }
+}
+
 static void zg_modules_close(zg_conf_t *conf)
 {
     for (int i = 0; zg_modules[i] != NULL; i++) {
@@ -321,8 +330,8 @@ static void zg_gen_release(zg_gen_t *gen)
     if (*pp) {
         *pp = gen->next;
     }
-    zg_zone_unmap_unused(&gen->conf->zones, zg_gens ? &zg_gens->conf->zones : NULL);
     zg_modules_close(gen->conf);
+    zg_zone_unmap_unused(&gen->conf->zones, zg_gens ? &zg_gens->conf->zones : NULL);
     zg_listen_close(gen->conf);
     zg_conf_free(gen->conf);
     free(gen);
@@ -453,6 +462,9 @@ static void zg_reload(void)
         zg_conf_free(conf);
         goto failed;
     }
+    /* what the running configuration has not saved yet (keyval state files) is saved
+     * before the new one loads it */
+    zg_modules_tick(cur->conf);
     zg_modules_open(conf);
     zg_gen_t *gen = calloc(1, sizeof(*gen));
     if (gen == NULL) {
@@ -649,6 +661,7 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
                 zg_signal_workers(NULL, SIGKILL);
             } else if (!stopping) {
                 zg_watchdog();
+                zg_modules_tick(zg_gens->conf);
                 alarm(1);
             }
         }
@@ -672,8 +685,8 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
     while (zg_gens) {
         zg_gen_t *g = zg_gens;
         zg_gens = g->next;
-        zg_zone_unmap_all(&g->conf->zones);
         zg_modules_close(g->conf);
+        zg_zone_unmap_all(&g->conf->zones);
         zg_listen_close(g->conf);
         zg_conf_free(g->conf);
         free(g);

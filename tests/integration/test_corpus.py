@@ -26,8 +26,8 @@ REFUSALS = [
      "a listen parameter of an nginx module zonegate does not implement (ssl, http2, ...)"),
     (r'file tests \("!?-[fdex]"\) in "if" are not supported by zonegate',
      "if's file tests (-f, -d, -e, -x): zonegate serves no files (README: The config language)"),
-    (r'unknown directive "proxy_http_version"',
-     "proxy_http_version: zonegate always speaks HTTP/1.1 to upstreams"),
+    (r'"proxy_http_version 1.0" is not supported: zonegate always speaks HTTP/1.1 to '
+     r'upstreams', "proxy_http_version 1.0: zonegate always speaks HTTP/1.1 to upstreams"),
 ]
 
 
@@ -65,7 +65,8 @@ def test_corpus_refusals_are_documented():
     assert not undocumented, "\n".join("%s: %s" % u for u in undocumented)
     # the configs that use only what zonegate has are accepted
     for name in ("01-basic-api.conf", "03-allowlist-map.conf", "04-json-429.conf",
-                 "06-conf-d.conf", "07-behind-lb.conf", "11-dry-run.conf",
+                 "06-conf-d.conf", "07-behind-lb.conf", "08-multi-zone.conf",
+                 "11-dry-run.conf",
                  "12-debian-default.conf", "14-cors-api-gateway.conf"):
         assert name in accepted, (name, accepted)
 
@@ -121,3 +122,43 @@ def test_t_warns_of_conflicting_server_names():
     warns = [x.split("] ", 1)[1].split(": ", 1)[1] for x in out.splitlines() if "[warn]" in x]
     assert warns == ['conflicting server name "a.test" on 127.0.0.1:1, ignored',
                      'conflicting server name "*.b.test" on 127.0.0.1:1, ignored'], out
+
+
+NOOPS = """
+events {{ use epoll; worker_connections 64; }}
+http {{
+    sendfile on;
+    tcp_nopush on;
+    server_names_hash_bucket_size 64;
+    server_names_hash_max_size 1024;
+    variables_hash_max_size 2048;
+    variables_hash_bucket_size 128;
+    types_hash_max_size 2048;
+    types_hash_bucket_size 64;
+    map_hash_max_size 4096;
+    map_hash_bucket_size 64;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ sendfile off; proxy_http_version 1.1; return 200 "ok"; }}
+    }}
+}}
+"""
+
+
+def test_tuning_noops_accepted_values_checked():
+    """nginx's tuning directives that mean nothing here are accepted (README lists them
+    as no-ops) but their values are still checked; proxy_http_version 1.1 is what
+    zonegate does, 1.0 is refused rather than ignored"""
+    rc, out, _ = zg.zonegate_t(NOOPS, port=zg.free_port())
+    assert rc == 0 and "test is successful" in out, out
+    for bad, line, word in (
+            ("events { use kqueue; }\n", 1, "use"),
+            ("http {\n sendfile maybe;\n}\n", 2, "sendfile"),
+            ("http {\n map_hash_max_size lots;\n}\n", 2, "map_hash_max_size"),
+            ("http {\n server {\n location / { proxy_http_version 1.0; }\n}\n}\n", 3,
+             "proxy_http_version"),
+            ("http {\n server {\n location / { proxy_http_version 2; }\n}\n}\n", 3,
+             "proxy_http_version")):
+        rc, out, path = zg.zonegate_t(bad.replace("{", "{{").replace("}", "}}"))
+        assert rc == 1, (bad, out)
+        assert "%s:%d" % (path, line) in out and word in out, (bad, out)

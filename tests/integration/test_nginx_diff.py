@@ -323,8 +323,11 @@ def test_auth_same_as_nginx():
     zlog, nlog = os.path.join(z.dir, "access.log"), os.path.join(n.dir, "access.log")
     assert zg.wait_for(lambda: len(read_lines(zlog)) == len(ns) and
                        len(read_lines(nlog)) == len(ns), 5), (read_lines(zlog), read_lines(nlog))
-    assert sorted(read_lines(zlog)) == sorted(read_lines(nlog)), \
-        "\n".join(["zonegate:"] + read_lines(zlog) + ["nginx:"] + read_lines(nlog))
+    # map's default "" is a found, empty value (logged empty); a key keyval does not
+    # hold is "not found" and logged "-", as nginx Plus's keyval logs it
+    nlines = [l + "-" if l.endswith(" ") else l for l in read_lines(nlog)]
+    assert sorted(read_lines(zlog)) == sorted(nlines), \
+        "\n".join(["zonegate:"] + read_lines(zlog) + ["nginx:"] + nlines)
     n.stop()
     z.stop()
 
@@ -373,6 +376,81 @@ def test_paths_same_as_nginx():
     n.stop()
     z.stop()
     u.stop()
+
+
+# ---- keyval (issue 16): the deny list and a map tier, against nginx's geo and map ----
+
+KV_COMMON = """
+    limit_req_zone $blocked zone=b:1m rate=1r/m;
+    limit_req_zone $tier zone=t:1m rate=1r/m;
+    log_format kv '$uri $status $blocked $tier';
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        access_log {dir}/access.log kv;
+        limit_req_status 429;
+        location /deny {{ limit_req zone=b burst=1 nodelay; proxy_pass http://app; }}
+        location /tier {{ limit_req zone=t burst=1 nodelay; proxy_pass http://app; }}
+        location /ifdeny {{ if ($blocked) {{ return 403; }} proxy_pass http://app; }}
+        location /iftier {{ if ($tier = gold) {{ return 402; }} proxy_pass http://app; }}
+    }}
+"""
+
+KV_ZG = """
+    keyval_zone zone=deny:64k type=ip state={dir}/deny.json;
+    keyval $remote_addr $blocked zone=deny;
+    keyval_zone zone=tiers:64k state={dir}/tiers.json;
+    keyval $http_x_key $tier zone=tiers;
+"""
+
+KV_NGINX = """
+    geo $blocked {{ default ""; 127.0.0.0/8 1; 10.0.0.0/8 1; }}
+    map $http_x_key $tier {{ default ""; a gold; b gold; c silver; }}
+"""
+
+
+def kv_script(port):
+    out = [("deny", seq(port, "/deny", 3)), ("if deny", seq(port, "/ifdeny", 2))]
+    for key in ("a", "c", "e"):
+        out.append(("if tier " + key, seq(port, "/iftier", 1, key)))
+    for key in ("a", "b", "a", "c", "c", "c", "d", "d", "d", "e"):
+        out.append(("tier " + key, seq(port, "/tier", 1, key)))
+    return out
+
+
+def test_keyval_deny_list_and_tiers_same_as_nginx():
+    """keyval zones loaded from state files against nginx's geo (the deny list) and
+    map (a tier per API key): the same statuses, and the same log lines"""
+    import json
+    if not os.path.exists(NGINX):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % NGINX)
+    d = tempfile.mkdtemp(prefix="zgkv-")
+    with open(os.path.join(d, "deny.json"), "w") as f:
+        json.dump({"127.0.0.0/8": "1", "10.0.0.0/8": "1"}, f)
+    with open(os.path.join(d, "tiers.json"), "w") as f:
+        json.dump({"a": "gold", "b": "gold", "c": "silver"}, f)
+    u = Upstream("a")
+    zport, nport = free_port(), free_port()
+    z = Zonegate("worker_processes 2;\nhttp {{\n" + KV_ZG + KV_COMMON + "}}\n",
+                 wait_ports=[zport], port=zport, up=u.addr, dir=d)
+    n = Nginx(NGINX_CONF.replace(COMMON, KV_NGINX + KV_COMMON), nport, up=u.addr)
+    zs, ns = kv_script(zport), kv_script(nport)
+    for (step, a), (_, b) in zip(ns, zs):
+        print("%-8s nginx %s zonegate %s" % (step, a, b))
+    assert zs == ns, [(a, b) for a, b in zip(ns, zs) if a != b]
+    assert dict(ns)["deny"] == [200, 200, 429] and dict(ns)["if deny"] == [403, 403], ns
+    assert dict(ns)["if tier a"] == [402] and dict(ns)["if tier c"] == [200], ns
+    zlog, nlog = os.path.join(d, "access.log"), os.path.join(n.dir, "access.log")
+    total = 3 + 2 + 3 + 10
+    assert zg.wait_for(lambda: len(read_lines(zlog)) == total and
+                       len(read_lines(nlog)) == total, 5), (read_lines(zlog), read_lines(nlog))
+    # map's default "" is a found, empty value (logged empty); a key keyval does not
+    # hold is "not found" and logged "-", as nginx Plus's keyval logs it
+    nlines = [l + "-" if l.endswith(" ") else l for l in read_lines(nlog)]
+    assert sorted(read_lines(zlog)) == sorted(nlines), \
+        "\n".join(["zonegate:"] + read_lines(zlog) + ["nginx:"] + nlines)
+    n.stop()
+    z.stop()
 
 
 # ---- which location and which server answer: nginx's matching order and priority ----

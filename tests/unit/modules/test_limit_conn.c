@@ -94,7 +94,7 @@ static int setup(void **state)
 static void test_count_and_reject(void **state)
 {
     lc_zone_t z;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t holds[4][1], extra[1];
     zg_limit_conn_stats_t st;
     int i, nh, status, nextra;
@@ -153,7 +153,7 @@ static void test_count_and_reject(void **state)
 static void test_multi_limit_rollback(void **state)
 {
     lc_zone_t a, b;
-    zg_limit_conn_conf_t l[2];
+    zg_limit_conn_conf_t l[2] = { { 0 } };
     zg_limit_conn_hold_t h1[2], h2[2];
     zg_limit_conn_stats_t st;
     int n1, n2, status;
@@ -195,7 +195,7 @@ static void test_multi_limit_rollback(void **state)
 static void test_dry_run(void **state)
 {
     lc_zone_t a, b;
-    zg_limit_conn_conf_t l[2];
+    zg_limit_conn_conf_t l[2] = { { 0 } };
     zg_limit_conn_hold_t h1[2], h2[2];
     zg_limit_conn_stats_t st;
     int n1, n2, status;
@@ -234,7 +234,7 @@ static void test_dry_run(void **state)
 static void test_empty_and_long_key(void **state)
 {
     lc_zone_t z;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t h[1];
     zg_limit_conn_stats_t st;
     char args[300];
@@ -279,7 +279,7 @@ static void test_empty_and_long_key(void **state)
 static void test_forget_worker(void **state)
 {
     lc_zone_t z;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t h[5][1];
     zg_limit_conn_stats_t st;
     int i, nh, status;
@@ -330,7 +330,7 @@ static void test_forget_worker(void **state)
 static void test_alloc_failure(void **state)
 {
     lc_zone_t z;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t *h;
     zg_limit_conn_stats_t st;
     int i, n, nh, status, rc;
@@ -376,7 +376,7 @@ static void test_alloc_failure(void **state)
 static void test_reload(void **state)
 {
     lc_zone_t z1, z2, z3;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t h[1];
     int nh, status;
 
@@ -399,7 +399,7 @@ static void test_reload(void **state)
 static void test_log_lines(void **state)
 {
     lc_zone_t z;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t h[3][1];
     char path[] = "/tmp/zg_test_limit_conn_XXXXXX", *text;
     int fd, nh, status;
@@ -434,7 +434,7 @@ static void test_log_lines(void **state)
 static void test_processes(void **state)
 {
     lc_zone_t z;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_stats_t st;
     pid_t pids[4];
     int c, wstatus;
@@ -488,6 +488,52 @@ static void test_processes(void **state)
     zone_free(&z, 1);
 }
 
+/* limit_conn NAME $VAR [default=N]: the limit of each request from a variable */
+static void test_variable_limit(void **state)
+{
+    lc_zone_t z;
+    zg_limit_conn_conf_t l = { 0 };
+    zg_limit_conn_hold_t holds[6][1];
+    char err[128];
+    int i, nh, status;
+
+    (void)state;
+    zone_make(&z, "var", 64 * 1024, "$binary_remote_addr");
+    l.zone = &z.zc;
+    l.conn_cv = zg_cv_compile("$arg_n", 6, err, sizeof(err));
+    assert_non_null(l.conn_cv);
+    /* n=2: the third is refused */
+    set_args("n=2");
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, holds[i], &nh,
+                                               &status),
+                         ZG_OK);
+    }
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, holds[2], &nh, &status),
+                     ZG_BUSY);
+    /* a larger value for the next request lets it in: the count carries over */
+    set_args("n=3");
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, holds[2], &nh, &status),
+                     ZG_OK);
+    assert_int_equal(count_ip(&z, 0x0a000001), 3);
+    /* empty or invalid, no default: not limited (nothing counted) */
+    set_args("n=x");
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, holds[3], &nh, &status),
+                     ZG_OK);
+    assert_int_equal(nh, 0);
+    /* with default=1 an invalid value means 1: refused (3 held) */
+    l.conn = 1;
+    assert_int_equal(zg_limit_conn_acquire(&l, 1, 0, ZG_LOG_ERR, &ctx, holds[3], &nh, &status),
+                     ZG_BUSY);
+    for (i = 0; i < 3; i++) {
+        zg_limit_conn_release(holds[i], 1);
+    }
+    assert_int_equal(count_ip(&z, 0x0a000001), 0);
+    zg_cv_free(l.conn_cv);
+    set_args("");
+    zone_free(&z, 1);
+}
+
 typedef struct {
     int n;
     uint32_t count[8];
@@ -509,7 +555,7 @@ static int take_cb(void *arg, const unsigned char *key, size_t len, uint32_t cou
 static void test_sync_leases(void **state)
 {
     lc_zone_t z;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t h[4][1];
     zg_limit_conn_stats_t st;
     uint32_t key = htonl(0x0a000001);
@@ -577,7 +623,7 @@ static void test_sync_leases(void **state)
 static void test_sync_dropped_by_reload(void **state)
 {
     lc_zone_t z1, z2;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t h[2][1];
     uint32_t key = htonl(0x0a000001);
     taken_t t;
@@ -613,7 +659,7 @@ static void test_sync_dropped_by_reload(void **state)
 static void test_unsynced_has_no_leases(void **state)
 {
     lc_zone_t z;
-    zg_limit_conn_conf_t l;
+    zg_limit_conn_conf_t l = { 0 };
     zg_limit_conn_hold_t h[1];
     zg_limit_conn_stats_t st;
     int nh, status;
@@ -642,6 +688,7 @@ int main(void)
         cmocka_unit_test_setup(test_reload, setup),
         cmocka_unit_test_setup(test_log_lines, setup),
         cmocka_unit_test_setup(test_processes, setup),
+        cmocka_unit_test_setup(test_variable_limit, setup),
         cmocka_unit_test_setup(test_sync_leases, setup),
         cmocka_unit_test_setup(test_unsynced_has_no_leases, setup),
         cmocka_unit_test_setup(test_sync_dropped_by_reload, setup),

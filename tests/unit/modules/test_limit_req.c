@@ -40,6 +40,9 @@ static void set_args(const char *args)
 static int make_synced;
 
 /* declares, maps and initialises a zone in its own list; old = previous list or NULL */
+/* zones made while set take their rate from this variable (rate=$var) */
+static const char *make_rate_var;
+
 static int zone_make_ex(lr_zone_t *z, const char *name, size_t size, const char *key,
                         uint64_t rate, zg_zone_list_t *old)
 {
@@ -54,6 +57,10 @@ static int zone_make_ex(lr_zone_t *z, const char *name, size_t size, const char 
     z->zc.key_text = strdup(key);
     z->zc.rate = rate;
     z->zc.sync.interval = 100;
+    if (make_rate_var != NULL) {
+        z->zc.rate_cv = zg_cv_compile(make_rate_var, strlen(make_rate_var), err, sizeof(err));
+        assert_non_null(z->zc.rate_cv);
+    }
     if (make_synced) {
         z->zc.sync.mode = ZG_SYNC_REDIS;
         z->zc.sync.url = "redis://127.0.0.1:6379";
@@ -1065,9 +1072,138 @@ static void test_layout_and_reload(void **state)
     zone_free(&a, 1);
 }
 
+/* top=N: the keys with most excess, most first, walked in chunks that resume after
+ * the last key seen even when keys come and go between chunks; forgive */
+static void test_top_and_forgive(void **state)
+{
+    lr_zone_t z;
+    zg_limit_req_conf_t l;
+    zg_limit_req_result_t res;
+    zg_limit_req_top_t top[5];
+    zg_limit_req_top_walk_t *w;
+    char args[32];
+    int i, k, n = 3 * ZG_LIMIT_REQ_TOP_CHUNK;
+    size_t got;
+
+    (void)state;
+    zone_make(&z, "top", 1024 * 1024, "$arg_k", 1); /* 1r/1000s: nothing drains */
+    l = limit(&z, 100, NODELAY);
+    /* key i gets i % 50 + 1 requests: excess i % 50 (thousandths x 1000) */
+    for (i = 0; i < n; i++) {
+        ctx.args.len = (size_t)snprintf(args, sizeof(args), "k=key%d", i);
+        ctx.args.data = args;
+        for (k = 0; k <= i % 50; k++) {
+            assert_int_equal(zg_limit_req_check(&l, 1, 0, ZG_LOG_ERR, &ctx, T0, &res), ZG_OK);
+        }
+    }
+    got = zg_limit_req_top(z.zone, top, 5, T0);
+    assert_int_equal(got, 5);
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(top[i].excess, 49000);
+        assert_int_equal(top[i].rate, 1);
+        assert_memory_equal(top[i].key, "key", 3);
+    }
+    /* chunked: forgive every key with excess 49 between chunks but one; the walk
+     * still ends, and finds the one left */
+    w = malloc(sizeof(*w));
+    assert_non_null(w);
+    zg_limit_req_top_init(w, top, 5);
+    assert_int_equal(zg_limit_req_top_step(z.zone, w, T0), ZG_AGAIN);
+    for (i = 49; i < n; i += 50) {
+        char key[32];
+        int len = snprintf(key, sizeof(key), "key%d", i);
+        if (i != 149) {
+            assert_int_equal(zg_limit_req_forgive(z.zone, key, (size_t)len), ZG_OK);
+            assert_int_equal(zg_limit_req_forgive(z.zone, key, (size_t)len), ZG_DECLINED);
+        }
+    }
+    while (zg_limit_req_top_step(z.zone, w, T0) == ZG_AGAIN) {
+    }
+    /* the chunk already walked may have kept forgiven keys; what follows has only
+     * key149 at 49, then keys at 48 */
+    assert_int_equal(w->have, 5);
+    assert_true(top[0].excess >= top[1].excess && top[1].excess >= top[4].excess);
+    assert_true(top[4].excess >= 48000);
+    free(w);
+    /* a forgiven key starts afresh */
+    ctx.args.data = "k=key99";
+    ctx.args.len = 7;
+    assert_int_equal(zg_limit_req_forgive(z.zone, "key98", 5), ZG_OK);
+    assert_int_equal(zg_limit_req_check(&l, 1, 0, ZG_LOG_ERR, &ctx, T0, &res), ZG_OK);
+    ctx.args.len = 0;
+    zone_free(&z, 1);
+}
+
+/* rate=$arg_r default=1r/s: the rate is read per request; the excess (thousandths)
+ * carries over, and the time since the key's last request drains at the rate of the
+ * request being checked; empty or invalid values take the default */
+static void test_variable_rate(void **state)
+{
+    lr_zone_t z;
+    zg_limit_req_conf_t l;
+    zg_limit_req_result_t res;
+
+    (void)state;
+    make_rate_var = "$arg_r";
+    zone_make(&z, "var", 64 * 1024, "$binary_remote_addr", 1000);
+    make_rate_var = NULL;
+    l = limit(&z, 0, NODELAY);
+    {
+        /* 10r/s: one request every 100 ms */
+        ctx.args.data = "r=10r/s";
+        ctx.args.len = 7;
+        step_t s[] = { PASS(0), BUSY(50), PASS(100), BUSY(150) };
+        run_steps(&l, 1, 0, s, zg_nelems(s));
+    }
+    {
+        /* the key's excess is 1000 after t=100; at 1r/s the next may come at t=1100,
+         * at 10r/s it could have come at t=200: the new rate drains the interval */
+        ctx.args.data = "r=1r/s";
+        ctx.args.len = 6;
+        step_t s[] = { BUSY(300), BUSY(1099), PASS(1100), BUSY(1500) };
+        run_steps(&l, 1, 0, s, zg_nelems(s));
+    }
+    {
+        /* empty, junk or zero: the default (1r/s) */
+        ctx.args.data = "r=fast";
+        ctx.args.len = 6;
+        step_t s[] = { BUSY(2000), PASS(2100) };
+        run_steps(&l, 1, 0, s, zg_nelems(s));
+        ctx.args.data = "r=0r/s";
+        step_t s2[] = { BUSY(2500), PASS(3100) };
+        run_steps(&l, 1, 0, s2, zg_nelems(s2));
+    }
+    {
+        /* a much higher rate forgives the backlog at once */
+        ctx.args.data = "r=1000r/s";
+        ctx.args.len = 9;
+        step_t s[] = { PASS(3101), PASS(3102), PASS(3103) };
+        run_steps(&l, 1, 0, s, zg_nelems(s));
+    }
+    {
+        /* top=N shows the rate each key was last checked with */
+        zg_limit_req_top_t top[1];
+        ctx.args.data = "r=30r/m";
+        ctx.args.len = 7;
+        l.burst = 5000;
+        assert_int_equal(zg_limit_req_check(&l, 1, 0, ZG_LOG_ERR, &ctx, T0 + 9000, &res),
+                         ZG_OK);
+        assert_int_equal(zg_limit_req_check(&l, 1, 0, ZG_LOG_ERR, &ctx, T0 + 9001, &res),
+                         ZG_OK);
+        assert_int_equal(zg_limit_req_top(z.zone, top, 1, T0 + 9001), 1);
+        assert_int_equal(top[0].excess, 1000);
+        assert_int_equal(top[0].rate, 500);
+    }
+    zg_cv_free(z.zc.rate_cv);
+    ctx.args.len = 0;
+    zone_free(&z, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_variable_rate, setup),
+        cmocka_unit_test_setup(test_top_and_forgive, setup),
         cmocka_unit_test(test_take_counts),
         cmocka_unit_test(test_apply),
         cmocka_unit_test(test_layout_and_reload),
