@@ -861,3 +861,25 @@ def test_tls_delayed_request_gets_its_body_from_records_already_read():
             pass
     assert data.startswith(b"HTTP/1.1 200"), data
     sock.close()
+
+
+def test_tls_rsa_and_ecdsa_pairs_the_client_choice_decides():
+    d = os.path.join(certs(), "ec")
+    if not os.path.isdir(d):
+        os.mkdir(d)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d + "/ec.key",
+                        "-out", d + "/ec.crt", "-days", "2", "-subj", "/CN=localhost"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conf = CONF.replace("ssl_certificate_key {key};", "ssl_certificate_key {key};\n"
+                        "        ssl_certificate {eccrt}; ssl_certificate_key {eckey};")
+    z, port, _ = start(conf, eccrt=d + "/ec.crt", eckey=d + "/ec.key")
+    with open(d + "/ec.crt") as f:
+        ec_der = ssl.PEM_cert_to_DER_cert(f.read())
+    for ciphers, want in (("ECDHE-ECDSA-AES128-GCM-SHA256", ec_der),
+                          ("ECDHE-RSA-AES128-GCM-SHA256", der("localhost"))):
+        ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
+        ctx.set_ciphers(ciphers)
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+        assert s.getpeercert(binary_form=True) == want, ciphers
+        s.close()
