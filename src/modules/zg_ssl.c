@@ -89,6 +89,15 @@ typedef struct {
     SSL_CTX *ctx;          /* server level: built by init_main_conf */
 } zg_ssl_conf_t;
 
+typedef struct {
+    int verify;            /* some server checks client certificates */
+} zg_ssl_main_conf_t;
+
+static void *zg_ssl_create_main_conf(zg_conf_t *conf)
+{
+    return zg_conf_alloc(conf, sizeof(zg_ssl_main_conf_t));
+}
+
 /* the SSL_CTXs are freed with their configuration */
 static void zg_ssl_ctx_free(void *ctx)
 {
@@ -837,6 +846,16 @@ static int zg_ssl_handler(zg_request_t *r)
     return ZG_DECLINED;
 }
 
+/* the client certificate check costs plain requests nothing unless a server of this
+ * worker's configuration asks for certificates (the request core reads the handler
+ * when it builds its phase list, at the first request of the worker) */
+static int zg_ssl_init_worker(zg_worker_t *w)
+{
+    zg_ssl_main_conf_t *smcf = zg_main_conf_of(w->conf, zg_ssl_module);
+    zg_ssl_module.handler = smcf != NULL && smcf->verify ? zg_ssl_handler : NULL;
+    return ZG_OK;
+}
+
 /* ALPN: http/1.1 when the client offers it (HTTP/2 is not served) */
 static int zg_ssl_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
@@ -1023,7 +1042,7 @@ err:
 
 static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
 {
-    (void)conf;
+    zg_ssl_main_conf_t *smcf = conf;
     zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
 
     if (zg_ssl_ctx_zone_index == -1) {
@@ -1040,6 +1059,9 @@ static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
         }
         if ((sc->ctx = zg_ssl_ctx_new(cf, srv, sc)) == NULL) {
             return ZG_ERROR;
+        }
+        if (sc->verify_client > ZG_SSL_VERIFY_OFF) {
+            smcf->verify = 1;
         }
         if (zg_conf_keep(cf->conf, sc->ctx, zg_ssl_ctx_free) != ZG_OK) {
             SSL_CTX_free(sc->ctx);
@@ -1124,10 +1146,12 @@ static const zg_command_t zg_ssl_commands[] = {
 zg_module_t zg_ssl_module = {
     .name = "ssl",
     .commands = zg_ssl_commands,
+    .create_main_conf = zg_ssl_create_main_conf,
     .init_main_conf = zg_ssl_init_main_conf,
     .create_loc_conf = zg_ssl_create_loc_conf,
     .merge_loc_conf = zg_ssl_merge_loc_conf,
     .metrics = zg_ssl_metrics,
+    .init_worker = zg_ssl_init_worker,
     .phase = ZG_PHASE_REWRITE,
-    .handler = zg_ssl_handler,
+    .handler = zg_ssl_handler,      /* or NULL: zg_ssl_init_worker */
 };
