@@ -883,3 +883,19 @@ def test_tls_rsa_and_ecdsa_pairs_the_client_choice_decides():
         s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
         assert s.getpeercert(binary_form=True) == want, ciphers
         s.close()
+
+
+def test_tls_renegotiation_is_refused():
+    z, port, _ = start()
+    p = subprocess.Popen(["timeout", "60", "openssl", "s_client", "-tls1_2", "-connect",
+                          "127.0.0.1:%d" % port],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    p.stdin.write(b"R\n")
+    p.stdin.flush()
+    # the server answers the new ClientHello with a no_renegotiation alert: the client
+    # gives up by itself (stdin stays open)
+    out = p.stdout.read().decode(errors="replace")
+    p.wait()
+    p.stdin.close()
+    assert "RENEGOTIATING" in out and "no renegotiation" in out, out
+    assert tls_get(port, "/ret")[0] == 200
