@@ -167,7 +167,7 @@ LEVELS = """
 worker_processes 1;
 error_log {dir}/error.log {level};
 http {{
-    limit_req_zone $binary_remote_addr zone=lr:64k rate=2r/s;
+    limit_req_zone $binary_remote_addr zone=lr:64k rate=1r/s;
     limit_conn_zone $binary_remote_addr zone=lc:64k;
     upstream app {{ server {up}; }}
     server {{
