@@ -21,12 +21,15 @@
 #include "zg_rewrite.h"
 #include "zg_stream.h"
 #include "zg_stream_proxy.h"
+#include "zg_ssl.h"
 #include "zg_sync.h"
 #include "zg_upstream.h"
 
 zg_module_t *const zg_modules[] = {
     &zg_core_module,       /* main, events: processes, pid, error_log */
     &zg_http_core_module,  /* http, server, listen, location, client timeouts */
+    &zg_ssl_module,        /* ssl_certificate, ...: the SSL_CTX of each server; the
+                              client certificate check, before any other handler */
     &zg_realip_module,     /* real_ip: the client address, first thing (rewrite phases) */
     &zg_map_module,        /* map: variables from variables */
     &zg_geo_module,        /* geo: variables from the client address */

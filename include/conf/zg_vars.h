@@ -54,6 +54,7 @@ typedef struct zg_var_ctx_s {
     zg_str_t upstream_response_time; /* "0.012" */
     int limit_req_status;            /* ZG_LIMIT_* */
     int limit_conn_status;
+    void *ssl;                       /* the connection's SSL *; NULL = plain */
     const zg_regex_caps_t *caps;     /* $1..$9: the last regex match; may be NULL */
     uint64_t connection;             /* connection serial number */
     uint64_t connection_requests;

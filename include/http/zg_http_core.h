@@ -76,6 +76,11 @@ typedef struct {
     zg_server_regex_t *regex; /* in config order */
     int nregex;
     int fd;               /* opened by the master; -1 before */
+    unsigned ssl : 1;     /* `listen ... ssl` */
+    unsigned http2 : 1;   /* `listen ... http2`: accepted, HTTP/1.1 is served */
+    const char *file;     /* the first listen of the address */
+    int line;
+    void *ssl_ctx;        /* SSL_CTX of the default server (set by the ssl module) */
 } zg_listen_t;
 
 typedef struct zg_http_core_srv_s zg_http_core_srv_t; /* private: a server being read */
