@@ -14,11 +14,11 @@ LLHTTP_DIR ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread $(INCLUDES) -I$(LLHTTP_INC)
 CFLAGS   = $(CFLAGS_BASE) -Wall -Wextra -Werror -MMD -MP $(EXTRA_CFLAGS)
-LDLIBS   = -luv -lpcre2-8 -ljansson -lhiredis -lseccomp -lcrypt -lcrypto -lpthread -lm
+LDLIBS   = -luv -lpcre2-8 -ljansson -lhiredis -lseccomp -lcrypt -lssl -lcrypto -lpthread -lm
 PYTHON  ?= python3
 
 # the library, one folder per layer (each uses only the layers listed before it)
-LAYERS   = core shm conf http modules process
+LAYERS   = core shm conf http stream modules process
 INCLUDES = -Iinclude $(LAYERS:%=-Iinclude/%)
 
 SRC      = $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c)) $(wildcard src/zg_*.c)

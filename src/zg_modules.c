@@ -19,12 +19,17 @@
 #include "zg_proxy.h"
 #include "zg_realip.h"
 #include "zg_rewrite.h"
+#include "zg_stream.h"
+#include "zg_stream_proxy.h"
+#include "zg_ssl.h"
 #include "zg_sync.h"
 #include "zg_upstream.h"
 
 zg_module_t *const zg_modules[] = {
     &zg_core_module,       /* main, events: processes, pid, error_log */
     &zg_http_core_module,  /* http, server, listen, location, client timeouts */
+    &zg_ssl_module,        /* ssl_certificate, ...: the SSL_CTX of each server; the
+                              client certificate check, before any other handler */
     &zg_realip_module,     /* real_ip: the client address, first thing (rewrite phases) */
     &zg_map_module,        /* map: variables from variables */
     &zg_geo_module,        /* geo: variables from the client address */
@@ -42,6 +47,8 @@ zg_module_t *const zg_modules[] = {
     &zg_dashboard_module,  /* content: dashboard (a page over the api) */
     &zg_access_log_module, /* log: log_format, access_log */
     &zg_sync_module,       /* limit_req across hosts through Redis */
+    &zg_stream_core_module,  /* stream, its servers and listen; the session phases */
+    &zg_stream_proxy_module, /* stream content: proxy_pass, relay */
     &zg_rewrite_module,    /* rewrite phases (after real_ip, add_header): return, rewrite,
                               set, if, break; last, so that the `if` blocks of locations
                               merge after every other module resolved its references */

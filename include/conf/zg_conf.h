@@ -47,10 +47,13 @@ typedef struct zg_conf_s {
 #define ZG_CTX_SRV 0x08
 #define ZG_CTX_LOC 0x10
 #define ZG_CTX_UPS 0x20
+#define ZG_CTX_STREAM 0x100     /* stream { } */
+#define ZG_CTX_STREAM_SRV 0x200 /* stream { server { } } */
 #define ZG_CTX_SETTINGS (ZG_CTX_HTTP | ZG_CTX_SRV | ZG_CTX_LOC)
 #define ZG_CTX_ANY 0x3f
 #define ZG_CTX_IF 0x40   /* an `if` block (server or location): rewrite directives */
 #define ZG_CTX_LIF 0x80  /* an `if` block in a location: add_header, error_page, proxy_pass */
+#define ZG_CTX_STREAM_SETTINGS (ZG_CTX_STREAM | ZG_CTX_STREAM_SRV)
 
 /* which of its module's structs a command's setter gets */
 #define ZG_MAIN_CONF 0 /* the module's main conf */
@@ -77,6 +80,19 @@ struct zg_command_s {
 
 typedef struct zg_request_s zg_request_t; /* http/zg_request.h */
 typedef struct zg_worker_s zg_worker_t;   /* http/zg_worker.h */
+typedef struct zg_stream_session_s zg_stream_session_t; /* stream/zg_stream.h */
+
+/* stream session phases, run in this order by the stream core (zg_stream.c) before
+ * the server's content handler (proxy_pass) */
+enum {
+    ZG_STREAM_PHASE_NONE = 0,
+    ZG_STREAM_PHASE_PREACCESS, /* limit_req, limit_conn on connections */
+    ZG_STREAM_PHASE_ACCESS,    /* allow/deny */
+    ZG_STREAM_PHASE_LAST
+};
+
+/* as zg_phase_handler_pt, for a stream session (ZG_AGAIN: zg_stream_resume later) */
+typedef int (*zg_stream_handler_pt)(zg_stream_session_t *s);
 
 /* request phases, run in this order by the request core (zg_request.c) */
 enum {
@@ -128,6 +144,12 @@ struct zg_module_s {
     int (*error_page)(zg_request_t *r, int status);
     size_t ctx_size;                          /* per-request state, zeroed per request */
     size_t scratch_size;                      /* per-request memory, not zeroed */
+
+    /* stream sessions: a phase handler, what a session holds, its log line */
+    int stream_phase;                         /* ZG_STREAM_PHASE_* of stream_handler */
+    zg_stream_handler_pt stream_handler;
+    void (*stream_release)(zg_stream_session_t *s); /* once, when the session ends */
+    void (*stream_log)(zg_stream_session_t *s);     /* once, after every release */
 
     /* /metrics: whole families of the module's counters */
     void (*metrics)(zg_buf_t *b, const zg_conf_t *conf);

@@ -54,6 +54,7 @@ typedef struct zg_var_ctx_s {
     zg_str_t upstream_response_time; /* "0.012" */
     int limit_req_status;            /* ZG_LIMIT_* */
     int limit_conn_status;
+    void *ssl;                       /* the connection's SSL *; NULL = plain */
     const zg_regex_caps_t *caps;     /* $1..$9: the last regex match; may be NULL */
     uint64_t connection;             /* connection serial number */
     uint64_t connection_requests;
@@ -66,6 +67,12 @@ typedef struct zg_var_ctx_s {
     /* the named variables (map, geo, set, captures): NULL = none */
     const zg_vars_t *vars;
     zg_var_state_t *st;              /* values of this request; NULL until one is read */
+    /* stream sessions */
+    uint64_t bytes_received;         /* from the client */
+    zg_str_t upstream_bytes_sent;    /* "0, 1234": per attempt */
+    zg_str_t upstream_bytes_received;
+    zg_str_t upstream_connect_time;  /* "-, 0.001" */
+    zg_str_t proxy_protocol_addr;    /* the client address a PROXY header gave */
 } zg_var_ctx_t;
 
 typedef struct zg_cv_s zg_cv_t;
@@ -81,7 +88,9 @@ const char *zg_var_client(const zg_var_ctx_t *ctx, char *buf, size_t len);
  * $time_local $time_iso8601 $msec $upstream_addr $upstream_status
  * $upstream_response_time $limit_req_status $limit_conn_status $connection
  * $connection_requests $remote_user, $1..$9 (captures of the last regex match: a
- * single digit, "$12" is $1 then "2"), ${name} form too.  An unknown variable is an error
+ * single digit, "$12" is $1 then "2"), for stream sessions $server_port
+ * $bytes_received $session_time $upstream_bytes_sent $upstream_bytes_received
+ * $upstream_connect_time $proxy_protocol_addr; ${name} form too.  An unknown variable is an error
  * (NULL, message in err).  The result is malloc'd: free with zg_cv_free. */
 zg_cv_t *zg_cv_compile(const char *text, size_t len, char *err, size_t errlen);
 void zg_cv_free(zg_cv_t *cv);

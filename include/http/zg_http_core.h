@@ -83,6 +83,11 @@ typedef struct {
      * one (respawn, reload) accepts on the same socket. */
     int fds[ZG_LISTEN_MAX_FDS];
     int nfds;
+    unsigned ssl : 1;     /* `listen ... ssl` */
+    unsigned http2 : 1;   /* `listen ... http2`: accepted, HTTP/1.1 is served */
+    const char *file;     /* the first listen of the address */
+    int line;
+    void *ssl_ctx;        /* SSL_CTX of the default server (set by the ssl module) */
 } zg_listen_t;
 
 typedef struct zg_http_core_srv_s zg_http_core_srv_t; /* private: a server being read */

@@ -12,6 +12,7 @@
 #include "zg_http.h"
 #include "zg_http_core.h"
 #include "zg_queue.h"
+#include "zg_tls.h"
 
 
 /* Bytes to write to a stream, in order.  Appends go to `buf`; zg_outq_flush writes
@@ -23,6 +24,7 @@ typedef struct {
     void (*drained)(void *data); /* called when inflight drops to 0 (may be NULL) */
     void (*failed)(void *data, int status); /* a queued write failed */
     void *data;
+    zg_tls_t *tls;        /* set: appends are plaintext, sealed into records by flush */
 } zg_outq_t;
 
 void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data);
@@ -53,6 +55,7 @@ typedef struct zg_conn_s {
     zg_request_t *req;          /* the request being served (one at a time) */
     zg_request_t *rmem;         /* its memory, reused by the next request */
     zg_outq_t out;
+    zg_tls_t *tls;              /* a TLS connection (listen ... ssl); NULL = plain */
     zg_queue_t link;            /* in the worker's list of connections */
     uint64_t serial;
     uint64_t nrequests;
@@ -65,6 +68,7 @@ typedef struct zg_conn_s {
     unsigned in_parser : 1;     /* inside zg_http_in_* (handlers must not re-enter) */
     unsigned want_resume : 1;
     unsigned want_next : 1;
+    unsigned tls_pumping : 1;   /* inside zg_conn_tls_pump */
     char addr_text[64];
 } zg_conn_t;
 

@@ -10,6 +10,7 @@ typedef struct zg_log_format_s zg_log_format_t;
 struct zg_log_format_s {
     char name[64];
     zg_cv_t *cv;
+    int stream;                /* of the stream block: a name space of its own */
     zg_log_format_t *next;
 };
 

@@ -28,6 +28,7 @@ struct zg_upstream_conf_s {
     int keepalive;     /* idle upstream connections cached per worker; 0 = none */
     zg_zone_t *zone;   /* `zone NAME SIZE;` — shared peer state; NULL = per worker */
     unsigned implicit : 1; /* made from proxy_pass http://HOST:PORT */
+    unsigned stream : 1;   /* in the stream block: a name space of its own */
     const char *file;
     int line;
     void *peers;       /* runtime state, owned by zg_upstream.c */
@@ -49,6 +50,12 @@ extern const zg_zone_kind_t zg_upstream_zone_kind;
 
 /* the upstream NAME (implicit: one made by proxy_pass http://HOST:PORT); NULL = none */
 zg_upstream_conf_t *zg_upstream_find(zg_conf_t *conf, const char *name, int implicit);
+/* the same among the stream block's (stream = 1) or the http block's upstreams */
+zg_upstream_conf_t *zg_upstream_find_in(zg_conf_t *conf, const char *name, int implicit,
+                                        int stream);
+zg_upstream_conf_t *zg_upstream_implicit_in(zg_cf_t *cf, const char *name,
+                                            const zg_addr_t *addr, const char *file,
+                                            int line, int stream);
 /* the implicit upstream of one server at addr, made on first use; NULL = no memory */
 zg_upstream_conf_t *zg_upstream_implicit(zg_cf_t *cf, const char *name, const zg_addr_t *addr,
                                          const char *file, int line);
@@ -94,6 +101,7 @@ void zg_upstream_free(zg_upstream_conf_t *u, zg_upstream_pick_t *pk, int failed,
 typedef struct {
     const zg_addr_t *addr;
     uint64_t requests, fails; /* picks, failed frees (all time) */
+    uint64_t bytes_sent, bytes_received; /* stream sessions, counted as they end */
     uint32_t active;
     int weight;
     int recent_fails;        /* failures counted against max_fails now */
@@ -104,6 +112,9 @@ typedef struct {
     unsigned drain : 1;      /* draining (API): no new requests */
     unsigned unavailable : 1;/* failed: max_fails reached within fail_timeout */
 } zg_upstream_peer_stats_t;
+
+/* adds a stream session's bytes to peer i's counters (under the zone lock if any) */
+void zg_upstream_bytes(zg_upstream_conf_t *u, int i, uint64_t sent, uint64_t received);
 
 /* copies peer i's state (0 <= i < u->nservers), under the zone lock if any;
  * ZG_OK, or ZG_ERROR for a bad i or an upstream without state */

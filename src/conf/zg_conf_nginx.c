@@ -110,7 +110,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "*_by_lua*", "third-party lua module (OpenResty)" },
     { "lua_*", "third-party lua module (OpenResty)" },
     /* other protocols and process tuning */
-    { "stream", "stream module" },
     { "mail", "mail module" },
     { "load_module", "dynamic modules" },
     { "env", "core module's env" },

@@ -5,6 +5,8 @@
 #include "zg_regex.h"
 
 #include <arpa/inet.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +49,7 @@ enum {
     ZG_VAR_REMOTE_USER,
     ZG_VAR_PROXY_ADD_XFF,
     ZG_VAR_SCHEME,
-    ZG_VAR_HTTPS,
+    ZG_VAR_HTTPS,            /* the TLS connection's: "on" or "" */
     ZG_VAR_REQUEST_ID,
     ZG_VAR_SERVER_PORT,
     ZG_VAR_SERVER_ADDR,
@@ -63,7 +65,22 @@ enum {
     ZG_VAR_CONTENT_TYPE,
     ZG_VAR_CONTENT_LENGTH,
     ZG_VAR_NAMED,          /* a named variable: part->len is its index */
+    ZG_VAR_BYTES_RECEIVED,
+    ZG_VAR_UPSTREAM_BYTES_SENT,
+    ZG_VAR_UPSTREAM_BYTES_RECEIVED,
+    ZG_VAR_UPSTREAM_CONNECT_TIME,
+    ZG_VAR_PROXY_PROTOCOL_ADDR,
     ZG_VAR_CAPTURE,          /* $1..$9: the last regex match's captures */
+    ZG_VAR_SSL_PROTOCOL,
+    ZG_VAR_SSL_CIPHER,
+    ZG_VAR_SSL_SESSION_ID,
+    ZG_VAR_SSL_SESSION_REUSED,
+    ZG_VAR_SSL_SERVER_NAME,
+    ZG_VAR_SSL_CLIENT_VERIFY,
+    ZG_VAR_SSL_CLIENT_S_DN,
+    ZG_VAR_SSL_CLIENT_I_DN,
+    ZG_VAR_SSL_CLIENT_FINGERPRINT,
+    ZG_VAR_SSL_CLIENT_SERIAL,
 };
 
 typedef struct {
@@ -116,6 +133,22 @@ static const zg_var_name_t zg_var_names[] = {
     { "is_args", ZG_VAR_IS_ARGS },
     { "content_type", ZG_VAR_CONTENT_TYPE },
     { "content_length", ZG_VAR_CONTENT_LENGTH },
+    { "bytes_received", ZG_VAR_BYTES_RECEIVED },
+    { "session_time", ZG_VAR_REQUEST_TIME },
+    { "upstream_bytes_sent", ZG_VAR_UPSTREAM_BYTES_SENT },
+    { "upstream_bytes_received", ZG_VAR_UPSTREAM_BYTES_RECEIVED },
+    { "upstream_connect_time", ZG_VAR_UPSTREAM_CONNECT_TIME },
+    { "proxy_protocol_addr", ZG_VAR_PROXY_PROTOCOL_ADDR },
+    { "ssl_protocol", ZG_VAR_SSL_PROTOCOL },
+    { "ssl_cipher", ZG_VAR_SSL_CIPHER },
+    { "ssl_session_id", ZG_VAR_SSL_SESSION_ID },
+    { "ssl_session_reused", ZG_VAR_SSL_SESSION_REUSED },
+    { "ssl_server_name", ZG_VAR_SSL_SERVER_NAME },
+    { "ssl_client_verify", ZG_VAR_SSL_CLIENT_VERIFY },
+    { "ssl_client_s_dn", ZG_VAR_SSL_CLIENT_S_DN },
+    { "ssl_client_i_dn", ZG_VAR_SSL_CLIENT_I_DN },
+    { "ssl_client_fingerprint", ZG_VAR_SSL_CLIENT_FINGERPRINT },
+    { "ssl_client_serial", ZG_VAR_SSL_CLIENT_SERIAL },
 };
 
 /* variables named by a prefix, longest first where one prefix starts another */
@@ -1104,6 +1137,120 @@ static size_t zg_fmt_msec(char *p, uint64_t ms)
 }
 
 /* The value of one variable; tmp (64 bytes) holds values built on the fly. */
+/* an RFC 2253 distinguished name, as nginx's $ssl_client_s_dn */
+static zg_str_t zg_var_dn(X509_NAME *name, char *buf, size_t len)
+{
+    zg_str_t v = { 0, buf };
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL || name == NULL) {
+        BIO_free(b);
+        return v;
+    }
+    if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
+        int n = BIO_read(b, buf, (int)len);
+        v.len = n > 0 ? (size_t)n : 0;
+    }
+    BIO_free(b);
+    return v;
+}
+
+/* the TLS connection's variables ("" on a plain one) */
+static zg_str_t zg_var_ssl(int type, SSL *ssl)
+{
+    /* workers are single-threaded; the value is copied out before the next one */
+    static char sbuf[4096];
+    static const char hex[] = "0123456789ABCDEF";
+    zg_str_t v = { 0, sbuf };
+    const char *p = NULL;
+    X509 *cert;
+
+    if (ssl == NULL) {
+        return v;
+    }
+    switch (type) {
+    case ZG_VAR_HTTPS:
+        p = "on";
+        break;
+    case ZG_VAR_SSL_PROTOCOL:
+        p = SSL_get_version(ssl);
+        break;
+    case ZG_VAR_SSL_CIPHER:
+        p = SSL_get_cipher_name(ssl);
+        break;
+    case ZG_VAR_SSL_SESSION_REUSED:
+        p = SSL_session_reused(ssl) ? "r" : ".";
+        break;
+    case ZG_VAR_SSL_SERVER_NAME:
+        p = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+        break;
+    case ZG_VAR_SSL_SESSION_ID: {
+        unsigned int n = 0;
+        SSL_SESSION *sess = SSL_get0_session(ssl);
+        const unsigned char *id = sess ? SSL_SESSION_get_id(sess, &n) : NULL;
+        for (unsigned int i = 0; id != NULL && i < n && v.len + 2 < sizeof(sbuf); i++) {
+            sbuf[v.len++] = hex[id[i] >> 4];
+            sbuf[v.len++] = hex[id[i] & 15];
+        }
+        return v;
+    }
+    case ZG_VAR_SSL_CLIENT_VERIFY:
+        cert = SSL_get1_peer_certificate(ssl);
+        if (cert == NULL) {
+            p = "NONE";
+        } else {
+            long rc = SSL_get_verify_result(ssl);
+            X509_free(cert);
+            if (rc == X509_V_OK) {
+                p = "SUCCESS";
+            } else {
+                v.len = (size_t)snprintf(sbuf, sizeof(sbuf), "FAILED:%s",
+                                         X509_verify_cert_error_string(rc));
+                v.len = zg_min(v.len, sizeof(sbuf) - 1);
+                return v;
+            }
+        }
+        break;
+    case ZG_VAR_SSL_CLIENT_S_DN:
+    case ZG_VAR_SSL_CLIENT_I_DN:
+    case ZG_VAR_SSL_CLIENT_FINGERPRINT:
+    case ZG_VAR_SSL_CLIENT_SERIAL:
+        cert = SSL_get1_peer_certificate(ssl);
+        if (cert == NULL) {
+            return v;
+        }
+        if (type == ZG_VAR_SSL_CLIENT_S_DN) {
+            v = zg_var_dn(X509_get_subject_name(cert), sbuf, sizeof(sbuf));
+        } else if (type == ZG_VAR_SSL_CLIENT_I_DN) {
+            v = zg_var_dn(X509_get_issuer_name(cert), sbuf, sizeof(sbuf));
+        } else if (type == ZG_VAR_SSL_CLIENT_FINGERPRINT) {
+            unsigned char md[EVP_MAX_MD_SIZE];
+            unsigned int n = 0;
+            if (X509_digest(cert, EVP_sha1(), md, &n) == 1) {
+                for (unsigned int i = 0; i < n; i++) {
+                    sbuf[v.len++] = (char)(hex[md[i] >> 4] | 0x20);
+                    sbuf[v.len++] = (char)(hex[md[i] & 15] | 0x20);
+                }
+            }
+        } else {
+            BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+            char *h = bn ? BN_bn2hex(bn) : NULL;
+            if (h != NULL) {
+                v.len = zg_min(strlen(h), sizeof(sbuf) - 1);
+                memcpy(sbuf, h, v.len);
+                OPENSSL_free(h);
+            }
+            BN_free(bn);
+        }
+        X509_free(cert);
+        return v;
+    }
+    if (p != NULL) {
+        v.data = p;
+        v.len = strlen(p);
+    }
+    return v;
+}
+
 static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
                              const zg_var_ctx_t *ctx, char *tmp)
 {
@@ -1149,6 +1296,19 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
 
     case ZG_VAR_URI:
         return ctx->uri;
+
+    case ZG_VAR_HTTPS:
+    case ZG_VAR_SSL_PROTOCOL:
+    case ZG_VAR_SSL_CIPHER:
+    case ZG_VAR_SSL_SESSION_ID:
+    case ZG_VAR_SSL_SESSION_REUSED:
+    case ZG_VAR_SSL_SERVER_NAME:
+    case ZG_VAR_SSL_CLIENT_VERIFY:
+    case ZG_VAR_SSL_CLIENT_S_DN:
+    case ZG_VAR_SSL_CLIENT_I_DN:
+    case ZG_VAR_SSL_CLIENT_FINGERPRINT:
+    case ZG_VAR_SSL_CLIENT_SERIAL:
+        return zg_var_ssl(part->type, ctx->ssl);
 
     case ZG_VAR_CAPTURE:
         v = zg_regex_cap(ctx->caps, cv->text[part->off] - '0');
@@ -1252,11 +1412,8 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
         return zg_var_xff((zg_var_ctx_t *)ctx, tmp);
 
     case ZG_VAR_SCHEME:
-        v.data = "http";
-        v.len = 4;
-        return v;
-
-    case ZG_VAR_HTTPS:
+        v.data = ctx->ssl != NULL ? "https" : "http";
+        v.len = strlen(v.data);
         return v;
 
     case ZG_VAR_REQUEST_ID: {
@@ -1325,6 +1482,22 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
             v.len = zg_fmt_u64(tmp, (uint64_t)port);
         }
         return v;
+
+    case ZG_VAR_BYTES_RECEIVED:
+        v.len = zg_fmt_u64(tmp, ctx->bytes_received);
+        return v;
+
+    case ZG_VAR_UPSTREAM_BYTES_SENT:
+        return ctx->upstream_bytes_sent;
+
+    case ZG_VAR_UPSTREAM_BYTES_RECEIVED:
+        return ctx->upstream_bytes_received;
+
+    case ZG_VAR_UPSTREAM_CONNECT_TIME:
+        return ctx->upstream_connect_time;
+
+    case ZG_VAR_PROXY_PROTOCOL_ADDR:
+        return ctx->proxy_protocol_addr;
 
     case ZG_VAR_COOKIE:
         return zg_var_cookie(ctx, cv->text + part->off, part->len);

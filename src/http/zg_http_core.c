@@ -18,6 +18,7 @@
 typedef struct {
     zg_addr_t addr;
     int default_server;
+    int ssl, http2;
     const char *file;
     int line;
 } zg_http_core_listen_t;
@@ -86,8 +87,6 @@ static const char *zg_http_core_listen_module(const zg_str_t *v)
     static const struct {
         const char *param, *module;
     } params[] = {
-        { "ssl", "ssl module" },
-        { "http2", "http2 module" },
         { "quic", "http3 module" },
         { "proxy_protocol", "PROXY protocol support" },
         { "ipv6only=", "socket options of listen" },
@@ -115,7 +114,7 @@ static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     zg_http_core_listen_t *l;
     zg_str_t *a = cf->args;
     zg_addr_t addr;
-    int rc, def = 0;
+    int rc, def = 0, ssl = 0, http2 = 0;
 
     (void)cmd;
     (void)conf;
@@ -126,6 +125,10 @@ static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
         const char *module = zg_http_core_listen_module(&a[i]);
         if (zg_conf_eq(&a[i], "default_server") || zg_conf_eq(&a[i], "default")) {
             def = 1;
+        } else if (zg_conf_eq(&a[i], "ssl")) {
+            ssl = 1;
+        } else if (zg_conf_eq(&a[i], "http2")) {
+            http2 = 1;
         } else if (zg_conf_eq(&a[i], "reuseport") || zg_conf_eq(&a[i], "bind")
                    || zg_conf_eq(&a[i], "deferred") || zg_conf_eq(&a[i], "ipv6only=on")) {
             /* what zonegate does anyway: one SO_REUSEPORT socket per worker and
@@ -163,6 +166,8 @@ static int zg_http_core_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     }
     l->addr = addr;
     l->default_server = def;
+    l->ssl = ssl;
+    l->http2 = http2;
     l->file = cf->file;
     l->line = cf->line;
     return ZG_OK;
@@ -865,8 +870,12 @@ static int zg_http_core_init_main_conf(zg_cf_t *cf, void *conf)
                 }
                 ls->addr = pl->addr;
                 ls->nfds = 0;
+                ls->file = pl->file;
+                ls->line = pl->line;
             }
             ls = &cmcf->listens[j];
+            ls->ssl |= pl->ssl ? 1 : 0;
+            ls->http2 |= pl->http2 ? 1 : 0;
             if (pl->default_server) {
                 if (ls->default_server != NULL) {
                     return zg_conf_error_at(cf, pl->file, pl->line,

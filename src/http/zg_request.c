@@ -746,6 +746,7 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
     x->start_time = time(NULL);
     x->connection = c->serial;
     x->connection_requests = c->nrequests;
+    x->ssl = c->tls != NULL ? zg_tls_ssl(c->tls) : NULL;
     x->request_length = h->head_len;
     r->body_done = !h->has_body;
     if (!h->has_body) {

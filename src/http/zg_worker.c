@@ -116,6 +116,10 @@ static void zg_outq_written(uv_write_t *req, int status)
 
 int zg_outq_flush(zg_outq_t *q)
 {
+    if (q->tls != NULL && zg_tls_seal(q->tls, &q->b) != ZG_OK) {
+        q->b.len = 0;
+        return ZG_ERROR;
+    }
     if (q->b.len == 0) {
         return ZG_OK;
     }
@@ -178,6 +182,7 @@ static void zg_conn_free_cb(uv_handle_t *h)
         w->nconns--;
         zg_http_in_destroy(c->in);
         zg_outq_free(&c->out);
+        zg_tls_free(c->tls);
         free(c->rmem);
         free(c);
         if (w->quitting && w->nconns == 0) {
@@ -245,6 +250,13 @@ static void zg_conn_linger(zg_conn_t *c)
     c->out.drained = NULL;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = 0;
+    if (c->tls != NULL) {
+        zg_tls_shutdown(c->tls);
+        if (zg_outq_flush(&c->out) != ZG_OK) {
+            zg_conn_close(c);
+            return;
+        }
+    }
     if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, zg_linger_shutdown) != 0 ||
         uv_read_start((uv_stream_t *)&c->tcp, zg_linger_alloc, zg_linger_read) != 0) {
         zg_conn_close(c);
@@ -264,11 +276,17 @@ static void zg_conn_timeout(zg_deadline_t *d)
         return;
     }
     if (r == NULL && !c->idle) {
-        /* the head did not arrive in time: 408 as nginx closes, but say why */
+        /* the head did not arrive in time: 408 as nginx closes, but say why (not
+         * to a TLS handshake that did not finish) */
         char buf[512];
         size_t n = zg_http_write_response(buf, sizeof(buf), 408, 0, NULL, NULL, NULL, 0, 0);
-        uv_buf_t b = uv_buf_init(buf, (unsigned)zg_min(n, sizeof(buf)));
-        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (c->tls == NULL) {
+            uv_buf_t b = uv_buf_init(buf, (unsigned)zg_min(n, sizeof(buf)));
+            uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        } else if (zg_tls_done(c->tls)) {
+            zg_outq_append(&c->out, buf, zg_min(n, sizeof(buf)));
+            (void)zg_outq_flush(&c->out);
+        }
     }
     zg_conn_close(c);
 }
@@ -286,6 +304,10 @@ static void zg_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     zg_conn_t *c = h->data;
     size_t len = 0;
+    if (c->tls != NULL) {
+        *buf = uv_buf_init(zg_tls_inbuf(c->tls), ZG_TLS_READ_SIZE);
+        return;
+    }
     char *p = zg_http_in_buffer(c->in, &len);
     *buf = uv_buf_init(p, (unsigned)len);
 }
@@ -311,6 +333,8 @@ static void zg_conn_bad_request(zg_conn_t *c, int status)
 }
 
 enum { ZG_PARSE_FEED, ZG_PARSE_RESUME, ZG_PARSE_NEXT };
+
+static void zg_conn_tls_pump(zg_conn_t *c);
 
 /* Every call into the parser goes through here, so that handlers that want to
  * resume or go to the next request while the parser is running only leave a note. */
@@ -347,7 +371,64 @@ static void zg_conn_parse(zg_conn_t *c, int op, size_t n)
     c->in_parser = 0;
     if (rc >= 400 && !c->closing) {
         zg_conn_bad_request(c, rc);
+        return;
     }
+    if (c->tls != NULL) {
+        /* records already decrypted wait for room in the parser's buffer */
+        zg_conn_tls_pump(c);
+    }
+}
+
+/* Decrypts what the client sent into the parser's buffer, as long as it is read.
+ * A request split across records is fed as the same bytes. */
+static void zg_conn_tls_pump(zg_conn_t *c)
+{
+    if (c->tls_pumping) {
+        return;
+    }
+    c->tls_pumping = 1;
+    while (!c->closing && c->reading && !c->in_parser) {
+        size_t len = 0;
+        char *p = zg_http_in_buffer(c->in, &len);
+        if (len == 0) {
+            /* as UV_ENOBUFS: read again when this request is done */
+            zg_conn_read(c, 0);
+            break;
+        }
+        ssize_t n = zg_tls_read(c->tls, p, len);
+        if (n == 0) {
+            break;
+        }
+        if (n < 0) {
+            c->tls_pumping = 0;
+            zg_conn_close(c);
+            return;
+        }
+        zg_conn_parse(c, ZG_PARSE_FEED, (size_t)n);
+    }
+    c->tls_pumping = 0;
+    if (!c->closing && zg_outq_flush(&c->out) != ZG_OK) {
+        zg_conn_close(c);
+    }
+}
+
+static void zg_conn_tls_read(zg_conn_t *c, size_t n)
+{
+    if (zg_tls_feed(c->tls, n) != ZG_OK) {
+        zg_conn_close(c);
+        return;
+    }
+    if (!zg_tls_done(c->tls)) {
+        int rc = zg_tls_handshake(c->tls);
+        if (zg_outq_flush(&c->out) != ZG_OK || rc == ZG_ERROR) {
+            zg_conn_close(c);
+            return;
+        }
+        if (rc == ZG_AGAIN) {
+            return;
+        }
+    }
+    zg_conn_tls_pump(c);
 }
 
 void zg_conn_body(zg_conn_t *c)
@@ -388,6 +469,10 @@ static void zg_conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->idle) {
         c->idle = 0;
         zg_conn_timer(c, zg_conn_core(c)->client_header_timeout);
+    }
+    if (c->tls != NULL) {
+        zg_conn_tls_read(c, (size_t)nread);
+        return;
     }
     zg_conn_parse(c, ZG_PARSE_FEED, (size_t)nread);
 }
@@ -555,6 +640,14 @@ static void zg_on_connection(uv_stream_t *server, int status)
     zg_outq_init(&c->out, (uv_stream_t *)&c->tcp, c);
     c->out.drained = zg_conn_drained;
     c->out.failed = zg_conn_write_failed;
+    if (ls->ssl_ctx != NULL) {
+        c->tls = zg_tls_create(ls->ssl_ctx, c);
+        if (c->tls == NULL) {
+            zg_conn_close(c);
+            return;
+        }
+        c->out.tls = c->tls;
+    }
     zg_conn_timer(c, s->client_header_timeout);
     zg_conn_read(c, 1);
 }

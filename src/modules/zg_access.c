@@ -2,6 +2,9 @@
  * phase, after the limits, as nginx's access phase follows preaccess. */
 #include "zg_access.h"
 
+#include "zg_log.h"
+#include "zg_stream.h"
+
 #include <arpa/inet.h>
 #include <string.h>
 
@@ -132,9 +135,26 @@ static int zg_access_handler(zg_request_t *r)
     return zg_access_check(alcf, r->ctx.remote);
 }
 
+/* stream access phase: a denied session is closed (status 403) */
+static int zg_access_stream_handler(zg_stream_session_t *s)
+{
+    zg_access_loc_conf_t *alcf = zg_stream_conf(s, zg_access_module);
+    char addr[64];
+
+    if (alcf->nrules == 0 || zg_access_check(alcf, s->vars.remote) != 403) {
+        return ZG_DECLINED;
+    }
+    zg_log_error(ZG_LOG_ERR, 0, "access forbidden by rule, client: %s, server: %s",
+                 zg_stream_addr_text(s, addr, sizeof(addr)), s->ls->addr.text);
+    zg_stream_finalize(s, ZG_STREAM_FORBIDDEN);
+    return ZG_DONE;
+}
+
 static const zg_command_t zg_access_commands[] = {
-    { "allow", ZG_CTX_SETTINGS, 0, 1, 1, zg_access_rule, ZG_LOC_CONF, 0, NULL },
-    { "deny", ZG_CTX_SETTINGS, 0, 1, 1, zg_access_rule, ZG_LOC_CONF, 0, NULL },
+    { "allow", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_access_rule, ZG_LOC_CONF,
+      0, NULL },
+    { "deny", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_access_rule, ZG_LOC_CONF,
+      0, NULL },
     ZG_NULL_COMMAND
 };
 
@@ -145,4 +165,6 @@ zg_module_t zg_access_module = {
     .merge_loc_conf = zg_access_merge_conf,
     .phase = ZG_PHASE_ACCESS,
     .handler = zg_access_handler,
+    .stream_phase = ZG_STREAM_PHASE_ACCESS,
+    .stream_handler = zg_access_stream_handler,
 };

@@ -10,6 +10,7 @@
 
 #include "zg_log.h"
 #include "zg_request.h"
+#include "zg_stream.h"
 
 #define ZG_ACCESS_LOG_BUF 4096
 
@@ -112,10 +113,10 @@ void zg_access_log_write(zg_access_log_t *log, const zg_var_ctx_t *ctx)
 /* ---------------------------------------------------------------- config */
 
 static zg_log_format_t *zg_access_log_find_format(zg_access_log_main_conf_t *amcf,
-                                                  const char *name)
+                                                  const char *name, int stream)
 {
     for (zg_log_format_t *f = amcf->formats; f != NULL; f = f->next) {
-        if (strcmp(f->name, name) == 0) {
+        if (f->stream == stream && strcmp(f->name, name) == 0) {
             return f;
         }
     }
@@ -123,13 +124,15 @@ static zg_log_format_t *zg_access_log_find_format(zg_access_log_main_conf_t *amc
 }
 
 static int zg_access_log_add_format(zg_cf_t *cf, zg_access_log_main_conf_t *amcf,
-                                    const char *name, const char *text, size_t len)
+                                    const char *name, const char *text, size_t len,
+                                    int stream)
 {
     zg_log_format_t *f = zg_conf_alloc(cf->conf, sizeof(*f)), **tail;
 
     if (f == NULL) {
         return zg_conf_nomem(cf);
     }
+    f->stream = stream;
     snprintf(f->name, sizeof(f->name), "%s", name);
     f->cv = zg_conf_cv(cf, text, len);
     if (f->cv == NULL) {
@@ -152,13 +155,13 @@ static int zg_access_log_format(zg_cf_t *cf, const zg_command_t *cmd, void *conf
     (void)cmd;
     if (amcf->formats == NULL
         && zg_access_log_add_format(cf, amcf, "combined", zg_log_combined,
-                                    strlen(zg_log_combined)) != ZG_OK) {
+                                    strlen(zg_log_combined), 0) != ZG_OK) {
         return ZG_ERROR;
     }
     if (a[1].len == 0 || a[1].len >= sizeof(((zg_log_format_t *)0)->name)) {
         return zg_conf_invalid(cf, &a[1]);
     }
-    if (zg_access_log_find_format(amcf, a[1].data) != NULL) {
+    if (zg_access_log_find_format(amcf, a[1].data, cf->ctx == ZG_CTX_STREAM) != NULL) {
         return zg_conf_error(cf, "duplicate \"log_format\" name \"%s\"", a[1].data);
     }
     for (int i = 2; i < cf->nargs; i++) {
@@ -172,7 +175,7 @@ static int zg_access_log_format(zg_cf_t *cf, const zg_command_t *cmd, void *conf
         memcpy(p, a[i].data, a[i].len);
         p += a[i].len;
     }
-    return zg_access_log_add_format(cf, amcf, a[1].data, text, len);
+    return zg_access_log_add_format(cf, amcf, a[1].data, text, len, cf->ctx == ZG_CTX_STREAM);
 }
 
 static int zg_access_log_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -183,6 +186,7 @@ static int zg_access_log_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     zg_log_format_t *fmt;
     zg_access_log_t *l, **tail;
     char *path;
+    int stream;
 
     (void)cmd;
     if (alcf->set) {
@@ -198,10 +202,15 @@ static int zg_access_log_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     }
     if (amcf->formats == NULL
         && zg_access_log_add_format(cf, amcf, "combined", zg_log_combined,
-                                    strlen(zg_log_combined)) != ZG_OK) {
+                                    strlen(zg_log_combined), 0) != ZG_OK) {
         return ZG_ERROR;
     }
-    fmt = zg_access_log_find_format(amcf, cf->nargs > 2 ? a[2].data : "combined");
+    /* stream has no predefined format: nginx's stream access_log names one */
+    stream = (cf->ctx & ZG_CTX_STREAM_SETTINGS) != 0;
+    if (stream && cf->nargs < 3) {
+        return zg_conf_error(cf, "invalid number of arguments in \"access_log\" directive");
+    }
+    fmt = zg_access_log_find_format(amcf, cf->nargs > 2 ? a[2].data : "combined", stream);
     if (fmt == NULL) {
         return zg_conf_error(cf, "unknown log format \"%s\"", a[2].data);
     }
@@ -238,7 +247,7 @@ static int zg_access_log_init_main_conf(zg_cf_t *cf, void *conf)
 
     if (amcf->formats == NULL) {
         return zg_access_log_add_format(cf, amcf, "combined", zg_log_combined,
-                                        strlen(zg_log_combined));
+                                        strlen(zg_log_combined), 0);
     }
     return ZG_OK;
 }
@@ -277,6 +286,15 @@ static void zg_access_log_handler(zg_request_t *r)
     }
 }
 
+static void zg_access_log_stream(zg_stream_session_t *s)
+{
+    zg_access_log_t *log = zg_access_log_conf(s->srv->conf)->log;
+
+    if (log != NULL) {
+        zg_access_log_write(log, &s->vars);
+    }
+}
+
 static int zg_access_log_open_all(zg_conf_t *conf)
 {
     for (zg_access_log_t *l = zg_access_log_main_conf(conf)->logs; l; l = l->next) {
@@ -310,8 +328,10 @@ static int *zg_access_log_file(zg_conf_t *conf, int i)
 }
 
 static const zg_command_t zg_access_log_commands[] = {
-    { "log_format", ZG_CTX_HTTP, 0, 2, -1, zg_access_log_format, ZG_MAIN_CONF, 0, NULL },
-    { "access_log", ZG_CTX_SETTINGS, 0, 1, 2, zg_access_log_set, ZG_LOC_CONF, 0, NULL },
+    { "log_format", ZG_CTX_HTTP | ZG_CTX_STREAM, 0, 2, -1, zg_access_log_format, ZG_MAIN_CONF,
+      0, NULL },
+    { "access_log", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 2, zg_access_log_set,
+      ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };
 
@@ -327,4 +347,5 @@ zg_module_t zg_access_log_module = {
     .reopen = zg_access_log_reopen_all,
     .file = zg_access_log_file,
     .log = zg_access_log_handler,
+    .stream_log = zg_access_log_stream,
 };

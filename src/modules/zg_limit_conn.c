@@ -16,6 +16,7 @@
 #include "zg_log.h"
 #include "zg_rbtree.h"
 #include "zg_request.h"
+#include "zg_stream.h"
 
 #define ZG_LIMIT_CONN_KEY_MAX 255
 
@@ -758,6 +759,48 @@ static void zg_limit_conn_release_request(zg_request_t *r)
     }
 }
 
+/* a stream session's holds: taken at accept, given back however it ends */
+typedef struct {
+    zg_limit_conn_hold_t holds[ZG_LIMIT_CONN_MAX_HOLDS];
+    int nholds;
+} zg_limit_conn_stream_t;
+
+/* stream preaccess, after limit_req: a rejected session is closed (status 503) */
+static int zg_limit_conn_stream_handler(zg_stream_session_t *s)
+{
+    zg_limit_conn_loc_conf_t *lc = zg_stream_conf(s, zg_limit_conn_module);
+    zg_limit_conn_stream_t *x;
+    int status = 0, rc;
+
+    if (lc->nlimits <= 0) {
+        return ZG_DECLINED;
+    }
+    x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        zg_stream_finalize(s, ZG_STREAM_INTERNAL_SERVER_ERROR);
+        return ZG_DONE;
+    }
+    s->ctx[zg_limit_conn_module.index] = x; /* freed with the session */
+    rc = zg_limit_conn_acquire(lc->limits, lc->nlimits, lc->dry_run, lc->log_level, &s->vars,
+                               x->holds, &x->nholds, &status);
+    s->vars.limit_conn_status = status;
+    if (rc == ZG_BUSY || rc == ZG_ERROR) {
+        zg_stream_finalize(s, ZG_STREAM_SERVICE_UNAVAILABLE);
+        return ZG_DONE;
+    }
+    return ZG_DECLINED;
+}
+
+static void zg_limit_conn_stream_release(zg_stream_session_t *s)
+{
+    zg_limit_conn_stream_t *x = s->ctx[zg_limit_conn_module.index];
+
+    if (x != NULL && x->nholds > 0) {
+        zg_limit_conn_release(x->holds, x->nholds);
+        x->nholds = 0;
+    }
+}
+
 /* master: a dead worker's slots are given back */
 static void zg_limit_conn_worker_gone(zg_conf_t *conf, int slot)
 {
@@ -829,15 +872,16 @@ static void zg_limit_conn_metrics(zg_buf_t *b, const zg_conf_t *conf)
 #define ZG_LC(f) offsetof(zg_limit_conn_loc_conf_t, f)
 
 static const zg_command_t zg_limit_conn_commands[] = {
-    { "limit_conn_zone", ZG_CTX_HTTP, 0, 2, -1, zg_limit_conn_zone_directive, ZG_MAIN_CONF, 0,
-      NULL },
-    { "limit_conn", ZG_CTX_SETTINGS, 0, 2, 3, zg_limit_conn_directive, ZG_LOC_CONF, 0, NULL },
+    { "limit_conn_zone", ZG_CTX_HTTP | ZG_CTX_STREAM, 0, 2, -1, zg_limit_conn_zone_directive,
+      ZG_MAIN_CONF, 0, NULL },
+    { "limit_conn", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 2, 3, zg_limit_conn_directive,
+      ZG_LOC_CONF, 0, NULL },
     { "limit_conn_status", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_status, ZG_LOC_CONF,
       ZG_LC(status), NULL },
-    { "limit_conn_log_level", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_level, ZG_LOC_CONF,
-      ZG_LC(log_level), NULL },
-    { "limit_conn_dry_run", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
-      ZG_LC(dry_run), NULL },
+    { "limit_conn_log_level", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 1,
+      zg_conf_set_level, ZG_LOC_CONF, ZG_LC(log_level), NULL },
+    { "limit_conn_dry_run", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_flag,
+      ZG_LOC_CONF, ZG_LC(dry_run), NULL },
     ZG_NULL_COMMAND
 };
 
@@ -854,5 +898,8 @@ zg_module_t zg_limit_conn_module = {
     .release = zg_limit_conn_release_request,
     .ctx_size = sizeof(zg_limit_conn_ctx_t),
     .scratch_size = sizeof(zg_limit_conn_scratch_t),
+    .stream_phase = ZG_STREAM_PHASE_PREACCESS,
+    .stream_handler = zg_limit_conn_stream_handler,
+    .stream_release = zg_limit_conn_stream_release,
     .metrics = zg_limit_conn_metrics,
 };

@@ -15,6 +15,7 @@
 #include "zg_queue.h"
 #include "zg_rbtree.h"
 #include "zg_request.h"
+#include "zg_stream.h"
 
 #define ZG_LIMIT_REQ_KEY_MAX 65535
 #define ZG_LIMIT_REQ_FRESH UINT32_MAX           /* node->excess: never accounted */
@@ -1395,6 +1396,76 @@ static int zg_limit_req_handler(zg_request_t *r)
     return ZG_DECLINED;
 }
 
+/* a stream session delayed by limit_req: accepted, nothing relayed until the timer */
+typedef struct {
+    uv_timer_t timer;
+    zg_stream_session_t *s;
+    unsigned open : 1;
+} zg_limit_req_stream_t;
+
+static void zg_limit_req_stream_timer_closed(uv_handle_t *h)
+{
+    zg_limit_req_stream_t *x = h->data;
+
+    zg_stream_unref(x->s);
+}
+
+static void zg_limit_req_stream_wake(uv_timer_t *t)
+{
+    zg_limit_req_stream_t *x = t->data;
+
+    x->open = 0;
+    uv_close((uv_handle_t *)&x->timer, zg_limit_req_stream_timer_closed);
+    zg_stream_resume(x->s);
+}
+
+/* stream preaccess (beyond nginx): limit_req on new connections; an excess session
+ * is closed (503) or held for its delay */
+static int zg_limit_req_stream_handler(zg_stream_session_t *s)
+{
+    zg_limit_req_loc_conf_t *lc = zg_stream_conf(s, zg_limit_req_module);
+    zg_limit_req_result_t lr;
+    zg_limit_req_stream_t *x;
+    int rc;
+
+    if (lc->nlimits <= 0) {
+        return ZG_DECLINED;
+    }
+    rc = zg_limit_req_check(lc->limits, lc->nlimits, lc->dry_run, lc->log_level, &s->vars,
+                            zg_time_msec(), &lr);
+    s->vars.limit_req_status = lr.status;
+    if (rc == ZG_BUSY || rc == ZG_ERROR) {
+        zg_stream_finalize(s, ZG_STREAM_SERVICE_UNAVAILABLE);
+        return ZG_DONE;
+    }
+    if (lr.delay == 0) {
+        return ZG_DECLINED;
+    }
+    x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        zg_stream_finalize(s, ZG_STREAM_INTERNAL_SERVER_ERROR);
+        return ZG_DONE;
+    }
+    s->ctx[zg_limit_req_module.index] = x; /* freed with the session */
+    x->s = s;
+    uv_timer_init(s->loop, &x->timer);
+    x->timer.data = x;
+    x->open = 1;
+    zg_stream_ref(s);
+    uv_timer_start(&x->timer, zg_limit_req_stream_wake, lr.delay, 0);
+    return ZG_AGAIN;
+}
+
+static void zg_limit_req_stream_release(zg_stream_session_t *s)
+{
+    zg_limit_req_stream_t *x = s->ctx[zg_limit_req_module.index];
+
+    if (x != NULL && x->open) {
+        x->open = 0;
+        uv_close((uv_handle_t *)&x->timer, zg_limit_req_stream_timer_closed);
+    }
+}
+
 static void zg_limit_req_metrics(zg_buf_t *b, const zg_conf_t *conf)
 {
     static const char *results[] = { "passed", "delayed", "rejected", "delayed_dry_run",
@@ -1457,15 +1528,16 @@ static void zg_limit_req_metrics(zg_buf_t *b, const zg_conf_t *conf)
 #define ZG_LR(f) offsetof(zg_limit_req_loc_conf_t, f)
 
 static const zg_command_t zg_limit_req_commands[] = {
-    { "limit_req_zone", ZG_CTX_HTTP, 0, 3, -1, zg_limit_req_zone_directive, ZG_MAIN_CONF, 0,
-      NULL },
-    { "limit_req", ZG_CTX_SETTINGS, 0, 1, 3, zg_limit_req_directive, ZG_LOC_CONF, 0, NULL },
+    { "limit_req_zone", ZG_CTX_HTTP | ZG_CTX_STREAM, 0, 3, -1, zg_limit_req_zone_directive,
+      ZG_MAIN_CONF, 0, NULL },
+    { "limit_req", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 3, zg_limit_req_directive,
+      ZG_LOC_CONF, 0, NULL },
     { "limit_req_status", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_status, ZG_LOC_CONF,
       ZG_LR(status), NULL },
-    { "limit_req_log_level", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_level, ZG_LOC_CONF,
-      ZG_LR(log_level), NULL },
-    { "limit_req_dry_run", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
-      ZG_LR(dry_run), NULL },
+    { "limit_req_log_level", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 1,
+      zg_conf_set_level, ZG_LOC_CONF, ZG_LR(log_level), NULL },
+    { "limit_req_dry_run", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_flag,
+      ZG_LOC_CONF, ZG_LR(dry_run), NULL },
     { "limit_req_headers", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
       ZG_LR(headers), NULL },
     ZG_NULL_COMMAND
@@ -1482,5 +1554,8 @@ zg_module_t zg_limit_req_module = {
     .handler = zg_limit_req_handler,
     .headers = zg_limit_req_headers,
     .ctx_size = sizeof(zg_limit_req_result_t),
+    .stream_phase = ZG_STREAM_PHASE_PREACCESS,
+    .stream_handler = zg_limit_req_stream_handler,
+    .stream_release = zg_limit_req_stream_release,
     .metrics = zg_limit_req_metrics,
 };

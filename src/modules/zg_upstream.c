@@ -35,6 +35,8 @@ typedef struct {
     zg_msec_t checked;      /* last failure, or start of the current check window */
     uint64_t requests;
     uint64_t fails_total;
+    uint64_t bytes_sent;    /* stream sessions: to the peer */
+    uint64_t bytes_received;
 } zg_upstream_peer_sh_t;
 
 typedef struct zg_upstream_sh_s zg_upstream_sh_t;
@@ -431,6 +433,19 @@ void zg_upstream_free(zg_upstream_conf_t *u, zg_upstream_pick_t *pk, int failed,
     pk->addr = NULL;
 }
 
+void zg_upstream_bytes(zg_upstream_conf_t *u, int i, uint64_t sent, uint64_t received)
+{
+    zg_upstream_sh_t *sh = u->peers;
+
+    if (sh == NULL || i < 0 || i >= sh->nservers) {
+        return;
+    }
+    zg_upstream_lock(u);
+    sh->peer[i].bytes_sent += sent;
+    sh->peer[i].bytes_received += received;
+    zg_upstream_unlock(u);
+}
+
 int zg_upstream_peer_stats(zg_upstream_conf_t *u, int i, zg_upstream_peer_stats_t *out,
                            zg_msec_t now)
 {
@@ -449,6 +464,8 @@ int zg_upstream_peer_stats(zg_upstream_conf_t *u, int i, zg_upstream_peer_stats_
     p = &sh->peer[i];
     out->requests = p->requests;
     out->fails = p->fails_total;
+    out->bytes_sent = p->bytes_sent;
+    out->bytes_received = p->bytes_received;
     out->active = p->conns;
     out->weight = p->weight;
     out->recent_fails = p->fails;
@@ -496,11 +513,13 @@ int zg_upstream_peer_set(zg_upstream_conf_t *u, int i, int down, int drain, int 
 
 const zg_zone_kind_t zg_upstream_zone_kind = { "upstream", zg_upstream_zone_init };
 
-zg_upstream_conf_t *zg_upstream_find(zg_conf_t *conf, const char *name, int implicit)
+zg_upstream_conf_t *zg_upstream_find_in(zg_conf_t *conf, const char *name, int implicit,
+                                        int stream)
 {
     for (zg_upstream_conf_t *u = zg_upstream_main_conf(conf)->upstreams; u != NULL;
          u = u->next) {
-        if ((int)u->implicit == implicit && strcmp(u->name, name) == 0) {
+        if ((int)u->implicit == implicit && (int)u->stream == stream
+            && strcmp(u->name, name) == 0) {
             return u;
         }
     }
@@ -532,14 +551,20 @@ static void zg_upstream_server_init(zg_upstream_server_t *s, const zg_addr_t *ad
     s->fail_timeout = 10000;
 }
 
-zg_upstream_conf_t *zg_upstream_implicit(zg_cf_t *cf, const char *name, const zg_addr_t *addr,
-                                         const char *file, int line)
+zg_upstream_conf_t *zg_upstream_find(zg_conf_t *conf, const char *name, int implicit)
+{
+    return zg_upstream_find_in(conf, name, implicit, 0);
+}
+
+zg_upstream_conf_t *zg_upstream_implicit_in(zg_cf_t *cf, const char *name,
+                                            const zg_addr_t *addr, const char *file,
+                                            int line, int stream)
 {
     zg_upstream_conf_t *u;
     zg_upstream_server_t *s;
 
     for (u = zg_upstream_main_conf(cf->conf)->upstreams; u != NULL; u = u->next) {
-        if (u->implicit && zg_addr_eq(&u->servers[0].addr, addr)) {
+        if (u->implicit && (int)u->stream == stream && zg_addr_eq(&u->servers[0].addr, addr)) {
             return u;
         }
     }
@@ -548,28 +573,37 @@ zg_upstream_conf_t *zg_upstream_implicit(zg_cf_t *cf, const char *name, const zg
         return NULL;
     }
     u->implicit = 1;
+    u->stream = stream ? 1 : 0;
     zg_upstream_server_init(s, addr);
     return u;
+}
+
+zg_upstream_conf_t *zg_upstream_implicit(zg_cf_t *cf, const char *name, const zg_addr_t *addr,
+                                         const char *file, int line)
+{
+    return zg_upstream_implicit_in(cf, name, addr, file, line, 0);
 }
 
 static int zg_upstream_block(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_str_t *a = cf->args;
     zg_upstream_conf_t *u;
-    int rc;
+    int rc, stream = cf->ctx == ZG_CTX_STREAM;
 
     (void)cmd;
     (void)conf;
     if (a[1].len == 0 || a[1].len >= sizeof(u->name)) {
         return zg_conf_invalid(cf, &a[1]);
     }
-    if (zg_upstream_find(cf->conf, a[1].data, 0) != NULL) {
+    /* http and stream upstreams are two name spaces, as nginx's */
+    if (zg_upstream_find_in(cf->conf, a[1].data, 0, stream) != NULL) {
         return zg_conf_error(cf, "duplicate upstream \"%s\"", a[1].data);
     }
     u = zg_upstream_new(cf, a[1].data, cf->file, cf->line);
     if (u == NULL) {
         return zg_conf_nomem(cf);
     }
+    u->stream = stream ? 1 : 0;
     rc = zg_conf_block(cf, ZG_CTX_UPS, cf->loc_conf, u);
     if (rc == ZG_OK && u->nservers == 0) {
         return zg_conf_error_at(cf, u->file, u->line, "no servers are inside upstream");
@@ -591,7 +625,11 @@ static int zg_upstream_server(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
         return zg_conf_error(cf, "too many servers in upstream \"%s\" (the limit is %d)",
                              u->name, ZG_MAX_PEERS);
     }
-    rc = zg_conf_parse_addr(a[1].data, a[1].len, 80, &addr);
+    /* a stream server needs its port (nginx: "no port in upstream") */
+    rc = zg_conf_parse_addr(a[1].data, a[1].len, u->stream ? 0 : 80, &addr);
+    if (rc == ZG_ERROR && u->stream && zg_conf_parse_addr(a[1].data, a[1].len, 1, &addr) != ZG_ERROR) {
+        return zg_conf_error(cf, "no port in upstream \"%s\"", a[1].data);
+    }
     if (rc == ZG_DECLINED) {
         return zg_conf_error(cf, "host not found in upstream \"%s\"", a[1].data);
     }
@@ -666,6 +704,9 @@ static int zg_upstream_keepalive(zg_cf_t *cf, const zg_command_t *cmd, void *con
 
     (void)cmd;
     (void)conf;
+    if (u->stream) {
+        return zg_conf_error(cf, "\"keepalive\" directive is not allowed here");
+    }
     if (u->keepalive != 0) {
         return zg_conf_duplicate(cf);
     }
@@ -756,6 +797,9 @@ static void zg_upstream_metrics(zg_buf_t *b, const zg_conf_t *conf)
     zg_admin_family(b, "zonegate_upstream_peer_requests_total", "counter",
                     "Requests sent to the upstream peer (every pick).");
     for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            continue;
+        }
         zg_admin_sample(b, "zonegate_upstream_peer_requests_total", ps[i].st.requests,
                         "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
     }
@@ -763,6 +807,9 @@ static void zg_upstream_metrics(zg_buf_t *b, const zg_conf_t *conf)
     zg_admin_family(b, "zonegate_upstream_peer_failures_total", "counter",
                     "Requests to the upstream peer that failed.");
     for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            continue;
+        }
         zg_admin_sample(b, "zonegate_upstream_peer_failures_total", ps[i].st.fails,
                         "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
     }
@@ -770,6 +817,9 @@ static void zg_upstream_metrics(zg_buf_t *b, const zg_conf_t *conf)
     zg_admin_family(b, "zonegate_upstream_peer_active", "gauge",
                     "Requests using the upstream peer now.");
     for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            continue;
+        }
         zg_admin_sample(b, "zonegate_upstream_peer_active", ps[i].st.active, "upstream",
                         ps[i].u->name, "peer", ps[i].peer, NULL);
     }
@@ -777,9 +827,66 @@ static void zg_upstream_metrics(zg_buf_t *b, const zg_conf_t *conf)
     zg_admin_family(b, "zonegate_upstream_peer_state", "gauge",
                     "State of the upstream peer: the series of its current state is 1.");
     for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            continue;
+        }
         cur = ps[i].st.down ? 1 : ps[i].st.unavailable ? 2 : ps[i].st.backup ? 3 : 0;
         for (s = 0; s < 4; s++) {
             zg_admin_sample(b, "zonegate_upstream_peer_state", s == cur, "upstream",
+                            ps[i].u->name, "peer", ps[i].peer, "state", states[s], NULL);
+        }
+    }
+
+
+    /* stream upstreams (a name space of their own): per peer connections and bytes */
+    static const char *dirs[] = { "sent", "received" };
+    zg_admin_family(b, "zonegate_stream_upstream_peer_connections_total", "counter",
+                    "Stream sessions sent to the upstream peer (every pick).");
+    for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            zg_admin_sample(b, "zonegate_stream_upstream_peer_connections_total",
+                            ps[i].st.requests, "upstream", ps[i].u->name, "peer", ps[i].peer,
+                            NULL);
+        }
+    }
+    zg_admin_family(b, "zonegate_stream_upstream_peer_failures_total", "counter",
+                    "Connects to the stream upstream peer that failed.");
+    for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            zg_admin_sample(b, "zonegate_stream_upstream_peer_failures_total", ps[i].st.fails,
+                            "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
+        }
+    }
+    zg_admin_family(b, "zonegate_stream_upstream_peer_active", "gauge",
+                    "Stream sessions using the upstream peer now.");
+    for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            zg_admin_sample(b, "zonegate_stream_upstream_peer_active", ps[i].st.active,
+                            "upstream", ps[i].u->name, "peer", ps[i].peer, NULL);
+        }
+    }
+    zg_admin_family(b, "zonegate_stream_upstream_peer_bytes_total", "counter",
+                    "Bytes relayed to (sent) and from (received) the stream upstream peer, "
+                    "counted when a session ends.");
+    for (i = 0; i < np; i++) {
+        if (ps[i].u->stream) {
+            for (s = 0; s < 2; s++) {
+                zg_admin_sample(b, "zonegate_stream_upstream_peer_bytes_total",
+                                s == 0 ? ps[i].st.bytes_sent : ps[i].st.bytes_received,
+                                "upstream", ps[i].u->name, "peer", ps[i].peer, "direction",
+                                dirs[s], NULL);
+            }
+        }
+    }
+    zg_admin_family(b, "zonegate_stream_upstream_peer_state", "gauge",
+                    "State of the stream upstream peer: the series of its current state is 1.");
+    for (i = 0; i < np; i++) {
+        if (!ps[i].u->stream) {
+            continue;
+        }
+        cur = ps[i].st.down ? 1 : ps[i].st.unavailable ? 2 : ps[i].st.backup ? 3 : 0;
+        for (s = 0; s < 4; s++) {
+            zg_admin_sample(b, "zonegate_stream_upstream_peer_state", s == cur, "upstream",
                             ps[i].u->name, "peer", ps[i].peer, "state", states[s], NULL);
         }
     }
@@ -789,7 +896,7 @@ static void zg_upstream_metrics(zg_buf_t *b, const zg_conf_t *conf)
 
 
 static const zg_command_t zg_upstream_commands[] = {
-    { "upstream", ZG_CTX_HTTP, 1, 1, 1, zg_upstream_block, ZG_MAIN_CONF, 0, NULL },
+    { "upstream", ZG_CTX_HTTP | ZG_CTX_STREAM, 1, 1, 1, zg_upstream_block, ZG_MAIN_CONF, 0, NULL },
     { "server", ZG_CTX_UPS, 0, 1, -1, zg_upstream_server, ZG_MAIN_CONF, 0, NULL },
     { "zone", ZG_CTX_UPS, 0, 2, 2, zg_upstream_zone, ZG_MAIN_CONF, 0, NULL },
     { "keepalive", ZG_CTX_UPS, 0, 1, 1, zg_upstream_keepalive, ZG_MAIN_CONF, 0, NULL },

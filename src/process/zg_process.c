@@ -24,6 +24,7 @@
 #include "zg_log.h"
 #include "zg_priv.h"
 #include "zg_proc.h"
+#include "zg_stream.h"
 #include "zg_worker.h"
 #include "zg_zone.h"
 
@@ -81,35 +82,43 @@ static void zg_master_signal(int sig)
     }
 }
 
-/* One socket of ls's SO_REUSEPORT group; the kernel spreads new connections over
- * the group's sockets by a hash of the client's address and port. */
-static int zg_listen_one(zg_listen_t *ls, int reuseport)
+/* One socket for addr.  With reuseport it is one of the address's SO_REUSEPORT
+ * group (http: one per worker index); the kernel spreads new connections over the
+ * group's sockets by a hash of the client's address and port.  backlog < 0: bound
+ * only, not listening (the probe of a new http address). */
+static int zg_listen_sock(const zg_addr_t *addr, int reuseport, int backlog, int keepalive)
 {
-    int fd = socket(ls->addr.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
-        zg_log_error(ZG_LOG_EMERG, errno, "socket() %s failed", ls->addr.text);
+        zg_log_error(ZG_LOG_EMERG, errno, "socket() %s failed", addr->text);
         return -1;
     }
     int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
     if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) {
-        zg_log_error(ZG_LOG_EMERG, errno, "setsockopt(SO_REUSEPORT) %s failed", ls->addr.text);
+        zg_log_error(ZG_LOG_EMERG, errno, "setsockopt(SO_REUSEPORT) %s failed", addr->text);
         close(fd);
         return -1;
     }
-    if (ls->addr.sa.ss_family == AF_INET6) {
+    if (addr->sa.ss_family == AF_INET6) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
     }
-    if (bind(fd, (struct sockaddr *)&ls->addr.sa, ls->addr.socklen) != 0) {
-        zg_log_error(ZG_LOG_EMERG, errno, "bind() to %s failed", ls->addr.text);
+    /* accepted sockets inherit it (so_keepalive=on) */
+    if (keepalive && setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "setsockopt(SO_KEEPALIVE) %s failed", addr->text);
         close(fd);
         return -1;
     }
-    if (!reuseport) {
+    if (bind(fd, (const struct sockaddr *)&addr->sa, addr->socklen) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "bind() to %s failed", addr->text);
+        close(fd);
+        return -1;
+    }
+    if (backlog < 0) {
         return fd;
     }
-    if (listen(fd, ZG_LISTEN_BACKLOG) != 0) {
-        zg_log_error(ZG_LOG_EMERG, errno, "listen() to %s failed", ls->addr.text);
+    if (listen(fd, backlog) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "listen() to %s failed", addr->text);
         close(fd);
         return -1;
     }
@@ -130,14 +139,14 @@ static int zg_listen_fill(zg_listen_t *ls, const zg_listen_t *from, int workers)
         memcpy(ls->fds, from->fds, (size_t)from->nfds * sizeof(int));
         ls->nfds = from->nfds;
     } else {
-        int probe = zg_listen_one(ls, 0);
+        int probe = zg_listen_sock(&ls->addr, 0, -1, 0);
         if (probe == -1) {
             return ZG_ERROR;
         }
         close(probe);
     }
     while (ls->nfds < workers) {
-        int fd = zg_listen_one(ls, 1);
+        int fd = zg_listen_sock(&ls->addr, 1, ZG_LISTEN_BACKLOG, 0);
         if (fd == -1) {
             return ZG_ERROR;
         }
@@ -158,28 +167,123 @@ static zg_listen_t *zg_listen_find(zg_http_core_main_conf_t *om, const zg_listen
     return NULL;
 }
 
+/* closes what zg_listen_fill opened for cm->listens[0..n); what the old
+ * configuration has stays with it */
+static void zg_listen_unfill(zg_http_core_main_conf_t *cm, zg_http_core_main_conf_t *om,
+                             int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        zg_listen_t *l = &cm->listens[i], *o = zg_listen_find(om, l);
+        for (int k = o ? o->nfds : 0; k < l->nfds; k++) {
+            close(l->fds[k]);
+        }
+        l->nfds = 0;
+    }
+}
+
+/* a listening socket of the stream block: one socket shared by the workers */
+typedef struct {
+    zg_addr_t *addr;
+    int *fd;
+    int backlog;
+    int keepalive;
+} zg_lsock_t;
+
+/* every listening socket of conf's stream block (malloc'd; *n set) */
+static zg_lsock_t *zg_lsocks(zg_conf_t *conf, int *n)
+{
+    zg_stream_core_main_conf_t *sm = zg_stream_core_main_conf(conf);
+    zg_lsock_t *l = calloc((size_t)sm->nlistens + 1, sizeof(*l));
+    int k = 0;
+
+    if (l == NULL) {
+        zg_log_error(ZG_LOG_EMERG, errno, "calloc() failed");
+        return NULL;
+    }
+    for (int i = 0; i < sm->nlistens; i++, k++) {
+        l[k].addr = &sm->listens[i].addr;
+        l[k].fd = &sm->listens[i].fd;
+        l[k].backlog = sm->listens[i].backlog;
+        l[k].keepalive = sm->listens[i].so_keepalive;
+    }
+    *n = k;
+    return l;
+}
+
+static int zg_lsock_same(const zg_lsock_t *a, const zg_lsock_t *b)
+{
+    return a->addr->socklen == b->addr->socklen
+           && memcmp(&a->addr->sa, &b->addr->sa, a->addr->socklen) == 0;
+}
+
+/* opens conf's stream listening sockets, taking over old's of the same address */
+static int zg_stream_listen_open(zg_conf_t *conf, zg_conf_t *old)
+{
+    int n, on = 0, rc = ZG_OK;
+    zg_lsock_t *ls = zg_lsocks(conf, &n), *os = NULL;
+
+    if (ls == NULL || (old != NULL && (os = zg_lsocks(old, &on)) == NULL)) {
+        free(ls);
+        return ZG_ERROR;
+    }
+    for (int i = 0; i < n; i++) {
+        *ls[i].fd = -1;
+        for (int j = 0; j < on; j++) {
+            if (*os[j].fd != -1 && zg_lsock_same(&os[j], &ls[i])) {
+                *ls[i].fd = *os[j].fd;
+                *os[j].fd = -1;
+                break;
+            }
+        }
+        if (*ls[i].fd == -1) {
+            *ls[i].fd = zg_listen_sock(ls[i].addr, 0, ls[i].backlog, ls[i].keepalive);
+        }
+        if (*ls[i].fd == -1) {
+            /* give back what was taken over, close what was opened */
+            for (int k = 0; k < i; k++) {
+                int taken = 0;
+                for (int j = 0; j < on; j++) {
+                    if (*os[j].fd == -1 && zg_lsock_same(&os[j], &ls[k])) {
+                        *os[j].fd = *ls[k].fd;
+                        taken = 1;
+                        break;
+                    }
+                }
+                if (!taken) {
+                    close(*ls[k].fd);
+                }
+                *ls[k].fd = -1;
+            }
+            rc = ZG_ERROR;
+            break;
+        }
+    }
+    free(ls);
+    free(os);
+    return rc;
+}
+
+/* Opens conf's listening sockets, taking over old's of the same address: http's
+ * SO_REUSEPORT sockets per worker index, then stream's shared sockets. */
 int zg_listen_open(zg_conf_t *conf, zg_conf_t *old)
 {
     zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
     zg_http_core_main_conf_t *om = old ? zg_http_core_main_conf(old) : NULL;
     int workers = zg_core_conf(conf)->worker_processes;
-    int i, k;
+    int i;
 
     for (i = 0; i < cm->nlistens; i++) {
         if (zg_listen_fill(&cm->listens[i], zg_listen_find(om, &cm->listens[i]), workers)
             != ZG_OK) {
-            /* close what was opened; what the old configuration has stays with it */
-            for (; i >= 0; i--) {
-                zg_listen_t *l = &cm->listens[i], *o = zg_listen_find(om, l);
-                for (k = o ? o->nfds : 0; k < l->nfds; k++) {
-                    close(l->fds[k]);
-                }
-                l->nfds = 0;
-            }
+            zg_listen_unfill(cm, om, i + 1);
             return ZG_ERROR;
         }
     }
-    /* the sockets taken over now belong to the new configuration */
+    if (zg_stream_listen_open(conf, old) != ZG_OK) {
+        zg_listen_unfill(cm, om, cm->nlistens);
+        return ZG_ERROR;
+    }
+    /* the http sockets taken over now belong to the new configuration */
     for (i = 0; i < cm->nlistens; i++) {
         zg_listen_t *o = zg_listen_find(om, &cm->listens[i]);
         if (o != NULL) {
@@ -192,6 +296,7 @@ int zg_listen_open(zg_conf_t *conf, zg_conf_t *old)
 static void zg_listen_close(zg_conf_t *conf)
 {
     zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
+    zg_stream_core_main_conf_t *sm = zg_stream_core_main_conf(conf);
 
     for (int i = 0; i < cm->nlistens; i++) {
         for (int k = 0; k < cm->listens[i].nfds; k++) {
@@ -199,11 +304,18 @@ static void zg_listen_close(zg_conf_t *conf)
         }
         cm->listens[i].nfds = 0;
     }
+    for (int i = 0; i < sm->nlistens; i++) {
+        if (sm->listens[i].fd != -1) {
+            close(sm->listens[i].fd);
+            sm->listens[i].fd = -1;
+        }
+    }
 }
 
-/* In a new worker: keep its own socket of each address (fds[idx]) and every socket
- * beyond the worker count (left over from a reload to fewer workers: shared, so
- * that no accept queue is left unread); close the other workers' sockets. */
+/* In a new worker: keep its own socket of each http address (fds[idx]) and every
+ * socket beyond the worker count (left over from a reload to fewer workers: shared,
+ * so that no accept queue is left unread); close the other workers' sockets.  The
+ * stream sockets are shared by every worker and all kept. */
 static void zg_listen_keep(zg_conf_t *conf, int idx)
 {
     zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);

@@ -875,7 +875,7 @@ static void test_nginx_modules(void **state)
         const char *directive, *module;
     } cases[] = {
         { "fastcgi_pass", "fastcgi module" },  { "uwsgi_param", "uwsgi module" },
-        { "ssl_certificate", "ssl module" },   { "http2", "http2 module" },
+        { "ssl_early_data", "ssl module" },    { "http3", "http3 module" },
         { "gzip_types", "gzip module" },       { "proxy_cache_path", "proxy module's cache" },
         { "proxy_cache", "proxy module's cache" }, { "sub_filter", "sub module" },
         { "mirror", "mirror module" },         { "split_clients", "split_clients module" },
@@ -1055,10 +1055,9 @@ static const struct {
     { "http {\n upstream u {\n  listen 80;\n }\n}",
       "\"listen\" directive is not allowed here in /x/z.conf:3" },
     { "http {\n server {\n  listen 443 ssl;\n }\n}",
-      "parameter \"ssl\" of the \"listen\" directive belongs to nginx's ssl module, which "
-      "zonegate does not implement in /x/z.conf:3" },
-    { "http {\n server {\n  listen 80 default_server http2;\n }\n}",
-      "parameter \"http2\" of the \"listen\" directive belongs to nginx's http2 module, which "
+      "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive in /x/z.conf:3" },
+    { "http {\n server {\n  listen 80 default_server quic;\n }\n}",
+      "parameter \"quic\" of the \"listen\" directive belongs to nginx's http3 module, which "
       "zonegate does not implement in /x/z.conf:3" },
     { "http {\n server {\n  listen 80 so_keepalive=on;\n }\n}",
       "parameter \"so_keepalive=on\" of the \"listen\" directive belongs to nginx's socket "
