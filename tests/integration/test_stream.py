@@ -244,7 +244,7 @@ def test_stream_proxy_timeout_closes_both():
 def test_stream_large_transfer_both_ways():
     u = TcpUpstream()
     z, port = start(["server %s;" % u.addr], extra="proxy_half_close on;")
-    size = 20 * 1024 * 1024
+    size = 100 * 1024 * 1024  # the 100 MB, both ways
     data = hashlib.sha256(b"seed").digest() * (size // 32)
     s = socket.create_connection(("127.0.0.1", port))
 
@@ -255,7 +255,7 @@ def test_stream_large_transfer_both_ways():
         s.shutdown(socket.SHUT_WR)
     t = threading.Thread(target=send)
     t.start()
-    got = until_closed(s, timeout=60)
+    got = until_closed(s, timeout=100)
     t.join()
     assert got is not None
     assert got.endswith(b"bye %d" % size), got[-20:]
