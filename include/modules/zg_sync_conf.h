@@ -47,6 +47,10 @@ typedef struct {
     int owner;           /* pid of the worker that syncs the zone; 0 = none */
 } zg_sync_stats_t;
 
+/* a consistent-enough copy of a zone's shared counters (each field read atomically;
+ * workers update them while this runs) */
+void zg_sync_stats_load(const zg_sync_stats_t *st, zg_sync_stats_t *out);
+
 #define ZG_SYNC_UNKNOWN 0
 #define ZG_SYNC_UP 1
 #define ZG_SYNC_DOWN 2

@@ -1496,15 +1496,7 @@ static int zg_sync_zone_stats(zg_zone_t *z, zg_sync_stats_t *out, int *conn)
         return ZG_DECLINED;
     }
     *conn = 1;
-    out->batches = __atomic_load_n(&st->batches, __ATOMIC_RELAXED);
-    out->keys = __atomic_load_n(&st->keys, __ATOMIC_RELAXED);
-    out->errors = __atomic_load_n(&st->errors, __ATOMIC_RELAXED);
-    out->dropped = __atomic_load_n(&st->dropped, __ATOMIC_RELAXED);
-    out->redirects = __atomic_load_n(&st->redirects, __ATOMIC_RELAXED);
-    out->overflows = __atomic_load_n(&st->overflows, __ATOMIC_RELAXED);
-    out->last_ok = __atomic_load_n(&st->last_ok, __ATOMIC_RELAXED);
-    out->up = __atomic_load_n(&st->up, __ATOMIC_RELAXED);
-    out->owner = __atomic_load_n(&st->owner, __ATOMIC_RELAXED);
+    zg_sync_stats_load(st, out);
     return ZG_OK;
 }
 

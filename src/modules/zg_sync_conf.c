@@ -255,3 +255,16 @@ int zg_sync_conf_done(zg_cf_t *cf, zg_sync_conf_t *sc)
     }
     return ZG_OK;
 }
+
+void zg_sync_stats_load(const zg_sync_stats_t *st, zg_sync_stats_t *out)
+{
+    out->batches = __atomic_load_n(&st->batches, __ATOMIC_RELAXED);
+    out->keys = __atomic_load_n(&st->keys, __ATOMIC_RELAXED);
+    out->errors = __atomic_load_n(&st->errors, __ATOMIC_RELAXED);
+    out->dropped = __atomic_load_n(&st->dropped, __ATOMIC_RELAXED);
+    out->redirects = __atomic_load_n(&st->redirects, __ATOMIC_RELAXED);
+    out->overflows = __atomic_load_n(&st->overflows, __ATOMIC_RELAXED);
+    out->last_ok = __atomic_load_n(&st->last_ok, __ATOMIC_RELAXED);
+    out->up = __atomic_load_n(&st->up, __ATOMIC_RELAXED);
+    out->owner = __atomic_load_n(&st->owner, __ATOMIC_RELAXED);
+}
