@@ -81,6 +81,7 @@ struct zg_command_s {
 typedef struct zg_request_s zg_request_t; /* http/zg_request.h */
 typedef struct zg_worker_s zg_worker_t;   /* http/zg_worker.h */
 typedef struct zg_stream_session_s zg_stream_session_t; /* stream/zg_stream.h */
+typedef struct zg_resp_s zg_resp_t;       /* http/zg_response.h */
 
 /* stream session phases, run in this order by the stream core (zg_stream.c) before
  * the server's content handler (proxy_pass) */
@@ -142,6 +143,12 @@ struct zg_module_s {
     /* a status page (>= 300) is due from a phase handler: ZG_DONE if the module
      * answered instead (error_page: an internal redirect), else ZG_DECLINED */
     int (*error_page)(zg_request_t *r, int status);
+    /* response filters (http/zg_response.h): filter_on says whether the module
+     * filters the responses of a location (its merged conf); header_filter may
+     * change a head (ZG_OK, ZG_ERROR) and turn body_filter on for the request */
+    int (*filter_on)(void **loc_conf);
+    int (*header_filter)(zg_request_t *r, zg_resp_t *h);
+    void (*body_filter)(zg_request_t *r, const char *p, size_t n, int last);
     size_t ctx_size;                          /* per-request state, zeroed per request */
     size_t scratch_size;                      /* per-request memory, not zeroed */
 
@@ -158,6 +165,7 @@ struct zg_module_s {
     int index;
     size_t ctx_offset;           /* in the request's zeroed module state */
     size_t scratch_offset;       /* in the scratch memory behind the request */
+    int filter_slot;             /* bit of its body filter in a request's mask; -1 none */
 };
 
 /* zg_modules.c: every module, in order (NULL-terminated) */

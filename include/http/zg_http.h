@@ -6,6 +6,8 @@
 #ifndef ZG_HTTP_H
 #define ZG_HTTP_H
 
+#include <time.h>
+
 #include "zg_core.h"
 
 /* request headers kept by default (client_max_headers); the most an upstream's
@@ -213,9 +215,17 @@ size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
                               const char *extra, const char *content_type,
                               const char *body, size_t body_len, int head_request);
 
+/* the status page (nginx-like) of an answer without a body, and its length */
+const char *zg_http_status_page(int status, size_t *len);
 /* bytes of body zg_http_write_response writes for these arguments */
 size_t zg_http_response_body_len(int status, const char *body, size_t body_len,
                                  int head_request);
+
+/* t as an HTTP date ("Wed, 25 Nov 2026 06:12:01 GMT", 29 bytes) into buf (>= 30
+ * bytes); returns its length */
+size_t zg_http_time(char *buf, time_t t);
+/* an HTTP date (RFC 1123, RFC 850, asctime) as seconds; -1 if it is none */
+time_t zg_http_parse_time(const char *s, size_t n);
 
 /* current "Date" value, "Wed, 25 Nov 2026 06:12:01 GMT", cached per second */
 const char *zg_http_date(void);

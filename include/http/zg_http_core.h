@@ -129,6 +129,9 @@ typedef struct {
     int internal;                    /* `internal`: 404 for a request from a client */
     zg_log_target_t *error_log;      /* error_log of this level; NULL = the main one */
     int error_log_set;
+    /* set by the first response of a process (zg_response_filters): 1 = no module
+     * filters responses here, 2 = some do; 0 = not known yet */
+    int filters;
 } zg_http_core_loc_conf_t;
 
 extern zg_module_t zg_http_core_module;

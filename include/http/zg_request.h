@@ -66,6 +66,8 @@ struct zg_request_s {
     unsigned invalid_location : 1; /* rewrite ... break: proxy_pass's URI is not applied */
     unsigned error_page : 1;    /* redirected by error_page once: no more (nginx's
                                    recursive_error_pages off) */
+    unsigned resp_chunked : 1;  /* the body goes out in chunks (zg_response.c) */
+    uint32_t body_filters;      /* the body filters turned on (zg_response.h) */
     int uri_changes;            /* rewrites with `last` and internal redirects (<= 10) */
     int err_status;             /* error_page's status for the final answer; 0 = its own */
     /* the modules' per-request state (zg_module_t.ctx_size), zeroed with the rest */

@@ -10,10 +10,23 @@ typedef struct {
     int always;          /* on every status, not only 2xx/3xx */
 } zg_add_header_t;
 
+/* expires: what kind of time, as nginx's */
+enum {
+    ZG_EXPIRES_UNSET = 0,
+    ZG_EXPIRES_OFF,
+    ZG_EXPIRES_EPOCH,
+    ZG_EXPIRES_MAX,
+    ZG_EXPIRES_ACCESS,   /* now + time */
+    ZG_EXPIRES_MODIFIED, /* Last-Modified + time (now + time without one) */
+    ZG_EXPIRES_DAILY     /* @HhMm: the next such time of day */
+};
+
 typedef struct {
     zg_add_header_t *headers; /* NULL: inherited; a level with any replaces the outer list */
     int nheaders;
     int set;             /* this level has add_header */
+    int expires;         /* ZG_EXPIRES_* */
+    long expires_time;   /* seconds (of the day for DAILY) */
 } zg_headers_loc_conf_t;
 
 extern zg_module_t zg_headers_module;

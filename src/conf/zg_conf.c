@@ -124,6 +124,13 @@ void zg_modules_init(void)
         off += zg_align(zg_modules[i]->scratch_size, sizeof(void *));
     }
     zg_modules_scratch_size = off;
+    int slot = 0;
+    for (int i = 0; zg_modules[i] != NULL; i++) {
+        zg_modules[i]->filter_slot = zg_modules[i]->body_filter != NULL ? slot++ : -1;
+    }
+    if (slot > 32) {
+        abort(); /* a request's mask of body filters is 32 bits */
+    }
 }
 
 /* ---------------------------------------------------------------- arena */

@@ -45,7 +45,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "source_charset", "charset module" },
     { "image_filter*", "image_filter module" },
     { "xslt_*", "xslt module" },
-    { "expires", "headers module's expires" },
     { "more_set_headers", "third-party headers-more module" },
     { "more_clear_headers", "third-party headers-more module" },
     /* caching and buffering of the proxy */

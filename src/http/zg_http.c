@@ -1835,6 +1835,14 @@ static const zg_http_status_cache_t *zg_http_status_cache(int status)
     return c;
 }
 
+const char *zg_http_status_page(int status, size_t *len)
+{
+    const zg_http_status_cache_t *c = zg_http_status_cache(status);
+
+    *len = c->page_len;
+    return c->page;
+}
+
 size_t zg_http_response_body_len(int status, const char *body, size_t body_len,
                                  int head_request)
 {
@@ -1951,6 +1959,42 @@ const char *zg_http_date(void)
         zg_http_date_sec = now;
     }
     return cached;
+}
+
+size_t zg_http_time(char *buf, time_t t)
+{
+    static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    return (size_t)snprintf(buf, 30, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                            days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+                            tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+time_t zg_http_parse_time(const char *s, size_t n)
+{
+    /* RFC 1123, RFC 850 and asctime, as nginx's ngx_parse_http_time */
+    static const char *fmts[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                 "%a %b %e %H:%M:%S %Y"};
+    char tmp[64];
+
+    if (n == 0 || n >= sizeof(tmp)) {
+        return (time_t)-1;
+    }
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+        struct tm tm;
+        memset(&tm, 0, sizeof(tm));
+        const char *end = strptime(tmp, fmts[i], &tm);
+        if (end != NULL && *end == '\0') {
+            return timegm(&tm);
+        }
+    }
+    return (time_t)-1;
 }
 
 int zg_http_hop_by_hop(const zg_str_t *name)

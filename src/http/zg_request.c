@@ -20,6 +20,7 @@
 
 #include "zg_log.h"
 #include "zg_proc.h"
+#include "zg_response.h"
 
 static void zg_request_finalize(zg_request_t *r);
 
@@ -265,6 +266,18 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
                 extra = rl;
             }
         }
+    }
+    if (zg_response_filters(r)) {
+        /* a module filters the responses here: the answer goes through them */
+        zg_response_local(r, status, extra, ctype, body, len);
+        size_t body_sent = r->ctx.body_bytes_sent;
+        zg_request_release(r);
+        r->ctx.body_bytes_sent = body_sent;
+        if (zg_outq_flush(&c->out) != ZG_OK) {
+            r->keepalive = 0;
+        }
+        zg_request_response_done(r, r->keepalive);
+        return;
     }
     if (zg_vars_resp_headers(r->ctx.vars)) {
         zg_request_sent_headers(r, status, extra, ctype, body);

@@ -1,14 +1,17 @@
-/* zg_headers.c — add_header NAME VALUE [always], as nginx's headers module: the
- * lines go on proxied and local answers; without `always` only on 200 201 204 206
- * 301 302 303 304 307 308; a level with any add_header replaces the whole list of
- * the level around it. */
+/* zg_headers.c — add_header NAME VALUE [always] and expires, as nginx's headers
+ * module: the lines go on proxied and local answers; without `always` only on 200
+ * 201 204 206 301 302 303 304 307 308; a level with any add_header replaces the
+ * whole list of the level around it.  expires is a response filter
+ * (zg_response.h): Expires and Cache-Control on the same statuses. */
 #include "zg_headers.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "zg_http.h"
 #include "zg_request.h"
+#include "zg_response.h"
 #include "zg_vars.h"
 
 int zg_headers_status_ok(int status)
@@ -50,6 +53,64 @@ static int zg_headers_add(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     return h->value != NULL ? ZG_OK : ZG_ERROR;
 }
 
+/* expires [modified] TIME | epoch | max | off; TIME may be @HhMm (a time of day)
+ * or negative */
+static int zg_headers_expires(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_headers_loc_conf_t *hlcf = conf;
+    zg_str_t v = cf->args[cf->nargs - 1];
+    int neg = 0;
+
+    (void)cmd;
+    if (hlcf->expires != ZG_EXPIRES_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
+    if (cf->nargs == 3) {
+        if (!zg_conf_eq(&cf->args[1], "modified")) {
+            return zg_conf_invalid(cf, &cf->args[1]);
+        }
+        hlcf->expires = ZG_EXPIRES_MODIFIED;
+    } else if (zg_conf_eq(&v, "off")) {
+        hlcf->expires = ZG_EXPIRES_OFF;
+        return ZG_OK;
+    } else if (zg_conf_eq(&v, "epoch")) {
+        hlcf->expires = ZG_EXPIRES_EPOCH;
+        return ZG_OK;
+    } else if (zg_conf_eq(&v, "max")) {
+        hlcf->expires = ZG_EXPIRES_MAX;
+        return ZG_OK;
+    } else {
+        hlcf->expires = ZG_EXPIRES_ACCESS;
+    }
+    if (memchr(v.data, '$', v.len) != NULL) {
+        return zg_conf_error(cf, "variables in \"expires\" are not supported");
+    }
+    if (v.len > 1 && v.data[0] == '@') {
+        if (hlcf->expires == ZG_EXPIRES_MODIFIED) {
+            return zg_conf_error(cf, "daily time cannot be used with \"modified\" parameter");
+        }
+        hlcf->expires = ZG_EXPIRES_DAILY;
+        v.data++;
+        v.len--;
+    } else if (v.len > 1 && v.data[0] == '-') {
+        neg = 1;
+        v.data++;
+        v.len--;
+    } else if (v.len > 1 && v.data[0] == '+') {
+        v.data++;
+        v.len--;
+    }
+    zg_msec_t ms = zg_conf_parse_time(v.data, v.len);
+    if (ms == ZG_UNSET_MSEC) {
+        return zg_conf_invalid(cf, &cf->args[cf->nargs - 1]);
+    }
+    hlcf->expires_time = (long)(ms / 1000) * (neg ? -1 : 1);
+    if (hlcf->expires == ZG_EXPIRES_DAILY && hlcf->expires_time > 24 * 60 * 60) {
+        return zg_conf_error(cf, "daily time value must be less than 24 hours");
+    }
+    return ZG_OK;
+}
+
 static void *zg_headers_create_conf(zg_conf_t *conf)
 {
     return zg_conf_alloc(conf, sizeof(zg_headers_loc_conf_t));
@@ -63,6 +124,10 @@ static int zg_headers_merge_conf(zg_cf_t *cf, void *parent, void *child)
     if (!conf->set) {
         conf->headers = prev->headers;
         conf->nheaders = prev->nheaders;
+    }
+    if (conf->expires == ZG_EXPIRES_UNSET) {
+        conf->expires = prev->expires;
+        conf->expires_time = prev->expires_time;
     }
     return ZG_OK;
 }
@@ -110,7 +175,80 @@ static size_t zg_headers_lines(zg_request_t *r, char *buf, size_t len, int rejec
     return n;
 }
 
+static int zg_headers_filter_on(void **loc_conf)
+{
+    int e = zg_headers_loc_conf(loc_conf)->expires;
+
+    return e != ZG_EXPIRES_UNSET && e != ZG_EXPIRES_OFF;
+}
+
+/* Expires and Cache-Control, as ngx_http_set_expires */
+static int zg_headers_filter(zg_request_t *r, zg_resp_t *h)
+{
+    const zg_headers_loc_conf_t *hlcf = zg_headers_loc_conf(r->loc_conf);
+    const char *exp, *cc;
+    char ebuf[32], cbuf[48];
+    time_t now = time(NULL), t;
+    long max_age;
+
+    if (hlcf->expires == ZG_EXPIRES_UNSET || hlcf->expires == ZG_EXPIRES_OFF ||
+        !zg_headers_status_ok(h->status)) {
+        return ZG_OK;
+    }
+    switch (hlcf->expires) {
+    case ZG_EXPIRES_EPOCH:
+        exp = "Thu, 01 Jan 1970 00:00:01 GMT";
+        cc = "no-cache";
+        break;
+    case ZG_EXPIRES_MAX:
+        exp = "Thu, 31 Dec 2037 23:55:55 GMT";
+        cc = "max-age=315360000";
+        break;
+    default:
+        if (hlcf->expires == ZG_EXPIRES_DAILY) {
+            struct tm tm;
+            gmtime_r(&now, &tm);
+            tm.tm_hour = (int)(hlcf->expires_time / 3600);
+            tm.tm_min = (int)(hlcf->expires_time / 60 % 60);
+            tm.tm_sec = (int)(hlcf->expires_time % 60);
+            t = timegm(&tm);
+            if (t <= now) {
+                t += 24 * 60 * 60;
+            }
+            max_age = (long)(t - now);
+        } else {
+            zg_resp_header_t *lm = hlcf->expires == ZG_EXPIRES_MODIFIED
+                                       ? zg_resp_get(h, "Last-Modified", 13) : NULL;
+            time_t base = lm != NULL ? zg_http_parse_time(lm->value.data, lm->value.len)
+                                     : (time_t)-1;
+            if (base == (time_t)-1) {
+                t = now + hlcf->expires_time;
+                max_age = hlcf->expires_time;
+            } else {
+                t = base + hlcf->expires_time;
+                max_age = (long)(t - now);
+            }
+        }
+        zg_http_time(ebuf, t);
+        exp = ebuf;
+        if (max_age < 0) {
+            cc = "no-cache";
+        } else {
+            snprintf(cbuf, sizeof(cbuf), "max-age=%ld", max_age);
+            cc = cbuf;
+        }
+    }
+    char *e = zg_resp_dup(r, exp, strlen(exp)), *c = zg_resp_dup(r, cc, strlen(cc));
+    if (e == NULL || c == NULL ||
+        zg_resp_set(r, h, "Expires", 7, e, strlen(e)) != ZG_OK ||
+        zg_resp_set(r, h, "Cache-Control", 13, c, strlen(c)) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    return ZG_OK;
+}
+
 static const zg_command_t zg_headers_commands[] = {
+    { "expires", ZG_CTX_SETTINGS | ZG_CTX_LIF, 0, 1, 2, zg_headers_expires, ZG_LOC_CONF, 0, NULL },
     { "add_header", ZG_CTX_SETTINGS | ZG_CTX_LIF, 0, 2, 3, zg_headers_add, ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };
@@ -123,4 +261,6 @@ zg_module_t zg_headers_module = {
     .phase = ZG_PHASE_REWRITE,
     .handler = zg_headers_handler,
     .headers = zg_headers_lines,
+    .filter_on = zg_headers_filter_on,
+    .header_filter = zg_headers_filter,
 };

@@ -14,6 +14,7 @@
 #include "zg_log.h"
 #include "zg_proc.h"
 #include "zg_request.h"
+#include "zg_response.h"
 #include "zg_upstream.h"
 
 #define ZG_PROXY_RETAIN (64 * 1024)   /* request body kept for a retry */
@@ -87,6 +88,7 @@ struct zg_proxy_s {
     unsigned done : 1;
     unsigned waiting_body : 1;  /* not connected yet: the body is being buffered */
     unsigned retry_status : 1;  /* this attempt's response asks for the next peer */
+    unsigned filtered : 1;      /* the response goes through the filters (zg_response.h) */
     int intercept_status;       /* proxy_intercept_errors: the error_page for this status
                                    answers instead of the upstream's response */
 };
@@ -573,6 +575,54 @@ static void zg_proxy_keep_headers(zg_request_t *r, const zg_http_resp_head_t *rh
     x->nup = x->nsent = rh->nhdrs;
 }
 
+/* the upstream's head through the response filters */
+static void zg_proxy_head_filtered(zg_proxy_t *p, zg_http_resp_head_t *rh)
+{
+    zg_request_t *r = p->r;
+    zg_resp_t h;
+    zg_str_t conn_tokens = {0, ""};
+
+    memset(&h, 0, sizeof(h));
+    p->filtered = 1;
+    h.from_upstream = 1;
+    h.keepalive = r->keepalive && !r->c->w->quitting;
+    h.no_body = rh->no_body;
+    h.content_length = rh->chunked ? -1 : rh->content_length;
+    if (r->err_status) {
+        h.status = r->err_status; /* error_page CODE URI: the original status */
+    } else {
+        h.status = rh->status;
+        h.reason = rh->reason;
+    }
+    for (size_t i = 0; i < rh->nhdrs; i++) {
+        if (zg_http_name_eq(&rh->names[i], "connection", 10) &&
+            !zg_proxy_plain_connection(&rh->values[i])) {
+            conn_tokens = rh->values[i];
+        }
+    }
+    for (size_t i = 0; i < rh->nhdrs; i++) {
+        const zg_str_t *n = &rh->names[i];
+        if (zg_http_hop_by_hop(n) || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))
+            || (n->len == 14 && zg_http_name_eq(n, "content-length", 14))) {
+            continue;
+        }
+        if (zg_resp_add(r, &h, n->data, n->len, rh->values[i].data, rh->values[i].len)
+            != ZG_OK) {
+            h.keepalive = 0;
+            break;
+        }
+    }
+    if (zg_vars_resp_headers(r->ctx.vars)) {
+        zg_proxy_keep_headers(r, rh); /* $upstream_http_NAME */
+    }
+    if (zg_response_head(r, &h) != ZG_OK) {
+        zg_log_error(ZG_LOG_ERR, 0, "a response filter failed on the upstream's head");
+        h.keepalive = 0;
+    }
+    p->resp_keepalive = h.keepalive;
+    r->ctx.status = h.status;
+}
+
 static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
 {
     zg_upconn_t *uc = data;
@@ -597,6 +647,10 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     p->resp_head_sent = 1;
     r->resp_started = 1;
     r->ctx.status = rh->status;
+    if (zg_response_filters(r)) {
+        zg_proxy_head_filtered(p, rh);
+        return;
+    }
 
     int client11 = r->h->http_minor >= 1;
     int keepalive = r->keepalive && !r->c->w->quitting;
@@ -669,6 +723,10 @@ static void zg_resp_on_body(void *data, const char *b, size_t n)
     }
     zg_request_t *r = p->r;
     zg_outq_t *q = &r->c->out;
+    if (p->filtered) {
+        zg_response_body(r, b, n, 0);
+        return;
+    }
     if (p->chunked_out) {
         zg_outq_hex(q, n);
         zg_outq_append(q, "\r\n", 2);
@@ -686,6 +744,10 @@ static void zg_resp_on_done(void *data)
     zg_upconn_t *uc = data;
     zg_proxy_t *p = uc->p;
     if (p == NULL || !p->resp_head_sent || p->done) {
+        return;
+    }
+    if (p->filtered) {
+        zg_response_body(p->r, NULL, 0, 1);
         return;
     }
     if (p->chunked_out) {

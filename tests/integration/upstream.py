@@ -135,6 +135,11 @@ class Handler(BaseHTTPRequestHandler):
                         self.server.waiting[key] -= 1
             time.sleep(int(q.get("ms", "0" if "hold" in q else "1000")) / 1000.0)
             return self.send(200, b"slow " + self.server.name.encode())
+        if p == "/hdr":
+            # every query parameter but code/chunked/body becomes a response header
+            extra = {k: v for k, v in q.items() if k not in ("code", "chunked", "body")}
+            return self.send(int(q.get("code", "200")), q.get("body", "hdr").encode(),
+                             extra=extra, chunked=q.get("chunked") == "1")
         if p == "/status":
             return self.send(int(q.get("code", "200")), b"status " + self.server.name.encode())
         if p == "/close":
