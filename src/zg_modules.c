@@ -22,6 +22,7 @@
 #include "zg_stream.h"
 #include "zg_stream_proxy.h"
 #include "zg_ssl.h"
+#include "zg_static.h"
 #include "zg_sync.h"
 #include "zg_upstream.h"
 
@@ -45,6 +46,9 @@ zg_module_t *const zg_modules[] = {
     &zg_admin_module,      /* content: slab_stat, metrics */
     &zg_api_module,        /* content: api */
     &zg_dashboard_module,  /* content: dashboard (a page over the api) */
+    &zg_static_module,     /* content: root, alias, index, try_files, types (where no
+                              other handler is set; after http_core, which merges the
+                              levels it walks) */
     &zg_access_log_module, /* log: log_format, access_log */
     &zg_sync_module,       /* limit_req across hosts through Redis */
     &zg_stream_core_module,  /* stream, its servers and listen; the session phases */

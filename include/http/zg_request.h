@@ -89,6 +89,14 @@ struct zg_request_s {
  * when they return. */
 void zg_request_internal_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args);
 void zg_request_named_location(zg_request_t *r, zg_location_t *loc);
+/* The same for index and try_files (nginx's ngx_http_internal_redirect and named
+ * location): the method stays, and error_page may still redirect the answer. */
+void zg_request_uri_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args);
+void zg_request_uri_named(zg_request_t *r, zg_location_t *loc);
+/* Answers status with "Location: http[s]://HOST[:PORT]PATH[?ARGS]" (nginx's
+ * absolute_redirect and port_in_redirect), PATH %-escaped if escape. */
+void zg_request_redirect_to(zg_request_t *r, int status, const char *path, size_t len,
+                            int escape);
 
 /* Puts the error log of the request's http/server/location level (error_log) in
  * scope, for a message logged outside the phases (a proxy's upstream error); returns

@@ -15,8 +15,17 @@
 #include "zg_tls.h"
 
 
+typedef struct zg_outq_poll_s zg_outq_poll_t;
+
 /* Bytes to write to a stream, in order.  Appends go to `buf`; zg_outq_flush writes
- * what it can at once (uv_try_write) and queues a copy of the rest. */
+ * what it can at once (uv_try_write) and queues a copy of the rest.
+ *
+ * A plain TCP stream may end its queue with a file segment (zg_outq_sendfile):
+ * the kernel copies it with sendfile(2) once the bytes before it are written; bytes
+ * appended after it wait in `b` until it is sent.  zg_outq_flush and the socket's
+ * writability drive it (zg_outq_file_send); a send budget (limit_rate) would cap
+ * the count handed to sendfile there and, when spent, wait for its timer instead of
+ * the socket, as the memory bytes would. */
 typedef struct {
     zg_buf_t b;           /* bytes not yet handed to the stream */
     size_t inflight;      /* bytes queued in uv_write requests not yet done */
@@ -25,6 +34,12 @@ typedef struct {
     void (*failed)(void *data, int status); /* a queued write failed */
     void *data;
     zg_tls_t *tls;        /* set: appends are plaintext, sealed into records by flush */
+    int file_fd;          /* the file segment's descriptor (owned, while `file`) */
+    int64_t file_off;     /* where the rest of it starts */
+    int64_t file_left;    /* bytes of it not yet sent */
+    zg_outq_poll_t *poll; /* waits for the socket to take more of the file */
+    unsigned file : 1;    /* a file segment is queued */
+    unsigned cork : 1;    /* TCP_CORK is set until the file segment is sent (tcp_nopush) */
 } zg_outq_t;
 
 void zg_outq_init(zg_outq_t *q, uv_stream_t *s, void *data);
@@ -40,8 +55,17 @@ int zg_outq_num(zg_outq_t *q, uint64_t n);
 int zg_outq_hex(zg_outq_t *q, uint64_t n);
 /* ZG_OK (all written or queued) or ZG_ERROR (write error: the stream is broken) */
 int zg_outq_flush(zg_outq_t *q);
+/* what is not yet written: queued memory and the file segment's rest */
 size_t zg_outq_pending(const zg_outq_t *q);
 void zg_outq_free(zg_outq_t *q);
+/* Queues len bytes of the file fd from off, after what is in the queue (plain TCP
+ * streams only, one segment at a time); the queue owns fd from then on and closes
+ * it when sent or freed.  cork: TCP_CORK the socket until the segment is sent
+ * (tcp_nopush), so that the head and the file's first bytes share packets.
+ * ZG_OK (sent or queued: zg_outq_pending tells) or ZG_ERROR (fd closed). */
+int zg_outq_sendfile(zg_outq_t *q, int fd, int64_t off, int64_t len, int cork);
+/* Drops a file segment not yet sent (the stream is closing). */
+void zg_outq_file_stop(zg_outq_t *q);
 
 
 typedef struct zg_conn_s {

@@ -1052,11 +1052,7 @@ static const zg_command_t zg_http_core_commands[] = {
     { "internal", ZG_CTX_LOC, 0, 0, 0, zg_http_core_internal, ZG_LOC_CONF, 0, NULL },
     { "server_tokens", ZG_CTX_SETTINGS, 0, 1, 1, zg_http_core_server_tokens, ZG_LOC_CONF, 0,
       NULL },
-    /* no-ops, documented: zonegate serves no files (sendfile, tcp_nopush) and keeps no
-     * static hash tables to tune */
-    { "sendfile", ZG_CTX_SETTINGS | ZG_CTX_LIF, 0, 1, 1, zg_conf_set_noop_flag, ZG_LOC_CONF,
-      0, NULL },
-    { "tcp_nopush", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_noop_flag, ZG_LOC_CONF, 0, NULL },
+    /* no-ops, documented: zonegate keeps no static hash tables to tune */
     { "server_names_hash_max_size", ZG_CTX_HTTP, 0, 1, 1, zg_conf_set_noop_size,
       ZG_MAIN_CONF, 0, NULL },
     { "server_names_hash_bucket_size", ZG_CTX_HTTP, 0, 1, 1, zg_conf_set_noop_size,

@@ -315,17 +315,22 @@ static void zg_request_error(zg_request_t *r, int status)
 }
 
 /* nginx's auto redirect: "/x" to the location "/x/" that proxies, 301 with an absolute
- * Location (absolute_redirect, port_in_redirect): http://HOST[:PORT]/x/[?ARGS], HOST
- * the request's, else the address it came to; the location's path %-escaped as
- * nginx's ngx_escape_uri does a URI */
+ * Location (absolute_redirect, port_in_redirect) */
 static __attribute__((noinline)) void zg_request_slash_redirect(zg_request_t *r)
+{
+    zg_request_redirect_to(r, 301, r->loc->path, r->loc->path_len, 1);
+}
+
+/* http://HOST[:PORT]PATH[?ARGS], HOST the request's, else the address it came to;
+ * PATH %-escaped as nginx's ngx_escape_uri does a URI when escape is set */
+void zg_request_redirect_to(zg_request_t *r, int status, const char *path, size_t len,
+                            int escape)
 {
     static const char hex[] = "0123456789ABCDEF";
     char extra[4096], host[INET6_ADDRSTRLEN + 2];
     struct sockaddr_storage ss;
     int sslen = sizeof(ss), port = 0;
     const zg_str_t *h = &r->ctx.host, *args = &r->ctx.args;
-    const zg_location_t *loc = r->loc;
     size_t n, cap = sizeof(extra) - 3;
 
     host[0] = '\0';
@@ -342,14 +347,15 @@ static __attribute__((noinline)) void zg_request_slash_redirect(zg_request_t *r)
             port = ntohs(s4->sin_port);
         }
     }
-    n = (size_t)snprintf(extra, cap, "Location: http://%.*s", (int)zg_min(h->len, 1024),
-                         h->len > 0 ? h->data : host);
-    if (port != 80 && port != 0) {
+    n = (size_t)snprintf(extra, cap, "Location: http%s://%.*s", r->c->tls ? "s" : "",
+                         (int)zg_min(h->len, 1024), h->len > 0 ? h->data : host);
+    if (port != (r->c->tls ? 443 : 80) && port != 0) {
         n += (size_t)snprintf(extra + n, cap - n, ":%d", port);
     }
-    for (size_t i = 0; i < loc->path_len && n + 3 < cap; i++) {
-        unsigned char ch = (unsigned char)loc->path[i];
-        if (ch <= ' ' || ch >= 0x7f || ch == '"' || ch == '#' || ch == '%' || ch == '?') {
+    for (size_t i = 0; i < len && n + 3 < cap; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        if (escape && (ch <= ' ' || ch >= 0x7f || ch == '"' || ch == '#' || ch == '%' ||
+                       ch == '?')) {
             extra[n++] = '%';
             extra[n++] = hex[ch >> 4];
             extra[n++] = hex[ch & 0xf];
@@ -364,7 +370,7 @@ static __attribute__((noinline)) void zg_request_slash_redirect(zg_request_t *r)
     }
     n = zg_http_header_safe(extra, n, cap);
     memcpy(extra + n, "\r\n", 3);
-    zg_request_respond(r, 301, extra, NULL, NULL, 0);
+    zg_request_respond(r, status, extra, NULL, NULL, 0);
 }
 
 void zg_request_release_hooks(zg_request_t *r)
@@ -620,7 +626,8 @@ static void zg_request_phases(zg_request_t *r)
         }
         return;
     }
-    zg_phase_handler_pt content = r->loc ? zg_request_core(r)->handler : NULL;
+    /* a location's handler; at server level only static files set one (root) */
+    zg_phase_handler_pt content = zg_request_core(r)->handler;
     if (content == NULL) {
         zg_request_error(r, 404);
         return;
@@ -639,7 +646,7 @@ static void zg_request_run_phases(zg_request_t *r)
     zg_log_scope(saved);
 }
 
-static int zg_request_redirect_count(zg_request_t *r)
+static int zg_request_redirect_count(zg_request_t *r, int error_page)
 {
     if (++r->uri_changes > 10) {
         zg_log(ZG_LOG_ERR, "rewrite or internal redirection cycle while internally "
@@ -649,10 +656,13 @@ static int zg_request_redirect_count(zg_request_t *r)
         zg_request_error(r, 500);
         return 0;
     }
-    r->error_page = 1;
     r->internal = 1;
     r->uri_changed = 0;
     r->invalid_location = 0;
+    if (!error_page) {
+        return 1;
+    }
+    r->error_page = 1;
     if (r->ctx.method.len != 4 || memcmp(r->ctx.method.data, "HEAD", 4) != 0) {
         r->ctx.method.data = "GET";
         r->ctx.method.len = 3;
@@ -660,9 +670,10 @@ static int zg_request_redirect_count(zg_request_t *r)
     return 1;
 }
 
-void zg_request_internal_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args)
+static void zg_request_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args,
+                                int error_page)
 {
-    if (!zg_request_redirect_count(r)) {
+    if (!zg_request_redirect_count(r, error_page)) {
         return;
     }
     r->ctx.uri = *uri;
@@ -675,9 +686,19 @@ void zg_request_internal_redirect(zg_request_t *r, const zg_str_t *uri, const zg
     zg_request_run_phases(r);
 }
 
-void zg_request_named_location(zg_request_t *r, zg_location_t *loc)
+void zg_request_internal_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args)
 {
-    if (!zg_request_redirect_count(r)) {
+    zg_request_redirect(r, uri, args, 1);
+}
+
+void zg_request_uri_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args)
+{
+    zg_request_redirect(r, uri, args, 0);
+}
+
+static void zg_request_named(zg_request_t *r, zg_location_t *loc, int error_page)
+{
+    if (!zg_request_redirect_count(r, error_page)) {
         return;
     }
     r->loc = loc;
@@ -685,6 +706,16 @@ void zg_request_named_location(zg_request_t *r, zg_location_t *loc)
     r->loc_conf = loc->loc_conf;
     r->phase = zg_hooks.find_location + 1;
     zg_request_run_phases(r);
+}
+
+void zg_request_named_location(zg_request_t *r, zg_location_t *loc)
+{
+    zg_request_named(r, loc, 1);
+}
+
+void zg_request_uri_named(zg_request_t *r, zg_location_t *loc)
+{
+    zg_request_named(r, loc, 0);
 }
 
 static void zg_request_wake(uv_timer_t *t)

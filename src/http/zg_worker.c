@@ -5,12 +5,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "zg_http_core.h"
@@ -22,6 +26,9 @@
 #define ZG_OUTQ_KEEP_MAX (64 * 1024) /* a drained output buffer larger than this is freed */
 #define ZG_LINGER_READ (16 * 1024)   /* what a lingering close reads (and drops) at a time */
 #define ZG_LINGER_MSEC 2000          /* how long a lingering close reads */
+#define ZG_SENDFILE_MAX (2 * 1024 * 1024) /* one sendfile(2) call at most (as nginx's
+                                             sendfile_max_chunk), so that one fast
+                                             client does not hold the loop */
 
 /* the default server's settings: they apply until a request has found its server */
 static zg_http_core_loc_conf_t *zg_conn_core(zg_conn_t *c)
@@ -93,6 +100,8 @@ int zg_outq_printf(zg_outq_t *q, const char *fmt, ...)
     return rc;
 }
 
+static void zg_outq_file_send(zg_outq_t *q);
+
 static void zg_outq_written(uv_write_t *req, int status)
 {
     zg_outq_write_t *w = zg_data_of(req, zg_outq_write_t, req);
@@ -109,6 +118,10 @@ static void zg_outq_written(uv_write_t *req, int status)
         }
         return;
     }
+    if (q->inflight == 0 && q->file) {
+        zg_outq_file_send(q);
+        return;
+    }
     if (q->inflight == 0 && q->drained) {
         q->drained(q->data);
     }
@@ -120,7 +133,8 @@ int zg_outq_flush(zg_outq_t *q)
         q->b.len = 0;
         return ZG_ERROR;
     }
-    if (q->b.len == 0) {
+    if (q->b.len == 0 || q->file) {
+        /* bytes appended after a file segment wait until it is sent */
         return ZG_OK;
     }
     size_t off = 0;
@@ -161,11 +175,212 @@ int zg_outq_flush(zg_outq_t *q)
 
 size_t zg_outq_pending(const zg_outq_t *q)
 {
-    return q->inflight + q->b.len;
+    return q->inflight + q->b.len + (q->file ? (size_t)q->file_left : 0);
+}
+
+/* ---- the file segment ---- */
+
+struct zg_outq_poll_s {
+    uv_poll_t poll;       /* on fd, a duplicate of the stream's socket: libuv keeps one
+                             watcher per descriptor, and the stream has the socket's */
+    int fd;
+    zg_outq_t *q;         /* NULL once the queue let go of it */
+};
+
+static void zg_outq_poll_closed(uv_handle_t *h)
+{
+    zg_outq_poll_t *p = h->data;
+    close(p->fd);
+    free(p);
+}
+
+static void zg_outq_cork(zg_outq_t *q, int on)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)q->stream, &fd) == 0) {
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+    }
+    q->cork = on ? 1 : 0;
+}
+
+void zg_outq_file_stop(zg_outq_t *q)
+{
+    if (q->file) {
+        q->file = 0;
+        q->file_left = 0;
+        close(q->file_fd);
+    }
+    if (q->poll != NULL) {
+        q->poll->q = NULL;
+        uv_close((uv_handle_t *)&q->poll->poll, zg_outq_poll_closed);
+        q->poll = NULL;
+    }
+}
+
+static void zg_outq_writable(uv_poll_t *h, int status, int events)
+{
+    zg_outq_poll_t *p = h->data;
+    (void)events;
+    uv_poll_stop(h);
+    if (p->q == NULL) {
+        return;
+    }
+    if (status < 0) {
+        zg_outq_t *q = p->q;
+        zg_outq_file_stop(q);
+        if (q->failed) {
+            q->failed(q->data, status);
+        }
+        return;
+    }
+    zg_outq_file_send(p->q);
+}
+
+/* the socket is full: wait until it takes more */
+static int zg_outq_file_wait(zg_outq_t *q)
+{
+    uv_os_fd_t sock;
+
+    if (q->poll == NULL) {
+        zg_outq_poll_t *p = malloc(sizeof(*p));
+        if (p == NULL || uv_fileno((uv_handle_t *)q->stream, &sock) != 0) {
+            free(p);
+            return ZG_ERROR;
+        }
+        p->fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+        if (p->fd == -1 || uv_poll_init(q->stream->loop, &p->poll, p->fd) != 0) {
+            if (p->fd != -1) {
+                close(p->fd);
+            }
+            free(p);
+            return ZG_ERROR;
+        }
+        p->poll.data = p;
+        p->q = q;
+        q->poll = p;
+    }
+    return uv_poll_start(&q->poll->poll, UV_WRITABLE, zg_outq_writable) == 0 ? ZG_OK
+                                                                              : ZG_ERROR;
+}
+
+/* sendfile(2) until the segment is sent (ZG_OK), the socket is full or a big piece
+ * went (ZG_AGAIN: wait for it to be writable, so that one fast client does not hold
+ * the loop), or an error (ZG_ERROR, logged; *err its libuv code) */
+static int zg_outq_file_push(zg_outq_t *q, int *err)
+{
+    uv_os_fd_t sock;
+    size_t sent_now = 0;
+
+    if (uv_fileno((uv_handle_t *)q->stream, &sock) != 0) {
+        *err = UV_EBADF;
+        return ZG_ERROR;
+    }
+    while (q->file_left > 0) {
+        if (sent_now >= ZG_SENDFILE_MAX) {
+            return ZG_AGAIN;
+        }
+        off_t off = (off_t)q->file_off;
+        ssize_t n = sendfile(sock, q->file_fd, &off,
+                             (size_t)zg_min(q->file_left, ZG_SENDFILE_MAX));
+        if (n > 0) {
+            q->file_off += n;
+            q->file_left -= n;
+            sent_now += (size_t)n;
+            continue;
+        }
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return ZG_AGAIN;
+        }
+        if (n == -1) {
+            *err = uv_translate_sys_error(errno);
+            if (errno != EPIPE && errno != ECONNRESET) {
+                zg_log_error(ZG_LOG_ERR, errno, "sendfile() failed");
+            }
+        } else {
+            /* the file shrank under us: the length announced cannot be kept */
+            zg_log_error(ZG_LOG_ALERT, 0, "a file was truncated while being sent");
+            *err = UV_EIO;
+        }
+        return ZG_ERROR;
+    }
+    return ZG_OK;
+}
+
+/* the segment is sent: uncork, flush what waited behind it */
+static int zg_outq_file_end(zg_outq_t *q)
+{
+    zg_outq_file_stop(q);
+    if (q->cork) {
+        zg_outq_cork(q, 0);
+    }
+    return zg_outq_flush(q);
+}
+
+/* Sends what the socket takes of the file segment (no write in flight); at its end
+ * `drained` is told once nothing is left. */
+static void zg_outq_file_send(zg_outq_t *q)
+{
+    int err = UV_EIO;
+    int rc = zg_outq_file_push(q, &err);
+
+    if (rc == ZG_AGAIN) {
+        if (zg_outq_file_wait(q) == ZG_OK) {
+            return;
+        }
+        rc = ZG_ERROR;
+    }
+    if (rc == ZG_OK && zg_outq_file_end(q) == ZG_OK) {
+        if (q->inflight == 0 && q->drained) {
+            q->drained(q->data);
+        }
+        return;
+    }
+    zg_outq_file_stop(q);
+    if (q->failed) {
+        q->failed(q->data, err);
+    }
+}
+
+int zg_outq_sendfile(zg_outq_t *q, int fd, int64_t off, int64_t len, int cork)
+{
+    int err, rc;
+
+    if (q->file || q->tls != NULL) {
+        close(fd);
+        return ZG_ERROR;
+    }
+    if (cork && !q->cork && len > 0) {
+        zg_outq_cork(q, 1);
+    }
+    if (zg_outq_flush(q) != ZG_OK) {
+        close(fd);
+        return ZG_ERROR;
+    }
+    q->file = 1;
+    q->file_fd = fd;
+    q->file_off = off;
+    q->file_left = len;
+    if (q->inflight > 0) {
+        return ZG_OK; /* zg_outq_written goes on with it */
+    }
+    /* at once; `drained` is not called from inside this call */
+    rc = zg_outq_file_push(q, &err);
+    if (rc == ZG_OK) {
+        return zg_outq_file_end(q);
+    }
+    if (rc == ZG_AGAIN && zg_outq_file_wait(q) == ZG_OK) {
+        return ZG_OK;
+    }
+    zg_outq_file_stop(q);
+    return ZG_ERROR;
 }
 
 void zg_outq_free(zg_outq_t *q)
 {
+    zg_outq_file_stop(q);
     zg_buf_free(&q->b);
     q->drained = NULL;
     q->failed = NULL;
@@ -203,6 +418,7 @@ void zg_conn_close(zg_conn_t *c)
     /* queued writes are cancelled by the close: they must not touch c->out */
     c->out.drained = NULL;
     c->out.failed = NULL;
+    zg_outq_file_stop(&c->out);
     uv_close((uv_handle_t *)&c->timer.timer, zg_conn_free_cb);
     uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
     if (c->rmem) {

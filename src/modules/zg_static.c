@@ -1,0 +1,1360 @@
+/* zg_static.c — static files with nginx's meaning (zg_static.h).
+ *
+ * A request's path is root + $uri, or, under alias, the alias + what follows the
+ * location's prefix (a regex location's alias is the whole path).  $uri is
+ * normalised by the parser ("..", "." and %XX resolved; ".." above "/" is a 400),
+ * and a path built from try_files' or index's variables that has a ".." segment
+ * after the root is refused (404), so a path never leaves its root.  Symbolic links
+ * are followed, as nginx does by default; with `disable_symlinks on` every
+ * component after the root is opened with O_NOFOLLOW relative to the one before
+ * (openat), and a link answers 403; `if_not_owner` follows a link only when it and
+ * its target have the same owner.
+ *
+ * The answer goes through the response filters (zg_response.h): a 200 with
+ * Last-Modified, ETag ("%xT-%xO" of mtime and size), Accept-Ranges; 304 for
+ * If-None-Match / If-Modified-Since; 412 for If-Match / If-Unmodified-Since; one
+ * byte range as a 206 with Content-Range, 416 with "Content-Range: bytes *\/SIZE";
+ * several ranges get the whole body (a 200, which RFC 9110 allows; nginx answers
+ * multipart/byteranges).  The body goes out with sendfile(2) as a file segment of
+ * the output queue when sendfile is on, the connection is plain TCP and no body
+ * filter is on; else it is read in pieces into the body filters, the next piece
+ * once the client took the last. */
+#include "zg_static.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "zg_http.h"
+#include "zg_http_core.h"
+#include "zg_log.h"
+#include "zg_request.h"
+#include "zg_response.h"
+#include "zg_rewrite.h"
+#include "zg_vars.h"
+
+#define ZG_STATIC_PIECE (64 * 1024) /* what the read path reads at a time */
+
+/* the request's state: the file being read into the body filters */
+typedef struct {
+    int fd;                   /* valid while `open` */
+    unsigned open : 1;
+    int64_t off, left;
+} zg_static_ctx_t;
+
+static int zg_static_handler(zg_request_t *r);
+
+/* ---- config ---- */
+
+static void *zg_static_create_conf(zg_conf_t *conf)
+{
+    zg_static_loc_conf_t *c = zg_conf_alloc(conf, sizeof(*c));
+
+    if (c == NULL) {
+        return NULL;
+    }
+    c->alias = ZG_UNSET;
+    c->etag = ZG_UNSET;
+    c->ims = ZG_UNSET;
+    c->log_not_found = ZG_UNSET;
+    c->sendfile = ZG_UNSET;
+    c->tcp_nopush = ZG_UNSET;
+    c->symlinks = ZG_UNSET;
+    return c;
+}
+
+static int zg_static_type_cmp(const void *a, const void *b)
+{
+    const zg_static_type_t *x = a, *y = b;
+    size_t n = zg_min(x->ext.len, y->ext.len);
+    int c = memcmp(x->ext.data, y->ext.data, n);
+
+    return c != 0 ? c : (x->ext.len > y->ext.len) - (x->ext.len < y->ext.len);
+}
+
+static const zg_static_type_t zg_static_default_types[] = {
+    /* nginx's types when no `types` is given anywhere */
+    { zg_string("gif"), zg_string("image/gif") },
+    { zg_string("html"), zg_string("text/html") },
+    { zg_string("jpg"), zg_string("image/jpeg") },
+};
+
+static int zg_static_merge_conf(zg_cf_t *cf, void *parent, void *child)
+{
+    zg_static_loc_conf_t *p = parent, *c = child;
+
+    (void)cf;
+    if (c->root == NULL) {
+        c->root = p->root;
+        c->alias = p->alias;
+        c->alias_len = p->alias_len;
+        c->alias_regex = p->alias_regex;
+    }
+    if (c->index == NULL) {
+        c->index = p->index;
+        c->nindex = p->nindex;
+    }
+    if (c->types == NULL) {
+        c->types = p->types;
+        c->ntypes = p->ntypes;
+        c->types_sorted = p->types_sorted;
+    }
+    if (c->types == NULL) {
+        c->types = (zg_static_type_t *)zg_static_default_types;
+        c->ntypes = (int)zg_nelems(zg_static_default_types);
+        c->types_sorted = 1;
+    }
+    if (!c->types_sorted) {
+        qsort(c->types, (size_t)c->ntypes, sizeof(*c->types), zg_static_type_cmp);
+        c->types_sorted = 1;
+    }
+    ZG_CONF_MERGE(c, p, etag, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, ims, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, log_not_found, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, sendfile, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, tcp_nopush, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, symlinks, ZG_UNSET);
+    if (c->etag == ZG_UNSET) {
+        c->etag = 1;
+    }
+    if (c->ims == ZG_UNSET) {
+        c->ims = 1;
+    }
+    if (c->log_not_found == ZG_UNSET) {
+        c->log_not_found = 1;
+    }
+    if (c->sendfile == ZG_UNSET) {
+        c->sendfile = 0;
+    }
+    if (c->tcp_nopush == ZG_UNSET) {
+        c->tcp_nopush = 0;
+    }
+    if (c->symlinks == ZG_UNSET) {
+        c->symlinks = ZG_SYMLINKS_FOLLOW;
+    }
+    return ZG_OK;
+}
+
+/* a path value: absolute as written, else under the config's directory (nginx's
+ * prefix), variables allowed */
+static zg_cv_t *zg_static_path_cv(zg_cf_t *cf, const zg_str_t *v)
+{
+    if (v->data[0] == '/' || v->data[0] == '$' || cf->conf->prefix == NULL) {
+        return zg_conf_cv(cf, v->data, v->len);
+    }
+    char *p = zg_conf_path(cf, v);
+    return p != NULL ? zg_conf_cv(cf, p, strlen(p)) : NULL;
+}
+
+/* root PATH / alias PATH */
+static int zg_static_root(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_static_loc_conf_t *slcf = conf;
+    int alias = cmd->name[0] == 'a';
+    zg_str_t *v = &cf->args[1];
+
+    if (slcf->root != NULL) {
+        if (slcf->alias == alias) {
+            return zg_conf_duplicate(cf);
+        }
+        return zg_conf_error(cf, "\"%s\" directive is duplicate, \"%s\" directive was "
+                             "specified earlier", cf->name, alias ? "root" : "alias");
+    }
+    if (v->len == 0) {
+        return zg_conf_invalid(cf, v);
+    }
+    if (alias) {
+        /* the location being read is the block (its zg_location_t comes first) */
+        const zg_location_t *loc = cf->block;
+        if (cf->ctx != ZG_CTX_LOC || loc == NULL) {
+            return zg_conf_error(cf, "\"alias\" directive is not allowed here");
+        }
+        if (loc->named) {
+            return zg_conf_error(cf, "\"alias\" directive cannot be used inside the named "
+                                 "location");
+        }
+        slcf->alias_len = loc->path_len;
+        slcf->alias_regex = loc->regex != NULL;
+    }
+    if (v->data[v->len - 1] == '/' && !alias && v->len > 1) {
+        v->len--; /* root "/srv/www/" + "/a" */
+    }
+    slcf->alias = alias;
+    slcf->root = zg_static_path_cv(cf, v);
+    return slcf->root != NULL ? ZG_OK : ZG_ERROR;
+}
+
+static int zg_static_index(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_static_loc_conf_t *slcf = conf;
+
+    (void)cmd;
+    if (slcf->index != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    slcf->index = zg_conf_alloc(cf->conf, (size_t)(cf->nargs - 1) * sizeof(zg_cv_t *));
+    if (slcf->index == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    for (int i = 1; i < cf->nargs; i++) {
+        zg_str_t *v = &cf->args[i];
+        if (v->len == 0) {
+            return zg_conf_error(cf, "index \"\" in \"index\" directive is invalid");
+        }
+        if (v->data[0] == '/' && i != cf->nargs - 1) {
+            return zg_conf_error(cf, "only the last index in \"index\" directive should be "
+                                 "absolute");
+        }
+        if ((slcf->index[slcf->nindex++] = zg_conf_cv(cf, v->data, v->len)) == NULL) {
+            return ZG_ERROR;
+        }
+    }
+    return ZG_OK;
+}
+
+static int zg_static_try_files(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_static_loc_conf_t *slcf = conf;
+    zg_str_t *last = &cf->args[cf->nargs - 1];
+
+    (void)cmd;
+    if (slcf->try_files != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    slcf->try_files = zg_conf_alloc(cf->conf, (size_t)(cf->nargs - 1) * sizeof(zg_cv_t *));
+    if (slcf->try_files == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    for (int i = 1; i < cf->nargs; i++) {
+        if (cf->args[i].len == 0) {
+            return zg_conf_invalid(cf, &cf->args[i]);
+        }
+        if ((slcf->try_files[i - 1] = zg_conf_cv(cf, cf->args[i].data, cf->args[i].len))
+            == NULL) {
+            return ZG_ERROR;
+        }
+    }
+    slcf->ntry = cf->nargs - 1;
+    if (last->data[0] == '=') {
+        int code = zg_conf_atoi(last->data + 1, last->len - 1);
+        if (code < 100 || code > 999) {
+            return zg_conf_error(cf, "invalid code \"%s\"", last->data);
+        }
+        slcf->try_last = ZG_TRY_CODE;
+        slcf->try_code = code;
+    } else if (last->data[0] == '@') {
+        slcf->try_last = ZG_TRY_NAMED;
+    }
+    return ZG_OK;
+}
+
+/* types { TYPE EXT...; } lines */
+static int zg_static_type_line(zg_cf_t *cf, void *data)
+{
+    zg_static_loc_conf_t *slcf = data;
+    zg_str_t *a = cf->args;
+
+    if (cf->nargs < 2) {
+        return zg_conf_error(cf, "invalid number of arguments in \"types\" block");
+    }
+    char *type = zg_conf_strdup(cf->conf, a[0].data, a[0].len);
+    if (type == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    for (int i = 1; i < cf->nargs; i++) {
+        zg_static_type_t *t = NULL;
+        char *ext = zg_conf_strdup(cf->conf, a[i].data, a[i].len);
+        if (ext == NULL) {
+            return zg_conf_nomem(cf);
+        }
+        for (size_t k = 0; k < a[i].len; k++) {
+            ext[k] = (char)tolower((unsigned char)ext[k]);
+        }
+        for (int k = 0; k < slcf->ntypes; k++) {
+            if (slcf->types[k].ext.len == a[i].len
+                && memcmp(slcf->types[k].ext.data, ext, a[i].len) == 0) {
+                t = &slcf->types[k]; /* as nginx: the later type wins */
+                break;
+            }
+        }
+        if (t == NULL && (t = zg_conf_push(cf->conf, slcf->types, slcf->ntypes)) == NULL) {
+            return zg_conf_nomem(cf);
+        }
+        t->ext.data = ext;
+        t->ext.len = a[i].len;
+        t->type.data = type;
+        t->type.len = a[0].len;
+    }
+    return ZG_OK;
+}
+
+static int zg_static_types(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_static_loc_conf_t *slcf = conf;
+
+    (void)cmd;
+    if (slcf->types == NULL) {
+        /* an empty block empties the list too */
+        slcf->types = zg_conf_alloc(cf->conf, sizeof(zg_static_type_t));
+        if (slcf->types == NULL) {
+            return zg_conf_nomem(cf);
+        }
+    }
+    return zg_conf_block_raw(cf, zg_static_type_line, slcf);
+}
+
+static int zg_static_ims(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_static_loc_conf_t *slcf = conf;
+    zg_str_t *v = &cf->args[1];
+
+    (void)cmd;
+    if (slcf->ims != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
+    if (zg_conf_eq(v, "off")) {
+        slcf->ims = 0;
+    } else if (zg_conf_eq(v, "exact")) {
+        slcf->ims = 1;
+    } else if (zg_conf_eq(v, "before")) {
+        slcf->ims = 2;
+    } else {
+        return zg_conf_invalid(cf, v);
+    }
+    return ZG_OK;
+}
+
+/* disable_symlinks off | on | if_not_owner [from=$document_root] */
+static int zg_static_symlinks(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_static_loc_conf_t *slcf = conf;
+    zg_str_t *v = &cf->args[1];
+
+    (void)cmd;
+    if (slcf->symlinks != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
+    if (cf->nargs == 3 && !zg_conf_eq(&cf->args[2], "from=$document_root")) {
+        return zg_conf_error(cf, "\"%s\" is not implemented: zonegate checks the components "
+                             "after the root, as \"from=$document_root\"", cf->args[2].data);
+    }
+    if (zg_conf_eq(v, "off")) {
+        slcf->symlinks = ZG_SYMLINKS_FOLLOW;
+    } else if (zg_conf_eq(v, "on")) {
+        slcf->symlinks = ZG_SYMLINKS_OFF;
+    } else if (zg_conf_eq(v, "if_not_owner")) {
+        slcf->symlinks = ZG_SYMLINKS_NOT_OWNER;
+    } else {
+        return zg_conf_invalid(cf, v);
+    }
+    if (cf->nargs == 3 && slcf->symlinks == ZG_SYMLINKS_FOLLOW) {
+        return zg_conf_error(cf, "\"from=\" cannot be used with \"off\"");
+    }
+    return ZG_OK;
+}
+
+/* open_file_cache off | max=N [inactive=TIME]: zonegate opens a file per request;
+ * the value is checked and has no effect (documented) */
+static int zg_static_ofc(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    (void)cmd;
+    (void)conf;
+    for (int i = 1; i < cf->nargs; i++) {
+        zg_str_t *v = &cf->args[i];
+        if (zg_conf_eq(v, "off") && cf->nargs == 2) {
+            continue;
+        }
+        if (zg_conf_prefix(v, "max=") && zg_conf_atoi(v->data + 4, v->len - 4) > 0) {
+            continue;
+        }
+        if (zg_conf_prefix(v, "inactive=")
+            && zg_conf_parse_time(v->data + 9, v->len - 9) != ZG_UNSET_MSEC) {
+            continue;
+        }
+        return zg_conf_bad_param(cf, v);
+    }
+    return ZG_OK;
+}
+
+/* open_file_cache_valid TIME: checked, no effect */
+static int zg_static_noop_time(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    (void)cmd;
+    (void)conf;
+    if (zg_conf_parse_time(cf->args[1].data, cf->args[1].len) == ZG_UNSET_MSEC) {
+        return zg_conf_invalid(cf, &cf->args[1]);
+    }
+    return ZG_OK;
+}
+
+#define ZG_STATIC_OFF(f) offsetof(zg_static_loc_conf_t, f)
+
+/* Every level with no content handler serves files when it has a root or alias (its
+ * own or inherited) or a try_files; a try_files beside another handler is refused
+ * rather than ignored. */
+static int zg_static_level(zg_cf_t *cf, void **confs, const char *file, int line)
+{
+    zg_http_core_loc_conf_t *clcf = zg_http_core_loc_conf(confs);
+    zg_static_loc_conf_t *slcf = zg_static_loc_conf(confs);
+
+    if (clcf->handler == NULL && (slcf->root != NULL || slcf->try_files != NULL)) {
+        clcf->handler = zg_static_handler;
+    }
+    if (slcf->try_files != NULL && clcf->handler != zg_static_handler) {
+        return zg_conf_error_at(cf, file, line, "\"try_files\" beside another content "
+                                "handler (proxy_pass, ...) is not implemented");
+    }
+    return ZG_OK;
+}
+
+static int zg_static_locations(zg_cf_t *cf, zg_location_t *locs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (zg_static_level(cf, locs[i].loc_conf, locs[i].file, locs[i].line) != ZG_OK
+            || zg_static_locations(cf, locs[i].locations, locs[i].nlocations) != ZG_OK) {
+            return ZG_ERROR;
+        }
+    }
+    return ZG_OK;
+}
+
+/* after the http module merged every level (it comes first in zg_modules.c) */
+static int zg_static_init_main_conf(zg_cf_t *cf, void *conf)
+{
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+
+    (void)conf;
+    for (int i = 0; i < cmcf->nservers; i++) {
+        zg_server_conf_t *srv = &cmcf->servers[i];
+        if (zg_static_level(cf, srv->loc_conf, srv->file, srv->line) != ZG_OK
+            || zg_static_locations(cf, srv->locations, srv->nlocations) != ZG_OK
+            || zg_static_locations(cf, srv->named, srv->nnamed) != ZG_OK) {
+            return ZG_ERROR;
+        }
+    }
+    return ZG_OK;
+}
+
+static void *zg_static_create_main_conf(zg_conf_t *conf)
+{
+    return zg_conf_alloc(conf, sizeof(int));
+}
+
+/* ---- types ---- */
+
+const zg_str_t *zg_static_type(const zg_static_loc_conf_t *slcf, const char *ext, size_t len)
+{
+    char low[32];
+    zg_static_type_t key;
+    const zg_static_type_t *t;
+
+    if (len == 0 || len > sizeof(low)) {
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        low[i] = (char)tolower((unsigned char)ext[i]);
+    }
+    key.ext.data = low;
+    key.ext.len = len;
+    t = bsearch(&key, slcf->types, (size_t)slcf->ntypes, sizeof(*t), zg_static_type_cmp);
+    return t != NULL ? &t->type : NULL;
+}
+
+/* the Content-Type of a URI: its extension's type, else default_type */
+static zg_str_t zg_static_content_type(zg_request_t *r, const zg_str_t *uri)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    const zg_str_t *t = NULL;
+
+    for (size_t i = uri->len; i > 0; i--) {
+        char ch = uri->data[i - 1];
+        if (ch == '.') {
+            t = zg_static_type(slcf, uri->data + i, uri->len - i);
+            break;
+        }
+        if (ch == '/') {
+            break;
+        }
+    }
+    return t != NULL ? *t : zg_rewrite_loc_conf(r->loc_conf)->default_type;
+}
+
+/* ---- ranges ---- */
+
+int zg_static_range_parse(const char *p, size_t len, int64_t size, int64_t *rstart,
+                          int64_t *rend)
+{
+    const char *e = p + len;
+    const int64_t cutoff = INT64_MAX / 10, cutlim = INT64_MAX % 10;
+    int64_t start, end, total = 0;
+    int n = 0;
+
+    if (len < 7 || strncasecmp(p, "bytes=", 6) != 0) {
+        return ZG_DECLINED;
+    }
+    p += 6;
+    for (;;) {
+        int suffix = 0;
+        start = 0;
+        end = 0;
+        while (p < e && *p == ' ') {
+            p++;
+        }
+        if (p < e && *p != '-') {
+            if (*p < '0' || *p > '9') {
+                return 416;
+            }
+            while (p < e && *p >= '0' && *p <= '9') {
+                if (start >= cutoff && (start > cutoff || *p - '0' > cutlim)) {
+                    return 416;
+                }
+                start = start * 10 + (*p++ - '0');
+            }
+            while (p < e && *p == ' ') {
+                p++;
+            }
+            if (p >= e || *p++ != '-') {
+                return 416;
+            }
+            while (p < e && *p == ' ') {
+                p++;
+            }
+            if (p == e || *p == ',') {
+                end = size;
+                goto found;
+            }
+        } else {
+            if (p >= e) {
+                return 416;
+            }
+            suffix = 1;
+            p++;
+        }
+        if (p >= e || *p < '0' || *p > '9') {
+            return 416;
+        }
+        while (p < e && *p >= '0' && *p <= '9') {
+            if (end >= cutoff && (end > cutoff || *p - '0' > cutlim)) {
+                return 416;
+            }
+            end = end * 10 + (*p++ - '0');
+        }
+        while (p < e && *p == ' ') {
+            p++;
+        }
+        if (p != e && *p != ',') {
+            return 416;
+        }
+        if (suffix) {
+            start = end < size ? size - end : 0;
+            end = size - 1;
+        }
+        if (end >= size) {
+            end = size;
+        } else {
+            end++;
+        }
+    found:
+        if (start < end) {
+            if (total > INT64_MAX - (end - start)) {
+                return 416;
+            }
+            total += end - start;
+            if (n++ == 0) {
+                *rstart = start;
+                *rend = end;
+            }
+        } else if (start == 0) {
+            return ZG_DECLINED;
+        }
+        if (p == e || *p++ != ',') {
+            break;
+        }
+    }
+    if (n == 0) {
+        return 416;
+    }
+    if (total > size || n > 1) {
+        return ZG_DECLINED; /* several ranges: the whole body */
+    }
+    return ZG_OK;
+}
+
+/* ---- paths ---- */
+
+static const zg_str_t *zg_static_header(zg_request_t *r, const char *name, size_t len)
+{
+    const zg_http_req_t *h = r->h;
+
+    for (size_t i = 0; i < h->nhdrs; i++) {
+        if (h->names[i].len == len && zg_http_name_eq(&h->names[i], name, len)) {
+            return &h->values[i];
+        }
+    }
+    return NULL;
+}
+
+/* root + uri (alias: + what follows the location's prefix) into buf; the length of
+ * the root part in *root; 0 if it does not fit or is not a path */
+static size_t zg_static_map(zg_request_t *r, const zg_str_t *uri, char *buf, size_t cap,
+                            size_t *root)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    size_t n;
+
+    if (slcf->root == NULL) {
+        /* try_files without root: nginx's default root, "html" under the prefix */
+        const char *pfx = r->c->w->conf->prefix;
+        n = (size_t)snprintf(buf, cap, "%s/html", pfx != NULL ? pfx : ".");
+        if (n >= cap) {
+            return 0;
+        }
+    } else {
+        n = zg_cv_eval(slcf->root, &r->ctx, 0, buf, cap);
+        if (n >= cap) {
+            return 0;
+        }
+    }
+    *root = n;
+    const char *u = uri->data;
+    size_t ulen = uri->len;
+    if (slcf->alias) {
+        if (slcf->alias_regex) {
+            ulen = 0;
+        } else {
+            size_t skip = zg_min(slcf->alias_len, ulen);
+            u += skip;
+            ulen -= skip;
+        }
+    }
+    if (n + ulen + 1 > cap) {
+        return 0;
+    }
+    memcpy(buf + n, u, ulen);
+    n += ulen;
+    buf[n] = '\0';
+    if (memchr(buf, '\0', n) != NULL) {
+        return 0;
+    }
+    /* a ".." segment after the root (from a variable): never above the root */
+    for (size_t i = *root; i + 2 < n + 1; i++) {
+        if ((i == *root || buf[i - 1] == '/') && buf[i] == '.' && buf[i + 1] == '.'
+            && (i + 2 == n || buf[i + 2] == '/')) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* Opens path (flags O_RDONLY plus these) under the symlink policy: the components
+ * after the first `root` bytes one by one, without following links.  -1 with errno
+ * on failure (ELOOP: a link the policy refuses). */
+static int zg_static_open(zg_request_t *r, const char *path, size_t root, int flags)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    char dir[PATH_MAX];
+    int fd, next;
+
+    flags |= O_RDONLY | O_CLOEXEC | O_NONBLOCK;
+    if (slcf->symlinks == ZG_SYMLINKS_FOLLOW) {
+        return open(path, flags);
+    }
+    if (root == 0 || root >= sizeof(dir)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(dir, path, root);
+    dir[root] = '\0';
+    fd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+    if (fd == -1) {
+        return -1;
+    }
+    const char *p = path + root;
+    for (;;) {
+        while (*p == '/') {
+            p++;
+        }
+        if (*p == '\0') {
+            /* the root itself (a directory) */
+            return fd;
+        }
+        const char *slash = strchr(p, '/');
+        size_t len = slash != NULL ? (size_t)(slash - p) : strlen(p);
+        char name[NAME_MAX + 1];
+        if (len > NAME_MAX) {
+            close(fd);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(name, p, len);
+        name[len] = '\0';
+        int last = 1;
+        for (const char *s = p + len; *s != '\0'; s++) {
+            if (*s != '/') {
+                last = 0;
+                break;
+            }
+        }
+        int f = last ? flags : (O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+        next = openat(fd, name, f | O_NOFOLLOW);
+        if (next == -1 && (errno == ELOOP || errno == ENOTDIR) &&
+            slcf->symlinks == ZG_SYMLINKS_NOT_OWNER) {
+            /* a link: followed if it and its target have the same owner */
+            struct stat ls, ts;
+            int saved = errno;
+            if (fstatat(fd, name, &ls, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(ls.st_mode)) {
+                next = openat(fd, name, f);
+                if (next != -1 && (fstat(next, &ts) != 0 || ts.st_uid != ls.st_uid)) {
+                    close(next);
+                    next = -1;
+                    saved = ELOOP;
+                } else if (next == -1) {
+                    saved = errno;
+                }
+            }
+            errno = saved;
+        } else if (next == -1 && errno == ENOTDIR && !last) {
+            /* O_DIRECTORY on a link to a directory says ENOTDIR: is it a link? */
+            struct stat ls;
+            if (fstatat(fd, name, &ls, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(ls.st_mode)) {
+                errno = ELOOP;
+            } else {
+                errno = ENOTDIR;
+            }
+        }
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        if (next == -1) {
+            return -1;
+        }
+        fd = next;
+        if (last) {
+            return fd;
+        }
+        p += len;
+    }
+}
+
+/* the status and log line of a failed open, as nginx's static handler */
+static int zg_static_open_error(zg_request_t *r, const char *path, int err)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+        if (slcf->log_not_found) {
+            zg_log(ZG_LOG_ERR, "open() \"%s\" failed (%d: %s), client: %s, request: \"%.*s\"",
+                   path, err, strerror(err), zg_conn_addr_text(r->c),
+                   (int)zg_min(r->ctx.request_line.len, 512), r->ctx.request_line.data);
+        }
+        return 404;
+    case EACCES:
+    case EMLINK:
+    case ELOOP:
+        zg_log(ZG_LOG_ERR, "open() \"%s\" failed (%d: %s), client: %s", path, err,
+               strerror(err), zg_conn_addr_text(r->c));
+        return 403;
+    default:
+        zg_log(ZG_LOG_CRIT, "open() \"%s\" failed (%d: %s), client: %s", path, err,
+               strerror(err), zg_conn_addr_text(r->c));
+        return 500;
+    }
+}
+
+/* ---- conditions: nginx's not_modified filter ---- */
+
+/* nginx's ngx_http_test_if_match: 1 if the list has etag (weak: W/ ignored) */
+static int zg_static_etag_match(const zg_str_t *list, const char *etag, size_t elen, int weak)
+{
+    const char *s = list->data, *e = list->data + list->len;
+
+    if (list->len == 1 && s[0] == '*') {
+        return 1;
+    }
+    if (elen == 0) {
+        return 0;
+    }
+    while (s < e) {
+        if (weak && e - s > 2 && s[0] == 'W' && s[1] == '/') {
+            s += 2;
+        }
+        if (elen > (size_t)(e - s)) {
+            return 0;
+        }
+        if (memcmp(s, etag, elen) == 0) {
+            s += elen;
+            while (s < e && (*s == ' ' || *s == '\t')) {
+                s++;
+            }
+            if (s == e || *s == ',') {
+                return 1;
+            }
+        }
+        while (s < e && *s != ',') {
+            s++;
+        }
+        while (s < e && (*s == ' ' || *s == '\t' || *s == ',')) {
+            s++;
+        }
+    }
+    return 0;
+}
+
+/* 200, 304 or 412 for the request's conditions */
+static int zg_static_conditions(zg_request_t *r, time_t mtime, const char *etag, size_t elen)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    const zg_str_t *ius = zg_static_header(r, "If-Unmodified-Since", 19);
+    const zg_str_t *im = zg_static_header(r, "If-Match", 8);
+    const zg_str_t *ims = zg_static_header(r, "If-Modified-Since", 17);
+    const zg_str_t *inm = zg_static_header(r, "If-None-Match", 13);
+
+    if (ius != NULL) {
+        time_t t = zg_http_parse_time(ius->data, ius->len);
+        if (t == (time_t)-1 || mtime > t) {
+            return 412;
+        }
+    }
+    if (im != NULL && !zg_static_etag_match(im, etag, elen, 0)) {
+        return 412;
+    }
+    if (ims == NULL && inm == NULL) {
+        return 200;
+    }
+    if (ims != NULL) {
+        if (slcf->ims == 0) {
+            return 200;
+        }
+        time_t t = zg_http_parse_time(ims->data, ims->len);
+        if (t != mtime && (slcf->ims == 1 || t < mtime)) {
+            return 200;
+        }
+    }
+    if (inm != NULL && !zg_static_etag_match(inm, etag, elen, 1)) {
+        return 200;
+    }
+    return 304;
+}
+
+/* ---- the body ---- */
+
+static void zg_static_ctx_close(zg_static_ctx_t *ctx)
+{
+    if (ctx->open) {
+        ctx->open = 0;
+        close(ctx->fd);
+    }
+}
+
+static void zg_static_ignore_body(zg_request_t *r, const char *p, size_t n)
+{
+    (void)r;
+    (void)p;
+    (void)n;
+}
+
+static void zg_static_body_done(zg_request_t *r)
+{
+    (void)r;
+}
+
+static void zg_static_abort(zg_request_t *r)
+{
+    zg_static_ctx_close(zg_request_ctx(r, zg_static_module));
+}
+
+static void zg_static_pump(zg_request_t *r);
+
+static const zg_content_ops_t zg_static_ops = {
+    zg_static_ignore_body, zg_static_body_done, zg_static_abort, zg_static_pump
+};
+
+/* the response is queued: what the request holds is given back, and then it ends */
+static void zg_static_done(zg_request_t *r)
+{
+    r->content = NULL;
+    zg_request_release(r);
+    zg_request_response_done(r, r->keepalive);
+}
+
+/* reads the file into the body filters, a piece each time the client took the last */
+static void zg_static_pump(zg_request_t *r)
+{
+    static char buf[ZG_STATIC_PIECE];
+    zg_static_ctx_t *ctx = zg_request_ctx(r, zg_static_module);
+    zg_outq_t *q = &r->c->out;
+
+    while (zg_outq_pending(q) == 0) {
+        size_t want = (size_t)zg_min(ctx->left, (int64_t)sizeof(buf));
+        ssize_t n = pread(ctx->fd, buf, want, (off_t)ctx->off);
+        if (n <= 0) {
+            if (n == -1 && errno == EINTR) {
+                continue;
+            }
+            zg_log(ZG_LOG_CRIT, "pread() of a static file failed (%s)",
+                   n == 0 ? "it was truncated" : strerror(errno));
+            zg_static_ctx_close(ctx);
+            r->content = NULL;
+            zg_request_response_abort(r);
+            return;
+        }
+        ctx->off += n;
+        ctx->left -= n;
+        zg_response_body(r, buf, (size_t)n, ctx->left == 0);
+        if (zg_outq_flush(q) != ZG_OK) {
+            zg_static_ctx_close(ctx);
+            r->content = NULL;
+            zg_request_response_abort(r);
+            return;
+        }
+        if (ctx->left == 0) {
+            zg_static_ctx_close(ctx);
+            zg_static_done(r);
+            return;
+        }
+    }
+}
+
+static int zg_static_add(zg_request_t *r, zg_resp_t *h, const char *name, const char *v,
+                         size_t len)
+{
+    char *d = zg_resp_dup(r, v, len);
+    return d != NULL ? zg_resp_add(r, h, name, strlen(name), d, len) : ZG_ERROR;
+}
+
+/* answers with the open regular file fd of st for uri */
+static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const zg_str_t *uri)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    zg_static_ctx_t *ctx = zg_request_ctx(r, zg_static_module);
+    char etag[64], lm[32], cr[80], extra[96];
+    size_t elen = 0;
+    int64_t size = (int64_t)st->st_size, start = 0, end = size;
+    zg_resp_t h;
+    int status;
+
+    if (slcf->etag) {
+        elen = (size_t)snprintf(etag, sizeof(etag), "\"%llx-%llx\"",
+                                (unsigned long long)st->st_mtime, (unsigned long long)size);
+    }
+    status = zg_static_conditions(r, st->st_mtime, etag, elen);
+    if (status == 412) {
+        close(fd);
+        zg_request_respond(r, 412, NULL, NULL, NULL, 0);
+        return;
+    }
+    const zg_str_t *range = status == 200 ? zg_static_header(r, "Range", 5) : NULL;
+    if (range != NULL) {
+        const zg_str_t *ifr = zg_static_header(r, "If-Range", 8);
+        if (ifr != NULL) {
+            if (ifr->len >= 2 && ifr->data[ifr->len - 1] == '"') {
+                if (elen == 0 || ifr->len != elen || memcmp(ifr->data, etag, elen) != 0) {
+                    range = NULL;
+                }
+            } else if (zg_http_parse_time(ifr->data, ifr->len) != st->st_mtime) {
+                range = NULL;
+            }
+        }
+    }
+    if (range != NULL) {
+        int rc = zg_static_range_parse(range->data, range->len, size, &start, &end);
+        if (rc == 416) {
+            close(fd);
+            snprintf(extra, sizeof(extra), "Content-Range: bytes */%lld\r\n", (long long)size);
+            zg_request_respond(r, 416, extra, NULL, NULL, 0);
+            return;
+        }
+        if (rc == ZG_OK) {
+            status = 206;
+        } else {
+            start = 0;
+            end = size;
+        }
+    }
+
+    memset(&h, 0, sizeof(h));
+    h.status = status;
+    h.keepalive = r->keepalive;
+    h.content_length = status == 304 ? -1 : end - start;
+    h.no_body = status == 304 || r->h->head;
+    zg_http_time(lm, st->st_mtime);
+    if (zg_static_add(r, &h, "Server", "zonegate", 8) != ZG_OK
+        || zg_static_add(r, &h, "Date", zg_http_date(), 29) != ZG_OK) {
+        goto failed;
+    }
+    if (status != 304) {
+        zg_str_t ct = zg_static_content_type(r, uri);
+        if (zg_resp_add(r, &h, "Content-Type", 12, ct.data, ct.len) != ZG_OK) {
+            goto failed;
+        }
+    }
+    if (zg_static_add(r, &h, "Last-Modified", lm, 29) != ZG_OK
+        || (elen > 0 && zg_static_add(r, &h, "ETag", etag, elen) != ZG_OK)) {
+        goto failed;
+    }
+    if (status == 200 && zg_static_add(r, &h, "Accept-Ranges", "bytes", 5) != ZG_OK) {
+        goto failed;
+    }
+    if (status == 206) {
+        int n = snprintf(cr, sizeof(cr), "bytes %lld-%lld/%lld", (long long)start,
+                         (long long)end - 1, (long long)size);
+        if (zg_static_add(r, &h, "Content-Range", cr, (size_t)n) != ZG_OK) {
+            goto failed;
+        }
+    }
+    if (zg_response_head(r, &h) != ZG_OK) {
+        goto failed;
+    }
+    r->keepalive = h.keepalive;
+    zg_outq_t *q = &r->c->out;
+    if (h.no_body || end == start) {
+        close(fd);
+        if (!h.no_body) {
+            zg_response_body(r, NULL, 0, 1);
+        }
+        if (zg_outq_flush(q) != ZG_OK) {
+            r->keepalive = 0;
+        }
+        zg_static_done(r);
+        return;
+    }
+    if (slcf->sendfile && q->tls == NULL && r->body_filters == 0 && !r->resp_chunked) {
+        r->ctx.body_bytes_sent += (uint64_t)(end - start);
+        r->ctx.bytes_sent += (uint64_t)(end - start);
+        if (zg_outq_sendfile(q, fd, start, end - start, slcf->tcp_nopush) != ZG_OK) {
+            r->keepalive = 0;
+            r->c->close_after = 1;
+        }
+        zg_static_done(r);
+        return;
+    }
+    ctx->fd = fd;
+    ctx->open = 1;
+    ctx->off = start;
+    ctx->left = end - start;
+    r->content = &zg_static_ops;
+    if (zg_outq_flush(q) != ZG_OK) {
+        zg_static_ctx_close(ctx);
+        r->content = NULL;
+        zg_request_response_abort(r);
+        return;
+    }
+    zg_static_pump(r);
+    return;
+failed:
+    close(fd);
+    if (!r->resp_started) {
+        zg_request_respond(r, 500, NULL, NULL, NULL, 0);
+    } else {
+        zg_request_response_abort(r);
+    }
+}
+
+/* ---- the handlers ---- */
+
+/* a URI (uri + "/" for a directory) made in request memory */
+static int zg_static_dir_redirect(zg_request_t *r, const zg_str_t *uri)
+{
+    char *p = zg_var_alloc(&r->ctx, uri->len + 2);
+
+    if (p == NULL) {
+        return 500;
+    }
+    memcpy(p, uri->data, uri->len);
+    p[uri->len] = '/';
+    zg_request_redirect_to(r, 301, p, uri->len + 1, 0);
+    return ZG_DONE;
+}
+
+/* a file (the URI does not end in "/") */
+static int zg_static_file(zg_request_t *r, const zg_str_t *uri)
+{
+    char path[PATH_MAX];
+    size_t root;
+    struct stat st;
+
+    if (zg_static_map(r, uri, path, sizeof(path), &root) == 0) {
+        return zg_static_open_error(r, "(too long or not a path)", ENAMETOOLONG);
+    }
+    int fd = zg_static_open(r, path, root, 0);
+    if (fd == -1) {
+        return zg_static_open_error(r, path, errno);
+    }
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        zg_log(ZG_LOG_CRIT, "fstat() \"%s\" failed (%s)", path, strerror(err));
+        return 500;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return zg_static_dir_redirect(r, uri);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        zg_log(ZG_LOG_CRIT, "\"%s\" is not a regular file", path);
+        return 404;
+    }
+    if (r->ctx.method.len == 4 && memcmp(r->ctx.method.data, "POST", 4) == 0) {
+        close(fd);
+        return 405;
+    }
+    zg_static_send(r, fd, &st, uri);
+    return ZG_DONE;
+}
+
+/* a directory: the first index file that exists is an internal redirect; none is
+ * 403, and a directory that is not there is 404 */
+static int zg_static_dir(zg_request_t *r, const zg_str_t *uri)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    char path[PATH_MAX];
+    size_t root, n;
+    int nindex = slcf->nindex, dir_tested = 0;
+    zg_cv_t *const *index = slcf->index;
+
+    if (index == NULL) {
+        nindex = 1;
+    }
+    n = zg_static_map(r, uri, path, sizeof(path), &root);
+    if (n == 0) {
+        return zg_static_open_error(r, "(too long or not a path)", ENAMETOOLONG);
+    }
+    for (int i = 0; i < nindex; i++) {
+        zg_str_t name;
+        if (index == NULL) {
+            name.data = "index.html";
+            name.len = 10;
+        } else if (zg_cv_eval_str(index[i], &r->ctx, &name) != ZG_OK || name.len == 0) {
+            continue;
+        }
+        zg_str_t to, args = r->ctx.args;
+        if (name.data[0] == '/') {
+            to = name;
+            const char *qm = memchr(name.data, '?', name.len);
+            if (qm != NULL) {
+                to.len = (size_t)(qm - name.data);
+                args.data = qm + 1;
+                args.len = name.len - to.len - 1;
+            }
+            zg_request_uri_redirect(r, &to, &args);
+            return ZG_DONE;
+        }
+        if (n + name.len + 1 > sizeof(path) || memchr(name.data, '/', name.len) != NULL) {
+            continue;
+        }
+        memcpy(path + n, name.data, name.len);
+        path[n + name.len] = '\0';
+        int fd = zg_static_open(r, path, root, 0);
+        int err = errno;
+        path[n] = '\0';
+        if (fd == -1) {
+            if (err == ENOENT) {
+                if (!dir_tested) {
+                    int d = zg_static_open(r, path, root, O_DIRECTORY);
+                    if (d == -1) {
+                        if (errno == EACCES || errno == ELOOP) {
+                            return zg_static_open_error(r, path, errno);
+                        }
+                        if (slcf->log_not_found) {
+                            zg_log(ZG_LOG_ERR, "\"%s\" is not found (%d: %s), client: %s",
+                                   path, errno, strerror(errno), zg_conn_addr_text(r->c));
+                        }
+                        return 404;
+                    }
+                    close(d);
+                    dir_tested = 1;
+                }
+                continue;
+            }
+            if (err == EACCES || err == ELOOP) {
+                zg_log(ZG_LOG_ERR, "\"%s%.*s\" is forbidden (%d: %s), client: %s", path,
+                       (int)name.len, name.data, err, strerror(err), zg_conn_addr_text(r->c));
+                return 403;
+            }
+            if (slcf->log_not_found) {
+                zg_log(ZG_LOG_ERR, "\"%s%.*s\" is not found (%d: %s), client: %s", path,
+                       (int)name.len, name.data, err, strerror(err), zg_conn_addr_text(r->c));
+            }
+            return 404;
+        }
+        close(fd);
+        char *u = zg_var_alloc(&r->ctx, uri->len + name.len + 1);
+        if (u == NULL) {
+            return 500;
+        }
+        memcpy(u, uri->data, uri->len);
+        memcpy(u + uri->len, name.data, name.len);
+        to.data = u;
+        to.len = uri->len + name.len;
+        zg_request_uri_redirect(r, &to, &args);
+        return ZG_DONE;
+    }
+    if (!dir_tested) {
+        int d = zg_static_open(r, path, root, O_DIRECTORY);
+        if (d == -1) {
+            return zg_static_open_error(r, path, errno);
+        }
+        close(d);
+    }
+    zg_log(ZG_LOG_ERR, "directory index of \"%s\" is forbidden, client: %s", path,
+           zg_conn_addr_text(r->c));
+    return 403;
+}
+
+/* try_files: the first name that exists (a directory for "name/") becomes $uri and
+ * is served here; else the last argument: =CODE, @named, or a URI */
+static int zg_static_try(zg_request_t *r)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    char path[PATH_MAX];
+    size_t root;
+    zg_str_t v;
+
+    for (int i = 0; i < slcf->ntry - 1; i++) {
+        if (zg_cv_eval_str(slcf->try_files[i], &r->ctx, &v) != ZG_OK || v.len == 0) {
+            continue;
+        }
+        int want_dir = v.data[v.len - 1] == '/';
+        zg_str_t name = v;
+        if (want_dir && name.len > 1) {
+            name.len--;
+        }
+        if (zg_static_map(r, &name, path, sizeof(path), &root) == 0) {
+            continue;
+        }
+        int fd = zg_static_open(r, path, root, 0);
+        if (fd == -1) {
+            continue;
+        }
+        struct stat st;
+        int ok = fstat(fd, &st) == 0 && (want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+        close(fd);
+        if (!ok) {
+            continue;
+        }
+        /* nginx keeps the trailing "/" of a directory: the index answers then */
+        char *u = zg_var_alloc(&r->ctx, v.len + 1);
+        if (u == NULL) {
+            return 500;
+        }
+        memcpy(u, v.data, v.len);
+        r->ctx.uri.data = u;
+        r->ctx.uri.len = v.len;
+        return ZG_DECLINED;
+    }
+    if (zg_cv_eval_str(slcf->try_files[slcf->ntry - 1], &r->ctx, &v) != ZG_OK) {
+        return 500;
+    }
+    if (slcf->try_last == ZG_TRY_CODE) {
+        return slcf->try_code;
+    }
+    if (slcf->try_last == ZG_TRY_NAMED) {
+        zg_location_t *loc = zg_http_core_find_named(r->srv, v.data, v.len);
+        if (loc == NULL) {
+            zg_log(ZG_LOG_ERR, "could not find named location \"%.*s\"", (int)v.len, v.data);
+            return 500;
+        }
+        zg_request_uri_named(r, loc);
+        return ZG_DONE;
+    }
+    zg_str_t uri = v, args = r->ctx.args;
+    const char *qm = memchr(v.data, '?', v.len);
+    if (qm != NULL) {
+        uri.len = (size_t)(qm - v.data);
+        args.data = qm + 1;
+        args.len = v.len - uri.len - 1;
+    }
+    if (uri.len == 0 || uri.data[0] != '/') {
+        return 500;
+    }
+    zg_request_uri_redirect(r, &uri, &args);
+    return ZG_DONE;
+}
+
+static int zg_static_method(const zg_str_t *m)
+{
+    return (m->len == 3 && memcmp(m->data, "GET", 3) == 0)
+           || (m->len == 4 && (memcmp(m->data, "HEAD", 4) == 0
+                               || memcmp(m->data, "POST", 4) == 0));
+}
+
+static int zg_static_handler(zg_request_t *r)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    int rc;
+
+    if (slcf->try_files != NULL) {
+        rc = zg_static_try(r);
+        if (rc == ZG_DONE) {
+            return ZG_DONE;
+        }
+        if (rc != ZG_DECLINED) {
+            zg_request_respond(r, rc, NULL, NULL, NULL, 0);
+            return ZG_DONE;
+        }
+    }
+    zg_str_t uri = r->ctx.uri;
+    if (!zg_static_method(&r->ctx.method)) {
+        rc = 405;
+    } else if (uri.len > 0 && uri.data[uri.len - 1] == '/') {
+        rc = zg_static_dir(r, &uri);
+    } else {
+        rc = zg_static_file(r, &uri);
+    }
+    if (rc != ZG_DONE) {
+        zg_request_respond(r, rc, NULL, NULL, NULL, 0);
+    }
+    return ZG_DONE;
+}
+
+static const zg_command_t zg_static_commands[] = {
+    { "root", ZG_CTX_SETTINGS | ZG_CTX_LIF, 0, 1, 1, zg_static_root, ZG_LOC_CONF, 0, NULL },
+    { "alias", ZG_CTX_LOC, 0, 1, 1, zg_static_root, ZG_LOC_CONF, 0, NULL },
+    { "index", ZG_CTX_SETTINGS, 0, 1, -1, zg_static_index, ZG_LOC_CONF, 0, NULL },
+    { "try_files", ZG_CTX_SRV | ZG_CTX_LOC, 0, 2, -1, zg_static_try_files, ZG_LOC_CONF, 0,
+      NULL },
+    { "types", ZG_CTX_SETTINGS, 1, 0, 0, zg_static_types, ZG_LOC_CONF, 0, NULL },
+    { "etag", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF, ZG_STATIC_OFF(etag),
+      NULL },
+    { "if_modified_since", ZG_CTX_SETTINGS, 0, 1, 1, zg_static_ims, ZG_LOC_CONF, 0, NULL },
+    { "log_not_found", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      ZG_STATIC_OFF(log_not_found), NULL },
+    { "sendfile", ZG_CTX_SETTINGS | ZG_CTX_LIF, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      ZG_STATIC_OFF(sendfile), NULL },
+    { "tcp_nopush", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      ZG_STATIC_OFF(tcp_nopush), NULL },
+    { "disable_symlinks", ZG_CTX_SETTINGS, 0, 1, 2, zg_static_symlinks, ZG_LOC_CONF, 0,
+      NULL },
+    /* accepted, no effect (documented): a file is opened per request */
+    { "open_file_cache", ZG_CTX_SETTINGS, 0, 1, 2, zg_static_ofc, ZG_LOC_CONF, 0, NULL },
+    { "open_file_cache_valid", ZG_CTX_SETTINGS, 0, 1, 1, zg_static_noop_time, ZG_LOC_CONF,
+      0, NULL },
+    { "open_file_cache_min_uses", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_count, ZG_LOC_CONF,
+      ZG_STATIC_OFF(ofc_min_uses), NULL },
+    { "open_file_cache_errors", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_noop_flag, ZG_LOC_CONF,
+      0, NULL },
+    { "open_file_cache_events", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_noop_flag, ZG_LOC_CONF,
+      0, NULL },
+    ZG_NULL_COMMAND
+};
+
+zg_module_t zg_static_module = {
+    .name = "static",
+    .commands = zg_static_commands,
+    .create_main_conf = zg_static_create_main_conf,
+    .init_main_conf = zg_static_init_main_conf,
+    .create_loc_conf = zg_static_create_conf,
+    .merge_loc_conf = zg_static_merge_conf,
+    .ctx_size = sizeof(zg_static_ctx_t),
+};
