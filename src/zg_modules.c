@@ -6,6 +6,7 @@
 #include "zg_admin.h"
 #include "zg_api.h"
 #include "zg_auth_basic.h"
+#include "zg_charset.h"
 #include "zg_core_module.h"
 #include "zg_dashboard.h"
 #include "zg_error_page.h"
@@ -46,6 +47,7 @@ zg_module_t *const zg_modules[] = {
     &zg_admin_module,      /* content: slab_stat, metrics */
     &zg_api_module,        /* content: api */
     &zg_dashboard_module,  /* content: dashboard (a page over the api) */
+    &zg_charset_module,    /* header filter: charset (after expires, as nginx's order) */
     &zg_static_module,     /* content: root, alias, index, try_files, types (where no
                               other handler is set; after http_core, which merges the
                               levels it walks) */
