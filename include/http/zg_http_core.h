@@ -121,6 +121,8 @@ typedef struct {
     int merge_slashes;               /* on */
     int underscores_in_headers;      /* off */
     int ignore_invalid_headers;      /* on */
+    int tcp_nodelay;                 /* on: TCP_NODELAY (the default server's at accept,
+                                        the location's once it is found) */
     /* location level only */
     zg_phase_handler_pt handler;     /* content handler; NULL = 404 */
     unsigned has_handler : 1;        /* a handler or `return` is set */

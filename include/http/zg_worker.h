@@ -93,6 +93,7 @@ typedef struct zg_conn_s {
     unsigned want_resume : 1;
     unsigned want_next : 1;
     unsigned tls_pumping : 1;   /* inside zg_conn_tls_pump */
+    unsigned nodelay : 1;       /* TCP_NODELAY is set (tcp_nodelay) */
     char addr_text[64];
 } zg_conn_t;
 
@@ -143,6 +144,14 @@ void zg_conn_request_done(zg_conn_t *c, int keepalive);
 void zg_conn_body(zg_conn_t *c);
 /* the client's address as text */
 const char *zg_conn_addr_text(zg_conn_t *c);
+/* TCP_NODELAY on or off, if not so already (tcp_nodelay) */
+static inline void zg_conn_nodelay(zg_conn_t *c, int on)
+{
+    if ((unsigned)on != c->nodelay) {
+        c->nodelay = on ? 1 : 0;
+        uv_tcp_nodelay(&c->tcp, on);
+    }
+}
 /* (Re)arms the connection deadline; 0 stops it. */
 void zg_conn_timer(zg_conn_t *c, zg_msec_t ms);
 

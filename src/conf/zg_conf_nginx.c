@@ -117,7 +117,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "keepalive_requests", "core module's keepalive_requests" },
     { "keepalive_disable", "core module's keepalive_disable" },
     { "reset_timedout_connection", "core module's reset_timedout_connection" },
-    { "tcp_nodelay", "core module's tcp_nodelay" },
     { "lingering_*", "core module's lingering close" },
     { "log_subrequest", "core module's log_subrequest" },
     { "open_log_file_cache", "log module's open_log_file_cache" },

@@ -587,6 +587,7 @@ static void *zg_http_core_create_loc_conf(zg_conf_t *conf)
     c->underscores_in_headers = ZG_UNSET;
     c->ignore_invalid_headers = ZG_UNSET;
     c->internal = ZG_UNSET;
+    c->tcp_nodelay = ZG_UNSET;
     return c;
 }
 
@@ -610,6 +611,7 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, underscores_in_headers, ZG_UNSET);
     ZG_CONF_MERGE(c, p, ignore_invalid_headers, ZG_UNSET);
     ZG_CONF_MERGE(c, p, internal, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, tcp_nodelay, ZG_UNSET);
     if (!c->error_log_set) {
         c->error_log = p->error_log;
     }
@@ -646,6 +648,9 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     }
     if (c->internal == ZG_UNSET) {
         c->internal = 0;
+    }
+    if (c->tcp_nodelay == ZG_UNSET) {
+        c->tcp_nodelay = 1;
     }
     if (c->large_header_buffers == ZG_UNSET) {
         c->large_header_buffers = ZG_HTTP_HEAD_MAX / ZG_HTTP_LINE_MAX;
@@ -1087,6 +1092,8 @@ static const zg_command_t zg_http_core_commands[] = {
       ZG_LOC_CONF, ZG_CORE_LOC(underscores_in_headers), NULL },
     { "ignore_invalid_headers", ZG_CTX_HTTP | ZG_CTX_SRV, 0, 1, 1, zg_conf_set_flag,
       ZG_LOC_CONF, ZG_CORE_LOC(ignore_invalid_headers), NULL },
+    { "tcp_nodelay", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      ZG_CORE_LOC(tcp_nodelay), NULL },
     ZG_NULL_COMMAND
 };
 

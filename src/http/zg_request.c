@@ -73,6 +73,7 @@ static int zg_request_find_location(zg_request_t *r)
         return ZG_DONE;
     }
     r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !r->c->w->quitting;
+    zg_conn_nodelay(r->c, clcf->tcp_nodelay);
     if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {
         zg_log(ZG_LOG_ERR, "client intended to send too large body: %lld bytes",
                (long long)h->content_length);

@@ -836,9 +836,10 @@ static void zg_on_connection(uv_stream_t *server, int status)
     zg_worker_fd_check(w, c);
     int len = sizeof(c->peer);
     uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len);
-    uv_tcp_nodelay(&c->tcp, 1);
     c->serial = ++w->serial;
     zg_http_core_loc_conf_t *s = zg_http_core_loc_conf(ls->default_server->loc_conf);
+    c->nodelay = !s->tcp_nodelay;
+    zg_conn_nodelay(c, s->tcp_nodelay);
     /* the default server's, as nginx reads the head before it knows the server */
     zg_http_limits_t lim = {
         .line_max = (size_t)s->large_header_size,

@@ -67,6 +67,7 @@ static void *zg_static_create_conf(zg_conf_t *conf)
     c->sendfile = ZG_UNSET;
     c->tcp_nopush = ZG_UNSET;
     c->symlinks = ZG_UNSET;
+    c->ofc_min_uses = ZG_UNSET;
     return c;
 }
 
