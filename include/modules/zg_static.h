@@ -59,6 +59,10 @@ extern zg_module_t zg_static_module;
 int zg_static_range_parse(const char *p, size_t len, int64_t size, int64_t *start,
                           int64_t *end);
 
+/* nginx's ngx_http_test_if_match: 1 if the If-Match / If-None-Match list has etag
+ * ("*" has every one; weak: a W/ before an entry is ignored) */
+int zg_static_etag_match(const zg_str_t *list, const char *etag, size_t elen, int weak);
+
 /* the content type of an extension in a level's sorted types, NULL if none */
 const zg_str_t *zg_static_type(const zg_static_loc_conf_t *slcf, const char *ext,
                                size_t len);

@@ -774,8 +774,7 @@ static int zg_static_open_error(zg_request_t *r, const char *path, int err)
 
 /* ---- conditions: nginx's not_modified filter ---- */
 
-/* nginx's ngx_http_test_if_match: 1 if the list has etag (weak: W/ ignored) */
-static int zg_static_etag_match(const zg_str_t *list, const char *etag, size_t elen, int weak)
+int zg_static_etag_match(const zg_str_t *list, const char *etag, size_t elen, int weak)
 {
     const char *s = list->data, *e = list->data + list->len;
 
