@@ -838,8 +838,7 @@ static void zg_on_connection(uv_stream_t *server, int status)
     uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len);
     c->serial = ++w->serial;
     zg_http_core_loc_conf_t *s = zg_http_core_loc_conf(ls->default_server->loc_conf);
-    c->nodelay = !s->tcp_nodelay;
-    zg_conn_nodelay(c, s->tcp_nodelay);
+    zg_conn_nodelay(c, s->tcp_nodelay); /* a new socket has it off */
     /* the default server's, as nginx reads the head before it knows the server */
     zg_http_limits_t lim = {
         .line_max = (size_t)s->large_header_size,

@@ -579,3 +579,47 @@ def test_static_same_as_nginx():
     finally:
         z.stop()
         n.stop()
+
+
+def test_tcp_nodelay_per_level():
+    """tcp_nodelay off leaves Nagle's algorithm on (no TCP_NODELAY set at accept);
+    a location with it on sets it once it is found"""
+    if shutil.which("strace") is None:
+        raise Skip("strace is missing")
+    root = make_root()
+    conf = """
+worker_processes 1;
+http {{
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        tcp_nodelay off;
+        location /on/ {{ alias {root}/; tcp_nodelay on; }}
+    }}
+}}
+"""
+    port = free_port()
+    z = Zonegate(conf, wait_ports=[port], port=port, root=root)
+    try:
+        worker = z.wait_workers(1)[0]
+        trace = os.path.join(z.dir, "nodelay.out")
+        tracer = spawn(["strace", "-f", "-e", "trace=setsockopt", "-o", trace, "-p",
+                        str(worker)], stdout=subprocess.DEVNULL,
+                       stderr=open(trace + ".err", "w"))
+        assert wait_for(lambda: "attached" in open(trace + ".err").read(), 10)
+        st, _, _ = request(port, "GET", "/a.txt")
+        assert st == 200
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(30)
+        assert "TCP_NODELAY" not in open(trace).read(), open(trace).read()
+        tracer = spawn(["strace", "-f", "-e", "trace=setsockopt", "-o", trace, "-p",
+                        str(worker)], stdout=subprocess.DEVNULL,
+                       stderr=open(trace + ".err2", "w"))
+        assert wait_for(lambda: "attached" in open(trace + ".err2").read(), 10)
+        st, _, _ = request(port, "GET", "/on/a.txt")
+        assert st == 200
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(30)
+        assert re.search(r"TCP_NODELAY, \[1\]", open(trace).read()), open(trace).read()
+    finally:
+        z.stop()
