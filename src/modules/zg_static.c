@@ -863,9 +863,20 @@ static void zg_static_ignore_body(zg_request_t *r, const char *p, size_t n)
     (void)n;
 }
 
-static void zg_static_body_done(zg_request_t *r)
+static void zg_static_nothing(zg_request_t *r)
 {
     (void)r;
+}
+
+static void zg_static_wait(zg_request_t *r);
+
+/* the request's end was read (which stops the connection's timer): the body being
+ * sent keeps its send_timeout */
+static void zg_static_body_done(zg_request_t *r)
+{
+    if (zg_outq_pending(&r->c->out) > 0) {
+        zg_static_wait(r);
+    }
 }
 
 static void zg_static_abort(zg_request_t *r)
@@ -887,6 +898,27 @@ static void zg_static_done(zg_request_t *r)
     zg_request_response_done(r, r->keepalive);
 }
 
+/* the client has not taken all of it: wait, send_timeout at most */
+static void zg_static_wait(zg_request_t *r)
+{
+    zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
+}
+
+/* the file segment went out (sendfile): the request ends once the client took it all,
+ * so that the connection is not idle (keepalive_timeout) while it is being sent */
+static void zg_static_sent(zg_request_t *r)
+{
+    if (zg_outq_pending(&r->c->out) > 0) {
+        zg_static_wait(r);
+        return;
+    }
+    zg_static_done(r);
+}
+
+static const zg_content_ops_t zg_static_file_ops = {
+    zg_static_ignore_body, zg_static_body_done, zg_static_nothing, zg_static_sent
+};
+
 /* reads the file into the body filters, a piece each time the client took the last */
 static void zg_static_pump(zg_request_t *r)
 {
@@ -894,6 +926,10 @@ static void zg_static_pump(zg_request_t *r)
     zg_static_ctx_t *ctx = zg_request_ctx(r, zg_static_module);
     zg_outq_t *q = &r->c->out;
 
+    if (zg_outq_pending(q) > 0) {
+        zg_static_wait(r);
+        return;
+    }
     while (zg_outq_pending(q) == 0) {
         size_t want = (size_t)zg_min(ctx->left, (int64_t)sizeof(buf));
         ssize_t n = pread(ctx->fd, buf, want, (off_t)ctx->off);
@@ -923,6 +959,7 @@ static void zg_static_pump(zg_request_t *r)
             return;
         }
     }
+    zg_static_wait(r);
 }
 
 static int zg_static_add(zg_request_t *r, zg_resp_t *h, const char *name, const char *v,
@@ -1034,8 +1071,11 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
         if (zg_outq_sendfile(q, fd, start, end - start, slcf->tcp_nopush) != ZG_OK) {
             r->keepalive = 0;
             r->c->close_after = 1;
+            zg_static_done(r);
+            return;
         }
-        zg_static_done(r);
+        r->content = &zg_static_file_ops;
+        zg_static_sent(r);
         return;
     }
     ctx->fd = fd;

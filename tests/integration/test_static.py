@@ -7,8 +7,10 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import time
 
 import test_nginx_diff
 import test_tls
@@ -621,5 +623,70 @@ http {{
         tracer.send_signal(signal.SIGINT)
         tracer.wait(30)
         assert re.search(r"TCP_NODELAY, \[1\]", open(trace).read()), open(trace).read()
+    finally:
+        z.stop()
+
+
+def _slow_read(port, path, pause, rcvbuf=16384):
+    """a client with a small receive buffer that reads nothing for `pause` seconds,
+    then everything: (head, body length)"""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", port))
+    try:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+        time.sleep(pause)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            b = s.recv(65536)
+            if not b:
+                return data, 0
+            data += b
+        head, body = data.split(b"\r\n\r\n", 1)
+        want = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        n = len(body)
+        while n < want:
+            try:
+                b = s.recv(1 << 20)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not b:
+                break
+            n += len(b)
+        return head, n
+    finally:
+        s.close()
+
+
+def test_static_slow_client_send_timeout_not_keepalive_timeout():
+    """a file being sent keeps its request open: keepalive_timeout does not cut a slow
+    client (sendfile and the read path); send_timeout does, for one that reads
+    nothing"""
+    root = make_root()
+    _big_file(root, 8 * 1024 * 1024)
+    conf = """
+worker_processes 1;
+http {{
+    keepalive_timeout 1s;
+    send_timeout 20s;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        sendfile on;
+        location /nosf/ {{ alias {root}/; sendfile off; }}
+        location /short/ {{ alias {root}/; send_timeout 1s; }}
+    }}
+}}
+"""
+    port = free_port()
+    z = Zonegate(conf, wait_ports=[port], port=port, root=root)
+    size = os.path.getsize(os.path.join(root, "big.bin"))
+    try:
+        for path in ["/big.bin", "/nosf/big.bin"]:
+            head, n = _slow_read(port, path, 3)
+            assert status_of(head) == 200 and n == size, (path, head[:60], n)
+        head, n = _slow_read(port, "/short/big.bin", 4)
+        assert status_of(head) == 200 and n < size, (head[:60], n)
     finally:
         z.stop()
