@@ -984,13 +984,16 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
         elen = (size_t)snprintf(etag, sizeof(etag), "\"%llx-%llx\"",
                                 (unsigned long long)st->st_mtime, (unsigned long long)size);
     }
-    status = zg_static_conditions(r, st->st_mtime, etag, elen);
+    /* a page error_page redirected to keeps the error's status (nginx's err_status):
+     * no conditions, no ranges */
+    status = r->err_status ? 200 : zg_static_conditions(r, st->st_mtime, etag, elen);
     if (status == 412) {
         close(fd);
         zg_request_respond(r, 412, NULL, NULL, NULL, 0);
         return;
     }
-    const zg_str_t *range = status == 200 ? zg_static_header(r, "Range", 5) : NULL;
+    const zg_str_t *range = status == 200 && !r->err_status ? zg_static_header(r, "Range", 5)
+                                                             : NULL;
     if (range != NULL) {
         const zg_str_t *ifr = zg_static_header(r, "If-Range", 8);
         if (ifr != NULL) {
@@ -1019,6 +1022,9 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
         }
     }
 
+    if (r->err_status) {
+        status = r->err_status;
+    }
     memset(&h, 0, sizeof(h));
     h.status = status;
     h.keepalive = r->keepalive;
@@ -1035,7 +1041,9 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
             goto failed;
         }
     }
-    if (zg_static_add(r, &h, "Last-Modified", lm, 29) != ZG_OK
+    /* as nginx's header filter: Last-Modified only on 200, 206 and 304 */
+    if (((status == 200 || status == 206 || status == 304)
+         && zg_static_add(r, &h, "Last-Modified", lm, 29) != ZG_OK)
         || (elen > 0 && zg_static_add(r, &h, "ETag", etag, elen) != ZG_OK)) {
         goto failed;
     }

@@ -85,6 +85,8 @@ http {{
         location /mapped/ {{ root {root}/sub; }}
         location /proxied/ {{ proxy_pass http://app/; }}
         location /nothing/ {{ }}
+        location /ep/ {{ error_page 404 /fallback.html; error_page 403 =200 /a.txt; }}
+        location = /maint {{ error_page 503 /fallback.html; return 503; }}
     }}
     server {{
         listen 127.0.0.1:{bare};
@@ -171,6 +173,15 @@ def test_static_files_index_and_directories():
         assert st == 404  # root inherited: {root}/nothing/a.txt does not exist
         st, _, _ = request(z.bare, "GET", "/a.txt")
         assert st == 404
+        # error pages: a file error_page redirected to keeps the status, no ranges, no 304
+        st, h, body = request(port, "GET", "/ep/missing", headers={"Range": "bytes=0-1"})
+        assert st == 404 and body == b"<p>fallback</p>\n" and h["content-type"] == "text/html"
+        assert "accept-ranges" not in h and "last-modified" not in h and h["etag"], h
+        st, h, body = request(port, "GET", "/ep/missing",
+                              headers={"If-Modified-Since": "Tue, 14 Nov 2023 22:13:20 GMT"})
+        assert st == 404 and body == b"<p>fallback</p>\n", st
+        st, _, body = request(port, "GET", "/maint")
+        assert st == 503 and body == b"<p>fallback</p>\n", (st, body)
         # keep-alive: several answers on one connection, a file then a 404 then a file
         out, _ = raw(port, b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
                            b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -470,7 +481,7 @@ http {{
             tracer.wait(30)
             calls = open(trace).read()
             assert "sendfile(" in calls and "pread64(" not in calls, calls[:500]
-        # the read path: sendfile off, and a location whose filters are on
+        # the read path (sendfile off); a header filter (expires) keeps sendfile
         assert _get_big(port, "/nosf/big.bin") == (200, size, digest)
         assert _get_big(port, "/filtered/big.bin") == (200, size, digest)
         # a range of the big file, by sendfile
@@ -510,6 +521,8 @@ NGINX_STATIC = """
         location /noetag/ {{ alias {root}/; etag off; }}
         location /sf/ {{ alias {root}/; sendfile on; }}
         location /utf/ {{ alias {root}/; charset utf-8; }}
+        location /ep/ {{ error_page 404 /fallback.html; error_page 403 =200 /a.txt; }}
+        location = /maint {{ error_page 503 /fallback.html; return 503; }}
     }}
 """
 
@@ -559,6 +572,9 @@ def test_static_same_as_nginx():
         ("HEAD", "/bin.dat", {"Range": "bytes=5-9"}),
         ("GET", "/sf/bin.dat", {"Range": "bytes=5-9"}),
         ("GET", "/utf/a.txt", {}), ("GET", "/utf/style.css", {}),
+        ("GET", "/ep/missing", {}), ("GET", "/ep/missing", {"Range": "bytes=0-1"}),
+        ("GET", "/ep/missing", {"If-Modified-Since": lm}), ("GET", "/maint", {}),
+        ("HEAD", "/maint", {}),
     ]
     names = ["content-type", "content-length", "last-modified", "etag", "content-range",
              "accept-ranges"]
@@ -572,7 +588,7 @@ def test_static_same_as_nginx():
                 if loc is not None:
                     loc = re.sub(r":\d+/", ":PORT/", loc)
                 kept = {k: h.get(k) for k in names}
-                if st >= 300 and st != 304:
+                if st >= 300 and st != 304 and body != b"<p>fallback</p>\n":
                     # the error pages name the server: their length and type differ
                     kept["content-length"] = kept["content-type"] = None
                     body = None
