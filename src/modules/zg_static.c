@@ -962,11 +962,12 @@ static void zg_static_pump(zg_request_t *r)
     zg_static_wait(r);
 }
 
+/* v lives until zg_response_head returns (a literal, or this function's stack:
+ * the head is written at once, and the filters copy what they keep) */
 static int zg_static_add(zg_request_t *r, zg_resp_t *h, const char *name, const char *v,
                          size_t len)
 {
-    char *d = zg_resp_dup(r, v, len);
-    return d != NULL ? zg_resp_add(r, h, name, strlen(name), d, len) : ZG_ERROR;
+    return zg_resp_add(r, h, name, strlen(name), v, len);
 }
 
 /* answers with the open regular file fd of st for uri */
@@ -975,6 +976,7 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
     const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
     zg_static_ctx_t *ctx = zg_request_ctx(r, zg_static_module);
     char etag[64], lm[32], cr[80], extra[96];
+    zg_resp_header_t hv[8];
     size_t elen = 0;
     int64_t size = (int64_t)st->st_size, start = 0, end = size;
     zg_resp_t h;
@@ -1026,6 +1028,8 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
         status = r->err_status;
     }
     memset(&h, 0, sizeof(h));
+    h.h = hv; /* no request memory for the usual head: a filter that adds more grows it */
+    h.cap = (int)zg_nelems(hv);
     h.status = status;
     h.keepalive = r->keepalive;
     h.content_length = status == 304 ? -1 : end - start;
