@@ -141,6 +141,9 @@ def test_static_files_index_and_directories():
                         % root in z.error_log()), z.error_log()
         st, _, _ = request(port, "GET", "/quiet/nothere.txt")
         assert st == 404
+        st, _, _ = request(port, "GET", "/missing2.txt")  # logged after the quiet one
+        assert wait_for(lambda: "missing2.txt" in z.error_log())
+        assert "nothere.txt" not in z.error_log()  # log_not_found off
         st, h, body = request(port, "HEAD", "/a.txt")
         assert st == 200 and body == b"" and h["content-length"] == "13", h
         st, _, _ = request(port, "POST", "/a.txt", body=b"x=1")
@@ -599,9 +602,10 @@ def test_static_same_as_nginx():
         n.stop()
 
 
-def test_tcp_nodelay_per_level():
+def test_tcp_nodelay_and_nopush():
     """tcp_nodelay off leaves Nagle's algorithm on (no TCP_NODELAY set at accept);
-    a location with it on sets it once it is found"""
+    a location with it on sets it once it is found; tcp_nopush on corks the socket
+    around the head and the sendfile body, off does not"""
     if shutil.which("strace") is None:
         raise Skip("strace is missing")
     root = make_root()
@@ -612,7 +616,8 @@ http {{
         listen 127.0.0.1:{port};
         root {root};
         tcp_nodelay off;
-        location /on/ {{ alias {root}/; tcp_nodelay on; }}
+        sendfile on;
+        location /on/ {{ alias {root}/; tcp_nodelay on; tcp_nopush on; }}
     }}
 }}
 """
@@ -630,6 +635,7 @@ http {{
         tracer.send_signal(signal.SIGINT)
         tracer.wait(30)
         assert "TCP_NODELAY" not in open(trace).read(), open(trace).read()
+        assert "TCP_CORK" not in open(trace).read(), open(trace).read()
         tracer = spawn(["strace", "-f", "-e", "trace=setsockopt", "-o", trace, "-p",
                         str(worker)], stdout=subprocess.DEVNULL,
                        stderr=open(trace + ".err2", "w"))
@@ -638,7 +644,9 @@ http {{
         assert st == 200
         tracer.send_signal(signal.SIGINT)
         tracer.wait(30)
-        assert re.search(r"TCP_NODELAY, \[1\]", open(trace).read()), open(trace).read()
+        calls = open(trace).read()
+        assert re.search(r"TCP_NODELAY, \[1\]", calls), calls
+        assert re.search(r"TCP_CORK, \[1\].*\n(.*\n)*.*TCP_CORK, \[0\]", calls), calls
     finally:
         z.stop()
 
