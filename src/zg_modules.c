@@ -10,6 +10,7 @@
 #include "zg_dashboard.h"
 #include "zg_error_page.h"
 #include "zg_geo.h"
+#include "zg_gunzip.h"
 #include "zg_gzip.h"
 #include "zg_headers.h"
 #include "zg_http_core.h"
@@ -46,6 +47,7 @@ zg_module_t *const zg_modules[] = {
     &zg_admin_module,      /* content: slab_stat, metrics */
     &zg_api_module,        /* content: api */
     &zg_dashboard_module,  /* content: dashboard (a page over the api) */
+    &zg_gunzip_module,     /* response filter: gunzip (before gzip, as nginx) */
     &zg_gzip_module,       /* response filter: gzip */
     &zg_access_log_module, /* log: log_format, access_log */
     &zg_sync_module,       /* limit_req across hosts through Redis */

@@ -43,4 +43,9 @@ extern zg_module_t zg_gzip_module;
  * nginx's ngx_http_gzip_accept_encoding */
 int zg_gzip_accepts(const char *v, size_t n);
 
+/* 1 if the client of r takes a gzip answer, as nginx's ngx_http_gzip_ok: it
+ * accepts gzip, speaks gzip_http_version, does not match gzip_disable, and a
+ * request with Via qualifies under gzip_proxied (h: the answer's head) */
+int zg_gzip_client_ok(zg_request_t *r, const zg_gzip_loc_conf_t *g, zg_resp_t *h);
+
 #endif

@@ -367,7 +367,7 @@ static int zg_gzip_proxied_ok(zg_request_t *r, const zg_gzip_loc_conf_t *g, zg_r
 }
 
 /* the client's side of ngx_http_gzip_ok */
-static int zg_gzip_client_ok(zg_request_t *r, const zg_gzip_loc_conf_t *g, zg_resp_t *h)
+int zg_gzip_client_ok(zg_request_t *r, const zg_gzip_loc_conf_t *g, zg_resp_t *h)
 {
     const zg_str_t *ae = zg_gzip_req_header(r, "accept-encoding", 15);
 

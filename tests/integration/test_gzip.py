@@ -25,6 +25,7 @@ HTTP = """
         location /off/ {{ proxy_pass http://app/; gzip off; }}
         location /any/ {{ proxy_pass http://app/; gzip_types *; }}
         location = /page {{ return 404; }}
+        location /gunzip/ {{ proxy_pass http://app/; gunzip on; gunzip_buffers 16 8k; }}
     }}
 """
 CONF = "worker_processes 2;\nhttp {{\n" + HTTP + "}}\n"
@@ -153,6 +154,7 @@ def test_gzip_same_as_nginx():
             ("/json?n=5000", {"Accept-Encoding": "gzip;q=0"}),
             ("/noua/json?n=5000", {"Accept-Encoding": "gzip", "User-Agent": "Wget/1.21"}),
             ('/big?n=5000&etag="abc"', GZ), ("/off/json?n=5000", GZ),
+            ("/gunzip/gz?n=20000", {}), ("/gunzip/gz?n=20000", GZ), ("/gz?n=20000", {}),
         ]
         for path, hdrs in script:
             a = _summary(zport, path, hdrs)
@@ -161,4 +163,27 @@ def test_gzip_same_as_nginx():
     finally:
         z.stop()
         n.stop()
+        u.stop()
+
+
+def test_gunzip_for_clients_without_gzip():
+    u, z, port = _start()
+    try:
+        import gzip as gzipmod
+        want = gzipmod.decompress(_plain(u, "/gz?n=300000"))
+        assert len(want) == 300000
+        # a client without gzip gets the bytes inflated, chunked, a weak ETag
+        for path in ("/gunzip/gz?n=300000", "/gunzip/gz?n=300000&chunked=1"):
+            st, h, body = request(port, "GET", path)
+            assert st == 200 and "content-encoding" not in h, h
+            assert body == want and h.get("transfer-encoding") == "chunked", (path, h)
+            assert h["etag"] == 'W/"gz1"', h
+        # a client that takes gzip gets the upstream's bytes as they are
+        st, h, body = request(port, "GET", "/gunzip/gz?n=300000", headers=GZ)
+        assert h.get("content-encoding") == "gzip" and body == _plain(u, "/gz?n=300000"), h
+        # without gunzip the client gets gzip whatever it said (as nginx)
+        st, h, body = request(port, "GET", "/gz?n=1000")
+        assert h.get("content-encoding") == "gzip", h
+    finally:
+        z.stop()
         u.stop()

@@ -118,6 +118,13 @@ class Handler(BaseHTTPRequestHandler):
                 "name": self.server.name,
             }
             return self.send(200, json.dumps(info).encode(), "application/json")
+        if p == "/gz":
+            # a gzip-encoded pattern of n bytes (the upstream compressed it itself)
+            import gzip as gzipmod
+            body = gzipmod.compress(pattern(int(q.get("n", "10000"))), mtime=0)
+            extra = {"Content-Encoding": "gzip", "ETag": '"gz1"'}
+            return self.send(200, body, q.get("ctype", "text/html"),
+                             chunked=q.get("chunked") == "1", extra=extra)
         if p == "/json":
             n = int(q.get("n", "10000"))
             items, size = [], 2
