@@ -25,7 +25,56 @@
 
 typedef struct {
     z_stream *z;
+    int key;        /* level, window and memory it was made with */
 } zg_gzip_ctx_t;
+
+/* deflate states kept for the next response with the same settings: deflateReset
+ * instead of allocating and initialising ~100-250 KB of zlib state each time */
+#define ZG_GZIP_KEEP 8
+static struct {
+    z_stream *z;
+    int key;
+} zg_gzip_idle[ZG_GZIP_KEEP];
+static int zg_gzip_nidle;
+
+static z_stream *zg_gzip_get(int level, int wbits, int memlevel, int key)
+{
+    for (int i = 0; i < zg_gzip_nidle; i++) {
+        if (zg_gzip_idle[i].key == key) {
+            z_stream *z = zg_gzip_idle[i].z;
+            zg_gzip_idle[i] = zg_gzip_idle[--zg_gzip_nidle];
+            if (deflateReset(z) == Z_OK) {
+                return z;
+            }
+            deflateEnd(z);
+            free(z);
+            break;
+        }
+    }
+    z_stream *z = calloc(1, sizeof(*z));
+    if (z == NULL) {
+        return NULL;
+    }
+    if (deflateInit2(z, level, Z_DEFLATED, wbits + 16, memlevel, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(z);
+        zg_log_error(ZG_LOG_ALERT, 0, "deflateInit2() failed");
+        return NULL;
+    }
+    return z;
+}
+
+static void zg_gzip_put(z_stream *z, int key)
+{
+    if (zg_gzip_nidle == ZG_GZIP_KEEP) {
+        /* the oldest goes */
+        deflateEnd(zg_gzip_idle[0].z);
+        free(zg_gzip_idle[0].z);
+        zg_gzip_idle[0] = zg_gzip_idle[--zg_gzip_nidle];
+    }
+    zg_gzip_idle[zg_gzip_nidle].z = z;
+    zg_gzip_idle[zg_gzip_nidle].key = key;
+    zg_gzip_nidle++;
+}
 
 /* ---- config ---- */
 
@@ -438,17 +487,13 @@ static int zg_gzip_header_filter(zg_request_t *r, zg_resp_t *h)
         }
     }
     zg_gzip_ctx_t *x = zg_request_ctx(r, zg_gzip_module);
-    z_stream *z = calloc(1, sizeof(*z));
+    int key = g->level << 8 | wbits << 4 | memlevel;
+    z_stream *z = zg_gzip_get(g->level, wbits, memlevel, key);
     if (z == NULL) {
         return ZG_ERROR;
     }
-    if (deflateInit2(z, g->level, Z_DEFLATED, wbits + 16, memlevel, Z_DEFAULT_STRATEGY)
-        != Z_OK) {
-        free(z);
-        zg_log_error(ZG_LOG_ALERT, 0, "deflateInit2() failed");
-        return ZG_ERROR;
-    }
     x->z = z;
+    x->key = key;
     r->holding = 1;
     if (zg_resp_add(r, h, "Content-Encoding", 16, "gzip", 4) != ZG_OK) {
         return ZG_ERROR;
@@ -503,9 +548,8 @@ static void zg_gzip_body_filter(zg_request_t *r, const char *p, size_t n, int la
         }
     }
     if (last) {
-        deflateEnd(z);
-        free(z);
         x->z = NULL;
+        zg_gzip_put(z, x->key);
         zg_response_next(r, &zg_gzip_module, NULL, 0, 1);
     }
 }
@@ -515,8 +559,8 @@ static void zg_gzip_release(zg_request_t *r)
     zg_gzip_ctx_t *x = zg_request_ctx(r, zg_gzip_module);
 
     if (x->z != NULL) {
-        deflateEnd(x->z);
-        free(x->z);
+        /* a response cut short: its state is reset before the next use */
+        zg_gzip_put(x->z, x->key);
         x->z = NULL;
     }
 }
