@@ -14,7 +14,7 @@ LLHTTP_DIR ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread $(INCLUDES) -I$(LLHTTP_INC)
 CFLAGS   = $(CFLAGS_BASE) -Wall -Wextra -Werror -MMD -MP $(EXTRA_CFLAGS)
-LDLIBS   = -luv -lpcre2-8 -ljansson -lhiredis -lseccomp -lcrypt -lssl -lcrypto -lpthread -lm
+LDLIBS   = -luv -lpcre2-8 -ljansson -lhiredis -lseccomp -lcrypt -lssl -lcrypto -lz -lpthread -lm
 PYTHON  ?= python3
 
 # the library, one folder per layer (each uses only the layers listed before it)

@@ -8,18 +8,46 @@
  *
  *   cc -O2 -o upstream bench/upstream.c -luv
  *   ./upstream PORT            (listens on 127.0.0.1:PORT until killed)
+ *   ./upstream PORT FILE       (answers with FILE's bytes as application/json: the
+ *                               gzip benchmark's 10 KB JSON)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
-static const char resp[] = "HTTP/1.1 200 OK\r\n"
-                           "Content-Type: text/plain\r\n"
-                           "Content-Length: 2\r\n"
-                           "\r\n"
-                           "ok";
-#define RESP_LEN (sizeof(resp) - 1)
+static const char resp_ok[] = "HTTP/1.1 200 OK\r\n"
+                              "Content-Type: text/plain\r\n"
+                              "Content-Length: 2\r\n"
+                              "\r\n"
+                              "ok";
+static const char *resp = resp_ok;
+static size_t RESP_LEN = sizeof(resp_ok) - 1;
+
+/* the answer with FILE's bytes as its body */
+static void load_body(const char *file)
+{
+    FILE *f = fopen(file, "rb");
+    static char buf[1 << 20];
+    size_t n;
+    char *r;
+
+    if (f == NULL) {
+        perror(file);
+        exit(1);
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    r = malloc(n + 128);
+    if (r == NULL) {
+        abort();
+    }
+    int h = snprintf(r, 128, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             "Content-Length: %zu\r\n\r\n", n);
+    memcpy(r + h, buf, n);
+    resp = r;
+    RESP_LEN = (size_t)h + n;
+}
 
 typedef struct {
     uv_tcp_t tcp;
@@ -159,9 +187,12 @@ int main(int argc, char **argv)
     struct sockaddr_in sa;
     int rc;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PORT\n", argv[0]);
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: %s PORT [FILE]\n", argv[0]);
         return 2;
+    }
+    if (argc == 3) {
+        load_body(argv[2]);
     }
     uv_ip4_addr("127.0.0.1", atoi(argv[1]), &sa);
     uv_tcp_init(loop, &server);

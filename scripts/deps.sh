@@ -7,7 +7,7 @@
 # ZG_DEPS_EXTRA adds packages.  Works on a bare Debian 12 root with empty apt lists.
 set -e
 RUN="make build-essential pkg-config libuv1-dev node-llhttp libhiredis-dev libcrypt-dev libpcre2-dev \
-libssl-dev libseccomp-dev libjansson-dev curl"
+libssl-dev libseccomp-dev libjansson-dev zlib1g-dev curl"
 TEST="$RUN libcmocka-dev python3 procps clang libclang-rt-14-dev nginx libnginx-mod-stream \
 redis-server redis-tools redis-sentinel prometheus chromium openssl"
 BENCH="$TEST wrk haproxy gnuplot-nox valgrind strace iperf3"

@@ -11,6 +11,8 @@
 #include "zg_dashboard.h"
 #include "zg_error_page.h"
 #include "zg_geo.h"
+#include "zg_gunzip.h"
+#include "zg_gzip.h"
 #include "zg_headers.h"
 #include "zg_http_core.h"
 #include "zg_keyval.h"
@@ -47,7 +49,10 @@ zg_module_t *const zg_modules[] = {
     &zg_admin_module,      /* content: slab_stat, metrics */
     &zg_api_module,        /* content: api */
     &zg_dashboard_module,  /* content: dashboard (a page over the api) */
-    &zg_charset_module,    /* header filter: charset (after expires, as nginx's order) */
+    &zg_gunzip_module,     /* response filter: gunzip (before gzip, as nginx) */
+    &zg_charset_module,    /* header filter: charset (after expires and gunzip, before
+                              gzip: nginx's order) */
+    &zg_gzip_module,       /* response filter: gzip */
     &zg_static_module,     /* content: root, alias, index, try_files, types (where no
                               other handler is set; after http_core, which merges the
                               levels it walks) */

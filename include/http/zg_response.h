@@ -15,7 +15,8 @@
  * `last` marks the end of the body (p may be NULL then): a filter flushes what
  * it holds and passes `last` on.  A filter that keeps state for the request
  * allocates it in its request context and frees it in its release hook (it sets
- * r->holding).
+ * r->holding); a module with a body filter has its release hook called only for
+ * the requests that turned that filter on.
  *
  * When no module filters responses of a location — the usual case — none of this
  * runs: zg_response_filters() is 0 and the proxy and local answers write their
@@ -81,6 +82,11 @@ void zg_response_body(zg_request_t *r, const char *p, size_t n, int last);
 /* for module m's body filter: what it made, to the filters after it */
 void zg_response_next(zg_request_t *r, const zg_module_t *m, const char *p, size_t n,
                       int last);
+
+/* the release hooks of the body filters turned on for r (called when the request
+ * gives back what it holds: a module with a body filter gets its release hook
+ * called only then) */
+void zg_response_release(zg_request_t *r);
 
 /* A local answer (zg_request_respond's arguments) through the filters: the head and
  * the whole body are queued; the caller flushes and ends the response. */

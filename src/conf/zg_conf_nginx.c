@@ -29,10 +29,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "http3_*", "http3 module" },
     { "quic_*", "http3 module" },
     /* response filters */
-    { "gzip", "gzip module" },
-    { "gzip_*", "gzip module" },
-    { "gunzip", "gunzip module" },
-    { "gunzip_*", "gunzip module" },
     { "sub_filter", "sub module" },
     { "sub_filter_*", "sub module" },
     { "ssi", "ssi module" },

@@ -133,7 +133,9 @@ static void zg_request_hooks_init(void)
     }
     for (int i = 0; zg_modules[i] != NULL; i++) {
         zg_module_t *m = zg_modules[i];
-        if (m->release != NULL) {
+        /* a body filter's state is given back through the response pipeline, only
+         * for the requests that turned the filter on */
+        if (m->release != NULL && m->body_filter == NULL) {
             zg_hooks.release[zg_hooks.nrelease++] = m;
         }
         if (m->log != NULL) {
@@ -379,6 +381,9 @@ void zg_request_release_hooks(zg_request_t *r)
     r->holding = 0;
     for (int i = 0; i < zg_hooks.nrelease; i++) {
         zg_hooks.release[i]->release(r);
+    }
+    if (r->body_filters) {
+        zg_response_release(r);
     }
 }
 

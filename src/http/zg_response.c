@@ -292,6 +292,16 @@ void zg_response_next(zg_request_t *r, const zg_module_t *m, const char *p, size
     zg_response_from(r, r->body_filters & after, p, n, last);
 }
 
+void zg_response_release(zg_request_t *r)
+{
+    for (uint32_t m = r->body_filters; m; m &= m - 1) {
+        zg_module_t *f = zg_response_bfilters[__builtin_ctz(m)];
+        if (f->release != NULL) {
+            f->release(r);
+        }
+    }
+}
+
 /* ---- local answers ---- */
 
 void zg_response_local(zg_request_t *r, int status, const char *extra, const char *ctype,

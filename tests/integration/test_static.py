@@ -714,3 +714,45 @@ http {{
         assert status_of(head) == 200 and n < size, (head[:60], n)
     finally:
         z.stop()
+
+
+def test_static_through_gzip():
+    """a body filter (gzip) on: the file goes through it (read in pieces, not
+    sendfile), compressed byte-exact, the ETag weak, no Accept-Ranges; a client that
+    takes no gzip gets the file by sendfile"""
+    root = make_root()
+    with open(os.path.join(root, "text.txt"), "wb") as f:
+        for i in range(200000):
+            f.write(b"line %d of a compressible static file\n" % i)
+    os.chmod(os.path.join(root, "text.txt"), 0o644)
+    want = open(os.path.join(root, "text.txt"), "rb").read()
+    conf = """
+worker_processes 1;
+http {{
+    include {mime};
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        sendfile on;
+        gzip on;
+        gzip_types text/plain;
+        gzip_min_length 1;
+    }}
+}}
+"""
+    port = free_port()
+    z = Zonegate(conf, wait_ports=[port], port=port, root=root, mime=MIME)
+    try:
+        import zlib
+        st, h, body = request(port, "GET", "/text.txt", headers={"Accept-Encoding": "gzip"},
+                              timeout=60)
+        assert st == 200 and h.get("content-encoding") == "gzip", h
+        assert zlib.decompress(body, 16 + zlib.MAX_WBITS) == want
+        assert h["etag"].startswith('W/"') and "accept-ranges" not in h, h
+        st, h, body = request(port, "HEAD", "/text.txt", headers={"Accept-Encoding": "gzip"})
+        assert st == 200 and body == b"" and "content-encoding" not in h, h  # as nginx
+        st, h, body = request(port, "GET", "/text.txt", timeout=60)
+        assert st == 200 and "content-encoding" not in h and body == want, h
+        assert h["content-length"] == str(len(want)), h
+    finally:
+        z.stop()

@@ -118,10 +118,30 @@ class Handler(BaseHTTPRequestHandler):
                 "name": self.server.name,
             }
             return self.send(200, json.dumps(info).encode(), "application/json")
+        if p == "/gz":
+            # a gzip-encoded pattern of n bytes (the upstream compressed it itself)
+            import gzip as gzipmod
+            body = gzipmod.compress(pattern(int(q.get("n", "10000"))), mtime=0)
+            extra = {"Content-Encoding": "gzip", "ETag": '"gz1"'}
+            return self.send(200, body, q.get("ctype", "text/html"),
+                             chunked=q.get("chunked") == "1", extra=extra)
+        if p == "/json":
+            n = int(q.get("n", "10000"))
+            items, size = [], 2
+            i = 0
+            while size < n:
+                item = {"id": i, "name": "user%d" % i, "active": i % 3 == 0,
+                        "score": (i * 7919) % 1000 / 10.0, "tags": ["a", "b%d" % (i % 5)]}
+                items.append(item)
+                size += len(json.dumps(item)) + 2
+                i += 1
+            return self.send(200, json.dumps(items).encode(), "application/json",
+                             chunked=q.get("chunked") == "1")
         if p == "/big":
             n = int(q.get("n", "1000"))
-            return self.send(200, pattern(n), "application/octet-stream",
-                             chunked=q.get("chunked") == "1")
+            extra = {"ETag": q["etag"]} if "etag" in q else None
+            return self.send(200, pattern(n), q.get("ctype", "application/octet-stream"),
+                             chunked=q.get("chunked") == "1", extra=extra)
         if p == "/slow":
             if "hold" in q:
                 key = q["hold"]

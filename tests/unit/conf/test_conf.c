@@ -834,7 +834,7 @@ static void test_all_errors(void **state)
     const char *text;
 
     (void)state;
-    write_file("e1.conf", "server {\n listen 127.0.0.1:8001;\n gzip on;\n}\n");
+    write_file("e1.conf", "server {\n listen 127.0.0.1:8001;\n sub_filter a b;\n}\n");
     write_file("e2.conf", "server {\n listen 127.0.0.1:8002;\n location / { oops }\n");
     snprintf(path, sizeof(path), "%s/main.conf", tmpdir);
     text = "worker_processes abc;\n"
@@ -854,7 +854,7 @@ static void test_all_errors(void **state)
     snprintf(want, sizeof(want),
              "invalid value \"abc\" in \"worker_processes\" directive in %s:1\n"
              "invalid rate \"rate=1r/x\" in \"limit_req_zone\" directive in %s:3\n"
-             "directive \"gzip\" belongs to nginx's gzip module, which zonegate does not "
+             "directive \"sub_filter\" belongs to nginx's sub module, which zonegate does not "
              "implement in %s/e1.conf:3\n"
              "unexpected \"}\" in %s/e2.conf:3\n"
              "directive \"fastcgi_pass\" belongs to nginx's fastcgi module, which zonegate does "
@@ -876,7 +876,7 @@ static void test_nginx_modules(void **state)
     } cases[] = {
         { "fastcgi_pass", "fastcgi module" },  { "uwsgi_param", "uwsgi module" },
         { "ssl_early_data", "ssl module" },    { "http3", "http3 module" },
-        { "gzip_types", "gzip module" },       { "proxy_cache_path", "proxy module's cache" },
+        { "sub_filter_types", "sub module" },       { "proxy_cache_path", "proxy module's cache" },
         { "proxy_cache", "proxy module's cache" }, { "sub_filter", "sub module" },
         { "mirror", "mirror module" },         { "split_clients", "split_clients module" },
         { "access_by_lua_block", "third-party lua module (OpenResty)" },
