@@ -175,7 +175,7 @@ int zg_outq_flush(zg_outq_t *q)
 
 size_t zg_outq_pending(const zg_outq_t *q)
 {
-    return q->inflight + q->b.len + (q->file ? (size_t)q->file_left : 0);
+    return q->inflight + q->b.len + (size_t)q->file_left; /* file_left: 0 without a file */
 }
 
 /* ---- the file segment ---- */
