@@ -265,7 +265,11 @@ static int zg_outq_file_wait(zg_outq_t *q)
 
 /* sendfile(2) until the segment is sent (ZG_OK), the socket is full or a big piece
  * went (ZG_AGAIN: wait for it to be writable, so that one fast client does not hold
- * the loop), or an error (ZG_ERROR, logged; *err its libuv code) */
+ * the loop), or an error (ZG_ERROR, logged; *err its libuv code).
+ * A per-connection send budget (limit_rate) fits here: cap each count at what the
+ * budget allows, and when it is spent return a third answer on which the caller
+ * starts the budget's timer (whose callback calls zg_outq_file_send) instead of
+ * zg_outq_file_wait; the memory bytes queued after the segment wait behind it. */
 static int zg_outq_file_push(zg_outq_t *q, int *err)
 {
     uv_os_fd_t sock;

@@ -199,13 +199,16 @@ static int zg_static_index(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     zg_static_loc_conf_t *slcf = conf;
 
     (void)cmd;
-    if (slcf->index != NULL) {
-        return zg_conf_duplicate(cf);
-    }
-    slcf->index = zg_conf_alloc(cf->conf, (size_t)(cf->nargs - 1) * sizeof(zg_cv_t *));
-    if (slcf->index == NULL) {
+    /* a second `index` of the level adds its names, as nginx */
+    zg_cv_t **list = zg_conf_alloc(cf->conf,
+                                   (size_t)(slcf->nindex + cf->nargs - 1) * sizeof(zg_cv_t *));
+    if (list == NULL) {
         return zg_conf_nomem(cf);
     }
+    if (slcf->nindex > 0) {
+        memcpy(list, slcf->index, (size_t)slcf->nindex * sizeof(zg_cv_t *));
+    }
+    slcf->index = list;
     for (int i = 1; i < cf->nargs; i++) {
         zg_str_t *v = &cf->args[i];
         if (v->len == 0) {

@@ -145,6 +145,15 @@ static void test_handlers(void **state)
     assert_ptr_equal(zg_http_core_loc_conf(s1->locations[2].locations[0].loc_conf)->handler,
                      st);
     zg_conf_free(conf);
+
+    /* index: a second directive of a level adds to it (nginx); a level without one
+     * inherits */
+    conf = load("http { index a.html; index b.html c.html;\n"
+                " server { listen 127.0.0.1:1; location /x { } location /y { index y; } } }\n");
+    cmcf = zg_http_core_main_conf(conf);
+    assert_int_equal(zg_static_loc_conf(cmcf->servers[0].locations[0].loc_conf)->nindex, 3);
+    assert_int_equal(zg_static_loc_conf(cmcf->servers[0].locations[1].loc_conf)->nindex, 1);
+    zg_conf_free(conf);
 }
 
 int main(void)
