@@ -448,11 +448,6 @@ static int zg_static_init_main_conf(zg_cf_t *cf, void *conf)
     return ZG_OK;
 }
 
-static void *zg_static_create_main_conf(zg_conf_t *conf)
-{
-    return zg_conf_alloc(conf, sizeof(int));
-}
-
 /* ---- types ---- */
 
 const zg_str_t *zg_static_type(const zg_static_loc_conf_t *slcf, const char *ext, size_t len)
@@ -1427,7 +1422,6 @@ static const zg_command_t zg_static_commands[] = {
 zg_module_t zg_static_module = {
     .name = "static",
     .commands = zg_static_commands,
-    .create_main_conf = zg_static_create_main_conf,
     .init_main_conf = zg_static_init_main_conf,
     .create_loc_conf = zg_static_create_conf,
     .merge_loc_conf = zg_static_merge_conf,
