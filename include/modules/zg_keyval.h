@@ -11,6 +11,7 @@
 #define ZG_KEYVAL_H
 
 #include "zg_conf.h"
+#include "zg_sync_conf.h"
 #include "zg_vars.h"
 #include "zg_zone.h"
 
@@ -25,6 +26,7 @@ typedef struct {
     zg_msec_t timeout;      /* 0 = entries never expire */
     char *state;            /* absolute path, or NULL */
     uint64_t saved;         /* master: the zone's change counter at the last save */
+    zg_sync_conf_t sync;    /* sync=...: the fleet shares the zone through Redis */
 } zg_keyval_zone_conf_t;
 
 typedef struct {
@@ -95,6 +97,43 @@ void zg_keyval_stats(zg_zone_t *zone, zg_keyval_stats_t *out);
  * values, leaves the zone empty and returns ZG_ERROR, logged with its path. */
 int zg_keyval_state_save(zg_zone_t *zone, const char *path);
 int zg_keyval_state_load(zg_zone_t *zone, const char *path, zg_msec_t now);
+
+/* ---- sync (zg_sync.c drives it) ----
+ * A synced zone keeps a journal in shared memory of the API's writes (set, delete,
+ * clear), keys as text, at most ZG_KEYVAL_JOURNAL_MAX: the syncing worker sends
+ * them, oldest first, and removes them once Redis has stamped them.  Changes read
+ * back from Redis are applied without a journal entry; a key with a write still in
+ * the journal keeps its local value (it is newer than anything Redis sent). */
+#define ZG_KEYVAL_JOURNAL_MAX 4096
+
+enum { ZG_KEYVAL_OP_SET = 's', ZG_KEYVAL_OP_DEL = 'd', ZG_KEYVAL_OP_CLEAR = 'c' };
+
+/* the zone's sync counters, NULL unless it is a keyval zone with sync= */
+zg_sync_stats_t *zg_keyval_sync_shared(zg_zone_t *zone);
+
+/* Calls cb for the oldest journal entries, up to max, without removing them
+ * (key "" for a clear).  Returns how many; *more: entries remain past those. */
+typedef int (*zg_keyval_sync_pt)(void *arg, int op, const char *key, size_t klen,
+                                 const char *val, size_t vlen);
+int zg_keyval_sync_peek(zg_zone_t *zone, int max, zg_keyval_sync_pt cb, void *arg, int *more);
+
+/* Removes the n oldest journal entries (Redis stamped them). */
+void zg_keyval_sync_ack(zg_zone_t *zone, int n);
+
+/* Applies a change read from Redis: val NULL deletes.  ZG_OK; ZG_BUSY: the key has
+ * a write in the journal (kept); ZG_DECLINED: an invalid key; ZG_ERROR: no room. */
+int zg_keyval_sync_apply(zg_zone_t *zone, const char *key, size_t klen, const char *val,
+                         size_t vlen, zg_msec_t now);
+
+/* Redis forgot what this host last saw (trimmed past its cursor): every entry
+ * without a write in the journal is dropped before the zone is read again. */
+void zg_keyval_sync_reset(zg_zone_t *zone);
+
+/* the Redis clock stamp (us) this host has read changes up to; the fleet's entries
+ * (HLEN of the zone's hash in Redis, as last answered) */
+uint64_t zg_keyval_sync_cursor(zg_zone_t *zone);
+void zg_keyval_sync_seen(zg_zone_t *zone, uint64_t cursor, uint64_t fleet);
+uint64_t zg_keyval_sync_fleet(zg_zone_t *zone);
 
 /* the zone named name of this module, NULL if none */
 zg_keyval_zone_conf_t *zg_keyval_zone(const zg_conf_t *conf, const char *name);

@@ -42,7 +42,23 @@ typedef struct {
     uint32_t v4[33];
     uint32_t v6[129];
     uint32_t lens[ZG_KEYVAL_KEY_MAX + 1];
+    /* sync: the API's writes not yet stamped by Redis, oldest at the tail */
+    zg_queue_t journal;
+    uint32_t njournal;
+    int synced;                 /* the current configuration has sync= */
+    uint64_t cursor;            /* Redis stamp (us) read up to */
+    uint64_t fleet;             /* entries in Redis, as last answered */
+    zg_sync_stats_t sync;
 } zg_keyval_sh_t;
+
+/* a journal entry: key (text), then value */
+typedef struct {
+    zg_queue_t queue;
+    int op;                     /* ZG_KEYVAL_OP_* */
+    uint32_t klen;
+    uint32_t vlen;
+    unsigned char data[];
+} zg_keyval_op_t;
 
 typedef struct {
     const unsigned char *data;
@@ -89,6 +105,7 @@ int zg_keyval_zone_init(zg_zone_t *zone, void *old_data)
         }
         zg_shmtx_lock(&zone->pool->mutex);
         sh->timeout = zc->timeout;
+        sh->synced = zc->sync.mode != ZG_SYNC_NONE;
         zg_shmtx_unlock(&zone->pool->mutex);
         zone->data = sh;
         return ZG_OK;
@@ -101,6 +118,8 @@ int zg_keyval_zone_init(zg_zone_t *zone, void *old_data)
     }
     zg_rbtree_init(&sh->rbtree, &sh->sentinel, zg_rbtree_insert_value);
     zg_queue_init(&sh->queue);
+    zg_queue_init(&sh->journal);
+    sh->synced = zc->sync.mode != ZG_SYNC_NONE;
     sh->timeout = zc->timeout;
     sh->stats.type = zc->type;
     zone->pool->data = sh;
@@ -161,20 +180,20 @@ static size_t zg_keyval_ip_key(const char *text, size_t len, unsigned char *out,
     return (size_t)(2 + alen);
 }
 
-/* the key of a stored entry as text (ip zones: "ADDR[/BITS]") into buf (>= 64) */
-static size_t zg_keyval_key_text(const zg_keyval_sh_t *sh, const zg_keyval_node_t *kv,
-                                 char *buf, const char **out)
+/* a stored key as text (ip zones: "ADDR[/BITS]") into buf (>= 64) */
+static size_t zg_keyval_text(const zg_keyval_sh_t *sh, const unsigned char *data, size_t klen,
+                             char *buf, const char **out)
 {
     int fam, bits, full;
 
     if (sh->stats.type != ZG_KEYVAL_IP) {
-        *out = (const char *)kv->data;
-        return kv->klen;
+        *out = (const char *)data;
+        return klen;
     }
-    fam = kv->data[0] == 4 ? AF_INET : AF_INET6;
-    bits = kv->data[1];
+    fam = data[0] == 4 ? AF_INET : AF_INET6;
+    bits = data[1];
     full = fam == AF_INET ? 32 : 128;
-    if (inet_ntop(fam, kv->data + 2, buf, 48) == NULL) {
+    if (inet_ntop(fam, data + 2, buf, 48) == NULL) {
         *out = "";
         return 0;
     }
@@ -183,6 +202,63 @@ static size_t zg_keyval_key_text(const zg_keyval_sh_t *sh, const zg_keyval_node_
     }
     *out = buf;
     return strlen(buf);
+}
+
+static size_t zg_keyval_key_text(const zg_keyval_sh_t *sh, const zg_keyval_node_t *kv,
+                                 char *buf, const char **out)
+{
+    return zg_keyval_text(sh, kv->data, kv->klen, buf, out);
+}
+
+/* a write of the API goes to the journal of a synced zone (lock held); a full
+ * journal or zone drops it: this host keeps it, the fleet does not learn it */
+static void zg_keyval_journal(zg_zone_t *zone, zg_keyval_sh_t *sh, int op,
+                              const unsigned char *k, size_t len, const char *val, size_t vlen)
+{
+    zg_keyval_op_t *j;
+    const char *text = "";
+    char buf[64];
+    size_t tlen = 0;
+
+    if (!sh->synced) {
+        return;
+    }
+    if (op != ZG_KEYVAL_OP_CLEAR) {
+        tlen = zg_keyval_text(sh, k, len, buf, &text);
+    }
+    j = sh->njournal < ZG_KEYVAL_JOURNAL_MAX
+            ? zg_slab_alloc_locked(zone->pool, sizeof(*j) + tlen + vlen)
+            : NULL;
+    if (j == NULL) {
+        __atomic_add_fetch(&sh->sync.dropped, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    j->op = op;
+    j->klen = (uint32_t)tlen;
+    j->vlen = (uint32_t)vlen;
+    memcpy(j->data, text, tlen);
+    if (vlen > 0) {
+        memcpy(j->data + tlen, val, vlen);
+    }
+    zg_queue_insert_head(&sh->journal, &j->queue);
+    sh->njournal++;
+}
+
+/* 1 if the journal holds a write of key (text), or a clear.  Lock held. */
+static int zg_keyval_pending(zg_keyval_sh_t *sh, const char *key, size_t klen)
+{
+    const zg_queue_t *q;
+    const zg_keyval_op_t *j;
+
+    for (q = zg_queue_head(&sh->journal); q != zg_queue_sentinel(&sh->journal);
+         q = zg_queue_next(q)) {
+        j = zg_queue_data(q, zg_keyval_op_t, queue);
+        if (j->op == ZG_KEYVAL_OP_CLEAR ||
+            (j->klen == klen && memcmp(j->data, key, klen) == 0)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static inline uint32_t *zg_keyval_len_count(zg_keyval_sh_t *sh, const zg_keyval_node_t *kv)
@@ -320,8 +396,12 @@ static int zg_keyval_stored_key(const zg_keyval_sh_t *sh, const char *key, size_
     return ZG_OK;
 }
 
-int zg_keyval_set(zg_zone_t *zone, const char *key, size_t klen, const char *val,
-                  size_t vlen, int only_new, zg_msec_t now)
+enum { ZG_KEYVAL_BY_API = 0, ZG_KEYVAL_BY_LOAD, ZG_KEYVAL_BY_SYNC };
+
+/* zg_keyval_set; by: the API (journaled), a state file, or Redis (not journaled;
+ * ZG_BUSY when the key has a write in the journal) */
+static int zg_keyval_store(zg_zone_t *zone, const char *key, size_t klen, const char *val,
+                           size_t vlen, int only_new, zg_msec_t now, int by)
 {
     zg_keyval_sh_t *sh = zone->data;
     zg_keyval_node_t *kv, *old;
@@ -342,6 +422,16 @@ int zg_keyval_set(zg_zone_t *zone, const char *key, size_t klen, const char *val
     }
 
     zg_shmtx_lock(&zone->pool->mutex);
+    if (by == ZG_KEYVAL_BY_SYNC && sh->njournal > 0) {
+        const char *text;
+        char buf[64];
+        size_t tlen = zg_keyval_text(sh, k, len, buf, &text);
+
+        if (zg_keyval_pending(sh, text, tlen)) {
+            zg_shmtx_unlock(&zone->pool->mutex);
+            return ZG_BUSY;
+        }
+    }
     old = zg_keyval_live(zone, sh, k, len, now);
     if (old != NULL && only_new) {
         zg_shmtx_unlock(&zone->pool->mutex);
@@ -379,8 +469,17 @@ int zg_keyval_set(zg_zone_t *zone, const char *key, size_t klen, const char *val
     (*zg_keyval_len_count(sh, kv))++;
     sh->stats.entries++;
     sh->stats.changes++;
+    if (by == ZG_KEYVAL_BY_API) {
+        zg_keyval_journal(zone, sh, ZG_KEYVAL_OP_SET, k, len, val, vlen);
+    }
     zg_shmtx_unlock(&zone->pool->mutex);
     return ZG_OK;
+}
+
+int zg_keyval_set(zg_zone_t *zone, const char *key, size_t klen, const char *val,
+                  size_t vlen, int only_new, zg_msec_t now)
+{
+    return zg_keyval_store(zone, key, klen, val, vlen, only_new, now, ZG_KEYVAL_BY_API);
 }
 
 int zg_keyval_has(zg_zone_t *zone, const char *key, size_t klen, zg_msec_t now)
@@ -400,7 +499,7 @@ int zg_keyval_has(zg_zone_t *zone, const char *key, size_t klen, zg_msec_t now)
     return has;
 }
 
-int zg_keyval_delete(zg_zone_t *zone, const char *key, size_t klen)
+static int zg_keyval_remove(zg_zone_t *zone, const char *key, size_t klen, int by)
 {
     zg_keyval_sh_t *sh = zone->data;
     zg_keyval_node_t *kv;
@@ -412,13 +511,32 @@ int zg_keyval_delete(zg_zone_t *zone, const char *key, size_t klen)
         return ZG_DECLINED;
     }
     zg_shmtx_lock(&zone->pool->mutex);
+    if (by == ZG_KEYVAL_BY_SYNC && sh->njournal > 0) {
+        const char *text;
+        char buf[64];
+        size_t tlen = zg_keyval_text(sh, k, len, buf, &text);
+
+        if (zg_keyval_pending(sh, text, tlen)) {
+            zg_shmtx_unlock(&zone->pool->mutex);
+            return ZG_BUSY;
+        }
+    }
     kv = zg_keyval_live(zone, sh, k, len, zg_time_msec());
     if (kv != NULL) {
         zg_keyval_free_node(zone, sh, kv);
         sh->stats.changes++;
     }
+    /* another host may hold the key even when this one does not */
+    if (by == ZG_KEYVAL_BY_API) {
+        zg_keyval_journal(zone, sh, ZG_KEYVAL_OP_DEL, k, len, NULL, 0);
+    }
     zg_shmtx_unlock(&zone->pool->mutex);
     return kv != NULL ? ZG_OK : ZG_DECLINED;
+}
+
+int zg_keyval_delete(zg_zone_t *zone, const char *key, size_t klen)
+{
+    return zg_keyval_remove(zone, key, klen, ZG_KEYVAL_BY_API);
 }
 
 static void zg_keyval_clear_locked(zg_zone_t *zone, zg_keyval_sh_t *sh)
@@ -436,6 +554,7 @@ void zg_keyval_clear(zg_zone_t *zone)
 
     zg_shmtx_lock(&zone->pool->mutex);
     zg_keyval_clear_locked(zone, sh);
+    zg_keyval_journal(zone, sh, ZG_KEYVAL_OP_CLEAR, NULL, 0, NULL, 0);
     zg_shmtx_unlock(&zone->pool->mutex);
 }
 
@@ -474,6 +593,107 @@ void zg_keyval_stats(zg_zone_t *zone, zg_keyval_stats_t *out)
     zg_shmtx_lock(&zone->pool->mutex);
     *out = sh->stats;
     zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+/* ---- sync ---- */
+
+zg_sync_stats_t *zg_keyval_sync_shared(zg_zone_t *zone)
+{
+    zg_keyval_sh_t *sh = zone->data;
+
+    return sh != NULL && zone->pool != NULL && sh->synced ? &sh->sync : NULL;
+}
+
+int zg_keyval_sync_peek(zg_zone_t *zone, int max, zg_keyval_sync_pt cb, void *arg, int *more)
+{
+    zg_keyval_sh_t *sh = zone->data;
+    zg_keyval_op_t *j;
+    zg_queue_t *q;
+    int n = 0;
+
+    zg_shmtx_lock(&zone->pool->mutex);
+    for (q = zg_queue_last(&sh->journal); q != zg_queue_sentinel(&sh->journal) && n < max;
+         q = zg_queue_prev(q)) {
+        j = zg_queue_data(q, zg_keyval_op_t, queue);
+        if (cb(arg, j->op, (const char *)j->data, j->klen, (const char *)j->data + j->klen,
+               j->vlen) != ZG_OK) {
+            break;
+        }
+        n++;
+    }
+    *more = (uint32_t)n < sh->njournal;
+    zg_shmtx_unlock(&zone->pool->mutex);
+    return n;
+}
+
+void zg_keyval_sync_ack(zg_zone_t *zone, int n)
+{
+    zg_keyval_sh_t *sh = zone->data;
+    zg_queue_t *q;
+
+    zg_shmtx_lock(&zone->pool->mutex);
+    while (n-- > 0 && !zg_queue_empty(&sh->journal)) {
+        q = zg_queue_last(&sh->journal);
+        zg_queue_remove(q);
+        zg_slab_free_locked(zone->pool, zg_queue_data(q, zg_keyval_op_t, queue));
+        sh->njournal--;
+    }
+    zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+int zg_keyval_sync_apply(zg_zone_t *zone, const char *key, size_t klen, const char *val,
+                         size_t vlen, zg_msec_t now)
+{
+    if (val == NULL) {
+        int rc = zg_keyval_remove(zone, key, klen, ZG_KEYVAL_BY_SYNC);
+        return rc == ZG_BUSY ? ZG_BUSY : ZG_OK;
+    }
+    return zg_keyval_store(zone, key, klen, val, vlen, 0, now, ZG_KEYVAL_BY_SYNC);
+}
+
+void zg_keyval_sync_reset(zg_zone_t *zone)
+{
+    zg_keyval_sh_t *sh = zone->data;
+    zg_keyval_node_t *kv;
+    zg_queue_t *q, *next;
+    const char *text;
+    char buf[64];
+    size_t tlen;
+
+    zg_shmtx_lock(&zone->pool->mutex);
+    for (q = zg_queue_head(&sh->queue); q != zg_queue_sentinel(&sh->queue); q = next) {
+        next = zg_queue_next(q);
+        kv = zg_queue_data(q, zg_keyval_node_t, queue);
+        tlen = zg_keyval_key_text(sh, kv, buf, &text);
+        if (!zg_keyval_pending(sh, text, tlen)) {
+            zg_keyval_free_node(zone, sh, kv);
+        }
+    }
+    sh->stats.changes++;
+    sh->cursor = 0;
+    zg_shmtx_unlock(&zone->pool->mutex);
+}
+
+uint64_t zg_keyval_sync_cursor(zg_zone_t *zone)
+{
+    zg_keyval_sh_t *sh = zone->data;
+
+    return __atomic_load_n(&sh->cursor, __ATOMIC_RELAXED);
+}
+
+void zg_keyval_sync_seen(zg_zone_t *zone, uint64_t cursor, uint64_t fleet)
+{
+    zg_keyval_sh_t *sh = zone->data;
+
+    __atomic_store_n(&sh->cursor, cursor, __ATOMIC_RELAXED);
+    __atomic_store_n(&sh->fleet, fleet, __ATOMIC_RELAXED);
+}
+
+uint64_t zg_keyval_sync_fleet(zg_zone_t *zone)
+{
+    zg_keyval_sh_t *sh = zone->data;
+
+    return sh != NULL ? __atomic_load_n(&sh->fleet, __ATOMIC_RELAXED) : 0;
 }
 
 /* ---- state files ---- */
@@ -547,19 +767,23 @@ int zg_keyval_state_load(zg_zone_t *zone, const char *path, zg_msec_t now)
         json_decref(o);
         return ZG_ERROR;
     }
-    zg_keyval_clear(zone);
+    zg_shmtx_lock(&zone->pool->mutex);
+    zg_keyval_clear_locked(zone, sh);
+    zg_shmtx_unlock(&zone->pool->mutex);
     for (it = json_object_iter(o); it != NULL; it = json_object_iter_next(o, it)) {
         key = json_object_iter_key(it);
         klen = json_object_iter_key_len(it);
         v = json_object_iter_value(it);
         if (!json_is_string(v)
-            || zg_keyval_set(zone, key, klen, json_string_value(v), json_string_length(v), 0,
-                             now) == ZG_DECLINED) {
+            || zg_keyval_store(zone, key, klen, json_string_value(v), json_string_length(v),
+                               0, now, ZG_KEYVAL_BY_LOAD) == ZG_DECLINED) {
             zg_log_error(ZG_LOG_ERR, 0,
                          "keyval_zone \"%s\": state file \"%s\" is corrupt (bad entry "
                          "\"%.*s\"), starting empty",
                          zone->name, path, (int)zg_min(klen, (size_t)64), key);
-            zg_keyval_clear(zone);
+            zg_shmtx_lock(&zone->pool->mutex);
+            zg_keyval_clear_locked(zone, sh);
+            zg_shmtx_unlock(&zone->pool->mutex);
             rc = ZG_ERROR;
             break;
         }
@@ -627,6 +851,7 @@ static int zg_keyval_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, void *
     zg_str_t *a = cf->args, *zone_arg = NULL;
     zg_zone_t *z = NULL;
     zg_str_t v;
+    int rc;
 
     (void)cmd;
     kz = zg_conf_alloc(cf->conf, sizeof(*kz));
@@ -651,6 +876,10 @@ static int zg_keyval_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, void *
             if (kz->timeout == ZG_UNSET_MSEC || kz->timeout == 0) {
                 return zg_conf_bad_param(cf, &a[i]);
             }
+        } else if ((rc = zg_sync_conf_param(cf, &a[i], &kz->sync)) != ZG_DECLINED) {
+            if (rc == ZG_ERROR) {
+                return ZG_ERROR;
+            }
         } else if (zg_conf_eq(&a[i], "type=string")) {
             kz->type = ZG_KEYVAL_STRING;
         } else if (zg_conf_eq(&a[i], "type=ip")) {
@@ -660,6 +889,9 @@ static int zg_keyval_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, void *
         } else {
             return zg_conf_bad_param(cf, &a[i]);
         }
+    }
+    if (zg_sync_conf_done(cf, &kz->sync) != ZG_OK) {
+        return ZG_ERROR;
     }
     if (zone_arg == NULL) {
         return zg_conf_error(cf, "\"%s\" must have \"zone\" parameter", cf->name);
@@ -860,7 +1092,7 @@ static void zg_keyval_metrics(zg_buf_t *b, const zg_conf_t *conf)
 }
 
 static const zg_command_t zg_keyval_commands[] = {
-    { "keyval_zone", ZG_CTX_HTTP, 0, 1, 4, zg_keyval_zone_directive, ZG_MAIN_CONF, 0, NULL },
+    { "keyval_zone", ZG_CTX_HTTP, 0, 1, 7, zg_keyval_zone_directive, ZG_MAIN_CONF, 0, NULL },
     { "keyval", ZG_CTX_HTTP, 0, 3, 3, zg_keyval_directive, ZG_MAIN_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };

@@ -34,6 +34,7 @@
 
 #include "zg_admin.h"
 #include "zg_buf.h"
+#include "zg_keyval.h"
 #include "zg_limit_conn.h"
 #include "zg_limit_req.h"
 #include "zg_log.h"
@@ -107,7 +108,86 @@ static const char zg_sync_conn_script[] =
     "end\n"
     "return out\n";
 
-enum { ZG_SYNC_KIND_REQ = 0, ZG_SYNC_KIND_CONN, ZG_SYNC_KINDS };
+/* keyval zones.  KEYS = the zone's hash (key -> value), its log (sorted set: key ->
+ * the stamp of its last write, deletes included), its tombstones (sorted set: key
+ * -> the stamp of its delete) and a meta hash (last stamp, trim floor); one hash
+ * tag, so one slot.  ARGV[1] = the stamp this host has read up to, ARGV[2] = most
+ * changes to answer, ARGV[3] = the zone's timeout (ms, 0 = none), then triples
+ * OP KEY VALUE: 's' set, 'd' delete, 'c' clear.  Each write is stamped with Redis'
+ * clock in microseconds, kept strictly increasing, so the last write to reach Redis
+ * wins.  Tombstones older than an hour (and entries older than timeout + an hour)
+ * are trimmed; a host whose stamp is older than the trim floor is told to reset.
+ * Answers [stamp read up to, reset, entries in the hash, KEY, VALUE or nil, ...]:
+ * the changes after ARGV[1], oldest first; nil = deleted or expired. */
+static const char zg_sync_kv_script[] =
+    "local kv, log, dead, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
+    "local cursor = tonumber(ARGV[1])\n"
+    "local max = tonumber(ARGV[2])\n"
+    "local ttl = tonumber(ARGV[3]) * 1000\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local last = tonumber(redis.call('HGET', meta, 'last')) or 0\n"
+    "local floor = tonumber(redis.call('HGET', meta, 'floor')) or 0\n"
+    "local function stamp()\n"
+    "  if now <= last then now = last + 1 end\n"
+    "  last = now\n"
+    "  return now\n"
+    "end\n"
+    "local i = 4\n"
+    "while i + 2 <= #ARGV do\n"
+    "  local op, k = ARGV[i], ARGV[i + 1]\n"
+    "  if op == 's' then\n"
+    "    redis.call('HSET', kv, k, ARGV[i + 2])\n"
+    "    redis.call('ZADD', log, stamp(), k)\n"
+    "    redis.call('ZREM', dead, k)\n"
+    "  elseif op == 'd' then\n"
+    "    local s = stamp()\n"
+    "    redis.call('HDEL', kv, k)\n"
+    "    redis.call('ZADD', log, s, k)\n"
+    "    redis.call('ZADD', dead, s, k)\n"
+    "  elseif op == 'c' then\n"
+    "    local s = stamp()\n"
+    "    for _, m in ipairs(redis.call('HKEYS', kv)) do\n"
+    "      redis.call('ZADD', log, s, m)\n"
+    "      redis.call('ZADD', dead, s, m)\n"
+    "    end\n"
+    "    redis.call('DEL', kv)\n"
+    "  end\n"
+    "  i = i + 3\n"
+    "end\n"
+    "if last > 0 then redis.call('HSET', meta, 'last', last) end\n"
+    "local keep = 3600000000\n"
+    "local old = redis.call('ZRANGEBYSCORE', dead, '-inf', now - keep, 'WITHSCORES', 'LIMIT', 0, 256)\n"
+    "if ttl > 0 then\n"
+    "  local o2 = redis.call('ZRANGEBYSCORE', log, '-inf', now - keep - ttl, 'WITHSCORES', 'LIMIT', 0, 256)\n"
+    "  for j = 1, #o2 do old[#old + 1] = o2[j] end\n"
+    "end\n"
+    "for j = 1, #old, 2 do\n"
+    "  redis.call('ZREM', log, old[j])\n"
+    "  redis.call('ZREM', dead, old[j])\n"
+    "  redis.call('HDEL', kv, old[j])\n"
+    "  local s = tonumber(old[j + 1])\n"
+    "  if s > floor then floor = s end\n"
+    "end\n"
+    "if #old > 0 then redis.call('HSET', meta, 'floor', floor) end\n"
+    "local reset = 0\n"
+    "if cursor > 0 and cursor < floor then\n"
+    "  reset = 1\n"
+    "  cursor = 0\n"
+    "end\n"
+    "local ch = redis.call('ZRANGEBYSCORE', log, string.format('(%.0f', cursor), '+inf', 'WITHSCORES', 'LIMIT', 0, max)\n"
+    "local out = {cursor, reset, redis.call('HLEN', kv)}\n"
+    "for j = 1, #ch, 2 do\n"
+    "  local s = tonumber(ch[j + 1])\n"
+    "  local v = redis.call('HGET', kv, ch[j])\n"
+    "  if ttl > 0 and s < now - ttl then v = false end\n"
+    "  out[#out + 1] = ch[j]\n"
+    "  out[#out + 1] = v\n"
+    "  out[1] = s\n"
+    "end\n"
+    "return out\n";
+
+enum { ZG_SYNC_KIND_REQ = 0, ZG_SYNC_KIND_CONN, ZG_SYNC_KIND_KV, ZG_SYNC_KINDS };
 
 static const struct {
     const char *directive;
@@ -116,6 +196,7 @@ static const struct {
 } zg_sync_kinds[ZG_SYNC_KINDS] = {
     { "limit_req_zone", zg_sync_script, sizeof(zg_sync_script) - 1 },
     { "limit_conn_zone", zg_sync_conn_script, sizeof(zg_sync_conn_script) - 1 },
+    { "keyval_zone", zg_sync_kv_script, sizeof(zg_sync_kv_script) - 1 },
 };
 
 enum { ZG_LINK_DOWN = 0, ZG_LINK_RESOLVING, ZG_LINK_CONNECTING, ZG_LINK_UP };
@@ -163,7 +244,7 @@ typedef struct {
     int kind;                 /* ZG_SYNC_KIND_* */
     const zg_sync_conf_t *sc;
     uint64_t rate;            /* limit_req: the zone's rate */
-    zg_msec_t ttl;            /* limit_conn: the lease TTL */
+    zg_msec_t ttl;            /* limit_conn: the lease TTL; keyval: the zone's timeout */
     zg_zone_t *zone;
     zg_sync_link_t *link;     /* cluster: the master of its slot, NULL while unknown */
     zg_sync_cluster_t *cluster;
@@ -171,7 +252,8 @@ typedef struct {
     zg_sync_stats_t *st;
     zg_msec_t due;
     zg_sync_batch_t *inflight;
-    char prefix[96];      /* "zg:{NAME}:" (limit_req), "zgc:{NAME}:" (limit_conn) */
+    char prefix[96];      /* "zg:{NAME}:" (limit_req), "zgc:{NAME}:" (limit_conn),
+                             "zgk:{NAME}:" (keyval) */
     size_t prefix_len;
 } zg_sync_zone_t;
 
@@ -185,6 +267,7 @@ struct zg_sync_batch_s {
     int n;
     int retried;          /* resent with EVAL after NOSCRIPT */
     int redirected;       /* resent after MOVED or ASK */
+    int more;             /* keyval: the journal held more than the batch */
     zg_buf_t text;        /* keys, then the numbers */
     size_t *off;          /* argv as offsets into buf */
     size_t *argvlen;
@@ -364,14 +447,29 @@ static void zg_sync_on_load_conn(redisAsyncContext *ac, void *r, void *data)
     zg_sync_on_setup_kind(ac, r, data, ZG_SYNC_KIND_CONN);
 }
 
+static void zg_sync_on_load_kv(redisAsyncContext *ac, void *r, void *data)
+{
+    zg_sync_on_setup_kind(ac, r, data, ZG_SYNC_KIND_KV);
+}
+
 static void zg_sync_script_load(zg_sync_link_t *link, int kind)
 {
+    static redisCallbackFn *const on_load[ZG_SYNC_KINDS] = {
+        zg_sync_on_load_req, zg_sync_on_load_conn, zg_sync_on_load_kv
+    };
     const char *argv[3] = { "SCRIPT", "LOAD", zg_sync_kinds[kind].script };
     size_t argvlen[3] = { 6, 4, zg_sync_kinds[kind].len };
 
-    redisAsyncCommandArgv(link->ac, kind == ZG_SYNC_KIND_REQ ? zg_sync_on_load_req
-                                                              : zg_sync_on_load_conn,
-                          link, 3, argv, argvlen);
+    redisAsyncCommandArgv(link->ac, on_load[kind], link, 3, argv, argvlen);
+}
+
+static void zg_sync_script_load_all(zg_sync_link_t *link)
+{
+    int k;
+
+    for (k = 0; k < ZG_SYNC_KINDS; k++) {
+        zg_sync_script_load(link, k);
+    }
 }
 
 /* the AUTH answer: a refusal names AUTH (the zones log it once, as any outage) */
@@ -440,8 +538,7 @@ static void zg_sync_open(zg_sync_link_t *link, const char *ip, int port)
     if (sc->db != 0) {
         redisAsyncCommand(ac, zg_sync_on_setup, link, "SELECT %d", sc->db);
     }
-    zg_sync_script_load(link, ZG_SYNC_KIND_REQ);
-    zg_sync_script_load(link, ZG_SYNC_KIND_CONN);
+    zg_sync_script_load_all(link);
 }
 
 static void zg_sync_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -996,6 +1093,51 @@ static int zg_sync_batch_send(zg_sync_batch_t *b, zg_sync_link_t *link)
     return ZG_OK;
 }
 
+/* a keyval batch's answer: its writes are stamped (out of the journal), the
+ * fleet's changes since this host's stamp are applied */
+static void zg_sync_kv_answer(zg_sync_batch_t *b, redisReply *reply)
+{
+    zg_sync_zone_t *z = b->z;
+    redisReply *k, *v;
+    zg_msec_t now;
+    size_t i, changes;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || reply->elements % 2 == 0 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[2]->type != REDIS_REPLY_INTEGER) {
+        zg_sync_zone_down(z, "unexpected reply");
+        return;
+    }
+    zg_keyval_sync_ack(z->zone, b->n);
+    if (reply->element[1]->integer != 0) {
+        zg_keyval_sync_reset(z->zone);
+    }
+    now = zg_time_msec();
+    changes = (reply->elements - 3) / 2;
+    for (i = 3; i + 1 < reply->elements; i += 2) {
+        k = reply->element[i];
+        v = reply->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        if (v->type == REDIS_REPLY_STRING) {
+            zg_keyval_sync_apply(z->zone, k->str, k->len, v->str, v->len, now);
+        } else {
+            zg_keyval_sync_apply(z->zone, k->str, k->len, NULL, 0, now);
+        }
+    }
+    zg_keyval_sync_seen(z->zone, (uint64_t)zg_max(reply->element[0]->integer, 0LL),
+                        (uint64_t)zg_max(reply->element[2]->integer, 0LL));
+    if (b->more || changes >= ZG_SYNC_BATCH) {
+        __atomic_add_fetch(&z->st->overflows, 1, __ATOMIC_RELAXED);
+    }
+    __atomic_add_fetch(&z->st->batches, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&z->st->keys, (uint64_t)b->n + changes, __ATOMIC_RELAXED);
+    __atomic_store_n(&z->st->last_ok, zg_sync_unix_msec(), __ATOMIC_RELAXED);
+    zg_sync_zone_up(z);
+}
+
 static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
 {
     zg_sync_batch_t *b = data;
@@ -1026,8 +1168,7 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
             b->retried = 1;
             if (zg_sync_batch_send(b, link) == ZG_OK) {
                 z->inflight = b;
-                zg_sync_script_load(link, ZG_SYNC_KIND_REQ);
-                zg_sync_script_load(link, ZG_SYNC_KIND_CONN);
+                zg_sync_script_load_all(link);
                 return;
             }
         }
@@ -1043,6 +1184,11 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
             return;
         }
         zg_sync_zone_down(z, why);
+        return;
+    }
+    if (b->kind == ZG_SYNC_KIND_KV) {
+        zg_sync_kv_answer(b, reply);
+        zg_sync_batch_free(b);
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)b->n) {
@@ -1072,6 +1218,83 @@ static void zg_sync_on_batch(redisAsyncContext *ac, void *r, void *data)
     __atomic_add_fetch(&z->st->keys, (uint64_t)b->n, __ATOMIC_RELAXED);
     __atomic_store_n(&z->st->last_ok, zg_sync_unix_msec(), __ATOMIC_RELAXED);
     zg_sync_zone_up(z);
+    zg_sync_batch_free(b);
+}
+
+/* zg_keyval_sync_peek's callback, under the zone lock: OP KEY VALUE */
+static int zg_sync_batch_op(void *arg, int op, const char *key, size_t klen, const char *val,
+                            size_t vlen)
+{
+    zg_sync_batch_t *b = arg;
+    size_t off = b->text.len;
+    char o = (char)op;
+
+    if (zg_buf_append(&b->text, &o, 1) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    zg_sync_batch_arg(b, off);
+    off = b->text.len;
+    if (zg_buf_append(&b->text, key, klen) != ZG_OK) {
+        b->argc--;
+        return ZG_ERROR;
+    }
+    zg_sync_batch_arg(b, off);
+    off = b->text.len;
+    if (zg_buf_append(&b->text, val, vlen) != ZG_OK) {
+        b->argc -= 2;
+        return ZG_ERROR;
+    }
+    zg_sync_batch_arg(b, off);
+    b->n++;
+    return ZG_OK;
+}
+
+/* a keyval zone sends every interval, writes or not: the answer holds the other
+ * hosts' writes.  argv: EVALSHA sha 4 HASH LOG DEAD META stamp max timeout, then
+ * the journal's oldest writes as OP KEY VALUE */
+static void zg_sync_kv_push(zg_sync_zone_t *z)
+{
+    static const char *const sfx[4] = { "kv", "log", "dead", "meta" };
+    zg_sync_batch_t *b;
+    int i, max = 10 + 3 * ZG_SYNC_BATCH;
+    size_t off;
+
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return;
+    }
+    b->z = z;
+    b->kind = z->kind;
+    b->off = malloc((size_t)max * sizeof(size_t));
+    b->argvlen = malloc((size_t)max * sizeof(size_t));
+    b->argv = malloc((size_t)max * sizeof(char *));
+    if (b->off == NULL || b->argvlen == NULL || b->argv == NULL) {
+        goto fail;
+    }
+    b->argc = 2;
+    b->taken = zg_time_msec();
+    if (zg_sync_batch_num(b, 4) != ZG_OK) {
+        goto fail;
+    }
+    for (i = 0; i < 4; i++) {
+        off = b->text.len;
+        if (zg_buf_append(&b->text, z->prefix, z->prefix_len) != ZG_OK ||
+            zg_buf_append(&b->text, sfx[i], strlen(sfx[i])) != ZG_OK) {
+            goto fail;
+        }
+        zg_sync_batch_arg(b, off);
+    }
+    if (zg_sync_batch_num(b, zg_keyval_sync_cursor(z->zone)) != ZG_OK ||
+        zg_sync_batch_num(b, ZG_SYNC_BATCH) != ZG_OK || zg_sync_batch_num(b, z->ttl) != ZG_OK) {
+        goto fail;
+    }
+    zg_keyval_sync_peek(z->zone, ZG_SYNC_BATCH, zg_sync_batch_op, b, &b->more);
+    if (zg_sync_batch_send(b, z->link) != ZG_OK) {
+        goto fail;
+    }
+    z->inflight = b;
+    return;
+fail:
     zg_sync_batch_free(b);
 }
 
@@ -1220,6 +1443,9 @@ static void zg_sync_tick(uv_timer_t *t)
         }
         z->due = now + z->sc->interval;
         if (z->link == NULL || z->link->state != ZG_LINK_UP) {
+            if (z->kind == ZG_SYNC_KIND_KV) {
+                continue; /* the journal waits (bounded) for Redis to return */
+            }
             if (z->kind == ZG_SYNC_KIND_CONN) {
                 /* per-host limits: forget the other hosts' leases */
                 zg_limit_conn_sync_local(z->zone);
@@ -1231,7 +1457,11 @@ static void zg_sync_tick(uv_timer_t *t)
             continue;
         }
         if (z->inflight == NULL) {
-            zg_sync_zone_push(z);
+            if (z->kind == ZG_SYNC_KIND_KV) {
+                zg_sync_kv_push(z);
+            } else {
+                zg_sync_zone_push(z);
+            }
         }
     }
 }
@@ -1264,8 +1494,13 @@ static int zg_sync_add_zone(int kind, zg_zone_t *zone, const zg_sync_conf_t *sc,
     z->ttl = zg_max(ZG_SYNC_LEASE_INTERVALS * sc->interval, (zg_msec_t)ZG_SYNC_LEASE_MIN);
     z->zone = zone;
     z->st = st;
+    if (kind == ZG_SYNC_KIND_KV) {
+        z->ttl = (zg_msec_t)rate; /* the zone's timeout */
+    }
     z->prefix_len = (size_t)snprintf(z->prefix, sizeof(z->prefix),
-                                     kind == ZG_SYNC_KIND_CONN ? "zgc:{%s}:" : "zg:{%s}:",
+                                     kind == ZG_SYNC_KIND_CONN ? "zgc:{%s}:"
+                                     : kind == ZG_SYNC_KIND_KV ? "zgk:{%s}:"
+                                                               : "zg:{%s}:",
                                      zone->name);
     if (sc->mode == ZG_SYNC_CLUSTER) {
         /* one slot map per distinct cluster; the masters' links come with it */
@@ -1308,7 +1543,9 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
     zg_limit_req_main_conf_t *lmcf = zg_limit_req_main_conf(conf);
     zg_limit_conn_main_conf_t *cmcf = zg_limit_conn_main_conf(conf);
     zg_limit_req_zone_conf_t *zc;
+    zg_keyval_main_conf_t *kmcf = zg_keyval_main_conf(conf);
     zg_limit_conn_zone_conf_t *cc;
+    zg_keyval_zone_conf_t *kc;
     zg_msec_t tick = 0;
     int i, n = 0, ncz = 0;
 
@@ -1329,6 +1566,14 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
             zg_limit_conn_sync_shared(cc->zone) != NULL) {
             n++;
             ncz += cc->sync.mode == ZG_SYNC_CLUSTER;
+        }
+    }
+    for (i = 0; kmcf != NULL && i < kmcf->nzones; i++) {
+        kc = kmcf->zones[i];
+        if (kc->sync.mode != ZG_SYNC_NONE && kc->zone != NULL &&
+            zg_keyval_sync_shared(kc->zone) != NULL) {
+            n++;
+            ncz += kc->sync.mode == ZG_SYNC_CLUSTER;
         }
     }
     if (n == 0) {
@@ -1365,6 +1610,18 @@ int zg_sync_start(uv_loop_t *loop, zg_conf_t *conf)
             goto nomem;
         }
         tick = tick == 0 ? cc->sync.interval : zg_min(tick, cc->sync.interval);
+    }
+    for (i = 0; kmcf != NULL && i < kmcf->nzones; i++) {
+        kc = kmcf->zones[i];
+        if (kc->sync.mode == ZG_SYNC_NONE || kc->zone == NULL ||
+            zg_keyval_sync_shared(kc->zone) == NULL) {
+            continue;
+        }
+        if (zg_sync_add_zone(ZG_SYNC_KIND_KV, kc->zone, &kc->sync,
+                             zg_keyval_sync_shared(kc->zone), kc->timeout) != ZG_OK) {
+            goto nomem;
+        }
+        tick = tick == 0 ? kc->sync.interval : zg_min(tick, kc->sync.interval);
     }
     zg_sync.running = 1;
     zg_sync.stopping = 0;
@@ -1484,6 +1741,15 @@ static int zg_sync_zone_stats(zg_zone_t *z, zg_sync_stats_t *out, int *conn)
     if (z->pool == NULL || z->conf == NULL) {
         return ZG_DECLINED;
     }
+    if (z->kind == ZG_ZONE_KEYVAL) {
+        if (((const zg_keyval_zone_conf_t *)z->conf)->sync.mode == ZG_SYNC_NONE ||
+            (st = zg_keyval_sync_shared(z)) == NULL) {
+            return ZG_DECLINED;
+        }
+        *conn = 2;
+        zg_sync_stats_load(st, out);
+        return ZG_OK;
+    }
     if (z->kind == ZG_ZONE_LIMIT_REQ) {
         if (((const zg_limit_req_zone_conf_t *)z->conf)->sync.mode == ZG_SYNC_NONE) {
             return ZG_DECLINED;
@@ -1521,7 +1787,7 @@ static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
           "Unix time of the last batch Redis answered (0: none yet)." },
         { "zonegate_sync_fleet_current", "gauge",
           "limit_conn: requests held fleet-wide for this zone's keys as this host sees "
-          "them (its own plus the other hosts' live leases)." },
+          "them (its own plus the other hosts' live leases); keyval: entries in Redis." },
     };
     zg_sync_stats_t st;
     zg_zone_t *z;
@@ -1530,7 +1796,8 @@ static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
     int conn;
 
     if (zg_admin_zones_of(conf, ZG_ZONE_LIMIT_REQ) == 0 &&
-        zg_admin_zones_of(conf, ZG_ZONE_LIMIT_CONN) == 0) {
+        zg_admin_zones_of(conf, ZG_ZONE_LIMIT_CONN) == 0 &&
+        zg_admin_zones_of(conf, ZG_ZONE_KEYVAL) == 0) {
         return;
     }
     for (f = 0; f < zg_nelems(fam); f++) {
@@ -1547,7 +1814,8 @@ static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
             v = f == 0 ? (uint64_t)(st.up == ZG_SYNC_UP) : f == 1 ? st.batches
                 : f == 2 ? st.keys : f == 3 ? st.errors : f == 4 ? st.dropped
                 : f == 5 ? st.redirects : f == 6 ? st.overflows
-                : f == 7 ? st.last_ok / 1000 : zg_limit_conn_sync_fleet(z);
+                : f == 7 ? st.last_ok / 1000
+                : conn == 2 ? zg_keyval_sync_fleet(z) : zg_limit_conn_sync_fleet(z);
             zg_admin_sample(b, fam[f].name, v, "zone", z->name, NULL);
         }
     }

@@ -500,6 +500,107 @@ static void test_variable_eval(void **state)
     zg_conf_free(conf);
 }
 
+/* sync: the API's writes go to the journal in order (ip keys as canonical text);
+ * a change from Redis leaves a key with a journaled write alone; once stamped
+ * (acked) it applies; a reset keeps only the journaled keys */
+typedef struct {
+    char ops[16][80];
+    int n;
+} peeked_t;
+
+static int peek_cb(void *arg, int op, const char *key, size_t klen, const char *val,
+                   size_t vlen)
+{
+    peeked_t *p = arg;
+
+    snprintf(p->ops[p->n++], sizeof(p->ops[0]), "%c %.*s=%.*s", op, (int)klen, key, (int)vlen,
+             val);
+    return ZG_OK;
+}
+
+static void test_sync_journal(void **state)
+{
+    kv_zone_t z, ip;
+    peeked_t p = { 0 };
+    int more;
+
+    (void)state;
+    memset(&z, 0, sizeof(z));
+    zone_make(&z, 64 * 1024, ZG_KEYVAL_STRING, 0);
+    assert_null(zg_keyval_sync_shared(z.zone));
+    zone_free(&z);
+
+    memset(&z, 0, sizeof(z));
+    {
+        char err[256];
+
+        z.zone = zg_zone_declare(&z.list, "kvs", ZG_ZONE_KEYVAL, 64 * 1024, err, sizeof(err));
+        z.zc.zone = z.zone;
+        z.zc.sync.mode = ZG_SYNC_REDIS;
+        z.zone->conf = &z.zc;
+        z.zone->init = zg_keyval_zone_init;
+        assert_int_equal(zg_zone_map_all(&z.list, NULL, err, sizeof(err)), ZG_OK);
+    }
+    assert_non_null(zg_keyval_sync_shared(z.zone));
+    assert_int_equal(set(&z, "a", "1", 1000), ZG_OK);
+    assert_int_equal(set(&z, "b", "2", 1000), ZG_OK);
+    assert_int_equal(zg_keyval_delete(z.zone, "zz", 2), ZG_DECLINED); /* journaled anyway */
+    assert_int_equal(zg_keyval_sync_peek(z.zone, 2, peek_cb, &p, &more), 2);
+    assert_true(more);
+    assert_string_equal(p.ops[0], "s a=1");
+    assert_string_equal(p.ops[1], "s b=2");
+    /* Redis has an older a: the local write is kept */
+    assert_int_equal(zg_keyval_sync_apply(z.zone, "a", 1, "old", 3, 1000), ZG_BUSY);
+    assert_string_equal(get(&z, "a", 1000), "1");
+    assert_int_equal(zg_keyval_sync_apply(z.zone, "c", 1, "3", 1, 1000), ZG_OK);
+    assert_string_equal(get(&z, "c", 1000), "3");
+    zg_keyval_sync_ack(z.zone, 2);
+    p.n = 0;
+    assert_int_equal(zg_keyval_sync_peek(z.zone, 16, peek_cb, &p, &more), 1);
+    assert_false(more);
+    assert_string_equal(p.ops[0], "d zz=");
+    zg_keyval_sync_ack(z.zone, 1);
+    assert_int_equal(zg_keyval_sync_apply(z.zone, "a", 1, "new", 3, 1000), ZG_OK);
+    assert_string_equal(get(&z, "a", 1000), "new");
+    assert_int_equal(zg_keyval_sync_apply(z.zone, "b", 1, NULL, 0, 1000), ZG_OK);
+    assert_string_equal(get(&z, "b", 1000), "");
+    /* nothing from Redis is journaled */
+    assert_int_equal(zg_keyval_sync_peek(z.zone, 16, peek_cb, &p, &more), 0);
+    /* reset: only journaled keys stay */
+    assert_int_equal(set(&z, "d", "4", 1000), ZG_OK);
+    zg_keyval_sync_seen(z.zone, 77, 5);
+    assert_int_equal(zg_keyval_sync_cursor(z.zone), 77);
+    assert_int_equal(zg_keyval_sync_fleet(z.zone), 5);
+    zg_keyval_sync_reset(z.zone);
+    assert_int_equal(zg_keyval_sync_cursor(z.zone), 0);
+    assert_string_equal(get(&z, "a", 1000), "");
+    assert_string_equal(get(&z, "c", 1000), "");
+    assert_string_equal(get(&z, "d", 1000), "4");
+    /* a clear is journaled, and holds back every change from Redis */
+    zg_keyval_clear(z.zone);
+    assert_int_equal(zg_keyval_sync_apply(z.zone, "e", 1, "5", 1, 1000), ZG_BUSY);
+    zone_free(&z);
+
+    /* ip zones journal the canonical network */
+    memset(&ip, 0, sizeof(ip));
+    {
+        char err[256];
+
+        ip.zone = zg_zone_declare(&ip.list, "ips", ZG_ZONE_KEYVAL, 64 * 1024, err, sizeof(err));
+        ip.zc.zone = ip.zone;
+        ip.zc.type = ZG_KEYVAL_IP;
+        ip.zc.sync.mode = ZG_SYNC_REDIS;
+        ip.zone->conf = &ip.zc;
+        ip.zone->init = zg_keyval_zone_init;
+        assert_int_equal(zg_zone_map_all(&ip.list, NULL, err, sizeof(err)), ZG_OK);
+    }
+    assert_int_equal(set(&ip, "10.1.2.3/8", "x", 1000), ZG_OK);
+    p.n = 0;
+    assert_int_equal(zg_keyval_sync_peek(ip.zone, 16, peek_cb, &p, &more), 1);
+    assert_string_equal(p.ops[0], "s 10.0.0.0/8=x");
+    zone_free(&ip);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +615,7 @@ int main(void)
         cmocka_unit_test_setup(test_state_corrupt, setup),
         cmocka_unit_test_setup(test_variable, setup),
         cmocka_unit_test_setup(test_variable_eval, setup),
+        cmocka_unit_test_setup(test_sync_journal, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,147 @@
+"""Fleet-wide key-value zones (issue 20): `keyval_zone ... sync=URL`.  An entry written
+or deleted through one host's API is seen by every host within an interval; the last
+write to reach Redis wins; a clear propagates; the variable reads the synced value;
+Redis down: writes stay local and reach the fleet when it returns; /metrics shows the
+link, the keys synced and the fleet's entries beside the local count."""
+import json
+
+from sync_util import Redis, metric
+from zg import Zonegate, free_port, get, request, wait_for
+
+CONF = """
+worker_processes 2;
+http {{
+    keyval_zone zone=tiers:1m {sync} sync_interval=50ms;
+    keyval_zone zone=nets:1m type=ip {sync} sync_interval=50ms;
+    keyval $http_x_key $tier zone=tiers;
+    server {{
+        listen 127.0.0.1:{port};
+        location /api/ {{ api write=on; }}
+        location = /metrics {{ metrics; }}
+        location = /tier {{ return 200 "tier=$tier"; }}
+    }}
+}}
+"""
+
+
+def api(port, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    st, _, out = request(port, method, "/api/1/http/keyvals" + path, body=data,
+                         headers={"Content-Type": "application/json"} if data else None)
+    return st, (json.loads(out) if out else None)
+
+
+def kv(port, zone="tiers"):
+    return api(port, "GET", "/" + zone)[1]
+
+
+def hosts(n, redis_port, sync=None):
+    out = []
+    for _ in range(n):
+        port = free_port()
+        s = sync or "sync=redis://127.0.0.1:%d" % redis_port
+        z = Zonegate(CONF, wait_ports=[port], port=port, sync=s)
+        z.port = port
+        out.append(z)
+    for z in out:
+        assert wait_for(lambda: metric(z.port, "zonegate_sync_up", "tiers") == 1, 10), \
+            z.error_log()
+    return out
+
+
+def test_sync_keyval_set_delete_clear_propagate():
+    r = Redis()
+    a, b, c = hosts(3, r.port)
+    assert api(a.port, "POST", "/tiers", {"k1": "gold", "k2": "silver"})[0] == 201
+    for z in (b, c):
+        assert wait_for(lambda: kv(z.port) == {"k1": "gold", "k2": "silver"}, 5), kv(z.port)
+    # the variable reads the synced value on another host
+    assert get(b.port, "/tier", headers={"X-Key": "k1"})[2] == b"tier=gold"
+    # a change on B, a delete on C
+    assert api(b.port, "PATCH", "/tiers", {"k1": "bronze"})[0] == 204
+    assert api(c.port, "PATCH", "/tiers", {"k2": None})[0] == 204
+    for z in (a, b, c):
+        assert wait_for(lambda: kv(z.port) == {"k1": "bronze"}, 5), kv(z.port)
+    # an ip zone: networks by their canonical text
+    assert api(a.port, "POST", "/nets", {"10.1.2.3/8": "x", "192.0.2.7": "y"})[0] == 201
+    assert wait_for(lambda: kv(c.port, "nets") == {"10.0.0.0/8": "x", "192.0.2.7": "y"}, 5), \
+        kv(c.port, "nets")
+    # a clear on one host empties the zone everywhere
+    assert api(b.port, "DELETE", "/tiers")[0] == 204
+    for z in (a, c):
+        assert wait_for(lambda: kv(z.port) == {}, 5), kv(z.port)
+    # the keys live under the zone's hash tag
+    assert "zgk:{tiers}:kv" in r.keys("zgk:*") or kv(a.port) == {}
+    assert metric(a.port, "zonegate_sync_keys_total", "tiers") > 0
+    assert metric(a.port, "zonegate_sync_errors_total", "tiers") == 0
+    assert api(a.port, "POST", "/tiers", {"n1": "1", "n2": "2", "n3": "3"})[0] == 201
+    # the fleet's entries beside the local count
+    assert wait_for(lambda: metric(c.port, "zonegate_sync_fleet_current", "tiers") == 3, 5)
+    assert wait_for(lambda: metric(c.port, "zonegate_keyval_entries", "tiers") == 3, 5)
+    for z in (a, b, c):
+        z.stop()
+
+
+def test_sync_keyval_last_writer_wins():
+    r = Redis()
+    a, b = hosts(2, r.port)
+    # many rounds of the same key written on both hosts at about the same time: every
+    # round ends with both hosts on the same value, the one Redis stamped last
+    for i in range(10):
+        assert api(a.port, "PATCH", "/tiers", {"k": "a%d" % i})[0] == 204
+        assert api(b.port, "PATCH", "/tiers", {"k": "b%d" % i})[0] == 204
+
+        def same():
+            va, vb = kv(a.port).get("k"), kv(b.port).get("k")
+            return va == vb and va in ("a%d" % i, "b%d" % i)
+        assert wait_for(same, 5), (kv(a.port), kv(b.port))
+        got = kv(a.port)["k"]
+        # Redis holds the same value: the winner is what Redis kept
+        assert r.cli("hget", "zgk:{tiers}:kv", "k").strip() == got
+    # a later write after both have synced always wins
+    assert api(a.port, "PATCH", "/tiers", {"k": "late"})[0] == 204
+    assert wait_for(lambda: kv(b.port).get("k") == "late", 5)
+    for z in (a, b):
+        z.stop()
+
+
+def test_sync_keyval_redis_down_then_back():
+    r = Redis()
+    a, b = hosts(2, r.port)
+    assert api(a.port, "POST", "/tiers", {"k1": "v1"})[0] == 201
+    assert wait_for(lambda: kv(b.port) == {"k1": "v1"}, 5)
+    r.kill()
+    assert wait_for(lambda: metric(a.port, "zonegate_sync_up", "tiers") == 0, 10)
+    # fail-open: writes and reads go on locally
+    assert api(a.port, "PATCH", "/tiers", {"k2": "v2", "k1": None})[0] == 204
+    assert kv(a.port) == {"k2": "v2"}
+    assert kv(b.port) == {"k1": "v1"}
+    r.start()  # an empty Redis on the same port
+    assert wait_for(lambda: metric(a.port, "zonegate_sync_up", "tiers") == 1, 10)
+    # the journal reaches the fleet
+    assert wait_for(lambda: kv(b.port).get("k2") == "v2", 5), kv(b.port)
+    for z in (a, b):
+        z.stop()
+
+
+def test_sync_keyval_new_host_loads_the_fleet():
+    r = Redis()
+    a, = hosts(1, r.port)
+    assert api(a.port, "POST", "/tiers", {"k%d" % i: "v%d" % i for i in range(50)})[0] == 201
+    assert wait_for(lambda: metric(a.port, "zonegate_sync_fleet_current", "tiers") == 50, 5)
+    b, = hosts(1, r.port)
+    assert wait_for(lambda: len(kv(b.port)) == 50, 5), len(kv(b.port))
+    for z in (a, b):
+        z.stop()
+
+
+def test_sync_keyval_config():
+    from zg import zonegate_t
+    rc, out, _ = zonegate_t("http {{ keyval_zone zone=a:1m sync=nope://x; }}")
+    assert rc == 1 and "sync" in out, out
+    rc, out, _ = zonegate_t("http {{ keyval_zone zone=a:1m sync=redis://h:1:2; }}")
+    assert rc == 1, out
+    rc, out, _ = zonegate_t(
+        "http {{ keyval_zone zone=a:1m type=ip timeout=1h sync=redis://127.0.0.1:6379 "
+        "sync_interval=50ms; }}")
+    assert rc == 0, out
