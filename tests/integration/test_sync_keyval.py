@@ -145,3 +145,32 @@ def test_sync_keyval_config():
         "http {{ keyval_zone zone=a:1m type=ip timeout=1h sync=redis://127.0.0.1:6379 "
         "sync_interval=50ms; }}")
     assert rc == 0, out
+
+
+def test_sync_keyval_on_an_authenticated_redis_cluster():
+    import subprocess
+    from test_sync_cluster import owner, slot
+    pw = "kv-pw"
+    nodes = [Redis(args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                         "--cluster-node-timeout", "2000", "--cluster-port", str(free_port()),
+                         "--requirepass", pw, "--masterauth", pw], password=pw)
+             for _ in range(3)]
+    out = subprocess.run(["redis-cli", "-a", pw, "--no-auth-warning", "--cluster", "create"] +
+                         ["127.0.0.1:%d" % n.port for n in nodes] +
+                         ["--cluster-replicas", "0", "--cluster-yes"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    assert out.returncode == 0, out.stdout.decode()
+    assert wait_for(lambda: all("cluster_state:ok" in n.cli("cluster", "info") for n in nodes),
+                    20)
+    sync = "sync=redis-cluster://:%s@127.0.0.1:%d" % (pw, nodes[0].port)
+    a, b = hosts(2, 0, sync=sync)
+    assert api(a.port, "POST", "/tiers", {"k1": "gold"})[0] == 201
+    assert wait_for(lambda: kv(b.port) == {"k1": "gold"}, 5), kv(b.port)
+    assert api(b.port, "PATCH", "/tiers", {"k1": None, "k2": "x"})[0] == 204
+    assert wait_for(lambda: kv(a.port) == {"k2": "x"}, 5), kv(a.port)
+    # the zone's keys live on the master of its hash tag's slot, and only there
+    n = owner(nodes, slot("tiers"))
+    assert "zgk:{tiers}:kv" in n.keys("zgk:*")
+    assert not any(m.keys("zgk:{tiers}:*") for m in nodes if m is not n)
+    for z in (a, b):
+        z.stop()
