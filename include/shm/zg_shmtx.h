@@ -17,14 +17,20 @@ typedef struct {
     volatile uint32_t taken;    /* acquisitions, for the master's watchdog */
     uint64_t contended;         /* acquisitions that found the lock held */
     uint64_t wait_ns;           /* time those waited for it, spinning or asleep */
+    uint64_t spins;             /* spin rounds of those waits (none with one CPU) */
 } zg_shmtx_sh_t;
+
+/* CPUs this process may run on (sched_getaffinity, else the online CPUs), read by
+ * zg_shmtx_init in the master before workers are pinned; a waiter spins only when
+ * it is above 1, as nginx's ngx_ncpu. */
+long zg_shmtx_cpus(void);
 
 /* Initialises m as a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST mutex.
  * Call once, before any process uses it.  Returns ZG_OK or ZG_ERROR. */
 int zg_shmtx_init(zg_shmtx_sh_t *m);
 
-/* Blocks until locked; a wait (the lock was held) is counted in m->contended and
- * its duration in m->wait_ns.  If the previous holder died with the lock held
+/* Blocks until locked; a wait (the lock was held) is counted in m->contended,
+ * its duration in m->wait_ns and its spin rounds (more than one CPU only) in m->spins.  If the previous holder died with the lock held
  * (EOWNERDEAD) the lock is made consistent, counted in m->recovered and
  * taken; the caller then owns whatever state the dead holder left. */
 void zg_shmtx_lock(zg_shmtx_sh_t *m);

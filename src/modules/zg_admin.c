@@ -106,7 +106,7 @@ typedef struct {
     zg_slab_stat_t stats[ZG_SLAB_NSLOTS];
     size_t pages_free;
     uint64_t page_fails;
-    uint64_t lock_waits, lock_wait_ns;
+    uint64_t lock_waits, lock_wait_ns, lock_spins;
 } zg_admin_pool_snap_t;
 
 
@@ -136,6 +136,7 @@ static void zg_admin_metrics_zones(zg_buf_t *b, const zg_conf_t *conf)
         /* before our own acquisition could have counted */
         sn[i].lock_waits = __atomic_load_n(&z->pool->mutex.contended, __ATOMIC_RELAXED);
         sn[i].lock_wait_ns = __atomic_load_n(&z->pool->mutex.wait_ns, __ATOMIC_RELAXED);
+        sn[i].lock_spins = __atomic_load_n(&z->pool->mutex.spins, __ATOMIC_RELAXED);
         zg_shmtx_unlock(&z->pool->mutex);
         i++;
     }
@@ -177,6 +178,16 @@ static void zg_admin_metrics_zones(zg_buf_t *b, const zg_conf_t *conf)
             continue;
         }
         zg_admin_sample(b, "zonegate_zone_lock_waits_total", sn[i].lock_waits, "zone", z->name,
+                        NULL);
+        i++;
+    }
+    zg_admin_family(b, "zonegate_zone_lock_spins_total", "counter",
+                    "Spin rounds of those waits (0 when the process may run on one CPU only).");
+    for (z = conf->zones.head, i = 0; z != NULL; z = z->next) {
+        if (z->pool == NULL) {
+            continue;
+        }
+        zg_admin_sample(b, "zonegate_zone_lock_spins_total", sn[i].lock_spins, "zone", z->name,
                         NULL);
         i++;
     }

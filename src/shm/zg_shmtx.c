@@ -2,6 +2,7 @@
 #include "zg_shmtx.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,12 +83,25 @@ static inline pid_t zg_shmtx_self(void)
     return zg_shmtx_pid;
 }
 
+long zg_shmtx_cpus(void)
+{
+    cpu_set_t set;
+    long n;
+
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && (n = CPU_COUNT(&set)) > 0) {
+        return n;
+    }
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
+}
+
 int zg_shmtx_init(zg_shmtx_sh_t *m)
 {
     pthread_mutexattr_t attr;
     int rc;
 
-    zg_shmtx_ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    zg_shmtx_ncpu = zg_shmtx_cpus();
     if (pthread_mutexattr_init(&attr) != 0) {
         return ZG_ERROR;
     }
@@ -106,6 +120,7 @@ int zg_shmtx_init(zg_shmtx_sh_t *m)
     m->recovered = 0;
     m->contended = 0;
     m->wait_ns = 0;
+    m->spins = 0;
     return ZG_OK;
 }
 
@@ -154,6 +169,7 @@ static uint64_t zg_shmtx_now_ns(void)
 static __attribute__((noinline)) int zg_shmtx_wait(zg_shmtx_sh_t *m)
 {
     uint64_t t0 = zg_shmtx_now_ns();
+    uint64_t spins = 0;
     int rc = EBUSY;
 
     /* Critical sections are a few hundred instructions: when the holder runs on
@@ -166,6 +182,7 @@ static __attribute__((noinline)) int zg_shmtx_wait(zg_shmtx_sh_t *m)
             for (int k = 0; k < n; k++) {
                 zg_cpu_pause();
             }
+            spins++;
             if (__atomic_load_n(&m->owner, __ATOMIC_RELAXED) == 0) {
                 rc = pthread_mutex_trylock(&m->mutex);
             }
@@ -177,6 +194,9 @@ static __attribute__((noinline)) int zg_shmtx_wait(zg_shmtx_sh_t *m)
     /* under the lock now: plain updates, read by /metrics without it */
     __atomic_store_n(&m->contended, m->contended + 1, __ATOMIC_RELAXED);
     __atomic_store_n(&m->wait_ns, m->wait_ns + (zg_shmtx_now_ns() - t0), __ATOMIC_RELAXED);
+    if (spins != 0) {
+        __atomic_store_n(&m->spins, m->spins + spins, __ATOMIC_RELAXED);
+    }
     return rc;
 }
 

@@ -1,5 +1,6 @@
 /* test_shmtx.c — the zone lock: a holder killed with SIGKILL (robust recovery by a
  * waiter, or by the master), and a holder that stops. */
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -216,6 +217,67 @@ static void test_wait_counted(void **state)
     zg_zone_list_free(&l);
 }
 
+/* one contended acquisition of m by a child while we hold it; returns m->spins */
+static uint64_t contend_once(zg_shmtx_sh_t *m)
+{
+    pid_t child;
+
+    zg_shmtx_lock(m);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        alarm(GUARD);
+        zg_shmtx_lock(m);
+        zg_shmtx_unlock(m);
+        _exit(0);
+    }
+    while ((__atomic_load_n((unsigned *)&m->mutex.__data.__lock, __ATOMIC_RELAXED) &
+            0x80000000u) == 0) {
+        sleep_ms(1);
+    }
+    zg_shmtx_unlock(m);
+    wait_ok(child);
+    assert_int_equal(m->contended, 1);
+    return m->spins;
+}
+
+/* nginx spins only with more than one CPU: a process allowed one CPU (taskset,
+ * worker_cpu_affinity of the master) sleeps at once; with two it spins a bounded
+ * number of rounds first (the holder stays in for all of them) */
+static void test_no_spin_on_one_cpu(void **state)
+{
+    zg_zone_list_t l;
+    zg_zone_t *z;
+    cpu_set_t all, one;
+
+    (void)state;
+    guard(GUARD);
+    assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+    CPU_ZERO(&one);
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (CPU_ISSET(c, &all)) {
+            CPU_SET(c, &one);
+            break;
+        }
+    }
+    assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+    assert_int_equal(zg_shmtx_cpus(), 1);
+    z = map_shared_zone(&l, 64 * 1024);
+    assert_int_equal(contend_once(&z->pool->mutex), 0);
+    zg_zone_unmap_all(&l);
+    zg_zone_list_free(&l);
+
+    assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+    if (CPU_COUNT(&all) > 1) {
+        assert_int_equal(zg_shmtx_cpus(), CPU_COUNT(&all));
+        z = map_shared_zone(&l, 64 * 1024);
+        assert_int_equal(contend_once(&z->pool->mutex), 7); /* 1, 2, 4 ... 64 pauses */
+        zg_zone_unmap_all(&l);
+        zg_zone_list_free(&l);
+    }
+    alarm(0);
+}
+
 /* the master's watchdog: a lock held without release for N ticks names its holder;
  * any release and re-take (or no holder) starts the count again */
 static void test_stuck_holder(void **state)
@@ -247,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_master_recover),
         cmocka_unit_test(test_stuck_holder),
         cmocka_unit_test(test_wait_counted),
+        cmocka_unit_test(test_no_spin_on_one_cpu),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
