@@ -15,6 +15,7 @@
 #include "zg_limit_req.h"
 #include "zg_log.h"
 #include "zg_request.h"
+#include "zg_sync_api.h"
 #include "zg_upstream.h"
 
 #define ZG_API_VERSION 1
@@ -816,7 +817,17 @@ static int zg_api_route(const zg_conf_t *conf, int write, const char *method,
         return zg_api_error(out, 404, "UnknownVersion", "unknown version");
     }
     if (a.n == 1) {
-        return zg_api_list(&a, out, json_pack("[s,s]", "http", "slabs"));
+        return zg_api_list(&a, out, json_pack("[s,s,s]", "http", "slabs", "sync"));
+    }
+    if (zg_api_is(&a.seg[1], "sync")) {
+        /* GET /api/1/sync: the zones with sync=... (zg_sync_api.h) */
+        if (a.n != 2) {
+            return zg_api_error(out, 404, "PathNotFound", "path not found");
+        }
+        if (!zg_api_reading(&a)) {
+            return zg_api_not_allowed(&a, out);
+        }
+        return zg_api_json(out, zg_sync_api_json(a.conf), 200);
     }
     if (zg_api_is(&a.seg[1], "slabs")) {
         a.n--;

@@ -19,6 +19,7 @@
  * +switch-master there; with a Cluster every master has a link and each zone uses
  * the master of its hash tag's slot, from a slot map kept by zg_sync_cluster_t. */
 #include "zg_sync.h"
+#include "zg_sync_api.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1819,6 +1820,58 @@ static void zg_sync_metrics(zg_buf_t *b, const zg_conf_t *conf)
             zg_admin_sample(b, fam[f].name, v, "zone", z->name, NULL);
         }
     }
+}
+
+json_t *zg_sync_api_json(const zg_conf_t *conf)
+{
+    static const char *const kinds[] = { "limit_req", "limit_conn", "keyval" };
+    static const char *const states[] = { "unknown", "up", "down" };
+    const zg_sync_conf_t *sc;
+    zg_limit_conn_stats_t cs;
+    zg_limit_req_stats_t rs;
+    zg_keyval_stats_t ks;
+    zg_sync_stats_t st;
+    json_t *o = json_object(), *e;
+    zg_zone_t *z;
+    int conn;
+
+    for (z = conf->zones.head; o != NULL && z != NULL; z = z->next) {
+        if (zg_sync_zone_stats(z, &st, &conn) != ZG_OK) {
+            continue;
+        }
+        if (conn == 2) {
+            sc = &((const zg_keyval_zone_conf_t *)z->conf)->sync;
+            zg_keyval_stats(z, &ks);
+            e = json_pack("{s:I,s:I}", "local", (json_int_t)ks.entries, "fleet",
+                          (json_int_t)zg_keyval_sync_fleet(z));
+        } else if (conn == 1) {
+            sc = &((const zg_limit_conn_zone_conf_t *)z->conf)->sync;
+            zg_limit_conn_stats(z, &cs);
+            e = json_pack("{s:I,s:I}", "local", (json_int_t)cs.current, "fleet",
+                          (json_int_t)zg_limit_conn_sync_fleet(z));
+        } else {
+            sc = &((const zg_limit_req_zone_conf_t *)z->conf)->sync;
+            zg_limit_req_stats(z, &rs);
+            e = json_pack("{s:I}", "local", (json_int_t)rs.entries);
+        }
+        if (e == NULL) {
+            continue;
+        }
+        json_object_set_new(e, "kind", json_string(kinds[conn]));
+        json_object_set_new(e, "url", json_string(sc->url));
+        json_object_set_new(e, "interval_ms", json_integer((json_int_t)sc->interval));
+        json_object_set_new(e, "state",
+                            json_string(states[st.up >= 0 && st.up <= 2 ? st.up : 0]));
+        json_object_set_new(e, "last_success_ms", json_integer((json_int_t)st.last_ok));
+        json_object_set_new(e, "batches", json_integer((json_int_t)st.batches));
+        json_object_set_new(e, "keys", json_integer((json_int_t)st.keys));
+        json_object_set_new(e, "errors", json_integer((json_int_t)st.errors));
+        json_object_set_new(e, "dropped", json_integer((json_int_t)st.dropped));
+        json_object_set_new(e, "redirects", json_integer((json_int_t)st.redirects));
+        json_object_set_new(e, "budget_full", json_integer((json_int_t)st.overflows));
+        json_object_set_new(o, z->name, e);
+    }
+    return o;
 }
 
 /* the first worker of a generation runs the sync for every worker */

@@ -2,6 +2,7 @@
 share `limit_conn` through Redis; a host killed with SIGKILL stops counting once its
 leases expire."""
 import http.client
+import json
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ http {{
         listen 127.0.0.1:{port};
         location / {{ limit_conn fleet {n}; proxy_pass http://{up}; }}
         location = /metrics {{ metrics; }}
+        location /api/ {{ api; }}
     }}
 }}
 """
@@ -136,6 +138,10 @@ def test_sync_limit_conn_dead_host_leases_expire():
     # bound), then refuses: the fleet is full with a's leases
     assert wait_for(lambda: get(pb, "/", headers={"X-Key": "k"})[0] == 503, 5)
     assert metric(pb, "zonegate_sync_fleet_current") >= n
+    # the API shows b's fleet view beside its own count (none held here)
+    doc = json.loads(get(pb, "/api/1/sync")[2])["fleet"]
+    assert doc["kind"] == "limit_conn" and doc["state"] == "up", doc
+    assert doc["fleet"] >= n and doc["local"] == 0, doc
     # a dies without a word: its leases must expire in Redis within the TTL
     os.killpg(a.proc.pid, signal.SIGKILL)
     t0 = time.monotonic()

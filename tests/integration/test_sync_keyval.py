@@ -78,6 +78,15 @@ def test_sync_keyval_set_delete_clear_propagate():
     # the fleet's entries beside the local count
     assert wait_for(lambda: metric(c.port, "zonegate_sync_fleet_current", "tiers") == 3, 5)
     assert wait_for(lambda: metric(c.port, "zonegate_keyval_entries", "tiers") == 3, 5)
+    # the JSON API's view of the sync
+    st, _, body = get(c.port, "/api/1/sync")
+    doc = json.loads(body)
+    assert st == 200 and set(doc) == {"tiers", "nets"}, doc
+    t = doc["tiers"]
+    assert t["kind"] == "keyval" and t["state"] == "up" and t["local"] == 3, t
+    assert t["fleet"] == 3 and t["keys"] > 0 and t["last_success_ms"] > 0, t
+    assert t["url"] == "redis://127.0.0.1:%d" % r.port and t["interval_ms"] == 50, t
+    assert t["errors"] == 0 and t["budget_full"] == 0, t
     for z in (a, b, c):
         z.stop()
 
@@ -112,6 +121,7 @@ def test_sync_keyval_redis_down_then_back():
     assert wait_for(lambda: kv(b.port) == {"k1": "v1"}, 5)
     r.kill()
     assert wait_for(lambda: metric(a.port, "zonegate_sync_up", "tiers") == 0, 10)
+    assert json.loads(get(a.port, "/api/1/sync")[2])["tiers"]["state"] == "down"
     # fail-open: writes and reads go on locally
     assert api(a.port, "PATCH", "/tiers", {"k2": "v2", "k1": None})[0] == 204
     assert kv(a.port) == {"k2": "v2"}
