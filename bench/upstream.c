@@ -10,7 +10,10 @@
  *   ./upstream PORT            (listens on 127.0.0.1:PORT until killed)
  *   ./upstream PORT FILE       (answers with FILE's bytes as application/json: the
  *                               gzip benchmark's 10 KB JSON)
+ * SIGUSR1 prints the connections accepted so far ("accepts N") on stderr: the
+ * upstream connection churn of a proxy (bench/churn.py).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +162,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
 }
 
+static unsigned long long accepts;
+
+static void on_usr1(uv_signal_t *h, int sig)
+{
+    (void)h;
+    (void)sig;
+    fprintf(stderr, "accepts %llu\n", accepts);
+    fflush(stderr);
+}
+
 static void on_conn(uv_stream_t *server, int status)
 {
     conn_t *c;
@@ -176,6 +189,7 @@ static void on_conn(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&c->tcp, on_close);
         return;
     }
+    accepts++;
     uv_tcp_nodelay(&c->tcp, 1);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
@@ -194,6 +208,10 @@ int main(int argc, char **argv)
     if (argc == 3) {
         load_body(argv[2]);
     }
+    static uv_signal_t usr1;
+    uv_signal_init(loop, &usr1);
+    uv_signal_start(&usr1, on_usr1, SIGUSR1);
+    uv_unref((uv_handle_t *)&usr1);
     uv_ip4_addr("127.0.0.1", atoi(argv[1]), &sa);
     uv_tcp_init(loop, &server);
     if ((rc = uv_tcp_bind(&server, (const struct sockaddr *)&sa, 0)) != 0 ||

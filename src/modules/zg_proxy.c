@@ -21,6 +21,11 @@
 #define ZG_PROXY_HIGH (256 * 1024)    /* queued bytes that pause the other side */
 #define ZG_PROXY_HEAD_MAX (64 * 1024) /* upstream response head */
 #define ZG_PROXY_IDLE_MSEC 60000      /* idle kept-alive upstream connection */
+/* idle connections beyond `keepalive N` are closed once idle this long (at most
+ * ZG_PROXY_SURPLUS x N idle at any time): the responses of one burst return their
+ * connections a moment before the clients' next requests want them again */
+#define ZG_PROXY_TRIM_MSEC 1000
+#define ZG_PROXY_SURPLUS 4
 #define ZG_PROXY_KEEP_HEAD (16 * 1024) /* a recycled proxy keeps a head buffer up to this */
 
 typedef struct zg_upconn_s zg_upconn_t;
@@ -61,6 +66,7 @@ typedef struct {
 typedef struct {
     zg_queue_t pools;
     uv_timer_t sweep;           /* closes connections idle for too long */
+    uv_timer_t trim;            /* closes the surplus over keepalive N (lazily) */
 } zg_proxy_pool_t;
 
 struct zg_proxy_s {
@@ -182,6 +188,34 @@ static void zg_pool_sweep(uv_timer_t *t)
 /* this worker's keep-alive pool (one worker per process) */
 static zg_proxy_pool_t *zg_proxy_pool;
 
+/* closes the idle connections over each upstream's keepalive N that have been idle
+ * ZG_PROXY_TRIM_MSEC, least recently used first; runs again while a surplus is left */
+static void zg_pool_trim(uv_timer_t *t)
+{
+    zg_proxy_pool_t *pool = t->data;
+    uint64_t now = uv_now(t->loop), next = 0;
+
+    for (zg_queue_t *q = zg_queue_head(&pool->pools); q != zg_queue_sentinel(&pool->pools);
+         q = zg_queue_next(q)) {
+        zg_upool_t *up = zg_queue_data(q, zg_upool_t, link);
+        while (!zg_queue_empty(&up->lru)) {
+            zg_upconn_t *uc = zg_queue_data(zg_queue_last(&up->lru), zg_upconn_t, link);
+            if (up->nidle <= uc->u->keepalive) {
+                break;
+            }
+            if (now - uc->idle_since < ZG_PROXY_TRIM_MSEC) {
+                uint64_t d = uc->idle_since + ZG_PROXY_TRIM_MSEC - now;
+                next = next == 0 ? d : zg_min(next, d);
+                break;
+            }
+            zg_pool_idle_close(uc);
+        }
+    }
+    if (next != 0) {
+        uv_timer_start(t, zg_pool_trim, next, 0);
+    }
+}
+
 static zg_upool_t *zg_pool_of(zg_upstream_conf_t *u)
 {
     zg_proxy_pool_t *pool = zg_proxy_pool;
@@ -213,7 +247,11 @@ static void zg_pool_put(zg_upconn_t *uc)
         return;
     }
     if (up->nidle >= uc->u->keepalive) {
-        zg_pool_idle_close(zg_queue_data(zg_queue_last(&up->lru), zg_upconn_t, link));
+        if (up->nidle >= ZG_PROXY_SURPLUS * uc->u->keepalive) {
+            zg_pool_idle_close(zg_queue_data(zg_queue_last(&up->lru), zg_upconn_t, link));
+        } else if (!uv_is_active((uv_handle_t *)&zg_proxy_pool->trim)) {
+            uv_timer_start(&zg_proxy_pool->trim, zg_pool_trim, ZG_PROXY_TRIM_MSEC, 0);
+        }
     }
     /* it keeps reading while idle (no epoll changes per request): the read
      * callback closes it if the upstream closes or sends anything */
@@ -252,6 +290,9 @@ static int zg_proxy_pool_init(zg_worker_t *w)
     pool->sweep.data = pool;
     uv_timer_start(&pool->sweep, zg_pool_sweep, 5000, 5000);
     uv_unref((uv_handle_t *)&pool->sweep);
+    uv_timer_init(w->loop, &pool->trim);
+    pool->trim.data = pool;
+    uv_unref((uv_handle_t *)&pool->trim);
     zg_proxy_pool = pool;
     return ZG_OK;
 }
@@ -264,6 +305,7 @@ static void zg_proxy_pool_close(zg_worker_t *w)
     if (pool == NULL) {
         return;
     }
+    uv_timer_stop(&pool->trim);
     for (zg_queue_t *q = zg_queue_head(&pool->pools); q != zg_queue_sentinel(&pool->pools);
          q = zg_queue_next(q)) {
         zg_upool_t *up = zg_queue_data(q, zg_upool_t, link);
