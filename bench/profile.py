@@ -15,6 +15,7 @@ Needs valgrind (bench/run.sh does not install it: `apt-get install valgrind`).
   python3 bench/profile.py [pass|reject ...]      (default: pass reject)
   N1=500 N2=3000 ZG_BIN=build/zonegate TOP=25 OUT=bench/results/profile
   PROXY=nginx profiles nginx the same way (for comparison)
+  SYNC="sync=redis://127.0.0.1:6379" adds Redis sync to the limit_req zone
 """
 import glob
 import os
@@ -40,11 +41,20 @@ BINVAR = {"zonegate": "ZG_BIN", "nginx": "NGINX_BIN"}[PROXY]
 _render = bench.render
 
 
+# SYNC="sync=redis://127.0.0.1:PORT": the limit_req zone syncs with that Redis (the
+# sync's own work on the worker's loop counts too)
+SYNC = os.environ.get("SYNC", "")
+
+
 def _render_unsandboxed(template, out, vals):
     _render(template, out, vals)
     if template == "zonegate.conf":
-        with open(out, "a") as f:
-            f.write("worker_sandbox off;\n")
+        with open(out) as f:
+            text = f.read()
+        if SYNC:
+            text = re.sub(r"(limit_req_zone [^;]*);", r"\1 %s;" % SYNC, text, count=1)
+        with open(out, "w") as f:
+            f.write(text + "worker_sandbox off;\n")
 
 
 bench.render = _render_unsandboxed

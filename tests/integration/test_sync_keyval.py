@@ -184,3 +184,20 @@ def test_sync_keyval_on_an_authenticated_redis_cluster():
     assert not any(m.keys("zgk:{tiers}:*") for m in nodes if m is not n)
     for z in (a, b):
         z.stop()
+
+
+def test_sync_keyval_with_an_acl_user_of_the_documented_rights():
+    # the rights README.md lists for keyval zones, on zgk:* only; the default user off
+    r = Redis(args=["--user", "default", "off",
+                    "--user", "zg", "on", ">kv-pw", "~zgk:*",
+                    "+evalsha", "+eval", "+script|load", "+time", "+hget", "+hset", "+hdel",
+                    "+hkeys", "+hlen", "+del", "+zadd", "+zrem", "+zrangebyscore"],
+              user="zg", password="kv-pw")
+    a, b = hosts(2, 0, sync="sync=redis://zg:kv-pw@127.0.0.1:%d" % r.port)
+    assert api(a.port, "POST", "/tiers", {"k1": "v1", "k2": "v2"})[0] == 201
+    assert api(a.port, "DELETE", "/tiers")[0] == 204
+    assert api(a.port, "POST", "/tiers", {"k3": "v3"})[0] == 201
+    assert wait_for(lambda: kv(b.port) == {"k3": "v3"}, 5), kv(b.port)
+    assert metric(a.port, "zonegate_sync_errors_total", "tiers") == 0
+    for z in (a, b):
+        z.stop()
