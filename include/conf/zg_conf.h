@@ -89,6 +89,7 @@ enum {
     ZG_STREAM_PHASE_NONE = 0,
     ZG_STREAM_PHASE_PREACCESS, /* limit_req, limit_conn on connections */
     ZG_STREAM_PHASE_ACCESS,    /* allow/deny */
+    ZG_STREAM_PHASE_SSL,       /* the TLS handshake (listen ... ssl), after the limits */
     ZG_STREAM_PHASE_LAST
 };
 

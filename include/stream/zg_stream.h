@@ -1,7 +1,7 @@
 /* zg_stream.h — the stream (TCP) core: the stream block, its servers and listen
  * addresses, and the life of one session on a worker's loop:
  *   accept -> preaccess (limit_req, limit_conn) -> access (allow/deny)
- *          -> content (proxy_pass) -> finalize (release, log) -> free.
+ *          -> ssl (the TLS handshake) -> content (proxy_pass) -> finalize (release, log) -> free.
  * The content handler and the modules own their own handles; they keep the session
  * alive with zg_stream_ref and let it go with zg_stream_unref. */
 #ifndef ZG_STREAM_H
@@ -27,6 +27,8 @@ typedef struct {
     int backlog;                   /* 511, as nginx */
     unsigned so_keepalive : 1;
     unsigned proxy_protocol : 1;
+    unsigned ssl : 1;              /* listen ... ssl */
+    void *ssl_ctx;                 /* its server's SSL_CTX (set by the ssl module) */
     int fd;                        /* opened by the master; -1 before */
     const char *file;
     int line;
@@ -77,6 +79,7 @@ struct zg_stream_session_s {
     const unsigned char *preread;  /* bytes from the client after the header, to be sent on */
     size_t preread_len;
     char pp_addr[108];             /* $proxy_protocol_addr (ZG_PP_V1_MAX + 1) */
+    struct zg_tls_s *tls;          /* listen ... ssl: the TLS connection (zg_tls.h) */
     zg_var_ctx_t vars;             /* what variables read: remote, limit statuses, ... */
     uint64_t serial;
     zg_msec_t start;               /* zg_time_msec() at accept */

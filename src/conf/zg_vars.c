@@ -1188,8 +1188,9 @@ static zg_str_t zg_var_ssl(int type, SSL *ssl)
         SSL_SESSION *sess = SSL_get0_session(ssl);
         const unsigned char *id = sess ? SSL_SESSION_get_id(sess, &n) : NULL;
         for (unsigned int i = 0; id != NULL && i < n && v.len + 2 < sizeof(sbuf); i++) {
-            sbuf[v.len++] = hex[id[i] >> 4];
-            sbuf[v.len++] = hex[id[i] & 15];
+            /* lowercase, as nginx's ngx_hex_dump */
+            sbuf[v.len++] = (char)(hex[id[i] >> 4] | 0x20);
+            sbuf[v.len++] = (char)(hex[id[i] & 15] | 0x20);
         }
         return v;
     }

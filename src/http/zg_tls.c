@@ -135,7 +135,9 @@ ssize_t zg_tls_read(zg_tls_t *t, char *p, size_t len)
 
 int zg_tls_pending(zg_tls_t *t)
 {
-    return SSL_pending(t->ssl) > 0 || BIO_ctrl_pending(t->rbio) > 0;
+    /* SSL_has_pending: also records read ahead into OpenSSL's buffer, not yet
+     * decrypted */
+    return SSL_has_pending(t->ssl) || BIO_ctrl_pending(t->rbio) > 0;
 }
 
 int zg_tls_seal(zg_tls_t *t, zg_buf_t *b)

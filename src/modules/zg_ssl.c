@@ -21,6 +21,8 @@
 #include "zg_slab.h"
 #include "zg_regex.h"
 #include "zg_request.h"
+#include "zg_ssl_stream.h"
+#include "zg_stream.h"
 #include "zg_worker.h"
 
 #define ZG_SSL_PROTO_TLSv1 0x01
@@ -86,6 +88,7 @@ typedef struct {
     int stapling_line;
     unsigned char *ocsp;   /* the stapling file's response (DER), read at load */
     size_t ocsp_len;
+    zg_msec_t handshake_timeout; /* stream: 60s */
     SSL_CTX *ctx;          /* server level: built by init_main_conf */
 } zg_ssl_conf_t;
 
@@ -118,6 +121,7 @@ static void *zg_ssl_create_loc_conf(zg_conf_t *conf)
     sc->verify_depth = ZG_UNSET;
     sc->stapling = ZG_UNSET;
     sc->stapling_verify = ZG_UNSET;
+    sc->handshake_timeout = ZG_UNSET_MSEC;
     return sc;
 }
 
@@ -147,6 +151,7 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
         c->stapling_line = p->stapling_line;
     }
     ZG_CONF_MERGE(c, p, stapling_verify, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, handshake_timeout, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, stapling_file, NULL);
     if (c->client_certificate == NULL) {
         c->client_certificate = p->client_certificate;
@@ -856,6 +861,11 @@ static int zg_ssl_init_worker(zg_worker_t *w)
     return ZG_OK;
 }
 
+typedef struct {
+    const char *file;
+    int line;
+} zg_ssl_where_t;
+
 /* ALPN: http/1.1 when the client offers it (HTTP/2 is not served) */
 static int zg_ssl_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
@@ -870,8 +880,10 @@ static int zg_ssl_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
-/* the SSL_CTX of a server with certificates; NULL after the error */
-static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, zg_server_conf_t *srv, zg_ssl_conf_t *sc)
+/* the SSL_CTX of a server with certificates (http: with SNI and ALPN); NULL after
+ * the error */
+static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_conf_t *sc,
+                               int http)
 {
     char why[300];
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -954,8 +966,10 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, zg_server_conf_t *srv, zg_ssl_conf_t
         }
         SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, zg_ssl_ticket_cb);
     }
-    SSL_CTX_set_tlsext_servername_callback(ctx, zg_ssl_servername);
-    SSL_CTX_set_alpn_select_cb(ctx, zg_ssl_alpn, NULL);
+    if (http) {
+        SSL_CTX_set_tlsext_servername_callback(ctx, zg_ssl_servername);
+        SSL_CTX_set_alpn_select_cb(ctx, zg_ssl_alpn, NULL);
+    }
 
     if (sc->stapling == 1) {
         if (sc->ocsp != NULL) {
@@ -1040,6 +1054,77 @@ err:
     return NULL;
 }
 
+/* the stream servers with certificates get their SSL_CTX (no SNI: a stream server
+ * has one), their `listen ... ssl` addresses take it */
+static int zg_ssl_init_stream(zg_cf_t *cf)
+{
+    zg_stream_core_main_conf_t *scf = zg_stream_core_main_conf(cf->conf);
+
+    if (scf == NULL) {
+        return ZG_OK;
+    }
+    for (int i = 0; i < scf->nservers; i++) {
+        zg_stream_server_t *srv = scf->servers[i];
+        zg_ssl_conf_t *sc = zg_conf_module(srv->conf, zg_ssl_module);
+        zg_ssl_where_t at = { srv->file, srv->line };
+        if (sc->npairs == 0 && sc->nkeys == 0) {
+            continue;
+        }
+        if ((sc->ctx = zg_ssl_ctx_new(cf, &at, sc, 0)) == NULL) {
+            return ZG_ERROR;
+        }
+        if (zg_conf_keep(cf->conf, sc->ctx, zg_ssl_ctx_free) != ZG_OK) {
+            SSL_CTX_free(sc->ctx);
+            sc->ctx = NULL;
+            return zg_conf_nomem(cf);
+        }
+    }
+    for (int j = 0; j < scf->nlistens; j++) {
+        zg_stream_listen_t *ls = &scf->listens[j];
+        if (!ls->ssl) {
+            continue;
+        }
+        zg_ssl_conf_t *sc = zg_conf_module(ls->server->conf, zg_ssl_module);
+        if (sc->ctx == NULL) {
+            return zg_conf_error_at(cf, ls->file, ls->line,
+                                    "no \"ssl_certificate\" is defined for the \"listen "
+                                    "... ssl\" directive");
+        }
+        ls->ssl_ctx = sc->ctx;
+    }
+    return ZG_OK;
+}
+
+void zg_ssl_stream_conf(void **srv_conf, zg_msec_t *timeout, int *verify)
+{
+    zg_ssl_conf_t *sc = zg_conf_module(srv_conf, zg_ssl_module);
+
+    *timeout = sc->handshake_timeout == ZG_UNSET_MSEC ? 60000 : sc->handshake_timeout;
+    *verify = sc->verify_client == ZG_UNSET ? ZG_SSL_VERIFY_OFF : sc->verify_client;
+}
+
+/* as nginx's ngx_stream_ssl_handler */
+const char *zg_ssl_verify_fails(void *ssl, int verify, char *buf, size_t len)
+{
+    if (verify <= ZG_SSL_VERIFY_OFF) {
+        return NULL;
+    }
+    long rc = SSL_get_verify_result(ssl);
+    if (rc != X509_V_OK && (verify != ZG_SSL_VERIFY_OPTIONAL_NO_CA || !zg_ssl_ca_error(rc))) {
+        snprintf(buf, len, "client SSL certificate verify error: (%ld:%s)", rc,
+                 X509_verify_cert_error_string(rc));
+        return buf;
+    }
+    if (verify == ZG_SSL_VERIFY_ON) {
+        X509 *cert = SSL_get1_peer_certificate(ssl);
+        if (cert == NULL) {
+            return "client sent no required SSL certificate";
+        }
+        X509_free(cert);
+    }
+    return NULL;
+}
+
 static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
 {
     zg_ssl_main_conf_t *smcf = conf;
@@ -1054,10 +1139,11 @@ static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
     for (int i = 0; i < cmcf->nservers; i++) {
         zg_server_conf_t *srv = &cmcf->servers[i];
         zg_ssl_conf_t *sc = zg_conf_module(srv->loc_conf, zg_ssl_module);
+        zg_ssl_where_t at = { srv->file, srv->line };
         if (sc->npairs == 0 && sc->nkeys == 0) {
             continue;
         }
-        if ((sc->ctx = zg_ssl_ctx_new(cf, srv, sc)) == NULL) {
+        if ((sc->ctx = zg_ssl_ctx_new(cf, &at, sc, 1)) == NULL) {
             return ZG_ERROR;
         }
         if (sc->verify_client > ZG_SSL_VERIFY_OFF) {
@@ -1081,6 +1167,9 @@ static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
                                     "... ssl\" directive");
         }
         ls->ssl_ctx = sc->ctx;
+    }
+    if (zg_ssl_init_stream(cf) != ZG_OK) {
+        return ZG_ERROR;
     }
     for (int j = 0; j < cmcf->nlistens; j++) {
         zg_listen_t *ls = &cmcf->listens[j];
@@ -1113,7 +1202,8 @@ static int zg_ssl_http2(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     return ZG_OK;
 }
 
-#define ZG_SSL_CTX (ZG_CTX_HTTP | ZG_CTX_SRV)
+#define ZG_SSL_HTTP_CTX (ZG_CTX_HTTP | ZG_CTX_SRV)
+#define ZG_SSL_CTX (ZG_CTX_HTTP | ZG_CTX_SRV | ZG_CTX_STREAM_SETTINGS)
 
 static const zg_command_t zg_ssl_commands[] = {
     { "ssl_certificate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_certificate, ZG_LOC_CONF, 0, NULL },
@@ -1135,11 +1225,13 @@ static const zg_command_t zg_ssl_commands[] = {
       offsetof(zg_ssl_conf_t, verify_depth), NULL },
     { "ssl_session_ticket_key", ZG_SSL_CTX, 0, 1, 1, zg_ssl_ticket_key, ZG_LOC_CONF, 0,
       NULL },
-    { "ssl_stapling", ZG_SSL_CTX, 0, 1, 1, zg_ssl_stapling, ZG_LOC_CONF, 0, NULL },
-    { "ssl_stapling_file", ZG_SSL_CTX, 0, 1, 1, zg_ssl_stapling_file, ZG_LOC_CONF, 0, NULL },
-    { "ssl_stapling_verify", ZG_SSL_CTX, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+    { "ssl_stapling", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_ssl_stapling, ZG_LOC_CONF, 0, NULL },
+    { "ssl_stapling_file", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_ssl_stapling_file, ZG_LOC_CONF, 0, NULL },
+    { "ssl_stapling_verify", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, stapling_verify), NULL },
-    { "http2", ZG_SSL_CTX, 0, 1, 1, zg_ssl_http2, ZG_LOC_CONF, 0, NULL },
+    { "ssl_handshake_timeout", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
+      offsetof(zg_ssl_conf_t, handshake_timeout), NULL },
+    { "http2", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_ssl_http2, ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };
 
@@ -1154,4 +1246,7 @@ zg_module_t zg_ssl_module = {
     .init_worker = zg_ssl_init_worker,
     .phase = ZG_PHASE_REWRITE,
     .handler = zg_ssl_handler,      /* or NULL: zg_ssl_init_worker */
+    .stream_phase = ZG_STREAM_PHASE_SSL,
+    .stream_handler = zg_ssl_stream_handler, /* zg_ssl_stream.c */
+    .stream_release = zg_ssl_stream_release,
 };

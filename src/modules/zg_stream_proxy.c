@@ -13,6 +13,7 @@
 #include "zg_log.h"
 #include "zg_proxy_protocol.h"
 #include "zg_stream.h"
+#include "zg_tls.h"
 
 typedef struct zg_sp_s zg_sp_t;
 
@@ -144,9 +145,15 @@ static zg_sp_dir_t *zg_sp_dir_of(uv_stream_t *src)
 static void zg_sp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     zg_sp_dir_t *d = zg_sp_dir_of((uv_stream_t *)h);
-    zg_sp_chunk_t *c = zg_sp_chunk(d);
+    zg_sp_chunk_t *c;
 
     (void)hint;
+    if (d->p->s->tls != NULL && d == &d->p->up) {
+        /* listen ... ssl: records, decrypted by zg_sp_tls_read */
+        *buf = uv_buf_init(zg_tls_inbuf(d->p->s->tls), ZG_TLS_READ_SIZE);
+        return;
+    }
+    c = zg_sp_chunk(d);
     if (c == NULL) {
         *buf = uv_buf_init(NULL, 0);
         return;
@@ -182,6 +189,9 @@ static void zg_sp_shut_done(uv_shutdown_t *req, int status)
 }
 
 static void zg_sp_read(uv_stream_t *src, ssize_t nread, const uv_buf_t *buf);
+static void zg_sp_tls_read(zg_sp_dir_t *d, ssize_t nread);
+static void zg_sp_tls_write(zg_sp_dir_t *d, zg_sp_chunk_t *c, size_t n);
+static int zg_sp_tls_flush(zg_sp_t *p);
 
 static void zg_sp_read_on(zg_sp_dir_t *d, int on)
 {
@@ -272,6 +282,13 @@ static void zg_sp_eof(zg_sp_dir_t *d)
 
     d->eof = 1;
     zg_sp_read_on(d, 0);
+    if (p->s->tls != NULL && d == &p->down) {
+        /* the upstream ended: a close_notify goes after its last bytes */
+        zg_tls_shutdown(p->s->tls);
+        if (zg_sp_tls_flush(p) != ZG_OK) {
+            return;
+        }
+    }
     if (p->pc->half_close && !d->shut_sent) {
         /* libuv sends the FIN once the queued writes are out */
         d->shut_sent = 1;
@@ -283,14 +300,54 @@ static void zg_sp_eof(zg_sp_dir_t *d)
     zg_sp_done_check(p);
 }
 
+/* writes the n bytes of c to d's destination (c is d's from then on): ZG_OK, or
+ * ZG_ERROR (the session was finalized) */
+static int zg_sp_send(zg_sp_dir_t *d, zg_sp_chunk_t *c, size_t len)
+{
+    zg_sp_t *p = d->p;
+    uv_buf_t b = uv_buf_init(c->data, (unsigned)len);
+    int n = uv_try_write(d->dst, &b, 1);
+
+    if (n >= 0 && (size_t)n == len) {
+        zg_sp_chunk_free(d, c);
+        return ZG_OK;
+    }
+    if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
+        zg_sp_chunk_free(d, c);
+        zg_log_error(ZG_LOG_INFO, 0, "writing to %s failed (%s) while proxying",
+                     d == &p->up ? "upstream" : "client", uv_strerror(n));
+        zg_stream_finalize(p->s, ZG_STREAM_OK);
+        return ZG_ERROR;
+    }
+    if (n < 0) {
+        n = 0;
+    }
+    c->d = d;
+    c->len = len - (size_t)n;
+    b = uv_buf_init(c->data + n, (unsigned)c->len);
+    if (uv_write(&c->req, d->dst, &b, 1, zg_sp_written) != 0) {
+        free(c);
+        zg_stream_finalize(p->s, ZG_STREAM_OK);
+        return ZG_ERROR;
+    }
+    d->pending += c->len;
+    if (d->pending >= ZG_STREAM_PROXY_HIGH) {
+        zg_sp_read_on(d, 0); /* back-pressure: resumed by zg_sp_written */
+    }
+    return ZG_OK;
+}
+
 static void zg_sp_read(uv_stream_t *src, ssize_t nread, const uv_buf_t *buf)
 {
     zg_sp_dir_t *d = zg_sp_dir_of(src);
     zg_sp_t *p = d->p;
-    zg_sp_chunk_t *c = buf->base ? zg_data_of(buf->base, zg_sp_chunk_t, data) : NULL;
-    uv_buf_t b;
-    int n;
+    zg_sp_chunk_t *c;
 
+    if (p->s->tls != NULL && d == &p->up) {
+        zg_sp_tls_read(d, nread);
+        return;
+    }
+    c = buf->base ? zg_data_of(buf->base, zg_sp_chunk_t, data) : NULL;
     if (nread <= 0) {
         if (c != NULL) {
             zg_sp_chunk_free(d, c);
@@ -310,34 +367,123 @@ static void zg_sp_read(uv_stream_t *src, ssize_t nread, const uv_buf_t *buf)
     p->active = uv_now(p->s->loop);
     d->bytes += (uint64_t)nread;
     zg_sp_rate(d);
-    b = uv_buf_init(c->data, (unsigned)nread);
-    n = uv_try_write(d->dst, &b, 1);
-    if (n == nread) {
-        zg_sp_chunk_free(d, c);
+    if (p->s->tls != NULL) {
+        zg_sp_tls_write(d, c, (size_t)nread);
         return;
     }
-    if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
+    (void)zg_sp_send(d, c, (size_t)nread);
+}
+
+/* ------------------------------------------ TLS (listen ... ssl): buffered path
+ * The client's records are read into the TLS input buffer and decrypted into
+ * chunks for the upstream; the upstream's bytes are sealed into records for the
+ * client.  Plain sessions never come here. */
+
+/* writes what TLS has for the client (records, alerts) after what is queued:
+ * ZG_OK, or ZG_ERROR (the session was finalized) */
+static int zg_sp_tls_out(zg_sp_t *p, zg_buf_t *b)
+{
+    zg_sp_chunk_t *c;
+
+    if (zg_tls_seal(p->s->tls, b) != ZG_OK) {
+        zg_buf_free(b);
+        zg_stream_finalize(p->s, ZG_STREAM_INTERNAL_SERVER_ERROR);
+        return ZG_ERROR;
+    }
+    if (b->len == 0) {
+        zg_buf_free(b);
+        return ZG_OK;
+    }
+    c = malloc(sizeof(*c) + b->len);
+    if (c == NULL) {
+        zg_buf_free(b);
+        zg_stream_finalize(p->s, ZG_STREAM_INTERNAL_SERVER_ERROR);
+        return ZG_ERROR;
+    }
+    c->cap = b->len; /* a one-off: freed, never kept as the spare */
+    memcpy(c->data, b->data, b->len);
+    size_t len = b->len;
+    zg_buf_free(b);
+    return zg_sp_send(&p->down, c, len);
+}
+
+static int zg_sp_tls_flush(zg_sp_t *p)
+{
+    zg_buf_t b = ZG_BUF_INIT;
+
+    return zg_sp_tls_out(p, &b);
+}
+
+/* the upstream's n bytes in c, sealed for the client */
+static void zg_sp_tls_write(zg_sp_dir_t *d, zg_sp_chunk_t *c, size_t n)
+{
+    zg_buf_t b = ZG_BUF_INIT;
+    int rc = zg_buf_append(&b, c->data, n);
+
+    zg_sp_chunk_free(d, c);
+    if (rc != ZG_OK) {
+        zg_buf_free(&b);
+        zg_stream_finalize(d->p->s, ZG_STREAM_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    (void)zg_sp_tls_out(d->p, &b);
+}
+
+/* decrypts what the TLS connection holds into chunks for the upstream */
+static void zg_sp_tls_drain(zg_sp_dir_t *d)
+{
+    zg_sp_t *p = d->p;
+
+    while (!p->s->finalized && !d->eof) {
+        zg_sp_chunk_t *c = zg_sp_chunk(d);
+        if (c == NULL) {
+            zg_stream_finalize(p->s, ZG_STREAM_INTERNAL_SERVER_ERROR);
+            return;
+        }
+        ssize_t n = zg_tls_read(p->s->tls, c->data, ZG_STREAM_PROXY_CHUNK);
+        if (n > 0) {
+            d->bytes += (uint64_t)n;
+            if (zg_sp_send(d, c, (size_t)n) != ZG_OK) {
+                return;
+            }
+            continue;
+        }
         zg_sp_chunk_free(d, c);
-        zg_log_error(ZG_LOG_INFO, 0, "writing to %s failed (%s) while proxying",
-                     d == &p->up ? "upstream" : "client", uv_strerror(n));
+        if (n < 0) {
+            zg_sp_eof(d); /* close_notify, or a broken record */
+            return;
+        }
+        break;
+    }
+    if (!p->s->finalized) {
+        (void)zg_sp_tls_flush(p); /* a KeyUpdate's answer, say */
+    }
+}
+
+/* nread bytes of the client's records arrived in the TLS input buffer */
+static void zg_sp_tls_read(zg_sp_dir_t *d, ssize_t nread)
+{
+    zg_sp_t *p = d->p;
+
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        if (nread == UV_EOF) {
+            zg_sp_eof(d);
+            return;
+        }
+        zg_log_error(ZG_LOG_INFO, 0, "reading from client failed (%s) while proxying",
+                     uv_strerror((int)nread));
         zg_stream_finalize(p->s, ZG_STREAM_OK);
         return;
     }
-    if (n < 0) {
-        n = 0;
-    }
-    c->d = d;
-    c->len = (size_t)nread - (size_t)n;
-    b = uv_buf_init(c->data + n, (unsigned)c->len);
-    if (uv_write(&c->req, d->dst, &b, 1, zg_sp_written) != 0) {
-        free(c);
-        zg_stream_finalize(p->s, ZG_STREAM_OK);
+    p->active = uv_now(p->s->loop);
+    if (zg_tls_feed(p->s->tls, (size_t)nread) != ZG_OK) {
+        zg_stream_finalize(p->s, ZG_STREAM_INTERNAL_SERVER_ERROR);
         return;
     }
-    d->pending += c->len;
-    if (d->pending >= ZG_STREAM_PROXY_HIGH) {
-        zg_sp_read_on(d, 0); /* back-pressure: resumed by zg_sp_written */
-    }
+    zg_sp_tls_drain(d);
 }
 
 /* ---------------------------------------------------------------- connect */
@@ -459,6 +605,9 @@ static void zg_sp_connected(uv_connect_t *req, int status)
     }
     zg_sp_read_on(&p->up, 1);
     zg_sp_read_on(&p->down, 1);
+    if (p->s->tls != NULL && zg_tls_pending(p->s->tls)) {
+        zg_sp_tls_drain(&p->up); /* records that came with the end of the handshake */
+    }
 }
 
 static void zg_sp_timer(uv_timer_t *t)

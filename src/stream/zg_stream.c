@@ -10,6 +10,7 @@
 
 #include "zg_log.h"
 #include "zg_proxy_protocol.h"
+#include "zg_tls.h"
 #include "zg_worker.h"
 
 #define ZG_STREAM_BACKLOG 511 /* nginx's NGX_LISTEN_BACKLOG */
@@ -83,7 +84,7 @@ static int zg_stream_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     zg_stream_listen_t *l;
     zg_str_t *a = cf->args;
     zg_addr_t addr;
-    int rc, backlog = ZG_STREAM_BACKLOG, keepalive = 0, pp = 0;
+    int rc, backlog = ZG_STREAM_BACKLOG, keepalive = 0, pp = 0, ssl = 0;
 
     (void)cmd;
     rc = zg_conf_parse_addr(a[1].data, a[1].len, 0, &addr);
@@ -106,6 +107,8 @@ static int zg_stream_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
             keepalive = 0;
         } else if (zg_conf_eq(&a[i], "proxy_protocol")) {
             pp = 1;
+        } else if (zg_conf_eq(&a[i], "ssl")) {
+            ssl = 1;
         } else {
             return zg_conf_error(cf, "the invalid \"%s\" parameter", a[i].data);
         }
@@ -124,6 +127,7 @@ static int zg_stream_listen(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     l->backlog = backlog;
     l->so_keepalive = keepalive ? 1 : 0;
     l->proxy_protocol = pp ? 1 : 0;
+    l->ssl = ssl ? 1 : 0;
     l->fd = -1;
     l->file = cf->file;
     l->line = cf->line;
@@ -278,6 +282,7 @@ void zg_stream_unref(zg_stream_session_t *s)
     }
     free(s->pp_buf);
     free(s->pp_timer);
+    zg_tls_free(s->tls);
     free(s);
     w->nconns--;
     if (w->quitting && w->nconns == 0) {

@@ -899,3 +899,58 @@ def test_tls_renegotiation_is_refused():
     p.stdin.close()
     assert "RENEGOTIATING" in out and "no renegotiation" in out, out
     assert tls_get(port, "/ret")[0] == 200
+
+
+SID_CONF = """
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:1m;
+        ssl_session_tickets off;
+        location / {{ return 200 "$ssl_session_id|$ssl_session_reused"; }}
+    }}
+"""
+
+
+def session_id_seen(port):
+    """(the body's $ssl_session_id, the id the client holds), full and resumed"""
+    ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
+    out, sess = [], None
+    for _ in range(2):
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                            server_hostname="localhost", session=sess)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        body = read_response(s)[2].decode()
+        sess = s.session
+        out.append((body, sess.id))
+        s.close()
+    return out
+
+
+def test_tls_session_id_printed_as_nginx():
+    """$ssl_session_id is the session id in lowercase hex (nginx's ngx_hex_dump)"""
+    from test_nginx_diff import NGINX, Nginx
+    zport = free_port()
+    z = Zonegate("worker_processes 2;\nhttp {{\n" + SID_CONF + "}}\n", wait_ports=[zport],
+                 port=zport, crt=crt(), key=key())
+    got = session_id_seen(zport)
+    z.stop()
+    for body, sid in got:
+        assert body.split("|")[0] == sid.hex(), (body, sid.hex())
+    assert [b.split("|")[1] for b, _ in got] == [".", "r"]
+    if not os.path.exists(NGINX):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % NGINX)
+    nport = free_port()
+    n = Nginx("user root;\nevents {{ worker_connections 256; }}\nhttp {{\n"
+              "    client_body_temp_path {dir}/body;\n    proxy_temp_path {dir}/proxy;\n"
+              "    fastcgi_temp_path {dir}/fastcgi;\n    uwsgi_temp_path {dir}/uwsgi;\n"
+              "    scgi_temp_path {dir}/scgi;\n" + SID_CONF + "}}\n", nport, crt=crt(),
+              key=key())
+    try:
+        ngot = session_id_seen(nport)
+    finally:
+        n.stop()
+    for body, sid in ngot:
+        assert body.split("|")[0] == sid.hex(), ("nginx", body, sid.hex())
