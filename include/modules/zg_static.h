@@ -1,8 +1,8 @@
 /* zg_static.h — static files, as nginx's static, index and try_files handlers with
  * the core module's root, alias, types and the not_modified and range filters'
  * answers: root, alias, index, try_files, types {}, etag, if_modified_since,
- * log_not_found, sendfile, tcp_nopush, disable_symlinks, open_file_cache*
- * (accepted, no effect).  It is the content handler of every level (location, or
+ * log_not_found, sendfile, tcp_nopush, disable_symlinks, gzip_static, max_ranges,
+ * open_file_cache* (accepted, no effect).  It is the content handler of every level (location, or
  * server for requests no location takes) that has no other and has a root or an
  * alias (there or above) or a try_files. */
 #ifndef ZG_STATIC_H

@@ -13,12 +13,13 @@
  * The answer goes through the response filters (zg_response.h): a 200 with
  * Last-Modified, ETag ("%xT-%xO" of mtime and size), Accept-Ranges; 304 for
  * If-None-Match / If-Modified-Since; 412 for If-Match / If-Unmodified-Since; one
- * byte range as a 206 with Content-Range, 416 with "Content-Range: bytes *\/SIZE";
- * several ranges get the whole body (a 200, which RFC 9110 allows; nginx answers
- * multipart/byteranges).  The body goes out with sendfile(2) as a file segment of
- * the output queue when sendfile is on, the connection is plain TCP and no body
- * filter is on; else it is read in pieces into the body filters, the next piece
- * once the client took the last. */
+ * byte range as a 206 with Content-Range, several as a multipart/byteranges 206, 416
+ * with "Content-Range: bytes *\/SIZE" — decided by this module's header filter,
+ * after gzip's (a compressed answer gets no range), as nginx's range filter.
+ * gzip_static answers with FILE.gz.  The body goes out with sendfile(2) as a file
+ * segment of the output queue when sendfile is on, the connection is plain TCP, no
+ * body filter is on and there is one range at most; else it is read in pieces into
+ * the body filters, the next piece once the client took the last. */
 #include "zg_static.h"
 
 #include <ctype.h>
