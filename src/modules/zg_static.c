@@ -205,6 +205,10 @@ static int zg_static_root(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     if (v->len == 0) {
         return zg_conf_invalid(cf, v);
     }
+    if (memmem(v->data, v->len, "$realpath_root", 14) != NULL) {
+        return zg_conf_error(cf, "the $realpath_root variable cannot be used in the \"%s\" "
+                             "directive", cf->name);
+    }
     if (alias) {
         /* the location being read is the block (its zg_location_t comes first) */
         const zg_location_t *loc = cf->block;
@@ -486,12 +490,38 @@ static int zg_static_locations(zg_cf_t *cf, zg_location_t *locs, int n)
     return ZG_OK;
 }
 
+static int zg_static_var_document_root(zg_var_ctx_t *x, const void *data, zg_str_t *out);
+static int zg_static_var_realpath_root(zg_var_ctx_t *x, const void *data, zg_str_t *out);
+static int zg_static_var_request_filename(zg_var_ctx_t *x, const void *data, zg_str_t *out);
+
 /* after the http module merged every level (it comes first in zg_modules.c) */
 static int zg_static_init_main_conf(zg_cf_t *cf, void *conf)
 {
+    static const struct {
+        const char *name;
+        zg_var_get_pt get;
+    } vars[] = {
+        { "document_root", zg_static_var_document_root },
+        { "realpath_root", zg_static_var_realpath_root },
+        { "request_filename", zg_static_var_request_filename },
+    };
     zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+    zg_vars_t *vs = zg_conf_vars(cf->conf);
 
     (void)conf;
+    if (vs == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    for (size_t i = 0; i < zg_nelems(vars); i++) {
+        int rc = zg_vars_define(vs, vars[i].name, strlen(vars[i].name), vars[i].get, NULL,
+                                0, NULL);
+        if (rc == ZG_DECLINED) {
+            return zg_conf_error(cf, "the duplicate \"%s\" variable", vars[i].name);
+        }
+        if (rc != ZG_OK) {
+            return zg_conf_nomem(cf);
+        }
+    }
     for (int i = 0; i < cmcf->nservers; i++) {
         zg_server_conf_t *srv = &cmcf->servers[i];
         if (zg_static_level(cf, srv->loc_conf, srv->file, srv->line) != ZG_OK
@@ -1355,6 +1385,85 @@ failed:
     } else {
         zg_request_response_abort(r);
     }
+}
+
+/* ---- variables ---- */
+
+/* the request whose variables x are: named variables are read by requests only
+ * (a stream session's context has no named variables), and r->ctx is x */
+static zg_request_t *zg_static_var_request(zg_var_ctx_t *x)
+{
+    return (zg_request_t *)(void *)((char *)x - offsetof(zg_request_t, ctx));
+}
+
+/* the root (or alias) of the request's level into buf, NUL-terminated; 0 if it does
+ * not fit */
+static size_t zg_static_docroot(zg_request_t *r, char *buf, size_t cap)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    size_t n;
+
+    if (slcf->root == NULL) {
+        const char *pfx = r->c->w->conf->prefix;
+        n = (size_t)snprintf(buf, cap, "%s/html", pfx != NULL ? pfx : ".");
+    } else {
+        n = zg_cv_eval(slcf->root, &r->ctx, 0, buf, cap);
+        if (n < cap) {
+            buf[n] = '\0';
+        }
+    }
+    return n < cap && memchr(buf, '\0', n) == NULL ? n : 0;
+}
+
+static int zg_static_var_copy(zg_var_ctx_t *x, const char *p, size_t n, zg_str_t *out)
+{
+    char *v = zg_var_alloc(x, n + 1);
+
+    if (v == NULL) {
+        return ZG_DECLINED;
+    }
+    memcpy(v, p, n);
+    out->data = v;
+    out->len = n;
+    return ZG_OK;
+}
+
+/* $document_root: the root or alias of the request's location, variables evaluated */
+static int zg_static_var_document_root(zg_var_ctx_t *x, const void *data, zg_str_t *out)
+{
+    char buf[PATH_MAX];
+    size_t n = zg_static_docroot(zg_static_var_request(x), buf, sizeof(buf));
+
+    (void)data;
+    return n > 0 ? zg_static_var_copy(x, buf, n, out) : ZG_DECLINED;
+}
+
+/* $realpath_root: $document_root with every symlink resolved (realpath(3)) */
+static int zg_static_var_realpath_root(zg_var_ctx_t *x, const void *data, zg_str_t *out)
+{
+    char buf[PATH_MAX], real[PATH_MAX];
+
+    (void)data;
+    if (zg_static_docroot(zg_static_var_request(x), buf, sizeof(buf)) == 0) {
+        return ZG_DECLINED;
+    }
+    if (realpath(buf, real) == NULL) {
+        zg_log(ZG_LOG_ERR, "realpath() \"%s\" failed (%d: %s)", buf, errno, strerror(errno));
+        return ZG_DECLINED;
+    }
+    return zg_static_var_copy(x, real, strlen(real), out);
+}
+
+/* $request_filename: the file $uri maps to under root or alias */
+static int zg_static_var_request_filename(zg_var_ctx_t *x, const void *data, zg_str_t *out)
+{
+    zg_request_t *r = zg_static_var_request(x);
+    char buf[PATH_MAX];
+    size_t root;
+
+    (void)data;
+    size_t n = zg_static_map(r, &r->ctx.uri, buf, sizeof(buf), &root);
+    return n > 0 ? zg_static_var_copy(x, buf, n, out) : ZG_DECLINED;
 }
 
 /* ---- the handlers ---- */

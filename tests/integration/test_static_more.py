@@ -332,3 +332,93 @@ def test_static_more_same_as_nginx():
     finally:
         z.stop()
         n.stop()
+
+
+VARS = """
+    server {{
+        listen 127.0.0.1:{port};
+        root {root}/link;
+        location /r/ {{ return 200 "$document_root|$realpath_root|$request_filename\\n"; }}
+        location /al/ {{ alias {root}/link/sub/;
+                        return 200 "$document_root|$realpath_root|$request_filename\\n"; }}
+        location ~ ^/re/([a-z]+)/(.*)$ {{ alias {root}/link/$1/$2;
+                        return 200 "$document_root|$realpath_root|$request_filename\\n"; }}
+        location /hdr/ {{ alias {root}/link/; add_header X-File $request_filename;
+                         add_header X-Real $realpath_root; }}
+        location /gone/ {{ root {root}/nowhere;
+                          return 200 "[$document_root|$realpath_root|$request_filename]\\n"; }}
+        location /try/ {{ try_files $uri.txt =404; }}
+    }}
+"""
+
+
+def vars_root():
+    d = test_static.make_root()
+    real = os.path.join(d, "real")
+    os.makedirs(os.path.join(real, "sub"))
+    os.chmod(real, 0o755)
+    os.chmod(os.path.join(real, "sub"), 0o755)
+    with open(os.path.join(real, "a.txt"), "wb") as f:
+        f.write(b"a\n")
+    os.chmod(os.path.join(real, "a.txt"), 0o644)
+    os.symlink("real", os.path.join(d, "link"))
+    return d
+
+
+def test_document_root_realpath_root_request_filename():
+    """the three variables, read by a sandboxed worker (realpath(3) reads links), with
+    root, alias, a regex alias with captures, and a root that does not exist"""
+    root = vars_root()
+    port = free_port()
+    z = Zonegate("worker_processes 1;\nhttp {{\n" + VARS + "}}\n", wait_ports=[port],
+                 port=port, root=root)
+    try:
+        link, real = root + "/link", os.path.realpath(root + "/real")
+        for path, want in [
+                ("/r/x.txt", "%s|%s|%s/r/x.txt" % (link, real, link)),
+                ("/al/b/c", "%s/sub/|%s/sub|%s/sub/b/c" % (link, real, link)),
+                ("/re/sub/d.txt", "%s/sub/d.txt|%s/sub/d.txt|%s/sub/d.txt" % (link, real, link)),
+                ("/gone/x", "[%s/nowhere||%s/nowhere/gone/x]" % (root, root))]:
+            st, _, body = request(port, "GET", path)
+            if path.startswith("/re/"):
+                # realpath of a file that is not there fails: empty
+                want = "%s/sub/d.txt||%s/sub/d.txt" % (link, link)
+            assert st == 200 and body.decode() == want + "\n", (path, body, want)
+        st, h, body = request(port, "GET", "/hdr/a.txt")
+        assert st == 200 and body == b"a\n", (st, body)
+        assert h["x-file"] == link + "/a.txt" and h["x-real"] == real, h
+        assert z.proc.poll() is None and len(z.workers()) == 1  # the sandbox let it be
+    finally:
+        z.stop()
+
+
+def test_variables_config_errors():
+    from zg import zonegate_t
+    rc, out, _ = zonegate_t("http {{ server {{ listen 127.0.0.1:1; root /x/$realpath_root; }} }}")
+    assert rc == 1 and "$realpath_root variable cannot be used" in out, out
+    rc, out, _ = zonegate_t("http {{ map $uri $document_root {{ default x; }} "
+                            "server {{ listen 127.0.0.1:1; }} }}")
+    assert rc == 1 and 'duplicate "document_root" variable' in out, out
+
+
+def test_variables_same_as_nginx():
+    if not os.path.exists(test_nginx_diff.NGINX):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % test_nginx_diff.NGINX)
+    root = vars_root()
+    zport, nport = free_port(), free_port()
+    z = Zonegate("worker_processes 1;\nhttp {{\n" + VARS + "}}\n", wait_ports=[zport],
+                 port=zport, root=root)
+    n = test_nginx_diff.Nginx(test_nginx_diff.NGINX_CONF.split("http {{")[0] + "http {{\n"
+                              + VARS + "}}\n", nport, root=root)
+    try:
+        for path in ["/r/x.txt", "/r/", "/al/b/c", "/al/", "/re/sub/d.txt", "/re/x/",
+                     "/gone/x", "/hdr/a.txt", "/try/a", "/try/zz"]:
+            got = []
+            for port in (zport, nport):
+                st, h, body = request(port, "GET", path)
+                got.append((st, h.get("x-file"), h.get("x-real"),
+                            body if st == 200 else None))
+            assert got[0] == got[1], (path, got[0], got[1])
+    finally:
+        z.stop()
+        n.stop()
