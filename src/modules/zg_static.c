@@ -1265,6 +1265,37 @@ whole:
     return zg_resp_add(r, h, "Accept-Ranges", 13, "bytes", 5);
 }
 
+/* n in lowercase hex at p; returns the end */
+static char *zg_static_hex(char *p, uint64_t n)
+{
+    char tmp[16];
+    int k = 0;
+
+    do {
+        tmp[k++] = "0123456789abcdef"[n & 15];
+        n >>= 4;
+    } while (n != 0);
+    while (k > 0) {
+        *p++ = tmp[--k];
+    }
+    return p;
+}
+
+/* nginx's ETag, "\"%xT-%xO\"" of mtime and size, into buf (>= 36 bytes) by hand: it is
+ * made per request */
+static size_t zg_static_etag(char *buf, uint64_t mtime, uint64_t size)
+{
+    char *p = buf;
+
+    *p++ = '"';
+    p = zg_static_hex(p, mtime);
+    *p++ = '-';
+    p = zg_static_hex(p, size);
+    *p++ = '"';
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
 /* answers with the open regular file fd of st for uri */
 static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const zg_str_t *uri)
 {
@@ -1278,8 +1309,7 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
     int status;
 
     if (slcf->etag) {
-        elen = (size_t)snprintf(etag, sizeof(etag), "\"%llx-%llx\"",
-                                (unsigned long long)st->st_mtime, (unsigned long long)size);
+        elen = zg_static_etag(etag, (uint64_t)st->st_mtime, (uint64_t)size);
     }
     /* a page error_page redirected to keeps the error's status (nginx's err_status):
      * no conditions, no ranges */
