@@ -8,7 +8,8 @@ median of REPS runs.  Also one run per server with `sendfile off` for the 1 MB f
 (the read-into-memory path every TLS or filtered response takes).
 
 Environment: ZG_BIN (build/zonegate), NGINX (/usr/sbin/nginx), REPS (3), DURATION (5 s),
-WARMUP (1 s), CONNS (64), THREADS (2), WORKERS (1).  Writes bench/results/static.md and
+WARMUP (1 s), CONNS (64), THREADS (2), WORKERS (1), FILES ("1k 1m": which files; the
+sendfile-off row comes with 1m).  Writes bench/results/static.md and
 prints it.
 
 `python3 bench/static.py ir` instead counts the user-space instructions per request of
@@ -208,6 +209,8 @@ def main():
         return 0
     cases = [("1 KB", "/1k.bin", "on"), ("1 MB", "/1m.bin", "on"),
              ("1 MB, sendfile off", "/1m.bin", "off")]
+    if os.environ.get("FILES"):
+        cases = [c for c in cases if c[1][1:].split(".")[0] in os.environ["FILES"].split()]
     results = {}
     for label, path, sf in cases:
         reps = REPS if sf == "on" else 1
