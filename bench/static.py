@@ -8,8 +8,15 @@ median of REPS runs.  Also one run per server with `sendfile off` for the 1 MB f
 (the read-into-memory path every TLS or filtered response takes).
 
 Environment: ZG_BIN (build/zonegate), NGINX (/usr/sbin/nginx), REPS (3), DURATION (5 s),
-WARMUP (1 s), CONNS (64), THREADS (2), WORKERS (1).  Writes bench/results/static.md and
-prints it."""
+WARMUP (1 s), CONNS (64), THREADS (2), WORKERS (1), FILES ("1k 1m": which files; the
+sendfile-off row comes with 1m).  Writes bench/results/static.md and
+prints it.
+
+`python3 bench/static.py ir` instead counts the user-space instructions per request of
+the 1 KB file (sendfile on) for both servers: valgrind --tool=callgrind on one worker
+(zonegate's sandbox off: valgrind makes system calls it refuses), N1 then N2 (200,
+1200) GETs one after another on one keep-alive connection, (Ir(N2) - Ir(N1)) / (N2 -
+N1) over master and worker; the callgrind files stay in bench/results/static-ir/."""
 import os
 import re
 import shutil
@@ -63,12 +70,14 @@ def wait_port(port, proc):
     raise RuntimeError("port %d not listening" % port)
 
 
-def start(kind, root, sendfile, tmp):
+def start(kind, root, sendfile, tmp, wrap=None, workers=None):
     port = free_port()
     server = SERVER.format(port=port, root=root, sendfile=sendfile)
+    workers = workers or WORKERS
     if kind == "zonegate":
         conf = ("worker_processes %d;\npid %s/zg.pid;\nerror_log %s/zg.log notice;\n"
-                "http {\n%s}\n" % (WORKERS, tmp, tmp, server))
+                "%shttp {\n%s}\n" % (workers, tmp, tmp,
+                                      "worker_sandbox off;\n" if wrap else "", server))
         path = os.path.join(tmp, "zg.conf")
         open(path, "w").write(conf)
         argv = [ZG, "-c", path]
@@ -77,12 +86,12 @@ def start(kind, root, sendfile, tmp):
                 "events { worker_connections 1024; }\nhttp {\n"
                 "client_body_temp_path %s/b; proxy_temp_path %s/p; fastcgi_temp_path %s/f;\n"
                 "uwsgi_temp_path %s/u; scgi_temp_path %s/s;\nkeepalive_requests 100000000;\n"
-                "%s}\n" % ((WORKERS,) + (tmp,) * 7 + (server,)))
+                "%s}\n" % ((workers,) + (tmp,) * 7 + (server,)))
         path = os.path.join(tmp, "ng.conf")
         open(path, "w").write(conf)
         argv = [NGINX, "-p", tmp + "/", "-c", path, "-g", "daemon off; master_process on;"]
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+    p = subprocess.Popen((wrap or []) + argv, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
     wait_port(port, p)
     return p, port
 
@@ -138,6 +147,50 @@ def one(kind, root, path, sendfile, tmp):
         stop(p)
 
 
+def sequential(port, path, n):
+    """n GETs of path on one keep-alive connection"""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(n):
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+    c.close()
+
+
+def ir_total(kind, root, tmp, n):
+    import glob
+    out = os.path.join(HERE, "results", "static-ir", "%s-%d" % (kind, n))
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    os.chmod(out, 0o777)
+    wrap = ["valgrind", "-q", "--tool=callgrind", "--trace-children=yes",
+            "--callgrind-out-file=%s/callgrind.out.%%p" % out]
+    p, port = start(kind, root, "on", tmp, wrap=wrap, workers=1)
+    sequential(port, "/1k.bin", 5)
+    sequential(port, "/1k.bin", n)
+    os.killpg(p.pid, signal.SIGQUIT)
+    p.wait()
+    total = 0
+    for f in glob.glob(out + "/callgrind.out.*"):
+        with open(f) as fh:
+            for line in fh:
+                if line.startswith(("totals:", "summary:")):
+                    total += int(line.split()[1])
+                    break
+    return total
+
+
+def main_ir(root, tmp):
+    n1, n2 = int(os.environ.get("N1", "200")), int(os.environ.get("N2", "1200"))
+    kinds = os.environ.get("PROXIES", "zonegate nginx").split()
+    for kind in kinds:
+        a = ir_total(kind, root, tmp, n1)
+        b = ir_total(kind, root, tmp, n2)
+        print("%-9s %.0f instructions per 1 KB static request" % (kind, (b - a) / (n2 - n1)))
+
+
 def main():
     if shutil.which("wrk") is None or not os.path.exists(NGINX):
         print("needs wrk and nginx (scripts/deps.sh bench)")
@@ -151,8 +204,13 @@ def main():
         with open(os.path.join(root, name), "wb") as f:
             f.write(os.urandom(size))
         os.chmod(os.path.join(root, name), 0o644)
+    if len(sys.argv) > 1 and sys.argv[1] == "ir":
+        main_ir(root, tmp)
+        return 0
     cases = [("1 KB", "/1k.bin", "on"), ("1 MB", "/1m.bin", "on"),
              ("1 MB, sendfile off", "/1m.bin", "off")]
+    if os.environ.get("FILES"):
+        cases = [c for c in cases if c[1][1:].split(".")[0] in os.environ["FILES"].split()]
     results = {}
     for label, path, sf in cases:
         reps = REPS if sf == "on" else 1

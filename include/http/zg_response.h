@@ -45,6 +45,7 @@ struct zg_resp_s {
     unsigned no_body : 1;       /* HEAD, 1xx, 204, 304: no body follows the head */
     unsigned from_upstream : 1; /* the proxy's (vs an answer zonegate makes) */
     unsigned keepalive : 1;     /* in: the connection may be kept; out: it will be */
+    unsigned vary_ae : 1;       /* "Vary: Accept-Encoding" is in h (nginx's gzip_vary) */
 };
 
 /* 1 if some module filters the responses of the request's location (computed once

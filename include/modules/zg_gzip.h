@@ -48,4 +48,8 @@ int zg_gzip_accepts(const char *v, size_t n);
  * request with Via qualifies under gzip_proxied (h: the answer's head) */
 int zg_gzip_client_ok(zg_request_t *r, const zg_gzip_loc_conf_t *g, zg_resp_t *h);
 
+/* gzip_vary: "Vary: Accept-Encoding" in h once (gzip, gunzip and gzip_static all
+ * ask for it, as nginx's r->gzip_vary); ZG_OK or ZG_ERROR (no memory) */
+int zg_gzip_vary(zg_request_t *r, zg_resp_t *h);
+
 #endif

@@ -65,7 +65,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "mp4_*", "mp4 module" },
     { "random_index", "random_index module" },
     { "empty_gif", "empty_gif module" },
-    { "gzip_static", "gzip_static module" },
     /* request routing and identification */
     { "mirror", "mirror module" },
     { "mirror_request_body", "mirror module" },

@@ -1963,15 +1963,56 @@ const char *zg_http_date(void)
 
 size_t zg_http_time(char *buf, time_t t)
 {
-    static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
+    static const char days[] = "ThuFriSatSunMonTueWed"; /* 1970-01-01 was a Thursday */
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    int64_t d = (int64_t)t / 86400, s = (int64_t)t % 86400;
 
-    gmtime_r(&t, &tm);
-    return (size_t)snprintf(buf, 30, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-                            days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-                            tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    /* by hand, not gmtime_r + snprintf: a static file's Last-Modified is made per
+     * request (days to a civil date: H. Hinnant's days_from_civil, inverted) */
+    if (s < 0) {
+        s += 86400;
+        d--;
+    }
+    int64_t wd = d % 7;
+    if (wd < 0) {
+        wd += 7;
+    }
+    int64_t z = d + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+    int mon = (int)(mp < 10 ? mp + 3 : mp - 9); /* 1..12 */
+    int64_t year = yoe + era * 400 + (mon <= 2);
+    if (year < 0 || year > 9999) {
+        year = year < 0 ? 0 : 9999;
+    }
+    int hh = (int)(s / 3600), mm = (int)(s / 60 % 60), ss = (int)(s % 60);
+    char *p = buf;
+    memcpy(p, days + 3 * wd, 3);
+    p[3] = ',';
+    p[4] = ' ';
+    p[5] = (char)('0' + mday / 10);
+    p[6] = (char)('0' + mday % 10);
+    p[7] = ' ';
+    memcpy(p + 8, months + 3 * (mon - 1), 3);
+    p[11] = ' ';
+    p[12] = (char)('0' + year / 1000);
+    p[13] = (char)('0' + year / 100 % 10);
+    p[14] = (char)('0' + year / 10 % 10);
+    p[15] = (char)('0' + year % 10);
+    p[16] = ' ';
+    p[17] = (char)('0' + hh / 10);
+    p[18] = (char)('0' + hh % 10);
+    p[19] = ':';
+    p[20] = (char)('0' + mm / 10);
+    p[21] = (char)('0' + mm % 10);
+    p[22] = ':';
+    p[23] = (char)('0' + ss / 10);
+    p[24] = (char)('0' + ss % 10);
+    memcpy(p + 25, " GMT", 5); /* with the NUL */
+    return 29;
 }
 
 time_t zg_http_parse_time(const char *s, size_t n)

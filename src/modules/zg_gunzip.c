@@ -73,7 +73,7 @@ static int zg_gunzip_header_filter(zg_request_t *r, zg_resp_t *h)
         return ZG_OK;
     }
     const zg_gzip_loc_conf_t *g = zg_gzip_loc_conf(r->loc_conf);
-    if (g->vary && zg_resp_add(r, h, "Vary", 4, "Accept-Encoding", 15) != ZG_OK) {
+    if (zg_gzip_vary(r, h) != ZG_OK) {
         return ZG_ERROR;
     }
     if (zg_gzip_client_ok(r, g, h)) {

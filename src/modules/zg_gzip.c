@@ -450,6 +450,15 @@ int zg_gzip_client_ok(zg_request_t *r, const zg_gzip_loc_conf_t *g, zg_resp_t *h
     return 1;
 }
 
+int zg_gzip_vary(zg_request_t *r, zg_resp_t *h)
+{
+    if (!zg_gzip_loc_conf(r->loc_conf)->vary || h->vary_ae) {
+        return ZG_OK;
+    }
+    h->vary_ae = 1;
+    return zg_resp_add(r, h, "Vary", 4, "Accept-Encoding", 15);
+}
+
 static int zg_gzip_filter_on(void **loc_conf)
 {
     return zg_gzip_enabled(zg_gzip_loc_conf(loc_conf));
@@ -469,7 +478,7 @@ static int zg_gzip_header_filter(zg_request_t *r, zg_resp_t *h)
         !zg_gzip_type_ok(g, h)) {
         return ZG_OK;
     }
-    if (g->vary && zg_resp_add(r, h, "Vary", 4, "Accept-Encoding", 15) != ZG_OK) {
+    if (zg_gzip_vary(r, h) != ZG_OK) {
         return ZG_ERROR;
     }
     if (!zg_gzip_client_ok(r, g, h)) {

@@ -13,12 +13,13 @@
  * The answer goes through the response filters (zg_response.h): a 200 with
  * Last-Modified, ETag ("%xT-%xO" of mtime and size), Accept-Ranges; 304 for
  * If-None-Match / If-Modified-Since; 412 for If-Match / If-Unmodified-Since; one
- * byte range as a 206 with Content-Range, 416 with "Content-Range: bytes *\/SIZE";
- * several ranges get the whole body (a 200, which RFC 9110 allows; nginx answers
- * multipart/byteranges).  The body goes out with sendfile(2) as a file segment of
- * the output queue when sendfile is on, the connection is plain TCP and no body
- * filter is on; else it is read in pieces into the body filters, the next piece
- * once the client took the last. */
+ * byte range as a 206 with Content-Range, several as a multipart/byteranges 206, 416
+ * with "Content-Range: bytes *\/SIZE" — decided by this module's header filter,
+ * after gzip's (a compressed answer gets no range), as nginx's range filter.
+ * gzip_static answers with FILE.gz.  The body goes out with sendfile(2) as a file
+ * segment of the output queue when sendfile is on, the connection is plain TCP, no
+ * body filter is on and there is one range at most; else it is read in pieces into
+ * the body filters, the next piece once the client took the last. */
 #include "zg_static.h"
 
 #include <ctype.h>
@@ -30,8 +31,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "zg_gzip.h"
 #include "zg_http.h"
 #include "zg_http_core.h"
 #include "zg_log.h"
@@ -44,14 +47,33 @@
 #define ZG_STATIC_DIRECT (32 * 1024) /* the same into the output queue: its buffer stays
                                         under the size it keeps between flushes */
 
+/* a multipart/byteranges answer: its parts */
+typedef struct {
+    zg_static_range_t *r;
+    int n, cur;               /* cur: the next part to start */
+    const char *head;         /* CRLF "--" BOUNDARY CRLF "Content-Type: T" CRLF
+                                 "Content-Range: bytes " */
+    size_t hlen;
+    int64_t size;             /* the file's, for each part's Content-Range */
+    char boundary[24];
+} zg_static_mp_t;
+
 /* the request's state: the file being read into the body filters */
 typedef struct {
     int fd;                   /* valid while `open` */
     unsigned open : 1;
-    int64_t off, left;
+    unsigned ranges_ok : 1;   /* the answer being made may become a 206 (the range
+                                 filter, after the others, as nginx's) */
+    unsigned range_416 : 1;   /* the range filter found nothing satisfiable */
+    unsigned gzip : 1;        /* gzip_static: the file is FILE.gz */
+    unsigned gzip_vary : 1;   /* gzip_static on found FILE.gz: Vary with gzip_vary */
+    time_t mtime;             /* the file's, for If-Range */
+    int64_t off, left;        /* what is left of the range being sent */
+    zg_static_mp_t *mp;       /* several ranges, else NULL */
 } zg_static_ctx_t;
 
 static int zg_static_handler(zg_request_t *r);
+static int zg_static_range_filter(zg_request_t *r, zg_resp_t *h);
 
 /* ---- config ---- */
 
@@ -70,6 +92,8 @@ static void *zg_static_create_conf(zg_conf_t *conf)
     c->tcp_nopush = ZG_UNSET;
     c->symlinks = ZG_UNSET;
     c->ofc_min_uses = ZG_UNSET;
+    c->gzip_static = ZG_UNSET;
+    c->max_ranges = ZG_UNSET;
     return c;
 }
 
@@ -124,6 +148,14 @@ static int zg_static_merge_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, sendfile, ZG_UNSET);
     ZG_CONF_MERGE(c, p, tcp_nopush, ZG_UNSET);
     ZG_CONF_MERGE(c, p, symlinks, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, gzip_static, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, max_ranges, ZG_UNSET);
+    if (c->gzip_static == ZG_UNSET) {
+        c->gzip_static = ZG_GZIP_STATIC_OFF;
+    }
+    if (c->max_ranges == ZG_UNSET) {
+        c->max_ranges = INT32_MAX;
+    }
     if (c->etag == ZG_UNSET) {
         c->etag = 1;
     }
@@ -172,6 +204,10 @@ static int zg_static_root(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     }
     if (v->len == 0) {
         return zg_conf_invalid(cf, v);
+    }
+    if (memmem(v->data, v->len, "$realpath_root", 14) != NULL) {
+        return zg_conf_error(cf, "the $realpath_root variable cannot be used in the \"%s\" "
+                             "directive", cf->name);
     }
     if (alias) {
         /* the location being read is the block (its zg_location_t comes first) */
@@ -366,6 +402,29 @@ static int zg_static_symlinks(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     return ZG_OK;
 }
 
+/* gzip_static on | off | always */
+static int zg_static_gzip_static(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_static_loc_conf_t *slcf = conf;
+    zg_str_t *v = &cf->args[1];
+
+    (void)cmd;
+    if (slcf->gzip_static != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
+    if (zg_conf_eq(v, "off")) {
+        slcf->gzip_static = ZG_GZIP_STATIC_OFF;
+    } else if (zg_conf_eq(v, "on")) {
+        slcf->gzip_static = ZG_GZIP_STATIC_ON;
+    } else if (zg_conf_eq(v, "always")) {
+        slcf->gzip_static = ZG_GZIP_STATIC_ALWAYS;
+    } else {
+        return zg_conf_error(cf, "invalid value \"%s\" in \"gzip_static\" directive, it "
+                             "must be \"on\", \"off\" or \"always\"", v->data);
+    }
+    return ZG_OK;
+}
+
 /* open_file_cache off | max=N [inactive=TIME]: zonegate opens a file per request;
  * the value is checked and has no effect (documented) */
 static int zg_static_ofc(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -431,12 +490,38 @@ static int zg_static_locations(zg_cf_t *cf, zg_location_t *locs, int n)
     return ZG_OK;
 }
 
+static int zg_static_var_document_root(zg_var_ctx_t *x, const void *data, zg_str_t *out);
+static int zg_static_var_realpath_root(zg_var_ctx_t *x, const void *data, zg_str_t *out);
+static int zg_static_var_request_filename(zg_var_ctx_t *x, const void *data, zg_str_t *out);
+
 /* after the http module merged every level (it comes first in zg_modules.c) */
 static int zg_static_init_main_conf(zg_cf_t *cf, void *conf)
 {
+    static const struct {
+        const char *name;
+        zg_var_get_pt get;
+    } vars[] = {
+        { "document_root", zg_static_var_document_root },
+        { "realpath_root", zg_static_var_realpath_root },
+        { "request_filename", zg_static_var_request_filename },
+    };
     zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+    zg_vars_t *vs = zg_conf_vars(cf->conf);
 
     (void)conf;
+    if (vs == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    for (size_t i = 0; i < zg_nelems(vars); i++) {
+        int rc = zg_vars_define(vs, vars[i].name, strlen(vars[i].name), vars[i].get, NULL,
+                                0, NULL);
+        if (rc == ZG_DECLINED) {
+            return zg_conf_error(cf, "the duplicate \"%s\" variable", vars[i].name);
+        }
+        if (rc != ZG_OK) {
+            return zg_conf_nomem(cf);
+        }
+    }
     for (int i = 0; i < cmcf->nservers; i++) {
         zg_server_conf_t *srv = &cmcf->servers[i];
         if (zg_static_level(cf, srv->loc_conf, srv->file, srv->line) != ZG_OK
@@ -489,14 +574,15 @@ static zg_str_t zg_static_content_type(zg_request_t *r, const zg_str_t *uri)
 
 /* ---- ranges ---- */
 
-int zg_static_range_parse(const char *p, size_t len, int64_t size, int64_t *rstart,
-                          int64_t *rend)
+int zg_static_range_parse(const char *p, size_t len, int64_t size, int max,
+                          zg_static_range_t *out, int cap, int *nranges)
 {
     const char *e = p + len;
     const int64_t cutoff = INT64_MAX / 10, cutlim = INT64_MAX % 10;
     int64_t start, end, total = 0;
     int n = 0;
 
+    *nranges = 0;
     if (len < 7 || strncasecmp(p, "bytes=", 6) != 0) {
         return ZG_DECLINED;
     }
@@ -564,13 +650,16 @@ int zg_static_range_parse(const char *p, size_t len, int64_t size, int64_t *rsta
         }
     found:
         if (start < end) {
+            if (out != NULL && n < cap) {
+                out[n].start = start;
+                out[n].end = end;
+            }
             if (total > INT64_MAX - (end - start)) {
                 return 416;
             }
             total += end - start;
-            if (n++ == 0) {
-                *rstart = start;
-                *rend = end;
+            if (n++ == max) {
+                return ZG_DECLINED; /* more than max_ranges */
             }
         } else if (start == 0) {
             return ZG_DECLINED;
@@ -582,8 +671,16 @@ int zg_static_range_parse(const char *p, size_t len, int64_t size, int64_t *rsta
     if (n == 0) {
         return 416;
     }
-    if (total > size || n > 1) {
-        return ZG_DECLINED; /* several ranges: the whole body */
+    *nranges = n;
+    if (n == 1) {
+        return ZG_OK;
+    }
+    if (total > size) {
+        return ZG_DECLINED; /* more than the body: the whole body instead */
+    }
+    /* the parts' heads count too (nginx 1.29.5): no answer many times the file */
+    if (max == INT32_MAX && total + (int64_t)n * 256 > size + 4096) {
+        return ZG_DECLINED;
     }
     return ZG_OK;
 }
@@ -919,6 +1016,41 @@ static const zg_content_ops_t zg_static_file_ops = {
     zg_static_ignore_body, zg_static_body_done, zg_static_nothing, zg_static_sent
 };
 
+/* bytes made here (a part's head, the last boundary) into the body: straight into
+ * the output queue, or into the body filters */
+static void zg_static_emit(zg_request_t *r, int direct, const char *p, size_t n, int last)
+{
+    if (direct) {
+        zg_outq_append(&r->c->out, p, n);
+        r->ctx.body_bytes_sent += (uint64_t)n;
+        r->ctx.bytes_sent += (uint64_t)n;
+    } else {
+        zg_response_body(r, p, n, last);
+    }
+}
+
+/* multipart/byteranges between two parts: the next part's head and its range, or,
+ * after the last, the closing boundary; 1 when the body is complete */
+static int zg_static_next_part(zg_request_t *r, zg_static_ctx_t *ctx, int direct)
+{
+    zg_static_mp_t *mp = ctx->mp;
+    char cr[80];
+
+    if (mp->cur == mp->n) {
+        int n = snprintf(cr, sizeof(cr), "\r\n--%s--\r\n", mp->boundary);
+        zg_static_emit(r, direct, cr, (size_t)n, 1);
+        return 1;
+    }
+    const zg_static_range_t *x = &mp->r[mp->cur++];
+    int n = snprintf(cr, sizeof(cr), "%lld-%lld/%lld\r\n\r\n", (long long)x->start,
+                     (long long)x->end - 1, (long long)mp->size);
+    zg_static_emit(r, direct, mp->head, mp->hlen, 0);
+    zg_static_emit(r, direct, cr, (size_t)n, 0);
+    ctx->off = x->start;
+    ctx->left = x->end - x->start;
+    return 0;
+}
+
 /* reads the file into the body filters, a piece each time the client took the last */
 static void zg_static_pump(zg_request_t *r)
 {
@@ -933,37 +1065,44 @@ static void zg_static_pump(zg_request_t *r)
     /* no body filter: read straight into the output queue (one copy less) */
     int direct = r->body_filters == 0 && !r->resp_chunked;
     while (zg_outq_pending(q) == 0) {
-        size_t want = (size_t)zg_min(ctx->left, (int64_t)sizeof(buf));
-        char *to = buf;
-        if (direct) {
-            want = zg_min(want, ZG_STATIC_DIRECT);
-            if (zg_buf_reserve(&q->b, want) != ZG_OK) {
-                direct = 0;
-                q->b.failed = 0;
-            } else {
-                to = q->b.data + q->b.len;
-            }
-        }
-        ssize_t n = pread(ctx->fd, to, want, (off_t)ctx->off);
-        if (n <= 0) {
-            if (n == -1 && errno == EINTR) {
-                continue;
-            }
-            zg_log(ZG_LOG_CRIT, "pread() of a static file failed (%s)",
-                   n == 0 ? "it was truncated" : strerror(errno));
-            zg_static_ctx_close(ctx);
-            r->content = NULL;
-            zg_request_response_abort(r);
-            return;
-        }
-        ctx->off += n;
-        ctx->left -= n;
-        if (to != buf) {
-            q->b.len += (size_t)n;
-            r->ctx.body_bytes_sent += (uint64_t)n;
-            r->ctx.bytes_sent += (uint64_t)n;
+        int complete = 0;
+        if (ctx->left == 0) {
+            /* several ranges: between two parts */
+            complete = zg_static_next_part(r, ctx, direct);
         } else {
-            zg_response_body(r, buf, (size_t)n, ctx->left == 0);
+            size_t want = (size_t)zg_min(ctx->left, (int64_t)sizeof(buf));
+            char *to = buf;
+            if (direct) {
+                want = zg_min(want, ZG_STATIC_DIRECT);
+                if (zg_buf_reserve(&q->b, want) != ZG_OK) {
+                    direct = 0;
+                    q->b.failed = 0;
+                } else {
+                    to = q->b.data + q->b.len;
+                }
+            }
+            ssize_t n = pread(ctx->fd, to, want, (off_t)ctx->off);
+            if (n <= 0) {
+                if (n == -1 && errno == EINTR) {
+                    continue;
+                }
+                zg_log(ZG_LOG_CRIT, "pread() of a static file failed (%s)",
+                       n == 0 ? "it was truncated" : strerror(errno));
+                zg_static_ctx_close(ctx);
+                r->content = NULL;
+                zg_request_response_abort(r);
+                return;
+            }
+            ctx->off += n;
+            ctx->left -= n;
+            complete = ctx->left == 0 && ctx->mp == NULL;
+            if (to != buf) {
+                q->b.len += (size_t)n;
+                r->ctx.body_bytes_sent += (uint64_t)n;
+                r->ctx.bytes_sent += (uint64_t)n;
+            } else {
+                zg_response_body(r, buf, (size_t)n, complete);
+            }
         }
         if (zg_outq_flush(q) != ZG_OK) {
             zg_static_ctx_close(ctx);
@@ -971,7 +1110,7 @@ static void zg_static_pump(zg_request_t *r)
             zg_request_response_abort(r);
             return;
         }
-        if (ctx->left == 0) {
+        if (complete) {
             zg_static_ctx_close(ctx);
             zg_static_done(r);
             return;
@@ -988,21 +1127,189 @@ static int zg_static_add(zg_request_t *r, zg_resp_t *h, const char *name, const 
     return zg_resp_add(r, h, name, strlen(name), v, len);
 }
 
+/* a multipart/byteranges boundary: 20 digits, as nginx's (a per-process number
+ * that goes up by one per answer, from a random start) */
+static void zg_static_boundary(char *out, size_t cap)
+{
+    static uint64_t next;
+
+    if (next == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        next = ((uint64_t)ts.tv_nsec << 16 ^ (uint64_t)ts.tv_sec << 24 ^ (uint64_t)getpid())
+               % 10000000000ULL + 1;
+    }
+    snprintf(out, cap, "%020llu", (unsigned long long)next++);
+}
+
+/* several ranges: the answer becomes multipart/byteranges, each part with the
+ * type of the whole (charset included) and its Content-Range, as nginx */
+static int zg_static_multipart(zg_request_t *r, zg_resp_t *h, zg_static_ctx_t *ctx,
+                               const zg_str_t *range, int max, int n)
+{
+    zg_static_mp_t *mp = zg_var_alloc(&r->ctx, sizeof(*mp));
+    int got;
+
+    if (mp == NULL || (mp->r = zg_var_alloc(&r->ctx, (size_t)n * sizeof(*mp->r))) == NULL) {
+        return ZG_ERROR;
+    }
+    zg_static_range_parse(range->data, range->len, h->content_length, max, mp->r, n, &got);
+    mp->n = got;
+    mp->cur = 0;
+    mp->size = h->content_length;
+    zg_static_boundary(mp->boundary, sizeof(mp->boundary));
+    zg_resp_header_t *ct = zg_resp_get(h, "Content-Type", 12);
+    size_t cap = 96 + (ct != NULL ? ct->value.len : 0);
+    char *head = zg_var_alloc(&r->ctx, cap);
+    char *type = zg_var_alloc(&r->ctx, 64);
+    if (head == NULL || type == NULL) {
+        return ZG_ERROR;
+    }
+    if (ct != NULL && ct->value.len > 0) {
+        mp->hlen = (size_t)snprintf(head, cap, "\r\n--%s\r\nContent-Type: %.*s\r\n"
+                                    "Content-Range: bytes ", mp->boundary,
+                                    (int)ct->value.len, ct->value.data);
+    } else {
+        mp->hlen = (size_t)snprintf(head, cap, "\r\n--%s\r\nContent-Range: bytes ",
+                                    mp->boundary);
+    }
+    mp->head = head;
+    int tlen = snprintf(type, 64, "multipart/byteranges; boundary=%s", mp->boundary);
+    if (zg_resp_set(r, h, "Content-Type", 12, type, (size_t)tlen) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    /* the length: each part's head, range line and bytes, and the last boundary */
+    int64_t len = 2 + 2 + 20 + 2 + 2;
+    for (int i = 0; i < got; i++) {
+        char cr[80];
+        len += (int64_t)mp->hlen
+               + snprintf(cr, sizeof(cr), "%lld-%lld/%lld\r\n\r\n", (long long)mp->r[i].start,
+                          (long long)mp->r[i].end - 1, (long long)mp->size)
+               + mp->r[i].end - mp->r[i].start;
+    }
+    h->content_length = len;
+    ctx->mp = mp;
+    ctx->left = 0;
+    return ZG_OK;
+}
+
+/* nginx's range filter, after the other header filters (a compressed answer has no
+ * length by then, and gets no range): 206 with one range or multipart/byteranges
+ * with several; 416 (range_416, ZG_ERROR: the handler answers it); else the whole
+ * body and Accept-Ranges */
+static int zg_static_range_filter(zg_request_t *r, zg_resp_t *h)
+{
+    zg_static_ctx_t *ctx = zg_request_ctx(r, zg_static_module);
+
+    /* gzip_static on found FILE.gz: Vary with gzip_vary, whatever answers (an error
+     * page too, as nginx's r->gzip_vary) */
+    if (ctx->gzip_vary && zg_gzip_vary(r, h) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    if (!ctx->ranges_ok) {
+        return ZG_OK;
+    }
+    ctx->ranges_ok = 0;
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    if (h->status != 200 || h->content_length < 0 || r->h->http_major < 1
+        || slcf->max_ranges == 0) {
+        return ZG_OK;
+    }
+    const zg_str_t *range = zg_static_header(r, "Range", 5);
+    if (range == NULL || range->len < 7 || strncasecmp(range->data, "bytes=", 6) != 0) {
+        goto whole;
+    }
+    const zg_str_t *ifr = zg_static_header(r, "If-Range", 8);
+    if (ifr != NULL) {
+        if (ifr->len >= 2 && ifr->data[ifr->len - 1] == '"') {
+            zg_resp_header_t *etag = zg_resp_get(h, "ETag", 4);
+            if (etag == NULL || etag->value.len != ifr->len
+                || memcmp(etag->value.data, ifr->data, ifr->len) != 0) {
+                goto whole;
+            }
+        } else if (zg_resp_get(h, "Last-Modified", 13) == NULL
+                   || zg_http_parse_time(ifr->data, ifr->len) != ctx->mtime) {
+            goto whole;
+        }
+    }
+    zg_static_range_t one;
+    int n;
+    int rc = zg_static_range_parse(range->data, range->len, h->content_length,
+                                   slcf->max_ranges, &one, 1, &n);
+    if (rc == 416) {
+        ctx->range_416 = 1;
+        return ZG_ERROR;
+    }
+    if (rc != ZG_OK) {
+        goto whole;
+    }
+    h->status = 206;
+    h->reason.len = 0;
+    if (n > 1) {
+        return zg_static_multipart(r, h, ctx, range, slcf->max_ranges, n);
+    }
+    char *cr = zg_var_alloc(&r->ctx, 80);
+    if (cr == NULL) {
+        return ZG_ERROR;
+    }
+    int len = snprintf(cr, 80, "bytes %lld-%lld/%lld", (long long)one.start,
+                       (long long)one.end - 1, (long long)h->content_length);
+    if (zg_resp_add(r, h, "Content-Range", 13, cr, (size_t)len) != ZG_OK) {
+        return ZG_ERROR;
+    }
+    h->content_length = one.end - one.start;
+    ctx->off = one.start;
+    ctx->left = one.end - one.start;
+    return ZG_OK;
+whole:
+    return zg_resp_add(r, h, "Accept-Ranges", 13, "bytes", 5);
+}
+
+/* n in lowercase hex at p; returns the end */
+static char *zg_static_hex(char *p, uint64_t n)
+{
+    char tmp[16];
+    int k = 0;
+
+    do {
+        tmp[k++] = "0123456789abcdef"[n & 15];
+        n >>= 4;
+    } while (n != 0);
+    while (k > 0) {
+        *p++ = tmp[--k];
+    }
+    return p;
+}
+
+/* nginx's ETag, "\"%xT-%xO\"" of mtime and size, into buf (>= 36 bytes) by hand: it is
+ * made per request */
+static size_t zg_static_etag(char *buf, uint64_t mtime, uint64_t size)
+{
+    char *p = buf;
+
+    *p++ = '"';
+    p = zg_static_hex(p, mtime);
+    *p++ = '-';
+    p = zg_static_hex(p, size);
+    *p++ = '"';
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
 /* answers with the open regular file fd of st for uri */
 static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const zg_str_t *uri)
 {
     const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
     zg_static_ctx_t *ctx = zg_request_ctx(r, zg_static_module);
-    char etag[64], lm[32], cr[80], extra[96];
+    char etag[64], lm[32], extra[96];
     zg_resp_header_t hv[8];
     size_t elen = 0;
-    int64_t size = (int64_t)st->st_size, start = 0, end = size;
+    int64_t size = (int64_t)st->st_size;
     zg_resp_t h;
     int status;
 
     if (slcf->etag) {
-        elen = (size_t)snprintf(etag, sizeof(etag), "\"%llx-%llx\"",
-                                (unsigned long long)st->st_mtime, (unsigned long long)size);
+        elen = zg_static_etag(etag, (uint64_t)st->st_mtime, (uint64_t)size);
     }
     /* a page error_page redirected to keeps the error's status (nginx's err_status):
      * no conditions, no ranges */
@@ -1012,36 +1319,6 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
         zg_request_respond(r, 412, NULL, NULL, NULL, 0);
         return;
     }
-    const zg_str_t *range = status == 200 && !r->err_status ? zg_static_header(r, "Range", 5)
-                                                             : NULL;
-    if (range != NULL) {
-        const zg_str_t *ifr = zg_static_header(r, "If-Range", 8);
-        if (ifr != NULL) {
-            if (ifr->len >= 2 && ifr->data[ifr->len - 1] == '"') {
-                if (elen == 0 || ifr->len != elen || memcmp(ifr->data, etag, elen) != 0) {
-                    range = NULL;
-                }
-            } else if (zg_http_parse_time(ifr->data, ifr->len) != st->st_mtime) {
-                range = NULL;
-            }
-        }
-    }
-    if (range != NULL) {
-        int rc = zg_static_range_parse(range->data, range->len, size, &start, &end);
-        if (rc == 416) {
-            close(fd);
-            snprintf(extra, sizeof(extra), "Content-Range: bytes */%lld\r\n", (long long)size);
-            zg_request_respond(r, 416, extra, NULL, NULL, 0);
-            return;
-        }
-        if (rc == ZG_OK) {
-            status = 206;
-        } else {
-            start = 0;
-            end = size;
-        }
-    }
-
     if (r->err_status) {
         status = r->err_status;
     }
@@ -1050,7 +1327,7 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
     h.cap = (int)zg_nelems(hv);
     h.status = status;
     h.keepalive = r->keepalive;
-    h.content_length = status == 304 ? -1 : end - start;
+    h.content_length = status == 304 ? -1 : size;
     h.no_body = status == 304 || r->h->head;
     zg_http_time(lm, st->st_mtime);
     if (zg_static_add(r, &h, "Server", "zonegate", 8) != ZG_OK
@@ -1064,27 +1341,38 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
         }
     }
     /* as nginx's header filter: Last-Modified only on 200, 206 and 304 */
-    if (((status == 200 || status == 206 || status == 304)
+    if (((status == 200 || status == 304)
          && zg_static_add(r, &h, "Last-Modified", lm, 29) != ZG_OK)
         || (elen > 0 && zg_static_add(r, &h, "ETag", etag, elen) != ZG_OK)) {
         goto failed;
     }
-    if (status == 200 && zg_static_add(r, &h, "Accept-Ranges", "bytes", 5) != ZG_OK) {
+    /* a 304 has none, as nginx's not_modified filter */
+    if (ctx->gzip && status != 304
+        && zg_static_add(r, &h, "Content-Encoding", "gzip", 4) != ZG_OK) {
         goto failed;
     }
-    if (status == 206) {
-        int n = snprintf(cr, sizeof(cr), "bytes %lld-%lld/%lld", (long long)start,
-                         (long long)end - 1, (long long)size);
-        if (zg_static_add(r, &h, "Content-Range", cr, (size_t)n) != ZG_OK) {
+    ctx->mtime = st->st_mtime;
+    ctx->off = 0;
+    ctx->left = size;
+    ctx->ranges_ok = status == 200 && !r->err_status;
+    ctx->range_416 = 0;
+    int rc = zg_response_head(r, &h);
+    ctx->ranges_ok = 0;
+    if (rc != ZG_OK) {
+        if (!ctx->range_416) {
             goto failed;
         }
-    }
-    if (zg_response_head(r, &h) != ZG_OK) {
-        goto failed;
+        /* nothing satisfiable: nginx's 416 (what the filters turned on is undone) */
+        close(fd);
+        zg_response_release(r);
+        r->body_filters = 0;
+        snprintf(extra, sizeof(extra), "Content-Range: bytes */%lld\r\n", (long long)size);
+        zg_request_respond(r, 416, extra, NULL, NULL, 0);
+        return;
     }
     r->keepalive = h.keepalive;
     zg_outq_t *q = &r->c->out;
-    if (h.no_body || end == start) {
+    if (h.no_body || (ctx->left == 0 && ctx->mp == NULL)) {
         close(fd);
         if (!h.no_body) {
             zg_response_body(r, NULL, 0, 1);
@@ -1095,10 +1383,11 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
         zg_static_done(r);
         return;
     }
-    if (slcf->sendfile && q->tls == NULL && r->body_filters == 0 && !r->resp_chunked) {
-        r->ctx.body_bytes_sent += (uint64_t)(end - start);
-        r->ctx.bytes_sent += (uint64_t)(end - start);
-        if (zg_outq_sendfile(q, fd, start, end - start, slcf->tcp_nopush) != ZG_OK) {
+    if (slcf->sendfile && q->tls == NULL && r->body_filters == 0 && !r->resp_chunked
+        && ctx->mp == NULL) {
+        r->ctx.body_bytes_sent += (uint64_t)ctx->left;
+        r->ctx.bytes_sent += (uint64_t)ctx->left;
+        if (zg_outq_sendfile(q, fd, ctx->off, ctx->left, slcf->tcp_nopush) != ZG_OK) {
             r->keepalive = 0;
             r->c->close_after = 1;
             zg_static_done(r);
@@ -1110,8 +1399,6 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
     }
     ctx->fd = fd;
     ctx->open = 1;
-    ctx->off = start;
-    ctx->left = end - start;
     r->content = &zg_static_ops;
     if (zg_outq_flush(q) != ZG_OK) {
         zg_static_ctx_close(ctx);
@@ -1130,6 +1417,85 @@ failed:
     }
 }
 
+/* ---- variables ---- */
+
+/* the request whose variables x are: named variables are read by requests only
+ * (a stream session's context has no named variables), and r->ctx is x */
+static zg_request_t *zg_static_var_request(zg_var_ctx_t *x)
+{
+    return (zg_request_t *)(void *)((char *)x - offsetof(zg_request_t, ctx));
+}
+
+/* the root (or alias) of the request's level into buf, NUL-terminated; 0 if it does
+ * not fit */
+static size_t zg_static_docroot(zg_request_t *r, char *buf, size_t cap)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    size_t n;
+
+    if (slcf->root == NULL) {
+        const char *pfx = r->c->w->conf->prefix;
+        n = (size_t)snprintf(buf, cap, "%s/html", pfx != NULL ? pfx : ".");
+    } else {
+        n = zg_cv_eval(slcf->root, &r->ctx, 0, buf, cap);
+        if (n < cap) {
+            buf[n] = '\0';
+        }
+    }
+    return n < cap && memchr(buf, '\0', n) == NULL ? n : 0;
+}
+
+static int zg_static_var_copy(zg_var_ctx_t *x, const char *p, size_t n, zg_str_t *out)
+{
+    char *v = zg_var_alloc(x, n + 1);
+
+    if (v == NULL) {
+        return ZG_DECLINED;
+    }
+    memcpy(v, p, n);
+    out->data = v;
+    out->len = n;
+    return ZG_OK;
+}
+
+/* $document_root: the root or alias of the request's location, variables evaluated */
+static int zg_static_var_document_root(zg_var_ctx_t *x, const void *data, zg_str_t *out)
+{
+    char buf[PATH_MAX];
+    size_t n = zg_static_docroot(zg_static_var_request(x), buf, sizeof(buf));
+
+    (void)data;
+    return n > 0 ? zg_static_var_copy(x, buf, n, out) : ZG_DECLINED;
+}
+
+/* $realpath_root: $document_root with every symlink resolved (realpath(3)) */
+static int zg_static_var_realpath_root(zg_var_ctx_t *x, const void *data, zg_str_t *out)
+{
+    char buf[PATH_MAX], real[PATH_MAX];
+
+    (void)data;
+    if (zg_static_docroot(zg_static_var_request(x), buf, sizeof(buf)) == 0) {
+        return ZG_DECLINED;
+    }
+    if (realpath(buf, real) == NULL) {
+        zg_log(ZG_LOG_ERR, "realpath() \"%s\" failed (%d: %s)", buf, errno, strerror(errno));
+        return ZG_DECLINED;
+    }
+    return zg_static_var_copy(x, real, strlen(real), out);
+}
+
+/* $request_filename: the file $uri maps to under root or alias */
+static int zg_static_var_request_filename(zg_var_ctx_t *x, const void *data, zg_str_t *out)
+{
+    zg_request_t *r = zg_static_var_request(x);
+    char buf[PATH_MAX];
+    size_t root;
+
+    (void)data;
+    size_t n = zg_static_map(r, &r->ctx.uri, buf, sizeof(buf), &root);
+    return n > 0 ? zg_static_var_copy(x, buf, n, out) : ZG_DECLINED;
+}
+
 /* ---- the handlers ---- */
 
 /* a URI (uri + "/" for a directory) made in request memory */
@@ -1146,15 +1512,76 @@ static int zg_static_dir_redirect(zg_request_t *r, const zg_str_t *uri)
     return ZG_DONE;
 }
 
+/* gzip_static, as nginx's handler: FILE.gz (n: the length of FILE in path) answers
+ * with Content-Encoding: gzip for a client that takes gzip, or any client with
+ * `always`; ZG_DECLINED to serve FILE itself */
+static int zg_static_gz(zg_request_t *r, const zg_str_t *uri, char *path, size_t n,
+                        size_t root)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    zg_gzip_loc_conf_t *g = zg_gzip_loc_conf(r->loc_conf);
+    zg_static_ctx_t *ctx = zg_request_ctx(r, zg_static_module);
+    struct stat st;
+    int ok = 1;
+
+    if (slcf->gzip_static == ZG_GZIP_STATIC_ON) {
+        /* the client's side only: the answer's headers are not made yet */
+        zg_resp_t none;
+        memset(&none, 0, sizeof(none));
+        ok = zg_gzip_client_ok(r, g, &none);
+        if (!ok && !g->vary) {
+            return ZG_DECLINED;
+        }
+    }
+    if (n + 4 > PATH_MAX) {
+        return ZG_DECLINED;
+    }
+    memcpy(path + n, ".gz", 4);
+    int fd = zg_static_open(r, path, root, 0);
+    if (fd == -1) {
+        int err = errno;
+        if (err != ENOENT && err != ENOTDIR && err != ENAMETOOLONG) {
+            zg_log(err == EACCES || err == EMLINK || err == ELOOP ? ZG_LOG_ERR : ZG_LOG_CRIT,
+                   "open() \"%s\" failed (%d: %s)", path, err, strerror(err));
+        }
+        path[n] = '\0';
+        return ZG_DECLINED;
+    }
+    if (slcf->gzip_static == ZG_GZIP_STATIC_ON) {
+        ctx->gzip_vary = 1; /* whichever file answers */
+    }
+    if (!ok || fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        close(fd);
+        path[n] = '\0';
+        return ZG_DECLINED;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        zg_log(ZG_LOG_CRIT, "\"%s\" is not a regular file", path);
+        return 404;
+    }
+    ctx->gzip = 1;
+    zg_static_send(r, fd, &st, uri);
+    return ZG_DONE;
+}
+
 /* a file (the URI does not end in "/") */
 static int zg_static_file(zg_request_t *r, const zg_str_t *uri)
 {
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
     char path[PATH_MAX];
-    size_t root;
+    size_t root, n;
     struct stat st;
 
-    if (zg_static_map(r, uri, path, sizeof(path), &root) == 0) {
+    if ((n = zg_static_map(r, uri, path, sizeof(path), &root)) == 0) {
         return zg_static_open_error(r, "(too long or not a path)", ENAMETOOLONG);
+    }
+    if (slcf->gzip_static != ZG_GZIP_STATIC_OFF
+        && !(r->ctx.method.len == 4 && memcmp(r->ctx.method.data, "POST", 4) == 0)) {
+        int rc = zg_static_gz(r, uri, path, n, root);
+        if (rc != ZG_DECLINED) {
+            return rc;
+        }
     }
     int fd = zg_static_open(r, path, root, 0);
     if (fd == -1) {
@@ -1388,6 +1815,15 @@ static int zg_static_handler(zg_request_t *r)
     return ZG_DONE;
 }
 
+/* the answers of a level with gzip_static on and gzip_vary go through the header
+ * filters, error pages included: Vary (the range filter needs no more, a file's
+ * answer always takes the filters) */
+static int zg_static_filter_on(void **loc_conf)
+{
+    return zg_static_loc_conf(loc_conf)->gzip_static == ZG_GZIP_STATIC_ON
+           && zg_gzip_loc_conf(loc_conf)->vary;
+}
+
 static const zg_command_t zg_static_commands[] = {
     { "root", ZG_CTX_SETTINGS | ZG_CTX_LIF, 0, 1, 1, zg_static_root, ZG_LOC_CONF, 0, NULL },
     { "alias", ZG_CTX_LOC, 0, 1, 1, zg_static_root, ZG_LOC_CONF, 0, NULL },
@@ -1416,6 +1852,9 @@ static const zg_command_t zg_static_commands[] = {
       0, NULL },
     { "open_file_cache_events", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_noop_flag, ZG_LOC_CONF,
       0, NULL },
+    { "gzip_static", ZG_CTX_SETTINGS, 0, 1, 1, zg_static_gzip_static, ZG_LOC_CONF, 0, NULL },
+    { "max_ranges", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_num, ZG_LOC_CONF,
+      ZG_STATIC_OFF(max_ranges), NULL },
     ZG_NULL_COMMAND
 };
 
@@ -1425,5 +1864,7 @@ zg_module_t zg_static_module = {
     .init_main_conf = zg_static_init_main_conf,
     .create_loc_conf = zg_static_create_conf,
     .merge_loc_conf = zg_static_merge_conf,
+    .filter_on = zg_static_filter_on,
+    .header_filter = zg_static_range_filter,
     .ctx_size = sizeof(zg_static_ctx_t),
 };

@@ -127,8 +127,9 @@ static const char *const zg_sandbox_allow[] = {
     "read", "write", "readv", "writev", "pread64", "pwrite64", "close", "dup", "dup3",
     "fcntl", "lseek", "fstat", "newfstatat", "statx", "stat", "lstat", "pipe2",
     "eventfd2",
-    /* static files: bodies with sendfile (opens are read-only, below) */
-    "sendfile",
+    /* static files: bodies with sendfile (opens are read-only, below); realpath(3)
+     * for $realpath_root reads symlinks */
+    "sendfile", "readlink", "readlinkat",
     /* event loop and time */
     "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "poll", "ppoll",
     "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep",

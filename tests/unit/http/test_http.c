@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <llhttp.h>
 
@@ -1116,9 +1117,40 @@ static void test_reasons_date_names(void **state)
     assert_false(zg_http_name_eq(&n10, "content-lengtx", 14));
 }
 
+/* zg_http_time formats by hand: the same text as gmtime_r + strftime, over leap
+ * years, century rules, before 1970, and a pseudo-random spread of times */
+static void test_http_time_as_strftime(void **state)
+{
+    static const time_t fixed[] = { 0, -1, 86399, 86400, 951782400 /* 2000-02-29 */,
+                                    951868800, 4107542400 /* 2100-03-01 */, 1700000000,
+                                    68256000000 /* year 4132 */, -2208988800 /* 1900 */,
+                                    253402300799 /* 9999-12-31 23:59:59 */ };
+    char got[32], want[64];
+    uint64_t x = 88172645463325252ULL;
+
+    (void)state;
+    for (int i = 0; i < 100000 + (int)(sizeof(fixed) / sizeof(fixed[0])); i++) {
+        time_t t;
+        if (i < (int)(sizeof(fixed) / sizeof(fixed[0]))) {
+            t = fixed[i];
+        } else {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t = (time_t)(x % 253402300800ULL) - (time_t)(i % 2 ? 2208988800LL : 0);
+        }
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(want, sizeof(want), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        assert_int_equal(zg_http_time(got, t), 29);
+        assert_string_equal(got, want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_http_time_as_strftime),
         cmocka_unit_test(test_simple_get),
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_pending_and_manual_next),

@@ -8,16 +8,29 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "zg_conf.h"
 #include "zg_http_core.h"
 #include "zg_static.h"
 
+static int nranges;
+static zg_static_range_t got[8];
+
+static int range_max(const char *v, int64_t size, int max)
+{
+    memset(got, 0xff, sizeof(got));
+    return zg_static_range_parse(v, strlen(v), size, max, got, 8, &nranges);
+}
+
 static int range(const char *v, int64_t size, int64_t *s, int64_t *e)
 {
-    *s = *e = -1;
-    return zg_static_range_parse(v, strlen(v), size, s, e);
+    int rc = range_max(v, size, INT32_MAX);
+
+    *s = got[0].start;
+    *e = got[0].end;
+    return rc == ZG_OK && nranges > 1 ? ZG_AGAIN : rc;
 }
 
 static void test_ranges(void **state)
@@ -37,10 +50,9 @@ static void test_ranges(void **state)
     assert_true(s == 0 && e == 1000);
     assert_int_equal(range("Bytes= 1 - 2 ", 1000, &s, &e), ZG_OK);
     assert_true(s == 1 && e == 3);
-    /* the whole body: not bytes, several ranges, more than the body, empty body */
+    /* the whole body: not bytes, ranges that add up to more than the body, empty body */
     assert_int_equal(range("items=0-1", 1000, &s, &e), ZG_DECLINED);
     assert_int_equal(range("bytes=", 1000, &s, &e), ZG_DECLINED);
-    assert_int_equal(range("bytes=0-1,5-6", 1000, &s, &e), ZG_DECLINED);
     assert_int_equal(range("bytes=0-999,0-999", 1000, &s, &e), ZG_DECLINED);
     assert_int_equal(range("bytes=0-", 0, &s, &e), ZG_DECLINED);
     /* not satisfiable */
@@ -56,6 +68,42 @@ static void test_ranges(void **state)
     /* an unsatisfiable part beside a good one is dropped */
     assert_int_equal(range("bytes=2000-,0-1", 1000, &s, &e), ZG_OK);
     assert_true(s == 0 && e == 2);
+}
+
+static void test_ranges_several(void **state)
+{
+    (void)state;
+    /* several: each kept in order, overlapping ones as they are (nginx) */
+    assert_int_equal(range_max("bytes=0-1,5-6,-2", 1000, INT32_MAX), ZG_OK);
+    assert_int_equal(nranges, 3);
+    assert_true(got[0].start == 0 && got[0].end == 2 && got[1].start == 5 && got[1].end == 7);
+    assert_true(got[2].start == 998 && got[2].end == 1000);
+    assert_int_equal(range_max("bytes=0-499,250-749", 1000, INT32_MAX), ZG_OK);
+    assert_int_equal(nranges, 2);
+    /* unsatisfiable parts dropped */
+    assert_int_equal(range_max("bytes=0-1,5000-,7-8", 1000, INT32_MAX), ZG_OK);
+    assert_int_equal(nranges, 2);
+    assert_true(got[1].start == 7 && got[1].end == 9);
+    /* more than the body: the whole body */
+    assert_int_equal(range_max("bytes=0-600,200-800", 1000, INT32_MAX), ZG_DECLINED);
+    /* max_ranges: one more than it asks for the whole body */
+    assert_int_equal(range_max("bytes=0-1,5-6", 1000, 2), ZG_OK);
+    assert_int_equal(range_max("bytes=0-1,5-6,9-10", 1000, 2), ZG_DECLINED);
+    assert_int_equal(range_max("bytes=0-1,5-6", 1000, 1), ZG_DECLINED);
+    assert_int_equal(range_max("bytes=0-1", 1000, 1), ZG_OK);
+    /* without max_ranges: 256 bytes per part beyond the body + 4096 is too much */
+    char v[4096] = "bytes=0-0";
+    for (int i = 1; i < 19; i++) {
+        snprintf(v + strlen(v), sizeof(v) - strlen(v), ",%d-%d", i * 2, i * 2);
+    }
+    assert_int_equal(range_max(v, 1000, INT32_MAX), ZG_OK); /* 19*257 <= 5096 */
+    assert_int_equal(nranges, 19);
+    for (int i = 19; i < 40; i++) {
+        snprintf(v + strlen(v), sizeof(v) - strlen(v), ",%d-%d", i * 2, i * 2);
+    }
+    assert_int_equal(range_max(v, 1000, INT32_MAX), ZG_DECLINED);
+    assert_int_equal(range_max(v, 1000, 100), ZG_OK); /* max_ranges set: its limit only */
+    assert_int_equal(nranges, 40);
 }
 
 static zg_conf_t *load(const char *text)
@@ -160,6 +208,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_ranges_several),
         cmocka_unit_test(test_types_levels),
         cmocka_unit_test(test_handlers),
     };
