@@ -17,6 +17,7 @@
 #include "zg_http_core.h"
 #include "zg_keyval.h"
 #include "zg_limit_conn.h"
+#include "zg_limit_rate.h"
 #include "zg_limit_req.h"
 #include "zg_map.h"
 #include "zg_proxy.h"
@@ -41,6 +42,7 @@ zg_module_t *const zg_modules[] = {
     &zg_headers_module,    /* add_header (its rewrite-phase handler runs before return) */
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
     &zg_limit_conn_module, /* preaccess: limit_conn */
+    &zg_limit_rate_module, /* preaccess, after the limits: limit_rate's send budget */
     &zg_access_module,     /* access: allow, deny */
     &zg_auth_basic_module, /* access: auth_basic, after allow/deny */
     &zg_error_page_module, /* error_page: status pages become internal redirects */

@@ -16,6 +16,7 @@
 
 
 typedef struct zg_outq_poll_s zg_outq_poll_t;
+typedef struct zg_outq_rate_s zg_outq_rate_t; /* http/zg_outq_rate.c */
 
 /* Bytes to write to a stream, in order.  Appends go to `buf`; zg_outq_flush writes
  * what it can at once (uv_try_write) and queues a copy of the rest.
@@ -23,9 +24,11 @@ typedef struct zg_outq_poll_s zg_outq_poll_t;
  * A plain TCP stream may end its queue with a file segment (zg_outq_sendfile):
  * the kernel copies it with sendfile(2) once the bytes before it are written; bytes
  * appended after it wait in `b` until it is sent.  zg_outq_flush and the socket's
- * writability drive it (zg_outq_file_send); a send budget (limit_rate) would cap
- * the count handed to sendfile there and, when spent, wait for its timer instead of
- * the socket, as the memory bytes would. */
+ * writability drive it (zg_outq_file_send).
+ *
+ * A send budget (limit_rate, `rate`: NULL = none) holds the bytes flushed beyond it
+ * back (counted in `inflight`, so that `drained` waits for them) and caps the count
+ * handed to sendfile; its timer sends more as the budget grows. */
 typedef struct {
     zg_buf_t b;           /* bytes not yet handed to the stream */
     size_t inflight;      /* bytes queued in uv_write requests not yet done */
@@ -38,6 +41,7 @@ typedef struct {
     int64_t file_off;     /* where the rest of it starts */
     int64_t file_left;    /* bytes of it not yet sent */
     zg_outq_poll_t *poll; /* waits for the socket to take more of the file */
+    zg_outq_rate_t *rate; /* the send budget (limit_rate); NULL = none */
     unsigned file : 1;    /* a file segment is queued */
     unsigned cork : 1;    /* TCP_CORK is set until the file segment is sent (tcp_nopush) */
 } zg_outq_t;
@@ -66,6 +70,31 @@ void zg_outq_free(zg_outq_t *q);
 int zg_outq_sendfile(zg_outq_t *q, int fd, int64_t off, int64_t len, int cork);
 /* Drops a file segment not yet sent (the stream is closing). */
 void zg_outq_file_stop(zg_outq_t *q);
+
+/* ---- the send budget (http/zg_outq_rate.c) ---- */
+/* Limits what is written from now on to `after` bytes, then rate bytes a second
+ * (limit_rate, limit_rate_after); a budget already set starts again.  ZG_OK or
+ * ZG_ERROR (no memory: no limit). */
+int zg_outq_rate_start(zg_outq_t *q, uint64_t rate, uint64_t after);
+/* The response it limits is queued whole: the budget ends once the queue drained. */
+void zg_outq_rate_end(zg_outq_t *q);
+/* Drops the budget and the bytes it holds back (the stream is closing). */
+void zg_outq_rate_stop(zg_outq_t *q);
+/* 1 while it holds bytes back */
+int zg_outq_rate_held(const zg_outq_t *q);
+/* for zg_worker.c: zg_outq_flush through the budget (b is not empty, no file);
+ * the bytes the budget allows now (0: wait); n of them were sent; the budget is
+ * spent: its timer goes on (ZG_OK or ZG_ERROR); the queue drained */
+int zg_outq_rate_flush(zg_outq_t *q);
+size_t zg_outq_rate_budget(zg_outq_t *q);
+void zg_outq_rate_sent(zg_outq_t *q, size_t n);
+int zg_outq_rate_wait(zg_outq_t *q);
+void zg_outq_rate_idle(zg_outq_t *q);
+/* internals zg_outq_rate.c shares: writes n bytes now or queues a copy (not
+ * counted in inflight: the caller counted them); ZG_OK or ZG_ERROR.  *now: how
+ * many were written at once */
+int zg_outq_write_raw(zg_outq_t *q, const char *p, size_t n, size_t *now);
+void zg_outq_file_send(zg_outq_t *q);
 
 
 typedef struct zg_conn_s {

@@ -84,8 +84,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "geoip_*", "geoip module" },
     { "geoip2", "third-party geoip2 module" },
     { "stub_status", "stub_status module" },
-    { "limit_rate", "core module's limit_rate" },
-    { "limit_rate_after", "core module's limit_rate" },
     { "limit_except", "core module's limit_except" },
     { "resolver", "core module's resolver" },
     { "resolver_timeout", "core module's resolver" },

@@ -100,7 +100,6 @@ int zg_outq_printf(zg_outq_t *q, const char *fmt, ...)
     return rc;
 }
 
-static void zg_outq_file_send(zg_outq_t *q);
 
 static void zg_outq_written(uv_write_t *req, int status)
 {
@@ -117,6 +116,9 @@ static void zg_outq_written(uv_write_t *req, int status)
             q->failed(q->data, status);
         }
         return;
+    }
+    if (q->inflight == 0 && q->rate != NULL) {
+        zg_outq_rate_idle(q);
     }
     if (q->inflight == 0 && q->file) {
         zg_outq_file_send(q);
@@ -136,6 +138,9 @@ int zg_outq_flush(zg_outq_t *q)
     if (q->b.len == 0 || q->file) {
         /* bytes appended after a file segment wait until it is sent */
         return ZG_OK;
+    }
+    if (q->rate != NULL) {
+        return zg_outq_rate_flush(q);
     }
     size_t off = 0;
     if (q->inflight == 0) {
@@ -169,6 +174,35 @@ int zg_outq_flush(zg_outq_t *q)
     q->b.failed = 0; /* an append that failed is dropped with what was written */
     if (q->b.cap > ZG_OUTQ_KEEP_MAX) {
         zg_buf_free(&q->b);
+    }
+    return ZG_OK;
+}
+
+int zg_outq_write_raw(zg_outq_t *q, const char *p, size_t n, size_t *now)
+{
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    int k = uv_try_write(q->stream, &b, 1);
+
+    *now = 0;
+    if (k > 0) {
+        *now = (size_t)k;
+    } else if (k != UV_EAGAIN && k != UV_ENOSYS) {
+        return ZG_ERROR;
+    }
+    if (*now < n) {
+        size_t rest = n - *now;
+        zg_outq_write_t *w = malloc(sizeof(*w) + rest);
+        if (w == NULL) {
+            return ZG_ERROR;
+        }
+        memcpy(w->data, p + *now, rest);
+        w->q = q;
+        w->len = rest;
+        b = uv_buf_init(w->data, (unsigned)rest);
+        if (uv_write(&w->req, q->stream, &b, 1, zg_outq_written) != 0) {
+            free(w);
+            return ZG_ERROR;
+        }
     }
     return ZG_OK;
 }
@@ -265,31 +299,35 @@ static int zg_outq_file_wait(zg_outq_t *q)
 
 /* sendfile(2) until the segment is sent (ZG_OK), the socket is full or a big piece
  * went (ZG_AGAIN: wait for it to be writable, so that one fast client does not hold
- * the loop), or an error (ZG_ERROR, logged; *err its libuv code).
- * A per-connection send budget (limit_rate) fits here: cap each count at what the
- * budget allows, and when it is spent return a third answer on which the caller
- * starts the budget's timer (whose callback calls zg_outq_file_send) instead of
- * zg_outq_file_wait; the memory bytes queued after the segment wait behind it. */
+ * the loop), the send budget is spent (ZG_BUSY: wait for its timer), or an error
+ * (ZG_ERROR, logged; *err its libuv code). */
 static int zg_outq_file_push(zg_outq_t *q, int *err)
 {
     uv_os_fd_t sock;
-    size_t sent_now = 0;
+    size_t sent_now = 0, max = ZG_SENDFILE_MAX;
 
     if (uv_fileno((uv_handle_t *)q->stream, &sock) != 0) {
         *err = UV_EBADF;
         return ZG_ERROR;
     }
+    if (q->rate != NULL && q->file_left > 0
+        && (max = zg_min(zg_outq_rate_budget(q), ZG_SENDFILE_MAX)) == 0) {
+        return ZG_BUSY;
+    }
     while (q->file_left > 0) {
-        if (sent_now >= ZG_SENDFILE_MAX) {
-            return ZG_AGAIN;
+        if (sent_now >= max) {
+            return max < ZG_SENDFILE_MAX ? ZG_BUSY : ZG_AGAIN;
         }
         off_t off = (off_t)q->file_off;
         ssize_t n = sendfile(sock, q->file_fd, &off,
-                             (size_t)zg_min(q->file_left, ZG_SENDFILE_MAX));
+                             (size_t)zg_min(q->file_left, (int64_t)(max - sent_now)));
         if (n > 0) {
             q->file_off += n;
             q->file_left -= n;
             sent_now += (size_t)n;
+            if (q->rate != NULL) {
+                zg_outq_rate_sent(q, (size_t)n);
+            }
             continue;
         }
         if (n == -1 && errno == EINTR) {
@@ -325,13 +363,13 @@ static int zg_outq_file_end(zg_outq_t *q)
 
 /* Sends what the socket takes of the file segment (no write in flight); at its end
  * `drained` is told once nothing is left. */
-static void zg_outq_file_send(zg_outq_t *q)
+void zg_outq_file_send(zg_outq_t *q)
 {
     int err = UV_EIO;
     int rc = zg_outq_file_push(q, &err);
 
-    if (rc == ZG_AGAIN) {
-        if (zg_outq_file_wait(q) == ZG_OK) {
+    if (rc == ZG_AGAIN || rc == ZG_BUSY) {
+        if ((rc == ZG_AGAIN ? zg_outq_file_wait(q) : zg_outq_rate_wait(q)) == ZG_OK) {
             return;
         }
         rc = ZG_ERROR;
@@ -375,7 +413,8 @@ int zg_outq_sendfile(zg_outq_t *q, int fd, int64_t off, int64_t len, int cork)
     if (rc == ZG_OK) {
         return zg_outq_file_end(q);
     }
-    if (rc == ZG_AGAIN && zg_outq_file_wait(q) == ZG_OK) {
+    if ((rc == ZG_AGAIN && zg_outq_file_wait(q) == ZG_OK)
+        || (rc == ZG_BUSY && zg_outq_rate_wait(q) == ZG_OK)) {
         return ZG_OK;
     }
     zg_outq_file_stop(q);
@@ -385,6 +424,7 @@ int zg_outq_sendfile(zg_outq_t *q, int fd, int64_t off, int64_t len, int cork)
 void zg_outq_free(zg_outq_t *q)
 {
     zg_outq_file_stop(q);
+    zg_outq_rate_stop(q);
     zg_buf_free(&q->b);
     q->drained = NULL;
     q->failed = NULL;
@@ -423,6 +463,7 @@ void zg_conn_close(zg_conn_t *c)
     c->out.drained = NULL;
     c->out.failed = NULL;
     zg_outq_file_stop(&c->out);
+    zg_outq_rate_stop(&c->out);
     uv_close((uv_handle_t *)&c->timer.timer, zg_conn_free_cb);
     uv_close((uv_handle_t *)&c->tcp, zg_conn_free_cb);
     if (c->rmem) {
@@ -461,9 +502,20 @@ static void zg_linger_timeout(uv_timer_t *t)
     zg_conn_close(t->data);
 }
 
+static void zg_conn_linger(zg_conn_t *c);
+
+static void zg_conn_linger_later(void *data)
+{
+    zg_conn_linger(data);
+}
+
 static void zg_conn_linger(zg_conn_t *c)
 {
     if (c->closing || c->lingering) {
+        return;
+    }
+    if (c->out.rate != NULL && zg_outq_rate_held(&c->out)) {
+        c->out.drained = zg_conn_linger_later; /* after what limit_rate holds back */
         return;
     }
     c->lingering = 1;

@@ -11,6 +11,7 @@
 
 #include "zg_access_log.h"
 #include "zg_error_page.h"
+#include "zg_limit_rate.h"
 #include "zg_log.h"
 #include "zg_proc.h"
 #include "zg_request.h"
@@ -323,6 +324,25 @@ static int zg_proxy_plain_connection(const zg_str_t *v)
     zg_str_t ka = {10, "keep-alive"}, cl = {5, "close"};
     return (v->len == 10 && zg_http_name_eq(&ka, v->data, v->len)) ||
            (v->len == 5 && zg_http_name_eq(&cl, v->data, v->len));
+}
+
+/* X-Accel-Limit-Rate (taken, not passed on, as nginx); 1 = not passed on */
+static int zg_proxy_accel(zg_request_t *r, const zg_str_t *n, const zg_str_t *v)
+{
+    if (n->len == 18 && zg_http_name_eq(n, "x-accel-limit-rate", 18)) {
+        zg_limit_rate_accel(r, v->data, v->len);
+        return 1;
+    }
+    return 0;
+}
+
+/* a response header the client does not get: hop-by-hop, X-Accel-* zonegate takes */
+static inline int zg_proxy_drop_header(zg_request_t *r, const zg_str_t *n, const zg_str_t *v)
+{
+    if (n->len >= 17 && n->len <= 18 && (n->data[0] | 0x20) == 'x') {
+        return zg_proxy_accel(r, n, v);
+    }
+    return zg_http_hop_by_hop(n);
 }
 
 static int zg_proxy_token_in(const zg_str_t *list, const zg_str_t *name)
@@ -644,7 +664,8 @@ static void zg_proxy_head_filtered(zg_proxy_t *p, zg_http_resp_head_t *rh)
     }
     for (size_t i = 0; i < rh->nhdrs; i++) {
         const zg_str_t *n = &rh->names[i];
-        if (zg_http_hop_by_hop(n) || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))
+        if (zg_proxy_drop_header(r, n, &rh->values[i])
+            || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))
             || (n->len == 14 && zg_http_name_eq(n, "content-length", 14))) {
             continue;
         }
@@ -733,7 +754,8 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     }
     for (size_t i = 0; i < rh->nhdrs; i++) {
         const zg_str_t *n = &rh->names[i];
-        if (zg_http_hop_by_hop(n) || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))) {
+        if (zg_proxy_drop_header(r, n, &rh->values[i])
+            || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))) {
             continue;
         }
         zg_outq_append(q, n->data, n->len);

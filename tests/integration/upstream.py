@@ -3,7 +3,8 @@
 Paths:
   /                 200 "ok NAME"            (NAME = --name)
   /echo             200 JSON: method, path, headers, body length and sha256
-  /big?n=N[&chunked=1]   N bytes of a fixed pattern (Content-Length or chunked)
+  /big?n=N[&chunked=1][&X-Name=V]   N bytes of a fixed pattern (Content-Length or
+                    chunked), with the X-... parameters as response headers
   /slow?ms=M        answers after M ms
   /slow?hold=K[&ms=M]  waits until K is released (GET /__release?hold=K), then M ms
                     (default 0): a request held for exactly as long as a test needs
@@ -139,7 +140,9 @@ class Handler(BaseHTTPRequestHandler):
                              chunked=q.get("chunked") == "1")
         if p == "/big":
             n = int(q.get("n", "1000"))
-            extra = {"ETag": q["etag"]} if "etag" in q else None
+            extra = {"ETag": q["etag"]} if "etag" in q else {}
+            # X-... parameters become response headers (X-Accel-Limit-Rate, ...)
+            extra.update({k: v for k, v in q.items() if k.startswith("X-")})
             return self.send(200, pattern(n), q.get("ctype", "application/octet-stream"),
                              chunked=q.get("chunked") == "1", extra=extra)
         if p == "/slow":
