@@ -1357,7 +1357,8 @@ static void zg_cache_load_dir(zg_cache_path_t *cp, int dfd, const char *rel, int
 {
     zg_slab_pool_t *pool = cp->zone->pool;
     zg_cache_sh_t *sh = zg_cache_sh(cp);
-    int fd = rel[0] ? openat(dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : dup(dfd);
+    /* a descriptor of its own: a dup would share (and move) the directory's offset */
+    int fd = openat(dfd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         return;
     }
@@ -1415,14 +1416,15 @@ static void zg_cache_load_dir(zg_cache_path_t *cp, int dfd, const char *rel, int
         zg_cache_node_sh_t *n = zg_cache_lookup_locked(sh, md5);
         if (n == NULL) {
             n = zg_cache_insert_locked(pool, sh, md5, (int64_t)st.st_mtime, ev, &nev);
-            if (n != NULL) {
-                n->valid_sec = f.valid_sec;
-                n->fs_size = (uint64_t)st.st_size;
-                n->exists = 1;
-                sh->size += n->fs_size;
-            }
         } else {
             nev = 0;
+        }
+        /* a key asked for before the loader came to its file gets the file */
+        if (n != NULL && !n->exists) {
+            n->valid_sec = f.valid_sec;
+            n->fs_size = (uint64_t)st.st_size;
+            n->exists = 1;
+            sh->size += n->fs_size;
         }
         zg_shmtx_unlock(&pool->mutex);
         for (int i = 0; i < nev; i++) {
@@ -1514,7 +1516,7 @@ static void zg_cache_chown_tree(int dfd, uid_t uid, gid_t gid, int depth)
     if (fchown(dfd, uid, gid) == -1 || depth > 3) {
         return;
     }
-    int fd = dup(dfd);
+    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (d == NULL) {
         if (fd >= 0) {
