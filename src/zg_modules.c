@@ -7,6 +7,7 @@
 #include "zg_api.h"
 #include "zg_auth_basic.h"
 #include "zg_charset.h"
+#include "zg_cache.h"
 #include "zg_core_module.h"
 #include "zg_dashboard.h"
 #include "zg_error_page.h"
@@ -39,6 +40,8 @@ zg_module_t *const zg_modules[] = {
     &zg_map_module,        /* map: variables from variables */
     &zg_geo_module,        /* geo: variables from the client address */
     &zg_keyval_module,     /* keyval zones and their variables */
+    &zg_cache_module,      /* precontent: proxy_cache; its filter sees the upstream's
+                              head and body before add_header and gzip */
     &zg_headers_module,    /* add_header (its rewrite-phase handler runs before return) */
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
     &zg_limit_conn_module, /* preaccess: limit_conn */

@@ -21,6 +21,12 @@ int zg_priv_drop(const zg_conf_t *conf);
  * ZG_OK, or ZG_ERROR (logged): the worker must exit. */
 int zg_sandbox_enter(const zg_conf_t *conf);
 
+/* Worker, before zg_sandbox_enter (an init_worker hook): the directory open as fd
+ * (a cache directory) may be written in: openat with any flags, mkdirat, unlinkat
+ * and renameat relative to fd are allowed (the paths are the caller's to keep
+ * inside it).  ZG_OK, or ZG_ERROR when too many were given. */
+int zg_sandbox_dir(int fd);
+
 /* Log channel (a socketpair per worker).  The master sends, after a reopen, the
  * error log (when it is a file) and the modules' files (zg_module_t.file: the
  * access logs), in order; the worker

@@ -44,9 +44,7 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "more_set_headers", "third-party headers-more module" },
     { "more_clear_headers", "third-party headers-more module" },
     /* caching and buffering of the proxy */
-    { "proxy_cache", "proxy module's cache" },
-    { "proxy_cache_*", "proxy module's cache" },
-    { "proxy_no_cache", "proxy module's cache" },
+    { "proxy_cache_*", "proxy module's cache" }, /* those zg_cache.c does not implement */
     { "proxy_store", "proxy module's cache" },
     { "proxy_store_access", "proxy module's cache" },
     { "proxy_temp_path", "proxy module's buffering to temporary files" },

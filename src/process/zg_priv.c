@@ -179,6 +179,38 @@ static int zg_sandbox_rule(scmp_filter_ctx ctx, uint32_t action, const char *nam
     return 0;
 }
 
+static int zg_sandbox_dirs[16];
+static int zg_sandbox_ndirs;
+
+int zg_sandbox_dir(int fd)
+{
+    if (zg_sandbox_ndirs == (int)zg_nelems(zg_sandbox_dirs)) {
+        zg_log_error(ZG_LOG_EMERG, 0, "too many writable directories for the sandbox");
+        return ZG_ERROR;
+    }
+    zg_sandbox_dirs[zg_sandbox_ndirs++] = fd;
+    return ZG_OK;
+}
+
+/* writes relative to the directories of zg_sandbox_dir only */
+static int zg_sandbox_dir_rules(scmp_filter_ctx ctx)
+{
+    for (int i = 0; i < zg_sandbox_ndirs; i++) {
+        scmp_datum_t fd = (scmp_datum_t)zg_sandbox_dirs[i];
+        struct scmp_arg_cmp a0 = zg_arg(0, SCMP_CMP_EQ, fd, 0);
+        struct scmp_arg_cmp two[2] = { zg_arg(0, SCMP_CMP_EQ, fd, 0),
+                                       zg_arg(2, SCMP_CMP_EQ, fd, 0) };
+        if (zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "openat", 1, &a0) != 0 ||
+            zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "mkdirat", 1, &a0) != 0 ||
+            zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "unlinkat", 1, &a0) != 0 ||
+            zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "renameat", 2, two) != 0 ||
+            zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "renameat2", 2, two) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int zg_sandbox_enter(const zg_conf_t *conf)
 {
     scmp_filter_ctx ctx;
@@ -233,7 +265,8 @@ int zg_sandbox_enter(const zg_conf_t *conf)
         zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "kill", 1, &to_self) != 0 ||
         zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &to_self) != 0 ||
         /* glibc falls back to clone, whose flags a filter can see */
-        zg_sandbox_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL) != 0) {
+        zg_sandbox_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL) != 0 ||
+        zg_sandbox_dir_rules(ctx) != 0) {
         goto failed;
     }
     for (size_t i = 0; i < zg_nelems(domains); i++) {

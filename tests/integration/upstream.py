@@ -12,6 +12,8 @@ Paths:
   /close            closes the connection without answering
   /hang             never answers (holds the connection)
   /partial          promises 100000 bytes, sends 10, closes
+  /trickle?hold=K&n=N  sends the head and half of N bytes, waits until K is released,
+                    then the rest
 Every request is counted; GET /__count answers the count (not counted itself),
 GET /__conns the number of connections accepted before this one, GET /__held?hold=K
 the number of requests waiting on K now, GET /__release?hold=K releases them (and
@@ -172,6 +174,27 @@ class Handler(BaseHTTPRequestHandler):
             return
         if p == "/hang":
             time.sleep(3600)
+            return
+        if p == "/trickle":
+            n = int(q.get("n", "100000"))
+            body = pattern(n)
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            self.wfile.write(body[: n // 2])
+            self.wfile.flush()
+            key = q.get("hold", "t")
+            with self.server.lock:
+                self.server.waiting[key] = self.server.waiting.get(key, 0) + 1
+            try:
+                self.server.gate(key).wait(600)
+            finally:
+                with self.server.lock:
+                    self.server.waiting[key] -= 1
+            try:
+                self.wfile.write(body[n // 2:])
+            except OSError:
+                pass
             return
         if p == "/partial":
             self.send_response(200)

@@ -1,0 +1,455 @@
+"""proxy_cache (issue 19): a response cache whose keys live in a shared zone, across
+two workers: MISS then HIT from any worker, the validity rules of nginx, stale
+answers on upstream errors, the cache lock, max_size, a restart that rebuilds the
+index from the files, a worker killed mid-write; and $upstream_cache_status and the
+statuses request by request against Debian's nginx."""
+import glob
+import os
+import re
+import signal
+import socket
+import threading
+
+import test_nginx_diff
+from zg import Skip, Upstream, Zonegate, free_port, get, request, wait_for
+from upstream import pattern
+
+CONF = """
+worker_processes 2;
+http {{
+    proxy_cache_path {dir}/cache levels=1:2 keys_zone=one:1m inactive=10m {extra};
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_cache one;
+            proxy_cache_valid 200 10m;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /any/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_valid any 10m;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /nohdr/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_valid 200 10m;
+            proxy_ignore_headers Set-Cookie Cache-Control;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /byp/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_valid 200 10m;
+            proxy_cache_bypass $arg_nocache;
+            proxy_no_cache $arg_nostore;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /short/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1s;
+            proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /lock/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_valid 200 10m;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 60s;
+            proxy_cache_lock_age 60s;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /off/ {{ proxy_pass http://app/; add_header X-Cache "[$upstream_cache_status]"; }}
+        location = /metrics {{ metrics; }}
+    }}
+}}
+"""
+
+
+def _start(extra="", up=None, cache_dir=None):
+    u = up or Upstream("a")
+    port = free_port()
+    z = Zonegate(CONF, wait_ports=[port], port=port, up=u.addr, extra=extra)
+    return u, z, port
+
+
+def _xc(port, path, headers=None, method="GET"):
+    st, h, body = request(port, method, path, headers=headers)
+    return st, h.get("x-cache"), body, h
+
+
+def _metric(port, name, **labels):
+    body = get(port, "/metrics")[2].decode()
+    sel = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    total = 0
+    for m in re.finditer(r"^%s\{([^}]*)\} (\d+)$" % re.escape(name), body, re.M):
+        have = ",".join(sorted(m.group(1).split(",")))
+        if all(('%s="%s"' % kv) in have for kv in labels.items()) or not sel:
+            total += int(m.group(2))
+    return total
+
+
+def _worker_requests(port):
+    body = get(port, "/metrics")[2].decode()
+    return {slot: int(n) for slot, n in re.findall(
+        r'^zonegate_worker_requests_total\{worker="(\d+)"\} (\d+)$', body, re.M)}
+
+
+def test_miss_then_hit_from_every_worker():
+    u, z, port = _start()
+    try:
+        st, xc, body, h = _xc(port, "/big?n=5000&etag=%22v1%22")
+        assert (st, xc, len(body)) == (200, "MISS", 5000), (st, xc, len(body))
+        assert body == pattern(5000)
+        before = _worker_requests(port)
+        served = set()
+
+        def both_workers_hit():
+            st, xc, body, _ = _xc(port, "/big?n=5000&etag=%22v1%22")
+            assert (st, xc) == (200, "HIT") and body == pattern(5000), (st, xc)
+            now = _worker_requests(port)
+            served.update(s for s in now if now[s] > before.get(s, 0) + 0)
+            return len(served) >= 2
+        assert wait_for(both_workers_hit, 10), served
+        assert u.count() == 1, u.count()
+        # HEAD from the cached GET: the head and its length, no body
+        st, h, body = request(port, "HEAD", "/big?n=5000&etag=%22v1%22")
+        assert (st, h["x-cache"], h["content-length"], body) == (200, "HIT", "5000", b""), h
+        # conditional requests get 304 from the cache
+        st, xc, body, h = _xc(port, "/big?n=5000&etag=%22v1%22",
+                              headers={"If-None-Match": '"v1"'})
+        assert (st, xc, body) == (304, "HIT", b""), (st, xc, h)
+        st, xc, body, h = _xc(port, "/big?n=5000&etag=%22v1%22",
+                              headers={"If-None-Match": '"other"'})
+        assert (st, xc, len(body)) == (200, "HIT", 5000), (st, xc)
+        lm = "Wed, 21 Oct 2015 07:28:00 GMT"
+        q = "/hdr?Last-Modified=" + lm.replace(" ", "%20").replace(",", "%2C")
+        assert _xc(port, q)[:2] == (200, "MISS")
+        assert _xc(port, q, headers={"If-Modified-Since": lm})[:2] == (304, "HIT")
+        assert _xc(port, q, headers={"If-Modified-Since":
+                                     "Tue, 20 Oct 2015 07:28:00 GMT"})[:2] == (200, "HIT")
+        # a large body, chunked from the upstream, is stored whole
+        st, xc, body, h = _xc(port, "/big?n=300000&chunked=1")
+        assert (st, xc, len(body)) == (200, "MISS", 300000)
+        st, xc, body, h = _xc(port, "/big?n=300000&chunked=1")
+        assert (st, xc, body, h["content-length"]) == (200, "HIT", pattern(300000), "300000")
+        # off: no status, nothing cached
+        assert _xc(port, "/off/big?n=10")[1] == "[]"
+        assert _metric(port, "zonegate_cache_responses_total", status="hit") >= 5
+        assert _metric(port, "zonegate_cache_entries") == 3
+        assert "proxy_cache" in get(port, "/metrics")[2].decode()
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_validity_rules_as_nginx():
+    u, z, port = _start()
+    try:
+        def twice(path):
+            a = _xc(port, path)[:2]
+            b = _xc(port, path)[:2]
+            return a[1], b[1]
+        # Cache-Control that forbids, and what gives a time of its own
+        assert twice("/hdr?Cache-Control=no-cache") == ("MISS", "MISS")
+        assert twice("/hdr?Cache-Control=no-store") == ("MISS", "MISS")
+        assert twice("/hdr?Cache-Control=private") == ("MISS", "MISS")
+        assert twice("/hdr?Cache-Control=max-age%3D0") == ("MISS", "MISS")
+        assert twice("/hdr?Cache-Control=max-age%3D60") == ("MISS", "HIT")
+        assert twice("/hdr?Cache-Control=s-maxage%3D0%2C%20max-age%3D60") == ("MISS", "MISS")
+        assert twice("/hdr?X-Accel-Expires=0&Cache-Control=max-age%3D60") == ("MISS", "MISS")
+        assert twice("/hdr?X-Accel-Expires=60&Cache-Control=no-cache") == ("MISS", "HIT")
+        assert twice("/hdr?Expires=Thu%2C%2001%20Jan%201970%2000%3A00%3A01%20GMT") == \
+            ("MISS", "MISS")
+        assert twice("/hdr?Set-Cookie=a%3D1") == ("MISS", "MISS")
+        assert twice("/hdr?Vary=%2A") == ("MISS", "MISS")
+        # what proxy_cache_valid does not name is not cached; `any` is
+        assert twice("/status?code=404") == ("MISS", "MISS")
+        assert twice("/any/status?code=404") == ("MISS", "HIT")
+        # a max-age makes a 404 cacheable without proxy_cache_valid naming it
+        assert twice("/hdr?code=404&Cache-Control=max-age%3D60") == ("MISS", "HIT")
+        # proxy_ignore_headers
+        assert twice("/nohdr/hdr?Set-Cookie=a%3D1") == ("MISS", "HIT")
+        assert twice("/nohdr/hdr?Cache-Control=no-store") == ("MISS", "HIT")
+        # Vary: a variant per value of the named header
+        assert _xc(port, "/hdr?Vary=X-Lang", headers={"X-Lang": "en"})[1] == "MISS"
+        assert _xc(port, "/hdr?Vary=X-Lang", headers={"X-Lang": "en"})[1] == "HIT"
+        assert _xc(port, "/hdr?Vary=X-Lang", headers={"X-Lang": "fr"})[1] == "MISS"
+        # POST is not cached (proxy_cache_methods GET HEAD)
+        st, h, _ = request(port, "POST", "/hdr?p=1", body=b"x")
+        assert st == 200 and "x-cache" not in h, h
+        # bypass: fetched (and stored) anyway; no_cache: not stored
+        assert _xc(port, "/byp/hdr?k=1")[1] == "MISS"
+        assert _xc(port, "/byp/hdr?k=1")[1] == "HIT"
+        assert _xc(port, "/byp/hdr?k=2&nostore=1")[1] == "MISS"
+        assert _xc(port, "/byp/hdr?k=2&nostore=1")[1] == "MISS"
+        n = u.count()
+        assert _xc(port, "/byp/hdr?k=1&nocache=1")[1] == "BYPASS"
+        assert u.count() == n + 1
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_expired_then_stale_on_upstream_errors():
+    u, z, port = _start()
+    try:
+        assert _xc(port, "/short/hdr?body=fresh")[:3] == (200, "MISS", b"fresh")
+        # after 1s the entry expires: the next request fetches it again
+        assert wait_for(lambda: _xc(port, "/short/hdr?body=again")[1] == "EXPIRED", 10)
+        assert _xc(port, "/short/hdr")[:3] == (200, "HIT", b"again")
+        # a 500 from the upstream: the expired entry answers (http_500)
+        assert wait_for(lambda: _xc(port, "/short/hdr?code=500&body=bad")[:3]
+                        == (200, "STALE", b"again"), 10)
+        # the upstream is down: error -> the expired entry answers
+        u.stop()
+        st, xc, body, _ = _xc(port, "/short/hdr")
+        assert (st, xc, body) == (200, "STALE", b"again"), (st, xc, body)
+        # a key that was never cached: the error as it is
+        st, xc, _, _ = _xc(port, "/short/other")
+        assert (st, xc) == (502, "MISS"), (st, xc)
+        assert _metric(port, "zonegate_cache_responses_total", status="stale") >= 2
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_lock_one_upstream_request_for_a_flood():
+    u, z, port = _start()
+    try:
+        path = "/lock/slow?hold=L"
+        first = threading.Thread(target=lambda: out.append(_xc(port, path)))
+        out = []
+        first.start()
+        u.wait_held("L", 1)
+        conns0 = _metric(port, "zonegate_worker_connections_total")
+        socks = []
+        for _ in range(99):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path).encode())
+            socks.append(s)
+        # every one of them reached zonegate (and waits on the lock) before the release
+        assert wait_for(lambda: _metric(port, "zonegate_worker_connections_total")
+                        >= conns0 + 99, 10)
+        held = u.held("L")
+        assert held == 1, held
+        u.release("L")
+        first.join(30)
+        statuses = {}
+        for s in socks:
+            data = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+            s.close()
+            st = int(data.split(b" ", 2)[1])
+            xc = re.search(rb"X-Cache: (\w+)", data).group(1).decode()
+            assert data.endswith(b"slow a"), data
+            statuses[(st, xc)] = statuses.get((st, xc), 0) + 1
+        assert out[0][:2] == (200, "MISS"), out
+        assert statuses == {(200, "HIT"): 99}, statuses
+        assert u.count() == 1, u.count()
+    finally:
+        z.stop()
+        u.stop()
+
+
+def _files(d):
+    return [f for f in glob.glob(os.path.join(d, "cache", "*", "*", "*")) if os.path.isfile(f)]
+
+
+def test_max_size_by_lru():
+    u, z, port = _start(extra="max_size=100k")
+    try:
+        for i in range(8):
+            assert _xc(port, "/big?n=30000&i=%d" % i)[1] == "MISS"
+        # the manager (once a second in the master) removes the least recently used
+        assert wait_for(lambda: _metric(port, "zonegate_cache_bytes") <= 100 * 1024, 10)
+        assert sum(os.path.getsize(f) for f in _files(z.dir)) <= 100 * 1024
+        assert _xc(port, "/big?n=30000&i=7")[1] == "HIT"
+        assert _xc(port, "/big?n=30000&i=0")[1] == "MISS"
+        assert _metric(port, "zonegate_cache_evictions_total") >= 5
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_restart_rebuilds_the_index_and_serves_without_upstream():
+    u, z, port = _start()
+    try:
+        assert _xc(port, "/big?n=7000")[:2] == (200, "MISS")
+        assert _xc(port, "/hdr?body=kept")[:2] == (200, "MISS")
+        z.stop()
+        u.stop()
+        z2 = Zonegate(CONF.replace("{dir}/cache", z.dir + "/cache"), wait_ports=[port],
+                      port=port, up=u.addr, extra="")
+        try:
+            # the loader reads the files in the master's first ticks
+            assert wait_for(lambda: _xc(port, "/big?n=7000")[1] == "HIT", 10)
+            st, xc, body, _ = _xc(port, "/big?n=7000")
+            assert (st, xc, body) == (200, "HIT", pattern(7000))
+            assert _xc(port, "/hdr?body=kept")[:3] == (200, "HIT", b"kept")
+            assert _metric(port, "zonegate_cache_entries") == 2
+        finally:
+            z2.stop()
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_worker_killed_mid_write_leaves_no_entry_and_no_lock():
+    u, z, port = _start()
+    try:
+        path = "/lock/trickle?hold=T&n=200000"
+        t = threading.Thread(target=lambda: _swallow(port, path))
+        t.start()
+        u.wait_held("T", 1)
+        tmp = []
+        assert wait_for(lambda: tmp.extend(glob.glob(os.path.join(z.dir, "cache", "t.*")))
+                        or tmp, 10)
+        pid = int(os.path.basename(tmp[0]).split(".")[1])
+        assert pid in z.workers()
+        os.kill(pid, signal.SIGKILL)
+        z.wait_workers(2, gone=[pid])
+        u.release("T")
+        t.join(30)
+        # no half entry: fetched again (at once: the dead worker's lock was cleared)
+        st, xc, body, _ = _xc(port, path)
+        assert (st, xc, body) == (200, "MISS", pattern(200000)), (st, xc, len(body))
+        assert _xc(port, path)[:3] == (200, "HIT", pattern(200000))
+        # the dead worker's temp file goes
+        assert wait_for(lambda: not glob.glob(os.path.join(z.dir, "cache", "t.*")), 10)
+    finally:
+        z.stop()
+        u.stop()
+
+
+def _swallow(port, path):
+    try:
+        request(port, "GET", path, timeout=30)
+    except Exception:  # noqa: B902 - the worker answering it is killed
+        pass
+
+
+def test_config_errors():
+    from zg import zonegate_t
+    bad = [
+        ("proxy_cache_path {dir}/c levels=3 keys_zone=a:1m;", "invalid value"),
+        ("proxy_cache_path {dir}/c levels=1:2;", "keys_zone"),
+        ("proxy_cache_path {dir}/c keys_zone=a:1m foo=1;", "invalid parameter"),
+        ("proxy_cache nope;", "unknown"),
+        ("proxy_cache_use_stale sometimes;", "invalid value"),
+        ("proxy_ignore_headers X-Nothing;", "invalid value"),
+    ]
+    for line, want in bad:
+        rc, out, _ = zonegate_t("http {{ %s server {{ listen 127.0.0.1:1; }} }}" % line)
+        assert rc == 1 and want in out, (line, out)
+
+
+# ---- the differential: the same config and request script on nginx ----
+
+DIFF_COMMON = """
+    proxy_cache_path {dir}/cache levels=1:2 keys_zone=one:1m;
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_cache one;
+            proxy_cache_key $request_uri;
+            proxy_cache_valid 200 301 10m;
+            proxy_cache_bypass $arg_nocache;
+            proxy_no_cache $arg_nostore;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /ign/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $request_uri;
+            proxy_cache_valid 200 10m;
+            proxy_ignore_headers Set-Cookie Cache-Control Expires X-Accel-Expires Vary;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /valid/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $request_uri;
+            proxy_cache_valid 404 1m;
+            proxy_cache_valid any 5m;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+    }}
+"""
+
+NGINX_HEAD = """
+user root;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+"""
+
+DIFF_SCRIPT = [
+    ("GET", "/a", None), ("GET", "/a", None), ("HEAD", "/a", None),
+    ("GET", "/a", {"If-None-Match": '"x"'}),
+    ("GET", "/big?n=3000&etag=%22e1%22", None),
+    ("GET", "/big?n=3000&etag=%22e1%22", {"If-None-Match": '"e1"'}),
+    ("GET", "/hdr?Cache-Control=no-cache", None), ("GET", "/hdr?Cache-Control=no-cache", None),
+    ("GET", "/hdr?Cache-Control=private", None), ("GET", "/hdr?Cache-Control=private", None),
+    ("GET", "/hdr?Cache-Control=max-age%3D100", None),
+    ("GET", "/hdr?Cache-Control=max-age%3D100", None),
+    ("GET", "/hdr?X-Accel-Expires=0", None), ("GET", "/hdr?X-Accel-Expires=0", None),
+    ("GET", "/hdr?Set-Cookie=s%3D1", None), ("GET", "/hdr?Set-Cookie=s%3D1", None),
+    ("GET", "/hdr?Vary=%2A", None), ("GET", "/hdr?Vary=%2A", None),
+    ("GET", "/hdr?Expires=Thu%2C%2001%20Jan%201970%2000%3A00%3A01%20GMT", None),
+    ("GET", "/hdr?Expires=Thu%2C%2001%20Jan%201970%2000%3A00%3A01%20GMT", None),
+    ("GET", "/status?code=404", None), ("GET", "/status?code=404", None),
+    ("GET", "/status?code=500", None), ("GET", "/status?code=500", None),
+    ("GET", "/hdr?code=301&Location=/x", None), ("GET", "/hdr?code=301&Location=/x", None),
+    ("GET", "/b?nocache=1", None), ("GET", "/b?nocache=1", None),
+    ("GET", "/c?nostore=1", None), ("GET", "/c?nostore=1", None),
+    ("POST", "/p", None), ("POST", "/p", None),
+    ("GET", "/ign/hdr?Set-Cookie=s%3D1&Cache-Control=no-store", None),
+    ("GET", "/ign/hdr?Set-Cookie=s%3D1&Cache-Control=no-store", None),
+    ("GET", "/valid/status?code=404", None), ("GET", "/valid/status?code=404", None),
+    ("GET", "/valid/status?code=503", None), ("GET", "/valid/status?code=503", None),
+]
+
+
+def _run_script(port):
+    out = []
+    for method, path, headers in DIFF_SCRIPT:
+        st, h, _ = request(port, method, path, headers=headers,
+                           body=b"x" if method == "POST" else None)
+        out.append((method, path, st, h.get("x-cache")))
+    return out
+
+
+def test_same_cache_statuses_as_nginx():
+    if not os.path.exists(test_nginx_diff.NGINX):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % test_nginx_diff.NGINX)
+    u = Upstream("a")
+    zport, nport = free_port(), free_port()
+    z = Zonegate("worker_processes 2;\nhttp {{\n" + DIFF_COMMON + "}}\n", wait_ports=[zport],
+                 port=zport, up=u.addr)
+    n = test_nginx_diff.Nginx(NGINX_HEAD + DIFF_COMMON + "}}\n", nport, up=u.addr)
+    try:
+        zs, ns = _run_script(zport), _run_script(nport)
+        for a, b in zip(ns, zs):
+            print("%-6s %-60s nginx %s %-8s zonegate %s %s" % (a[0], a[1], a[2], a[3], b[2], b[3]))
+        assert zs == ns
+    finally:
+        n.stop()
+        z.stop()
+        u.stop()
