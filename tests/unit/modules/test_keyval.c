@@ -599,6 +599,42 @@ static void test_sync_journal(void **state)
     assert_int_equal(zg_keyval_sync_peek(ip.zone, 16, peek_cb, &p, &more), 1);
     assert_string_equal(p.ops[0], "s 10.0.0.0/8=x");
     zone_free(&ip);
+
+    /* the journal takes at most a quarter of the zone: later writes are dropped
+     * (counted), the entries themselves are all kept */
+    memset(&z, 0, sizeof(z));
+    {
+        char err[256];
+
+        z.zone = zg_zone_declare(&z.list, "kvj", ZG_ZONE_KEYVAL, 128 * 1024, err, sizeof(err));
+        z.zc.zone = z.zone;
+        z.zc.sync.mode = ZG_SYNC_REDIS;
+        z.zone->conf = &z.zc;
+        z.zone->init = zg_keyval_zone_init;
+        assert_int_equal(zg_zone_map_all(&z.list, NULL, err, sizeof(err)), ZG_OK);
+    }
+    {
+        static char big[2000];
+        char k[8];
+        int i;
+        peeked_t *pp = calloc(1, sizeof(*pp));
+
+        memset(big, 'v', sizeof(big));
+        for (i = 0; i < 16; i++) {
+            snprintf(k, sizeof(k), "k%d", i);
+            assert_int_equal(zg_keyval_set(z.zone, k, strlen(k), big, sizeof(big), 0, 1000),
+                             ZG_OK);
+        }
+        for (i = 0; i < 16; i++) {
+            snprintf(k, sizeof(k), "k%d", i);
+            assert_int_equal(zg_keyval_has(z.zone, k, strlen(k), 1000), 1);
+        }
+        i = zg_keyval_sync_peek(z.zone, 16, peek_cb, pp, &more);
+        assert_true(i > 0 && i < 16);
+        assert_int_equal(zg_keyval_sync_shared(z.zone)->dropped, (uint64_t)(16 - i));
+        free(pp);
+    }
+    zone_free(&z);
 }
 
 int main(void)
