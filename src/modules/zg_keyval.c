@@ -107,6 +107,18 @@ int zg_keyval_zone_init(zg_zone_t *zone, void *old_data)
         zg_shmtx_lock(&zone->pool->mutex);
         sh->timeout = zc->timeout;
         sh->synced = zc->sync.mode != ZG_SYNC_NONE;
+        while (!sh->synced && !zg_queue_empty(&sh->journal)) {
+            /* a reload dropped sync=: nothing will send the journal any more */
+            zg_queue_t *q = zg_queue_last(&sh->journal);
+
+            zg_queue_remove(q);
+            zg_slab_free_locked(zone->pool, zg_queue_data(q, zg_keyval_op_t, queue));
+            sh->njournal--;
+        }
+        if (!sh->synced) {
+            sh->journal_bytes = 0;
+            sh->cursor = 0;
+        }
         zg_shmtx_unlock(&zone->pool->mutex);
         zone->data = sh;
         return ZG_OK;

@@ -263,6 +263,56 @@ static void test_reload_keeps(void **state)
     zone_free(&b);
 }
 
+/* a reload that drops sync= empties the journal (nothing would send it) */
+static int zone_make_sync(kv_zone_t *z, int mode, zg_zone_list_t *old)
+{
+    char err[256];
+
+    memset(z, 0, sizeof(*z));
+    z->zone = zg_zone_declare(&z->list, "kvr", ZG_ZONE_KEYVAL, 64 * 1024, err, sizeof(err));
+    assert_non_null(z->zone);
+    z->zc.zone = z->zone;
+    z->zc.sync.mode = mode;
+    z->zone->conf = &z->zc;
+    z->zone->init = zg_keyval_zone_init;
+    return zg_zone_map_all(&z->list, old, err, sizeof(err));
+}
+
+static int count_cb(void *arg, int op, const char *key, size_t klen, const char *val,
+                    size_t vlen)
+{
+    (void)op, (void)key, (void)klen, (void)val, (void)vlen;
+    (*(int *)arg)++;
+    return ZG_OK;
+}
+
+static void test_reload_drops_sync(void **state)
+{
+    kv_zone_t a, b, c;
+    int n = 0, more;
+
+    (void)state;
+    assert_int_equal(zone_make_sync(&a, ZG_SYNC_REDIS, NULL), ZG_OK);
+    assert_int_equal(set(&a, "k", "v", 1), ZG_OK);
+    /* reloaded with sync: the journal stays for the next sender */
+    assert_int_equal(zone_make_sync(&b, ZG_SYNC_REDIS, &a.list), ZG_OK);
+    assert_int_equal(zg_keyval_sync_peek(b.zone, 16, count_cb, &n, &more), 1);
+    zg_zone_unmap_unused(&a.list, &b.list);
+    zg_zone_list_free(&a.list);
+    /* reloaded without: the journal goes, the entries stay, writes are not journaled */
+    assert_int_equal(zone_make_sync(&c, ZG_SYNC_NONE, &b.list), ZG_OK);
+    assert_true(c.zone->reused);
+    n = 0;
+    assert_int_equal(zg_keyval_sync_peek(c.zone, 16, count_cb, &n, &more), 0);
+    assert_null(zg_keyval_sync_shared(c.zone));
+    assert_string_equal(get(&c, "k", 1), "v");
+    assert_int_equal(set(&c, "k2", "v", 1), ZG_OK);
+    assert_int_equal(zg_keyval_sync_peek(c.zone, 16, count_cb, &n, &more), 0);
+    zg_zone_unmap_unused(&b.list, &c.list);
+    zg_zone_list_free(&b.list);
+    zone_free(&c);
+}
+
 static char tmpdir[64];
 
 static const char *path_in_tmp(const char *name)
@@ -647,6 +697,7 @@ int main(void)
         cmocka_unit_test_setup(test_eviction, setup),
         cmocka_unit_test_setup(test_too_large, setup),
         cmocka_unit_test_setup(test_reload_keeps, setup),
+        cmocka_unit_test_setup(test_reload_drops_sync, setup),
         cmocka_unit_test_setup(test_state_round_trip, setup),
         cmocka_unit_test_setup(test_state_corrupt, setup),
         cmocka_unit_test_setup(test_variable, setup),
