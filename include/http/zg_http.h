@@ -233,7 +233,12 @@ const char *zg_http_date(void);
 /* 1 if the header is hop-by-hop (Connection, Keep-Alive, Proxy-Connection, TE,
  * Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate? no) */
 int zg_http_hop_by_hop(const zg_str_t *name);
-/* case-insensitive header name equality */
-int zg_http_name_eq(const zg_str_t *name, const char *lit, size_t litlen);
+/* case-insensitive header name equality; the length test inline (most names a
+ * request's headers are compared with differ in length: no call) */
+int zg_http_name_eq_n(const char *a, const char *lit, size_t litlen);
+static inline int zg_http_name_eq(const zg_str_t *name, const char *lit, size_t litlen)
+{
+    return name->len == litlen && zg_http_name_eq_n(name->data, lit, litlen);
+}
 
 #endif

@@ -100,7 +100,8 @@ int zg_keyval_state_load(zg_zone_t *zone, const char *path, zg_msec_t now);
 
 /* ---- sync (zg_sync.c drives it) ----
  * A synced zone keeps a journal in shared memory of the API's writes (set, delete,
- * clear), keys as text, at most ZG_KEYVAL_JOURNAL_MAX: the syncing worker sends
+ * clear), keys as text, at most ZG_KEYVAL_JOURNAL_MAX writes in a quarter of the
+ * zone's memory (more are dropped, counted in the sync stats): the syncing worker sends
  * them, oldest first, and removes them once Redis has stamped them.  Changes read
  * back from Redis are applied without a journal entry; a key with a write still in
  * the journal keeps its local value (it is newer than anything Redis sent). */

@@ -84,14 +84,10 @@ static int zg_http_ieq(const char *a, const char *lit, size_t n)
     return 1;
 }
 
-int zg_http_name_eq(const zg_str_t *name, const char *lit, size_t litlen)
+int zg_http_name_eq_n(const char *a, const char *lit, size_t litlen)
 {
-    if (name->len != litlen) {
-        return 0;
-    }
     for (size_t i = 0; i < litlen; i++) {
-        if (zg_http_lower((unsigned char)name->data[i]) !=
-            zg_http_lower((unsigned char)lit[i])) {
+        if (zg_http_lower((unsigned char)a[i]) != zg_http_lower((unsigned char)lit[i])) {
             return 0;
         }
     }

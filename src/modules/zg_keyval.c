@@ -45,6 +45,7 @@ typedef struct {
     /* sync: the API's writes not yet stamped by Redis, oldest at the tail */
     zg_queue_t journal;
     uint32_t njournal;
+    size_t journal_bytes;       /* at most a quarter of the zone: entries keep the rest */
     int synced;                 /* the current configuration has sync= */
     uint64_t cursor;            /* Redis stamp (us) read up to */
     uint64_t fleet;             /* entries in Redis, as last answered */
@@ -106,6 +107,18 @@ int zg_keyval_zone_init(zg_zone_t *zone, void *old_data)
         zg_shmtx_lock(&zone->pool->mutex);
         sh->timeout = zc->timeout;
         sh->synced = zc->sync.mode != ZG_SYNC_NONE;
+        while (!sh->synced && !zg_queue_empty(&sh->journal)) {
+            /* a reload dropped sync=: nothing will send the journal any more */
+            zg_queue_t *q = zg_queue_last(&sh->journal);
+
+            zg_queue_remove(q);
+            zg_slab_free_locked(zone->pool, zg_queue_data(q, zg_keyval_op_t, queue));
+            sh->njournal--;
+        }
+        if (!sh->synced) {
+            sh->journal_bytes = 0;
+            sh->cursor = 0;
+        }
         zg_shmtx_unlock(&zone->pool->mutex);
         zone->data = sh;
         return ZG_OK;
@@ -226,7 +239,9 @@ static void zg_keyval_journal(zg_zone_t *zone, zg_keyval_sh_t *sh, int op,
     if (op != ZG_KEYVAL_OP_CLEAR) {
         tlen = zg_keyval_text(sh, k, len, buf, &text);
     }
-    j = sh->njournal < ZG_KEYVAL_JOURNAL_MAX
+    j = sh->njournal < ZG_KEYVAL_JOURNAL_MAX &&
+                sh->journal_bytes + sizeof(*j) + tlen + vlen <=
+                    zone->pool->pages_total * ZG_SLAB_PAGE_SIZE / 4
             ? zg_slab_alloc_locked(zone->pool, sizeof(*j) + tlen + vlen)
             : NULL;
     if (j == NULL) {
@@ -242,6 +257,7 @@ static void zg_keyval_journal(zg_zone_t *zone, zg_keyval_sh_t *sh, int op,
     }
     zg_queue_insert_head(&sh->journal, &j->queue);
     sh->njournal++;
+    sh->journal_bytes += sizeof(*j) + tlen + vlen;
 }
 
 /* 1 if the journal holds a write of key (text), or a clear.  Lock held. */
@@ -633,9 +649,12 @@ void zg_keyval_sync_ack(zg_zone_t *zone, int n)
 
     zg_shmtx_lock(&zone->pool->mutex);
     while (n-- > 0 && !zg_queue_empty(&sh->journal)) {
-        q = zg_queue_last(&sh->journal);
+        zg_keyval_op_t *j = zg_queue_data(zg_queue_last(&sh->journal), zg_keyval_op_t, queue);
+
+        q = &j->queue;
         zg_queue_remove(q);
-        zg_slab_free_locked(zone->pool, zg_queue_data(q, zg_keyval_op_t, queue));
+        sh->journal_bytes -= sizeof(*j) + j->klen + j->vlen;
+        zg_slab_free_locked(zone->pool, j);
         sh->njournal--;
     }
     zg_shmtx_unlock(&zone->pool->mutex);

@@ -201,3 +201,36 @@ def test_sync_keyval_with_an_acl_user_of_the_documented_rights():
     assert metric(a.port, "zonegate_sync_errors_total", "tiers") == 0
     for z in (a, b):
         z.stop()
+
+
+def test_sync_keyval_through_sentinel_failover():
+    """the master found through Sentinel; killed, the promoted replica takes over and
+    writes made after it reach the other host"""
+    master = Redis()
+    replica = Redis(args=["--replicaof", "127.0.0.1", str(master.port)])
+    sconf = ("sentinel monitor mymaster 127.0.0.1 %d 1\n"
+             "sentinel down-after-milliseconds mymaster 1000\n"
+             "sentinel failover-timeout mymaster 3000\n" % master.port)
+    sentinel = Redis(sentinel=sconf)
+
+    def ready():
+        d = sentinel.cli("sentinel", "master", "mymaster").split()
+        return dict(zip(d[0::2], d[1::2])).get("num-slaves") == "1" and \
+            "master_link_status:up" in replica.cli("info", "replication")
+    assert wait_for(ready, 20)
+    a, b = hosts(2, 0, sync="sync=redis-sentinel://127.0.0.1:%d/mymaster" % sentinel.port)
+    assert api(a.port, "POST", "/tiers", {"k1": "v1"})[0] == 201
+    assert wait_for(lambda: kv(b.port) == {"k1": "v1"}, 5)
+    # the entry reached the replica before the master goes
+    assert wait_for(lambda: replica.cli("hget", "zgk:{tiers}:kv", "k1").strip() == "v1", 5)
+    master.kill()
+
+    def promoted():
+        out = sentinel.cli("sentinel", "get-master-addr-by-name", "mymaster").split()
+        return len(out) == 2 and out[1] == str(replica.port)
+    assert wait_for(promoted, 20)
+    assert api(a.port, "PATCH", "/tiers", {"k2": "v2"})[0] == 204
+    assert wait_for(lambda: kv(b.port) == {"k1": "v1", "k2": "v2"}, 15), kv(b.port)
+    assert replica.cli("hget", "zgk:{tiers}:kv", "k2").strip() == "v2"
+    for z in (a, b):
+        z.stop()

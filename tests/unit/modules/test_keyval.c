@@ -263,6 +263,56 @@ static void test_reload_keeps(void **state)
     zone_free(&b);
 }
 
+/* a reload that drops sync= empties the journal (nothing would send it) */
+static int zone_make_sync(kv_zone_t *z, int mode, zg_zone_list_t *old)
+{
+    char err[256];
+
+    memset(z, 0, sizeof(*z));
+    z->zone = zg_zone_declare(&z->list, "kvr", ZG_ZONE_KEYVAL, 64 * 1024, err, sizeof(err));
+    assert_non_null(z->zone);
+    z->zc.zone = z->zone;
+    z->zc.sync.mode = mode;
+    z->zone->conf = &z->zc;
+    z->zone->init = zg_keyval_zone_init;
+    return zg_zone_map_all(&z->list, old, err, sizeof(err));
+}
+
+static int count_cb(void *arg, int op, const char *key, size_t klen, const char *val,
+                    size_t vlen)
+{
+    (void)op, (void)key, (void)klen, (void)val, (void)vlen;
+    (*(int *)arg)++;
+    return ZG_OK;
+}
+
+static void test_reload_drops_sync(void **state)
+{
+    kv_zone_t a, b, c;
+    int n = 0, more;
+
+    (void)state;
+    assert_int_equal(zone_make_sync(&a, ZG_SYNC_REDIS, NULL), ZG_OK);
+    assert_int_equal(set(&a, "k", "v", 1), ZG_OK);
+    /* reloaded with sync: the journal stays for the next sender */
+    assert_int_equal(zone_make_sync(&b, ZG_SYNC_REDIS, &a.list), ZG_OK);
+    assert_int_equal(zg_keyval_sync_peek(b.zone, 16, count_cb, &n, &more), 1);
+    zg_zone_unmap_unused(&a.list, &b.list);
+    zg_zone_list_free(&a.list);
+    /* reloaded without: the journal goes, the entries stay, writes are not journaled */
+    assert_int_equal(zone_make_sync(&c, ZG_SYNC_NONE, &b.list), ZG_OK);
+    assert_true(c.zone->reused);
+    n = 0;
+    assert_int_equal(zg_keyval_sync_peek(c.zone, 16, count_cb, &n, &more), 0);
+    assert_null(zg_keyval_sync_shared(c.zone));
+    assert_string_equal(get(&c, "k", 1), "v");
+    assert_int_equal(set(&c, "k2", "v", 1), ZG_OK);
+    assert_int_equal(zg_keyval_sync_peek(c.zone, 16, count_cb, &n, &more), 0);
+    zg_zone_unmap_unused(&b.list, &c.list);
+    zg_zone_list_free(&b.list);
+    zone_free(&c);
+}
+
 static char tmpdir[64];
 
 static const char *path_in_tmp(const char *name)
@@ -599,6 +649,42 @@ static void test_sync_journal(void **state)
     assert_int_equal(zg_keyval_sync_peek(ip.zone, 16, peek_cb, &p, &more), 1);
     assert_string_equal(p.ops[0], "s 10.0.0.0/8=x");
     zone_free(&ip);
+
+    /* the journal takes at most a quarter of the zone: later writes are dropped
+     * (counted), the entries themselves are all kept */
+    memset(&z, 0, sizeof(z));
+    {
+        char err[256];
+
+        z.zone = zg_zone_declare(&z.list, "kvj", ZG_ZONE_KEYVAL, 128 * 1024, err, sizeof(err));
+        z.zc.zone = z.zone;
+        z.zc.sync.mode = ZG_SYNC_REDIS;
+        z.zone->conf = &z.zc;
+        z.zone->init = zg_keyval_zone_init;
+        assert_int_equal(zg_zone_map_all(&z.list, NULL, err, sizeof(err)), ZG_OK);
+    }
+    {
+        static char big[2000];
+        char k[8];
+        int i;
+        peeked_t *pp = calloc(1, sizeof(*pp));
+
+        memset(big, 'v', sizeof(big));
+        for (i = 0; i < 16; i++) {
+            snprintf(k, sizeof(k), "k%d", i);
+            assert_int_equal(zg_keyval_set(z.zone, k, strlen(k), big, sizeof(big), 0, 1000),
+                             ZG_OK);
+        }
+        for (i = 0; i < 16; i++) {
+            snprintf(k, sizeof(k), "k%d", i);
+            assert_int_equal(zg_keyval_has(z.zone, k, strlen(k), 1000), 1);
+        }
+        i = zg_keyval_sync_peek(z.zone, 16, peek_cb, pp, &more);
+        assert_true(i > 0 && i < 16);
+        assert_int_equal(zg_keyval_sync_shared(z.zone)->dropped, (uint64_t)(16 - i));
+        free(pp);
+    }
+    zone_free(&z);
 }
 
 int main(void)
@@ -611,6 +697,7 @@ int main(void)
         cmocka_unit_test_setup(test_eviction, setup),
         cmocka_unit_test_setup(test_too_large, setup),
         cmocka_unit_test_setup(test_reload_keeps, setup),
+        cmocka_unit_test_setup(test_reload_drops_sync, setup),
         cmocka_unit_test_setup(test_state_round_trip, setup),
         cmocka_unit_test_setup(test_state_corrupt, setup),
         cmocka_unit_test_setup(test_variable, setup),
