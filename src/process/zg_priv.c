@@ -129,6 +129,8 @@ static const char *const zg_sandbox_allow[] = {
     "eventfd2",
     /* static files: bodies with sendfile (opens are read-only, below) */
     "sendfile",
+    /* the stream relay (proxy_splice) */
+    "splice",
     /* event loop and time */
     "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "poll", "ppoll",
     "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep",
