@@ -9,17 +9,18 @@
 
 #include "zg_admin.h"
 #include "zg_log.h"
+#include "zg_proc.h"
 #include "zg_slab.h"
 #include "zg_stream.h"
 #include "zg_worker.h"
 
 #define ZG_STREAM_STATUS_MAGIC 0x7a677373u
-#define ZG_STREAM_STATUS_SIZE (64 * 1024)
+#define ZG_STREAM_STATUS_SIZE (128 * 1024)
 
 /* one status zone's counters in shared memory */
 typedef struct {
     char name[64];
-    uint64_t processing;
+    uint64_t processing[ZG_PROC_SLOTS]; /* per worker slot: the master zeroes a dead one's */
     uint64_t connections;
     uint64_t sessions[3];
     uint64_t total;
@@ -124,7 +125,7 @@ static int zg_stream_status_handler(zg_stream_session_t *s)
         return ZG_DECLINED;
     }
     zg_ss_add(&z->connections, 1);
-    zg_ss_add(&z->processing, 1);
+    zg_ss_add(&z->processing[zg_worker_slot], 1);
     return ZG_DECLINED;
 }
 
@@ -137,7 +138,7 @@ static void zg_stream_status_log(zg_stream_session_t *s)
         return;
     }
     if (zg_ss_counted(s)) {
-        zg_ss_add(&z->processing, (uint64_t)-1);
+        zg_ss_add(&z->processing[zg_worker_slot], (uint64_t)-1);
     } else {
         zg_ss_add(&z->connections, 1); /* ended before the phases (a PROXY header) */
     }
@@ -172,7 +173,10 @@ int zg_stream_status_get(const zg_conf_t *conf, int i, zg_stream_status_t *out)
     }
     z = mcf->slots[i];
     out->name = mcf->names[i];
-    out->processing = zg_ss_load(&z->processing);
+    out->processing = 0;
+    for (int k = 0; k < ZG_PROC_SLOTS; k++) {
+        out->processing += zg_ss_load(&z->processing[k]);
+    }
     out->connections = zg_ss_load(&z->connections);
     for (int k = 0; k < 3; k++) {
         out->sessions[k] = zg_ss_load(&z->sessions[k]);
@@ -180,10 +184,6 @@ int zg_stream_status_get(const zg_conf_t *conf, int i, zg_stream_status_t *out)
     out->total = zg_ss_load(&z->total);
     out->received = zg_ss_load(&z->received);
     out->sent = zg_ss_load(&z->sent);
-    /* a worker that died holding sessions leaves them counted: never below 0 */
-    if ((int64_t)out->processing < 0) {
-        out->processing = 0;
-    }
     return ZG_OK;
 }
 
@@ -197,6 +197,18 @@ int zg_stream_status_find(const zg_conf_t *conf, const char *name)
         }
     }
     return -1;
+}
+
+/* master: a dead worker's sessions are no longer processing */
+static void zg_stream_status_worker_gone(zg_conf_t *conf, int slot)
+{
+    zg_stream_status_main_conf_t *mcf = zg_stream_status_main_conf(conf);
+
+    for (int i = 0; i < zg_stream_status_count(conf); i++) {
+        if (mcf->slots[i] != NULL && slot >= 0 && slot < ZG_PROC_SLOTS) {
+            __atomic_store_n(&mcf->slots[i]->processing[slot], 0, __ATOMIC_RELAXED);
+        }
+    }
 }
 
 static void zg_stream_status_metrics(zg_buf_t *b, const zg_conf_t *conf)
@@ -331,5 +343,6 @@ zg_module_t zg_stream_status_module = {
     .stream_phase = ZG_STREAM_PHASE_PREACCESS,
     .stream_handler = zg_stream_status_handler,
     .stream_log = zg_stream_status_log,
+    .worker_gone = zg_stream_status_worker_gone,
     .metrics = zg_stream_status_metrics,
 };

@@ -3,6 +3,8 @@
 /api/1/stream/limit_reqs and /api/1/stream/upstreams, each apart from the http
 block's zones of the same kinds."""
 import json
+import os
+import signal
 import socket
 
 from limits_util import metric
@@ -148,3 +150,30 @@ http {{ server {{ listen 127.0.0.1:{p}; status_zone a; }} }}
 """
     rc, out, _ = zonegate_t(conf, p=free_port())
     assert rc == 1 and "status_zone" in out, out
+
+
+def test_stream_server_zone_worker_death_and_reload():
+    u = TcpUpstream()
+    port, pport, other, admin = free_port(), free_port(), free_port(), free_port()
+    z = Zonegate(CONF, wait_ports=[admin], port=port, pport=pport, other=other, admin=admin,
+                 upstream=u.addr)
+    workers = z.wait_workers(2)
+    held = [echo(port, b"a"), echo(port, b"b")]
+    assert wait_for(lambda: zone(admin)["processing"] == 2)
+    # the workers die with their sessions open: the master zeroes their share
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    z.wait_workers(2, gone=workers)
+    assert wait_for(lambda: zone(admin)["processing"] == 0), zone(admin)
+    assert zone(admin)["connections"] == 2
+    for h in held:
+        h.close()
+    # a reload keeps the zone and its counters; new sessions add to them
+    old = z.wait_workers(2)
+    z.reload()
+    z.wait_workers(2, gone=old)
+    assert zone(admin)["connections"] == 2
+    s = echo(port, b"c")
+    s.close()
+    assert wait_for(lambda: zone(admin)["connections"] == 3 and zone(admin)["processing"] == 0)
+    stop_clean(z)
