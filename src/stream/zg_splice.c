@@ -135,8 +135,16 @@ static void zg_splice_poll_cb(uv_poll_t *h, int status, int events)
         return;
     }
     if (status < 0) {
-        zg_splice_end(sp, status, h == &sp->poll[0] ? 0 : 1, 0);
-        return;
+        /* libuv says EBADF for any EPOLLERR and stops the handle: the socket's own
+         * error (a reset) is the one to report */
+        int i = h == &sp->poll[0] ? 0 : 1, err = 0;
+        socklen_t len = sizeof(err);
+
+        sp->events[i] = 0;
+        if (getsockopt(sp->fd[i], SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+            zg_splice_end(sp, -err, i, 0);
+            return;
+        }
     }
     zg_splice_run(sp);
 }
