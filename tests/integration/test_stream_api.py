@@ -8,6 +8,7 @@ import signal
 import socket
 
 from limits_util import metric
+from test_admin import check_promtool
 from test_stream import TcpUpstream, stop_clean, until_closed
 from zg import SLOW, Zonegate, free_port, get, wait_for, zonegate_t
 
@@ -134,6 +135,7 @@ def test_stream_api_zones_and_counters():
     assert metric(admin, "zonegate_stream_server_zone_bytes_total", zone="front",
                   direction="received") == 3000
     assert metric(admin, "zonegate_stream_server_zone_processing", zone="front") == 0
+    check_promtool(get(admin, "/metrics")[2].decode())
     stop_clean(z)
 
 
