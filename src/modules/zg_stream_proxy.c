@@ -60,7 +60,8 @@ struct zg_sp_s {
     char bsent[96], brecv[96]; /* $upstream_bytes_sent, $upstream_bytes_received */
     int attempts;
     zg_splice_t *sp;           /* proxy_splice: the relay, NULL = buffered */
-    unsigned splice_wait : 1;  /* the splice relay starts once the first bytes are out */
+    unsigned splice_wait : 1;  /* reads stopped: splice starts once every write is out */
+    unsigned splice_failed : 1;
     unsigned timed : 1;        /* the current attempt's connect time is in ct */
     unsigned connected : 1;
     unsigned timer_open : 1;
@@ -190,7 +191,7 @@ static void zg_sp_read(uv_stream_t *src, ssize_t nread, const uv_buf_t *buf);
 
 static void zg_sp_read_on(zg_sp_dir_t *d, int on)
 {
-    if (on && !d->reading && !d->eof && !d->limited) {
+    if (on && !d->reading && !d->eof && !d->limited && !d->p->splice_wait && d->p->sp == NULL) {
         if (uv_read_start(d->src, zg_sp_alloc, zg_sp_read) == 0) {
             d->reading = 1;
         }
@@ -247,7 +248,8 @@ static void zg_sp_rate(zg_sp_dir_t *d)
     uv_timer_start(d->wait, zg_sp_rate_wake, due - elapsed, 0);
 }
 
-static void zg_sp_relay(zg_sp_t *p);
+static void zg_sp_splice_ready(zg_sp_t *p);
+static void zg_sp_bulk(zg_sp_t *p);
 
 static void zg_sp_written(uv_write_t *req, int status)
 {
@@ -268,9 +270,7 @@ static void zg_sp_written(uv_write_t *req, int status)
     }
     p->active = uv_now(p->s->loop);
     if (p->splice_wait) {
-        if (d->pending == 0) {
-            zg_sp_relay(p);
-        }
+        zg_sp_splice_ready(p);
         return;
     }
     if (d->pending < ZG_STREAM_PROXY_HIGH) {
@@ -323,10 +323,14 @@ static void zg_sp_read(uv_stream_t *src, ssize_t nread, const uv_buf_t *buf)
     p->active = uv_now(p->s->loop);
     d->bytes += (uint64_t)nread;
     zg_sp_rate(d);
+    if (nread == ZG_STREAM_PROXY_CHUNK) {
+        zg_sp_bulk(p);
+    }
     b = uv_buf_init(c->data, (unsigned)nread);
     n = uv_try_write(d->dst, &b, 1);
     if (n == nread) {
         zg_sp_chunk_free(d, c);
+        zg_sp_splice_ready(p);
         return;
     }
     if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
@@ -359,7 +363,7 @@ static void zg_sp_read(uv_stream_t *src, ssize_t nread, const uv_buf_t *buf)
  * must be seen or paced in user space (a rate; later TLS) keep the buffered relay. */
 static int zg_sp_splice_usable(zg_sp_t *p)
 {
-    return p->pc->splice && p->up.rate == 0 && p->down.rate == 0;
+    return p->pc->splice && !p->splice_failed && p->up.rate == 0 && p->down.rate == 0;
 }
 
 static void zg_sp_splice_done(void *data, int rc, int dir, int writing)
@@ -382,6 +386,31 @@ static void zg_sp_splice_closed(void *data)
     zg_stream_unref(p->s); /* the relay's reference: p lives until here */
 }
 
+/* A read filled a whole chunk: a bulk flow, which splice relays at a fraction of
+ * the CPU (small messages are cheaper buffered: one recv and one send where splice
+ * makes two calls and a pipe).  Reads stop both ways; the splice relay starts once
+ * the bytes already read are out (zg_sp_splice_ready), the PROXY header and bytes
+ * read behind an incoming one included. */
+static void zg_sp_bulk(zg_sp_t *p)
+{
+    if (p->splice_wait || p->sp != NULL || p->up.eof || p->down.eof
+        || !zg_sp_splice_usable(p)) {
+        return;
+    }
+    p->splice_wait = 1;
+    zg_sp_read_on(&p->up, 0);
+    zg_sp_read_on(&p->down, 0);
+}
+
+static void zg_sp_relay(zg_sp_t *p);
+
+static void zg_sp_splice_ready(zg_sp_t *p)
+{
+    if (p->splice_wait && !p->s->finalized && p->up.pending == 0 && p->down.pending == 0) {
+        zg_sp_relay(p);
+    }
+}
+
 /* the relay from here on: splice(2) when usable and it starts, else buffered */
 static void zg_sp_relay(zg_sp_t *p)
 {
@@ -401,6 +430,7 @@ static void zg_sp_relay(zg_sp_t *p)
             return;
         }
         p->sp = NULL;
+        p->splice_failed = 1;
         zg_stream_unref(p->s);
         zg_log_error(ZG_LOG_WARN, 0, "splice relay not started (%s), relaying through buffers",
                      uv_strerror(rc));
@@ -526,11 +556,9 @@ static void zg_sp_connected(uv_connect_t *req, int status)
         zg_stream_finalize(p->s, ZG_STREAM_INTERNAL_SERVER_ERROR);
         return;
     }
-    if (zg_sp_splice_usable(p) && p->up.pending > 0) {
-        p->splice_wait = 1; /* the PROXY header and preread bytes first */
-        return;
-    }
-    zg_sp_relay(p);
+    /* buffered first: a bulk flow switches to splice (zg_sp_bulk) */
+    zg_sp_read_on(&p->up, 1);
+    zg_sp_read_on(&p->down, 1);
 }
 
 static void zg_sp_timer(uv_timer_t *t)

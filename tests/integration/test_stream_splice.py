@@ -1,7 +1,7 @@
 """proxy_splice (issue 17): the stream relay through splice(2) moves 100 MB both ways
 intact with half-close, on and off alike; a counter in /metrics shows which sessions
-went through splice: none with proxy_splice off or a rate, the ones sending a PROXY
-header first with it on."""
+went through splice: a bulk flow switches to it (also after sending a PROXY header),
+small messages stay buffered, and none does with proxy_splice off or a rate."""
 import hashlib
 import socket
 import threading
@@ -101,9 +101,41 @@ def test_splice_after_the_proxy_protocol_header():
     u = TcpUpstream()
     z, port, admin = start(u.addr, "proxy_half_close on; proxy_protocol on;")
     before = spliced(admin)
-    transfer(port, 4 * 1024 * 1024, pp=True)
+    transfer(port, 16 * 1024 * 1024, pp=True)
     assert spliced(admin) - before == 1, (before, spliced(admin))
     stop_clean(z)
+
+
+def test_small_messages_stay_buffered():
+    # no read fills a 64 KB chunk: the session never switches to splice
+    u = TcpUpstream()
+    z, port, admin = start(u.addr)
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10 * SLOW)
+    for i in range(200):
+        msg = b"%03d" % i * 30
+        s.sendall(msg)
+        got = b""
+        while len(got) < len(msg):
+            got += s.recv(4096)
+        assert got == msg
+    s.close()
+    assert spliced(admin) == 0
+    stop_clean(z)
+
+
+def send_bulk(s, size):
+    """sends size bytes from a thread; returns the thread"""
+    data = b"b" * size
+
+    def run():
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+    t = threading.Thread(target=run)
+    t.start()
+    return t
 
 
 def test_splice_half_close_off_ends_at_the_first_eof():
@@ -111,26 +143,38 @@ def test_splice_half_close_off_ends_at_the_first_eof():
     # its bytes went out; the upstream's "bye" after it never reaches the client
     u = TcpUpstream()
     z, port, admin = start(u.addr)
-    before = spliced(admin)
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"hello" * 1000)
+    t = send_bulk(s, 16 * 1024 * 1024)
+    got = bytearray()
+    s.settimeout(30 * SLOW)
+    while len(got) < 16 * 1024 * 1024 - (1 << 20):
+        b = s.recv(1 << 20)
+        assert b, len(got)
+        got += b
+    t.join()
     s.shutdown(socket.SHUT_WR)
-    got = until_closed(s)
+    rest = until_closed(s, timeout=30)
     s.close()
-    assert got is not None and b"bye" not in got, got[-20:]
-    assert spliced(admin) - before == 1
+    assert rest is not None and b"bye" not in got + rest, (got + rest)[-20:]
+    assert spliced(admin) == 1
     stop_clean(z)
 
 
 def test_splice_idle_timeout_closes():
     u = TcpUpstream()
-    z, port, admin = start(u.addr, "proxy_timeout 300ms;")
+    z, port, admin = start(u.addr, "proxy_timeout 500ms;")
     s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(10 * SLOW)
-    s.sendall(b"x")
-    assert s.recv(1) == b"x"
+    s.settimeout(30 * SLOW)
+    size = 16 * 1024 * 1024
+    t = send_bulk(s, size)
+    got = 0
+    while got < size:
+        b = s.recv(1 << 20)
+        assert b, got
+        got += len(b)
+    t.join()
+    assert spliced(admin) == 1
     # idle: proxy_timeout closes the spliced session
-    assert until_closed(s) is not None
+    assert until_closed(s) == b""
     s.close()
-    assert spliced(admin) >= 1
     stop_clean(z)
