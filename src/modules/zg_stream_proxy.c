@@ -3,7 +3,8 @@
  * the next peer on a failed connect within the tries/timeout budget, then relays
  * bytes both ways on the worker's loop.  A direction whose writes queue more than
  * ZG_STREAM_PROXY_HIGH bytes stops reading its source until they drain, so a
- * session holds a bounded amount of memory. */
+ * session holds a bounded amount of memory.  With proxy_splice a bulk flow (a read
+ * that fills a whole chunk) moves on to the splice(2) relay of zg_splice.h. */
 #include "zg_stream_proxy.h"
 
 #include <stdio.h>
