@@ -10,7 +10,7 @@ import socket
 from limits_util import metric
 from test_admin import check_promtool
 from test_stream import TcpUpstream, stop_clean, until_closed
-from zg import SLOW, Zonegate, free_port, get, wait_for, zonegate_t
+from zg import SLOW, Zonegate, free_port, get, request, wait_for, zonegate_t
 
 CONF = """
 worker_processes 2;
@@ -18,7 +18,7 @@ http {{
     limit_conn_zone $binary_remote_addr zone=hconn:64k;
     server {{
         listen 127.0.0.1:{admin};
-        location /api/ {{ api; }}
+        location /api/ {{ api write=on; }}
         location = /metrics {{ metrics; }}
     }}
 }}
@@ -178,4 +178,30 @@ def test_stream_server_zone_worker_death_and_reload():
     s = echo(port, b"c")
     s.close()
     assert wait_for(lambda: zone(admin)["connections"] == 3 and zone(admin)["processing"] == 0)
+    stop_clean(z)
+
+
+def test_stream_upstream_peer_down_through_the_api():
+    u = TcpUpstream()
+    port, pport, other, admin = free_port(), free_port(), free_port(), free_port()
+    z = Zonegate(CONF, wait_ports=[admin], port=port, pport=pport, other=other, admin=admin,
+                 upstream=u.addr)
+    st, _, body = request(admin, "PATCH", "/api/1/stream/upstreams/backend/servers/0",
+                          body=b'{"down": true}')
+    assert st == 200 and json.loads(body)["state"] == "down", (st, body)
+    # every worker sees it: a new session finds no peer (502)
+    for _ in range(4):
+        s = socket.create_connection(("127.0.0.1", other))
+        assert until_closed(s) == b""
+        s.close()
+    assert wait_for(lambda: zone(admin, "other")["sessions"]["5xx"] == 4), zone(admin, "other")
+    st, _, body = request(admin, "PATCH", "/api/1/stream/upstreams/backend/servers/0",
+                          body=b'{"down": false}')
+    assert st == 200 and json.loads(body)["state"] == "up"
+    s = echo(other, b"back")
+    s.close()
+    # the http name space has no upstream "backend"
+    st, _, _ = request(admin, "PATCH", "/api/1/http/upstreams/backend/servers/0",
+                       body=b'{"down": true}')
+    assert st == 404
     stop_clean(z)
