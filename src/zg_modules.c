@@ -26,6 +26,7 @@
 #include "zg_rewrite.h"
 #include "zg_stream.h"
 #include "zg_stream_proxy.h"
+#include "zg_stream_status.h"
 #include "zg_ssl.h"
 #include "zg_static.h"
 #include "zg_sync.h"
@@ -43,6 +44,7 @@ zg_module_t *const zg_modules[] = {
     &zg_cache_module,      /* precontent: proxy_cache; its filter sees the upstream's
                               head and body before add_header and gzip */
     &zg_headers_module,    /* add_header (its rewrite-phase handler runs before return) */
+    &zg_stream_status_module, /* stream status_zone: first, to count every session */
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */
     &zg_limit_conn_module, /* preaccess: limit_conn */
     &zg_limit_rate_module, /* preaccess, after the limits: limit_rate's send budget */

@@ -16,6 +16,7 @@ typedef struct {
     zg_cv_t *key;
     char *key_text;
     zg_sync_conf_t sync; /* sync.mode ZG_SYNC_NONE = local only */
+    unsigned stream : 1; /* declared in the stream block */
 } zg_limit_conn_zone_conf_t;
 
 /* limit_conn NAME N */

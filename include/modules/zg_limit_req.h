@@ -18,6 +18,7 @@ typedef struct {
     char *rate_text;     /* "10r/s" */
     zg_cv_t *rate_cv;    /* rate=$var: evaluated per request; NULL = fixed rate */
     zg_sync_conf_t sync; /* sync.mode ZG_SYNC_NONE = local only */
+    unsigned stream : 1; /* declared in the stream block */
 } zg_limit_req_zone_conf_t;
 
 /* limit_req zone=NAME [burst=N] [nodelay | delay=N] */

@@ -25,6 +25,7 @@ typedef struct {
     int proxy_protocol;                   /* 0 off, 1 (on) v1 header, 2 v2 header */
     int64_t upload_rate;                  /* proxy_upload_rate, bytes/s from the client; 0 */
     int64_t download_rate;                /* proxy_download_rate, bytes/s to the client; 0 */
+    int splice;                           /* proxy_splice on: relay with splice(2) */
 } zg_stream_proxy_conf_t;
 
 extern zg_module_t zg_stream_proxy_module;

@@ -17,6 +17,7 @@ typedef struct {
     uint64_t responses[6];      /* by status class: [1]=1xx ... [5]=5xx, [0]=other */
     uint64_t upstream_connects; /* new upstream connections (not taken from the pool) */
     uint64_t upstream_connect_ns; /* time from connect() to established, summed */
+    uint64_t stream_spliced;    /* stream sessions relayed with splice(2) */
 } __attribute__((aligned(64))) zg_proc_worker_sh_t;
 
 /* Shared pages, mapped by the master before fork; the process-wide counters are

@@ -16,6 +16,7 @@
 #include "zg_log.h"
 #include "zg_request.h"
 #include "zg_sync_api.h"
+#include "zg_stream_status.h"
 #include "zg_upstream.h"
 
 #define ZG_API_VERSION 1
@@ -30,6 +31,7 @@ typedef struct {
     size_t args_len;
     const zg_conf_t *conf;
     int write;
+    int stream;                   /* under /stream: the stream block's zones */
     const char *body;
     size_t body_len;
     struct zg_api_defer_s *defer; /* HTTP: long walks run a chunk per loop turn */
@@ -409,6 +411,19 @@ static int zg_api_top_n(zg_api_req_t *a, zg_buf_t *out, size_t *n)
     return 0;
 }
 
+/* a zone of kind the request's block (http or stream) declared */
+static int zg_api_zone_in(const zg_api_req_t *a, const zg_zone_t *z, const zg_zone_kind_t *kind)
+{
+    int stream;
+
+    if (z == NULL || z->pool == NULL || z->kind != kind || z->conf == NULL) {
+        return 0;
+    }
+    stream = kind == ZG_ZONE_LIMIT_REQ ? ((const zg_limit_req_zone_conf_t *)z->conf)->stream
+                                       : ((const zg_limit_conn_zone_conf_t *)z->conf)->stream;
+    return stream == a->stream;
+}
+
 static json_t *zg_api_limit_req_zone(zg_zone_t *z)
 {
     zg_limit_req_stats_t st;
@@ -439,7 +454,7 @@ static int zg_api_limit_reqs(zg_api_req_t *a, zg_buf_t *out)
         }
         o = json_object();
         for (z = a->conf->zones.head; o != NULL && z != NULL; z = z->next) {
-            if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_REQ) {
+            if (zg_api_zone_in(a, z, ZG_ZONE_LIMIT_REQ)) {
                 json_object_set_new(o, z->name, zg_api_limit_req_zone(z));
             }
         }
@@ -447,7 +462,7 @@ static int zg_api_limit_reqs(zg_api_req_t *a, zg_buf_t *out)
     }
     zg_api_name(&a->seg[2], name, sizeof(name));
     z = zg_zone_find((zg_zone_list_t *)&a->conf->zones, name);
-    if (z == NULL || z->kind != ZG_ZONE_LIMIT_REQ || z->pool == NULL) {
+    if (!zg_api_zone_in(a, z, ZG_ZONE_LIMIT_REQ)) {
         return zg_api_error(out, 404, "LimitReqNotFound", "limit_req zone \"%s\" not found",
                             name);
     }
@@ -547,7 +562,7 @@ static int zg_api_limit_conns(zg_api_req_t *a, zg_buf_t *out)
     if (a->n == 2) {
         o = json_object();
         for (z = a->conf->zones.head; o != NULL && z != NULL; z = z->next) {
-            if (z->pool != NULL && z->kind == ZG_ZONE_LIMIT_CONN) {
+            if (zg_api_zone_in(a, z, ZG_ZONE_LIMIT_CONN)) {
                 json_object_set_new(o, z->name, zg_api_limit_conn_zone(z));
             }
         }
@@ -555,7 +570,7 @@ static int zg_api_limit_conns(zg_api_req_t *a, zg_buf_t *out)
     }
     zg_api_name(&a->seg[2], name, sizeof(name));
     z = zg_zone_find((zg_zone_list_t *)&a->conf->zones, name);
-    if (z == NULL || z->kind != ZG_ZONE_LIMIT_CONN || z->pool == NULL) {
+    if (!zg_api_zone_in(a, z, ZG_ZONE_LIMIT_CONN)) {
         return zg_api_error(out, 404, "LimitConnNotFound", "limit_conn zone \"%s\" not found",
                             name);
     }
@@ -595,6 +610,18 @@ static json_t *zg_api_peer(zg_upstream_conf_t *u, int i)
     if (zg_upstream_peer_stats(u, i, &st, zg_time_msec()) != ZG_OK) {
         return json_null();
     }
+    if (u->stream) {
+        /* nginx Plus's stream peer fields: connections, sent, received */
+        return json_pack("{s:i,s:s,s:s,s:i,s:b,s:I,s:I,s:I,s:I,s:I}", "id", i, "server",
+                         st.addr->text, "state",
+                         st.drain ? "draining"
+                         : st.down ? "down"
+                         : st.unavailable ? "unavail" : "up",
+                         "weight", st.weight, "backup", (int)st.backup, "active",
+                         (json_int_t)st.active, "connections", (json_int_t)st.requests, "sent",
+                         (json_int_t)st.bytes_sent, "received", (json_int_t)st.bytes_received,
+                         "fails", (json_int_t)st.fails);
+    }
     return json_pack("{s:i,s:s,s:s,s:i,s:b,s:I,s:I,s:I}", "id", i, "server", st.addr->text,
                      "state",
                      st.drain ? "draining" : st.down ? "down" : st.unavailable ? "unavail" : "up",
@@ -629,14 +656,14 @@ static int zg_api_upstreams(zg_api_req_t *a, zg_buf_t *out)
         }
         o = json_object();
         for (u = umcf->upstreams; o != NULL && u != NULL; u = u->next) {
-            if (!u->implicit) {
+            if (!u->implicit && (int)u->stream == a->stream) {
                 json_object_set_new(o, u->name, zg_api_upstream(u));
             }
         }
         return zg_api_json(out, o, 200);
     }
     zg_api_name(&a->seg[2], name, sizeof(name));
-    u = zg_upstream_find((zg_conf_t *)a->conf, name, 0);
+    u = zg_upstream_find_in((zg_conf_t *)a->conf, name, 0, a->stream);
     if (u == NULL) {
         return zg_api_error(out, 404, "UpstreamNotFound", "upstream \"%s\" not found", name);
     }
@@ -706,6 +733,46 @@ static int zg_api_upstreams(zg_api_req_t *a, zg_buf_t *out)
     json_decref(o);
     zg_upstream_peer_set(u, id, down, drain, weight);
     return zg_api_json(out, zg_api_peer(u, id), 200);
+}
+
+/* ---- stream server zones (status_zone) ---- */
+
+static json_t *zg_api_server_zone(const zg_stream_status_t *st)
+{
+    return json_pack("{s:I,s:I,s:{s:I,s:I,s:I,s:I},s:I,s:I}", "processing",
+                     (json_int_t)st->processing, "connections", (json_int_t)st->connections,
+                     "sessions", "2xx", (json_int_t)st->sessions[0], "4xx",
+                     (json_int_t)st->sessions[1], "5xx", (json_int_t)st->sessions[2], "total",
+                     (json_int_t)st->total, "received", (json_int_t)st->received, "sent",
+                     (json_int_t)st->sent);
+}
+
+static int zg_api_server_zones(zg_api_req_t *a, zg_buf_t *out)
+{
+    zg_stream_status_t st;
+    json_t *o;
+    char name[64];
+    int i;
+
+    if (!zg_api_reading(a)) {
+        return zg_api_not_allowed(a, out);
+    }
+    if (a->n == 2) {
+        o = json_object();
+        for (i = 0; o != NULL && i < zg_stream_status_count(a->conf); i++) {
+            if (zg_stream_status_get(a->conf, i, &st) == ZG_OK) {
+                json_object_set_new(o, st.name, zg_api_server_zone(&st));
+            }
+        }
+        return zg_api_json(out, o, 200);
+    }
+    zg_api_name(&a->seg[2], name, sizeof(name));
+    i = zg_stream_status_find(a->conf, name);
+    if (a->n != 3 || i < 0 || zg_stream_status_get(a->conf, i, &st) != ZG_OK) {
+        return zg_api_error(out, 404, "ServerZoneNotFound", "server zone \"%s\" not found",
+                            name);
+    }
+    return zg_api_json(out, zg_api_server_zone(&st), 200);
 }
 
 /* ---- slabs ---- */
@@ -817,7 +884,7 @@ static int zg_api_route(const zg_conf_t *conf, int write, const char *method,
         return zg_api_error(out, 404, "UnknownVersion", "unknown version");
     }
     if (a.n == 1) {
-        return zg_api_list(&a, out, json_pack("[s,s,s]", "http", "slabs", "sync"));
+        return zg_api_list(&a, out, json_pack("[s,s,s,s]", "http", "stream", "slabs", "sync"));
     }
     if (zg_api_is(&a.seg[1], "sync")) {
         /* GET /api/1/sync: the zones with sync=... (zg_sync_api.h) */
@@ -834,12 +901,26 @@ static int zg_api_route(const zg_conf_t *conf, int write, const char *method,
         memmove(&a.seg[0], &a.seg[1], (size_t)a.n * sizeof(a.seg[0]));
         return zg_api_slabs(&a, out);
     }
-    if (!zg_api_is(&a.seg[1], "http")) {
+    a.stream = zg_api_is(&a.seg[1], "stream");
+    if (!a.stream && !zg_api_is(&a.seg[1], "http")) {
         return zg_api_error(out, 404, "PathNotFound", "path not found");
     }
-    /* from here the segments start at "http" */
+    /* from here the segments start at "http" or "stream" */
     a.n--;
     memmove(&a.seg[0], &a.seg[1], (size_t)a.n * sizeof(a.seg[0]));
+    if (a.stream) {
+        if (a.n == 1) {
+            return zg_api_list(&a, out, json_pack("[s,s,s,s]", "server_zones", "limit_conns",
+                                                  "limit_reqs", "upstreams"));
+        }
+        if (zg_api_is(&a.seg[1], "server_zones")) {
+            return zg_api_server_zones(&a, out);
+        }
+        if (!zg_api_is(&a.seg[1], "limit_reqs") && !zg_api_is(&a.seg[1], "limit_conns")
+            && !zg_api_is(&a.seg[1], "upstreams")) {
+            return zg_api_error(out, 404, "PathNotFound", "path not found");
+        }
+    }
     if (a.n == 1) {
         return zg_api_list(&a, out,
                            json_pack("[s,s,s,s]", "keyvals", "limit_reqs", "limit_conns",

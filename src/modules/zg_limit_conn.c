@@ -595,6 +595,7 @@ static int zg_limit_conn_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, vo
         return ZG_ERROR;
     }
     lz->zone = z;
+    lz->stream = cf->ctx == ZG_CTX_STREAM;
     z->conf = lz;
     lz->key = zg_conf_cv(cf, a[1].data, a[1].len);
     if (lz->key == NULL) {

@@ -1197,6 +1197,7 @@ static int zg_limit_req_zone_directive(zg_cf_t *cf, const zg_command_t *cmd, voi
         return ZG_ERROR;
     }
     lz->zone = z;
+    lz->stream = cf->ctx == ZG_CTX_STREAM;
     z->conf = lz;
     lz->key = zg_conf_cv(cf, a[1].data, a[1].len);
     if (lz->key == NULL) {

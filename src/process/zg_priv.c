@@ -130,6 +130,8 @@ static const char *const zg_sandbox_allow[] = {
     /* static files: bodies with sendfile (opens are read-only, below); realpath(3)
      * for $realpath_root reads symlinks */
     "sendfile", "readlink", "readlinkat",
+    /* the stream relay (proxy_splice) */
+    "splice",
     /* event loop and time */
     "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "poll", "ppoll",
     "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep",

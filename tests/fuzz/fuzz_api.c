@@ -26,6 +26,12 @@ static const char fz_conf_text[] =
     "  limit_conn_zone $binary_remote_addr zone=conns:32k;\n"
     "  upstream app { zone app 32k; server 127.0.0.1:1; server 127.0.0.1:2; }\n"
     "  server { listen 127.0.0.1:1; location /api/ { api write=on; } }\n"
+    "}\n"
+    "stream {\n"
+    "  limit_conn_zone $binary_remote_addr zone=sconns:32k;\n"
+    "  limit_req_zone $binary_remote_addr zone=sreq:32k rate=5r/s;\n"
+    "  upstream db { zone db 32k; server 127.0.0.1:3; }\n"
+    "  server { listen 127.0.0.1:4; status_zone front; proxy_pass db; }\n"
     "}\n";
 
 static zg_conf_t *fz_conf;

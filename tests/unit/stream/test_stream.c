@@ -89,7 +89,8 @@ static void test_proxy_settings(void **state)
                         "  server { listen 7001; proxy_pass db; proxy_next_upstream off;\n"
                         "           proxy_next_upstream_tries 2; proxy_download_rate 1m; }\n"
                         "  server { listen 7002; proxy_pass 127.0.0.1:6379; proxy_protocol v2;\n"
-                        "           proxy_half_close on; proxy_connect_timeout 3s; }\n"
+                        "           proxy_half_close on; proxy_connect_timeout 3s;\n"
+                        "           proxy_splice off; }\n"
                         "}\n"
                         "http { upstream db { server 127.0.0.1:80; } }\n");
     zg_stream_core_main_conf_t *scf;
@@ -115,6 +116,8 @@ static void test_proxy_settings(void **state)
     assert_int_equal(b->proxy_protocol, 2);
     assert_int_equal(a->download_rate, 1024 * 1024);
     assert_int_equal(a->upload_rate, 0);
+    assert_int_equal(a->splice, 1); /* proxy_splice on by default */
+    assert_int_equal(b->splice, 0);
     /* the stream block's upstream, not the http one of the same name */
     assert_non_null(a->upstream);
     assert_true(a->upstream->stream);
