@@ -1265,6 +1265,20 @@ whole:
     return zg_resp_add(r, h, "Accept-Ranges", 13, "bytes", 5);
 }
 
+/* the HTTP date of t into buf (>= 30 bytes): the last one made is kept, most answers
+ * are of files of the same age */
+static void zg_static_date(char *buf, time_t t)
+{
+    static time_t last = (time_t)-1;
+    static char text[32];
+
+    if (t != last || t == (time_t)-1) {
+        zg_http_time(text, t);
+        last = t;
+    }
+    memcpy(buf, text, 30);
+}
+
 /* n in lowercase hex at p; returns the end */
 static char *zg_static_hex(char *p, uint64_t n)
 {
@@ -1329,7 +1343,7 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
     h.keepalive = r->keepalive;
     h.content_length = status == 304 ? -1 : size;
     h.no_body = status == 304 || r->h->head;
-    zg_http_time(lm, st->st_mtime);
+    zg_static_date(lm, st->st_mtime);
     if (zg_static_add(r, &h, "Server", "zonegate", 8) != ZG_OK
         || zg_static_add(r, &h, "Date", zg_http_date(), 29) != ZG_OK) {
         goto failed;
