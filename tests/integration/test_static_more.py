@@ -51,6 +51,7 @@ HTTP = """
         location /gzgzip/ {{ alias {root}/gz/; gzip_static on; gzip on; gzip_vary on;
                             gzip_types application/javascript text/css; gzip_min_length 1; }}
         location /gzpx/ {{ alias {root}/gz/; gzip_static on; gzip_proxied any; }}
+        location /gzgun/ {{ alias {root}/gz/; gzip_static always; gunzip on; gzip_vary on; }}
         location /gz10/ {{ alias {root}/gz/; gzip_static on; gzip_http_version 1.1; }}
         location /utf/ {{ alias {root}/; charset utf-8; }}
         location /mr1/ {{ alias {root}/; max_ranges 1; }}
@@ -122,6 +123,12 @@ def test_gzip_static():
         st, h, body = request(port, "GET", "/gza/app.js")
         assert st == 200 and body == JS_GZ and h["content-encoding"] == "gzip", h
         assert "vary" not in h, h
+        # always with gunzip: a client that takes no gzip gets the .gz inflated
+        st, h, body = request(port, "GET", "/gzgun/app.js")
+        assert st == 200 and "content-encoding" not in h and h["vary"] == "Accept-Encoding", h
+        assert body == gzip.decompress(JS_GZ) and h["etag"].startswith('W/"'), h
+        st, h, body = request(port, "GET", "/gzgun/app.js", headers=GZ)
+        assert st == 200 and body == JS_GZ and h["content-encoding"] == "gzip", h
         # off: the file
         st, h, body = request(port, "GET", "/gzoff/app.js", headers=GZ)
         assert st == 200 and body == JS and "content-encoding" not in h, h
@@ -278,6 +285,8 @@ def test_static_more_same_as_nginx():
         ("GET", "/gza/app.js", {}), ("GET", "/gza/app.js", GZ), ("GET", "/gzoff/app.js", GZ),
         ("GET", "/gzgzip/app.js", GZ), ("GET", "/gzgzip/app.js", {}),
         ("GET", "/gz/app.js", via), ("GET", "/gzpx/app.js", via),
+        ("GET", "/gzgun/app.js", GZ), ("GET", "/gzgun/app.js", {}),
+        ("HEAD", "/gzgun/app.js", {}), ("GET", "/gzgun/app.js", {"Range": "bytes=0-9"}),
         ("GET", "/gz/app.js", dict(GZ, **{"If-None-Match": '"6553f4e8-%x"' % len(JS_GZ)})),
         ("GET", "/gz/app.js", dict(GZ, **{"If-Modified-Since": "Tue, 14 Nov 2023 22:30:00 GMT"})),
         ("GET", "/bin.dat", {"Range": "bytes=0-1,5-6"}),
