@@ -20,7 +20,9 @@ CSS_GZ = gzip.compress(b"body { margin: 0 }\n" * 10, mtime=0)
 def make_root():
     root = test_static.make_root()
     files = {"gz/app.js": JS, "gz/app.js.gz": JS_GZ, "gz/only.css.gz": CSS_GZ,
-             "gz/dir.js.gz/x": b"x\n", "gz/dir.js": b"a file beside a directory .gz\n"}
+             "gz/dir.js.gz/x": b"x\n", "gz/dir.js": b"a file beside a directory .gz\n",
+             "gz/idx/index.html": b"<p>index</p>\n" * 10,
+             "gz/idx/index.html.gz": gzip.compress(b"<p>gz index</p>\n" * 10, mtime=0)}
     for name, body in files.items():
         p = os.path.join(root, name)
         os.makedirs(os.path.dirname(p), exist_ok=True)
@@ -31,6 +33,11 @@ def make_root():
             os.chmod(os.path.join(dirpath, n), 0o755)
         for n in filenames:
             os.chmod(os.path.join(dirpath, n), 0o644)
+    # a link to the .gz (refused with disable_symlinks on) beside a plain file
+    with open(os.path.join(root, "gz/lnk.js"), "wb") as f:
+        f.write(b"plain link target\n")
+    os.chmod(os.path.join(root, "gz/lnk.js"), 0o644)
+    os.symlink("app.js.gz", os.path.join(root, "gz/lnk.js.gz"))
     # the .gz file has its own date: its Last-Modified and ETag are the answer's
     os.utime(os.path.join(root, "gz/app.js"), (1700000000, 1700000000))
     os.utime(os.path.join(root, "gz/app.js.gz"), (1700001000, 1700001000))
@@ -51,6 +58,9 @@ HTTP = """
         location /gzgzip/ {{ alias {root}/gz/; gzip_static on; gzip on; gzip_vary on;
                             gzip_types application/javascript text/css; gzip_min_length 1; }}
         location /gzpx/ {{ alias {root}/gz/; gzip_static on; gzip_proxied any; }}
+        location /gztry/ {{ alias {root}/gz/; gzip_static on; try_files $uri $uri.css =404; }}
+        location /gzep/ {{ alias {root}/gz/; gzip_static on; error_page 404 /gz/app.js; }}
+        location /gzsym/ {{ alias {root}/gz/; gzip_static on; disable_symlinks on; }}
         location /gzgun/ {{ alias {root}/gz/; gzip_static always; gunzip on; gzip_vary on; }}
         location /gz10/ {{ alias {root}/gz/; gzip_static on; gzip_http_version 1.1; }}
         location /utf/ {{ alias {root}/; charset utf-8; }}
@@ -285,6 +295,9 @@ def test_static_more_same_as_nginx():
         ("GET", "/gza/app.js", {}), ("GET", "/gza/app.js", GZ), ("GET", "/gzoff/app.js", GZ),
         ("GET", "/gzgzip/app.js", GZ), ("GET", "/gzgzip/app.js", {}),
         ("GET", "/gz/app.js", via), ("GET", "/gzpx/app.js", via),
+        ("GET", "/gz/idx/", GZ), ("GET", "/gz/idx/", {}), ("GET", "/gztry/only", GZ),
+        ("GET", "/gztry/only", {}), ("GET", "/gzep/nothing", GZ), ("GET", "/gzep/nothing", {}),
+        ("GET", "/gzsym/app.js", GZ), ("GET", "/gzsym/lnk.js", GZ), ("GET", "/gzsym/lnk.js", {}),
         ("GET", "/gzgun/app.js", GZ), ("GET", "/gzgun/app.js", {}),
         ("HEAD", "/gzgun/app.js", {}), ("GET", "/gzgun/app.js", {"Range": "bytes=0-9"}),
         ("GET", "/gz/app.js", dict(GZ, **{"If-None-Match": '"6553f4e8-%x"' % len(JS_GZ)})),
