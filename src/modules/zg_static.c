@@ -17,9 +17,10 @@
  * with "Content-Range: bytes *\/SIZE" — decided by this module's header filter,
  * after gzip's (a compressed answer gets no range), as nginx's range filter.
  * gzip_static answers with FILE.gz.  The body goes out with sendfile(2) as a file
- * segment of the output queue when sendfile is on, the connection is plain TCP, no
- * body filter is on and there is one range at most; else it is read in pieces into
- * the body filters, the next piece once the client took the last. */
+ * segment of the output queue when sendfile is on, the connection is plain TCP and
+ * no body filter is on (several ranges: one segment per part, after its head); else
+ * it is read in pieces into the body filters, the next piece once the client took
+ * the last. */
 #include "zg_static.h"
 
 #include <ctype.h>
@@ -1016,6 +1017,59 @@ static const zg_content_ops_t zg_static_file_ops = {
     zg_static_ignore_body, zg_static_body_done, zg_static_nothing, zg_static_sent
 };
 
+static int zg_static_next_part(zg_request_t *r, zg_static_ctx_t *ctx, int direct);
+
+/* several ranges with sendfile: the next part's head, then its bytes as a file
+ * segment (a duplicate of the file's descriptor: the queue closes what it sends), or
+ * the closing boundary; 1 when the request went on to its end (or failed) */
+static int zg_static_part_out(zg_request_t *r)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    zg_static_ctx_t *ctx = zg_request_ctx(r, zg_static_module);
+    zg_outq_t *q = &r->c->out;
+
+    if (zg_static_next_part(r, ctx, 1)) {
+        /* the closing boundary is queued: the end, once it is written */
+        zg_static_ctx_close(ctx);
+        r->content = &zg_static_file_ops;
+        if (zg_outq_flush(q) != ZG_OK) {
+            r->keepalive = 0;
+        }
+        zg_static_sent(r);
+        return 1;
+    }
+    int fd = fcntl(ctx->fd, F_DUPFD_CLOEXEC, 0);
+    r->ctx.body_bytes_sent += (uint64_t)ctx->left;
+    r->ctx.bytes_sent += (uint64_t)ctx->left;
+    if (fd == -1 || zg_outq_sendfile(q, fd, ctx->off, ctx->left, slcf->tcp_nopush) != ZG_OK) {
+        if (fd == -1) {
+            zg_log(ZG_LOG_CRIT, "fcntl(F_DUPFD_CLOEXEC) failed (%s)", strerror(errno));
+        }
+        zg_static_ctx_close(ctx);
+        r->keepalive = 0;
+        r->c->close_after = 1;
+        zg_static_done(r);
+        return 1;
+    }
+    ctx->left = 0;
+    return 0;
+}
+
+/* the client took what was queued: the next parts */
+static void zg_static_parts_sent(zg_request_t *r)
+{
+    while (zg_outq_pending(&r->c->out) == 0) {
+        if (zg_static_part_out(r)) {
+            return;
+        }
+    }
+    zg_static_wait(r);
+}
+
+static const zg_content_ops_t zg_static_parts_ops = {
+    zg_static_ignore_body, zg_static_body_done, zg_static_abort, zg_static_parts_sent
+};
+
 /* bytes made here (a part's head, the last boundary) into the body: straight into
  * the output queue, or into the body filters */
 static void zg_static_emit(zg_request_t *r, int direct, const char *p, size_t n, int last)
@@ -1395,6 +1449,16 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
             r->keepalive = 0;
         }
         zg_static_done(r);
+        return;
+    }
+    if (slcf->sendfile && q->tls == NULL && r->body_filters == 0 && !r->resp_chunked
+        && ctx->mp != NULL) {
+        ctx->fd = fd;
+        ctx->open = 1;
+        r->content = &zg_static_parts_ops;
+        if (!zg_static_part_out(r)) { /* the first part behind the head, at once */
+            zg_static_parts_sent(r);
+        }
         return;
     }
     if (slcf->sendfile && q->tls == NULL && r->body_filters == 0 && !r->resp_chunked
