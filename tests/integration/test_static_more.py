@@ -246,7 +246,7 @@ def test_multipart_byteranges():
                 big[:200000], big[500000:900000], big[-100:]], path
         # a slow reader of a sendfile multipart answer gets it all
         import socket
-        s = socket.create_connection(("127.0.0.1", port))
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.sendall(b"GET /sf/big.dat HTTP/1.1\r\nHost: x\r\nRange: bytes=0-299999,400000-\r\n"
                   b"Connection: close\r\n\r\n")
