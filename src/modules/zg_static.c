@@ -1380,14 +1380,16 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
         elen = zg_static_etag(etag, (uint64_t)st->st_mtime, (uint64_t)size);
     }
     /* a page error_page redirected to keeps the error's status (nginx's err_status):
-     * no conditions, no ranges */
-    status = r->err_status ? 200 : zg_static_conditions(r, st->st_mtime, etag, elen);
+     * no conditions, no ranges — unless that status is 200 (`=200`), which nginx's
+     * filters see as any 200 */
+    int err = r->err_status != 0 && r->err_status != 200;
+    status = err ? 200 : zg_static_conditions(r, st->st_mtime, etag, elen);
     if (status == 412) {
         close(fd);
         zg_request_respond(r, 412, NULL, NULL, NULL, 0);
         return;
     }
-    if (r->err_status) {
+    if (err) {
         status = r->err_status;
     }
     memset(&h, 0, sizeof(h));
@@ -1422,7 +1424,7 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
     ctx->mtime = st->st_mtime;
     ctx->off = 0;
     ctx->left = size;
-    ctx->ranges_ok = status == 200 && !r->err_status;
+    ctx->ranges_ok = status == 200;
     ctx->range_416 = 0;
     int rc = zg_response_head(r, &h);
     ctx->ranges_ok = 0;

@@ -71,6 +71,8 @@ HTTP = """
                          gzip_types application/octet-stream text/plain; }}
         location /sf/ {{ alias {root}/; sendfile on; }}
         location /noetag/ {{ alias {root}/; etag off; }}
+        location /ep200/ {{ alias {root}/bare/; error_page 403 =200 /bin.dat; }}
+        location /ep404/ {{ alias {root}/bare/; error_page 403 /bin.dat; }}
     }}
 """
 GZ = {"Accept-Encoding": "gzip"}
@@ -347,6 +349,12 @@ def test_static_more_same_as_nginx():
         ("GET", "/zip/bin.dat", dict(GZ, Range="bytes=0-9,20-29")),
         ("GET", "/zip/bin.dat", {"Range": "bytes=0-9,20-29"}),
         ("GET", "/zip/a.txt", dict(GZ, Range="bytes=0-1")),
+        ("GET", "/ep200/", {}), ("GET", "/ep200/", {"Range": "bytes=0-1"}),
+        ("GET", "/ep200/", {"Range": "bytes=0-1,4-5"}),
+        ("GET", "/ep200/", {"If-None-Match": '"6553f100-2800"'}),
+        ("GET", "/ep200/", {"If-Match": '"x"'}),
+        ("GET", "/ep404/", {"Range": "bytes=0-1"}),
+        ("GET", "/ep404/", {"If-None-Match": '"6553f100-2800"'}),
     ]
     names = ["content-length", "content-encoding", "vary", "last-modified", "etag",
              "content-range", "accept-ranges"]
