@@ -67,7 +67,7 @@ static int zg_gunzip_header_filter(zg_request_t *r, zg_resp_t *h)
 {
     zg_resp_header_t *ce;
 
-    if (zg_gunzip_loc_conf(r->loc_conf)->enable != 1 || h->no_body ||
+    if (zg_gunzip_loc_conf(r->loc_conf)->enable != 1 ||
         (ce = zg_resp_get(h, "Content-Encoding", 16)) == NULL || ce->value.len != 4 ||
         strncasecmp(ce->value.data, "gzip", 4) != 0) {
         return ZG_OK;
@@ -79,18 +79,21 @@ static int zg_gunzip_header_filter(zg_request_t *r, zg_resp_t *h)
     if (zg_gzip_client_ok(r, g, h)) {
         return ZG_OK; /* it takes the gzip bytes as they are */
     }
-    zg_gunzip_ctx_t *x = zg_request_ctx(r, zg_gunzip_module);
-    z_stream *z = calloc(1, sizeof(*z));
-    if (z == NULL) {
-        return ZG_ERROR;
+    /* a head without a body (HEAD) gets the same headers as nginx, and no inflater */
+    if (!h->no_body) {
+        zg_gunzip_ctx_t *x = zg_request_ctx(r, zg_gunzip_module);
+        z_stream *z = calloc(1, sizeof(*z));
+        if (z == NULL) {
+            return ZG_ERROR;
+        }
+        if (inflateInit2(z, MAX_WBITS + 16) != Z_OK) {
+            free(z);
+            zg_log_error(ZG_LOG_ALERT, 0, "inflateInit2() failed");
+            return ZG_ERROR;
+        }
+        x->z = z;
+        r->holding = 1;
     }
-    if (inflateInit2(z, MAX_WBITS + 16) != Z_OK) {
-        free(z);
-        zg_log_error(ZG_LOG_ALERT, 0, "inflateInit2() failed");
-        return ZG_ERROR;
-    }
-    x->z = z;
-    r->holding = 1;
     zg_resp_del(h, "Content-Encoding", 16);
     zg_resp_del(h, "Accept-Ranges", 13);
     h->content_length = -1;
@@ -108,7 +111,9 @@ static int zg_gunzip_header_filter(zg_request_t *r, zg_resp_t *h)
                                  etag->value.data[1] == '/')) {
         zg_resp_del(h, "ETag", 4);
     }
-    zg_response_filter_body(r, &zg_gunzip_module);
+    if (!h->no_body) {
+        zg_response_filter_body(r, &zg_gunzip_module);
+    }
     return ZG_OK;
 }
 

@@ -17,9 +17,10 @@
  * with "Content-Range: bytes *\/SIZE" — decided by this module's header filter,
  * after gzip's (a compressed answer gets no range), as nginx's range filter.
  * gzip_static answers with FILE.gz.  The body goes out with sendfile(2) as a file
- * segment of the output queue when sendfile is on, the connection is plain TCP, no
- * body filter is on and there is one range at most; else it is read in pieces into
- * the body filters, the next piece once the client took the last. */
+ * segment of the output queue when sendfile is on, the connection is plain TCP and
+ * no body filter is on (several ranges: one segment per part, after its head); else
+ * it is read in pieces into the body filters, the next piece once the client took
+ * the last. */
 #include "zg_static.h"
 
 #include <ctype.h>
@@ -1016,6 +1017,59 @@ static const zg_content_ops_t zg_static_file_ops = {
     zg_static_ignore_body, zg_static_body_done, zg_static_nothing, zg_static_sent
 };
 
+static int zg_static_next_part(zg_request_t *r, zg_static_ctx_t *ctx, int direct);
+
+/* several ranges with sendfile: the next part's head, then its bytes as a file
+ * segment (a duplicate of the file's descriptor: the queue closes what it sends), or
+ * the closing boundary; 1 when the request went on to its end (or failed) */
+static int zg_static_part_out(zg_request_t *r)
+{
+    const zg_static_loc_conf_t *slcf = zg_request_conf(r, zg_static_module);
+    zg_static_ctx_t *ctx = zg_request_ctx(r, zg_static_module);
+    zg_outq_t *q = &r->c->out;
+
+    if (zg_static_next_part(r, ctx, 1)) {
+        /* the closing boundary is queued: the end, once it is written */
+        zg_static_ctx_close(ctx);
+        r->content = &zg_static_file_ops;
+        if (zg_outq_flush(q) != ZG_OK) {
+            r->keepalive = 0;
+        }
+        zg_static_sent(r);
+        return 1;
+    }
+    int fd = fcntl(ctx->fd, F_DUPFD_CLOEXEC, 0);
+    r->ctx.body_bytes_sent += (uint64_t)ctx->left;
+    r->ctx.bytes_sent += (uint64_t)ctx->left;
+    if (fd == -1 || zg_outq_sendfile(q, fd, ctx->off, ctx->left, slcf->tcp_nopush) != ZG_OK) {
+        if (fd == -1) {
+            zg_log(ZG_LOG_CRIT, "fcntl(F_DUPFD_CLOEXEC) failed (%s)", strerror(errno));
+        }
+        zg_static_ctx_close(ctx);
+        r->keepalive = 0;
+        r->c->close_after = 1;
+        zg_static_done(r);
+        return 1;
+    }
+    ctx->left = 0;
+    return 0;
+}
+
+/* the client took what was queued: the next parts */
+static void zg_static_parts_sent(zg_request_t *r)
+{
+    while (zg_outq_pending(&r->c->out) == 0) {
+        if (zg_static_part_out(r)) {
+            return;
+        }
+    }
+    zg_static_wait(r);
+}
+
+static const zg_content_ops_t zg_static_parts_ops = {
+    zg_static_ignore_body, zg_static_body_done, zg_static_abort, zg_static_parts_sent
+};
+
 /* bytes made here (a part's head, the last boundary) into the body: straight into
  * the output queue, or into the body filters */
 static void zg_static_emit(zg_request_t *r, int direct, const char *p, size_t n, int last)
@@ -1265,6 +1319,20 @@ whole:
     return zg_resp_add(r, h, "Accept-Ranges", 13, "bytes", 5);
 }
 
+/* the HTTP date of t into buf (>= 30 bytes): the last one made is kept, most answers
+ * are of files of the same age */
+static void zg_static_date(char *buf, time_t t)
+{
+    static time_t last = (time_t)-1;
+    static char text[32];
+
+    if (t != last || t == (time_t)-1) {
+        zg_http_time(text, t);
+        last = t;
+    }
+    memcpy(buf, text, 30);
+}
+
 /* n in lowercase hex at p; returns the end */
 static char *zg_static_hex(char *p, uint64_t n)
 {
@@ -1312,14 +1380,16 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
         elen = zg_static_etag(etag, (uint64_t)st->st_mtime, (uint64_t)size);
     }
     /* a page error_page redirected to keeps the error's status (nginx's err_status):
-     * no conditions, no ranges */
-    status = r->err_status ? 200 : zg_static_conditions(r, st->st_mtime, etag, elen);
+     * no conditions, no ranges — unless that status is 200 (`=200`), which nginx's
+     * filters see as any 200 */
+    int err = r->err_status != 0 && r->err_status != 200;
+    status = err ? 200 : zg_static_conditions(r, st->st_mtime, etag, elen);
     if (status == 412) {
         close(fd);
         zg_request_respond(r, 412, NULL, NULL, NULL, 0);
         return;
     }
-    if (r->err_status) {
+    if (err) {
         status = r->err_status;
     }
     memset(&h, 0, sizeof(h));
@@ -1329,7 +1399,7 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
     h.keepalive = r->keepalive;
     h.content_length = status == 304 ? -1 : size;
     h.no_body = status == 304 || r->h->head;
-    zg_http_time(lm, st->st_mtime);
+    zg_static_date(lm, st->st_mtime);
     if (zg_static_add(r, &h, "Server", "zonegate", 8) != ZG_OK
         || zg_static_add(r, &h, "Date", zg_http_date(), 29) != ZG_OK) {
         goto failed;
@@ -1354,7 +1424,7 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
     ctx->mtime = st->st_mtime;
     ctx->off = 0;
     ctx->left = size;
-    ctx->ranges_ok = status == 200 && !r->err_status;
+    ctx->ranges_ok = status == 200;
     ctx->range_416 = 0;
     int rc = zg_response_head(r, &h);
     ctx->ranges_ok = 0;
@@ -1381,6 +1451,16 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
             r->keepalive = 0;
         }
         zg_static_done(r);
+        return;
+    }
+    if (slcf->sendfile && q->tls == NULL && r->body_filters == 0 && !r->resp_chunked
+        && ctx->mp != NULL) {
+        ctx->fd = fd;
+        ctx->open = 1;
+        r->content = &zg_static_parts_ops;
+        if (!zg_static_part_out(r)) { /* the first part behind the head, at once */
+            zg_static_parts_sent(r);
+        }
         return;
     }
     if (slcf->sendfile && q->tls == NULL && r->body_filters == 0 && !r->resp_chunked

@@ -20,7 +20,9 @@ CSS_GZ = gzip.compress(b"body { margin: 0 }\n" * 10, mtime=0)
 def make_root():
     root = test_static.make_root()
     files = {"gz/app.js": JS, "gz/app.js.gz": JS_GZ, "gz/only.css.gz": CSS_GZ,
-             "gz/dir.js.gz/x": b"x\n", "gz/dir.js": b"a file beside a directory .gz\n"}
+             "gz/dir.js.gz/x": b"x\n", "gz/dir.js": b"a file beside a directory .gz\n",
+             "gz/idx/index.html": b"<p>index</p>\n" * 10,
+             "gz/idx/index.html.gz": gzip.compress(b"<p>gz index</p>\n" * 10, mtime=0)}
     for name, body in files.items():
         p = os.path.join(root, name)
         os.makedirs(os.path.dirname(p), exist_ok=True)
@@ -31,6 +33,11 @@ def make_root():
             os.chmod(os.path.join(dirpath, n), 0o755)
         for n in filenames:
             os.chmod(os.path.join(dirpath, n), 0o644)
+    # a link to the .gz (refused with disable_symlinks on) beside a plain file
+    with open(os.path.join(root, "gz/lnk.js"), "wb") as f:
+        f.write(b"plain link target\n")
+    os.chmod(os.path.join(root, "gz/lnk.js"), 0o644)
+    os.symlink("app.js.gz", os.path.join(root, "gz/lnk.js.gz"))
     # the .gz file has its own date: its Last-Modified and ETag are the answer's
     os.utime(os.path.join(root, "gz/app.js"), (1700000000, 1700000000))
     os.utime(os.path.join(root, "gz/app.js.gz"), (1700001000, 1700001000))
@@ -51,6 +58,10 @@ HTTP = """
         location /gzgzip/ {{ alias {root}/gz/; gzip_static on; gzip on; gzip_vary on;
                             gzip_types application/javascript text/css; gzip_min_length 1; }}
         location /gzpx/ {{ alias {root}/gz/; gzip_static on; gzip_proxied any; }}
+        location /gztry/ {{ alias {root}/gz/; gzip_static on; try_files $uri $uri.css =404; }}
+        location /gzep/ {{ alias {root}/gz/; gzip_static on; error_page 404 /gz/app.js; }}
+        location /gzsym/ {{ alias {root}/gz/; gzip_static on; disable_symlinks on; }}
+        location /gzgun/ {{ alias {root}/gz/; gzip_static always; gunzip on; gzip_vary on; }}
         location /gz10/ {{ alias {root}/gz/; gzip_static on; gzip_http_version 1.1; }}
         location /utf/ {{ alias {root}/; charset utf-8; }}
         location /mr1/ {{ alias {root}/; max_ranges 1; }}
@@ -60,6 +71,8 @@ HTTP = """
                          gzip_types application/octet-stream text/plain; }}
         location /sf/ {{ alias {root}/; sendfile on; }}
         location /noetag/ {{ alias {root}/; etag off; }}
+        location /ep200/ {{ alias {root}/bare/; error_page 403 =200 /bin.dat; }}
+        location /ep404/ {{ alias {root}/bare/; error_page 403 /bin.dat; }}
     }}
 """
 GZ = {"Accept-Encoding": "gzip"}
@@ -122,6 +135,12 @@ def test_gzip_static():
         st, h, body = request(port, "GET", "/gza/app.js")
         assert st == 200 and body == JS_GZ and h["content-encoding"] == "gzip", h
         assert "vary" not in h, h
+        # always with gunzip: a client that takes no gzip gets the .gz inflated
+        st, h, body = request(port, "GET", "/gzgun/app.js")
+        assert st == 200 and "content-encoding" not in h and h["vary"] == "Accept-Encoding", h
+        assert body == gzip.decompress(JS_GZ) and h["etag"].startswith('W/"'), h
+        st, h, body = request(port, "GET", "/gzgun/app.js", headers=GZ)
+        assert st == 200 and body == JS_GZ and h["content-encoding"] == "gzip", h
         # off: the file
         st, h, body = request(port, "GET", "/gzoff/app.js", headers=GZ)
         assert st == 200 and body == JS and "content-encoding" not in h, h
@@ -222,10 +241,27 @@ def test_multipart_byteranges():
             f.write(os.urandom(1 << 20))
         os.chmod(os.path.join(root, "big.dat"), 0o644)
         big = open(os.path.join(root, "big.dat"), "rb").read()
-        st, h, body = request(port, "GET", "/big.dat",
-                              headers={"Range": "bytes=0-199999,500000-899999"}, timeout=30)
-        assert st == 206 and [p[2] for p in parts(h, body)] == [big[:200000],
-                                                                big[500000:900000]]
+        for path in ("/big.dat", "/sf/big.dat"):  # read, and sendfile part by part
+            st, h, body = request(port, "GET", path, timeout=30,
+                                  headers={"Range": "bytes=0-199999,500000-899999,-100"})
+            assert st == 206 and [p[2] for p in parts(h, body)] == [
+                big[:200000], big[500000:900000], big[-100:]], path
+        # a slow reader of a sendfile multipart answer gets it all
+        import socket
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /sf/big.dat HTTP/1.1\r\nHost: x\r\nRange: bytes=0-299999,400000-\r\n"
+                  b"Connection: close\r\n\r\n")
+        out = b""
+        while True:
+            b = s.recv(8192)
+            if not b:
+                break
+            out += b
+        s.close()
+        head, body = out.split(b"\r\n\r\n", 1)
+        hd = dict(l.split(": ", 1) for l in head.decode().lower().split("\r\n")[1:])
+        assert [p[2] for p in parts(hd, body)] == [big[:300000], big[400000:]]
     finally:
         z.stop()
 
@@ -278,6 +314,11 @@ def test_static_more_same_as_nginx():
         ("GET", "/gza/app.js", {}), ("GET", "/gza/app.js", GZ), ("GET", "/gzoff/app.js", GZ),
         ("GET", "/gzgzip/app.js", GZ), ("GET", "/gzgzip/app.js", {}),
         ("GET", "/gz/app.js", via), ("GET", "/gzpx/app.js", via),
+        ("GET", "/gz/idx/", GZ), ("GET", "/gz/idx/", {}), ("GET", "/gztry/only", GZ),
+        ("GET", "/gztry/only", {}), ("GET", "/gzep/nothing", GZ), ("GET", "/gzep/nothing", {}),
+        ("GET", "/gzsym/app.js", GZ), ("GET", "/gzsym/lnk.js", GZ), ("GET", "/gzsym/lnk.js", {}),
+        ("GET", "/gzgun/app.js", GZ), ("GET", "/gzgun/app.js", {}),
+        ("HEAD", "/gzgun/app.js", {}), ("GET", "/gzgun/app.js", {"Range": "bytes=0-9"}),
         ("GET", "/gz/app.js", dict(GZ, **{"If-None-Match": '"6553f4e8-%x"' % len(JS_GZ)})),
         ("GET", "/gz/app.js", dict(GZ, **{"If-Modified-Since": "Tue, 14 Nov 2023 22:30:00 GMT"})),
         ("GET", "/bin.dat", {"Range": "bytes=0-1,5-6"}),
@@ -308,6 +349,12 @@ def test_static_more_same_as_nginx():
         ("GET", "/zip/bin.dat", dict(GZ, Range="bytes=0-9,20-29")),
         ("GET", "/zip/bin.dat", {"Range": "bytes=0-9,20-29"}),
         ("GET", "/zip/a.txt", dict(GZ, Range="bytes=0-1")),
+        ("GET", "/ep200/", {}), ("GET", "/ep200/", {"Range": "bytes=0-1"}),
+        ("GET", "/ep200/", {"Range": "bytes=0-1,4-5"}),
+        ("GET", "/ep200/", {"If-None-Match": '"6553f100-2800"'}),
+        ("GET", "/ep200/", {"If-Match": '"x"'}),
+        ("GET", "/ep404/", {"Range": "bytes=0-1"}),
+        ("GET", "/ep404/", {"If-None-Match": '"6553f100-2800"'}),
     ]
     names = ["content-length", "content-encoding", "vary", "last-modified", "etag",
              "content-range", "accept-ranges"]

@@ -125,6 +125,40 @@ static const char *type_of(void **confs, const char *ext)
     return t != NULL ? t->data : NULL;
 }
 
+/* gzip_static and max_ranges: off and no limit by default, inherited, overridden */
+static void test_gzip_static_max_ranges_levels(void **state)
+{
+    static const char text[] =
+        "http { gzip_static on; max_ranges 3;\n"
+        " server { listen 127.0.0.1:1;\n"
+        "  location /i { }\n"
+        "  location /o { gzip_static always; max_ranges 0; }\n"
+        "  location /f { gzip_static off; }\n"
+        " }\n"
+        "}\n";
+    zg_conf_t *conf = load(text);
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(conf);
+    zg_static_loc_conf_t *i = zg_static_loc_conf(cmcf->servers[0].locations[0].loc_conf);
+    zg_static_loc_conf_t *o = zg_static_loc_conf(cmcf->servers[0].locations[1].loc_conf);
+    zg_static_loc_conf_t *f = zg_static_loc_conf(cmcf->servers[0].locations[2].loc_conf);
+
+    (void)state;
+    assert_int_equal(i->gzip_static, ZG_GZIP_STATIC_ON);
+    assert_int_equal(i->max_ranges, 3);
+    assert_int_equal(o->gzip_static, ZG_GZIP_STATIC_ALWAYS);
+    assert_int_equal(o->max_ranges, 0);
+    assert_int_equal(f->gzip_static, ZG_GZIP_STATIC_OFF);
+    assert_int_equal(f->max_ranges, 3);
+    zg_conf_free(conf);
+
+    conf = load("http { server { listen 127.0.0.1:1; } }\n");
+    cmcf = zg_http_core_main_conf(conf);
+    zg_static_loc_conf_t *d = zg_static_loc_conf(cmcf->servers[0].loc_conf);
+    assert_int_equal(d->gzip_static, ZG_GZIP_STATIC_OFF);
+    assert_int_equal(d->max_ranges, INT32_MAX);
+    zg_conf_free(conf);
+}
+
 static void test_types_levels(void **state)
 {
     static const char text[] =
@@ -209,6 +243,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_ranges_several),
+        cmocka_unit_test(test_gzip_static_max_ranges_levels),
         cmocka_unit_test(test_types_levels),
         cmocka_unit_test(test_handlers),
     };
