@@ -76,7 +76,7 @@ def test_stream_api_zones_and_counters():
     port, pport, other, admin = free_port(), free_port(), free_port(), free_port()
     z = Zonegate(CONF, wait_ports=[admin], port=port, pport=pport, other=other, admin=admin,
                  upstream=u.addr)
-    assert api(admin, "")[1] == ["http", "stream", "slabs"]
+    assert api(admin, "")[1] == ["http", "stream", "slabs", "sync"]
     assert api(admin, "/stream")[1] == ["server_zones", "limit_conns", "limit_reqs",
                                         "upstreams"]
     # each block lists its own zones
