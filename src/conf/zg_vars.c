@@ -1270,6 +1270,10 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
         } else if (sa && sa->sa_family == AF_INET6) {
             v.data = (const char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
             v.len = 16;
+        } else if (sa && sa->sa_family == AF_UNIX) {
+            /* as nginx: every unix client is "unix:", one key */
+            v.data = "unix:";
+            v.len = 5;
         }
         return v;
 
