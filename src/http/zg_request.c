@@ -652,6 +652,19 @@ static void zg_request_run_phases(zg_request_t *r)
     zg_log_scope(saved);
 }
 
+void zg_request_access_done(zg_request_t *r, int rc)
+{
+    const zg_log_target_t *log = zg_request_core(r)->error_log, *saved;
+
+    saved = log != NULL ? zg_log_scope(log) : zg_log_cur;
+    if (rc == ZG_ERROR) {
+        zg_request_error(r, 500);
+    } else if (zg_request_access(r, rc)) {
+        zg_request_phases(r);
+    }
+    zg_log_scope(saved);
+}
+
 static int zg_request_redirect_count(zg_request_t *r, int error_page)
 {
     if (++r->uri_changes > 10) {
