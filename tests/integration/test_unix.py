@@ -189,7 +189,7 @@ def test_limit_by_address_counts_unix_clients_as_one():
 PROXY = """
 worker_processes 2;
 http {{
-    upstream app {{ server unix:{app}; }}
+    upstream app {{ server unix:{app}; keepalive 4; }}
     upstream two {{ server unix:{app}; server unix:{app2}; }}
     server {{
         listen 127.0.0.1:{port};
@@ -216,6 +216,9 @@ def test_proxy_to_unix_upstreams():
 
     st, _, body = get("/named/x")
     assert (st, body) == (200, "app a /named/x host=127.0.0.1:%d" % port), body
+    # the keep-alive pool works for unix peers as for IP ones
+    for i in range(5):
+        assert get("/named/k%d" % i)[2] == "app a /named/k%d host=127.0.0.1:%d" % (i, port)
     st, _, body = get("/direct/y?q=1")
     assert (st, body) == (200, "app a /inner/y?q=1 host=127.0.0.1:%d" % port), body
     st, _, body = get("/nouri/z")
