@@ -205,7 +205,8 @@ def test_auth_request_phase_order():
 
 
 def test_client_gone_while_waiting():
-    """the client closes while the subrequest waits: nothing leaks, the worker serves on"""
+    """the client closes while the subrequest waits: the answer goes nowhere and the
+    worker serves on; a stop while a subrequest is in flight drops it cleanly"""
     auth, up, z, port = _start(workers=1)
     import socket
     for _ in range(3):
@@ -215,6 +216,12 @@ def test_client_gone_while_waiting():
     assert zg.wait_for(lambda: len([a for a in auth.seen if a["token"] == "slow"]) == 3)
     assert _req(port, "/echo/ok", "good")[0] == 200
     assert len(z.workers()) == 1
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /echo/g HTTP/1.1\r\nHost: x\r\nX-Token: slow\r\n\r\n")
+    assert zg.wait_for(lambda: len([a for a in auth.seen if a["token"] == "slow"]) == 4)
+    assert z.stop() == 0
+    s.close()
+    assert "signal" not in z.error_log() and "alert" not in z.error_log(), z.error_log()
 
 
 def test_auth_request_config():
