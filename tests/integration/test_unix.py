@@ -382,3 +382,45 @@ def test_unix_config_errors():
         "server {{ listen unix:/run/zg.sock; location / {{ proxy_pass http://u; }} }} }}\n"
         "stream {{ server {{ listen unix:/run/st.sock; proxy_pass unix:/run/b.sock; }} }}")
     assert rc == 0, out
+
+
+def test_stream_unix_same_as_nginx():
+    import test_stream_nginx_diff as sd
+    if not os.path.exists(sd.NGINX) or not os.path.exists(sd.STREAM_MODULE):
+        raise Skip("nginx or its stream module is missing (scripts/deps.sh installs them)")
+    d = _sockdir()
+    echo = os.path.join(d, "echo.sock")
+    _unix_echo(echo)
+    conf = """
+stream {{
+    log_format u '$remote_addr $binary_remote_addr $upstream_addr $status';
+    proxy_half_close on;
+    server {{ listen unix:{sock}; proxy_pass unix:{echo}; access_log {dir}/s.log u; }}
+}}
+"""
+    zsock, nsock = os.path.join(d, "zs.sock"), os.path.join(d, "ns.sock")
+    zd, nd = _sockdir(), _sockdir()
+    z = Zonegate("worker_processes 2;\n" + conf, sock=zsock, echo=echo, dir=zd)
+    n = sd.NginxStream(conf.format(sock=nsock, echo=echo, dir=nd))
+    try:
+        wait_unix(zsock, z.proc)
+        wait_unix(nsock, n.proc)
+        out = []
+        for sock in (zsock, nsock):
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(sock)
+            out.append(_talk(c, b"ping"))
+            c.close()
+        assert out[0] == out[1] == b"pingbye 4", out
+        logs = []
+        for ld in (zd, nd):
+            path = os.path.join(ld, "s.log")
+            # the probe of wait_unix and the session above
+            assert wait_for(lambda: os.path.exists(path)
+                            and len(open(path).read().splitlines()) == 2), path
+            logs.append(open(path).read().splitlines())
+        assert logs[0] == logs[1] == ["unix: unix: unix:%s 200" % echo] * 2, logs
+        assert stat.S_IMODE(os.stat(zsock).st_mode) == stat.S_IMODE(os.stat(nsock).st_mode)
+    finally:
+        z.stop()
+        n.stop()
