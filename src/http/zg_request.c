@@ -612,6 +612,9 @@ static void zg_request_phases(zg_request_t *r)
     for (end = zg_hooks.access_end; i < end; i++) {
         r->phase = i + 1;
         rc = h[i](r);
+        if (rc == ZG_DECLINED && r->access_code == 0) {
+            continue; /* nothing to say, no refusal pending: zg_request_access's answer */
+        }
         if (rc == ZG_DONE || rc == ZG_AGAIN) {
             return;
         }
