@@ -11,6 +11,9 @@ each proxy and location in turn, REPS times alternating; medians of req/s and p9
 zonegate/nginx ratios.
 
   REPS=4 DURATION=5 CONNS=64 ZG_BIN=build/zonegate python3 bench/auth.py
+  python3 bench/auth.py ir   instructions per /a request (callgrind, 1 worker, master
+                             and worker, N1=200 and N2=1200 sequential keep-alive
+                             requests: (Ir(N2)-Ir(N1))/(N2-N1)), both proxies
 """
 import os
 import re
@@ -18,6 +21,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -62,11 +66,12 @@ def wait_port(port):
     raise RuntimeError("port %d not listening" % port)
 
 
-def start(kind, d, port, up, auth, workers=2):
+def start(kind, d, port, up, auth, workers=2, wrap=None):
     conf = os.path.join(d, kind + ".conf")
     if kind == "zonegate":
-        text = ("worker_processes %d;\nerror_log %s/zg.log;\npid %s/zg.pid;\nhttp {{\n%s}}\n"
-                % (workers, d, d, SERVER)).format(port=port, up=up, auth=auth)
+        text = ("worker_processes %d;\nerror_log %s/zg.log;\npid %s/zg.pid;\n%shttp {{\n%s}}\n"
+                % (workers, d, d, "worker_sandbox off;\n" if wrap else "", SERVER)).format(
+                    port=port, up=up, auth=auth)
         argv = [ZG, "-c", conf]
     else:
         text = ("user root;\nworker_processes %d;\ndaemon off;\nerror_log %s/ng.log;\n"
@@ -78,6 +83,8 @@ def start(kind, d, port, up, auth, workers=2):
         argv = [NGINX, "-p", d + "/", "-c", conf]
     with open(conf, "w") as f:
         f.write(text)
+    if wrap:
+        argv = wrap + argv
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
     wait_port(port)
@@ -97,6 +104,51 @@ def wrk(port, path):
             int(non2xx.group(1)) if non2xx else 0)
 
 
+def sequential(port, path, n):
+    """n GETs of path on one keep-alive connection"""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(n):
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+    c.close()
+
+
+def ir_total(kind, d, up, auth, n):
+    import glob
+    out = os.path.join(d, "cg-%s-%d" % (kind, n))
+    os.makedirs(out, exist_ok=True)
+    os.chmod(out, 0o777)
+    wrap = ["valgrind", "-q", "--tool=callgrind", "--trace-children=yes",
+            "--callgrind-out-file=%s/callgrind.out.%%p" % out]
+    port = free_port()
+    p = start(kind, d, port, up, auth, workers=1, wrap=wrap)
+    sequential(port, "/a", 5)
+    sequential(port, "/a", n)
+    os.killpg(p.pid, signal.SIGQUIT)
+    p.wait()
+    time.sleep(0.5)
+    total = 0
+    for f in glob.glob(out + "/callgrind.out.*"):
+        with open(f) as fh:
+            for line in fh:
+                if line.startswith(("totals:", "summary:")):
+                    total += int(line.split()[1])
+                    break
+    return total
+
+
+def main_ir(d, up, auth):
+    n1, n2 = int(os.environ.get("N1", "200")), int(os.environ.get("N2", "1200"))
+    for kind in ("zonegate", "nginx"):
+        a = ir_total(kind, d, up, auth, n1)
+        b = ir_total(kind, d, up, auth, n2)
+        print("%-9s %.0f instructions per request with auth_request" % (
+            kind, (b - a) / (n2 - n1)))
+
+
 def main():
     d = tempfile.mkdtemp(prefix="zgbench-auth-")
     os.chmod(d, 0o755)  # workers run as nobody
@@ -108,6 +160,14 @@ def main():
            for p in (up_port, auth_port)]
     for p in (up_port, auth_port):
         wait_port(p)
+    if len(sys.argv) > 1 and sys.argv[1] == "ir":
+        try:
+            main_ir(d, up_port, auth_port)
+        finally:
+            for u in ups:
+                os.killpg(u.pid, signal.SIGTERM)
+                u.wait()
+        return
     ports = {"zonegate": free_port(), "nginx": free_port()}
     procs = {k: start(k, d, p, up_port, auth_port) for k, p in ports.items()}
     try:
