@@ -88,6 +88,8 @@ CONF = """
         auth_request_set $user $upstream_http_x_user;
         auth_request_set $ast "$upstream_status $upstream_http_x_seen_method";
         add_header X-Auth $ast always;
+        auth_request_set $aaddr $upstream_addr;
+        add_header X-Auth-Addr $aaddr always;
         location = /auth {{
             internal;
             proxy_pass http://authsvc/check;
@@ -142,6 +144,7 @@ def test_auth_request_decides():
     user, info = _echo_user(b)
     assert user == "alice" and info["path"] == "/echo/x?a=1"
     assert h.get("x-auth") == "200 GET", h
+    assert h.get("x-auth-addr") == "127.0.0.1:%d" % auth.port, h
     st, _, b = _req(port, "/echo/y", "nocontent")
     assert st == 200 and _echo_user(b)[0] == "bob"
     # the subrequest: GET of the location's URI, the original headers, no body
@@ -150,6 +153,9 @@ def test_auth_request_decides():
     assert seen[0]["uri"] == "/echo/x?a=1" and seen[0]["method"] == "GET"
     st, _, b = _req(port, "/echo/post", "good", method="POST", body=b"x" * 1000)
     assert st == 200 and json.loads(b)["length"] == 1000
+    # a body larger than what is read with the head waits in the socket meanwhile
+    st, _, b = _req(port, "/echo/big", "good", method="POST", body=b"z" * 300000)
+    assert st == 200 and json.loads(b)["length"] == 300000
     assert auth.seen[-1]["length"] is None  # no body, no Content-Length to the service
     # 401 with the service's WWW-Authenticate; 403
     st, h, b = _req(port, "/echo/z", "bad")
@@ -163,7 +169,7 @@ def test_auth_request_decides():
         assert st == 500, (tok, st)
     assert "auth request unexpected status: 302" in z.error_log()
     # the app saw only the allowed requests
-    assert up.count() == 3
+    assert up.count() == 4
     # auth_request off; an auth location answering by itself (return 204)
     n = len(auth.seen)
     assert _req(port, "/open/echo", "bad")[0] == 200
@@ -253,6 +259,7 @@ def test_auth_request_same_as_nginx():
             ("/echo/c", "bad", "GET", None), ("/echo/d", "forbid", "GET", None),
             ("/echo/e", "moved", "GET", None), ("/echo/f", "broken", "GET", None),
             ("/echo/p", "good", "POST", b"y" * 100), ("/echo/h", "good", "HEAD", None),
+            ("/echo/q", "good", "POST", b"w" * 200000),
             ("/open/echo", "bad", "GET", None), ("/local/echo", "bad", "GET", None),
             ("/down/echo", "good", "GET", None), ("/all/echo", "good", "GET", None),
             ("/any/echo", "good", "GET", None), ("/any/echo", "bad", "GET", None),
@@ -262,7 +269,7 @@ def test_auth_request_same_as_nginx():
         def summary(port, path, tok, method, body):
             st, h, b = _req(port, path, tok, method, body)
             user = _echo_user(b)[0] if st == 200 and b.startswith(b"{") else None
-            return (st, h.get("www-authenticate"), h.get("x-auth"), user)
+            return (st, h.get("www-authenticate"), h.get("x-auth"), h.get("x-auth-addr"), user)
 
         for step in script:
             before = len(auth.seen)
