@@ -254,6 +254,16 @@ def test_unix_both_ways_same_as_nginx():
         location / {{ return 200 "ra=$remote_addr bra=$binary_remote_addr\\n"; }}
         location /lim {{ limit_req zone=one; proxy_pass http://unix:{app}; }}
         location /p/ {{ proxy_pass http://unix:{app}:/in/; }}
+        location /deny/ {{ deny unix:; proxy_pass http://unix:{app}:/in/; }}
+        location /allow/ {{ allow unix:; deny all; proxy_pass http://unix:{app}:/in/; }}
+        location /rip/ {{
+            set_real_ip_from unix:; real_ip_header X-Real-IP;
+            proxy_pass http://unix:{app}:/in/; add_header X-RA $remote_addr;
+        }}
+        location /norip/ {{
+            set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP;
+            proxy_pass http://unix:{app}:/in/; add_header X-RA $remote_addr;
+        }}
     }}
 """
     zport, nport = free_port(), free_port()
@@ -265,14 +275,24 @@ def test_unix_both_ways_same_as_nginx():
     try:
         wait_unix(zsock, z.proc)
         wait_unix(nsock, n.proc)
-        script = ["/", "/lim", "/lim", "/p/a?b=c"]
-        a = [curl_unix(zsock, p) for p in script]
-        b = [curl_unix(nsock, p) for p in script]
+        script = ["/", "/lim", "/lim", "/p/a?b=c", "/deny/", "/allow/x", "/rip/", "/norip/"]
+        hdr = ("-H", "X-Real-IP: 192.0.2.7", "-D", "/dev/stdout")
+
+        def run(sock):
+            out = []
+            for p in script:
+                st, body = curl_unix(sock, p, hdr)
+                ra = [ln for ln in body.splitlines() if ln.lower().startswith("x-ra:")]
+                body = body.split("\r\n\r\n", 1)[-1]
+                out.append((st, body, ra))
+            return out
+        a, b = run(zsock), run(nsock)
         # the error pages differ by the server's name only
-        b = [(s, t.replace("nginx/1.22.1", "zonegate")) for s, t in b]
+        b = [(s, t.replace("nginx/1.22.1", "zonegate"), r) for s, t, r in b]
         assert a == b, (a, b)
-        assert a[0] == (200, "ra=unix: bra=unix:\n")
-        assert [s for s, _ in a] == [200, 200, 503, 200]
+        assert a[0][:2] == (200, "ra=unix: bra=unix:\n"), a
+        assert [s for s, _, _ in a] == [200, 200, 503, 200, 403, 200, 200, 200], a
+        assert a[6][2] == ["X-RA: 192.0.2.7"] and a[7][2] == ["X-RA: unix:"], a
         assert stat.S_IMODE(os.stat(zsock).st_mode) == stat.S_IMODE(os.stat(nsock).st_mode)
     finally:
         z.stop()
