@@ -444,3 +444,39 @@ stream {{
     finally:
         z.stop()
         n.stop()
+
+
+def test_stream_realip_from_unix():
+    """stream `set_real_ip_from unix:`: a PROXY header from a unix client names the
+    client; without it the address stays "unix:" """
+    d = _sockdir()
+    echo = os.path.join(d, "echo.sock")
+    _unix_echo(echo)
+    conf = """
+worker_processes 1;
+stream {{
+    log_format a '$remote_addr $proxy_protocol_addr';
+    proxy_half_close on;
+    server {{ listen unix:{dir}/t.sock proxy_protocol; set_real_ip_from unix:;
+             proxy_pass unix:{echo}; access_log {dir}/t.log a; }}
+    server {{ listen unix:{dir}/u.sock proxy_protocol;
+             proxy_pass unix:{echo}; access_log {dir}/u.log a; }}
+}}
+"""
+    z = Zonegate(conf, echo=echo, dir=d)
+    for name in ("t", "u"):
+        sock = os.path.join(d, name + ".sock")
+        wait_unix(sock, z.proc)
+    for name in ("t", "u"):
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(os.path.join(d, name + ".sock"))
+        assert _talk(c, b"PROXY TCP4 192.0.2.9 192.0.2.1 4000 80\r\nhi") == b"hibye 2"
+        c.close()
+    lines = {}
+    for name in ("t", "u"):
+        path = os.path.join(d, name + ".log")
+        # the probe of wait_unix (no header: 400) and the session above
+        assert wait_for(lambda: os.path.exists(path)
+                        and "192.0.2.9" in open(path).read()), path
+        lines[name] = [ln for ln in open(path).read().splitlines() if "192.0.2.9" in ln]
+    assert lines == {"t": ["192.0.2.9 192.0.2.9"], "u": ["unix: 192.0.2.9"]}, lines
