@@ -109,6 +109,9 @@ CONF = """
         }}
         location /all/ {{ deny all; proxy_pass http://{up}; }}
         location /lim/ {{ limit_req zone=ar; proxy_pass http://{up}; }}
+        location /ep/ {{ error_page 401 = @login; error_page 403 /denied; proxy_pass http://{up}; }}
+        location @login {{ return 302 http://login.example/; }}
+        location = /denied {{ auth_request off; return 200 "denied page"; }}
     }}
 """
 
@@ -264,12 +267,15 @@ def test_auth_request_same_as_nginx():
             ("/down/echo", "good", "GET", None), ("/all/echo", "good", "GET", None),
             ("/any/echo", "good", "GET", None), ("/any/echo", "bad", "GET", None),
             ("/any/echo", "forbid", "GET", None), ("/auth", "good", "GET", None),
+            ("/ep/x", "bad", "GET", None), ("/ep/x", "forbid", "GET", None),
+            ("/ep/x", "good", "GET", None),
         ]
 
         def summary(port, path, tok, method, body):
             st, h, b = _req(port, path, tok, method, body)
             user = _echo_user(b)[0] if st == 200 and b.startswith(b"{") else None
-            return (st, h.get("www-authenticate"), h.get("x-auth"), h.get("x-auth-addr"), user)
+            return (st, h.get("www-authenticate"), h.get("x-auth"), h.get("x-auth-addr"),
+                    h.get("location"), b if b in (b"denied page",) else None, user)
 
         for step in script:
             before = len(auth.seen)
