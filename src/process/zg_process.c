@@ -137,16 +137,18 @@ static int zg_listen_unix_sock(const zg_addr_t *addr, int backlog)
     struct stat st;
 
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        /* non-blocking: a live listener with a full queue answers EAGAIN */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (probe == -1) {
             zg_log_error(ZG_LOG_EMERG, errno, "socket() %s failed", addr->text);
             return -1;
         }
-        int live = connect(probe, (const struct sockaddr *)&addr->sa, addr->socklen) == 0
-                   || errno == EAGAIN;
+        int err = connect(probe, (const struct sockaddr *)&addr->sa, addr->socklen) == 0
+                      ? 0 : errno;
         close(probe);
-        if (live) {
-            zg_log_error(ZG_LOG_EMERG, EADDRINUSE, "bind() to %s failed", addr->text);
+        if (err != ECONNREFUSED) {
+            zg_log_error(ZG_LOG_EMERG, err == 0 || err == EAGAIN ? EADDRINUSE : err,
+                         "bind() to %s failed", addr->text);
             return -1;
         }
         if (unlink(path) != 0) {
