@@ -6,8 +6,10 @@
  * headers of the response, whose body is not read.  A location whose first rewrite
  * directive is `return CODE` answers CODE without an upstream.  Unlike nginx, the subrequest's location runs no
  * phase handlers of its own (rewrite, limits, access): it is used for its proxy_pass
- * (or return) only; any other location answers 500.  Each subrequest opens a new
- * upstream connection ("Connection: close"). */
+ * (or return) only; any other location answers 500.  With `keepalive N` in the
+ * upstream, a connection whose answer was complete and reusable waits idle for the
+ * next subrequest to its peer (N per upstream and worker, 60 s); else each
+ * subrequest opens a new one ("Connection: close"). */
 #ifndef ZG_PROXY_SUB_H
 #define ZG_PROXY_SUB_H
 
@@ -38,5 +40,7 @@ zg_proxy_sub_t *zg_proxy_sub_start(zg_request_t *r, const zg_str_t *uri,
 /* Ends a subrequest whose done has not been called (the request is going away);
  * done is then never called. */
 void zg_proxy_sub_cancel(zg_proxy_sub_t *sr);
+/* Closes this worker's idle subrequest connections (graceful stop, exit). */
+void zg_proxy_sub_pool_close(void);
 
 #endif

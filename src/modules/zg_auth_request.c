@@ -153,6 +153,13 @@ static size_t zg_auth_request_headers(zg_request_t *r, char *buf, size_t len, in
     return n;
 }
 
+/* the subrequests' idle upstream connections must not hold a stopping worker */
+static void zg_auth_request_quit(zg_worker_t *w)
+{
+    (void)w;
+    zg_proxy_sub_pool_close();
+}
+
 /* ---------------------------------------------------------------- config */
 
 static int zg_auth_request_uri(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -257,5 +264,7 @@ zg_module_t zg_auth_request_module = {
     .handler = zg_auth_request_handler,
     .release = zg_auth_request_release,
     .headers = zg_auth_request_headers,
+    .quit_worker = zg_auth_request_quit,
+    .exit_worker = zg_auth_request_quit,
     .ctx_size = sizeof(zg_auth_request_ctx_t),
 };

@@ -15,6 +15,7 @@
 #include "zg_upstream.h"
 
 #define ZG_SUB_HEAD_MAX (16 * 1024) /* the auth service's response head */
+#define ZG_SUB_IDLE_MSEC 60000      /* an idle kept-alive connection (as the proxy's) */
 
 enum {
     ZG_SUB_IDLE = 0,
@@ -23,13 +24,25 @@ enum {
     ZG_SUB_WAIT,     /* waiting for the upstream (connect, send, head) */
 };
 
-/* one connection attempt; outlives the subrequest until its handle is closed */
-typedef struct {
+/* one upstream connection; outlives the subrequest until its handle is closed, or
+ * waits idle for the next subrequest to its peer (upstream `keepalive N`) */
+typedef struct zg_sub_conn_s zg_sub_conn_t;
+struct zg_sub_conn_s {
     uv_tcp_t tcp;
     uv_connect_t connect;
     uv_write_t wr;
-    zg_proxy_sub_t *sr;  /* NULL once given up */
-} zg_sub_conn_t;
+    zg_proxy_sub_t *sr;  /* NULL once given up, or idle */
+    /* idle: the worker's list of kept connections */
+    zg_upstream_conf_t *u;
+    int peer;
+    zg_msec_t idle_since;
+    zg_sub_conn_t *next;
+    unsigned writing : 1;  /* the request head is being written */
+    unsigned reused : 1;   /* taken from the idle list */
+    unsigned got_bytes : 1;
+};
+
+static zg_sub_conn_t *zg_sub_idle; /* this worker's idle connections */
 
 struct zg_proxy_sub_s {
     uv_timer_t timer;    /* deadlines, and the next tick for answers known at once */
@@ -54,6 +67,7 @@ struct zg_proxy_sub_s {
 };
 
 static void zg_sub_attempt(zg_proxy_sub_t *sr);
+static void zg_sub_open(zg_proxy_sub_t *sr, int reuse);
 static void zg_sub_timer(uv_timer_t *t);
 
 /* the connect deadline, then the read deadline once connected */
@@ -158,8 +172,15 @@ static void zg_sub_fail(zg_proxy_sub_t *sr, int timeout, const char *what)
     const zg_proxy_loc_conf_t *s = sr->plcf;
     int status = timeout ? 504 : 502;
     int next = s->next_upstream & (timeout ? ZG_NEXT_TIMEOUT : ZG_NEXT_ERROR);
-    const zg_log_target_t *log = zg_request_log_scope(sr->r);
+    const zg_log_target_t *log;
 
+    if (!timeout && sr->conn != NULL && sr->conn->reused && !sr->conn->got_bytes) {
+        /* a kept-alive connection the upstream closed meanwhile: a new one, same peer */
+        zg_sub_conn_close(sr);
+        zg_sub_open(sr, 0);
+        return;
+    }
+    log = zg_request_log_scope(sr->r);
     zg_log_error(ZG_LOG_ERR, 0, "%s while reading the auth subrequest's response header, "
                  "client: %s, upstream: \"%s\"", what, zg_conn_addr_text(sr->r->c),
                  sr->pick.addr ? sr->pick.addr->text : "-");
@@ -242,12 +263,105 @@ static void zg_sub_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(b, (unsigned)len);
 }
 
-static void zg_sub_got_head(zg_proxy_sub_t *sr)
+static void zg_sub_idle_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char scratch[64];
+
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void zg_sub_idle_drop(zg_sub_conn_t *c)
+{
+    for (zg_sub_conn_t **pp = &zg_sub_idle; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    uv_close((uv_handle_t *)&c->tcp, zg_sub_conn_closed);
+}
+
+/* an idle connection: the upstream closed it or sent bytes nobody asked for */
+static void zg_sub_idle_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread != 0) {
+        zg_sub_idle_drop(s->data);
+    }
+}
+
+/* keeps the connection of a complete, reusable answer for the next subrequest to
+ * its peer (upstream `keepalive N`: at most N idle per upstream and worker); 1 =
+ * kept, 0 = the caller closes it */
+static int zg_sub_keep(zg_proxy_sub_t *sr)
+{
+    zg_sub_conn_t *c = sr->conn;
+    int n = 0;
+
+    if (c == NULL || sr->u->keepalive <= 0 || c->writing || sr->r->c->w->quitting
+        || !zg_http_resp_reusable(sr->resp)) {
+        return 0;
+    }
+    for (zg_sub_conn_t *i = zg_sub_idle; i != NULL; i = i->next) {
+        n += i->u == sr->u;
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (n >= sr->u->keepalive
+        || uv_read_start((uv_stream_t *)&c->tcp, zg_sub_idle_alloc, zg_sub_idle_read) != 0) {
+        return 0;
+    }
+    c->sr = NULL;
+    c->u = sr->u;
+    c->peer = sr->pick.peer;
+    c->idle_since = zg_time_msec();
+    c->next = zg_sub_idle;
+    zg_sub_idle = c;
+    sr->conn = NULL;
+    return 1;
+}
+
+/* an idle connection to peer of u (the expired ones closed on the way); NULL = none */
+static zg_sub_conn_t *zg_sub_idle_get(zg_upstream_conf_t *u, int peer)
+{
+    zg_msec_t now = zg_time_msec();
+
+    for (zg_sub_conn_t **pp = &zg_sub_idle; *pp != NULL;) {
+        zg_sub_conn_t *c = *pp;
+        if (now - c->idle_since >= ZG_SUB_IDLE_MSEC) {
+            *pp = c->next;
+            uv_close((uv_handle_t *)&c->tcp, zg_sub_conn_closed);
+            continue;
+        }
+        if (c->u == u && c->peer == peer) {
+            *pp = c->next;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            return c;
+        }
+        pp = &c->next;
+    }
+    return NULL;
+}
+
+void zg_proxy_sub_pool_close(void)
+{
+    while (zg_sub_idle != NULL) {
+        zg_sub_conn_t *c = zg_sub_idle;
+        zg_sub_idle = c->next;
+        uv_close((uv_handle_t *)&c->tcp, zg_sub_conn_closed);
+    }
+}
+
+/* complete: the whole answer was read (it may be kept alive) */
+static void zg_sub_got_head(zg_proxy_sub_t *sr, int complete)
 {
     int status = sr->res.status;
 
     zg_sub_note(sr, status);
-    zg_sub_conn_close(sr);
+    if (!complete || !zg_sub_keep(sr)) {
+        zg_sub_conn_close(sr);
+    }
     zg_upstream_free(sr->u, &sr->pick, 0, zg_time_msec());
     zg_sub_finish(sr, status);
 }
@@ -263,19 +377,22 @@ static void zg_sub_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
-        rc = nread == UV_EOF ? zg_http_resp_eof(sr->resp) : ZG_ERROR;
         if (sr->got_head) {
-            zg_sub_got_head(sr);
+            zg_sub_got_head(sr, 0);
         } else {
-            (void)rc;
             zg_sub_fail(sr, 0, nread == UV_EOF ? "upstream prematurely closed connection"
                                                : "recv() failed");
         }
         return;
     }
+    c->got_bytes = 1;
     rc = zg_http_resp_feed(sr->resp, (size_t)nread);
     if (sr->got_head) {
-        zg_sub_got_head(sr); /* the body is not read (header only, as nginx) */
+        if (rc == ZG_OK && sr->u->keepalive > 0) {
+            return; /* the rest of the answer is read (discarded), to keep the connection */
+        }
+        /* without keepalive the body is not waited for (header only) */
+        zg_sub_got_head(sr, rc == ZG_DONE);
         return;
     }
     if (rc != ZG_OK) {
@@ -287,6 +404,7 @@ static void zg_sub_written(uv_write_t *req, int status)
 {
     zg_sub_conn_t *c = req->data;
 
+    c->writing = 0;
     if (c->sr != NULL && status < 0) {
         zg_sub_fail(c->sr, 0, "send() failed");
     }
@@ -309,10 +427,13 @@ static void zg_sub_connected(uv_connect_t *req, int status)
     }
     zg_sub_deadline(sr, sr->plcf->read_timeout);
     b = uv_buf_init(sr->head.data, (unsigned)sr->head.len);
-    if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, zg_sub_written) != 0
-        || uv_read_start((uv_stream_t *)&c->tcp, zg_sub_alloc, zg_sub_on_read) != 0) {
+    if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, zg_sub_written) != 0) {
         zg_sub_fail(sr, 0, "send() failed");
         return;
+    }
+    c->writing = 1;
+    if (uv_read_start((uv_stream_t *)&c->tcp, zg_sub_alloc, zg_sub_on_read) != 0) {
+        zg_sub_fail(sr, 0, "recv() failed");
     }
 }
 
@@ -337,8 +458,6 @@ static void zg_sub_timer(uv_timer_t *t)
 static void zg_sub_attempt(zg_proxy_sub_t *sr)
 {
     zg_request_t *r = sr->r;
-    zg_sub_conn_t *c;
-    int rc;
 
     if (zg_upstream_get(sr->u, &sr->pick, zg_time_msec()) != ZG_OK) {
         if (sr->pick.tries == 0) {
@@ -350,23 +469,44 @@ static void zg_sub_attempt(zg_proxy_sub_t *sr)
         zg_sub_answer(sr, sr->last_status ? sr->last_status : 502);
         return;
     }
+    if (sr->addrs.len > 0) {
+        zg_buf_append(&sr->addrs, ", ", 2);
+    }
+    zg_buf_str(&sr->addrs, sr->pick.addr->text);
+    sr->attempt_start = zg_time_msec();
+    zg_sub_open(sr, 1);
+}
+
+/* a connection to the picked peer: a kept-alive one (reuse), else a new one */
+static void zg_sub_open(zg_proxy_sub_t *sr, int reuse)
+{
+    zg_request_t *r = sr->r;
+    zg_sub_conn_t *c = NULL;
+    int rc;
+
+    sr->got_head = 0;
+    zg_http_resp_reset(sr->resp, 0);
+    if (reuse && sr->u->keepalive > 0
+        && (c = zg_sub_idle_get(sr->u, sr->pick.peer)) != NULL) {
+        c->sr = sr;
+        c->reused = 1;
+        c->got_bytes = 0;
+        sr->conn = c;
+        sr->state = ZG_SUB_CONNECT; /* "connected", on the next tick */
+        sr->connect_rc = 0;
+        uv_timer_start(&sr->timer, zg_sub_timer, 0, 0);
+        return;
+    }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         zg_upstream_free(sr->u, &sr->pick, 0, zg_time_msec());
         zg_sub_answer(sr, 500);
         return;
     }
-    if (sr->addrs.len > 0) {
-        zg_buf_append(&sr->addrs, ", ", 2);
-    }
-    zg_buf_str(&sr->addrs, sr->pick.addr->text);
     uv_tcp_init(r->c->w->loop, &c->tcp);
     c->tcp.data = c->connect.data = c->wr.data = c;
     c->sr = sr;
     sr->conn = c;
-    sr->got_head = 0;
-    zg_http_resp_reset(sr->resp, 0);
-    sr->attempt_start = zg_time_msec();
     sr->state = ZG_SUB_WAIT;
     if (sr->pick.addr->sa.ss_family == AF_UNIX) {
         rc = zg_unix_connect(&c->tcp, sr->pick.addr);
@@ -472,7 +612,11 @@ static int zg_sub_build_head(zg_proxy_sub_t *sr, const char *uri, size_t len)
         zg_buf_str(b, addr);
         zg_buf_append(b, "\r\n", 2);
     }
-    zg_buf_append(b, "Connection: close\r\n\r\n", 21);
+    if (sr->u->keepalive > 0) {
+        zg_buf_append(b, "Connection: keep-alive\r\n\r\n", 26);
+    } else {
+        zg_buf_append(b, "Connection: close\r\n\r\n", 21);
+    }
     return b->failed ? ZG_ERROR : ZG_OK;
 }
 

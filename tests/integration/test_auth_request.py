@@ -29,11 +29,12 @@ class _AuthHandler(http.server.BaseHTTPRequestHandler):
             srv.seen.append({"method": self.command, "path": self.path,
                              "uri": self.headers.get("X-Original-URI"),
                              "length": self.headers.get("Content-Length"),
-                             "token": tok})
+                             "token": tok, "port": self.client_address[1]})
         if tok == "slow":
             time.sleep(3)
         code, extra = {
             "good": (200, {"X-User": "alice"}),
+            "drop": (200, {"X-User": "dropper"}),
             "nocontent": (204, {"X-User": "bob"}),
             "bad": (401, {"WWW-Authenticate": 'Bearer realm="api"'}),
             "forbid": (403, {}),
@@ -48,6 +49,8 @@ class _AuthHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        if tok == "drop":
+            self.close_connection = True  # closes after answering, without saying so
 
     do_POST = do_HEAD = do_PUT = do_GET
 
@@ -82,6 +85,7 @@ class AuthService:
 CONF = """
     limit_req_zone $http_x_key zone=ar:1m rate=1r/m;
     upstream authsvc {{ server 127.0.0.1:{aport}; }}
+    upstream authka {{ server 127.0.0.1:{aport}; keepalive 2; }}
     server {{
         listen 127.0.0.1:{port};
         auth_request /auth;
@@ -109,6 +113,8 @@ CONF = """
         }}
         location /all/ {{ deny all; proxy_pass http://{up}; }}
         location /lim/ {{ limit_req zone=ar; proxy_pass http://{up}; }}
+        location = /auth-ka {{ internal; proxy_pass http://authka/check; }}
+        location /ka/ {{ auth_request /auth-ka; proxy_pass http://{up}; }}
         location /ep/ {{ error_page 401 = @login; error_page 403 /denied; proxy_pass http://{up}; }}
         location @login {{ return 302 http://login.example/; }}
         location = /denied {{ auth_request off; return 200 "denied page"; }}
@@ -211,6 +217,24 @@ def test_auth_request_phase_order():
     assert _req(port, "/lim/echo", "good", key="k")[0] == 200
     assert _req(port, "/lim/echo", "good", key="k")[0] == 503
     assert len(auth.seen) == n + 1
+
+
+def test_auth_request_keepalive():
+    """upstream keepalive: the subrequests of a worker share a connection; one the
+    service closed meanwhile is replaced without failing the request"""
+    auth, up, z, port = _start(workers=1)
+    for _ in range(5):
+        assert _req(port, "/ka/x", "good")[0] == 200
+    assert len({a["port"] for a in auth.seen}) == 1, auth.seen
+    n = len(auth.seen)
+    for _ in range(3):  # no keepalive: a connection each
+        assert _req(port, "/echo/x", "good")[0] == 200
+    assert len({a["port"] for a in auth.seen[n:]}) == 3
+    for tok in ("drop", "good", "drop", "drop", "good", "good"):
+        st, h, _ = _req(port, "/ka/x", tok)
+        assert st == 200 and h.get("x-auth") == "200 GET", (tok, st, h)
+    assert "prematurely" not in z.error_log()
+    assert z.stop() == 0
 
 
 def test_client_gone_while_waiting():
