@@ -6,12 +6,13 @@ Both proxies run 2 workers.  Two instances of bench/upstream.c: the app (upstrea
 keep-alive) and the auth service (answers 200 to everything).  `/a` has `auth_request
 /auth` (an internal location proxying to the auth service: a new connection per
 subrequest on both proxies, nginx's default without `keepalive` for that upstream),
-`/plain` the same proxy_pass without it.  wrk (-t2 -cCONNS, DURATION s) runs against
+`/ak` the same with `keepalive 16` in the auth upstream (nginx: proxy_http_version 1.1
+and an empty Connection header in the auth location), `/plain` no auth_request.  wrk (-t2 -cCONNS, DURATION s) runs against
 each proxy and location in turn, REPS times alternating; medians of req/s and p99 with
 zonegate/nginx ratios.
 
   REPS=4 DURATION=5 CONNS=64 ZG_BIN=build/zonegate python3 bench/auth.py
-  python3 bench/auth.py ir   instructions per /a request (callgrind, 1 worker, master
+  python3 bench/auth.py ir   instructions per /a and /ak request (callgrind, 1 worker, master
                              and worker, N1=200 and N2=1200 sequential keep-alive
                              requests: (Ir(N2)-Ir(N1))/(N2-N1)), both proxies
 """
@@ -36,10 +37,16 @@ CONNS = int(os.environ.get("CONNS", "64"))
 SERVER = """
     upstream app {{ server 127.0.0.1:{up}; keepalive 64; }}
     upstream authsvc {{ server 127.0.0.1:{auth}; }}
+    upstream authka {{ server 127.0.0.1:{auth}; keepalive 16; }}
     server {{
         listen 127.0.0.1:{port};
         location = /auth {{ internal; proxy_pass http://authsvc/check;
                            proxy_set_header Content-Length ""; }}
+        location = /auth-ka {{ internal; proxy_pass http://authka/check;
+                              proxy_http_version 1.1; proxy_set_header Connection "";
+                              proxy_set_header Content-Length ""; }}
+        location /ak {{ auth_request /auth-ka; proxy_pass http://app;
+                       proxy_http_version 1.1; proxy_set_header Connection ""; }}
         location /a {{ auth_request /auth; proxy_pass http://app; proxy_http_version 1.1;
                       proxy_set_header Connection ""; }}
         location /plain {{ proxy_pass http://app; proxy_http_version 1.1;
@@ -116,17 +123,17 @@ def sequential(port, path, n):
     c.close()
 
 
-def ir_total(kind, d, up, auth, n):
+def ir_total(kind, d, up, auth, n, path):
     import glob
-    out = os.path.join(d, "cg-%s-%d" % (kind, n))
+    out = os.path.join(d, "cg-%s-%d-%s" % (kind, n, path.strip("/")))
     os.makedirs(out, exist_ok=True)
     os.chmod(out, 0o777)
     wrap = ["valgrind", "-q", "--tool=callgrind", "--trace-children=yes",
             "--callgrind-out-file=%s/callgrind.out.%%p" % out]
     port = free_port()
     p = start(kind, d, port, up, auth, workers=1, wrap=wrap)
-    sequential(port, "/a", 5)
-    sequential(port, "/a", n)
+    sequential(port, path, 5)
+    sequential(port, path, n)
     os.killpg(p.pid, signal.SIGQUIT)
     p.wait()
     time.sleep(0.5)
@@ -142,11 +149,11 @@ def ir_total(kind, d, up, auth, n):
 
 def main_ir(d, up, auth):
     n1, n2 = int(os.environ.get("N1", "200")), int(os.environ.get("N2", "1200"))
-    for kind in ("zonegate", "nginx"):
-        a = ir_total(kind, d, up, auth, n1)
-        b = ir_total(kind, d, up, auth, n2)
-        print("%-9s %.0f instructions per request with auth_request" % (
-            kind, (b - a) / (n2 - n1)))
+    for path in ("/a", "/ak"):
+        for kind in ("zonegate", "nginx"):
+            a = ir_total(kind, d, up, auth, n1, path)
+            b = ir_total(kind, d, up, auth, n2, path)
+            print("%-9s %-4s %.0f instructions per request" % (kind, path, (b - a) / (n2 - n1)))
 
 
 def main():
@@ -177,11 +184,11 @@ def main():
         res = {}
         for rep in range(REPS):
             order = list(ports) if rep % 2 == 0 else list(reversed(list(ports)))
-            for path in ("/a", "/plain"):
+            for path in ("/a", "/ak", "/plain"):
                 for k in order:
                     res.setdefault((k, path), []).append(wrk(ports[k], path))
         print("%-8s %-9s %10s %8s %8s" % ("path", "proxy", "req/s", "p99 ms", "non-2xx"))
-        for path in ("/a", "/plain"):
+        for path in ("/a", "/ak", "/plain"):
             med = {}
             for k in ports:
                 runs = res[(k, path)]
