@@ -119,7 +119,7 @@ def test_listen_unix_two_workers_reload_and_exit():
     assert stat.S_IMODE(os.stat(sock).st_mode) == 0o666
     workers = z.wait_workers(2)
     for _ in range(6):
-        assert curl_unix(sock) == (200, "ra=unix: srv=unix:\n")
+        assert curl_unix(sock) == (200, "ra=unix: srv=unix:%s\n" % sock)
     # TCP clients are unaffected
     assert zg.get(port, "/")[0] == 200
     # one listening socket shared by the workers: both accept on it
@@ -136,7 +136,7 @@ def test_listen_unix_two_workers_reload_and_exit():
     z.reload()
     z.wait_workers(2, gone=workers)
     assert os.stat(sock).st_ino == ino
-    assert curl_unix(sock) == (200, "ra=unix: srv=unix:\n")
+    assert curl_unix(sock) == (200, "ra=unix: srv=unix:%s\n" % sock)
     # a reload that drops the address removes the file
     z.rewrite(HTTP_LISTEN.replace("listen unix:{sock};", ""), port=port, sock=sock, app=sock)
     now = z.wait_workers(2)
@@ -252,6 +252,7 @@ def test_unix_both_ways_same_as_nginx():
         listen 127.0.0.1:{port};
         listen unix:{sock};
         location / {{ return 200 "ra=$remote_addr bra=$binary_remote_addr\\n"; }}
+        location /srv {{ return 200 "sa=$server_addr sp=$server_port rp=$remote_port\\n"; }}
         location /lim {{ limit_req zone=one; proxy_pass http://unix:{app}; }}
         location /p/ {{ proxy_pass http://unix:{app}:/in/; }}
         location /deny/ {{ deny unix:; proxy_pass http://unix:{app}:/in/; }}
@@ -275,7 +276,8 @@ def test_unix_both_ways_same_as_nginx():
     try:
         wait_unix(zsock, z.proc)
         wait_unix(nsock, n.proc)
-        script = ["/", "/lim", "/lim", "/p/a?b=c", "/deny/", "/allow/x", "/rip/", "/norip/"]
+        script = ["/", "/lim", "/lim", "/p/a?b=c", "/deny/", "/allow/x", "/rip/", "/norip/",
+                  "/srv"]
         hdr = ("-H", "X-Real-IP: 192.0.2.7", "-D", "/dev/stdout")
 
         def run(sock):
@@ -288,11 +290,13 @@ def test_unix_both_ways_same_as_nginx():
             return out
         a, b = run(zsock), run(nsock)
         # the error pages differ by the server's name only
-        b = [(s, t.replace("nginx/1.22.1", "zonegate"), r) for s, t, r in b]
+        b = [(s, t.replace("nginx/1.22.1", "zonegate").replace(nsock, zsock), r)
+             for s, t, r in b]
         assert a == b, (a, b)
         assert a[0][:2] == (200, "ra=unix: bra=unix:\n"), a
-        assert [s for s, _, _ in a] == [200, 200, 503, 200, 403, 200, 200, 200], a
+        assert [s for s, _, _ in a] == [200, 200, 503, 200, 403, 200, 200, 200, 200], a
         assert a[6][2] == ["X-RA: 192.0.2.7"] and a[7][2] == ["X-RA: unix:"], a
+        assert a[8][1] == "sa=unix:%s sp= rp=\n" % zsock, a[8]
         assert stat.S_IMODE(os.stat(zsock).st_mode) == stat.S_IMODE(os.stat(nsock).st_mode)
     finally:
         z.stop()
@@ -413,7 +417,7 @@ def test_stream_unix_same_as_nginx():
     _unix_echo(echo)
     conf = """
 stream {{
-    log_format u '$remote_addr $binary_remote_addr $upstream_addr $status';
+    log_format u '$remote_addr $binary_remote_addr $upstream_addr $status $server_addr';
     proxy_half_close on;
     server {{ listen unix:{sock}; proxy_pass unix:{echo}; access_log {dir}/s.log u; }}
 }}
@@ -438,8 +442,8 @@ stream {{
             # the probe of wait_unix and the session above
             assert wait_for(lambda: os.path.exists(path)
                             and len(open(path).read().splitlines()) == 2), path
-            logs.append(open(path).read().splitlines())
-        assert logs[0] == logs[1] == ["unix: unix: unix:%s 200" % echo] * 2, logs
+            logs.append(open(path).read().replace(nsock, zsock).splitlines())
+        assert logs[0] == logs[1] == ["unix: unix: unix:%s 200 unix:%s" % (echo, zsock)] * 2, logs
         assert stat.S_IMODE(os.stat(zsock).st_mode) == stat.S_IMODE(os.stat(nsock).st_mode)
     finally:
         z.stop()
