@@ -6,6 +6,7 @@
 #include "zg_admin.h"
 #include "zg_api.h"
 #include "zg_auth_basic.h"
+#include "zg_auth_request.h"
 #include "zg_charset.h"
 #include "zg_cache.h"
 #include "zg_core_module.h"
@@ -50,6 +51,7 @@ zg_module_t *const zg_modules[] = {
     &zg_limit_rate_module, /* preaccess, after the limits: limit_rate's send budget */
     &zg_access_module,     /* access: allow, deny */
     &zg_auth_basic_module, /* access: auth_basic, after allow/deny */
+    &zg_auth_request_module, /* access: auth_request, after auth_basic (nginx's order) */
     &zg_error_page_module, /* error_page: status pages become internal redirects */
     &zg_upstream_module,   /* upstream blocks, peers */
     &zg_proxy_module,      /* content: proxy_pass */

@@ -25,7 +25,7 @@ typedef struct zg_cv_s zg_cv_t; /* compiled "text with $variables" (zg_vars.h) *
 typedef struct {
     struct sockaddr_storage sa;
     socklen_t socklen;
-    char text[64]; /* "127.0.0.1:8080", "[::1]:80" */
+    char text[120]; /* "127.0.0.1:8080", "[::1]:80", "unix:/run/app.sock" */
 } zg_addr_t;
 
 #define ZG_UNSET -1
@@ -316,7 +316,7 @@ int64_t zg_conf_parse_size(const char *s, size_t len);
 /* "500ms" "10s" "1m" "2h" "1d", bare number = seconds; ZG_UNSET_MSEC on error */
 zg_msec_t zg_conf_parse_time(const char *s, size_t len);
 /* "127.0.0.1:8080", "localhost:80", "[::1]:81", "8080" (= 0.0.0.0:8080 for listen),
- * "*:80"; a name takes its first IPv4 address, else its first IPv6 one.  Without a
+ * "*:80", "unix:/path" (AF_UNIX, no port); a name takes its first IPv4 address, else its first IPv6 one.  Without a
  * port, default_port (< 1 = a port is required).  ZG_OK, ZG_DECLINED (host not
  * found) or ZG_ERROR (bad syntax or port). */
 int zg_conf_parse_addr(const char *s, size_t len, int default_port, zg_addr_t *out);

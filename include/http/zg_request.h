@@ -131,6 +131,11 @@ int zg_request_sleeping(const zg_request_t *r);
  * stops), then goes on with the next phase handler.  Returns ZG_AGAIN. */
 int zg_request_sleep(zg_request_t *r, zg_msec_t ms);
 
+/* For an access handler that answered ZG_AGAIN (it waits for something, e.g. an
+ * auth_request subrequest): its answer once known, as it would have returned it
+ * (ZG_OK, ZG_DECLINED, 401, 403; ZG_ERROR = 500); the phases go on from there. */
+void zg_request_access_done(zg_request_t *r, int rc);
+
 /* Queues a complete local response (status page, or body) and ends the response. */
 void zg_request_respond(zg_request_t *r, int status, const char *extra,
                         const char *ctype, const char *body, size_t len);

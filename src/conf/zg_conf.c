@@ -9,12 +9,14 @@
 #include <glob.h>
 #include <limits.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "zg_log.h"
@@ -470,7 +472,10 @@ static void zg_addr_text(zg_addr_t *a)
 {
     char ip[INET6_ADDRSTRLEN];
 
-    if (a->sa.ss_family == AF_INET6) {
+    if (a->sa.ss_family == AF_UNIX) {
+        snprintf(a->text, sizeof(a->text), "unix:%s",
+                 ((struct sockaddr_un *)&a->sa)->sun_path);
+    } else if (a->sa.ss_family == AF_INET6) {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->sa;
         inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
         snprintf(a->text, sizeof(a->text), "[%s]:%d", ip, ntohs(sin6->sin6_port));
@@ -545,12 +550,32 @@ static int zg_addr_resolve(const char *host, int port, zg_addr_t *out)
     return ZG_DECLINED;
 }
 
+/* "unix:/path": the path (relative ones as given, as nginx) */
+static int zg_addr_unix(const char *s, size_t len, zg_addr_t *out)
+{
+    struct sockaddr_un *sun = (struct sockaddr_un *)&out->sa;
+
+    if (len == 0 || len >= sizeof(sun->sun_path) || memchr(s, '\0', len) != NULL) {
+        return ZG_ERROR;
+    }
+    memset(out, 0, sizeof(*out));
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, s, len);
+    out->socklen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+    zg_addr_text(out);
+    return ZG_OK;
+}
+
 int zg_conf_parse_addr(const char *s, size_t len, int default_port, zg_addr_t *out)
 {
     char host[256];
     const char *h, *colon = NULL, *ps = NULL;
     size_t hlen;
     int port, all_digits = len > 0;
+
+    if (len >= 5 && strncasecmp(s, "unix:", 5) == 0) {
+        return zg_addr_unix(s + 5, len - 5, out);
+    }
 
     for (size_t i = 0; i < len; i++) {
         if (s[i] < '0' || s[i] > '9') {
@@ -624,6 +649,10 @@ int zg_addr_eq(const zg_addr_t *a, const zg_addr_t *b)
 {
     if (a->sa.ss_family != b->sa.ss_family) {
         return 0;
+    }
+    if (a->sa.ss_family == AF_UNIX) {
+        return strcmp(((const struct sockaddr_un *)&a->sa)->sun_path,
+                      ((const struct sockaddr_un *)&b->sa)->sun_path) == 0;
     }
     if (a->sa.ss_family == AF_INET6) {
         const struct sockaddr_in6 *x = (const void *)&a->sa, *y = (const void *)&b->sa;

@@ -70,8 +70,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "split_clients", "split_clients module" },
     { "userid", "userid module" },
     { "userid_*", "userid module" },
-    { "auth_request", "auth_request module" },
-    { "auth_request_set", "auth_request module" },
     { "auth_jwt*", "auth_jwt module (NGINX Plus)" },
     { "secure_link", "secure_link module" },
     { "secure_link_*", "secure_link module" },

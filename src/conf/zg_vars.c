@@ -16,6 +16,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#define ZG_VAR_TMP 128 /* a value built in place: an address, "unix:" and a socket path */
+
 enum {
     ZG_VAR_LITERAL = 0,
     ZG_VAR_BINARY_REMOTE_ADDR,
@@ -1271,6 +1273,10 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
         } else if (sa && sa->sa_family == AF_INET6) {
             v.data = (const char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
             v.len = 16;
+        } else if (sa && sa->sa_family == AF_UNIX) {
+            /* as nginx: every unix client is "unix:", one key */
+            v.data = "unix:";
+            v.len = 5;
         }
         return v;
 
@@ -1441,7 +1447,15 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
     case ZG_VAR_SERVER_ADDR: {
         struct sockaddr_storage ss;
         const struct sockaddr *la = zg_var_local(ctx, &ss);
-        if (part->type == ZG_VAR_SERVER_ADDR) {
+        if (part->type == ZG_VAR_SERVER_ADDR && la != NULL && la->sa_family == AF_UNIX) {
+            /* as nginx: "unix:" and the listening socket's path */
+            const char *path = ((const struct sockaddr_un *)(const void *)la)->sun_path;
+            size_t n = strnlen(path, sizeof(((struct sockaddr_un *)0)->sun_path));
+            n = zg_min(n, ZG_VAR_TMP - 5);
+            memcpy(tmp, "unix:", 5);
+            memcpy(tmp + 5, path, n);
+            v.len = 5 + n;
+        } else if (part->type == ZG_VAR_SERVER_ADDR) {
             v.len = zg_var_addr_text(la, tmp);
         } else if ((port = zg_remote_port(la)) > 0) {
             v.len = zg_fmt_u64(tmp, (uint64_t)port);
@@ -1625,7 +1639,7 @@ size_t zg_cv_eval(const zg_cv_t *cv, const zg_var_ctx_t *ctx, int escape, char *
     const zg_cv_part_t *part, *end;
     zg_cv_out_t o;
     zg_str_t v;
-    char tmp[64];
+    char tmp[ZG_VAR_TMP];
 
     part = cv->parts;
 

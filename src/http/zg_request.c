@@ -612,6 +612,9 @@ static void zg_request_phases(zg_request_t *r)
     for (end = zg_hooks.access_end; i < end; i++) {
         r->phase = i + 1;
         rc = h[i](r);
+        if (rc == ZG_DECLINED && r->access_code == 0) {
+            continue; /* nothing to say, no refusal pending: zg_request_access's answer */
+        }
         if (rc == ZG_DONE || rc == ZG_AGAIN) {
             return;
         }
@@ -649,6 +652,19 @@ static void zg_request_run_phases(zg_request_t *r)
     /* the location found in the phases may put its own in scope: always put back */
     saved = log != NULL ? zg_log_scope(log) : zg_log_cur;
     zg_request_phases(r);
+    zg_log_scope(saved);
+}
+
+void zg_request_access_done(zg_request_t *r, int rc)
+{
+    const zg_log_target_t *log = zg_request_core(r)->error_log, *saved;
+
+    saved = log != NULL ? zg_log_scope(log) : zg_log_cur;
+    if (rc == ZG_ERROR) {
+        zg_request_error(r, 500);
+    } else if (zg_request_access(r, rc)) {
+        zg_request_phases(r);
+    }
     zg_log_scope(saved);
 }
 

@@ -712,7 +712,9 @@ void zg_conn_body(zg_conn_t *c)
 const char *zg_conn_addr_text(zg_conn_t *c)
 {
     if (c->addr_text[0] == '\0') {
-        if (c->peer.ss_family == AF_INET6) {
+        if (c->peer.ss_family == AF_UNIX) {
+            memcpy(c->addr_text, "unix:", 6);
+        } else if (c->peer.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&c->peer, c->addr_text, sizeof(c->addr_text));
         } else {
             uv_ip4_name((struct sockaddr_in *)&c->peer, c->addr_text, sizeof(c->addr_text));

@@ -23,7 +23,9 @@ static int zg_access_rule(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     (void)cmd;
     memset(&rule, 0, sizeof(rule));
     rule.deny = cf->name[0] == 'd';
-    if (!zg_conf_eq(&a[1], "all")) {
+    if (zg_conf_eq(&a[1], "unix:")) {
+        rule.family = AF_UNIX; /* every unix socket client, as nginx */
+    } else if (!zg_conf_eq(&a[1], "all")) {
         slash = memchr(a[1].data, '/', a[1].len);
         alen = slash != NULL ? (size_t)(slash - a[1].data) : a[1].len;
         if (alen == 0 || alen >= sizeof(buf)) {
@@ -106,7 +108,7 @@ static int zg_access_check(const zg_access_loc_conf_t *alcf, const struct sockad
     for (int i = 0; i < alcf->nrules; i++) {
         const zg_access_rule_t *rule = &alcf->rules[i];
         if (rule->family != 0) {
-            if (rule->family != family || a == NULL) {
+            if (rule->family != family || (a == NULL && family != AF_UNIX)) {
                 continue;
             }
             size_t k;

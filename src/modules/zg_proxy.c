@@ -16,6 +16,7 @@
 #include "zg_proc.h"
 #include "zg_request.h"
 #include "zg_response.h"
+#include "zg_unix.h"
 #include "zg_upstream.h"
 
 #define ZG_PROXY_RETAIN (64 * 1024)   /* request body kept for a retry */
@@ -491,8 +492,12 @@ static int zg_proxy_build_head(zg_proxy_t *p)
             zg_outq_append(&q, host->data, host->len);
             zg_outq_append(&q, "\r\n", 2);
         } else {
+            /* as nginx's $proxy_host: "localhost" for a unix socket */
             zg_outq_printf(&q, "Host: %s\r\n",
-                           p->u->implicit ? p->u->servers[0].addr.text : p->u->name);
+                           !p->u->implicit ? p->u->name
+                           : p->u->servers[0].addr.sa.ss_family == AF_UNIX
+                               ? "localhost"
+                               : p->u->servers[0].addr.text);
         }
     }
     char abuf[64];
@@ -1219,6 +1224,11 @@ static void zg_proxy_connect(zg_proxy_t *p)
     }
     zg_deadline_set(&p->uc->timer, zg_max(s->connect_timeout, 1));
     zg_upconn_count_connect(p->uc);
+    if (p->pick.addr->sa.ss_family == AF_UNIX) {
+        /* connected (or refused) at once; libuv's uv_tcp_connect is for IP only */
+        zg_upconn_connected(&p->uc->connect, zg_unix_connect(&p->uc->tcp, p->pick.addr));
+        return;
+    }
     int rc = uv_tcp_connect(&p->uc->connect, &p->uc->tcp,
                             (const struct sockaddr *)&p->pick.addr->sa, zg_upconn_connected);
     if (rc != 0) {
@@ -1426,16 +1436,27 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     zg_proxy_loc_conf_t *plcf = conf;
     zg_str_t *a = cf->args;
     zg_proxy_pass_t *pp;
-    const char *h, *slash, *end = a[1].data + a[1].len;
+    const char *h, *slash, *hostend, *end = a[1].data + a[1].len;
 
     (void)cmd;
     if (a[1].len < 7 || strncasecmp(a[1].data, "http://", 7) != 0) {
         return zg_conf_error(cf, "invalid URL prefix in \"%s\"", a[1].data);
     }
     h = a[1].data + 7;
-    slash = memchr(h, '/', (size_t)(end - h));
-    if (slash == NULL) {
-        slash = end;
+    if (end - h > 5 && strncasecmp(h, "unix:", 5) == 0) {
+        /* http://unix:/path/to.sock[:/uri], as nginx: the path ends at a ':' */
+        hostend = memchr(h + 5, ':', (size_t)(end - h - 5));
+        slash = hostend != NULL ? hostend + 1 : end;
+        hostend = hostend != NULL ? hostend : end;
+        if (slash < end && *slash != '/') {
+            return zg_conf_error(cf, "invalid URL \"%s\"", a[1].data);
+        }
+    } else {
+        slash = memchr(h, '/', (size_t)(end - h));
+        if (slash == NULL) {
+            slash = end;
+        }
+        hostend = slash;
     }
     if (slash == h) {
         return zg_conf_error(cf, "invalid host in \"%s\"", a[1].data);
@@ -1444,7 +1465,7 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
         return ZG_ERROR;
     }
     plcf->pass = 1;
-    if (memchr(h, '$', (size_t)(slash - h)) != NULL) {
+    if (memchr(h, '$', (size_t)(hostend - h)) != NULL) {
         /* the upstream is chosen per request among the upstreams' names */
         plcf->host_var = 1;
         plcf->url_cv = zg_conf_cv(cf, h, (size_t)(end - h));
@@ -1467,7 +1488,7 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
         plcf->uri_len = (size_t)(end - slash);
     }
     pp = zg_conf_push(cf->conf, pmcf->passes, pmcf->npasses);
-    if (pp == NULL || (pp->host = zg_conf_strdup(cf->conf, h, (size_t)(slash - h))) == NULL) {
+    if (pp == NULL || (pp->host = zg_conf_strdup(cf->conf, h, (size_t)(hostend - h))) == NULL) {
         return zg_conf_nomem(cf);
     }
     pp->plcf = plcf;

@@ -76,6 +76,10 @@ static int zg_realip_peer(const struct sockaddr *sa, int *family, unsigned char 
         memcpy(a, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
         return ZG_OK;
     }
+    if (sa != NULL && sa->sa_family == AF_UNIX) {
+        *family = AF_UNIX; /* matched by "unix:" only (bits 0) */
+        return ZG_OK;
+    }
     return ZG_ERROR;
 }
 
@@ -186,8 +190,13 @@ static int zg_realip_from(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 
     (void)cmd;
     if (zg_conf_eq(v, "unix:")) {
-        return zg_conf_error(cf, "\"unix:\" in \"set_real_ip_from\" is not supported by "
-                                 "zonegate, which listens on TCP only");
+        /* every unix socket client (listen unix:PATH), as nginx */
+        if ((f = zg_conf_push(cf->conf, rlcf->from, rlcf->nfrom)) == NULL) {
+            return zg_conf_nomem(cf);
+        }
+        memset(f, 0, sizeof(*f));
+        f->family = AF_UNIX;
+        return ZG_OK;
     }
     if (zg_realip_parse(v->data, alen, &family, a) != ZG_OK) {
         return zg_conf_error(cf, "host not found in set_real_ip_from \"%s\"", v->data);

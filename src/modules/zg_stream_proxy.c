@@ -18,6 +18,7 @@
 #include "zg_splice.h"
 #include "zg_stream.h"
 #include "zg_tls.h"
+#include "zg_unix.h"
 
 typedef struct zg_sp_s zg_sp_t;
 
@@ -770,6 +771,11 @@ static void zg_sp_connect_next(zg_sp_t *p)
     p->peer = pe;
     p->attempt_start = zg_time_msec();
     uv_timer_start(&p->timer, zg_sp_timer, p->pc->connect_timeout > 0 ? p->pc->connect_timeout : 1, 0);
+    if (p->pick.addr->sa.ss_family == AF_UNIX) {
+        /* connected (or refused) at once; libuv's uv_tcp_connect is for IP only */
+        zg_sp_connected(&pe->req, zg_unix_connect(&pe->tcp, p->pick.addr));
+        return;
+    }
     rc = uv_tcp_connect(&pe->req, &pe->tcp, (const struct sockaddr *)&p->pick.addr->sa,
                         zg_sp_connected);
     if (rc != 0) {

@@ -742,7 +742,7 @@ static int zg_upstream_init_worker(zg_worker_t *w)
 typedef struct {
     zg_upstream_conf_t *u;
     int i;
-    char peer[80];
+    char peer[136];
     zg_upstream_peer_stats_t st;
 } zg_upstream_peer_snap_t;
 

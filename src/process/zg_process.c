@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,6 +127,71 @@ static int zg_listen_sock(const zg_addr_t *addr, int reuseport, int backlog, int
     return fd;
 }
 
+/* A unix socket of listen unix:PATH, shared by every worker (a path has no
+ * SO_REUSEPORT group).  A socket file left by a process that is gone (nothing
+ * accepts on it) is removed first; one something still listens on is refused.  The
+ * file is made 0666, as nginx does, so that clients of any user can connect. */
+static int zg_listen_unix_sock(const zg_addr_t *addr, int backlog)
+{
+    const char *path = ((const struct sockaddr_un *)&addr->sa)->sun_path;
+    struct stat st;
+
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        /* non-blocking: a live listener with a full queue answers EAGAIN */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (probe == -1) {
+            zg_log_error(ZG_LOG_EMERG, errno, "socket() %s failed", addr->text);
+            return -1;
+        }
+        int err = connect(probe, (const struct sockaddr *)&addr->sa, addr->socklen) == 0
+                      ? 0 : errno;
+        close(probe);
+        if (err != ECONNREFUSED) {
+            zg_log_error(ZG_LOG_EMERG, err == 0 || err == EAGAIN ? EADDRINUSE : err,
+                         "bind() to %s failed", addr->text);
+            return -1;
+        }
+        if (unlink(path) != 0) {
+            zg_log_error(ZG_LOG_EMERG, errno, "unlink() stale socket %s failed", path);
+            return -1;
+        }
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        zg_log_error(ZG_LOG_EMERG, errno, "socket() %s failed", addr->text);
+        return -1;
+    }
+    if (bind(fd, (const struct sockaddr *)&addr->sa, addr->socklen) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "bind() to %s failed", addr->text);
+        close(fd);
+        return -1;
+    }
+    if (chmod(path, 0666) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "chmod() %s failed", path);
+        goto failed;
+    }
+    if (listen(fd, backlog) != 0) {
+        zg_log_error(ZG_LOG_EMERG, errno, "listen() to %s failed", addr->text);
+        goto failed;
+    }
+    return fd;
+
+failed:
+    close(fd);
+    unlink(path);
+    return -1;
+}
+
+/* closes a listening socket: with unlink_unix (the master letting the address go),
+ * a unix socket's file goes too */
+static void zg_listen_fd_close(const zg_addr_t *addr, int fd, int unlink_unix)
+{
+    close(fd);
+    if (unlink_unix && addr->sa.ss_family == AF_UNIX) {
+        unlink(((const struct sockaddr_un *)&addr->sa)->sun_path);
+    }
+}
+
 /* Sockets of ls a configuration with `workers` workers needs: what `from` (the same
  * address in the running configuration) has, plus new ones up to one per worker.
  * A new address is first bound without SO_REUSEPORT, so that an address some other
@@ -138,7 +204,15 @@ static int zg_listen_fill(zg_listen_t *ls, const zg_listen_t *from, int workers)
     if (from != NULL) {
         memcpy(ls->fds, from->fds, (size_t)from->nfds * sizeof(int));
         ls->nfds = from->nfds;
-    } else {
+    }
+    if (ls->addr.sa.ss_family == AF_UNIX) {
+        if (ls->nfds == 0) {
+            ls->fds[0] = zg_listen_unix_sock(&ls->addr, ZG_LISTEN_BACKLOG);
+            ls->nfds = ls->fds[0] != -1;
+        }
+        return ls->nfds ? ZG_OK : ZG_ERROR;
+    }
+    if (from == NULL) {
         int probe = zg_listen_sock(&ls->addr, 0, -1, 0);
         if (probe == -1) {
             return ZG_ERROR;
@@ -175,7 +249,7 @@ static void zg_listen_unfill(zg_http_core_main_conf_t *cm, zg_http_core_main_con
     for (int i = n - 1; i >= 0; i--) {
         zg_listen_t *l = &cm->listens[i], *o = zg_listen_find(om, l);
         for (int k = o ? o->nfds : 0; k < l->nfds; k++) {
-            close(l->fds[k]);
+            zg_listen_fd_close(&l->addr, l->fds[k], 1);
         }
         l->nfds = 0;
     }
@@ -236,7 +310,9 @@ static int zg_stream_listen_open(zg_conf_t *conf, zg_conf_t *old)
             }
         }
         if (*ls[i].fd == -1) {
-            *ls[i].fd = zg_listen_sock(ls[i].addr, 0, ls[i].backlog, ls[i].keepalive);
+            *ls[i].fd = ls[i].addr->sa.ss_family == AF_UNIX
+                            ? zg_listen_unix_sock(ls[i].addr, ls[i].backlog)
+                            : zg_listen_sock(ls[i].addr, 0, ls[i].backlog, ls[i].keepalive);
         }
         if (*ls[i].fd == -1) {
             /* give back what was taken over, close what was opened */
@@ -250,7 +326,7 @@ static int zg_stream_listen_open(zg_conf_t *conf, zg_conf_t *old)
                     }
                 }
                 if (!taken) {
-                    close(*ls[k].fd);
+                    zg_listen_fd_close(ls[k].addr, *ls[k].fd, 1);
                 }
                 *ls[k].fd = -1;
             }
@@ -293,20 +369,22 @@ int zg_listen_open(zg_conf_t *conf, zg_conf_t *old)
     return ZG_OK;
 }
 
-static void zg_listen_close(zg_conf_t *conf)
+/* closes conf's listening sockets; unlink_unix: in the master, which lets them go
+ * (a worker closing the ones it does not use keeps the files) */
+static void zg_listen_close(zg_conf_t *conf, int unlink_unix)
 {
     zg_http_core_main_conf_t *cm = zg_http_core_main_conf(conf);
     zg_stream_core_main_conf_t *sm = zg_stream_core_main_conf(conf);
 
     for (int i = 0; i < cm->nlistens; i++) {
         for (int k = 0; k < cm->listens[i].nfds; k++) {
-            close(cm->listens[i].fds[k]);
+            zg_listen_fd_close(&cm->listens[i].addr, cm->listens[i].fds[k], unlink_unix);
         }
         cm->listens[i].nfds = 0;
     }
     for (int i = 0; i < sm->nlistens; i++) {
         if (sm->listens[i].fd != -1) {
-            close(sm->listens[i].fd);
+            zg_listen_fd_close(&sm->listens[i].addr, sm->listens[i].fd, unlink_unix);
             sm->listens[i].fd = -1;
         }
     }
@@ -322,6 +400,9 @@ static void zg_listen_keep(zg_conf_t *conf, int idx)
     int workers = zg_core_conf(conf)->worker_processes;
 
     for (int i = 0; i < cm->nlistens; i++) {
+        if (cm->listens[i].addr.sa.ss_family == AF_UNIX) {
+            continue; /* one socket, shared */
+        }
         for (int k = 0; k < cm->listens[i].nfds; k++) {
             if (k != idx && k < workers) {
                 close(cm->listens[i].fds[k]);
@@ -425,7 +506,7 @@ static int zg_spawn(zg_gen_t *gen, int slot, int idx)
         /* listeners of older generations stay with the master only */
         for (zg_gen_t *g = zg_gens; g; g = g->next) {
             if (g != gen) {
-                zg_listen_close(g->conf);
+                zg_listen_close(g->conf, 0);
             }
         }
         zg_listen_keep(gen->conf, idx);
@@ -507,7 +588,7 @@ static void zg_gen_release(zg_gen_t *gen)
     }
     zg_modules_close(gen->conf);
     zg_zone_unmap_unused(&gen->conf->zones, zg_gens ? &zg_gens->conf->zones : NULL);
-    zg_listen_close(gen->conf);
+    zg_listen_close(gen->conf, 1);
     zg_conf_free(gen->conf);
     free(gen);
 }
@@ -645,7 +726,7 @@ static void zg_reload(void)
     zg_gen_t *gen = calloc(1, sizeof(*gen));
     if (gen == NULL) {
         zg_log_error(ZG_LOG_EMERG, errno, "calloc() failed");
-        zg_listen_close(conf);
+        zg_listen_close(conf, 1);
         zg_zone_unmap_unused(&conf->zones, &cur->conf->zones);
         zg_conf_free(conf);
         goto failed;
@@ -654,7 +735,7 @@ static void zg_reload(void)
     gen->next = zg_gens;
     zg_gens = gen;
     /* sockets the new configuration no longer listens on */
-    zg_listen_close(cur->conf);
+    zg_listen_close(cur->conf, 1);
     zg_spawn_workers(gen);
     for (zg_gen_t *g = gen->next; g; g = g->next) {
         zg_signal_workers(g, SIGQUIT);
@@ -863,7 +944,7 @@ int zg_master_run(zg_conf_t *conf, const char *conf_file)
         zg_gens = g->next;
         zg_modules_close(g->conf);
         zg_zone_unmap_all(&g->conf->zones);
-        zg_listen_close(g->conf);
+        zg_listen_close(g->conf, 1);
         zg_conf_free(g->conf);
         free(g);
     }

@@ -150,7 +150,7 @@ static void *zg_stream_create_main_conf(zg_conf_t *conf)
     return zg_conf_alloc(conf, sizeof(zg_stream_core_main_conf_t));
 }
 
-/* set_real_ip_from ADDR[/BITS] (ngx_stream_realip_module) */
+/* set_real_ip_from ADDR[/BITS]|unix: (ngx_stream_realip_module) */
 static int zg_stream_real_ip_from(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_stream_core_conf_t *c = conf;
@@ -168,6 +168,11 @@ static int zg_stream_real_ip_from(zg_cf_t *cf, const zg_command_t *cmd, void *co
     r = zg_conf_push(cf->conf, c->real_ip_from, c->nreal_ip_from);
     if (r == NULL) {
         return zg_conf_nomem(cf);
+    }
+    if (zg_conf_eq(a, "unix:")) {
+        memset(r, 0, sizeof(*r));
+        r->family = AF_UNIX; /* every unix socket client, as nginx */
+        return ZG_OK;
     }
     if (hlen == 0 || hlen >= sizeof(host)) {
         return zg_conf_invalid(cf, a);
@@ -212,6 +217,9 @@ static int zg_stream_trusted(const zg_stream_core_conf_t *c, const struct sockad
     } else if (family == AF_INET6) {
         a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
         n = 16;
+    } else if (family == AF_UNIX) {
+        a = NULL;
+        n = 0; /* "unix:" matches every unix client */
     } else {
         return 0;
     }

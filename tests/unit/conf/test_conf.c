@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -710,6 +711,21 @@ static void test_values(void **state)
     assert_int_equal(zg_conf_parse_addr("::1", 3, 80, &a), ZG_ERROR);
     assert_int_equal(zg_conf_parse_addr("[::1", 4, 80, &a), ZG_ERROR);
     assert_int_equal(zg_conf_parse_addr("no.such.host.invalid:80", 23, 80, &a), ZG_DECLINED);
+
+    /* unix:PATH, no port; equal by path */
+    zg_addr_t b;
+    assert_int_equal(zg_conf_parse_addr("unix:/run/app.sock", 18, 80, &a), ZG_OK);
+    assert_int_equal(a.sa.ss_family, AF_UNIX);
+    assert_string_equal(a.text, "unix:/run/app.sock");
+    assert_int_equal(a.socklen, offsetof(struct sockaddr_un, sun_path) + 14);
+    assert_int_equal(zg_conf_parse_addr("unix:/run/app.sock", 18, 0, &b), ZG_OK);
+    assert_true(zg_addr_eq(&a, &b));
+    assert_int_equal(zg_conf_parse_addr("unix:/run/b.sock", 16, 0, &b), ZG_OK);
+    assert_false(zg_addr_eq(&a, &b));
+    assert_int_equal(zg_conf_parse_addr("unix:", 5, 80, &a), ZG_ERROR);
+    char longp[140] = "unix:/";
+    memset(longp + 6, 'x', 120);
+    assert_int_equal(zg_conf_parse_addr(longp, 126, 80, &a), ZG_ERROR);
 }
 
 static void test_rate_and_burst(void **state)
