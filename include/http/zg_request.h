@@ -17,7 +17,7 @@
 #include "zg_worker.h"
 
 /* room for every module's zeroed per-request state (zg_modules_init checks it) */
-#define ZG_REQUEST_CTX_MAX 256
+#define ZG_REQUEST_CTX_MAX 512
 /* room for the modules' extra response header lines (add_header, RateLimit) */
 #define ZG_REQUEST_HEADERS_MAX 8192
 
@@ -31,8 +31,8 @@ typedef struct {
 
 /* One per connection, reused by each of its requests (so a pointer to it stays valid
  * for as long as the connection's callbacks run); everything after `c`, the modules'
- * per-request state included (not their scratch memory behind the struct), is
- * zeroed when a request starts.  A module that holds something for the request
+ * per-request state included (zg_modules_ctx_size bytes of mctx; not their scratch
+ * memory behind the struct), is zeroed when a request starts.  A module that holds something for the request
  * sets `holding`, one that has response headers `want_headers`: the release and
  * header hooks only run then. */
 struct zg_request_s {

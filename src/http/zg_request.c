@@ -785,7 +785,9 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
     } else {
         zg_var_ctx_free(&r->ctx);
     }
-    memset((char *)r + offsetof(zg_request_t, c), 0, sizeof(*r) - offsetof(zg_request_t, c));
+    /* the fields from c on and the state the modules have (not all of mctx) */
+    memset((char *)r + offsetof(zg_request_t, c), 0,
+           offsetof(zg_request_t, mctx) - offsetof(zg_request_t, c) + zg_modules_ctx_size);
     r->c = c;
     r->h = h;
     c->req = r;
