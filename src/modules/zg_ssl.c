@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <errno.h>
@@ -89,6 +90,12 @@ typedef struct {
     unsigned char *ocsp;   /* the stapling file's response (DER), read at load */
     size_t ocsp_len;
     zg_msec_t handshake_timeout; /* stream: 60s */
+    char *ecdh_curve;      /* NULL or "auto": OpenSSL's default groups */
+    char *dhparam;         /* ssl_dhparam FILE (PEM DH parameters) */
+    const char *dh_file;   /* where ssl_dhparam is */
+    int dh_line;
+    char **passwords;      /* ssl_password_file's lines, tried in order */
+    int npasswords;        /* -1 = unset */
     SSL_CTX *ctx;          /* server level: built by init_main_conf */
 } zg_ssl_conf_t;
 
@@ -122,6 +129,7 @@ static void *zg_ssl_create_loc_conf(zg_conf_t *conf)
     sc->stapling = ZG_UNSET;
     sc->stapling_verify = ZG_UNSET;
     sc->handshake_timeout = ZG_UNSET_MSEC;
+    sc->npasswords = -1;
     return sc;
 }
 
@@ -152,6 +160,16 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     }
     ZG_CONF_MERGE(c, p, stapling_verify, ZG_UNSET);
     ZG_CONF_MERGE(c, p, handshake_timeout, ZG_UNSET_MSEC);
+    ZG_CONF_MERGE(c, p, ecdh_curve, NULL);
+    if (c->dhparam == NULL) {
+        c->dhparam = p->dhparam;
+        c->dh_file = p->dh_file;
+        c->dh_line = p->dh_line;
+    }
+    if (c->npasswords < 0) {
+        c->passwords = p->passwords;
+        c->npasswords = p->npasswords;
+    }
     ZG_CONF_MERGE(c, p, stapling_file, NULL);
     if (c->client_certificate == NULL) {
         c->client_certificate = p->client_certificate;
@@ -236,6 +254,122 @@ static int zg_ssl_ciphers(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     }
     sc->ciphers = zg_conf_strdup(cf->conf, cf->args[1].data, cf->args[1].len);
     return sc->ciphers == NULL ? zg_conf_nomem(cf) : ZG_OK;
+}
+
+/* ssl_ecdh_curve CURVE[:CURVE...] | auto */
+static int zg_ssl_ecdh_curve(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->ecdh_curve != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    sc->ecdh_curve = zg_conf_strdup(cf->conf, cf->args[1].data, cf->args[1].len);
+    return sc->ecdh_curve == NULL ? zg_conf_nomem(cf) : ZG_OK;
+}
+
+/* ssl_dhparam FILE: read when the SSL_CTX is made (a bad file names this line) */
+static int zg_ssl_dhparam(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->dhparam != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    if ((sc->dhparam = zg_conf_path(cf, &cf->args[1])) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    sc->dh_file = cf->file;
+    sc->dh_line = cf->line;
+    return ZG_OK;
+}
+
+/* ssl_password_file FILE: one pass phrase a line, read now (the master can read it;
+ * the workers cannot) */
+static int zg_ssl_password_file(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    char buf[8192];
+    (void)cmd;
+    if (sc->npasswords >= 0) {
+        return zg_conf_duplicate(cf);
+    }
+    char *path = zg_conf_path(cf, &cf->args[1]);
+    if (path == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return zg_conf_error(cf, "cannot open \"%s\" of the \"ssl_password_file\" directive "
+                             "(%s)", path, strerror(errno));
+    }
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n < 0 || n == (ssize_t)sizeof(buf)) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        return zg_conf_error(cf, "cannot read \"%s\" of the \"ssl_password_file\" "
+                             "directive (%s)", path, n < 0 ? strerror(errno) : "too large");
+    }
+    sc->npasswords = 0;
+    for (char *line = buf, *end = buf + n; line < end;) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        char *stop = nl ? nl : end;
+        size_t len = (size_t)(stop - line);
+        if (len > 0 && line[len - 1] == '\r') {
+            len--;
+        }
+        if (len > 0) {
+            char **pw = zg_conf_push(cf->conf, sc->passwords, sc->npasswords);
+            if (pw == NULL || (*pw = zg_conf_strdup(cf->conf, line, len)) == NULL) {
+                OPENSSL_cleanse(buf, sizeof(buf));
+                return zg_conf_nomem(cf);
+            }
+        }
+        line = stop + 1;
+    }
+    OPENSSL_cleanse(buf, sizeof(buf));
+    if (sc->npasswords == 0) {
+        return zg_conf_error(cf, "\"%s\" of the \"ssl_password_file\" directive has no "
+                             "password", path);
+    }
+    return ZG_OK;
+}
+
+/* the pass phrase OpenSSL asks for: the one being tried, never a prompt */
+static int zg_ssl_password_cb(char *buf, int size, int rwflag, void *u)
+{
+    const char *pw = u;
+    (void)rwflag;
+    if (pw == NULL) {
+        return 0;
+    }
+    size_t n = strlen(pw);
+    if (n > (size_t)size) {
+        return 0;
+    }
+    memcpy(buf, pw, n);
+    return (int)n;
+}
+
+/* the private key of file, trying each password in order (as nginx): NULL after
+ * OpenSSL's error */
+static EVP_PKEY *zg_ssl_load_key(const char *file, char **passwords, int npasswords)
+{
+    BIO *b = BIO_new_file(file, "r");
+    EVP_PKEY *pkey = NULL;
+    if (b == NULL) {
+        return NULL;
+    }
+    for (int i = 0; pkey == NULL && i < (npasswords > 0 ? npasswords : 1); i++) {
+        if (i > 0) {
+            (void)BIO_reset(b);
+            ERR_clear_error();
+        }
+        pkey = PEM_read_bio_PrivateKey(b, NULL, zg_ssl_password_cb,
+                                       npasswords > 0 ? passwords[i] : NULL);
+    }
+    BIO_free(b);
+    return pkey;
 }
 
 /* "REASON" of the last OpenSSL error, or "" */
@@ -922,6 +1056,26 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
                          zg_ssl_reason(why, sizeof(why)));
         goto err;
     }
+    if (sc->ecdh_curve != NULL && strcmp(sc->ecdh_curve, "auto") != 0
+        && SSL_CTX_set1_groups_list(ctx, sc->ecdh_curve) != 1) {
+        zg_conf_error_at(cf, srv->file, srv->line,
+                         "SSL_CTX_set1_curves_list(\"%s\") failed%s", sc->ecdh_curve,
+                         zg_ssl_reason(why, sizeof(why)));
+        goto err;
+    }
+    if (sc->dhparam != NULL) {
+        BIO *b = BIO_new_file(sc->dhparam, "r");
+        EVP_PKEY *dh = b ? PEM_read_bio_Parameters(b, NULL) : NULL;
+        BIO_free(b);
+        if (dh == NULL || EVP_PKEY_get_base_id(dh) != EVP_PKEY_DH
+            || SSL_CTX_set0_tmp_dh_pkey(ctx, dh) != 1) {
+            EVP_PKEY_free(dh);
+            zg_conf_error_at(cf, sc->dh_file, sc->dh_line,
+                             "cannot load DH parameters \"%s\" of the \"ssl_dhparam\" "
+                             "directive%s", sc->dhparam, zg_ssl_reason(why, sizeof(why)));
+            goto err;
+        }
+    }
     SSL_CTX_set_timeout(ctx, (long)((sc->session_timeout == ZG_UNSET_MSEC
                                          ? 300000 : sc->session_timeout) / 1000));
     /* sessions: the shared cache (a zone every worker sees) and/or OpenSSL's own
@@ -1027,7 +1181,10 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
                              "directive%s", p->cert, zg_ssl_reason(why, sizeof(why)));
             goto err;
         }
-        if (SSL_CTX_use_PrivateKey_file(ctx, sc->keys[i], SSL_FILETYPE_PEM) != 1) {
+        EVP_PKEY *pkey = zg_ssl_load_key(sc->keys[i], sc->passwords, sc->npasswords);
+        int used = pkey != NULL && SSL_CTX_use_PrivateKey(ctx, pkey) == 1;
+        EVP_PKEY_free(pkey);
+        if (!used) {
             zg_conf_error_at(cf, sc->key_files[i], sc->key_lines[i],
                              "cannot load certificate key \"%s\" of the "
                              "\"ssl_certificate_key\" directive%s",
@@ -1229,6 +1386,9 @@ static const zg_command_t zg_ssl_commands[] = {
     { "ssl_stapling_file", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_ssl_stapling_file, ZG_LOC_CONF, 0, NULL },
     { "ssl_stapling_verify", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, stapling_verify), NULL },
+    { "ssl_ecdh_curve", ZG_SSL_CTX, 0, 1, 1, zg_ssl_ecdh_curve, ZG_LOC_CONF, 0, NULL },
+    { "ssl_dhparam", ZG_SSL_CTX, 0, 1, 1, zg_ssl_dhparam, ZG_LOC_CONF, 0, NULL },
+    { "ssl_password_file", ZG_SSL_CTX, 0, 1, 1, zg_ssl_password_file, ZG_LOC_CONF, 0, NULL },
     { "ssl_handshake_timeout", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, handshake_timeout), NULL },
     { "http2", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_ssl_http2, ZG_LOC_CONF, 0, NULL },

@@ -1,0 +1,160 @@
+"""ssl_ecdh_curve, ssl_dhparam and ssl_password_file (issue 18): the groups a server
+accepts, DHE with DH parameters from a file, encrypted keys opened with each line of a
+password file in turn; bad values are -t errors naming file and line; the same
+outcomes as Debian's nginx."""
+import os
+import socket
+import ssl
+import subprocess
+
+from test_tls import certs, client_ctx, crt, key, read_response
+from zg import SLOW, Skip, Zonegate, free_port, zonegate_t
+
+SERVER = """
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        {extra}
+        location / {{ return 200 "ok"; }}
+    }}
+"""
+ZG = "worker_processes 1;\nhttp {{\n" + SERVER + "}}\n"
+NGINX = ("user root;\nevents {{ worker_connections 256; }}\nhttp {{\n"
+         "    client_body_temp_path {dir}/body;\n    proxy_temp_path {dir}/proxy;\n"
+         "    fastcgi_temp_path {dir}/fastcgi;\n    uwsgi_temp_path {dir}/uwsgi;\n"
+         "    scgi_temp_path {dir}/scgi;\n" + SERVER + "}}\n")
+
+
+def run(*a):
+    subprocess.run(list(a), check=True, cwd=certs(), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def dhparam():
+    p = os.path.join(certs(), "dh.pem")
+    if not os.path.exists(p):
+        run("openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt",
+            "group:ffdhe2048", "-out", p)
+    return p
+
+
+def encrypted_key():
+    """localhost's key encrypted with "right one", and a password file whose first
+    line is wrong"""
+    k = os.path.join(certs(), "enc.key")
+    if not os.path.exists(k):
+        run("openssl", "pkey", "-in", key(), "-aes256", "-passout", "pass:right one", "-out", k)
+        with open(os.path.join(certs(), "pw.txt"), "w") as f:
+            f.write("wrong\r\nright one\n")
+        with open(os.path.join(certs(), "badpw.txt"), "w") as f:
+            f.write("wrong\nalso wrong")
+    return k, os.path.join(certs(), "pw.txt"), os.path.join(certs(), "badpw.txt")
+
+
+def s_client_group(port, group):
+    """whether a TLS 1.3 handshake offering only `group` succeeds"""
+    p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-tls1_3",
+                        "-groups", group, "-servername", "localhost"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=20 * SLOW)
+    out = p.stdout.decode(errors="replace")
+    return "Cipher is TLS_" in out and "Cipher is (NONE)" not in out
+
+
+def dhe(port):
+    ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers("DHE-RSA-AES128-GCM-SHA256")
+    try:
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                            server_hostname="localhost")
+    except (ssl.SSLError, OSError):
+        return "refused"
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    st = read_response(s)[0]
+    c = s.cipher()[0]
+    s.close()
+    return "%s %d" % (c, st)
+
+
+CASES = [
+    ("ecdh", "ssl_ecdh_curve X25519;"),
+    ("ecdh", "ssl_ecdh_curve prime256v1:secp384r1;"),
+    ("ecdh", "ssl_ecdh_curve auto;"),
+    ("dhe", ""),
+    ("dhe", "ssl_dhparam {dh}; ssl_ciphers DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256;"),
+    ("pw", "ssl_password_file {pw};"),
+]
+
+
+def profile(start):
+    out = []
+    for what, extra in CASES:
+        k, pw, _ = encrypted_key()
+        srv, port = start(extra.format(dh=dhparam(), pw=pw),
+                          k if what == "pw" else key())
+        try:
+            if what == "ecdh":
+                out.append((extra, [s_client_group(port, g) for g in
+                                    ("X25519", "P-256", "P-384")]))
+            elif what == "dhe":
+                out.append((extra, dhe(port)))
+            else:
+                s = client_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                                             server_hostname="localhost")
+                s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                out.append((extra, read_response(s)[0]))
+                s.close()
+        finally:
+            srv.stop()
+    return out
+
+
+def test_tls_curves_dhparam_password_file_as_nginx():
+    def zstart(extra, k):
+        port = free_port()
+        return Zonegate(ZG, wait_ports=[port], port=port, crt=crt(), key=k, extra=extra), port
+    zp = profile(zstart)
+    assert zp[0][1] == [True, False, False], zp[0]
+    assert zp[1][1] == [False, True, True], zp[1]
+    assert zp[3][1] == "refused" and zp[4][1] == "DHE-RSA-AES128-GCM-SHA256 200", zp
+    assert zp[5][1] == 200, zp
+    from test_nginx_diff import NGINX as BIN, Nginx
+    if not os.path.exists(BIN):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % BIN)
+
+    def nstart(extra, k):
+        port = free_port()
+        return Nginx(NGINX, port, crt=crt(), key=k, extra=extra), port
+    np_ = profile(nstart)
+    for a, b in zip(zp, np_):
+        print("nginx %-70s zonegate %s" % (b, a))
+    assert zp == np_
+
+
+def test_tls_key_material_errors_name_file_and_line():
+    k, pw, badpw = encrypted_key()
+    bad_dh = os.path.join(certs(), "notdh.pem")
+    with open(bad_dh, "w") as f:
+        f.write("-----BEGIN DH PARAMETERS-----\nnot base64 at all\n-----END DH PARAMETERS-----\n")
+    rc, out, path = zonegate_t(ZG, port=1, crt=crt(), key=key(),
+                               extra="ssl_dhparam %s;" % bad_dh)
+    assert rc == 1 and 'cannot load DH parameters "%s" of the "ssl_dhparam" directive' % bad_dh \
+        in out and "%s:9" % path in out, out
+    rc, out, path = zonegate_t(ZG, port=1, crt=crt(), key=key(),
+                               extra="ssl_dhparam %s;" % crt())
+    assert rc == 1 and '"ssl_dhparam"' in out, out
+    rc, out, path = zonegate_t(ZG, port=1, crt=crt(), key=key(), extra="ssl_ecdh_curve nosuch;")
+    assert rc == 1 and 'SSL_CTX_set1_curves_list("nosuch") failed' in out, out
+    # an encrypted key: no password file, or none of its passwords, is an error (never a
+    # prompt on the terminal)
+    for extra in ("", "ssl_password_file %s;" % badpw):
+        rc, out, path = zonegate_t(ZG, port=1, crt=crt(), key=k, extra=extra)
+        assert rc == 1 and 'cannot load certificate key "%s"' % k in out and \
+            "%s:7" % path in out, out
+    rc, out, path = zonegate_t(ZG, port=1, crt=crt(), key=k, extra="ssl_password_file %s;" % pw)
+    assert rc == 0, out
+    rc, out, path = zonegate_t(ZG, port=1, crt=crt(), key=k,
+                               extra="ssl_password_file /nonexistent/pw;")
+    assert rc == 1 and '"ssl_password_file"' in out and "%s:9" % path in out, out
