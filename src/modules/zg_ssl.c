@@ -50,6 +50,8 @@ typedef struct {
 typedef struct {
     zg_ssl_ticket_key_t keys[ZG_SSL_TICKET_KEYS];
     int n;
+    time_t made;           /* the zone's: when keys[0] was made */
+    uint64_t rotations;    /* the zone's: keys made by ssl_session_ticket_rotate */
 } zg_ssl_ticket_keys_t;
 
 typedef struct {
@@ -90,6 +92,7 @@ typedef struct {
     unsigned char *ocsp;   /* the stapling file's response (DER), read at load */
     size_t ocsp_len;
     zg_msec_t handshake_timeout; /* stream: 60s */
+    zg_msec_t ticket_rotate; /* ssl_session_ticket_rotate; unset = never */
     char *ecdh_curve;      /* NULL or "auto": OpenSSL's default groups */
     char *dhparam;         /* ssl_dhparam FILE (PEM DH parameters) */
     const char *dh_file;   /* where ssl_dhparam is */
@@ -101,6 +104,8 @@ typedef struct {
 
 typedef struct {
     int verify;            /* some server checks client certificates */
+    zg_zone_t *ticket_zone; /* the shared ticket keys, if a server uses them */
+    zg_msec_t rotate;      /* ssl_session_ticket_rotate: the shortest given; 0 = never */
 } zg_ssl_main_conf_t;
 
 static void *zg_ssl_create_main_conf(zg_conf_t *conf)
@@ -129,6 +134,7 @@ static void *zg_ssl_create_loc_conf(zg_conf_t *conf)
     sc->stapling = ZG_UNSET;
     sc->stapling_verify = ZG_UNSET;
     sc->handshake_timeout = ZG_UNSET_MSEC;
+    sc->ticket_rotate = ZG_UNSET_MSEC;
     sc->npasswords = -1;
     return sc;
 }
@@ -160,6 +166,7 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     }
     ZG_CONF_MERGE(c, p, stapling_verify, ZG_UNSET);
     ZG_CONF_MERGE(c, p, handshake_timeout, ZG_UNSET_MSEC);
+    ZG_CONF_MERGE(c, p, ticket_rotate, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, ecdh_curve, NULL);
     if (c->dhparam == NULL) {
         c->dhparam = p->dhparam;
@@ -584,8 +591,11 @@ static void zg_ssl_remove_session(SSL_CTX *ctx, SSL_SESSION *sess)
     zg_shmtx_unlock(&zone->pool->mutex);
 }
 
+static void zg_ssl_ticket_metrics(zg_buf_t *b, const zg_conf_t *conf);
+
 static void zg_ssl_metrics(zg_buf_t *b, const zg_conf_t *conf)
 {
+    zg_ssl_ticket_metrics(b, conf);
     static const char *types[] = { "hits", "misses", "stores", "evictions", "expired",
                                    "store_failures" };
     zg_zone_t *z;
@@ -697,6 +707,7 @@ static int zg_ssl_ticket_zone_init(zg_zone_t *zone, void *old_data)
         }
         k->keys[0].size = 32;
         k->n = 1;
+        k->made = time(NULL);
     }
     zone->data = k;
     zone->pool->data = k;
@@ -706,6 +717,22 @@ static int zg_ssl_ticket_zone_init(zg_zone_t *zone, void *old_data)
 const zg_zone_kind_t zg_ssl_ticket_zone_kind = { "ssl_session_ticket_keys",
                                                  zg_ssl_ticket_zone_init };
 
+static void zg_ssl_ticket_metrics(zg_buf_t *b, const zg_conf_t *conf)
+{
+    for (zg_zone_t *z = conf->zones.head; z != NULL; z = z->next) {
+        if (z->pool == NULL || z->kind != &zg_ssl_ticket_zone_kind || z->data == NULL) {
+            continue;
+        }
+        zg_ssl_ticket_keys_t *k = z->data;
+        zg_shmtx_lock(&z->pool->mutex);
+        uint64_t n = k->rotations;
+        zg_shmtx_unlock(&z->pool->mutex);
+        zg_admin_family(b, "zonegate_ssl_ticket_key_rotations_total", "counter",
+                        "New TLS session ticket keys made by ssl_session_ticket_rotate.");
+        zg_admin_sample(b, "zonegate_ssl_ticket_key_rotations_total", n, NULL);
+    }
+}
+
 /* as nginx's ngx_ssl_ticket_key_callback: 1 = ticket made or accepted, 2 = accepted
  * with an older key (a new ticket is sent), 0 = unknown key (full handshake) */
 static int zg_ssl_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
@@ -713,9 +740,16 @@ static int zg_ssl_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
 {
     SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
     const zg_ssl_ticket_keys_t *keys = SSL_CTX_get_ex_data(ctx, zg_ssl_ctx_keys_index);
+    zg_ssl_ticket_keys_t copy;
     if (keys == NULL) {
+        /* the zone's keys change when the master rotates them: a copy, under its lock */
         zg_zone_t *zone = SSL_CTX_get_ex_data(ctx, zg_ssl_ctx_kzone_index);
-        keys = zone ? zone->data : NULL;
+        if (zone != NULL && zone->data != NULL) {
+            zg_shmtx_lock(&zone->pool->mutex);
+            memcpy(&copy, zone->data, sizeof(copy));
+            zg_shmtx_unlock(&zone->pool->mutex);
+            keys = &copy;
+        }
     }
     if (keys == NULL || keys->n == 0) {
         return -1;
@@ -752,7 +786,47 @@ static int zg_ssl_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
     if (rc != 1) {
         return -1;
     }
-    return enc == 1 ? 1 : (i == 0 ? 1 : 2);
+    int rc2 = enc == 1 ? 1 : (i == 0 ? 1 : 2);
+    OPENSSL_cleanse(&copy, sizeof(copy));
+    return rc2;
+}
+
+/* master, about once a second: a new encryption key when the period is over; the
+ * previous keys still decrypt until ZG_SSL_TICKET_KEYS - 1 newer ones were made */
+static void zg_ssl_tick(zg_conf_t *conf)
+{
+    zg_ssl_main_conf_t *smcf = zg_main_conf_of(conf, zg_ssl_module);
+    zg_ssl_ticket_key_t k;
+
+    if (smcf == NULL || smcf->rotate == 0 || smcf->ticket_zone == NULL
+        || smcf->ticket_zone->data == NULL) {
+        return;
+    }
+    zg_zone_t *zone = smcf->ticket_zone;
+    zg_ssl_ticket_keys_t *keys = zone->data;
+    time_t now = time(NULL);
+    zg_shmtx_lock(&zone->pool->mutex);
+    time_t made = keys->made;
+    zg_shmtx_unlock(&zone->pool->mutex);
+    if ((zg_msec_t)(now - made) * 1000 < smcf->rotate) {
+        return;
+    }
+    if (RAND_bytes(k.name, 16) != 1 || RAND_bytes(k.hmac, 32) != 1
+        || RAND_bytes(k.aes, 32) != 1) {
+        zg_log_error(ZG_LOG_ALERT, 0, "RAND_bytes() failed for a new ticket key");
+        return;
+    }
+    k.size = 32;
+    zg_shmtx_lock(&zone->pool->mutex);
+    memmove(&keys->keys[1], &keys->keys[0], sizeof(k) * (ZG_SSL_TICKET_KEYS - 1));
+    keys->keys[0] = k;
+    if (keys->n < ZG_SSL_TICKET_KEYS) {
+        keys->n++;
+    }
+    keys->made = now;
+    keys->rotations++;
+    zg_shmtx_unlock(&zone->pool->mutex);
+    OPENSSL_cleanse(&k, sizeof(k));
 }
 
 /* ssl_session_ticket_key FILE: 48 or 80 bytes (nginx's format), read now */
@@ -790,6 +864,22 @@ static int zg_ssl_ticket_key(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     memcpy(k->hmac, buf + 16, k->size);
     memcpy(k->aes, buf + 16 + k->size, k->size);
     OPENSSL_cleanse(buf, sizeof(buf));
+    return ZG_OK;
+}
+
+/* ssl_session_ticket_rotate TIME (at least 1s) */
+static int zg_ssl_ticket_rotate(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->ticket_rotate != ZG_UNSET_MSEC) {
+        return zg_conf_duplicate(cf);
+    }
+    sc->ticket_rotate = zg_conf_parse_time(cf->args[1].data, cf->args[1].len);
+    if (sc->ticket_rotate == ZG_UNSET_MSEC || sc->ticket_rotate < 1000) {
+        return zg_conf_error(cf, "invalid value \"%s\" of \"ssl_session_ticket_rotate\": "
+                             "at least 1s", cf->args[1].data);
+    }
     return ZG_OK;
 }
 
@@ -1117,6 +1207,12 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
                 goto err;
             }
             SSL_CTX_set_ex_data(ctx, zg_ssl_ctx_kzone_index, kz);
+            zg_ssl_main_conf_t *smcf = zg_main_conf_of(cf->conf, zg_ssl_module);
+            smcf->ticket_zone = kz;
+            if (sc->ticket_rotate != ZG_UNSET_MSEC && sc->ticket_rotate > 0
+                && (smcf->rotate == 0 || sc->ticket_rotate < smcf->rotate)) {
+                smcf->rotate = sc->ticket_rotate;
+            }
         }
         SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, zg_ssl_ticket_cb);
     }
@@ -1389,6 +1485,8 @@ static const zg_command_t zg_ssl_commands[] = {
     { "ssl_ecdh_curve", ZG_SSL_CTX, 0, 1, 1, zg_ssl_ecdh_curve, ZG_LOC_CONF, 0, NULL },
     { "ssl_dhparam", ZG_SSL_CTX, 0, 1, 1, zg_ssl_dhparam, ZG_LOC_CONF, 0, NULL },
     { "ssl_password_file", ZG_SSL_CTX, 0, 1, 1, zg_ssl_password_file, ZG_LOC_CONF, 0, NULL },
+    { "ssl_session_ticket_rotate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_ticket_rotate, ZG_LOC_CONF, 0,
+      NULL },
     { "ssl_handshake_timeout", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, handshake_timeout), NULL },
     { "http2", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_ssl_http2, ZG_LOC_CONF, 0, NULL },
@@ -1403,6 +1501,7 @@ zg_module_t zg_ssl_module = {
     .create_loc_conf = zg_ssl_create_loc_conf,
     .merge_loc_conf = zg_ssl_merge_loc_conf,
     .metrics = zg_ssl_metrics,
+    .tick = zg_ssl_tick,
     .init_worker = zg_ssl_init_worker,
     .phase = ZG_PHASE_REWRITE,
     .handler = zg_ssl_handler,      /* or NULL: zg_ssl_init_worker */
