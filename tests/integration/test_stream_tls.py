@@ -9,6 +9,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 
 from test_stream import Redis, TcpUpstream, stop_clean, until_closed
 from test_tls import certs, client_certs, client_ctx, crt, key
@@ -296,3 +297,100 @@ stream {{
                                "ssl_certificate_key %s; ssl_handshake_timeout 5s;"
                                % (crt(), key()))
     assert rc == 0, out
+
+
+DIFF = """
+stream {{
+    log_format tls '$status|$ssl_protocol|$ssl_session_reused|$ssl_client_verify|'
+                   '$ssl_client_s_dn';
+    ssl_certificate {crt};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:STLS:1m;
+    ssl_session_tickets off;
+    server {{
+        listen 127.0.0.1:{p_tls} ssl;
+        access_log {logdir}/tls.log tls;
+        proxy_pass {echo};
+    }}
+    server {{
+        listen 127.0.0.1:{p_mtls} ssl;
+        ssl_client_certificate {ca};
+        ssl_verify_client on;
+        access_log {logdir}/mtls.log tls;
+        proxy_pass {echo};
+    }}
+    server {{
+        listen 127.0.0.1:{p_deny} ssl;
+        deny all;
+        proxy_pass {echo};
+    }}
+}}
+"""
+
+
+def stream_tls_profile(ports, logdir):
+    d = client_certs()
+    out = []
+    for v in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1_2,
+              ssl.TLSVersion.TLSv1_3):
+        ctx = client_ctx(v)
+        try:
+            ctx.set_ciphers("ALL:@SECLEVEL=0")
+        except ssl.SSLError:
+            pass
+        try:
+            got, ver, _, _ = tls_echo(ports["p_tls"], ctx=ctx)
+            out.append(("protocol", v.name, got == b"hello over tls", ver))
+        except (ssl.SSLError, OSError):
+            out.append(("protocol", v.name, "refused"))
+    ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
+    _, _, _, sess = tls_echo(ports["p_tls"], ctx=ctx)
+    out.append(("resumed", tls_echo(ports["p_tls"], ctx=ctx, session=sess)[2]))
+    for who in (None, "good", "bad"):
+        for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = client_ctx(v)
+            if who:
+                ctx.load_cert_chain(os.path.join(d, who + ".crt"), os.path.join(d, who + ".key"))
+            try:
+                got = tls_echo(ports["p_mtls"], ctx=ctx)[0]
+            except (ssl.SSLError, OSError):
+                got = b""
+            out.append(("mtls", who, v.name, got))
+    s = socket.create_connection(("127.0.0.1", ports["p_deny"]))
+    s.sendall(client_hello())
+    out.append(("deny", until_closed(s)))
+    s.close()
+    for name, n in (("tls.log", 6), ("mtls.log", 6)):
+        path = os.path.join(logdir, name)
+        assert wait_for(lambda: os.path.exists(path) and
+                        len(open(path).read().splitlines()) >= n, 10), name
+        with open(path) as f:
+            out.append((name, sorted(f.read().splitlines())))
+    return out
+
+
+def test_stream_tls_same_as_nginx():
+    from test_stream_nginx_diff import NGINX, STREAM_MODULE, NginxStream
+    if not (os.path.exists(NGINX) and os.path.exists(STREAM_MODULE)):
+        raise Skip("nginx or its stream module is missing (scripts/deps.sh test)")
+    up = TcpUpstream("echo")
+    d = client_certs()
+    profiles = []
+    for kind in ("zonegate", "nginx"):
+        ports = {k: free_port() for k in ("p_tls", "p_mtls", "p_deny")}
+        logdir = tempfile.mkdtemp(prefix="zgstls-")
+        os.chmod(logdir, 0o777)
+        kw = dict(ports, crt=crt(), key=key(), ca=os.path.join(d, "ca.crt"), echo=up.addr,
+                  logdir=logdir)
+        if kind == "zonegate":
+            srv = Zonegate("worker_processes 2;\n" + DIFF, wait_ports=[ports["p_deny"]], **kw)
+        else:
+            srv = NginxStream(DIFF.format(**kw))
+        try:
+            profiles.append(stream_tls_profile(ports, logdir))
+        finally:
+            srv.stop()
+    for a, b in zip(*profiles):
+        print("nginx %-70s zonegate %s" % (b, a))
+    assert profiles[0] == profiles[1]
