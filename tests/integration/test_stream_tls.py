@@ -97,10 +97,12 @@ def test_stream_tls_echo_12_and_13_and_log_variables():
     got, _, _, _ = tls_echo(port, data)
     assert got == data
     lines = log_lines(z, 3)
-    f = lines[0].split("|")
+    # sessions end (and are logged) in any order across the workers
+    tls12 = [l for l in lines if "|TLSv1.2|" in l]
+    assert len(tls12) == 1 and sum(1 for l in lines if "|TLSv1.3|" in l) == 2, lines
+    f = tls12[0].split("|")
     assert f[0] == "200" and f[1] == "TLSv1.2" and f[2] and f[3] == "." and f[4] == "NONE", f
     assert f[6] == "localhost", f
-    assert lines[1].split("|")[1] == "TLSv1.3"
     stop_clean(z)
 
 
@@ -239,7 +241,10 @@ def test_stream_tls_client_certificates_on_closes_the_connection():
                 got = b""
             assert got == b"", (who, v, got)
     lines = log_lines(z, 5)
-    assert lines[0].startswith("200|TLSv1.2|") and "|SUCCESS|CN=alice,O=Zg|" in lines[0], lines
+    # sessions end (and are logged) in any order across the workers
+    good = [l for l in lines if "|SUCCESS|" in l]
+    assert len(good) == 1 and good[0].startswith("200|TLSv1.2|") and \
+        "|SUCCESS|CN=alice,O=Zg|" in good[0], lines
     assert sum(1 for l in lines if l.startswith("500|")) == 4, lines
     log = z.error_log()
     assert "client sent no required SSL certificate" in log
