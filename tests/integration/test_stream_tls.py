@@ -280,6 +280,21 @@ def test_stream_tls_handshake_timeout_and_proxy_protocol():
     stop_clean(z)
 
 
+def test_stream_tls_rates_count_the_decrypted_bytes():
+    # 400 KB one way at 100 KB/s cannot take less than ~3.9 s
+    # (lower bounds only: a slow machine makes it longer, never shorter)
+    import time
+    for extra in ("proxy_upload_rate 100k;", "proxy_download_rate 100k;"):
+        z, port = start(extra=extra)
+        data = b"r" * (400 * 1024)
+        t0 = time.time()
+        got, _, _, _ = tls_echo(port, data)
+        elapsed = time.time() - t0
+        assert got == data
+        assert elapsed >= 3.0, (extra, elapsed)
+        stop_clean(z)
+
+
 def test_stream_tls_config_errors():
     conf = """
 stream {{
