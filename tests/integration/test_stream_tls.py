@@ -188,6 +188,33 @@ def test_stream_tls_s_client_reconnect_resumes_on_4_workers():
         stop_clean(z)
 
 
+def test_stream_tls_sessions_resume_after_a_reload():
+    """the cache zone and the ticket keys' zone are kept over a HUP; a broken
+    certificate in the new config keeps the old workers serving"""
+    for cache, tickets in (("shared:STLS:1m", "off"), ("off", "on")):
+        z, port = start(workers=2, cache=cache, tickets=tickets)
+        sessions = []
+        for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = client_ctx(v)
+            sessions.append((ctx, tls_echo(port, ctx=ctx)[3]))
+        old = z.workers()
+        z.reload()
+        z.wait_workers(2, gone=old)
+        for ctx, sess in sessions:
+            got, _, reused, _ = tls_echo(port, ctx=ctx, session=sess)
+            assert got == b"hello over tls" and reused, (cache, tickets, ctx.maximum_version)
+        # a HUP with a key that does not match: refused, the workers stay
+        old = z.workers()
+        z.rewrite(CONF, port=port, up=z.up.addr, crt=crt(), key=key("other"), workers=2,
+                  cache=cache, tickets=tickets, extra="")
+        z.reload()
+        assert wait_for(lambda: "does not match" in z.error_log()
+                        or "key values mismatch" in z.error_log(), 10), z.error_log()[-2000:]
+        assert z.workers() == old
+        assert tls_echo(port)[0] == b"hello over tls"
+        stop_clean(z)
+
+
 def client_hello():
     """the first bytes a TLS client sends"""
     ctx = client_ctx()
