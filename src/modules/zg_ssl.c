@@ -54,6 +54,13 @@ typedef struct {
     uint64_t rotations;    /* the zone's: keys made by ssl_session_ticket_rotate */
 } zg_ssl_ticket_keys_t;
 
+/* a file named by a directive, and where the directive is */
+typedef struct {
+    char *path;
+    const char *file;
+    int line;
+} zg_ssl_file_t;
+
 typedef struct {
     char *cert;
     char *key;
@@ -97,6 +104,8 @@ typedef struct {
     char *dhparam;         /* ssl_dhparam FILE (PEM DH parameters) */
     const char *dh_file;   /* where ssl_dhparam is */
     int dh_line;
+    zg_ssl_file_t trusted; /* ssl_trusted_certificate: CAs that verify, not announced */
+    zg_ssl_file_t crl;     /* ssl_crl: revoked certificates (PEM CRLs) */
     char **passwords;      /* ssl_password_file's lines, tried in order */
     int npasswords;        /* -1 = unset */
     SSL_CTX *ctx;          /* server level: built by init_main_conf */
@@ -172,6 +181,12 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
         c->dhparam = p->dhparam;
         c->dh_file = p->dh_file;
         c->dh_line = p->dh_line;
+    }
+    if (c->trusted.path == NULL) {
+        c->trusted = p->trusted;
+    }
+    if (c->crl.path == NULL) {
+        c->crl = p->crl;
     }
     if (c->npasswords < 0) {
         c->passwords = p->passwords;
@@ -1020,6 +1035,21 @@ static int zg_ssl_client_certificate(zg_cf_t *cf, const zg_command_t *cmd, void 
     return ZG_OK;
 }
 
+/* ssl_trusted_certificate FILE, ssl_crl FILE: read when the SSL_CTX is made */
+static int zg_ssl_set_file(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_file_t *f = (zg_ssl_file_t *)((char *)conf + cmd->offset);
+    if (f->path != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    if ((f->path = zg_conf_path(cf, &cf->args[1])) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    f->file = cf->file;
+    f->line = cf->line;
+    return ZG_OK;
+}
+
 static int zg_ssl_ca_error(long rc)
 {
     return rc == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
@@ -1239,7 +1269,7 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
         }
     }
     if (sc->verify_client > ZG_SSL_VERIFY_OFF) {
-        if (sc->client_certificate == NULL
+        if (sc->client_certificate == NULL && sc->trusted.path == NULL
             && sc->verify_client != ZG_SSL_VERIFY_OPTIONAL_NO_CA) {
             zg_conf_error_at(cf, srv->file, srv->line,
                              "no ssl_client_certificate for ssl_verify_client");
@@ -1262,6 +1292,26 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
             goto err;
         }
         SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    if (sc->trusted.path != NULL
+        && SSL_CTX_load_verify_locations(ctx, sc->trusted.path, NULL) != 1) {
+        zg_conf_error_at(cf, sc->trusted.file, sc->trusted.line,
+                         "cannot load trusted certificates \"%s\" of the "
+                         "\"ssl_trusted_certificate\" directive%s", sc->trusted.path,
+                         zg_ssl_reason(why, sizeof(why)));
+        goto err;
+    }
+    if (sc->crl.path != NULL) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        X509_LOOKUP *lookup = store ? X509_STORE_add_lookup(store, X509_LOOKUP_file()) : NULL;
+        if (lookup == NULL
+            || X509_load_crl_file(lookup, sc->crl.path, X509_FILETYPE_PEM) <= 0) {
+            zg_conf_error_at(cf, sc->crl.file, sc->crl.line,
+                             "cannot load CRL \"%s\" of the \"ssl_crl\" directive%s",
+                             sc->crl.path, zg_ssl_reason(why, sizeof(why)));
+            goto err;
+        }
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     }
     for (int i = 0; i < sc->npairs; i++) {
         zg_ssl_pair_t *p = &sc->pairs[i];
@@ -1473,6 +1523,10 @@ static const zg_command_t zg_ssl_commands[] = {
       offsetof(zg_ssl_conf_t, session_tickets), NULL },
     { "ssl_client_certificate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_client_certificate, ZG_LOC_CONF,
       0, NULL },
+    { "ssl_trusted_certificate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_set_file, ZG_LOC_CONF,
+      offsetof(zg_ssl_conf_t, trusted), NULL },
+    { "ssl_crl", ZG_SSL_CTX, 0, 1, 1, zg_ssl_set_file, ZG_LOC_CONF,
+      offsetof(zg_ssl_conf_t, crl), NULL },
     { "ssl_verify_client", ZG_SSL_CTX, 0, 1, 1, zg_ssl_verify_client, ZG_LOC_CONF, 0, NULL },
     { "ssl_verify_depth", ZG_SSL_CTX, 0, 1, 1, zg_conf_set_count, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, verify_depth), NULL },
