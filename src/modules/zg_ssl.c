@@ -106,6 +106,10 @@ typedef struct {
     int dh_line;
     zg_ssl_file_t trusted; /* ssl_trusted_certificate: CAs that verify, not announced */
     zg_ssl_file_t crl;     /* ssl_crl: revoked certificates (PEM CRLs) */
+    char **conf_commands;  /* ssl_conf_command NAME VALUE: name, value, name, ... */
+    int nconf_commands;    /* strings in conf_commands; -1 = unset */
+    const char *cmd_file;  /* where the first ssl_conf_command is */
+    int cmd_line;
     char **passwords;      /* ssl_password_file's lines, tried in order */
     int npasswords;        /* -1 = unset */
     SSL_CTX *ctx;          /* server level: built by init_main_conf */
@@ -145,6 +149,7 @@ static void *zg_ssl_create_loc_conf(zg_conf_t *conf)
     sc->handshake_timeout = ZG_UNSET_MSEC;
     sc->ticket_rotate = ZG_UNSET_MSEC;
     sc->npasswords = -1;
+    sc->nconf_commands = -1;
     return sc;
 }
 
@@ -187,6 +192,12 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     }
     if (c->crl.path == NULL) {
         c->crl = p->crl;
+    }
+    if (c->nconf_commands < 0) {
+        c->conf_commands = p->conf_commands;
+        c->nconf_commands = p->nconf_commands;
+        c->cmd_file = p->cmd_file;
+        c->cmd_line = p->cmd_line;
     }
     if (c->npasswords < 0) {
         c->passwords = p->passwords;
@@ -1035,6 +1046,26 @@ static int zg_ssl_client_certificate(zg_cf_t *cf, const zg_command_t *cmd, void 
     return ZG_OK;
 }
 
+/* ssl_conf_command NAME VALUE (OpenSSL's SSL_CONF_cmd), applied last, as nginx */
+static int zg_ssl_conf_command(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->nconf_commands < 0) {
+        sc->nconf_commands = 0;
+        sc->cmd_file = cf->file;
+        sc->cmd_line = cf->line;
+    }
+    for (int i = 1; i <= 2; i++) {
+        char **v = zg_conf_push(cf->conf, sc->conf_commands, sc->nconf_commands);
+        if (v == NULL
+            || (*v = zg_conf_strdup(cf->conf, cf->args[i].data, cf->args[i].len)) == NULL) {
+            return zg_conf_nomem(cf);
+        }
+    }
+    return ZG_OK;
+}
+
 /* ssl_trusted_certificate FILE, ssl_crl FILE: read when the SSL_CTX is made */
 static int zg_ssl_set_file(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
@@ -1345,6 +1376,34 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
             goto err;
         }
     }
+    if (sc->nconf_commands > 0) {
+        SSL_CONF_CTX *cctx = SSL_CONF_CTX_new();
+        if (cctx == NULL) {
+            zg_conf_error_at(cf, srv->file, srv->line, "SSL_CONF_CTX_new() failed");
+            goto err;
+        }
+        SSL_CONF_CTX_set_flags(cctx, SSL_CONF_FLAG_FILE | SSL_CONF_FLAG_SERVER
+                                         | SSL_CONF_FLAG_CERTIFICATE
+                                         | SSL_CONF_FLAG_SHOW_ERRORS);
+        SSL_CONF_CTX_set_ssl_ctx(cctx, ctx);
+        for (int i = 0; i + 1 < sc->nconf_commands; i += 2) {
+            if (SSL_CONF_cmd(cctx, sc->conf_commands[i], sc->conf_commands[i + 1]) <= 0) {
+                zg_conf_error_at(cf, sc->cmd_file, sc->cmd_line,
+                                 "SSL_CONF_cmd(\"%s\", \"%s\") failed%s",
+                                 sc->conf_commands[i], sc->conf_commands[i + 1],
+                                 zg_ssl_reason(why, sizeof(why)));
+                SSL_CONF_CTX_free(cctx);
+                goto err;
+            }
+        }
+        int fin = SSL_CONF_CTX_finish(cctx);
+        SSL_CONF_CTX_free(cctx);
+        if (fin != 1) {
+            zg_conf_error_at(cf, sc->cmd_file, sc->cmd_line, "SSL_CONF_CTX_finish() failed%s",
+                             zg_ssl_reason(why, sizeof(why)));
+            goto err;
+        }
+    }
     if (sc->nkeys > sc->npairs) {
         zg_conf_error_at(cf, sc->key_files[sc->npairs], sc->key_lines[sc->npairs],
                          "no \"ssl_certificate\" is defined for key \"%s\"",
@@ -1523,6 +1582,7 @@ static const zg_command_t zg_ssl_commands[] = {
       offsetof(zg_ssl_conf_t, session_tickets), NULL },
     { "ssl_client_certificate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_client_certificate, ZG_LOC_CONF,
       0, NULL },
+    { "ssl_conf_command", ZG_SSL_CTX, 0, 2, 2, zg_ssl_conf_command, ZG_LOC_CONF, 0, NULL },
     { "ssl_trusted_certificate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_set_file, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, trusted), NULL },
     { "ssl_crl", ZG_SSL_CTX, 0, 1, 1, zg_ssl_set_file, ZG_LOC_CONF,

@@ -1,6 +1,7 @@
-"""ssl_ecdh_curve, ssl_dhparam and ssl_password_file (issue 18): the groups a server
-accepts, DHE with DH parameters from a file, encrypted keys opened with each line of a
-password file in turn; bad values are -t errors naming file and line; the same
+"""ssl_ecdh_curve, ssl_dhparam, ssl_password_file, ssl_conf_command, ssl_crl and
+ssl_trusted_certificate (issue 18): the groups a server accepts, DHE with DH parameters
+from a file, encrypted keys opened with each line of a password file in turn, OpenSSL
+settings by name, revoked and unannounced CAs; bad values are -t errors naming file and line; the same
 outcomes as Debian's nginx."""
 import os
 import socket
@@ -85,6 +86,8 @@ CASES = [
     ("dhe", ""),
     ("dhe", "ssl_dhparam {dh}; ssl_ciphers DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256;"),
     ("pw", "ssl_password_file {pw};"),
+    ("suite", ""),
+    ("suite", "ssl_conf_command Ciphersuites TLS_CHACHA20_POLY1305_SHA256;"),
 ]
 
 
@@ -100,6 +103,11 @@ def profile(start):
                                     ("X25519", "P-256", "P-384")]))
             elif what == "dhe":
                 out.append((extra, dhe(port)))
+            elif what == "suite":
+                s = client_ctx(ssl.TLSVersion.TLSv1_3).wrap_socket(
+                    socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+                out.append((extra, s.cipher()[0]))
+                s.close()
             else:
                 s = client_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port)),
                                              server_hostname="localhost")
@@ -120,6 +128,7 @@ def test_tls_curves_dhparam_password_file_as_nginx():
     assert zp[1][1] == [False, True, True], zp[1]
     assert zp[3][1] == "refused" and zp[4][1] == "DHE-RSA-AES128-GCM-SHA256 200", zp
     assert zp[5][1] == 200, zp
+    assert zp[6][1] == "TLS_AES_256_GCM_SHA384" and zp[7][1] == "TLS_CHACHA20_POLY1305_SHA256", zp
     from test_nginx_diff import NGINX as BIN, Nginx
     if not os.path.exists(BIN):
         raise Skip("%s is missing (scripts/deps.sh installs nginx)" % BIN)
@@ -145,6 +154,10 @@ def test_tls_key_material_errors_name_file_and_line():
     rc, out, path = zonegate_t(ZG, port=1, crt=crt(), key=key(),
                                extra="ssl_dhparam %s;" % crt())
     assert rc == 1 and '"ssl_dhparam"' in out, out
+    rc, out, path = zonegate_t(ZG, port=1, crt=crt(), key=key(),
+                               extra="ssl_conf_command NoSuchCommand x;")
+    assert rc == 1 and 'SSL_CONF_cmd("NoSuchCommand", "x") failed' in out and \
+        "%s:9" % path in out, out
     rc, out, path = zonegate_t(ZG, port=1, crt=crt(), key=key(), extra="ssl_ecdh_curve nosuch;")
     assert rc == 1 and 'SSL_CTX_set1_curves_list("nosuch") failed' in out, out
     # an encrypted key: no password file, or none of its passwords, is an error (never a
