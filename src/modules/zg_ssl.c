@@ -100,6 +100,7 @@ typedef struct {
     size_t ocsp_len;
     zg_msec_t handshake_timeout; /* stream: 60s */
     zg_msec_t ticket_rotate; /* ssl_session_ticket_rotate; unset = never */
+    int reject_handshake;  /* ssl_reject_handshake: off */
     char *ecdh_curve;      /* NULL or "auto": OpenSSL's default groups */
     char *dhparam;         /* ssl_dhparam FILE (PEM DH parameters) */
     const char *dh_file;   /* where ssl_dhparam is */
@@ -150,6 +151,7 @@ static void *zg_ssl_create_loc_conf(zg_conf_t *conf)
     sc->ticket_rotate = ZG_UNSET_MSEC;
     sc->npasswords = -1;
     sc->nconf_commands = -1;
+    sc->reject_handshake = ZG_UNSET;
     return sc;
 }
 
@@ -181,6 +183,7 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, stapling_verify, ZG_UNSET);
     ZG_CONF_MERGE(c, p, handshake_timeout, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, ticket_rotate, ZG_UNSET_MSEC);
+    ZG_CONF_MERGE(c, p, reject_handshake, ZG_UNSET);
     ZG_CONF_MERGE(c, p, ecdh_curve, NULL);
     if (c->dhparam == NULL) {
         c->dhparam = p->dhparam;
@@ -984,15 +987,23 @@ static int zg_ssl_servername(SSL *ssl, int *ad, void *arg)
     zg_conn_t *c = SSL_get_app_data(ssl);
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     zg_regex_caps_t caps;
-    (void)ad;
     (void)arg;
-    if (c == NULL || name == NULL) {
+    if (c == NULL) {
         return SSL_TLSEXT_ERR_NOACK;
     }
     caps.n = 0;
     caps.re = NULL;
-    zg_server_conf_t *srv = zg_http_find_server(c->ls, name, strlen(name), &caps);
+    zg_server_conf_t *srv = name ? zg_http_find_server(c->ls, name, strlen(name), &caps)
+                                 : c->ls->default_server;
     zg_ssl_conf_t *sc = srv ? zg_conf_module(srv->loc_conf, zg_ssl_module) : NULL;
+    if (sc != NULL && sc->reject_handshake == 1) {
+        /* ssl_reject_handshake on: no certificate is shown for this name (or none) */
+        *ad = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    if (name == NULL) {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
     if (sc != NULL && sc->ctx != NULL && sc->ctx != SSL_get_SSL_CTX(ssl)) {
         SSL_set_SSL_CTX(ssl, sc->ctx);
         /* what SSL_set_SSL_CTX does not carry over, as nginx: client certificate
@@ -1502,7 +1513,7 @@ static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
         zg_server_conf_t *srv = &cmcf->servers[i];
         zg_ssl_conf_t *sc = zg_conf_module(srv->loc_conf, zg_ssl_module);
         zg_ssl_where_t at = { srv->file, srv->line };
-        if (sc->npairs == 0 && sc->nkeys == 0) {
+        if (sc->npairs == 0 && sc->nkeys == 0 && sc->reject_handshake != 1) {
             continue;
         }
         if ((sc->ctx = zg_ssl_ctx_new(cf, &at, sc, 1)) == NULL) {
@@ -1603,6 +1614,8 @@ static const zg_command_t zg_ssl_commands[] = {
       NULL },
     { "ssl_handshake_timeout", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, handshake_timeout), NULL },
+    { "ssl_reject_handshake", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      offsetof(zg_ssl_conf_t, reject_handshake), NULL },
     { "http2", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_ssl_http2, ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };

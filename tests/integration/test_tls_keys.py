@@ -282,3 +282,59 @@ def test_tls_crl_and_trusted_errors():
     rc, out, path = zonegate_t(ZG, port=1, crt=crt(), key=key(),
                                extra="ssl_trusted_certificate /nonexistent/ca.pem;")
     assert rc == 1 and '"ssl_trusted_certificate" directive' in out and "%s:9" % path in out, out
+
+
+REJECT = """
+    server {{
+        listen 127.0.0.1:{port} ssl default_server;
+        ssl_reject_handshake on;
+        ssl_protocols TLSv1.2 TLSv1.3;  # nginx 1.22's default has no TLSv1.3
+        location / {{ return 200 "default"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name localhost;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {{ return 200 "named"; }}
+    }}
+"""
+
+
+def sni_outcomes(port):
+    out = []
+    for name in ("localhost", "other.test", None):
+        for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            try:
+                s = client_ctx(v).wrap_socket(socket.create_connection(("127.0.0.1", port),
+                                                                       timeout=10),
+                                              server_hostname=name)
+            except ssl.SSLError as e:
+                out.append((name, v.name, "alert unrecognized name"
+                            if "UNRECOGNIZED_NAME" in str(e).upper() else str(e)))
+                continue
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            out.append((name, v.name, read_response(s)[2]))
+            s.close()
+    return out
+
+
+def test_tls_reject_handshake_as_nginx():
+    port = free_port()
+    z = Zonegate("worker_processes 1;\nhttp {{\n" + REJECT + "}}\n", wait_ports=[port],
+                 port=port, crt=crt(), key=key())
+    zp = sni_outcomes(port)
+    z.stop()
+    assert zp[:2] == [("localhost", "TLSv1_2", b"named"), ("localhost", "TLSv1_3", b"named")]
+    assert all(o[2] == "alert unrecognized name" for o in zp[2:]), zp
+    from test_nginx_diff import NGINX as BIN, Nginx
+    if not os.path.exists(BIN):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % BIN)
+    nport = free_port()
+    n = Nginx(NGINX.replace(SERVER, REJECT), nport, crt=crt(), key=key())
+    try:
+        np_ = sni_outcomes(nport)
+    finally:
+        n.stop()
+    assert zp == np_, (zp, np_)
