@@ -338,3 +338,74 @@ def test_tls_reject_handshake_as_nginx():
     finally:
         n.stop()
     assert zp == np_, (zp, np_)
+
+
+VARS = """
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_client_certificate {ca};
+        ssl_verify_client optional;
+        location / {{ return 200 "$ssl_alpn_protocol|$ssl_curve|$ssl_client_v_start|$ssl_client_v_end|$ssl_client_v_remain"; }}
+    }}
+"""
+
+
+def vars_seen(port, d):
+    out = []
+    for alpn, who, group in ((["http/1.1"], "good", None), (None, None, None),
+                             (["h2", "http/1.1"], "good", "P-256")):
+        if group:
+            p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                                "-groups", group, "-quiet", "-cert",
+                                os.path.join(d, who + ".crt"), "-key",
+                                os.path.join(d, who + ".key"), "-alpn", ",".join(alpn)],
+                               input=b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               timeout=20 * SLOW)
+            out.append(p.stdout.split(b"\r\n\r\n", 1)[-1])
+            continue
+        ctx = client_ctx()
+        if alpn:
+            ctx.set_alpn_protocols(alpn)
+        if who:
+            ctx.load_cert_chain(os.path.join(d, who + ".crt"), os.path.join(d, who + ".key"))
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                            server_hostname="localhost")
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        out.append(read_response(s)[2])
+        s.close()
+    return out
+
+
+def test_tls_more_variables_as_nginx():
+    """$ssl_alpn_protocol, $ssl_curve, $ssl_client_v_start, $ssl_client_v_end,
+    $ssl_client_v_remain"""
+    from test_tls import client_certs
+    d = client_certs()
+    ca = os.path.join(d, "ca.crt")
+    port = free_port()
+    z = Zonegate("worker_processes 1;\nhttp {{\n" + VARS + "}}\n", wait_ports=[port],
+                 port=port, crt=crt(), key=key(), ca=ca)
+    zv = vars_seen(port, d)
+    z.stop()
+    f = zv[0].decode().split("|")
+    assert f[0] == "http/1.1" and f[1] == "X25519" and f[2].endswith(" GMT") and \
+        f[3].endswith(" GMT") and f[4] in ("1", "2"), zv  # a 2-day certificate
+    assert zv[1] == b"|X25519|||", zv
+    assert zv[2].decode().split("|")[:2] == ["http/1.1", "prime256v1"], zv
+    from test_nginx_diff import NGINX as BIN, Nginx
+    if not os.path.exists(BIN):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % BIN)
+    nport = free_port()
+    n = Nginx(NGINX.replace(SERVER, VARS), nport, crt=crt(), key=key(), ca=ca)
+    try:
+        nv = vars_seen(nport, d)
+    finally:
+        n.stop()
+    # whole days left may tick from 2 to 1 between the two runs: the rest is exact
+    cut = lambda vs: [v.rsplit(b"|", 1)[0] for v in vs]
+    assert cut(zv) == cut(nv), (zv, nv)
+    assert all(v.rsplit(b"|", 1)[1] in (b"", b"1", b"2") for v in nv), nv
