@@ -101,6 +101,8 @@ typedef struct {
     zg_msec_t handshake_timeout; /* stream: 60s */
     zg_msec_t ticket_rotate; /* ssl_session_ticket_rotate; unset = never */
     int reject_handshake;  /* ssl_reject_handshake: off */
+    unsigned char *alpn;   /* stream ssl_alpn: the protocols, in ALPN's wire format */
+    size_t alpn_len;
     char *ecdh_curve;      /* NULL or "auto": OpenSSL's default groups */
     char *dhparam;         /* ssl_dhparam FILE (PEM DH parameters) */
     const char *dh_file;   /* where ssl_dhparam is */
@@ -184,6 +186,10 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, handshake_timeout, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, ticket_rotate, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, reject_handshake, ZG_UNSET);
+    if (c->alpn == NULL) {
+        c->alpn = p->alpn;
+        c->alpn_len = p->alpn_len;
+    }
     ZG_CONF_MERGE(c, p, ecdh_curve, NULL);
     if (c->dhparam == NULL) {
         c->dhparam = p->dhparam;
@@ -1176,6 +1182,46 @@ static int zg_ssl_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* stream ssl_alpn PROTO...: the first of the server's list the client offers; none
+ * offered in common is a fatal alert, as nginx */
+static int zg_ssl_alpn_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    size_t len = 0;
+    (void)cmd;
+    if (sc->alpn != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    for (int i = 1; i < cf->nargs; i++) {
+        if (cf->args[i].len == 0 || cf->args[i].len > 255) {
+            return zg_conf_invalid(cf, &cf->args[i]);
+        }
+        len += 1 + cf->args[i].len;
+    }
+    if ((sc->alpn = zg_conf_alloc(cf->conf, len)) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    for (int i = 1; i < cf->nargs; i++) {
+        sc->alpn[sc->alpn_len++] = (unsigned char)cf->args[i].len;
+        memcpy(sc->alpn + sc->alpn_len, cf->args[i].data, cf->args[i].len);
+        sc->alpn_len += cf->args[i].len;
+    }
+    return ZG_OK;
+}
+
+static int zg_ssl_stream_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                              const unsigned char *in, unsigned int inlen, void *arg)
+{
+    zg_ssl_conf_t *sc = arg;
+    (void)ssl;
+    if (SSL_select_next_proto((unsigned char **)out, outlen, sc->alpn,
+                              (unsigned int)sc->alpn_len, in, inlen)
+        != OPENSSL_NPN_NEGOTIATED) {
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
 /* the SSL_CTX of a server with certificates (http: with SNI and ALPN); NULL after
  * the error */
 static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_conf_t *sc,
@@ -1291,6 +1337,8 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
     if (http) {
         SSL_CTX_set_tlsext_servername_callback(ctx, zg_ssl_servername);
         SSL_CTX_set_alpn_select_cb(ctx, zg_ssl_alpn, NULL);
+    } else if (sc->alpn != NULL) {
+        SSL_CTX_set_alpn_select_cb(ctx, zg_ssl_stream_alpn, sc);
     }
 
     if (sc->stapling == 1) {
@@ -1612,6 +1660,7 @@ static const zg_command_t zg_ssl_commands[] = {
     { "ssl_password_file", ZG_SSL_CTX, 0, 1, 1, zg_ssl_password_file, ZG_LOC_CONF, 0, NULL },
     { "ssl_session_ticket_rotate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_ticket_rotate, ZG_LOC_CONF, 0,
       NULL },
+    { "ssl_alpn", ZG_CTX_STREAM_SETTINGS, 0, 1, -1, zg_ssl_alpn_set, ZG_LOC_CONF, 0, NULL },
     { "ssl_handshake_timeout", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, handshake_timeout), NULL },
     { "ssl_reject_handshake", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,

@@ -367,7 +367,7 @@ stream {{
 DIFF = """
 stream {{
     log_format tls '$status|$ssl_protocol|$ssl_session_reused|$ssl_client_verify|'
-                   '$ssl_client_s_dn';
+                   '$ssl_client_s_dn|$ssl_alpn_protocol';
     ssl_certificate {crt};
     ssl_certificate_key {key};
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -375,6 +375,7 @@ stream {{
     ssl_session_tickets off;
     server {{
         listen 127.0.0.1:{p_tls} ssl;
+        ssl_alpn redis zg;
         access_log {logdir}/tls.log tls;
         proxy_pass {echo};
     }}
@@ -412,6 +413,17 @@ def stream_tls_profile(ports, logdir):
     ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
     _, _, _, sess = tls_echo(ports["p_tls"], ctx=ctx)
     out.append(("resumed", tls_echo(ports["p_tls"], ctx=ctx, session=sess)[2]))
+    # ssl_alpn: the server's first protocol the client offers; none in common is refused
+    for offer in (["other", "zg", "redis"], ["other"]):
+        ctx = client_ctx()
+        ctx.set_alpn_protocols(offer)
+        try:
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", ports["p_tls"])),
+                                server_hostname="localhost")
+            out.append(("alpn", offer, s.selected_alpn_protocol()))
+            s.close()
+        except (ssl.SSLError, OSError) as e:
+            out.append(("alpn", offer, "refused"))
     for who in (None, "good", "bad"):
         for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
             ctx = client_ctx(v)
@@ -426,7 +438,7 @@ def stream_tls_profile(ports, logdir):
     s.sendall(client_hello())
     out.append(("deny", until_closed(s)))
     s.close()
-    for name, n in (("tls.log", 6), ("mtls.log", 6)):
+    for name, n in (("tls.log", 8), ("mtls.log", 6)):
         path = os.path.join(logdir, name)
         assert wait_for(lambda: os.path.exists(path) and
                         len(open(path).read().splitlines()) >= n, 10), name
