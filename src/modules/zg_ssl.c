@@ -101,6 +101,7 @@ typedef struct {
     zg_msec_t handshake_timeout; /* stream: 60s */
     zg_msec_t ticket_rotate; /* ssl_session_ticket_rotate; unset = never */
     int reject_handshake;  /* ssl_reject_handshake: off */
+    int64_t buffer_size;   /* ssl_buffer_size: the largest record sent; 16k */
     unsigned char *alpn;   /* stream ssl_alpn: the protocols, in ALPN's wire format */
     size_t alpn_len;
     char *ecdh_curve;      /* NULL or "auto": OpenSSL's default groups */
@@ -154,6 +155,7 @@ static void *zg_ssl_create_loc_conf(zg_conf_t *conf)
     sc->npasswords = -1;
     sc->nconf_commands = -1;
     sc->reject_handshake = ZG_UNSET;
+    sc->buffer_size = ZG_UNSET_SIZE;
     return sc;
 }
 
@@ -186,6 +188,7 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, handshake_timeout, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, ticket_rotate, ZG_UNSET_MSEC);
     ZG_CONF_MERGE(c, p, reject_handshake, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, buffer_size, ZG_UNSET_SIZE);
     if (c->alpn == NULL) {
         c->alpn = p->alpn;
         c->alpn_len = p->alpn_len;
@@ -1182,6 +1185,22 @@ static int zg_ssl_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* ssl_buffer_size SIZE: 512 to 16k (the TLS record's payload limits) */
+static int zg_ssl_buffer_size(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->buffer_size != ZG_UNSET_SIZE) {
+        return zg_conf_duplicate(cf);
+    }
+    sc->buffer_size = zg_conf_parse_size(cf->args[1].data, cf->args[1].len);
+    if (sc->buffer_size < 512 || sc->buffer_size > 16384) {
+        return zg_conf_error(cf, "invalid value \"%s\" of \"ssl_buffer_size\": 512 to 16k",
+                             cf->args[1].data);
+    }
+    return ZG_OK;
+}
+
 /* stream ssl_alpn PROTO...: the first of the server's list the client offers; none
  * offered in common is a fatal alert, as nginx */
 static int zg_ssl_alpn_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -1256,6 +1275,10 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
     SSL_CTX_set_options(ctx, opts);
     SSL_CTX_set_min_proto_version(ctx, 0);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
+    if (sc->buffer_size != ZG_UNSET_SIZE) {
+        /* ssl_buffer_size: nginx writes records of at most its buffer's size */
+        SSL_CTX_set_max_send_fragment(ctx, (long)sc->buffer_size);
+    }
     SSL_CTX_set_read_ahead(ctx, 1);
     const char *ciphers = sc->ciphers ? sc->ciphers : "HIGH:!aNULL:!MD5";
     if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
@@ -1660,6 +1683,7 @@ static const zg_command_t zg_ssl_commands[] = {
     { "ssl_password_file", ZG_SSL_CTX, 0, 1, 1, zg_ssl_password_file, ZG_LOC_CONF, 0, NULL },
     { "ssl_session_ticket_rotate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_ticket_rotate, ZG_LOC_CONF, 0,
       NULL },
+    { "ssl_buffer_size", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_ssl_buffer_size, ZG_LOC_CONF, 0, NULL },
     { "ssl_alpn", ZG_CTX_STREAM_SETTINGS, 0, 1, -1, zg_ssl_alpn_set, ZG_LOC_CONF, 0, NULL },
     { "ssl_handshake_timeout", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, handshake_timeout), NULL },

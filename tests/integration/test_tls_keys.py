@@ -409,3 +409,87 @@ def test_tls_more_variables_as_nginx():
     cut = lambda vs: [v.rsplit(b"|", 1)[0] for v in vs]
     assert cut(zv) == cut(nv), (zv, nv)
     assert all(v.rsplit(b"|", 1)[1] in (b"", b"1", b"2") for v in nv), nv
+
+
+BUF = """
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        {extra}
+        location / {{ root {root}; }}
+    }}
+"""
+
+
+def largest_record(port, path):
+    """GETs path over TLS 1.2 through memory BIOs, reading the raw records: the
+    largest application-data record's length, and the body's length"""
+    ctx = client_ctx(ssl.TLSVersion.TLSv1_2)
+    inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+    o = ctx.wrap_bio(inb, outb, server_hostname="localhost")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    raw, largest = b"", 0
+
+    def pump():
+        nonlocal raw, largest
+        if outb.pending:
+            sock.sendall(outb.read())
+        b = sock.recv(65536)
+        if not b:
+            return False
+        raw += b
+        while len(raw) >= 5 and len(raw) >= 5 + int.from_bytes(raw[3:5], "big"):
+            n = int.from_bytes(raw[3:5], "big")
+            if raw[0] == 23:
+                largest = max(largest, n)
+            inb.write(raw[:5 + n])
+            raw = raw[5 + n:]
+        return True
+    while True:
+        try:
+            o.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            assert pump(), "closed during the handshake"
+    o.write(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+    sock.sendall(outb.read())
+    data = b""
+    while True:
+        try:
+            b = o.read(65536)
+            if not b:
+                break  # close_notify
+            data += b
+        except ssl.SSLWantReadError:
+            if not pump():
+                break
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+    sock.close()
+    return largest, len(data.split(b"\r\n\r\n", 1)[1])
+
+
+def test_tls_buffer_size_bounds_the_records():
+    import tempfile
+    root = tempfile.mkdtemp(prefix="zgroot-")
+    os.chmod(root, 0o755)
+    with open(os.path.join(root, "big"), "wb") as f:
+        f.write(b"x" * 200000)
+    os.chmod(os.path.join(root, "big"), 0o644)
+    conf = "worker_processes 1;\nhttp {{\n" + BUF + "}}\n"
+    seen = {}
+    for extra in ("", "ssl_buffer_size 4k;"):
+        port = free_port()
+        z = Zonegate(conf, wait_ports=[port], port=port, crt=crt(), key=key(), extra=extra,
+                     root=root)
+        seen[extra] = largest_record(port, "/big")
+        z.stop()
+    assert seen[""][1] == 200000 and seen["ssl_buffer_size 4k;"][1] == 200000, seen
+    # a record is its payload plus at most 256 bytes of TLS overhead
+    assert seen[""][0] > 8192, seen
+    assert 4096 < seen["ssl_buffer_size 4k;"][0] <= 4096 + 256, seen
+    rc, out, path = zonegate_t(conf, port=1, crt=crt(), key=key(), root=root,
+                               extra="ssl_buffer_size 100;")
+    assert rc == 1 and '"ssl_buffer_size"' in out and "%s:9" % path in out, out
