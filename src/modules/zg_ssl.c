@@ -100,6 +100,8 @@ typedef struct {
     size_t ocsp_len;
     zg_msec_t handshake_timeout; /* stream: 60s */
     zg_msec_t ticket_rotate; /* ssl_session_ticket_rotate; unset = never */
+    const char *rotate_file; /* where ssl_session_ticket_rotate is */
+    int rotate_line;
     int reject_handshake;  /* ssl_reject_handshake: off */
     int64_t buffer_size;   /* ssl_buffer_size: the largest record sent; 16k */
     unsigned char *alpn;   /* stream ssl_alpn: the protocols, in ALPN's wire format */
@@ -186,7 +188,11 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     }
     ZG_CONF_MERGE(c, p, stapling_verify, ZG_UNSET);
     ZG_CONF_MERGE(c, p, handshake_timeout, ZG_UNSET_MSEC);
-    ZG_CONF_MERGE(c, p, ticket_rotate, ZG_UNSET_MSEC);
+    if (c->ticket_rotate == ZG_UNSET_MSEC) {
+        c->ticket_rotate = p->ticket_rotate;
+        c->rotate_file = p->rotate_file;
+        c->rotate_line = p->rotate_line;
+    }
     ZG_CONF_MERGE(c, p, reject_handshake, ZG_UNSET);
     ZG_CONF_MERGE(c, p, buffer_size, ZG_UNSET_SIZE);
     if (c->alpn == NULL) {
@@ -913,6 +919,8 @@ static int zg_ssl_ticket_rotate(zg_cf_t *cf, const zg_command_t *cmd, void *conf
     if (sc->ticket_rotate != ZG_UNSET_MSEC) {
         return zg_conf_duplicate(cf);
     }
+    sc->rotate_file = cf->file;
+    sc->rotate_line = cf->line;
     sc->ticket_rotate = zg_conf_parse_time(cf->args[1].data, cf->args[1].len);
     if (sc->ticket_rotate == ZG_UNSET_MSEC || sc->ticket_rotate < 1000) {
         return zg_conf_error(cf, "invalid value \"%s\" of \"ssl_session_ticket_rotate\": "
@@ -1330,6 +1338,13 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
         SSL_CTX_sess_set_cache_size(ctx, sc->cache_builtin);
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    if (sc->ticket_rotate != ZG_UNSET_MSEC && (sc->session_tickets == 0 || sc->ticket_keys)) {
+        zg_log_error(ZG_LOG_WARN, 0,
+                     "\"ssl_session_ticket_rotate\" has no effect %s in %s:%d",
+                     sc->session_tickets == 0 ? "with \"ssl_session_tickets off\""
+                                              : "on \"ssl_session_ticket_key\" files",
+                     sc->rotate_file, sc->rotate_line);
     }
     if (sc->session_tickets == 0) {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);

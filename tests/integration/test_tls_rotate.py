@@ -54,6 +54,13 @@ def test_tls_ticket_rotate_without_it_never_rotates_and_bad_values():
     z.stop()
     conf = CACHE_CONF.replace("ssl_session_tickets {tickets};",
                               "ssl_session_ticket_rotate {rotate};")
+    # accepted, with a warning, where it cannot act
+    rc, out, path = zonegate_t(conf.replace("ssl_session_ticket_rotate {rotate};",
+                                            "ssl_session_ticket_rotate 1h; "
+                                            "ssl_session_tickets off;"),
+                               port=1, crt=crt(), key=key(), cache="off")
+    assert rc == 0 and '"ssl_session_ticket_rotate" has no effect with "ssl_session_tickets ' \
+        'off" in %s:9' % path in out, out
     for bad in ("500ms", "abc"):
         rc, out, path = zonegate_t(conf, port=1, crt=crt(), key=key(), cache="off", rotate=bad)
         assert rc == 1 and '"ssl_session_ticket_rotate"' in out and "%s:9" % path in out, out
