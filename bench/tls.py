@@ -6,6 +6,9 @@ Both run 2 workers with the same self-signed RSA-2048 certificate (made here) an
 and resumed ones (-reuse), for TLS 1.3 and TLS 1.2, one client process at a time.
 Then `wrk` (when installed) measures keep-alive HTTPS requests per second through
 limit_req to the C upstream of bench/ (UPSTREAM_BIN, built by bench/run.sh).
+Last, the session cache's capacity: zonegate alone (nginx counts no evictions) with
+`shared:CAP:1m` and tickets off, full TLS 1.2 handshakes until /metrics shows the first
+eviction; the sessions held then, per MB.
 
   python3 bench/tls.py            SECONDS=5 ZG_BIN=build/zonegate NGINX_BIN=/usr/sbin/nginx
 
@@ -100,6 +103,62 @@ def wrk(port):
     return float(m.group(1)) if m else 0.0
 
 
+CAP_SERVER = """
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {dir}/c.pem;
+        ssl_certificate_key {dir}/k.pem;
+        ssl_session_cache shared:CAP:1m;
+        ssl_session_tickets off;
+        location = /metrics {{ metrics; }}
+    }}
+"""
+
+
+def metrics(port):
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    s.close()
+    text = out.decode(errors="replace")
+    ev = re.search(r'zonegate_ssl_session_cache_total\{zone="CAP",type="evictions"\} (\d+)', text)
+    held = re.search(r'zonegate_ssl_sessions\{zone="CAP"\} (\d+)', text)
+    return int(ev.group(1)), int(held.group(1))
+
+
+def capacity(d):
+    """sessions held by a 1 MB shared cache at its first eviction"""
+    port = free_port()
+    conf = os.path.join(d, "cap.conf")
+    with open(conf, "w") as f:
+        f.write(("worker_processes 2;\nerror_log %s/cap.log;\npid %s/cap.pid;\nhttp {{\n%s}}\n"
+                 % (d, d, CAP_SERVER)).format(dir=d, port=port))
+    p = subprocess.Popen([ZG, "-c", conf], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_port(port)
+        for _ in range(60):
+            subprocess.run(["openssl", "s_time", "-connect", "127.0.0.1:%d" % port, "-new",
+                            "-tls1_2", "-time", "1"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
+            ev, n = metrics(port)
+            if ev > 0:
+                return n  # full: the sessions a 1 MB zone holds
+        return None
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait()
+
+
 def main():
     d = tempfile.mkdtemp(prefix="zgbench-tls-")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
@@ -124,6 +183,13 @@ def main():
             r = {k: wrk(p) for k, p in ports.items()}
             print("%-26s %12.0f %12.0f" % ("HTTPS keep-alive req/s", r["zonegate"], r["nginx"]))
     finally:
+        if os.environ.get("CAPACITY", "1") == "1":
+            for p in procs.values():
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait()
+            procs = {}
+            print("%-26s %12s %12s" % ("sessions per MB (1st eviction)", capacity(d),
+                                       "~4000 (doc)"))
         if up is not None:
             os.killpg(up.pid, signal.SIGTERM)
             up.wait()

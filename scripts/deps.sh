@@ -9,7 +9,7 @@ set -e
 RUN="make build-essential pkg-config libuv1-dev node-llhttp libhiredis-dev libcrypt-dev libpcre2-dev \
 libssl-dev libseccomp-dev libjansson-dev zlib1g-dev curl"
 TEST="$RUN libcmocka-dev python3 procps clang libclang-rt-14-dev nginx libnginx-mod-stream \
-redis-server redis-tools redis-sentinel prometheus chromium openssl"
+redis-server redis-tools redis-sentinel prometheus chromium openssl testssl.sh"
 BENCH="$TEST wrk haproxy gnuplot-nox valgrind strace iperf3"
 case "${1:-test}" in
     run) PKGS="$RUN" ;;

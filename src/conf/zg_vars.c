@@ -83,6 +83,11 @@ enum {
     ZG_VAR_SSL_CLIENT_I_DN,
     ZG_VAR_SSL_CLIENT_FINGERPRINT,
     ZG_VAR_SSL_CLIENT_SERIAL,
+    ZG_VAR_SSL_ALPN_PROTOCOL,
+    ZG_VAR_SSL_CURVE,
+    ZG_VAR_SSL_CLIENT_V_START,
+    ZG_VAR_SSL_CLIENT_V_END,
+    ZG_VAR_SSL_CLIENT_V_REMAIN,
 };
 
 typedef struct {
@@ -151,6 +156,11 @@ static const zg_var_name_t zg_var_names[] = {
     { "ssl_client_i_dn", ZG_VAR_SSL_CLIENT_I_DN },
     { "ssl_client_fingerprint", ZG_VAR_SSL_CLIENT_FINGERPRINT },
     { "ssl_client_serial", ZG_VAR_SSL_CLIENT_SERIAL },
+    { "ssl_alpn_protocol", ZG_VAR_SSL_ALPN_PROTOCOL },
+    { "ssl_curve", ZG_VAR_SSL_CURVE },
+    { "ssl_client_v_start", ZG_VAR_SSL_CLIENT_V_START },
+    { "ssl_client_v_end", ZG_VAR_SSL_CLIENT_V_END },
+    { "ssl_client_v_remain", ZG_VAR_SSL_CLIENT_V_REMAIN },
 };
 
 /* variables named by a prefix, longest first where one prefix starts another */
@@ -1213,15 +1223,60 @@ static zg_str_t zg_var_ssl(int type, SSL *ssl)
             }
         }
         break;
+    case ZG_VAR_SSL_ALPN_PROTOCOL: {
+        const unsigned char *a = NULL;
+        unsigned int n = 0;
+        SSL_get0_alpn_selected(ssl, &a, &n);
+        v.data = (const char *)a;
+        v.len = a ? n : 0;
+        if (a == NULL) {
+            v.data = sbuf;
+        }
+        return v;
+    }
+    case ZG_VAR_SSL_CURVE: {
+        /* as nginx: the group's short name, or 0x.... for one OpenSSL has no name for */
+        int nid = SSL_get_negotiated_group(ssl);
+        if (nid == NID_undef || nid == 0) {
+            return v;
+        }
+        if ((nid & TLSEXT_nid_unknown) == 0 && OBJ_nid2sn(nid) != NULL) {
+            p = OBJ_nid2sn(nid);
+            break;
+        }
+        v.len = (size_t)snprintf(sbuf, sizeof(sbuf), "0x%04x", nid & 0xffff);
+        return v;
+    }
     case ZG_VAR_SSL_CLIENT_S_DN:
     case ZG_VAR_SSL_CLIENT_I_DN:
     case ZG_VAR_SSL_CLIENT_FINGERPRINT:
     case ZG_VAR_SSL_CLIENT_SERIAL:
+    case ZG_VAR_SSL_CLIENT_V_START:
+    case ZG_VAR_SSL_CLIENT_V_END:
+    case ZG_VAR_SSL_CLIENT_V_REMAIN:
         cert = SSL_get1_peer_certificate(ssl);
         if (cert == NULL) {
             return v;
         }
-        if (type == ZG_VAR_SSL_CLIENT_S_DN) {
+        if (type == ZG_VAR_SSL_CLIENT_V_START || type == ZG_VAR_SSL_CLIENT_V_END) {
+            /* ASN1_TIME_print's "Dec  3 06:00:00 2026 GMT", as nginx */
+            BIO *b = BIO_new(BIO_s_mem());
+            if (b != NULL && ASN1_TIME_print(b, type == ZG_VAR_SSL_CLIENT_V_START
+                                                    ? X509_get0_notBefore(cert)
+                                                    : X509_get0_notAfter(cert)) == 1) {
+                int n = BIO_read(b, sbuf, (int)sizeof(sbuf) - 1);
+                v.len = n > 0 ? (size_t)n : 0;
+            }
+            BIO_free(b);
+        } else if (type == ZG_VAR_SSL_CLIENT_V_REMAIN) {
+            /* whole days left; "0" under one day, as nginx */
+            int days = 0, secs = 0;
+            if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(cert)) == 1) {
+                long long left = (long long)days * 86400 + secs;
+                v.len = (size_t)snprintf(sbuf, sizeof(sbuf), "%lld",
+                                         left < 86400 ? 0 : left / 86400);
+            }
+        } else if (type == ZG_VAR_SSL_CLIENT_S_DN) {
             v = zg_var_dn(X509_get_subject_name(cert), sbuf, sizeof(sbuf));
         } else if (type == ZG_VAR_SSL_CLIENT_I_DN) {
             v = zg_var_dn(X509_get_issuer_name(cert), sbuf, sizeof(sbuf));
@@ -1315,6 +1370,11 @@ static zg_str_t zg_var_value(const zg_cv_t *cv, const zg_cv_part_t *part,
     case ZG_VAR_SSL_CLIENT_I_DN:
     case ZG_VAR_SSL_CLIENT_FINGERPRINT:
     case ZG_VAR_SSL_CLIENT_SERIAL:
+    case ZG_VAR_SSL_ALPN_PROTOCOL:
+    case ZG_VAR_SSL_CURVE:
+    case ZG_VAR_SSL_CLIENT_V_START:
+    case ZG_VAR_SSL_CLIENT_V_END:
+    case ZG_VAR_SSL_CLIENT_V_REMAIN:
         return zg_var_ssl(part->type, ctx->ssl);
 
     case ZG_VAR_CAPTURE:

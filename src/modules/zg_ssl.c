@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <errno.h>
@@ -49,7 +50,16 @@ typedef struct {
 typedef struct {
     zg_ssl_ticket_key_t keys[ZG_SSL_TICKET_KEYS];
     int n;
+    time_t made;           /* the zone's: when keys[0] was made */
+    uint64_t rotations;    /* the zone's: keys made by ssl_session_ticket_rotate */
 } zg_ssl_ticket_keys_t;
+
+/* a file named by a directive, and where the directive is */
+typedef struct {
+    char *path;
+    const char *file;
+    int line;
+} zg_ssl_file_t;
 
 typedef struct {
     char *cert;
@@ -89,11 +99,32 @@ typedef struct {
     unsigned char *ocsp;   /* the stapling file's response (DER), read at load */
     size_t ocsp_len;
     zg_msec_t handshake_timeout; /* stream: 60s */
+    zg_msec_t ticket_rotate; /* ssl_session_ticket_rotate; unset = never */
+    const char *rotate_file; /* where ssl_session_ticket_rotate is */
+    int rotate_line;
+    int reject_handshake;  /* ssl_reject_handshake: off */
+    int64_t buffer_size;   /* ssl_buffer_size: the largest record sent; 16k */
+    unsigned char *alpn;   /* stream ssl_alpn: the protocols, in ALPN's wire format */
+    size_t alpn_len;
+    char *ecdh_curve;      /* NULL or "auto": OpenSSL's default groups */
+    char *dhparam;         /* ssl_dhparam FILE (PEM DH parameters) */
+    const char *dh_file;   /* where ssl_dhparam is */
+    int dh_line;
+    zg_ssl_file_t trusted; /* ssl_trusted_certificate: CAs that verify, not announced */
+    zg_ssl_file_t crl;     /* ssl_crl: revoked certificates (PEM CRLs) */
+    char **conf_commands;  /* ssl_conf_command NAME VALUE: name, value, name, ... */
+    int nconf_commands;    /* strings in conf_commands; -1 = unset */
+    const char *cmd_file;  /* where the first ssl_conf_command is */
+    int cmd_line;
+    char **passwords;      /* ssl_password_file's lines, tried in order */
+    int npasswords;        /* -1 = unset */
     SSL_CTX *ctx;          /* server level: built by init_main_conf */
 } zg_ssl_conf_t;
 
 typedef struct {
     int verify;            /* some server checks client certificates */
+    zg_zone_t *ticket_zone; /* the shared ticket keys, if a server uses them */
+    zg_msec_t rotate;      /* ssl_session_ticket_rotate: the shortest given; 0 = never */
 } zg_ssl_main_conf_t;
 
 static void *zg_ssl_create_main_conf(zg_conf_t *conf)
@@ -122,6 +153,11 @@ static void *zg_ssl_create_loc_conf(zg_conf_t *conf)
     sc->stapling = ZG_UNSET;
     sc->stapling_verify = ZG_UNSET;
     sc->handshake_timeout = ZG_UNSET_MSEC;
+    sc->ticket_rotate = ZG_UNSET_MSEC;
+    sc->npasswords = -1;
+    sc->nconf_commands = -1;
+    sc->reject_handshake = ZG_UNSET;
+    sc->buffer_size = ZG_UNSET_SIZE;
     return sc;
 }
 
@@ -152,6 +188,39 @@ static int zg_ssl_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     }
     ZG_CONF_MERGE(c, p, stapling_verify, ZG_UNSET);
     ZG_CONF_MERGE(c, p, handshake_timeout, ZG_UNSET_MSEC);
+    if (c->ticket_rotate == ZG_UNSET_MSEC) {
+        c->ticket_rotate = p->ticket_rotate;
+        c->rotate_file = p->rotate_file;
+        c->rotate_line = p->rotate_line;
+    }
+    ZG_CONF_MERGE(c, p, reject_handshake, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, buffer_size, ZG_UNSET_SIZE);
+    if (c->alpn == NULL) {
+        c->alpn = p->alpn;
+        c->alpn_len = p->alpn_len;
+    }
+    ZG_CONF_MERGE(c, p, ecdh_curve, NULL);
+    if (c->dhparam == NULL) {
+        c->dhparam = p->dhparam;
+        c->dh_file = p->dh_file;
+        c->dh_line = p->dh_line;
+    }
+    if (c->trusted.path == NULL) {
+        c->trusted = p->trusted;
+    }
+    if (c->crl.path == NULL) {
+        c->crl = p->crl;
+    }
+    if (c->nconf_commands < 0) {
+        c->conf_commands = p->conf_commands;
+        c->nconf_commands = p->nconf_commands;
+        c->cmd_file = p->cmd_file;
+        c->cmd_line = p->cmd_line;
+    }
+    if (c->npasswords < 0) {
+        c->passwords = p->passwords;
+        c->npasswords = p->npasswords;
+    }
     ZG_CONF_MERGE(c, p, stapling_file, NULL);
     if (c->client_certificate == NULL) {
         c->client_certificate = p->client_certificate;
@@ -236,6 +305,122 @@ static int zg_ssl_ciphers(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     }
     sc->ciphers = zg_conf_strdup(cf->conf, cf->args[1].data, cf->args[1].len);
     return sc->ciphers == NULL ? zg_conf_nomem(cf) : ZG_OK;
+}
+
+/* ssl_ecdh_curve CURVE[:CURVE...] | auto */
+static int zg_ssl_ecdh_curve(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->ecdh_curve != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    sc->ecdh_curve = zg_conf_strdup(cf->conf, cf->args[1].data, cf->args[1].len);
+    return sc->ecdh_curve == NULL ? zg_conf_nomem(cf) : ZG_OK;
+}
+
+/* ssl_dhparam FILE: read when the SSL_CTX is made (a bad file names this line) */
+static int zg_ssl_dhparam(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->dhparam != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    if ((sc->dhparam = zg_conf_path(cf, &cf->args[1])) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    sc->dh_file = cf->file;
+    sc->dh_line = cf->line;
+    return ZG_OK;
+}
+
+/* ssl_password_file FILE: one pass phrase a line, read now (the master can read it;
+ * the workers cannot) */
+static int zg_ssl_password_file(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    char buf[8192];
+    (void)cmd;
+    if (sc->npasswords >= 0) {
+        return zg_conf_duplicate(cf);
+    }
+    char *path = zg_conf_path(cf, &cf->args[1]);
+    if (path == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return zg_conf_error(cf, "cannot open \"%s\" of the \"ssl_password_file\" directive "
+                             "(%s)", path, strerror(errno));
+    }
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n < 0 || n == (ssize_t)sizeof(buf)) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        return zg_conf_error(cf, "cannot read \"%s\" of the \"ssl_password_file\" "
+                             "directive (%s)", path, n < 0 ? strerror(errno) : "too large");
+    }
+    sc->npasswords = 0;
+    for (char *line = buf, *end = buf + n; line < end;) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        char *stop = nl ? nl : end;
+        size_t len = (size_t)(stop - line);
+        if (len > 0 && line[len - 1] == '\r') {
+            len--;
+        }
+        if (len > 0) {
+            char **pw = zg_conf_push(cf->conf, sc->passwords, sc->npasswords);
+            if (pw == NULL || (*pw = zg_conf_strdup(cf->conf, line, len)) == NULL) {
+                OPENSSL_cleanse(buf, sizeof(buf));
+                return zg_conf_nomem(cf);
+            }
+        }
+        line = stop + 1;
+    }
+    OPENSSL_cleanse(buf, sizeof(buf));
+    if (sc->npasswords == 0) {
+        return zg_conf_error(cf, "\"%s\" of the \"ssl_password_file\" directive has no "
+                             "password", path);
+    }
+    return ZG_OK;
+}
+
+/* the pass phrase OpenSSL asks for: the one being tried, never a prompt */
+static int zg_ssl_password_cb(char *buf, int size, int rwflag, void *u)
+{
+    const char *pw = u;
+    (void)rwflag;
+    if (pw == NULL) {
+        return 0;
+    }
+    size_t n = strlen(pw);
+    if (n > (size_t)size) {
+        return 0;
+    }
+    memcpy(buf, pw, n);
+    return (int)n;
+}
+
+/* the private key of file, trying each password in order (as nginx): NULL after
+ * OpenSSL's error */
+static EVP_PKEY *zg_ssl_load_key(const char *file, char **passwords, int npasswords)
+{
+    BIO *b = BIO_new_file(file, "r");
+    EVP_PKEY *pkey = NULL;
+    if (b == NULL) {
+        return NULL;
+    }
+    for (int i = 0; pkey == NULL && i < (npasswords > 0 ? npasswords : 1); i++) {
+        if (i > 0) {
+            (void)BIO_reset(b);
+            ERR_clear_error();
+        }
+        pkey = PEM_read_bio_PrivateKey(b, NULL, zg_ssl_password_cb,
+                                       npasswords > 0 ? passwords[i] : NULL);
+    }
+    BIO_free(b);
+    return pkey;
 }
 
 /* "REASON" of the last OpenSSL error, or "" */
@@ -450,8 +635,11 @@ static void zg_ssl_remove_session(SSL_CTX *ctx, SSL_SESSION *sess)
     zg_shmtx_unlock(&zone->pool->mutex);
 }
 
+static void zg_ssl_ticket_metrics(zg_buf_t *b, const zg_conf_t *conf);
+
 static void zg_ssl_metrics(zg_buf_t *b, const zg_conf_t *conf)
 {
+    zg_ssl_ticket_metrics(b, conf);
     static const char *types[] = { "hits", "misses", "stores", "evictions", "expired",
                                    "store_failures" };
     zg_zone_t *z;
@@ -563,6 +751,7 @@ static int zg_ssl_ticket_zone_init(zg_zone_t *zone, void *old_data)
         }
         k->keys[0].size = 32;
         k->n = 1;
+        k->made = time(NULL);
     }
     zone->data = k;
     zone->pool->data = k;
@@ -572,6 +761,22 @@ static int zg_ssl_ticket_zone_init(zg_zone_t *zone, void *old_data)
 const zg_zone_kind_t zg_ssl_ticket_zone_kind = { "ssl_session_ticket_keys",
                                                  zg_ssl_ticket_zone_init };
 
+static void zg_ssl_ticket_metrics(zg_buf_t *b, const zg_conf_t *conf)
+{
+    for (zg_zone_t *z = conf->zones.head; z != NULL; z = z->next) {
+        if (z->pool == NULL || z->kind != &zg_ssl_ticket_zone_kind || z->data == NULL) {
+            continue;
+        }
+        zg_ssl_ticket_keys_t *k = z->data;
+        zg_shmtx_lock(&z->pool->mutex);
+        uint64_t n = k->rotations;
+        zg_shmtx_unlock(&z->pool->mutex);
+        zg_admin_family(b, "zonegate_ssl_ticket_key_rotations_total", "counter",
+                        "New TLS session ticket keys made by ssl_session_ticket_rotate.");
+        zg_admin_sample(b, "zonegate_ssl_ticket_key_rotations_total", n, NULL);
+    }
+}
+
 /* as nginx's ngx_ssl_ticket_key_callback: 1 = ticket made or accepted, 2 = accepted
  * with an older key (a new ticket is sent), 0 = unknown key (full handshake) */
 static int zg_ssl_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
@@ -579,9 +784,16 @@ static int zg_ssl_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
 {
     SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
     const zg_ssl_ticket_keys_t *keys = SSL_CTX_get_ex_data(ctx, zg_ssl_ctx_keys_index);
+    zg_ssl_ticket_keys_t copy;
     if (keys == NULL) {
+        /* the zone's keys change when the master rotates them: a copy, under its lock */
         zg_zone_t *zone = SSL_CTX_get_ex_data(ctx, zg_ssl_ctx_kzone_index);
-        keys = zone ? zone->data : NULL;
+        if (zone != NULL && zone->data != NULL) {
+            zg_shmtx_lock(&zone->pool->mutex);
+            memcpy(&copy, zone->data, sizeof(copy));
+            zg_shmtx_unlock(&zone->pool->mutex);
+            keys = &copy;
+        }
     }
     if (keys == NULL || keys->n == 0) {
         return -1;
@@ -618,7 +830,47 @@ static int zg_ssl_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
     if (rc != 1) {
         return -1;
     }
-    return enc == 1 ? 1 : (i == 0 ? 1 : 2);
+    int rc2 = enc == 1 ? 1 : (i == 0 ? 1 : 2);
+    OPENSSL_cleanse(&copy, sizeof(copy));
+    return rc2;
+}
+
+/* master, about once a second: a new encryption key when the period is over; the
+ * previous keys still decrypt until ZG_SSL_TICKET_KEYS - 1 newer ones were made */
+static void zg_ssl_tick(zg_conf_t *conf)
+{
+    zg_ssl_main_conf_t *smcf = zg_main_conf_of(conf, zg_ssl_module);
+    zg_ssl_ticket_key_t k;
+
+    if (smcf == NULL || smcf->rotate == 0 || smcf->ticket_zone == NULL
+        || smcf->ticket_zone->data == NULL) {
+        return;
+    }
+    zg_zone_t *zone = smcf->ticket_zone;
+    zg_ssl_ticket_keys_t *keys = zone->data;
+    time_t now = time(NULL);
+    zg_shmtx_lock(&zone->pool->mutex);
+    time_t made = keys->made;
+    zg_shmtx_unlock(&zone->pool->mutex);
+    if ((zg_msec_t)(now - made) * 1000 < smcf->rotate) {
+        return;
+    }
+    if (RAND_bytes(k.name, 16) != 1 || RAND_bytes(k.hmac, 32) != 1
+        || RAND_bytes(k.aes, 32) != 1) {
+        zg_log_error(ZG_LOG_ALERT, 0, "RAND_bytes() failed for a new ticket key");
+        return;
+    }
+    k.size = 32;
+    zg_shmtx_lock(&zone->pool->mutex);
+    memmove(&keys->keys[1], &keys->keys[0], sizeof(k) * (ZG_SSL_TICKET_KEYS - 1));
+    keys->keys[0] = k;
+    if (keys->n < ZG_SSL_TICKET_KEYS) {
+        keys->n++;
+    }
+    keys->made = now;
+    keys->rotations++;
+    zg_shmtx_unlock(&zone->pool->mutex);
+    OPENSSL_cleanse(&k, sizeof(k));
 }
 
 /* ssl_session_ticket_key FILE: 48 or 80 bytes (nginx's format), read now */
@@ -656,6 +908,24 @@ static int zg_ssl_ticket_key(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     memcpy(k->hmac, buf + 16, k->size);
     memcpy(k->aes, buf + 16 + k->size, k->size);
     OPENSSL_cleanse(buf, sizeof(buf));
+    return ZG_OK;
+}
+
+/* ssl_session_ticket_rotate TIME (at least 1s) */
+static int zg_ssl_ticket_rotate(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->ticket_rotate != ZG_UNSET_MSEC) {
+        return zg_conf_duplicate(cf);
+    }
+    sc->rotate_file = cf->file;
+    sc->rotate_line = cf->line;
+    sc->ticket_rotate = zg_conf_parse_time(cf->args[1].data, cf->args[1].len);
+    if (sc->ticket_rotate == ZG_UNSET_MSEC || sc->ticket_rotate < 1000) {
+        return zg_conf_error(cf, "invalid value \"%s\" of \"ssl_session_ticket_rotate\": "
+                             "at least 1s", cf->args[1].data);
+    }
     return ZG_OK;
 }
 
@@ -734,15 +1004,23 @@ static int zg_ssl_servername(SSL *ssl, int *ad, void *arg)
     zg_conn_t *c = SSL_get_app_data(ssl);
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     zg_regex_caps_t caps;
-    (void)ad;
     (void)arg;
-    if (c == NULL || name == NULL) {
+    if (c == NULL) {
         return SSL_TLSEXT_ERR_NOACK;
     }
     caps.n = 0;
     caps.re = NULL;
-    zg_server_conf_t *srv = zg_http_find_server(c->ls, name, strlen(name), &caps);
+    zg_server_conf_t *srv = name ? zg_http_find_server(c->ls, name, strlen(name), &caps)
+                                 : c->ls->default_server;
     zg_ssl_conf_t *sc = srv ? zg_conf_module(srv->loc_conf, zg_ssl_module) : NULL;
+    if (sc != NULL && sc->reject_handshake == 1) {
+        /* ssl_reject_handshake on: no certificate is shown for this name (or none) */
+        *ad = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    if (name == NULL) {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
     if (sc != NULL && sc->ctx != NULL && sc->ctx != SSL_get_SSL_CTX(ssl)) {
         SSL_set_SSL_CTX(ssl, sc->ctx);
         /* what SSL_set_SSL_CTX does not carry over, as nginx: client certificate
@@ -793,6 +1071,41 @@ static int zg_ssl_client_certificate(zg_cf_t *cf, const zg_command_t *cmd, void 
     }
     sc->cc_file = cf->file;
     sc->cc_line = cf->line;
+    return ZG_OK;
+}
+
+/* ssl_conf_command NAME VALUE (OpenSSL's SSL_CONF_cmd), applied last, as nginx */
+static int zg_ssl_conf_command(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->nconf_commands < 0) {
+        sc->nconf_commands = 0;
+        sc->cmd_file = cf->file;
+        sc->cmd_line = cf->line;
+    }
+    for (int i = 1; i <= 2; i++) {
+        char **v = zg_conf_push(cf->conf, sc->conf_commands, sc->nconf_commands);
+        if (v == NULL
+            || (*v = zg_conf_strdup(cf->conf, cf->args[i].data, cf->args[i].len)) == NULL) {
+            return zg_conf_nomem(cf);
+        }
+    }
+    return ZG_OK;
+}
+
+/* ssl_trusted_certificate FILE, ssl_crl FILE: read when the SSL_CTX is made */
+static int zg_ssl_set_file(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_file_t *f = (zg_ssl_file_t *)((char *)conf + cmd->offset);
+    if (f->path != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    if ((f->path = zg_conf_path(cf, &cf->args[1])) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    f->file = cf->file;
+    f->line = cf->line;
     return ZG_OK;
 }
 
@@ -880,6 +1193,62 @@ static int zg_ssl_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* ssl_buffer_size SIZE: 512 to 16k (the TLS record's payload limits) */
+static int zg_ssl_buffer_size(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    (void)cmd;
+    if (sc->buffer_size != ZG_UNSET_SIZE) {
+        return zg_conf_duplicate(cf);
+    }
+    sc->buffer_size = zg_conf_parse_size(cf->args[1].data, cf->args[1].len);
+    if (sc->buffer_size < 512 || sc->buffer_size > 16384) {
+        return zg_conf_error(cf, "invalid value \"%s\" of \"ssl_buffer_size\": 512 to 16k",
+                             cf->args[1].data);
+    }
+    return ZG_OK;
+}
+
+/* stream ssl_alpn PROTO...: the first of the server's list the client offers; none
+ * offered in common is a fatal alert, as nginx */
+static int zg_ssl_alpn_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_ssl_conf_t *sc = conf;
+    size_t len = 0;
+    (void)cmd;
+    if (sc->alpn != NULL) {
+        return zg_conf_duplicate(cf);
+    }
+    for (int i = 1; i < cf->nargs; i++) {
+        if (cf->args[i].len == 0 || cf->args[i].len > 255) {
+            return zg_conf_invalid(cf, &cf->args[i]);
+        }
+        len += 1 + cf->args[i].len;
+    }
+    if ((sc->alpn = zg_conf_alloc(cf->conf, len)) == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    for (int i = 1; i < cf->nargs; i++) {
+        sc->alpn[sc->alpn_len++] = (unsigned char)cf->args[i].len;
+        memcpy(sc->alpn + sc->alpn_len, cf->args[i].data, cf->args[i].len);
+        sc->alpn_len += cf->args[i].len;
+    }
+    return ZG_OK;
+}
+
+static int zg_ssl_stream_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                              const unsigned char *in, unsigned int inlen, void *arg)
+{
+    zg_ssl_conf_t *sc = arg;
+    (void)ssl;
+    if (SSL_select_next_proto((unsigned char **)out, outlen, sc->alpn,
+                              (unsigned int)sc->alpn_len, in, inlen)
+        != OPENSSL_NPN_NEGOTIATED) {
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
 /* the SSL_CTX of a server with certificates (http: with SNI and ALPN); NULL after
  * the error */
 static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_conf_t *sc,
@@ -914,6 +1283,10 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
     SSL_CTX_set_options(ctx, opts);
     SSL_CTX_set_min_proto_version(ctx, 0);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
+    if (sc->buffer_size != ZG_UNSET_SIZE) {
+        /* ssl_buffer_size: nginx writes records of at most its buffer's size */
+        SSL_CTX_set_max_send_fragment(ctx, (long)sc->buffer_size);
+    }
     SSL_CTX_set_read_ahead(ctx, 1);
     const char *ciphers = sc->ciphers ? sc->ciphers : "HIGH:!aNULL:!MD5";
     if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
@@ -921,6 +1294,26 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
                          "SSL_CTX_set_cipher_list(\"%s\") failed%s", ciphers,
                          zg_ssl_reason(why, sizeof(why)));
         goto err;
+    }
+    if (sc->ecdh_curve != NULL && strcmp(sc->ecdh_curve, "auto") != 0
+        && SSL_CTX_set1_groups_list(ctx, sc->ecdh_curve) != 1) {
+        zg_conf_error_at(cf, srv->file, srv->line,
+                         "SSL_CTX_set1_curves_list(\"%s\") failed%s", sc->ecdh_curve,
+                         zg_ssl_reason(why, sizeof(why)));
+        goto err;
+    }
+    if (sc->dhparam != NULL) {
+        BIO *b = BIO_new_file(sc->dhparam, "r");
+        EVP_PKEY *dh = b ? PEM_read_bio_Parameters(b, NULL) : NULL;
+        BIO_free(b);
+        if (dh == NULL || EVP_PKEY_get_base_id(dh) != EVP_PKEY_DH
+            || SSL_CTX_set0_tmp_dh_pkey(ctx, dh) != 1) {
+            EVP_PKEY_free(dh);
+            zg_conf_error_at(cf, sc->dh_file, sc->dh_line,
+                             "cannot load DH parameters \"%s\" of the \"ssl_dhparam\" "
+                             "directive%s", sc->dhparam, zg_ssl_reason(why, sizeof(why)));
+            goto err;
+        }
     }
     SSL_CTX_set_timeout(ctx, (long)((sc->session_timeout == ZG_UNSET_MSEC
                                          ? 300000 : sc->session_timeout) / 1000));
@@ -946,6 +1339,13 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
+    if (sc->ticket_rotate != ZG_UNSET_MSEC && (sc->session_tickets == 0 || sc->ticket_keys)) {
+        zg_log_error(ZG_LOG_WARN, 0,
+                     "\"ssl_session_ticket_rotate\" has no effect %s in %s:%d",
+                     sc->session_tickets == 0 ? "with \"ssl_session_tickets off\""
+                                              : "on \"ssl_session_ticket_key\" files",
+                     sc->rotate_file, sc->rotate_line);
+    }
     if (sc->session_tickets == 0) {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     } else {
@@ -963,12 +1363,20 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
                 goto err;
             }
             SSL_CTX_set_ex_data(ctx, zg_ssl_ctx_kzone_index, kz);
+            zg_ssl_main_conf_t *smcf = zg_main_conf_of(cf->conf, zg_ssl_module);
+            smcf->ticket_zone = kz;
+            if (sc->ticket_rotate != ZG_UNSET_MSEC && sc->ticket_rotate > 0
+                && (smcf->rotate == 0 || sc->ticket_rotate < smcf->rotate)) {
+                smcf->rotate = sc->ticket_rotate;
+            }
         }
         SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, zg_ssl_ticket_cb);
     }
     if (http) {
         SSL_CTX_set_tlsext_servername_callback(ctx, zg_ssl_servername);
         SSL_CTX_set_alpn_select_cb(ctx, zg_ssl_alpn, NULL);
+    } else if (sc->alpn != NULL) {
+        SSL_CTX_set_alpn_select_cb(ctx, zg_ssl_stream_alpn, sc);
     }
 
     if (sc->stapling == 1) {
@@ -989,7 +1397,7 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
         }
     }
     if (sc->verify_client > ZG_SSL_VERIFY_OFF) {
-        if (sc->client_certificate == NULL
+        if (sc->client_certificate == NULL && sc->trusted.path == NULL
             && sc->verify_client != ZG_SSL_VERIFY_OPTIONAL_NO_CA) {
             zg_conf_error_at(cf, srv->file, srv->line,
                              "no ssl_client_certificate for ssl_verify_client");
@@ -1013,6 +1421,26 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
         }
         SSL_CTX_set_client_CA_list(ctx, names);
     }
+    if (sc->trusted.path != NULL
+        && SSL_CTX_load_verify_locations(ctx, sc->trusted.path, NULL) != 1) {
+        zg_conf_error_at(cf, sc->trusted.file, sc->trusted.line,
+                         "cannot load trusted certificates \"%s\" of the "
+                         "\"ssl_trusted_certificate\" directive%s", sc->trusted.path,
+                         zg_ssl_reason(why, sizeof(why)));
+        goto err;
+    }
+    if (sc->crl.path != NULL) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        X509_LOOKUP *lookup = store ? X509_STORE_add_lookup(store, X509_LOOKUP_file()) : NULL;
+        if (lookup == NULL
+            || X509_load_crl_file(lookup, sc->crl.path, X509_FILETYPE_PEM) <= 0) {
+            zg_conf_error_at(cf, sc->crl.file, sc->crl.line,
+                             "cannot load CRL \"%s\" of the \"ssl_crl\" directive%s",
+                             sc->crl.path, zg_ssl_reason(why, sizeof(why)));
+            goto err;
+        }
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
     for (int i = 0; i < sc->npairs; i++) {
         zg_ssl_pair_t *p = &sc->pairs[i];
         if (i >= sc->nkeys) {
@@ -1027,7 +1455,10 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
                              "directive%s", p->cert, zg_ssl_reason(why, sizeof(why)));
             goto err;
         }
-        if (SSL_CTX_use_PrivateKey_file(ctx, sc->keys[i], SSL_FILETYPE_PEM) != 1) {
+        EVP_PKEY *pkey = zg_ssl_load_key(sc->keys[i], sc->passwords, sc->npasswords);
+        int used = pkey != NULL && SSL_CTX_use_PrivateKey(ctx, pkey) == 1;
+        EVP_PKEY_free(pkey);
+        if (!used) {
             zg_conf_error_at(cf, sc->key_files[i], sc->key_lines[i],
                              "cannot load certificate key \"%s\" of the "
                              "\"ssl_certificate_key\" directive%s",
@@ -1039,6 +1470,34 @@ static SSL_CTX *zg_ssl_ctx_new(zg_cf_t *cf, const zg_ssl_where_t *srv, zg_ssl_co
                              "the key \"%s\" of the \"ssl_certificate_key\" directive does "
                              "not match the certificate \"%s\"%s",
                              sc->keys[i], p->cert, zg_ssl_reason(why, sizeof(why)));
+            goto err;
+        }
+    }
+    if (sc->nconf_commands > 0) {
+        SSL_CONF_CTX *cctx = SSL_CONF_CTX_new();
+        if (cctx == NULL) {
+            zg_conf_error_at(cf, srv->file, srv->line, "SSL_CONF_CTX_new() failed");
+            goto err;
+        }
+        SSL_CONF_CTX_set_flags(cctx, SSL_CONF_FLAG_FILE | SSL_CONF_FLAG_SERVER
+                                         | SSL_CONF_FLAG_CERTIFICATE
+                                         | SSL_CONF_FLAG_SHOW_ERRORS);
+        SSL_CONF_CTX_set_ssl_ctx(cctx, ctx);
+        for (int i = 0; i + 1 < sc->nconf_commands; i += 2) {
+            if (SSL_CONF_cmd(cctx, sc->conf_commands[i], sc->conf_commands[i + 1]) <= 0) {
+                zg_conf_error_at(cf, sc->cmd_file, sc->cmd_line,
+                                 "SSL_CONF_cmd(\"%s\", \"%s\") failed%s",
+                                 sc->conf_commands[i], sc->conf_commands[i + 1],
+                                 zg_ssl_reason(why, sizeof(why)));
+                SSL_CONF_CTX_free(cctx);
+                goto err;
+            }
+        }
+        int fin = SSL_CONF_CTX_finish(cctx);
+        SSL_CONF_CTX_free(cctx);
+        if (fin != 1) {
+            zg_conf_error_at(cf, sc->cmd_file, sc->cmd_line, "SSL_CONF_CTX_finish() failed%s",
+                             zg_ssl_reason(why, sizeof(why)));
             goto err;
         }
     }
@@ -1140,7 +1599,7 @@ static int zg_ssl_init_main_conf(zg_cf_t *cf, void *conf)
         zg_server_conf_t *srv = &cmcf->servers[i];
         zg_ssl_conf_t *sc = zg_conf_module(srv->loc_conf, zg_ssl_module);
         zg_ssl_where_t at = { srv->file, srv->line };
-        if (sc->npairs == 0 && sc->nkeys == 0) {
+        if (sc->npairs == 0 && sc->nkeys == 0 && sc->reject_handshake != 1) {
             continue;
         }
         if ((sc->ctx = zg_ssl_ctx_new(cf, &at, sc, 1)) == NULL) {
@@ -1220,6 +1679,11 @@ static const zg_command_t zg_ssl_commands[] = {
       offsetof(zg_ssl_conf_t, session_tickets), NULL },
     { "ssl_client_certificate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_client_certificate, ZG_LOC_CONF,
       0, NULL },
+    { "ssl_conf_command", ZG_SSL_CTX, 0, 2, 2, zg_ssl_conf_command, ZG_LOC_CONF, 0, NULL },
+    { "ssl_trusted_certificate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_set_file, ZG_LOC_CONF,
+      offsetof(zg_ssl_conf_t, trusted), NULL },
+    { "ssl_crl", ZG_SSL_CTX, 0, 1, 1, zg_ssl_set_file, ZG_LOC_CONF,
+      offsetof(zg_ssl_conf_t, crl), NULL },
     { "ssl_verify_client", ZG_SSL_CTX, 0, 1, 1, zg_ssl_verify_client, ZG_LOC_CONF, 0, NULL },
     { "ssl_verify_depth", ZG_SSL_CTX, 0, 1, 1, zg_conf_set_count, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, verify_depth), NULL },
@@ -1229,8 +1693,17 @@ static const zg_command_t zg_ssl_commands[] = {
     { "ssl_stapling_file", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_ssl_stapling_file, ZG_LOC_CONF, 0, NULL },
     { "ssl_stapling_verify", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, stapling_verify), NULL },
+    { "ssl_ecdh_curve", ZG_SSL_CTX, 0, 1, 1, zg_ssl_ecdh_curve, ZG_LOC_CONF, 0, NULL },
+    { "ssl_dhparam", ZG_SSL_CTX, 0, 1, 1, zg_ssl_dhparam, ZG_LOC_CONF, 0, NULL },
+    { "ssl_password_file", ZG_SSL_CTX, 0, 1, 1, zg_ssl_password_file, ZG_LOC_CONF, 0, NULL },
+    { "ssl_session_ticket_rotate", ZG_SSL_CTX, 0, 1, 1, zg_ssl_ticket_rotate, ZG_LOC_CONF, 0,
+      NULL },
+    { "ssl_buffer_size", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_ssl_buffer_size, ZG_LOC_CONF, 0, NULL },
+    { "ssl_alpn", ZG_CTX_STREAM_SETTINGS, 0, 1, -1, zg_ssl_alpn_set, ZG_LOC_CONF, 0, NULL },
     { "ssl_handshake_timeout", ZG_CTX_STREAM_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       offsetof(zg_ssl_conf_t, handshake_timeout), NULL },
+    { "ssl_reject_handshake", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      offsetof(zg_ssl_conf_t, reject_handshake), NULL },
     { "http2", ZG_SSL_HTTP_CTX, 0, 1, 1, zg_ssl_http2, ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };
@@ -1243,6 +1716,7 @@ zg_module_t zg_ssl_module = {
     .create_loc_conf = zg_ssl_create_loc_conf,
     .merge_loc_conf = zg_ssl_merge_loc_conf,
     .metrics = zg_ssl_metrics,
+    .tick = zg_ssl_tick,
     .init_worker = zg_ssl_init_worker,
     .phase = ZG_PHASE_REWRITE,
     .handler = zg_ssl_handler,      /* or NULL: zg_ssl_init_worker */

@@ -111,7 +111,6 @@ static void zg_ssl_hs_step(zg_stream_session_t *s, size_t n)
     }
     uv_read_stop((uv_stream_t *)&s->tcp);
     zg_ssl_hs_timer_close(hs);
-    s->vars.ssl = zg_tls_ssl(s->tls);
     fails = zg_ssl_verify_fails(s->vars.ssl, hs->verify, why, sizeof(why));
     if (fails != NULL) {
         zg_log_error(ZG_LOG_INFO, 0, "%s while SSL handshaking, client: %s, server: %s", fails,
@@ -169,6 +168,7 @@ int zg_ssl_stream_handler(zg_stream_session_t *s)
         return ZG_DONE;
     }
     s->ctx[zg_ssl_module.index] = hs; /* freed with the session */
+    s->vars.ssl = zg_tls_ssl(s->tls); /* a failed handshake logs what it got, as nginx */
     hs->s = s;
     zg_ssl_stream_conf(s->srv->conf, &timeout, &hs->verify);
     uv_timer_init(s->loop, &hs->timer);

@@ -504,6 +504,9 @@ static void zg_sp_tls_read(zg_sp_dir_t *d, ssize_t nread)
         return;
     }
     zg_sp_tls_drain(d);
+    if (!p->s->finalized && !d->eof) {
+        zg_sp_rate(d); /* proxy_upload_rate, on the decrypted bytes */
+    }
 }
 
 /* ---------------------------------------------------------------- splice */

@@ -453,6 +453,19 @@ def test_tls_shared_session_cache_resumes_on_every_worker():
     s.close()
 
 
+def test_tls_s_client_reconnect_resumes_on_4_workers():
+    """openssl s_client -reconnect, by session id and by ticket (TLS 1.2: with TLS 1.3
+    s_client closes before the ticket arrives and never resumes, against nginx too)"""
+    from test_stream_tls import s_client_reconnect
+    for cache, tickets in (("shared:SSL:1m", "off"), ("off", "on")):
+        port = free_port()
+        z = Zonegate(CACHE_CONF, wait_ports=[port], port=port, crt=crt(), key=key(),
+                     cache=cache, tickets=tickets)
+        z.wait_workers(4)
+        assert s_client_reconnect(port) == ["New"] + ["Reused"] * 5, (cache, tickets)
+        z.stop()
+
+
 def test_tls_without_a_cache_or_tickets_nothing_resumes():
     port = free_port()
     Zonegate(CACHE_CONF, wait_ports=[port], port=port, crt=crt(), key=key(), cache="none",
