@@ -95,6 +95,7 @@ typedef struct {
     char *cache_name;           /* proxy_cache NAME, resolved when merging */
     int cache_set;              /* ZG_UNSET, 0 off, 1 on */
     zg_cv_t *key;
+    zg_phase_handler_pt content; /* the location's own content handler (the proxy's) */
     zg_cache_valid_t *valid;
     int nvalid;                 /* -1: unset */
     int methods;                /* ZG_UNSET or ZG_METHOD_* */
@@ -982,23 +983,24 @@ fetch:
         c->status = ZG_CACHE_MISS;
     }
     zg_cache_set_status(r, c->status);
-    zg_phase_handler_pt content = zg_http_core_loc_conf(r->loc_conf)->handler;
-    if (content == NULL) {
-        zg_request_respond(r, 404, NULL, NULL, NULL, 0);
-        return;
-    }
-    content(r);
+    c->conf->content(r);
 }
 
-static int zg_cache_handler(zg_request_t *r)
+/* the content handler of a location with proxy_cache: it wraps the location's own
+ * (the proxy's), set when the configuration is loaded, so that a location without a
+ * cache pays nothing */
+static int zg_cache_content(zg_request_t *r)
 {
     zg_cache_loc_conf_t *cl = zg_cache_loc_conf(r->loc_conf);
     zg_cache_path_t *cp = cl->cache;
     char buf[1024];
     int m;
 
-    if (cp == NULL || cp->zone->data == NULL || zg_proxy_loc_conf(r->loc_conf)->upstream == NULL) {
-        return ZG_DECLINED;
+    if (zg_cache_ctx(r)->c != NULL) {
+        zg_cache_req_free(r); /* an internal redirect (error_page) to another location */
+    }
+    if (cp->zone->data == NULL) {
+        return cl->content(r);
     }
     const zg_str_t *meth = &r->ctx.method;
     if (meth->len == 3 && memcmp(meth->data, "GET", 3) == 0) {
@@ -1008,14 +1010,14 @@ static int zg_cache_handler(zg_request_t *r)
     } else if (meth->len == 4 && memcmp(meth->data, "POST", 4) == 0) {
         m = ZG_METHOD_POST;
     } else {
-        return ZG_DECLINED;
+        return cl->content(r);
     }
     if (!(cl->methods & m)) {
-        return ZG_DECLINED;
+        return cl->content(r);
     }
     zg_cache_req_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        return ZG_DECLINED;
+        return cl->content(r);
     }
     c->conf = cl;
     c->r = r;
@@ -1024,7 +1026,7 @@ static int zg_cache_handler(zg_request_t *r)
     c->key = malloc(len + 1);
     if (c->key == NULL) {
         free(c);
-        return ZG_DECLINED;
+        return cl->content(r);
     }
     if (len > sizeof(buf)) {
         zg_cv_eval(cl->key, &r->ctx, 0, c->key, len);
@@ -1041,10 +1043,25 @@ static int zg_cache_handler(zg_request_t *r)
     if (cl->nbypass > 0 && zg_cache_test(r, cl->bypass, cl->nbypass)) {
         zg_cache_look(c, 1);
         zg_cache_set_status(r, c->status);
-        return ZG_DECLINED;
+        return cl->content(r);
     }
     zg_cache_continue(r, c);
     return ZG_DONE;
+}
+
+/* wraps the content handler of every location that caches and passes requests on */
+static void zg_cache_wrap(zg_location_t *locs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        zg_cache_loc_conf_t *cl = zg_cache_loc_conf(locs[i].loc_conf);
+        zg_http_core_loc_conf_t *clcf = zg_http_core_loc_conf(locs[i].loc_conf);
+        if (cl->cache != NULL && clcf->handler != NULL && clcf->handler != zg_cache_content
+            && zg_proxy_loc_conf(locs[i].loc_conf)->pass) {
+            cl->content = clcf->handler;
+            clcf->handler = zg_cache_content;
+        }
+        zg_cache_wrap(locs[i].locations, locs[i].nlocations);
+    }
 }
 
 /* ---- storing: the response filter ---- */
@@ -1941,7 +1958,13 @@ static void *zg_cache_create_main_conf(zg_conf_t *conf)
 
 static int zg_cache_init_main_conf(zg_cf_t *cf, void *conf)
 {
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
     (void)conf;
+    /* the locations are merged by now (http core's init_main_conf runs first) */
+    for (int i = 0; cmcf != NULL && i < cmcf->nservers; i++) {
+        zg_cache_wrap(cmcf->servers[i].locations, cmcf->servers[i].nlocations);
+        zg_cache_wrap(cmcf->servers[i].named, cmcf->servers[i].nnamed);
+    }
     int rc = zg_vars_define(zg_conf_vars(cf->conf), "upstream_cache_status", 21,
                             zg_cache_var_get, NULL, ZG_VAR_NOCACHE, NULL);
     return rc == ZG_ERROR ? zg_conf_nomem(cf) : ZG_OK;
@@ -2084,8 +2107,6 @@ zg_module_t zg_cache_module = {
     .init_worker = zg_cache_init_worker,
     .worker_gone = zg_cache_worker_gone,
     .tick = zg_cache_tick,
-    .phase = ZG_PHASE_PRECONTENT,
-    .handler = zg_cache_handler,
     .release = zg_cache_release,
     .filter_on = zg_cache_filter_on,
     .header_filter = zg_cache_header_filter,
