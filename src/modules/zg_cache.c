@@ -130,7 +130,6 @@ typedef struct {
     unsigned locked : 1;        /* this request holds the entry's lock */
     unsigned store : 1;         /* may store the answer (min_uses, no bypass of it) */
     unsigned storing : 1;       /* the body goes to fd */
-    unsigned serving : 1;       /* the head being filtered is the cache's own */
     unsigned substitute : 1;    /* the body filter sends stale_fd's body instead */
     unsigned failed : 1;
 } zg_cache_req_t;
@@ -762,8 +761,8 @@ static int zg_cache_pump(zg_request_t *r, int fd, off_t off, uint64_t len, int a
     return ZG_OK;
 }
 
-/* answers from the entry in fd (owned); ZG_OK, or ZG_DECLINED when the file is not
- * usable (nothing was sent) */
+/* answers from the entry in fd (owned); ZG_OK (c is freed), or ZG_DECLINED when the
+ * file is not usable (nothing was sent) */
 static int zg_cache_serve(zg_request_t *r, zg_cache_req_t *c, int fd)
 {
     zg_cache_entry_t e;
@@ -791,9 +790,11 @@ static int zg_cache_serve(zg_request_t *r, zg_cache_req_t *c, int fd)
     if (r->h->head) {
         h.no_body = 1;
     }
-    c->serving = 1;
+    /* the request needs its cache state no more: its body filter is turned off, so
+     * that the file goes out with sendfile when no other filter is on */
+    zg_cache_req_free(r);
+    r->body_filters &= ~(1u << zg_cache_module.filter_slot);
     int rc = zg_response_head(r, &h);
-    c->serving = 0;
     if (rc != ZG_OK) {
         close(fd);
         zg_request_respond(r, 500, NULL, NULL, NULL, 0);
@@ -1226,7 +1227,7 @@ static int zg_cache_header_filter(zg_request_t *r, zg_resp_t *h)
     zg_cache_ctx_t *x = zg_cache_ctx(r);
     zg_cache_req_t *c = x->c;
 
-    if (c == NULL || c->serving) {
+    if (c == NULL) {
         return ZG_OK;
     }
     if (c->stale_fd >= 0 && zg_cache_stale_for(c->conf->use_stale, h)
