@@ -38,6 +38,7 @@
 #define ZG_CACHE_EVICT 16          /* entries evicted at most for one new key */
 #define ZG_CACHE_WAIT_MSEC 20      /* a request waiting on the cache lock looks again */
 #define ZG_CACHE_MANAGE_MAX 1000   /* files removed at most per manager tick */
+#define ZG_CACHE_SENDFILE_MIN 32768 /* bodies up to this are copied with the head */
 
 /* use_stale bits */
 #define ZG_STALE_ERROR 0x01
@@ -808,7 +809,9 @@ static int zg_cache_serve(zg_request_t *r, zg_cache_req_t *c, int fd)
         zg_cache_done(r);
         return ZG_OK;
     }
-    if (q->tls == NULL && r->body_filters == 0 && !r->resp_chunked && e.f.body_len > 0) {
+    /* a small body goes out with the head in one write; a larger one with sendfile */
+    if (q->tls == NULL && r->body_filters == 0 && !r->resp_chunked
+        && e.f.body_len > ZG_CACHE_SENDFILE_MIN) {
         r->ctx.body_bytes_sent += e.f.body_len;
         r->ctx.bytes_sent += e.f.body_len;
         if (zg_outq_sendfile(q, fd, e.body_off, (int64_t)e.f.body_len, 0) != ZG_OK) {
