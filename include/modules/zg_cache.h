@@ -77,6 +77,19 @@ int zg_cache_expire_locked(zg_slab_pool_t *pool, zg_cache_sh_t *sh, int64_t now,
  * whether Set-Cookie / Vary: * forbid caching, as nginx with the ZG_IGNORE_* mask */
 int64_t zg_cache_validity(const zg_resp_t *h, int ignore, time_t now);
 
+/* for the JSON API: a cache zone's figures (ZG_OK; ZG_DECLINED: not a mapped cache
+ * zone), the removal of one key (its text, %XX-decoded here; ZG_OK removed,
+ * ZG_DECLINED none such) with its file, and the counters set back to zero */
+typedef struct {
+    uint64_t size, max_size, entries;
+    uint64_t hits, misses, expired, stale, updating, bypass, revalidated;
+    uint64_t bytes_written, stored, evictions;
+    int cold;                   /* the loader has not read the directory yet */
+} zg_cache_stats_t;
+int zg_cache_stats(zg_zone_t *z, zg_cache_stats_t *st);
+int zg_cache_purge(zg_zone_t *z, const char *key, size_t len);
+void zg_cache_reset(zg_zone_t *z);
+
 extern zg_module_t zg_cache_module;
 
 #endif

@@ -1666,6 +1666,87 @@ static void zg_cache_metrics(zg_buf_t *b, const zg_conf_t *conf)
     }
 }
 
+/* ---------------------------------------------------------------- the API */
+
+int zg_cache_stats(zg_zone_t *z, zg_cache_stats_t *st)
+{
+    if (z == NULL || z->kind != ZG_ZONE_CACHE || z->pool == NULL || z->data == NULL) {
+        return ZG_DECLINED;
+    }
+    zg_cache_sh_t *sh = z->data;
+    zg_cache_path_t *cp = z->conf;
+    memset(st, 0, sizeof(*st));
+    zg_shmtx_lock(&z->pool->mutex);
+    st->size = sh->size;
+    st->entries = sh->entries;
+    st->hits = sh->hits;
+    st->misses = sh->misses;
+    st->expired = sh->expired;
+    st->stale = sh->stale;
+    st->updating = sh->updating;
+    st->bypass = sh->bypass;
+    st->revalidated = sh->revalidated;
+    st->bytes_written = sh->bytes_written;
+    st->stored = sh->stored;
+    st->evictions = sh->evictions;
+    st->cold = !sh->loaded;
+    zg_shmtx_unlock(&z->pool->mutex);
+    st->max_size = cp != NULL ? (uint64_t)cp->max_size : 0;
+    return ZG_OK;
+}
+
+void zg_cache_reset(zg_zone_t *z)
+{
+    zg_cache_sh_t *sh = z->data;
+    zg_shmtx_lock(&z->pool->mutex);
+    sh->hits = sh->misses = sh->expired = sh->stale = sh->updating = 0;
+    sh->bypass = sh->revalidated = sh->bytes_written = sh->stored = sh->evictions = 0;
+    zg_shmtx_unlock(&z->pool->mutex);
+}
+
+static int zg_cache_hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f'
+                                                ? (c | 32) - 'a' + 10 : -1;
+}
+
+int zg_cache_purge(zg_zone_t *z, const char *key, size_t len)
+{
+    zg_cache_path_t *cp = z->conf;
+    unsigned char md5[16];
+    char *k = malloc(len + 1);
+    size_t n = 0;
+
+    if (k == NULL) {
+        return ZG_ERROR;
+    }
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (key[i] == '%' && i + 2 < len
+            && (hi = zg_cache_hexval(key[i + 1])) >= 0 && (lo = zg_cache_hexval(key[i + 2])) >= 0) {
+            k[n++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            k[n++] = key[i];
+        }
+    }
+    zg_cache_md5(k, n, md5);
+    free(k);
+    zg_shmtx_lock(&z->pool->mutex);
+    zg_cache_node_sh_t *e = zg_cache_lookup_locked(z->data, md5);
+    int found = e != NULL && e->exists;
+    if (e != NULL) {
+        zg_cache_delete_locked(z->pool, z->data, e);
+    }
+    zg_shmtx_unlock(&z->pool->mutex);
+    if (found && cp != NULL && cp->dirfd >= 0) {
+        char rel[64];
+        zg_cache_rel(cp, md5, rel);
+        unlinkat(cp->dirfd, rel, 0);
+    }
+    return found ? ZG_OK : ZG_DECLINED;
+}
+
 /* ---------------------------------------------------------------- config */
 
 static int zg_cache_path_directive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)

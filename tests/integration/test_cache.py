@@ -67,6 +67,7 @@ http {{
         }}
         location /off/ {{ proxy_pass http://app/; add_header X-Cache "[$upstream_cache_status]"; }}
         location = /metrics {{ metrics; }}
+        location /api/ {{ api write=on; }}
     }}
 }}
 """
@@ -337,6 +338,35 @@ def _swallow(port, path):
         request(port, "GET", path, timeout=30)
     except Exception:  # noqa: B902 - the worker answering it is killed
         pass
+
+
+def test_api_figures_and_removing_a_key():
+    import json
+    u, z, port = _start()
+    try:
+        assert _xc(port, "/short/hdr?body=one")[1] == "MISS"
+        assert _xc(port, "/short/hdr")[1] == "HIT"
+        st, _, body = get(port, "/api/1/http/caches")
+        one = json.loads(body)["one"]
+        assert st == 200 and one["entries"] == 1 and one["miss"]["responses"] == 1, one
+        assert one["hit"]["responses"] == 1 and one["size"] > 0, one
+        st, _, body = get(port, "/api/1/http/caches/one")
+        assert st == 200 and json.loads(body)["stored"] == 1
+        assert get(port, "/api/1/http/caches/nope")[0] == 404
+        # PURGE-style: the key's text (proxy_cache_key $uri here), %-encoded
+        st, _, _ = request(port, "DELETE", "/api/1/http/caches/one?key=%2Fshort%2Fhdr")
+        assert st == 204
+        assert not _files(z.dir)
+        assert _xc(port, "/short/hdr?body=two")[:3] == (200, "MISS", b"two")
+        st, _, _ = request(port, "DELETE", "/api/1/http/caches/one?key=%2Fnot-there")
+        assert st == 404
+        # without a key: the counters start again
+        assert request(port, "DELETE", "/api/1/http/caches/one")[0] == 204
+        one = json.loads(get(port, "/api/1/http/caches/one")[2])
+        assert one["miss"]["responses"] == 0 and one["entries"] == 1, one
+    finally:
+        z.stop()
+        u.stop()
 
 
 def test_config_errors():
