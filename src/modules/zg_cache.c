@@ -106,6 +106,7 @@ typedef struct {
     zg_cv_t **no_cache;
     int nno_cache;              /* -1: unset */
     int lock;
+    int revalidate;             /* proxy_cache_revalidate */
     zg_msec_t lock_timeout;
     zg_msec_t lock_age;
     int use_stale;              /* ZG_UNSET or ZG_STALE_* */
@@ -122,7 +123,8 @@ typedef struct {
     char rel[64];               /* the file's name under the cache directory */
     char tmp[64];
     int fd;                     /* temp file being written; -1 */
-    int stale_fd;               /* an expired entry's file, for use_stale; -1 */
+    int stale_fd;               /* an expired entry's file (use_stale, revalidate); -1 */
+    zg_str_t inm, ims;          /* its ETag and Last-Modified, for a revalidation */
     uint64_t body_len;
     int64_t valid_sec;
     uv_timer_t *wait;           /* waiting on the cache lock */
@@ -133,6 +135,7 @@ typedef struct {
     unsigned storing : 1;       /* the body goes to fd */
     unsigned substitute : 1;    /* the body filter sends stale_fd's body instead */
     unsigned failed : 1;
+    unsigned revalidating : 1;  /* the upstream is asked with If-None-Match/-Modified-Since */
 } zg_cache_req_t;
 
 typedef struct {
@@ -907,7 +910,8 @@ static int zg_cache_look(zg_cache_req_t *c, int bypass)
         n->lock_time = ms;
         c->locked = 1;
     }
-    int stale_file = rc == ZG_LOOK_FETCH && n != NULL && n->exists && cl->use_stale;
+    int stale_file = rc == ZG_LOOK_FETCH && n != NULL && n->exists
+                     && (cl->use_stale || (cl->revalidate && c->status == ZG_CACHE_EXPIRED));
     zg_shmtx_unlock(&pool->mutex);
 
     for (int i = 0; i < nev; i++) {
@@ -922,6 +926,42 @@ static int zg_cache_look(zg_cache_req_t *c, int bypass)
 }
 
 static void zg_cache_continue(zg_request_t *r, zg_cache_req_t *c);
+
+/* an expired entry's validators, for the upstream request (proxy_cache_revalidate) */
+static void zg_cache_revalidation(zg_request_t *r, zg_cache_req_t *c)
+{
+    zg_cache_entry_t e;
+    zg_resp_t h;
+
+    memset(&h, 0, sizeof(h));
+    if (zg_cache_read_entry(r, c, c->stale_fd, &e) != ZG_OK || zg_cache_head_of(r, &e, &h)
+        != ZG_OK || h.status != 200) {
+        return;
+    }
+    const zg_resp_header_t *x = zg_cache_hdr(&h, "etag", 4);
+    if (x != NULL) {
+        c->inm = x->value;
+    }
+    x = zg_cache_hdr(&h, "last-modified", 13);
+    if (x != NULL) {
+        c->ims = x->value;
+    }
+    c->revalidating = c->inm.len > 0 || c->ims.len > 0;
+}
+
+/* $zg_cache_if_none_match, $zg_cache_if_modified_since: the values the proxy sends
+ * for a revalidation, empty otherwise (which drops the client's own, as nginx's
+ * proxy_cache_headers do) */
+static int zg_cache_validator_get(zg_var_ctx_t *ctx, const void *data, zg_str_t *out)
+{
+    zg_request_t *r = (zg_request_t *)((char *)ctx - offsetof(zg_request_t, ctx));
+    zg_cache_req_t *c = zg_cache_ctx(r)->c;
+    if (c == NULL || !c->revalidating) {
+        return ZG_DECLINED;
+    }
+    *out = data != NULL ? c->inm : c->ims;
+    return out->len ? ZG_OK : ZG_DECLINED;
+}
 
 static void zg_cache_wait_cb(uv_timer_t *t)
 {
@@ -983,6 +1023,9 @@ static void zg_cache_continue(zg_request_t *r, zg_cache_req_t *c)
         }
     }
 fetch:
+    if (c->conf->revalidate && c->status == ZG_CACHE_EXPIRED && c->stale_fd >= 0) {
+        zg_cache_revalidation(r, c);
+    }
     if (c->wait_until != 0 && c->status == ZG_CACHE_NONE) {
         c->status = ZG_CACHE_MISS;
     }
@@ -1054,7 +1097,53 @@ static int zg_cache_content(zg_request_t *r)
 }
 
 /* wraps the content handler of every location that caches and passes requests on */
-static void zg_cache_wrap(zg_location_t *locs, int n)
+/* as nginx's proxy_cache_headers: the client's conditional and range headers are
+ * not passed to the upstream of a caching location; a revalidation sends the
+ * entry's validators instead */
+static int zg_cache_up_headers(zg_cf_t *cf, zg_proxy_loc_conf_t *plcf)
+{
+    static const char *const names[] = {
+        "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Match", "Range",
+        "If-Range"
+    };
+    int n = plcf->nset_headers < 0 ? 0 : plcf->nset_headers;
+    zg_proxy_header_t *h = zg_conf_alloc(cf->conf, (size_t)(n + 6) * sizeof(*h));
+
+    if (h == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    if (n > 0) {
+        memcpy(h, plcf->set_headers, (size_t)n * sizeof(*h));
+    }
+    int k = n;
+    for (size_t i = 0; i < zg_nelems(names); i++) {
+        int set = 0;
+        for (int j = 0; j < n; j++) {
+            if (plcf->set_headers[j].name.len == strlen(names[i])
+                && strncasecmp(plcf->set_headers[j].name.data, names[i],
+                               plcf->set_headers[j].name.len) == 0) {
+                set = 1; /* the config's own proxy_set_header wins */
+            }
+        }
+        if (set) {
+            continue;
+        }
+        const char *v = i == 0 ? "$zg_cache_if_none_match"
+                        : i == 1 ? "$zg_cache_if_modified_since" : "";
+        h[k].name.data = names[i];
+        h[k].name.len = strlen(names[i]);
+        h[k].value = zg_conf_cv(cf, v, strlen(v));
+        if (h[k].value == NULL) {
+            return ZG_ERROR;
+        }
+        k++;
+    }
+    plcf->set_headers = h;
+    plcf->nset_headers = k;
+    return ZG_OK;
+}
+
+static int zg_cache_wrap(zg_cf_t *cf, zg_location_t *locs, int n)
 {
     for (int i = 0; i < n; i++) {
         zg_cache_loc_conf_t *cl = zg_cache_loc_conf(locs[i].loc_conf);
@@ -1063,9 +1152,15 @@ static void zg_cache_wrap(zg_location_t *locs, int n)
             && zg_proxy_loc_conf(locs[i].loc_conf)->pass) {
             cl->content = clcf->handler;
             clcf->handler = zg_cache_content;
+            if (zg_cache_up_headers(cf, zg_proxy_loc_conf(locs[i].loc_conf)) != ZG_OK) {
+                return ZG_ERROR;
+            }
         }
-        zg_cache_wrap(locs[i].locations, locs[i].nlocations);
+        if (zg_cache_wrap(cf, locs[i].locations, locs[i].nlocations) != ZG_OK) {
+            return ZG_ERROR;
+        }
     }
+    return ZG_OK;
 }
 
 /* ---- storing: the response filter ---- */
@@ -1089,11 +1184,44 @@ static int zg_cache_stale_for(int mask, const zg_resp_t *h)
     }
 }
 
+/* the upstream said 304 to a revalidation: the entry is valid again, for the time the
+ * 304's headers give, else proxy_cache_valid's for the entry's status (h: the 304's
+ * head, read before it is replaced) */
+static void zg_cache_revalidated(zg_request_t *r, zg_cache_req_t *c, const zg_resp_t *h304,
+                                 const zg_cache_entry_t *e)
+{
+    zg_cache_path_t *cp = c->conf->cache;
+    time_t now = time(NULL);
+    int64_t valid = zg_cache_validity(h304, c->conf->ignore_headers, now);
+    (void)r;
+
+    if (valid == 0) {
+        valid = zg_cache_valid_for(c->conf, e->f.status);
+    }
+    int64_t until = valid > 0 ? now + valid : now;
+    int fd = openat(cp->dirfd, c->rel, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        if (pwrite(fd, &until, sizeof(until), (off_t)offsetof(zg_cache_file_t, valid_sec))
+            != (ssize_t)sizeof(until)) {
+            zg_log_error(ZG_LOG_CRIT, errno, "write \"%s/%s\" failed", cp->path, c->rel);
+        }
+        close(fd);
+    }
+    zg_slab_pool_t *pool = cp->zone->pool;
+    zg_shmtx_lock(&pool->mutex);
+    zg_cache_node_sh_t *n = zg_cache_lookup_locked(zg_cache_sh(cp), c->md5);
+    if (n != NULL && n->exists) {
+        n->valid_sec = until;
+    }
+    zg_cache_sh(cp)->revalidated++;
+    zg_shmtx_unlock(&pool->mutex);
+}
+
 /* the upstream failed: the expired entry answers instead (STALE) */
-static int zg_cache_substitute(zg_request_t *r, zg_cache_req_t *c, zg_resp_t *h)
+static int zg_cache_substitute(zg_request_t *r, zg_cache_req_t *c, zg_resp_t *h, int status)
 {
     zg_cache_entry_t e;
-    zg_resp_t s;
+    zg_resp_t s, orig = *h;
 
     if (zg_cache_read_entry(r, c, c->stale_fd, &e) != ZG_OK) {
         return ZG_DECLINED;
@@ -1114,8 +1242,12 @@ static int zg_cache_substitute(zg_request_t *r, zg_cache_req_t *c, zg_resp_t *h)
     c->body_len = e.f.body_len;
     c->valid_sec = (int64_t)e.body_off; /* where the body starts */
     c->substitute = 1;
-    c->status = ZG_CACHE_STALE;
-    zg_cache_set_status(r, ZG_CACHE_STALE);
+    c->status = status;
+    zg_cache_set_status(r, status);
+    if (status == ZG_CACHE_REVALIDATED) {
+        zg_cache_revalidated(r, c, &orig, &e);
+        return ZG_OK;
+    }
     zg_slab_pool_t *pool = c->conf->cache->zone->pool;
     zg_shmtx_lock(&pool->mutex);
     zg_cache_sh(c->conf->cache)->stale++;
@@ -1234,15 +1366,26 @@ static int zg_cache_header_filter(zg_request_t *r, zg_resp_t *h)
         return ZG_OK;
     }
     if (c->stale_fd >= 0 && zg_cache_stale_for(c->conf->use_stale, h)
-        && zg_cache_substitute(r, c, h) == ZG_OK) {
+        && zg_cache_substitute(r, c, h, ZG_CACHE_STALE) == ZG_OK) {
         zg_cache_unlock_entry(c, c->conf->cache, 0);
         return ZG_OK;
+    }
+    if (c->revalidating && h->from_upstream && h->status == 304) {
+        if (zg_cache_substitute(r, c, h, ZG_CACHE_REVALIDATED) == ZG_OK) {
+            h->no_body = r->h->head;
+            zg_cache_unlock_entry(c, c->conf->cache, 0);
+            return ZG_OK;
+        }
     }
     if (h->from_upstream) {
         zg_cache_begin_store(r, c, h); /* after a bypass too, as nginx */
     }
     if (!c->storing) {
         zg_cache_unlock_entry(c, c->conf->cache, 0);
+    }
+    if (h->no_body) {
+        /* no body follows: the body filter (and its release hook) will not run */
+        zg_cache_req_free(r);
     }
     return ZG_OK;
 }
@@ -2044,15 +2187,26 @@ static void *zg_cache_create_main_conf(zg_conf_t *conf)
 static int zg_cache_init_main_conf(zg_cf_t *cf, void *conf)
 {
     zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+    zg_vars_t *vs = zg_conf_vars(cf->conf);
     (void)conf;
+
+    if (vs == NULL
+        || zg_vars_define(vs, "upstream_cache_status", 21, zg_cache_var_get, NULL,
+                          ZG_VAR_NOCACHE, NULL) == ZG_ERROR
+        || zg_vars_define(vs, "zg_cache_if_none_match", 22, zg_cache_validator_get, "",
+                          ZG_VAR_NOCACHE, NULL) == ZG_ERROR
+        || zg_vars_define(vs, "zg_cache_if_modified_since", 26, zg_cache_validator_get,
+                          NULL, ZG_VAR_NOCACHE, NULL) == ZG_ERROR) {
+        return zg_conf_nomem(cf);
+    }
     /* the locations are merged by now (http core's init_main_conf runs first) */
     for (int i = 0; cmcf != NULL && i < cmcf->nservers; i++) {
-        zg_cache_wrap(cmcf->servers[i].locations, cmcf->servers[i].nlocations);
-        zg_cache_wrap(cmcf->servers[i].named, cmcf->servers[i].nnamed);
+        if (zg_cache_wrap(cf, cmcf->servers[i].locations, cmcf->servers[i].nlocations) != ZG_OK
+            || zg_cache_wrap(cf, cmcf->servers[i].named, cmcf->servers[i].nnamed) != ZG_OK) {
+            return ZG_ERROR;
+        }
     }
-    int rc = zg_vars_define(zg_conf_vars(cf->conf), "upstream_cache_status", 21,
-                            zg_cache_var_get, NULL, ZG_VAR_NOCACHE, NULL);
-    return rc == ZG_ERROR ? zg_conf_nomem(cf) : ZG_OK;
+    return ZG_OK;
 }
 
 static void *zg_cache_create_loc_conf(zg_conf_t *conf)
@@ -2068,6 +2222,7 @@ static void *zg_cache_create_loc_conf(zg_conf_t *conf)
     cl->nbypass = -1;
     cl->nno_cache = -1;
     cl->lock = ZG_UNSET;
+    cl->revalidate = ZG_UNSET;
     cl->lock_timeout = ZG_UNSET_MSEC;
     cl->lock_age = ZG_UNSET_MSEC;
     cl->use_stale = ZG_UNSET;
@@ -2126,6 +2281,10 @@ static int zg_cache_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
         c->nno_cache = p->nno_cache;
         c->no_cache = p->no_cache;
     }
+    ZG_CONF_MERGE(c, p, revalidate, ZG_UNSET);
+    if (c->revalidate == ZG_UNSET) {
+        c->revalidate = 0;
+    }
     ZG_CONF_MERGE(c, p, lock, ZG_UNSET);
     if (c->lock == ZG_UNSET) {
         c->lock = 0;
@@ -2173,6 +2332,8 @@ static const zg_command_t zg_cache_commands[] = {
       ZG_CL(lock_timeout), NULL },
     { "proxy_cache_lock_age", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       ZG_CL(lock_age), NULL },
+    { "proxy_cache_revalidate", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      ZG_CL(revalidate), NULL },
     { "proxy_cache_use_stale", ZG_CTX_SETTINGS, 0, 1, -1, zg_cache_use_stale_directive,
       ZG_LOC_CONF, 0, NULL },
     { "proxy_ignore_headers", ZG_CTX_SETTINGS, 0, 1, -1, zg_cache_ignore_directive,
