@@ -38,6 +38,7 @@
 #define ZG_CACHE_EVICT 16          /* entries evicted at most for one new key */
 #define ZG_CACHE_WAIT_MSEC 20      /* a request waiting on the cache lock looks again */
 #define ZG_CACHE_MANAGE_MAX 1000   /* files removed at most per manager tick */
+#define ZG_CACHE_LOAD_FILES 1000   /* files the loader looks at per tick */
 #define ZG_CACHE_SENDFILE_MIN 32768 /* bodies up to this are copied with the head */
 
 /* use_stale bits */
@@ -76,6 +77,9 @@ typedef struct {
     zg_msec_t inactive;         /* 10 min */
     int64_t max_size;           /* 0: no limit */
     int dirfd;                  /* opened by the master; -1 until then */
+    char **load;                /* the loader's directories to read (master) */
+    int nload, capload;
+    int load_started;
     zg_zone_t *zone;
     const char *name;
 } zg_cache_path_t;
@@ -1517,24 +1521,47 @@ static int zg_cache_pid_alive(pid_t pid)
 
 /* the loader: every file under the directory into the index (temp files of dead
  * workers are removed) */
-static void zg_cache_load_dir(zg_cache_path_t *cp, int dfd, const char *rel, int depth)
+/* the loader's directories still to read (master memory) */
+static int zg_cache_load_push(zg_cache_path_t *cp, const char *rel)
 {
+    if (cp->nload == cp->capload) {
+        int cap = cp->capload ? 2 * cp->capload : 64;
+        char **d = realloc(cp->load, (size_t)cap * sizeof(*d));
+        if (d == NULL) {
+            return ZG_ERROR;
+        }
+        cp->load = d;
+        cp->capload = cap;
+    }
+    if ((cp->load[cp->nload] = strdup(rel)) == NULL) {
+        return ZG_ERROR;
+    }
+    cp->nload++;
+    return ZG_OK;
+}
+
+/* reads one directory: its subdirectories of the levels go on the loader's list, its
+ * cache files into the index; returns the number of files looked at */
+static int zg_cache_load_dir(zg_cache_path_t *cp, int dfd, const char *rel, int depth)
+{
+    int files = 0;
     zg_slab_pool_t *pool = cp->zone->pool;
     zg_cache_sh_t *sh = zg_cache_sh(cp);
     /* a descriptor of its own: a dup would share (and move) the directory's offset */
     int fd = openat(dfd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        return;
+        return 0;
     }
     DIR *d = fdopendir(fd);
     if (d == NULL) {
         close(fd);
-        return;
+        return 0;
     }
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *name = de->d_name;
         char path[128];
+        files++;
         if (name[0] == '.') {
             continue;
         }
@@ -1549,8 +1576,8 @@ static void zg_cache_load_dir(zg_cache_path_t *cp, int dfd, const char *rel, int
             continue;
         }
         if (depth < cp->nlevels) {
-            if ((int)strlen(name) == cp->levels[depth]) {
-                zg_cache_load_dir(cp, cp->dirfd, path, depth + 1);
+            if ((int)strlen(name) == cp->levels[depth] && zg_cache_load_push(cp, path) != ZG_OK) {
+                zg_log_error(ZG_LOG_ALERT, errno, "no memory for the cache loader");
             }
             continue;
         }
@@ -1598,6 +1625,63 @@ static void zg_cache_load_dir(zg_cache_path_t *cp, int dfd, const char *rel, int
         }
     }
     closedir(d);
+    return files;
+}
+
+/* temp files of workers that are gone (killed while writing an entry) */
+static void zg_cache_clean_temp(zg_cache_path_t *cp)
+{
+    int fd = openat(cp->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+
+    if (d == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == 't' && de->d_name[1] == '.'
+            && !zg_cache_pid_alive((pid_t)atoi(de->d_name + 2))) {
+            unlinkat(cp->dirfd, de->d_name, 0);
+        }
+    }
+    closedir(d);
+}
+
+/* the loader, in bounded steps: directories are read one after another until
+ * ZG_CACHE_LOAD_FILES files were looked at in this tick */
+static void zg_cache_load_step(zg_cache_path_t *cp)
+{
+    zg_cache_sh_t *sh = zg_cache_sh(cp);
+    int files = 0;
+
+    if (!cp->load_started) {
+        cp->load_started = 1;
+        if (zg_cache_load_push(cp, "") != ZG_OK) {
+            sh->loaded = 1;
+            return;
+        }
+    }
+    while (cp->nload > 0 && files < ZG_CACHE_LOAD_FILES) {
+        char *rel = cp->load[--cp->nload];
+        int depth = 0;
+        if (rel[0] != '\0') {
+            depth = 1;
+            for (const char *q = rel; *q; q++) {
+                depth += *q == '/';
+            }
+        }
+        files += zg_cache_load_dir(cp, cp->dirfd, rel, depth);
+        free(rel);
+    }
+    if (cp->nload == 0) {
+        free(cp->load);
+        cp->load = NULL;
+        cp->capload = 0;
+        sh->loaded = 1;
+    }
 }
 
 static void zg_cache_manage(zg_cache_path_t *cp)
@@ -1607,10 +1691,10 @@ static void zg_cache_manage(zg_cache_path_t *cp)
     zg_cache_sh_t *sh = zg_cache_sh(cp);
 
     if (!sh->loaded) {
-        sh->loaded = 1;
-        zg_cache_load_dir(cp, cp->dirfd, "", 0);
+        zg_cache_load_step(cp);
         return;
     }
+    zg_cache_clean_temp(cp);
     zg_shmtx_lock(&pool->mutex);
     int n = zg_cache_expire_locked(pool, sh, zg_cache_now(), (int64_t)(cp->inactive / 1000),
                                    (uint64_t)cp->max_size, out, ZG_CACHE_MANAGE_MAX);
@@ -1745,10 +1829,16 @@ static void zg_cache_exit_master(zg_conf_t *conf)
 {
     zg_cache_main_conf_t *cm = zg_cache_main_conf(conf);
     for (int i = 0; cm != NULL && i < cm->npaths; i++) {
-        if (cm->paths[i]->dirfd >= 0) {
-            close(cm->paths[i]->dirfd);
-            cm->paths[i]->dirfd = -1;
+        zg_cache_path_t *cp = cm->paths[i];
+        if (cp->dirfd >= 0) {
+            close(cp->dirfd);
+            cp->dirfd = -1;
         }
+        while (cp->nload > 0) {
+            free(cp->load[--cp->nload]);
+        }
+        free(cp->load);
+        cp->load = NULL;
     }
 }
 
