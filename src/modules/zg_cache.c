@@ -369,10 +369,13 @@ int64_t zg_cache_validity(const zg_resp_t *h, int ignore, time_t now)
             return -1;
         }
         for (; i < v->len; i++) {
-            if (v->data[i] < '0' || v->data[i] > '9' || n > (int64_t)1 << 40) {
+            if (v->data[i] < '0' || v->data[i] > '9') {
                 return -1;
             }
             n = n * 10 + (v->data[i] - '0');
+            if (n > (int64_t)1 << 40) {
+                return -1; /* as nginx's ngx_atoi: an overflow is no value */
+            }
         }
         if (at) {
             return n > now ? n - now : -1;
