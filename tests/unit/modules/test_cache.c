@@ -219,6 +219,8 @@ static void test_validity(void **state)
     assert_int_equal(zg_cache_validity(head("X-Accel-Expires", "30", "Cache-Control", "no-cache"),
                                        0, now), 30);
     assert_int_equal(zg_cache_validity(head("X-Accel-Expires", "0", NULL, NULL), 0, now), -1);
+    assert_int_equal(zg_cache_validity(head("X-Accel-Expires", "3000083000088", NULL, NULL), 0,
+                                       now), -1);
     assert_int_equal(zg_cache_validity(head("X-Accel-Expires", "@1700000100", NULL, NULL), 0,
                                        now), 100);
     assert_int_equal(zg_cache_validity(head("X-Accel-Expires", "0", "Cache-Control", "max-age=9"),
