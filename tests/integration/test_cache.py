@@ -408,6 +408,28 @@ def test_api_figures_and_removing_a_key():
         u.stop()
 
 
+def test_sandbox_still_kills_a_write_outside_the_cache_directory():
+    """the workers may write in the cache directory (relative to the descriptor the
+    master opened), and still nowhere else: an open for writing is killed"""
+    import test_security as ts
+    ts.need_root()
+    ts.need_debug()
+    path = ts.root_only_file()
+    u = Upstream("a")
+    port = free_port()
+    z = Zonegate(CONF.replace("worker_processes 2", "worker_processes 1"), wait_ports=[port],
+                 port=port, up=u.addr, extra="", env={"ZG_DEBUG_USR2": "write:" + path})
+    try:
+        assert _xc(port, "/big?n=100")[1] == "MISS"  # the worker wrote its entry
+        assert _xc(port, "/big?n=100")[1] == "HIT"
+        pid = ts.usr2(z)
+        ts.wait_sigsys(z, pid)
+        assert _xc(port, "/big?n=100")[1] == "HIT"
+    finally:
+        z.stop()
+        u.stop()
+
+
 def test_config_errors():
     from zg import zonegate_t
     bad = [
