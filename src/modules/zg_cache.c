@@ -884,7 +884,8 @@ static int zg_cache_look(zg_cache_req_t *c, int bypass)
     if (n != NULL && c->wait_until == 0) {
         n->uses++;
     }
-    int fresh = n != NULL && n->exists && n->valid_sec > now;
+    /* as nginx: fresh through the last second of its validity */
+    int fresh = n != NULL && n->exists && n->valid_sec >= now;
     int lock_free = n == NULL || n->lock_slot == 0 || ms - n->lock_time >= cl->lock_age;
     c->store = n != NULL && (int)n->uses >= cl->min_uses;
     if (bypass) {

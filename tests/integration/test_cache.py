@@ -469,6 +469,14 @@ DIFF_COMMON = """
             proxy_ignore_headers Set-Cookie Cache-Control Expires X-Accel-Expires Vary;
             add_header X-Cache $upstream_cache_status always;
         }}
+        location /st/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1s;
+            proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
+            add_header X-Cache $upstream_cache_status always;
+        }}
         location /valid/ {{
             proxy_pass http://app/;
             proxy_cache one;
@@ -548,6 +556,22 @@ def _run_script(port):
     return out
 
 
+def _stale_script(port):
+    """MISS, HIT, then (the entry expired: 3 s later by the clock, whatever the
+    proxy) a 500 answered from the stale entry, a 200 stored again, a HIT"""
+    import time
+    out = []
+    t0 = int(time.time())
+    for path in ("/st/hdr?body=a", "/st/hdr"):
+        st, h, body = request(port, "GET", path)
+        out.append((path, st, h.get("x-cache"), body))
+    assert wait_for(lambda: time.time() >= t0 + 3, 10)
+    for path in ("/st/hdr?code=500&body=bad", "/st/hdr?body=b", "/st/hdr"):
+        st, h, body = request(port, "GET", path)
+        out.append((path, st, h.get("x-cache"), body))
+    return out
+
+
 def test_same_cache_statuses_as_nginx():
     if not os.path.exists(test_nginx_diff.NGINX):
         raise Skip("%s is missing (scripts/deps.sh installs nginx)" % test_nginx_diff.NGINX)
@@ -560,6 +584,11 @@ def test_same_cache_statuses_as_nginx():
         zs, ns = _run_script(zport), _run_script(nport)
         for a, b in zip(ns, zs):
             print("%-6s %-60s nginx %s %-8s zonegate %s %s" % (a[0], a[1], a[2], a[3], b[2], b[3]))
+        assert zs == ns
+        zs, ns = _stale_script(zport), _stale_script(nport)
+        for a, b in zip(ns, zs):
+            print("%-30s nginx %s %-8s %r zonegate %s %s %r" % (a[0], a[1], a[2], a[3], b[1],
+                                                               b[2], b[3]))
         assert zs == ns
     finally:
         n.stop()
