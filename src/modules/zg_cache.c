@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -76,6 +77,7 @@ typedef struct {
     int nlevels;
     zg_msec_t inactive;         /* 10 min */
     int64_t max_size;           /* 0: no limit */
+    int64_t min_free;           /* free disk space kept, by removing entries; 0: none */
     int dirfd;                  /* opened by the master; -1 until then */
     char **load;                /* the loader's directories to read (master) */
     int nload, capload;
@@ -1699,9 +1701,21 @@ static void zg_cache_manage(zg_cache_path_t *cp)
         return;
     }
     zg_cache_clean_temp(cp);
+    uint64_t max = (uint64_t)cp->max_size;
+    struct statvfs sv;
+    if (cp->min_free > 0 && fstatvfs(cp->dirfd, &sv) == 0
+        && (uint64_t)sv.f_bavail * sv.f_frsize < (uint64_t)cp->min_free) {
+        /* min_free: the entries give back what the disk lacks */
+        uint64_t need = (uint64_t)cp->min_free - (uint64_t)sv.f_bavail * sv.f_frsize;
+        uint64_t size = __atomic_load_n(&sh->size, __ATOMIC_RELAXED);
+        uint64_t cap = size > need ? size - need : 1;
+        if (max == 0 || cap < max) {
+            max = cap;
+        }
+    }
     zg_shmtx_lock(&pool->mutex);
     int n = zg_cache_expire_locked(pool, sh, zg_cache_now(), (int64_t)(cp->inactive / 1000),
-                                   (uint64_t)cp->max_size, out, ZG_CACHE_MANAGE_MAX);
+                                   max, out, ZG_CACHE_MANAGE_MAX);
     zg_shmtx_unlock(&pool->mutex);
     for (int i = 0; i < n; i++) {
         char rel[64];
@@ -2045,7 +2059,12 @@ static int zg_cache_path_directive(zg_cf_t *cf, const zg_command_t *cmd, void *c
             if (cp->max_size < 0) {
                 return zg_conf_invalid(cf, v);
             }
-        } else if (zg_conf_prefix(v, "min_free=") || zg_conf_prefix(v, "manager_files=")
+        } else if (zg_conf_prefix(v, "min_free=")) {
+            cp->min_free = zg_conf_parse_size(v->data + 9, v->len - 9);
+            if (cp->min_free < 0) {
+                return zg_conf_invalid(cf, v);
+            }
+        } else if (zg_conf_prefix(v, "manager_files=")
                    || zg_conf_prefix(v, "manager_sleep=")
                    || zg_conf_prefix(v, "manager_threshold=")
                    || zg_conf_prefix(v, "loader_files=") || zg_conf_prefix(v, "loader_sleep=")

@@ -322,6 +322,19 @@ def test_max_size_by_lru():
         u.stop()
 
 
+def test_min_free_removes_entries():
+    # more free space than any disk has: the manager removes every entry it can
+    u, z, port = _start(extra="min_free=1000000g")
+    try:
+        assert _xc(port, "/big?n=3000")[1] == "MISS"
+        assert wait_for(lambda: _metric(port, "zonegate_cache_entries") == 0, 10)
+        assert not _files(z.dir)
+        assert _xc(port, "/big?n=3000")[1] == "MISS"
+    finally:
+        z.stop()
+        u.stop()
+
+
 def test_restart_rebuilds_the_index_and_serves_without_upstream():
     u, z, port = _start()
     try:
