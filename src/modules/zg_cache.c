@@ -1377,17 +1377,11 @@ static int zg_cache_header_filter(zg_request_t *r, zg_resp_t *h)
     }
     if (c->stale_fd >= 0 && zg_cache_stale_for(c->conf->use_stale, h)
         && zg_cache_substitute(r, c, h, ZG_CACHE_STALE) == ZG_OK) {
-        zg_cache_unlock_entry(c, c->conf->cache, 0);
-        return ZG_OK;
-    }
-    if (c->revalidating && h->from_upstream && h->status == 304) {
-        if (zg_cache_substitute(r, c, h, ZG_CACHE_REVALIDATED) == ZG_OK) {
-            h->no_body = r->h->head;
-            zg_cache_unlock_entry(c, c->conf->cache, 0);
-            return ZG_OK;
-        }
-    }
-    if (h->from_upstream) {
+        h->no_body = r->h->head;
+    } else if (c->revalidating && h->from_upstream && h->status == 304
+               && zg_cache_substitute(r, c, h, ZG_CACHE_REVALIDATED) == ZG_OK) {
+        h->no_body = r->h->head;
+    } else if (h->from_upstream) {
         zg_cache_begin_store(r, c, h); /* after a bypass too, as nginx */
     }
     if (!c->storing) {

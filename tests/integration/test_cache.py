@@ -220,6 +220,9 @@ def test_expired_then_stale_on_upstream_errors():
         u.stop()
         st, xc, body, _ = _xc(port, "/short/hdr")
         assert (st, xc, body) == (200, "STALE", b"again"), (st, xc, body)
+        st, xc, body, h = _xc(port, "/short/hdr", method="HEAD")
+        assert (st, xc, body, h["content-length"]) == (200, "STALE", b"", "5"), (st, xc, h)
+        assert _xc(port, "/short/hdr")[:3] == (200, "STALE", b"again")
         # a key that was never cached: the error as it is
         st, xc, _, _ = _xc(port, "/short/other")
         assert (st, xc) == (502, "MISS"), (st, xc)
