@@ -1771,9 +1771,11 @@ static int zg_cache_mkpath(const char *path)
     return 0;
 }
 
-static void zg_cache_chown_tree(int dfd, uid_t uid, gid_t gid, int depth)
+/* the cache directory and its level directories go to the workers' user (their
+ * files need not: a file is replaced or removed through its directory) */
+static void zg_cache_chown_dirs(int dfd, uid_t uid, gid_t gid, int levels)
 {
-    if (fchown(dfd, uid, gid) == -1 || depth > 3) {
+    if (fchown(dfd, uid, gid) == -1 || levels == 0) {
         return;
     }
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1786,20 +1788,14 @@ static void zg_cache_chown_tree(int dfd, uid_t uid, gid_t gid, int depth)
     }
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.') {
+        if (de->d_name[0] == '.' || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)) {
             continue;
         }
-        int cfd = openat(dfd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (cfd < 0) {
-            continue;
+        int cfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (cfd >= 0) {
+            zg_cache_chown_dirs(cfd, uid, gid, levels - 1);
+            close(cfd);
         }
-        struct stat st;
-        if (fstat(cfd, &st) == 0 && S_ISDIR(st.st_mode)) {
-            zg_cache_chown_tree(cfd, uid, gid, depth + 1);
-        } else if (fchown(cfd, uid, gid) == -1) {
-            /* the workers cannot replace it; it stays until it expires */
-        }
-        close(cfd);
     }
     closedir(d);
 }
@@ -1831,7 +1827,7 @@ static int zg_cache_init_master(zg_conf_t *conf)
                 uid = pw->pw_uid;
                 gid = pw->pw_gid;
             }
-            zg_cache_chown_tree(cp->dirfd, uid, gid, 0);
+            zg_cache_chown_dirs(cp->dirfd, uid, gid, cp->nlevels);
         }
     }
     return ZG_OK;

@@ -75,6 +75,7 @@ http {{
         }}
         location /off/ {{ proxy_pass http://app/; add_header X-Cache "[$upstream_cache_status]"; }}
         location = /metrics {{ metrics; }}
+        location = /slab_stat {{ slab_stat; }}
         location /api/ {{ api write=on; }}
     }}
 }}
@@ -320,6 +321,25 @@ def test_max_size_by_lru():
         assert _xc(port, "/big?n=30000&i=7")[1] == "HIT"
         assert _xc(port, "/big?n=30000&i=0")[1] == "MISS"
         assert _metric(port, "zonegate_cache_evictions_total") >= 5
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_reload_keeps_the_cache():
+    u, z, port = _start()
+    try:
+        assert _xc(port, "/big?n=4000")[1] == "MISS"
+        assert "shared memory: one" in get(port, "/slab_stat")[2].decode()
+        old = z.wait_workers(2)
+        z.reload()
+        z.wait_workers(2, gone=old)
+        # the keys zone (same name, kind and size) and the files are the new workers'
+        st, xc, body, _ = _xc(port, "/big?n=4000")
+        assert (st, xc, body) == (200, "HIT", pattern(4000)), (st, xc)
+        assert _xc(port, "/big?n=5000")[1] == "MISS"
+        assert _xc(port, "/big?n=5000")[1] == "HIT"
+        assert u.count() == 2
     finally:
         z.stop()
         u.stop()
