@@ -915,6 +915,9 @@ static int zg_cache_look(zg_cache_req_t *c, int bypass)
         }
         rc = ZG_LOOK_FETCH;
     }
+    if (rc == ZG_LOOK_FETCH && !lock_free && c->wait_until != 0) {
+        c->store = 0; /* as nginx: after the lock timeout, fetched but not stored */
+    }
     if (rc == ZG_LOOK_FETCH && n != NULL && c->store && lock_free) {
         n->lock_slot = zg_worker_slot + 1;
         n->lock_time = ms;

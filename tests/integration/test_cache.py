@@ -73,6 +73,14 @@ http {{
             proxy_cache_revalidate on;
             add_header X-Cache $upstream_cache_status always;
         }}
+        location /lockt/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_valid 200 10m;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 200ms;
+            add_header X-Cache $upstream_cache_status always;
+        }}
         location /off/ {{ proxy_pass http://app/; add_header X-Cache "[$upstream_cache_status]"; }}
         location = /metrics {{ metrics; }}
         location = /slab_stat {{ slab_stat; }}
@@ -301,6 +309,29 @@ def test_lock_one_upstream_request_for_a_flood():
         assert out[0][:2] == (200, "MISS"), out
         assert statuses == {(200, "HIT"): 99}, statuses
         assert u.count() == 1, u.count()
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_lock_timeout_fetches_without_storing():
+    u, z, port = _start()
+    try:
+        out = []
+        path = "/lockt/slow?hold=T2"
+        ts = [threading.Thread(target=lambda: out.append(_xc(port, path)[:3]))
+              for _ in range(2)]
+        ts[0].start()
+        u.wait_held("T2", 1)
+        ts[1].start()
+        # the second waits for the lock 200ms, then goes to the upstream itself
+        u.wait_held("T2", 2)
+        u.release("T2")
+        for t in ts:
+            t.join(30)
+        assert sorted(out) == [(200, "MISS", b"slow a")] * 2, out
+        assert _xc(port, path)[:2] == (200, "HIT")
+        assert u.count() == 2
     finally:
         z.stop()
         u.stop()
