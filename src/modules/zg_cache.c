@@ -1,5 +1,5 @@
 /* zg_cache.c — proxy_cache (nginx's ngx_http_file_cache with the proxy's cache
- * directives): the keys zone, the lookup in the precontent phase, HIT answers from
+ * directives): the keys zone, the lookup (wrapping the location's content handler), HIT answers from
  * the file, storing through a response filter (temp file + rename), the cache lock
  * across workers, stale answers, and the master's loader and manager.
  *
