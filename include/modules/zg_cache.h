@@ -1,8 +1,9 @@
 /* zg_cache.h — proxy_cache: responses of proxied locations kept in files under a
  * proxy_cache_path, indexed by a shared "keys zone" (an rbtree of the md5 of each
  * key with an LRU queue in a slab zone), so every worker serves what any worker
- * cached.  The lookup wraps the content handler of a caching location (set at load time, so other locations pay nothing); storing is a response filter
- * that sees the upstream's head and body first (before add_header and gzip).  The
+ * cached.  The lookup wraps the content handler of a caching location (set at load
+ * time, so other locations pay nothing); storing is a response filter that sees the
+ * upstream's head and body first (before add_header and gzip).  The
  * master loads the index from the files at start and keeps the disk under
  * max_size and the entries within inactive (zg_module_t.tick). */
 #ifndef ZG_CACHE_H
