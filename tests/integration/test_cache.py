@@ -544,6 +544,22 @@ DIFF_COMMON = """
             proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
             add_header X-Cache $upstream_cache_status always;
         }}
+        location /rv/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1s;
+            proxy_cache_revalidate on;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /mu/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $request_uri;
+            proxy_cache_valid 200 10m;
+            proxy_cache_min_uses 2;
+            add_header X-Cache $upstream_cache_status always;
+        }}
         location /valid/ {{
             proxy_pass http://app/;
             proxy_cache one;
@@ -589,6 +605,7 @@ DIFF_SCRIPT = [
     ("GET", "/ign/hdr?Set-Cookie=s%3D1&Cache-Control=no-store", None),
     ("GET", "/ign/hdr?Set-Cookie=s%3D1&Cache-Control=no-store", None),
     ("GET", "/valid/status?code=404", None), ("GET", "/valid/status?code=404", None),
+    ("GET", "/mu/a", None), ("GET", "/mu/a", None), ("GET", "/mu/a", None),
     ("GET", "/valid/status?code=503", None), ("GET", "/valid/status?code=503", None),
 ]
 
@@ -629,11 +646,12 @@ def _stale_script(port):
     import time
     out = []
     t0 = int(time.time())
-    for path in ("/st/hdr?body=a", "/st/hdr"):
+    for path in ("/st/hdr?body=a", "/st/hdr", "/rv/hdr?ETag=%22v%22&body=r", "/rv/hdr"):
         st, h, body = request(port, "GET", path)
         out.append((path, st, h.get("x-cache"), body))
     assert wait_for(lambda: time.time() >= t0 + 3, 10)
-    for path in ("/st/hdr?code=500&body=bad", "/st/hdr?body=b", "/st/hdr"):
+    for path in ("/st/hdr?code=500&body=bad", "/st/hdr?body=b", "/st/hdr",
+                 "/rv/hdr?ETag=%22v%22&body=new", "/rv/hdr"):
         st, h, body = request(port, "GET", path)
         out.append((path, st, h.get("x-cache"), body))
     return out
