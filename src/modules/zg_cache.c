@@ -1059,8 +1059,8 @@ static int zg_cache_content(zg_request_t *r)
     if (zg_cache_ctx(r)->c != NULL) {
         zg_cache_req_free(r); /* an internal redirect (error_page) to another location */
     }
-    if (cp->zone->data == NULL) {
-        return cl->content(r);
+    if (cp->zone->data == NULL || cp->dirfd < 0) {
+        return cl->content(r); /* the directory could not be made or opened (logged) */
     }
     const zg_str_t *meth = &r->ctx.method;
     if (meth->len == 3 && memcmp(meth->data, "GET", 3) == 0) {
