@@ -412,6 +412,45 @@ def test_restart_rebuilds_the_index_and_serves_without_upstream():
         u.stop()
 
 
+def test_loader_reads_many_files_in_steps():
+    """1200 entries (with their level directories, over 2000 names): the loader reads
+    them back over several ticks (1000 names a tick), and the API says "cold" until
+    it is done"""
+    import http.client
+    import json
+    u, z, port = _start()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for i in range(1200):
+            c.request("GET", "/hdr?i=%d" % i)
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+        c.close()
+        assert len(_files(z.dir)) == 1200
+        z.stop()
+        z2 = Zonegate(CONF.replace("{dir}/cache", z.dir + "/cache"), wait_ports=[port],
+                      port=port, up=u.addr, extra="")
+        try:
+            def state():
+                one = json.loads(get(port, "/api/1/http/caches/one")[2])
+                return one["cold"], one["entries"]
+            # in steps: for a while (a tick, a second) part of the entries are in and
+            # the loader is not done
+            def partial():
+                cold, n = state()
+                return cold and 0 < n < 1200
+            assert wait_for(partial, 20), state()
+            assert wait_for(lambda: state() == (False, 1200), 20), state()
+            assert _xc(port, "/hdr?i=7")[1] == "HIT"
+            assert u.count() == 1200
+        finally:
+            z2.stop()
+    finally:
+        z.stop()
+        u.stop()
+
+
 def test_worker_killed_mid_write_leaves_no_entry_and_no_lock():
     u, z, port = _start()
     try:
