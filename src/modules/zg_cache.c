@@ -1,7 +1,8 @@
 /* zg_cache.c — proxy_cache (nginx's ngx_http_file_cache with the proxy's cache
- * directives): the keys zone, the lookup (wrapping the location's content handler), HIT answers from
- * the file, storing through a response filter (temp file + rename), the cache lock
- * across workers, stale answers, and the master's loader and manager.
+ * directives): the keys zone, the lookup (wrapping the location's content handler),
+ * HIT answers from the file, storing through a response filter (temp file + rename),
+ * the cache lock across workers, stale answers and revalidation, the master's loader
+ * and manager, and the API's figures and key removal.
  *
  * A cache file: zg_cache_file_t, the key, the Vary line, the head ("Name: value\r\n"
  * lines), the body.  A file appears under its final name only complete (rename), so

@@ -284,7 +284,8 @@ def test_lock_one_upstream_request_for_a_flood():
         socks = []
         for _ in range(99):
             s = socket.create_connection(("127.0.0.1", port), timeout=30)
-            s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path).encode())
+            s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                       % path).encode())
             socks.append(s)
         # every one of them reached zonegate (and waits on the lock) before the release
         assert wait_for(lambda: _metric(port, "zonegate_worker_connections_total")
