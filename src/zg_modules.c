@@ -42,8 +42,8 @@ zg_module_t *const zg_modules[] = {
     &zg_map_module,        /* map: variables from variables */
     &zg_geo_module,        /* geo: variables from the client address */
     &zg_keyval_module,     /* keyval zones and their variables */
-    &zg_cache_module,      /* precontent: proxy_cache; its filter sees the upstream's
-                              head and body before add_header and gzip */
+    &zg_cache_module,      /* proxy_cache: wraps proxy_pass's content handler; its filter
+                              sees the upstream's head and body before add_header, gzip */
     &zg_headers_module,    /* add_header (its rewrite-phase handler runs before return) */
     &zg_stream_status_module, /* stream status_zone: first, to count every session */
     &zg_limit_req_module,  /* preaccess: limit_req (before limit_conn, as nginx) */

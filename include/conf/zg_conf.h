@@ -104,7 +104,6 @@ enum {
                             location */
     ZG_PHASE_PREACCESS,  /* limit_req, limit_conn */
     ZG_PHASE_ACCESS,     /* allow/deny */
-    ZG_PHASE_PRECONTENT, /* proxy_cache: answer from the cache before the content */
     ZG_PHASE_LAST
 };
 

@@ -1,8 +1,9 @@
 /* zg_cache.h — proxy_cache: responses of proxied locations kept in files under a
  * proxy_cache_path, indexed by a shared "keys zone" (an rbtree of the md5 of each
  * key with an LRU queue in a slab zone), so every worker serves what any worker
- * cached.  The lookup runs in the precontent phase; storing is a response filter
- * that sees the upstream's head and body first (before add_header and gzip).  The
+ * cached.  The lookup wraps the content handler of a caching location (set at load
+ * time, so other locations pay nothing); storing is a response filter that sees the
+ * upstream's head and body first (before add_header and gzip).  The
  * master loads the index from the files at start and keeps the disk under
  * max_size and the entries within inactive (zg_module_t.tick). */
 #ifndef ZG_CACHE_H
@@ -76,6 +77,19 @@ int zg_cache_expire_locked(zg_slab_pool_t *pool, zg_cache_sh_t *sh, int64_t now,
  * nothing said, > 0: seconds) from X-Accel-Expires, Cache-Control and Expires, and
  * whether Set-Cookie / Vary: * forbid caching, as nginx with the ZG_IGNORE_* mask */
 int64_t zg_cache_validity(const zg_resp_t *h, int ignore, time_t now);
+
+/* for the JSON API: a cache zone's figures (ZG_OK; ZG_DECLINED: not a mapped cache
+ * zone), the removal of one key (its text, %XX-decoded here; ZG_OK removed,
+ * ZG_DECLINED none such) with its file, and the counters set back to zero */
+typedef struct {
+    uint64_t size, max_size, entries;
+    uint64_t hits, misses, expired, stale, updating, bypass, revalidated;
+    uint64_t bytes_written, stored, evictions;
+    int cold;                   /* the loader has not read the directory yet */
+} zg_cache_stats_t;
+int zg_cache_stats(zg_zone_t *z, zg_cache_stats_t *st);
+int zg_cache_purge(zg_zone_t *z, const char *key, size_t len);
+void zg_cache_reset(zg_zone_t *z);
 
 extern zg_module_t zg_cache_module;
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "zg_cache.h"
 #include "zg_http_core.h"
 #include "zg_keyval.h"
 #include "zg_limit_conn.h"
@@ -829,6 +830,76 @@ static int zg_api_slabs(zg_api_req_t *a, zg_buf_t *out)
     return zg_api_json(out, zg_api_slab(z), 200);
 }
 
+/* ---- caches (proxy_cache): figures; DELETE ?key=K removes a key, DELETE without
+ * a key sets the counters back to zero ---- */
+
+static json_t *zg_api_cache_zone(zg_zone_t *z)
+{
+    zg_cache_stats_t st;
+
+    if (zg_cache_stats(z, &st) != ZG_OK) {
+        return json_null();
+    }
+    return json_pack("{s:I,s:I,s:I,s:b,s:{s:I},s:{s:I},s:{s:I},s:{s:I},s:{s:I},s:{s:I},"
+                     "s:{s:I},s:I,s:I,s:I}",
+                     "size", (json_int_t)st.size, "max_size", (json_int_t)st.max_size,
+                     "entries", (json_int_t)st.entries, "cold", st.cold,
+                     "hit", "responses", (json_int_t)st.hits,
+                     "miss", "responses", (json_int_t)st.misses,
+                     "expired", "responses", (json_int_t)st.expired,
+                     "stale", "responses", (json_int_t)st.stale,
+                     "updating", "responses", (json_int_t)st.updating,
+                     "bypass", "responses", (json_int_t)st.bypass,
+                     "revalidated", "responses", (json_int_t)st.revalidated,
+                     "written_bytes", (json_int_t)st.bytes_written,
+                     "stored", (json_int_t)st.stored, "evictions", (json_int_t)st.evictions);
+}
+
+static int zg_api_caches(zg_api_req_t *a, zg_buf_t *out)
+{
+    zg_zone_t *z;
+    char name[64];
+    const char *key;
+    size_t n;
+
+    if (a->n == 2) {
+        if (!zg_api_reading(a)) {
+            return zg_api_not_allowed(a, out);
+        }
+        json_t *o = json_object();
+        for (z = a->conf->zones.head; o != NULL && z != NULL; z = z->next) {
+            if (z->pool != NULL && z->kind == ZG_ZONE_CACHE) {
+                json_object_set_new(o, z->name, zg_api_cache_zone(z));
+            }
+        }
+        return zg_api_json(out, o, 200);
+    }
+    zg_api_name(&a->seg[2], name, sizeof(name));
+    z = zg_zone_find((zg_zone_list_t *)&a->conf->zones, name);
+    if (a->n != 3 || z == NULL || z->kind != ZG_ZONE_CACHE || z->pool == NULL) {
+        return zg_api_error(out, 404, "CacheNotFound", "cache \"%s\" not found", name);
+    }
+    if (zg_api_reading(a)) {
+        return zg_api_json(out, zg_api_cache_zone(z), 200);
+    }
+    if (!a->write || !zg_api_method(a, "DELETE")) {
+        return zg_api_not_allowed(a, out);
+    }
+    key = zg_api_arg(a, "key", &n);
+    if (key == NULL) {
+        zg_cache_reset(z);
+        return 204;
+    }
+    int rc = zg_cache_purge(z, key, n);
+    if (rc == ZG_ERROR) {
+        return zg_api_error(out, 500, "NoMemory", "out of memory");
+    }
+    if (rc != ZG_OK) {
+        return zg_api_error(out, 404, "KeyNotFound", "key not found");
+    }
+    return 204;
+}
+
 /* ---- the router ---- */
 
 static int zg_api_list(zg_api_req_t *a, zg_buf_t *out, json_t *names)
@@ -923,8 +994,8 @@ static int zg_api_route(const zg_conf_t *conf, int write, const char *method,
     }
     if (a.n == 1) {
         return zg_api_list(&a, out,
-                           json_pack("[s,s,s,s]", "keyvals", "limit_reqs", "limit_conns",
-                                     "upstreams"));
+                           json_pack("[s,s,s,s,s]", "keyvals", "limit_reqs", "limit_conns",
+                                     "upstreams", "caches"));
     }
     if (zg_api_is(&a.seg[1], "keyvals")) {
         return zg_api_keyvals(&a, out);
@@ -937,6 +1008,9 @@ static int zg_api_route(const zg_conf_t *conf, int write, const char *method,
     }
     if (zg_api_is(&a.seg[1], "upstreams")) {
         return zg_api_upstreams(&a, out);
+    }
+    if (zg_api_is(&a.seg[1], "caches")) {
+        return zg_api_caches(&a, out);
     }
     return zg_api_error(out, 404, "PathNotFound", "path not found");
 }

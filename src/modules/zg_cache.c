@@ -1,7 +1,8 @@
 /* zg_cache.c — proxy_cache (nginx's ngx_http_file_cache with the proxy's cache
- * directives): the keys zone, the lookup in the precontent phase, HIT answers from
- * the file, storing through a response filter (temp file + rename), the cache lock
- * across workers, stale answers, and the master's loader and manager.
+ * directives): the keys zone, the lookup (wrapping the location's content handler),
+ * HIT answers from the file, storing through a response filter (temp file + rename),
+ * the cache lock across workers, stale answers and revalidation, the master's loader
+ * and manager, and the API's figures and key removal.
  *
  * A cache file: zg_cache_file_t, the key, the Vary line, the head ("Name: value\r\n"
  * lines), the body.  A file appears under its final name only complete (rename), so
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -38,6 +40,8 @@
 #define ZG_CACHE_EVICT 16          /* entries evicted at most for one new key */
 #define ZG_CACHE_WAIT_MSEC 20      /* a request waiting on the cache lock looks again */
 #define ZG_CACHE_MANAGE_MAX 1000   /* files removed at most per manager tick */
+#define ZG_CACHE_LOAD_FILES 1000   /* files the loader looks at per tick */
+#define ZG_CACHE_SENDFILE_MIN 32768 /* bodies up to this are copied with the head */
 
 /* use_stale bits */
 #define ZG_STALE_ERROR 0x01
@@ -74,7 +78,11 @@ typedef struct {
     int nlevels;
     zg_msec_t inactive;         /* 10 min */
     int64_t max_size;           /* 0: no limit */
+    int64_t min_free;           /* free disk space kept, by removing entries; 0: none */
     int dirfd;                  /* opened by the master; -1 until then */
+    char **load;                /* the loader's directories to read (master) */
+    int nload, capload;
+    int load_started;
     zg_zone_t *zone;
     const char *name;
 } zg_cache_path_t;
@@ -95,6 +103,7 @@ typedef struct {
     char *cache_name;           /* proxy_cache NAME, resolved when merging */
     int cache_set;              /* ZG_UNSET, 0 off, 1 on */
     zg_cv_t *key;
+    zg_phase_handler_pt content; /* the location's own content handler (the proxy's) */
     zg_cache_valid_t *valid;
     int nvalid;                 /* -1: unset */
     int methods;                /* ZG_UNSET or ZG_METHOD_* */
@@ -104,6 +113,7 @@ typedef struct {
     zg_cv_t **no_cache;
     int nno_cache;              /* -1: unset */
     int lock;
+    int revalidate;             /* proxy_cache_revalidate */
     zg_msec_t lock_timeout;
     zg_msec_t lock_age;
     int use_stale;              /* ZG_UNSET or ZG_STALE_* */
@@ -120,7 +130,8 @@ typedef struct {
     char rel[64];               /* the file's name under the cache directory */
     char tmp[64];
     int fd;                     /* temp file being written; -1 */
-    int stale_fd;               /* an expired entry's file, for use_stale; -1 */
+    int stale_fd;               /* an expired entry's file (use_stale, revalidate); -1 */
+    zg_str_t inm, ims;          /* its ETag and Last-Modified, for a revalidation */
     uint64_t body_len;
     int64_t valid_sec;
     uv_timer_t *wait;           /* waiting on the cache lock */
@@ -129,9 +140,9 @@ typedef struct {
     unsigned locked : 1;        /* this request holds the entry's lock */
     unsigned store : 1;         /* may store the answer (min_uses, no bypass of it) */
     unsigned storing : 1;       /* the body goes to fd */
-    unsigned serving : 1;       /* the head being filtered is the cache's own */
     unsigned substitute : 1;    /* the body filter sends stale_fd's body instead */
     unsigned failed : 1;
+    unsigned revalidating : 1;  /* the upstream is asked with If-None-Match/-Modified-Since */
 } zg_cache_req_t;
 
 typedef struct {
@@ -361,10 +372,13 @@ int64_t zg_cache_validity(const zg_resp_t *h, int ignore, time_t now)
             return -1;
         }
         for (; i < v->len; i++) {
-            if (v->data[i] < '0' || v->data[i] > '9' || n > (int64_t)1 << 40) {
+            if (v->data[i] < '0' || v->data[i] > '9') {
                 return -1;
             }
             n = n * 10 + (v->data[i] - '0');
+            if (n > (int64_t)1 << 40) {
+                return -1; /* as nginx's ngx_atoi: an overflow is no value */
+            }
         }
         if (at) {
             return n > now ? n - now : -1;
@@ -761,8 +775,8 @@ static int zg_cache_pump(zg_request_t *r, int fd, off_t off, uint64_t len, int a
     return ZG_OK;
 }
 
-/* answers from the entry in fd (owned); ZG_OK, or ZG_DECLINED when the file is not
- * usable (nothing was sent) */
+/* answers from the entry in fd (owned); ZG_OK (c is freed), or ZG_DECLINED when the
+ * file is not usable (nothing was sent) */
 static int zg_cache_serve(zg_request_t *r, zg_cache_req_t *c, int fd)
 {
     zg_cache_entry_t e;
@@ -790,9 +804,11 @@ static int zg_cache_serve(zg_request_t *r, zg_cache_req_t *c, int fd)
     if (r->h->head) {
         h.no_body = 1;
     }
-    c->serving = 1;
+    /* the request needs its cache state no more: its body filter is turned off, so
+     * that the file goes out with sendfile when no other filter is on */
+    zg_cache_req_free(r);
+    r->body_filters &= ~(1u << zg_cache_module.filter_slot);
     int rc = zg_response_head(r, &h);
-    c->serving = 0;
     if (rc != ZG_OK) {
         close(fd);
         zg_request_respond(r, 500, NULL, NULL, NULL, 0);
@@ -806,7 +822,9 @@ static int zg_cache_serve(zg_request_t *r, zg_cache_req_t *c, int fd)
         zg_cache_done(r);
         return ZG_OK;
     }
-    if (q->tls == NULL && r->body_filters == 0 && !r->resp_chunked && e.f.body_len > 0) {
+    /* a small body goes out with the head in one write; a larger one with sendfile */
+    if (q->tls == NULL && r->body_filters == 0 && !r->resp_chunked
+        && e.f.body_len > ZG_CACHE_SENDFILE_MIN) {
         r->ctx.body_bytes_sent += e.f.body_len;
         r->ctx.bytes_sent += e.f.body_len;
         if (zg_outq_sendfile(q, fd, e.body_off, (int64_t)e.f.body_len, 0) != ZG_OK) {
@@ -869,7 +887,8 @@ static int zg_cache_look(zg_cache_req_t *c, int bypass)
     if (n != NULL && c->wait_until == 0) {
         n->uses++;
     }
-    int fresh = n != NULL && n->exists && n->valid_sec > now;
+    /* as nginx: fresh through the last second of its validity */
+    int fresh = n != NULL && n->exists && n->valid_sec >= now;
     int lock_free = n == NULL || n->lock_slot == 0 || ms - n->lock_time >= cl->lock_age;
     c->store = n != NULL && (int)n->uses >= cl->min_uses;
     if (bypass) {
@@ -897,12 +916,16 @@ static int zg_cache_look(zg_cache_req_t *c, int bypass)
         }
         rc = ZG_LOOK_FETCH;
     }
+    if (rc == ZG_LOOK_FETCH && !lock_free && c->wait_until != 0) {
+        c->store = 0; /* as nginx: after the lock timeout, fetched but not stored */
+    }
     if (rc == ZG_LOOK_FETCH && n != NULL && c->store && lock_free) {
         n->lock_slot = zg_worker_slot + 1;
         n->lock_time = ms;
         c->locked = 1;
     }
-    int stale_file = rc == ZG_LOOK_FETCH && n != NULL && n->exists && cl->use_stale;
+    int stale_file = rc == ZG_LOOK_FETCH && n != NULL && n->exists
+                     && (cl->use_stale || (cl->revalidate && c->status == ZG_CACHE_EXPIRED));
     zg_shmtx_unlock(&pool->mutex);
 
     for (int i = 0; i < nev; i++) {
@@ -917,6 +940,42 @@ static int zg_cache_look(zg_cache_req_t *c, int bypass)
 }
 
 static void zg_cache_continue(zg_request_t *r, zg_cache_req_t *c);
+
+/* an expired entry's validators, for the upstream request (proxy_cache_revalidate) */
+static void zg_cache_revalidation(zg_request_t *r, zg_cache_req_t *c)
+{
+    zg_cache_entry_t e;
+    zg_resp_t h;
+
+    memset(&h, 0, sizeof(h));
+    if (zg_cache_read_entry(r, c, c->stale_fd, &e) != ZG_OK || zg_cache_head_of(r, &e, &h)
+        != ZG_OK || h.status != 200) {
+        return;
+    }
+    const zg_resp_header_t *x = zg_cache_hdr(&h, "etag", 4);
+    if (x != NULL) {
+        c->inm = x->value;
+    }
+    x = zg_cache_hdr(&h, "last-modified", 13);
+    if (x != NULL) {
+        c->ims = x->value;
+    }
+    c->revalidating = c->inm.len > 0 || c->ims.len > 0;
+}
+
+/* $zg_cache_if_none_match, $zg_cache_if_modified_since: the values the proxy sends
+ * for a revalidation, empty otherwise (which drops the client's own, as nginx's
+ * proxy_cache_headers do) */
+static int zg_cache_validator_get(zg_var_ctx_t *ctx, const void *data, zg_str_t *out)
+{
+    zg_request_t *r = (zg_request_t *)((char *)ctx - offsetof(zg_request_t, ctx));
+    zg_cache_req_t *c = zg_cache_ctx(r)->c;
+    if (c == NULL || !c->revalidating) {
+        return ZG_DECLINED;
+    }
+    *out = data != NULL ? c->inm : c->ims;
+    return out->len ? ZG_OK : ZG_DECLINED;
+}
 
 static void zg_cache_wait_cb(uv_timer_t *t)
 {
@@ -978,27 +1037,31 @@ static void zg_cache_continue(zg_request_t *r, zg_cache_req_t *c)
         }
     }
 fetch:
+    if (c->conf->revalidate && c->status == ZG_CACHE_EXPIRED && c->stale_fd >= 0) {
+        zg_cache_revalidation(r, c);
+    }
     if (c->wait_until != 0 && c->status == ZG_CACHE_NONE) {
         c->status = ZG_CACHE_MISS;
     }
     zg_cache_set_status(r, c->status);
-    zg_phase_handler_pt content = zg_http_core_loc_conf(r->loc_conf)->handler;
-    if (content == NULL) {
-        zg_request_respond(r, 404, NULL, NULL, NULL, 0);
-        return;
-    }
-    content(r);
+    c->conf->content(r);
 }
 
-static int zg_cache_handler(zg_request_t *r)
+/* the content handler of a location with proxy_cache: it wraps the location's own
+ * (the proxy's), set when the configuration is loaded, so that a location without a
+ * cache pays nothing */
+static int zg_cache_content(zg_request_t *r)
 {
     zg_cache_loc_conf_t *cl = zg_cache_loc_conf(r->loc_conf);
     zg_cache_path_t *cp = cl->cache;
     char buf[1024];
     int m;
 
-    if (cp == NULL || cp->zone->data == NULL || zg_proxy_loc_conf(r->loc_conf)->upstream == NULL) {
-        return ZG_DECLINED;
+    if (zg_cache_ctx(r)->c != NULL) {
+        zg_cache_req_free(r); /* an internal redirect (error_page) to another location */
+    }
+    if (cp->zone->data == NULL || cp->dirfd < 0) {
+        return cl->content(r); /* the directory could not be made or opened (logged) */
     }
     const zg_str_t *meth = &r->ctx.method;
     if (meth->len == 3 && memcmp(meth->data, "GET", 3) == 0) {
@@ -1008,14 +1071,14 @@ static int zg_cache_handler(zg_request_t *r)
     } else if (meth->len == 4 && memcmp(meth->data, "POST", 4) == 0) {
         m = ZG_METHOD_POST;
     } else {
-        return ZG_DECLINED;
+        return cl->content(r);
     }
     if (!(cl->methods & m)) {
-        return ZG_DECLINED;
+        return cl->content(r);
     }
     zg_cache_req_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        return ZG_DECLINED;
+        return cl->content(r);
     }
     c->conf = cl;
     c->r = r;
@@ -1024,7 +1087,7 @@ static int zg_cache_handler(zg_request_t *r)
     c->key = malloc(len + 1);
     if (c->key == NULL) {
         free(c);
-        return ZG_DECLINED;
+        return cl->content(r);
     }
     if (len > sizeof(buf)) {
         zg_cv_eval(cl->key, &r->ctx, 0, c->key, len);
@@ -1041,10 +1104,77 @@ static int zg_cache_handler(zg_request_t *r)
     if (cl->nbypass > 0 && zg_cache_test(r, cl->bypass, cl->nbypass)) {
         zg_cache_look(c, 1);
         zg_cache_set_status(r, c->status);
-        return ZG_DECLINED;
+        return cl->content(r);
     }
     zg_cache_continue(r, c);
     return ZG_DONE;
+}
+
+/* wraps the content handler of every location that caches and passes requests on */
+/* as nginx's proxy_cache_headers: the client's conditional and range headers are
+ * not passed to the upstream of a caching location; a revalidation sends the
+ * entry's validators instead */
+static int zg_cache_up_headers(zg_cf_t *cf, zg_proxy_loc_conf_t *plcf)
+{
+    static const char *const names[] = {
+        "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Match", "Range",
+        "If-Range"
+    };
+    int n = plcf->nset_headers < 0 ? 0 : plcf->nset_headers;
+    zg_proxy_header_t *h = zg_conf_alloc(cf->conf, (size_t)(n + 6) * sizeof(*h));
+
+    if (h == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    if (n > 0) {
+        memcpy(h, plcf->set_headers, (size_t)n * sizeof(*h));
+    }
+    int k = n;
+    for (size_t i = 0; i < zg_nelems(names); i++) {
+        int set = 0;
+        for (int j = 0; j < n; j++) {
+            if (plcf->set_headers[j].name.len == strlen(names[i])
+                && strncasecmp(plcf->set_headers[j].name.data, names[i],
+                               plcf->set_headers[j].name.len) == 0) {
+                set = 1; /* the config's own proxy_set_header wins */
+            }
+        }
+        if (set) {
+            continue;
+        }
+        const char *v = i == 0 ? "$zg_cache_if_none_match"
+                        : i == 1 ? "$zg_cache_if_modified_since" : "";
+        h[k].name.data = names[i];
+        h[k].name.len = strlen(names[i]);
+        h[k].value = zg_conf_cv(cf, v, strlen(v));
+        if (h[k].value == NULL) {
+            return ZG_ERROR;
+        }
+        k++;
+    }
+    plcf->set_headers = h;
+    plcf->nset_headers = k;
+    return ZG_OK;
+}
+
+static int zg_cache_wrap(zg_cf_t *cf, zg_location_t *locs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        zg_cache_loc_conf_t *cl = zg_cache_loc_conf(locs[i].loc_conf);
+        zg_http_core_loc_conf_t *clcf = zg_http_core_loc_conf(locs[i].loc_conf);
+        if (cl->cache != NULL && clcf->handler != NULL && clcf->handler != zg_cache_content
+            && zg_proxy_loc_conf(locs[i].loc_conf)->pass) {
+            cl->content = clcf->handler;
+            clcf->handler = zg_cache_content;
+            if (zg_cache_up_headers(cf, zg_proxy_loc_conf(locs[i].loc_conf)) != ZG_OK) {
+                return ZG_ERROR;
+            }
+        }
+        if (zg_cache_wrap(cf, locs[i].locations, locs[i].nlocations) != ZG_OK) {
+            return ZG_ERROR;
+        }
+    }
+    return ZG_OK;
 }
 
 /* ---- storing: the response filter ---- */
@@ -1068,11 +1198,44 @@ static int zg_cache_stale_for(int mask, const zg_resp_t *h)
     }
 }
 
+/* the upstream said 304 to a revalidation: the entry is valid again, for the time the
+ * 304's headers give, else proxy_cache_valid's for the entry's status (h: the 304's
+ * head, read before it is replaced) */
+static void zg_cache_revalidated(zg_request_t *r, zg_cache_req_t *c, const zg_resp_t *h304,
+                                 const zg_cache_entry_t *e)
+{
+    zg_cache_path_t *cp = c->conf->cache;
+    time_t now = time(NULL);
+    int64_t valid = zg_cache_validity(h304, c->conf->ignore_headers, now);
+    (void)r;
+
+    if (valid == 0) {
+        valid = zg_cache_valid_for(c->conf, e->f.status);
+    }
+    int64_t until = valid > 0 ? now + valid : now;
+    int fd = openat(cp->dirfd, c->rel, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        if (pwrite(fd, &until, sizeof(until), (off_t)offsetof(zg_cache_file_t, valid_sec))
+            != (ssize_t)sizeof(until)) {
+            zg_log_error(ZG_LOG_CRIT, errno, "write \"%s/%s\" failed", cp->path, c->rel);
+        }
+        close(fd);
+    }
+    zg_slab_pool_t *pool = cp->zone->pool;
+    zg_shmtx_lock(&pool->mutex);
+    zg_cache_node_sh_t *n = zg_cache_lookup_locked(zg_cache_sh(cp), c->md5);
+    if (n != NULL && n->exists) {
+        n->valid_sec = until;
+    }
+    zg_cache_sh(cp)->revalidated++;
+    zg_shmtx_unlock(&pool->mutex);
+}
+
 /* the upstream failed: the expired entry answers instead (STALE) */
-static int zg_cache_substitute(zg_request_t *r, zg_cache_req_t *c, zg_resp_t *h)
+static int zg_cache_substitute(zg_request_t *r, zg_cache_req_t *c, zg_resp_t *h, int status)
 {
     zg_cache_entry_t e;
-    zg_resp_t s;
+    zg_resp_t s, orig = *h;
 
     if (zg_cache_read_entry(r, c, c->stale_fd, &e) != ZG_OK) {
         return ZG_DECLINED;
@@ -1093,8 +1256,12 @@ static int zg_cache_substitute(zg_request_t *r, zg_cache_req_t *c, zg_resp_t *h)
     c->body_len = e.f.body_len;
     c->valid_sec = (int64_t)e.body_off; /* where the body starts */
     c->substitute = 1;
-    c->status = ZG_CACHE_STALE;
-    zg_cache_set_status(r, ZG_CACHE_STALE);
+    c->status = status;
+    zg_cache_set_status(r, status);
+    if (status == ZG_CACHE_REVALIDATED) {
+        zg_cache_revalidated(r, c, &orig, &e);
+        return ZG_OK;
+    }
     zg_slab_pool_t *pool = c->conf->cache->zone->pool;
     zg_shmtx_lock(&pool->mutex);
     zg_cache_sh(c->conf->cache)->stale++;
@@ -1209,19 +1376,24 @@ static int zg_cache_header_filter(zg_request_t *r, zg_resp_t *h)
     zg_cache_ctx_t *x = zg_cache_ctx(r);
     zg_cache_req_t *c = x->c;
 
-    if (c == NULL || c->serving) {
+    if (c == NULL) {
         return ZG_OK;
     }
     if (c->stale_fd >= 0 && zg_cache_stale_for(c->conf->use_stale, h)
-        && zg_cache_substitute(r, c, h) == ZG_OK) {
-        zg_cache_unlock_entry(c, c->conf->cache, 0);
-        return ZG_OK;
-    }
-    if (h->from_upstream) {
+        && zg_cache_substitute(r, c, h, ZG_CACHE_STALE) == ZG_OK) {
+        h->no_body = r->h->head;
+    } else if (c->revalidating && h->from_upstream && h->status == 304
+               && zg_cache_substitute(r, c, h, ZG_CACHE_REVALIDATED) == ZG_OK) {
+        h->no_body = r->h->head;
+    } else if (h->from_upstream) {
         zg_cache_begin_store(r, c, h); /* after a bypass too, as nginx */
     }
     if (!c->storing) {
         zg_cache_unlock_entry(c, c->conf->cache, 0);
+    }
+    if (h->no_body) {
+        /* no body follows: the body filter (and its release hook) will not run */
+        zg_cache_req_free(r);
     }
     return ZG_OK;
 }
@@ -1353,24 +1525,47 @@ static int zg_cache_pid_alive(pid_t pid)
 
 /* the loader: every file under the directory into the index (temp files of dead
  * workers are removed) */
-static void zg_cache_load_dir(zg_cache_path_t *cp, int dfd, const char *rel, int depth)
+/* the loader's directories still to read (master memory) */
+static int zg_cache_load_push(zg_cache_path_t *cp, const char *rel)
 {
+    if (cp->nload == cp->capload) {
+        int cap = cp->capload ? 2 * cp->capload : 64;
+        char **d = realloc(cp->load, (size_t)cap * sizeof(*d));
+        if (d == NULL) {
+            return ZG_ERROR;
+        }
+        cp->load = d;
+        cp->capload = cap;
+    }
+    if ((cp->load[cp->nload] = strdup(rel)) == NULL) {
+        return ZG_ERROR;
+    }
+    cp->nload++;
+    return ZG_OK;
+}
+
+/* reads one directory: its subdirectories of the levels go on the loader's list, its
+ * cache files into the index; returns the number of files looked at */
+static int zg_cache_load_dir(zg_cache_path_t *cp, int dfd, const char *rel, int depth)
+{
+    int files = 0;
     zg_slab_pool_t *pool = cp->zone->pool;
     zg_cache_sh_t *sh = zg_cache_sh(cp);
     /* a descriptor of its own: a dup would share (and move) the directory's offset */
     int fd = openat(dfd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        return;
+        return 0;
     }
     DIR *d = fdopendir(fd);
     if (d == NULL) {
         close(fd);
-        return;
+        return 0;
     }
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *name = de->d_name;
         char path[128];
+        files++;
         if (name[0] == '.') {
             continue;
         }
@@ -1385,8 +1580,8 @@ static void zg_cache_load_dir(zg_cache_path_t *cp, int dfd, const char *rel, int
             continue;
         }
         if (depth < cp->nlevels) {
-            if ((int)strlen(name) == cp->levels[depth]) {
-                zg_cache_load_dir(cp, cp->dirfd, path, depth + 1);
+            if ((int)strlen(name) == cp->levels[depth] && zg_cache_load_push(cp, path) != ZG_OK) {
+                zg_log_error(ZG_LOG_ALERT, errno, "no memory for the cache loader");
             }
             continue;
         }
@@ -1434,6 +1629,63 @@ static void zg_cache_load_dir(zg_cache_path_t *cp, int dfd, const char *rel, int
         }
     }
     closedir(d);
+    return files;
+}
+
+/* temp files of workers that are gone (killed while writing an entry) */
+static void zg_cache_clean_temp(zg_cache_path_t *cp)
+{
+    int fd = openat(cp->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+
+    if (d == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == 't' && de->d_name[1] == '.'
+            && !zg_cache_pid_alive((pid_t)atoi(de->d_name + 2))) {
+            unlinkat(cp->dirfd, de->d_name, 0);
+        }
+    }
+    closedir(d);
+}
+
+/* the loader, in bounded steps: directories are read one after another until
+ * ZG_CACHE_LOAD_FILES files were looked at in this tick */
+static void zg_cache_load_step(zg_cache_path_t *cp)
+{
+    zg_cache_sh_t *sh = zg_cache_sh(cp);
+    int files = 0;
+
+    if (!cp->load_started) {
+        cp->load_started = 1;
+        if (zg_cache_load_push(cp, "") != ZG_OK) {
+            sh->loaded = 1;
+            return;
+        }
+    }
+    while (cp->nload > 0 && files < ZG_CACHE_LOAD_FILES) {
+        char *rel = cp->load[--cp->nload];
+        int depth = 0;
+        if (rel[0] != '\0') {
+            depth = 1;
+            for (const char *q = rel; *q; q++) {
+                depth += *q == '/';
+            }
+        }
+        files += zg_cache_load_dir(cp, cp->dirfd, rel, depth);
+        free(rel);
+    }
+    if (cp->nload == 0) {
+        free(cp->load);
+        cp->load = NULL;
+        cp->capload = 0;
+        sh->loaded = 1;
+    }
 }
 
 static void zg_cache_manage(zg_cache_path_t *cp)
@@ -1443,13 +1695,25 @@ static void zg_cache_manage(zg_cache_path_t *cp)
     zg_cache_sh_t *sh = zg_cache_sh(cp);
 
     if (!sh->loaded) {
-        sh->loaded = 1;
-        zg_cache_load_dir(cp, cp->dirfd, "", 0);
+        zg_cache_load_step(cp);
         return;
+    }
+    zg_cache_clean_temp(cp);
+    uint64_t max = (uint64_t)cp->max_size;
+    struct statvfs sv;
+    if (cp->min_free > 0 && fstatvfs(cp->dirfd, &sv) == 0
+        && (uint64_t)sv.f_bavail * sv.f_frsize < (uint64_t)cp->min_free) {
+        /* min_free: the entries give back what the disk lacks */
+        uint64_t need = (uint64_t)cp->min_free - (uint64_t)sv.f_bavail * sv.f_frsize;
+        uint64_t size = __atomic_load_n(&sh->size, __ATOMIC_RELAXED);
+        uint64_t cap = size > need ? size - need : 1;
+        if (max == 0 || cap < max) {
+            max = cap;
+        }
     }
     zg_shmtx_lock(&pool->mutex);
     int n = zg_cache_expire_locked(pool, sh, zg_cache_now(), (int64_t)(cp->inactive / 1000),
-                                   (uint64_t)cp->max_size, out, ZG_CACHE_MANAGE_MAX);
+                                   max, out, ZG_CACHE_MANAGE_MAX);
     zg_shmtx_unlock(&pool->mutex);
     for (int i = 0; i < n; i++) {
         char rel[64];
@@ -1511,9 +1775,11 @@ static int zg_cache_mkpath(const char *path)
     return 0;
 }
 
-static void zg_cache_chown_tree(int dfd, uid_t uid, gid_t gid, int depth)
+/* the cache directory and its level directories go to the workers' user (their
+ * files need not: a file is replaced or removed through its directory) */
+static void zg_cache_chown_dirs(int dfd, uid_t uid, gid_t gid, int levels)
 {
-    if (fchown(dfd, uid, gid) == -1 || depth > 3) {
+    if (fchown(dfd, uid, gid) == -1 || levels == 0) {
         return;
     }
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1526,20 +1792,14 @@ static void zg_cache_chown_tree(int dfd, uid_t uid, gid_t gid, int depth)
     }
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.') {
+        if (de->d_name[0] == '.' || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)) {
             continue;
         }
-        int cfd = openat(dfd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (cfd < 0) {
-            continue;
+        int cfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (cfd >= 0) {
+            zg_cache_chown_dirs(cfd, uid, gid, levels - 1);
+            close(cfd);
         }
-        struct stat st;
-        if (fstat(cfd, &st) == 0 && S_ISDIR(st.st_mode)) {
-            zg_cache_chown_tree(cfd, uid, gid, depth + 1);
-        } else if (fchown(cfd, uid, gid) == -1) {
-            /* the workers cannot replace it; it stays until it expires */
-        }
-        close(cfd);
     }
     closedir(d);
 }
@@ -1571,7 +1831,7 @@ static int zg_cache_init_master(zg_conf_t *conf)
                 uid = pw->pw_uid;
                 gid = pw->pw_gid;
             }
-            zg_cache_chown_tree(cp->dirfd, uid, gid, 0);
+            zg_cache_chown_dirs(cp->dirfd, uid, gid, cp->nlevels);
         }
     }
     return ZG_OK;
@@ -1581,10 +1841,16 @@ static void zg_cache_exit_master(zg_conf_t *conf)
 {
     zg_cache_main_conf_t *cm = zg_cache_main_conf(conf);
     for (int i = 0; cm != NULL && i < cm->npaths; i++) {
-        if (cm->paths[i]->dirfd >= 0) {
-            close(cm->paths[i]->dirfd);
-            cm->paths[i]->dirfd = -1;
+        zg_cache_path_t *cp = cm->paths[i];
+        if (cp->dirfd >= 0) {
+            close(cp->dirfd);
+            cp->dirfd = -1;
         }
+        while (cp->nload > 0) {
+            free(cp->load[--cp->nload]);
+        }
+        free(cp->load);
+        cp->load = NULL;
     }
 }
 
@@ -1643,6 +1909,87 @@ static void zg_cache_metrics(zg_buf_t *b, const zg_conf_t *conf)
             zg_admin_sample(b, fam[k].name, v[k], "zone", z->name, NULL);
         }
     }
+}
+
+/* ---------------------------------------------------------------- the API */
+
+int zg_cache_stats(zg_zone_t *z, zg_cache_stats_t *st)
+{
+    if (z == NULL || z->kind != ZG_ZONE_CACHE || z->pool == NULL || z->data == NULL) {
+        return ZG_DECLINED;
+    }
+    zg_cache_sh_t *sh = z->data;
+    zg_cache_path_t *cp = z->conf;
+    memset(st, 0, sizeof(*st));
+    zg_shmtx_lock(&z->pool->mutex);
+    st->size = sh->size;
+    st->entries = sh->entries;
+    st->hits = sh->hits;
+    st->misses = sh->misses;
+    st->expired = sh->expired;
+    st->stale = sh->stale;
+    st->updating = sh->updating;
+    st->bypass = sh->bypass;
+    st->revalidated = sh->revalidated;
+    st->bytes_written = sh->bytes_written;
+    st->stored = sh->stored;
+    st->evictions = sh->evictions;
+    st->cold = !sh->loaded;
+    zg_shmtx_unlock(&z->pool->mutex);
+    st->max_size = cp != NULL ? (uint64_t)cp->max_size : 0;
+    return ZG_OK;
+}
+
+void zg_cache_reset(zg_zone_t *z)
+{
+    zg_cache_sh_t *sh = z->data;
+    zg_shmtx_lock(&z->pool->mutex);
+    sh->hits = sh->misses = sh->expired = sh->stale = sh->updating = 0;
+    sh->bypass = sh->revalidated = sh->bytes_written = sh->stored = sh->evictions = 0;
+    zg_shmtx_unlock(&z->pool->mutex);
+}
+
+static int zg_cache_hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f'
+                                                ? (c | 32) - 'a' + 10 : -1;
+}
+
+int zg_cache_purge(zg_zone_t *z, const char *key, size_t len)
+{
+    zg_cache_path_t *cp = z->conf;
+    unsigned char md5[16];
+    char *k = malloc(len + 1);
+    size_t n = 0;
+
+    if (k == NULL) {
+        return ZG_ERROR;
+    }
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (key[i] == '%' && i + 2 < len
+            && (hi = zg_cache_hexval(key[i + 1])) >= 0 && (lo = zg_cache_hexval(key[i + 2])) >= 0) {
+            k[n++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            k[n++] = key[i];
+        }
+    }
+    zg_cache_md5(k, n, md5);
+    free(k);
+    zg_shmtx_lock(&z->pool->mutex);
+    zg_cache_node_sh_t *e = zg_cache_lookup_locked(z->data, md5);
+    int found = e != NULL && e->exists;
+    if (e != NULL) {
+        zg_cache_delete_locked(z->pool, z->data, e);
+    }
+    zg_shmtx_unlock(&z->pool->mutex);
+    if (found && cp != NULL && cp->dirfd >= 0) {
+        char rel[64];
+        zg_cache_rel(cp, md5, rel);
+        unlinkat(cp->dirfd, rel, 0);
+    }
+    return found ? ZG_OK : ZG_DECLINED;
 }
 
 /* ---------------------------------------------------------------- config */
@@ -1706,7 +2053,12 @@ static int zg_cache_path_directive(zg_cf_t *cf, const zg_command_t *cmd, void *c
             if (cp->max_size < 0) {
                 return zg_conf_invalid(cf, v);
             }
-        } else if (zg_conf_prefix(v, "min_free=") || zg_conf_prefix(v, "manager_files=")
+        } else if (zg_conf_prefix(v, "min_free=")) {
+            cp->min_free = zg_conf_parse_size(v->data + 9, v->len - 9);
+            if (cp->min_free < 0) {
+                return zg_conf_invalid(cf, v);
+            }
+        } else if (zg_conf_prefix(v, "manager_files=")
                    || zg_conf_prefix(v, "manager_sleep=")
                    || zg_conf_prefix(v, "manager_threshold=")
                    || zg_conf_prefix(v, "loader_files=") || zg_conf_prefix(v, "loader_sleep=")
@@ -1941,10 +2293,27 @@ static void *zg_cache_create_main_conf(zg_conf_t *conf)
 
 static int zg_cache_init_main_conf(zg_cf_t *cf, void *conf)
 {
+    zg_http_core_main_conf_t *cmcf = zg_http_core_main_conf(cf->conf);
+    zg_vars_t *vs = zg_conf_vars(cf->conf);
     (void)conf;
-    int rc = zg_vars_define(zg_conf_vars(cf->conf), "upstream_cache_status", 21,
-                            zg_cache_var_get, NULL, ZG_VAR_NOCACHE, NULL);
-    return rc == ZG_ERROR ? zg_conf_nomem(cf) : ZG_OK;
+
+    if (vs == NULL
+        || zg_vars_define(vs, "upstream_cache_status", 21, zg_cache_var_get, NULL,
+                          ZG_VAR_NOCACHE, NULL) == ZG_ERROR
+        || zg_vars_define(vs, "zg_cache_if_none_match", 22, zg_cache_validator_get, "",
+                          ZG_VAR_NOCACHE, NULL) == ZG_ERROR
+        || zg_vars_define(vs, "zg_cache_if_modified_since", 26, zg_cache_validator_get,
+                          NULL, ZG_VAR_NOCACHE, NULL) == ZG_ERROR) {
+        return zg_conf_nomem(cf);
+    }
+    /* the locations are merged by now (http core's init_main_conf runs first) */
+    for (int i = 0; cmcf != NULL && i < cmcf->nservers; i++) {
+        if (zg_cache_wrap(cf, cmcf->servers[i].locations, cmcf->servers[i].nlocations) != ZG_OK
+            || zg_cache_wrap(cf, cmcf->servers[i].named, cmcf->servers[i].nnamed) != ZG_OK) {
+            return ZG_ERROR;
+        }
+    }
+    return ZG_OK;
 }
 
 static void *zg_cache_create_loc_conf(zg_conf_t *conf)
@@ -1960,6 +2329,7 @@ static void *zg_cache_create_loc_conf(zg_conf_t *conf)
     cl->nbypass = -1;
     cl->nno_cache = -1;
     cl->lock = ZG_UNSET;
+    cl->revalidate = ZG_UNSET;
     cl->lock_timeout = ZG_UNSET_MSEC;
     cl->lock_age = ZG_UNSET_MSEC;
     cl->use_stale = ZG_UNSET;
@@ -2018,6 +2388,10 @@ static int zg_cache_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
         c->nno_cache = p->nno_cache;
         c->no_cache = p->no_cache;
     }
+    ZG_CONF_MERGE(c, p, revalidate, ZG_UNSET);
+    if (c->revalidate == ZG_UNSET) {
+        c->revalidate = 0;
+    }
     ZG_CONF_MERGE(c, p, lock, ZG_UNSET);
     if (c->lock == ZG_UNSET) {
         c->lock = 0;
@@ -2065,6 +2439,8 @@ static const zg_command_t zg_cache_commands[] = {
       ZG_CL(lock_timeout), NULL },
     { "proxy_cache_lock_age", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       ZG_CL(lock_age), NULL },
+    { "proxy_cache_revalidate", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
+      ZG_CL(revalidate), NULL },
     { "proxy_cache_use_stale", ZG_CTX_SETTINGS, 0, 1, -1, zg_cache_use_stale_directive,
       ZG_LOC_CONF, 0, NULL },
     { "proxy_ignore_headers", ZG_CTX_SETTINGS, 0, 1, -1, zg_cache_ignore_directive,
@@ -2084,8 +2460,6 @@ zg_module_t zg_cache_module = {
     .init_worker = zg_cache_init_worker,
     .worker_gone = zg_cache_worker_gone,
     .tick = zg_cache_tick,
-    .phase = ZG_PHASE_PRECONTENT,
-    .handler = zg_cache_handler,
     .release = zg_cache_release,
     .filter_on = zg_cache_filter_on,
     .header_filter = zg_cache_header_filter,

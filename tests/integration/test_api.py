@@ -81,7 +81,8 @@ def test_keyvals_crud_and_errors():
     z = start()
     p = z.port
     assert api(p, "GET", "/") == (200, [1])
-    assert api(p, "GET", "/1/http")[1] == ["keyvals", "limit_reqs", "limit_conns", "upstreams"]
+    assert api(p, "GET", "/1/http")[1] == ["keyvals", "limit_reqs", "limit_conns", "upstreams",
+                                             "caches"]
     assert api(p, "GET", "/1/http/keyvals") == (200, {"deny": {}, "tiers": {}, "rates": {}, "maxconn": {}})
     assert api(p, "POST", "/1/http/keyvals/tiers", {"k1": "gold", "k2": "silver"})[0] == 201
     assert api(p, "GET", "/1/http/keyvals/tiers") == (200, {"k1": "gold", "k2": "silver"})

@@ -65,8 +65,26 @@ http {{
             proxy_cache_lock_age 60s;
             add_header X-Cache $upstream_cache_status always;
         }}
+        location /reval/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1s;
+            proxy_cache_revalidate on;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /lockt/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_valid 200 10m;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 200ms;
+            add_header X-Cache $upstream_cache_status always;
+        }}
         location /off/ {{ proxy_pass http://app/; add_header X-Cache "[$upstream_cache_status]"; }}
         location = /metrics {{ metrics; }}
+        location = /slab_stat {{ slab_stat; }}
+        location /api/ {{ api write=on; }}
     }}
 }}
 """
@@ -211,10 +229,44 @@ def test_expired_then_stale_on_upstream_errors():
         u.stop()
         st, xc, body, _ = _xc(port, "/short/hdr")
         assert (st, xc, body) == (200, "STALE", b"again"), (st, xc, body)
+        st, xc, body, h = _xc(port, "/short/hdr", method="HEAD")
+        assert (st, xc, body, h["content-length"]) == (200, "STALE", b"", "5"), (st, xc, h)
+        assert _xc(port, "/short/hdr")[:3] == (200, "STALE", b"again")
         # a key that was never cached: the error as it is
         st, xc, _, _ = _xc(port, "/short/other")
         assert (st, xc) == (502, "MISS"), (st, xc)
         assert _metric(port, "zonegate_cache_responses_total", status="stale") >= 2
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_revalidate_with_a_conditional_request():
+    u, z, port = _start()
+    try:
+        assert _xc(port, "/reval/hdr?ETag=%22r1%22&body=first")[:3] == (200, "MISS", b"first")
+        n = u.count()
+        # expired: the upstream is asked with the entry's ETag, answers 304, and the
+        # entry answers again (with its body), valid for another second
+        def revalidated():
+            st, xc, body, h = _xc(port, "/reval/hdr?ETag=%22r1%22&body=second")
+            assert st == 200 and body == b"first", (st, xc, body)
+            return xc == "REVALIDATED"
+        assert wait_for(revalidated, 10)
+        assert u.count() == n + 1
+        st, xc, body, h = _xc(port, "/reval/hdr?ETag=%22r1%22&body=second")
+        assert (st, body) == (200, b"first") and xc in ("HIT", "REVALIDATED"), (st, xc)
+        # another ETag: the upstream answers 200 and the new body is stored
+        assert wait_for(lambda: _xc(port, "/reval/hdr?ETag=%22r2%22&body=third")[1]
+                        == "EXPIRED", 10)
+        assert _xc(port, "/reval/hdr")[:3] == (200, "HIT", b"third")
+        # a client's own conditional headers are not passed to a caching location's
+        # upstream (nginx's proxy_cache_headers): the entry is filled with a 200
+        st, xc, body, _ = _xc(port, "/hdr?ETag=%22c1%22&k=cond",
+                              headers={"If-None-Match": '"c1"'})
+        assert (st, xc) == (200, "MISS"), (st, xc)
+        assert _xc(port, "/hdr?ETag=%22c1%22&k=cond")[:2] == (200, "HIT")
+        assert _metric(port, "zonegate_cache_responses_total", status="revalidated") >= 1
     finally:
         z.stop()
         u.stop()
@@ -232,7 +284,8 @@ def test_lock_one_upstream_request_for_a_flood():
         socks = []
         for _ in range(99):
             s = socket.create_connection(("127.0.0.1", port), timeout=30)
-            s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path).encode())
+            s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                       % path).encode())
             socks.append(s)
         # every one of them reached zonegate (and waits on the lock) before the release
         assert wait_for(lambda: _metric(port, "zonegate_worker_connections_total")
@@ -262,6 +315,29 @@ def test_lock_one_upstream_request_for_a_flood():
         u.stop()
 
 
+def test_lock_timeout_fetches_without_storing():
+    u, z, port = _start()
+    try:
+        out = []
+        path = "/lockt/slow?hold=T2"
+        ts = [threading.Thread(target=lambda: out.append(_xc(port, path)[:3]))
+              for _ in range(2)]
+        ts[0].start()
+        u.wait_held("T2", 1)
+        ts[1].start()
+        # the second waits for the lock 200ms, then goes to the upstream itself
+        u.wait_held("T2", 2)
+        u.release("T2")
+        for t in ts:
+            t.join(30)
+        assert sorted(out) == [(200, "MISS", b"slow a")] * 2, out
+        assert _xc(port, path)[:2] == (200, "HIT")
+        assert u.count() == 2
+    finally:
+        z.stop()
+        u.stop()
+
+
 def _files(d):
     return [f for f in glob.glob(os.path.join(d, "cache", "*", "*", "*")) if os.path.isfile(f)]
 
@@ -277,6 +353,38 @@ def test_max_size_by_lru():
         assert _xc(port, "/big?n=30000&i=7")[1] == "HIT"
         assert _xc(port, "/big?n=30000&i=0")[1] == "MISS"
         assert _metric(port, "zonegate_cache_evictions_total") >= 5
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_reload_keeps_the_cache():
+    u, z, port = _start()
+    try:
+        assert _xc(port, "/big?n=4000")[1] == "MISS"
+        assert "shared memory: one" in get(port, "/slab_stat")[2].decode()
+        old = z.wait_workers(2)
+        z.reload()
+        z.wait_workers(2, gone=old)
+        # the keys zone (same name, kind and size) and the files are the new workers'
+        st, xc, body, _ = _xc(port, "/big?n=4000")
+        assert (st, xc, body) == (200, "HIT", pattern(4000)), (st, xc)
+        assert _xc(port, "/big?n=5000")[1] == "MISS"
+        assert _xc(port, "/big?n=5000")[1] == "HIT"
+        assert u.count() == 2
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_min_free_removes_entries():
+    # more free space than any disk has: the manager removes every entry it can
+    u, z, port = _start(extra="min_free=1000000g")
+    try:
+        assert _xc(port, "/big?n=3000")[1] == "MISS"
+        assert wait_for(lambda: _metric(port, "zonegate_cache_entries") == 0, 10)
+        assert not _files(z.dir)
+        assert _xc(port, "/big?n=3000")[1] == "MISS"
     finally:
         z.stop()
         u.stop()
@@ -298,6 +406,45 @@ def test_restart_rebuilds_the_index_and_serves_without_upstream():
             assert (st, xc, body) == (200, "HIT", pattern(7000))
             assert _xc(port, "/hdr?body=kept")[:3] == (200, "HIT", b"kept")
             assert _metric(port, "zonegate_cache_entries") == 2
+        finally:
+            z2.stop()
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_loader_reads_many_files_in_steps():
+    """1200 entries (with their level directories, over 2000 names): the loader reads
+    them back over several ticks (1000 names a tick), and the API says "cold" until
+    it is done"""
+    import http.client
+    import json
+    u, z, port = _start()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for i in range(1200):
+            c.request("GET", "/hdr?i=%d" % i)
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+        c.close()
+        assert len(_files(z.dir)) == 1200
+        z.stop()
+        z2 = Zonegate(CONF.replace("{dir}/cache", z.dir + "/cache"), wait_ports=[port],
+                      port=port, up=u.addr, extra="")
+        try:
+            def state():
+                one = json.loads(get(port, "/api/1/http/caches/one")[2])
+                return one["cold"], one["entries"]
+            # in steps: for a while (a tick, a second) part of the entries are in and
+            # the loader is not done
+            def partial():
+                cold, n = state()
+                return cold and 0 < n < 1200
+            assert wait_for(partial, 20), state()
+            assert wait_for(lambda: state() == (False, 1200), 20), state()
+            assert _xc(port, "/hdr?i=7")[1] == "HIT"
+            assert u.count() == 1200
         finally:
             z2.stop()
     finally:
@@ -339,6 +486,57 @@ def _swallow(port, path):
         pass
 
 
+def test_api_figures_and_removing_a_key():
+    import json
+    u, z, port = _start()
+    try:
+        assert _xc(port, "/short/hdr?body=one")[1] == "MISS"
+        assert _xc(port, "/short/hdr")[1] == "HIT"
+        st, _, body = get(port, "/api/1/http/caches")
+        one = json.loads(body)["one"]
+        assert st == 200 and one["entries"] == 1 and one["miss"]["responses"] == 1, one
+        assert one["hit"]["responses"] == 1 and one["size"] > 0, one
+        st, _, body = get(port, "/api/1/http/caches/one")
+        assert st == 200 and json.loads(body)["stored"] == 1
+        assert get(port, "/api/1/http/caches/nope")[0] == 404
+        # PURGE-style: the key's text (proxy_cache_key $uri here), %-encoded
+        st, _, _ = request(port, "DELETE", "/api/1/http/caches/one?key=%2Fshort%2Fhdr")
+        assert st == 204
+        assert not _files(z.dir)
+        assert _xc(port, "/short/hdr?body=two")[:3] == (200, "MISS", b"two")
+        st, _, _ = request(port, "DELETE", "/api/1/http/caches/one?key=%2Fnot-there")
+        assert st == 404
+        # without a key: the counters start again
+        assert request(port, "DELETE", "/api/1/http/caches/one")[0] == 204
+        one = json.loads(get(port, "/api/1/http/caches/one")[2])
+        assert one["miss"]["responses"] == 0 and one["entries"] == 1, one
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_sandbox_still_kills_a_write_outside_the_cache_directory():
+    """the workers may write in the cache directory (relative to the descriptor the
+    master opened), and still nowhere else: an open for writing is killed"""
+    import test_security as ts
+    ts.need_root()
+    ts.need_debug()
+    path = ts.root_only_file()
+    u = Upstream("a")
+    port = free_port()
+    z = Zonegate(CONF.replace("worker_processes 2", "worker_processes 1"), wait_ports=[port],
+                 port=port, up=u.addr, extra="", env={"ZG_DEBUG_USR2": "write:" + path})
+    try:
+        assert _xc(port, "/big?n=100")[1] == "MISS"  # the worker wrote its entry
+        assert _xc(port, "/big?n=100")[1] == "HIT"
+        pid = ts.usr2(z)
+        ts.wait_sigsys(z, pid)
+        assert _xc(port, "/big?n=100")[1] == "HIT"
+    finally:
+        z.stop()
+        u.stop()
+
+
 def test_config_errors():
     from zg import zonegate_t
     bad = [
@@ -376,6 +574,30 @@ DIFF_COMMON = """
             proxy_cache_key $request_uri;
             proxy_cache_valid 200 10m;
             proxy_ignore_headers Set-Cookie Cache-Control Expires X-Accel-Expires Vary;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /st/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1s;
+            proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /rv/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1s;
+            proxy_cache_revalidate on;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /mu/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $request_uri;
+            proxy_cache_valid 200 10m;
+            proxy_cache_min_uses 2;
             add_header X-Cache $upstream_cache_status always;
         }}
         location /valid/ {{
@@ -423,8 +645,30 @@ DIFF_SCRIPT = [
     ("GET", "/ign/hdr?Set-Cookie=s%3D1&Cache-Control=no-store", None),
     ("GET", "/ign/hdr?Set-Cookie=s%3D1&Cache-Control=no-store", None),
     ("GET", "/valid/status?code=404", None), ("GET", "/valid/status?code=404", None),
+    ("GET", "/mu/a", None), ("GET", "/mu/a", None), ("GET", "/mu/a", None),
     ("GET", "/valid/status?code=503", None), ("GET", "/valid/status?code=503", None),
 ]
+
+
+class _Nginx1(test_nginx_diff.Nginx):
+    """nginx with one worker: with two, nginx renames a cache file after the client
+    has the whole answer, so the next request may race it to the other worker and be
+    a MISS (zonegate's entry is in place before the answer's end is sent)"""
+
+    def __init__(self, conf, port, **kw):
+        import subprocess
+        import tempfile
+        import zg
+        self.dir = tempfile.mkdtemp(prefix="zgnginx-")
+        os.chmod(self.dir, 0o755)
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf.format(dir=self.dir, port=port, **kw))
+        g = ("daemon off; master_process on; worker_processes 1; pid %s/nginx.pid; "
+             "error_log %s/error.log info;" % (self.dir, self.dir))
+        self.proc = zg.spawn([test_nginx_diff.NGINX, "-p", self.dir + "/", "-c", self.conf,
+                              "-g", g], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        zg.wait_port(port, proc=self.proc)
 
 
 def _run_script(port):
@@ -436,6 +680,23 @@ def _run_script(port):
     return out
 
 
+def _stale_script(port):
+    """MISS, HIT, then (the entry expired: 3 s later by the clock, whatever the
+    proxy) a 500 answered from the stale entry, a 200 stored again, a HIT"""
+    import time
+    out = []
+    t0 = int(time.time())
+    for path in ("/st/hdr?body=a", "/st/hdr", "/rv/hdr?ETag=%22v%22&body=r", "/rv/hdr"):
+        st, h, body = request(port, "GET", path)
+        out.append((path, st, h.get("x-cache"), body))
+    assert wait_for(lambda: time.time() >= t0 + 3, 10)
+    for path in ("/st/hdr?code=500&body=bad", "/st/hdr?body=b", "/st/hdr",
+                 "/rv/hdr?ETag=%22v%22&body=new", "/rv/hdr"):
+        st, h, body = request(port, "GET", path)
+        out.append((path, st, h.get("x-cache"), body))
+    return out
+
+
 def test_same_cache_statuses_as_nginx():
     if not os.path.exists(test_nginx_diff.NGINX):
         raise Skip("%s is missing (scripts/deps.sh installs nginx)" % test_nginx_diff.NGINX)
@@ -443,11 +704,16 @@ def test_same_cache_statuses_as_nginx():
     zport, nport = free_port(), free_port()
     z = Zonegate("worker_processes 2;\nhttp {{\n" + DIFF_COMMON + "}}\n", wait_ports=[zport],
                  port=zport, up=u.addr)
-    n = test_nginx_diff.Nginx(NGINX_HEAD + DIFF_COMMON + "}}\n", nport, up=u.addr)
+    n = _Nginx1(NGINX_HEAD + DIFF_COMMON + "}}\n", nport, up=u.addr)
     try:
         zs, ns = _run_script(zport), _run_script(nport)
         for a, b in zip(ns, zs):
             print("%-6s %-60s nginx %s %-8s zonegate %s %s" % (a[0], a[1], a[2], a[3], b[2], b[3]))
+        assert zs == ns
+        zs, ns = _stale_script(zport), _stale_script(nport)
+        for a, b in zip(ns, zs):
+            print("%-30s nginx %s %-8s %r zonegate %s %s %r" % (a[0], a[1], a[2], a[3], b[1],
+                                                               b[2], b[3]))
         assert zs == ns
     finally:
         n.stop()

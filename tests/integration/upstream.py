@@ -8,6 +8,8 @@ Paths:
   /slow?ms=M        answers after M ms
   /slow?hold=K[&ms=M]  waits until K is released (GET /__release?hold=K), then M ms
                     (default 0): a request held for exactly as long as a test needs
+  /hdr?NAME=V...    the parameters as response headers (code=, body=, chunked=);
+                    If-None-Match equal to ETag= gets 304
   /status?code=C    answers with status C
   /close            closes the connection without answering
   /hang             never answers (holds the connection)
@@ -161,8 +163,15 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(int(q.get("ms", "0" if "hold" in q else "1000")) / 1000.0)
             return self.send(200, b"slow " + self.server.name.encode())
         if p == "/hdr":
-            # every query parameter but code/chunked/body becomes a response header
+            # every query parameter but code/chunked/body becomes a response header; an
+            # If-None-Match equal to the ETag given gets 304
             extra = {k: v for k, v in q.items() if k not in ("code", "chunked", "body")}
+            inm = self.headers.get("If-None-Match")
+            if inm is not None and inm == q.get("ETag"):
+                self.send_response(304)
+                self.send_header("ETag", inm)
+                self.end_headers()
+                return
             return self.send(int(q.get("code", "200")), q.get("body", "hdr").encode(),
                              extra=extra, chunked=q.get("chunked") == "1")
         if p == "/status":

@@ -104,7 +104,7 @@ static void test_routes_and_methods(void **state)
     assert_true(json_is_array(doc) && json_integer_value(json_array_get(doc, 0)) == 1);
     json_decref(doc);
     assert_int_equal(call(0, "GET", "/1/http/", NULL, &doc), 200);
-    assert_int_equal(json_array_size(doc), 4);
+    assert_int_equal(json_array_size(doc), 5); /* ... upstreams, caches */
     json_decref(doc);
     assert_int_equal(call(0, "GET", "/9/http", NULL, &doc), 404);
     assert_string_equal(code_of(doc), "UnknownVersion");

@@ -124,6 +124,24 @@ static void test_full_zone_evicts_lru_not_locked(void **state)
     zone_free(&z);
 }
 
+/* memory per key: a 1 MB keys zone holds about as many keys as nginx's (~8,000) */
+static void test_keys_per_megabyte(void **state)
+{
+    cz_t z;
+    int i;
+    (void)state;
+
+    zone_make(&z, 1 << 20);
+    zg_cache_sh_t *sh = z.zone->data;
+    for (i = 0; sh->evictions == 0; i++) {
+        assert_non_null(add(&z, i, 1000, 1));
+    }
+    print_message("keys in a 1 MB keys zone: %d (entry %zu bytes)\n", i - 1,
+                  sizeof(zg_cache_node_sh_t));
+    assert_true(i - 1 >= 7500);
+    zone_free(&z);
+}
+
 static void test_expire_inactive_then_max_size(void **state)
 {
     cz_t z;
@@ -201,6 +219,8 @@ static void test_validity(void **state)
     assert_int_equal(zg_cache_validity(head("X-Accel-Expires", "30", "Cache-Control", "no-cache"),
                                        0, now), 30);
     assert_int_equal(zg_cache_validity(head("X-Accel-Expires", "0", NULL, NULL), 0, now), -1);
+    assert_int_equal(zg_cache_validity(head("X-Accel-Expires", "3000083000088", NULL, NULL), 0,
+                                       now), -1);
     assert_int_equal(zg_cache_validity(head("X-Accel-Expires", "@1700000100", NULL, NULL), 0,
                                        now), 100);
     assert_int_equal(zg_cache_validity(head("X-Accel-Expires", "0", "Cache-Control", "max-age=9"),
@@ -223,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_lookup_and_collisions),
         cmocka_unit_test(test_full_zone_evicts_lru_not_locked),
         cmocka_unit_test(test_expire_inactive_then_max_size),
+        cmocka_unit_test(test_keys_per_megabyte),
         cmocka_unit_test(test_validity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
