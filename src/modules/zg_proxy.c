@@ -525,12 +525,38 @@ static void zg_proxy_note_upstream(zg_proxy_t *p, int status)
     r->ctx.upstream_response_time.len = strlen(x->upstream_time);
 }
 
+/* as nginx: a method that is not idempotent, once the request went out, needs
+ * non_idempotent in proxy_next_upstream to go to the next peer */
+static int zg_proxy_non_idempotent(const zg_request_t *r)
+{
+    const zg_str_t *m = &r->ctx.method;
+    return (m->len == 4 && (memcmp(m->data, "POST", 4) == 0 || memcmp(m->data, "LOCK", 4) == 0))
+           || (m->len == 5 && memcmp(m->data, "PATCH", 5) == 0);
+}
+
+/* proxy_next_upstream http_XXX: this status goes to the next peer if one is left
+ * (as nginx: otherwise the last peer's answer is passed on) */
 static int zg_proxy_next_on(zg_proxy_t *p, int status)
 {
-    int mask = zg_proxy_loc_conf(p->r->loc_conf)->next_upstream;
-    return (status == 502 && (mask & ZG_NEXT_HTTP_502)) ||
-           (status == 503 && (mask & ZG_NEXT_HTTP_503)) ||
-           (status == 504 && (mask & ZG_NEXT_HTTP_504));
+    zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(p->r->loc_conf);
+    int bit;
+    switch (status) {
+    case 500: bit = ZG_NEXT_HTTP_500; break;
+    case 502: bit = ZG_NEXT_HTTP_502; break;
+    case 503: bit = ZG_NEXT_HTTP_503; break;
+    case 504: bit = ZG_NEXT_HTTP_504; break;
+    case 403: bit = ZG_NEXT_HTTP_403; break;
+    case 404: bit = ZG_NEXT_HTTP_404; break;
+    case 429: bit = ZG_NEXT_HTTP_429; break;
+    default: return 0;
+    }
+    if (!(s->next_upstream & bit)) {
+        return 0;
+    }
+    if (zg_proxy_non_idempotent(p->r) && !(s->next_upstream & ZG_NEXT_NON_IDEMPOTENT)) {
+        return 0;
+    }
+    return p->pick.tries < p->u->nservers;
 }
 
 static int zg_proxy_can_retry(zg_proxy_t *p)
@@ -866,7 +892,8 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         /* proxy_next_upstream http_5xx */
         p->retry_status = 0;
         zg_proxy_note_upstream(p, p->error_status);
-        zg_upstream_free(p->u, &p->pick, 1, zg_time_msec());
+        zg_upstream_free(p->u, &p->pick, p->error_status != 403 && p->error_status != 404,
+                         zg_time_msec());
         zg_upconn_close(uc);
         p->uc = NULL;
         zg_proxy_connect(p);
@@ -1217,6 +1244,7 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
     p->error_status = timeout ? 504 : 502;
     int mask = zg_proxy_loc_conf(r->loc_conf)->next_upstream;
     if ((timeout && !(mask & ZG_NEXT_TIMEOUT)) || (!timeout && !(mask & ZG_NEXT_ERROR)) ||
+        (connected && !(mask & ZG_NEXT_NON_IDEMPOTENT) && zg_proxy_non_idempotent(r)) ||
         !zg_proxy_can_retry(p)) {
         zg_proxy_detach(r);
         zg_proxy_free(p);
@@ -1457,7 +1485,10 @@ static int zg_proxy_next_upstream(zg_cf_t *cf, const zg_command_t *cmd, void *co
         int bit;
     } vals[] = { { "error", ZG_NEXT_ERROR },       { "timeout", ZG_NEXT_TIMEOUT },
                  { "http_502", ZG_NEXT_HTTP_502 }, { "http_503", ZG_NEXT_HTTP_503 },
-                 { "http_504", ZG_NEXT_HTTP_504 }, { "off", ZG_NEXT_OFF } };
+                 { "http_504", ZG_NEXT_HTTP_504 }, { "http_500", ZG_NEXT_HTTP_500 },
+                 { "http_403", ZG_NEXT_HTTP_403 }, { "http_404", ZG_NEXT_HTTP_404 },
+                 { "http_429", ZG_NEXT_HTTP_429 },
+                 { "non_idempotent", ZG_NEXT_NON_IDEMPOTENT }, { "off", ZG_NEXT_OFF } };
     zg_proxy_loc_conf_t *plcf = conf;
     zg_str_t *a = cf->args;
     int mask = 0, n = cf->nargs;
