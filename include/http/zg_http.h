@@ -211,6 +211,7 @@ const char *zg_http_reason(int status);
  * Content-Type: text/html\r\nContent-Length: N\r\nConnection: keep-alive|close\r\n
  * <extra>\r\n<body>".  extra: extra header lines, each ending in CRLF, may be NULL.
  * body NULL: nginx-like HTML error page for the status (none for 204/304). */
+#define ZG_HTTP_TOKENS 2 /* or-ed into keepalive: "Server: zonegate/VERSION" */
 size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
                               const char *extra, const char *content_type,
                               const char *body, size_t body_len, int head_request);

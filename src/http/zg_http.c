@@ -1792,9 +1792,9 @@ typedef struct {
     size_t page_len;
     /* the whole error answer (no extra headers, default type, a body), keep-alive or
      * close, as of the second `sec`: a rejection copies it in one go */
-    char *whole[2];
-    size_t whole_len[2];
-    time_t whole_sec[2];
+    char *whole[4];             /* [keepalive | ZG_HTTP_TOKENS] */
+    size_t whole_len[4];
+    time_t whole_sec[4];
 } zg_http_status_cache_t;
 
 static time_t zg_http_date_sec = (time_t)-1; /* the second zg_http_date() shows */
@@ -1877,7 +1877,12 @@ static size_t zg_http_build_response(char *buf, size_t len, int status, int keep
         zg_http_puts(&o, zg_http_reason(status));
         zg_http_put(&o, "\r\n", 2);
     }
-    zg_http_put(&o, "Server: zonegate\r\nDate: ", 24);
+    if (keepalive & ZG_HTTP_TOKENS) {
+        zg_http_put(&o, "Server: zonegate/" ZG_VERSION "\r\nDate: ",
+                    sizeof("Server: zonegate/" ZG_VERSION "\r\nDate: ") - 1);
+    } else {
+        zg_http_put(&o, "Server: zonegate\r\nDate: ", 24);
+    }
     zg_http_put(&o, zg_http_date(), 29);
     zg_http_put(&o, "\r\n", 2);
     if (!empty || body) {
@@ -1887,7 +1892,7 @@ static size_t zg_http_build_response(char *buf, size_t len, int status, int keep
         zg_http_putn(&o, body_len);
         zg_http_put(&o, "\r\n", 2);
     }
-    if (keepalive) {
+    if (keepalive & 1) {
         zg_http_put(&o, "Connection: keep-alive\r\n", 24);
     } else {
         zg_http_put(&o, "Connection: close\r\n", 19);
@@ -1918,7 +1923,7 @@ size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
     if (body == NULL && extra == NULL && content_type == NULL && !head_request &&
         status >= 300 && status <= 599 && status != 304) {
         zg_http_status_cache_t *c = &zg_http_cache[status - 100];
-        int k = keepalive ? 1 : 0;
+        int k = keepalive & (1 | ZG_HTTP_TOKENS);
 
         zg_http_date();
         if (c->whole_sec[k] != zg_http_date_sec || c->whole[k] == NULL) {

@@ -445,23 +445,26 @@ static int *zg_http_core_file(zg_conf_t *conf, int i)
     return NULL;
 }
 
-/* server_tokens off: zonegate's own responses say "Server: zonegate" with no version,
- * which is what nginx's off does; on and build would show a version */
+/* server_tokens on|off|build: the version in the Server header (and error pages) */
 static int zg_http_core_server_tokens(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
+    zg_http_core_loc_conf_t *clcf = conf;
     zg_str_t *v = &cf->args[1];
 
     (void)cmd;
-    (void)conf;
+    if (clcf->server_tokens != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
     if (zg_conf_eq(v, "off")) {
-        return ZG_OK;
+        clcf->server_tokens = ZG_TOKENS_OFF;
+    } else if (zg_conf_eq(v, "on")) {
+        clcf->server_tokens = ZG_TOKENS_ON;
+    } else if (zg_conf_eq(v, "build")) {
+        clcf->server_tokens = ZG_TOKENS_BUILD;
+    } else {
+        return zg_conf_invalid(cf, v);
     }
-    if (zg_conf_eq(v, "on") || zg_conf_eq(v, "build")) {
-        return zg_conf_error(cf, "\"server_tokens %s\" is not implemented: zonegate's "
-                             "\"Server\" header never carries a version, as with \"off\"",
-                             v->data);
-    }
-    return zg_conf_invalid(cf, v);
+    return ZG_OK;
 }
 
 static int zg_http_core_internal(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -588,6 +591,7 @@ static void *zg_http_core_create_loc_conf(zg_conf_t *conf)
     c->ignore_invalid_headers = ZG_UNSET;
     c->internal = ZG_UNSET;
     c->tcp_nodelay = ZG_UNSET;
+    c->server_tokens = ZG_UNSET;
     return c;
 }
 
@@ -612,6 +616,7 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, ignore_invalid_headers, ZG_UNSET);
     ZG_CONF_MERGE(c, p, internal, ZG_UNSET);
     ZG_CONF_MERGE(c, p, tcp_nodelay, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, server_tokens, ZG_UNSET);
     if (!c->error_log_set) {
         c->error_log = p->error_log;
     }
@@ -648,6 +653,9 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     }
     if (c->internal == ZG_UNSET) {
         c->internal = 0;
+    }
+    if (c->server_tokens == ZG_UNSET) {
+        c->server_tokens = ZG_TOKENS_ON;
     }
     if (c->tcp_nodelay == ZG_UNSET) {
         c->tcp_nodelay = 1;

@@ -286,15 +286,16 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
         zg_request_sent_headers(r, status, extra, ctype, body);
     }
     int head = r->h->head;
-    size_t n = zg_http_write_response(stack, sizeof(stack), status, r->keepalive, extra, ctype,
+    int flags = (r->keepalive ? 1 : 0) |
+                (zg_request_core(r)->server_tokens ? ZG_HTTP_TOKENS : 0);
+    size_t n = zg_http_write_response(stack, sizeof(stack), status, flags, extra, ctype,
                                       body, len, head);
     if (n < sizeof(stack)) {
         zg_outq_append(&c->out, stack, n);
     } else {
         char *big = malloc(n + 1);
         if (big) {
-            zg_http_write_response(big, n + 1, status, r->keepalive, extra, ctype, body, len,
-                                   head);
+            zg_http_write_response(big, n + 1, status, flags, extra, ctype, body, len, head);
             zg_outq_append(&c->out, big, n);
             free(big);
         }

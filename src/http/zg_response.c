@@ -319,7 +319,8 @@ void zg_response_local(zg_request_t *r, int status, const char *extra, const cha
         body = zg_http_status_page(status, &len);
     }
     const char *date = zg_resp_dup(r, zg_http_date(), 29);
-    if (date == NULL || zg_resp_add(r, &h, "Server", 6, "zonegate", 8) != ZG_OK ||
+    zg_str_t token = zg_http_server_token(zg_http_core_loc_conf(r->loc_conf));
+    if (date == NULL || zg_resp_add(r, &h, "Server", 6, token.data, token.len) != ZG_OK ||
         zg_resp_add(r, &h, "Date", 4, date, 29) != ZG_OK) {
         goto fail;
     }

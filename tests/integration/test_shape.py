@@ -120,3 +120,169 @@ def test_next_upstream_same_as_nginx():
         n.stop()
         a.stop()
         b.stop()
+
+
+SHAPE = """
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        proxy_http_version 1.1;
+        location / {{ proxy_pass http://app; }}
+        location /pass/ {{
+            proxy_pass http://app/;
+            proxy_pass_header Server;
+            proxy_pass_header X-Accel-Expires;
+            proxy_hide_header X-Upstream;
+        }}
+        location /red/ {{ proxy_pass http://app/; }}
+        location /redoff/ {{ proxy_pass http://app/; proxy_redirect off; }}
+        location /red2/ {{
+            proxy_pass http://app/;
+            proxy_redirect http://app/a/ /x/;
+            proxy_redirect http://other/ http://$host/o/;
+            proxy_redirect default;
+        }}
+        location /tok/ {{ proxy_pass http://app/; server_tokens off; }}
+        location /m/ {{ proxy_pass http://app/; proxy_method PUT; proxy_set_body "b=$arg_x"; }}
+        location /v10/ {{ proxy_pass http://app/; proxy_http_version 1.0; }}
+        location /nobody/ {{
+            proxy_pass http://app/;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }}
+        location /nohdr/ {{ proxy_pass http://app/; proxy_pass_request_headers off; }}
+        location = /local {{ return 200 "x"; }}
+        location = /localoff {{ server_tokens off; return 404; }}
+    }}
+"""
+
+# what the upstream saw that must be the same: zonegate adds X-Forwarded-For and
+# X-Real-IP, and sends the client's Host where nginx sends $proxy_host
+_UP_SKIP = ("host", "x-forwarded-for", "x-real-ip")
+
+
+def _norm(port, st, h, body):
+    server = h.get("server", "")
+    for name in ("zonegate/", "nginx/"):
+        if server.startswith(name):
+            server = "TOKEN/VERSION"
+    server = {"zonegate": "TOKEN", "nginx": "TOKEN"}.get(server, server)
+    loc = h.get("location", "").replace(":%d" % port, ":PORT")
+    out = {"status": st, "server": server, "date": "date" in h, "location": loc,
+           "refresh": h.get("refresh", "").replace(":%d" % port, ":PORT")}
+    for k in ("x-pad", "x-accel-expires", "x-accel-buffering", "x-upstream", "x-other"):
+        out[k] = h.get(k)
+    if body[:1] == b"{":
+        e = json.loads(body)
+        out["up"] = (e["method"], e["path"], e["version"], e["length"], e["sha256"],
+                     sorted((k.lower(), v) for k, v in e["headers"]
+                            if k.lower() not in _UP_SKIP))
+    elif st < 400:
+        out["body"] = body
+    return out
+
+
+SHAPE_REQS = [
+    ("GET", "/echo", None, {"X-Test": "1"}),
+    ("GET", "/hdr?X-Pad=1&X-Accel-Expires=3&X-Accel-Buffering=yes&X-Other=o", None, {}),
+    ("GET", "/pass/hdr?X-Pad=1&X-Accel-Expires=3&X-Other=o", None, {}),
+    ("GET", "/hdr?code=302&Location=http://app/z", None, {}),
+    ("GET", "/hdr?code=302&Location=/rel", None, {}),
+    ("GET", "/red/hdr?code=301&Location=http://app/a/b", None, {}),
+    ("GET", "/red/hdr?code=200&Refresh=5;%20url=http://app/a/r", None, {}),
+    ("GET", "/redoff/hdr?code=301&Location=http://app/a/b", None, {}),
+    ("GET", "/red2/hdr?code=302&Location=http://app/a/b", None, {}),
+    ("GET", "/red2/hdr?code=302&Location=http://other/c", None, {}),
+    ("GET", "/red2/hdr?code=302&Location=http://app/c", None, {}),
+    ("GET", "/tok/hdr", None, {}),
+    ("POST", "/m/echo?x=5", b"client body", {}),
+    ("GET", "/m/echo?x=7", None, {}),
+    ("GET", "/v10/echo", None, {"X-Test": "2"}),
+    ("POST", "/v10/echo", b"0123456789", {}),
+    ("POST", "/nobody/echo", b"0123456789", {}),
+    ("GET", "/nohdr/echo", None, {"X-Test": "3"}),
+    ("GET", "/local", None, {}),
+    ("GET", "/localoff", None, {}),
+    ("GET", "/missing-upstream-404?x", None, {}),
+]
+
+
+def _shape_script(port):
+    out = []
+    for method, path, body, headers in SHAPE_REQS:
+        st, h, b = request(port, method, path, headers=headers, body=body)
+        out.append((method, path, _norm(port, st, h, b)))
+    return out
+
+
+def test_shape_headers_redirects_and_request():
+    u = Upstream("a")
+    port = free_port()
+    z = _zonegate(SHAPE, port, up=u.addr)
+    try:
+        res = {(m, p): r for m, p, r in _shape_script(port)}
+        r = res[("GET", "/echo")]
+        assert r["server"] == "TOKEN/VERSION" and r["date"] and r["x-upstream"] == "a", r
+        assert ("x-test", "1") in r["up"][5] and r["up"][2] == "HTTP/1.1", r
+        # nginx's default hidden set; X-Other passes
+        r = res[("GET", "/hdr?X-Pad=1&X-Accel-Expires=3&X-Accel-Buffering=yes&X-Other=o")]
+        assert r["x-pad"] is None and r["x-accel-expires"] is None, r
+        assert r["x-accel-buffering"] is None and r["x-other"] == "o", r
+        # proxy_pass_header, proxy_hide_header
+        r = res[("GET", "/pass/hdr?X-Pad=1&X-Accel-Expires=3&X-Other=o")]
+        assert r["server"].startswith("upstream") and r["x-accel-expires"] == "3", r
+        assert r["x-pad"] is None and r["x-upstream"] is None, r
+        # proxy_redirect default (made absolute as nginx's absolute_redirect), off, rules
+        assert res[("GET", "/hdr?code=302&Location=http://app/z")]["location"] == \
+            "http://127.0.0.1:PORT/z"
+        assert res[("GET", "/hdr?code=302&Location=/rel")]["location"] == "/rel"
+        assert res[("GET", "/red/hdr?code=301&Location=http://app/a/b")]["location"] == \
+            "http://127.0.0.1:PORT/red/a/b"
+        assert res[("GET", "/red/hdr?code=200&Refresh=5;%20url=http://app/a/r")]["refresh"] \
+            == "5; url=/red/a/r"
+        assert res[("GET", "/redoff/hdr?code=301&Location=http://app/a/b")]["location"] == \
+            "http://app/a/b"
+        assert res[("GET", "/red2/hdr?code=302&Location=http://app/a/b")]["location"] == \
+            "http://127.0.0.1:PORT/x/b"
+        assert res[("GET", "/red2/hdr?code=302&Location=http://other/c")]["location"] == \
+            "http://127.0.0.1/o/c"
+        assert res[("GET", "/red2/hdr?code=302&Location=http://app/c")]["location"] == \
+            "http://127.0.0.1:PORT/red2/c"
+        # server_tokens
+        assert res[("GET", "/tok/hdr")]["server"] == "TOKEN"
+        assert res[("GET", "/local")]["server"] == "TOKEN/VERSION"
+        assert res[("GET", "/localoff")]["server"] == "TOKEN"
+        # proxy_method, proxy_set_body (with variables)
+        r = res[("POST", "/m/echo?x=5")]["up"]
+        assert r[0] == "PUT" and r[3] == 3 and ("content-length", "3") in r[5], r
+        # proxy_http_version 1.0: no keep-alive up
+        r = res[("GET", "/v10/echo")]["up"]
+        assert r[2] == "HTTP/1.0" and ("connection", "close") in r[5], r
+        # proxy_pass_request_body off, proxy_pass_request_headers off
+        r = res[("POST", "/nobody/echo")]["up"]
+        assert r[3] == 0 and not any(k == "content-length" for k, _ in r[5]), r
+        r = res[("GET", "/nohdr/echo")]["up"]
+        assert not any(k == "x-test" for k, _ in r[5]), r
+        # HTTP/1.0 up and a chunked body: 411 (zonegate streams bodies)
+        out, _ = raw(port, b"POST /v10/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                           b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 411"), out
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_shape_same_as_nginx():
+    _nginx_or_skip()
+    u = Upstream("a")
+    zport, nport = free_port(), free_port()
+    z = _zonegate(SHAPE, zport, up=u.addr)
+    n = _nginx(SHAPE, nport, up=u.addr)
+    try:
+        a, b = _shape_script(zport), _shape_script(nport)
+        for x, y in zip(a, b):
+            assert x == y, (x, y)
+    finally:
+        z.stop()
+        n.stop()
+        u.stop()
