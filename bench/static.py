@@ -68,7 +68,7 @@ def start(kind, root, sendfile, tmp):
     server = SERVER.format(port=port, root=root, sendfile=sendfile)
     if kind == "zonegate":
         conf = ("worker_processes %d;\npid %s/zg.pid;\nerror_log %s/zg.log notice;\n"
-                "http {\n%s}\n" % (WORKERS, tmp, tmp, server))
+                "http {\nkeepalive_requests 100000000;\n%s}\n" % (WORKERS, tmp, tmp, server))
         path = os.path.join(tmp, "zg.conf")
         open(path, "w").write(conf)
         argv = [ZG, "-c", path]

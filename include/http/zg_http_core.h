@@ -124,6 +124,9 @@ typedef struct {
     int tcp_nodelay;                 /* on: TCP_NODELAY (the default server's at accept,
                                         the location's once it is found) */
     int server_tokens;               /* ZG_TOKENS_ON: "Server: zonegate/VERSION" */
+    zg_msec_t keepalive_header;      /* keepalive_timeout's 2nd: "Keep-Alive: timeout=N";
+                                        0 = none */
+    int keepalive_requests;          /* 1000: a connection closes after so many */
     /* location level only */
     zg_phase_handler_pt handler;     /* content handler; NULL = 404 */
     unsigned has_handler : 1;        /* a handler or `return` is set */

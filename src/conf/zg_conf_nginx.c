@@ -110,7 +110,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "client_body_temp_path", "core module's request body buffering" },
     { "client_body_in_*", "core module's request body buffering" },
     { "client_header_buffer_size", "core module's header buffer tuning" },
-    { "keepalive_requests", "core module's keepalive_requests" },
     { "keepalive_disable", "core module's keepalive_disable" },
     { "reset_timedout_connection", "core module's reset_timedout_connection" },
     { "lingering_*", "core module's lingering close" },

@@ -72,7 +72,11 @@ static int zg_request_find_location(zg_request_t *r)
         zg_request_error(r, 404); /* reached only by internal redirects */
         return ZG_DONE;
     }
-    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !r->c->w->quitting;
+    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !r->c->w->quitting &&
+                   r->c->nrequests < (uint64_t)clcf->keepalive_requests;
+    if (clcf->keepalive_header) {
+        r->want_headers = 1; /* Keep-Alive: timeout=N */
+    }
     zg_conn_nodelay(r->c, clcf->tcp_nodelay);
     if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {
         zg_log(ZG_LOG_ERR, "client intended to send too large body: %lld bytes",
@@ -816,6 +820,10 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
     /* the server's conf until the location is found (after the server rewrite) */
     r->loc_conf = r->srv->loc_conf;
     zg_http_core_loc_conf_t *clcf = zg_request_core(r);
-    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !c->w->quitting;
+    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !c->w->quitting &&
+                   c->nrequests < (uint64_t)clcf->keepalive_requests;
+    if (clcf->keepalive_header) {
+        r->want_headers = 1; /* Keep-Alive: timeout=N */
+    }
     zg_request_run_phases(r);
 }

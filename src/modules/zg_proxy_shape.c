@@ -171,17 +171,27 @@ static zg_str_t zg_proxy_server_token(zg_request_t *r)
 void zg_proxy_shape_own_lines(zg_request_t *r, const zg_proxy_shape_loc_conf_t *sc,
                               zg_outq_t *q)
 {
+    static const char on[] = "Server: zonegate/" ZG_VERSION "\r\n", off[] = "Server: zonegate\r\n";
+    char buf[sizeof(on) + 40];
+    size_t n = 0;
+
+    /* one append: this is on every proxied answer */
     if (sc->own_server) {
-        zg_str_t s = zg_proxy_server_token(r);
-        zg_outq_append(q, "Server: ", 8);
-        zg_outq_append(q, s.data, s.len);
-        zg_outq_append(q, "\r\n", 2);
+        if (zg_http_core_loc_conf(r->loc_conf)->server_tokens != ZG_TOKENS_OFF) {
+            memcpy(buf, on, sizeof(on) - 1);
+            n = sizeof(on) - 1;
+        } else {
+            memcpy(buf, off, sizeof(off) - 1);
+            n = sizeof(off) - 1;
+        }
     }
     if (sc->own_date) {
-        zg_outq_append(q, "Date: ", 6);
-        zg_outq_append(q, zg_http_date(), 29);
-        zg_outq_append(q, "\r\n", 2);
+        memcpy(buf + n, "Date: ", 6);
+        memcpy(buf + n + 6, zg_http_date(), 29);
+        memcpy(buf + n + 35, "\r\n", 2);
+        n += 37;
     }
+    zg_outq_append(q, buf, n);
 }
 
 int zg_proxy_shape_own_resp(zg_request_t *r, const zg_proxy_shape_loc_conf_t *sc,

@@ -286,3 +286,72 @@ def test_shape_same_as_nginx():
         z.stop()
         n.stop()
         u.stop()
+
+
+KEEP = """
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        keepalive_timeout 30s 7s;
+        keepalive_requests 3;
+        location / {{ proxy_pass http://app; }}
+        location = /local {{ return 200 "x"; }}
+        location /nohdr/ {{ keepalive_timeout 30s; proxy_pass http://app/; }}
+        location /many/ {{ keepalive_requests 5; proxy_pass http://app/; }}
+    }}
+"""
+
+
+def _keep_script(port):
+    """[(path, status, Connection, Keep-Alive)] on one connection until it closes"""
+    out = []
+    for path in ("/", "/local", "/nohdr/", "/many/"):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            for _ in range(6):
+                c.request("GET", path)
+                r = c.getresponse()
+                r.read()
+                out.append((path, r.status, r.getheader("Connection"),
+                            r.getheader("Keep-Alive")))
+                if (r.getheader("Connection") or "").lower() == "close":
+                    break
+        finally:
+            c.close()
+    return out
+
+
+def test_keepalive_header_and_requests():
+    u = Upstream("a")
+    port = free_port()
+    z = _zonegate(KEEP, port, up=u.addr)
+    try:
+        res = _keep_script(port)
+        by = {}
+        for path, st, conn, ka in res:
+            by.setdefault(path, []).append((st, conn, ka))
+        assert by["/"] == [(200, "keep-alive", "timeout=7")] * 2 + [(200, "close", None)], by
+        assert by["/local"] == by["/"], by
+        # as nginx: a keepalive_timeout of one argument keeps the inherited header time
+        assert by["/nohdr/"] == by["/"], by
+        assert len(by["/many/"]) == 5 and by["/many/"][-1] == (200, "close", None), by
+        # the connection is closed after the last one
+        out, closed = raw(port, b"GET /local HTTP/1.1\r\nHost: x\r\n\r\n" * 4)
+        assert out.count(b"HTTP/1.1 200") == 3 and closed, out
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_keepalive_same_as_nginx():
+    _nginx_or_skip()
+    u = Upstream("a")
+    zport, nport = free_port(), free_port()
+    z = _zonegate(KEEP, zport, up=u.addr)
+    n = _nginx(KEEP, nport, up=u.addr)
+    try:
+        assert _keep_script(zport) == _keep_script(nport)
+    finally:
+        z.stop()
+        n.stop()
+        u.stop()
