@@ -8,7 +8,7 @@ import json
 import os
 
 import test_nginx_diff
-from zg import Skip, Upstream, Zonegate, free_port, raw, request
+from zg import Skip, Upstream, Zonegate, free_port, raw, request, wait_for
 
 NEXT = """
     upstream two {{ server {a} max_fails=0; server {b} max_fails=0; }}
@@ -351,6 +351,95 @@ def test_keepalive_same_as_nginx():
     n = _nginx(KEEP, nport, up=u.addr)
     try:
         assert _keep_script(zport) == _keep_script(nport)
+    finally:
+        z.stop()
+        n.stop()
+        u.stop()
+
+
+LOGS = """
+    map $status $loggable {{ ~^[23] 0; default 1; }}
+    log_format s '$uri $status';
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        access_log {dir}/held.log s buffer=64k flush=1h;
+        location / {{ proxy_pass http://app; }}
+        location /if/ {{ access_log {dir}/if.log s if=$loggable; proxy_pass http://app/; }}
+        location /small/ {{ access_log {dir}/small.log s buffer=1k flush=1h; return 200; }}
+        location /soon/ {{ access_log {dir}/soon.log s buffer=64k flush=1s; return 200; }}
+    }}
+"""
+
+
+def _lines(path):
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except OSError:
+        return None
+
+
+def _logs_script(port):
+    for i in range(5):
+        request(port, "GET", "/p%d" % i)
+    for code in (200, 302, 404, 500):
+        request(port, "GET", "/if/status?code=%d" % code)
+
+
+def test_access_log_buffer_flush_if_reopen_and_exit():
+    import signal
+    u = Upstream("a")
+    port = free_port()
+    z = _zonegate(LOGS, port, up=u.addr)
+    d = z.dir
+    try:
+        _logs_script(port)
+        # buffered with flush=1h: nothing written yet (the files exist, opened empty)
+        assert _lines(d + "/held.log") == [], _lines(d + "/held.log")
+        # if=: 2xx and 3xx are not logged; that log has no buffer
+        assert _lines(d + "/if.log") == ["/if/status 404", "/if/status 500"]
+        # flush=1s: written within the flush time, without more traffic
+        request(port, "GET", "/soon/a")
+        assert wait_for(lambda: _lines(d + "/soon.log") == ["/soon/a 200"], 10)
+        # a full buffer is written first, whole lines only
+        for i in range(100):
+            request(port, "GET", "/small/%03d" % i)
+        got = _lines(d + "/small.log")
+        assert got and len(got) < 100 and got == ["/small/%03d 200" % i
+                                                  for i in range(len(got))], got
+        # reopen (USR1): the buffer goes to the old file first
+        os.rename(d + "/held.log", d + "/held.log.1")
+        z.kill(signal.SIGUSR1)
+        want = ["/p%d 200" % i for i in range(5)]
+        assert wait_for(lambda: _lines(d + "/held.log.1") == want, 10), \
+            _lines(d + "/held.log.1")
+        assert wait_for(lambda: _lines(d + "/held.log") == [], 10)
+        request(port, "GET", "/after")
+        # a graceful stop writes what is left
+        assert z.stop(signal.SIGQUIT) == 0
+        assert _lines(d + "/held.log") == ["/after 200"], _lines(d + "/held.log")
+        assert len(_lines(d + "/small.log")) == 100
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_access_log_if_same_as_nginx():
+    _nginx_or_skip()
+    u = Upstream("a")
+    zport, nport = free_port(), free_port()
+    z = _zonegate(LOGS, zport, up=u.addr)
+    n = _nginx(LOGS, nport, up=u.addr)
+    try:
+        _logs_script(zport)
+        _logs_script(nport)
+        z.stop()
+        n.stop()
+        # written at exit; nginx runs two workers, each with its buffer: compare sorted
+        for name in ("held.log", "if.log"):
+            a, b = _lines(os.path.join(z.dir, name)), _lines(os.path.join(n.dir, name))
+            assert a and sorted(a) == sorted(b), (name, a, b)
     finally:
         z.stop()
         n.stop()
