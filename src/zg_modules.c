@@ -19,6 +19,7 @@
 #include "zg_limit_conn.h"
 #include "zg_limit_req.h"
 #include "zg_map.h"
+#include "zg_proc_tune.h"
 #include "zg_proxy.h"
 #include "zg_proxy_shape.h"
 #include "zg_realip.h"
@@ -33,6 +34,7 @@
 zg_module_t *const zg_modules[] = {
     &zg_core_module,       /* main, events: processes, pid, error_log */
     &zg_http_core_module,  /* http, server, listen, location, client timeouts */
+    &zg_proc_tune_module,  /* worker_cpu_affinity, worker_shutdown_timeout, ... */
     &zg_ssl_module,        /* ssl_certificate, ...: the SSL_CTX of each server; the
                               client certificate check, before any other handler */
     &zg_realip_module,     /* real_ip: the client address, first thing (rewrite phases) */

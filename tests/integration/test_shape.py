@@ -444,3 +444,130 @@ def test_access_log_if_same_as_nginx():
         z.stop()
         n.stop()
         u.stop()
+
+
+PROC = """
+worker_processes 2;
+worker_cpu_affinity {aff};
+worker_shutdown_timeout 1s;
+working_directory {wd};
+worker_rlimit_core 12m;
+events {{
+    worker_connections 512;
+    multi_accept on;
+    accept_mutex off;
+    accept_mutex_delay 100ms;
+    worker_aio_requests 32;
+    use epoll;
+}}
+http {{
+    client_header_buffer_size 1k;
+    types_hash_max_size 2048;
+    server_names_hash_bucket_size 64;
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://app; }}
+    }}
+}}
+"""
+
+
+def _proc_status(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def test_worker_affinity_rlimit_workdir_and_shutdown_timeout():
+    import signal
+    import socket
+    import threading
+    import tempfile
+    if (os.cpu_count() or 1) < 2:
+        raise Skip("needs two CPUs")
+    u = Upstream("a")
+    wd = tempfile.mkdtemp(prefix="zgwd-")
+    os.chmod(wd, 0o755)  # the workers' user enters it
+    for aff in ("01 10", "auto"):
+        port = free_port()
+        z = Zonegate(PROC, wait_ports=[port], port=port, up=u.addr, aff=aff, wd=wd)
+        try:
+            ws = z.wait_workers(2)
+            cpus = sorted(_proc_status(w, "Cpus_allowed_list") for w in ws)
+            assert cpus == ["0", "1"], (aff, cpus)
+            for w in ws:
+                assert os.readlink("/proc/%d/cwd" % w) == os.path.realpath(wd)
+                with open("/proc/%d/limits" % w) as f:
+                    core = [ln for ln in f if ln.startswith("Max core file size")][0]
+                assert core.split()[4] == str(12 * 1024 * 1024), core
+        finally:
+            z.stop()
+    # graceful stop with a request held at the upstream: closed after 1s
+    port = free_port()
+    z = Zonegate(PROC, wait_ports=[port], port=port, up=u.addr, aff="auto", wd=wd)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(b"GET /slow?hold=q HTTP/1.1\r\nHost: x\r\n\r\n")
+        u.wait_held("q", 1)
+        z.kill(signal.SIGQUIT)
+        # the master and its workers are gone while the upstream still holds it
+        assert wait_for(lambda: z.proc.poll() is not None, 20), "still running"
+        assert s.recv(100) == b""
+        assert u.held("q") == 1
+        assert "worker_shutdown_timeout: closing 1 connections" in z.error_log()
+        s.close()
+    finally:
+        u.release("q")
+        z.stop()
+        u.stop()
+
+
+def test_proc_directive_errors():
+    from zg import zonegate_t
+    for conf, err in [
+        ("worker_cpu_affinity 012;\nhttp {{ }}\n", "invalid character \"012\""),
+        ("worker_cpu_affinity auto 01 10;\nhttp {{ }}\n", "invalid number of arguments"),
+        ("working_directory /nonexistent/zg;\nhttp {{ }}\n", "is not a directory"),
+        ("events {{ multi_accept maybe; }}\nhttp {{ }}\n", "multi_accept"),
+        ("events {{ worker_aio_requests 0; }}\nhttp {{ }}\n", "worker_aio_requests"),
+    ]:
+        rc, out, _ = zonegate_t(conf)
+        assert rc == 1 and err in out, (conf, out)
+    rc, out, _ = zonegate_t(PROC, port=free_port(), up="127.0.0.1:9", aff="auto", wd="/tmp")
+    assert rc == 0, out
+
+
+def test_worker_affinity_same_as_nginx():
+    _nginx_or_skip()
+    if (os.cpu_count() or 1) < 2:
+        raise Skip("needs two CPUs")
+    u = Upstream("a")
+    body = "    upstream app {{ server {up}; }}\n    server {{ listen 127.0.0.1:{port}; }}\n"
+    for aff in ("01 10", "10", "auto", "auto 10"):
+        zport, nport = free_port(), free_port()
+        z = Zonegate("worker_processes 2;\nworker_cpu_affinity %s;\nhttp {{\n%s}}\n"
+                     % (aff, body), wait_ports=[zport], port=zport, up=u.addr)
+        n = test_nginx_diff.Nginx("worker_cpu_affinity %s;\n" % aff + test_nginx_diff.NGINX_CONF
+                                  .split("http {{")[0] + "http {{\n" + body + "}}\n", nport,
+                                  up=u.addr)
+        try:
+            zw = z.wait_workers(2)
+            nw = wait_for(lambda: [int(p) for p in os.listdir("/proc") if p.isdigit()
+                                   and _ppid(int(p)) == n.proc.pid], 10)
+            assert len(nw) == 2, nw
+            got = [sorted(_proc_status(w, "Cpus_allowed_list") for w in ws) for ws in (zw, nw)]
+            assert got[0] == got[1], (aff, got)
+        finally:
+            z.stop()
+            n.stop()
+    u.stop()
+
+
+def _ppid(pid):
+    try:
+        return int(_proc_status(pid, "PPid"))
+    except (OSError, TypeError, ValueError):
+        return -1
