@@ -65,7 +65,12 @@ int zg_proxy_shape_own_resp(zg_request_t *r, const zg_proxy_shape_loc_conf_t *sc
                             zg_resp_t *h);
 
 /* the request line's method: proxy_method's, else the request's */
-zg_str_t zg_proxy_shape_method(zg_request_t *r, const zg_proxy_shape_loc_conf_t *sc);
+zg_str_t zg_proxy_shape_method_slow(zg_request_t *r, const zg_proxy_shape_loc_conf_t *sc);
+static inline zg_str_t zg_proxy_shape_method(zg_request_t *r,
+                                             const zg_proxy_shape_loc_conf_t *sc)
+{
+    return sc->method == NULL ? r->ctx.method : zg_proxy_shape_method_slow(r, sc);
+}
 /* proxy_set_body's value (request memory); ZG_OK or ZG_ERROR */
 int zg_proxy_shape_body(zg_request_t *r, const zg_proxy_shape_loc_conf_t *sc, zg_str_t *out);
 

@@ -214,10 +214,10 @@ int zg_proxy_shape_own_resp(zg_request_t *r, const zg_proxy_shape_loc_conf_t *sc
 
 /* ---- the request ---- */
 
-zg_str_t zg_proxy_shape_method(zg_request_t *r, const zg_proxy_shape_loc_conf_t *sc)
+zg_str_t zg_proxy_shape_method_slow(zg_request_t *r, const zg_proxy_shape_loc_conf_t *sc)
 {
     zg_str_t m;
-    if (sc->method == NULL || zg_cv_eval_str(sc->method, &r->ctx, &m) != ZG_OK || m.len == 0) {
+    if (zg_cv_eval_str(sc->method, &r->ctx, &m) != ZG_OK || m.len == 0) {
         return r->ctx.method;
     }
     return m;

@@ -153,6 +153,12 @@ SHAPE = """
         location /nohdr/ {{ proxy_pass http://app/; proxy_pass_request_headers off; }}
         location = /local {{ return 200 "x"; }}
         location = /localoff {{ server_tokens off; return 404; }}
+        location /ie/ {{
+            proxy_pass http://app/;
+            proxy_intercept_errors on;
+            error_page 404 =200 /local;
+            error_page 403 /localoff;
+        }}
     }}
 """
 
@@ -204,6 +210,11 @@ SHAPE_REQS = [
     ("GET", "/local", None, {}),
     ("GET", "/localoff", None, {}),
     ("GET", "/missing-upstream-404?x", None, {}),
+    # proxy_intercept_errors with error_page: 404 and 403 answered by the pages, 500
+    # (no error_page) passed on
+    ("GET", "/ie/status?code=404", None, {}),
+    ("GET", "/ie/status?code=403", None, {}),
+    ("GET", "/ie/status?code=500", None, {}),
 ]
 
 
@@ -263,6 +274,9 @@ def test_shape_headers_redirects_and_request():
         assert r[3] == 0 and not any(k == "content-length" for k, _ in r[5]), r
         r = res[("GET", "/nohdr/echo")]["up"]
         assert not any(k == "x-test" for k, _ in r[5]), r
+        assert res[("GET", "/ie/status?code=404")]["body"] == b"x"
+        assert res[("GET", "/ie/status?code=403")]["status"] == 404
+        assert res[("GET", "/ie/status?code=500")]["status"] == 500
         # HTTP/1.0 up and a chunked body: 411 (zonegate streams bodies)
         out, _ = raw(port, b"POST /v10/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
                            b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
@@ -496,13 +510,17 @@ def test_worker_affinity_rlimit_workdir_and_shutdown_timeout():
         z = Zonegate(PROC, wait_ports=[port], port=port, up=u.addr, aff=aff, wd=wd)
         try:
             ws = z.wait_workers(2)
-            cpus = sorted(_proc_status(w, "Cpus_allowed_list") for w in ws)
-            assert cpus == ["0", "1"], (aff, cpus)
-            for w in ws:
-                assert os.readlink("/proc/%d/cwd" % w) == os.path.realpath(wd)
-                with open("/proc/%d/limits" % w) as f:
-                    core = [ln for ln in f if ln.startswith("Max core file size")][0]
-                assert core.split()[4] == str(12 * 1024 * 1024), core
+
+            def applied():
+                # set by each worker as it starts: wait until both have
+                for w in ws:
+                    with open("/proc/%d/limits" % w) as f:
+                        core = [ln for ln in f if ln.startswith("Max core file size")][0]
+                    if (core.split()[4] != str(12 * 1024 * 1024)
+                            or os.readlink("/proc/%d/cwd" % w) != os.path.realpath(wd)):
+                        return None
+                return sorted(_proc_status(w, "Cpus_allowed_list") for w in ws)
+            assert wait_for(lambda: applied() == ["0", "1"], 10), (aff, applied())
         finally:
             z.stop()
     # graceful stop with a request held at the upstream: closed after 1s
@@ -558,8 +576,13 @@ def test_worker_affinity_same_as_nginx():
             nw = wait_for(lambda: [int(p) for p in os.listdir("/proc") if p.isdigit()
                                    and _ppid(int(p)) == n.proc.pid], 10)
             assert len(nw) == 2, nw
-            got = [sorted(_proc_status(w, "Cpus_allowed_list") for w in ws) for ws in (zw, nw)]
-            assert got[0] == got[1], (aff, got)
+
+            def got():
+                return [sorted(_proc_status(w, "Cpus_allowed_list") for w in ws)
+                        for ws in (zw, nw)]
+            # the workers bind themselves as they start: wait for the same answer
+            assert wait_for(lambda: got()[0] == got()[1] and "0-1" not in got()[0], 10), \
+                (aff, got())
         finally:
             z.stop()
             n.stop()
