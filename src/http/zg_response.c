@@ -215,6 +215,9 @@ int zg_response_head(zg_request_t *r, zg_resp_t *h)
             h->keepalive = 0; /* the body ends when the connection closes */
         }
     }
+    if (!h->keepalive) {
+        r->keepalive = 0; /* the header hooks see it (Keep-Alive: timeout=N) */
+    }
     if (h->extra != NULL) {
         zg_outq_str(q, h->extra);
     } else {

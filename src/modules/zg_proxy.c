@@ -775,6 +775,9 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     if (p->chunked_out) {
         zg_outq_append(q, "Transfer-Encoding: chunked\r\n", 28);
     }
+    if (!keepalive) {
+        r->keepalive = 0; /* the header hooks see it (Keep-Alive: timeout=N) */
+    }
     zg_request_extra_headers(r, q);
     if (keepalive) {
         zg_outq_append(q, "Connection: keep-alive\r\n\r\n", 26);

@@ -352,6 +352,12 @@ def test_keepalive_header_and_requests():
         # the connection is closed after the last one
         out, closed = raw(port, b"GET /local HTTP/1.1\r\nHost: x\r\n\r\n" * 4)
         assert out.count(b"HTTP/1.1 200") == 3 and closed, out
+        # an answer that ends with the connection (chunked to an HTTP/1.0 client) has no
+        # Keep-Alive header
+        out, closed = raw(port, b"GET /big?n=100&chunked=1 HTTP/1.0\r\nConnection: keep-alive"
+                                b"\r\n\r\n")
+        head = out.split(b"\r\n\r\n")[0]
+        assert b"Connection: close" in head and b"Keep-Alive" not in head and closed, out
     finally:
         z.stop()
         u.stop()
