@@ -58,6 +58,16 @@ static inline int zg_proxy_shape_header(zg_request_t *r, const zg_proxy_shape_lo
     return zg_proxy_shape_header_slow(r, sc, name, value, out);
 }
 
+/* The pure parts of proxy_redirect, on an upstream's bytes.
+ * zg_proxy_refresh_url: the offset of the URL in a Refresh value (after the first
+ * "url=", any case), or -1.
+ * zg_proxy_rewrite: if value starts with from at off, writes value[0, off) prefix to
+ * value[off + from.len, ...) into out (cap bytes) and returns its length; returns 0
+ * when from does not start there, and -1 when out is too small. */
+long zg_proxy_refresh_url(const zg_str_t *value);
+long zg_proxy_rewrite(const zg_str_t *value, size_t off, const zg_str_t *from,
+                      const zg_str_t *prefix, const zg_str_t *to, char *out, size_t cap);
+
 /* zonegate's Server and Date lines (unless proxy_pass_header passes the upstream's) */
 void zg_proxy_shape_own_lines(zg_request_t *r, const zg_proxy_shape_loc_conf_t *sc,
                               zg_outq_t *q);

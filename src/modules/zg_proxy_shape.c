@@ -98,6 +98,47 @@ static int zg_proxy_default_rule(zg_request_t *r, char *from, size_t cap, zg_str
     return 1;
 }
 
+long zg_proxy_refresh_url(const zg_str_t *value)
+{
+    for (size_t i = 0; i + 4 <= value->len; i++) {
+        if (strncasecmp(value->data + i, "url=", 4) == 0) {
+            return (long)(i + 4);
+        }
+    }
+    return -1;
+}
+
+long zg_proxy_rewrite(const zg_str_t *value, size_t off, const zg_str_t *from,
+                      const zg_str_t *prefix, const zg_str_t *to, char *out, size_t cap)
+{
+    if (off > value->len || from->len > value->len - off ||
+        (from->len && memcmp(value->data + off, from->data, from->len) != 0)) {
+        return 0;
+    }
+    size_t rest = value->len - off - from->len;
+    size_t n = off + prefix->len + to->len + rest;
+    if (n > cap) {
+        return -1;
+    }
+    char *p = out;
+    if (off) {
+        memcpy(p, value->data, off);
+        p += off;
+    }
+    if (prefix->len) {
+        memcpy(p, prefix->data, prefix->len);
+        p += prefix->len;
+    }
+    if (to->len) {
+        memcpy(p, to->data, to->len);
+        p += to->len;
+    }
+    if (rest) {
+        memcpy(p, value->data + off + from->len, rest);
+    }
+    return (long)n;
+}
+
 /* the first rule whose FROM starts value+off replaces it: ZG_AGAIN with *out, or ZG_OK */
 static int zg_proxy_redirect(zg_request_t *r, const zg_proxy_shape_loc_conf_t *sc,
                              const zg_str_t *value, size_t off, int location, zg_str_t *out)
@@ -118,23 +159,18 @@ static int zg_proxy_redirect(zg_request_t *r, const zg_proxy_shape_loc_conf_t *s
             continue;
         }
         char abs[1100];
-        size_t alen = 0;
+        zg_str_t prefix = {0, abs};
         if (location && off == 0 && to.len > 0 && to.data[0] == '/') {
-            alen = zg_proxy_abs_prefix(r, abs, sizeof(abs));
+            prefix.len = zg_proxy_abs_prefix(r, abs, sizeof(abs));
         }
-        size_t rest = value->len - off - from.len;
-        char *p = zg_var_alloc(&r->ctx, off + alen + to.len + rest + 1);
-        if (p == NULL) {
+        size_t cap = value->len + prefix.len + to.len + 1;
+        char *p = zg_var_alloc(&r->ctx, cap);
+        long n = p != NULL ? zg_proxy_rewrite(value, off, &from, &prefix, &to, p, cap) : -1;
+        if (n <= 0) {
             return ZG_OK;
         }
-        memcpy(p, value->data, off);
-        memcpy(p + off, abs, alen);
-        if (to.len) {
-            memcpy(p + off + alen, to.data, to.len);
-        }
-        memcpy(p + off + alen + to.len, value->data + off + from.len, rest);
         out->data = p;
-        out->len = off + alen + to.len + rest;
+        out->len = (size_t)n;
         return ZG_AGAIN;
     }
     return ZG_OK;
@@ -153,11 +189,9 @@ int zg_proxy_shape_header_slow(zg_request_t *r, const zg_proxy_shape_loc_conf_t 
         return zg_proxy_redirect(r, sc, value, 0, 1, out);
     }
     if (zg_http_name_eq(name, "refresh", 7)) {
-        /* as nginx: the URL after "url=" */
-        for (size_t i = 0; i + 4 <= value->len; i++) {
-            if (strncasecmp(value->data + i, "url=", 4) == 0) {
-                return zg_proxy_redirect(r, sc, value, i + 4, 0, out);
-            }
+        long off = zg_proxy_refresh_url(value); /* as nginx: the URL after "url=" */
+        if (off >= 0) {
+            return zg_proxy_redirect(r, sc, value, (size_t)off, 0, out);
         }
     }
     return ZG_OK;
