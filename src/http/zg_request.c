@@ -310,7 +310,8 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
      * and come back */
     zg_request_release(r);
     /* the generated error page counts as body, as nginx counts it */
-    r->ctx.body_bytes_sent = zg_http_response_body_len(status, body, len, head);
+    r->ctx.body_bytes_sent = zg_http_response_body_len(status, body, len, head,
+                                                       flags & ZG_HTTP_TOKENS);
     if (zg_outq_flush(&c->out) != ZG_OK) {
         r->keepalive = 0;
     }

@@ -319,7 +319,8 @@ void zg_response_local(zg_request_t *r, int status, const char *extra, const cha
     h.extra = extra != NULL ? extra : "";
     h.content_length = -1;
     if (body == NULL && !empty) {
-        body = zg_http_status_page(status, &len);
+        body = zg_http_status_page(status,
+                                   zg_http_core_loc_conf(r->loc_conf)->server_tokens, &len);
     }
     const char *date = zg_resp_dup(r, zg_http_date(), 29);
     zg_str_t token = zg_http_server_token(zg_http_core_loc_conf(r->loc_conf));

@@ -153,6 +153,7 @@ SHAPE = """
         location /nohdr/ {{ proxy_pass http://app/; proxy_pass_request_headers off; }}
         location = /local {{ return 200 "x"; }}
         location = /localoff {{ server_tokens off; return 404; }}
+        location = /local404 {{ return 404; }}
         location /ie/ {{
             proxy_pass http://app/;
             proxy_intercept_errors on;
@@ -183,8 +184,15 @@ def _norm(port, st, h, body):
         out["up"] = (e["method"], e["path"], e["version"], e["length"], e["sha256"],
                      sorted((k.lower(), v) for k, v in e["headers"]
                             if k.lower() not in _UP_SKIP))
-    elif st < 400:
-        out["body"] = body
+    else:
+        # the signature of error pages follows server_tokens
+        for name in (b"zonegate/", b"nginx/"):
+            i = body.find(b"<center>" + name)
+            if i >= 0:
+                body = body[:i] + b"<center>TOKEN/VERSION</center>" + \
+                    body[body.index(b"</center>", i) + 9:]
+        out["body"] = body.replace(b"<center>zonegate</center>", b"<center>TOKEN</center>") \
+            .replace(b"<center>nginx</center>", b"<center>TOKEN</center>")
     return out
 
 
@@ -209,6 +217,7 @@ SHAPE_REQS = [
     ("GET", "/nohdr/echo", None, {"X-Test": "3"}),
     ("GET", "/local", None, {}),
     ("GET", "/localoff", None, {}),
+    ("GET", "/local404", None, {}),
     ("GET", "/missing-upstream-404?x", None, {}),
     # proxy_intercept_errors with error_page: 404 and 403 answered by the pages, 500
     # (no error_page) passed on
@@ -263,6 +272,8 @@ def test_shape_headers_redirects_and_request():
         assert res[("GET", "/tok/hdr")]["server"] == "TOKEN"
         assert res[("GET", "/local")]["server"] == "TOKEN/VERSION"
         assert res[("GET", "/localoff")]["server"] == "TOKEN"
+        assert b"<hr><center>TOKEN</center>" in res[("GET", "/localoff")]["body"]
+        assert b"<hr><center>TOKEN/VERSION</center>" in res[("GET", "/local404")]["body"]
         # proxy_method, proxy_set_body (with variables)
         r = res[("POST", "/m/echo?x=5")]["up"]
         assert r[0] == "PUT" and r[3] == 3 and ("content-length", "3") in r[5], r
