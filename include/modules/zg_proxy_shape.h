@@ -9,12 +9,15 @@
 #include <stdint.h>
 
 #include "zg_conf.h"
+#include "zg_regex.h"
 #include "zg_request.h"
 #include "zg_response.h"
 
-/* proxy_redirect FROM TO (from NULL: "default", resolved from proxy_pass per request) */
+/* proxy_redirect FROM TO (from and re NULL: "default", resolved from proxy_pass per
+ * request; re: "~REGEX" or "~*REGEX", TO may use its captures) */
 typedef struct {
     zg_cv_t *from, *to;
+    zg_regex_t *re;
 } zg_proxy_redirect_t;
 
 typedef struct {

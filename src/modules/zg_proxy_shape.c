@@ -147,7 +147,23 @@ static int zg_proxy_redirect(zg_request_t *r, const zg_proxy_shape_loc_conf_t *s
     for (int i = 0; i < sc->nredirects; i++) {
         const zg_proxy_redirect_t *rd = &sc->redirects[i];
         zg_str_t from, to;
-        if (rd->from == NULL) {
+        if (rd->re != NULL) {
+            /* as nginx: the regex matches the rest of the value, which TO replaces
+             * whole; TO sees the captures of this match */
+            zg_regex_caps_t caps;
+            from.data = value->data + off;
+            from.len = value->len - off;
+            if (zg_regex_exec(rd->re, from.data, from.len, &caps) != ZG_OK) {
+                continue;
+            }
+            const zg_regex_caps_t *saved = r->ctx.caps;
+            r->ctx.caps = &caps;
+            int rc = zg_cv_eval_str(rd->to, &r->ctx, &to);
+            r->ctx.caps = saved;
+            if (rc != ZG_OK) {
+                return ZG_OK;
+            }
+        } else if (rd->from == NULL) {
             if (!zg_proxy_default_rule(r, dfrom, sizeof(dfrom), &from, &to)) {
                 continue;
             }
@@ -310,6 +326,11 @@ static int zg_proxy_shape_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     return zg_proxy_shape_name_list(cf, &sc->pass, &sc->npass);
 }
 
+static void zg_proxy_regex_free(void *p)
+{
+    zg_regex_free(p);
+}
+
 static int zg_proxy_shape_redirect_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_proxy_shape_loc_conf_t *sc = conf;
@@ -340,15 +361,29 @@ static int zg_proxy_shape_redirect_set(zg_cf_t *cf, const zg_command_t *cmd, voi
             return zg_conf_nomem(cf);
         }
         rd->from = rd->to = NULL;
+        rd->re = NULL;
         return ZG_OK;
-    }
-    if (a[1].len > 0 && a[1].data[0] == '~') {
-        return zg_conf_error(cf, "regular expressions in \"proxy_redirect\" are not "
-                                 "supported by zonegate");
     }
     rd = zg_conf_push(cf->conf, sc->redirects, sc->nredirects);
     if (rd == NULL) {
         return zg_conf_nomem(cf);
+    }
+    rd->re = NULL;
+    if (a[1].len > 0 && a[1].data[0] == '~') {
+        char err[256];
+        int caseless = a[1].len > 1 && a[1].data[1] == '*';
+        size_t skip = caseless ? 2 : 1;
+        rd->re = zg_regex_compile(a[1].data + skip, a[1].len - skip,
+                                  caseless ? ZG_REGEX_CASELESS : 0, err, sizeof(err));
+        if (rd->re == NULL) {
+            return zg_conf_error(cf, "%s", err);
+        }
+        if (zg_conf_keep(cf->conf, rd->re, zg_proxy_regex_free) != ZG_OK) {
+            return zg_conf_nomem(cf);
+        }
+        rd->from = NULL;
+        rd->to = zg_conf_cv(cf, a[2].data, a[2].len);
+        return rd->to != NULL ? ZG_OK : ZG_ERROR;
     }
     rd->from = zg_conf_cv(cf, a[1].data, a[1].len);
     rd->to = zg_conf_cv(cf, a[2].data, a[2].len);
@@ -418,7 +453,7 @@ static int zg_proxy_shape_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
 
     /* defaults (the parent's are merged already, except at the http level) */
     if (c->nredirects == ZG_UNSET) {
-        static zg_proxy_redirect_t dflt = {NULL, NULL};
+        static zg_proxy_redirect_t dflt = {NULL, NULL, NULL};
         c->redirects = &dflt;
         c->nredirects = 1;
     }

@@ -142,6 +142,11 @@ SHAPE = """
             proxy_redirect http://other/ http://$host/o/;
             proxy_redirect default;
         }}
+        location /rx/ {{
+            proxy_pass http://app/;
+            proxy_redirect ~^http://([^/]+)/(.*)$ /rx/$2?h=$1;
+            proxy_redirect ~*^HTTPS://x(.*) $1;
+        }}
         location /tok/ {{ proxy_pass http://app/; server_tokens off; }}
         location /m/ {{ proxy_pass http://app/; proxy_method PUT; proxy_set_body "b=$arg_x"; }}
         location /v10/ {{ proxy_pass http://app/; proxy_http_version 1.0; }}
@@ -208,6 +213,10 @@ SHAPE_REQS = [
     ("GET", "/red2/hdr?code=302&Location=http://app/a/b", None, {}),
     ("GET", "/red2/hdr?code=302&Location=http://other/c", None, {}),
     ("GET", "/red2/hdr?code=302&Location=http://app/c", None, {}),
+    ("GET", "/rx/hdr?code=302&Location=http://app/a/b", None, {}),
+    ("GET", "/rx/hdr?code=302&Location=https://X/q", None, {}),
+    ("GET", "/rx/hdr?code=302&Location=ftp://app/n", None, {}),
+    ("GET", "/rx/hdr?code=200&Refresh=0;url=http://up/r", None, {}),
     ("GET", "/tok/hdr", None, {}),
     ("POST", "/m/echo?x=5", b"client body", {}),
     ("GET", "/m/echo?x=7", None, {}),
@@ -268,6 +277,15 @@ def test_shape_headers_redirects_and_request():
             "http://127.0.0.1/o/c"
         assert res[("GET", "/red2/hdr?code=302&Location=http://app/c")]["location"] == \
             "http://127.0.0.1:PORT/red2/c"
+        # regular expressions: TO replaces the rest of the value, with the captures
+        assert res[("GET", "/rx/hdr?code=302&Location=http://app/a/b")]["location"] == \
+            "http://127.0.0.1:PORT/rx/a/b?h=app"
+        assert res[("GET", "/rx/hdr?code=302&Location=https://X/q")]["location"] == \
+            "http://127.0.0.1:PORT/q"
+        assert res[("GET", "/rx/hdr?code=302&Location=ftp://app/n")]["location"] == \
+            "ftp://app/n"
+        assert res[("GET", "/rx/hdr?code=200&Refresh=0;url=http://up/r")]["refresh"] == \
+            "0;url=/rx/r?h=up"
         # server_tokens
         assert res[("GET", "/tok/hdr")]["server"] == "TOKEN"
         assert res[("GET", "/local")]["server"] == "TOKEN/VERSION"
