@@ -92,6 +92,7 @@ struct zg_proxy_s {
     unsigned filtered : 1;      /* the response goes through the filters (zg_response.h) */
     unsigned drop_body : 1;     /* the client's body is not sent (proxy_set_body,
                                    proxy_pass_request_body off) */
+    unsigned head_up : 1;       /* the request sent up is a HEAD */
     int intercept_status;       /* proxy_intercept_errors: the error_page for this status
                                    answers instead of the upstream's response */
 };
@@ -319,6 +320,9 @@ static int zg_proxy_build_head(zg_proxy_t *p)
 
     zg_str_t method = zg_proxy_shape_method(r, sc); /* GET after error_page */
     zg_outq_append(&q, method.data, method.len);
+    /* the answer to a HEAD has no body: the one sent decides (proxy_method) */
+    p->head_up = sc->method != NULL ? method.len == 4 && memcmp(method.data, "HEAD", 4) == 0
+                                    : r->h->head;
     zg_outq_append(&q, " ", 1);
     if (p->uri_var.data != NULL) {
         /* as nginx: a URI with variables replaces the request's, args and all */
@@ -1134,7 +1138,7 @@ static void zg_proxy_send(zg_proxy_t *p)
     zg_outq_append(&uc->out, p->head, p->head_len);
     p->body_off = 0;
     p->body_end_sent = 0;
-    zg_http_resp_reset(uc->resp, p->r->h->head);
+    zg_http_resp_reset(uc->resp, p->head_up);
     uc->received = 0;
     uc->read_timeout = zg_max(s->read_timeout, 1);
     zg_deadline_set(&uc->timer, uc->read_timeout);

@@ -150,6 +150,7 @@ SHAPE = """
         location /tok/ {{ proxy_pass http://app/; server_tokens off; }}
         location /m/ {{ proxy_pass http://app/; proxy_method PUT; proxy_set_body "b=$arg_x"; }}
         location /v10/ {{ proxy_pass http://app/; proxy_http_version 1.0; }}
+        location /head/ {{ proxy_pass http://app/; proxy_method HEAD; }}
         location /nobody/ {{
             proxy_pass http://app/;
             proxy_pass_request_body off;
@@ -241,6 +242,13 @@ def _shape_script(port):
     for method, path, body, headers in SHAPE_REQS:
         st, h, b = request(port, method, path, headers=headers, body=body)
         out.append((method, path, _norm(port, st, h, b)))
+    # proxy_method HEAD: the upstream's answer has no body (its Content-Length passed
+    # on, as nginx does), the request is done and the next one on the connection runs
+    got, closed = raw(port, b"GET /head/big?n=10 HTTP/1.1\r\nHost: x\r\n\r\n"
+                            b"GET /local HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    heads = [x.split(b"\r\n")[0] for x in got.split(b"\r\n\r\n")[:2]]
+    out.append(("head", heads, b"Content-Length: 10" in got, got.endswith(b"\r\n\r\nx"),
+                closed))
     return out
 
 
@@ -249,7 +257,9 @@ def test_shape_headers_redirects_and_request():
     port = free_port()
     z = _zonegate(SHAPE, port, up=u.addr)
     try:
-        res = {(m, p): r for m, p, r in _shape_script(port)}
+        script = _shape_script(port)
+        res = {x[:2]: x[2] for x in script[:-1]}
+        head = script[-1]
         r = res[("GET", "/echo")]
         assert r["server"] == "TOKEN/VERSION" and r["date"] and r["x-upstream"] == "a", r
         assert ("x-test", "1") in r["up"][5] and r["up"][2] == "HTTP/1.1", r
@@ -306,6 +316,7 @@ def test_shape_headers_redirects_and_request():
         assert res[("GET", "/ie/status?code=404")]["body"] == b"x"
         assert res[("GET", "/ie/status?code=403")]["status"] == 404
         assert res[("GET", "/ie/status?code=500")]["status"] == 500
+        assert head == ("head", [b"HTTP/1.1 200 OK"] * 2, True, True, True), head
         # HTTP/1.0 up and a chunked body: 411 (zonegate streams bodies)
         out, _ = raw(port, b"POST /v10/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
                            b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
