@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -189,6 +190,11 @@ static int zg_proc_init_worker(zg_worker_t *w)
         if (setrlimit(RLIMIT_CORE, &rl) != 0) {
             zg_log_error(ZG_LOG_ALERT, errno, "setrlimit(RLIMIT_CORE, %lld) failed",
                          (long long)pc->rlimit_core);
+        }
+        /* a process that changed its user writes no core file unless made dumpable
+         * again (nginx always does this; zonegate only when asked for core files) */
+        if (pc->rlimit_core > 0 && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) {
+            zg_log_error(ZG_LOG_ALERT, errno, "prctl(PR_SET_DUMPABLE) failed");
         }
     }
     if (pc->affinity) {

@@ -565,6 +565,9 @@ def test_worker_affinity_rlimit_workdir_and_shutdown_timeout():
                     if (core.split()[4] != str(12 * 1024 * 1024)
                             or os.readlink("/proc/%d/cwd" % w) != os.path.realpath(wd)):
                         return None
+                    # dumpable again after the user change: /proc/PID is the worker's
+                    if os.getuid() == 0 and os.stat("/proc/%d/status" % w).st_uid == 0:
+                        return None
                 return sorted(_proc_status(w, "Cpus_allowed_list") for w in ws)
             assert wait_for(lambda: applied() == ["0", "1"], 10), (aff, applied())
         finally:
