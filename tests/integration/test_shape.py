@@ -643,3 +643,37 @@ def _ppid(pid):
         return int(_proc_status(pid, "PPid"))
     except (OSError, TypeError, ValueError):
         return -1
+
+
+def test_stream_access_log_buffer_and_if():
+    """the stream block's access_log takes buffer=, flush= and if= too"""
+    import signal
+    import socket
+    from test_stream import TcpUpstream
+    up = TcpUpstream("name", "n1")
+    port = free_port()
+    z = Zonegate("""worker_processes 1;
+stream {{
+    log_format s '$status $upstream_addr';
+    upstream b {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        proxy_pass b;
+        access_log {dir}/s.log s buffer=32k flush=1h if=$status;
+    }}
+}}
+""", wait_ports=[port], port=port, up=up.addr)
+    try:
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            assert s.recv(100) == b"n1"
+            s.close()
+        # the sessions end (and are logged) after their upstream closes: written at
+        # the graceful stop, not before
+        assert _lines(z.dir + "/s.log") == []
+        assert z.stop(signal.SIGQUIT) == 0
+        got = _lines(z.dir + "/s.log")  # with wait_port's own connection
+        assert len(got) >= 3 and set(got) == {"200 %s" % up.addr}, got
+    finally:
+        z.stop()
+        up.proc.kill()
