@@ -74,7 +74,8 @@ def json_doc(n=10240):
 def start(kind, d, port, up, workers=2, wrap=None):
     conf = os.path.join(d, kind + ".conf")
     if kind == "zonegate":
-        text = ("worker_processes %d;\nerror_log %s/zg.log;\npid %s/zg.pid;\n%shttp {{\n%s}}\n"
+        text = ("worker_processes %d;\nerror_log %s/zg.log;\npid %s/zg.pid;\n%shttp {{\n"
+                "keepalive_requests 100000000;\n%s}}\n"
                 % (workers, d, d, "worker_sandbox off;\n" if wrap else "", SERVER)).format(
                     port=port, up=up)
         argv = [ZG, "-c", conf]

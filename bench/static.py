@@ -76,7 +76,7 @@ def start(kind, root, sendfile, tmp, wrap=None, workers=None):
     workers = workers or WORKERS
     if kind == "zonegate":
         conf = ("worker_processes %d;\npid %s/zg.pid;\nerror_log %s/zg.log notice;\n"
-                "%shttp {\n%s}\n" % (workers, tmp, tmp,
+                "%shttp {\nkeepalive_requests 100000000;\n%s}\n" % (workers, tmp, tmp,
                                       "worker_sandbox off;\n" if wrap else "", server))
         path = os.path.join(tmp, "zg.conf")
         open(path, "w").write(conf)

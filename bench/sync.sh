@@ -73,6 +73,7 @@ pid $D/zg.pid;
 worker_processes 2;
 http {
   access_log off;
+  keepalive_requests 100000000;
   limit_req_zone \$$KEYVAR zone=keys:64m rate=1000000r/s $S;
   $CZ
   limit_req_log_level info;

@@ -65,7 +65,8 @@ def wait_port(port):
 def start(kind, d, port):
     conf = os.path.join(d, kind + ".conf")
     if kind == "zonegate":
-        text = ("worker_processes 2;\nerror_log %s/zg.log;\npid %s/zg.pid;\nhttp {{\n%s%s}}\n"
+        text = ("worker_processes 2;\nerror_log %s/zg.log;\npid %s/zg.pid;\nhttp {{\n"
+                "keepalive_requests 100000000;\n%s%s}}\n"
                 % (d, d, HTTP, SERVER)).format(dir=d, port=port, up=UP_PORT)
         argv = [ZG, "-c", conf]
     else:

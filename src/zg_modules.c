@@ -22,7 +22,9 @@
 #include "zg_limit_rate.h"
 #include "zg_limit_req.h"
 #include "zg_map.h"
+#include "zg_proc_tune.h"
 #include "zg_proxy.h"
+#include "zg_proxy_shape.h"
 #include "zg_realip.h"
 #include "zg_rewrite.h"
 #include "zg_stream.h"
@@ -36,6 +38,7 @@
 zg_module_t *const zg_modules[] = {
     &zg_core_module,       /* main, events: processes, pid, error_log */
     &zg_http_core_module,  /* http, server, listen, location, client timeouts */
+    &zg_proc_tune_module,  /* worker_cpu_affinity, worker_shutdown_timeout, ... */
     &zg_ssl_module,        /* ssl_certificate, ...: the SSL_CTX of each server; the
                               client certificate check, before any other handler */
     &zg_realip_module,     /* real_ip: the client address, first thing (rewrite phases) */
@@ -55,6 +58,7 @@ zg_module_t *const zg_modules[] = {
     &zg_error_page_module, /* error_page: status pages become internal redirects */
     &zg_upstream_module,   /* upstream blocks, peers */
     &zg_proxy_module,      /* content: proxy_pass */
+    &zg_proxy_shape_module, /* the proxy's request and answer: headers, redirects */
     &zg_admin_module,      /* content: slab_stat, metrics */
     &zg_api_module,        /* content: api */
     &zg_dashboard_module,  /* content: dashboard (a page over the api) */

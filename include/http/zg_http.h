@@ -211,15 +211,16 @@ const char *zg_http_reason(int status);
  * Content-Type: text/html\r\nContent-Length: N\r\nConnection: keep-alive|close\r\n
  * <extra>\r\n<body>".  extra: extra header lines, each ending in CRLF, may be NULL.
  * body NULL: nginx-like HTML error page for the status (none for 204/304). */
+#define ZG_HTTP_TOKENS 2 /* or-ed into keepalive: "Server: zonegate/VERSION" */
 size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
                               const char *extra, const char *content_type,
                               const char *body, size_t body_len, int head_request);
 
 /* the status page (nginx-like) of an answer without a body, and its length */
-const char *zg_http_status_page(int status, size_t *len);
+const char *zg_http_status_page(int status, int tokens, size_t *len);
 /* bytes of body zg_http_write_response writes for these arguments */
 size_t zg_http_response_body_len(int status, const char *body, size_t body_len,
-                                 int head_request);
+                                 int head_request, int tokens);
 
 /* t as an HTTP date ("Wed, 25 Nov 2026 06:12:01 GMT", 29 bytes) into buf (>= 30
  * bytes); returns its length */

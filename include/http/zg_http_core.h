@@ -123,6 +123,10 @@ typedef struct {
     int ignore_invalid_headers;      /* on */
     int tcp_nodelay;                 /* on: TCP_NODELAY (the default server's at accept,
                                         the location's once it is found) */
+    int server_tokens;               /* ZG_TOKENS_ON: "Server: zonegate/VERSION" */
+    zg_msec_t keepalive_header;      /* keepalive_timeout's 2nd: "Keep-Alive: timeout=N";
+                                        0 = none */
+    int keepalive_requests;          /* 1000: a connection closes after so many */
     /* location level only */
     zg_phase_handler_pt handler;     /* content handler; NULL = 404 */
     unsigned has_handler : 1;        /* a handler or `return` is set */
@@ -173,5 +177,19 @@ zg_location_t *zg_http_core_find_location(const zg_server_conf_t *srv, const cha
  * For internal redirects: error_page, try_files. */
 zg_location_t *zg_http_core_find_named(const zg_server_conf_t *srv, const char *name,
                                        size_t len);
+
+/* server_tokens off|on|build (build shows as on: zonegate has no build name) */
+#define ZG_TOKENS_OFF 0
+#define ZG_TOKENS_ON 1
+#define ZG_TOKENS_BUILD 2
+static inline zg_str_t zg_http_server_token(const zg_http_core_loc_conf_t *c)
+{
+    zg_str_t s = {8, "zonegate"};
+    if (c->server_tokens != ZG_TOKENS_OFF) {
+        s.data = "zonegate/" ZG_VERSION;
+        s.len = sizeof("zonegate/" ZG_VERSION) - 1;
+    }
+    return s;
+}
 
 #endif

@@ -2,6 +2,8 @@
 #ifndef ZG_ACCESS_LOG_H
 #define ZG_ACCESS_LOG_H
 
+#include <uv.h>
+
 #include "zg_conf.h"
 #include "zg_vars.h"
 
@@ -21,6 +23,14 @@ struct zg_access_log_s {
     zg_log_format_t *format;
     int fd;                    /* -1 until opened */
     zg_access_log_t *next;
+    /* access_log ... buffer=SIZE [flush=TIME]: lines gathered per worker, written
+     * whole when the next would not fit, after flush, on reopen and at exit */
+    size_t buf_size;           /* 0 = a write(2) per line */
+    zg_msec_t flush;           /* 0 = none */
+    char *buf;                 /* this process's, allocated on first use */
+    size_t buf_len;
+    uv_timer_t timer;          /* flush (a worker's loop) */
+    unsigned timer_on : 1;
 };
 
 typedef struct {
@@ -30,6 +40,7 @@ typedef struct {
 
 typedef struct {
     zg_access_log_t *log;      /* NULL = off */
+    zg_cv_t *cond;             /* if=COND: logged unless "" or "0" */
     int set;                   /* 0 = inherit */
 } zg_access_log_conf_t;
 
@@ -50,7 +61,10 @@ int zg_access_log_enabled(void **loc_conf);
 int zg_access_log_open(zg_access_log_t *log);   /* ZG_OK / ZG_ERROR (logged) */
 int zg_access_log_reopen(zg_access_log_t *log); /* opens the path anew, swaps fds */
 void zg_access_log_close(zg_access_log_t *log);
-/* Formats one line for ctx and appends it with a single write(2). */
+/* Formats one line for ctx and appends it with a single write(2), or to the log's
+ * buffer (buffer=). */
 void zg_access_log_write(zg_access_log_t *log, const zg_var_ctx_t *ctx);
+/* writes what the log's buffer holds (whole lines, one write(2)) */
+void zg_access_log_flush(zg_access_log_t *log);
 
 #endif

@@ -13,7 +13,12 @@
 #define ZG_NEXT_HTTP_502 0x04
 #define ZG_NEXT_HTTP_503 0x08
 #define ZG_NEXT_HTTP_504 0x10
+#define ZG_NEXT_HTTP_500 0x20
+#define ZG_NEXT_HTTP_403 0x40
 #define ZG_NEXT_OFF 0x80
+#define ZG_NEXT_HTTP_404 0x100
+#define ZG_NEXT_HTTP_429 0x200
+#define ZG_NEXT_NON_IDEMPOTENT 0x400 /* POST, LOCK, PATCH may go to the next peer once sent */
 
 /* proxy_set_header NAME VALUE (an empty VALUE removes the header) */
 typedef struct {

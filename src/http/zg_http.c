@@ -1784,13 +1784,15 @@ static void zg_http_putn(zg_http_out_t *o, uint64_t v)
 typedef struct {
     char *line;                 /* "HTTP/1.1 503 Service Temporarily Unavailable\r\n" */
     size_t line_len;
-    char *page;
+    char *page;                 /* signed "zonegate" (server_tokens off) */
     size_t page_len;
+    char *page_v;               /* signed "zonegate/VERSION" */
+    size_t page_v_len;
     /* the whole error answer (no extra headers, default type, a body), keep-alive or
      * close, as of the second `sec`: a rejection copies it in one go */
-    char *whole[2];
-    size_t whole_len[2];
-    time_t whole_sec[2];
+    char *whole[4];             /* [keepalive | ZG_HTTP_TOKENS] */
+    size_t whole_len[4];
+    time_t whole_sec[4];
 } zg_http_status_cache_t;
 
 static time_t zg_http_date_sec = (time_t)-1; /* the second zg_http_date() shows */
@@ -1808,45 +1810,60 @@ static const zg_http_status_cache_t *zg_http_status_cache(int status)
         const char *reason = zg_http_reason(status);
         /* nginx's pages use its status texts, except 401's page title */
         const char *title = status == 401 ? "Authorization Required" : reason;
-        char line[128], page[512];
+        char line[128], page[512], page_v[512];
         int ln = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason);
         int pn = snprintf(page, sizeof(page),
                           "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
                           "<center><h1>%d %s</h1></center>\r\n<hr><center>zonegate</center>\r\n"
                           "</body>\r\n</html>\r\n",
                           status, title, status, title);
+        int vn = snprintf(page_v, sizeof(page_v),
+                          "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                          "<center><h1>%d %s</h1></center>\r\n"
+                          "<hr><center>zonegate/" ZG_VERSION "</center>\r\n"
+                          "</body>\r\n</html>\r\n",
+                          status, title, status, title);
         char *l = malloc((size_t)ln + 1), *pg = malloc((size_t)pn + 1);
-        if (l == NULL || pg == NULL) {
+        char *pv = malloc((size_t)vn + 1);
+        if (l == NULL || pg == NULL || pv == NULL) {
             free(l);
             free(pg);
+            free(pv);
             return &none;
         }
         memcpy(l, line, (size_t)ln + 1);
         memcpy(pg, page, (size_t)pn + 1);
+        memcpy(pv, page_v, (size_t)vn + 1);
         c->line_len = (size_t)ln;
         c->page = pg;
         c->page_len = (size_t)pn;
+        c->page_v = pv;
+        c->page_v_len = (size_t)vn;
         c->line = l;
     }
     return c;
 }
 
-const char *zg_http_status_page(int status, size_t *len)
+const char *zg_http_status_page(int status, int tokens, size_t *len)
 {
     const zg_http_status_cache_t *c = zg_http_status_cache(status);
 
-    *len = c->page_len;
-    return c->page;
+    *len = tokens ? c->page_v_len : c->page_len;
+    return tokens ? c->page_v : c->page;
 }
 
 size_t zg_http_response_body_len(int status, const char *body, size_t body_len,
-                                 int head_request)
+                                 int head_request, int tokens)
 {
     int empty = status == 204 || status == 304 || (status >= 100 && status < 200);
     if (head_request || (body == NULL && empty)) {
         return 0;
     }
-    return body ? body_len : zg_http_status_cache(status)->page_len;
+    if (body) {
+        return body_len;
+    }
+    return tokens ? zg_http_status_cache(status)->page_v_len
+                  : zg_http_status_cache(status)->page_len;
 }
 
 static size_t zg_http_build_response(char *buf, size_t len, int status, int keepalive,
@@ -1857,9 +1874,10 @@ static size_t zg_http_build_response(char *buf, size_t len, int status, int keep
     int empty = status == 204 || status == 304 || (status >= 100 && status < 200);
     int page = body == NULL && !empty;
     const zg_http_status_cache_t *c = zg_http_status_cache(status);
+    const char *pg = keepalive & ZG_HTTP_TOKENS ? c->page_v : c->page;
 
     if (page) {
-        body_len = c->page_len;
+        body_len = keepalive & ZG_HTTP_TOKENS ? c->page_v_len : c->page_len;
     } else if (body == NULL) {
         body_len = 0;
     }
@@ -1873,7 +1891,12 @@ static size_t zg_http_build_response(char *buf, size_t len, int status, int keep
         zg_http_puts(&o, zg_http_reason(status));
         zg_http_put(&o, "\r\n", 2);
     }
-    zg_http_put(&o, "Server: zonegate\r\nDate: ", 24);
+    if (keepalive & ZG_HTTP_TOKENS) {
+        zg_http_put(&o, "Server: zonegate/" ZG_VERSION "\r\nDate: ",
+                    sizeof("Server: zonegate/" ZG_VERSION "\r\nDate: ") - 1);
+    } else {
+        zg_http_put(&o, "Server: zonegate\r\nDate: ", 24);
+    }
     zg_http_put(&o, zg_http_date(), 29);
     zg_http_put(&o, "\r\n", 2);
     if (!empty || body) {
@@ -1883,7 +1906,7 @@ static size_t zg_http_build_response(char *buf, size_t len, int status, int keep
         zg_http_putn(&o, body_len);
         zg_http_put(&o, "\r\n", 2);
     }
-    if (keepalive) {
+    if (keepalive & 1) {
         zg_http_put(&o, "Connection: keep-alive\r\n", 24);
     } else {
         zg_http_put(&o, "Connection: close\r\n", 19);
@@ -1894,7 +1917,7 @@ static size_t zg_http_build_response(char *buf, size_t len, int status, int keep
     zg_http_put(&o, "\r\n", 2);
     if (!head_request) {
         if (page) {
-            zg_http_put(&o, c->page, c->page_len);
+            zg_http_put(&o, pg, body_len);
         } else if (body) {
             zg_http_put(&o, body, body_len);
         }
@@ -1914,7 +1937,7 @@ size_t zg_http_write_response(char *buf, size_t len, int status, int keepalive,
     if (body == NULL && extra == NULL && content_type == NULL && !head_request &&
         status >= 300 && status <= 599 && status != 304) {
         zg_http_status_cache_t *c = &zg_http_cache[status - 100];
-        int k = keepalive ? 1 : 0;
+        int k = keepalive & (1 | ZG_HTTP_TOKENS);
 
         zg_http_date();
         if (c->whole_sec[k] != zg_http_date_sec || c->whole[k] == NULL) {

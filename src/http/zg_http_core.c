@@ -4,12 +4,14 @@
 #include "zg_http_core.h"
 
 #include "zg_http.h"
+#include "zg_request.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -445,23 +447,62 @@ static int *zg_http_core_file(zg_conf_t *conf, int i)
     return NULL;
 }
 
-/* server_tokens off: zonegate's own responses say "Server: zonegate" with no version,
- * which is what nginx's off does; on and build would show a version */
+/* server_tokens on|off|build: the version in the Server header (and error pages) */
 static int zg_http_core_server_tokens(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
+    zg_http_core_loc_conf_t *clcf = conf;
     zg_str_t *v = &cf->args[1];
 
     (void)cmd;
-    (void)conf;
+    if (clcf->server_tokens != ZG_UNSET) {
+        return zg_conf_duplicate(cf);
+    }
     if (zg_conf_eq(v, "off")) {
-        return ZG_OK;
+        clcf->server_tokens = ZG_TOKENS_OFF;
+    } else if (zg_conf_eq(v, "on")) {
+        clcf->server_tokens = ZG_TOKENS_ON;
+    } else if (zg_conf_eq(v, "build")) {
+        clcf->server_tokens = ZG_TOKENS_BUILD;
+    } else {
+        return zg_conf_invalid(cf, v);
     }
-    if (zg_conf_eq(v, "on") || zg_conf_eq(v, "build")) {
-        return zg_conf_error(cf, "\"server_tokens %s\" is not implemented: zonegate's "
-                             "\"Server\" header never carries a version, as with \"off\"",
-                             v->data);
+    return ZG_OK;
+}
+
+/* keepalive_timeout TIMEOUT [HEADER_TIMEOUT] */
+static int zg_http_core_keepalive(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
+{
+    zg_http_core_loc_conf_t *clcf = conf;
+
+    (void)cmd;
+    if (clcf->keepalive_timeout != ZG_UNSET_MSEC) {
+        return zg_conf_duplicate(cf);
     }
-    return zg_conf_invalid(cf, v);
+    clcf->keepalive_timeout = zg_conf_parse_time(cf->args[1].data, cf->args[1].len);
+    if (clcf->keepalive_timeout == ZG_UNSET_MSEC) {
+        return zg_conf_invalid(cf, &cf->args[1]);
+    }
+    if (cf->nargs == 3) {
+        clcf->keepalive_header = zg_conf_parse_time(cf->args[2].data, cf->args[2].len);
+        if (clcf->keepalive_header == ZG_UNSET_MSEC) {
+            return zg_conf_invalid(cf, &cf->args[2]);
+        }
+    }
+    return ZG_OK;
+}
+
+/* "Keep-Alive: timeout=N" (seconds) on an answer that keeps the connection */
+static size_t zg_http_core_keepalive_line(zg_request_t *r, char *buf, size_t len, int rejected)
+{
+    zg_msec_t t = zg_http_core_loc_conf(r->loc_conf)->keepalive_header;
+    int n;
+
+    (void)rejected;
+    if (t == 0 || !r->keepalive) {
+        return 0;
+    }
+    n = snprintf(buf, len, "Keep-Alive: timeout=%llu\r\n", (unsigned long long)(t / 1000));
+    return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
 static int zg_http_core_internal(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
@@ -588,6 +629,9 @@ static void *zg_http_core_create_loc_conf(zg_conf_t *conf)
     c->ignore_invalid_headers = ZG_UNSET;
     c->internal = ZG_UNSET;
     c->tcp_nodelay = ZG_UNSET;
+    c->server_tokens = ZG_UNSET;
+    c->keepalive_header = ZG_UNSET_MSEC;
+    c->keepalive_requests = ZG_UNSET;
     return c;
 }
 
@@ -612,6 +656,9 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     ZG_CONF_MERGE(c, p, ignore_invalid_headers, ZG_UNSET);
     ZG_CONF_MERGE(c, p, internal, ZG_UNSET);
     ZG_CONF_MERGE(c, p, tcp_nodelay, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, server_tokens, ZG_UNSET);
+    ZG_CONF_MERGE(c, p, keepalive_header, ZG_UNSET_MSEC); /* apart, as nginx */
+    ZG_CONF_MERGE(c, p, keepalive_requests, ZG_UNSET);
     if (!c->error_log_set) {
         c->error_log = p->error_log;
     }
@@ -648,6 +695,15 @@ static int zg_http_core_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
     }
     if (c->internal == ZG_UNSET) {
         c->internal = 0;
+    }
+    if (c->keepalive_header == ZG_UNSET_MSEC) {
+        c->keepalive_header = 0;
+    }
+    if (c->keepalive_requests == ZG_UNSET) {
+        c->keepalive_requests = 1000;
+    }
+    if (c->server_tokens == ZG_UNSET) {
+        c->server_tokens = ZG_TOKENS_ON;
     }
     if (c->tcp_nodelay == ZG_UNSET) {
         c->tcp_nodelay = 1;
@@ -1077,8 +1133,10 @@ static const zg_command_t zg_http_core_commands[] = {
       ZG_CORE_LOC(client_body_timeout), NULL },
     { "send_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
       ZG_CORE_LOC(send_timeout), NULL },
-    { "keepalive_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,
-      ZG_CORE_LOC(keepalive_timeout), NULL },
+    { "keepalive_timeout", ZG_CTX_SETTINGS, 0, 1, 2, zg_http_core_keepalive, ZG_LOC_CONF, 0,
+      NULL },
+    { "keepalive_requests", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_num, ZG_LOC_CONF,
+      ZG_CORE_LOC(keepalive_requests), NULL },
     { "client_max_body_size", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_size, ZG_LOC_CONF,
       ZG_CORE_LOC(client_max_body_size), NULL },
     { "large_client_header_buffers", ZG_CTX_SETTINGS, 0, 2, 2, zg_http_core_large_buffers,
@@ -1107,5 +1165,6 @@ zg_module_t zg_http_core_module = {
     .init_master = zg_http_core_open_logs,
     .exit_master = zg_http_core_close_logs,
     .reopen = zg_http_core_reopen_logs,
+    .headers = zg_http_core_keepalive_line,
     .file = zg_http_core_file,
 };

@@ -72,7 +72,11 @@ static int zg_request_find_location(zg_request_t *r)
         zg_request_error(r, 404); /* reached only by internal redirects */
         return ZG_DONE;
     }
-    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !r->c->w->quitting;
+    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !r->c->w->quitting &&
+                   r->c->nrequests < (uint64_t)clcf->keepalive_requests;
+    if (clcf->keepalive_header) {
+        r->want_headers = 1; /* Keep-Alive: timeout=N */
+    }
     zg_conn_nodelay(r->c, clcf->tcp_nodelay);
     if (clcf->client_max_body_size && h->content_length > clcf->client_max_body_size) {
         zg_log(ZG_LOG_ERR, "client intended to send too large body: %lld bytes",
@@ -286,15 +290,16 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
         zg_request_sent_headers(r, status, extra, ctype, body);
     }
     int head = r->h->head;
-    size_t n = zg_http_write_response(stack, sizeof(stack), status, r->keepalive, extra, ctype,
+    int flags = (r->keepalive ? 1 : 0) |
+                (zg_request_core(r)->server_tokens ? ZG_HTTP_TOKENS : 0);
+    size_t n = zg_http_write_response(stack, sizeof(stack), status, flags, extra, ctype,
                                       body, len, head);
     if (n < sizeof(stack)) {
         zg_outq_append(&c->out, stack, n);
     } else {
         char *big = malloc(n + 1);
         if (big) {
-            zg_http_write_response(big, n + 1, status, r->keepalive, extra, ctype, body, len,
-                                   head);
+            zg_http_write_response(big, n + 1, status, flags, extra, ctype, body, len, head);
             zg_outq_append(&c->out, big, n);
             free(big);
         }
@@ -305,7 +310,8 @@ void zg_request_respond(zg_request_t *r, int status, const char *extra, const ch
      * and come back */
     zg_request_release(r);
     /* the generated error page counts as body, as nginx counts it */
-    r->ctx.body_bytes_sent = zg_http_response_body_len(status, body, len, head);
+    r->ctx.body_bytes_sent = zg_http_response_body_len(status, body, len, head,
+                                                       flags & ZG_HTTP_TOKENS);
     if (zg_outq_flush(&c->out) != ZG_OK) {
         r->keepalive = 0;
     }
@@ -833,6 +839,10 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
     /* the server's conf until the location is found (after the server rewrite) */
     r->loc_conf = r->srv->loc_conf;
     zg_http_core_loc_conf_t *clcf = zg_request_core(r);
-    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !c->w->quitting;
+    r->keepalive = h->keepalive && clcf->keepalive_timeout > 0 && !c->w->quitting &&
+                   c->nrequests < (uint64_t)clcf->keepalive_requests;
+    if (clcf->keepalive_header) {
+        r->want_headers = 1; /* Keep-Alive: timeout=N */
+    }
     zg_request_run_phases(r);
 }

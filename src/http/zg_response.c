@@ -215,6 +215,9 @@ int zg_response_head(zg_request_t *r, zg_resp_t *h)
             h->keepalive = 0; /* the body ends when the connection closes */
         }
     }
+    if (!h->keepalive) {
+        r->keepalive = 0; /* the header hooks see it (Keep-Alive: timeout=N) */
+    }
     if (h->extra != NULL) {
         zg_outq_str(q, h->extra);
     } else {
@@ -316,10 +319,12 @@ void zg_response_local(zg_request_t *r, int status, const char *extra, const cha
     h.extra = extra != NULL ? extra : "";
     h.content_length = -1;
     if (body == NULL && !empty) {
-        body = zg_http_status_page(status, &len);
+        body = zg_http_status_page(status,
+                                   zg_http_core_loc_conf(r->loc_conf)->server_tokens, &len);
     }
     const char *date = zg_resp_dup(r, zg_http_date(), 29);
-    if (date == NULL || zg_resp_add(r, &h, "Server", 6, "zonegate", 8) != ZG_OK ||
+    zg_str_t token = zg_http_server_token(zg_http_core_loc_conf(r->loc_conf));
+    if (date == NULL || zg_resp_add(r, &h, "Server", 6, token.data, token.len) != ZG_OK ||
         zg_resp_add(r, &h, "Date", 4, date, 29) != ZG_OK) {
         goto fail;
     }

@@ -551,7 +551,9 @@ static void zg_conn_timeout(zg_deadline_t *d)
         /* the head did not arrive in time: 408 as nginx closes, but say why (not
          * to a TLS handshake that did not finish) */
         char buf[512];
-        size_t n = zg_http_write_response(buf, sizeof(buf), 408, 0, NULL, NULL, NULL, 0, 0);
+        size_t n = zg_http_write_response(buf, sizeof(buf), 408,
+                                          zg_conn_core(c)->server_tokens ? ZG_HTTP_TOKENS : 0,
+                                          NULL, NULL, NULL, 0, 0);
         if (c->tls == NULL) {
             uv_buf_t b = uv_buf_init(buf, (unsigned)zg_min(n, sizeof(buf)));
             uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
@@ -594,7 +596,9 @@ static void zg_conn_bad_request(zg_conn_t *c, int status)
         return;
     }
     char buf[1024];
-    size_t n = zg_http_write_response(buf, sizeof(buf), status, 0, NULL, NULL, NULL, 0, 0);
+    size_t n = zg_http_write_response(buf, sizeof(buf), status,
+                                      zg_conn_core(c)->server_tokens ? ZG_HTTP_TOKENS : 0,
+                                      NULL, NULL, NULL, 0, 0);
     zg_outq_append(&c->out, buf, zg_min(n, sizeof(buf)));
     c->close_after = 1;
     if (zg_outq_flush(&c->out) != ZG_OK) {

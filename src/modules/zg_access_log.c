@@ -68,13 +68,68 @@ void zg_access_log_close(zg_access_log_t *log)
     }
 }
 
+static void zg_access_log_put(zg_access_log_t *log, const char *p, size_t total)
+{
+    ssize_t rc;
+
+    do {
+        rc = write(log->fd, p, total);
+    } while (rc == -1 && errno == EINTR);
+
+    if (rc == -1) {
+        zg_log_error(ZG_LOG_ALERT, errno, "write() to \"%s\" failed", log->path);
+    } else if ((size_t)rc != total) {
+        zg_log_error(ZG_LOG_ALERT, 0, "write() to \"%s\" was incomplete: %zd of %zu",
+                     log->path, rc, total);
+    }
+}
+
+void zg_access_log_flush(zg_access_log_t *log)
+{
+    if (log->timer_on) {
+        uv_timer_stop(&log->timer);
+    }
+    if (log->buf_len == 0) {
+        return;
+    }
+    if (log->fd >= 0) {
+        zg_access_log_put(log, log->buf, log->buf_len);
+    }
+    log->buf_len = 0;
+}
+
+static void zg_access_log_flush_timer(uv_timer_t *t)
+{
+    zg_access_log_flush(t->data);
+}
+
+/* buffer=: the line joins the buffer (written first if the line does not fit);
+ * 0 = not buffered (the buffer cannot be had, or the line is larger than it) */
+static int zg_access_log_buffer(zg_access_log_t *log, const char *p, size_t n)
+{
+    if (log->buf == NULL && (log->buf = malloc(log->buf_size)) == NULL) {
+        return 0;
+    }
+    if (log->buf_len + n > log->buf_size) {
+        zg_access_log_flush(log);
+    }
+    if (n > log->buf_size) {
+        return 0;
+    }
+    if (log->buf_len == 0 && log->timer_on) {
+        uv_timer_start(&log->timer, zg_access_log_flush_timer, log->flush, 0);
+    }
+    memcpy(log->buf + log->buf_len, p, n);
+    log->buf_len += n;
+    return 1;
+}
+
 /* Formats one line for ctx (escaped as nginx does) and appends it with one
  * write(2), so lines of concurrent workers never interleave. */
 void zg_access_log_write(zg_access_log_t *log, const zg_var_ctx_t *ctx)
 {
     char stack[ZG_ACCESS_LOG_BUF], *p;
     size_t n, total;
-    ssize_t rc;
 
     if (log == NULL || log->fd < 0 || log->format == NULL || log->format->cv == NULL) {
         return;
@@ -94,15 +149,8 @@ void zg_access_log_write(zg_access_log_t *log, const zg_var_ctx_t *ctx)
     p[n] = '\n';
     total = n + 1;
 
-    do {
-        rc = write(log->fd, p, total);
-    } while (rc == -1 && errno == EINTR);
-
-    if (rc == -1) {
-        zg_log_error(ZG_LOG_ALERT, errno, "write() to \"%s\" failed", log->path);
-    } else if ((size_t)rc != total) {
-        zg_log_error(ZG_LOG_ALERT, 0, "write() to \"%s\" was incomplete: %zd of %zu",
-                     log->path, rc, total);
+    if (log->buf_size == 0 || !zg_access_log_buffer(log, p, total)) {
+        zg_access_log_put(log, p, total);
     }
 
     if (p != stack) {
@@ -187,6 +235,8 @@ static int zg_access_log_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     zg_access_log_t *l, **tail;
     char *path;
     int stream;
+    int64_t size = 0;
+    zg_msec_t flush = 0;
 
     (void)cmd;
     if (alcf->set) {
@@ -214,12 +264,41 @@ static int zg_access_log_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     if (fmt == NULL) {
         return zg_conf_error(cf, "unknown log format \"%s\"", a[2].data);
     }
+    for (int i = 3; i < cf->nargs; i++) {
+        if (strncmp(a[i].data, "buffer=", 7) == 0) {
+            size = zg_conf_parse_size(a[i].data + 7, a[i].len - 7);
+            if (size <= 0) {
+                return zg_conf_error(cf, "invalid buffer size \"%s\"", a[i].data + 7);
+            }
+        } else if (strncmp(a[i].data, "flush=", 6) == 0) {
+            flush = zg_conf_parse_time(a[i].data + 6, a[i].len - 6);
+            if (flush == ZG_UNSET_MSEC || flush == 0) {
+                return zg_conf_error(cf, "invalid flush time \"%s\"", a[i].data + 6);
+            }
+        } else if (strncmp(a[i].data, "if=", 3) == 0) {
+            alcf->cond = zg_conf_cv(cf, a[i].data + 3, a[i].len - 3);
+            if (alcf->cond == NULL) {
+                return ZG_ERROR;
+            }
+        } else if (strncmp(a[i].data, "gzip", 4) == 0) {
+            return zg_conf_error(cf, "\"gzip\" of \"access_log\" is not supported by zonegate");
+        } else {
+            return zg_conf_invalid(cf, &a[i]);
+        }
+    }
+    if (flush && size == 0) {
+        return zg_conf_error(cf, "no buffer is defined for access_log \"%s\"", a[1].data);
+    }
     path = zg_conf_path(cf, &a[1]);
     if (path == NULL) {
         return zg_conf_nomem(cf);
     }
     for (tail = &amcf->logs; *tail != NULL; tail = &(*tail)->next) {
         if ((*tail)->format == fmt && strcmp((*tail)->path, path) == 0) {
+            if ((*tail)->buf_size != (size_t)size || (*tail)->flush != flush) {
+                return zg_conf_error(cf, "access_log \"%s\" already defined with conflicting "
+                                         "parameters", a[1].data);
+            }
             alcf->log = *tail;
             return ZG_OK;
         }
@@ -231,6 +310,8 @@ static int zg_access_log_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     l->path = path;
     l->format = fmt;
     l->fd = -1;
+    l->buf_size = (size_t)size;
+    l->flush = flush;
     *tail = l;
     alcf->log = l;
     return ZG_OK;
@@ -265,6 +346,7 @@ static int zg_access_log_merge_conf(zg_cf_t *cf, void *parent, void *child)
     if (!c->set) {
         /* off unless configured (nginx would write logs/access.log) */
         c->log = p->set ? p->log : NULL;
+        c->cond = p->set ? p->cond : NULL;
         c->set = 1;
     }
     return ZG_OK;
@@ -277,21 +359,72 @@ int zg_access_log_enabled(void **loc_conf)
     return zg_access_log_conf(loc_conf)->log != NULL;
 }
 
+/* if=COND: "" and "0" are false */
+static int zg_access_log_cond(const zg_access_log_conf_t *alcf, zg_var_ctx_t *ctx)
+{
+    zg_str_t v;
+    if (alcf->cond == NULL) {
+        return 1;
+    }
+    if (zg_cv_eval_str(alcf->cond, ctx, &v) != ZG_OK) {
+        return 0;
+    }
+    return !(v.len == 0 || (v.len == 1 && v.data[0] == '0'));
+}
+
 static void zg_access_log_handler(zg_request_t *r)
 {
-    zg_access_log_t *log = zg_access_log_conf(r->loc_conf)->log;
+    zg_access_log_conf_t *alcf = zg_access_log_conf(r->loc_conf);
 
-    if (log != NULL) {
-        zg_access_log_write(log, &r->ctx);
+    if (alcf->log != NULL && zg_access_log_cond(alcf, &r->ctx)) {
+        zg_access_log_write(alcf->log, &r->ctx);
     }
 }
 
 static void zg_access_log_stream(zg_stream_session_t *s)
 {
-    zg_access_log_t *log = zg_access_log_conf(s->srv->conf)->log;
+    zg_access_log_conf_t *alcf = zg_access_log_conf(s->srv->conf);
 
-    if (log != NULL) {
-        zg_access_log_write(log, &s->vars);
+    if (alcf->log != NULL && zg_access_log_cond(alcf, &s->vars)) {
+        zg_access_log_write(alcf->log, &s->vars);
+    }
+}
+
+/* in a worker: the flush timers on its loop (unreferenced: they keep nothing alive) */
+static int zg_access_log_init_worker(zg_worker_t *w)
+{
+    for (zg_access_log_t *l = zg_access_log_main_conf(w->conf)->logs; l; l = l->next) {
+        l->buf = NULL;
+        l->buf_len = 0;
+        l->timer_on = 0;
+        if (l->buf_size && l->flush) {
+            uv_timer_init(w->loop, &l->timer);
+            uv_unref((uv_handle_t *)&l->timer);
+            l->timer.data = l;
+            l->timer_on = 1;
+        }
+    }
+    return ZG_OK;
+}
+
+/* graceful stop and exit: what the buffers hold is written */
+static void zg_access_log_quit_worker(zg_worker_t *w)
+{
+    for (zg_access_log_t *l = zg_access_log_main_conf(w->conf)->logs; l; l = l->next) {
+        zg_access_log_flush(l);
+    }
+}
+
+static void zg_access_log_exit_worker(zg_worker_t *w)
+{
+    for (zg_access_log_t *l = zg_access_log_main_conf(w->conf)->logs; l; l = l->next) {
+        zg_access_log_flush(l);
+        if (l->timer_on) {
+            uv_close((uv_handle_t *)&l->timer, NULL);
+            l->timer_on = 0;
+        }
+        free(l->buf);
+        l->buf = NULL;
     }
 }
 
@@ -324,13 +457,16 @@ static int *zg_access_log_file(zg_conf_t *conf, int i)
     while (l != NULL && i-- > 0) {
         l = l->next;
     }
+    if (l != NULL) {
+        zg_access_log_flush(l); /* before a reopened file takes the descriptor */
+    }
     return l != NULL ? &l->fd : NULL;
 }
 
 static const zg_command_t zg_access_log_commands[] = {
     { "log_format", ZG_CTX_HTTP | ZG_CTX_STREAM, 0, 2, -1, zg_access_log_format, ZG_MAIN_CONF,
       0, NULL },
-    { "access_log", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 2, zg_access_log_set,
+    { "access_log", ZG_CTX_SETTINGS | ZG_CTX_STREAM_SETTINGS, 0, 1, 5, zg_access_log_set,
       ZG_LOC_CONF, 0, NULL },
     ZG_NULL_COMMAND
 };
@@ -346,6 +482,9 @@ zg_module_t zg_access_log_module = {
     .exit_master = zg_access_log_close_all,
     .reopen = zg_access_log_reopen_all,
     .file = zg_access_log_file,
+    .init_worker = zg_access_log_init_worker,
+    .quit_worker = zg_access_log_quit_worker,
+    .exit_worker = zg_access_log_exit_worker,
     .log = zg_access_log_handler,
     .stream_log = zg_access_log_stream,
 };

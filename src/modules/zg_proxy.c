@@ -3,6 +3,7 @@
  * down; on error or timeout go to the next peer while nothing was sent to the
  * client, else 502 / 504; give the connection back to the per-worker pool. */
 #include "zg_proxy.h"
+#include "zg_proxy_shape.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,9 @@ struct zg_proxy_s {
     unsigned waiting_body : 1;  /* not connected yet: the body is being buffered */
     unsigned retry_status : 1;  /* this attempt's response asks for the next peer */
     unsigned filtered : 1;      /* the response goes through the filters (zg_response.h) */
+    unsigned drop_body : 1;     /* the client's body is not sent (proxy_set_body,
+                                   proxy_pass_request_body off) */
+    unsigned head_up : 1;       /* the request sent up is a HEAD */
     int intercept_status;       /* proxy_intercept_errors: the error_page for this status
                                    answers instead of the upstream's response */
 };
@@ -370,13 +374,18 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     zg_request_t *r = p->r;
     zg_http_req_t *h = r->h;
     zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(r->loc_conf);
+    zg_proxy_shape_loc_conf_t *sc = zg_proxy_shape_loc_conf(r->loc_conf);
     zg_outq_t q;
     char tmp[4096];
     zg_outq_init(&q, NULL, NULL);
     q.b.data = p->head;         /* reuse the buffer of a recycled proxy */
     q.b.cap = p->head_cap;
 
-    zg_outq_append(&q, r->ctx.method.data, r->ctx.method.len); /* GET after error_page */
+    zg_str_t method = zg_proxy_shape_method(r, sc); /* GET after error_page */
+    zg_outq_append(&q, method.data, method.len);
+    /* the answer to a HEAD has no body: the one sent decides (proxy_method) */
+    p->head_up = sc->method != NULL ? method.len == 4 && memcmp(method.data, "HEAD", 4) == 0
+                                    : r->h->head;
     zg_outq_append(&q, " ", 1);
     if (p->uri_var.data != NULL) {
         /* as nginx: a URI with variables replaces the request's, args and all */
@@ -419,18 +428,19 @@ static int zg_proxy_build_head(zg_proxy_t *p)
         }
         zg_outq_append(&q, h->target.data, h->target.len);
     }
-    zg_outq_append(&q, " HTTP/1.1\r\n", 11);
+    zg_outq_append(&q, sc->http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n", 11);
 
     /* the client's headers, less hop-by-hop ones and those zonegate sets */
     zg_str_t conn_tokens = {0, ""};
     const zg_str_t *xff = NULL, *host = NULL;
-    for (size_t i = 0; i < h->nhdrs; i++) {
+    size_t nhdrs = sc->pass_headers ? h->nhdrs : 0; /* proxy_pass_request_headers */
+    for (size_t i = 0; i < nhdrs; i++) {
         if (zg_http_name_eq(&h->names[i], "connection", 10) &&
             !zg_proxy_plain_connection(&h->values[i])) {
             conn_tokens = h->values[i];
         }
     }
-    for (size_t i = 0; i < h->nhdrs; i++) {
+    for (size_t i = 0; i < nhdrs; i++) {
         const zg_str_t *n = &h->names[i];
         if (zg_http_hop_by_hop(n) || zg_http_name_eq(n, "content-length", 14) ||
             zg_http_name_eq(n, "expect", 6) || zg_http_name_eq(n, "x-real-ip", 9) ||
@@ -461,7 +471,7 @@ static int zg_proxy_build_head(zg_proxy_t *p)
         zg_outq_append(&q, "\r\n", 2);
     }
 
-    int host_set = 0, xff_set = 0, xri_set = 0;
+    int host_set = 0, xff_set = 0, xri_set = 0, cl_set = 0;
     for (int k = 0; k < s->nset_headers; k++) {
         zg_proxy_header_t *hc = &s->set_headers[k];
         size_t n = zg_cv_eval(hc->value, &r->ctx, 0, tmp, sizeof(tmp));
@@ -472,6 +482,8 @@ static int zg_proxy_build_head(zg_proxy_t *p)
             xff_set = 1;
         } else if (zg_http_name_eq(&hc->name, "x-real-ip", 9)) {
             xri_set = 1;
+        } else if (zg_http_name_eq(&hc->name, "content-length", 14)) {
+            cl_set = 1; /* as nginx: it replaces the body's length ("" removes it) */
         }
         if (n == 0) {
             continue; /* an empty value removes the header */
@@ -522,18 +534,36 @@ static int zg_proxy_build_head(zg_proxy_t *p)
         zg_outq_str(&q, addr);
         zg_outq_append(&q, "\r\n", 2);
     }
-    if (h->chunked) {
+    zg_str_t set_body = {0, NULL};
+    if (sc->body != NULL) {
+        /* proxy_set_body: this body instead of the client's */
+        if (zg_proxy_shape_body(r, sc, &set_body) != ZG_OK) {
+            set_body.len = 0;
+        }
+        p->drop_body = 1;
+        if (!cl_set) {
+            zg_outq_append(&q, "Content-Length: ", 16);
+            zg_outq_num(&q, (uint64_t)set_body.len);
+            zg_outq_append(&q, "\r\n", 2);
+        }
+    } else if (h->chunked && sc->pass_body) {
         p->chunked_up = 1;
         zg_outq_append(&q, "Transfer-Encoding: chunked\r\n", 28);
-    } else if (h->content_length >= 0) {
+    } else if (h->content_length >= 0 && !cl_set) {
         zg_outq_append(&q, "Content-Length: ", 16);
         zg_outq_num(&q, (uint64_t)h->content_length);
         zg_outq_append(&q, "\r\n", 2);
     }
-    if (p->u->keepalive > 0) {
+    if (!sc->pass_body) {
+        p->drop_body = 1; /* proxy_pass_request_body off: the client's body is read, not sent */
+    }
+    if (p->u->keepalive > 0 && !sc->http10) {
         zg_outq_append(&q, "Connection: keep-alive\r\n\r\n", 26);
     } else {
         zg_outq_append(&q, "Connection: close\r\n\r\n", 21);
+    }
+    if (set_body.len) {
+        zg_outq_append(&q, set_body.data, set_body.len);
     }
     p->head = q.b.data;         /* kept even when incomplete: freed with p */
     p->head_len = q.b.len;
@@ -592,12 +622,38 @@ static void zg_proxy_note_upstream(zg_proxy_t *p, int status)
     r->ctx.upstream_response_time.len = strlen(x->upstream_time);
 }
 
+/* as nginx: a method that is not idempotent, once the request went out, needs
+ * non_idempotent in proxy_next_upstream to go to the next peer */
+static int zg_proxy_non_idempotent(const zg_request_t *r)
+{
+    const zg_str_t *m = &r->ctx.method;
+    return (m->len == 4 && (memcmp(m->data, "POST", 4) == 0 || memcmp(m->data, "LOCK", 4) == 0))
+           || (m->len == 5 && memcmp(m->data, "PATCH", 5) == 0);
+}
+
+/* proxy_next_upstream http_XXX: this status goes to the next peer if one is left
+ * (as nginx: otherwise the last peer's answer is passed on) */
 static int zg_proxy_next_on(zg_proxy_t *p, int status)
 {
-    int mask = zg_proxy_loc_conf(p->r->loc_conf)->next_upstream;
-    return (status == 502 && (mask & ZG_NEXT_HTTP_502)) ||
-           (status == 503 && (mask & ZG_NEXT_HTTP_503)) ||
-           (status == 504 && (mask & ZG_NEXT_HTTP_504));
+    zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(p->r->loc_conf);
+    int bit;
+    switch (status) {
+    case 500: bit = ZG_NEXT_HTTP_500; break;
+    case 502: bit = ZG_NEXT_HTTP_502; break;
+    case 503: bit = ZG_NEXT_HTTP_503; break;
+    case 504: bit = ZG_NEXT_HTTP_504; break;
+    case 403: bit = ZG_NEXT_HTTP_403; break;
+    case 404: bit = ZG_NEXT_HTTP_404; break;
+    case 429: bit = ZG_NEXT_HTTP_429; break;
+    default: return 0;
+    }
+    if (!(s->next_upstream & bit)) {
+        return 0;
+    }
+    if (zg_proxy_non_idempotent(p->r) && !(s->next_upstream & ZG_NEXT_NON_IDEMPOTENT)) {
+        return 0;
+    }
+    return p->pick.tries < p->u->nservers;
 }
 
 static int zg_proxy_can_retry(zg_proxy_t *p)
@@ -667,15 +723,25 @@ static void zg_proxy_head_filtered(zg_proxy_t *p, zg_http_resp_head_t *rh)
             conn_tokens = rh->values[i];
         }
     }
+    zg_proxy_shape_loc_conf_t *sc = zg_proxy_shape_loc_conf(r->loc_conf);
+    if (zg_proxy_shape_own_resp(r, sc, &h) != ZG_OK) {
+        h.keepalive = 0;
+    }
     for (size_t i = 0; i < rh->nhdrs; i++) {
-        const zg_str_t *n = &rh->names[i];
-        if (zg_proxy_drop_header(r, n, &rh->values[i])
-            || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))
+        const zg_str_t *n = &rh->names[i], *v = &rh->values[i];
+        zg_str_t nv;
+        if (zg_proxy_drop_header(r, n, v) || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))
             || (n->len == 14 && zg_http_name_eq(n, "content-length", 14))) {
             continue;
         }
-        if (zg_resp_add(r, &h, n->data, n->len, rh->values[i].data, rh->values[i].len)
-            != ZG_OK) {
+        int rc = zg_proxy_shape_header(r, sc, n, v, &nv);
+        if (rc == ZG_DECLINED) {
+            continue; /* proxy_hide_header */
+        }
+        if (rc == ZG_AGAIN) {
+            v = &nv; /* proxy_redirect */
+        }
+        if (zg_resp_add(r, &h, n->data, n->len, v->data, v->len) != ZG_OK) {
             h.keepalive = 0;
             break;
         }
@@ -750,6 +816,8 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
         zg_outq_append(q, rh->reason.data, rh->reason.len);
     }
     zg_outq_append(q, "\r\n", 2);
+    zg_proxy_shape_loc_conf_t *sc = zg_proxy_shape_loc_conf(r->loc_conf);
+    zg_proxy_shape_own_lines(r, sc, q); /* Server, Date */
     zg_str_t conn_tokens = {0, ""};
     for (size_t i = 0; i < rh->nhdrs; i++) {
         if (zg_http_name_eq(&rh->names[i], "connection", 10) &&
@@ -758,18 +826,28 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
         }
     }
     for (size_t i = 0; i < rh->nhdrs; i++) {
-        const zg_str_t *n = &rh->names[i];
-        if (zg_proxy_drop_header(r, n, &rh->values[i])
-            || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))) {
+        const zg_str_t *n = &rh->names[i], *v = &rh->values[i];
+        zg_str_t nv;
+        if (zg_proxy_drop_header(r, n, v) || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))) {
             continue;
+        }
+        int rc = zg_proxy_shape_header(r, sc, n, v, &nv);
+        if (rc == ZG_DECLINED) {
+            continue; /* proxy_hide_header */
+        }
+        if (rc == ZG_AGAIN) {
+            v = &nv; /* proxy_redirect */
         }
         zg_outq_append(q, n->data, n->len);
         zg_outq_append(q, ": ", 2);
-        zg_outq_append(q, rh->values[i].data, rh->values[i].len);
+        zg_outq_append(q, v->data, v->len);
         zg_outq_append(q, "\r\n", 2);
     }
     if (p->chunked_out) {
         zg_outq_append(q, "Transfer-Encoding: chunked\r\n", 28);
+    }
+    if (!keepalive) {
+        r->keepalive = 0; /* the header hooks see it (Keep-Alive: timeout=N) */
     }
     zg_request_extra_headers(r, q);
     if (keepalive) {
@@ -935,7 +1013,8 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         /* proxy_next_upstream http_5xx */
         p->retry_status = 0;
         zg_proxy_note_upstream(p, p->error_status);
-        zg_upstream_free(p->u, &p->pick, 1, zg_time_msec());
+        zg_upstream_free(p->u, &p->pick, p->error_status != 403 && p->error_status != 404,
+                         zg_time_msec());
         zg_upconn_close(uc);
         p->uc = NULL;
         zg_proxy_connect(p);
@@ -1075,7 +1154,7 @@ static void zg_proxy_body(zg_request_t *r, const char *data, size_t n)
 {
     zg_proxy_t *p = zg_proxy_of(r);
 
-    if (n == 0 || p->done) {
+    if (n == 0 || p->done || p->drop_body) {
         return;
     }
     if (p->chunked_up) {
@@ -1126,7 +1205,7 @@ static void zg_proxy_send(zg_proxy_t *p)
     zg_outq_append(&uc->out, p->head, p->head_len);
     p->body_off = 0;
     p->body_end_sent = 0;
-    zg_http_resp_reset(uc->resp, p->r->h->head);
+    zg_http_resp_reset(uc->resp, p->head_up);
     uc->received = 0;
     uc->read_timeout = zg_max(s->read_timeout, 1);
     zg_deadline_set(&uc->timer, uc->read_timeout);
@@ -1291,6 +1370,7 @@ static void zg_proxy_fail(zg_proxy_t *p, int timeout, const char *what)
     p->error_status = timeout ? 504 : 502;
     int mask = zg_proxy_loc_conf(r->loc_conf)->next_upstream;
     if ((timeout && !(mask & ZG_NEXT_TIMEOUT)) || (!timeout && !(mask & ZG_NEXT_ERROR)) ||
+        (connected && !(mask & ZG_NEXT_NON_IDEMPOTENT) && zg_proxy_non_idempotent(r)) ||
         !zg_proxy_can_retry(p)) {
         zg_proxy_detach(r);
         zg_proxy_free(p);
@@ -1368,7 +1448,16 @@ static void zg_proxy_start(zg_request_t *r)
         zg_request_respond(r, 500, NULL, NULL, NULL, 0);
         return;
     }
-    if (!r->body_done) {
+    if (p->chunked_up && zg_proxy_shape_loc_conf(r->loc_conf)->http10) {
+        /* HTTP/1.0 has no chunked body and zonegate streams it: as nginx with
+         * proxy_request_buffering off */
+        zg_proxy_detach(r);
+        zg_proxy_free(p);
+        r->keepalive = 0;
+        zg_request_respond(r, 411, NULL, NULL, NULL, 0);
+        return;
+    }
+    if (!r->body_done && !p->drop_body) {
         /* a body up to ZG_PROXY_RETAIN is read (and its framing checked) before the
          * upstream sees anything; a larger one streams from there on */
         p->waiting_body = 1;
@@ -1498,23 +1587,6 @@ static int zg_proxy_pass(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     return ZG_OK;
 }
 
-/* zonegate speaks HTTP/1.1 to upstreams (keep-alive pool, chunked bodies): "1.1" is
- * what it does already; "1.0" is refused rather than silently ignored */
-static int zg_proxy_http_version(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
-{
-    (void)cmd;
-    (void)conf;
-    if (zg_conf_eq(&cf->args[1], "1.1")) {
-        return ZG_OK;
-    }
-    if (zg_conf_eq(&cf->args[1], "1.0")) {
-        return zg_conf_error(cf, "\"proxy_http_version 1.0\" is not supported: zonegate "
-                                 "always speaks HTTP/1.1 to upstreams");
-    }
-    return zg_conf_error(cf, "invalid value \"%s\" in \"%s\" directive", cf->args[1].data,
-                         cf->name);
-}
-
 static int zg_proxy_set_header(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_proxy_loc_conf_t *plcf = conf;
@@ -1542,7 +1614,10 @@ static int zg_proxy_next_upstream(zg_cf_t *cf, const zg_command_t *cmd, void *co
         int bit;
     } vals[] = { { "error", ZG_NEXT_ERROR },       { "timeout", ZG_NEXT_TIMEOUT },
                  { "http_502", ZG_NEXT_HTTP_502 }, { "http_503", ZG_NEXT_HTTP_503 },
-                 { "http_504", ZG_NEXT_HTTP_504 }, { "off", ZG_NEXT_OFF } };
+                 { "http_504", ZG_NEXT_HTTP_504 }, { "http_500", ZG_NEXT_HTTP_500 },
+                 { "http_403", ZG_NEXT_HTTP_403 }, { "http_404", ZG_NEXT_HTTP_404 },
+                 { "http_429", ZG_NEXT_HTTP_429 },
+                 { "non_idempotent", ZG_NEXT_NON_IDEMPOTENT }, { "off", ZG_NEXT_OFF } };
     zg_proxy_loc_conf_t *plcf = conf;
     zg_str_t *a = cf->args;
     int mask = 0, n = cf->nargs;
@@ -1673,8 +1748,6 @@ static int zg_proxy_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
 
 static const zg_command_t zg_proxy_commands[] = {
     { "proxy_pass", ZG_CTX_LOC | ZG_CTX_LIF, 0, 1, 1, zg_proxy_pass, ZG_LOC_CONF, 0, NULL },
-    { "proxy_http_version", ZG_CTX_SETTINGS, 0, 1, 1, zg_proxy_http_version, ZG_LOC_CONF, 0,
-      NULL },
     { "proxy_set_header", ZG_CTX_SETTINGS, 0, 2, 2, zg_proxy_set_header, ZG_LOC_CONF, 0,
       NULL },
     { "proxy_connect_timeout", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_msec, ZG_LOC_CONF,

@@ -1400,7 +1400,8 @@ static void zg_static_send(zg_request_t *r, int fd, const struct stat *st, const
     h.content_length = status == 304 ? -1 : size;
     h.no_body = status == 304 || r->h->head;
     zg_static_date(lm, st->st_mtime);
-    if (zg_static_add(r, &h, "Server", "zonegate", 8) != ZG_OK
+    zg_str_t token = zg_http_server_token(zg_http_core_loc_conf(r->loc_conf));
+    if (zg_static_add(r, &h, "Server", token.data, token.len) != ZG_OK
         || zg_static_add(r, &h, "Date", zg_http_date(), 29) != ZG_OK) {
         goto failed;
     }

@@ -26,8 +26,6 @@ REFUSALS = [
      "a listen parameter of an nginx module zonegate does not implement (ssl, http2, ...)"),
     (r'file tests \("!?-[fdex]"\) in "if" are not supported by zonegate',
      "if's file tests (-f, -d, -e, -x): zonegate serves no files (README: The config language)"),
-    (r'"proxy_http_version 1.0" is not supported: zonegate always speaks HTTP/1.1 to '
-     r'upstreams', "proxy_http_version 1.0: zonegate always speaks HTTP/1.1 to upstreams"),
 ]
 
 
@@ -147,16 +145,15 @@ http {{
 
 def test_tuning_noops_accepted_values_checked():
     """nginx's tuning directives that mean nothing here are accepted (README lists them
-    as no-ops) but their values are still checked; proxy_http_version 1.1 is what
-    zonegate does, 1.0 is refused rather than ignored"""
+    as no-ops) but their values are still checked"""
     rc, out, _ = zg.zonegate_t(NOOPS, port=zg.free_port())
     assert rc == 0 and "test is successful" in out, out
     for bad, line, word in (
             ("events { use kqueue; }\n", 1, "use"),
             ("http {\n sendfile maybe;\n}\n", 2, "sendfile"),
             ("http {\n map_hash_max_size lots;\n}\n", 2, "map_hash_max_size"),
-            ("http {\n server {\n location / { proxy_http_version 1.0; }\n}\n}\n", 3,
-             "proxy_http_version"),
+            ("events {\n multi_accept sometimes;\n}\n", 2, "multi_accept"),
+            ("http {\n client_header_buffer_size big;\n}\n", 2, "client_header_buffer_size"),
             ("http {\n server {\n location / { proxy_http_version 2; }\n}\n}\n", 3,
              "proxy_http_version")):
         rc, out, path = zg.zonegate_t(bad.replace("{", "{{").replace("}", "}}"))

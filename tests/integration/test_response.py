@@ -95,7 +95,7 @@ def test_expires_on_local_answers_and_http10():
     try:
         st, h, body = request(port, "GET", "/ret")
         assert st == 200 and body == b"local" and h["cache-control"] == "max-age=1800", h
-        assert h["content-length"] == "5" and h["server"] == "zonegate", h
+        assert h["content-length"] == "5" and h["server"] == "zonegate/0.1.0", h
         st, h, body = request(port, "GET", "/missing")
         assert st == 404 and b"404" in body and "expires" not in h, h
         st, h, _ = request(port, "GET", "/redir")

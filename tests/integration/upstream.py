@@ -10,7 +10,8 @@ Paths:
                     (default 0): a request held for exactly as long as a test needs
   /hdr?NAME=V...    the parameters as response headers (code=, body=, chunked=);
                     If-None-Match equal to ETag= gets 304
-  /status?code=C    answers with status C
+  /status?code=C[&on=NAME]  answers with status C (with on=: only the upstream NAME,
+                    the others 200)
   /close            closes the connection without answering
   /hang             never answers (holds the connection)
   /partial          promises 100000 bytes, sends 10, closes
@@ -175,7 +176,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(int(q.get("code", "200")), q.get("body", "hdr").encode(),
                              extra=extra, chunked=q.get("chunked") == "1")
         if p == "/status":
-            return self.send(int(q.get("code", "200")), b"status " + self.server.name.encode())
+            # on=NAME: only the upstream named NAME answers with the code, others 200
+            code = int(q.get("code", "200"))
+            if q.get("on", self.server.name) != self.server.name:
+                code = 200
+            return self.send(code, b"status " + self.server.name.encode())
         if p == "/close":
             self.close_connection = True
             self.wfile.flush()

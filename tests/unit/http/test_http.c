@@ -1035,6 +1035,20 @@ static void test_write_503(void **state)
         assert_null(strstr(again, "keep-alive"));
     }
 
+    /* server_tokens on: the version in the Server header and the page's signature, a
+     * cached answer of its own */
+    for (int i = 0; i < 2; i++) {
+        n = zg_http_write_response(buf, sizeof(buf), 503, 1 | ZG_HTTP_TOKENS, NULL, NULL,
+                                   NULL, 0, 0);
+        assert_int_equal(n, strlen(buf));
+        assert_non_null(strstr(buf, "\r\nServer: zonegate/" ZG_VERSION "\r\n"));
+        assert_non_null(strstr(buf, "<hr><center>zonegate/" ZG_VERSION "</center>"));
+        assert_non_null(strstr(buf, "Connection: keep-alive"));
+        assert_int_equal(zg_http_response_body_len(503, NULL, 0, 0, 1),
+                         strlen(strstr(buf, "\r\n\r\n") + 4));
+        assert_int_equal(zg_http_response_body_len(503, NULL, 0, 0, 0), sizeof(page) - 1);
+    }
+
     /* HEAD: same head, no body */
     n = zg_http_write_response(buf, sizeof(buf), 503, 0, "Retry-After: 1\r\n", NULL, NULL,
                                0, 1);
