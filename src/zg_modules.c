@@ -21,6 +21,7 @@
 #include "zg_limit_req.h"
 #include "zg_map.h"
 #include "zg_proxy.h"
+#include "zg_proxy_buffer.h"
 #include "zg_realip.h"
 #include "zg_rewrite.h"
 #include "zg_stream.h"
@@ -48,6 +49,8 @@ zg_module_t *const zg_modules[] = {
     &zg_error_page_module, /* error_page: status pages become internal redirects */
     &zg_upstream_module,   /* upstream blocks, peers */
     &zg_proxy_module,      /* content: proxy_pass */
+    &zg_proxy_buffer_module, /* proxy_buffering, proxy_request_buffering: the proxy's
+                              buffers and temp files */
     &zg_admin_module,      /* content: slab_stat, metrics */
     &zg_api_module,        /* content: api */
     &zg_dashboard_module,  /* content: dashboard (a page over the api) */

@@ -49,9 +49,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "proxy_no_cache", "proxy module's cache" },
     { "proxy_store", "proxy module's cache" },
     { "proxy_store_access", "proxy module's cache" },
-    { "proxy_temp_path", "proxy module's buffering to temporary files" },
-    { "proxy_max_temp_file_size", "proxy module's buffering to temporary files" },
-    { "proxy_temp_file_write_size", "proxy module's buffering to temporary files" },
     /* static files */
     { "autoindex", "autoindex module" },
     { "autoindex_*", "autoindex module" },
@@ -104,8 +101,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "multi_accept", "events module's tuning" },
     { "accept_mutex", "events module's tuning" },
     { "accept_mutex_delay", "events module's tuning" },
-    { "client_body_buffer_size", "core module's request body buffering" },
-    { "client_body_temp_path", "core module's request body buffering" },
     { "client_body_in_*", "core module's request body buffering" },
     { "client_header_buffer_size", "core module's header buffer tuning" },
     { "keepalive_requests", "core module's keepalive_requests" },

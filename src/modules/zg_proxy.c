@@ -12,6 +12,7 @@
 #include "zg_access_log.h"
 #include "zg_error_page.h"
 #include "zg_limit_rate.h"
+#include "zg_proxy_buffer.h"
 #include "zg_log.h"
 #include "zg_proc.h"
 #include "zg_request.h"
@@ -73,6 +74,10 @@ struct zg_proxy_s {
     char *head;
     size_t head_len, head_cap;
     zg_buf_t body;              /* body bytes (encoded for upstream) not yet dropped */
+    zg_spool_t *spool;          /* proxy_buffering: what the client is not ready for */
+    struct zg_proxy_rate_s *up_timer; /* proxy_limit_rate's pause; NULL = none yet */
+    uint64_t up_rate;           /* proxy_limit_rate, bytes a second; 0 = none */
+    uint64_t up_start;          /* uv_now() when the request went up */
     size_t body_off;            /* sent up to here */
     zg_msec_t attempt_start;
     int error_status;           /* 502 or 504 of the last failed attempt */
@@ -90,6 +95,10 @@ struct zg_proxy_s {
     unsigned waiting_body : 1;  /* not connected yet: the body is being buffered */
     unsigned retry_status : 1;  /* this attempt's response asks for the next peer */
     unsigned filtered : 1;      /* the response goes through the filters (zg_response.h) */
+    unsigned buffering : 1;     /* proxy_buffering (X-Accel-Buffering) for this response */
+    unsigned spooling : 1;      /* the client is behind: new bytes go to the spool */
+    unsigned up_done : 1;       /* the upstream is let go: the spool drains to the client */
+    unsigned up_limited : 1;    /* reading paused by proxy_limit_rate */
     int intercept_status;       /* proxy_intercept_errors: the error_page for this status
                                    answers instead of the upstream's response */
 };
@@ -284,21 +293,30 @@ static int zg_proxy_plain_connection(const zg_str_t *v)
            (v->len == 5 && zg_http_name_eq(&cl, v->data, v->len));
 }
 
-/* X-Accel-Limit-Rate (taken, not passed on, as nginx); 1 = not passed on */
-static int zg_proxy_accel(zg_request_t *r, const zg_str_t *n, const zg_str_t *v)
+/* X-Accel-Limit-Rate and X-Accel-Buffering (taken, not passed on, as nginx);
+ * 1 = not passed on */
+static int zg_proxy_accel(zg_proxy_t *p, const zg_str_t *n, const zg_str_t *v)
 {
     if (n->len == 18 && zg_http_name_eq(n, "x-accel-limit-rate", 18)) {
-        zg_limit_rate_accel(r, v->data, v->len);
+        zg_limit_rate_accel(p->r, v->data, v->len);
+        return 1;
+    }
+    if (n->len == 17 && zg_http_name_eq(n, "x-accel-buffering", 17)) {
+        if (v->len == 3 && strncasecmp(v->data, "yes", 3) == 0) {
+            p->buffering = 1;
+        } else if (v->len == 2 && strncasecmp(v->data, "no", 2) == 0) {
+            p->buffering = 0;
+        }
         return 1;
     }
     return 0;
 }
 
 /* a response header the client does not get: hop-by-hop, X-Accel-* zonegate takes */
-static inline int zg_proxy_drop_header(zg_request_t *r, const zg_str_t *n, const zg_str_t *v)
+static inline int zg_proxy_drop_header(zg_proxy_t *p, const zg_str_t *n, const zg_str_t *v)
 {
     if (n->len >= 17 && n->len <= 18 && (n->data[0] | 0x20) == 'x') {
-        return zg_proxy_accel(r, n, v);
+        return zg_proxy_accel(p, n, v);
     }
     return zg_http_hop_by_hop(n);
 }
@@ -622,7 +640,7 @@ static void zg_proxy_head_filtered(zg_proxy_t *p, zg_http_resp_head_t *rh)
     }
     for (size_t i = 0; i < rh->nhdrs; i++) {
         const zg_str_t *n = &rh->names[i];
-        if (zg_proxy_drop_header(r, n, &rh->values[i])
+        if (zg_proxy_drop_header(p, n, &rh->values[i])
             || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))
             || (n->len == 14 && zg_http_name_eq(n, "content-length", 14))) {
             continue;
@@ -666,6 +684,7 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     }
     zg_proxy_note_upstream(p, rh->status);
     p->resp_head_sent = 1;
+    p->buffering = zg_proxy_buffer_loc_conf(r->loc_conf)->buffering;
     r->resp_started = 1;
     r->ctx.status = rh->status;
     if (zg_response_filters(r)) {
@@ -712,7 +731,7 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     }
     for (size_t i = 0; i < rh->nhdrs; i++) {
         const zg_str_t *n = &rh->names[i];
-        if (zg_proxy_drop_header(r, n, &rh->values[i])
+        if (zg_proxy_drop_header(p, n, &rh->values[i])
             || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))) {
             continue;
         }
@@ -800,9 +819,30 @@ static zg_proxy_t *zg_proxy_alloc(void)
     return p;
 }
 
+/* proxy_limit_rate's timer: outlives the proxy until closed */
+typedef struct zg_proxy_rate_s {
+    uv_timer_t timer;
+    zg_proxy_t *p;              /* NULL once the proxy let go of it */
+} zg_proxy_rate_t;
+
+static void zg_proxy_rate_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 static void zg_proxy_free(zg_proxy_t *p)
 {
+    if (p->up_timer != NULL) {
+        p->up_timer->p = NULL;
+        uv_close((uv_handle_t *)&p->up_timer->timer, zg_proxy_rate_closed);
+        p->up_timer = NULL;
+    }
     zg_buf_free(&p->body);
+    if (p->spool != NULL) {
+        zg_spool_free(p->spool);
+        free(p->spool);
+        p->spool = NULL;
+    }
     if (zg_proxy_ncache < ZG_PROXY_CACHE && p->head_cap <= ZG_PROXY_KEEP_HEAD) {
         zg_proxy_cache[zg_proxy_ncache++] = p;
         return;
@@ -811,10 +851,13 @@ static void zg_proxy_free(zg_proxy_t *p)
     free(p);
 }
 
-/* the response is complete: the connection goes back to the pool if it can */
+static int zg_proxy_spool(zg_proxy_t *p);
+static void zg_proxy_finish_client(zg_proxy_t *p);
+
+/* the response is complete: the connection goes back to the pool if it can; the
+ * client gets what the spool holds, then the request ends */
 static void zg_proxy_finish(zg_proxy_t *p, int upstream_keepalive)
 {
-    zg_request_t *r = p->r;
     zg_upconn_t *uc = p->uc;
     p->done = 1;
     p->uc = NULL;
@@ -827,6 +870,25 @@ static void zg_proxy_finish(zg_proxy_t *p, int upstream_keepalive)
         }
     }
     zg_upstream_free(p->u, &p->pick, 0, zg_time_msec());
+    if (p->spooling) {
+        if (zg_proxy_spool(p) == ZG_ERROR) {
+            zg_request_t *r = p->r;
+            zg_proxy_detach(r);
+            zg_proxy_free(p);
+            zg_request_response_abort(r);
+            return;
+        }
+        if (zg_spool_len(p->spool) > 0) {
+            p->up_done = 1; /* zg_proxy_drained goes on */
+            return;
+        }
+    }
+    zg_proxy_finish_client(p);
+}
+
+static void zg_proxy_finish_client(zg_proxy_t *p)
+{
+    zg_request_t *r = p->r;
     int keepalive = p->resp_keepalive;
     zg_proxy_detach(r);
     zg_proxy_free(p);
@@ -851,6 +913,43 @@ static void zg_upconn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     }
     char *b = zg_http_resp_buffer(uc->resp, &len);
     *buf = uv_buf_init(b, (unsigned)len);
+}
+
+static void zg_proxy_up_tick(uv_timer_t *t)
+{
+    zg_proxy_rate_t *pr = t->data;
+    zg_proxy_t *p = pr->p;
+
+    if (p != NULL && p->up_limited) {
+        p->up_limited = 0;
+        if (p->uc != NULL && !p->up_paused) {
+            zg_upconn_read(p->uc, 1);
+        }
+    }
+}
+
+/* proxy_limit_rate: read no faster than up_rate bytes a second (a tenth of a
+ * second's worth ahead at most) */
+static void zg_proxy_up_limit(zg_proxy_t *p, zg_upconn_t *uc)
+{
+    uint64_t now = uv_now(uc->w->loop), burst = zg_max(p->up_rate / 10, 1);
+    uint64_t allowed = p->up_rate * (now - p->up_start) / 1000 + burst;
+
+    if (uc->received <= allowed) {
+        return;
+    }
+    if (p->up_timer == NULL) {
+        if ((p->up_timer = malloc(sizeof(*p->up_timer))) == NULL) {
+            return;
+        }
+        uv_timer_init(uc->w->loop, &p->up_timer->timer);
+        p->up_timer->timer.data = p->up_timer;
+        p->up_timer->p = p;
+    }
+    zg_upconn_read(uc, 0);
+    p->up_limited = 1;
+    uv_timer_start(&p->up_timer->timer, zg_proxy_up_tick,
+                   (uc->received - allowed) * 1000 / p->up_rate + 1, 0);
 }
 
 static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -918,10 +1017,30 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         return;
     }
     uc->timer.at = uv_now(uc->w->loop) + uc->read_timeout; /* moved later: a store */
+    if (p->up_rate != 0 && p->buffering) {
+        zg_proxy_up_limit(p, uc);
+    }
+    if (p->spooling) {
+        /* proxy_buffering: the client is behind, the upstream is read on */
+        rc = zg_proxy_spool(p);
+        if (rc == ZG_BUSY) {
+            p->up_paused = 1; /* the buffers and the temp file are full */
+            zg_upconn_read(uc, 0);
+        } else if (rc == ZG_ERROR) {
+            zg_proxy_fail(p, 0, "buffering the response failed");
+        }
+        return;
+    }
     if (zg_outq_flush(&r->c->out) != ZG_OK) {
         return; /* the connection's write failure closes everything */
     }
-    if (zg_outq_pending(&r->c->out) > ZG_PROXY_HIGH) {
+    if (p->buffering) {
+        if (zg_outq_pending(&r->c->out)
+            > (size_t)zg_proxy_buffer_loc_conf(r->loc_conf)->busy) {
+            p->spooling = 1;
+            zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
+        }
+    } else if (zg_outq_pending(&r->c->out) > ZG_PROXY_HIGH) {
         /* the client reads slower than the upstream sends */
         p->up_paused = 1;
         zg_upconn_read(uc, 0);
@@ -929,8 +1048,59 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
     }
 }
 
+/* What the response added to the client's queue goes to the spool instead
+ * (proxy_buffering, the client behind): ZG_OK, ZG_BUSY (full: pause the upstream),
+ * ZG_ERROR. */
+static int zg_proxy_spool(zg_proxy_t *p)
+{
+    zg_outq_t *q = &p->r->c->out;
+    int rc;
+
+    if (p->spool == NULL) {
+        zg_proxy_buffer_loc_conf_t *b = zg_proxy_buffer_loc_conf(p->r->loc_conf);
+        if ((p->spool = malloc(sizeof(*p->spool))) == NULL) {
+            return ZG_ERROR;
+        }
+        zg_spool_init(p->spool, (size_t)b->nbufs * (size_t)b->bufsize, b->max_temp,
+                      b->temp_path);
+    }
+    if (q->b.len == 0) {
+        return zg_spool_full(p->spool) ? ZG_BUSY : ZG_OK;
+    }
+    rc = zg_spool_put(p->spool, q->b.data, q->b.len);
+    q->b.len = 0;
+    return rc;
+}
+
+/* the client took what was queued: the next part of the spool */
+static int zg_proxy_unspool(zg_proxy_t *p)
+{
+    zg_request_t *r = p->r;
+    zg_outq_t *q = &r->c->out;
+    size_t max = (size_t)zg_max(zg_proxy_buffer_loc_conf(r->loc_conf)->busy, 64 * 1024);
+
+    /* until the socket is full (a write waits: `drained` comes again) or it is empty */
+    do {
+        if (zg_spool_take(p->spool, &q->b, max) != ZG_OK || zg_outq_flush(q) != ZG_OK) {
+            return ZG_ERROR;
+        }
+    } while (zg_outq_pending(q) == 0 && zg_spool_len(p->spool) > 0);
+    if (zg_spool_len(p->spool) == 0 && !p->up_done) {
+        p->spooling = 0; /* caught up: the next bytes go straight out */
+    }
+    if (p->up_paused && p->uc && !zg_spool_full(p->spool)) {
+        p->up_paused = 0;
+        zg_upconn_read(p->uc, 1);
+    }
+    zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
+    return ZG_OK;
+}
+
 static void zg_upconn_read(zg_upconn_t *uc, int on)
 {
+    if (on && uc->p != NULL && uc->p->up_limited) {
+        return; /* proxy_limit_rate's timer reads on */
+    }
     if (on && !uc->reading) {
         uc->reading = 1;
         uv_read_start((uv_stream_t *)&uc->tcp, zg_upconn_alloc, zg_upconn_on_read);
@@ -944,6 +1114,18 @@ static void zg_proxy_drained(zg_request_t *r)
 {
     zg_proxy_t *p = zg_proxy_of(r);
 
+    if (p->spooling) {
+        if (zg_proxy_unspool(p) != ZG_OK) {
+            zg_proxy_detach(r);
+            zg_proxy_free(p);
+            zg_request_response_abort(r);
+            return;
+        }
+        if (p->up_done && zg_spool_len(p->spool) == 0) {
+            zg_proxy_finish_client(p);
+        }
+        return;
+    }
     if (p->up_paused && p->uc) {
         p->up_paused = 0;
         zg_upconn_read(p->uc, 1);
@@ -1081,6 +1263,8 @@ static void zg_proxy_send(zg_proxy_t *p)
     p->body_end_sent = 0;
     zg_http_resp_reset(uc->resp, p->r->h->head);
     uc->received = 0;
+    p->up_rate = (uint64_t)zg_limit_rate_proxy(p->r->loc_conf);
+    p->up_start = uv_now(uc->w->loop);
     uc->read_timeout = zg_max(s->read_timeout, 1);
     zg_deadline_set(&uc->timer, uc->read_timeout);
     zg_upconn_read(uc, 1);

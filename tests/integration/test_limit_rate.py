@@ -82,6 +82,7 @@ http {{
         location /none/ {{ alias {root}/; }}
         location /up/ {{ proxy_pass http://{up}/; limit_rate 1m; }}
         location /upfree/ {{ proxy_pass http://{up}/; }}
+        location /uplimit/ {{ proxy_pass http://{up}/; proxy_limit_rate 1m; }}
     }}
 }}
 """
@@ -195,6 +196,18 @@ def test_x_accel_limit_rate():
         st, h, n, secs = timed_get(port, "/up/big?n=%d&X-Accel-Limit-Rate=%d"
                                    % (SIZE, 2 * RATE))
         assert_rate(n, secs, 2 * RATE, "X-Accel-Limit-Rate over limit_rate")
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_proxy_limit_rate():
+    """the upstream is read at 1m a second: a fast client gets it at that rate"""
+    z, u, port = start()
+    try:
+        st, h, n, secs = timed_get(port, "/uplimit/big?n=%d" % SIZE)
+        assert st == 200 and n == SIZE
+        assert_rate(n, secs, RATE, "proxy_limit_rate")
     finally:
         z.stop()
         u.stop()
