@@ -4,10 +4,12 @@
  * client, else 502 / 504; give the connection back to the per-worker pool. */
 #include "zg_proxy.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "zg_access_log.h"
 #include "zg_error_page.h"
@@ -76,6 +78,9 @@ struct zg_proxy_s {
     zg_buf_t body;              /* body bytes (encoded for upstream) not yet dropped */
     zg_spool_t *spool;          /* proxy_buffering: what the client is not ready for */
     struct zg_proxy_rate_s *up_timer; /* proxy_limit_rate's pause; NULL = none yet */
+    zg_spool_t *req_spool;      /* proxy_request_buffering: the body past
+                                   client_body_buffer_size, in a temp file */
+    int64_t req_sent;           /* of it sent up (again from 0 on a retry) */
     uint64_t up_rate;           /* proxy_limit_rate, bytes a second; 0 = none */
     uint64_t up_start;          /* uv_now() when the request went up */
     size_t body_off;            /* sent up to here */
@@ -99,6 +104,7 @@ struct zg_proxy_s {
     unsigned spooling : 1;      /* the client is behind: new bytes go to the spool */
     unsigned up_done : 1;       /* the upstream is let go: the spool drains to the client */
     unsigned up_limited : 1;    /* reading paused by proxy_limit_rate */
+    unsigned req_buffering : 1; /* proxy_request_buffering: the whole body first */
     int intercept_status;       /* proxy_intercept_errors: the error_page for this status
                                    answers instead of the upstream's response */
 };
@@ -843,6 +849,11 @@ static void zg_proxy_free(zg_proxy_t *p)
         free(p->spool);
         p->spool = NULL;
     }
+    if (p->req_spool != NULL) {
+        zg_spool_free(p->req_spool);
+        free(p->req_spool);
+        p->req_spool = NULL;
+    }
     if (zg_proxy_ncache < ZG_PROXY_CACHE && p->head_cap <= ZG_PROXY_KEEP_HEAD) {
         zg_proxy_cache[zg_proxy_ncache++] = p;
         return;
@@ -1146,10 +1157,16 @@ static void zg_upconn_timeout(zg_deadline_t *d)
 
 /* ---- sending the request ---- */
 
+static void zg_proxy_send_body(zg_proxy_t *p);
+
 static void zg_upconn_drained(void *data)
 {
     zg_upconn_t *uc = data;
     zg_proxy_t *p = uc->p;
+    if (p && p->req_spool && p->req_sent < p->req_spool->file_wr) {
+        zg_proxy_send_body(p);
+        return;
+    }
     if (p && p->client_paused) {
         p->client_paused = 0;
         zg_conn_body(p->r->c);
@@ -1165,6 +1182,55 @@ static void zg_upconn_write_failed(void *data, int status)
     }
 }
 
+/* proxy_request_buffering: the body past client_body_buffer_size goes to a temp
+ * file while it is read; ZG_OK or ZG_ERROR */
+static int zg_proxy_req_spill(zg_proxy_t *p)
+{
+    zg_proxy_buffer_loc_conf_t *b = zg_proxy_buffer_loc_conf(p->r->loc_conf);
+    size_t keep = (size_t)b->body_buf;
+
+    if (p->body.len <= keep) {
+        return ZG_OK;
+    }
+    if (p->req_spool == NULL) {
+        if ((p->req_spool = malloc(sizeof(*p->req_spool))) == NULL) {
+            return ZG_ERROR;
+        }
+        zg_spool_init(p->req_spool, 0, INT64_MAX, b->body_temp_path);
+    }
+    if (zg_spool_put(p->req_spool, p->body.data + keep, p->body.len - keep) == ZG_ERROR
+        || p->req_spool->mem.len > 0) {
+        return ZG_ERROR; /* no temp file (logged) */
+    }
+    p->body.len = keep;
+    return ZG_OK;
+}
+
+/* sends the temp file's part of the body while the upstream takes it; ZG_OK or
+ * ZG_ERROR (logged) */
+static int zg_proxy_req_file(zg_proxy_t *p, zg_upconn_t *uc)
+{
+    zg_spool_t *sp = p->req_spool;
+
+    while (p->req_sent < sp->file_wr && zg_outq_pending(&uc->out) <= ZG_PROXY_HIGH) {
+        size_t want = (size_t)zg_min(sp->file_wr - p->req_sent, 64 * 1024);
+        if (zg_buf_reserve(&uc->out.b, want) != ZG_OK) {
+            return ZG_ERROR;
+        }
+        ssize_t n = pread(sp->fd, uc->out.b.data + uc->out.b.len, want, (off_t)p->req_sent);
+        if (n <= 0) {
+            zg_log_error(ZG_LOG_CRIT, errno, "pread() from a temporary file failed");
+            return ZG_ERROR;
+        }
+        uc->out.b.len += (size_t)n;
+        p->req_sent += n;
+        if (zg_outq_flush(&uc->out) != ZG_OK) {
+            return ZG_ERROR;
+        }
+    }
+    return ZG_OK;
+}
+
 static void zg_proxy_send_body(zg_proxy_t *p)
 {
     zg_upconn_t *uc = p->uc;
@@ -1178,6 +1244,15 @@ static void zg_proxy_send_body(zg_proxy_t *p)
     if (p->body_off < p->body.len) {
         zg_outq_append(&uc->out, p->body.data + p->body_off, p->body.len - p->body_off);
         p->body_off = p->body.len;
+    }
+    if (p->req_spool != NULL && p->req_sent < p->req_spool->file_wr) {
+        if (zg_proxy_req_file(p, uc) != ZG_OK) {
+            zg_proxy_fail(p, 0, "sending the buffered request body failed");
+            return;
+        }
+        if (p->req_sent < p->req_spool->file_wr) {
+            return; /* zg_upconn_drained goes on */
+        }
     }
     if (p->body_done && !p->body_end_sent) {
         if (p->chunked_up) {
@@ -1230,6 +1305,15 @@ static void zg_proxy_body(zg_request_t *r, const char *data, size_t n)
         zg_buf_append(&p->body, data, n);
     }
     if (p->waiting_body) {
+        if (p->req_buffering) {
+            if (zg_proxy_req_spill(p) != ZG_OK) {
+                zg_proxy_detach(r);
+                zg_proxy_free(p);
+                r->keepalive = 0;
+                zg_request_respond(r, 500, NULL, NULL, NULL, 0);
+            }
+            return; /* all of it first */
+        }
         if (p->body.len >= ZG_PROXY_RETAIN) {
             p->waiting_body = 0;
             zg_proxy_connect(p);
@@ -1260,6 +1344,7 @@ static void zg_proxy_send(zg_proxy_t *p)
     zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(p->r->loc_conf);
     zg_outq_append(&uc->out, p->head, p->head_len);
     p->body_off = 0;
+    p->req_sent = 0;
     p->body_end_sent = 0;
     zg_http_resp_reset(uc->resp, p->r->h->head);
     uc->received = 0;
@@ -1504,6 +1589,7 @@ static void zg_proxy_start(zg_request_t *r)
         /* a body up to ZG_PROXY_RETAIN is read (and its framing checked) before the
          * upstream sees anything; a larger one streams from there on */
         p->waiting_body = 1;
+        p->req_buffering = zg_proxy_buffer_loc_conf(r->loc_conf)->request_buffering;
         return;
     }
     zg_proxy_connect(p);

@@ -4,6 +4,7 @@ the upstream sees its connection closed before the client finished; with it off,
 with X-Accel-Buffering: no, or with proxy_max_temp_file_size 0, it does.  The
 directives' checks; the same answers as Debian's nginx."""
 import hashlib
+import json
 import os
 import socket
 import tempfile
@@ -62,6 +63,10 @@ http {{
     upstream kp {{ server {up}; keepalive 4; }}
     server {{
         location /pool/ {{ proxy_pass http://kp/; }}
+        client_max_body_size 10m;
+        location /rb/ {{ proxy_pass http://{up}/; client_body_buffer_size 16k;
+                         client_body_temp_path {tmp}; }}
+        location /rboff/ {{ proxy_pass http://{up}/; proxy_request_buffering off; }}
         listen 127.0.0.1:{port};
         location /on/ {{ proxy_pass http://{up}/; }}
         location /tmpdir/ {{ proxy_pass http://{up}/; proxy_temp_path {tmp} 1 2;
@@ -164,6 +169,51 @@ def test_buffering_keepalive_and_small_answers():
     finally:
         z.stop()
         u.stop()
+
+
+def post_in_two_halves(u, port, path, body, chunked=False):
+    """sends the head and the first half of the body; returns (socket, whether the
+    upstream saw the request before the second half was sent)"""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    half = len(body) // 2
+    if chunked:
+        frame = lambda b: b"%x\r\n" % len(b) + b + b"\r\n"  # noqa: E731
+        s.sendall(b"POST %s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                  b"Connection: close\r\n\r\n" % path.encode() + frame(body[:half]))
+    else:
+        s.sendall(b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n"
+                  b"Connection: close\r\n\r\n" % (path.encode(), len(body)) + body[:half])
+    seen = wait_for(lambda: int(get(u.port, "/__count")[2]) > 0, 1.0)
+    if chunked:
+        s.sendall(frame(body[half:]) + b"0\r\n\r\n")
+    else:
+        s.sendall(body[half:])
+    return s, seen
+
+
+def test_request_buffering():
+    z, u, port = start()
+    body = os.urandom(1024 * 1024)
+    try:
+        for path, chunked, buffered in (("/rb/echo", False, True), ("/rb/echo", True, True),
+                                        ("/rboff/echo", False, False)):
+            c0 = int(get(u.port, "/__count")[2])
+            assert c0 == 0
+            s, seen = post_in_two_halves(u, port, path, body, chunked)
+            head, out = read_rest(s, b"")
+            assert head.startswith(b"HTTP/1.1 200"), head
+            info = json.loads(out)
+            assert info["length"] == len(body) and \
+                info["sha256"] == hashlib.sha256(body).hexdigest(), (path, info["length"])
+            # on: the upstream sees nothing before the whole body is read; off: it
+            # streams
+            assert seen == (not buffered), (path, seen)
+            u.stop()
+            u = Upstream(port=u.port)
+    finally:
+        z.stop()
+        u.stop()
+    assert "[crit]" not in z.error_log(), z.error_log()
 
 
 def test_buffering_directives_checked():
