@@ -8,10 +8,11 @@ import json
 import os
 import socket
 import tempfile
+import threading
 
 import test_nginx_diff
 import upstream
-from zg import Skip, Upstream, Zonegate, free_port, get, wait_for, zonegate_t
+from zg import Skip, Upstream, Zonegate, free_port, get, request, wait_for, zonegate_t
 
 BIG = 24 * 1024 * 1024  # past every socket buffer on the way
 
@@ -214,6 +215,57 @@ def test_request_buffering():
         z.stop()
         u.stop()
     assert "[crit]" not in z.error_log(), z.error_log()
+
+
+def bad_gateway_once():
+    """a peer that reads one whole request (Content-Length) and answers 502; returns
+    (its port, a list that gets the body length it read)"""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    got = []
+
+    def serve():
+        c, _ = ls.accept()
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += c.recv(65536)
+        head, body = buf.split(b"\r\n\r\n", 1)
+        n = int([ln.split(b":")[1] for ln in head.split(b"\r\n")
+                 if ln.lower().startswith(b"content-length:")][0])
+        while len(body) < n:
+            body += c.recv(65536)
+        got.append(len(body))
+        c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        c.close()
+        ls.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return ls.getsockname()[1], got
+
+
+def test_request_buffering_retry_sends_the_whole_body_again():
+    bad, got = bad_gateway_once()
+    u = Upstream()
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="zgtmp-")
+    os.chmod(tmp, 0o777)
+    z = Zonegate("""worker_processes 1;
+http {{ upstream two {{ server 127.0.0.1:{bad} weight=100; server {up} weight=1; }}
+  server {{ listen 127.0.0.1:{port}; client_max_body_size 10m;
+    location / {{ proxy_pass http://two; proxy_next_upstream error http_502;
+                 client_body_buffer_size 8k; client_body_temp_path {tmp}; }} }} }}""",
+                 wait_ports=[port], port=port, bad=bad, up=u.addr, tmp=tmp)
+    body = os.urandom(700 * 1024)
+    try:
+        st, h, out = request(port, "POST", "/echo", body=body)
+        info = json.loads(out)
+        assert got == [len(body)], got
+        assert st == 200 and info["length"] == len(body) and \
+            info["sha256"] == hashlib.sha256(body).hexdigest(), (st, info)
+    finally:
+        z.stop()
+        u.stop()
 
 
 def test_buffering_directives_checked():
