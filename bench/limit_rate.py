@@ -5,9 +5,8 @@ Both serve the same SIZE-byte file (default 2 MB) under `limit_rate` (512k, 1m a
 1m with `limit_rate_after 512k`); one client reads it as fast as it can, and the rate
 is the body's bytes (past limit_rate_after) over the wall time from the request to
 the last byte.  The servers alternate run by run; each figure is the median of REPS
-runs.  nginx lets one second's worth go at once (its budget is rate x (seconds since
-the start + 1)), so its measured rate is above the limit by about rate / (SIZE / rate
-- 1); zonegate starts with a tenth of a second's worth.
+runs.  nginx's budget is rate x (whole seconds since the start + 1); zonegate's grows
+every millisecond from 8 KB (a tick sends at most a tenth of a second's worth).
 
 Environment: ZG_BIN (build/zonegate), NGINX (/usr/sbin/nginx), REPS (3), SIZE (2097152).
 Prints a markdown table."""

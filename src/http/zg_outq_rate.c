@@ -9,6 +9,7 @@
 
 #define ZG_RATE_QUANTUM_MAX (64 * 1024) /* bytes per timer tick at most */
 #define ZG_RATE_TICKS 10                /* ticks a second at most */
+#define ZG_RATE_START 8192              /* bytes at once when it starts */
 
 struct zg_outq_rate_s {
     uv_timer_t timer;
@@ -34,8 +35,9 @@ size_t zg_outq_rate_budget(zg_outq_t *q)
 {
     zg_outq_rate_t *rt = q->rate;
     uint64_t elapsed = uv_now(q->stream->loop) - rt->start;
-    /* one tick's worth at once, so that the first bytes do not wait */
-    uint64_t allowed = rt->after + zg_rate_quantum(rt) + rt->rate * elapsed / 1000;
+    /* a little at once (the head, the first bytes), then no more than the rate */
+    uint64_t allowed = rt->after + zg_min(zg_rate_quantum(rt), ZG_RATE_START)
+                       + rt->rate * elapsed / 1000;
 
     return allowed > rt->sent ? (size_t)zg_min(allowed - rt->sent, SIZE_MAX / 2) : 0;
 }
