@@ -4,6 +4,7 @@ $limit_rate from map and set, limit_rate with a variable, X-Accel-Limit-Rate fro
 the upstream; and the same config against Debian's nginx."""
 import os
 import socket
+import ssl
 import time
 
 import test_nginx_diff
@@ -13,11 +14,16 @@ SIZE = 2 * 1024 * 1024
 RATE = 1024 * 1024  # 1m
 
 
-def timed_get(port, path, headers=None, sock=None):
+def timed_get(port, path, headers=None, sock=None, tls=False):
     """GET path; returns (status, headers dict, body length, seconds from the request
     to the body's last byte).  With sock, on that keep-alive connection."""
     own = sock is None
     s = sock or socket.create_connection(("127.0.0.1", port), timeout=30)
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s, server_hostname="localhost")
     try:
         req = "GET %s HTTP/1.1\r\nHost: t\r\n" % path
         for k, v in (headers or {}).items():
@@ -208,6 +214,28 @@ def test_proxy_limit_rate():
         st, h, n, secs = timed_get(port, "/uplimit/big?n=%d" % SIZE)
         assert st == 200 and n == SIZE
         assert_rate(n, secs, RATE, "proxy_limit_rate")
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_limit_rate_over_tls():
+    import test_tls
+    root = make_root()
+    u = Upstream()
+    port = free_port()
+    z = Zonegate("""worker_processes 1;
+http {{ server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {crt};
+    ssl_certificate_key {key}; limit_rate 1m;
+    location /f/ {{ alias {root}/; sendfile on; }}
+    location /up/ {{ proxy_pass http://{up}/; }}
+}} }}""", wait_ports=[port], port=port, root=root, up=u.addr, crt=test_tls.crt(),
+                 key=test_tls.key())
+    try:
+        for path in ("/f/big.bin", "/up/big?n=%d" % SIZE):
+            st, h, n, secs = timed_get(port, path, tls=True)
+            assert st == 200 and n == SIZE
+            assert_rate(n, secs, RATE, "TLS " + path)
     finally:
         z.stop()
         u.stop()
