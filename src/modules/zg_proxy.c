@@ -100,7 +100,7 @@ struct zg_proxy_s {
     unsigned waiting_body : 1;  /* not connected yet: the body is being buffered */
     unsigned retry_status : 1;  /* this attempt's response asks for the next peer */
     unsigned filtered : 1;      /* the response goes through the filters (zg_response.h) */
-    unsigned buffering : 1;     /* proxy_buffering (X-Accel-Buffering) for this response */
+    unsigned accel_buffering : 2; /* X-Accel-Buffering: 0 none, 1 yes, 2 no */
     unsigned spooling : 1;      /* the client is behind: new bytes go to the spool */
     unsigned up_done : 1;       /* the upstream is let go: the spool drains to the client */
     unsigned up_limited : 1;    /* reading paused by proxy_limit_rate */
@@ -309,9 +309,9 @@ static int zg_proxy_accel(zg_proxy_t *p, const zg_str_t *n, const zg_str_t *v)
     }
     if (n->len == 17 && zg_http_name_eq(n, "x-accel-buffering", 17)) {
         if (v->len == 3 && strncasecmp(v->data, "yes", 3) == 0) {
-            p->buffering = 1;
+            p->accel_buffering = 1;
         } else if (v->len == 2 && strncasecmp(v->data, "no", 2) == 0) {
-            p->buffering = 0;
+            p->accel_buffering = 2;
         }
         return 1;
     }
@@ -690,7 +690,6 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     }
     zg_proxy_note_upstream(p, rh->status);
     p->resp_head_sent = 1;
-    p->buffering = zg_proxy_buffer_loc_conf(r->loc_conf)->buffering;
     r->resp_started = 1;
     r->ctx.status = rh->status;
     if (zg_response_filters(r)) {
@@ -836,14 +835,13 @@ static void zg_proxy_rate_closed(uv_handle_t *h)
     free(h->data);
 }
 
-static void zg_proxy_free(zg_proxy_t *p)
+static __attribute__((noinline)) void zg_proxy_free_buffers(zg_proxy_t *p)
 {
     if (p->up_timer != NULL) {
         p->up_timer->p = NULL;
         uv_close((uv_handle_t *)&p->up_timer->timer, zg_proxy_rate_closed);
         p->up_timer = NULL;
     }
-    zg_buf_free(&p->body);
     if (p->spool != NULL) {
         zg_spool_free(p->spool);
         free(p->spool);
@@ -853,6 +851,14 @@ static void zg_proxy_free(zg_proxy_t *p)
         zg_spool_free(p->req_spool);
         free(p->req_spool);
         p->req_spool = NULL;
+    }
+}
+
+static void zg_proxy_free(zg_proxy_t *p)
+{
+    zg_buf_free(&p->body);
+    if (p->spool != NULL || p->req_spool != NULL || p->up_timer != NULL) {
+        zg_proxy_free_buffers(p);
     }
     if (zg_proxy_ncache < ZG_PROXY_CACHE && p->head_cap <= ZG_PROXY_KEEP_HEAD) {
         zg_proxy_cache[zg_proxy_ncache++] = p;
@@ -924,6 +930,35 @@ static void zg_upconn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     }
     char *b = zg_http_resp_buffer(uc->resp, &len);
     *buf = uv_buf_init(b, (unsigned)len);
+}
+
+/* proxy_buffering for this response (X-Accel-Buffering decides where it came) */
+static int zg_proxy_buffering(zg_proxy_t *p)
+{
+    if (p->accel_buffering) {
+        return p->accel_buffering == 1;
+    }
+    return zg_proxy_buffer_loc_conf(p->r->loc_conf)->buffering;
+}
+
+/* the client has not taken all that is queued: past proxy_busy_buffers_size the
+ * rest goes to the spool (proxy_buffering), or past 256 KB reading pauses */
+static __attribute__((noinline)) void zg_proxy_behind(zg_proxy_t *p, zg_upconn_t *uc)
+{
+    zg_request_t *r = p->r;
+    size_t pending = zg_outq_pending(&r->c->out);
+
+    if (zg_proxy_buffering(p)) {
+        if (pending > (size_t)zg_proxy_buffer_loc_conf(r->loc_conf)->busy) {
+            p->spooling = 1;
+            zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
+        }
+    } else if (pending > ZG_PROXY_HIGH) {
+        /* the client reads slower than the upstream sends */
+        p->up_paused = 1;
+        zg_upconn_read(uc, 0);
+        zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
+    }
 }
 
 static void zg_proxy_up_tick(uv_timer_t *t)
@@ -1028,7 +1063,7 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         return;
     }
     uc->timer.at = uv_now(uc->w->loop) + uc->read_timeout; /* moved later: a store */
-    if (p->up_rate != 0 && p->buffering) {
+    if (p->up_rate != 0 && zg_proxy_buffering(p)) {
         zg_proxy_up_limit(p, uc);
     }
     if (p->spooling) {
@@ -1045,17 +1080,8 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
     if (zg_outq_flush(&r->c->out) != ZG_OK) {
         return; /* the connection's write failure closes everything */
     }
-    if (p->buffering) {
-        if (zg_outq_pending(&r->c->out)
-            > (size_t)zg_proxy_buffer_loc_conf(r->loc_conf)->busy) {
-            p->spooling = 1;
-            zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
-        }
-    } else if (zg_outq_pending(&r->c->out) > ZG_PROXY_HIGH) {
-        /* the client reads slower than the upstream sends */
-        p->up_paused = 1;
-        zg_upconn_read(uc, 0);
-        zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
+    if (zg_outq_pending(&r->c->out) > 0) {
+        zg_proxy_behind(p, uc);
     }
 }
 
@@ -1349,7 +1375,9 @@ static void zg_proxy_send(zg_proxy_t *p)
     zg_http_resp_reset(uc->resp, p->r->h->head);
     uc->received = 0;
     p->up_rate = (uint64_t)zg_limit_rate_proxy(p->r->loc_conf);
-    p->up_start = uv_now(uc->w->loop);
+    if (p->up_rate != 0) {
+        p->up_start = uv_now(uc->w->loop);
+    }
     uc->read_timeout = zg_max(s->read_timeout, 1);
     zg_deadline_set(&uc->timer, uc->read_timeout);
     zg_upconn_read(uc, 1);
