@@ -8,7 +8,7 @@ import ssl
 import time
 
 import test_nginx_diff
-from zg import Skip, Upstream, Zonegate, free_port
+from zg import Skip, Upstream, Zonegate, free_port, wait_for
 
 SIZE = 2 * 1024 * 1024
 RATE = 1024 * 1024  # 1m
@@ -158,6 +158,32 @@ http {{ server {{ listen 127.0.0.1:{port}; keepalive_timeout 1s; limit_rate 50k;
     finally:
         z.stop()
         u.stop()
+
+
+def test_limit_rate_variable_in_the_log():
+    root = make_root()
+    port = free_port()
+    z = Zonegate("""worker_processes 1;
+http {{ log_format lr '$uri $limit_rate';
+  server {{ listen 127.0.0.1:{port}; access_log {dir}/access.log lr;
+    location /f/ {{ alias {root}/; limit_rate 100k; }}
+    location /n/ {{ alias {root}/; }}
+}} }}""", wait_ports=[port], port=port, root=root)
+    try:
+        for path in ("/f/small.txt", "/n/small.txt"):
+            st, h, n, secs = timed_get(port, path)
+            assert st == 200
+        log = os.path.join(z.dir, "access.log")
+
+        def lines():
+            try:
+                return open(log).read().splitlines()
+            except OSError:
+                return []
+        assert wait_for(lambda: len(lines()) == 2), lines()
+        assert lines() == ["/f/small.txt 102400", "/n/small.txt 0"], lines()
+    finally:
+        z.stop()
 
 
 def test_limit_rate_after():
