@@ -120,6 +120,9 @@ int zg_outq_rate_flush(zg_outq_t *q)
     q->inflight += q->b.len;
     q->b.len = 0;
     q->b.failed = 0;
+    if (q->b.cap > ZG_RATE_QUANTUM_MAX) {
+        zg_buf_free(&q->b); /* as zg_outq_flush does with a big drained buffer */
+    }
     return zg_rate_send(q);
 }
 
