@@ -25,6 +25,7 @@
 #include "zg_proc_tune.h"
 #include "zg_proxy.h"
 #include "zg_proxy_shape.h"
+#include "zg_proxy_buffer.h"
 #include "zg_realip.h"
 #include "zg_rewrite.h"
 #include "zg_stream.h"
@@ -59,6 +60,8 @@ zg_module_t *const zg_modules[] = {
     &zg_upstream_module,   /* upstream blocks, peers */
     &zg_proxy_module,      /* content: proxy_pass */
     &zg_proxy_shape_module, /* the proxy's request and answer: headers, redirects */
+    &zg_proxy_buffer_module, /* proxy_buffering, proxy_request_buffering: the proxy's
+                              buffers and temp files */
     &zg_admin_module,      /* content: slab_stat, metrics */
     &zg_api_module,        /* content: api */
     &zg_dashboard_module,  /* content: dashboard (a page over the api) */

@@ -82,6 +82,9 @@ void zg_outq_rate_end(zg_outq_t *q);
 void zg_outq_rate_stop(zg_outq_t *q);
 /* 1 while it holds bytes back */
 int zg_outq_rate_held(const zg_outq_t *q);
+/* the budget's arithmetic: what may go now, elapsed_ms after the start with sent
+ * bytes gone (8 KB at once, then rate bytes a second, after `after` bytes) */
+uint64_t zg_rate_budget(uint64_t rate, uint64_t after, uint64_t elapsed_ms, uint64_t sent);
 /* for zg_worker.c: zg_outq_flush through the budget (b is not empty, no file);
  * the bytes the budget allows now (0: wait); n of them were sent; the budget is
  * spent: its timer goes on (ZG_OK or ZG_ERROR); the queue drained */

@@ -47,9 +47,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "proxy_cache_*", "proxy module's cache" }, /* those zg_cache.c does not implement */
     { "proxy_store", "proxy module's cache" },
     { "proxy_store_access", "proxy module's cache" },
-    { "proxy_temp_path", "proxy module's buffering to temporary files" },
-    { "proxy_max_temp_file_size", "proxy module's buffering to temporary files" },
-    { "proxy_temp_file_write_size", "proxy module's buffering to temporary files" },
     /* static files */
     { "autoindex", "autoindex module" },
     { "autoindex_*", "autoindex module" },
@@ -94,8 +91,6 @@ static const zg_conf_nginx_t zg_conf_nginx[] = {
     { "env", "core module's env" },
     { "thread_pool", "core module's thread pools" },
     { "worker_priority", "core module's process tuning" },
-    { "client_body_buffer_size", "core module's request body buffering" },
-    { "client_body_temp_path", "core module's request body buffering" },
     { "client_body_in_*", "core module's request body buffering" },
     { "keepalive_disable", "core module's keepalive_disable" },
     { "reset_timedout_connection", "core module's reset_timedout_connection" },

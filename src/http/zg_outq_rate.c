@@ -9,6 +9,7 @@
 
 #define ZG_RATE_QUANTUM_MAX (64 * 1024) /* bytes per timer tick at most */
 #define ZG_RATE_TICKS 10                /* ticks a second at most */
+#define ZG_RATE_START 8192              /* bytes at once when it starts */
 
 struct zg_outq_rate_s {
     uv_timer_t timer;
@@ -30,14 +31,22 @@ static uint64_t zg_rate_quantum(const zg_outq_rate_t *rt)
     return qn == 0 ? 1 : qn > ZG_RATE_QUANTUM_MAX ? ZG_RATE_QUANTUM_MAX : qn;
 }
 
+uint64_t zg_rate_budget(uint64_t rate, uint64_t after, uint64_t elapsed_ms, uint64_t sent)
+{
+    uint64_t qn = rate / ZG_RATE_TICKS;
+    /* a little at once (the head, the first bytes), then no more than the rate */
+    uint64_t allowed = after + zg_min(qn == 0 ? 1 : qn, ZG_RATE_START) + rate * elapsed_ms / 1000;
+
+    return allowed > sent ? allowed - sent : 0;
+}
+
 size_t zg_outq_rate_budget(zg_outq_t *q)
 {
     zg_outq_rate_t *rt = q->rate;
-    uint64_t elapsed = uv_now(q->stream->loop) - rt->start;
-    /* one tick's worth at once, so that the first bytes do not wait */
-    uint64_t allowed = rt->after + zg_rate_quantum(rt) + rt->rate * elapsed / 1000;
+    uint64_t b = zg_rate_budget(rt->rate, rt->after, uv_now(q->stream->loop) - rt->start,
+                                rt->sent);
 
-    return allowed > rt->sent ? (size_t)zg_min(allowed - rt->sent, SIZE_MAX / 2) : 0;
+    return (size_t)zg_min(b, SIZE_MAX / 2);
 }
 
 void zg_outq_rate_sent(zg_outq_t *q, size_t n)
@@ -111,6 +120,9 @@ int zg_outq_rate_flush(zg_outq_t *q)
     q->inflight += q->b.len;
     q->b.len = 0;
     q->b.failed = 0;
+    if (q->b.cap > ZG_RATE_QUANTUM_MAX) {
+        zg_buf_free(&q->b); /* as zg_outq_flush does with a big drained buffer */
+    }
     return zg_rate_send(q);
 }
 

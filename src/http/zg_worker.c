@@ -544,6 +544,11 @@ static void zg_conn_timeout(zg_deadline_t *d)
 {
     zg_conn_t *c = d->timer.data;
     zg_request_t *r = c->req;
+    if (c->out.rate != NULL && zg_outq_rate_held(&c->out)) {
+        /* limit_rate still sends an answer queued whole: not idle yet */
+        zg_conn_timer(c, zg_conn_core(c)->send_timeout);
+        return;
+    }
     if (r && zg_request_timeout(r) == ZG_OK) {
         return;
     }

@@ -46,15 +46,56 @@ static void *zg_limit_rate_create_conf(zg_conf_t *conf)
     return lr;
 }
 
-/* the value of $limit_rate when no other module defines it: empty (the request's
- * limit is limit_rate's) */
+static int64_t zg_limit_rate_parse(const zg_str_t *v)
+{
+    return v->len ? zg_conf_parse_size(v->data, v->len) : -1;
+}
+
+/* the limit of the request's response: X-Accel-Limit-Rate, else a non-empty
+ * $limit_rate that another module defines, else limit_rate; -1 = none */
+static int64_t zg_limit_rate_of(zg_request_t *r, int with_var)
+{
+    zg_limit_rate_ctx_t *ctx = zg_request_ctx(r, zg_limit_rate_module);
+    zg_limit_rate_loc_conf_t *lr = zg_limit_rate_loc_conf(r->loc_conf);
+    int64_t rate = -1;
+    zg_str_t v;
+
+    if (ctx->accel_set) {
+        return ctx->accel;
+    }
+    if (with_var && lr->var >= 0 && zg_var_get(&r->ctx, lr->var, &v) == ZG_OK) {
+        rate = zg_limit_rate_parse(&v);
+    }
+    if (rate < 0 && lr->rate != NULL) {
+        rate = lr->rate_const;
+        if (rate < 0 && zg_cv_eval_str(lr->rate, &r->ctx, &v) == ZG_OK) {
+            rate = zg_limit_rate_parse(&v);
+        }
+    }
+    return rate;
+}
+
+/* $limit_rate when no other module defines it: the request's limit in bytes a
+ * second (0 = none), as nginx's.  Only requests have one (not stream sessions, whose
+ * variables have no request line). */
 static int zg_limit_rate_var_get(zg_var_ctx_t *ctx, const void *data, zg_str_t *out)
 {
-    (void)ctx;
+    zg_request_t *r;
+    int64_t rate;
+    char *p;
+
     (void)data;
-    out->data = "";
-    out->len = 0;
-    return ZG_DECLINED;
+    if (ctx->request_line.len == 0) {
+        return ZG_DECLINED;
+    }
+    r = zg_data_of(ctx, zg_request_t, ctx);
+    if (r->loc_conf == NULL || (p = zg_var_alloc(ctx, 24)) == NULL) {
+        return ZG_DECLINED;
+    }
+    rate = zg_limit_rate_of(r, 0);
+    out->data = p;
+    out->len = zg_fmt_u64(p, rate > 0 ? (uint64_t)rate : 0);
+    return ZG_OK;
 }
 
 /* $limit_rate: defined by set, map, geo or keyval somewhere (the request's value
@@ -127,11 +168,6 @@ static int zg_limit_rate_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
     return ZG_OK;
 }
 
-static int64_t zg_limit_rate_parse(const zg_str_t *v)
-{
-    return v->len ? zg_conf_parse_size(v->data, v->len) : -1;
-}
-
 /* preaccess: a response here may be limited; its head asks for the budget */
 static int zg_limit_rate_handler(zg_request_t *r)
 {
@@ -164,8 +200,7 @@ static size_t zg_limit_rate_headers(zg_request_t *r, char *buf, size_t len, int 
 {
     zg_limit_rate_ctx_t *ctx = zg_request_ctx(r, zg_limit_rate_module);
     zg_limit_rate_loc_conf_t *lr = zg_limit_rate_loc_conf(r->loc_conf);
-    int64_t rate = -1, after = lr->after > 0 ? lr->after : 0;
-    zg_str_t v;
+    int64_t rate, after = lr->after > 0 ? lr->after : 0;
 
     (void)buf;
     (void)len;
@@ -174,19 +209,7 @@ static size_t zg_limit_rate_headers(zg_request_t *r, char *buf, size_t len, int 
         return 0;
     }
     ctx->started = 1;
-    if (ctx->accel_set) {
-        rate = ctx->accel;
-    } else {
-        if (lr->var >= 0 && zg_var_get(&r->ctx, lr->var, &v) == ZG_OK) {
-            rate = zg_limit_rate_parse(&v);
-        }
-        if (rate < 0 && lr->rate != NULL) {
-            rate = lr->rate_const;
-            if (rate < 0 && zg_cv_eval_str(lr->rate, &r->ctx, &v) == ZG_OK) {
-                rate = zg_limit_rate_parse(&v);
-            }
-        }
-    }
+    rate = zg_limit_rate_of(r, 1);
     if (rate > 0 && zg_outq_rate_start(&r->c->out, (uint64_t)rate, (uint64_t)after) != ZG_OK) {
         zg_log_error(ZG_LOG_ERR, 0, "limit_rate: no memory, the response is not limited");
     }

@@ -5,14 +5,17 @@
 #include "zg_proxy.h"
 #include "zg_proxy_shape.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "zg_access_log.h"
 #include "zg_error_page.h"
 #include "zg_limit_rate.h"
+#include "zg_proxy_buffer.h"
 #include "zg_log.h"
 #include "zg_proc.h"
 #include "zg_request.h"
@@ -81,6 +84,13 @@ struct zg_proxy_s {
     char *head;
     size_t head_len, head_cap;
     zg_buf_t body;              /* body bytes (encoded for upstream) not yet dropped */
+    zg_spool_t *spool;          /* proxy_buffering: what the client is not ready for */
+    struct zg_proxy_rate_s *up_timer; /* proxy_limit_rate's pause; NULL = none yet */
+    zg_spool_t *req_spool;      /* proxy_request_buffering: the body past
+                                   client_body_buffer_size, in a temp file */
+    int64_t req_sent;           /* of it sent up (again from 0 on a retry) */
+    uint64_t up_rate;           /* proxy_limit_rate, bytes a second; 0 = none */
+    uint64_t up_start;          /* uv_now() when the request went up */
     size_t body_off;            /* sent up to here */
     zg_msec_t attempt_start;
     int error_status;           /* 502 or 504 of the last failed attempt */
@@ -101,6 +111,11 @@ struct zg_proxy_s {
     unsigned drop_body : 1;     /* the client's body is not sent (proxy_set_body,
                                    proxy_pass_request_body off) */
     unsigned head_up : 1;       /* the request sent up is a HEAD */
+    unsigned accel_buffering : 2; /* X-Accel-Buffering: 0 none, 1 yes, 2 no */
+    unsigned spooling : 1;      /* the client is behind: new bytes go to the spool */
+    unsigned up_done : 1;       /* the upstream is let go: the spool drains to the client */
+    unsigned up_limited : 1;    /* reading paused by proxy_limit_rate */
+    unsigned req_buffering : 1; /* proxy_request_buffering: the whole body first */
     int intercept_status;       /* proxy_intercept_errors: the error_page for this status
                                    answers instead of the upstream's response */
 };
@@ -331,21 +346,30 @@ static int zg_proxy_plain_connection(const zg_str_t *v)
            (v->len == 5 && zg_http_name_eq(&cl, v->data, v->len));
 }
 
-/* X-Accel-Limit-Rate (taken, not passed on, as nginx); 1 = not passed on */
-static int zg_proxy_accel(zg_request_t *r, const zg_str_t *n, const zg_str_t *v)
+/* X-Accel-Limit-Rate and X-Accel-Buffering (taken, not passed on, as nginx);
+ * 1 = not passed on */
+static int zg_proxy_accel(zg_proxy_t *p, const zg_str_t *n, const zg_str_t *v)
 {
     if (n->len == 18 && zg_http_name_eq(n, "x-accel-limit-rate", 18)) {
-        zg_limit_rate_accel(r, v->data, v->len);
+        zg_limit_rate_accel(p->r, v->data, v->len);
+        return 1;
+    }
+    if (n->len == 17 && zg_http_name_eq(n, "x-accel-buffering", 17)) {
+        if (v->len == 3 && strncasecmp(v->data, "yes", 3) == 0) {
+            p->accel_buffering = 1;
+        } else if (v->len == 2 && strncasecmp(v->data, "no", 2) == 0) {
+            p->accel_buffering = 2;
+        }
         return 1;
     }
     return 0;
 }
 
 /* a response header the client does not get: hop-by-hop, X-Accel-* zonegate takes */
-static inline int zg_proxy_drop_header(zg_request_t *r, const zg_str_t *n, const zg_str_t *v)
+static inline int zg_proxy_drop_header(zg_proxy_t *p, const zg_str_t *n, const zg_str_t *v)
 {
     if (n->len >= 17 && n->len <= 18 && (n->data[0] | 0x20) == 'x') {
-        return zg_proxy_accel(r, n, v);
+        return zg_proxy_accel(p, n, v);
     }
     return zg_http_hop_by_hop(n);
 }
@@ -730,7 +754,7 @@ static void zg_proxy_head_filtered(zg_proxy_t *p, zg_http_resp_head_t *rh)
     for (size_t i = 0; i < rh->nhdrs; i++) {
         const zg_str_t *n = &rh->names[i], *v = &rh->values[i];
         zg_str_t nv;
-        if (zg_proxy_drop_header(r, n, v) || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))
+        if (zg_proxy_drop_header(p, n, v) || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))
             || (n->len == 14 && zg_http_name_eq(n, "content-length", 14))) {
             continue;
         }
@@ -828,7 +852,7 @@ static void zg_resp_on_head(void *data, zg_http_resp_head_t *rh)
     for (size_t i = 0; i < rh->nhdrs; i++) {
         const zg_str_t *n = &rh->names[i], *v = &rh->values[i];
         zg_str_t nv;
-        if (zg_proxy_drop_header(r, n, v) || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))) {
+        if (zg_proxy_drop_header(p, n, v) || (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))) {
             continue;
         }
         int rc = zg_proxy_shape_header(r, sc, n, v, &nv);
@@ -925,9 +949,42 @@ static zg_proxy_t *zg_proxy_alloc(void)
     return p;
 }
 
+/* proxy_limit_rate's timer: outlives the proxy until closed */
+typedef struct zg_proxy_rate_s {
+    uv_timer_t timer;
+    zg_proxy_t *p;              /* NULL once the proxy let go of it */
+} zg_proxy_rate_t;
+
+static void zg_proxy_rate_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static __attribute__((noinline)) void zg_proxy_free_buffers(zg_proxy_t *p)
+{
+    if (p->up_timer != NULL) {
+        p->up_timer->p = NULL;
+        uv_close((uv_handle_t *)&p->up_timer->timer, zg_proxy_rate_closed);
+        p->up_timer = NULL;
+    }
+    if (p->spool != NULL) {
+        zg_spool_free(p->spool);
+        free(p->spool);
+        p->spool = NULL;
+    }
+    if (p->req_spool != NULL) {
+        zg_spool_free(p->req_spool);
+        free(p->req_spool);
+        p->req_spool = NULL;
+    }
+}
+
 static void zg_proxy_free(zg_proxy_t *p)
 {
     zg_buf_free(&p->body);
+    if (p->spool != NULL || p->req_spool != NULL || p->up_timer != NULL) {
+        zg_proxy_free_buffers(p);
+    }
     if (zg_proxy_ncache < ZG_PROXY_CACHE && p->head_cap <= ZG_PROXY_KEEP_HEAD) {
         zg_proxy_cache[zg_proxy_ncache++] = p;
         return;
@@ -936,10 +993,13 @@ static void zg_proxy_free(zg_proxy_t *p)
     free(p);
 }
 
-/* the response is complete: the connection goes back to the pool if it can */
+static int zg_proxy_spool(zg_proxy_t *p);
+static void zg_proxy_finish_client(zg_proxy_t *p);
+
+/* the response is complete: the connection goes back to the pool if it can; the
+ * client gets what the spool holds, then the request ends */
 static void zg_proxy_finish(zg_proxy_t *p, int upstream_keepalive)
 {
-    zg_request_t *r = p->r;
     zg_upconn_t *uc = p->uc;
     p->done = 1;
     p->uc = NULL;
@@ -952,6 +1012,25 @@ static void zg_proxy_finish(zg_proxy_t *p, int upstream_keepalive)
         }
     }
     zg_upstream_free(p->u, &p->pick, 0, zg_time_msec());
+    if (p->spooling) {
+        if (zg_proxy_spool(p) == ZG_ERROR) {
+            zg_request_t *r = p->r;
+            zg_proxy_detach(r);
+            zg_proxy_free(p);
+            zg_request_response_abort(r);
+            return;
+        }
+        if (zg_spool_len(p->spool) > 0) {
+            p->up_done = 1; /* zg_proxy_drained goes on */
+            return;
+        }
+    }
+    zg_proxy_finish_client(p);
+}
+
+static void zg_proxy_finish_client(zg_proxy_t *p)
+{
+    zg_request_t *r = p->r;
     int keepalive = p->resp_keepalive;
     zg_proxy_detach(r);
     zg_proxy_free(p);
@@ -976,6 +1055,72 @@ static void zg_upconn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     }
     char *b = zg_http_resp_buffer(uc->resp, &len);
     *buf = uv_buf_init(b, (unsigned)len);
+}
+
+/* proxy_buffering for this response (X-Accel-Buffering decides where it came) */
+static int zg_proxy_buffering(zg_proxy_t *p)
+{
+    if (p->accel_buffering) {
+        return p->accel_buffering == 1;
+    }
+    return zg_proxy_buffer_loc_conf(p->r->loc_conf)->buffering;
+}
+
+/* the client has not taken all that is queued: past proxy_busy_buffers_size the
+ * rest goes to the spool (proxy_buffering), or past 256 KB reading pauses */
+static __attribute__((noinline)) void zg_proxy_behind(zg_proxy_t *p, zg_upconn_t *uc)
+{
+    zg_request_t *r = p->r;
+    size_t pending = zg_outq_pending(&r->c->out);
+
+    if (zg_proxy_buffering(p)) {
+        if (pending > (size_t)zg_proxy_buffer_loc_conf(r->loc_conf)->busy) {
+            p->spooling = 1;
+            zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
+        }
+    } else if (pending > ZG_PROXY_HIGH) {
+        /* the client reads slower than the upstream sends */
+        p->up_paused = 1;
+        zg_upconn_read(uc, 0);
+        zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
+    }
+}
+
+static void zg_proxy_up_tick(uv_timer_t *t)
+{
+    zg_proxy_rate_t *pr = t->data;
+    zg_proxy_t *p = pr->p;
+
+    if (p != NULL && p->up_limited) {
+        p->up_limited = 0;
+        if (p->uc != NULL && !p->up_paused) {
+            zg_upconn_read(p->uc, 1);
+        }
+    }
+}
+
+/* proxy_limit_rate: read no faster than up_rate bytes a second (a tenth of a
+ * second's worth ahead at most) */
+static void zg_proxy_up_limit(zg_proxy_t *p, zg_upconn_t *uc)
+{
+    uint64_t now = uv_now(uc->w->loop), burst = zg_max(p->up_rate / 10, 1);
+    uint64_t allowed = p->up_rate * (now - p->up_start) / 1000 + burst;
+
+    if (uc->received <= allowed) {
+        return;
+    }
+    if (p->up_timer == NULL) {
+        if ((p->up_timer = malloc(sizeof(*p->up_timer))) == NULL) {
+            return;
+        }
+        uv_timer_init(uc->w->loop, &p->up_timer->timer);
+        p->up_timer->timer.data = p->up_timer;
+        p->up_timer->p = p;
+    }
+    zg_upconn_read(uc, 0);
+    p->up_limited = 1;
+    uv_timer_start(&p->up_timer->timer, zg_proxy_up_tick,
+                   (uc->received - allowed) * 1000 / p->up_rate + 1, 0);
 }
 
 static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -1044,19 +1189,81 @@ static void zg_upconn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
         return;
     }
     uc->timer.at = uv_now(uc->w->loop) + uc->read_timeout; /* moved later: a store */
+    if (p->up_rate != 0 && zg_proxy_buffering(p)) {
+        zg_proxy_up_limit(p, uc);
+    }
+    if (p->spooling) {
+        /* proxy_buffering: the client is behind, the upstream is read on */
+        rc = zg_proxy_spool(p);
+        if (rc == ZG_BUSY) {
+            p->up_paused = 1; /* the buffers and the temp file are full */
+            zg_upconn_read(uc, 0);
+        } else if (rc == ZG_ERROR) {
+            zg_proxy_fail(p, 0, "buffering the response failed");
+        }
+        return;
+    }
     if (zg_outq_flush(&r->c->out) != ZG_OK) {
         return; /* the connection's write failure closes everything */
     }
-    if (zg_outq_pending(&r->c->out) > ZG_PROXY_HIGH) {
-        /* the client reads slower than the upstream sends */
-        p->up_paused = 1;
-        zg_upconn_read(uc, 0);
-        zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
+    if (zg_outq_pending(&r->c->out) > 0) {
+        zg_proxy_behind(p, uc);
     }
+}
+
+/* What the response added to the client's queue goes to the spool instead
+ * (proxy_buffering, the client behind): ZG_OK, ZG_BUSY (full: pause the upstream),
+ * ZG_ERROR. */
+static int zg_proxy_spool(zg_proxy_t *p)
+{
+    zg_outq_t *q = &p->r->c->out;
+    int rc;
+
+    if (p->spool == NULL) {
+        zg_proxy_buffer_loc_conf_t *b = zg_proxy_buffer_loc_conf(p->r->loc_conf);
+        if ((p->spool = malloc(sizeof(*p->spool))) == NULL) {
+            return ZG_ERROR;
+        }
+        zg_spool_init(p->spool, (size_t)b->nbufs * (size_t)b->bufsize, b->max_temp,
+                      b->temp_path);
+    }
+    if (q->b.len == 0) {
+        return zg_spool_full(p->spool) ? ZG_BUSY : ZG_OK;
+    }
+    rc = zg_spool_put(p->spool, q->b.data, q->b.len);
+    q->b.len = 0;
+    return rc;
+}
+
+/* the client took what was queued: the next part of the spool */
+static int zg_proxy_unspool(zg_proxy_t *p)
+{
+    zg_request_t *r = p->r;
+    zg_outq_t *q = &r->c->out;
+    size_t max = (size_t)zg_max(zg_proxy_buffer_loc_conf(r->loc_conf)->busy, 64 * 1024);
+
+    /* until the socket is full (a write waits: `drained` comes again) or it is empty */
+    do {
+        if (zg_spool_take(p->spool, &q->b, max) != ZG_OK || zg_outq_flush(q) != ZG_OK) {
+            return ZG_ERROR;
+        }
+    } while (zg_outq_pending(q) == 0 && zg_spool_len(p->spool) > 0);
+    if (zg_spool_len(p->spool) == 0 && !p->up_done) {
+        p->spooling = 0; /* caught up: the next bytes go straight out */
+    }
+    if (p->up_paused && p->uc && !zg_spool_full(p->spool)) {
+        p->up_paused = 0;
+        zg_upconn_read(p->uc, 1);
+    }
+    zg_conn_timer(r->c, zg_http_core_loc_conf(r->loc_conf)->send_timeout);
+    return ZG_OK;
 }
 
 static void zg_upconn_read(zg_upconn_t *uc, int on)
 {
+    if (on && uc->p != NULL && uc->p->up_limited) {
+        return; /* proxy_limit_rate's timer reads on */
+    }
     if (on && !uc->reading) {
         uc->reading = 1;
         uv_read_start((uv_stream_t *)&uc->tcp, zg_upconn_alloc, zg_upconn_on_read);
@@ -1070,6 +1277,18 @@ static void zg_proxy_drained(zg_request_t *r)
 {
     zg_proxy_t *p = zg_proxy_of(r);
 
+    if (p->spooling) {
+        if (zg_proxy_unspool(p) != ZG_OK) {
+            zg_proxy_detach(r);
+            zg_proxy_free(p);
+            zg_request_response_abort(r);
+            return;
+        }
+        if (p->up_done && zg_spool_len(p->spool) == 0) {
+            zg_proxy_finish_client(p);
+        }
+        return;
+    }
     if (p->up_paused && p->uc) {
         p->up_paused = 0;
         zg_upconn_read(p->uc, 1);
@@ -1090,10 +1309,16 @@ static void zg_upconn_timeout(zg_deadline_t *d)
 
 /* ---- sending the request ---- */
 
+static void zg_proxy_send_body(zg_proxy_t *p);
+
 static void zg_upconn_drained(void *data)
 {
     zg_upconn_t *uc = data;
     zg_proxy_t *p = uc->p;
+    if (p && p->req_spool && p->req_sent < p->req_spool->file_wr) {
+        zg_proxy_send_body(p);
+        return;
+    }
     if (p && p->client_paused) {
         p->client_paused = 0;
         zg_conn_body(p->r->c);
@@ -1109,6 +1334,55 @@ static void zg_upconn_write_failed(void *data, int status)
     }
 }
 
+/* proxy_request_buffering: the body past client_body_buffer_size goes to a temp
+ * file while it is read; ZG_OK or ZG_ERROR */
+static int zg_proxy_req_spill(zg_proxy_t *p)
+{
+    zg_proxy_buffer_loc_conf_t *b = zg_proxy_buffer_loc_conf(p->r->loc_conf);
+    size_t keep = (size_t)b->body_buf;
+
+    if (p->body.len <= keep) {
+        return ZG_OK;
+    }
+    if (p->req_spool == NULL) {
+        if ((p->req_spool = malloc(sizeof(*p->req_spool))) == NULL) {
+            return ZG_ERROR;
+        }
+        zg_spool_init(p->req_spool, 0, INT64_MAX, b->body_temp_path);
+    }
+    if (zg_spool_put(p->req_spool, p->body.data + keep, p->body.len - keep) == ZG_ERROR
+        || p->req_spool->mem.len > 0) {
+        return ZG_ERROR; /* no temp file (logged) */
+    }
+    p->body.len = keep;
+    return ZG_OK;
+}
+
+/* sends the temp file's part of the body while the upstream takes it; ZG_OK or
+ * ZG_ERROR (logged) */
+static int zg_proxy_req_file(zg_proxy_t *p, zg_upconn_t *uc)
+{
+    zg_spool_t *sp = p->req_spool;
+
+    while (p->req_sent < sp->file_wr && zg_outq_pending(&uc->out) <= ZG_PROXY_HIGH) {
+        size_t want = (size_t)zg_min(sp->file_wr - p->req_sent, 64 * 1024);
+        if (zg_buf_reserve(&uc->out.b, want) != ZG_OK) {
+            return ZG_ERROR;
+        }
+        ssize_t n = pread(sp->fd, uc->out.b.data + uc->out.b.len, want, (off_t)p->req_sent);
+        if (n <= 0) {
+            zg_log_error(ZG_LOG_CRIT, errno, "pread() from a temporary file failed");
+            return ZG_ERROR;
+        }
+        uc->out.b.len += (size_t)n;
+        p->req_sent += n;
+        if (zg_outq_flush(&uc->out) != ZG_OK) {
+            return ZG_ERROR;
+        }
+    }
+    return ZG_OK;
+}
+
 static void zg_proxy_send_body(zg_proxy_t *p)
 {
     zg_upconn_t *uc = p->uc;
@@ -1122,6 +1396,15 @@ static void zg_proxy_send_body(zg_proxy_t *p)
     if (p->body_off < p->body.len) {
         zg_outq_append(&uc->out, p->body.data + p->body_off, p->body.len - p->body_off);
         p->body_off = p->body.len;
+    }
+    if (p->req_spool != NULL && p->req_sent < p->req_spool->file_wr) {
+        if (zg_proxy_req_file(p, uc) != ZG_OK) {
+            zg_proxy_fail(p, 0, "sending the buffered request body failed");
+            return;
+        }
+        if (p->req_sent < p->req_spool->file_wr) {
+            return; /* zg_upconn_drained goes on */
+        }
     }
     if (p->body_done && !p->body_end_sent) {
         if (p->chunked_up) {
@@ -1174,6 +1457,15 @@ static void zg_proxy_body(zg_request_t *r, const char *data, size_t n)
         zg_buf_append(&p->body, data, n);
     }
     if (p->waiting_body) {
+        if (p->req_buffering) {
+            if (zg_proxy_req_spill(p) != ZG_OK) {
+                zg_proxy_detach(r);
+                zg_proxy_free(p);
+                r->keepalive = 0;
+                zg_request_respond(r, 500, NULL, NULL, NULL, 0);
+            }
+            return; /* all of it first */
+        }
         if (p->body.len >= ZG_PROXY_RETAIN) {
             p->waiting_body = 0;
             zg_proxy_connect(p);
@@ -1204,9 +1496,14 @@ static void zg_proxy_send(zg_proxy_t *p)
     zg_proxy_loc_conf_t *s = zg_proxy_loc_conf(p->r->loc_conf);
     zg_outq_append(&uc->out, p->head, p->head_len);
     p->body_off = 0;
+    p->req_sent = 0;
     p->body_end_sent = 0;
     zg_http_resp_reset(uc->resp, p->head_up);
     uc->received = 0;
+    p->up_rate = (uint64_t)zg_limit_rate_proxy(p->r->loc_conf);
+    if (p->up_rate != 0) {
+        p->up_start = uv_now(uc->w->loop);
+    }
     uc->read_timeout = zg_max(s->read_timeout, 1);
     zg_deadline_set(&uc->timer, uc->read_timeout);
     zg_upconn_read(uc, 1);
@@ -1461,6 +1758,7 @@ static void zg_proxy_start(zg_request_t *r)
         /* a body up to ZG_PROXY_RETAIN is read (and its framing checked) before the
          * upstream sees anything; a larger one streams from there on */
         p->waiting_body = 1;
+        p->req_buffering = zg_proxy_buffer_loc_conf(r->loc_conf)->request_buffering;
         return;
     }
     zg_proxy_connect(p);

@@ -261,8 +261,16 @@ int zg_sandbox_enter(const zg_conf_t *conf)
 #endif
     };
 
+    /* ... but the proxy's anonymous temp files (proxy_buffering): O_TMPFILE | O_EXCL
+     * makes a file no path names, now or ever (linkat refuses it) */
+    const scmp_datum_t tmp = O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC;
+    struct scmp_arg_cmp open_tmp = zg_arg(1, SCMP_CMP_EQ, tmp, 0);
+    struct scmp_arg_cmp openat_tmp = zg_arg(2, SCMP_CMP_EQ, tmp, 0);
+
     if (zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "open", 1, &open_ro) != 0 ||
         zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "openat", 1, &openat_ro) != 0 ||
+        zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "open", 1, &open_tmp) != 0 ||
+        zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "openat", 1, &openat_tmp) != 0 ||
         zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "clone", 1, &thread) != 0 ||
         zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "kill", 1, &to_self) != 0 ||
         zg_sandbox_rule(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &to_self) != 0 ||

@@ -4,20 +4,26 @@ $limit_rate from map and set, limit_rate with a variable, X-Accel-Limit-Rate fro
 the upstream; and the same config against Debian's nginx."""
 import os
 import socket
+import ssl
 import time
 
 import test_nginx_diff
-from zg import Skip, Upstream, Zonegate, free_port
+from zg import Skip, Upstream, Zonegate, free_port, wait_for
 
 SIZE = 2 * 1024 * 1024
 RATE = 1024 * 1024  # 1m
 
 
-def timed_get(port, path, headers=None, sock=None):
+def timed_get(port, path, headers=None, sock=None, tls=False):
     """GET path; returns (status, headers dict, body length, seconds from the request
     to the body's last byte).  With sock, on that keep-alive connection."""
     own = sock is None
     s = sock or socket.create_connection(("127.0.0.1", port), timeout=30)
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s, server_hostname="localhost")
     try:
         req = "GET %s HTTP/1.1\r\nHost: t\r\n" % path
         for k, v in (headers or {}).items():
@@ -82,6 +88,7 @@ http {{
         location /none/ {{ alias {root}/; }}
         location /up/ {{ proxy_pass http://{up}/; limit_rate 1m; }}
         location /upfree/ {{ proxy_pass http://{up}/; }}
+        location /uplimit/ {{ proxy_pass http://{up}/; proxy_limit_rate 1m; }}
     }}
 }}
 """
@@ -127,6 +134,56 @@ def test_limit_rate_proxied_and_keepalive():
     finally:
         z.stop()
         u.stop()
+
+
+def test_limit_rate_outlasts_keepalive_timeout():
+    """a proxied answer is queued whole long before it is sent: the connection's idle
+    deadline waits for what limit_rate still holds back"""
+    root = make_root()
+    u = Upstream()
+    port = free_port()
+    z = Zonegate("""worker_processes 1;
+http {{ server {{ listen 127.0.0.1:{port}; keepalive_timeout 1s; limit_rate 50k;
+    location /up/ {{ proxy_pass http://{up}/; proxy_buffering off; }}
+}} }}""", wait_ports=[port], port=port, root=root, up=u.addr)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        try:
+            # queued whole at once (under proxy_buffering off's 256 KB), sent in 2 s
+            st, h, n, secs = timed_get(port, "/up/big?n=%d" % (100 * 1024), sock=s)
+            assert st == 200 and n == 100 * 1024
+            assert_rate(n, secs, 50 * 1024, "past keepalive_timeout")
+        finally:
+            s.close()
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_limit_rate_variable_in_the_log():
+    root = make_root()
+    port = free_port()
+    z = Zonegate("""worker_processes 1;
+http {{ log_format lr '$uri $limit_rate';
+  server {{ listen 127.0.0.1:{port}; access_log {dir}/access.log lr;
+    location /f/ {{ alias {root}/; limit_rate 100k; }}
+    location /n/ {{ alias {root}/; }}
+}} }}""", wait_ports=[port], port=port, root=root)
+    try:
+        for path in ("/f/small.txt", "/n/small.txt"):
+            st, h, n, secs = timed_get(port, path)
+            assert st == 200
+        log = os.path.join(z.dir, "access.log")
+
+        def lines():
+            try:
+                return open(log).read().splitlines()
+            except OSError:
+                return []
+        assert wait_for(lambda: len(lines()) == 2), lines()
+        assert lines() == ["/f/small.txt 102400", "/n/small.txt 0"], lines()
+    finally:
+        z.stop()
 
 
 def test_limit_rate_after():
@@ -195,6 +252,40 @@ def test_x_accel_limit_rate():
         st, h, n, secs = timed_get(port, "/up/big?n=%d&X-Accel-Limit-Rate=%d"
                                    % (SIZE, 2 * RATE))
         assert_rate(n, secs, 2 * RATE, "X-Accel-Limit-Rate over limit_rate")
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_proxy_limit_rate():
+    """the upstream is read at 1m a second: a fast client gets it at that rate"""
+    z, u, port = start()
+    try:
+        st, h, n, secs = timed_get(port, "/uplimit/big?n=%d" % SIZE)
+        assert st == 200 and n == SIZE
+        assert_rate(n, secs, RATE, "proxy_limit_rate")
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_limit_rate_over_tls():
+    import test_tls
+    root = make_root()
+    u = Upstream()
+    port = free_port()
+    z = Zonegate("""worker_processes 1;
+http {{ server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {crt};
+    ssl_certificate_key {key}; limit_rate 1m;
+    location /f/ {{ alias {root}/; sendfile on; }}
+    location /up/ {{ proxy_pass http://{up}/; }}
+}} }}""", wait_ports=[port], port=port, root=root, up=u.addr, crt=test_tls.crt(),
+                 key=test_tls.key())
+    try:
+        for path in ("/f/big.bin", "/up/big?n=%d" % SIZE):
+            st, h, n, secs = timed_get(port, path, tls=True)
+            assert st == 200 and n == SIZE
+            assert_rate(n, secs, RATE, "TLS " + path)
     finally:
         z.stop()
         u.stop()

@@ -18,7 +18,9 @@ Paths:
   /trickle?hold=K&n=N  sends the head and half of N bytes, waits until K is released,
                     then the rest
 Every request is counted; GET /__count answers the count (not counted itself),
-GET /__conns the number of connections accepted before this one, GET /__held?hold=K
+GET /__conns the number of connections accepted before this one, GET /__open the
+number of connections open besides this one, GET /__active the number of requests
+being answered (until their last byte is written), GET /__held?hold=K
 the number of requests waiting on K now, GET /__release?hold=K releases them (and
 any later ones); none of these three is counted."""
 import hashlib
@@ -53,6 +55,14 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.lock:
             self.server.conns += 1
+            self.server.open += 1
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with self.server.lock:
+                self.server.open -= 1
 
     def read_body(self):
         te = self.headers.get("Transfer-Encoding", "")
@@ -100,6 +110,16 @@ class Handler(BaseHTTPRequestHandler):
         if u.path == "/__conns":
             self.read_body()
             return self.send(200, str(self.server.conns - 1).encode())
+        if u.path == "/__active":
+            self.read_body()
+            with self.server.lock:
+                n = self.server.active
+            return self.send(200, str(n).encode())
+        if u.path == "/__open":
+            self.read_body()
+            with self.server.lock:
+                n = self.server.open - 1
+            return self.send(200, str(n).encode())
         if u.path == "/__held":
             self.read_body()
             with self.server.lock:
@@ -111,6 +131,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, b"released")
         with self.server.lock:
             self.server.count += 1
+            self.server.active += 1
+        try:
+            self.answer(u, q)
+        finally:
+            with self.server.lock:
+                self.server.active -= 1
+
+    def answer(self, u, q):
         body = self.read_body()
         p = u.path
         if p == "/echo" or p.startswith("/echo/"):
@@ -241,6 +269,8 @@ def main():
     srv.name = name
     srv.count = 0
     srv.conns = 0
+    srv.open = 0
+    srv.active = 0
     srv.lock = threading.Lock()
     srv.gates = {}
     srv.waiting = {}
