@@ -33,6 +33,7 @@
 #include "zg_proc.h"
 #include "zg_proxy.h"
 #include "zg_proxy_ignore.h"
+#include "zg_proxy_shape.h"
 #include "zg_request.h"
 #include "zg_response.h"
 
@@ -654,6 +655,10 @@ static int zg_cache_head_of(zg_request_t *r, zg_cache_entry_t *e, zg_resp_t *h)
 
     h->status = e->f.status;
     h->content_length = (int64_t)e->f.body_len;
+    const zg_proxy_shape_loc_conf_t *sc = zg_proxy_shape_loc_conf(r->loc_conf);
+    if (zg_proxy_shape_own_resp(r, sc, h) != ZG_OK) {
+        return ZG_ERROR;
+    }
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         char *colon = memchr(p, ':', (size_t)(end - p));
@@ -668,7 +673,11 @@ static int zg_cache_head_of(zg_request_t *r, zg_cache_entry_t *e, zg_resp_t *h)
         while (vs < ve && *vs == ' ') {
             vs++;
         }
-        if (zg_resp_add(r, h, p, (size_t)(colon - p), vs, (size_t)(ve - vs)) != ZG_OK) {
+        size_t nl_len = (size_t)(colon - p);
+        /* zonegate's own Server and Date (server_tokens) are written now, not replayed */
+        int own = (nl_len == 6 && sc->own_server && strncasecmp(p, "server", 6) == 0)
+                  || (nl_len == 4 && sc->own_date && strncasecmp(p, "date", 4) == 0);
+        if (!own && zg_resp_add(r, h, p, nl_len, vs, (size_t)(ve - vs)) != ZG_OK) {
             return ZG_ERROR;
         }
         p = nl + 1;

@@ -3,6 +3,7 @@
  * down; on error or timeout go to the next peer while nothing was sent to the
  * client, else 502 / 504; give the connection back to the per-worker pool. */
 #include "zg_proxy.h"
+#include "zg_proxy_ignore.h"
 #include "zg_proxy_shape.h"
 
 #include <errno.h>
@@ -350,11 +351,17 @@ static int zg_proxy_plain_connection(const zg_str_t *v)
  * 1 = not passed on */
 static int zg_proxy_accel(zg_proxy_t *p, const zg_str_t *n, const zg_str_t *v)
 {
+    /* proxy_ignore_headers turns the processing off; the header stays hidden */
     if (n->len == 18 && zg_http_name_eq(n, "x-accel-limit-rate", 18)) {
-        zg_limit_rate_accel(p->r, v->data, v->len);
+        if (!(zg_proxy_ignore(p->r->loc_conf) & ZG_IGNORE_X_ACCEL_LIMIT_RATE)) {
+            zg_limit_rate_accel(p->r, v->data, v->len);
+        }
         return 1;
     }
     if (n->len == 17 && zg_http_name_eq(n, "x-accel-buffering", 17)) {
+        if (zg_proxy_ignore(p->r->loc_conf) & ZG_IGNORE_X_ACCEL_BUFFERING) {
+            return 1;
+        }
         if (v->len == 3 && strncasecmp(v->data, "yes", 3) == 0) {
             p->accel_buffering = 1;
         } else if (v->len == 2 && strncasecmp(v->data, "no", 2) == 0) {
