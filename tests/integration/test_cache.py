@@ -4,15 +4,20 @@ answers on upstream errors, the cache lock, max_size, a restart that rebuilds th
 index from the files, a worker killed mid-write; and $upstream_cache_status and the
 statuses request by request against Debian's nginx."""
 import glob
+import http.client
 import os
 import re
 import signal
 import socket
 import threading
+import time
+from email.utils import formatdate, parsedate_to_datetime
 
 import test_nginx_diff
 from zg import Skip, Upstream, Zonegate, free_port, get, request, wait_for
 from upstream import pattern
+
+VERSION = "0.1.0"
 
 CONF = """
 worker_processes 2;
@@ -717,5 +722,81 @@ def test_same_cache_statuses_as_nginx():
         assert zs == ns
     finally:
         n.stop()
+        z.stop()
+        u.stop()
+
+
+OWN_CONF = """
+worker_processes 1;
+http {{
+    proxy_cache_path {dir}/cache levels=1:2 keys_zone=one:1m inactive=10m;
+    upstream app {{ server {up}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_cache one;
+            proxy_cache_valid 200 10m;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /off/ {{
+            server_tokens off;
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_valid 200 10m;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+    }}
+}}
+"""
+
+
+def _all_headers(port, path, method="GET"):
+    """(status, [(lowercase name, value)] in order, body): repeated names kept"""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, [(k.lower(), v) for k, v in r.getheaders()], data
+    finally:
+        c.close()
+
+
+def _vals(hdrs, name):
+    return [v for k, v in hdrs if k == name]
+
+
+def test_hit_has_current_date_and_own_server():
+    u = Upstream("a")
+    port = free_port()
+    z = Zonegate(OWN_CONF, wait_ports=[port], port=port, up=u.addr)
+    try:
+        for path, server in (("/big?n=10", "zonegate/" + VERSION),
+                             ("/off/big?n=10", "zonegate")):
+            st, miss, body = _all_headers(port, path)
+            assert st == 200 and _vals(miss, "x-cache") == ["MISS"], miss
+            assert _vals(miss, "server") == [server], miss
+            assert len(_vals(miss, "date")) == 1, miss
+            miss_date = _vals(miss, "date")[0]
+            # the wall clock moves on to a later second than the stored answer's
+            assert wait_for(lambda: formatdate(usegmt=True) != miss_date, 5)
+            st, hit, body2 = _all_headers(port, path)
+            assert st == 200 and _vals(hit, "x-cache") == ["HIT"], hit
+            assert body2 == body
+            # zonegate's own Server (server_tokens), once; not the upstream's
+            assert _vals(hit, "server") == [server], hit
+            # a Date of now, once; not the one written with the entry
+            dates = _vals(hit, "date")
+            assert len(dates) == 1 and dates[0] != miss_date, (miss_date, hit)
+            hit_t = parsedate_to_datetime(dates[0]).timestamp()
+            assert hit_t > parsedate_to_datetime(miss_date).timestamp(), (miss_date, dates)
+            assert abs(hit_t - time.time()) < 3, (dates, time.time())
+            # HEAD from the cache as well
+            st, head, _ = _all_headers(port, path, "HEAD")
+            assert _vals(head, "x-cache") == ["HIT"] and _vals(head, "server") == [server]
+            assert len(_vals(head, "date")) == 1, head
+        assert u.count() == 2, u.count()
+    finally:
         z.stop()
         u.stop()
