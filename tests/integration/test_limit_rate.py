@@ -89,6 +89,12 @@ http {{
         location /up/ {{ proxy_pass http://{up}/; limit_rate 1m; }}
         location /upfree/ {{ proxy_pass http://{up}/; }}
         location /uplimit/ {{ proxy_pass http://{up}/; proxy_limit_rate 1m; }}
+        location /upign/ {{ proxy_pass http://{up}/; proxy_ignore_headers X-Accel-Limit-Rate; }}
+        location /upignlim/ {{
+            proxy_pass http://{up}/;
+            limit_rate 1m;
+            proxy_ignore_headers X-Accel-Limit-Rate;
+        }}
     }}
 }}
 """
@@ -252,6 +258,30 @@ def test_x_accel_limit_rate():
         st, h, n, secs = timed_get(port, "/up/big?n=%d&X-Accel-Limit-Rate=%d"
                                    % (SIZE, 2 * RATE))
         assert_rate(n, secs, 2 * RATE, "X-Accel-Limit-Rate over limit_rate")
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_proxy_ignore_headers_x_accel_limit_rate():
+    """proxy_ignore_headers X-Accel-Limit-Rate: the upstream's header limits nothing
+    (and lifts nothing), and it is still not passed to the client"""
+    z, u, port = start()
+    try:
+        q = "big?n=%d&X-Accel-Limit-Rate=%d" % (SIZE, RATE)
+        # without proxy_ignore_headers the header limits the answer
+        st, h, n, secs = timed_get(port, "/upfree/" + q)
+        assert st == 200 and n == SIZE and "x-accel-limit-rate" not in h, h
+        assert_rate(n, secs, RATE, "X-Accel-Limit-Rate")
+        # with it the answer goes at full speed
+        st, h, n, secs = timed_get(port, "/upign/" + q)
+        assert st == 200 and n == SIZE, (st, n)
+        assert "x-accel-limit-rate" not in h, h
+        assert secs < 0.5, secs
+        # nor does "off" lift the location's limit_rate
+        st, h, n, secs = timed_get(port, "/upignlim/big?n=%d&X-Accel-Limit-Rate=off" % SIZE)
+        assert st == 200 and n == SIZE and "x-accel-limit-rate" not in h, h
+        assert_rate(n, secs, RATE, "limit_rate with X-Accel-Limit-Rate ignored")
     finally:
         z.stop()
         u.stop()
