@@ -9,6 +9,7 @@
 #include "zg_http_core.h"
 #include "zg_log.h"
 #include "zg_proxy.h"
+#include "zg_proxy_shape.h"
 #include "zg_request.h"
 #include "zg_rewrite.h"
 #include "zg_unix.h"
@@ -64,6 +65,7 @@ struct zg_proxy_sub_s {
     int connect_rc;      /* ZG_SUB_CONNECT's error */
     unsigned got_head : 1;
     unsigned timed_out : 1;
+    unsigned pass_headers : 1; /* the auth location's proxy_pass_request_headers */
 };
 
 static void zg_sub_attempt(zg_proxy_sub_t *sr);
@@ -540,8 +542,10 @@ static int zg_sub_build_head(zg_proxy_sub_t *sr, const char *uri, size_t len)
     zg_buf_append(b, "GET ", 4);
     zg_buf_append(b, uri, len);
     zg_buf_append(b, " HTTP/1.1\r\n", 11);
-    /* the request's headers, less hop-by-hop ones and what has no body */
-    for (size_t i = 0; i < h->nhdrs; i++) {
+    /* the request's headers, less hop-by-hop ones and what has no body; none with
+     * proxy_pass_request_headers off (then only proxy_set_header's, as nginx) */
+    size_t nhdrs = sr->pass_headers ? h->nhdrs : 0;
+    for (size_t i = 0; i < nhdrs; i++) {
         const zg_str_t *n = &h->names[i];
         int overridden = 0;
         if (zg_http_hop_by_hop(n) || zg_http_name_eq(n, "content-length", 14)
@@ -646,6 +650,7 @@ static int zg_sub_target(zg_proxy_sub_t *sr, const zg_str_t *uri, zg_buf_t *targ
     }
     sr->plcf = plcf;
     sr->u = plcf->upstream;
+    sr->pass_headers = zg_proxy_shape_loc_conf(loc->loc_conf)->pass_headers != 0;
     if (plcf->url_cv != NULL) {
         if (zg_cv_eval_str(plcf->url_cv, &r->ctx, &v) != ZG_OK) {
             return 500;

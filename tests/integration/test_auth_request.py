@@ -29,7 +29,8 @@ class _AuthHandler(http.server.BaseHTTPRequestHandler):
             srv.seen.append({"method": self.command, "path": self.path,
                              "uri": self.headers.get("X-Original-URI"),
                              "length": self.headers.get("Content-Length"),
-                             "token": tok, "port": self.client_address[1]})
+                             "token": tok, "port": self.client_address[1],
+                             "headers": [(k.lower(), v) for k, v in self.headers.items()]})
         if tok == "slow":
             time.sleep(3)
         code, extra = {
@@ -184,6 +185,79 @@ def test_auth_request_decides():
     assert _req(port, "/open/echo", "bad")[0] == 200
     assert _req(port, "/local/echo", "bad")[0] == 200
     assert len(auth.seen) == n
+
+
+HDR_CONF = """
+worker_processes 1;
+http {{
+    upstream authsvc {{ server 127.0.0.1:{aport}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location = /auth-on {{
+            internal;
+            proxy_pass http://authsvc/check;
+            proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-Extra "set";
+        }}
+        location = /auth-off {{
+            internal;
+            proxy_pass http://authsvc/check;
+            proxy_pass_request_headers off;
+            proxy_set_header X-Token $http_x_token;
+            proxy_set_header X-Original-URI $request_uri;
+        }}
+        location = /auth-bare {{
+            internal;
+            proxy_pass http://authsvc/check;
+            proxy_pass_request_headers off;
+        }}
+        location /on/ {{ auth_request /auth-on; proxy_pass http://{up}; }}
+        location /off/ {{ auth_request /auth-off; proxy_pass http://{up}; }}
+        location /bare/ {{ auth_request /auth-bare; proxy_pass http://{up}; }}
+    }}
+}}
+"""
+
+
+def test_auth_request_pass_request_headers_and_set_header():
+    """the auth location's proxy_set_header, and its proxy_pass_request_headers off:
+    then the service gets only what proxy_set_header sets, as nginx"""
+    auth, up = AuthService(), Upstream("app")
+    port = free_port()
+    z = Zonegate(HDR_CONF, wait_ports=[port], port=port, aport=auth.port, up=up.addr)
+    hdrs = {"X-Token": "good", "X-Other": "o", "X-Extra": "client", "User-Agent": "ua/1"}
+    try:
+        def sent(path):
+            n = len(auth.seen)
+            st, _, _ = zg.request(port, "GET", path, headers=hdrs)
+            got = auth.seen[n:]
+            assert len(got) == 1, got
+            names = [k for k, _ in got[0]["headers"]]
+            return st, dict(got[0]["headers"]), names
+
+        # on (the default): the client's headers, proxy_set_header's replacing theirs
+        st, h, names = sent("/on/echo?a=1")
+        assert st == 200, (st, h)
+        assert h["x-token"] == "good" and h["x-other"] == "o" and h["user-agent"] == "ua/1", h
+        assert h["x-original-uri"] == "/on/echo?a=1", h
+        assert h["x-extra"] == "set" and names.count("x-extra") == 1, names
+        # off: only what proxy_set_header sets (and Host of the upstream)
+        st, h, names = sent("/off/echo?b=2")
+        assert st == 200, (st, h)
+        assert h["x-token"] == "good" and h["x-original-uri"] == "/off/echo?b=2", h
+        for name in ("x-other", "x-extra", "user-agent", "accept-encoding"):
+            assert name not in h, (name, h)
+        assert h["host"] == "authsvc", h
+        assert len(names) == len(set(names)), names
+        # off and nothing set: the token stays behind, the service says 401
+        st, h, names = sent("/bare/echo")
+        assert st == 401, st
+        assert "x-token" not in h and "x-other" not in h and "user-agent" not in h, h
+        assert up.count() == 2, up.count()
+    finally:
+        z.stop()
+        up.stop()
+        auth.stop()
 
 
 def test_auth_service_down_or_slow_is_500():
