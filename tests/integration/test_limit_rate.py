@@ -287,6 +287,41 @@ def test_proxy_ignore_headers_x_accel_limit_rate():
         u.stop()
 
 
+ACCEL_BUF_CONF = """
+worker_processes 1;
+http {{
+    server {{
+        listen 127.0.0.1:{port};
+        location /on/ {{ proxy_pass http://{up}/; }}
+        location /onign/ {{ proxy_pass http://{up}/; proxy_ignore_headers X-Accel-Buffering; }}
+        location /offign/ {{
+            proxy_pass http://{up}/;
+            proxy_buffering off;
+            proxy_ignore_headers X-Accel-Buffering;
+        }}
+    }}
+}}
+"""
+
+
+def test_proxy_ignore_headers_x_accel_buffering():
+    """proxy_ignore_headers X-Accel-Buffering: the upstream's header neither turns
+    buffering off nor on (a slow client holds the upstream or not as the location
+    says), and it is still not passed to the client"""
+    import test_proxy_buffering as pb
+    u = Upstream()
+    port = free_port()
+    z = Zonegate(ACCEL_BUF_CONF, wait_ports=[port], port=port, up=u.addr)
+    try:
+        q = "big?n=%d&X-Accel-Buffering=" % pb.BIG
+        pb.check_freed(z, u, port, "/on/" + q + "no", False)     # obeyed
+        pb.check_freed(z, u, port, "/onign/" + q + "no", True)   # ignored: buffered
+        pb.check_freed(z, u, port, "/offign/" + q + "yes", False)  # ignored: not
+    finally:
+        z.stop()
+        u.stop()
+
+
 def test_proxy_limit_rate():
     """the upstream is read at 1m a second: a fast client gets it at that rate"""
     z, u, port = start()
