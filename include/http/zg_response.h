@@ -42,6 +42,8 @@ struct zg_resp_s {
     /* raw header lines ("Name: value\r\n"...) written after h, NULL = the modules'
      * header hooks' lines (add_header, RateLimit) are written there instead */
     const char *extra;
+    const zg_str_t *accel_expires; /* the upstream's X-Accel-Expires (hidden from h), or
+                                      NULL: for the cache's header filter */
     unsigned no_body : 1;       /* HEAD, 1xx, 204, 304: no body follows the head */
     unsigned from_upstream : 1; /* the proxy's (vs an answer zonegate makes) */
     unsigned keepalive : 1;     /* in: the connection may be kept; out: it will be */

@@ -362,9 +362,14 @@ int64_t zg_cache_validity(const zg_resp_t *h, int ignore, time_t now)
             }
         }
     }
-    if (!(ignore & ZG_IGNORE_X_ACCEL_EXPIRES)
-        && (x = zg_cache_hdr(h, "x-accel-expires", 15)) != NULL) {
-        const zg_str_t *v = &x->value;
+    /* the proxy hides X-Accel-Expires from h (proxy_hide_header's default set) and
+     * hands its value over apart */
+    const zg_str_t *ae = h->accel_expires;
+    if (ae == NULL && (x = zg_cache_hdr(h, "x-accel-expires", 15)) != NULL) {
+        ae = &x->value;
+    }
+    if (!(ignore & ZG_IGNORE_X_ACCEL_EXPIRES) && ae != NULL) {
+        const zg_str_t *v = ae;
         size_t i = 0;
         int at = v->len > 0 && v->data[0] == '@';
         int64_t n = 0;

@@ -765,6 +765,9 @@ static void zg_proxy_head_filtered(zg_proxy_t *p, zg_http_resp_head_t *rh)
             || (n->len == 14 && zg_http_name_eq(n, "content-length", 14))) {
             continue;
         }
+        if (n->len == 15 && zg_http_name_eq(n, "x-accel-expires", 15)) {
+            h.accel_expires = v; /* rh outlives the header filters */
+        }
         int rc = zg_proxy_shape_header(r, sc, n, v, &nv);
         if (rc == ZG_DECLINED) {
             continue; /* proxy_hide_header */
