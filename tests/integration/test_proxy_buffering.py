@@ -253,7 +253,7 @@ def test_request_buffering_retry_sends_the_whole_body_again():
     z = Zonegate("""worker_processes 1;
 http {{ upstream two {{ server 127.0.0.1:{bad} weight=100; server {up} weight=1; }}
   server {{ listen 127.0.0.1:{port}; client_max_body_size 10m;
-    location / {{ proxy_pass http://two; proxy_next_upstream error http_502;
+    location / {{ proxy_pass http://two; proxy_next_upstream error http_502 non_idempotent;
                  client_body_buffer_size 8k; client_body_temp_path {tmp}; }} }} }}""",
                  wait_ports=[port], port=port, bad=bad, up=u.addr, tmp=tmp)
     body = os.urandom(700 * 1024)

@@ -6,6 +6,7 @@ are "unix:" as in nginx, so a limit keyed on the address counts every unix clien
 one; the differential case runs the same config on Debian's nginx."""
 import http.server
 import os
+import re
 import socket
 import socketserver
 import stat
@@ -290,8 +291,10 @@ def test_unix_both_ways_same_as_nginx():
             return out
         a, b = run(zsock), run(nsock)
         # the error pages differ by the server's name only
-        b = [(s, t.replace("nginx/1.22.1", "zonegate").replace(nsock, zsock), r)
-             for s, t, r in b]
+        def norm(t):
+            return re.sub(r"(zonegate|nginx)/[0-9.]+", "SERVER/VERSION", t)
+        a = [(s, norm(t), r) for s, t, r in a]
+        b = [(s, norm(t.replace(nsock, zsock)), r) for s, t, r in b]
         assert a == b, (a, b)
         assert a[0][:2] == (200, "ra=unix: bra=unix:\n"), a
         assert [s for s, _, _ in a] == [200, 200, 503, 200, 403, 200, 200, 200, 200], a
