@@ -1,7 +1,16 @@
 """Runs every test_* function of tests/integration/test_*.py, each bounded in time,
 killing whatever it started.  Prints one line a test and 'N passed, N failed'.
-Usage: run.py [-k SUBSTRING] [FILE ...]"""
+Usage: run.py [-k SUBSTRING] [FILE ...]
+
+ZG_TEST_JOBS=N (default 2) runs the files in N shards at once, each a run.py of its
+own with its own files (the tests wait on servers more than they compute, and each
+one uses ports the kernel picked and finds its processes by pid, never by name); a
+shard's lines are printed when it ends, then the sum.  ZG_TEST_JOBS=1: one after the
+other, printed as they run."""
 import glob
+import re
+import subprocess
+import tempfile
 import importlib.util
 import os
 import signal
@@ -65,6 +74,51 @@ def cleanup():
     return [] if left is True else left
 
 
+def sharded(files, pattern, jobs):
+    """runs the files in `jobs` child run.py at once; the largest files first, each to
+    the shard with the least bytes of test code so far (size stands in for time)"""
+    shards = [[] for _ in range(jobs)]
+    load = [0] * jobs
+    for f in sorted(files, key=lambda f: -os.path.getsize(f)):
+        i = load.index(min(load))
+        shards[i].append(f)
+        load[i] += os.path.getsize(f)
+    env = dict(os.environ, ZG_TEST_JOBS="1")
+    procs = []
+    for files_i in shards:
+        if not files_i:
+            continue
+        out = tempfile.TemporaryFile()
+        argv = [sys.executable, os.path.abspath(__file__)]
+        argv += (["-k", pattern] if pattern else []) + sorted(files_i)
+        procs.append((subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env),
+                      out))
+    passed = failed = skipped = 0
+    failures = []
+    for p, out in procs:
+        rc = p.wait()
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+        for line in text.splitlines():
+            m = re.match(r"(\d+) passed, (\d+) failed, (\d+) skipped$", line)
+            if m:
+                passed += int(m.group(1))
+                failed += int(m.group(2))
+                skipped += int(m.group(3))
+            elif line.startswith("failed: "):
+                failures += line[8:].split()
+            else:
+                print(line)
+        if rc != 0 and not re.search(r"\d+ failed", text):
+            failed += 1
+            failures.append("shard(exit %d)" % rc)
+        sys.stdout.flush()
+    if failures:
+        print("failed: " + " ".join(failures))
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
 def main():
     args = sys.argv[1:]
     pattern = None
@@ -75,6 +129,9 @@ def main():
     if not os.path.exists(zg.BIN):
         print("missing binary %s" % zg.BIN)
         return 1
+    jobs = int(os.environ.get("ZG_TEST_JOBS", "2"))
+    if jobs > 1 and len(files) > 1:
+        return sharded(files, pattern, jobs)
     signal.signal(signal.SIGALRM, on_alarm)
     passed = failed = skipped = 0
     failures = []
