@@ -18,7 +18,7 @@
 #include "zg_zone.h"
 
 #define ZG_MAX_WORKERS ZG_PROC_SLOTS /* worker slots, both generations during a reload */
-#define ZG_MAX_MODULES 32
+#define ZG_MAX_MODULES 64
 
 typedef struct zg_cv_s zg_cv_t; /* compiled "text with $variables" (zg_vars.h) */
 

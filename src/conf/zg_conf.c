@@ -115,6 +115,11 @@ void zg_modules_init(void)
     }
     done = 1;
     for (int i = 0; zg_modules[i] != NULL; i++) {
+        if (i >= ZG_MAX_MODULES) {
+            zg_log_error(ZG_LOG_EMERG, 0, "more than %d modules: raise ZG_MAX_MODULES",
+                         ZG_MAX_MODULES);
+            abort();
+        }
         zg_modules[i]->index = i;
         zg_modules[i]->ctx_offset = off;
         off += zg_align(zg_modules[i]->ctx_size, sizeof(void *));
