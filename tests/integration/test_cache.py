@@ -81,6 +81,16 @@ http {{
             proxy_cache_lock_timeout 200ms;
             add_header X-Cache $upstream_cache_status always;
         }}
+        location /bg/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1s;
+            proxy_cache_use_stale updating;
+            proxy_cache_background_update on;
+            proxy_cache_lock_age 60s;
+            add_header X-Cache $upstream_cache_status always;
+        }}
         location /off/ {{ proxy_pass http://app/; add_header X-Cache "[$upstream_cache_status]"; }}
         location = /metrics {{ metrics; }}
         location = /slab_stat {{ slab_stat; }}
@@ -537,6 +547,79 @@ def test_sandbox_still_kills_a_write_outside_the_cache_directory():
         u.stop()
 
 
+def _bg_expire(t):
+    """waits until an entry stored before t (valid 1 s) has expired, by the clock"""
+    import time
+    assert wait_for(lambda: int(time.time()) >= int(t) + 2, 10)
+
+
+def test_background_update_answers_stale_and_refreshes_once():
+    import http.client
+    import time
+    u, z, port = _start()
+    try:
+        assert _xc(port, "/bg/slow?ms=0&body=old")[:3] == (200, "MISS", b"old")
+        _bg_expire(time.time())
+        n = u.count()
+        # expired: the client gets the old entry at once, on a connection that stays
+        # open, while the refresh waits on the (held) upstream
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/bg/slow?hold=B&body=new")
+        r = c.getresponse()
+        assert (r.status, r.getheader("X-Cache"), r.read()) == (200, "STALE", b"old")
+        u.wait_held("B", 1)
+        c.request("GET", "/bg/slow?hold=B&body=new")
+        r = c.getresponse()
+        assert (r.status, r.getheader("X-Cache"), r.read()) == (200, "UPDATING", b"old")
+        c.close()  # the client goes: the refresh goes on
+        # a flood meanwhile, over both workers, is answered from the old entry
+        for _ in range(30):
+            assert _xc(port, "/bg/slow?hold=B&body=new")[:3] == (200, "UPDATING", b"old")
+        assert u.held("B") == 1
+        assert u.count() == n + 1, (u.count(), n)  # the refresh, held
+        u.release("B")
+        assert wait_for(lambda: _xc(port, "/bg/slow?body=other")[1] == "HIT", 10)
+        assert _xc(port, "/bg/slow")[:3] == (200, "HIT", b"new")
+        assert u.count() == n + 1, (u.count(), n)
+        assert _metric(port, "zonegate_cache_responses_total", status="updating") >= 31
+        # a refresh answered with what is not to be cached (a 500) leaves the expired
+        # entry, and gives the lock back: a later request refreshes it again
+        assert _xc(port, "/bg/hdr?body=kept")[:3] == (200, "MISS", b"kept")
+        _bg_expire(time.time())
+        r = _xc(port, "/bg/hdr?code=500&body=bad")
+        assert r[:3] == (200, "STALE", b"kept"), r
+        assert wait_for(lambda: _xc(port, "/bg/hdr?body=x")[:3] == (200, "STALE", b"kept"), 10)
+        assert wait_for(lambda: _xc(port, "/bg/hdr")[:3] == (200, "HIT", b"x"), 10)
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_background_update_worker_stop_gives_the_lock_back():
+    import time
+    u, z, port = _start()
+    try:
+        assert _xc(port, "/bg/slow?ms=0&body=old")[:3] == (200, "MISS", b"old")
+        _bg_expire(time.time())
+        assert _xc(port, "/bg/slow?hold=Q&body=new")[:3] == (200, "STALE", b"old")
+        u.wait_held("Q", 1)
+        # a reload ends the old workers (their refresh with them): the new ones start
+        # a refresh of their own, with the lock free again
+        z.reload()
+        assert wait_for(lambda: _xc(port, "/bg/slow?hold=R&body=newer")[1] == "STALE", 15)
+        u.wait_held("R", 1)
+        u.release("R")
+        # (a refresh an old worker began before it went is ended with it: any later
+        # one stores the same body)
+        assert wait_for(lambda: _xc(port, "/bg/slow?ms=0&body=newer")[:3]
+                        == (200, "HIT", b"newer"), 10)
+        assert not [f for f in os.listdir(z.dir + "/cache") if f.startswith("t.")]
+    finally:
+        u.release("Q")
+        z.stop()
+        u.stop()
+
+
 def test_config_errors():
     from zg import zonegate_t
     bad = [
@@ -590,6 +673,16 @@ DIFF_COMMON = """
             proxy_cache_key $uri;
             proxy_cache_valid 200 1s;
             proxy_cache_revalidate on;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /bg/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1s;
+            proxy_cache_use_stale updating;
+            proxy_cache_background_update on;
+            proxy_cache_lock_age 60s;
             add_header X-Cache $upstream_cache_status always;
         }}
         location /mu/ {{
@@ -697,6 +790,27 @@ def _stale_script(port):
     return out
 
 
+def _bg_script(port, u, key):
+    """proxy_cache_background_update: MISS, then (expired) STALE at once while the
+    refresh is held at the upstream, UPDATING meanwhile, a HIT with the new body after"""
+    import time
+    out = []
+    path = "/bg/slow?ms=0&body=old-" + key
+    st, h, body = request(port, "GET", path)
+    out.append((st, h.get("x-cache"), body))
+    _bg_expire(time.time())
+    for _ in range(2):
+        st, h, body = request(port, "GET", "/bg/slow?hold=%s&body=new" % key)
+        out.append((st, h.get("x-cache"), body))
+        u.wait_held(key, 1)
+    u.release(key)
+    last = []
+    assert wait_for(lambda: last.append(request(port, "GET", "/bg/slow")) or
+                    last[-1][1].get("x-cache") == "HIT", 10)
+    out.append((last[-1][0], "HIT", last[-1][2]))
+    return [(a, b, c.replace(key.encode(), b"KEY")) for a, b, c in out]
+
+
 def test_same_cache_statuses_as_nginx():
     if not os.path.exists(test_nginx_diff.NGINX):
         raise Skip("%s is missing (scripts/deps.sh installs nginx)" % test_nginx_diff.NGINX)
@@ -716,6 +830,28 @@ def test_same_cache_statuses_as_nginx():
                                                                b[2], b[3]))
         assert zs == ns
     finally:
+        n.stop()
+        z.stop()
+        u.stop()
+
+
+def test_background_update_as_nginx():
+    if not os.path.exists(test_nginx_diff.NGINX):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % test_nginx_diff.NGINX)
+    u = Upstream("a")
+    zport, nport = free_port(), free_port()
+    z = Zonegate("worker_processes 2;\nhttp {{\n" + DIFF_COMMON + "}}\n", wait_ports=[zport],
+                 port=zport, up=u.addr)
+    n = _Nginx1(NGINX_HEAD + DIFF_COMMON + "}}\n", nport, up=u.addr)
+    try:
+        zs, ns = _bg_script(zport, u, "zg"), _bg_script(nport, u, "ngx")
+        print("background update: nginx %s zonegate %s" % (ns, zs))
+        assert zs == ns
+        assert zs == [(200, "MISS", b"old-KEY"), (200, "STALE", b"old-KEY"),
+                      (200, "UPDATING", b"old-KEY"), (200, "HIT", b"new")], zs
+    finally:
+        u.release("zg")
+        u.release("ngx")
         n.stop()
         z.stop()
         u.stop()
