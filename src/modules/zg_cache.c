@@ -1760,6 +1760,9 @@ static void zg_cache_bg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     rc = zg_http_resp_feed(bg->resp, (size_t)nread);
+    if (bg->done) {
+        return; /* ended by its handlers (stored, or not to be cached) */
+    }
     if (rc == ZG_ERROR) {
         zg_cache_bg_end(bg, 1, "upstream sent an invalid response");
     } else if (rc == ZG_OK) {
@@ -1822,6 +1825,10 @@ static int zg_cache_bg_start(zg_request_t *r, zg_cache_req_t *c)
     int rc;
 
     if (bg == NULL) {
+        return ZG_ERROR;
+    }
+    if (r->ctx.method.len == 4 && memcmp(r->ctx.method.data, "POST", 4) == 0) {
+        free(bg); /* a cached POST: the refresh would be a GET, so none */
         return ZG_ERROR;
     }
     zg_buf_append(&uri, r->ctx.uri.data, r->ctx.uri.len);
