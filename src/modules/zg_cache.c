@@ -46,7 +46,7 @@
 #define ZG_CACHE_MANAGE_MAX 1000   /* files removed at most per manager tick */
 #define ZG_CACHE_LOAD_FILES 1000   /* files the loader looks at per tick */
 #define ZG_CACHE_SENDFILE_MIN 32768 /* bodies up to this are copied with the head */
-#define ZG_HTTP_HEAD_MAX_BG (64 * 1024) /* a background update's response head */
+#define ZG_CACHE_BG_HEAD_MAX (64 * 1024) /* a background update's response head */
 
 /* use_stale bits */
 #define ZG_STALE_ERROR 0x01
@@ -1843,7 +1843,7 @@ static int zg_cache_bg_start(zg_request_t *r, zg_cache_req_t *c)
     }
     bg->c.key = malloc(c->key_len + 1);
     bg->hdr_names = malloc(2 * r->ctx.nhdrs * sizeof(zg_str_t) + blob + 1);
-    bg->resp = zg_http_resp_create(ZG_HTTP_HEAD_MAX_BG, &zg_cache_bg_handlers, bg);
+    bg->resp = zg_http_resp_create(ZG_CACHE_BG_HEAD_MAX, &zg_cache_bg_handlers, bg);
     if (uri.failed || bg->c.key == NULL || bg->hdr_names == NULL || bg->resp == NULL
         || zg_proxy_sub_head(r, &u, &bg->u, &bg->plcf, &bg->head) != ZG_OK) {
         zg_buf_free(&uri);
