@@ -628,6 +628,21 @@ def test_background_update_worker_stop_gives_the_lock_back():
         u.stop()
 
 
+def test_background_update_failure_frees_the_lock():
+    u, z, port = _start()
+    try:
+        _bg_expire(_bg_fill(port, "/bg/slow?ms=0&body=old", b"old"))
+        u.stop()
+        # the refresh fails (connection refused): logged, the lock freed (lock_age is
+        # 60 s: a lock left held would answer UPDATING), the expired entry kept
+        assert _xc(port, "/bg/slow?ms=0&body=new")[:3] == (200, "STALE", b"old")
+        assert wait_for(lambda: "during the background update" in open(z.log).read(), 10)
+        assert wait_for(lambda: _xc(port, "/bg/slow?ms=0&body=new")[:3]
+                        == (200, "STALE", b"old"), 10)
+    finally:
+        z.stop()
+        u.stop()
+
 def test_config_errors():
     from zg import zonegate_t
     bad = [
