@@ -1584,6 +1584,7 @@ struct zg_cache_bg_s {
     size_t nhdrs;
     zg_upstream_conf_t *u;
     const zg_proxy_loc_conf_t *plcf;
+    const zg_proxy_shape_loc_conf_t *sc; /* proxy_hide_header, proxy_redirect */
     zg_upstream_pick_t pick;
     zg_cache_bg_t *next;        /* this worker's refreshes */
     int handles;                /* open uv handles; freed at 0 */
@@ -1673,8 +1674,7 @@ static void zg_cache_bg_on_head(void *data, zg_http_resp_head_t *rh)
     h.cap = ZG_HTTP_MAX_HEADERS;
     for (size_t i = 0; i < rh->nhdrs; i++) {
         const zg_str_t *n = &rh->names[i];
-        if (zg_http_hop_by_hop(n) || zg_http_name_eq(n, "content-length", 14)
-            || (n->len >= 8 && strncasecmp(n->data, "x-accel-", 8) == 0)) {
+        if (zg_http_hop_by_hop(n) || zg_http_name_eq(n, "content-length", 14)) {
             continue;
         }
         hs[h.n].name = *n;
@@ -1685,7 +1685,36 @@ static void zg_cache_bg_on_head(void *data, zg_http_resp_head_t *rh)
     if (valid == 0) {
         valid = zg_cache_valid_for(cl, h.status);
     }
-    if (valid > 0) {
+    /* what the proxy would pass on: no X-Accel-*, no proxy_hide_header ones */
+    int n = 0, redirect = 0;
+    for (int i = 0; i < h.n; i++) {
+        const zg_str_t *name = &hs[i].name, *v = &hs[i].value;
+        zg_str_t nv;
+        if (name->len >= 8 && strncasecmp(name->data, "x-accel-", 8) == 0) {
+            continue;
+        }
+        if (bg->sc->nredirects > 0 && v->len > 0 && (zg_http_name_eq(name, "location", 8)
+                                                     || zg_http_name_eq(name, "refresh", 7))) {
+            redirect = 1; /* proxy_redirect needs the request */
+            break;
+        }
+        /* hidden or not (the request is used by proxy_redirect only, ruled out above) */
+        if (zg_proxy_shape_header(NULL, bg->sc, name, v, &nv) == ZG_DECLINED) {
+            continue;
+        }
+        hs[n++] = hs[i];
+    }
+    h.n = n;
+    if (valid > 0 && redirect) {
+        /* the next request fetches it as a MISS, through the proxy */
+        zg_slab_pool_t *pool = cl->cache->zone->pool;
+        zg_shmtx_lock(&pool->mutex);
+        zg_cache_node_sh_t *node = zg_cache_lookup_locked(zg_cache_sh(cl->cache), bg->c.md5);
+        if (node != NULL) {
+            node->exists = 0;
+        }
+        zg_shmtx_unlock(&pool->mutex);
+    } else if (valid > 0) {
         zg_cache_open_entry(&bg->c, &h, valid, now, zg_cache_bg_hdr, bg);
     }
     if (!bg->c.storing) {
@@ -1873,6 +1902,7 @@ static int zg_cache_bg_start(zg_request_t *r, zg_cache_req_t *c)
     memcpy(bg->c.key, c->key, c->key_len);
     bg->c.key_len = c->key_len;
     bg->c.conf = c->conf;
+    bg->sc = zg_proxy_shape_loc_conf(r->loc_conf);
     memcpy(bg->c.md5, c->md5, 16);
     memcpy(bg->c.rel, c->rel, sizeof(c->rel));
     bg->c.fd = bg->c.stale_fd = -1;

@@ -89,6 +89,7 @@ http {{
             proxy_cache_use_stale updating;
             proxy_cache_background_update on;
             proxy_cache_lock_age 60s;
+            proxy_hide_header X-Secret;
             add_header X-Cache $upstream_cache_status always;
         }}
         location /off/ {{ proxy_pass http://app/; add_header X-Cache "[$upstream_cache_status]"; }}
@@ -553,29 +554,37 @@ def _bg_expire(t):
     assert wait_for(lambda: int(time.time()) >= int(t) + 2, 10)
 
 
+def _bg_stale(do):
+    """do() (a request: status, X-Cache, body) until the entry is found expired: the
+    HITs before it start nothing; returns the first other answer.  (The time an entry
+    expires is not known to the second: a request that misses just before the entry
+    is in place stores it again, a moment later.)"""
+    last = []
+    assert wait_for(lambda: last.append(do()) or last[-1][1] != "HIT", 15), last[-3:]
+    return last[-1]
+
+
 def _bg_fill(port, path, body):
-    """fills the entry of path (MISS), then waits until it answers (HIT): stored
-    before the time returned (the client may have the whole answer a moment before
-    the entry is in place)"""
-    import time
+    """fills the entry of path (MISS), then waits until it answers (HIT)"""
     assert request(port, "GET", path)[2] == body
     assert wait_for(lambda: _xc(port, path)[1:3] == ("HIT", body), 10)
-    return time.time()
 
 
 def test_background_update_answers_stale_and_refreshes_once():
     import http.client
-    import time
     u, z, port = _start()
     try:
-        _bg_expire(_bg_fill(port, "/bg/slow?ms=0&body=old", b"old"))
-        n = u.count()
+        _bg_fill(port, "/bg/slow?ms=0&body=old", b"old")
         # expired: the client gets the old entry at once, on a connection that stays
         # open, while the refresh waits on the (held) upstream
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        c.request("GET", "/bg/slow?hold=B&body=new")
-        r = c.getresponse()
-        assert (r.status, r.getheader("X-Cache"), r.read()) == (200, "STALE", b"old")
+
+        def ka():
+            c.request("GET", "/bg/slow?hold=B&body=new")
+            r = c.getresponse()
+            return r.status, r.getheader("X-Cache"), r.read()
+        n = u.count()
+        assert _bg_stale(ka) == (200, "STALE", b"old")
         u.wait_held("B", 1)
         c.request("GET", "/bg/slow?hold=B&body=new")
         r = c.getresponse()
@@ -594,9 +603,9 @@ def test_background_update_answers_stale_and_refreshes_once():
         assert _metric(port, "zonegate_cache_responses_total", status="updating") >= 31
         # a refresh answered with what is not to be cached (a 500) leaves the expired
         # entry, and gives the lock back: a later request refreshes it again
-        _bg_expire(_bg_fill(port, "/bg/hdr?body=kept", b"kept"))
-        r = _xc(port, "/bg/hdr?code=500&body=bad")
-        assert r[:3] == (200, "STALE", b"kept"), r
+        _bg_fill(port, "/bg/hdr?body=kept", b"kept")
+        r = _bg_stale(lambda: _xc(port, "/bg/hdr?code=500&body=bad")[:3])
+        assert r == (200, "STALE", b"kept"), r
         assert wait_for(lambda: _xc(port, "/bg/hdr?body=x")[:3] == (200, "STALE", b"kept"), 10)
         assert wait_for(lambda: _xc(port, "/bg/hdr?body=x")[:3] == (200, "HIT", b"x"), 10)
     finally:
@@ -605,11 +614,11 @@ def test_background_update_answers_stale_and_refreshes_once():
 
 
 def test_background_update_worker_stop_gives_the_lock_back():
-    import time
     u, z, port = _start()
     try:
-        _bg_expire(_bg_fill(port, "/bg/slow?ms=0&body=old", b"old"))
-        assert _xc(port, "/bg/slow?hold=Q&body=new")[:3] == (200, "STALE", b"old")
+        _bg_fill(port, "/bg/slow?ms=0&body=old", b"old")
+        assert _bg_stale(lambda: _xc(port, "/bg/slow?hold=Q&body=new")[:3]) == (
+            200, "STALE", b"old")
         u.wait_held("Q", 1)
         # a reload ends the old workers (their refresh with them): the new ones start
         # a refresh of their own, with the lock free again
@@ -631,16 +640,47 @@ def test_background_update_worker_stop_gives_the_lock_back():
 def test_background_update_failure_frees_the_lock():
     u, z, port = _start()
     try:
-        _bg_expire(_bg_fill(port, "/bg/slow?ms=0&body=old", b"old"))
+        _bg_fill(port, "/bg/slow?ms=0&body=old", b"old")
         u.stop()
         # the refresh fails (connection refused): logged, the lock freed (lock_age is
         # 60 s: a lock left held would answer UPDATING), the expired entry kept
-        assert _xc(port, "/bg/slow?ms=0&body=new")[:3] == (200, "STALE", b"old")
+        assert _bg_stale(lambda: _xc(port, "/bg/slow?ms=0&body=new")[:3]) == (
+            200, "STALE", b"old")
         assert wait_for(lambda: "during the background update" in open(z.log).read(), 10)
         assert wait_for(lambda: _xc(port, "/bg/slow?ms=0&body=new")[:3]
                         == (200, "STALE", b"old"), 10)
     finally:
         z.stop()
+        u.stop()
+
+def test_background_update_stores_what_the_proxy_passes():
+    import time
+    u, z, port = _start()
+    try:
+        # the refreshed entry: proxy_hide_header applies, X-Accel-Expires gives its
+        # validity (100 s here, not proxy_cache_valid's 1 s) and is not kept
+        _bg_fill(port, "/bg/hdr?X-Secret=s&X-Kept=k1&body=a", b"a")
+        path = "/bg/hdr?X-Secret=s&X-Kept=k2&X-Accel-Expires=100&body=b"
+        assert _bg_stale(lambda: _xc(port, path)[:3]) == (200, "STALE", b"a")
+        assert wait_for(lambda: _xc(port, path)[1:3] == ("HIT", b"b"), 10)
+        t = time.time()
+        _bg_expire(t)
+        st, xc, body, h = _xc(port, "/bg/hdr")
+        assert (st, xc, body, h.get("x-kept")) == (200, "HIT", b"b", "k2"), (st, xc, body, h)
+        assert "x-secret" not in h and "x-accel-expires" not in h, h
+    finally:
+        z.stop()
+        u.stop()
+    # an answer with a Location (proxy_redirect needs the request) is not stored by the
+    # refresh: the next request fetches it through the proxy (a MISS)
+    u, z2, port = _start()
+    try:
+        _bg_fill(port, "/bg/hdr?body=a", b"a")
+        path = "/bg/hdr?code=301&Location=/x&X-Accel-Expires=100&body=r"
+        assert _bg_stale(lambda: _xc(port, path)[:3]) == (200, "STALE", b"a")
+        assert wait_for(lambda: _xc(port, path)[:2] == (301, "MISS"), 10)
+    finally:
+        z2.stop()
         u.stop()
 
 def test_config_errors():
@@ -819,17 +859,19 @@ _bg_log = []
 def _bg_script(port, u, key):
     """proxy_cache_background_update: MISS, then (expired) STALE at once while the
     refresh is held at the upstream, UPDATING meanwhile, a HIT with the new body after"""
-    import time
     out = []
     path = "/bg/slow?ms=0&body=old-" + key
     st, h, body = request(port, "GET", path)
     out.append((st, h.get("x-cache"), body))
-    _bg_expire(_bg_fill(port, path, ("old-" + key).encode()))
-    for _ in range(2):
+    _bg_fill(port, path, ("old-" + key).encode())
+
+    def hold():
         st, h, body = request(port, "GET", "/bg/slow?hold=%s&body=new" % key)
-        out.append((st, h.get("x-cache"), body))
+        return st, h.get("x-cache"), body
+    for i in range(2):
+        out.append(_bg_stale(hold) if i == 0 else hold())
         assert wait_for(lambda: u.held(key) == 1, 10), (
-            out, time.time(), open(_bg_log[0]).read()[-1500:] if _bg_log else "")
+            out, open(_bg_log[0]).read()[-1500:] if _bg_log else "")
     u.release(key)
     last = []
     assert wait_for(lambda: last.append(request(port, "GET", "/bg/slow?ms=0&body=new")) or
