@@ -5,7 +5,9 @@
  * time, so other locations pay nothing); storing is a response filter that sees the
  * upstream's head and body first (before add_header and gzip).  The
  * master loads the index from the files at start and keeps the disk under
- * max_size and the entries within inactive (zg_module_t.tick). */
+ * max_size and the entries within inactive (zg_module_t.tick).  With
+ * proxy_cache_background_update, an expired entry is refreshed by a fetch the worker
+ * owns (not the client's request), holding the entry's lock; exit_worker ends those. */
 #ifndef ZG_CACHE_H
 #define ZG_CACHE_H
 

@@ -15,6 +15,8 @@
 
 #include "zg_conf.h"
 #include "zg_vars.h"
+#include "zg_proxy.h"
+#include "zg_upstream.h"
 
 typedef struct zg_proxy_sub_s zg_proxy_sub_t;
 
@@ -40,6 +42,11 @@ zg_proxy_sub_t *zg_proxy_sub_start(zg_request_t *r, const zg_str_t *uri,
 /* Ends a subrequest whose done has not been called (the request is going away);
  * done is then never called. */
 void zg_proxy_sub_cancel(zg_proxy_sub_t *sr);
+/* The upstream of URI's location and the head of the GET a subrequest would send it
+ * (for a request made without a client: the cache's background update); ZG_OK, or
+ * the status the subrequest would answer (head then untouched). */
+int zg_proxy_sub_head(zg_request_t *r, const zg_str_t *uri, zg_upstream_conf_t **u,
+                      const zg_proxy_loc_conf_t **plcf, zg_buf_t *head);
 /* Closes this worker's idle subrequest connections (graceful stop, exit). */
 void zg_proxy_sub_pool_close(void);
 

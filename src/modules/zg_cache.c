@@ -34,6 +34,9 @@
 #include "zg_proxy.h"
 #include "zg_proxy_ignore.h"
 #include "zg_proxy_shape.h"
+#include "zg_proxy_sub.h"
+#include "zg_unix.h"
+#include "zg_upstream.h"
 #include "zg_request.h"
 #include "zg_response.h"
 
@@ -43,6 +46,7 @@
 #define ZG_CACHE_MANAGE_MAX 1000   /* files removed at most per manager tick */
 #define ZG_CACHE_LOAD_FILES 1000   /* files the loader looks at per tick */
 #define ZG_CACHE_SENDFILE_MIN 32768 /* bodies up to this are copied with the head */
+#define ZG_CACHE_BG_HEAD_MAX (64 * 1024) /* a background update's response head */
 
 /* use_stale bits */
 #define ZG_STALE_ERROR 0x01
@@ -118,6 +122,7 @@ typedef struct {
     zg_msec_t lock_timeout;
     zg_msec_t lock_age;
     int use_stale;              /* ZG_UNSET or ZG_STALE_* */
+    int background;             /* proxy_cache_background_update */
     int ignore_headers;         /* ZG_UNSET or ZG_IGNORE_* */
 } zg_cache_loc_conf_t;
 
@@ -873,7 +878,7 @@ static int zg_cache_open(zg_cache_req_t *c)
 
 /* ---- the lookup ---- */
 
-enum { ZG_LOOK_FETCH, ZG_LOOK_HIT, ZG_LOOK_WAIT, ZG_LOOK_STALE };
+enum { ZG_LOOK_FETCH, ZG_LOOK_HIT, ZG_LOOK_WAIT, ZG_LOOK_STALE, ZG_LOOK_BG };
 
 /* looks the key up (creating its entry), counts the use and decides */
 static int zg_cache_look(zg_cache_req_t *c, int bypass)
@@ -913,6 +918,16 @@ static int zg_cache_look(zg_cache_req_t *c, int bypass)
         sh->hits++;
         c->status = ZG_CACHE_HIT;
         rc = ZG_LOOK_HIT;
+    } else if (n != NULL && lock_free && n->exists && cl->background && c->store
+               && (cl->use_stale & ZG_STALE_UPDATING)) {
+        /* answered from the expired entry now, refreshed in the background by this
+         * worker, which holds the entry's lock meanwhile (others get UPDATING) */
+        sh->stale++;
+        c->status = ZG_CACHE_STALE;
+        n->lock_slot = zg_worker_slot + 1;
+        n->lock_time = ms;
+        c->locked = 1;
+        rc = ZG_LOOK_BG;
     } else if (n != NULL && !lock_free && n->exists && (cl->use_stale & ZG_STALE_UPDATING)) {
         sh->updating++;
         c->status = ZG_CACHE_UPDATING;
@@ -954,6 +969,7 @@ static int zg_cache_look(zg_cache_req_t *c, int bypass)
 }
 
 static void zg_cache_continue(zg_request_t *r, zg_cache_req_t *c);
+static int zg_cache_bg_start(zg_request_t *r, zg_cache_req_t *c);
 
 /* an expired entry's validators, for the upstream request (proxy_cache_revalidate) */
 static void zg_cache_revalidation(zg_request_t *r, zg_cache_req_t *c)
@@ -1026,6 +1042,26 @@ static void zg_cache_continue(zg_request_t *r, zg_cache_req_t *c)
         r->content = &zg_cache_wait_ops;
         uv_timer_start(c->wait, zg_cache_wait_cb, ZG_CACHE_WAIT_MSEC, 0);
         return;
+    }
+    if (rc == ZG_LOOK_BG) {
+        int fd = zg_cache_open(c);
+        if (fd >= 0 && zg_cache_bg_start(r, c) == ZG_OK) {
+            /* the refresh took the lock over: the request answers and goes */
+            zg_cache_set_status(r, c->status);
+            if (zg_cache_serve(r, c, fd) == ZG_OK) {
+                return;
+            }
+            c->status = ZG_CACHE_MISS; /* unusable: fetched, the refresh stores it */
+            c->store = 0;
+            goto fetch;
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+        /* no refresh could start: fetched now, with the lock (as without it) */
+        c->status = ZG_CACHE_EXPIRED;
+        c->stale_fd = zg_cache_open(c);
+        goto fetch;
     }
     if (rc == ZG_LOOK_HIT || rc == ZG_LOOK_STALE) {
         int fd = zg_cache_open(c);
@@ -1283,11 +1319,20 @@ static int zg_cache_substitute(zg_request_t *r, zg_cache_req_t *c, zg_resp_t *h,
     return ZG_OK;
 }
 
+/* a request header by name (the request's, or a copy of them) */
+typedef const zg_str_t *(*zg_cache_hdr_get_pt)(void *arg, const char *name, size_t len);
+
+static const zg_str_t *zg_cache_r_hdr(void *arg, const char *name, size_t len)
+{
+    return zg_cache_req_header(arg, name, len);
+}
+
 /* the Vary line: "name:value\n" for each header the upstream varies on */
-static int zg_cache_vary(zg_request_t *r, const zg_resp_t *h, zg_buf_t *b)
+static int zg_cache_vary(int ignore, const zg_resp_t *h, zg_buf_t *b, zg_cache_hdr_get_pt get,
+                         void *arg)
 {
     const zg_resp_header_t *x = zg_cache_hdr(h, "vary", 4);
-    if (x == NULL || (zg_cache_loc_conf(r->loc_conf)->ignore_headers & ZG_IGNORE_VARY)) {
+    if (x == NULL || (ignore & ZG_IGNORE_VARY)) {
         return ZG_OK;
     }
     const char *p = x->value.data, *end = p + x->value.len;
@@ -1302,7 +1347,7 @@ static int zg_cache_vary(zg_request_t *r, const zg_resp_t *h, zg_buf_t *b)
         if (p == s) {
             break;
         }
-        const zg_str_t *v = zg_cache_req_header(r, s, (size_t)(p - s));
+        const zg_str_t *v = get(arg, s, (size_t)(p - s));
         zg_buf_append(b, s, (size_t)(p - s));
         zg_buf_append(b, ":", 1);
         if (v != NULL) {
@@ -1313,10 +1358,12 @@ static int zg_cache_vary(zg_request_t *r, const zg_resp_t *h, zg_buf_t *b)
     return b->failed ? ZG_ERROR : ZG_OK;
 }
 
+static void zg_cache_open_entry(zg_cache_req_t *c, const zg_resp_t *h, int64_t valid,
+                                time_t now, zg_cache_hdr_get_pt get, void *arg);
+
 static void zg_cache_begin_store(zg_request_t *r, zg_cache_req_t *c, zg_resp_t *h)
 {
     zg_cache_loc_conf_t *cl = c->conf;
-    zg_cache_path_t *cp = cl->cache;
     time_t now = time(NULL);
     int ignore = cl->ignore_headers;
 
@@ -1333,6 +1380,15 @@ static void zg_cache_begin_store(zg_request_t *r, zg_cache_req_t *c, zg_resp_t *
     if (valid <= 0 || (cl->nno_cache > 0 && zg_cache_test(r, cl->no_cache, cl->nno_cache))) {
         return;
     }
+    zg_cache_open_entry(c, h, valid, now, zg_cache_r_hdr, r);
+}
+
+/* the temp file of a new entry, with its header, key, Vary line and head (c->fd,
+ * c->storing; nothing when it could not be made) */
+static void zg_cache_open_entry(zg_cache_req_t *c, const zg_resp_t *h, int64_t valid,
+                                time_t now, zg_cache_hdr_get_pt get, void *arg)
+{
+    zg_cache_path_t *cp = c->conf->cache;
     zg_buf_t b;
     memset(&b, 0, sizeof(b));
     zg_cache_file_t f;
@@ -1346,7 +1402,7 @@ static void zg_cache_begin_store(zg_request_t *r, zg_cache_req_t *c, zg_resp_t *
     zg_buf_append(&b, (const char *)&f, sizeof(f));
     zg_buf_append(&b, c->key, c->key_len);
     size_t vstart = b.len;
-    if (zg_cache_vary(r, h, &b) != ZG_OK) {
+    if (zg_cache_vary(c->conf->ignore_headers, h, &b, get, arg) != ZG_OK) {
         zg_buf_free(&b);
         return;
     }
@@ -1509,6 +1565,395 @@ static void zg_cache_body_filter(zg_request_t *r, const char *p, size_t n, int l
         zg_cache_finish_store(r, c);
     }
     zg_response_next(r, &zg_cache_module, p, n, last);
+}
+
+/* ---- proxy_cache_background_update ---- */
+
+/* A refresh of an expired entry made without a client: the request that found the
+ * entry expired builds the upstream request (as a subrequest would send it), hands
+ * the entry's lock over, answers from the expired entry and goes on (keepalive); the
+ * refresh, owned by the worker, fetches the URL from one peer and stores the answer
+ * through the same temp file + rename, then gives the lock back.  A worker that
+ * exits ends its refreshes (temp file removed, lock given back); a killed one leaves
+ * its lock to the master (worker_gone) and its temp file to the manager. */
+typedef struct zg_cache_bg_s zg_cache_bg_t;
+struct zg_cache_bg_s {
+    zg_cache_req_t c;           /* the entry: md5, rel, key, lock, temp file */
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_write_t wr;
+    uv_timer_t timer;
+    zg_http_resp_t *resp;
+    zg_buf_t head;              /* the request to the upstream */
+    zg_str_t *hdr_names;        /* a copy of the client's headers (for Vary) */
+    size_t nhdrs;
+    zg_upstream_conf_t *u;
+    const zg_proxy_loc_conf_t *plcf;
+    const zg_proxy_shape_loc_conf_t *sc; /* proxy_hide_header, proxy_redirect */
+    zg_upstream_pick_t pick;
+    zg_cache_bg_t *next;        /* this worker's refreshes */
+    int handles;                /* open uv handles; freed at 0 */
+    int connect_rc;
+    unsigned connecting : 1;    /* a unix socket's connect, reported on the next tick */
+    unsigned connected : 1;
+    unsigned done : 1;
+};
+
+static zg_cache_bg_t *zg_cache_bgs;
+
+static void zg_cache_bg_closed(uv_handle_t *h)
+{
+    zg_cache_bg_t *bg = h->data;
+
+    if (--bg->handles > 0) {
+        return;
+    }
+    zg_http_resp_destroy(bg->resp);
+    zg_buf_free(&bg->head);
+    free(bg->hdr_names);
+    free(bg->c.key);
+    free(bg);
+}
+
+/* the end of a refresh, stored or not (failed: the upstream's fault) */
+static void zg_cache_bg_end(zg_cache_bg_t *bg, int failed, const char *what)
+{
+    zg_cache_path_t *cp = bg->c.conf->cache;
+
+    if (bg->done) {
+        return;
+    }
+    bg->done = 1;
+    if (what != NULL) {
+        zg_log_error(ZG_LOG_ERR, 0, "%s during the background update of \"%.*s\", upstream: \"%s\"",
+                     what, (int)zg_min(bg->c.key_len, 256), bg->c.key,
+                     bg->pick.addr ? bg->pick.addr->text : "-");
+    }
+    if (bg->c.fd >= 0) {
+        close(bg->c.fd);
+        bg->c.fd = -1;
+        unlinkat(cp->dirfd, bg->c.tmp, 0);
+    }
+    zg_cache_unlock_entry(&bg->c, cp, 0);
+    if (bg->pick.peer >= 0) {
+        zg_upstream_free(bg->u, &bg->pick, failed, zg_time_msec());
+    }
+    for (zg_cache_bg_t **pp = &zg_cache_bgs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == bg) {
+            *pp = bg->next;
+            break;
+        }
+    }
+    uv_timer_stop(&bg->timer);
+    uv_close((uv_handle_t *)&bg->timer, zg_cache_bg_closed);
+    uv_close((uv_handle_t *)&bg->tcp, zg_cache_bg_closed);
+}
+
+static const zg_str_t *zg_cache_bg_hdr(void *arg, const char *name, size_t len)
+{
+    zg_cache_bg_t *bg = arg;
+
+    for (size_t i = 0; i < bg->nhdrs; i++) {
+        if (zg_http_name_eq(&bg->hdr_names[i], name, len)) {
+            return &bg->hdr_names[bg->nhdrs + i];
+        }
+    }
+    return NULL;
+}
+
+static void zg_cache_bg_on_head(void *data, zg_http_resp_head_t *rh)
+{
+    zg_cache_bg_t *bg = data;
+    zg_cache_loc_conf_t *cl = bg->c.conf;
+    zg_resp_header_t hs[ZG_HTTP_MAX_HEADERS];
+    zg_resp_t h;
+    time_t now = time(NULL);
+
+    if (bg->done) {
+        return;
+    }
+    memset(&h, 0, sizeof(h));
+    h.status = rh->status;
+    h.from_upstream = 1;
+    h.h = hs;
+    h.cap = ZG_HTTP_MAX_HEADERS;
+    for (size_t i = 0; i < rh->nhdrs; i++) {
+        const zg_str_t *n = &rh->names[i];
+        if (zg_http_hop_by_hop(n) || zg_http_name_eq(n, "content-length", 14)) {
+            continue;
+        }
+        hs[h.n].name = *n;
+        hs[h.n].value = rh->values[i];
+        h.n++;
+    }
+    int64_t valid = rh->no_body ? -1 : zg_cache_validity(&h, cl->ignore_headers, now);
+    if (valid == 0) {
+        valid = zg_cache_valid_for(cl, h.status);
+    }
+    /* what the proxy would pass on: no X-Accel-*, no proxy_hide_header ones */
+    int n = 0, redirect = 0;
+    for (int i = 0; i < h.n; i++) {
+        const zg_str_t *name = &hs[i].name, *v = &hs[i].value;
+        zg_str_t nv;
+        if (name->len >= 8 && strncasecmp(name->data, "x-accel-", 8) == 0) {
+            continue;
+        }
+        if (bg->sc->nredirects > 0 && v->len > 0 && (zg_http_name_eq(name, "location", 8)
+                                                     || zg_http_name_eq(name, "refresh", 7))) {
+            redirect = 1; /* proxy_redirect needs the request */
+            break;
+        }
+        /* hidden or not (the request is used by proxy_redirect only, ruled out above) */
+        if (zg_proxy_shape_header(NULL, bg->sc, name, v, &nv) == ZG_DECLINED) {
+            continue;
+        }
+        hs[n++] = hs[i];
+    }
+    h.n = n;
+    if (valid > 0 && redirect) {
+        /* the next request fetches it as a MISS, through the proxy */
+        zg_slab_pool_t *pool = cl->cache->zone->pool;
+        zg_shmtx_lock(&pool->mutex);
+        zg_cache_node_sh_t *node = zg_cache_lookup_locked(zg_cache_sh(cl->cache), bg->c.md5);
+        if (node != NULL) {
+            node->exists = 0;
+        }
+        zg_shmtx_unlock(&pool->mutex);
+    } else if (valid > 0) {
+        zg_cache_open_entry(&bg->c, &h, valid, now, zg_cache_bg_hdr, bg);
+    }
+    if (!bg->c.storing) {
+        zg_cache_bg_end(bg, 0, NULL); /* not to be cached: the expired entry stays */
+    }
+}
+
+static void zg_cache_bg_on_body(void *data, const char *p, size_t n)
+{
+    zg_cache_bg_t *bg = data;
+
+    if (bg->done || !bg->c.storing || n == 0) {
+        return;
+    }
+    if (zg_cache_write(bg->c.fd, p, n) != ZG_OK) {
+        zg_log_error(ZG_LOG_CRIT, errno, "write \"%s/%s\" failed", bg->c.conf->cache->path,
+                     bg->c.tmp);
+        zg_cache_bg_end(bg, 0, NULL);
+        return;
+    }
+    bg->c.body_len += n;
+}
+
+static void zg_cache_bg_on_done(void *data)
+{
+    zg_cache_bg_t *bg = data;
+
+    if (bg->done) {
+        return;
+    }
+    if (bg->c.storing) {
+        zg_cache_finish_store(NULL, &bg->c); /* the lock goes back with the new entry */
+    }
+    zg_cache_bg_end(bg, 0, NULL);
+}
+
+static const zg_http_resp_handlers_t zg_cache_bg_handlers = {
+    zg_cache_bg_on_head, zg_cache_bg_on_body, zg_cache_bg_on_done
+};
+
+static void zg_cache_bg_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char scratch[512];
+    zg_cache_bg_t *bg = h->data;
+    size_t len = 0;
+    char *b;
+
+    (void)suggested;
+    if (bg->done) {
+        *buf = uv_buf_init(scratch, sizeof(scratch));
+        return;
+    }
+    b = zg_http_resp_buffer(bg->resp, &len);
+    *buf = uv_buf_init(b, (unsigned)len);
+}
+
+static void zg_cache_bg_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    zg_cache_bg_t *bg = s->data;
+    int rc;
+
+    (void)buf;
+    if (bg->done || nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        if (nread == UV_EOF && zg_http_resp_eof(bg->resp) == ZG_DONE) {
+            return; /* on_done ended it */
+        }
+        zg_cache_bg_end(bg, 1, nread == UV_EOF ? "upstream prematurely closed connection"
+                                               : "recv() failed");
+        return;
+    }
+    rc = zg_http_resp_feed(bg->resp, (size_t)nread);
+    if (bg->done) {
+        return; /* ended by its handlers (stored, or not to be cached) */
+    }
+    if (rc == ZG_ERROR) {
+        zg_cache_bg_end(bg, 1, "upstream sent an invalid response");
+    } else if (rc == ZG_OK) {
+        uv_timer_again(&bg->timer); /* the read timeout, between two reads */
+    }
+}
+
+static void zg_cache_bg_written(uv_write_t *req, int status)
+{
+    zg_cache_bg_t *bg = req->data;
+
+    if (status < 0) {
+        zg_cache_bg_end(bg, 1, "send() failed");
+    }
+}
+
+static void zg_cache_bg_timer(uv_timer_t *t);
+
+static void zg_cache_bg_connected(uv_connect_t *req, int status)
+{
+    zg_cache_bg_t *bg = req->data;
+    char what[128];
+
+    if (bg->done || status == UV_ECANCELED) {
+        return;
+    }
+    if (status < 0) {
+        snprintf(what, sizeof(what), "connect() failed (%s)", uv_strerror(status));
+        zg_cache_bg_end(bg, 1, what);
+        return;
+    }
+    bg->connected = 1;
+    uv_timer_start(&bg->timer, zg_cache_bg_timer, zg_max(bg->plcf->read_timeout, 1),
+                   zg_max(bg->plcf->read_timeout, 1));
+    uv_buf_t b = uv_buf_init(bg->head.data, (unsigned)bg->head.len);
+    if (uv_write(&bg->wr, (uv_stream_t *)&bg->tcp, &b, 1, zg_cache_bg_written) != 0
+        || uv_read_start((uv_stream_t *)&bg->tcp, zg_cache_bg_alloc, zg_cache_bg_read) != 0) {
+        zg_cache_bg_end(bg, 1, "send() failed");
+    }
+}
+
+static void zg_cache_bg_timer(uv_timer_t *t)
+{
+    zg_cache_bg_t *bg = t->data;
+
+    if (bg->connecting) {
+        bg->connecting = 0;
+        zg_cache_bg_connected(&bg->connect, bg->connect_rc);
+        return;
+    }
+    zg_cache_bg_end(bg, 1, "upstream timed out");
+}
+
+/* starts the refresh of c's entry, whose lock it takes over; ZG_OK, or ZG_ERROR
+ * (nothing started, c keeps the lock) */
+static int zg_cache_bg_start(zg_request_t *r, zg_cache_req_t *c)
+{
+    zg_buf_t uri = ZG_BUF_INIT;
+    zg_cache_bg_t *bg = calloc(1, sizeof(*bg));
+    int rc;
+
+    if (bg == NULL) {
+        return ZG_ERROR;
+    }
+    if (r->ctx.method.len == 4 && memcmp(r->ctx.method.data, "POST", 4) == 0) {
+        free(bg); /* a cached POST: the refresh would be a GET, so none */
+        return ZG_ERROR;
+    }
+    zg_buf_append(&uri, r->ctx.uri.data, r->ctx.uri.len);
+    if (r->ctx.args.len) {
+        zg_buf_append(&uri, "?", 1);
+        zg_buf_append(&uri, r->ctx.args.data, r->ctx.args.len);
+    }
+    zg_str_t u = { uri.len, uri.data };
+    size_t blob = 0;
+    for (size_t i = 0; i < r->ctx.nhdrs; i++) {
+        blob += r->ctx.hdr_names[i].len + r->ctx.hdr_values[i].len;
+    }
+    bg->c.key = malloc(c->key_len + 1);
+    bg->hdr_names = malloc(2 * r->ctx.nhdrs * sizeof(zg_str_t) + blob + 1);
+    bg->resp = zg_http_resp_create(ZG_CACHE_BG_HEAD_MAX, &zg_cache_bg_handlers, bg);
+    if (uri.failed || bg->c.key == NULL || bg->hdr_names == NULL || bg->resp == NULL
+        || zg_proxy_sub_head(r, &u, &bg->u, &bg->plcf, &bg->head) != ZG_OK) {
+        zg_buf_free(&uri);
+        zg_http_resp_destroy(bg->resp);
+        free(bg->hdr_names);
+        free(bg->c.key);
+        free(bg);
+        return ZG_ERROR;
+    }
+    zg_buf_free(&uri);
+    /* the client's headers (Vary), copied: the request goes away first */
+    char *p = (char *)(bg->hdr_names + 2 * r->ctx.nhdrs);
+    bg->nhdrs = r->ctx.nhdrs;
+    for (size_t i = 0; i < bg->nhdrs; i++) {
+        const zg_str_t *n = &r->ctx.hdr_names[i], *v = &r->ctx.hdr_values[i];
+        memcpy(p, n->data, n->len);
+        bg->hdr_names[i].data = p;
+        bg->hdr_names[i].len = n->len;
+        p += n->len;
+        if (v->len) {
+            memcpy(p, v->data, v->len);
+        }
+        bg->hdr_names[bg->nhdrs + i].data = p;
+        bg->hdr_names[bg->nhdrs + i].len = v->len;
+        p += v->len;
+    }
+    memcpy(bg->c.key, c->key, c->key_len);
+    bg->c.key_len = c->key_len;
+    bg->c.conf = c->conf;
+    bg->sc = zg_proxy_shape_loc_conf(r->loc_conf);
+    memcpy(bg->c.md5, c->md5, 16);
+    memcpy(bg->c.rel, c->rel, sizeof(c->rel));
+    bg->c.fd = bg->c.stale_fd = -1;
+    bg->c.store = 1;
+    zg_upstream_pick_init(&bg->pick);
+    zg_http_resp_reset(bg->resp, 0);
+    uv_timer_init(r->c->w->loop, &bg->timer);
+    uv_tcp_init(r->c->w->loop, &bg->tcp);
+    bg->timer.data = bg->tcp.data = bg->connect.data = bg->wr.data = bg;
+    bg->handles = 2;
+    /* the lock is the refresh's now */
+    bg->c.locked = c->locked;
+    c->locked = 0;
+    bg->next = zg_cache_bgs;
+    zg_cache_bgs = bg;
+    if (zg_upstream_get(bg->u, &bg->pick, zg_time_msec()) != ZG_OK) {
+        bg->pick.peer = -1;
+        zg_cache_bg_end(bg, 0, "no live upstreams");
+        return ZG_OK;
+    }
+    if (bg->pick.addr->sa.ss_family == AF_UNIX) {
+        rc = zg_unix_connect(&bg->tcp, bg->pick.addr);
+        bg->connecting = 1;
+        bg->connect_rc = rc;
+        uv_timer_start(&bg->timer, zg_cache_bg_timer, 0, 0);
+        return ZG_OK;
+    }
+    rc = uv_tcp_connect(&bg->connect, &bg->tcp, (const struct sockaddr *)&bg->pick.addr->sa,
+                        zg_cache_bg_connected);
+    if (rc != 0) {
+        bg->connecting = 1;
+        bg->connect_rc = rc;
+        uv_timer_start(&bg->timer, zg_cache_bg_timer, 0, 0);
+        return ZG_OK;
+    }
+    uv_timer_start(&bg->timer, zg_cache_bg_timer, zg_max(bg->plcf->connect_timeout, 1), 0);
+    return ZG_OK;
+}
+
+/* a worker that exits ends its refreshes: no temp file, no lock left behind */
+static void zg_cache_exit_worker(zg_worker_t *w)
+{
+    (void)w;
+    while (zg_cache_bgs != NULL) {
+        zg_cache_bg_end(zg_cache_bgs, 0, NULL);
+    }
 }
 
 /* $upstream_cache_status */
@@ -2347,6 +2792,7 @@ static void *zg_cache_create_loc_conf(zg_conf_t *conf)
     cl->lock_timeout = ZG_UNSET_MSEC;
     cl->lock_age = ZG_UNSET_MSEC;
     cl->use_stale = ZG_UNSET;
+    cl->background = ZG_UNSET;
     cl->ignore_headers = ZG_UNSET;
     return cl;
 }
@@ -2402,6 +2848,10 @@ static int zg_cache_merge_loc_conf(zg_cf_t *cf, void *parent, void *child)
         c->nno_cache = p->nno_cache;
         c->no_cache = p->no_cache;
     }
+    ZG_CONF_MERGE(c, p, background, ZG_UNSET);
+    if (c->background == ZG_UNSET) {
+        c->background = 0;
+    }
     ZG_CONF_MERGE(c, p, revalidate, ZG_UNSET);
     if (c->revalidate == ZG_UNSET) {
         c->revalidate = 0;
@@ -2455,6 +2905,8 @@ static const zg_command_t zg_cache_commands[] = {
       ZG_CL(lock_age), NULL },
     { "proxy_cache_revalidate", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag, ZG_LOC_CONF,
       ZG_CL(revalidate), NULL },
+    { "proxy_cache_background_update", ZG_CTX_SETTINGS, 0, 1, 1, zg_conf_set_flag,
+      ZG_LOC_CONF, ZG_CL(background), NULL },
     { "proxy_cache_use_stale", ZG_CTX_SETTINGS, 0, 1, -1, zg_cache_use_stale_directive,
       ZG_LOC_CONF, 0, NULL },
     { "proxy_ignore_headers", ZG_CTX_SETTINGS, 0, 1, -1, zg_cache_ignore_directive,
@@ -2472,6 +2924,7 @@ zg_module_t zg_cache_module = {
     .init_master = zg_cache_init_master,
     .exit_master = zg_cache_exit_master,
     .init_worker = zg_cache_init_worker,
+    .exit_worker = zg_cache_exit_worker,
     .worker_gone = zg_cache_worker_gone,
     .tick = zg_cache_tick,
     .release = zg_cache_release,

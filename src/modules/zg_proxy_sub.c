@@ -703,6 +703,30 @@ zg_proxy_sub_t *zg_proxy_sub_start(zg_request_t *r, const zg_str_t *uri,
     return sr;
 }
 
+int zg_proxy_sub_head(zg_request_t *r, const zg_str_t *uri, zg_upstream_conf_t **u,
+                      const zg_proxy_loc_conf_t **plcf, zg_buf_t *head)
+{
+    zg_proxy_sub_t sr;
+    zg_buf_t target = ZG_BUF_INIT;
+    int rc;
+
+    memset(&sr, 0, sizeof(sr));
+    sr.r = r;
+    rc = zg_sub_target(&sr, uri, &target);
+    if (rc == ZG_OK && zg_sub_build_head(&sr, target.data, target.len) != ZG_OK) {
+        rc = 500;
+    }
+    zg_buf_free(&target);
+    if (rc != ZG_OK) {
+        zg_buf_free(&sr.head);
+        return rc;
+    }
+    *u = sr.u;
+    *plcf = sr.plcf;
+    *head = sr.head;
+    return ZG_OK;
+}
+
 void zg_proxy_sub_cancel(zg_proxy_sub_t *sr)
 {
     zg_sub_free(sr);

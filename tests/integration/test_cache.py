@@ -86,6 +86,17 @@ http {{
             proxy_cache_lock_timeout 200ms;
             add_header X-Cache $upstream_cache_status always;
         }}
+        location /bg/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1s;
+            proxy_cache_use_stale updating;
+            proxy_cache_background_update on;
+            proxy_cache_lock_age 60s;
+            proxy_hide_header X-Secret;
+            add_header X-Cache $upstream_cache_status always;
+        }}
         location /off/ {{ proxy_pass http://app/; add_header X-Cache "[$upstream_cache_status]"; }}
         location = /metrics {{ metrics; }}
         location = /slab_stat {{ slab_stat; }}
@@ -542,6 +553,141 @@ def test_sandbox_still_kills_a_write_outside_the_cache_directory():
         u.stop()
 
 
+def _bg_expire(t):
+    """waits until an entry stored before t (valid 1 s) has expired, by the clock"""
+    import time
+    assert wait_for(lambda: int(time.time()) >= int(t) + 2, 10)
+
+
+def _bg_stale(do):
+    """do() (a request: status, X-Cache, body) until the entry is found expired: the
+    HITs before it start nothing; returns the first other answer.  (The time an entry
+    expires is not known to the second: a request that misses just before the entry
+    is in place stores it again, a moment later.)"""
+    last = []
+    assert wait_for(lambda: last.append(do()) or last[-1][1] != "HIT", 15), last[-3:]
+    return last[-1]
+
+
+def _bg_fill(port, path, body):
+    """fills the entry of path (MISS), then waits until it answers (HIT)"""
+    assert request(port, "GET", path)[2] == body
+    assert wait_for(lambda: _xc(port, path)[1:3] == ("HIT", body), 10)
+
+
+def test_background_update_answers_stale_and_refreshes_once():
+    import http.client
+    u, z, port = _start()
+    try:
+        _bg_fill(port, "/bg/slow?ms=0&body=old", b"old")
+        # expired: the client gets the old entry at once, on a connection that stays
+        # open, while the refresh waits on the (held) upstream
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+        def ka():
+            c.request("GET", "/bg/slow?hold=B&body=new")
+            r = c.getresponse()
+            return r.status, r.getheader("X-Cache"), r.read()
+        n = u.count()
+        assert _bg_stale(ka) == (200, "STALE", b"old")
+        u.wait_held("B", 1)
+        c.request("GET", "/bg/slow?hold=B&body=new")
+        r = c.getresponse()
+        assert (r.status, r.getheader("X-Cache"), r.read()) == (200, "UPDATING", b"old")
+        c.close()  # the client goes: the refresh goes on
+        # a flood meanwhile, over both workers, is answered from the old entry
+        for _ in range(30):
+            assert _xc(port, "/bg/slow?hold=B&body=new")[:3] == (200, "UPDATING", b"old")
+        assert u.held("B") == 1
+        assert u.count() == n + 1, (u.count(), n)  # the refresh, held
+        u.release("B")
+        # (every request asks for the same body: one that finds the entry expired
+        # again, its second of validity over, refreshes it with the same)
+        assert wait_for(lambda: _xc(port, "/bg/slow?ms=0&body=new")[:3]
+                        == (200, "HIT", b"new"), 10)
+        assert _metric(port, "zonegate_cache_responses_total", status="updating") >= 31
+        # a refresh answered with what is not to be cached (a 500) leaves the expired
+        # entry, and gives the lock back: a later request refreshes it again
+        _bg_fill(port, "/bg/hdr?body=kept", b"kept")
+        r = _bg_stale(lambda: _xc(port, "/bg/hdr?code=500&body=bad")[:3])
+        assert r == (200, "STALE", b"kept"), r
+        assert wait_for(lambda: _xc(port, "/bg/hdr?body=x")[:3] == (200, "STALE", b"kept"), 10)
+        assert wait_for(lambda: _xc(port, "/bg/hdr?body=x")[:3] == (200, "HIT", b"x"), 10)
+    finally:
+        z.stop()
+        u.stop()
+
+
+def test_background_update_worker_stop_gives_the_lock_back():
+    u, z, port = _start()
+    try:
+        _bg_fill(port, "/bg/slow?ms=0&body=old", b"old")
+        assert _bg_stale(lambda: _xc(port, "/bg/slow?hold=Q&body=new")[:3]) == (
+            200, "STALE", b"old")
+        u.wait_held("Q", 1)
+        # a reload ends the old workers (their refresh with them): the new ones start
+        # a refresh of their own, with the lock free again
+        z.reload()
+        assert wait_for(lambda: _xc(port, "/bg/slow?hold=R&body=newer")[1] == "STALE", 15)
+        u.wait_held("R", 1)
+        u.release("R")
+        # (a refresh an old worker began before it went is ended with it: any later
+        # one stores the same body)
+        assert wait_for(lambda: _xc(port, "/bg/slow?ms=0&body=newer")[:3]
+                        == (200, "HIT", b"newer"), 10)
+        assert not [f for f in os.listdir(z.dir + "/cache") if f.startswith("t.")]
+    finally:
+        u.release("Q")
+        z.stop()
+        u.stop()
+
+
+def test_background_update_failure_frees_the_lock():
+    u, z, port = _start()
+    try:
+        _bg_fill(port, "/bg/slow?ms=0&body=old", b"old")
+        u.stop()
+        # the refresh fails (connection refused): logged, the lock freed (lock_age is
+        # 60 s: a lock left held would answer UPDATING), the expired entry kept
+        assert _bg_stale(lambda: _xc(port, "/bg/slow?ms=0&body=new")[:3]) == (
+            200, "STALE", b"old")
+        assert wait_for(lambda: "during the background update" in open(z.log).read(), 10)
+        assert wait_for(lambda: _xc(port, "/bg/slow?ms=0&body=new")[:3]
+                        == (200, "STALE", b"old"), 10)
+    finally:
+        z.stop()
+        u.stop()
+
+def test_background_update_stores_what_the_proxy_passes():
+    import time
+    u, z, port = _start()
+    try:
+        # the refreshed entry: proxy_hide_header applies, X-Accel-Expires gives its
+        # validity (100 s here, not proxy_cache_valid's 1 s) and is not kept
+        _bg_fill(port, "/bg/hdr?X-Secret=s&X-Kept=k1&body=a", b"a")
+        path = "/bg/hdr?X-Secret=s&X-Kept=k2&X-Accel-Expires=100&body=b"
+        assert _bg_stale(lambda: _xc(port, path)[:3]) == (200, "STALE", b"a")
+        assert wait_for(lambda: _xc(port, path)[1:3] == ("HIT", b"b"), 10)
+        t = time.time()
+        _bg_expire(t)
+        st, xc, body, h = _xc(port, "/bg/hdr")
+        assert (st, xc, body, h.get("x-kept")) == (200, "HIT", b"b", "k2"), (st, xc, body, h)
+        assert "x-secret" not in h and "x-accel-expires" not in h, h
+    finally:
+        z.stop()
+        u.stop()
+    # an answer with a Location (proxy_redirect needs the request) is not stored by the
+    # refresh: the next request fetches it through the proxy (a MISS)
+    u, z2, port = _start()
+    try:
+        _bg_fill(port, "/bg/hdr?body=a", b"a")
+        path = "/bg/hdr?code=301&Location=/x&X-Accel-Expires=100&body=r"
+        assert _bg_stale(lambda: _xc(port, path)[:3]) == (200, "STALE", b"a")
+        assert wait_for(lambda: _xc(port, path)[:2] == (301, "MISS"), 10)
+    finally:
+        z2.stop()
+        u.stop()
+
 def test_config_errors():
     from zg import zonegate_t
     bad = [
@@ -595,6 +741,16 @@ DIFF_COMMON = """
             proxy_cache_key $uri;
             proxy_cache_valid 200 1s;
             proxy_cache_revalidate on;
+            add_header X-Cache $upstream_cache_status always;
+        }}
+        location /bg/ {{
+            proxy_pass http://app/;
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1s;
+            proxy_cache_use_stale updating;
+            proxy_cache_background_update on;
+            proxy_cache_lock_age 60s;
             add_header X-Cache $upstream_cache_status always;
         }}
         location /mu/ {{
@@ -702,6 +858,33 @@ def _stale_script(port):
     return out
 
 
+_bg_log = []
+
+
+def _bg_script(port, u, key):
+    """proxy_cache_background_update: MISS, then (expired) STALE at once while the
+    refresh is held at the upstream, UPDATING meanwhile, a HIT with the new body after"""
+    out = []
+    path = "/bg/slow?ms=0&body=old-" + key
+    st, h, body = request(port, "GET", path)
+    out.append((st, h.get("x-cache"), body))
+    _bg_fill(port, path, ("old-" + key).encode())
+
+    def hold():
+        st, h, body = request(port, "GET", "/bg/slow?hold=%s&body=new" % key)
+        return st, h.get("x-cache"), body
+    for i in range(2):
+        out.append(_bg_stale(hold) if i == 0 else hold())
+        assert wait_for(lambda: u.held(key) == 1, 10), (
+            out, open(_bg_log[0]).read()[-1500:] if _bg_log else "")
+    u.release(key)
+    last = []
+    assert wait_for(lambda: last.append(request(port, "GET", "/bg/slow?ms=0&body=new")) or
+                    last[-1][1].get("x-cache") == "HIT", 10)
+    out.append((last[-1][0], "HIT", last[-1][2]))
+    return [(o[0], o[1], o[2].replace(key.encode(), b"KEY")) for o in out]
+
+
 def test_same_cache_statuses_as_nginx():
     if not os.path.exists(test_nginx_diff.NGINX):
         raise Skip("%s is missing (scripts/deps.sh installs nginx)" % test_nginx_diff.NGINX)
@@ -721,6 +904,29 @@ def test_same_cache_statuses_as_nginx():
                                                                b[2], b[3]))
         assert zs == ns
     finally:
+        n.stop()
+        z.stop()
+        u.stop()
+
+
+def test_background_update_as_nginx():
+    if not os.path.exists(test_nginx_diff.NGINX):
+        raise Skip("%s is missing (scripts/deps.sh installs nginx)" % test_nginx_diff.NGINX)
+    u = Upstream("a")
+    zport, nport = free_port(), free_port()
+    z = Zonegate("worker_processes 2;\nhttp {{\n" + DIFF_COMMON + "}}\n", wait_ports=[zport],
+                 port=zport, up=u.addr)
+    n = _Nginx1(NGINX_HEAD + DIFF_COMMON + "}}\n", nport, up=u.addr)
+    try:
+        _bg_log[:] = [z.log]
+        zs, ns = _bg_script(zport, u, "zg"), _bg_script(nport, u, "ngx")
+        print("background update: nginx %s zonegate %s" % (ns, zs))
+        assert zs == ns
+        assert zs == [(200, "MISS", b"old-KEY"), (200, "STALE", b"old-KEY"),
+                      (200, "UPDATING", b"old-KEY"), (200, "HIT", b"new")], zs
+    finally:
+        u.release("zg")
+        u.release("ngx")
         n.stop()
         z.stop()
         u.stop()

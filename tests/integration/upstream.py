@@ -8,6 +8,7 @@ Paths:
   /slow?ms=M        answers after M ms
   /slow?hold=K[&ms=M]  waits until K is released (GET /__release?hold=K), then M ms
                     (default 0): a request held for exactly as long as a test needs
+                    (body=B: answers B instead of "slow NAME")
   /hdr?NAME=V...    the parameters as response headers (code=, body=, chunked=);
                     If-None-Match equal to ETag= gets 304
   /status?code=C[&on=NAME]  answers with status C (with on=: only the upstream NAME,
@@ -190,7 +191,8 @@ class Handler(BaseHTTPRequestHandler):
                     with self.server.lock:
                         self.server.waiting[key] -= 1
             time.sleep(int(q.get("ms", "0" if "hold" in q else "1000")) / 1000.0)
-            return self.send(200, b"slow " + self.server.name.encode())
+            return self.send(200, q["body"].encode() if "body" in q
+                             else b"slow " + self.server.name.encode())
         if p == "/hdr":
             # every query parameter but code/chunked/body becomes a response header; an
             # If-None-Match equal to the ETag given gets 304

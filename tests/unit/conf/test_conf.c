@@ -893,7 +893,7 @@ static void test_nginx_modules(void **state)
         { "fastcgi_pass", "fastcgi module" },  { "uwsgi_param", "uwsgi module" },
         { "ssl_early_data", "ssl module" },    { "http3", "http3 module" },
         { "sub_filter_types", "sub module" },       { "proxy_store", "proxy module's cache" },
-        { "proxy_cache_background_update", "proxy module's cache" }, { "sub_filter", "sub module" },
+        { "proxy_cache_convert_head", "proxy module's cache" }, { "sub_filter", "sub module" },
         { "mirror", "mirror module" },         { "split_clients", "split_clients module" },
         { "access_by_lua_block", "third-party lua module (OpenResty)" },
         { "userid_name", "userid module" },    { "slice", "slice module" },
