@@ -15,6 +15,7 @@
 #include "zg_buf.h"
 #include "zg_core.h"
 #include "zg_proc.h"
+#include "zg_vars.h"
 #include "zg_zone.h"
 
 #define ZG_MAX_WORKERS ZG_PROC_SLOTS /* worker slots, both generations during a reload */
@@ -242,6 +243,9 @@ int zg_conf_error(zg_cf_t *cf, const char *fmt, ...) __attribute__((format(print
 int zg_conf_error_at(zg_cf_t *cf, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int zg_conf_nomem(zg_cf_t *cf);
+/* `set $NAME` and its kind (auth_request_set): defines the changeable variable named
+ * by arg ("$NAME") with get, its index in *index: ZG_OK, else the error is reported */
+int zg_conf_settable_var(zg_cf_t *cf, const zg_str_t *arg, zg_var_get_pt get, int *index);
 int zg_conf_invalid(zg_cf_t *cf, const zg_str_t *v);   /* invalid value "V" in "D" directive */
 int zg_conf_duplicate(zg_cf_t *cf);                    /* "D" directive is duplicate */
 int zg_conf_bad_param(zg_cf_t *cf, const zg_str_t *v); /* invalid parameter "V" in "D" ... */

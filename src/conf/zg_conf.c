@@ -304,6 +304,31 @@ int zg_conf_nomem(zg_cf_t *cp)
     return zg_conf_error(cp, "out of memory");
 }
 
+int zg_conf_settable_var(zg_cf_t *cf, const zg_str_t *arg, zg_var_get_pt get, int *index)
+{
+    zg_vars_t *vs = zg_conf_vars(cf->conf);
+    int rc;
+
+    if (arg->len < 2 || arg->data[0] != '$') {
+        return zg_conf_error(cf, "invalid variable name \"%s\"", arg->data);
+    }
+    if (vs == NULL) {
+        return zg_conf_nomem(cf);
+    }
+    if (zg_var_builtin(arg->data + 1, arg->len - 1)) {
+        return zg_conf_error(cf, "the \"%s\" variable is built in and cannot be set",
+                             arg->data + 1);
+    }
+    rc = zg_vars_define(vs, arg->data + 1, arg->len - 1, get, NULL, ZG_VAR_CHANGEABLE, index);
+    if (rc == ZG_ERROR) {
+        return zg_conf_nomem(cf);
+    }
+    if (rc == ZG_DECLINED) {
+        return zg_conf_error(cf, "the duplicate \"%s\" variable", arg->data + 1);
+    }
+    return ZG_OK;
+}
+
 /* a syntax error: the rest of the file cannot be read */
 static int zg_cp_syntax(zg_cf_t *cp, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

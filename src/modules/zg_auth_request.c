@@ -187,29 +187,13 @@ static int zg_auth_request_uri(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 static int zg_auth_request_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_auth_request_conf_t *arcf = conf;
-    zg_vars_t *vs = zg_conf_vars(cf->conf);
     zg_str_t *a = cf->args;
     zg_auth_request_var_t *v;
-    int rc, index;
+    int index;
 
     (void)cmd;
-    if (a[1].len < 2 || a[1].data[0] != '$') {
-        return zg_conf_error(cf, "invalid variable name \"%s\"", a[1].data);
-    }
-    if (vs == NULL) {
-        return zg_conf_nomem(cf);
-    }
-    if (zg_var_builtin(a[1].data + 1, a[1].len - 1)) {
-        return zg_conf_error(cf, "the \"%s\" variable is built in and cannot be set",
-                             a[1].data + 1);
-    }
-    rc = zg_vars_define(vs, a[1].data + 1, a[1].len - 1, zg_auth_request_set_var, NULL,
-                        ZG_VAR_CHANGEABLE, &index);
-    if (rc == ZG_ERROR) {
-        return zg_conf_nomem(cf);
-    }
-    if (rc == ZG_DECLINED) {
-        return zg_conf_error(cf, "the duplicate \"%s\" variable", a[1].data + 1);
+    if (zg_conf_settable_var(cf, &a[1], zg_auth_request_set_var, &index) != ZG_OK) {
+        return ZG_ERROR;
     }
     if (arcf->nvars < 0) {
         arcf->nvars = 0;

@@ -112,28 +112,12 @@ static int zg_rw_set_get(zg_var_ctx_t *ctx, const void *data, zg_str_t *out)
 static int zg_rewrite_set(zg_cf_t *cf, const zg_command_t *cmd, void *conf)
 {
     zg_str_t *a = cf->args;
-    zg_vars_t *vs = zg_conf_vars(cf->conf);
     zg_rw_code_t *c;
-    int rc, index;
+    int index;
 
     (void)cmd;
-    if (a[1].len < 2 || a[1].data[0] != '$') {
-        return zg_conf_error(cf, "invalid variable name \"%s\"", a[1].data);
-    }
-    if (vs == NULL) {
-        return zg_conf_nomem(cf);
-    }
-    if (zg_var_builtin(a[1].data + 1, a[1].len - 1)) {
-        return zg_conf_error(cf, "the \"%s\" variable is built in and cannot be set",
-                             a[1].data + 1);
-    }
-    rc = zg_vars_define(vs, a[1].data + 1, a[1].len - 1, zg_rw_set_get, NULL,
-                        ZG_VAR_CHANGEABLE, &index);
-    if (rc == ZG_ERROR) {
-        return zg_conf_nomem(cf);
-    }
-    if (rc == ZG_DECLINED) {
-        return zg_conf_error(cf, "the duplicate \"%s\" variable", a[1].data + 1);
+    if (zg_conf_settable_var(cf, &a[1], zg_rw_set_get, &index) != ZG_OK) {
+        return ZG_ERROR;
     }
     if ((c = zg_rw_push(cf, conf, ZG_RW_SET)) == NULL) {
         return ZG_ERROR;
