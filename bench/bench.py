@@ -87,7 +87,7 @@ def free_port():
     return p
 
 
-def wait_port(port, proc, timeout=10.0):
+def wait_port(port, proc=None, timeout=20.0):
     end = time.time() + timeout
     while time.time() < end:
         if proc is not None and proc.poll() is not None:

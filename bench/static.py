@@ -28,6 +28,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import free_port, wait_port  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 ZG = os.path.abspath(os.environ.get("ZG_BIN", os.path.join(ROOT, "build/zonegate")))
@@ -48,26 +51,6 @@ SERVER = """
         access_log off;
     }}
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, proc):
-    for _ in range(500):
-        if proc.poll() is not None:
-            raise RuntimeError("server exited")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("port %d not listening" % port)
 
 
 def start(kind, root, sendfile, tmp, wrap=None, workers=None):

@@ -14,6 +14,7 @@ the two alternating, REPS rounds (default 3), medians printed:
 Everything shares the machine: read the ratios of one run.
 """
 import os
+import sys
 import re
 import signal
 import socket
@@ -21,6 +22,9 @@ import statistics
 import subprocess
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import free_port, wait_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZG = os.path.join(ROOT, os.environ.get("ZG_BIN", "build/zonegate"))
@@ -40,24 +44,6 @@ STREAM = """stream {{
     }}
 }}
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d not listening" % port)
 
 
 def start(kind, d, port, redis):

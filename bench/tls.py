@@ -24,6 +24,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import free_port, wait_port  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZG = os.path.join(ROOT, os.environ.get("ZG_BIN", "build/zonegate"))
 NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
@@ -42,24 +45,6 @@ SERVER = """
 """
 HTTP = "    limit_req_zone $binary_remote_addr zone=z:1m rate=1000000r/s;\n"
 UPSTREAM = os.environ.get("UPSTREAM_BIN", os.path.join(ROOT, "bench/results/upstream"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d not listening" % port)
 
 
 def start(kind, d, port):
