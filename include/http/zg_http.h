@@ -68,6 +68,7 @@ typedef struct {
     unsigned no_merge_slashes : 1;  /* merge_slashes off */
     unsigned underscores : 1;       /* underscores_in_headers on */
     unsigned keep_invalid : 1;      /* ignore_invalid_headers off */
+    unsigned no_fast : 1;           /* every head through llhttp (tests compare the two) */
 } zg_http_limits_t;
 
 /* ---- request targets ---- */

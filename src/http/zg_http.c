@@ -44,6 +44,11 @@ struct zg_http_in_s {
     unsigned rl_done : 1;
     unsigned in_value : 1;
     unsigned have_version : 1;
+    unsigned ll_used : 1; /* llhttp has seen bytes of this request */
+    unsigned fast : 1;    /* this head was read by zg_http_in_fast (no body) */
+    uint8_t major, minor; /* of the head: llhttp's, or the fast path's */
+    uint8_t cflags;       /* F_CONNECTION_* */
+    uint8_t method_id;    /* llhttp_method_t */
     zg_http_span_t method, url, version;
     size_t nh, hcap;      /* header lines seen; room in hn, hv, req.names, req.values */
     zg_http_span_t *hn, *hv;
@@ -570,6 +575,10 @@ static int zg_http_in_on_headers_complete(llhttp_t *p)
     }
     /* no protocol switch: Upgrade is a hop-by-hop header the proxy drops */
     p->upgrade = 0;
+    in->major = p->http_major;
+    in->minor = p->http_minor;
+    in->cflags = (uint8_t)(p->flags & (F_CONNECTION_KEEP_ALIVE | F_CONNECTION_CLOSE));
+    in->method_id = p->method;
     in->paused = ZG_PAUSE_HEAD;
     return HPE_PAUSED;
 }
@@ -612,7 +621,11 @@ static int zg_http_in_on_message_complete(llhttp_t *p)
 
 static void zg_http_in_clear(zg_http_in_t *in)
 {
-    llhttp_reset(&in->p);
+    if (in->ll_used) {
+        llhttp_reset(&in->p);
+    }
+    in->ll_used = 0;
+    in->fast = 0;
     in->he = 0;
     in->state = ZG_IN_HEAD;
     in->paused = ZG_PAUSE_NONE;
@@ -661,6 +674,7 @@ zg_http_in_t *zg_http_in_create(const zg_http_limits_t *limits,
     /* HTTP/1.2 is served as 1.1 (nginx); other versions are refused after the head */
     in->p.lenient_flags |= LENIENT_VERSION;
     in->p.data = in;
+    in->ll_used = 0;
     zg_http_in_clear(in);
     return in;
 }
@@ -844,7 +858,6 @@ static int zg_http_in_te(zg_http_in_t *in, const zg_str_t *v, int *chunked, int 
 static int zg_http_in_head(zg_http_in_t *in)
 {
     zg_http_req_t *r = &in->req;
-    llhttp_t *p = &in->p;
     const char *b, *reason;
     size_t i, hs, rl_end, q, nhost = 0, ncl = 0, nte = 0, nauth = 0;
     int chunked = 0, other = 0, minor;
@@ -860,18 +873,19 @@ static int zg_http_in_head(zg_http_in_t *in)
     if (in->he > in->lim.head_max) {
         return zg_http_in_bad(in, 431, "request head too large");
     }
-    if (!in->have_version || p->http_major == 0) {
+    if (!in->have_version || in->major == 0) {
         return zg_http_in_bad(in, 400, "HTTP/0.9 request");
     }
-    if (p->http_major != 1) {
+    if (in->major != 1) {
         return zg_http_in_bad(in, 505, "unsupported HTTP version");
     }
-    minor = p->http_minor > 1 ? 1 : p->http_minor;
-    reason = zg_http_scan_head(in->b.data + hs, in->he - hs, 0);
+    minor = in->minor > 1 ? 1 : in->minor;
+    /* a fast head has CRLF line ends and no folding: it was read to that rule */
+    reason = in->fast ? NULL : zg_http_scan_head(in->b.data + hs, in->he - hs, 0);
     if (reason) {
         return zg_http_in_bad(in, 400, reason);
     }
-    if (p->method == HTTP_CONNECT) {
+    if (in->method_id == HTTP_CONNECT) {
         return zg_http_in_bad(in, 405, "CONNECT method");
     }
     if (in->b.cap - in->he < ZG_HTTP_READ_MIN) {
@@ -883,13 +897,13 @@ static int zg_http_in_head(zg_http_in_t *in)
     b = in->b.data;
     r->method.data = b + in->method.off;
     r->method.len = in->method.len;
-    r->method_id = p->method;
-    r->head = p->method == HTTP_HEAD;
+    r->method_id = in->method_id;
+    r->head = in->method_id == HTTP_HEAD;
     r->target.data = b + in->url.off;
     r->target.len = in->url.len;
     r->request_line.data = b + hs;
     r->request_line.len = rl_end - hs;
-    r->http_major = p->http_major;
+    r->http_major = in->major;
     r->http_minor = minor;
     r->head_len = in->he - hs;
     r->host.data = in->host;
@@ -1072,12 +1086,213 @@ static int zg_http_in_head(zg_http_in_t *in)
     r->chunked = chunked;
     r->has_body = chunked || cl > 0;
     if (minor == 1) {
-        r->keepalive = !(p->flags & F_CONNECTION_CLOSE);
+        r->keepalive = !(in->cflags & F_CONNECTION_CLOSE);
     } else {
         r->keepalive =
-            (p->flags & F_CONNECTION_KEEP_ALIVE) && !(p->flags & F_CONNECTION_CLOSE);
+            (in->cflags & F_CONNECTION_KEEP_ALIVE) && !(in->cflags & F_CONNECTION_CLOSE);
     }
     return 0;
+}
+
+/* ---- the common head without llhttp ----
+ *
+ * Most requests are "METHOD /target HTTP/1.x" and a few "Name: value" lines, with no
+ * body, read in one piece.  zg_http_in_fast reads exactly that subset, which llhttp
+ * reads the same way:
+ *   - the method GET, HEAD, POST, PUT, DELETE, OPTIONS or PATCH, one space, a target
+ *     of '/' and bytes 0x21-0x7e, one space, "HTTP/1.0" or "HTTP/1.1", CRLF;
+ *   - header lines: a name of token bytes, ':', a value of HTAB and 0x20-0x7e, CRLF;
+ *   - no Content-Length, Transfer-Encoding or Proxy-Connection, and a Connection of
+ *     only "close" or "keep-alive";
+ *   - the whole head, up to its empty line, already in the buffer.
+ * For anything else it returns 0 having changed nothing, and llhttp parses the request
+ * from its first byte as before: every refusal and every unusual head is llhttp's and
+ * zg_http_in_head's, never this code's.  On 1 it has recorded what llhttp's callbacks
+ * would have (spans, version, method, Connection flags) and the end of the head.
+ * tests/fuzz/fuzz_http.c and test_http.c compare the two on every input. */
+
+/* bytes of a target the fast path takes: VCHAR, 0x21-0x7e */
+#define ZG_R2(c) [c] = 1, [(c) + 1] = 1
+#define ZG_R4(c) ZG_R2(c), ZG_R2((c) + 2)
+#define ZG_R8(c) ZG_R4(c), ZG_R4((c) + 4)
+#define ZG_R16(c) ZG_R8(c), ZG_R8((c) + 8)
+static const unsigned char zg_fast_target[256] = {
+    [0x21] = 1,   ZG_R2(0x22),  ZG_R4(0x24),  ZG_R8(0x28),  ZG_R16(0x30), ZG_R16(0x40),
+    ZG_R16(0x50), ZG_R16(0x60), ZG_R8(0x70),  ZG_R4(0x78),  ZG_R2(0x7c),  [0x7e] = 1,
+};
+#undef ZG_R2
+#undef ZG_R4
+#undef ZG_R8
+#undef ZG_R16
+
+static int zg_http_fast_method(const unsigned char *m, size_t n)
+{
+    switch (n) {
+    case 3:
+        if (memcmp(m, "GET", 3) == 0) {
+            return HTTP_GET;
+        }
+        if (memcmp(m, "PUT", 3) == 0) {
+            return HTTP_PUT;
+        }
+        break;
+    case 4:
+        if (memcmp(m, "HEAD", 4) == 0) {
+            return HTTP_HEAD;
+        }
+        if (memcmp(m, "POST", 4) == 0) {
+            return HTTP_POST;
+        }
+        break;
+    case 5:
+        if (memcmp(m, "PATCH", 5) == 0) {
+            return HTTP_PATCH;
+        }
+        break;
+    case 6:
+        if (memcmp(m, "DELETE", 6) == 0) {
+            return HTTP_DELETE;
+        }
+        break;
+    case 7:
+        if (memcmp(m, "OPTIONS", 7) == 0) {
+            return HTTP_OPTIONS;
+        }
+        break;
+    }
+    return -1;
+}
+
+/* a header llhttp gives a meaning: 0 = none, 1 = Connection, -1 = leave it to llhttp */
+static int zg_http_fast_special(const unsigned char *n, size_t len)
+{
+    const char *s = (const char *)n;
+
+    /* Upgrade alone means nothing: llhttp switches only with "Connection: upgrade" */
+    switch (len) {
+    case 10:
+        return zg_http_ieq(s, "connection", 10) ? 1 : 0;
+    case 14:
+        return zg_http_ieq(s, "content-length", 14) ? -1 : 0;
+    case 16:
+        return zg_http_ieq(s, "proxy-connection", 16) ? -1 : 0;
+    case 17:
+        return zg_http_ieq(s, "transfer-encoding", 17) ? -1 : 0;
+    }
+    return 0;
+}
+
+static int zg_http_in_fast(zg_http_in_t *in)
+{
+    const unsigned char *b = (const unsigned char *)in->b.data;
+    size_t i = in->pos, end = in->b.len, ms = i, ts, te, nh = 0;
+    int mid;
+    uint8_t cflags = 0;
+
+    while (i < end && b[i] >= 'A' && b[i] <= 'Z') {
+        i++;
+    }
+    if (i == end || b[i] != ' ' || (mid = zg_http_fast_method(b + ms, i - ms)) < 0) {
+        return 0;
+    }
+    ts = ++i;
+    if (i == end || b[i] != '/') {
+        return 0;
+    }
+    while (i < end && zg_fast_target[b[i]]) {
+        i++;
+    }
+    te = i;
+    if (end - i < 11 || memcmp(b + i, " HTTP/1.", 8) != 0 ||
+        (b[i + 8] != '0' && b[i + 8] != '1') || b[i + 9] != '\r' || b[i + 10] != '\n') {
+        return 0;
+    }
+    i += 11;
+
+    for (;;) {
+        size_t ns, ne, vs, ve;
+        int sp;
+
+        if (i == end) {
+            return 0;
+        }
+        if (b[i] == '\r') {
+            if (end - i < 2 || b[i + 1] != '\n') {
+                return 0;
+            }
+            i += 2;
+            break;
+        }
+        ns = i;
+        while (i < end && zg_http_tchar[b[i]]) {
+            i++;
+        }
+        if (i == end || b[i] != ':' || i == ns) {
+            return 0;
+        }
+        ne = i;
+        sp = zg_http_fast_special(b + ns, ne - ns);
+        if (sp < 0) {
+            return 0;
+        }
+        i++;
+        while (i < end && (b[i] == ' ' || b[i] == '\t')) {
+            i++;
+        }
+        vs = i;
+        while (i < end && (zg_fast_target[b[i]] || b[i] == ' ' || b[i] == '\t')) {
+            i++;
+        }
+        ve = i;
+        if (end - i < 2 || b[i] != '\r' || b[i + 1] != '\n') {
+            return 0;
+        }
+        i += 2;
+        if (sp == 1) {
+            zg_str_t v = zg_http_trim((const char *)b + vs, ve - vs);
+
+            if (zg_http_is(&v, "close")) {
+                cflags |= F_CONNECTION_CLOSE;
+            } else if (zg_http_is(&v, "keep-alive")) {
+                cflags |= F_CONNECTION_KEEP_ALIVE;
+            } else {
+                return 0;
+            }
+        }
+        if (nh == in->hcap) {
+            int rc;
+
+            in->nh = nh; /* the spans so far move with it */
+            rc = zg_http_in_more_headers(in);
+            in->nh = 0;
+            if (rc != ZG_OK) {
+                in->status = 0; /* llhttp's path says why */
+                in->err = NULL;
+                return 0;
+            }
+        }
+        in->hn[nh].off = (uint32_t)ns;
+        in->hn[nh].len = (uint32_t)(ne - ns);
+        in->hv[nh].off = (uint32_t)vs;
+        in->hv[nh].len = (uint32_t)(ve - vs);
+        nh++;
+    }
+
+    in->nh = nh;
+    in->method.off = (uint32_t)ms;
+    in->method.len = (uint32_t)(ts - 1 - ms);
+    in->url.off = (uint32_t)ts;
+    in->url.len = (uint32_t)(te - ts);
+    in->version.off = (uint32_t)(te + 6);
+    in->version.len = 3;
+    in->started = in->rl_done = in->have_version = 1;
+    in->major = 1;
+    in->minor = (uint8_t)(b[te + 8] - '0');
+    in->method_id = (uint8_t)mid;
+    in->cflags = cflags;
+    in->fast = 1;
+    in->pos = i;
+    return 1;
 }
 
 static int zg_http_in_llhttp_status(zg_http_in_t *in, llhttp_errno_t e)
@@ -1120,6 +1335,26 @@ static int zg_http_in_reap(zg_http_in_t *in)
     return ZG_ERROR;
 }
 
+/* the head ends at pos: checks it and calls on_head; 0, or what parse returns */
+static int zg_http_in_got_head(zg_http_in_t *in)
+{
+    int rc;
+
+    in->he = in->pos;
+    rc = zg_http_in_head(in);
+    if (rc) {
+        return zg_http_in_error_state(in, rc);
+    }
+    in->state = ZG_IN_HEAD_STOP;
+    in->busy++;
+    in->h.on_head(in->data, &in->req);
+    in->busy--;
+    if (in->dead) {
+        return zg_http_in_reap(in);
+    }
+    return 0;
+}
+
 /* returns a feed result; on_head and on_done are called from here, outside llhttp,
  * so that they may call resume/next (which then only mark the parser to go on) */
 static int zg_http_in_parse(zg_http_in_t *in)
@@ -1130,6 +1365,31 @@ static int zg_http_in_parse(zg_http_in_t *in)
     for (;;) {
         if (in->state != ZG_IN_HEAD && in->state != ZG_IN_BODY) {
             return in->state == ZG_IN_ERROR ? in->status : ZG_AGAIN;
+        }
+
+        if (in->fast) {
+            /* resumed after a fast head: it has no body */
+            in->state = ZG_IN_DONE;
+            in->busy++;
+            in->h.on_done(in->data);
+            in->busy--;
+            if (in->dead) {
+                return zg_http_in_reap(in);
+            }
+            continue;
+        }
+        if (in->state == ZG_IN_HEAD && !in->ll_used) {
+            if (in->pos == in->b.len) {
+                return ZG_OK; /* nothing of the next request yet */
+            }
+            if (!in->lim.no_fast && zg_http_in_fast(in)) {
+                rc = zg_http_in_got_head(in);
+                if (rc) {
+                    return rc;
+                }
+                continue;
+            }
+            in->ll_used = 1;
         }
 
         e = llhttp_execute(&in->p, in->b.data + in->pos, in->b.len - in->pos);
@@ -1172,15 +1432,11 @@ static int zg_http_in_parse(zg_http_in_t *in)
 
         if (in->paused == ZG_PAUSE_HEAD) {
             in->paused = ZG_PAUSE_NONE;
-            in->he = in->pos;
-            rc = zg_http_in_head(in);
+            rc = zg_http_in_got_head(in);
             if (rc) {
-                return zg_http_in_error_state(in, rc);
+                return rc;
             }
-            in->state = ZG_IN_HEAD_STOP;
-            in->busy++;
-            in->h.on_head(in->data, &in->req);
-            in->busy--;
+            continue;
 
         } else {
             in->paused = ZG_PAUSE_NONE;

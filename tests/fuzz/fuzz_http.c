@@ -1,7 +1,9 @@
 /* fuzz_http.c — libFuzzer: any bytes as a client connection (split at a point taken
  * from the input, every pipelined request driven through resume/next, sometimes from
  * inside the handlers) and as an upstream response stream.  ASan/UBSan/LSan catch
- * overflows and leaks; the asserts check the head strings stay inside the input. */
+ * overflows and leaks; the asserts check the head strings stay inside the input.
+ * Each client stream is parsed twice, with the fast head path and with llhttp alone
+ * (no_fast): a digest of everything reported must be the same. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,13 +15,19 @@ typedef struct {
     zg_http_in_t *in;
     int stopped; /* 1 after on_head, 2 after on_done */
     int nested;
-    size_t sum;
+    uint64_t sum; /* FNV-1a of all the parser reported */
 } fz_t;
+
+static void fz_mix(fz_t *f, uint64_t v)
+{
+    f->sum = (f->sum ^ v) * 0x100000001b3ULL;
+}
 
 static void fz_touch(fz_t *f, const zg_str_t *s)
 {
+    fz_mix(f, s->len);
     for (size_t i = 0; i < s->len; i++) {
-        f->sum += (unsigned char)s->data[i];
+        fz_mix(f, (unsigned char)s->data[i]);
     }
 }
 
@@ -37,6 +45,14 @@ static void fz_head(void *data, zg_http_req_t *r)
     fz_touch(f, &r->args);
     fz_touch(f, &r->request_line);
     fz_touch(f, &r->host);
+    fz_touch(f, &r->authority);
+    fz_mix(f, (uint64_t)r->method_id);
+    fz_mix(f, (uint64_t)r->http_minor);
+    fz_mix(f, (uint64_t)r->content_length);
+    fz_mix(f, (uint64_t)r->head_len);
+    fz_mix(f, (uint64_t)(r->keepalive | r->chunked << 1 | r->has_body << 2 |
+                         r->expect_continue << 3 | r->head << 4 | r->quoted << 5));
+    fz_mix(f, r->nhdrs);
     for (size_t i = 0; i < r->nhdrs; i++) {
         fz_touch(f, &r->names[i]);
         fz_touch(f, &r->values[i]);
@@ -51,8 +67,9 @@ static void fz_body(void *data, const char *p, size_t n)
 {
     fz_t *f = data;
 
+    fz_mix(f, 0x100 + n);
     for (size_t i = 0; i < n; i++) {
-        f->sum += (unsigned char)p[i];
+        fz_mix(f, (unsigned char)p[i]);
     }
 }
 
@@ -61,6 +78,7 @@ static void fz_done(void *data)
     fz_t *f = data;
 
     f->stopped = 2;
+    fz_mix(f, 0x200);
     if (f->nested) {
         zg_http_in_next(f->in);
     }
@@ -110,19 +128,22 @@ static int fz_settle(fz_t *f, int rc)
     return rc;
 }
 
-static void fz_requests(const uint8_t *data, size_t size, size_t split, int nested)
+static uint64_t fz_requests(const uint8_t *data, size_t size, size_t split, int nested,
+                            int no_fast)
 {
     static const zg_http_in_handlers_t h = {fz_head, fz_body, fz_done};
-    zg_http_limits_t lim = {.line_max = 256, .head_max = 1024, .body_max = 4096};
+    zg_http_limits_t lim = {.line_max = 256, .head_max = 1024, .body_max = 4096,
+                            .max_headers = 40, .no_fast = (unsigned)no_fast};
     fz_t f;
     size_t off = 0;
     int rc = ZG_OK;
 
     memset(&f, 0, sizeof(f));
+    f.sum = 0xcbf29ce484222325ULL;
     f.nested = nested;
     f.in = zg_http_in_create(&lim, &h, &f);
     if (f.in == NULL) {
-        return;
+        abort();
     }
     while (off < size) {
         size_t len, k;
@@ -139,9 +160,15 @@ static void fz_requests(const uint8_t *data, size_t size, size_t split, int nest
         memcpy(b, data + off, k);
         off += k;
         rc = fz_settle(&f, zg_http_in_feed(f.in, k));
+        fz_mix(&f, 0x300 + (uint64_t)(rc + 10));
         if (rc >= 400) {
-            if (zg_http_in_error(f.in)[0] == '\0') {
+            const char *e = zg_http_in_error(f.in);
+
+            if (e[0] == '\0') {
                 abort();
+            }
+            for (; *e; e++) {
+                fz_mix(&f, (unsigned char)*e);
             }
             break;
         }
@@ -149,9 +176,10 @@ static void fz_requests(const uint8_t *data, size_t size, size_t split, int nest
             abort();
         }
     }
-    (void)zg_http_in_pending(f.in);
-    (void)zg_http_in_eof(f.in);
+    fz_mix(&f, 0x400 + (uint64_t)zg_http_in_pending(f.in));
+    fz_mix(&f, 0x500 + (uint64_t)zg_http_in_eof(f.in));
     zg_http_in_destroy(f.in);
+    return f.sum;
 }
 
 static void fz_responses(const uint8_t *data, size_t size, size_t split, int head_request)
@@ -207,7 +235,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size -= 2;
     split = split <= size ? split : size;
 
-    fz_requests(data, size, split, flags & 1);
+    if (fz_requests(data, size, split, flags & 1, 0) !=
+        fz_requests(data, size, split, flags & 1, 1)) {
+        abort(); /* the fast head path and llhttp disagree */
+    }
     fz_responses(data, size, split, (flags >> 1) & 1);
     return 0;
 }

@@ -174,7 +174,21 @@ static char *run(const char *data, size_t n, size_t step, const zg_http_limits_t
     return out;
 }
 
-/* whole, nested handlers, byte by byte, and every split point agree */
+/* the fast head path and llhttp alone report the same, whole and nested */
+static void check_fast_same(const char *data, size_t n, const zg_http_limits_t *lim,
+                            const char *a)
+{
+    static char b[16384];
+    zg_http_limits_t ll = lim ? *lim : deflim;
+
+    ll.no_fast = 1;
+    drive(data, n, 0, 0, &ll, 0, b, sizeof(b));
+    assert_string_equal(a, b);
+    drive(data, n, 0, 0, &ll, 1, b, sizeof(b));
+    assert_string_equal(a, b);
+}
+
+/* whole, nested handlers, byte by byte, every split point, and llhttp alone agree */
 static void check_all_ways(const char *data, size_t n, const zg_http_limits_t *lim,
                            const char *expect)
 {
@@ -184,6 +198,7 @@ static void check_all_ways(const char *data, size_t n, const zg_http_limits_t *l
     if (expect) {
         assert_string_equal(a, expect);
     }
+    check_fast_same(data, n, lim, a);
     drive(data, n, 0, 0, lim, 1, b, sizeof(b));
     assert_string_equal(a, b);
     drive(data, n, 1, 0, lim, 0, b, sizeof(b));
@@ -756,6 +771,68 @@ static void destroy_on_done(void *data)
     zg_http_in_destroy(r->in);
 }
 
+/* The fast head path against llhttp alone, byte by byte: every byte value in the
+ * method, the target, the version, a header name, a header value and the line ends,
+ * and the headers llhttp gives a meaning to, whole and pipelined. */
+static void test_fast_head_same_as_llhttp(void **state)
+{
+    static const char *const tmpl[] = {
+        "GET /a%cb?x HTTP/1.1\r\nHost: h\r\n\r\n",
+        "G%cT / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.%c\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-%cA: v\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: v%cw \r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A:%cv\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: v%c\r\n\r\n",
+        "GET / HTTP/1.1%c\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n%c\n",
+        "GET /%c HTTP/1.0\r\n\r\n",
+        "%cGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    };
+    static const char *const heads[] = {
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive \r\n\r\n",
+        "GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n",
+        "GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nProxy-Connection: close\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+        "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "DELETE /x HTTP/1.1\r\nHost: h\r\n\r\nOPTIONS /y HTTP/1.1\r\nHost: h\r\n\r\n",
+        "PATCH / HTTP/1.1\r\nHost: h\r\n\r\nHEAD / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "CONNECT h:1 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n",
+        "GET / HTTP/1.1\r\nX:\r\nY: \t \r\nHost:h\r\n\r\n",
+        "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET //a/../b HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n",
+    };
+    char buf[256], a[16384];
+
+    (void)state;
+    for (size_t t = 0; t < sizeof(tmpl) / sizeof(tmpl[0]); t++) {
+        for (int c = 0; c < 256; c++) {
+            int n = snprintf(buf, sizeof(buf), tmpl[t], c ? c : 'z');
+
+            if (c == 0) {
+                /* %c of NUL: put it in by hand */
+                char *z = strchr(buf, 'z');
+
+                if (z == NULL) {
+                    continue;
+                }
+                *z = '\0';
+            }
+            drive(buf, (size_t)n, 0, 0, NULL, 0, a, sizeof(a));
+            check_fast_same(buf, (size_t)n, NULL, a);
+        }
+    }
+    for (size_t h = 0; h < sizeof(heads) / sizeof(heads[0]); h++) {
+        check_all_ways(heads[h], strlen(heads[h]), NULL, NULL);
+    }
+}
+
 static void test_destroy_from_handler(void **state)
 {
     static const zg_http_in_handlers_t dh = {on_head, on_body, destroy_on_done};
@@ -1182,6 +1259,7 @@ int main(void)
         cmocka_unit_test(test_body_max_chunked),
         cmocka_unit_test(test_big_head_then_body),
         cmocka_unit_test(test_destroy_from_handler),
+        cmocka_unit_test(test_fast_head_same_as_llhttp),
         cmocka_unit_test(test_responses),
         cmocka_unit_test(test_response_extra_and_limits),
         cmocka_unit_test(test_response_reusable),
