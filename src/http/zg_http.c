@@ -1125,6 +1125,37 @@ static const unsigned char zg_fast_target[256] = {
 #undef ZG_R8
 #undef ZG_R16
 
+/* the end of a run of bytes in [lo, 0x7e] (value: also HTAB) from i: eight bytes at a
+ * time while none is below lo, 0x7f or above, then byte by byte */
+#define ZG_ONES 0x0101010101010101ULL
+#define ZG_HIGHS 0x8080808080808080ULL
+
+static size_t zg_http_fast_run(const unsigned char *b, size_t i, size_t end, unsigned lo)
+{
+    while (end - i >= 8) {
+        uint64_t w, del;
+
+        memcpy(&w, b + i, 8);
+        del = w ^ (ZG_ONES * 0x7f); /* a zero byte where w has DEL */
+        /* a byte below lo, a DEL or a byte above it (a borrow may also stop it: the
+         * byte loop below then decides) */
+        if ((((w - ZG_ONES * lo) & ~w) | w | ((del - ZG_ONES) & ~del)) & ZG_HIGHS) {
+            break;
+        }
+        i += 8;
+    }
+    if (lo == 0x21) {
+        while (i < end && zg_fast_target[b[i]]) {
+            i++;
+        }
+    } else {
+        while (i < end && (zg_fast_target[b[i]] || b[i] == ' ' || b[i] == '\t')) {
+            i++;
+        }
+    }
+    return i;
+}
+
 static int zg_http_fast_method(const unsigned char *m, size_t n)
 {
     switch (n) {
@@ -1199,9 +1230,7 @@ static int zg_http_in_fast(zg_http_in_t *in)
     if (i == end || b[i] != '/') {
         return 0;
     }
-    while (i < end && zg_fast_target[b[i]]) {
-        i++;
-    }
+    i = zg_http_fast_run(b, i, end, 0x21);
     te = i;
     if (end - i < 11 || memcmp(b + i, " HTTP/1.", 8) != 0 ||
         (b[i + 8] != '0' && b[i + 8] != '1') || b[i + 9] != '\r' || b[i + 10] != '\n') {
@@ -1240,9 +1269,7 @@ static int zg_http_in_fast(zg_http_in_t *in)
             i++;
         }
         vs = i;
-        while (i < end && (zg_fast_target[b[i]] || b[i] == ' ' || b[i] == '\t')) {
-            i++;
-        }
+        i = zg_http_fast_run(b, i, end, 0x20);
         ve = i;
         if (end - i < 2 || b[i] != '\r' || b[i + 1] != '\n') {
             return 0;

@@ -831,6 +831,29 @@ static void test_fast_head_same_as_llhttp(void **state)
     for (size_t h = 0; h < sizeof(heads) / sizeof(heads[0]); h++) {
         check_all_ways(heads[h], strlen(heads[h]), NULL, NULL);
     }
+    /* long runs are scanned eight bytes at a time: every byte value at every offset
+     * of a word, in a target and in a value */
+    for (int k = 0; k < 17; k++) {
+        for (int c = 0; c < 256; c++) {
+            char run[40];
+            int n;
+
+            memset(run, 'a', (size_t)k);
+            run[k] = (char)c;
+            memset(run + k + 1, 'b', 20);
+            run[k + 21] = '\0';
+            for (int where = 0; where < 2; where++) {
+                n = where ? snprintf(buf, sizeof(buf), "GET /x HTTP/1.1\r\nHost: h\r\nX-A: ")
+                          : snprintf(buf, sizeof(buf), "GET /");
+                memcpy(buf + n, run, (size_t)k + 21);
+                n += k + 21;
+                n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s",
+                              where ? "\r\n\r\n" : " HTTP/1.1\r\nHost: h\r\n\r\n");
+                drive(buf, (size_t)n, 0, 0, NULL, 0, a, sizeof(a));
+                check_fast_same(buf, (size_t)n, NULL, a);
+            }
+        }
+    }
 }
 
 static void test_destroy_from_handler(void **state)
