@@ -1126,24 +1126,32 @@ static const unsigned char zg_fast_target[256] = {
 #undef ZG_R16
 
 /* the end of a run of bytes in [lo, 0x7e] (value: also HTAB) from i: eight bytes at a
- * time while none is below lo, 0x7f or above, then byte by byte */
+ * time, then byte by byte.  In a word, a byte below lo, a DEL or a byte above sets its
+ * high bit in m; a borrow can set it in a byte after a stop too, never before one, so
+ * the lowest bit set is the first stop (little-endian). */
 #define ZG_ONES 0x0101010101010101ULL
 #define ZG_HIGHS 0x8080808080808080ULL
 
 static size_t zg_http_fast_run(const unsigned char *b, size_t i, size_t end, unsigned lo)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     while (end - i >= 8) {
-        uint64_t w, del;
+        uint64_t w, del, m;
 
         memcpy(&w, b + i, 8);
         del = w ^ (ZG_ONES * 0x7f); /* a zero byte where w has DEL */
-        /* a byte below lo, a DEL or a byte above it (a borrow may also stop it: the
-         * byte loop below then decides) */
-        if ((((w - ZG_ONES * lo) & ~w) | w | ((del - ZG_ONES) & ~del)) & ZG_HIGHS) {
-            break;
+        m = (((w - ZG_ONES * lo) & ~w) | w | ((del - ZG_ONES) & ~del)) & ZG_HIGHS;
+        if (m == 0) {
+            i += 8;
+            continue;
         }
-        i += 8;
+        i += (size_t)__builtin_ctzll(m) >> 3;
+        if (b[i] != '\t' || lo != 0x20) {
+            return i;
+        }
+        i++;
     }
+#endif
     if (lo == 0x21) {
         while (i < end && zg_fast_target[b[i]]) {
             i++;
