@@ -161,7 +161,9 @@ static void mb_done(void *data)
     *(int *)data = 2;
 }
 
-/* ns per request: the same head fed n times on one connection (feed, resume, next) */
+/* ns per request: the same head fed n times on one connection (feed, resume, next).
+ * Instructions: MB_HEADS=N MB_HEAD=i MB_MODE=0|1 valgrind --tool=callgrind for two N,
+ * subtracted (bench/README.md). */
 static double bench_head(const char *head, int no_fast, size_t n)
 {
     static const zg_http_in_handlers_t h = {mb_head, mb_body, mb_done};
@@ -203,24 +205,44 @@ static void bench_heads(void)
          "Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\n"
          "Connection: keep-alive\r\nCookie: session=abcdef0123456789; theme=dark\r\n"
          "Upgrade-Insecure-Requests: 1\r\n\r\n"},
-        {"POST, Content-Length 0 (llhttp)", "POST /api HTTP/1.1\r\nHost: h\r\n"
-                                            "X-Key: 1\r\nContent-Length: 0\r\n\r\n"},
+        {"POST, Content-Length 13 body", "POST /api HTTP/1.1\r\nHost: h\r\nX-Key: 1\r\n"
+                                         "Content-Length: 13\r\n\r\n{\"a\":\"hello\"}"},
+        {"POST, chunked (always llhttp)", "POST /api HTTP/1.1\r\nHost: h\r\nX-Key: 1\r\n"
+                                          "Transfer-Encoding: chunked\r\n\r\n"
+                                          "d\r\n{\"a\":\"hello\"}\r\n0\r\n\r\n"},
     };
 
-    printf("\nrequest heads, ns per request (feed, resume, next), 1M each\n");
+    const char *e = getenv("MB_HEADS");
+    size_t n = e ? (size_t)strtoul(e, NULL, 10) : 1000000;
+
+    printf("\nrequest heads, ns per request (feed, resume, next), %zu each\n", n);
     printf("%-34s %12s %12s\n", "head", "fast path", "llhttp only");
+    const char *only = getenv("MB_HEAD"); /* one head's index, for callgrind */
+    const char *mode = getenv("MB_MODE");
+
     for (size_t i = 0; i < zg_nelems(heads); i++) {
         double f, l;
 
-        bench_head(heads[i].head, 0, 100000); /* warm up */
-        f = bench_head(heads[i].head, 0, 1000000);
-        l = bench_head(heads[i].head, 1, 1000000);
+        if (only != NULL && strtoul(only, NULL, 10) != i) {
+            continue;
+        }
+        if (mode != NULL) { /* MB_MODE=0: the fast path, 1: llhttp only */
+            bench_head(heads[i].head, (int)strtol(mode, NULL, 10), n);
+            continue;
+        }
+        bench_head(heads[i].head, 0, n / 10 + 1); /* warm up */
+        f = bench_head(heads[i].head, 0, n);
+        l = bench_head(heads[i].head, 1, n);
         printf("%-34s %12.1f %12.1f\n", heads[i].name, f, l);
     }
 }
 
 int main(void)
 {
+    if (getenv("MB_HEADS") != NULL) { /* MB_HEADS=N: only the heads, N times each */
+        bench_heads();
+        return 0;
+    }
     static const size_t sizes[] = { 16, 64, 128, 512, 2048, 8192 };
     size_t zone = 64 * 1024 * 1024, i, rounds;
     void *addr = mmap(NULL, zone, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

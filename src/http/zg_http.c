@@ -49,6 +49,7 @@ struct zg_http_in_s {
     uint8_t major, minor; /* of the head: llhttp's, or the fast path's */
     uint8_t cflags;       /* F_CONNECTION_* */
     uint8_t method_id;    /* llhttp_method_t */
+    int64_t fast_left;    /* a fast head's Content-Length body: bytes still to come */
     zg_http_span_t method, url, version;
     size_t nh, hcap;      /* header lines seen; room in hn, hv, req.names, req.values */
     zg_http_span_t *hn, *hv;
@@ -583,6 +584,16 @@ static int zg_http_in_on_headers_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+static void zg_http_in_body(zg_http_in_t *in, const char *at, size_t n)
+{
+    in->body_total += (int64_t)n;
+    if (in->h.on_body) {
+        in->busy++;
+        in->h.on_body(in->data, at, n);
+        in->busy--;
+    }
+}
+
 static int zg_http_in_on_body(llhttp_t *p, const char *at, size_t n)
 {
     zg_http_in_t *in = p->data;
@@ -590,12 +601,7 @@ static int zg_http_in_on_body(llhttp_t *p, const char *at, size_t n)
     if (in->dead) {
         return -1;
     }
-    in->body_total += (int64_t)n;
-    if (in->h.on_body) {
-        in->busy++;
-        in->h.on_body(in->data, at, n);
-        in->busy--;
-    }
+    zg_http_in_body(in, at, n);
     return 0;
 }
 
@@ -626,6 +632,7 @@ static void zg_http_in_clear(zg_http_in_t *in)
     }
     in->ll_used = 0;
     in->fast = 0;
+    in->fast_left = 0;
     in->he = 0;
     in->state = ZG_IN_HEAD;
     in->paused = ZG_PAUSE_NONE;
@@ -1102,8 +1109,9 @@ static int zg_http_in_head(zg_http_in_t *in)
  *   - the method GET, HEAD, POST, PUT, DELETE, OPTIONS or PATCH, one space, a target
  *     of '/' and bytes 0x21-0x7e, one space, "HTTP/1.0" or "HTTP/1.1", CRLF;
  *   - header lines: a name of token bytes, ':', a value of HTAB and 0x20-0x7e, CRLF;
- *   - no Content-Length, Transfer-Encoding or Proxy-Connection, and a Connection of
- *     only "close" or "keep-alive";
+ *   - no Transfer-Encoding or Proxy-Connection, at most one Content-Length of 1 to
+ *     18 digits (its body is then passed on here too), and a Connection of only
+ *     "close" or "keep-alive";
  *   - the whole head, up to its empty line, already in the buffer.
  * For anything else it returns 0 having changed nothing, and llhttp parses the request
  * from its first byte as before: every refusal and every unusual head is llhttp's and
@@ -1202,7 +1210,8 @@ static int zg_http_fast_method(const unsigned char *m, size_t n)
     return -1;
 }
 
-/* a header llhttp gives a meaning: 0 = none, 1 = Connection, -1 = leave it to llhttp */
+/* a header llhttp gives a meaning: 0 = none, 1 = Connection, 2 = Content-Length,
+ * -1 = leave it to llhttp */
 static int zg_http_fast_special(const unsigned char *n, size_t len)
 {
     const char *s = (const char *)n;
@@ -1212,7 +1221,7 @@ static int zg_http_fast_special(const unsigned char *n, size_t len)
     case 10:
         return zg_http_ieq(s, "connection", 10) ? 1 : 0;
     case 14:
-        return zg_http_ieq(s, "content-length", 14) ? -1 : 0;
+        return zg_http_ieq(s, "content-length", 14) ? 2 : 0;
     case 16:
         return zg_http_ieq(s, "proxy-connection", 16) ? -1 : 0;
     case 17:
@@ -1227,6 +1236,7 @@ static int zg_http_in_fast(zg_http_in_t *in)
     size_t i = in->pos, end = in->b.len, ms = i, ts, te, nh = 0;
     int mid;
     uint8_t cflags = 0;
+    int64_t cl = -1;
 
     while (i < end && b[i] >= 'A' && b[i] <= 'Z') {
         i++;
@@ -1261,6 +1271,10 @@ static int zg_http_in_fast(zg_http_in_t *in)
             break;
         }
         ns = i;
+        while (end - i >= 4 && (zg_http_tchar[b[i]] & zg_http_tchar[b[i + 1]] &
+                                zg_http_tchar[b[i + 2]] & zg_http_tchar[b[i + 3]])) {
+            i += 4;
+        }
         while (i < end && zg_http_tchar[b[i]]) {
             i++;
         }
@@ -1292,6 +1306,19 @@ static int zg_http_in_fast(zg_http_in_t *in)
                 cflags |= F_CONNECTION_KEEP_ALIVE;
             } else {
                 return 0;
+            }
+        } else if (sp == 2) {
+            /* one Content-Length of 1 to 18 digits: the body is read here too */
+            size_t k = vs;
+
+            if (cl >= 0 || ve == vs || ve - vs > 18) {
+                return 0;
+            }
+            for (cl = 0; k < ve; k++) {
+                if (b[k] < '0' || b[k] > '9') {
+                    return 0;
+                }
+                cl = cl * 10 + (b[k] - '0');
             }
         }
         if (nh == in->hcap) {
@@ -1326,6 +1353,7 @@ static int zg_http_in_fast(zg_http_in_t *in)
     in->method_id = (uint8_t)mid;
     in->cflags = cflags;
     in->fast = 1;
+    in->fast_left = cl > 0 ? cl : 0;
     in->pos = i;
     return 1;
 }
@@ -1403,7 +1431,23 @@ static int zg_http_in_parse(zg_http_in_t *in)
         }
 
         if (in->fast) {
-            /* resumed after a fast head: it has no body */
+            /* resumed after a fast head: its Content-Length body, if any */
+            if (in->fast_left > 0) {
+                size_t n = (size_t)zg_min((uint64_t)in->fast_left, in->b.len - in->pos);
+
+                if (n == 0) {
+                    return ZG_OK;
+                }
+                zg_http_in_body(in, in->b.data + in->pos, n);
+                if (in->dead) {
+                    return zg_http_in_reap(in);
+                }
+                in->pos += n;
+                in->fast_left -= (int64_t)n;
+                if (in->fast_left > 0) {
+                    return ZG_OK;
+                }
+            }
             in->state = ZG_IN_DONE;
             in->busy++;
             in->h.on_done(in->data);
