@@ -37,6 +37,7 @@ struct zg_server_conf_s {
     char **names;         /* server_name list as written (lowercased); "" matches a
                              missing Host; names[0] is $server_name */
     int nnames;
+    size_t name0_len;     /* strlen(names[0]) */
     zg_location_t *locations; /* server-level locations, in config order (not named) */
     int nlocations;
     zg_location_t *named; /* @name locations */

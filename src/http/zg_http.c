@@ -1140,7 +1140,7 @@ static const unsigned char zg_fast_target[256] = {
 #define ZG_ONES 0x0101010101010101ULL
 #define ZG_HIGHS 0x8080808080808080ULL
 
-static size_t zg_http_fast_run(const unsigned char *b, size_t i, size_t end, unsigned lo)
+static inline size_t zg_http_fast_run(const unsigned char *b, size_t i, size_t end, unsigned lo)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     while (end - i >= 8) {

@@ -899,6 +899,7 @@ static int zg_http_core_init_main_conf(zg_cf_t *cf, void *conf)
         }
         srv->names = ps->names;
         srv->nnames = ps->nnames;
+        srv->name0_len = strlen(srv->names[0]);
         if (zg_http_core_locations(cf, srv, NULL, srv->loc_conf, ps->locs, ps->nlocs,
                                    &srv->locations, &srv->nlocations, 0) != ZG_OK
             || zg_http_core_locations(cf, srv, NULL, srv->loc_conf, ps->locs, ps->nlocs,

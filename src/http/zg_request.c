@@ -834,7 +834,7 @@ void zg_request_start(zg_conn_t *c, zg_http_req_t *h)
     r->srv = zg_http_find_server(c->ls, h->host.data, h->host.len, &r->caps);
     if (r->srv->nnames > 0) {
         x->server_name.data = r->srv->names[0];
-        x->server_name.len = strlen(r->srv->names[0]);
+        x->server_name.len = r->srv->name0_len;
     }
     /* the server's conf until the location is found (after the server rewrite) */
     r->loc_conf = r->srv->loc_conf;
