@@ -16,6 +16,8 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread $(INCLUDES) -I$(L
 CFLAGS   = $(CFLAGS_BASE) -Wall -Wextra -Werror -MMD -MP $(EXTRA_CFLAGS)
 LDLIBS   = -luv -lpcre2-8 -ljansson -lhiredis -lseccomp -lcrypt -lssl -lcrypto -lz -lpthread -lm
 PYTHON  ?= python3
+# parallel compile jobs of `make test` (its tests run as run.py shards them)
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
 # the library, one folder per layer (each uses only the layers listed before it)
 LAYERS   = core shm conf http stream modules process
@@ -86,24 +88,28 @@ integration: all
 
 test:
 	@sh scripts/deps.sh test
+	$(MAKE) -j$(JOBS) all
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) asan
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
-asan:
-	$(MAKE) BUILD=build-asan CC=clang OPT=-O1 \
+ASAN_VARS = BUILD=build-asan CC=clang OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	    EXTRA_CFLAGS=-DZG_DEBUG ZG_ASAN=1 unit integration
+	    EXTRA_CFLAGS=-DZG_DEBUG ZG_ASAN=1
+
+asan:
+	$(MAKE) $(ASAN_VARS) -j$(JOBS) all
+	$(MAKE) $(ASAN_VARS) unit integration
 
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 20
 # make test's bounded run per target (it must stay under ten minutes with all targets)
-TEST_FUZZ_SECONDS ?= 8
+TEST_FUZZ_SECONDS ?= 6
 
 fuzz:
-	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 \
+	$(MAKE) -j$(JOBS) BUILD=build-fuzz CC=clang OPT=-O1 \
 	    SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
 	    EXTRA_CFLAGS=-DZG_DEBUG build-fuzz/libzg.a fuzz-bins
 
