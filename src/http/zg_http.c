@@ -1172,40 +1172,24 @@ static inline size_t zg_http_fast_run(const unsigned char *b, size_t i, size_t e
     return i;
 }
 
+static const struct {
+    const char *name;
+    size_t len;
+    int id;
+} zg_http_fast_methods[] = {
+    { "GET", 3, HTTP_GET },       { "HEAD", 4, HTTP_HEAD },     { "POST", 4, HTTP_POST },
+    { "PUT", 3, HTTP_PUT },       { "DELETE", 6, HTTP_DELETE }, { "PATCH", 5, HTTP_PATCH },
+    { "OPTIONS", 7, HTTP_OPTIONS },
+};
+
+/* llhttp's id of a method the fast path takes, or -1 */
 static int zg_http_fast_method(const unsigned char *m, size_t n)
 {
-    switch (n) {
-    case 3:
-        if (memcmp(m, "GET", 3) == 0) {
-            return HTTP_GET;
+    for (size_t k = 0; k < sizeof(zg_http_fast_methods) / sizeof(zg_http_fast_methods[0]);
+         k++) {
+        if (zg_http_fast_methods[k].len == n && memcmp(m, zg_http_fast_methods[k].name, n) == 0) {
+            return zg_http_fast_methods[k].id;
         }
-        if (memcmp(m, "PUT", 3) == 0) {
-            return HTTP_PUT;
-        }
-        break;
-    case 4:
-        if (memcmp(m, "HEAD", 4) == 0) {
-            return HTTP_HEAD;
-        }
-        if (memcmp(m, "POST", 4) == 0) {
-            return HTTP_POST;
-        }
-        break;
-    case 5:
-        if (memcmp(m, "PATCH", 5) == 0) {
-            return HTTP_PATCH;
-        }
-        break;
-    case 6:
-        if (memcmp(m, "DELETE", 6) == 0) {
-            return HTTP_DELETE;
-        }
-        break;
-    case 7:
-        if (memcmp(m, "OPTIONS", 7) == 0) {
-            return HTTP_OPTIONS;
-        }
-        break;
     }
     return -1;
 }
@@ -1418,6 +1402,19 @@ static int zg_http_in_got_head(zg_http_in_t *in)
     return 0;
 }
 
+/* the message is complete: calls on_done; 0, or what parse returns */
+static int zg_http_in_got_done(zg_http_in_t *in)
+{
+    in->state = ZG_IN_DONE;
+    in->busy++;
+    in->h.on_done(in->data);
+    in->busy--;
+    if (in->dead) {
+        return zg_http_in_reap(in);
+    }
+    return 0;
+}
+
 /* returns a feed result; on_head and on_done are called from here, outside llhttp,
  * so that they may call resume/next (which then only mark the parser to go on) */
 static int zg_http_in_parse(zg_http_in_t *in)
@@ -1448,12 +1445,9 @@ static int zg_http_in_parse(zg_http_in_t *in)
                     return ZG_OK;
                 }
             }
-            in->state = ZG_IN_DONE;
-            in->busy++;
-            in->h.on_done(in->data);
-            in->busy--;
-            if (in->dead) {
-                return zg_http_in_reap(in);
+            rc = zg_http_in_got_done(in);
+            if (rc) {
+                return rc;
             }
             continue;
         }
@@ -1519,14 +1513,10 @@ static int zg_http_in_parse(zg_http_in_t *in)
 
         } else {
             in->paused = ZG_PAUSE_NONE;
-            in->state = ZG_IN_DONE;
-            in->busy++;
-            in->h.on_done(in->data);
-            in->busy--;
-        }
-
-        if (in->dead) {
-            return zg_http_in_reap(in);
+            rc = zg_http_in_got_done(in);
+            if (rc) {
+                return rc;
+            }
         }
     }
 }
