@@ -93,6 +93,10 @@ void zg_request_named_location(zg_request_t *r, zg_location_t *loc);
  * location): the method stays, and error_page may still redirect the answer. */
 void zg_request_uri_redirect(zg_request_t *r, const zg_str_t *uri, const zg_str_t *args);
 void zg_request_uri_named(zg_request_t *r, zg_location_t *loc);
+/* Writes "http[s]://HOST[:PORT]" (HOST the request's, else the address it came to;
+ * PORT unless the scheme's default, as nginx's absolute_redirect and port_in_redirect)
+ * into buf, NUL-terminated; returns its length (at most cap - 1). */
+size_t zg_request_origin(zg_request_t *r, char *buf, size_t cap);
 /* Answers status with "Location: http[s]://HOST[:PORT]PATH[?ARGS]" (nginx's
  * absolute_redirect and port_in_redirect), PATH %-escaped if escape. */
 void zg_request_redirect_to(zg_request_t *r, int status, const char *path, size_t len,

@@ -5,7 +5,9 @@
 #define ZG_PROXY_H
 
 #include "zg_conf.h"
+#include "zg_http.h"
 #include "zg_upstream.h"
+#include "zg_vars.h"
 
 /* proxy_next_upstream bits */
 #define ZG_NEXT_ERROR 0x01
@@ -48,5 +50,10 @@ extern zg_module_t zg_proxy_module;
 
 #define zg_proxy_loc_conf(confs)                                                       \
     ((zg_proxy_loc_conf_t *)zg_conf_module(confs, zg_proxy_module))
+
+/* Copies an upstream head's headers into the request's memory (zg_var_alloc):
+ * (*names)[i] and (*values)[i]; returns how many (fewer if memory ran out). */
+size_t zg_proxy_copy_headers(zg_var_ctx_t *x, const zg_http_resp_head_t *rh,
+                             zg_str_t **names, zg_str_t **values);
 
 #endif

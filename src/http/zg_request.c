@@ -330,17 +330,13 @@ static __attribute__((noinline)) void zg_request_slash_redirect(zg_request_t *r)
     zg_request_redirect_to(r, 301, r->loc->path, r->loc->path_len, 1);
 }
 
-/* http://HOST[:PORT]PATH[?ARGS], HOST the request's, else the address it came to;
- * PATH %-escaped as nginx's ngx_escape_uri does a URI when escape is set */
-void zg_request_redirect_to(zg_request_t *r, int status, const char *path, size_t len,
-                            int escape)
+size_t zg_request_origin(zg_request_t *r, char *buf, size_t cap)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    char extra[4096], host[INET6_ADDRSTRLEN + 2];
+    char host[INET6_ADDRSTRLEN + 2];
     struct sockaddr_storage ss;
     int sslen = sizeof(ss), port = 0;
-    const zg_str_t *h = &r->ctx.host, *args = &r->ctx.args;
-    size_t n, cap = sizeof(extra) - 3;
+    const zg_str_t *h = &r->ctx.host;
+    size_t n;
 
     host[0] = '\0';
     if (uv_tcp_getsockname(&r->c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
@@ -356,11 +352,26 @@ void zg_request_redirect_to(zg_request_t *r, int status, const char *path, size_
             port = ntohs(s4->sin_port);
         }
     }
-    n = (size_t)snprintf(extra, cap, "Location: http%s://%.*s", r->c->tls ? "s" : "",
+    n = (size_t)snprintf(buf, cap, "http%s://%.*s", r->c->tls ? "s" : "",
                          (int)zg_min(h->len, 1024), h->len > 0 ? h->data : host);
-    if (port != (r->c->tls ? 443 : 80) && port != 0) {
-        n += (size_t)snprintf(extra + n, cap - n, ":%d", port);
+    if (port != (r->c->tls ? 443 : 80) && port != 0 && n < cap) {
+        n += (size_t)snprintf(buf + n, cap - n, ":%d", port);
     }
+    return zg_min(n, cap - 1);
+}
+
+/* http://HOST[:PORT]PATH[?ARGS], PATH %-escaped as nginx's ngx_escape_uri does a URI
+ * when escape is set */
+void zg_request_redirect_to(zg_request_t *r, int status, const char *path, size_t len,
+                            int escape)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char extra[4096];
+    const zg_str_t *args = &r->ctx.args;
+    size_t n, cap = sizeof(extra) - 3;
+
+    memcpy(extra, "Location: ", 10);
+    n = 10 + zg_request_origin(r, extra + 10, cap - 10);
     for (size_t i = 0; i < len && n + 3 < cap; i++) {
         unsigned char ch = (unsigned char)path[i];
         if (escape && (ch <= ' ' || ch >= 0x7f || ch == '"' || ch == '#' || ch == '%' ||

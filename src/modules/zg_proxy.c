@@ -699,34 +699,49 @@ static int zg_proxy_can_retry(zg_proxy_t *p)
     return 1;
 }
 
-/* copies the upstream's response headers for $upstream_http_NAME and
- * $sent_http_NAME (only when the config uses them) */
-static void zg_proxy_keep_headers(zg_request_t *r, const zg_http_resp_head_t *rh)
+size_t zg_proxy_copy_headers(zg_var_ctx_t *x, const zg_http_resp_head_t *rh,
+                             zg_str_t **names, zg_str_t **values)
 {
-    zg_var_ctx_t *x = &r->ctx;
-    zg_str_t *names = zg_var_alloc(x, 2 * rh->nhdrs * sizeof(zg_str_t) + 1);
-    zg_str_t *values = names + rh->nhdrs;
+    zg_str_t *nv = zg_var_alloc(x, 2 * rh->nhdrs * sizeof(zg_str_t) + 1);
+    size_t i;
 
-    if (names == NULL) {
-        return;
+    *names = *values = NULL;
+    if (nv == NULL) {
+        return 0;
     }
-    for (size_t i = 0; i < rh->nhdrs; i++) {
+    *names = nv;
+    *values = nv + rh->nhdrs;
+    for (i = 0; i < rh->nhdrs; i++) {
         char *n = zg_var_alloc(x, rh->names[i].len + rh->values[i].len + 1);
         if (n == NULL) {
-            return;
+            break;
         }
         memcpy(n, rh->names[i].data, rh->names[i].len);
         if (rh->values[i].len) {
             memcpy(n + rh->names[i].len, rh->values[i].data, rh->values[i].len);
         }
-        names[i].data = n;
-        names[i].len = rh->names[i].len;
-        values[i].data = n + rh->names[i].len;
-        values[i].len = rh->values[i].len;
+        nv[i].data = n;
+        nv[i].len = rh->names[i].len;
+        nv[rh->nhdrs + i].data = n + rh->names[i].len;
+        nv[rh->nhdrs + i].len = rh->values[i].len;
+    }
+    return i;
+}
+
+/* copies the upstream's response headers for $upstream_http_NAME and
+ * $sent_http_NAME (only when the config uses them) */
+static void zg_proxy_keep_headers(zg_request_t *r, const zg_http_resp_head_t *rh)
+{
+    zg_var_ctx_t *x = &r->ctx;
+    zg_str_t *names, *values;
+    size_t n = zg_proxy_copy_headers(x, rh, &names, &values);
+
+    if (n < rh->nhdrs) {
+        return; /* out of memory: none, as before */
     }
     x->up_names = x->sent_names = names;
     x->up_values = x->sent_values = values;
-    x->nup = x->nsent = rh->nhdrs;
+    x->nup = x->nsent = n;
 }
 
 /* the upstream's head through the response filters */

@@ -2,7 +2,6 @@
  * shaped as nginx's proxy module does (zg_proxy_shape.h). */
 #include "zg_proxy_shape.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -39,38 +38,6 @@ static void zg_proxy_special(uint8_t *set, char ch)
 }
 
 /* ---- the answer ---- */
-
-/* the Location's "http[s]://HOST[:PORT]" that nginx's absolute_redirect adds to a
- * rewritten relative Location */
-static size_t zg_proxy_abs_prefix(zg_request_t *r, char *buf, size_t cap)
-{
-    char host[INET6_ADDRSTRLEN + 2];
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss), port = 0;
-    const zg_str_t *h = &r->ctx.host;
-    size_t n;
-
-    host[0] = '\0';
-    if (uv_tcp_getsockname(&r->c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
-            host[0] = '[';
-            inet_ntop(AF_INET6, &s6->sin6_addr, host + 1, INET6_ADDRSTRLEN);
-            strcat(host, "]");
-            port = ntohs(s6->sin6_port);
-        } else if (ss.ss_family == AF_INET) {
-            const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-            port = ntohs(s4->sin_port);
-        }
-    }
-    n = (size_t)snprintf(buf, cap, "http%s://%.*s", r->c->tls ? "s" : "",
-                         (int)zg_min(h->len, 1024), h->len > 0 ? h->data : host);
-    if (port != (r->c->tls ? 443 : 80) && port != 0 && n < cap) {
-        n += (size_t)snprintf(buf + n, cap - n, ":%d", port);
-    }
-    return zg_min(n, cap - 1);
-}
 
 /* proxy_redirect default: "http://" HOST URI (or "/") of proxy_pass -> the location
  * (or "/"); 0 when proxy_pass has variables */
@@ -177,7 +144,7 @@ static int zg_proxy_redirect(zg_request_t *r, const zg_proxy_shape_loc_conf_t *s
         char abs[1100];
         zg_str_t prefix = {0, abs};
         if (location && off == 0 && to.len > 0 && to.data[0] == '/') {
-            prefix.len = zg_proxy_abs_prefix(r, abs, sizeof(abs));
+            prefix.len = zg_request_origin(r, abs, sizeof(abs));
         }
         size_t cap = value->len + prefix.len + to.len + 1;
         char *p = zg_var_alloc(&r->ctx, cap);

@@ -204,31 +204,13 @@ static void zg_sub_fail(zg_proxy_sub_t *sr, int timeout, const char *what)
 static void zg_sub_on_head(void *data, zg_http_resp_head_t *rh)
 {
     zg_proxy_sub_t *sr = data;
-    zg_var_ctx_t *x = &sr->r->ctx;
-    zg_str_t *names = zg_var_alloc(x, 2 * rh->nhdrs * sizeof(zg_str_t) + 1);
+    zg_str_t *names, *values;
 
     sr->got_head = 1;
     sr->res.status = rh->status;
-    if (names == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < rh->nhdrs; i++) {
-        char *n = zg_var_alloc(x, rh->names[i].len + rh->values[i].len + 1);
-        if (n == NULL) {
-            return;
-        }
-        memcpy(n, rh->names[i].data, rh->names[i].len);
-        if (rh->values[i].len) {
-            memcpy(n + rh->names[i].len, rh->values[i].data, rh->values[i].len);
-        }
-        names[i].data = n;
-        names[i].len = rh->names[i].len;
-        names[rh->nhdrs + i].data = n + rh->names[i].len;
-        names[rh->nhdrs + i].len = rh->values[i].len;
-        sr->res.nhdrs = i + 1;
-    }
+    sr->res.nhdrs = zg_proxy_copy_headers(&sr->r->ctx, rh, &names, &values);
     sr->res.names = names;
-    sr->res.values = names + rh->nhdrs;
+    sr->res.values = values;
 }
 
 static void zg_sub_on_body(void *data, const char *p, size_t n)
