@@ -51,6 +51,14 @@ extern zg_module_t zg_proxy_module;
 #define zg_proxy_loc_conf(confs)                                                       \
     ((zg_proxy_loc_conf_t *)zg_conf_module(confs, zg_proxy_module))
 
+/* A client header the proxy never passes as it came: hop-by-hop ones,
+ * Content-Length, Expect and X-Real-IP (the proxy writes its own). */
+static inline int zg_proxy_header_not_passed(const zg_str_t *n)
+{
+    return zg_http_hop_by_hop(n) || zg_http_name_eq(n, "content-length", 14) ||
+           zg_http_name_eq(n, "expect", 6) || zg_http_name_eq(n, "x-real-ip", 9);
+}
+
 /* Copies an upstream head's headers into the request's memory (zg_var_alloc):
  * (*names)[i] and (*values)[i]; returns how many (fewer if memory ran out). */
 size_t zg_proxy_copy_headers(zg_var_ctx_t *x, const zg_http_resp_head_t *rh,

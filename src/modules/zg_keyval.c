@@ -412,6 +412,21 @@ static int zg_keyval_stored_key(const zg_keyval_sh_t *sh, const char *key, size_
     return ZG_OK;
 }
 
+/* a Redis write of this key from this worker has not yet been acknowledged: a
+ * sync update must not overwrite it (under the zone lock) */
+static int zg_keyval_sync_pending(zg_keyval_sh_t *sh, const unsigned char *k, size_t len)
+{
+    const char *text;
+    char buf[64];
+    size_t tlen;
+
+    if (sh->njournal == 0) {
+        return 0;
+    }
+    tlen = zg_keyval_text(sh, k, len, buf, &text);
+    return zg_keyval_pending(sh, text, tlen);
+}
+
 enum { ZG_KEYVAL_BY_API = 0, ZG_KEYVAL_BY_LOAD, ZG_KEYVAL_BY_SYNC };
 
 /* zg_keyval_set; by: the API (journaled), a state file, or Redis (not journaled;
@@ -438,15 +453,9 @@ static int zg_keyval_store(zg_zone_t *zone, const char *key, size_t klen, const 
     }
 
     zg_shmtx_lock(&zone->pool->mutex);
-    if (by == ZG_KEYVAL_BY_SYNC && sh->njournal > 0) {
-        const char *text;
-        char buf[64];
-        size_t tlen = zg_keyval_text(sh, k, len, buf, &text);
-
-        if (zg_keyval_pending(sh, text, tlen)) {
-            zg_shmtx_unlock(&zone->pool->mutex);
-            return ZG_BUSY;
-        }
+    if (by == ZG_KEYVAL_BY_SYNC && zg_keyval_sync_pending(sh, k, len)) {
+        zg_shmtx_unlock(&zone->pool->mutex);
+        return ZG_BUSY;
     }
     old = zg_keyval_live(zone, sh, k, len, now);
     if (old != NULL && only_new) {
@@ -527,15 +536,9 @@ static int zg_keyval_remove(zg_zone_t *zone, const char *key, size_t klen, int b
         return ZG_DECLINED;
     }
     zg_shmtx_lock(&zone->pool->mutex);
-    if (by == ZG_KEYVAL_BY_SYNC && sh->njournal > 0) {
-        const char *text;
-        char buf[64];
-        size_t tlen = zg_keyval_text(sh, k, len, buf, &text);
-
-        if (zg_keyval_pending(sh, text, tlen)) {
-            zg_shmtx_unlock(&zone->pool->mutex);
-            return ZG_BUSY;
-        }
+    if (by == ZG_KEYVAL_BY_SYNC && zg_keyval_sync_pending(sh, k, len)) {
+        zg_shmtx_unlock(&zone->pool->mutex);
+        return ZG_BUSY;
     }
     kv = zg_keyval_live(zone, sh, k, len, zg_time_msec());
     if (kv != NULL) {

@@ -473,8 +473,7 @@ static int zg_proxy_build_head(zg_proxy_t *p)
     }
     for (size_t i = 0; i < nhdrs; i++) {
         const zg_str_t *n = &h->names[i];
-        if (zg_http_hop_by_hop(n) || zg_http_name_eq(n, "content-length", 14) ||
-            zg_http_name_eq(n, "expect", 6) || zg_http_name_eq(n, "x-real-ip", 9) ||
+        if (zg_proxy_header_not_passed(n) ||
             (conn_tokens.len && zg_proxy_token_in(&conn_tokens, n))) {
             continue;
         }

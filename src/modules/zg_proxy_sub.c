@@ -530,8 +530,7 @@ static int zg_sub_build_head(zg_proxy_sub_t *sr, const char *uri, size_t len)
     for (size_t i = 0; i < nhdrs; i++) {
         const zg_str_t *n = &h->names[i];
         int overridden = 0;
-        if (zg_http_hop_by_hop(n) || zg_http_name_eq(n, "content-length", 14)
-            || zg_http_name_eq(n, "expect", 6) || zg_http_name_eq(n, "x-real-ip", 9)) {
+        if (zg_proxy_header_not_passed(n)) {
             continue;
         }
         if (zg_http_name_eq(n, "x-forwarded-for", 15)) {
