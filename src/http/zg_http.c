@@ -1104,8 +1104,8 @@ static int zg_http_in_head(zg_http_in_t *in)
 /* ---- the common head without llhttp ----
  *
  * Most requests are "METHOD /target HTTP/1.x" and a few "Name: value" lines, with no
- * body, read in one piece.  zg_http_in_fast reads exactly that subset, which llhttp
- * reads the same way:
+ * body or a Content-Length one, read in one piece.  zg_http_in_fast reads exactly that
+ * subset, which llhttp reads the same way:
  *   - the method GET, HEAD, POST, PUT, DELETE, OPTIONS or PATCH, one space, a target
  *     of '/' and bytes 0x21-0x7e, one space, "HTTP/1.0" or "HTTP/1.1", CRLF;
  *   - header lines: a name of token bytes, ':', a value of HTAB and 0x20-0x7e, CRLF;
@@ -1113,7 +1113,8 @@ static int zg_http_in_head(zg_http_in_t *in)
  *     18 digits (its body is then passed on here too), and a Connection of only
  *     "close" or "keep-alive";
  *   - the whole head, up to its empty line, already in the buffer.
- * For anything else it returns 0 having changed nothing, and llhttp parses the request
+ * For anything else it returns 0 having changed nothing the request depends on (the
+ * header arrays may have grown), and llhttp parses the request
  * from its first byte as before: every refusal and every unusual head is llhttp's and
  * zg_http_in_head's, never this code's.  On 1 it has recorded what llhttp's callbacks
  * would have (spans, version, method, Connection flags) and the end of the head.
